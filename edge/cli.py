@@ -1,0 +1,177 @@
+"""`edge`: the command a technician types on site and systemd starts.
+
+Exit codes follow sysexits: 0 ok, 78 (EX_CONFIG) for a config that does not validate,
+66 (EX_NOINPUT) for a journal that does not exist, 2 for a wrong command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from edge import config as building_config
+from edge import logs
+from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+from edge.journal import EventQuery, read_events
+from edge.version import VERSION
+
+EX_NOINPUT = 66
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge",
+        description="Building-safety gateway: door access, breaker and pressure monitoring, event journal.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the gateway (what systemd starts)", description=(
+        "Validate the building config, open the journal and run every configured driver until SIGTERM. "
+        "Logs go to stdout: JSON lines under systemd, readable on a terminal."))
+    _config_option(run)
+    run.add_argument("--state-dir", type=Path, help="override state_dir from the config (journal and credentials)")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a building config and exit", description=(
+        "Check a building config without starting anything. Prints every problem as FILE:LINE:COL: path: message "
+        "and exits 78 if there is any, 0 if the file is good."))
+    check.add_argument("file", type=Path, nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    check.set_defaults(handler=_check_config)
+
+    events = commands.add_parser("events", help="show events from the journal", description=(
+        "Query the journal of this gateway. Times are ISO 8601 (2026-11-24T08:00, UTC unless an offset is given) "
+        "or relative to now (30m, 2h, 7d). --kind and --source accept '*' wildcards, e.g. --kind 'alarm.*'."),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  edge events --since 2h --kind 'alarm.*'\n  edge events --source door-main --limit 0 --json > door.jsonl")
+    _config_option(events)
+    events.add_argument("--journal", type=Path, help="read this journal file instead of the configured one")
+    events.add_argument("--since", type=_when, help="only events at or after this time")
+    events.add_argument("--until", type=_when, help="only events before this time")
+    events.add_argument("--kind", action="append", default=[], help="event kind (repeatable, wildcards allowed)")
+    events.add_argument("--source", action="append", default=[], help="device or worker name (repeatable)")
+    events.add_argument("--after-seq", type=int, help="only events with seq greater than this (oldest first)")
+    events.add_argument("--limit", type=int, default=50, help="at most this many, the newest (default 50; 0 = all)")
+    events.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    events.set_defaults(handler=_events)
+
+    schema = commands.add_parser("schema", help="print the config JSON Schema", description=(
+        "Print the JSON Schema of the building config (the same as config/schema.json)."))
+    schema.set_defaults(handler=_schema)
+
+    version = commands.add_parser("version", help="print the version")
+    version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
+    return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+
+
+def _load(path: Path) -> BuildingConfig | None:
+    """The config, or None after printing every problem to stderr."""
+    try:
+        return building_config.load(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(error.problems)} problem(s); nothing was started", file=sys.stderr)
+        return None
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if config is None:
+        return EX_CONFIG
+    print(
+        f"{args.file}: ok: building {config.building.id}, {len(config.buses)} buses, {len(config.devices)} devices, "
+        f"{len(config.readers)} readers, {len(config.doors)} doors, {len(config.circuits)} circuits, "
+        f"{len(config.pressure_points)} pressure points, {len(config.cameras)} cameras"
+    )
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if config is None:
+        return EX_CONFIG
+    if args.state_dir is not None:
+        config = config.model_copy(update={"state_dir": args.state_dir.resolve()})
+    logs.configure(config.logging.format, config.logging.level)
+    from edge.gateway import Gateway  # the daemon's imports are not paid by quick commands
+
+    asyncio.run(Gateway(config, args.config).run())
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    path = args.journal
+    if path is None:
+        config = _load(args.config)
+        if config is None:
+            return EX_CONFIG
+        path = config.journal_path
+    query = EventQuery(
+        since_ns=_ns(args.since),
+        until_ns=_ns(args.until),
+        kinds=tuple(args.kind),
+        sources=tuple(args.source),
+        after_seq=args.after_seq,
+        limit=args.limit or None,
+        newest_first=args.after_seq is None,
+    )
+    try:
+        found = read_events(path, query)
+    except FileNotFoundError as missing:
+        print(f"edge events: {missing}", file=sys.stderr)
+        return EX_NOINPUT
+    if args.json:
+        for event in found:
+            print(json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":")))
+        return 0
+    print(f"{'SEQ':>8}  {'TIME (UTC)':<23}  {'PRIORITY':<9}  {'KIND':<28}  {'SOURCE':<18}  DETAIL")
+    for event in found:
+        detail = " ".join(f"{k}={v}" for k, v in event.body.items())
+        stamp = event.wall.strftime("%Y-%m-%d %H:%M:%S.%f")[:23]
+        print(f"{event.seq:>8}  {stamp:<23}  {event.priority.name.lower():<9}  {event.kind:<28}  {event.source:<18}  {detail}")
+    if not found:
+        print("(no events match)")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(building_config.json_schema(), indent=2))
+    return 0
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+
+
+def _when(text: str) -> datetime:
+    """ISO 8601 (UTC unless it says otherwise) or an age like 30m, 2h, 7d."""
+    relative = _RELATIVE.match(text)
+    if relative:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[relative.group(2)]
+        return datetime.now(timezone.utc) - timedelta(**{unit: float(relative.group(1))})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time: use ISO 8601 (2026-11-24T08:00) or 30m, 2h, 7d") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _ns(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1e9)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

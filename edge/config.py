@@ -1,0 +1,409 @@
+"""The building config: one YAML file, validated completely before anything starts.
+
+The schema is pydantic (so the JSON Schema in config/schema.json comes from the same
+models); the checks that span sections (a door naming a reader that does not exist, two
+devices on one Modbus address) run after it. Every problem is reported at once as
+`FILE:LINE:COL: dotted.path: message`, because a technician on site fixes them in one go.
+Secrets are never inline: the YAML names a file or an environment variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from edge import yaml_source
+
+DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
+DEFAULT_STATE_DIR = Path("/var/lib/edge")
+EX_CONFIG = 78
+
+Name = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", description="Letters, digits, '-' and '_'; unique in its kind."),
+]
+PointRef = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[A-Za-z0-9_-]{1,64}$", description="DEVICE.POINT"),
+]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must never silently become a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _beside_config(value: Path, info: ValidationInfo) -> Path:
+    """Relative paths in the file are relative to the file, not to wherever `edge` was started."""
+    base = (info.context or {}).get("base")
+    return (base / value).resolve() if base is not None and not value.is_absolute() else value
+
+
+def _readable(value: Path, info: ValidationInfo) -> Path:
+    path = _beside_config(value, info)
+    if not path.is_file():
+        raise ValueError(f"file {path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"file {path} is not readable by this user")
+    return path
+
+
+LocalPath = Annotated[Path, AfterValidator(_beside_config)]
+ReadableFile = Annotated[Path, AfterValidator(_readable)]
+
+
+class Secret(Strict):
+    """Where a secret lives: a file (readable by the daemon only) or an environment variable."""
+
+    file: ReadableFile | None = Field(None, description="Path to a file holding the secret; relative to the config file.")
+    env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable name.")
+
+    @model_validator(mode="after")
+    def _present(self) -> "Secret":
+        if (self.file is None) == (self.env is None):
+            raise ValueError("give exactly one of 'file' or 'env'")
+        if self.file is not None and not self.file.read_bytes().strip():
+            raise ValueError(f"secret file {self.file} is empty")
+        if self.env is not None and not os.environ.get(self.env):
+            raise ValueError(f"environment variable {self.env} is not set")
+        return self
+
+    def read(self) -> bytes:
+        if self.file is not None:
+            return self.file.read_bytes().strip()
+        return os.environ[self.env].encode()  # type: ignore[index]
+
+
+class Building(Strict):
+    id: Name = Field(description="Stable building id; used in topics and event sources upstream.")
+    name: str = Field("", max_length=200, description="Human name shown to property managers.")
+    timezone: str = Field("UTC", description="IANA zone for leases, rent dates and schedules, e.g. Asia/Shanghai.")
+    secret: Secret = Field(description="Building HMAC secret: keys credentials so no card number is stored.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class JournalSettings(Strict):
+    path: LocalPath | None = Field(None, description="Journal file; default STATE_DIR/journal.db.")
+    cap_mb: float = Field(512, ge=1, le=1_000_000, description="Disk cap; the oldest telemetry goes first.")
+    telemetry_retention_days: float | None = Field(
+        30, gt=0, le=3650, description="Telemetry older than this is deleted; null keeps it until the cap."
+    )
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Logging(Strict):
+    format: LogFormat = Field(LogFormat.AUTO, description="auto: readable on a terminal, JSON lines otherwise.")
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Parity(StrEnum):
+    NONE = "N"
+    EVEN = "E"
+    ODD = "O"
+
+
+class SerialBus(Strict):
+    """An RS-485 line (USB adapter): half-duplex, one transaction at a time."""
+
+    name: Name
+    type: Literal["rtu"]
+    port: str = Field(description="Device path; prefer /dev/serial/by-id/... or a udev symlink.")
+    baud: Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200] = 9600
+    parity: Parity = Parity.NONE
+    stop_bits: Literal[1, 2] = 1
+    timeout_s: float = Field(0.5, gt=0, le=10)
+
+
+class TcpBus(Strict):
+    """A Modbus TCP gateway or device on the building network."""
+
+    name: Name
+    type: Literal["tcp"]
+    host: str = Field(min_length=1)
+    port: int = Field(502, ge=1, le=65535)
+    timeout_s: float = Field(1.0, gt=0, le=30)
+
+
+Bus = Annotated[Union[SerialBus, TcpBus], Field(discriminator="type")]
+
+
+class Device(Strict):
+    """A Modbus device on a bus, described by a profile in config/profiles/."""
+
+    name: Name
+    bus: Name
+    address: int = Field(ge=1, le=247, description="Modbus unit id.")
+    profile: str = Field(min_length=1, description="Profile name (file stem in the profiles directory).")
+    poll_s: float = Field(1.0, gt=0, le=3600, description="Default poll interval for its points.")
+
+
+class ReaderProtocol(StrEnum):
+    EM4100 = "em4100"
+    WIEGAND = "wiegand"
+    GA467 = "ga467"
+    OSDP = "osdp"
+
+
+class Reader(Strict):
+    """A card reader on its own serial port (or an OSDP address on a shared RS-485 line)."""
+
+    name: Name
+    protocol: ReaderProtocol
+    port: str = Field(description="Serial device path.")
+    baud: Literal[9600, 19200, 38400, 57600, 115200] = 9600
+    osdp_address: int | None = Field(None, ge=0, le=126)
+    osdp_key: Secret | None = Field(None, description="Secure Channel key (16 bytes hex) for OSDP readers.")
+    keypad: bool = Field(False, description="The reader has a PIN keypad.")
+
+
+class Door(Strict):
+    name: Name
+    readers: list[Name] = Field(default_factory=list, min_length=0)
+    groups: list[Name] = Field(default_factory=list, description="Door groups credentials may name.")
+    lock: PointRef | None = Field(None, description="Relay output that unlocks, as DEVICE.POINT.")
+    contact: PointRef | None = Field(None, description="Door contact input, as DEVICE.POINT.")
+    exit_button: PointRef | None = None
+    fail: Literal["safe", "secure"] = Field("secure", description="safe: unlocked without power (egress doors).")
+    egress: bool = Field(False, description="Released on fire alarm.")
+    require_pin: bool = False
+    unlock_s: float = Field(5, gt=0, le=60)
+    extended_unlock_s: float = Field(15, gt=0, le=120, description="For credentials marked for accessibility.")
+    held_open_s: float = Field(30, gt=0, le=3600)
+
+
+class Circuit(Strict):
+    """One outgoing circuit of a floor distribution box."""
+
+    name: Name
+    floor: int = Field(ge=-10, le=200)
+    box: Name
+    current: PointRef | None = None
+    leakage: PointRef | None = None
+    temperature: PointRef | None = None
+    breaker: Name | None = Field(None, description="Smart breaker device that can trip this circuit.")
+    power_cut: Literal["warn", "trip"] = "warn"
+
+
+class PressurePoint(Strict):
+    """A hydrant riser pressure or a fire-water tank level."""
+
+    name: Name
+    kind: Literal["hydrant_pressure", "tank_level"]
+    point: PointRef
+    riser: str | None = None
+
+
+class Camera(Strict):
+    name: Name
+    source: str = Field(description="V4L2 device, RTSP URL or a video file (for the rig).")
+    elevator: Name | None = None
+
+
+class Tls(Strict):
+    ca: ReadableFile = Field(description="CA bundle that signs the broker's certificate; verification is always on.")
+    cert: ReadableFile | None = None
+    key: Secret | None = None
+
+
+class Uplink(Strict):
+    enabled: bool = Field(False, description="Off by default: the gateway works fully offline.")
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: Secret | None = None
+    tls: Tls | None = None
+
+
+class BuildingConfig(Strict):
+    """The whole building, as one file describes it."""
+
+    building: Building
+    state_dir: LocalPath | None = Field(None, description="Journal and credential store; default $STATE_DIRECTORY or /var/lib/edge.")
+    profiles_dir: LocalPath | None = Field(None, description="Modbus device profiles; default: profiles/ beside this file.")
+    journal: JournalSettings = JournalSettings()
+    logging: Logging = Logging()
+    buses: list[Bus] = Field(default_factory=list)
+    devices: list[Device] = Field(default_factory=list)
+    readers: list[Reader] = Field(default_factory=list)
+    doors: list[Door] = Field(default_factory=list)
+    circuits: list[Circuit] = Field(default_factory=list)
+    pressure_points: list[PressurePoint] = Field(default_factory=list)
+    cameras: list[Camera] = Field(default_factory=list)
+    uplink: Uplink = Uplink()
+
+    @property
+    def journal_path(self) -> Path:
+        return self.journal.path or (self.state_path / "journal.db")
+
+    @property
+    def state_path(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        return Path(os.environ.get("STATE_DIRECTORY", DEFAULT_STATE_DIR))
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        super().__init__("\n".join(map(str, problems)))
+        self.problems = problems
+
+
+def load(path: Path) -> BuildingConfig:
+    """Read, parse and validate a building config; raises ConfigError listing every problem."""
+    path = Path(path)
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([ConfigProblem(file, 1, 1, "(file)", f"cannot read: {error}")]) from None
+    try:
+        document = yaml_source.load(text)
+    except yaml_source.YamlSyntaxError as error:
+        raise ConfigError([ConfigProblem(file, error.line, error.column, "(yaml)", str(error))]) from None
+    if not isinstance(document.data, dict):
+        what = "empty" if document.data is None else f"a {type(document.data).__name__}, not a mapping"
+        raise ConfigError([ConfigProblem(file, 1, 1, "(root)", f"the file is {what}; expected the building config")])
+
+    def problem(loc: tuple, message: str) -> ConfigProblem:
+        line, column = document.position(loc)
+        return ConfigProblem(file, line, column, ".".join(map(str, loc)) or "(root)", message)
+
+    try:
+        config = BuildingConfig.model_validate(document.data, context={"base": path.parent.resolve()})
+    except ValidationError as invalid:
+        raise ConfigError([problem(_data_loc(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in invalid.errors()]) from None
+    if config.profiles_dir is None:
+        config = config.model_copy(update={"profiles_dir": (path.parent / "profiles").resolve()})
+    problems = [problem(loc, message) for loc, message in cross_check(config)]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _data_loc(loc: tuple) -> tuple:
+    """Drop pydantic's union-branch tags ('tcp', 'rtu') that are not keys in the file."""
+    return tuple(part for part in loc if not (isinstance(part, str) and part in {"rtu", "tcp"}))
+
+
+def cross_check(config: BuildingConfig) -> list[tuple[tuple, str]]:
+    """Checks that span sections; each problem is (path in the file, message)."""
+    problems: list[tuple[tuple, str]] = []
+
+    def unique(section: str, items: list[Any], kind: str) -> None:
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if item.name in seen:
+                problems.append(((section, index, "name"), f"{kind} {item.name!r} is already defined ({section}.{seen[item.name]})"))
+            else:
+                seen[item.name] = index
+
+    unique("buses", config.buses, "bus")
+    # Devices, readers and cameras all appear as event sources: one name space.
+    hardware = [("devices", i, d) for i, d in enumerate(config.devices)]
+    hardware += [("readers", i, r) for i, r in enumerate(config.readers)]
+    hardware += [("cameras", i, c) for i, c in enumerate(config.cameras)]
+    first: dict[str, str] = {}
+    for section, index, item in hardware:
+        if item.name in first:
+            problems.append(((section, index, "name"), f"device name {item.name!r} is already used by {first[item.name]}"))
+        else:
+            first[item.name] = f"{section}.{index}"
+    unique("doors", config.doors, "door")
+    unique("circuits", config.circuits, "circuit")
+    unique("pressure_points", config.pressure_points, "pressure point")
+
+    buses = {b.name: b for b in config.buses}
+    devices = {d.name: d for d in config.devices}
+    readers = {r.name for r in config.readers}
+    addresses: dict[tuple[str, int], str] = {}
+    for index, device in enumerate(config.devices):
+        if device.bus not in buses:
+            problems.append((("devices", index, "bus"), f"no bus named {device.bus!r}"))
+        key = (device.bus, device.address)
+        if key in addresses:
+            problems.append((("devices", index, "address"), f"address {device.address} on bus {device.bus!r} is already used by device {addresses[key]!r}"))
+        else:
+            addresses[key] = device.name
+        if config.profiles_dir is not None and not (config.profiles_dir / f"{device.profile}.yaml").is_file():
+            problems.append((("devices", index, "profile"), f"no profile {device.profile!r} in {config.profiles_dir}"))
+
+    serial_owners: dict[str, str] = {}
+    for bus in config.buses:
+        if isinstance(bus, SerialBus):
+            serial_owners.setdefault(bus.port, f"bus {bus.name!r}")
+    for index, reader in enumerate(config.readers):
+        owner = serial_owners.get(reader.port)
+        if owner and not (reader.protocol is ReaderProtocol.OSDP and owner.startswith("reader")):
+            problems.append((("readers", index, "port"), f"port {reader.port} is already used by {owner}"))
+        serial_owners.setdefault(reader.port, f"reader {reader.name!r}")
+        if reader.protocol is ReaderProtocol.OSDP:
+            if reader.osdp_address is None:
+                problems.append((("readers", index), "an OSDP reader needs osdp_address"))
+            if reader.osdp_key is None:
+                problems.append((("readers", index), "an OSDP reader needs osdp_key (Secure Channel is on by default)"))
+        elif reader.osdp_address is not None or reader.osdp_key is not None:
+            problems.append((("readers", index), f"osdp_address/osdp_key apply only to OSDP readers, not {reader.protocol}"))
+
+    def device_of(ref: str | None, loc: tuple) -> None:
+        if ref is not None and ref.split(".", 1)[0] not in devices:
+            problems.append((loc, f"no device named {ref.split('.', 1)[0]!r}"))
+
+    for index, door in enumerate(config.doors):
+        for r_index, reader in enumerate(door.readers):
+            if reader not in readers:
+                problems.append((("doors", index, "readers", r_index), f"no reader named {reader!r}"))
+        for field in ("lock", "contact", "exit_button"):
+            device_of(getattr(door, field), ("doors", index, field))
+    for index, circuit in enumerate(config.circuits):
+        for field in ("current", "leakage", "temperature"):
+            device_of(getattr(circuit, field), ("circuits", index, field))
+        if circuit.breaker is not None and circuit.breaker not in devices:
+            problems.append((("circuits", index, "breaker"), f"no device named {circuit.breaker!r}"))
+        if circuit.power_cut == "trip" and circuit.breaker is None:
+            problems.append((("circuits", index, "power_cut"), "power_cut: trip needs a breaker to trip"))
+    for index, point in enumerate(config.pressure_points):
+        device_of(point.point, ("pressure_points", index, "point"))
+
+    return problems
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema editors use (config/schema.json is this, committed)."""
+    schema = BuildingConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Building gateway config"
+    return schema

@@ -1,0 +1,95 @@
+"""The event: the one record every part of the gateway speaks.
+
+Every observation that matters, decision, command, alarm and fault becomes an `Event`
+before it goes anywhere else (the journal is the outbox). The id is a UUIDv7, so ids
+are globally unique and sort by creation time across gateways; the per-gateway `seq`
+is assigned by the journal when the event becomes durable.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import IntEnum, StrEnum
+from typing import Any
+
+import uuid6
+
+
+class Priority(IntEnum):
+    """Higher is more important; eviction takes the lowest first and never alarms or access."""
+
+    TELEMETRY = 0
+    FAULT = 1
+    ACCESS = 2
+    ALARM = 3
+
+    @property
+    def protected(self) -> bool:
+        """Protected events are never evicted to make room."""
+        return self >= Priority.ACCESS
+
+
+class Kind(StrEnum):
+    """What happened. Other modules add their own kinds here, one member each."""
+
+    GATEWAY_STARTED = "gateway.started"
+    GATEWAY_STOPPED = "gateway.stopped"
+    TASK_FAILED = "fault.task_failed"
+    JOURNAL_EVICTED = "journal.evicted"
+    JOURNAL_OVER_CAPACITY = "alarm.journal_over_capacity"
+    JOURNAL_CORRUPT = "alarm.journal_corrupt"
+    HEARTBEAT = "telemetry.heartbeat"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened, as it will be journaled and sent upstream."""
+
+    kind: str
+    priority: Priority
+    source: str
+    body: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: str(uuid6.uuid7()))
+    wall_ns: int = field(default_factory=time.time_ns)
+    mono_ns: int = field(default_factory=time.monotonic_ns)
+
+    @property
+    def wall(self) -> datetime:
+        return datetime.fromtimestamp(self.wall_ns / 1e9, tz=timezone.utc)
+
+    def body_json(self) -> str:
+        return json.dumps(self.body, separators=(",", ":"), sort_keys=True, default=str)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as read back from the journal, with its durable sequence number."""
+
+    seq: int
+    id: str
+    wall_ns: int
+    mono_ns: int
+    kind: str
+    priority: Priority
+    source: str
+    body: dict[str, Any]
+
+    @property
+    def wall(self) -> datetime:
+        return datetime.fromtimestamp(self.wall_ns / 1e9, tz=timezone.utc)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire and `--json` shape of an event."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "time": self.wall.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+            "mono_ns": self.mono_ns,
+            "kind": self.kind,
+            "priority": self.priority.name.lower(),
+            "source": self.source,
+            "body": self.body,
+        }

@@ -1,0 +1,116 @@
+"""The running gateway: journal, supervised workers, systemd, and a clean stop.
+
+Start-up order matters: the config is already valid (checked before we get here), the
+journal opens first (so the first failure of anything is recorded), then the workers,
+then READY=1. On SIGTERM: STOPPING=1, workers cancelled, the journal flushed and
+checkpointed, all inside systemd's stop timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import time
+from pathlib import Path
+
+import structlog
+
+from edge.config import BuildingConfig
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal, JournalLimits
+from edge.notify import Systemd
+from edge.supervisor import Supervisor, Work
+from edge.version import VERSION
+
+log = structlog.get_logger("edge.gateway")
+
+STOP_WITHIN_S = 4.0
+HEARTBEAT_S = 60.0
+
+
+def journal_limits(config: BuildingConfig) -> JournalLimits:
+    days = config.journal.telemetry_retention_days
+    return JournalLimits(
+        cap_bytes=int(config.journal.cap_mb * 1024 * 1024),
+        telemetry_retention_s=None if days is None else days * 86400,
+    )
+
+
+def config_digest(path: Path) -> str:
+    """Short hash of the config file, reported upstream so the cloud knows what runs."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+class Gateway:
+    """One building's daemon."""
+
+    def __init__(self, config: BuildingConfig, config_path: Path) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.systemd = Systemd()
+        self.stopping = asyncio.Event()
+        self.journal: Journal | None = None
+        self.supervisor: Supervisor | None = None
+
+    def workers(self, journal: Journal) -> dict[str, Work]:
+        """Every long-running job the building config asks for, by name."""
+        return {"heartbeat": lambda: self._heartbeat(journal)}
+
+    async def _heartbeat(self, journal: Journal) -> None:
+        """Telemetry that says the gateway is alive and how big it is, once a minute."""
+        started = time.monotonic()
+        while True:
+            await journal.append(
+                Event(
+                    kind=Kind.HEARTBEAT,
+                    priority=Priority.TELEMETRY,
+                    source="gateway",
+                    body={"uptime_s": round(time.monotonic() - started), "rss_mb": _rss_mb(), "head_seq": journal.head_seq},
+                )
+            )
+            await asyncio.sleep(HEARTBEAT_S)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        journal = self.journal = await Journal.open(self.config.journal_path, journal_limits(self.config))
+        started = Event(
+            kind=Kind.GATEWAY_STARTED,
+            priority=Priority.FAULT,
+            source="gateway",
+            body={"version": VERSION, "config": config_digest(self.config_path), "building": self.config.building.id, "pid": os.getpid()},
+        )
+        await journal.append(started)
+        log.info("gateway started", event_id=started.id, building=self.config.building.id, journal=str(journal.path), version=VERSION)
+        supervisor = self.supervisor = Supervisor(journal)
+        for name, work in self.workers(journal).items():
+            supervisor.start(name, work)
+        watchdog = self.systemd.watchdog_interval_s()
+        pinger = asyncio.create_task(self.systemd.keep_alive(watchdog)) if watchdog else None
+        self.systemd.ready(f"building {self.config.building.id}: {len(supervisor.tasks)} workers")
+        await self.stopping.wait()
+
+        self.systemd.stopping()
+        log.info("gateway stopping")
+        try:
+            await asyncio.wait_for(supervisor.stop(), STOP_WITHIN_S / 2)
+        except TimeoutError:
+            log.error("workers did not stop in time; closing the journal anyway")
+        if pinger:
+            pinger.cancel()
+        stopped = Event(kind=Kind.GATEWAY_STOPPED, priority=Priority.FAULT, source="gateway", body={"reason": "signal"})
+        await journal.append(stopped)
+        await journal.close()
+        log.info("gateway stopped", event_id=stopped.id, head_seq=journal.head_seq)
+
+
+def _rss_mb() -> float:
+    """Resident memory of this process, from /proc (Linux only, like the gateway)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except OSError:
+        return 0.0

@@ -1,0 +1,98 @@
+"""The supervisor: keeps every driver and worker running, each on its own.
+
+A card reader unplugged at 2 a.m. must not stop the breaker monitors. Each worker runs as
+its own asyncio task; when it raises, the failure is journaled as a fault and the worker
+is restarted after an exponentially growing, jittered delay (so a dead device does not
+spin the CPU, and twenty readers that fail together do not retry in lockstep). A worker
+that ran for a while before failing starts again from the shortest delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterator
+
+import backoff
+import structlog
+
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal
+
+log = structlog.get_logger("edge.supervisor")
+
+Work = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Restart delays: initial * 2^n up to a cap, each jittered to between half and all of it."""
+
+    initial_s: float = 1.0
+    max_s: float = 60.0
+    stable_after_s: float = 60.0
+
+    def delays(self) -> Iterator[float]:
+        wait = backoff.expo(factor=self.initial_s, max_value=self.max_s)
+        next(wait)  # the generator's first yield only primes it
+        for delay in wait:
+            yield delay / 2 + random.uniform(0, delay / 2)
+
+
+class Supervisor:
+    """Starts workers, restarts them when they fail, and stops them all on request."""
+
+    def __init__(self, journal: Journal, policy: Backoff = Backoff()) -> None:
+        self.journal = journal
+        self.policy = policy
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.failures: dict[str, int] = {}
+
+    def start(self, name: str, work: Work) -> None:
+        if name in self.tasks:
+            raise ValueError(f"worker {name!r} is already running")
+        self.failures[name] = 0
+        self.tasks[name] = asyncio.create_task(self._keep_running(name, work), name=name)
+
+    async def _keep_running(self, name: str, work: Work) -> None:
+        delays = self.policy.delays()
+        while True:
+            started = time.monotonic()
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception as failure:  # noqa: BLE001 - any driver failure is journaled, then retried
+                if time.monotonic() - started >= self.policy.stable_after_s:
+                    delays = self.policy.delays()
+                delay = next(delays)
+                self.failures[name] += 1
+                await self._journal_failure(name, failure, delay)
+                await asyncio.sleep(delay)
+            else:
+                log.info("worker finished", worker=name)
+                return
+
+    async def _journal_failure(self, name: str, failure: Exception, delay: float) -> None:
+        event = Event(
+            kind=Kind.TASK_FAILED,
+            priority=Priority.FAULT,
+            source=name,
+            body={
+                "error": type(failure).__name__,
+                "detail": str(failure)[:500],
+                "failures": self.failures[name],
+                "restart_in_s": round(delay, 3),
+            },
+        )
+        log.error("worker failed", worker=name, event_id=event.id, error=f"{type(failure).__name__}: {failure}", restart_in_s=round(delay, 3))
+        await self.journal.append(event)
+
+    async def stop(self) -> None:
+        """Cancel every worker and wait for them to finish their cleanup."""
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        self.tasks.clear()
