@@ -1,0 +1,1 @@
+"""Modbus field points: profiles, register decoding, read planning and polling."""

@@ -1,0 +1,57 @@
+"""What the Modbus driver tells the core: typed observations, no rules, no storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from drivers.modbus.registers import Value
+
+
+class FaultKind(StrEnum):
+    """Why a transaction or a value failed; each kind has a counter in `DeviceCounters`."""
+
+    TIMEOUT = "timeout"  # nothing came back
+    CRC = "crc"  # a whole frame came back with a bad checksum
+    SHORT_FRAME = "short_frame"  # a frame came back cut short
+    EXCEPTION = "exception"  # the device answered with a Modbus exception code
+    CONNECTION = "connection"  # the port or socket could not be opened
+    DECODE = "decode"  # the answer arrived but holds no trustworthy value
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A decoded engineering value; `mono` is the monotonic time it was read."""
+
+    device: str
+    point: str
+    value: Value
+    unit: str
+    mono: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceOffline:
+    """The device stopped answering; it is now only probed, with backoff."""
+
+    device: str
+    reason: FaultKind
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBack:
+    """An offline device answered again."""
+
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
+class PollFault:
+    """One failed transaction or value, after retries."""
+
+    device: str
+    kind: FaultKind
+    detail: str
+
+
+Observation = Reading | DeviceOffline | DeviceBack | PollFault

@@ -1,0 +1,402 @@
+"""Polling Modbus devices: one Bus per wire, typed observations out.
+
+An RS-485 line is half-duplex: one transaction at a time, so each serial port is one `Bus`
+whose devices are polled in turn. Each TCP endpoint is its own `Bus`, so TCP devices are
+polled concurrently. A device that stops answering is reported offline after
+`offline_after` failed transactions and then only probed, with exponential backoff, so a
+dead device costs its line little time. After an error on TCP the client is dropped and
+rebuilt (as edgexfoundry's device-modbus-go does): a half-open socket never recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from drivers.modbus.frames import classify_rtu, classify_tcp
+from drivers.modbus.observations import (
+    DeviceBack,
+    DeviceOffline,
+    FaultKind,
+    Observation,
+    PollFault,
+    Reading,
+)
+from drivers.modbus.plan import Read, plan_reads
+from drivers.modbus.profile import Command, Function, Point, Profile
+from drivers.modbus.registers import DecodeError, Value, decode_point
+
+# pymodbus 3.10 renamed slave= to device_id=.
+_UNIT = "device_id" if "device_id" in inspect.signature(AsyncModbusTcpClient.read_coils).parameters else "slave"
+
+Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+Sink = Callable[[Observation], Awaitable[None]] | asyncio.Queue
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLink:
+    host: str
+    port: int = 502
+
+
+@dataclass(frozen=True, slots=True)
+class SerialLink:
+    port: str
+    baudrate: int = 9600
+    parity: str = "N"
+    bytesize: int = 8
+    stopbits: int = 1
+
+
+Link = TcpLink | SerialLink
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSpec:
+    """One device on one link, as the building config names it."""
+
+    name: str
+    profile: Profile
+    link: Link
+    unit_id: int = 1
+    timeout_s: float = 1.0
+    retries: int = 1
+    offline_after: int = 3
+    probe_min_s: float = 1.0
+    probe_max_s: float = 60.0
+
+
+@dataclass
+class DeviceCounters:
+    """What went over the wire for one device, for diagnostics and the health report."""
+
+    requests: int = 0
+    answers: int = 0
+    timeouts: int = 0
+    crc_errors: int = 0
+    short_frames: int = 0
+    exceptions: int = 0
+    connection_errors: int = 0
+    decode_errors: int = 0
+
+    def count(self, kind: FaultKind) -> None:
+        attribute = {
+            FaultKind.TIMEOUT: "timeouts",
+            FaultKind.CRC: "crc_errors",
+            FaultKind.SHORT_FRAME: "short_frames",
+            FaultKind.EXCEPTION: "exceptions",
+            FaultKind.CONNECTION: "connection_errors",
+            FaultKind.DECODE: "decode_errors",
+        }[kind]
+        setattr(self, attribute, getattr(self, attribute) + 1)
+
+
+class TransactionFailed(Exception):
+    """A request got no usable answer."""
+
+    def __init__(self, kind: FaultKind, detail: str) -> None:
+        super().__init__(f"{kind.value}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class Bus:
+    """One wire (a serial port or a TCP endpoint): one transaction at a time, under a lock."""
+
+    def __init__(self, link: Link, timeout_s: float) -> None:
+        self.link = link
+        self.lock = asyncio.Lock()
+        self._timeout_s = timeout_s
+        self._client: Client | None = None
+        self._received = b""
+
+    def _witness(self, sending: bool, data: bytes) -> bytes:
+        """pymodbus trace hook: keep the longest receive buffer of this transaction."""
+        if not sending and len(data) > len(self._received):
+            self._received = data
+        return data
+
+    def _build(self) -> Client:
+        common = {"timeout": self._timeout_s, "retries": 0, "reconnect_delay": 0, "trace_packet": self._witness}
+        if isinstance(self.link, TcpLink):
+            return AsyncModbusTcpClient(self.link.host, port=self.link.port, **common)
+        return AsyncModbusSerialClient(
+            self.link.port,
+            baudrate=self.link.baudrate,
+            parity=self.link.parity,
+            bytesize=self.link.bytesize,
+            stopbits=self.link.stopbits,
+            **common,
+        )
+
+    async def transact(
+        self, unit_id: int, timeout_s: float, request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        """Run one request; raises `TransactionFailed`. Exception responses are returned."""
+        async with self.lock:
+            if self._client is None:
+                self._client = self._build()
+            if not self._client.connected and not await self._client.connect():
+                self.drop()
+                raise TransactionFailed(FaultKind.CONNECTION, f"cannot open {self.link}")
+            self._received = b""
+            try:
+                return await asyncio.wait_for(request(self._client, {_UNIT: unit_id}), timeout_s)
+            except ConnectionException as error:
+                self.drop()
+                raise TransactionFailed(FaultKind.CONNECTION, str(error)) from error
+            except (ModbusException, TimeoutError) as error:
+                kind = classify_tcp(self._received) if isinstance(self.link, TcpLink) else classify_rtu(self._received)
+                if isinstance(self.link, TcpLink):
+                    self.drop()
+                raise TransactionFailed(kind, f"{kind.value} after {len(self._received)} bytes") from error
+            except OSError as error:
+                self.drop()
+                raise TransactionFailed(FaultKind.CONNECTION, str(error)) from error
+
+    def drop(self) -> None:
+        """Forget the client; the next transaction builds a fresh one."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+@dataclass
+class _DeviceState:
+    spec: DeviceSpec
+    bus: Bus
+    due: dict[str, float]
+    counters: DeviceCounters = field(default_factory=DeviceCounters)
+    online: bool = True
+    failures: int = 0
+    probe_at: float = 0.0
+    probe_delay: float = 0.0
+
+    def next_wake(self) -> float:
+        return min(self.due.values()) if self.online else self.probe_at
+
+
+class Poller:
+    """Polls every device of a building and hands observations to `sink`.
+
+    `sink` is an async callback or an `asyncio.Queue` (whose size and full-policy the
+    caller chooses; the poller awaits `put`, so a full queue slows polling, never drops).
+    """
+
+    def __init__(
+        self, devices: Sequence[DeviceSpec], sink: Sink, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._buses: dict[Link, Bus] = {}
+        self._states: dict[str, _DeviceState] = {}
+        for spec in devices:
+            if spec.name in self._states:
+                raise ValueError(f"device {spec.name!r} is listed twice")
+            timeout = max(d.timeout_s for d in devices if d.link == spec.link)
+            bus = self._buses.setdefault(spec.link, Bus(spec.link, timeout))
+            due = {point.name: 0.0 for point in spec.profile.points}
+            self._states[spec.name] = _DeviceState(spec, bus, due)
+
+    @property
+    def counters(self) -> Mapping[str, DeviceCounters]:
+        return {name: state.counters for name, state in self._states.items()}
+
+    def is_online(self, device: str) -> bool:
+        return self._states[device].online
+
+    async def run(self) -> None:
+        """Poll until cancelled; closes every client on the way out."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for bus in self._buses.values():
+                    states = [s for s in self._states.values() if s.bus is bus]
+                    group.create_task(self._serve(states))
+        finally:
+            for bus in self._buses.values():
+                bus.drop()
+
+    async def _serve(self, states: list[_DeviceState]) -> None:
+        while True:
+            for state in states:
+                await self._visit(state)
+            wake = min(state.next_wake() for state in states)
+            await asyncio.sleep(max(0.0, wake - self._clock()))
+
+    async def _visit(self, state: _DeviceState) -> None:
+        now = self._clock()
+        profile = state.spec.profile
+        if state.online:
+            points = [p for p in profile.points if state.due[p.name] <= now]
+        elif now >= state.probe_at:
+            points = list(profile.points)
+        else:
+            return
+        if not points:
+            return
+        for point in points:
+            state.due[point.name] = now + profile.interval_of(point)
+        reads = plan_reads(
+            points,
+            max_registers=profile.max_registers_per_read,
+            max_bits=profile.max_bits_per_read,
+            max_gap=profile.max_gap,
+        )
+        for read in reads:
+            if not await self._poll(state, read):
+                return
+
+    async def _poll(self, state: _DeviceState, read: Read) -> bool:
+        """Read one block and report its points; False when the device is (now) offline."""
+        try:
+            words = await self._read(state, read)
+        except TransactionFailed as failure:
+            return await self._failed(state, failure, f"read {read.function.value} {read.address}+{read.count}")
+        if words is None:
+            return True
+        mono = self._clock()
+        for point in read.points:
+            try:
+                value = decode_point(state.spec.profile, point, words[read.slice_of(point)])
+            except DecodeError as error:
+                await self._fault(state, FaultKind.DECODE, f"{point.name}: {error}")
+                continue
+            await self._emit(Reading(state.spec.name, point.name, value, point.unit, mono))
+        return True
+
+    async def _read(self, state: _DeviceState, read: Read) -> list[int] | list[bool] | None:
+        """The words of one read; None after an exception response (already reported)."""
+        response = await self._transact(state, lambda client, unit: _READERS[read.function](client, read, unit))
+        if response.isError():
+            await self._fault(
+                state, FaultKind.EXCEPTION, f"read {read.function.value} {read.address}+{read.count}: code {response.exception_code}"
+            )
+            return None
+        words = list(response.bits[: read.count]) if read.function.is_bit else list(response.registers)
+        if len(words) < read.count:
+            state.counters.count(FaultKind.SHORT_FRAME)
+            raise TransactionFailed(FaultKind.SHORT_FRAME, f"{len(words)} of {read.count} values")
+        return words
+
+    async def _transact(
+        self, state: _DeviceState, request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]]
+    ) -> ModbusPDU:
+        """One request with the device's retries; success brings an offline device back."""
+        spec = state.spec
+        attempts = 1 if not state.online else 1 + spec.retries
+        for attempt in range(attempts):
+            state.counters.requests += 1
+            try:
+                response = await state.bus.transact(spec.unit_id, spec.timeout_s, request)
+            except TransactionFailed as failure:
+                state.counters.count(failure.kind)
+                if attempt + 1 == attempts:
+                    raise
+                continue
+            state.counters.answers += 1
+            state.failures = 0
+            if not state.online:
+                state.online = True
+                await self._emit(DeviceBack(spec.name))
+            return response
+        raise AssertionError("unreachable: the loop returns or raises")
+
+    async def _failed(self, state: _DeviceState, failure: TransactionFailed, what: str) -> bool:
+        """Account one failed transaction; False when the device is offline afterwards."""
+        if not state.online:
+            state.probe_delay = min(state.probe_delay * 2, state.spec.probe_max_s)
+            state.probe_at = self._clock() + state.probe_delay
+            return False
+        await self._emit(PollFault(state.spec.name, failure.kind, f"{what}: {failure.detail}"))
+        state.failures += 1
+        if state.failures < state.spec.offline_after:
+            return True
+        state.online = False
+        state.probe_delay = state.spec.probe_min_s
+        state.probe_at = self._clock() + state.probe_delay
+        await self._emit(DeviceOffline(state.spec.name, failure.kind))
+        return False
+
+    async def _fault(self, state: _DeviceState, kind: FaultKind, detail: str) -> None:
+        state.counters.count(kind)
+        await self._emit(PollFault(state.spec.name, kind, detail))
+
+    async def _emit(self, observation: Observation) -> None:
+        if isinstance(self._sink, asyncio.Queue):
+            await self._sink.put(observation)
+        else:
+            await self._sink(observation)
+
+    async def write_command(self, device: str, command: str) -> bool:
+        """Write a named command; True once the device acknowledged it and, if the command
+        has a read-back point, that point shows the expected value within its time."""
+        state = self._states[device]
+        spec = state.spec
+        order = spec.profile.command(command)
+        try:
+            response = await self._transact(state, lambda client, unit: _write(client, order, unit))
+        except TransactionFailed as failure:
+            await self._failed(state, failure, f"write {command}")
+            return False
+        if response.isError():
+            await self._fault(state, FaultKind.EXCEPTION, f"write {command}: code {response.exception_code}")
+            return False
+        if order.readback is None:
+            return True
+        point = spec.profile.point(order.readback.point)
+        (read,) = plan_reads([point])
+        deadline = self._clock() + order.readback.within_s
+        while True:
+            value = await self._read_back(state, read, point)
+            if value is not None and _matches(value, order.readback.expect):
+                return True
+            if self._clock() >= deadline:
+                return False
+            await asyncio.sleep(min(0.1, max(0.0, deadline - self._clock())))
+
+    async def _read_back(self, state: _DeviceState, read: Read, point: Point) -> Value | None:
+        try:
+            words = await self._read(state, read)
+        except TransactionFailed as failure:
+            await self._failed(state, failure, f"read back {point.name}")
+            return None
+        if words is None:
+            return None
+        try:
+            value = decode_point(state.spec.profile, point, words[read.slice_of(point)])
+        except DecodeError as error:
+            await self._fault(state, FaultKind.DECODE, f"{point.name}: {error}")
+            return None
+        await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
+        return value
+
+
+def _matches(value: Value, expect: float | bool) -> bool:
+    if isinstance(expect, bool) or isinstance(value, bool):
+        return bool(value) == bool(expect)
+    return math.isclose(value, expect, rel_tol=1e-6, abs_tol=1e-6)
+
+
+_READERS: dict[Function, Callable[[Client, Read, dict[str, int]], Awaitable[ModbusPDU]]] = {
+    Function.HOLDING: lambda c, r, unit: c.read_holding_registers(r.address, count=r.count, **unit),
+    Function.INPUT: lambda c, r, unit: c.read_input_registers(r.address, count=r.count, **unit),
+    Function.COIL: lambda c, r, unit: c.read_coils(r.address, count=r.count, **unit),
+    Function.DISCRETE: lambda c, r, unit: c.read_discrete_inputs(r.address, count=r.count, **unit),
+}
+
+
+def _write(client: Client, command: Command, unit: dict[str, int]) -> Awaitable[ModbusPDU]:
+    """One request for the whole block: FC05 for one coil, FC15 for several, FC16 for registers."""
+    if command.function is Function.COIL:
+        if len(command.values) == 1:
+            return client.write_coil(command.address, bool(command.values[0]), **unit)
+        return client.write_coils(command.address, [bool(v) for v in command.values], **unit)
+    return client.write_registers(command.address, command.values, **unit)

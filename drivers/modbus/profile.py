@@ -1,0 +1,263 @@
+"""Device profiles: what a Modbus device model holds where, said in data.
+
+Supporting a new field device must be a YAML file, not code (ARCHITECTURE.md "Real devices
+are odd"): the register map, word and byte order, read limits and the commands a device
+accepts all live here. Every field is bounded and described; a bad profile is a pydantic
+`ValidationError` whose `loc` paths the caller maps to file lines. Nothing is clamped.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_ADDRESS = 65535
+MODBUS_MAX_REGISTERS_PER_READ = 125
+MODBUS_MAX_BITS_PER_READ = 2000
+
+
+class Function(StrEnum):
+    """The four Modbus data tables."""
+
+    HOLDING = "holding"
+    INPUT = "input"
+    COIL = "coil"
+    DISCRETE = "discrete"
+
+    @property
+    def is_bit(self) -> bool:
+        return self in (Function.COIL, Function.DISCRETE)
+
+
+class DataType(StrEnum):
+    """How the registers of one point are to be read."""
+
+    BOOL = "bool"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    FLOAT32 = "float32"
+
+    @property
+    def width(self) -> int:
+        """Registers (or bits, for bool on a bit table) the value occupies."""
+        return 2 if self in (DataType.INT32, DataType.UINT32, DataType.FLOAT32) else 1
+
+
+class Order(StrEnum):
+    """Big: most significant first. Word order x byte order covers ABCD, CDAB, BADC, DCBA."""
+
+    BIG = "big"
+    LITTLE = "little"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+ModelId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+Address = Annotated[int, Field(ge=0, le=MAX_ADDRESS, description="Zero-based protocol address.")]
+
+
+class Point(_Strict):
+    """One value the device reports."""
+
+    name: Name = Field(description="Point name, unique within the profile (snake_case).")
+    function: Function = Field(description="Data table the point is read from.")
+    address: Address
+    type: DataType = Field(description="Data type of the raw value.")
+    bit: int | None = Field(
+        default=None,
+        ge=0,
+        le=15,
+        description="For a bool in a holding/input register: the bit (0 = least significant).",
+    )
+    word_order: Order | None = Field(
+        default=None, description="Order of the two words of a 32-bit value; profile default if unset."
+    )
+    byte_order: Order | None = Field(
+        default=None, description="Order of the two bytes in each register; profile default if unset."
+    )
+    scale: float = Field(default=1.0, description="Engineering value = raw * scale + offset.")
+    offset: float = Field(default=0.0, description="Engineering value = raw * scale + offset.")
+    unit: str = Field(default="", max_length=16, description="Unit of the engineering value.")
+    interval_s: float | None = Field(
+        default=None, gt=0, le=86400, description="Poll interval; profile default if unset."
+    )
+    valid_min: float | None = Field(
+        default=None, description="Engineering values below this are a sensor fault, not a reading."
+    )
+    valid_max: float | None = Field(
+        default=None, description="Engineering values above this are a sensor fault, not a reading."
+    )
+    description: str = Field(default="", max_length=200)
+
+    @property
+    def width(self) -> int:
+        return self.type.width
+
+    @property
+    def last_address(self) -> int:
+        return self.address + self.width - 1
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Self:
+        if self.function.is_bit and self.type is not DataType.BOOL:
+            raise ValueError(f"a {self.function.value} point must be of type bool")
+        if self.function.is_bit and self.bit is not None:
+            raise ValueError("bit applies only to a bool in a holding or input register")
+        if not self.function.is_bit and self.type is DataType.BOOL and self.bit is None:
+            raise ValueError("a bool in a register needs bit: 0-15")
+        if self.type is not DataType.BOOL and self.bit is not None:
+            raise ValueError("bit applies only to type bool")
+        if self.type is DataType.BOOL and (self.scale != 1.0 or self.offset != 0.0):
+            raise ValueError("a bool point cannot have scale or offset")
+        if self.scale == 0.0:
+            raise ValueError("scale must not be 0")
+        if self.last_address > MAX_ADDRESS:
+            raise ValueError(
+                f"registers {self.address}..{self.last_address} run past {MAX_ADDRESS}"
+            )
+        if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
+            raise ValueError("valid_min is above valid_max")
+        return self
+
+
+class ReadBack(_Strict):
+    """The point that shows a command took effect, and the value it must then show."""
+
+    point: Name = Field(description="Name of a point of this profile.")
+    expect: float | bool = Field(description="Engineering value the point shows once done.")
+    within_s: float = Field(default=2.0, gt=0, le=60, description="How long the device may take.")
+
+
+class Command(_Strict):
+    """A named write: one coil, a block of coils, or a block of registers in one request."""
+
+    name: Name = Field(description="Command name, e.g. trip, close, reset.")
+    function: Function = Field(description="coil or holding.")
+    address: Address
+    values: list[int] = Field(
+        min_length=1,
+        max_length=123,
+        description="Values written in one request: 0/1 for coils, 0-65535 for registers.",
+    )
+    readback: ReadBack | None = Field(default=None, description="Point confirming the command.")
+    description: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Self:
+        if self.function not in (Function.COIL, Function.HOLDING):
+            raise ValueError("commands write coils or holding registers only")
+        top = 1 if self.function is Function.COIL else 0xFFFF
+        if any(not 0 <= value <= top for value in self.values):
+            raise ValueError(f"{self.function.value} values must be within 0..{top}")
+        if self.address + len(self.values) - 1 > MAX_ADDRESS:
+            raise ValueError(f"command block runs past {MAX_ADDRESS}")
+        return self
+
+
+class Profile(_Strict):
+    """The register map and habits of one device model (one firmware revision)."""
+
+    model: ModelId = Field(description="Model id the building config refers to.")
+    description: str = Field(default="", max_length=300)
+    word_order: Order = Field(default=Order.BIG, description="Default word order of 32-bit values.")
+    byte_order: Order = Field(default=Order.BIG, description="Default byte order in a register.")
+    interval_s: float = Field(default=1.0, gt=0, le=86400, description="Default poll interval.")
+    max_registers_per_read: int = Field(
+        default=MODBUS_MAX_REGISTERS_PER_READ,
+        ge=1,
+        le=MODBUS_MAX_REGISTERS_PER_READ,
+        description="Most registers the device returns in one request.",
+    )
+    max_bits_per_read: int = Field(
+        default=MODBUS_MAX_BITS_PER_READ,
+        ge=1,
+        le=MODBUS_MAX_BITS_PER_READ,
+        description="Most coils/discrete inputs the device returns in one request.",
+    )
+    max_gap: int = Field(
+        default=8,
+        ge=0,
+        le=MODBUS_MAX_REGISTERS_PER_READ,
+        description="Unused addresses that may be read across to join two blocks (0: device refuses).",
+    )
+    points: list[Point] = Field(min_length=1, description="Values the device reports.")
+    commands: list[Command] = Field(default_factory=list, description="Named writes.")
+
+    @model_validator(mode="after")
+    def _check_map(self) -> Self:
+        _require_unique([p.name for p in self.points], "point")
+        _require_unique([c.name for c in self.commands], "command")
+        _require_no_overlap(self.points)
+        if self.max_registers_per_read < 2 and any(p.width == 2 for p in self.points):
+            raise ValueError("32-bit points need max_registers_per_read of at least 2")
+        names = {p.name: p for p in self.points}
+        for command in self.commands:
+            if command.readback and command.readback.point not in names:
+                raise ValueError(
+                    f"command {command.name!r}: readback point {command.readback.point!r} is not a point"
+                )
+        return self
+
+    def point(self, name: str) -> Point:
+        return next(p for p in self.points if p.name == name)
+
+    def command(self, name: str) -> Command:
+        return next(c for c in self.commands if c.name == name)
+
+    def word_order_of(self, point: Point) -> Order:
+        return point.word_order or self.word_order
+
+    def byte_order_of(self, point: Point) -> Order:
+        return point.byte_order or self.byte_order
+
+    def interval_of(self, point: Point) -> float:
+        return point.interval_s or self.interval_s
+
+
+def _require_unique(names: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"{what} name {name!r} appears twice")
+        seen.add(name)
+
+
+def _require_no_overlap(points: list[Point]) -> None:
+    """Two points may share a register only as distinct bits of one status word."""
+    owners: dict[tuple[Function, int], list[Point]] = {}
+    for point in points:
+        for address in range(point.address, point.last_address + 1):
+            owners.setdefault((point.function, address), []).append(point)
+    for (function, address), sharing in owners.items():
+        if len(sharing) < 2:
+            continue
+        bits = [p.bit for p in sharing]
+        if None in bits or len(set(bits)) != len(bits):
+            names = ", ".join(p.name for p in sharing)
+            raise ValueError(f"{function.value} address {address} is claimed by {names}")
+
+
+def load_profile(path: Path | str) -> Profile:
+    """Read one profile; raises `pydantic.ValidationError` or `yaml.YAMLError`."""
+    with open(path, encoding="utf-8") as handle:
+        return Profile.model_validate(yaml.safe_load(handle))
+
+
+def load_profiles(directory: Path | str) -> dict[str, Profile]:
+    """Every `*.yaml` profile in `directory`, by model id; a model id used twice is an error."""
+    profiles: dict[str, Profile] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        profile = load_profile(path)
+        if profile.model in profiles:
+            raise ValueError(f"{path}: model {profile.model!r} is defined twice")
+        profiles[profile.model] = profile
+    return profiles
