@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.safety.latch import Direction
@@ -117,6 +117,7 @@ def test_single_spike_shorter_than_duration_never_raises():
     assert run(rule, readings) == []
 
 
+optional_levels = st.lists(st.one_of(st.none(), st.floats(0, 10)), min_size=60, max_size=60)
 times = st.lists(st.floats(0.01, 3.0), min_size=1, max_size=60).map(
     lambda gaps: [sum(gaps[: i + 1]) for i in range(len(gaps))]
 )
@@ -128,7 +129,9 @@ times = st.lists(st.floats(0.01, 3.0), min_size=1, max_size=60).map(
     duration=st.floats(0, 10),
 )
 def test_every_raise_follows_a_run_beyond_threshold_for_the_duration(times, values, duration):
-    rule = ThresholdRule("p", Quantity.PHASE_CURRENT, Direction.ABOVE, {A: 63.0}, duration_s=duration)
+    rule = ThresholdRule(
+        "p", Quantity.PHASE_CURRENT, Direction.ABOVE, {A: 63.0}, duration_s=duration
+    )
     readings = list(zip(times, values))
     for i, (now, value) in enumerate(readings):
         for t in rule.observe(value, now):
@@ -180,20 +183,28 @@ def test_drop_rate_needs_a_full_window_then_raises_and_clears():
     steady = [(t, 5.0) for t in range(21, 40)]
     transitions = run(drop_rule(), falling + steady)
     # Over [now-10, now] the drop rate is 0.25 * (30 - now) / 10 once the level holds.
-    assert summary(transitions) == [(10, W, RAISED), (10, A, RAISED), (25, A, CLEARED), (28, W, CLEARED)]
+    assert summary(transitions) == [
+        (10, W, RAISED), (10, A, RAISED), (25, A, CLEARED), (28, W, CLEARED),
+    ]
     alarm = transitions[1]
-    assert (alarm.condition, alarm.reading, alarm.threshold) == (Condition.RATE_OF_CHANGE, 0.25, 0.125)
+    assert (alarm.condition, alarm.reading, alarm.threshold) == (
+        Condition.RATE_OF_CHANGE, 0.25, 0.125,
+    )
 
 
 def test_drop_rate_duration_ignores_a_single_dip():
     readings = [(t, 5.0) for t in range(12)] + [(12, 1.0)] + [(t, 5.0) for t in range(13, 30)]
-    assert summary(run(drop_rule(), readings)) == [(12, W, RAISED), (12, A, RAISED), (13, W, CLEARED), (13, A, CLEARED)]
+    assert summary(run(drop_rule(), readings)) == [
+        (12, W, RAISED), (12, A, RAISED), (13, W, CLEARED), (13, A, CLEARED),
+    ]
     assert run(drop_rule(duration_s=2), readings) == []
 
 
 def test_slow_drop_and_rise_never_raise():
     rule = drop_rule()
-    readings = [(t, 5.0 - 0.005 * t) for t in range(100)] + [(t, 4.5 + 0.5 * (t - 100)) for t in range(100, 120)]
+    slow_drop = [(t, 5.0 - 0.005 * t) for t in range(100)]
+    fast_rise = [(t, 4.5 + 0.5 * (t - 100)) for t in range(100, 120)]
+    readings = slow_drop + fast_rise
     assert run(rule, readings) == []
 
 
@@ -203,7 +214,7 @@ def test_drop_rate_is_never_computed_across_a_gap():
     assert run(rule, readings) == []
 
 
-@given(times=times, values=st.lists(st.one_of(st.none(), st.floats(0, 10)), min_size=60, max_size=60))
+@given(times=times, values=optional_levels)
 def test_drop_rate_history_stays_within_one_window(times, values):
     rule = drop_rule()
     for now, value in zip(times, values):
@@ -237,7 +248,9 @@ def test_sensor_fault_table(readings, expected):
 
 
 def stale_rule(started_at=0.0) -> StaleRule:
-    return StaleRule("riser/B", Quantity.WATER_PRESSURE, after_s=3.0, severity=W, started_at=started_at)
+    return StaleRule(
+        "riser/B", Quantity.WATER_PRESSURE, after_s=3.0, severity=W, started_at=started_at
+    )
 
 
 def test_stale_after_n_intervals_of_ticks_and_clears_on_next_reading():
@@ -266,7 +279,7 @@ def test_point_that_never_answers_goes_stale_from_start():
     assert summary(rule.tick(103.0)) == [(103.0, W, RAISED)]
 
 
-@given(times=times, values=st.lists(st.one_of(st.none(), st.floats(0, 10)), min_size=60, max_size=60))
+@given(times=times, values=optional_levels)
 def test_stale_raised_iff_gap_reaches_limit(times, values):
     rule = stale_rule()
     last_reading = 0.0

@@ -30,7 +30,9 @@ def _stale_rule(
     )
 
 
-def _threshold(point: str, quantity: Quantity, direction: Direction, limits: Limits) -> ThresholdRule:
+def _threshold(
+    point: str, quantity: Quantity, direction: Direction, limits: Limits
+) -> ThresholdRule:
     return ThresholdRule(
         point,
         quantity,

@@ -100,10 +100,14 @@ def confirm_trip(trip: TripCommand, readback: BreakerState | None, now: float) -
 
 
 _Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$"),
 ]
 _Reason = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$")
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=10, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
 ]
 
 
@@ -114,15 +118,17 @@ class RecloseCommand(BaseModel):
 
     circuit: _Name = Field(description="Circuit to re-energise.")
     breaker: _Name = Field(description="Breaker to close.")
-    operator: _Name = Field(description="Staff identifier of the person who takes responsibility.")
-    reason: _Reason = Field(description="Why it is safe to re-energise (10-500 characters, one line).")
-    requested_at: float = Field(description="Monotonic time of the request, seconds.", allow_inf_nan=False)
+    operator: _Name = Field(description="Staff id of the person who takes responsibility.")
+    reason: _Reason = Field(description="Why re-energising is safe (10-500 characters, one line).")
+    requested_at: float = Field(
+        allow_inf_nan=False, description="Monotonic time of the request, seconds."
+    )
 
 
 def reclose_request(
     operator: str, reason: str, *, circuit: str, breaker: str, now: float
 ) -> RecloseCommand:
-    """Validate an operator's reclose request; raises pydantic.ValidationError with every problem."""
+    """Validate an operator's reclose request; pydantic.ValidationError lists every problem."""
     return RecloseCommand(
         circuit=circuit, breaker=breaker, operator=operator, reason=reason, requested_at=now
     )

@@ -49,7 +49,7 @@ class DropRateRule:
             condition=Condition.RATE_OF_CHANGE,
         )
 
-    def drop_rate(self, value: float | None, now: float) -> float | None:
+    def _drop_rate(self, value: float | None, now: float) -> float | None:
         """Record the reading; return the drop rate over the window once it is covered."""
         if value is None or (self._history and now <= self._history[-1][0]):
             self._history.clear()
@@ -63,11 +63,8 @@ class DropRateRule:
             return None
         return (anchor_value - value) / (now - anchor_at)
 
-    def active(self, severity: Severity) -> bool:
-        return self._limit.active(severity)
-
     def observe(self, value: float | None, now: float) -> list[Transition]:
-        return self._limit.observe(self.drop_rate(value, now), now)
+        return self._limit.observe(self._drop_rate(value, now), now)
 
     def tick(self, now: float) -> list[Transition]:
         """A rate only moves on readings."""

@@ -154,7 +154,7 @@ class CircuitSafety(_Settings):
         if self.power_cut is PowerCutPolicy.TRIP and all(
             limit is None or limit.alarm is None for limit in limits
         ):
-            raise ValueError("power_cut is `trip` but no alarm limit is set, so it could never trip")
+            raise ValueError("power_cut is `trip` but no alarm limit is set: it could never trip")
         return self
 
 

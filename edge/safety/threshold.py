@@ -50,10 +50,6 @@ class ThresholdRule:
             for severity, limit in sorted(limits.items(), key=lambda item: _ORDER[item[0]])
         }
 
-    def active(self, severity: Severity) -> bool:
-        latch = self._latches.get(severity)
-        return latch is not None and latch.active
-
     def observe(self, value: float | None, now: float) -> list[Transition]:
         transitions = []
         for severity, latch in self._latches.items():
