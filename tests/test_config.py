@@ -1,0 +1,125 @@
+"""Config validation: every error class, with its line, all reported at once."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge import config as building_config
+from edge.config import EX_CONFIG, ConfigError
+
+from conftest import MINIMAL, REPO
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        building_config.load(path)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_minimal_config_loads_with_paths_beside_the_file(write_config, building_dir):
+    config = building_config.load(write_config(MINIMAL))
+    assert config.building.id == "test-house"
+    assert config.state_path == building_dir / "state"
+    assert config.journal_path == building_dir / "state" / "journal.db"
+    assert config.building.secret.read() == (building_dir / "secrets" / "building.key").read_text().encode()
+
+
+@pytest.mark.parametrize("name", ["example.yaml", "demo.yaml"])
+def test_shipped_configs_are_valid(name):
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(REPO / "config" / name)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "snippet, expected",
+    [
+        ("building:\n  id: a\n  secret: {file: secrets/building.key}\n  colour: red\n", ":4:3: building.colour: Extra inputs are not permitted"),
+        ("building:\n  id: a\n  secret: {file: secrets/building.key}\njournal:\n  cap_mb: lots\n", ":5:3: journal.cap_mb: Input should be a valid number"),
+        ("building:\n  id: a\n  secret: {file: secrets/building.key}\njournal:\n  cap_mb: 0\n", ":5:3: journal.cap_mb: Input should be greater than or equal to 1"),
+        ("building:\n  id: a\n  secret: {file: secrets/missing.key}\n", ":3:12: building.secret.file: file "),
+        ("building:\n  id: a\n  secret: {env: EDGE_TEST_UNSET_SECRET}\n", ":3:3: building.secret: environment variable EDGE_TEST_UNSET_SECRET is not set"),
+        ("building:\n  id: a\n  secret: s3cr3t\n", ":3:3: building.secret: Input should be a valid dictionary"),
+        ("building:\n  id: a\n  timezone: Mars/Base\n  secret: {file: secrets/building.key}\n", ":3:3: building.timezone: unknown time zone 'Mars/Base'"),
+        ("building:\n  secret: {file: secrets/building.key}\n", ":1:1: building.id: Field required"),
+        ("building:\n  id: a\n  secret: {file: secrets/building.key}\nbuses:\n  - {name: b, type: rtu, port: /dev/ttyUSB0, baud: 9601}\n", ":5:46: buses.0.baud: Input should be 1200"),
+        ("building:\n  id: a\n  secret: {file: secrets/building.key}\nbuses:\n  - {name: b, type: can}\n", ":5:5: buses.0: Input tag 'can' found using 'type' does not match"),
+        ("building:\n  id: [\n", ":3:1: (yaml): "),
+        ("building:\n  id: a\n  id: b\n", ":3:3: (yaml): duplicate key 'id'"),
+        ("", ":1:1: (root): the file is empty"),
+        ("- just\n- a list\n", ":1:1: (root): the file is a list, not a mapping"),
+    ],
+)
+def test_each_error_names_file_line_column_and_path(write_config, snippet, expected):
+    path = write_config(snippet)
+    found = problems_of(path)
+    assert any(p.startswith(str(path)) and expected in p for p in found), found
+
+
+CROSS = MINIMAL + """
+buses:
+  - {name: rs485-1, type: rtu, port: /dev/ttyUSB0}
+  - {name: rs485-1, type: tcp, host: 10.0.0.2}
+devices:
+  - {name: meter-1, bus: rs485-1, address: 1, profile: PROFILE}
+  - {name: meter-2, bus: rs485-1, address: 1, profile: PROFILE}
+  - {name: meter-3, bus: rs485-9, address: 2, profile: PROFILE}
+  - {name: meter-4, bus: rs485-1, address: 3, profile: no-such-profile}
+readers:
+  - {name: meter-1, protocol: em4100, port: /dev/ttyUSB5}
+  - {name: gate, protocol: em4100, port: /dev/ttyUSB0}
+  - {name: lobby, protocol: osdp, port: /dev/ttyUSB6}
+doors:
+  - {name: main, readers: [gate, ghost], lock: nobody.relay_1}
+circuits:
+  - {name: f1-c1, floor: 1, box: f1, current: meter-1.current_a, breaker: missing, power_cut: trip}
+  - {name: f1-c2, floor: 1, box: f1, power_cut: trip}
+"""
+
+
+def test_cross_references_are_checked_and_reported_together(write_config, building_dir):
+    profile = next((building_dir / "profiles").glob("*.yaml"), None)
+    if profile is None:
+        pytest.skip("no shipped profiles yet")
+    path = write_config(CROSS.replace("PROFILE", profile.stem))
+    found = "\n".join(problems_of(path))
+    for expected in (
+        ":9:5: buses.1.name: bus 'rs485-1' is already defined (buses.0)",
+        ":12:5: devices.1.address: address 1 on bus 'rs485-1' is already used by device 'meter-1'",
+        ":13:5: devices.2.bus: no bus named 'rs485-9'",
+        ":14:5: devices.3.profile: no profile 'no-such-profile'",
+        ":16:5: readers.0.name: device name 'meter-1' is already used by devices.0",
+        ":17:5: readers.1.port: port /dev/ttyUSB0 is already used by bus 'rs485-1'",
+        ":18:5: readers.2: an OSDP reader needs osdp_address",
+        ":20:5: doors.0.readers.1: no reader named 'ghost'",
+        ":20:5: doors.0.lock: no device named 'nobody'",
+        ":22:5: circuits.0.breaker: no device named 'missing'",
+        ":23:5: circuits.1.power_cut: power_cut: trip needs a breaker to trip",
+    ):
+        assert expected in found, f"{expected!r} not in:\n{found}"
+
+
+def test_cli_check_config_exits_78_and_lists_every_problem(write_config):
+    path = write_config("building:\n  id: 'no spaces allowed'\n  secret: {file: nope}\n  colour: red\njournal: {cap_mb: -1}\n")
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == EX_CONFIG
+    lines = [line for line in result.stderr.splitlines() if line.startswith(str(path) + ":")]
+    assert [line.split(": ")[1] for line in lines[:-1]] == ["building.id", "building.secret.file", "building.colour", "journal.cap_mb"]
+    assert "4 problem(s); nothing was started" in result.stderr
+
+
+def test_run_with_a_broken_config_starts_nothing(write_config, building_dir):
+    path = write_config(MINIMAL + "journal: {cap_mb: nope}\n")
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == EX_CONFIG
+    assert not (building_dir / "state").exists()
+
+
+def test_exported_schema_is_current():
+    shipped = json.loads((REPO / "config" / "schema.json").read_text())
+    assert shipped == building_config.json_schema(), "run: edge schema > config/schema.json"

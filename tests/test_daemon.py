@@ -1,0 +1,85 @@
+"""`edge run` as systemd runs it: notify socket, watchdog, SIGTERM, logs, journal."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from edge.journal import EventQuery, read_events
+
+from conftest import MINIMAL
+
+
+def _datagrams(sock: socket.socket, until: str, deadline_s: float) -> list[str]:
+    received: list[str] = []
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        sock.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            received.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+        if until in received[-1]:
+            break
+    return received
+
+
+def test_daemon_notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm(write_config, building_dir):
+    config = write_config(MINIMAL)
+    notify_path = building_dir / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="200000")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        ready = _datagrams(sock, "READY=1", 20)
+        assert any("READY=1" in m for m in ready), ready
+        pings = [m for m in _datagrams(sock, "never", 0.6) if m == "WATCHDOG=1"]
+        assert len(pings) >= 3, "the main loop pings at half the watchdog interval"
+        sent = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        stopping = _datagrams(sock, "STOPPING=1", 5)
+        assert any("STOPPING=1" in m for m in stopping)
+        out, err = daemon.communicate(timeout=5)
+        assert time.monotonic() - sent < 5
+    finally:
+        daemon.kill()
+        sock.close()
+    assert daemon.returncode == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    started = next(line for line in lines if line["event"] == "gateway started")
+    assert started["level"] == "info" and started["event_id"]
+    events = read_events(building_dir / "state" / "journal.db", EventQuery(limit=None))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "gateway.started" and kinds[-1] == "gateway.stopped"
+    assert events[0].id == started["event_id"], "the log line names the journaled event"
+
+
+def test_daemon_starts_over_a_damaged_journal_and_keeps_the_old_file(write_config, building_dir):
+    config = write_config(MINIMAL)
+    state = building_dir / "state"
+    state.mkdir()
+    (state / "journal.db").write_bytes(b"\x00garbage" * 512)
+    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not list(state.glob("journal.db.corrupt-*")):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=10)
+    finally:
+        daemon.kill()
+    (kept,) = [p for p in state.glob("journal.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))]
+    assert kept.read_bytes() == b"\x00garbage" * 512
+    alarm = read_events(state / "journal.db", EventQuery(kinds=("alarm.journal_corrupt",)))
+    assert alarm and alarm[0].body["moved_to"] == str(kept)

@@ -1,0 +1,35 @@
+"""The unit file passes systemd-analyze verify without a single warning."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+UNIT = REPO / "systemd" / "edge.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_unit_verifies_without_warnings(tmp_path: Path):
+    # verify wants the ExecStart binary to exist; point the unit at a stand-in with the same name.
+    fake_bin = tmp_path / "edge"
+    fake_bin.write_text("#!/bin/sh\n")
+    fake_bin.chmod(0o755)
+    unit = tmp_path / "edge.service"
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/edge", str(fake_bin)))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0, output
+    assert output == "", f"systemd-analyze printed:\n{output}"
+
+
+def test_unit_has_the_hardening_and_notify_settings():
+    text = UNIT.read_text()
+    for setting in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=edge", "SupplementaryGroups=dialout video",
+                    "StateDirectory=edge", "ConfigurationDirectory=edge", "ProtectSystem=strict", "ProtectHome=yes",
+                    "PrivateTmp=yes", "NoNewPrivileges=yes", "DevicePolicy=closed", "RestrictAddressFamilies="):
+        assert setting in text, setting
