@@ -277,3 +277,19 @@ def test_a_grant_means_every_condition_holds(credential, door, reader, now, pin)
         assert door.name in credential.doors or credential.door_groups & door.groups
         assert credential.schedule is None or credential.schedule.allows(local)
         assert reader not in door.pin_readers or pin == "2468"
+
+
+windows = st.tuples(st.integers(0, 47), st.integers(1, 48)).filter(lambda w: w[0] < w[1])
+
+
+@given(st.lists(st.tuples(st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]), windows), min_size=1))
+def test_schedule_text_round_trips_for_any_windows(entries):
+    text = ", ".join(f"{day} {a // 2:02d}:{a % 2 * 30:02d}-{b // 2:02d}:{b % 2 * 30:02d}" for day, (a, b) in entries)
+    schedule = WeeklySchedule.parse(text)
+    assert WeeklySchedule.parse(str(schedule)) == schedule
+    monday = datetime(2025, 5, 12)
+    for offset, day in enumerate(["mon", "tue", "wed", "thu", "fri", "sat", "sun"]):
+        for half_hour in range(48):
+            local = monday.replace(day=12 + offset, hour=half_hour // 2, minute=half_hour % 2 * 30)
+            inside = any(d == day and a <= half_hour < b for d, (a, b) in entries)
+            assert schedule.allows(local) == inside

@@ -16,17 +16,18 @@ which is the source of truth, replaces them.
 from __future__ import annotations
 
 import csv
+import functools
 import hmac
 import io
 import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import BeforeValidator, Field, ValidationError
 
@@ -60,6 +61,8 @@ _UPSERT = f"INSERT OR REPLACE INTO credential ({', '.join(_COLUMNS)}) VALUES ({'
 _SECRET_CHECK_MESSAGE = b"edge.access.credential-store.secret-check"
 _ID_NUMBER_DOMAIN = b"id-number:"
 _CSV_REQUIRED = ("serial", "tenant", "valid_from", "valid_until", "paid_through")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CredentialStoreUnavailable(Exception):
@@ -135,6 +138,19 @@ class VersionReport:
     store_version: int
 
 
+def _one_writer(
+    method: Callable[Concatenate[CredentialStore, P], R],
+) -> Callable[Concatenate[CredentialStore, P], R]:
+    """Writes, and the cache swap after each, run one at a time; reads never wait."""
+
+    @functools.wraps(method)
+    def serialised(store: CredentialStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with store._lock:
+            return method(store, *args, **kwargs)
+
+    return serialised
+
+
 class CredentialStore:
     """Credentials in SQLite (WAL, synchronous=FULL), served from memory."""
 
@@ -142,7 +158,7 @@ class CredentialStore:
         self._db = db
         self._secret = secret
         self._path = path
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._cache: dict[str, Credential] = {}
         self._version = 0
 
@@ -235,6 +251,7 @@ class CredentialStore:
         """Write one keyed credential, replacing any with the same key."""
         self._write_many([credential])
 
+    @_one_writer
     def issue(self, enrolment: Enrolment) -> Credential:
         """Hash a raw enrolment into a credential and write it. Without a new PIN or ID
         number, the card keeps the ones it had."""
@@ -242,6 +259,7 @@ class CredentialStore:
         self._write_many([credential])
         return credential
 
+    @_one_writer
     def revoke(self, key: str) -> Credential:
         """Mark a credential revoked (kept, so the journal says `revoked`, not unknown)."""
         current = self._cache.get(key)
@@ -251,6 +269,7 @@ class CredentialStore:
         self._write_many([revoked])
         return revoked
 
+    @_one_writer
     def import_file(self, path: str | os.PathLike[str]) -> ImportReport:
         """Import a CSV (.csv) or JSON-lines (.jsonl, .ndjson) file of enrolments.
 
@@ -284,6 +303,7 @@ class CredentialStore:
         self._write_many(credentials.values())
         return ImportReport(len(credentials), tuple(errors))
 
+    @_one_writer
     def apply_change_set(self, version: int, changes: Iterable[Credential | Removal]) -> VersionReport:
         """Apply the cloud's change set atomically, once: a version not newer than the
         store's is ignored and reported, so redelivery is harmless."""
@@ -304,6 +324,7 @@ class CredentialStore:
         self._cache, self._version = cache, version
         return VersionReport(version, True, version)
 
+    @_one_writer
     def replace_snapshot(self, version: int, records: Iterable[Credential]) -> VersionReport:
         """Replace every credential with the cloud's full snapshot, atomically. An older
         version is ignored; the same version is applied again (a repair)."""
@@ -321,6 +342,7 @@ class CredentialStore:
         self._cache, self._version = cache, version
         return VersionReport(version, True, version)
 
+    @_one_writer
     def _write_many(self, credentials: Iterable[Credential]) -> None:
         batch = {credential.key: credential for credential in credentials}
         with self._transaction() as db:
