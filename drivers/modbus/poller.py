@@ -179,6 +179,7 @@ class _DeviceState:
     failures: int = 0
     probe_at: float = 0.0
     probe_delay: float = 0.0
+    failing: set[str] = field(default_factory=set)  # points and reads whose fault was reported
 
     def next_wake(self) -> float:
         return min(self.due.values()) if self.online else self.probe_at
@@ -267,19 +268,20 @@ class Poller:
             try:
                 value = decode_point(state.spec.profile, point, words[read.slice_of(point)])
             except DecodeError as error:
-                await self._fault(state, FaultKind.DECODE, f"{point.name}: {error}")
+                await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
                 continue
+            state.failing.discard(point.name)
             await self._emit(Reading(state.spec.name, point.name, value, point.unit, mono))
         return True
 
     async def _read(self, state: _DeviceState, read: Read) -> list[int] | list[bool] | None:
         """The words of one read; None after an exception response (already reported)."""
         response = await self._transact(state, lambda client, unit: _READERS[read.function](client, read, unit))
+        what = f"read {read.function.value} {read.address}+{read.count}"
         if response.isError():
-            await self._fault(
-                state, FaultKind.EXCEPTION, f"read {read.function.value} {read.address}+{read.count}: code {response.exception_code}"
-            )
+            await self._fault(state, FaultKind.EXCEPTION, what, f"{what}: code {response.exception_code}")
             return None
+        state.failing.discard(what)
         words = list(response.bits[: read.count]) if read.function.is_bit else list(response.registers)
         if len(words) < read.count:
             state.counters.count(FaultKind.SHORT_FRAME)
@@ -325,9 +327,13 @@ class Poller:
         await self._emit(DeviceOffline(state.spec.name, failure.kind))
         return False
 
-    async def _fault(self, state: _DeviceState, kind: FaultKind, detail: str) -> None:
+    async def _fault(self, state: _DeviceState, kind: FaultKind, key: str, detail: str) -> None:
+        """Count every time; report when `key` (a point or a read) starts failing, so a
+        channel with a cut wire is one observation, not one per poll."""
         state.counters.count(kind)
-        await self._emit(PollFault(state.spec.name, kind, detail))
+        if key not in state.failing:
+            state.failing.add(key)
+            await self._emit(PollFault(state.spec.name, kind, detail))
 
     async def _emit(self, observation: Observation) -> None:
         if isinstance(self._sink, asyncio.Queue):
@@ -347,8 +353,9 @@ class Poller:
             await self._failed(state, failure, f"write {command}")
             return False
         if response.isError():
-            await self._fault(state, FaultKind.EXCEPTION, f"write {command}: code {response.exception_code}")
+            await self._fault(state, FaultKind.EXCEPTION, f"write {command}", f"write {command}: code {response.exception_code}")
             return False
+        state.failing.discard(f"write {command}")
         if order.readback is None:
             return True
         point = spec.profile.point(order.readback.point)
@@ -373,8 +380,9 @@ class Poller:
         try:
             value = decode_point(state.spec.profile, point, words[read.slice_of(point)])
         except DecodeError as error:
-            await self._fault(state, FaultKind.DECODE, f"{point.name}: {error}")
+            await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
             return None
+        state.failing.discard(point.name)
         await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
         return value
 

@@ -1,0 +1,360 @@
+"""The poller against the simulator: real pymodbus servers on loopback TCP and on socat ptys."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from drivers.modbus.observations import DeviceBack, DeviceOffline, FaultKind, Observation, PollFault, Reading
+from drivers.modbus.poller import DeviceSpec, Poller, SerialLink, TcpLink
+from drivers.modbus.profile import Function, Profile, load_profile
+from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, Ramp, SimulatedDevice, wire_break
+from hil.pty import pty_pair
+
+PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
+WAIT_S = 10.0  # a safety net so a broken test fails instead of hanging; never a timing assertion
+ONCE = 3600.0  # a poll interval long enough that a test sees exactly one pass
+
+
+def profile(model: str, **changes) -> Profile:
+    return load_profile(PROFILES / f"{model}.yaml").model_copy(update=changes)
+
+
+def spec(name: str, prof: Profile, link, unit_id: int, **options) -> DeviceSpec:
+    options = {"timeout_s": 0.3, "retries": 0, "offline_after": 2, "probe_min_s": 0.05, "probe_max_s": 0.2} | options
+    return DeviceSpec(name, prof, link, unit_id, **options)
+
+
+async def wait_for(queue: asyncio.Queue, found: Callable[[Observation], bool], seen: list | None = None) -> Observation:
+    """Take observations until one matches; keep every one taken in `seen`."""
+
+    async def take() -> Observation:
+        while True:
+            observation = await queue.get()
+            if seen is not None:
+                seen.append(observation)
+            if found(observation):
+                return observation
+
+    return await asyncio.wait_for(take(), WAIT_S)
+
+
+def reading_of(device: str, point: str) -> Callable[[Observation], bool]:
+    return lambda o: isinstance(o, Reading) and o.device == device and o.point == point
+
+
+class Running:
+    """`async with Running(poller):` polls in a task, cancelled on the way out."""
+
+    def __init__(self, poller: Poller) -> None:
+        self.poller = poller
+
+    async def __aenter__(self) -> Poller:
+        self.task = asyncio.create_task(self.poller.run())
+        return self.poller
+
+    async def __aexit__(self, *exc) -> None:
+        self.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await self.task
+
+
+async def tcp_rig(*devices: SimulatedDevice) -> tuple[FieldSimulator, TcpLink]:
+    simulator = FieldSimulator(list(devices))
+    port = await simulator.start_tcp()
+    return simulator, TcpLink("127.0.0.1", port)
+
+
+def test_readings_in_engineering_units_in_two_requests():
+    async def scenario():
+        efm = profile("generic-efm8", interval_s=ONCE)
+        device = SimulatedDevice(efm, 2)
+        device.set_value("current_a", 10.25)
+        device.set_value("leakage_ma", 320)
+        device.set_value("cable_temp_3", 61.5)
+        device.set_value("temperature_alarm", True)
+        device.set_value("trip_state", True)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("efm", efm, link, 2)], queue)
+        try:
+            async with Running(poller):
+                seen: list[Observation] = []
+                while len({o.point for o in seen if isinstance(o, Reading)}) < len(efm.points):
+                    await wait_for(queue, lambda o: True, seen)
+        finally:
+            await simulator.stop()
+        values = {o.point: o.value for o in seen if isinstance(o, Reading)}
+        assert values["current_a"] == 10.25  # float32 in CDAB order
+        assert values["leakage_ma"] == 320
+        assert values["cable_temp_3"] == pytest.approx(61.5)
+        assert values["temperature_alarm"] is True and values["leakage_alarm"] is False
+        assert values["trip_state"] is True
+        assert all(o.unit == efm.point(o.point).unit for o in seen if isinstance(o, Reading))
+        # Input registers 0..17 in one request (gap 12..15 read across), the discrete input in another.
+        assert poller.counters["efm"].requests == 2
+
+    asyncio.run(scenario())
+
+
+def test_silent_device_goes_offline_is_probed_and_comes_back():
+    async def scenario():
+        brk = profile("generic-breaker", interval_s=0.05)
+        device = SimulatedDevice(brk, 1)
+        device.set_value("current", 4.0)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("brk", brk, link, 1)], queue)
+        try:
+            async with Running(poller):
+                await wait_for(queue, reading_of("brk", "current"))
+                device.fault = FaultPlan(Fault.SILENT)
+                seen: list[Observation] = []
+                offline = await wait_for(queue, lambda o: isinstance(o, DeviceOffline), seen)
+                assert offline == DeviceOffline("brk", FaultKind.TIMEOUT)
+                assert not poller.is_online("brk")
+                timeouts = poller.counters["brk"].timeouts
+                while poller.counters["brk"].timeouts < timeouts + 2:  # probes keep failing
+                    await asyncio.sleep(0.05)
+                device.fault = None
+                device.set_value("current", 5.5)
+                await wait_for(queue, lambda o: isinstance(o, DeviceBack), seen)
+                back = await wait_for(queue, reading_of("brk", "current"), seen)
+        finally:
+            await simulator.stop()
+        assert back.value == 5.5
+        assert poller.is_online("brk")
+        faults = [o for o in seen if isinstance(o, PollFault)]
+        assert len(faults) == 2 and {f.kind for f in faults} == {FaultKind.TIMEOUT}  # offline_after=2; probes are quiet
+        assert not [o for o in seen[: seen.index(offline)] if isinstance(o, Reading) and o.point == "current"]
+
+    asyncio.run(scenario())
+
+
+def test_one_dead_device_does_not_stop_another_on_its_own_link():
+    async def scenario():
+        lvl = profile("generic-level", interval_s=0.05)
+        dead_sim, dead_link = await tcp_rig(SimulatedDevice(lvl, 1))
+        live_device = SimulatedDevice(lvl, 1)
+        live_sim, live_link = await tcp_rig(live_device)
+        dead_sim.device(1).fault = FaultPlan(Fault.SILENT)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("dead", lvl, dead_link, 1), spec("live", lvl, live_link, 1)], queue)
+        try:
+            async with Running(poller):
+                await wait_for(queue, lambda o: isinstance(o, DeviceOffline) and o.device == "dead")
+                live_device.play("level", Ramp(start=1.0, per_s=0.5))
+                values = [(await wait_for(queue, reading_of("live", "level"))).value for _ in range(5)]
+        finally:
+            await dead_sim.stop()
+            await live_sim.stop()
+        assert values == sorted(values) and values[0] >= 1.0
+
+    asyncio.run(scenario())
+
+
+def test_exception_responses_are_counted_and_keep_the_device_online():
+    async def scenario():
+        pt = profile("generic-pt485", interval_s=0.05)
+        device = SimulatedDevice(pt, 7)
+        device.fault = FaultPlan(Fault.EXCEPTION, exception_code=2)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("riser", pt, link, 7)], queue)
+        try:
+            async with Running(poller):
+                seen: list[Observation] = []
+                await wait_for(queue, lambda o: isinstance(o, PollFault), seen)
+                while poller.counters["riser"].exceptions < 4:
+                    await asyncio.sleep(0.05)
+                device.fault = None
+                device.set_value("pressure", 0.62)
+                reading = await wait_for(queue, reading_of("riser", "pressure"), seen)
+        finally:
+            await simulator.stop()
+        assert reading.value == pytest.approx(0.62)
+        faults = [o for o in seen if isinstance(o, PollFault)]
+        assert all(f.kind is FaultKind.EXCEPTION and "code 2" in f.detail for f in faults)
+        assert not [o for o in seen if isinstance(o, DeviceOffline)]
+        assert poller.counters["riser"].exceptions >= 4
+        assert poller.counters["riser"].timeouts == 0
+
+    asyncio.run(scenario())
+
+
+def test_slow_answer_past_the_timeout_counts_as_timeout():
+    async def scenario():
+        lvl = profile("generic-level", interval_s=0.05)
+        device = SimulatedDevice(lvl, 1)
+        device.fault = FaultPlan(Fault.SLOW, delay_s=1.0)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("tank", lvl, link, 1, timeout_s=0.2, retries=1, offline_after=5)], queue)
+        try:
+            async with Running(poller):
+                fault = await wait_for(queue, lambda o: isinstance(o, PollFault))
+        finally:
+            await simulator.stop()
+        assert fault.kind is FaultKind.TIMEOUT
+        assert poller.counters["tank"].timeouts >= 2  # the try and its retry
+
+    asyncio.run(scenario())
+
+
+def test_cut_frames_count_as_short_frames_on_tcp():
+    async def scenario():
+        lvl = profile("generic-level", interval_s=0.05)
+        device = SimulatedDevice(lvl, 1)
+        device.fault = FaultPlan(Fault.SHORT)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("tank", lvl, link, 1)], queue)
+        try:
+            async with Running(poller):
+                fault = await wait_for(queue, lambda o: isinstance(o, PollFault))
+                device.fault = None
+                await wait_for(queue, reading_of("tank", "level"))  # the rebuilt client reads again
+        finally:
+            await simulator.stop()
+        assert fault.kind is FaultKind.SHORT_FRAME
+        assert poller.counters["tank"].short_frames >= 1
+
+    asyncio.run(scenario())
+
+
+def test_undecodable_values_are_faults_not_readings():
+    async def scenario():
+        ai = profile("generic-ai8", interval_s=0.05)
+        device = SimulatedDevice(ai, 3)
+        for channel in range(1, 9):
+            device.set_value(f"ch{channel}_ma", 4.0)
+        device.set_value("ch1_ma", 12.0)
+        device.play("ch2_ma", wire_break())
+        device.set_registers(Function.INPUT, 4, [0x7FC0, 0x0000])  # ch3: NaN
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("ai", ai, link, 3)], queue)
+        seen: list[Observation] = []
+        try:
+            async with Running(poller):
+                for _ in range(3):
+                    await wait_for(queue, reading_of("ai", "ch8_ma"), seen)
+        finally:
+            await simulator.stop()
+        readings = {o.point: o.value for o in seen if isinstance(o, Reading)}
+        faults = {o.detail.split(":")[0] for o in seen if isinstance(o, PollFault) and o.kind is FaultKind.DECODE}
+        assert readings["ch1_ma"] == 12.0
+        assert "ch2_ma" not in readings and "ch3_ma" not in readings
+        assert {"ch2_ma", "ch3_ma"} <= faults
+        assert poller.counters["ai"].decode_errors >= 2
+        assert len([o for o in seen if isinstance(o, PollFault)]) == 2  # reported once each, counted every poll
+
+    asyncio.run(scenario())
+
+
+def test_write_with_read_back_confirmed_and_unconfirmed():
+    async def scenario():
+        brk = profile("generic-breaker", interval_s=ONCE)
+        device = SimulatedDevice(brk, 1)
+        device.set_value("closed", True)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("brk", brk, link, 1)], queue)
+        try:
+            async with Running(poller):
+                assert await poller.write_command("brk", "trip") is True
+                assert device.value_of("closed") is False
+                device.follow_commands = False  # the motor operator is jammed
+                unconfirmed = await poller.write_command("brk", "close")
+                device.fault = FaultPlan(Fault.EXCEPTION, exception_code=4)
+                refused = await poller.write_command("brk", "close")
+        finally:
+            await simulator.stop()
+        assert unconfirmed is False and refused is False
+        assert device.value_of("closed") is False
+        assert poller.counters["brk"].exceptions == 1
+
+    asyncio.run(scenario())
+
+
+def test_register_block_command_and_coil_block_command():
+    async def scenario():
+        efm = profile("generic-efm8", interval_s=ONCE)
+        dio = profile("generic-dio8", interval_s=ONCE)
+        fire = SimulatedDevice(efm, 1)
+        fire.set_value("trip_state", True)
+        doors = SimulatedDevice(dio, 2)
+        simulator, link = await tcp_rig(fire, doors)
+        poller = Poller([spec("efm", efm, link, 1), spec("doors", dio, link, 2)], asyncio.Queue())
+        try:
+            async with Running(poller):
+                reset = await poller.write_command("efm", "reset")
+                released = await poller.write_command("doors", "release_all")
+        finally:
+            await simulator.stop()
+        assert reset is True and fire.value_of("trip_state") is False
+        assert released is True and all(doors.value_of(f"relay_{i}") for i in range(1, 9))
+
+    asyncio.run(scenario())
+
+
+# --- RS-485: Modbus RTU over a socat pty pair ---------------------------------------------
+
+
+def test_rtu_line_with_two_devices_and_a_corrupted_crc():
+    async def scenario(line_end: str, device_end: str):
+        brk = profile("generic-breaker", interval_s=0.05)
+        lvl = profile("generic-level", interval_s=0.05)
+        breaker, tank = SimulatedDevice(brk, 1), SimulatedDevice(lvl, 2)
+        breaker.set_value("current", 2.5)
+        tank.set_value("level", 3.25)
+        simulator = FieldSimulator([breaker, tank])
+        await simulator.start_rtu(device_end, baudrate=19200)
+        link = SerialLink(line_end, baudrate=19200)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("brk", brk, link, 1, offline_after=3), spec("tank", lvl, link, 2, offline_after=3)], queue)
+        try:
+            async with Running(poller):
+                current = await wait_for(queue, reading_of("brk", "current"))
+                level = await wait_for(queue, reading_of("tank", "level"))
+                breaker.fault = FaultPlan(Fault.CRC)
+                crc = await wait_for(queue, lambda o: isinstance(o, PollFault) and o.device == "brk")
+                breaker.fault = FaultPlan(Fault.SHORT)
+                short = await wait_for(queue, lambda o: isinstance(o, PollFault) and o.kind is FaultKind.SHORT_FRAME)
+                breaker.fault = None
+                tank.set_value("level", 4.5)
+                await wait_for(queue, lambda o: reading_of("tank", "level")(o) and o.value == 4.5)
+                confirmed = await poller.write_command("brk", "close")
+        finally:
+            await simulator.stop()
+        assert current.value == 2.5 and level.value == pytest.approx(3.25)
+        assert crc.kind is FaultKind.CRC and short.device == "brk"
+        assert poller.counters["brk"].crc_errors >= 1 and poller.counters["brk"].short_frames >= 1
+        assert poller.counters["tank"].crc_errors == 0
+        assert confirmed is True
+
+    with pty_pair() as pair:
+        asyncio.run(scenario(pair.a, pair.b))
+
+
+def test_rtu_unplugged_line_takes_its_devices_offline():
+    async def scenario(pair):
+        lvl = profile("generic-level", interval_s=0.05)
+        simulator = FieldSimulator([SimulatedDevice(lvl, 5)])
+        await simulator.start_rtu(pair.b)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("tank", lvl, SerialLink(pair.a), 5)], queue)
+        try:
+            async with Running(poller):
+                await wait_for(queue, reading_of("tank", "level"))
+                pair.unplug()
+                offline = await wait_for(queue, lambda o: isinstance(o, DeviceOffline))
+        finally:
+            await simulator.stop()
+        assert offline.device == "tank"
+
+    with pty_pair() as pair:
+        asyncio.run(scenario(pair))
