@@ -9,7 +9,9 @@ watches each (wall, monotonic) reading and hands out a `TrustedTime`:
   carried forward by the monotonic clock, predicts is a backwards jump. The best
   reading is the highest trusted (wall - monotonic) offset ever seen, so a clock
   stepped back 59 minutes at a time cannot walk the date back. Small corrections
-  (NTP slewing, a few minutes) and forward jumps (NTP after a cold boot) are accepted.
+  (NTP slewing, a few minutes) and forward jumps (NTP after a cold boot) are accepted;
+  after a wrong forward jump only `confirm` (time vouched for by the uplink) or a
+  restart brings the date back.
 
 While the wall clock is implausible, trusted time is that best reading carried forward
 by the monotonic clock. If there has never been a trusted reading, there is no trusted

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -38,8 +38,8 @@ class PinHash:
     n: int
     r: int
     p: int
-    salt: bytes
-    digest: bytes
+    salt: bytes = field(repr=False)
+    digest: bytes = field(repr=False)
 
     def __post_init__(self) -> None:
         if self.n < 2 or self.n & (self.n - 1) or self.n > _MAX_N:
