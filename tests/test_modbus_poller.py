@@ -100,6 +100,27 @@ def test_readings_in_engineering_units_in_two_requests():
     asyncio.run(scenario())
 
 
+def test_each_point_keeps_its_own_interval():
+    async def scenario():
+        pt = profile("generic-pt485", interval_s=0.05)  # pressure_kpa keeps its own 10 s
+        device = SimulatedDevice(pt, 1)
+        device.set_value("pressure", 0.5)
+        device.set_value("pressure_kpa", 500.0)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        seen: list[Observation] = []
+        try:
+            async with Running(Poller([spec("riser", pt, link, 1)], queue)):
+                for _ in range(5):
+                    await wait_for(queue, reading_of("riser", "pressure"), seen)
+        finally:
+            await simulator.stop()
+        kpa = [o for o in seen if isinstance(o, Reading) and o.point == "pressure_kpa"]
+        assert len(kpa) == 1 and kpa[0].value == pytest.approx(500.0)
+
+    asyncio.run(scenario())
+
+
 def test_silent_device_goes_offline_is_probed_and_comes_back():
     async def scenario():
         brk = profile("generic-breaker", interval_s=0.05)

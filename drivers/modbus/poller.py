@@ -293,14 +293,15 @@ class Poller:
     ) -> ModbusPDU:
         """One request with the device's retries; success brings an offline device back."""
         spec = state.spec
-        attempts = 1 if not state.online else 1 + spec.retries
-        for attempt in range(attempts):
+        attempts_left = 1 + (spec.retries if state.online else 0)  # a probe is one try
+        while True:
+            attempts_left -= 1
             state.counters.requests += 1
             try:
                 response = await state.bus.transact(spec.unit_id, spec.timeout_s, request)
             except TransactionFailed as failure:
                 state.counters.count(failure.kind)
-                if attempt + 1 == attempts:
+                if attempts_left == 0:
                     raise
                 continue
             state.counters.answers += 1
@@ -309,7 +310,6 @@ class Poller:
                 state.online = True
                 await self._emit(DeviceBack(spec.name))
             return response
-        raise AssertionError("unreachable: the loop returns or raises")
 
     async def _failed(self, state: _DeviceState, failure: TransactionFailed, what: str) -> bool:
         """Account one failed transaction; False when the device is offline afterwards."""
