@@ -73,8 +73,20 @@ class JournalLimits:
 
 @dataclass(slots=True)
 class _Batch:
-    events: list[Event]
-    done: asyncio.Future[int]
+    """Events committed together, and the futures of the producers waiting for them."""
+
+    events: list[Event] = field(default_factory=list)
+    waiters: list[asyncio.Future[int]] = field(default_factory=list)
+
+    def settle(self, first_seq: int | None, failure: Exception | None = None) -> None:
+        """Wake each producer with its own seq (or the failure); a cancelled producer is skipped."""
+        for offset, waiter in enumerate(self.waiters):
+            if waiter.done():
+                continue
+            if failure is None:
+                waiter.set_result(first_seq + offset)  # type: ignore[operator]
+            else:
+                waiter.set_exception(failure)
 
 
 @dataclass(slots=True)
@@ -87,6 +99,7 @@ class _Store:
     next_seq: int = field(init=False)
     over_capacity: bool = False
     last_maintenance: float = 0.0
+    commits: int = 0
 
     def open(self) -> list[Event]:
         """Open or create the file; returns events that opening itself must journal."""
@@ -150,6 +163,7 @@ class _Store:
             conn.execute("ROLLBACK")
             raise
         self.next_seq = first + len(events)
+        self.commits += 1
         return first
 
     def used_bytes(self) -> int:
@@ -225,6 +239,12 @@ def _rows(events: Iterable[Event], first: int):
         yield (first + offset, e.id, e.wall_ns, e.mono_ns, str(e.kind), int(e.priority), e.source, e.body_json())
 
 
+def _consume(future: asyncio.Future[int]) -> None:
+    """Retrieve a result nobody awaits, so asyncio does not warn about it."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _move_aside(path: Path) -> Path:
     """Rename a damaged journal (and its WAL) out of the way; never delete evidence."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -250,6 +270,7 @@ class Journal:
         self._space = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        self._loop = asyncio.get_running_loop()
 
     @classmethod
     async def open(cls, path: Path, limits: JournalLimits = JournalLimits()) -> "Journal":
@@ -266,6 +287,11 @@ class Journal:
         """The seq the last committed event got (0 for an empty journal)."""
         return self._store.next_seq - 1
 
+    @property
+    def commits(self) -> int:
+        """Transactions committed since open: events per commit is the group-commit factor."""
+        return self._store.commits
+
     async def append(self, event: Event) -> int:
         """Queue an event and wait until it is durable; returns its seq."""
         while self._queued >= self.limits.max_pending:
@@ -273,18 +299,18 @@ class Journal:
             await self._space.wait()
         if self._closing:
             raise JournalError("journal is closed")
-        batch = self._open_batch()
-        index = len(batch.events)
+        waiter = self._loop.create_future()
+        self._enqueue(event, waiter)
+        return await waiter
+
+    def _enqueue(self, event: Event, waiter: asyncio.Future[int]) -> None:
+        if not self._batches or len(self._batches[-1].events) >= self.limits.max_batch:
+            self._batches.append(_Batch())
+        batch = self._batches[-1]
         batch.events.append(event)
+        batch.waiters.append(waiter)
         self._queued += 1
         self._work.set()
-        first = await asyncio.shield(batch.done)
-        return first + index
-
-    def _open_batch(self) -> _Batch:
-        if not self._batches or len(self._batches[-1].events) >= self.limits.max_batch:
-            self._batches.append(_Batch([], asyncio.get_running_loop().create_future()))
-        return self._batches[-1]
 
     async def _write_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -298,10 +324,9 @@ class Journal:
                 first = await loop.run_in_executor(self._thread, store.write, batch.events)
             except Exception as failure:  # disk full, I/O error: every producer of the batch learns it
                 log.error("journal write failed", error=str(failure), events=len(batch.events))
-                batch.done.set_exception(JournalError(str(failure)))
-                batch.done.exception()  # a producer may have gone away; do not warn "never retrieved"
+                batch.settle(None, JournalError(str(failure)))
             else:
-                batch.done.set_result(first)
+                batch.settle(first)
             finally:
                 self._queued -= len(batch.events)
                 self._space.set()
@@ -318,10 +343,9 @@ class Journal:
             return
         for note in notes:
             log.warning("journal maintenance", event_id=note.id, kind=str(note.kind), **note.body)
-            batch = self._open_batch()
-            batch.events.append(note)
-            self._queued += 1
-            self._work.set()
+            waiter = self._loop.create_future()
+            waiter.add_done_callback(_consume)  # nobody awaits a maintenance note
+            self._enqueue(note, waiter)
 
     async def maintain_now(self) -> None:
         """Apply retention and the cap now (the writer also does it every few seconds)."""
@@ -331,9 +355,10 @@ class Journal:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is durable."""
-        pending = [b.done for b in self._batches]
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
+        if self._batches:
+            last = self._loop.create_future()
+            self._batches[-1].waiters.append(last)  # settled with the last batch, in order
+            await asyncio.gather(last, return_exceptions=True)
 
     async def close(self) -> None:
         """Flush, stop the writer and checkpoint the WAL."""
