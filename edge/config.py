@@ -18,7 +18,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from drivers.modbus.profile import Function, Profile
 from edge import yaml_source
+from edge.safety.power_cut import PowerCutPolicy
+from edge.safety.settings import CircuitSafety, WaterPointSafety
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
@@ -176,15 +179,23 @@ class Reader(Strict):
     keypad: bool = Field(False, description="The reader has a PIN keypad.")
 
 
+class Lock(Strict):
+    """The relay that holds a door locked, as named commands of its IO module's profile."""
+
+    device: Name
+    release: str = Field(min_length=1, description="Profile command that releases (unlocks), e.g. release_1.")
+    secure: str = Field(min_length=1, description="Profile command that locks again, e.g. secure_1.")
+
+
 class Door(Strict):
     name: Name
-    readers: list[Name] = Field(default_factory=list, min_length=0)
+    readers: list[Name] = Field(default_factory=list)
     groups: list[Name] = Field(default_factory=list, description="Door groups credentials may name.")
-    lock: PointRef | None = Field(None, description="Relay output that unlocks, as DEVICE.POINT.")
-    contact: PointRef | None = Field(None, description="Door contact input, as DEVICE.POINT.")
-    exit_button: PointRef | None = None
+    lock: Lock | None = Field(None, description="Relay output that unlocks.")
+    contact: PointRef | None = Field(None, description="Door contact input (true = open), as DEVICE.POINT.")
+    exit_button: PointRef | None = Field(None, description="Request-to-exit input, as DEVICE.POINT.")
     fail: Literal["safe", "secure"] = Field("secure", description="safe: unlocked without power (egress doors).")
-    egress: bool = Field(False, description="Released on fire alarm.")
+    egress: bool = Field(False, description="Released on fire alarm until a technician resets it.")
     require_pin: bool = False
     unlock_s: float = Field(5, gt=0, le=60)
     extended_unlock_s: float = Field(15, gt=0, le=120, description="For credentials marked for accessibility.")
@@ -192,25 +203,26 @@ class Door(Strict):
 
 
 class Circuit(Strict):
-    """One outgoing circuit of a floor distribution box."""
+    """One outgoing circuit of a floor distribution box, with what may cut it."""
 
     name: Name
     floor: int = Field(ge=-10, le=200)
     box: Name
-    current: PointRef | None = None
-    leakage: PointRef | None = None
-    temperature: PointRef | None = None
-    breaker: Name | None = Field(None, description="Smart breaker device that can trip this circuit.")
-    power_cut: Literal["warn", "trip"] = "warn"
+    currents: list[PointRef] = Field(default_factory=list, max_length=3, description="Phase current points.")
+    leakage: PointRef | None = Field(None, description="Residual current point, mA.")
+    temperatures: list[PointRef] = Field(default_factory=list, description="Cable temperature points.")
+    breaker: Name | None = Field(None, description="Smart breaker device with a `trip` command.")
+    safety: CircuitSafety
 
 
 class PressurePoint(Strict):
-    """A hydrant riser pressure or a fire-water tank level."""
+    """A hydrant riser pressure or a fire-water tank level on a 4-20 mA loop."""
 
     name: Name
-    kind: Literal["hydrant_pressure", "tank_level"]
-    point: PointRef
-    riser: str | None = None
+    point: PointRef = Field(description="The loop current in mA, as DEVICE.POINT.")
+    riser: str | None = Field(None, max_length=64)
+    tank: str | None = Field(None, max_length=64)
+    safety: WaterPointSafety
 
 
 class Camera(Strict):
@@ -308,10 +320,38 @@ def load(path: Path) -> BuildingConfig:
         raise ConfigError([problem(_data_loc(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in invalid.errors()]) from None
     if config.profiles_dir is None:
         config = config.model_copy(update={"profiles_dir": (path.parent / "profiles").resolve()})
-    problems = [problem(loc, message) for loc, message in cross_check(config)]
+    try:
+        profiles = device_profiles(config)
+    except ConfigError as broken:
+        profiles, problems = {}, broken.problems
+    else:
+        problems = []
+    problems += [problem(loc, message) for loc, message in cross_check(config, profiles)]
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def device_profiles(config: BuildingConfig) -> dict[str, Profile]:
+    """The profile of every device the building uses, by profile name; problems carry the profile's own lines."""
+    profiles: dict[str, Profile] = {}
+    problems: list[ConfigProblem] = []
+    for name in sorted({d.profile for d in config.devices}):
+        path = (config.profiles_dir or Path("profiles")) / f"{name}.yaml"
+        if not path.is_file():
+            continue  # reported against the device that names it
+        try:
+            document = yaml_source.load(path.read_text(encoding="utf-8"))
+            profiles[name] = Profile.model_validate(document.data)
+        except yaml_source.YamlSyntaxError as error:
+            problems.append(ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error)))
+        except ValidationError as invalid:
+            for e in invalid.errors():
+                line, column = document.position(e["loc"])
+                problems.append(ConfigProblem(str(path), line, column, ".".join(map(str, e["loc"])) or "(root)", e["msg"].removeprefix("Value error, ")))
+    if problems:
+        raise ConfigError(problems)
+    return profiles
 
 
 def _data_loc(loc: tuple) -> tuple:
@@ -319,7 +359,7 @@ def _data_loc(loc: tuple) -> tuple:
     return tuple(part for part in loc if not (isinstance(part, str) and part in {"rtu", "tcp"}))
 
 
-def cross_check(config: BuildingConfig) -> list[tuple[tuple, str]]:
+def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tuple[tuple, str]]:
     """Checks that span sections; each problem is (path in the file, message)."""
     problems: list[tuple[tuple, str]] = []
 
@@ -378,25 +418,58 @@ def cross_check(config: BuildingConfig) -> list[tuple[tuple, str]]:
         elif reader.osdp_address is not None or reader.osdp_key is not None:
             problems.append((("readers", index), f"osdp_address/osdp_key apply only to OSDP readers, not {reader.protocol}"))
 
-    def device_of(ref: str | None, loc: tuple) -> None:
-        if ref is not None and ref.split(".", 1)[0] not in devices:
-            problems.append((loc, f"no device named {ref.split('.', 1)[0]!r}"))
+    def point_of(ref: str | None, loc: tuple, bit: bool = False) -> None:
+        """A DEVICE.POINT reference must name a device and a point of its profile."""
+        if ref is None:
+            return
+        device_name, point_name = ref.split(".", 1)
+        device = devices.get(device_name)
+        if device is None:
+            problems.append((loc, f"no device named {device_name!r}"))
+            return
+        profile = profiles.get(device.profile)
+        if profile is None:
+            return
+        point = next((p for p in profile.points if p.name == point_name), None)
+        if point is None:
+            problems.append((loc, f"device {device_name!r} ({device.profile}) has no point {point_name!r}"))
+        elif bit and not (point.function in (Function.COIL, Function.DISCRETE) or point.bit is not None):
+            problems.append((loc, f"{ref} is not an on/off input"))
+
+    def commands_of(device_name: str | None, names: tuple[str, ...], loc: tuple) -> None:
+        if device_name is None:
+            return
+        device = devices.get(device_name)
+        if device is None:
+            problems.append((loc, f"no device named {device_name!r}"))
+            return
+        profile = profiles.get(device.profile)
+        known = {c.name for c in profile.commands} if profile else set(names)
+        for name in names:
+            if name not in known:
+                problems.append((loc, f"device {device_name!r} ({device.profile}) has no command {name!r}"))
 
     for index, door in enumerate(config.doors):
         for r_index, reader in enumerate(door.readers):
             if reader not in readers:
                 problems.append((("doors", index, "readers", r_index), f"no reader named {reader!r}"))
-        for field in ("lock", "contact", "exit_button"):
-            device_of(getattr(door, field), ("doors", index, field))
+        if door.lock is not None:
+            commands_of(door.lock.device, (door.lock.release, door.lock.secure), ("doors", index, "lock"))
+        point_of(door.contact, ("doors", index, "contact"), bit=True)
+        point_of(door.exit_button, ("doors", index, "exit_button"), bit=True)
     for index, circuit in enumerate(config.circuits):
-        for field in ("current", "leakage", "temperature"):
-            device_of(getattr(circuit, field), ("circuits", index, field))
-        if circuit.breaker is not None and circuit.breaker not in devices:
-            problems.append((("circuits", index, "breaker"), f"no device named {circuit.breaker!r}"))
-        if circuit.power_cut == "trip" and circuit.breaker is None:
-            problems.append((("circuits", index, "power_cut"), "power_cut: trip needs a breaker to trip"))
+        for p_index, ref in enumerate(circuit.currents):
+            point_of(ref, ("circuits", index, "currents", p_index))
+        point_of(circuit.leakage, ("circuits", index, "leakage"))
+        for p_index, ref in enumerate(circuit.temperatures):
+            point_of(ref, ("circuits", index, "temperatures", p_index))
+        if not (circuit.currents or circuit.leakage or circuit.temperatures):
+            problems.append((("circuits", index), "a circuit needs at least one current, leakage or temperature point"))
+        commands_of(circuit.breaker, ("trip", "close"), ("circuits", index, "breaker"))
+        if circuit.safety.power_cut is PowerCutPolicy.TRIP and circuit.breaker is None:
+            problems.append((("circuits", index, "safety", "power_cut"), "power_cut: trip needs a breaker to trip"))
     for index, point in enumerate(config.pressure_points):
-        device_of(point.point, ("pressure_points", index, "point"))
+        point_of(point.point, ("pressure_points", index, "point"))
 
     return problems
 

@@ -75,31 +75,29 @@ readers:
   - {name: gate, protocol: em4100, port: /dev/ttyUSB0}
   - {name: lobby, protocol: osdp, port: /dev/ttyUSB6}
 doors:
-  - {name: main, readers: [gate, ghost], lock: nobody.relay_1}
+  - {name: main, readers: [gate, ghost], lock: {device: nobody, release: release_1, secure: secure_1}, contact: meter-1.no_such_point}
 circuits:
-  - {name: f1-c1, floor: 1, box: f1, current: meter-1.current_a, breaker: missing, power_cut: trip}
-  - {name: f1-c2, floor: 1, box: f1, power_cut: trip}
+  - {name: f1-c1, floor: 1, box: f1, currents: [meter-1.current_a], breaker: missing, safety: {power_cut: warn}}
+  - {name: f1-c2, floor: 1, box: f1, leakage: meter-1.leakage_ma, safety: {power_cut: trip, leakage_ma: {alarm: 30}}}
 """
 
 
 def test_cross_references_are_checked_and_reported_together(write_config, building_dir):
-    profile = next((building_dir / "profiles").glob("*.yaml"), None)
-    if profile is None:
-        pytest.skip("no shipped profiles yet")
-    path = write_config(CROSS.replace("PROFILE", profile.stem))
+    path = write_config(CROSS.replace("PROFILE", "generic-efm8"))
     found = "\n".join(problems_of(path))
     for expected in (
-        ":9:5: buses.1.name: bus 'rs485-1' is already defined (buses.0)",
-        ":12:5: devices.1.address: address 1 on bus 'rs485-1' is already used by device 'meter-1'",
-        ":13:5: devices.2.bus: no bus named 'rs485-9'",
-        ":14:5: devices.3.profile: no profile 'no-such-profile'",
-        ":16:5: readers.0.name: device name 'meter-1' is already used by devices.0",
-        ":17:5: readers.1.port: port /dev/ttyUSB0 is already used by bus 'rs485-1'",
+        ":9:6: buses.1.name: bus 'rs485-1' is already defined (buses.0)",
+        ":12:35: devices.1.address: address 1 on bus 'rs485-1' is already used by device 'meter-1'",
+        ":13:21: devices.2.bus: no bus named 'rs485-9'",
+        ":14:47: devices.3.profile: no profile 'no-such-profile'",
+        ":16:6: readers.0.name: device name 'meter-1' is already used by devices.0",
+        ":17:36: readers.1.port: port /dev/ttyUSB0 is already used by bus 'rs485-1'",
         ":18:5: readers.2: an OSDP reader needs osdp_address",
-        ":20:5: doors.0.readers.1: no reader named 'ghost'",
-        ":20:5: doors.0.lock: no device named 'nobody'",
-        ":22:5: circuits.0.breaker: no device named 'missing'",
-        ":23:5: circuits.1.power_cut: power_cut: trip needs a breaker to trip",
+        ":20:34: doors.0.readers.1: no reader named 'ghost'",
+        ":20:42: doors.0.lock: no device named 'nobody'",
+        "doors.0.contact: device 'meter-1' (generic-efm8) has no point 'no_such_point'",
+        "circuits.0.breaker: no device named 'missing'",
+        "circuits.1.safety.power_cut: power_cut: trip needs a breaker to trip",
     ):
         assert expected in found, f"{expected!r} not in:\n{found}"
 
@@ -123,3 +121,34 @@ def test_run_with_a_broken_config_starts_nothing(write_config, building_dir):
 def test_exported_schema_is_current():
     shipped = json.loads((REPO / "config" / "schema.json").read_text())
     assert shipped == building_config.json_schema(), "run: edge schema > config/schema.json"
+
+
+def test_a_broken_profile_is_reported_at_its_own_line(write_config, building_dir):
+    (building_dir / "profiles" / "odd-meter.yaml").write_text(
+        "model: odd-meter\npoints:\n  - {name: volts, function: holding, address: 0, type: float64}\n"
+    )
+    path = write_config(MINIMAL + """
+buses: [{name: b, type: tcp, host: 127.0.0.1}]
+devices: [{name: m, bus: b, address: 1, profile: odd-meter}]
+""")
+    found = problems_of(path)
+    assert any(p.startswith(str(building_dir / "profiles" / "odd-meter.yaml") + ":3:") and "points.0.type" in p for p in found), found
+
+
+def test_points_must_exist_in_the_device_profile(write_config):
+    path = write_config(MINIMAL + """
+buses: [{name: b, type: tcp, host: 127.0.0.1}]
+devices:
+  - {name: f1-monitor, bus: b, address: 1, profile: generic-efm8}
+  - {name: f1-breaker, bus: b, address: 2, profile: generic-efm8}
+circuits:
+  - name: f1-c1
+    floor: 1
+    box: F1
+    currents: [f1-monitor.current_a, f1-monitor.current_x]
+    breaker: f1-breaker
+    safety: {power_cut: trip, over_current_a: {alarm: 32}}
+""")
+    found = "\n".join(problems_of(path))
+    assert "circuits.0.currents.1: device 'f1-monitor' (generic-efm8) has no point 'current_x'" in found
+    assert "circuits.0.breaker: device 'f1-breaker' (generic-efm8) has no command 'close'" in found

@@ -253,8 +253,9 @@ def test_undecodable_values_are_faults_not_readings():
         for channel in range(1, 9):
             device.set_value(f"ch{channel}_ma", 4.0)
         device.set_value("ch1_ma", 12.0)
-        device.play("ch2_ma", wire_break())
+        device.play("ch2_ma", wire_break())  # 0 mA is a real reading: the safety rules call it a sensor fault
         device.set_registers(Function.INPUT, 4, [0x7FC0, 0x0000])  # ch3: NaN
+        device.set_registers(Function.INPUT, 6, [0x4220, 0x0000])  # ch4: 40 mA, past valid_max
         simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
         poller = Poller([spec("ai", ai, link, 3)], queue)
@@ -267,9 +268,9 @@ def test_undecodable_values_are_faults_not_readings():
             await simulator.stop()
         readings = {o.point: o.value for o in seen if isinstance(o, Reading)}
         faults = {o.detail.split(":")[0] for o in seen if isinstance(o, PollFault) and o.kind is FaultKind.DECODE}
-        assert readings["ch1_ma"] == 12.0
-        assert "ch2_ma" not in readings and "ch3_ma" not in readings
-        assert {"ch2_ma", "ch3_ma"} <= faults
+        assert readings["ch1_ma"] == 12.0 and readings["ch2_ma"] == 0.0
+        assert "ch3_ma" not in readings and "ch4_ma" not in readings
+        assert {"ch3_ma", "ch4_ma"} <= faults
         assert poller.counters["ai"].decode_errors >= 2
         assert len([o for o in seen if isinstance(o, PollFault)]) == 2  # reported once each, counted every poll
 
