@@ -157,7 +157,7 @@ class Device(Strict):
     bus: Name
     address: int = Field(ge=1, le=247, description="Modbus unit id.")
     profile: str = Field(min_length=1, description="Profile name (file stem in the profiles directory).")
-    poll_s: float = Field(1.0, gt=0, le=3600, description="Default poll interval for its points.")
+    poll_s: float | None = Field(None, gt=0, le=3600, description="Poll interval for its points; default: the profile's.")
 
 
 class ReaderProtocol(StrEnum):

@@ -46,6 +46,9 @@ class Kind(StrEnum):
     JOURNAL_OVER_CAPACITY = "alarm.journal_over_capacity"
     JOURNAL_CORRUPT = "alarm.journal_corrupt"
     HEARTBEAT = "telemetry.heartbeat"
+    DEVICE_OFFLINE = "fault.device_offline"
+    DEVICE_BACK = "device.back"
+    DEVICE_FAULT = "fault.device"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import structlog
 
-from edge.config import BuildingConfig
+from edge.config import BuildingConfig, device_profiles
+from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal, JournalLimits
 from edge.notify import Systemd
@@ -53,10 +54,18 @@ class Gateway:
         self.stopping = asyncio.Event()
         self.journal: Journal | None = None
         self.supervisor: Supervisor | None = None
+        self.fieldbus: FieldBus | None = None
 
-    def workers(self, journal: Journal) -> dict[str, Work]:
-        """Every long-running job the building config asks for, by name."""
-        return {"heartbeat": lambda: self._heartbeat(journal)}
+    def assemble(self, journal: Journal) -> dict[str, Work]:
+        """Build the building's parts from the config; returns every long-running job by name.
+
+        Each part is built here and only here, so this reads as the building's wiring diagram.
+        """
+        work: dict[str, Work] = {"heartbeat": lambda: self._heartbeat(journal)}
+        if self.config.devices:
+            self.fieldbus = FieldBus(device_specs(self.config, device_profiles(self.config)), journal)
+            work["fieldbus"] = self.fieldbus.run
+        return work
 
     async def _heartbeat(self, journal: Journal) -> None:
         """Telemetry that says the gateway is alive and how big it is, once a minute."""
@@ -86,7 +95,7 @@ class Gateway:
         await journal.append(started)
         log.info("gateway started", event_id=started.id, building=self.config.building.id, journal=str(journal.path), version=VERSION)
         supervisor = self.supervisor = Supervisor(journal)
-        for name, work in self.workers(journal).items():
+        for name, work in self.assemble(journal).items():
             supervisor.start(name, work)
         watchdog = self.systemd.watchdog_interval_s()
         pinger = asyncio.create_task(self.systemd.keep_alive(watchdog)) if watchdog else None
