@@ -8,12 +8,13 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from hil.demo_building import DemoBuilding
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config" / "demo.yaml"
@@ -23,7 +24,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, help="stop after this long (default: run until Ctrl-C)")
     args = parser.parse_args()
-    with contextlib.ExitStack() as simulators:
+    with DemoBuilding():
         gateway = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(CONFIG)])
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
         try:
@@ -35,7 +36,6 @@ def main() -> int:
             if gateway.poll() is None:
                 gateway.send_signal(signal.SIGTERM)
             code = gateway.wait(timeout=10)
-        del simulators
     print("\nnewest events (edge events --config config/demo.yaml):", flush=True)
     subprocess.run([sys.executable, "-m", "edge.cli", "events", "--config", str(CONFIG), "--limit", "25"])
     return code
