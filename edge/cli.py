@@ -1,7 +1,8 @@
 """`edge`: the command a technician types on site and systemd starts.
 
 Exit codes follow sysexits: 0 ok, 78 (EX_CONFIG) for a config that does not validate,
-66 (EX_NOINPUT) for a journal that does not exist, 2 for a wrong command line.
+66 (EX_NOINPUT) for a journal that does not exist, 69 (EX_UNAVAILABLE) when the daemon
+(or its status) is needed and not there, 2 for a wrong command line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import json
 import re
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 
 EX_NOINPUT = 66
+EX_UNAVAILABLE = 69
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +66,25 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--limit", type=int, default=50, help="at most this many, the newest (default 50; 0 = all)")
     events.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     events.set_defaults(handler=_events)
+
+    points = commands.add_parser("points", help="show each field point's last value, age and state", description=(
+        "Read the daemon's status snapshot (written every 2 s into the state dir) and show every circuit and "
+        "pressure point: last value, unit, age and state (ok, warning, alarm, sensor_fault, stale, offline)."))
+    _config_option(points)
+    points.add_argument("--json", action="store_true", help="one JSON object per point per line")
+    points.set_defaults(handler=_points)
+
+    breaker = commands.add_parser("breaker", help="operate a circuit's breaker through the running daemon")
+    breaker_commands = breaker.add_subparsers(dest="breaker_command", required=True, metavar="ACTION")
+    close = breaker_commands.add_parser("close", help="re-close a tripped breaker (audited)", description=(
+        "Ask the running daemon to close CIRCUIT's breaker. The request, who made it and why are journaled, and so "
+        "is whether the breaker confirmed it closed. Exit 0 when confirmed, 1 when refused or unconfirmed, "
+        "69 when the daemon is not running."))
+    close.add_argument("circuit", help="circuit name from the config")
+    close.add_argument("--operator", required=True, help="your staff id: you take responsibility for re-energising")
+    close.add_argument("--reason", required=True, help="why it is safe now (10-500 characters)")
+    _config_option(close)
+    close.set_defaults(handler=_breaker_close)
 
     schema = commands.add_parser("schema", help="print the config JSON Schema", description=(
         "Print the JSON Schema of the building config (the same as config/schema.json)."))
@@ -146,6 +168,48 @@ def _events(args: argparse.Namespace) -> int:
     if not found:
         print("(no events match)")
     return 0
+
+
+def _points(args: argparse.Namespace) -> int:
+    from edge import points_status
+
+    config = _load(args.config)
+    if config is None:
+        return EX_CONFIG
+    try:
+        snapshot = points_status.read_snapshot(config.state_path)
+    except FileNotFoundError:
+        print(f"edge points: no status in {config.state_path}: the daemon has not run with field points", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except ValueError as error:
+        print(f"edge points: {error}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    rows = points_status.as_rows(snapshot, time.time(), stale_after_s=3 * points_status.SNAPSHOT_EVERY_S)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
+    else:
+        print(points_status.render_table(rows))
+    return 0
+
+
+def _breaker_close(args: argparse.Namespace) -> int:
+    from edge import control
+
+    config = _load(args.config)
+    if config is None:
+        return EX_CONFIG
+    request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
+    try:
+        answer = control.ask(control.socket_path(config.state_path), request)
+    except control.DaemonUnavailable as error:
+        print(f"edge breaker close: {error}; nothing was done", file=sys.stderr)
+        return EX_UNAVAILABLE
+    if answer.get("ok"):
+        print(f"breaker of circuit {args.circuit} closed and confirmed (journal seq {answer.get('result_seq')})")
+        return 0
+    print(f"edge breaker close: {answer.get('error', 'refused')} (journal seq {answer.get('result_seq')})", file=sys.stderr)
+    return 1
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from drivers.modbus.profile import Function, Profile
 from edge import yaml_source
 from edge.safety.power_cut import PowerCutPolicy
 from edge.safety.settings import CircuitSafety, WaterPointSafety
+from edge.telemetry import TelemetrySettings
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
@@ -213,6 +214,7 @@ class Circuit(Strict):
     temperatures: list[PointRef] = Field(default_factory=list, description="Cable temperature points.")
     breaker: Name | None = Field(None, description="Smart breaker device with a `trip` command.")
     safety: CircuitSafety
+    telemetry: TelemetrySettings | None = Field(None, description="Upstream reporting of every point of the circuit.")
 
 
 class PressurePoint(Strict):
@@ -223,6 +225,7 @@ class PressurePoint(Strict):
     riser: str | None = Field(None, max_length=64)
     tank: str | None = Field(None, max_length=64)
     safety: WaterPointSafety
+    telemetry: TelemetrySettings | None = Field(None, description="Upstream reporting of the loop current.")
 
 
 class Camera(Strict):
@@ -233,14 +236,31 @@ class Camera(Strict):
 
 class Tls(Strict):
     ca: ReadableFile = Field(description="CA bundle that signs the broker's certificate; verification is always on.")
-    cert: ReadableFile | None = None
-    key: Secret | None = None
+    cert: ReadableFile | None = Field(None, description="Client certificate (PEM), when the broker asks for one.")
+    key: ReadableFile | None = Field(None, description="Client certificate's private key (PEM file, readable by the daemon only).")
+
+    @model_validator(mode="after")
+    def _pair(self) -> "Tls":
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both 'cert' and 'key' for a client certificate, or neither")
+        return self
 
 
 class Uplink(Strict):
     enabled: bool = Field(False, description="Off by default: the gateway works fully offline.")
     host: str = "localhost"
     port: int = Field(1883, ge=1, le=65535)
+    protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT version; pull replies use MQTT 5 response topics or, on 3.1.1, a reply_to field.")
+    client_id: str | None = Field(None, max_length=128, description="MQTT client id; default edge-BUILDING.")
+    topic_prefix: str = Field("edge/v1", pattern=r"^[A-Za-z0-9_/-]{1,64}$", description="Topics are PREFIX/BUILDING/...; see README.")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    batch_events: int = Field(500, ge=1, le=10_000, description="Most events in one published batch.")
+    batch_ms: int = Field(50, ge=0, le=60_000, description="Longest an event waits for a batch to fill.")
+    batch_bytes: int = Field(128 * 1024, ge=1024, le=8 * 1024 * 1024, description="Payload cap of one batch.")
+    bandwidth_bytes_per_s: int | None = Field(None, ge=256, description="Pace the backlog to this rate (alarms are not paced); null: no cap.")
+    cloud_public_key: ReadableFile | None = Field(
+        None, description="The cloud's Ed25519 public key (PEM); without it every downlink message is refused."
+    )
     username: str | None = None
     password: Secret | None = None
     tls: Tls | None = None
@@ -262,6 +282,7 @@ class BuildingConfig(Strict):
     pressure_points: list[PressurePoint] = Field(default_factory=list)
     cameras: list[Camera] = Field(default_factory=list)
     uplink: Uplink = Uplink()
+    fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
 
     @property
     def journal_path(self) -> Path:
@@ -470,6 +491,7 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
             problems.append((("circuits", index, "safety", "power_cut"), "power_cut: trip needs a breaker to trip"))
     for index, point in enumerate(config.pressure_points):
         point_of(point.point, ("pressure_points", index, "point"))
+    point_of(config.fire_alarm, ("fire_alarm",), bit=True)
 
     return problems
 

@@ -49,6 +49,36 @@ class Kind(StrEnum):
     DEVICE_OFFLINE = "fault.device_offline"
     DEVICE_BACK = "device.back"
     DEVICE_FAULT = "fault.device"
+    # Uplink (edge/uplink/): downlink refusals, credential updates, cloud commands, pulls.
+    DOWNLINK_REFUSED = "security.downlink_refused"
+    CREDENTIALS_APPLIED = "credentials.applied"
+    CREDENTIALS_SNAPSHOT_REQUESTED = "credentials.snapshot_requested"
+    COMMAND_EXECUTED = "command.executed"
+    PULL_ANSWERED = "uplink.pull_answered"
+    # Field points (edge/field.py): safety conditions, power cut and re-close, telemetry.
+    CONDITION_RAISED = "alarm.raised"
+    CONDITION_CLEARED = "alarm.cleared"
+    TRIP_SENT = "power.trip_sent"
+    TRIP_CONFIRMED = "power.trip_confirmed"
+    TRIP_UNCONFIRMED = "alarm.trip_unconfirmed"
+    RECLOSE_REQUESTED = "power.reclose_requested"
+    RECLOSE_REFUSED = "power.reclose_refused"
+    RECLOSE_CONFIRMED = "power.reclose_confirmed"
+    RECLOSE_UNCONFIRMED = "power.reclose_unconfirmed"
+    POINT_READING = "telemetry.point"
+    # Doors (edge/doors/, edge/readers.py, edge/fire.py): decisions, door alarms, locks, fire release.
+    ACCESS_DECISION = "access.decision"
+    ACCESS_FLAGGED = "alarm.access_flagged"
+    DOOR_EXIT = "access.exit"
+    DOOR_FORCED = "alarm.door_forced"
+    DOOR_HELD_OPEN = "alarm.door_held_open"
+    DOOR_CLOSED = "door.closed"
+    LOCK_UNCONFIRMED = "fault.lock_unconfirmed"
+    READER_FAULT = "fault.reader"
+    CLOCK_UNTRUSTED = "fault.clock_untrusted"
+    CREDENTIALS_UNAVAILABLE = "fault.credentials_unavailable"
+    FIRE_RELEASE = "alarm.fire_release"
+    FIRE_RESET = "alarm.fire_reset"
 
 
 @dataclass(frozen=True, slots=True)

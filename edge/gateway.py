@@ -18,6 +18,8 @@ from pathlib import Path
 import structlog
 
 from edge.config import BuildingConfig, device_profiles
+from edge.control import ControlServer, socket_path
+from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal, JournalLimits
@@ -55,6 +57,7 @@ class Gateway:
         self.journal: Journal | None = None
         self.supervisor: Supervisor | None = None
         self.fieldbus: FieldBus | None = None
+        self.field: FieldPoints | None = None
 
     def assemble(self, journal: Journal) -> dict[str, Work]:
         """Build the building's parts from the config; returns every long-running job by name.
@@ -63,8 +66,14 @@ class Gateway:
         """
         work: dict[str, Work] = {"heartbeat": lambda: self._heartbeat(journal)}
         if self.config.devices:
-            self.fieldbus = FieldBus(device_specs(self.config, device_profiles(self.config)), journal)
+            profiles = device_profiles(self.config)
+            self.fieldbus = FieldBus(device_specs(self.config, profiles), journal)
             work["fieldbus"] = self.fieldbus.run
+            if self.config.circuits or self.config.pressure_points:
+                self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
+                work["field-points"] = self.field.run
+        control = {"breaker.close": self.field.reclose} if self.field else {}
+        work["control"] = ControlServer(socket_path(self.config.state_path), control).run
         return work
 
     async def _heartbeat(self, journal: Journal) -> None:

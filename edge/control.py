@@ -1,0 +1,108 @@
+"""The local control channel: how `edge` commands ask the running daemon to act.
+
+The daemon owns the RS-485 lines, so a command that must touch a device (closing a breaker)
+cannot open the port itself; it asks the daemon over a Unix socket in the state dir. The
+socket is owner-only (0600): whoever may talk to it may re-energise a floor. One JSON
+request per connection, one JSON response, each a single line of at most 64 KiB.
+
+    request:  {"op": "breaker.close", "circuit": "f1-c1", "operator": "...", "reason": "..."}
+    response: {"ok": true, ...}  or  {"ok": false, "error": "..."}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("edge.control")
+
+SOCKET_NAME = "control.sock"
+MAX_MESSAGE = 65536
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def socket_path(state_dir: Path) -> Path:
+    return state_dir / SOCKET_NAME
+
+
+class DaemonUnavailable(Exception):
+    """Nobody answers on the control socket: the daemon is not running (or not ours to ask)."""
+
+
+class ControlServer:
+    """Serves requests by their `op` until cancelled; a bad request gets an error, never a crash."""
+
+    def __init__(self, path: Path, handlers: Mapping[str, Handler]) -> None:
+        self.path = path
+        self.handlers = dict(handlers)
+
+    async def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # left by a daemon that was killed
+        old_umask = os.umask(0o177)  # the socket is born owner-only, no window with wider rights
+        try:
+            server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_MESSAGE)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+        try:
+            async with server:
+                await server.serve_forever()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            response = await self._answer(reader)
+            writer.write(json.dumps(response, ensure_ascii=False).encode() + b"\n")
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 5.0)
+            request = json.loads(line)
+        except (ValueError, asyncio.LimitOverrunError, TimeoutError):
+            return {"ok": False, "error": "the request is not one JSON line of at most 64 KiB"}
+        if not isinstance(request, dict) or request.get("op") not in self.handlers:
+            return {"ok": False, "error": f"unknown op; known: {sorted(self.handlers)}"}
+        try:
+            return await self.handlers[request["op"]](request)
+        except Exception as error:  # a handler bug must not take the channel down
+            log.exception("control request failed", op=request["op"])
+            return {"ok": False, "error": f"internal error: {type(error).__name__}"}
+
+
+def ask(path: Path, request: dict[str, Any], timeout_s: float = 30.0) -> dict[str, Any]:
+    """Send one request and wait for its answer (blocking: this is the CLI's side)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.settimeout(timeout_s)
+        try:
+            client.connect(str(path))
+        except (FileNotFoundError, ConnectionRefusedError) as error:
+            raise DaemonUnavailable(f"the gateway daemon is not running (no answer on {path})") from error
+        except PermissionError as error:
+            raise DaemonUnavailable(f"not allowed to talk to the daemon on {path}: run as its user") from error
+        client.sendall(json.dumps(request, ensure_ascii=False).encode() + b"\n")
+        received = b""
+        while not received.endswith(b"\n"):
+            chunk = client.recv(MAX_MESSAGE)
+            if not chunk:
+                break
+            received += chunk
+    if not received:
+        raise DaemonUnavailable(f"the daemon closed {path} without an answer")
+    return json.loads(received)

@@ -1,0 +1,345 @@
+"""Field points at run time: circuits and fire-water points fed from the field bus.
+
+Each configured point (a phase current, a leakage, a cable temperature, a riser pressure or
+tank level loop) gets a PointMonitor and a telemetry Deadband. Readings arrive from the
+FieldBus with the time they were read; every Transition becomes a journaled alarm event,
+and a raised alarm that `decide_power_cut` turns into a TripCommand opens the circuit's
+breaker: one trip in flight per breaker, read back, judged by `confirm_trip`. The gateway
+never closes a breaker by itself; `reclose` is the operator's audited request, reached over
+the control socket.
+
+Listeners run on the poller's path and must not block, so events go into an outbox that one
+task drains into the journal. The outbox is bounded for telemetry only (dropped and counted
+when full); alarms and trips are one per change of state and are never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from drivers.modbus.observations import Reading
+from drivers.modbus.profile import Profile
+from edge.config import BuildingConfig, Circuit, PressurePoint
+from edge.events import Event, Kind, Priority
+from edge.fieldbus import FieldBus, PointKey
+from edge.journal import Journal
+from edge.points_status import SNAPSHOT_EVERY_S, PointStatus, point_state, write_snapshot
+from edge.safety import (
+    BreakerState,
+    Change,
+    Condition,
+    PointMonitor,
+    Quantity,
+    Severity,
+    Transition,
+    TripCommand,
+    TripOutcome,
+    circuit_point_monitor,
+    confirm_trip,
+    decide_power_cut,
+    reclose_request,
+    water_point_monitor,
+)
+from edge.safety.settings import PressurePointSafety
+from edge.telemetry import Deadband
+
+log = structlog.get_logger("edge.field")
+
+TICK_S = 0.25
+MAX_QUEUED_TELEMETRY = 4096
+
+
+@dataclass
+class FieldPoint:
+    """One monitored point of a circuit or a water point, and what was last seen of it."""
+
+    owner: str  # circuit or pressure point name
+    key: PointKey
+    quantity: Quantity
+    place: dict[str, Any]  # floor and box, or riser and tank
+    monitor: PointMonitor
+    telemetry: Deadband
+    unit: str
+    circuit: Circuit | None = None
+    value: float | None = None
+    read_at: float | None = None  # monotonic
+    active: dict[Condition, Severity] = field(default_factory=dict)
+
+
+class FieldPoints:
+    """The building's circuits and water points, watched and acted on."""
+
+    def __init__(
+        self,
+        config: BuildingConfig,
+        fieldbus: FieldBus,
+        journal: Journal,
+        profiles: dict[str, Profile],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.fieldbus = fieldbus
+        self.journal = journal
+        self.state_dir = config.state_path
+        self._clock, self._wall = clock, wall
+        self._devices = {d.name: d for d in config.devices}
+        self._profiles = {d.name: profiles[d.profile] for d in config.devices}
+        self._circuits = {c.name: c for c in config.circuits}
+        self.points: list[FieldPoint] = []
+        self.dropped_telemetry = 0
+        self._urgent: deque[Event] = deque()
+        self._telemetry: deque[Event] = deque()
+        self._wake = asyncio.Event()
+        self._trips: asyncio.Queue[TripCommand] = asyncio.Queue()
+        self._tripping: set[str] = set()
+        self._breaker_readback: dict[str, tuple[bool, float]] = {}  # breaker: (reads open, mono)
+        started = clock()
+        for circuit in config.circuits:
+            self._add_circuit(circuit, started)
+        for water in config.pressure_points:
+            self._add_water_point(water, started)
+        for point in self.points:
+            fieldbus.subscribe(point.key, lambda reading, point=point: self._on_reading(point, reading))
+        for breaker in {c.breaker for c in config.circuits if c.breaker}:
+            self._watch_breaker(breaker)
+
+    # --- building the points -------------------------------------------------------
+
+    def _poll_interval(self, key: PointKey) -> float:
+        device = self._devices[key.device]
+        profile = self._profiles[key.device]
+        return device.poll_s or profile.interval_of(profile.point(key.point))
+
+    def _unit(self, key: PointKey) -> str:
+        return self._profiles[key.device].point(key.point).unit or ""
+
+    def _add_circuit(self, circuit: Circuit, started: float) -> None:
+        refs = [(ref, Quantity.PHASE_CURRENT) for ref in circuit.currents]
+        refs += [(circuit.leakage, Quantity.LEAKAGE_CURRENT)] if circuit.leakage else []
+        refs += [(ref, Quantity.CABLE_TEMPERATURE) for ref in circuit.temperatures]
+        for ref, quantity in refs:
+            key = PointKey.parse(ref)
+            monitor = circuit_point_monitor(
+                ref, quantity, circuit.safety, poll_interval_s=self._poll_interval(key), started_at=started
+            )
+            self.points.append(FieldPoint(
+                owner=circuit.name, key=key, quantity=quantity, place={"floor": circuit.floor, "box": circuit.box},
+                monitor=monitor, telemetry=Deadband.for_point(quantity, circuit.telemetry), unit=self._unit(key),
+                circuit=circuit,
+            ))
+
+    def _add_water_point(self, water: PressurePoint, started: float) -> None:
+        key = PointKey.parse(water.point)
+        quantity = Quantity.WATER_PRESSURE if isinstance(water.safety, PressurePointSafety) else Quantity.WATER_LEVEL
+        monitor = water_point_monitor(water.point, water.safety, poll_interval_s=self._poll_interval(key), started_at=started)
+        self.points.append(FieldPoint(
+            owner=water.name, key=key, quantity=quantity, place={"riser": water.riser, "tank": water.tank},
+            monitor=monitor, telemetry=Deadband.for_point(quantity, water.telemetry), unit=self._unit(key),
+        ))
+
+    def _watch_breaker(self, breaker: str) -> None:
+        """Remember the last read-back of the trip command's point, to tell 'still closed'
+        (the breaker refused) from 'no answer' after a trip that was not confirmed."""
+        readback = self._profiles[breaker].command("trip").readback
+        if readback is None:
+            return
+
+        def seen(reading: Reading) -> None:
+            value = reading.value
+            if isinstance(value, bool) or isinstance(readback.expect, bool):
+                opened = bool(value) == bool(readback.expect)
+            else:
+                opened = math.isclose(value, readback.expect, rel_tol=1e-6, abs_tol=1e-6)
+            self._breaker_readback[breaker] = (opened, reading.mono)
+
+        self.fieldbus.subscribe(PointKey(breaker, readback.point), seen)
+
+    # --- readings in, events out ---------------------------------------------------
+
+    def _on_reading(self, point: FieldPoint, reading: Reading) -> None:
+        value = reading.value
+        number = float(value) if isinstance(value, int | float) else None
+        if number is not None and math.isfinite(number):
+            point.value, point.read_at = number, reading.mono
+            if point.telemetry.offer(number, reading.mono):
+                self._emit(Event(
+                    kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source=point.owner,
+                    body={"point": str(point.key), "quantity": str(point.quantity), "value": number, "unit": point.unit},
+                ))
+        for transition in point.monitor.observe(number, reading.mono):
+            self._on_transition(point, transition)
+
+    def tick(self, now: float) -> None:
+        """Advance every monitor without readings, so a silent point goes stale."""
+        for point in self.points:
+            for transition in point.monitor.tick(now):
+                self._on_transition(point, transition)
+
+    def _on_transition(self, point: FieldPoint, transition: Transition) -> None:
+        if transition.change is Change.RAISED:
+            point.active[transition.condition] = transition.severity
+        else:
+            point.active.pop(transition.condition, None)
+        self._emit(self._condition_event(point, transition))
+        circuit = point.circuit
+        if circuit is None or circuit.breaker is None:
+            return
+        trip = decide_power_cut(circuit.name, circuit.breaker, circuit.safety.power_cut, transition)
+        if trip is not None and trip.breaker not in self._tripping:
+            self._tripping.add(trip.breaker)  # several phases alarming at once: one trip
+            self._trips.put_nowait(trip)
+
+    def _condition_event(self, point: FieldPoint, transition: Transition) -> Event:
+        owner_key = "circuit" if point.circuit is not None else "pressure_point"
+        if transition.condition is Condition.STALE:
+            unit = "s"
+        elif point.circuit is None and transition.condition is not Condition.SENSOR_FAULT:
+            unit = ""  # scaled to the sensor's own unit (MPa, bar, m), which the config does not name
+        else:
+            unit = point.unit
+        return Event(
+            kind=Kind.CONDITION_RAISED if transition.change is Change.RAISED else Kind.CONDITION_CLEARED,
+            priority=Priority.ALARM,
+            source=point.owner,
+            body={
+                owner_key: point.owner, **point.place, "quantity": str(transition.quantity),
+                "condition": str(transition.condition), "severity": str(transition.severity),
+                "reading": round(transition.reading, 6), "threshold": transition.threshold, "unit": unit,
+                "point": str(point.key),
+            },
+        )
+
+    def _emit(self, event: Event) -> None:
+        if event.priority.protected:
+            self._urgent.append(event)
+        elif len(self._telemetry) < MAX_QUEUED_TELEMETRY:
+            self._telemetry.append(event)
+        else:
+            self.dropped_telemetry += 1
+        self._wake.set()
+
+    # --- the worker ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Journal events, tick monitors, run trips and write the status snapshot, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._drain())
+            group.create_task(self._ticking())
+            group.create_task(self._snapshots())
+            while True:
+                trip = await self._trips.get()
+                group.create_task(self._trip(trip))
+
+    async def _drain(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._urgent or self._telemetry:
+                event = self._urgent.popleft() if self._urgent else self._telemetry.popleft()
+                if event.priority is Priority.ALARM:
+                    log.warning("field alarm", event_id=event.id, kind=str(event.kind), source=event.source, **event.body)
+                await self.journal.append(event)
+
+    async def _ticking(self) -> None:
+        while True:
+            self.tick(self._clock())
+            await asyncio.sleep(TICK_S)
+
+    async def _snapshots(self) -> None:
+        while True:
+            await asyncio.to_thread(write_snapshot, self.state_dir, self.statuses(), self._wall())
+            await asyncio.sleep(SNAPSHOT_EVERY_S)
+
+    def statuses(self) -> list[PointStatus]:
+        now, wall = self._clock(), self._wall()
+        return [
+            PointStatus(
+                name=p.owner, point=str(p.key), quantity=str(p.quantity), value=p.value, unit=p.unit,
+                read_at=None if p.read_at is None else wall - (now - p.read_at),
+                state=point_state(self.fieldbus.is_online(p.key.device), p.active.items()),
+            )
+            for p in self.points
+        ]
+
+    # --- power cut -----------------------------------------------------------------
+
+    async def _trip(self, trip: TripCommand) -> None:
+        cause = trip.cause
+        self._emit(Event(
+            kind=Kind.TRIP_SENT, priority=Priority.ALARM, source=trip.circuit,
+            body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
+                  "point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold},
+        ))
+        sent = self._clock()
+        try:
+            confirmed = await self.fieldbus.command(trip.breaker, "trip")
+        except Exception:  # a driver bug must still end in an alarm, not in silence
+            log.exception("trip command failed", breaker=trip.breaker)
+            confirmed = False
+        finally:
+            self._tripping.discard(trip.breaker)
+        report = confirm_trip(trip, BreakerState.OPEN if confirmed else self._breaker_state(trip.breaker, since=sent), self._clock())
+        confirmed_trip = report.outcome is TripOutcome.CONFIRMED
+        self._emit(Event(
+            kind=Kind.TRIP_CONFIRMED if confirmed_trip else Kind.TRIP_UNCONFIRMED,
+            priority=Priority.ALARM, source=trip.circuit,
+            body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
+                  "outcome": str(report.outcome), "readback": None if report.readback is None else str(report.readback),
+                  "severity": None if report.severity is None else str(report.severity)},
+        ))
+
+    def _breaker_state(self, breaker: str, since: float) -> BreakerState | None:
+        """What the breaker said after `since`; None when it said nothing."""
+        seen = self._breaker_readback.get(breaker)
+        if seen is None or seen[1] < since:
+            return None
+        return BreakerState.OPEN if seen[0] else BreakerState.CLOSED
+
+    # --- re-close ------------------------------------------------------------------
+
+    async def reclose(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The operator's audited re-close (control op `breaker.close`); journaled before and after."""
+        name = request.get("circuit")
+        circuit = self._circuits.get(name) if isinstance(name, str) else None
+        audit = {"circuit": name, "operator": request.get("operator"), "reason": request.get("reason")}
+        if circuit is None or circuit.breaker is None:
+            problem = f"no circuit named {name!r}" if circuit is None else f"circuit {name!r} has no breaker"
+            return await self._refuse(audit, [problem])
+        try:
+            command = reclose_request(
+                request.get("operator"), request.get("reason"), circuit=circuit.name, breaker=circuit.breaker, now=self._clock()
+            )
+        except ValidationError as invalid:
+            return await self._refuse(audit, [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors()])
+        alarms = [str(p.key) for p in self.points if p.circuit is circuit and p.active.get(Condition.OVER_THRESHOLD) is Severity.ALARM]
+        if alarms:
+            return await self._refuse(audit, [f"still in alarm: {', '.join(alarms)}"])
+        audit = {"circuit": command.circuit, "breaker": command.breaker, "operator": command.operator, "reason": command.reason}
+        requested = await self.journal.append(Event(kind=Kind.RECLOSE_REQUESTED, priority=Priority.ALARM, source=circuit.name, body=audit))
+        try:
+            confirmed = await self.fieldbus.command(command.breaker, "close")
+        except Exception:
+            log.exception("close command failed", breaker=command.breaker)
+            confirmed = False
+        kind = Kind.RECLOSE_CONFIRMED if confirmed else Kind.RECLOSE_UNCONFIRMED
+        result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body={**audit, "request_seq": requested}))
+        return {"ok": confirmed, "confirmed": confirmed, "circuit": circuit.name, "breaker": command.breaker,
+                "request_seq": requested, "result_seq": result,
+                **({} if confirmed else {"error": "the breaker did not confirm it closed"})}
+
+    async def _refuse(self, audit: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+        seq = await self.journal.append(Event(
+            kind=Kind.RECLOSE_REFUSED, priority=Priority.ALARM, source=str(audit.get("circuit")),
+            body={**{k: v if isinstance(v, str | None) else repr(v) for k, v in audit.items()}, "problems": problems},
+        ))
+        return {"ok": False, "error": "; ".join(problems), "result_seq": seq}

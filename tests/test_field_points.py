@@ -1,0 +1,225 @@
+"""Field points end to end, in process: simulator -> FieldBus -> FieldPoints -> journal and breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from drivers.modbus.profile import load_profile
+from edge import config as building_config
+from edge.config import device_profiles
+from edge.field import FieldPoints
+from edge.fieldbus import FieldBus, device_specs
+from edge.journal import EventQuery, Journal, read_events
+from edge.points_status import PointState, read_snapshot
+from hil.line import SerialLine
+from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
+
+from conftest import MINIMAL, REPO
+
+PROFILES = REPO / "config" / "profiles"
+
+CIRCUIT = """
+circuits:
+  - name: f3-c1
+    floor: 3
+    box: F3
+    currents: [mon.current_a, mon.current_b, mon.current_c]
+    leakage: mon.leakage_ma
+    breaker: brk
+    safety:
+      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.3, hysteresis: 2}}
+      leakage_ma: {{alarm: 500, duration_s: 0.2}}
+      power_cut: {policy}
+      stale: {{after_intervals: 10}}
+pressure_points:
+  - name: riser-1
+    point: ai.ch1_ma
+    riser: "1"
+    safety:
+      measures: pressure
+      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
+      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}
+      stale: {{after_intervals: 10}}
+"""
+
+
+def _devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
+    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
+    for phase in ("current_a", "current_b", "current_c"):
+        monitor.set_value(phase, 12.0)
+    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    ai = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    ai.set_value("ch1_ma", 12.0)  # 0.8 MPa
+    return monitor, breaker, ai
+
+
+def _events(path: Path, *kinds: str):
+    return read_events(path, EventQuery(kinds=kinds, limit=None))
+
+
+async def _until(predicate, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+async def _run_building(config_path: Path, scenario) -> building_config.BuildingConfig:
+    config = building_config.load(config_path)
+    journal = await Journal.open(config.journal_path)
+    profiles = device_profiles(config)
+    fieldbus = FieldBus(device_specs(config, profiles), journal)
+    field = FieldPoints(config, fieldbus, journal, profiles)
+    tasks = [asyncio.create_task(fieldbus.run()), asyncio.create_task(field.run())]
+    try:
+        await scenario(config, field)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await journal.close()
+    return config
+
+
+def _tcp_config(write_config, port: int, policy: str = "trip") -> Path:
+    return write_config(MINIMAL + f"""
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices:
+  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.05}}
+  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.05}}
+  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.05}}
+""" + CIRCUIT.format(policy=policy))
+
+
+def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confirms(write_config):
+    monitor, breaker, ai = _devices()
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+
+        async def scenario(config, field):
+            await _until(lambda: len(_events(config.journal_path, "telemetry.point")) >= 3)
+            for phase in ("current_a", "current_b", "current_c"):  # all three phases at once
+                monitor.set_value(phase, 40.0)
+            await _until(lambda: _events(config.journal_path, "power.trip_confirmed"))
+            assert breaker.value_of("closed") is False
+            await _until(lambda: read_snapshot(config.state_path).points)
+
+        try:
+            return await _run_building(_tcp_config(write_config, port), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    raised = _events(config.journal_path, "alarm.raised")
+    over = [e.body for e in raised if e.body["condition"] == "over_threshold" and e.body["severity"] == "alarm"]
+    assert {b["point"] for b in over} == {"mon.current_a", "mon.current_b", "mon.current_c"}
+    assert over[0]["circuit"] == "f3-c1" and over[0]["floor"] == 3 and over[0]["box"] == "F3"
+    assert over[0]["reading"] == 40.0 and over[0]["threshold"] == 32 and over[0]["unit"] == "A"
+    sent = _events(config.journal_path, "power.trip_sent")
+    assert len(sent) == 1, "three phases alarming at once give one trip"
+    assert sent[0].body["breaker"] == "brk" and sent[0].body["reason"] == "over_current"
+    confirmed = _events(config.journal_path, "power.trip_confirmed")
+    assert confirmed[0].body["outcome"] == "confirmed" and confirmed[0].body["readback"] == "open"
+    assert not _events(config.journal_path, "power.reclose_confirmed"), "the gateway never re-closes by itself"
+
+
+def test_a_trip_the_breaker_does_not_confirm_is_an_alarm(write_config):
+    monitor, breaker, ai = _devices()
+    breaker.follow_commands = False  # the coil is written but the contacts stay closed
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+
+        async def scenario(config, field):
+            monitor.set_value("leakage_ma", 800)
+            await _until(lambda: _events(config.journal_path, "alarm.trip_unconfirmed"))
+
+        try:
+            return await _run_building(_tcp_config(write_config, port), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    (unconfirmed,) = _events(config.journal_path, "alarm.trip_unconfirmed")
+    assert unconfirmed.priority.name == "ALARM"
+    assert unconfirmed.body["outcome"] == "failed" and unconfirmed.body["readback"] == "closed"
+    assert unconfirmed.body["reason"] == "leakage" and unconfirmed.body["severity"] == "alarm"
+
+
+def test_a_silent_device_is_offline_and_its_missing_values_raise_no_alarm(write_config):
+    monitor, breaker, ai = _devices()
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+
+        async def scenario(config, field):
+            await _until(lambda: field.points[0].value is not None)
+            monitor.fault = FaultPlan(Fault.SILENT)
+            await _until(lambda: _events(config.journal_path, "fault.device_offline"))
+            await _until(lambda: any(p.state is PointState.STALE or p.state is PointState.OFFLINE
+                                     for p in read_snapshot(config.state_path).points if p.point.startswith("mon.")))
+            await _until(lambda: all(p.state is PointState.OFFLINE
+                                     for p in read_snapshot(config.state_path).points if p.point.startswith("mon.")))
+
+        try:
+            return await _run_building(_tcp_config(write_config, port), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    conditions = {(e.body["point"], e.body["condition"]) for e in _events(config.journal_path, "alarm.raised")}
+    assert not {c for c in conditions if c[1] in ("over_threshold", "under_threshold")}
+    assert not _events(config.journal_path, "power.trip_sent")
+    offline = _events(config.journal_path, "fault.device_offline")
+    assert [e.source for e in offline] == ["mon"]
+
+
+@pytest.mark.parametrize("baud", [38400])
+def test_a_wire_break_on_an_rtu_pressure_loop_is_a_sensor_fault_never_low_pressure(write_config, baud):
+    ai = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    ai.set_value("ch1_ma", 12.0)
+
+    async def main(line: SerialLine):
+        simulator = FieldSimulator([ai])
+        await simulator.start_rtu(line.device_port, baud)
+        path = write_config(MINIMAL + f"""
+buses: [{{name: water, type: rtu, port: {line.gateway_port}, baud: {baud}, timeout_s: 0.3}}]
+devices: [{{name: ai, bus: water, address: 3, profile: generic-ai8, poll_s: 0.1}}]
+pressure_points:
+  - name: riser-1
+    point: ai.ch1_ma
+    riser: "1"
+    safety:
+      measures: pressure
+      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
+      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}
+      drop_rate: {{alarm: 0.05, window_s: 1}}
+      stale: {{after_intervals: 20}}
+""")
+
+        async def scenario(config, field):
+            await _until(lambda: field.points[0].value == 12.0)
+            ai.play("ch1_ma", wire_break())
+            await _until(lambda: _events(config.journal_path, "alarm.raised"))
+            await asyncio.sleep(1.0)  # longer than the low-pressure duration: it must still not come
+
+        try:
+            return await _run_building(path, scenario)
+        finally:
+            await simulator.stop()
+
+    with SerialLine(baud=baud, framing="8N1") as line:
+        config = asyncio.run(main(line))
+    raised = [e.body for e in _events(config.journal_path, "alarm.raised")]
+    assert [(b["condition"], b["pressure_point"], b["riser"]) for b in raised] == [("sensor_fault", "riser-1", "1")]
+    assert raised[0]["reading"] == 0.0 and raised[0]["threshold"] == 3.8 and raised[0]["unit"] == "mA"
