@@ -1,0 +1,9 @@
+"""Doors at run time: readers in, decisions journaled, locks pulsed, contacts watched.
+
+`machine` is the pure door state machine (contact, exit button, grants, alarms);
+`lock` drives one door's relay through the field bus; `access` is the daemon's access
+path that ties readers, the credential store, the clock guard, locks and the journal
+together. Fail-safe or fail-secure is a property of the lock hardware, not of this code:
+a fail-safe strike (egress doors) opens when it loses power, a fail-secure one stays
+locked; the profile's release/secure commands say which relay state is "released".
+"""

@@ -1,0 +1,237 @@
+"""The access path in the daemon: a card read becomes a decision, an unlock and an event.
+
+For each read: look the card up in memory, get trusted time from the clock guard, run
+the pure `decide`, start the unlock, then hand the decision to the journal without
+waiting for its commit (both happen; the door never waits on the SD card). The event
+carries the credential key's first 12 hex digits, never the serial, and the time from
+the frame's last byte to the decision. At a card+PIN reader the card waits up to
+`pin_wait_s` for its PIN (the scrypt check runs in a thread); without one it is denied
+`pin_required`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from drivers.cards.observations import CardRead, PinEntry, ReaderFault
+from drivers.modbus.observations import Reading
+from edge.access.clock import ClockGuard, TrustedTime
+from edge.access.credential import Credential
+from edge.access.credentials import CredentialStore
+from edge.access.decision import Decision, decide
+from edge.access.door import DoorPolicy, DoorState
+from edge.config import Door
+from edge.doors.lock import DoorLock
+from edge.doors.machine import DoorAlarm, DoorMachine
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal
+from edge.readers import ReaderInbox
+
+log = structlog.get_logger("edge.doors")
+
+SOFTWARE_RELEASED = date(2025, 1, 1)  # a wall clock before this is certainly wrong
+PIN_WAIT_S = 10.0
+TICK_S = 0.5
+KEY_PREFIX = 12
+_ALARM_KIND = {DoorAlarm.forced: Kind.DOOR_FORCED, DoorAlarm.held_open: Kind.DOOR_HELD_OPEN, DoorAlarm.closed: Kind.DOOR_CLOSED}
+
+
+@dataclass
+class DoorPoint:
+    """One door at run time: its config, its policy for `decide`, its state machine and lock."""
+
+    config: Door
+    policy: DoorPolicy
+    machine: DoorMachine
+    lock: DoorLock | None
+    exit_pressed: bool = False
+
+
+@dataclass
+class _PendingCard:
+    read: CardRead
+    credential: Credential | None
+    timeout: asyncio.TimerHandle = field(repr=False)
+
+
+class AccessPath:
+    """Reads from the inbox, decides, unlocks and journals; watches contacts and exit buttons."""
+
+    def __init__(
+        self,
+        doors: list[Door],
+        zone: ZoneInfo,
+        locks: dict[str, DoorLock],
+        store: CredentialStore | None,
+        journal: Journal,
+        inbox: ReaderInbox,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mono: Callable[[], float] = time.monotonic,
+        pin_wait_s: float = PIN_WAIT_S,
+    ) -> None:
+        self.store = store
+        self.journal = journal
+        self.inbox = inbox
+        self.wall, self.mono = wall, mono
+        self.pin_wait_s = pin_wait_s
+        self.clock = ClockGuard(SOFTWARE_RELEASED)
+        self.fire_released = False
+        self.doors: dict[str, DoorPoint] = {}
+        self.by_reader: dict[str, DoorPoint] = {}
+        for door in doors:
+            pin_readers = frozenset(door.readers) if door.require_pin else frozenset()
+            policy = DoorPolicy(door.name, zone, frozenset(door.groups), pin_readers)
+            point = DoorPoint(door, policy, DoorMachine(door.held_open_s), locks.get(door.name))
+            self.doors[door.name] = point
+            for reader in door.readers:
+                self.by_reader[reader] = point
+        self._pending: dict[str, _PendingCard] = {}
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.unassigned_reads = 0
+
+    async def run(self) -> None:
+        """Drain the reader inbox and tick the doors until cancelled."""
+        ticker = asyncio.create_task(self._tick_doors())
+        try:
+            while True:
+                observation = await self.inbox.get()
+                if isinstance(observation, CardRead):
+                    self.card(observation)
+                elif isinstance(observation, PinEntry):
+                    self.pin(observation)
+                elif isinstance(observation, ReaderFault):
+                    self.record(Event(Kind.READER_FAULT, Priority.FAULT, observation.reader,
+                                      {"reason": observation.reason.value, "detail": observation.detail[:200]}))
+        finally:
+            ticker.cancel()
+
+    def card(self, read: CardRead) -> None:
+        point = self.by_reader.get(read.reader)
+        if point is None:
+            self.unassigned_reads += 1
+            return
+        credential = self.store.lookup(read.serial) if self.store is not None else None
+        if read.reader in point.policy.pin_readers and not self.fire_released:
+            previous = self._pending.pop(read.reader, None)
+            if previous is not None:
+                previous.timeout.cancel()
+            timeout = asyncio.get_running_loop().call_later(self.pin_wait_s, self._pin_timeout, read.reader)
+            self._pending[read.reader] = _PendingCard(read, credential, timeout)
+            return
+        self._conclude(point, read, credential, self._decide(point, read, credential, None))
+
+    def pin(self, entry: PinEntry) -> None:
+        pending = self._pending.pop(entry.reader, None)
+        point = self.by_reader.get(entry.reader)
+        if pending is None or point is None:
+            return  # a PIN without a card before it opens nothing
+        pending.timeout.cancel()
+        self._spawn(self._pin_decision(point, pending, entry.pin))
+
+    async def _pin_decision(self, point: DoorPoint, pending: _PendingCard, pin: str) -> None:
+        now = self._trusted_now()
+        decision = await asyncio.to_thread(decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin)
+        self._conclude(point, pending.read, pending.credential, decision)
+
+    def _pin_timeout(self, reader: str) -> None:
+        pending = self._pending.pop(reader, None)
+        if pending is not None:
+            point = self.by_reader[reader]
+            self._conclude(point, pending.read, pending.credential, self._decide(point, pending.read, pending.credential, None))
+
+    def _decide(self, point: DoorPoint, read: CardRead, credential: Credential | None, pin: str | None) -> Decision:
+        return decide(credential, point.policy, read.reader, self._trusted_now(), self._door_state(), pin)
+
+    def _conclude(self, point: DoorPoint, read: CardRead, credential: Credential | None, decision: Decision) -> None:
+        """Start the unlock first, then journal (without waiting for the commit)."""
+        decided = self.mono()
+        door = point.config
+        if decision.granted and not self.fire_released:
+            point.machine = point.machine.grant(decided, door.unlock_s)
+            if point.lock is not None:
+                self._spawn(point.lock.pulse(door.unlock_s))
+        body = {
+            "door": door.name,
+            "reader": read.reader,
+            "reason": decision.reason.value,
+            "granted": decision.granted,
+            "credential": credential.key[:KEY_PREFIX] if credential is not None else None,
+            "frame_to_decision_ms": round((decided - read.received_mono) * 1000, 3),
+        }
+        if self.store is None:
+            body["store"] = "unavailable"
+        self.record(Event(Kind.ACCESS_DECISION, Priority.ACCESS, read.reader, body))
+        if decision.alarm:
+            self.record(Event(Kind.ACCESS_FLAGGED, Priority.ALARM, read.reader,
+                              {"door": door.name, "credential": body["credential"]}))
+
+    def _trusted_now(self) -> TrustedTime:
+        self.clock, now, fault = self.clock.observe(self.wall(), self.mono())
+        if fault is not None:
+            self.record(Event(Kind.CLOCK_UNTRUSTED, Priority.FAULT, "clock", {
+                "fault": fault.kind.value,
+                "wall": fault.wall.isoformat(),
+                "using": fault.used.isoformat() if fault.used else None,
+            }))
+        return now
+
+    def _door_state(self) -> DoorState:
+        return DoorState.fire_released if self.fire_released else DoorState.secured
+
+    def set_fire_released(self, active: bool) -> None:
+        """Fire latch listener: released doors are open to all, and no opening is forced."""
+        self.fire_released = active
+        for point in self.doors.values():
+            point.machine = point.machine.release(active)
+
+    def contact(self, door: str, reading: Reading) -> None:
+        point = self.doors[door]
+        point.machine, alarms = point.machine.contact(bool(reading.value), reading.mono)
+        self._alarms(point, alarms)
+
+    def exit_button(self, door: str, reading: Reading) -> None:
+        """A press (rising edge) of the request-to-exit button: a free exit, journaled."""
+        point = self.doors[door]
+        pressed = bool(reading.value)
+        rising, point.exit_pressed = pressed and not point.exit_pressed, pressed
+        if not rising:
+            return
+        point.machine = point.machine.grant(reading.mono, point.config.unlock_s)
+        if point.lock is not None and not self.fire_released:
+            self._spawn(point.lock.pulse(point.config.unlock_s))
+        self.record(Event(Kind.DOOR_EXIT, Priority.ACCESS, door, {"door": door}))
+
+    async def _tick_doors(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_S)
+            now = self.mono()
+            for point in self.doors.values():
+                point.machine, alarms = point.machine.tick(now)
+                self._alarms(point, alarms)
+
+    def _alarms(self, point: DoorPoint, alarms: tuple[DoorAlarm, ...]) -> None:
+        for alarm in alarms:
+            priority = Priority.ACCESS if alarm is DoorAlarm.closed else Priority.ALARM
+            self.record(Event(_ALARM_KIND[alarm], priority, point.config.name, {"door": point.config.name}))
+
+    async def lock_unconfirmed(self, door: str, command: str) -> None:
+        """A relay write the module did not confirm: a fault, journaled."""
+        await self.journal.append(Event(Kind.LOCK_UNCONFIRMED, Priority.FAULT, door, {"door": door, "command": command}))
+
+    def record(self, event: Event) -> None:
+        """Journal without waiting for the commit; the caller goes on at once."""
+        if event.priority >= Priority.ALARM:
+            log.warning(event.kind, event_id=event.id, source=event.source, **event.body)
+        self._spawn(self.journal.append(event))
+
+    def _spawn(self, work) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,83 @@
+"""The doors' part of the building: readers, locks, access path and fire latch, wired from the config."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
+from edge.config import BuildingConfig, device_profiles
+from edge.doors.access import AccessPath
+from edge.doors.lock import DoorLock
+from edge.events import Event, Kind, Priority
+from edge.fieldbus import FieldBus, PointKey
+from edge.fire import FireRelease
+from edge.journal import Journal
+from edge.readers import ReaderInbox, reader_workers
+
+log = structlog.get_logger("edge.doors")
+
+Work = Callable[[], Awaitable[None]]
+
+
+def credentials_path(config: BuildingConfig):
+    return config.state_path / "credentials.db"
+
+
+def open_store(config: BuildingConfig) -> tuple[CredentialStore | None, str | None]:
+    """The credential store, or None and why: doors then deny cards, fire release still works."""
+    try:
+        return CredentialStore.open(credentials_path(config), config.building.secret.read()), None
+    except (CredentialStoreUnavailable, OSError, ValueError) as exc:
+        return None, str(exc)[:300]
+
+
+@dataclass
+class Doors:
+    """What the gateway keeps of the doors: the access path, the fire latch, their jobs."""
+
+    access: AccessPath
+    fire: FireRelease | None
+    work: dict[str, Work] = field(default_factory=dict)
+
+
+def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None) -> Doors:
+    """Build the doors from the config; must run on the event loop (the inbox belongs to it)."""
+    inbox = ReaderInbox(asyncio.get_running_loop())
+    store, problem = open_store(config)
+    locks: dict[str, DoorLock] = {}
+    access: AccessPath
+
+    async def unconfirmed(door: str, command: str) -> None:
+        await access.lock_unconfirmed(door, command)
+
+    fire: FireRelease | None = None
+    if fieldbus is not None:
+        for door in config.doors:
+            if door.lock is not None:
+                locks[door.name] = DoorLock(door.name, door.lock, fieldbus, unconfirmed, lambda: fire is not None and fire.active)
+    access = AccessPath(config.doors, ZoneInfo(config.building.timezone), locks, store, journal, inbox)
+    if fieldbus is not None:
+        fire = FireRelease.for_building(config, locks, fieldbus, journal, device_profiles(config))
+        fire.on_change(access.set_fire_released)
+        if config.fire_alarm is not None:
+            fieldbus.subscribe(PointKey.parse(config.fire_alarm), fire.alarm_input)
+        for door in config.doors:
+            if door.contact is not None:
+                fieldbus.subscribe(PointKey.parse(door.contact), lambda reading, name=door.name: access.contact(name, reading))
+            if door.exit_button is not None:
+                fieldbus.subscribe(PointKey.parse(door.exit_button), lambda reading, name=door.name: access.exit_button(name, reading))
+
+    async def run_access() -> None:
+        if problem is not None:
+            log.error("credential store unavailable", detail=problem)
+            await journal.append(Event(Kind.CREDENTIALS_UNAVAILABLE, Priority.FAULT, "credentials", {"detail": problem}))
+        await access.run()
+
+    work: dict[str, Work] = {"access": run_access}
+    work.update(reader_workers(config.readers, inbox))
+    return Doors(access, fire, work)

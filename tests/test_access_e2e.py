@@ -1,0 +1,215 @@
+"""The access path end to end: frames into a pty, the gateway's doors, coils of a simulated IO module."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from drivers.modbus.profile import load_profile
+from edge import config as building_config
+from edge.access.credentials import CredentialStore, Enrolment
+from edge.config import device_profiles
+from edge.doors.wiring import assemble_doors, credentials_path
+from edge.fieldbus import FieldBus, device_specs
+from edge.journal import EventQuery, Journal, read_events
+from hil.card_sim import CardReaderSim
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.pty import pty_pair
+
+from conftest import MINIMAL, REPO
+
+pytestmark = pytest.mark.timeout(60)
+
+TENANT = b"\x01\x00\x12\x93\xd8"
+FLAGGED = b"\x01\x00\x00\x00\x07"
+KEYPAD_TENANT = bytes.fromhex("d41b81")
+PIN = "4321"
+
+
+def _enrol(config, serial: bytes, status: str = "active", pin: str | None = None) -> None:
+    credentials_path(config).parent.mkdir(parents=True, exist_ok=True)
+    with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
+        store.issue(Enrolment(serial=serial, tenant=f"t-{serial.hex()}", status=status, door_groups=frozenset({"entrances"}),
+                              valid_from=date(2024, 1, 1), valid_until=date(2099, 1, 1), paid_through=date(2099, 1, 1), pin=pin))
+
+
+class Building:
+    """The doors of a building wired as the gateway wires them, with simulated hardware."""
+
+    def __init__(self, write_config, card_port: str, keypad_port: str, wall=None, fire: bool = True) -> None:
+        self.write_config, self.card_port, self.keypad_port, self.wall, self.fire = write_config, card_port, keypad_port, wall, fire
+
+    async def __aenter__(self) -> Building:
+        self.io = SimulatedDevice(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+        self.simulator = FieldSimulator([self.io])
+        port = await self.simulator.start_tcp()
+        path = self.write_config(MINIMAL + f"""
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
+readers:
+  - {{name: front-reader, protocol: em4100, port: {self.card_port}}}
+  - {{name: keypad-reader, protocol: wiegand, port: {self.keypad_port}, keypad: true}}
+doors:
+  - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}},
+      contact: doors-io.input_1, exit_button: doors-io.input_2, fail: safe, egress: true, unlock_s: 0.5, held_open_s: 0.6}}
+  - {{name: side, readers: [keypad-reader], groups: [entrances], lock: {{device: doors-io, release: release_2, secure: secure_2}},
+      egress: true, require_pin: true, unlock_s: 0.5}}
+{"fire_alarm: doors-io.input_8" if self.fire else ""}
+""")
+        self.config = building_config.load(path)
+        return self
+
+    async def start(self) -> None:
+        self.journal = await Journal.open(self.config.journal_path)
+        self.fieldbus = FieldBus(device_specs(self.config, device_profiles(self.config)), self.journal)
+        self.doors = assemble_doors(self.config, self.journal, self.fieldbus)
+        self.doors.access.pin_wait_s = 0.5
+        if self.wall is not None:
+            self.doors.access.wall = self.wall
+        self.tasks = [asyncio.create_task(self.fieldbus.run())]
+        self.tasks += [asyncio.create_task(work()) for work in self.doors.work.values()]
+        await asyncio.sleep(0.3)  # ports open, first poll done
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        for task in getattr(self, "tasks", []):
+            task.cancel()
+        await asyncio.gather(*getattr(self, "tasks", []), return_exceptions=True)
+        if hasattr(self, "journal"):
+            await self.journal.close()
+        await self.simulator.stop()
+
+    def events(self, kind: str) -> list:
+        return read_events(self.config.journal_path, EventQuery(kinds=(kind,), limit=None))
+
+
+async def wait_for(predicate, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.02)
+
+
+async def wait_for_event(building: Building, kind: str, count: int = 1) -> list:
+    await wait_for(lambda: len(building.events(kind)) >= count)
+    return building.events(kind)
+
+
+def test_granted_card_pulses_the_lock_and_unknown_and_flagged_are_journaled(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                _enrol(building.config, TENANT)
+                _enrol(building.config, FLAGGED, status="flagged")
+                await building.start()
+                with CardReaderSim(cards.a, "em4100") as reader:
+                    reader.present(TENANT, repeats=3)  # a card lying on the reader: one read
+                    await wait_for(lambda: building.io.value_of("relay_1") is True)
+                    await wait_for(lambda: building.io.value_of("relay_1") is False)
+                    reader.present(b"\x09\x09\x09\x09\x09")
+                    reader.present(FLAGGED)
+                    decisions = await wait_for_event(building, "access.decision", 3)
+                    alarms = await wait_for_event(building, "alarm.access_flagged")
+                return decisions, alarms
+
+    decisions, alarms = asyncio.run(scenario())
+    assert [(e.body["reason"], e.body["granted"]) for e in decisions] == [
+        ("granted", True), ("unknown_card", False), ("flagged", False)]
+    assert all(e.body["door"] == "front" and e.source == "front-reader" for e in decisions)
+    assert decisions[0].body["credential"] and TENANT.hex() not in str(decisions[0].body)
+    assert decisions[1].body["credential"] is None
+    assert alarms[0].priority.name == "ALARM" and alarms[0].body["credential"] == decisions[2].body["credential"]
+
+
+def test_keypad_reader_requires_the_right_pin(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                _enrol(building.config, KEYPAD_TENANT, pin=PIN)
+                await building.start()
+                with CardReaderSim(keypad.a, "wiegand") as reader:
+                    reader.present(KEYPAD_TENANT)  # no PIN: times out
+                    await wait_for_event(building, "access.decision", 1)
+                    reader.present(KEYPAD_TENANT)
+                    reader.pin("9999")
+                    await wait_for_event(building, "access.decision", 2)
+                    reader.present(KEYPAD_TENANT)
+                    reader.pin(PIN)
+                    await wait_for(lambda: building.io.value_of("relay_2") is True)
+                    return await wait_for_event(building, "access.decision", 3)
+
+    decisions = asyncio.run(scenario())
+    assert [e.body["reason"] for e in decisions] == ["pin_required", "pin_wrong", "granted"]
+
+
+def test_door_forced_held_open_and_exit_button(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                await building.start()
+                building.io.set_value("input_1", True)  # opened with no grant: forced
+                await wait_for_event(building, "alarm.door_forced")
+                await wait_for_event(building, "alarm.door_held_open")
+                building.io.set_value("input_1", False)
+                await wait_for_event(building, "door.closed")
+                building.io.set_value("input_2", True)  # exit button: free exit, lock pulsed
+                await wait_for(lambda: building.io.value_of("relay_1") is True)
+                building.io.set_value("input_2", False)
+                building.io.set_value("input_1", True)
+                await wait_for_event(building, "access.exit")
+                await asyncio.sleep(0.3)
+                building.io.set_value("input_1", False)
+                await asyncio.sleep(0.3)
+                return building.events("alarm.door_forced"), building.events("access.exit")
+
+    forced, exits = asyncio.run(scenario())
+    assert len(forced) == 1, "an opening after an exit request is not forced"
+    assert exits[0].body == {"door": "front"}
+
+
+def test_fire_alarm_releases_egress_doors_with_a_broken_credential_store(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                path = credentials_path(building.config)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(b"\x00not a database" * 100)
+                await building.start()
+                building.io.set_value("input_8", True)
+                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                building.io.set_value("input_8", False)
+                with CardReaderSim(cards.a, "em4100") as reader:
+                    reader.present(TENANT)
+                    decisions = await wait_for_event(building, "access.decision")
+                await asyncio.sleep(0.7)  # longer than an unlock pulse: still released
+                assert building.io.value_of("relay_1") and building.io.value_of("relay_2")
+                released = await wait_for_event(building, "alarm.fire_release")
+                assert await building.doors.fire.reset("tech-7")
+                await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
+                return decisions, released, await wait_for_event(building, "alarm.fire_reset"), building.events("fault.credentials_unavailable")
+
+    decisions, released, reset, unavailable = asyncio.run(scenario())
+    assert unavailable, "the broken store is journaled"
+    assert released[0].body["doors"] == ["front", "side"] and released[0].body["unconfirmed"] == []
+    assert released[0].priority.name == "ALARM"
+    assert decisions[0].body["reason"] == "fire_release" and decisions[0].body["granted"]
+    assert reset[0].body["operator"] == "tech-7"
+
+
+def test_an_implausible_clock_is_a_fault_and_denies_by_date(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b, wall=lambda: datetime(1970, 1, 1, tzinfo=UTC)) as building:
+                _enrol(building.config, TENANT)
+                await building.start()
+                with CardReaderSim(cards.a, "em4100") as reader:
+                    reader.present(TENANT)
+                    decisions = await wait_for_event(building, "access.decision")
+                return decisions, await wait_for_event(building, "fault.clock_untrusted")
+
+    decisions, faults = asyncio.run(scenario())
+    assert decisions[0].body["reason"] == "clock_untrusted" and not decisions[0].body["granted"]
+    assert faults[0].body["fault"] == "before_release"
