@@ -44,14 +44,17 @@ def test_a_frame_written_at_the_reader_end_arrives_as_a_stamped_card_read():
     with pty_pair() as (reader_end, gateway_end), ThreadPoolExecutor(1) as pool:
         port = collector.port(gateway_end)
         running = pool.submit(port.run)
-        with serial.Serial(reader_end, 9600) as reader:
-            reader.write(b"\xffnoise" + encode_frame(SERIAL)[:7])
-            time.sleep(0.05)
-            before = time.monotonic()
-            reader.write(encode_frame(SERIAL)[7:])
-            dropped = collector.observations.get(timeout=WAIT_S)
-            read = collector.observations.get(timeout=WAIT_S)
-        port.stop()
+        try:
+            assert port.opened.wait(WAIT_S)
+            with serial.Serial(reader_end, 9600) as reader:
+                reader.write(b"\xffnoise" + encode_frame(SERIAL)[:7])
+                time.sleep(0.05)
+                before = time.monotonic()
+                reader.write(encode_frame(SERIAL)[7:])
+                dropped = collector.observations.get(timeout=WAIT_S)
+                read = collector.observations.get(timeout=WAIT_S)
+        finally:
+            port.stop()
         running.result(timeout=WAIT_S)
     assert dropped == FrameDropped(DropCause.GARBAGE)
     assert isinstance(read, CardRead)
@@ -65,10 +68,13 @@ def test_keypad_pin_arrives_as_pin_entry_through_a_paced_line():
     with SerialLine(baud=9600) as line, ThreadPoolExecutor(1) as pool:
         port = collector.port(line.gateway_port, WiegandParser())
         running = pool.submit(port.run)
-        with serial.Serial(line.device_port, 9600) as reader:
-            reader.write(b"".join(encode_key(k) for k in "2580#"))
-            entry = collector.observations.get(timeout=WAIT_S)
-        port.stop()
+        try:
+            assert port.opened.wait(WAIT_S)
+            with serial.Serial(line.device_port, 9600) as reader:
+                reader.write(b"".join(encode_key(k) for k in "2580#"))
+                entry = collector.observations.get(timeout=WAIT_S)
+        finally:
+            port.stop()
         running.result(timeout=WAIT_S)
     assert isinstance(entry, PinEntry)
     assert (entry.reader, entry.pin) == ("lobby", "2580")
@@ -77,11 +83,15 @@ def test_keypad_pin_arrives_as_pin_entry_through_a_paced_line():
 def test_unplugging_gives_a_fault_and_raises_instead_of_hanging():
     collector = Collector()
     with pty_pair() as pair, ThreadPoolExecutor(1) as pool:
-        running = pool.submit(collector.port(pair.b).run)
-        with serial.Serial(pair.a, 9600) as reader:
-            reader.write(encode_frame(SERIAL))
-            assert isinstance(collector.observations.get(timeout=WAIT_S), CardRead)
-        pair.unplug()
+        port = collector.port(pair.b)
+        running = pool.submit(port.run)
+        try:
+            assert port.opened.wait(WAIT_S)
+            with serial.Serial(pair.a, 9600) as reader:
+                reader.write(encode_frame(SERIAL))
+                assert isinstance(collector.observations.get(timeout=WAIT_S), CardRead)
+        finally:
+            pair.unplug()
         with pytest.raises(serial.SerialException):
             running.result(timeout=WAIT_S)
     fault = collector.faults.get_nowait()

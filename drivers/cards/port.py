@@ -57,6 +57,8 @@ class ReaderPort:
         self._on_observation = on_observation
         self._on_fault = on_fault
         self._stop = threading.Event()
+        # Set once the port is open: bytes that arrive before that are flushed by the open.
+        self.opened = threading.Event()
 
     def run(self) -> None:
         """Read until `stop()`; on a port fault call on_fault, then raise the SerialException."""
@@ -67,6 +69,7 @@ class ReaderPort:
         except serial.SerialException as exc:
             self._fault(FaultReason.PORT_MISSING, exc)
             raise
+        self.opened.set()
         with port:
             while not self._stop.is_set():
                 try:
