@@ -83,3 +83,14 @@ def test_daemon_starts_over_a_damaged_journal_and_keeps_the_old_file(write_confi
     assert kept.read_bytes() == b"\x00garbage" * 512
     alarm = read_events(state / "journal.db", EventQuery(kinds=("alarm.journal_corrupt",)))
     assert alarm and alarm[0].body["moved_to"] == str(kept)
+
+
+def test_a_gateway_without_a_camera_never_loads_opencv_or_onnxruntime():
+    probe = (
+        "import sys, edge.cli, edge.gateway;"
+        "heavy = {'cv2', 'onnxruntime', 'numpy'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
