@@ -1,0 +1,158 @@
+"""`edge run` with simulated field devices: alarms land in the journal, `edge points` shows them,
+and `edge breaker close` reaches the daemon over its control socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from drivers.modbus.profile import load_profile
+from edge.journal import EventQuery, read_events
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+
+from conftest import MINIMAL, REPO
+
+PROFILES = REPO / "config" / "profiles"
+
+
+class SimulatorThread:
+    """The field simulator on its own event loop, so the test can block on subprocesses."""
+
+    def __init__(self, devices: list[SimulatedDevice]) -> None:
+        self.simulator = FieldSimulator(devices)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> int:
+        self.thread.start()
+        return asyncio.run_coroutine_threadsafe(self.simulator.start_tcp(), self.loop).result(10)
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def _edge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def _wait(predicate, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def _config(write_config, port: int) -> Path:
+    return write_config(MINIMAL + f"""
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices:
+  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}
+  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.1}}
+  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.1}}
+circuits:
+  - name: f2-c1
+    floor: 2
+    box: F2
+    currents: [mon.current_a]
+    leakage: mon.leakage_ma
+    breaker: brk
+    safety:
+      over_current_a: {{alarm: 32, duration_s: 0.3, hysteresis: 2}}
+      power_cut: trip
+      stale: {{after_intervals: 20}}
+pressure_points:
+  - name: tank-roof
+    point: ai.ch1_ma
+    tank: roof
+    safety:
+      measures: level
+      sensor: {{value_at_4ma: 0.0, value_at_20ma: 5.0}}
+      low_level: {{warning: 3.0, alarm: 2.0, duration_s: 0.2}}
+      stale: {{after_intervals: 20}}
+""")
+
+
+def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_request(write_config):
+    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
+    monitor.set_value("current_a", 10.0)
+    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    tank.set_value("ch1_ma", 8.0)  # 1.25 m: below the alarm level
+    with SimulatorThread([monitor, breaker, tank]) as port:
+        config = _config(write_config, port)
+        journal = config.parent / "state" / "journal.db"
+        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.raised",))))
+            low = _wait(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
+                                 if e.body.get("condition") == "under_threshold" and e.body["severity"] == "alarm"])
+            assert low[0].source == "tank-roof" and low[0].body["tank"] == "roof"
+
+            monitor.set_value("current_a", 45.0)
+            _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
+            assert breaker.value_of("closed") is False
+            monitor.set_value("current_a", 0.0)  # the breaker is open: no current
+            _wait(lambda: read_events(journal, EventQuery(kinds=("alarm.cleared",))))
+
+            def points_when_tank_alarms():
+                listed = _edge("points", "--config", str(config), "--json")
+                rows = {p["point"]: p for p in map(json.loads, listed.stdout.splitlines())} if listed.returncode == 0 else {}
+                return rows if rows.get("ai.ch1_ma", {}).get("state") == "alarm" else None
+
+            by_point = _wait(points_when_tank_alarms)  # the snapshot is rewritten every 2 s
+            assert by_point["ai.ch1_ma"]["value"] == 8.0 and by_point["mon.current_a"]["state"] == "ok"
+            assert by_point["ai.ch1_ma"]["unit"] == "mA" and by_point["ai.ch1_ma"]["age_s"] is not None
+            table = _edge("points", "--config", str(config))
+            assert table.returncode == 0 and "tank-roof" in table.stdout and "STATE" in table.stdout.splitlines()[0]
+
+            refused = _edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "short", "--config", str(config))
+            assert refused.returncode == 1 and "reason" in refused.stderr
+            unknown = _edge("breaker", "close", "f9-c9", "--operator", "tech-7", "--reason", "cable replaced and tested",
+                            "--config", str(config))
+            assert unknown.returncode == 1 and "no circuit" in unknown.stderr
+            assert breaker.value_of("closed") is False
+
+            closed = _edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
+                           "--config", str(config))
+            assert closed.returncode == 0, closed.stderr
+            assert breaker.value_of("closed") is True
+            socket_mode = (config.parent / "state" / "control.sock").stat().st_mode & 0o777
+            assert socket_mode == 0o600
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.communicate(timeout=10)
+            finally:
+                daemon.kill()
+    events = read_events(journal, EventQuery(limit=None))
+    kinds = [e.kind for e in events]
+    assert kinds.count("power.trip_sent") == 1
+    refusals = [e.body for e in events if e.kind == "power.reclose_refused"]
+    assert len(refusals) == 2 and refusals[0]["operator"] == "tech-7"
+    (request,) = [e for e in events if e.kind == "power.reclose_requested"]
+    assert request.body == {"circuit": "f2-c1", "breaker": "brk", "operator": "tech-7", "reason": "cable replaced and tested"}
+    (result,) = [e for e in events if e.kind == "power.reclose_confirmed"]
+    assert result.body["request_seq"] == request.seq and result.seq > request.seq
+
+
+def test_breaker_close_without_a_daemon_says_so_and_exits_69(write_config):
+    config = write_config(MINIMAL)
+    result = _edge("breaker", "close", "f1-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
+                   "--config", str(config))
+    assert result.returncode == 69
+    assert "not running" in result.stderr and "nothing was done" in result.stderr
+    points = _edge("points", "--config", str(config))
+    assert points.returncode == 69 and "no status" in points.stderr
