@@ -19,12 +19,14 @@ import structlog
 
 from edge.config import BuildingConfig, device_profiles
 from edge.control import ControlServer, socket_path
+from edge.doors.wiring import Doors, assemble_doors
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal, JournalLimits
 from edge.notify import Systemd
 from edge.supervisor import Supervisor, Work
+from edge.uplink.wiring import Uplink, assemble_uplink
 from edge.version import VERSION
 
 log = structlog.get_logger("edge.gateway")
@@ -58,6 +60,8 @@ class Gateway:
         self.supervisor: Supervisor | None = None
         self.fieldbus: FieldBus | None = None
         self.field: FieldPoints | None = None
+        self.doors: Doors | None = None
+        self.uplink: Uplink | None = None
 
     def assemble(self, journal: Journal) -> dict[str, Work]:
         """Build the building's parts from the config; returns every long-running job by name.
@@ -72,8 +76,18 @@ class Gateway:
             if self.config.circuits or self.config.pressure_points:
                 self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
                 work["field-points"] = self.field.run
+        if self.config.doors or self.config.readers:
+            self.doors = assemble_doors(self.config, journal, self.fieldbus)
+            work.update(self.doors.work)
         control = {"breaker.close": self.field.reclose} if self.field else {}
+        if self.doors is not None and self.doors.fire is not None:
+            control["fire.reset"] = self.doors.fire.reset_request
+        if self.doors is not None:
+            control["credentials.reload"] = self.doors.reload_request
         work["control"] = ControlServer(socket_path(self.config.state_path), control).run
+        if self.config.uplink.enabled:
+            self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)
+            work["uplink"] = self.uplink.run
         return work
 
     async def _heartbeat(self, journal: Journal) -> None:

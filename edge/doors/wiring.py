@@ -40,9 +40,20 @@ def open_store(config: BuildingConfig) -> tuple[CredentialStore | None, str | No
 class Doors:
     """What the gateway keeps of the doors: the access path, the fire latch, their jobs."""
 
+    config: BuildingConfig
     access: AccessPath
     fire: FireRelease | None
     work: dict[str, Work] = field(default_factory=dict)
+
+    async def reload_request(self, request: dict) -> dict:
+        """Control-socket handler: reopen the store after `edge credentials` wrote to it."""
+        store, problem = await asyncio.to_thread(open_store, self.config)
+        if store is None:
+            return {"ok": False, "error": problem}
+        previous, self.access.store = self.access.store, store
+        if previous is not None:
+            previous.close()
+        return {"ok": True, "credentials": len(store.list())}
 
 
 def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None) -> Doors:
@@ -80,4 +91,4 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
 
     work: dict[str, Work] = {"access": run_access}
     work.update(reader_workers(config.readers, inbox))
-    return Doors(access, fire, work)
+    return Doors(config, access, fire, work)
