@@ -18,6 +18,7 @@ class Protocol(enum.Enum):
 
     EM4100 = "em4100"
     WIEGAND = "wiegand"
+    OSDP = "osdp"
 
 
 class DropCause(enum.Enum):
@@ -37,6 +38,11 @@ class FaultReason(enum.Enum):
 
     PORT_MISSING = "port_missing"  # could not be opened
     DISCONNECTED = "disconnected"  # read failed after opening: unplugged, or the device died
+    # OSDP readers report these; each clears with a ReaderRestored of the same reason
+    OFFLINE = "offline"  # the reader stopped answering its polls
+    SECURE_CHANNEL = "secure_channel"  # the reader answers but no secure session (wrong key?)
+    TAMPER = "tamper"  # the reader's tamper switch is open
+    POWER = "power"  # the reader reports a power failure
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,15 @@ class PinEntry:
 @dataclass(frozen=True, slots=True)
 class ReaderFault:
     """A reader port failed; the supervisor journals it and restarts the port with backoff."""
+
+    reader: str
+    reason: FaultReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderRestored:
+    """A reader fault of `reason` has cleared (back online, session up, tamper closed)."""
 
     reader: str
     reason: FaultReason
