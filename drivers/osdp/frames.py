@@ -13,7 +13,9 @@ the check is a CRC-16 (poly 0x1021, initial 0x1D0F, not reflected, sent low byte
 clear means a one-byte checksum (the two's complement of the byte sum). The optional 0xFF mark
 byte of OSDP 2.2 is passed through in front of the frame it precedes. Bytes that do not start a
 valid frame are skipped one at a time, so a false SOM inside garbage costs one byte and the
-real frame behind it is still found.
+real frame behind it is still found; a candidate still waiting for its claimed length is given
+up as soon as a whole, check-valid frame is found after its start (a cut frame or a false SOM
+never holds back the frames behind it).
 """
 
 from __future__ import annotations
@@ -100,13 +102,31 @@ class FrameAssembler:
                 self._reject(som, DropCause.MALFORMED)
                 continue
             if len(buf) - som < length:
-                return None
+                later = self._complete_frame_after(som + 1)
+                if later < 0:
+                    return None
+                self._reject(som, DropCause.TRUNCATED)  # a whole frame follows: this one was cut
+                continue
             if not _check_ok(bytes(buf[som : som + length])):
                 self._reject(som, DropCause.BAD_CHECKSUM)
                 continue
             whole = bytes(buf[: som + length])
             del buf[: som + length]
             return whole
+
+    def _complete_frame_after(self, start: int) -> int:
+        """Index of the first SOM at or after `start` that begins a whole, check-valid frame."""
+        buf = self._buffer
+        index = buf.find(SOM, start)
+        while index >= 0:
+            if len(buf) - index >= _HEADER_LEN:
+                length = int.from_bytes(buf[index + 2 : index + 4], "little")
+                if MIN_FRAME_LEN <= length <= min(MAX_FRAME_LEN, len(buf) - index) and _check_ok(
+                    bytes(buf[index : index + length])
+                ):
+                    return index
+            index = buf.find(SOM, index + 1)
+        return -1
 
     def _skip(self, count: int) -> None:
         if count > 0:
