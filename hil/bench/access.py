@@ -1,0 +1,180 @@
+"""Benchmark: tap-to-unlock through the whole access path, pure decisions, and a 10k import.
+
+Prints one JSON object:
+* tap_to_unlock_p50_ms / _p99_ms: from the moment the last byte of an EM4100 frame is
+  written into a paced `SerialLine` (9600 8N1) until the release coil write reaches the
+  simulated IO module (pymodbus server on loopback TCP, in this process's thread),
+  through `edge run` (a subprocess, as systemd starts it: reader worker, access path,
+  journal, field bus), against 10,000 enrolled
+  credentials, with every core kept busy by a separate load process.
+* frame_wire_ms: the frame's own wire time at that baud (the baseline: p99 minus it is
+  what the gateway adds; target at most 20 ms).
+* osdp_tap_to_output_p99_ms: null until an OSDP driver exists (drivers/cards/osdp.py).
+* decisions_per_s: pure `decide` calls (granting path, no PIN) per second.
+* import_10k_rows_s: `CredentialStore.import_file` of a 10,000-row CSV.
+
+Run: python -m hil.bench.access [--taps 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from drivers.cards.em4100 import encode_frame
+from drivers.cards.framing import Framing
+from drivers.modbus.profile import Function, load_profile
+from edge import config as building_config
+from edge.access.clock import TrustedTime
+from edge.access.credentials import CredentialStore
+from edge.access.decision import decide
+from edge.access.door import DoorPolicy, DoorState
+from edge.doors.wiring import credentials_path
+from hil.line import SerialLine
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+
+REPO = Path(__file__).resolve().parents[2]
+ENROLLED = 10_000
+LOAD = "import multiprocessing as m\ndef spin():\n    while True: pass\nif __name__ == '__main__':\n    ps=[m.Process(target=spin) for _ in range(m.cpu_count())]\n    [p.start() for p in ps]; [p.join() for p in ps]\n"
+
+
+def _serial(n: int) -> bytes:
+    return bytes([0x01]) + n.to_bytes(4, "big")
+
+
+class _TimedIO(SimulatedDevice):
+    """The IO module, noting when each release coil write arrives."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.released = threading.Event()
+        self.released_at = 0.0
+
+    def write(self, function, address, values):
+        if function is Function.COIL and address == 0 and list(values) == [1]:
+            self.released_at = time.monotonic()
+            self.released.set()
+        return super().write(function, address, values)
+
+
+def _start_simulator(io: SimulatedDevice) -> tuple[int, asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    simulator = FieldSimulator([io])
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    port = asyncio.run_coroutine_threadsafe(simulator.start_tcp(), loop).result(10)
+    return port, loop
+
+
+def _write_import(path: Path, count: int) -> None:
+    lines = ["serial,tenant,valid_from,valid_until,paid_through,door_groups"]
+    lines += [f"{_serial(n).hex()},t-{n},2024-01-01,2099-12-31,2099-12-31,entrances" for n in range(count)]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _decisions_per_s(store: CredentialStore) -> float:
+    credentials = store.list()
+    policy = DoorPolicy("front", ZoneInfo("Asia/Shanghai"), frozenset({"entrances"}))
+    now = TrustedTime(datetime.now(UTC))
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < 1.0:
+        for credential in credentials:
+            decide(credential, policy, "front-reader", now, DoorState.secured)
+        count += len(credentials)
+    return count / (time.perf_counter() - started)
+
+
+def _taps(config_path: Path, io: _TimedIO, line: SerialLine, taps: int) -> list[float]:
+    """Run `edge run` as systemd would, then tap cards one after another and time each unlock."""
+    gateway = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latencies: list[float] = []
+    fd = os.open(line.device_port, os.O_WRONLY | os.O_NOCTTY)
+    try:
+        deadline = time.monotonic() + 30
+        while not io.released.is_set():  # warm-up: tap until the gateway answers
+            if time.monotonic() > deadline or gateway.poll() is not None:
+                raise RuntimeError("the gateway did not unlock the door within 30 s of starting")
+            os.write(fd, encode_frame(_serial(ENROLLED - 1)))
+            io.released.wait(0.5)
+        time.sleep(1.0)
+        for n in range(taps):
+            io.released.clear()
+            os.write(fd, encode_frame(_serial(n % (ENROLLED - 1))))
+            written = time.monotonic()
+            if io.released.wait(2.0):
+                latencies.append((io.released_at - written) * 1000)
+            time.sleep(0.01)
+    finally:
+        os.close(fd)
+        gateway.terminate()
+        gateway.wait(10)
+    return latencies
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hil.bench.access", description=__doc__.splitlines()[0])
+    parser.add_argument("--taps", type=int, default=2000)
+    args = parser.parse_args(argv)
+    sys.setswitchinterval(0.0005)  # this process is the rig (line, IO module, tapper): keep its threads prompt
+    with tempfile.TemporaryDirectory(prefix="bench-access-") as tmp, SerialLine(baud=9600, framing="8N1") as line:
+        base = Path(tmp)
+        (base / "secret.key").write_text("bench-" + "0" * 40)
+        (base / "profiles").symlink_to(REPO / "config" / "profiles")
+        io = _TimedIO(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+        port, sim_loop = _start_simulator(io)
+        (base / "building.yaml").write_text(f"""
+building: {{id: bench, timezone: Asia/Shanghai, secret: {{file: secret.key}}}}
+state_dir: state
+logging: {{level: warning}}
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]
+readers: [{{name: front-reader, protocol: em4100, port: {line.gateway_port}}}]
+doors:
+  - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}}}}
+""")
+        config = building_config.load(base / "building.yaml")
+        credentials_path(config).parent.mkdir(parents=True)
+        _write_import(base / "tenants.csv", ENROLLED)
+        with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
+            started = time.perf_counter()
+            report = store.import_file(base / "tenants.csv")
+            import_s = time.perf_counter() - started
+            assert report.imported == ENROLLED and not report.errors, report.errors[:3]
+            decisions = _decisions_per_s(store)
+        load = subprocess.Popen([sys.executable, "-c", LOAD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            latencies = _taps(base / "building.yaml", io, line, args.taps)
+        finally:
+            load.terminate()
+            load.wait()
+            sim_loop.call_soon_threadsafe(sim_loop.stop)
+    cuts = statistics.quantiles(latencies, n=100)
+    result = {
+        "tap_to_unlock_p50_ms": round(statistics.median(latencies), 2),
+        "tap_to_unlock_p99_ms": round(cuts[98], 2),
+        "frame_wire_ms": round(14 * Framing.parse("8N1").char_time(9600) * 1000, 2),
+        "osdp_tap_to_output_p99_ms": None,
+        "decisions_per_s": round(decisions),
+        "import_10k_rows_s": round(import_s, 3),
+        "taps": args.taps,
+        "taps_unlocked": len(latencies),
+        "enrolled": ENROLLED,
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
