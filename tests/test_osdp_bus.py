@@ -1,0 +1,152 @@
+"""OSDP readers end to end: libosdp CP (the gateway) and PD (the simulator) over real ptys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import osdp
+import pytest
+
+from drivers.cards.observations import CardRead, FaultReason, PinEntry, ReaderFault, ReaderRestored
+from drivers.osdp.bus import OsdpBus, OsdpReader
+from drivers.osdp.keys import KeyFileError, generate_key_file, load_key
+from hil.line import SerialLine
+from hil.osdp_pd import SimulatedOsdpReader
+from hil.pty import pty_pair
+
+pytestmark = pytest.mark.timeout(60)
+BAUD = 115200
+
+
+def _key(tmp_path: Path, name: str = "front") -> Path:
+    path = tmp_path / f"{name}.key"
+    generate_key_file(path)
+    return path
+
+
+async def _next(bus: OsdpBus, kind: type, timeout: float = 8.0) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        item = await asyncio.wait_for(bus.observations.get(), max(0.01, deadline - time.monotonic()))
+        if isinstance(item, kind):
+            return item
+
+
+async def _online(bus: OsdpBus, reader: str = "front", timeout: float = 8.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not bus.is_online(reader):
+        assert time.monotonic() < deadline, "reader did not come online"
+        await asyncio.sleep(0.02)
+
+
+def _run(scenario: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(scenario())
+
+
+def test_card_read_arrives_with_secure_channel_and_grant_lights_the_reader(tmp_path: Path) -> None:
+    key_file = _key(tmp_path)
+
+    async def scenario() -> None:
+        with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, load_key(key_file)) as pd:
+            async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
+                await _online(bus)
+                assert pd.secure
+                pd.tap(0xD41B81)
+                read = await _next(bus, CardRead)
+                assert isinstance(read, CardRead) and read.serial == bytes.fromhex("D41B81")
+                before = len(pd.commands())
+                assert bus.grant("front") and bus.set_output("front", 0, True, 500)
+                led = pd.wait_command(osdp.Command.LED, before)
+                buzzer = pd.wait_command(osdp.Command.Buzzer, before)
+                output = pd.wait_command(osdp.Command.Output, before)
+                assert led and led.command["on_color"] == osdp.CommandLEDColor.Green
+                assert buzzer and buzzer.command["rep_count"] == 1
+                assert output and output.command["output_no"] == 0 and output.command["timer_count"] == 5
+                assert bus.deny("front")
+                red = pd.wait_command(osdp.Command.LED, before + 3)
+                assert red and red.command["on_color"] == osdp.CommandLEDColor.Red
+
+    _run(scenario)
+
+
+def test_paced_line_carries_card_keypad_and_tamper(tmp_path: Path) -> None:
+    key_file = _key(tmp_path)
+
+    async def scenario() -> None:
+        with SerialLine(baud=BAUD) as line, SimulatedOsdpReader(line.device_port, BAUD, 3, load_key(key_file)) as pd:
+            async with OsdpBus(line.gateway_port, BAUD, [OsdpReader("front", 3, key_file)]) as bus:
+                await _online(bus)
+                pd.tap(0x000001)
+                assert isinstance(await _next(bus, CardRead), CardRead)
+                pd.keys("4711#")
+                pin = await _next(bus, PinEntry)
+                assert isinstance(pin, PinEntry) and pin.pin == "4711"
+                pd.tamper(True)
+                fault = await _next(bus, ReaderFault)
+                assert isinstance(fault, ReaderFault) and fault.reason is FaultReason.TAMPER
+                pd.tamper(False)
+                restored = await _next(bus, ReaderRestored)
+                assert isinstance(restored, ReaderRestored) and restored.reason is FaultReason.TAMPER
+                assert bus.drop_counts() == {}
+
+    _run(scenario)
+
+
+def test_wrong_key_gives_no_session_and_a_secure_channel_fault(tmp_path: Path) -> None:
+    key_file = _key(tmp_path)
+    wrong = load_key(_key(tmp_path, "other"))
+
+    async def scenario() -> None:
+        with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, wrong) as pd:
+            async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
+                fault = await _next(bus, ReaderFault)
+                assert isinstance(fault, ReaderFault) and fault.reason is FaultReason.SECURE_CHANNEL
+                pd.tap(0x000001)
+                await asyncio.sleep(0.5)
+                assert not bus.is_online("front") and not pd.secure
+                assert all(not isinstance(o, CardRead) for o in _drain(bus))
+
+    _run(scenario)
+
+
+def test_silent_reader_is_an_offline_fault_then_comes_back(tmp_path: Path) -> None:
+    key_file = _key(tmp_path)
+
+    async def scenario() -> None:
+        with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, load_key(key_file)) as pd:
+            async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
+                await _online(bus)
+                pd.go_silent()
+                fault = await _next(bus, ReaderFault)
+                assert isinstance(fault, ReaderFault) and fault.reason is FaultReason.OFFLINE
+                pd.resume()
+                back = await _next(bus, ReaderRestored)
+                assert isinstance(back, ReaderRestored) and back.reason is FaultReason.OFFLINE
+                pd.tap(0x000002)
+                assert isinstance(await _next(bus, CardRead), CardRead)
+
+    _run(scenario)
+
+
+def test_key_files_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "bad.key"
+    path.write_text("not hex")
+    path.chmod(0o600)
+    with pytest.raises(KeyFileError, match="32 hex digits"):
+        load_key(path)
+    good = _key(tmp_path)
+    good.chmod(0o644)
+    with pytest.raises(KeyFileError, match="group or others"):
+        load_key(good)
+    with pytest.raises(KeyFileError, match="cannot read"):
+        load_key(tmp_path / "missing.key")
+
+
+def _drain(bus: OsdpBus) -> list[object]:
+    items = []
+    while not bus.observations.empty():
+        items.append(bus.observations.get_nowait())
+    return items
