@@ -1,0 +1,84 @@
+"""Benchmark: OSDP tap to output at 115200 baud with Secure Channel on, through a paced line.
+
+From the moment the simulated reader (libosdp PD) submits a card-read event, through the
+paced serial line, libosdp's CP, the OsdpBus and the asyncio loop, to the output command
+(`set_output`, the CP's answer to the card) arriving back at the reader. Both ends run in one
+process on one monotonic clock. Prints one JSON object:
+{"osdp_tap_to_output_p50_ms": ..., "osdp_tap_to_output_p99_ms": ...}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import osdp
+
+from drivers.cards.observations import CardRead
+from drivers.osdp.bus import OsdpBus, OsdpReader
+from drivers.osdp.keys import generate_key_file, load_key
+from hil.line import SerialLine
+from hil.osdp_pd import SimulatedOsdpReader
+
+READER = "bench"
+ADDRESS = 1
+TAP_TIMEOUT_S = 2.0
+
+
+async def _measure(taps: int, baud: int, key_file: Path) -> list[float]:
+    latencies: list[float] = []
+    with SerialLine(baud=baud) as line, SimulatedOsdpReader(
+        line.device_port, baud, ADDRESS, load_key(key_file)
+    ) as pd:
+        async with OsdpBus(line.gateway_port, baud, [OsdpReader(READER, ADDRESS, key_file)]) as bus:
+            deadline = time.monotonic() + 10
+            while not bus.is_online(READER):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the simulated OSDP reader did not come online")
+                await asyncio.sleep(0.02)
+            for card in range(taps):
+                before = len(pd.commands())
+                tapped = time.monotonic()
+                pd.tap(card)
+                while not isinstance(
+                    await asyncio.wait_for(bus.observations.get(), TAP_TIMEOUT_S), CardRead
+                ):
+                    pass
+                bus.set_output(READER, 0, True, 500)
+                arrived = await asyncio.to_thread(pd.wait_command, osdp.Command.Output, before, TAP_TIMEOUT_S)
+                if arrived is None:
+                    raise RuntimeError("an output command never reached the reader")
+                latencies.append((arrived.received_mono - tapped) * 1000)
+                await asyncio.sleep(0.01)
+    return latencies
+
+
+def measure_osdp_tap_to_output(taps: int = 300, baud: int = 115200) -> dict[str, float]:
+    """p50 and p99 ms from a card event at the reader to the output command arriving there."""
+    with tempfile.TemporaryDirectory(prefix="osdp-bench-") as tmp:
+        key_file = Path(tmp) / "bench.key"
+        generate_key_file(key_file)
+        latencies = asyncio.run(_measure(taps, baud, key_file))
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "osdp_tap_to_output_p50_ms": round(statistics.median(latencies), 2),
+        "osdp_tap_to_output_p99_ms": round(cuts[98], 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hil.bench.osdp", description=__doc__.split("\n")[0])
+    parser.add_argument("--taps", type=int, default=300)
+    parser.add_argument("--baud", type=int, default=115200)
+    args = parser.parse_args(argv)
+    print(json.dumps(measure_osdp_tap_to_output(args.taps, args.baud)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
