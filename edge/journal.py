@@ -423,3 +423,26 @@ def _reader(path: Path) -> closing[sqlite3.Connection]:
     if not Path(path).exists():
         raise FileNotFoundError(f"no journal at {path}")
     return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+
+
+def events_after(path: Path, after_seq: int, limit: int, min_priority: Priority = Priority.TELEMETRY) -> list[StoredEvent]:
+    """Up to `limit` events with seq > after_seq (and at least `min_priority`), oldest first: what sync sends next."""
+    sql = f"SELECT {_COLUMNS} FROM events WHERE seq > ?"
+    params: list[int] = [after_seq]
+    if min_priority > Priority.TELEMETRY:
+        sql += " AND priority >= ?"
+        params.append(int(min_priority))
+    sql += " ORDER BY seq LIMIT ?"
+    params.append(limit)
+    with _reader(path) as conn:
+        rows = conn.execute(sql, params).fetchall()
+    return [
+        StoredEvent(seq, id_, wall, mono, kind, Priority(prio), source, json.loads(body))
+        for seq, id_, wall, mono, kind, prio, source, body in rows
+    ]
+
+
+def first_retained_seq(path: Path) -> int | None:
+    """The oldest seq still in the journal (None when empty): below it, events were evicted."""
+    with _reader(path) as conn:
+        return conn.execute("SELECT min(seq) FROM events").fetchone()[0]

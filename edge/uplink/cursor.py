@@ -1,0 +1,95 @@
+"""The sync cursor: which journaled events the cloud has acknowledged, kept on disk.
+
+Two numbers' worth of state: a watermark (every seq at or below it is acknowledged, or
+was never there) and the few seqs above it acknowledged early because they were alarms
+that jumped the backlog. A restart resumes at the watermark and skips the early ones.
+Losing the last write (power cut) only means a batch is sent twice; the cloud drops
+duplicates by event id, so synchronous=NORMAL is enough here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sync_ahead (seq INTEGER PRIMARY KEY);
+"""
+
+
+@dataclass(slots=True)
+class Progress:
+    """Pure bookkeeping of acknowledgements; `SyncCursor` persists it.
+
+    The backlog lane acknowledges contiguous ranges (`backlog_through`); the alarm lane
+    acknowledges single seqs (`ahead`). The watermark may pass an alarm only once that
+    alarm itself is acknowledged, so an alarm in flight when the link drops is sent again.
+    """
+
+    watermark: int = 0
+    ahead: set[int] = field(default_factory=set)
+    backlog_through: int = 0
+    alarms_in_flight: set[int] = field(default_factory=set)
+
+    def restart(self) -> None:
+        """After a lost connection: everything unacknowledged is to be sent again."""
+        self.backlog_through = self.watermark
+        self.alarms_in_flight.clear()
+
+    def skip(self, seq: int) -> bool:
+        """True when the backlog lane must not send this seq (acknowledged or in flight as an alarm)."""
+        return seq in self.ahead or seq in self.alarms_in_flight
+
+    def ack_backlog(self, through: int) -> None:
+        self.backlog_through = max(self.backlog_through, through)
+        self._advance()
+
+    def ack_alarms(self, seqs: list[int]) -> None:
+        self.alarms_in_flight.difference_update(seqs)
+        self.ahead.update(s for s in seqs if s > self.watermark)
+        self._advance()
+
+    def _advance(self) -> None:
+        limit = min(self.alarms_in_flight) - 1 if self.alarms_in_flight else self.backlog_through
+        target = min(self.backlog_through, limit)
+        if target > self.watermark:
+            self.watermark = target
+            self.ahead = {s for s in self.ahead if s > target}
+
+
+class SyncCursor:
+    """`Progress` loaded from and saved to the uplink's state file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(_SCHEMA)
+
+    def load(self) -> Progress:
+        row = self._conn.execute("SELECT value FROM sync_meta WHERE key='watermark'").fetchone()
+        watermark = row[0] if row else 0
+        ahead = {seq for (seq,) in self._conn.execute("SELECT seq FROM sync_ahead WHERE seq > ?", (watermark,))}
+        return Progress(watermark=watermark, ahead=ahead, backlog_through=watermark)
+
+    def save(self, progress: Progress) -> None:
+        conn = self._conn
+        conn.execute("BEGIN")
+        try:
+            conn.execute(
+                "INSERT INTO sync_meta (key, value) VALUES ('watermark', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (progress.watermark,),
+            )
+            conn.execute("DELETE FROM sync_ahead")
+            conn.executemany("INSERT INTO sync_ahead (seq) VALUES (?)", ((s,) for s in progress.ahead))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,163 @@
+"""Messages from the cloud: verified first, then credential updates, commands and pulls.
+
+Everything that arrives is checked by the `Verifier` (signature, building, kind, expiry,
+nonce). A refusal is journaled as a security event and changes nothing. Credential change
+sets must follow the store's version exactly (version = store + 1); an older or equal one
+is a harmless redelivery, a newer one means we missed some, so we ask for a snapshot
+instead of applying a change set on top of a hole. The store applies each atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Callable
+
+import structlog
+from pydantic import ValidationError
+
+from edge.access.credential import Credential
+from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Removal
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal
+from edge.uplink import pull
+from edge.uplink.commands import CommandTable
+from edge.uplink.mqtt import Connection, Message
+from edge.uplink.signing import DownlinkKind, DownlinkRefused, Envelope, Refusal, Verifier
+from edge.uplink.topics import WIRE_VERSION, Topics
+
+log = structlog.get_logger("edge.uplink")
+
+
+def _change(entry: Any) -> Credential | Removal:
+    if not isinstance(entry, dict) or entry.get("op") not in ("upsert", "remove"):
+        raise ValueError("each change is {op: upsert, credential: {...}} or {op: remove, key: ...}")
+    if entry["op"] == "remove":
+        return Removal(str(entry.get("key")))
+    return Credential.model_validate(entry.get("credential"))
+
+
+def _version(body: dict[str, Any]) -> int:
+    version = body.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError("version must be a positive integer")
+    return version
+
+
+class Downlink:
+    def __init__(
+        self,
+        verifier: Verifier,
+        topics: Topics,
+        journal: Journal,
+        credentials: Callable[[], CredentialStore | None],
+        commands: CommandTable,
+        page_bytes: int,
+        on_credentials: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.verifier = verifier
+        self.topics = topics
+        self.journal = journal
+        self.credentials = credentials
+        self.commands = commands
+        self.page_bytes = page_bytes
+        self.on_credentials = on_credentials
+        self.refused = 0
+
+    async def handle(self, message: Message, connection: Connection) -> None:
+        """Act on one message; every failure is a journaled refusal, never an exception."""
+        routes = {
+            self.topics.pull_request: ({DownlinkKind.PULL}, self._pull),
+            self.topics.credentials: ({DownlinkKind.CHANGE_SET, DownlinkKind.SNAPSHOT}, self._credentials),
+            self.topics.commands: ({DownlinkKind.COMMAND}, self._command),
+        }
+        route = routes.get(message.topic)
+        if route is None:
+            return
+        kinds, act = route
+        try:
+            envelope = self.verifier.verify(message.payload, {str(k) for k in kinds}, time.time())
+            await act(envelope, message, connection)
+        except DownlinkRefused as refusal:
+            await self._refuse(message.topic, refusal)
+
+    async def _refuse(self, topic: str, refusal: DownlinkRefused) -> None:
+        self.refused += 1
+        event = Event(
+            kind=Kind.DOWNLINK_REFUSED, priority=Priority.ACCESS, source="uplink",
+            body={"topic": topic, "reason": str(refusal.reason), "detail": refusal.detail},
+        )
+        log.warning("downlink refused", event_id=event.id, topic=topic, reason=str(refusal.reason))
+        await self.journal.append(event)
+
+    async def _pull(self, envelope: Envelope, message: Message, connection: Connection) -> None:
+        try:
+            request = pull.PullRequest.from_body(envelope.body)
+        except pull.BadPull as error:
+            raise DownlinkRefused(Refusal.BAD_BODY, str(error)) from None
+        reply_to = message.response_topic or envelope.body.get("reply_to") or self.topics.pull_response
+        if not isinstance(reply_to, str) or not reply_to.startswith(self.topics.pull_response):
+            raise DownlinkRefused(Refusal.BAD_BODY, f"reply topic must start with {self.topics.pull_response}")
+        correlation = message.correlation
+        if correlation is None and isinstance(envelope.body.get("correlation"), str):
+            correlation = envelope.body["correlation"].encode()
+        page = await asyncio.to_thread(
+            pull.answer, self.journal.path, self.topics.building, request, self.journal.head_seq, self.page_bytes
+        )
+        if message.response_topic is None and correlation is not None:
+            # MQTT 3.1.1 has no correlation property: echo it in the page instead.
+            page = page[:-1] + b',"correlation":' + json.dumps(correlation.decode(errors="replace")).encode() + b"}"
+        connection.publish(reply_to, page, correlation=correlation)
+
+    async def _credentials(self, envelope: Envelope, message: Message, connection: Connection) -> None:
+        store = self.credentials()  # asked each time: the doors may reopen their store
+        if store is None:
+            raise DownlinkRefused(Refusal.BAD_BODY, "this gateway has no credential store")
+        try:
+            version = _version(envelope.body)
+            if envelope.kind == DownlinkKind.SNAPSHOT:
+                records = [Credential.model_validate(r) for r in envelope.body.get("credentials", [])]
+            else:
+                changes = [_change(entry) for entry in envelope.body.get("changes", [])]
+        except (ValidationError, ValueError, TypeError) as error:
+            raise DownlinkRefused(Refusal.BAD_BODY, str(error)[:300]) from None
+        have = store.version
+        if envelope.kind == DownlinkKind.CHANGE_SET and version > have + 1:
+            await self._ask_for_snapshot(connection, have, version)
+            return
+        try:
+            if envelope.kind == DownlinkKind.SNAPSHOT:
+                report = await asyncio.to_thread(store.replace_snapshot, version, records)
+            elif version == have + 1:
+                report = await asyncio.to_thread(store.apply_change_set, version, changes)
+            else:
+                report = None  # older or equal: a redelivery, already applied
+        except (CredentialStoreUnavailable, ValueError) as error:
+            raise DownlinkRefused(Refusal.BAD_BODY, str(error)[:300]) from None
+        applied = report is not None and report.applied
+        await self.journal.append(
+            Event(
+                kind=Kind.CREDENTIALS_APPLIED, priority=Priority.ACCESS, source="uplink",
+                body={"kind": envelope.kind, "version": version, "applied": applied, "store_version": store.version},
+            )
+        )
+        if applied:
+            self.on_credentials()
+
+    async def _ask_for_snapshot(self, connection: Connection, have: int, seen: int) -> None:
+        body = {"have_version": have, "seen_version": seen}
+        await self.journal.append(
+            Event(kind=Kind.CREDENTIALS_SNAPSHOT_REQUESTED, priority=Priority.FAULT, source="uplink", body=body)
+        )
+        payload = json.dumps({"v": WIRE_VERSION, "building": self.topics.building, **body}).encode()
+        connection.publish(self.topics.credentials_request, payload)
+
+    async def _command(self, envelope: Envelope, message: Message, connection: Connection) -> None:
+        name, args = envelope.body.get("command"), envelope.body.get("args", {})
+        if not isinstance(name, str) or not isinstance(args, dict):
+            raise DownlinkRefused(Refusal.BAD_BODY, "a command is {command: NAME, args: {...}}")
+        result = await self.commands.run(name, args)
+        body = {"command": name, "nonce": envelope.nonce, "outcome": str(result.outcome), "detail": result.detail}
+        await self.journal.append(Event(kind=Kind.COMMAND_EXECUTED, priority=Priority.ACCESS, source="uplink", body=body))
+        connection.publish(self.topics.command_results, json.dumps({"v": WIRE_VERSION, "building": self.topics.building, **body}, default=str).encode())

@@ -1,0 +1,224 @@
+"""paho-mqtt behind a small asyncio face (the shape of aiomqtt): no callbacks leak out.
+
+One `Connection` is one MQTT session. paho runs its network loop in its own thread;
+every callback hops onto the asyncio loop with `call_soon_threadsafe`, where it settles
+a future (a PUBACK, a SUBACK, the CONNACK) or queues a message. A lost connection fails
+every unsettled publish at once and sets `lost`; the caller then closes this session and
+opens a fresh one, so paho never replays its own queue behind our back (what is resent
+after a reconnect is decided by the sync cursor, from the journal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+INCOMING_QUEUE = 256
+
+
+class ConnectionLost(ConnectionError):
+    """The session ended before the broker acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class Will:
+    topic: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """Where and how to connect; secrets already read from their files."""
+
+    host: str
+    port: int
+    client_id: str
+    protocol: str = "5"  # "5" or "3.1.1"
+    keepalive_s: int = 30
+    username: str | None = None
+    password: bytes | None = None
+    ca: Path | None = None  # TLS when set; the server certificate and host name are always verified
+    cert: Path | None = None
+    key: Path | None = None
+    max_inflight: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A received message; `response_topic`/`correlation` are MQTT 5's request/response fields."""
+
+    topic: str
+    payload: bytes
+    response_topic: str | None = None
+    correlation: bytes | None = None
+
+
+class Connection:
+    """One session with the broker. `await Connection.open(...)`, then publish and read `messages`."""
+
+    def __init__(self, settings: BrokerSettings, will: Will | None, incoming: int = INCOMING_QUEUE) -> None:
+        self.settings = settings
+        self._loop = asyncio.get_running_loop()
+        self.messages: asyncio.Queue[Message] = asyncio.Queue(incoming)
+        self.dropped = 0  # messages refused because the queue was full (counted, never blocking paho)
+        self.lost = asyncio.Event()
+        self._acks: dict[int, asyncio.Future[None]] = {}
+        self._connected: asyncio.Future[None] = self._loop.create_future()
+        v5 = settings.protocol == "5"
+        client = paho.Client(
+            paho.CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        client.max_inflight_messages_set(settings.max_inflight)
+        client.max_queued_messages_set(0)
+        client.reconnect_delay_set(3600, 3600)  # reconnecting is ours to decide, with a fresh session
+        if settings.username is not None:
+            client.username_pw_set(settings.username, settings.password.decode() if settings.password else None)
+        if settings.ca is not None:
+            client.tls_set(
+                ca_certs=str(settings.ca),
+                certfile=str(settings.cert) if settings.cert else None,
+                keyfile=str(settings.key) if settings.key else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
+            client.tls_insecure_set(False)
+        if will is not None:
+            client.will_set(will.topic, will.payload, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self._client = client
+        self._v5 = v5
+
+    @classmethod
+    async def open(
+        cls, settings: BrokerSettings, will: Will | None = None, timeout_s: float = 10.0, incoming: int = INCOMING_QUEUE
+    ) -> "Connection":
+        """Connect and wait for the CONNACK; raises ConnectionError (refused, unreachable, timeout)."""
+        connection = cls(settings, will, incoming)
+        client = connection._client
+        try:
+            if connection._v5:
+                client.connect_async(settings.host, settings.port, settings.keepalive_s, clean_start=True)
+            else:
+                client.connect_async(settings.host, settings.port, settings.keepalive_s)
+            client.loop_start()
+            await asyncio.wait_for(asyncio.shield(connection._connected), timeout_s)
+        except BaseException as failure:
+            await connection.close(graceful=False)
+            if isinstance(failure, (TimeoutError, OSError, ssl.SSLError)):
+                raise ConnectionError(f"cannot connect to {settings.host}:{settings.port}: {failure!r}") from failure
+            raise
+        return connection
+
+    # --- called on the asyncio loop -------------------------------------------------
+
+    def publish(
+        self, topic: str, payload: bytes, *, retain: bool = False, response_topic: str | None = None,
+        correlation: bytes | None = None,
+    ) -> asyncio.Future[None]:
+        """Publish at QoS 1; the future settles when the PUBACK arrives (or fails when the session ends)."""
+        done: asyncio.Future[None] = self._loop.create_future()
+        if self.lost.is_set():
+            done.set_exception(ConnectionLost("not connected"))
+            return done
+        properties = None
+        if self._v5 and (response_topic or correlation):
+            properties = Properties(PacketTypes.PUBLISH)
+            if response_topic:
+                properties.ResponseTopic = response_topic
+            if correlation:
+                properties.CorrelationData = correlation
+        info = self._client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            done.set_exception(ConnectionLost(paho.error_string(info.rc)))
+            return done
+        self._acks[info.mid] = done
+        return done
+
+    async def subscribe(self, topics: tuple[str, ...]) -> None:
+        """Subscribe at QoS 1 and wait for the SUBACK."""
+        done: asyncio.Future[None] = self._loop.create_future()
+        rc, mid = self._client.subscribe([(topic, 1) for topic in topics])
+        if rc != paho.MQTT_ERR_SUCCESS:
+            raise ConnectionLost(paho.error_string(rc))
+        self._acks[mid] = done
+        await done
+
+    async def close(self, graceful: bool = True) -> None:
+        """End the session: a graceful DISCONNECT suppresses the will; then stop paho's thread."""
+        if graceful and not self.lost.is_set():
+            self._client.disconnect()
+        await asyncio.to_thread(self._client.loop_stop)
+        self._mark_lost("closed")
+
+    # --- paho's thread: hop onto the loop, nothing else -----------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._loop.call_soon_threadsafe(self._connack, reason_code.is_failure, str(reason_code))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._loop.call_soon_threadsafe(self._mark_lost, str(reason_code))
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._loop.call_soon_threadsafe(self._settle, mid, reason_code.is_failure, str(reason_code))
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        refused = any(code.is_failure for code in reason_codes)
+        self._loop.call_soon_threadsafe(self._settle, mid, refused, "subscription refused")
+
+    def _on_message(self, client, userdata, message) -> None:
+        props = getattr(message, "properties", None)
+        received = Message(
+            topic=message.topic,
+            payload=message.payload,
+            response_topic=getattr(props, "ResponseTopic", None),
+            correlation=getattr(props, "CorrelationData", None),
+        )
+        self._loop.call_soon_threadsafe(self._deliver, received)
+
+    # --- back on the loop ------------------------------------------------------------
+
+    def _connack(self, refused: bool, reason: str) -> None:
+        if self._connected.done():
+            return
+        if refused:
+            self._connected.set_exception(ConnectionError(f"broker refused the connection: {reason}"))
+        else:
+            self._connected.set_result(None)
+
+    def _settle(self, mid: int, failed: bool, reason: str) -> None:
+        done = self._acks.pop(mid, None)
+        if done is None or done.done():
+            return
+        if failed:
+            done.set_exception(ConnectionLost(f"broker refused: {reason}"))
+        else:
+            done.set_result(None)
+
+    def _deliver(self, message: Message) -> None:
+        try:
+            self.messages.put_nowait(message)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    def _mark_lost(self, reason: str) -> None:
+        self.lost.set()
+        if not self._connected.done():
+            self._connected.set_exception(ConnectionError(f"connection closed: {reason}"))
+            self._connected.exception()
+        acks, self._acks = self._acks, {}
+        for done in acks.values():
+            if not done.done():
+                done.set_exception(ConnectionLost(reason))
+                done.exception()  # a publisher that stopped listening must not make asyncio warn

@@ -1,0 +1,67 @@
+"""The cloud's pull of a range of the log: one request, one page back.
+
+The request (a signed envelope of kind `pull`) asks for events after `after_seq`, at most
+`limit`. The page carries the events still retained, in seq order, and
+`first_retained_seq`: when that is above `after_seq + 1`, the events in between were
+evicted from the journal (the disk cap or telemetry retention) and no pull will bring
+them back, so the cloud sees the gap instead of waiting for it. `next_after_seq` and
+`more` say where the next page starts. The same query runs on site as
+`edge events --after-seq`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from edge.journal import events_after, first_retained_seq
+from edge.uplink.topics import WIRE_VERSION
+
+MAX_PAGE_EVENTS = 1000
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+
+class BadPull(ValueError):
+    """The request's body is not a pull request."""
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    after_seq: int
+    limit: int
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> "PullRequest":
+        after, limit = body.get("after_seq"), body.get("limit", MAX_PAGE_EVENTS)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise BadPull("after_seq must be a non-negative integer")
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise BadPull("limit must be a positive integer")
+        return cls(after, min(limit, MAX_PAGE_EVENTS))
+
+
+def answer(journal_path: Path, building: str, request: PullRequest, head_seq: int, max_bytes: int) -> bytes:
+    """One page of the log for `request`, at most `max_bytes` long (always at least one event)."""
+    events = events_after(journal_path, request.after_seq, request.limit)
+    parts: list[bytes] = []
+    size = 512
+    for event in events:
+        part = _encode(event.as_dict()).encode()
+        if parts and size + len(part) + 1 > max_bytes:
+            break
+        parts.append(part)
+        size += len(part) + 1
+    sent = events[: len(parts)]
+    more = len(parts) < len(events) or (len(events) == request.limit and events[-1].seq < head_seq)
+    header = {
+        "v": WIRE_VERSION,
+        "building": building,
+        "after_seq": request.after_seq,
+        "first_retained_seq": first_retained_seq(journal_path),
+        "head_seq": head_seq,
+        "next_after_seq": sent[-1].seq if sent else max(request.after_seq, head_seq),
+        "more": more,
+    }
+    return _encode(header)[:-1].encode() + b',"events":[' + b",".join(parts) + b"]}"

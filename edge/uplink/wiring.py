@@ -1,0 +1,31 @@
+"""The uplink's part of the building, wired from the config by `Gateway.assemble`."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from edge.access.credentials import CredentialStore
+from edge.config import BuildingConfig
+from edge.control import Handler
+from edge.doors.wiring import Doors, open_store
+from edge.journal import Journal
+from edge.uplink.commands import CommandTable
+from edge.uplink.worker import Uplink
+
+
+def assemble_uplink(
+    config: BuildingConfig, digest: str, journal: Journal, doors: Doors | None, control: Mapping[str, Handler]
+) -> Uplink:
+    """The uplink with the credential store the doors read, and every control-socket operation
+    (breaker.close, fire.reset, ...) also available as a signed cloud command."""
+    own: CredentialStore | None = None
+    if doors is None:
+        own, _ = open_store(config)
+
+    def credentials() -> CredentialStore | None:
+        return doors.access.store if doors is not None else own
+
+    commands = CommandTable()
+    for name, handler in control.items():
+        commands.register(name, handler)
+    return Uplink(config, digest, journal, credentials, commands)

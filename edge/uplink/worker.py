@@ -1,0 +1,194 @@
+"""The uplink worker: one MQTT session at a time, for as long as the gateway runs.
+
+Connect (exponential backoff with jitter between attempts, so a hundred gateways do not
+reconnect in step after a broker restart); subscribe to the downlink; publish the retained
+birth message (the last will says `offline`); then push, answer and refresh the birth
+message until the session is lost, and start over. A clean stop publishes `offline`
+itself, because a graceful DISCONNECT suppresses the will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import structlog
+
+from edge.access.credentials import CredentialStore
+from edge.config import BuildingConfig
+from edge.journal import Journal
+from edge.supervisor import Backoff
+from edge.uplink.commands import CommandTable
+from edge.uplink.cursor import SyncCursor
+from edge.uplink.downlink import Downlink
+from edge.uplink.mqtt import BrokerSettings, Connection, ConnectionLost, Will
+from edge.uplink.push import Batching, Pusher
+from edge.uplink.replay import NonceBook
+from edge.uplink.signing import Verifier, load_public_key
+from edge.uplink.topics import WIRE_VERSION, Topics
+from edge.version import VERSION
+
+log = structlog.get_logger("edge.uplink")
+
+BIRTH_EVERY_S = 60.0
+RECONNECT = Backoff(initial_s=0.5, max_s=30.0)
+
+
+def broker_settings(config: BuildingConfig) -> BrokerSettings:
+    uplink = config.uplink
+    tls = uplink.tls
+    return BrokerSettings(
+        host=uplink.host,
+        port=uplink.port,
+        client_id=uplink.client_id or f"edge-{config.building.id}",
+        protocol=uplink.protocol,
+        keepalive_s=uplink.keepalive_s,
+        username=uplink.username,
+        password=uplink.password.read() if uplink.password else None,
+        ca=tls.ca if tls else None,
+        cert=tls.cert if tls else None,
+        key=tls.key if tls else None,
+    )
+
+
+class Uplink:
+    """The journal to the cloud, the cloud's signed messages to the gateway."""
+
+    def __init__(
+        self, config: BuildingConfig, config_digest: str, journal: Journal,
+        credentials: Callable[[], CredentialStore | None], commands: CommandTable | None = None,
+        state_path: Path | None = None,
+    ) -> None:
+        uplink = config.uplink
+        self.settings = broker_settings(config)
+        self.topics = Topics(uplink.topic_prefix, config.building.id)
+        self.config_digest = config_digest
+        self.journal = journal
+        self.credentials = credentials
+        self.started = time.monotonic()
+        state = state_path or (config.state_path / "uplink.db")
+        self.cursor = SyncCursor(state)
+        self.nonces = NonceBook(state)
+        self.commands = commands or CommandTable()
+        self.commands.register("status.snapshot", self._status_snapshot)
+        self.pusher = Pusher(
+            journal, self.cursor, self.topics,
+            Batching(uplink.batch_events, uplink.batch_ms / 1000, uplink.batch_bytes, uplink.bandwidth_bytes_per_s),
+        )
+        key = load_public_key(uplink.cloud_public_key) if uplink.cloud_public_key else None
+        self._rebirth = asyncio.Event()
+        self.downlink = Downlink(
+            Verifier(key, config.building.id, self.nonces), self.topics, journal, credentials, self.commands,
+            uplink.batch_bytes, on_credentials=self._rebirth.set,
+        )
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Keep a session up until cancelled (the supervisor's worker)."""
+        delays = RECONNECT.delays()
+        will = Will(self.topics.status, self._status("offline"))
+        while True:
+            try:
+                connection = await Connection.open(self.settings, will)
+            except ConnectionError as failure:
+                delay = next(delays)
+                log.warning("uplink connect failed", error=str(failure), retry_in_s=round(delay, 2))
+                await asyncio.sleep(delay)
+                continue
+            delays = RECONNECT.delays()
+            log.info("uplink connected", host=self.settings.host, port=self.settings.port, synced_seq=self.pusher.synced_seq)
+            try:
+                await self._session(connection)
+            except (ConnectionLost, ConnectionError) as lost:
+                log.warning("uplink lost", error=str(lost), synced_seq=self.pusher.synced_seq)
+                await connection.close(graceful=False)
+            except asyncio.CancelledError:
+                await self._say_goodbye(connection)
+                raise
+            finally:
+                self.connected.clear()
+
+    async def _session(self, connection: Connection) -> None:
+        await connection.subscribe(self.topics.downlink())
+        connection.publish(self.topics.status, self._status("online"), retain=True)
+        self.connected.set()
+        tasks = [
+            asyncio.create_task(self.pusher.run(connection), name="uplink-push"),
+            asyncio.create_task(self._answer(connection), name="uplink-downlink"),
+            asyncio.create_task(self._refresh_birth(connection), name="uplink-birth"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+            raise ConnectionLost("session ended")
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _answer(self, connection: Connection) -> None:
+        while not connection.lost.is_set():
+            getter = asyncio.ensure_future(connection.messages.get())
+            lost = asyncio.ensure_future(connection.lost.wait())
+            await asyncio.wait({getter, lost}, return_when=asyncio.FIRST_COMPLETED)
+            lost.cancel()
+            if not getter.done():
+                getter.cancel()
+                break
+            await self.downlink.handle(getter.result(), connection)
+        raise ConnectionLost("session lost")
+
+    async def _refresh_birth(self, connection: Connection) -> None:
+        """Republish the birth message when the credential version changes, and every minute."""
+        while True:
+            try:
+                await asyncio.wait_for(self._rebirth.wait(), BIRTH_EVERY_S)
+            except TimeoutError:
+                pass
+            self._rebirth.clear()
+            connection.publish(self.topics.status, self._status("online"), retain=True)
+
+    async def _say_goodbye(self, connection: Connection) -> None:
+        try:
+            await asyncio.wait_for(connection.publish(self.topics.status, self._status("offline"), retain=True), 1.0)
+        except (TimeoutError, ConnectionError):
+            pass
+        await connection.close(graceful=True)
+
+    def _status(self, state: str) -> bytes:
+        """The birth (and will) message: what runs here and how far the cloud has it."""
+        body = {"v": WIRE_VERSION, "building": self.topics.building, "state": state}
+        if state == "online":
+            body |= {
+                "version": VERSION,
+                "config": self.config_digest,
+                "head_seq": self.journal.head_seq,
+                "synced_seq": self.pusher.synced_seq,
+                "credential_version": self._credential_version(),
+                "time": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            }
+        return json.dumps(body).encode()
+
+    async def _status_snapshot(self, args: dict) -> dict:
+        return {
+            "version": VERSION,
+            "config": self.config_digest,
+            "uptime_s": round(time.monotonic() - self.started),
+            "head_seq": self.journal.head_seq,
+            "synced_seq": self.pusher.synced_seq,
+            "credential_version": self._credential_version(),
+            "commands": self.commands.names,
+        }
+
+    def _credential_version(self) -> int | None:
+        store = self.credentials()
+        return store.version if store is not None else None
+
+    def close(self) -> None:
+        self.cursor.close()
+        self.nonces.close()

@@ -1,0 +1,109 @@
+"""A real mosquitto for tests and benchmarks: a free port, a temp config, start/stop/restart.
+
+`Broker` runs mosquitto as a subprocess (no persistence, so a restart is a broker that lost
+all its state, as after a crash of a cloud broker without disk). `SlowLink` is a TCP relay in
+front of it that paces bytes in both directions, to play a cellular link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self._dir = tempfile.TemporaryDirectory(prefix="edge-mosquitto-")
+        self.config = Path(self._dir.name) / "mosquitto.conf"
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            "max_inflight_messages 0\nmax_queued_messages 100000\nmessage_size_limit 0\nlog_dest none\n"
+        )
+        self._process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 10.0) -> "Broker":
+        self._process = subprocess.Popen(["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited: {self._process.stderr.read().decode()[:500]}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise TimeoutError(f"mosquitto did not listen on {self.port}")
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def restart(self) -> None:
+        """Stop and start on the same port with a clean state (no persistence)."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> "Broker":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+
+class SlowLink:
+    """A TCP relay to (host, port) that passes at most `bytes_per_s` each way, in small chunks."""
+
+    def __init__(self, host: str, port: int, bytes_per_s: int) -> None:
+        self.target = (host, port)
+        self.bytes_per_s = bytes_per_s
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self.relayed = 0
+
+    async def start(self) -> "SlowLink":
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        chunk = max(64, self.bytes_per_s // 20)
+        try:
+            while data := await reader.read(chunk):
+                writer.write(data)
+                await writer.drain()
+                self.relayed += len(data)
+                await asyncio.sleep(len(data) / self.bytes_per_s)
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
