@@ -15,6 +15,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import structlog
 
@@ -97,6 +98,15 @@ class FireRelease:
         event = Event(kind=Kind.FIRE_RELEASE, priority=Priority.ALARM, source="fire", body=body)
         log.error("fire release", event_id=event.id, **body)
         await self.journal.append(event)
+
+    async def reset_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Control-socket handler for `edge fire reset --operator ID`."""
+        operator = request.get("operator")
+        if not isinstance(operator, str) or not operator.strip():
+            return {"ok": False, "error": "an operator id is required"}
+        if not await self.reset(operator.strip()):
+            return {"ok": False, "error": "no fire release is active"}
+        return {"ok": True, "doors": sorted(self.locks)}
 
     async def reset(self, operator: str) -> bool:
         """A technician ends the release: egress doors are secured again. False if not active."""
