@@ -117,6 +117,8 @@ class Bus:
         self._timeout_s = timeout_s
         self._client: Client | None = None
         self._received = b""
+        self._gap_s = _frame_gap_s(link) if isinstance(link, SerialLink) else 0.0
+        self._quiet_at = 0.0  # an RTU line must be silent 3.5 characters between frames
 
     def _witness(self, sending: bool, data: bytes) -> bytes:
         """pymodbus trace hook: keep the longest receive buffer of this transaction."""
@@ -148,7 +150,10 @@ class Bus:
                 self.drop()
                 raise TransactionFailed(FaultKind.CONNECTION, f"cannot open {self.link}")
             self._received = b""
+            if self._gap_s:
+                await asyncio.sleep(max(0.0, self._quiet_at - time.monotonic()))
             try:
+                # wait_for, not asyncio.timeout: pymodbus may swallow the cancellation a timeout sends
                 return await asyncio.wait_for(request(self._client, {_UNIT: unit_id}), timeout_s)
             except ConnectionException as error:
                 self.drop()
@@ -161,12 +166,22 @@ class Bus:
             except OSError as error:
                 self.drop()
                 raise TransactionFailed(FaultKind.CONNECTION, str(error)) from error
+            finally:
+                self._quiet_at = time.monotonic() + self._gap_s
 
     def drop(self) -> None:
         """Forget the client; the next transaction builds a fresh one."""
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _frame_gap_s(link: SerialLink) -> float:
+    """The Modbus RTU silent interval: 3.5 characters, fixed at 1.75 ms above 19200 baud."""
+    if link.baudrate > 19200:
+        return 0.00175
+    bits = 1 + link.bytesize + (link.parity != "N") + link.stopbits
+    return 3.5 * bits / link.baudrate
 
 
 @dataclass
@@ -180,6 +195,7 @@ class _DeviceState:
     probe_at: float = 0.0
     probe_delay: float = 0.0
     failing: set[str] = field(default_factory=set)  # points and reads whose fault was reported
+    plans: dict[tuple[str, ...], list[Read]] = field(default_factory=dict)  # by the names of the due points
 
     def next_wake(self) -> float:
         return min(self.due.values()) if self.online else self.probe_at
@@ -245,12 +261,15 @@ class Poller:
             return
         for point in points:
             state.due[point.name] = now + profile.interval_of(point)
-        reads = plan_reads(
-            points,
-            max_registers=profile.max_registers_per_read,
-            max_bits=profile.max_bits_per_read,
-            max_gap=profile.max_gap,
-        )
+        due = tuple(point.name for point in points)
+        reads = state.plans.get(due)
+        if reads is None:  # a device has few distinct sets of due points: plan each once
+            reads = state.plans[due] = plan_reads(
+                points,
+                max_registers=profile.max_registers_per_read,
+                max_bits=profile.max_bits_per_read,
+                max_gap=profile.max_gap,
+            )
         for read in reads:
             if not await self._poll(state, read):
                 return
