@@ -423,6 +423,8 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
             problems.append((("devices", index, "profile"), f"no profile {device.profile!r} in {config.profiles_dir}"))
 
     serial_owners: dict[str, str] = {}
+    osdp_ports: dict[str, Reader] = {}  # port -> its first OSDP reader (readers on one port share a bus)
+    osdp_addresses: dict[tuple[str, int | None], str] = {}
     for bus in config.buses:
         if isinstance(bus, SerialBus):
             serial_owners.setdefault(bus.port, f"bus {bus.name!r}")
@@ -436,6 +438,15 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
                 problems.append((("readers", index), "an OSDP reader needs osdp_address"))
             if reader.osdp_key is None:
                 problems.append((("readers", index), "an OSDP reader needs osdp_key (Secure Channel is on by default)"))
+            elif reader.osdp_key.file is None:
+                # the driver checks a key file's mode and format; an environment variable is neither
+                problems.append((("readers", index, "osdp_key"), "an OSDP reader's key must be a key file ({file: ...}, mode 0600, 32 hex digits)"))
+            first_on_port = osdp_ports.setdefault(reader.port, reader)
+            if first_on_port.baud != reader.baud:
+                problems.append((("readers", index, "baud"), f"OSDP readers on {reader.port} share one bus: baud {reader.baud} differs from {first_on_port.name!r}'s {first_on_port.baud}"))
+            holder = osdp_addresses.setdefault((reader.port, reader.osdp_address), reader.name)
+            if holder != reader.name:
+                problems.append((("readers", index, "osdp_address"), f"OSDP address {reader.osdp_address} on {reader.port} is already used by {holder!r}"))
         elif reader.osdp_address is not None or reader.osdp_key is not None:
             problems.append((("readers", index), f"osdp_address/osdp_key apply only to OSDP readers, not {reader.protocol}"))
 

@@ -75,6 +75,7 @@ class Kind(StrEnum):
     DOOR_CLOSED = "door.closed"
     LOCK_UNCONFIRMED = "fault.lock_unconfirmed"
     READER_FAULT = "fault.reader"
+    READER_RESTORED = "fault.reader_restored"
     CLOCK_UNTRUSTED = "fault.clock_untrusted"
     CREDENTIALS_UNAVAILABLE = "fault.credentials_unavailable"
     FIRE_RELEASE = "alarm.fire_release"

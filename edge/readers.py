@@ -2,8 +2,15 @@
 
 Each serial reader runs `drivers.cards.port.ReaderPort` in a worker thread; every
 observation crosses to the asyncio loop with `call_soon_threadsafe` into one bounded
-`ReaderInbox` that the access path drains. Any other driver (OSDP, say) posts its
-`CardRead`/`PinEntry`/`ReaderFault` to the same inbox with `post()`, from any thread.
+`ReaderInbox` that the access path drains. Any other driver posts its observations to
+the same inbox with `post()` from any thread, or `put()` from the loop's own.
+
+OSDP readers share their RS-485 line (multidrop): the readers of one port are one
+`OsdpBus`, run by one `OsdpBusWorker` under the supervisor, whose observations go into
+the same inbox and which shows each decision on the reader's LED and buzzer.
+A flapping reader must not flood the journal: `FaultLimiter` lets a few fault/restored
+transitions per reader and reason through per window, counts the rest, and reports the
+reader's latest state once the window allows.
 
 An RDM6300 repeats its frame every ~100 ms while a card lies on it; `RepeatFilter`
 collapses those repeats into one read, so a card left on the reader opens the door once.
@@ -12,22 +19,28 @@ collapses those repeats into one read, so a card left on the reader opens the do
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import structlog
 
 from drivers.cards.em4100 import Em4100Parser
-from drivers.cards.observations import CardRead, FrameDropped, PinEntry, ReaderFault
+from drivers.cards.observations import CardRead, FaultReason, FrameDropped, PinEntry, ReaderFault, ReaderRestored
 from drivers.cards.port import FrameParser, ReaderPort
 from drivers.cards.wiegand import WiegandParser
+from drivers.osdp.bus import OsdpBus, OsdpReader
 from edge.config import Reader, ReaderProtocol
 
 log = structlog.get_logger("edge.readers")
 
 INBOX_SIZE = 256
 REPEAT_GAP_S = 0.5  # a frame of the same card sooner than this after the last is a repeat
-ReaderObservation = CardRead | PinEntry | ReaderFault
+FAULT_BURST = 4  # fault/restored transitions of one reader and reason journaled per window...
+FAULT_WINDOW_S = 60.0  # ...beyond that they are counted and summed up in the next one
+ReaderHealth = ReaderFault | ReaderRestored
+ReaderObservation = CardRead | PinEntry | ReaderHealth
+Work = Callable[[], Awaitable[None]]
 REPEATING = frozenset({ReaderProtocol.EM4100})
 
 # Protocols read by a plain serial port loop. GA 467 is a registration-desk reader
@@ -49,9 +62,10 @@ class ReaderInbox:
 
     def post(self, observation: ReaderObservation) -> None:
         """Hand an observation over from any thread."""
-        self._loop.call_soon_threadsafe(self._put, observation)
+        self._loop.call_soon_threadsafe(self.put, observation)
 
-    def _put(self, observation: ReaderObservation) -> None:
+    def put(self, observation: ReaderObservation) -> None:
+        """Hand an observation over from the loop's own thread."""
         try:
             self._queue.put_nowait(observation)
         except asyncio.QueueFull:
@@ -104,12 +118,104 @@ class ReaderWorker:
             self.inbox.post(observation)
 
 
-def reader_workers(readers: list[Reader], inbox: ReaderInbox) -> dict[str, Callable[[], object]]:
-    """A supervised job per serial reader, by name `reader:NAME`; others are skipped here."""
-    work = {}
+@dataclass
+class _Flaps:
+    """One reader and reason in the limiter: when transitions were let through, what is held back."""
+
+    passed: deque[float] = field(default_factory=deque)
+    held: ReaderHealth | None = None
+    suppressed: int = 0
+
+
+class FaultLimiter:
+    """Rate limit for reader fault/restored events: at most `burst` per reader and reason per
+    `window_s`. Held-back transitions are counted; the latest is let through with that count
+    as soon as the window allows, so the journal always ends in the reader's true state."""
+
+    def __init__(self, burst: int = FAULT_BURST, window_s: float = FAULT_WINDOW_S) -> None:
+        self.burst, self.window_s = burst, window_s
+        self._flaps: dict[tuple[str, FaultReason], _Flaps] = {}
+
+    def offer(self, health: ReaderHealth, now: float) -> list[tuple[ReaderHealth, int]]:
+        """What to journal now, each with the number of transitions it stands for beyond itself."""
+        flaps = self._flaps.setdefault((health.reader, health.reason), _Flaps())
+        if flaps.held is not None:
+            flaps.suppressed += 1
+        flaps.held = health
+        return self._release(flaps, now)
+
+    def flush(self, now: float) -> list[tuple[ReaderHealth, int]]:
+        """Held-back states whose window has reopened."""
+        return [item for flaps in self._flaps.values() if flaps.held is not None for item in self._release(flaps, now)]
+
+    def _release(self, flaps: _Flaps, now: float) -> list[tuple[ReaderHealth, int]]:
+        while flaps.passed and now - flaps.passed[0] >= self.window_s:
+            flaps.passed.popleft()
+        if len(flaps.passed) >= self.burst or flaps.held is None:
+            return []
+        flaps.passed.append(now)
+        released = [(flaps.held, flaps.suppressed)]
+        flaps.held, flaps.suppressed = None, 0
+        return released
+
+
+class OsdpBusWorker:
+    """The OSDP readers on one serial port as one bus: `run()` polls them until the bus fails
+    (then raises, so the supervisor journals it and restarts with backoff) or is cancelled."""
+
+    def __init__(self, port: str, baud: int, readers: list[Reader], inbox: ReaderInbox) -> None:
+        self.port, self.baud = port, baud
+        self.readers = [OsdpReader(r.name, r.osdp_address, r.osdp_key.file) for r in readers]  # type: ignore[arg-type, union-attr]
+        self.inbox = inbox
+        self.bus: OsdpBus | None = None
+        self.drops: Counter[str] = Counter()
+        self.indications_refused = 0
+
+    async def run(self) -> None:
+        bus = OsdpBus(self.port, self.baud, self.readers)  # reads the key files: a bad one fails here
+        async with bus:
+            self.bus = bus
+            try:
+                while True:
+                    observation = await bus.observations.get()
+                    if isinstance(observation, FrameDropped):
+                        self.drops[observation.cause.value] += 1
+                    else:
+                        self.inbox.put(observation)
+            finally:
+                self.bus = None
+
+    def indicate(self, reader: str, granted: bool) -> None:
+        """Show a decision on `reader`'s LED and buzzer. Blocks on libosdp's lock: call it off the loop."""
+        bus = self.bus
+        if bus is None or not bus.is_online(reader):
+            return  # nothing to show on a reader that cannot hear it; its fault is journaled already
+        if not (bus.grant(reader) if granted else bus.deny(reader)):
+            self.indications_refused += 1
+
+
+@dataclass
+class ReaderWork:
+    """The supervised jobs of the building's readers, and how to show a decision on each reader that can."""
+
+    jobs: dict[str, Work]
+    indicators: dict[str, Callable[[str, bool], None]]
+
+
+def reader_workers(readers: list[Reader], inbox: ReaderInbox) -> ReaderWork:
+    """A job per serial reader (`reader:NAME`) and per OSDP port (`osdp:PORT`); others are skipped here."""
+    jobs: dict[str, Work] = {}
+    indicators: dict[str, Callable[[str, bool], None]] = {}
+    osdp_ports: dict[str, list[Reader]] = {}
     for reader in readers:
         if reader.protocol in SERIAL_PARSERS:
-            work[f"reader:{reader.name}"] = ReaderWorker(reader, inbox).run
+            jobs[f"reader:{reader.name}"] = ReaderWorker(reader, inbox).run
+        elif reader.protocol is ReaderProtocol.OSDP:
+            osdp_ports.setdefault(reader.port, []).append(reader)
         else:
             log.info("reader not driven by a serial port loop", reader=reader.name, protocol=str(reader.protocol))
-    return work
+    for port, on_port in osdp_ports.items():
+        worker = OsdpBusWorker(port, on_port[0].baud, on_port, inbox)
+        jobs[f"osdp:{port}"] = worker.run
+        indicators.update((reader.name, worker.indicate) for reader in on_port)
+    return ReaderWork(jobs, indicators)

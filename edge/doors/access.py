@@ -6,7 +6,9 @@ waiting for its commit (both happen; the door never waits on the SD card). The e
 carries the credential key's first 12 hex digits, never the serial, and the time from
 the frame's last byte to the decision. At a card+PIN reader the card waits up to
 `pin_wait_s` for its PIN (the scrypt check runs in a thread); without one it is denied
-`pin_required`.
+`pin_required`. A reader with an indicator (OSDP: LED and buzzer) shows the decision; that
+call waits on the reader driver's lock, so it runs in a thread after the unlock has started.
+Reader faults and their clearing are journaled through a `FaultLimiter`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from edge.doors.lock import DoorLock
 from edge.doors.machine import DoorAlarm, DoorMachine
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
-from edge.readers import ReaderInbox
+from edge.readers import FaultLimiter, ReaderHealth, ReaderInbox
 
 log = structlog.get_logger("edge.doors")
 
@@ -75,12 +77,15 @@ class AccessPath:
         wall: Callable[[], datetime] = lambda: datetime.now(UTC),
         mono: Callable[[], float] = time.monotonic,
         pin_wait_s: float = PIN_WAIT_S,
+        indicators: dict[str, Callable[[str, bool], None]] | None = None,
     ) -> None:
         self.store = store
         self.journal = journal
         self.inbox = inbox
         self.wall, self.mono = wall, mono
         self.pin_wait_s = pin_wait_s
+        self.indicators = indicators or {}
+        self.reader_faults = FaultLimiter()
         self.clock = ClockGuard(SOFTWARE_RELEASED)
         self.fire_released = False
         self.doors: dict[str, DoorPoint] = {}
@@ -106,9 +111,8 @@ class AccessPath:
                     self.card(observation)
                 elif isinstance(observation, PinEntry):
                     self.pin(observation)
-                elif isinstance(observation, ReaderFault):
-                    self.record(Event(Kind.READER_FAULT, Priority.FAULT, observation.reader,
-                                      {"reason": observation.reason.value, "detail": observation.detail[:200]}))
+                else:
+                    self._reader_health(self.reader_faults.offer(observation, self.mono()))
         finally:
             ticker.cancel()
 
@@ -157,6 +161,9 @@ class AccessPath:
             point.machine = point.machine.grant(decided, door.unlock_s)
             if point.lock is not None:
                 self._spawn(point.lock.pulse(door.unlock_s))
+        indicate = self.indicators.get(read.reader)
+        if indicate is not None:
+            self._spawn(asyncio.to_thread(indicate, read.reader, decision.granted))
         body = {
             "door": door.name,
             "reader": read.reader,
@@ -215,6 +222,15 @@ class AccessPath:
             for point in self.doors.values():
                 point.machine, alarms = point.machine.tick(now)
                 self._alarms(point, alarms)
+            self._reader_health(self.reader_faults.flush(now))
+
+    def _reader_health(self, released: list[tuple[ReaderHealth, int]]) -> None:
+        for health, suppressed in released:
+            kind = Kind.READER_FAULT if isinstance(health, ReaderFault) else Kind.READER_RESTORED
+            body: dict[str, object] = {"reason": health.reason.value, "detail": health.detail[:200]}
+            if suppressed:
+                body["suppressed"] = suppressed  # transitions held back by the rate limit before this one
+            self.record(Event(kind, Priority.FAULT, health.reader, body))
 
     def _alarms(self, point: DoorPoint, alarms: tuple[DoorAlarm, ...]) -> None:
         for alarm in alarms:

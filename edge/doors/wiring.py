@@ -71,7 +71,9 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
         for door in config.doors:
             if door.lock is not None:
                 locks[door.name] = DoorLock(door.name, door.lock, fieldbus, unconfirmed, lambda: fire is not None and fire.active)
-    access = AccessPath(config.doors, ZoneInfo(config.building.timezone), locks, store, journal, inbox)
+    readers = reader_workers(config.readers, inbox)
+    access = AccessPath(config.doors, ZoneInfo(config.building.timezone), locks, store, journal, inbox,
+                        indicators=readers.indicators)
     if fieldbus is not None:
         fire = FireRelease.for_building(config, locks, fieldbus, journal, device_profiles(config))
         fire.on_change(access.set_fire_released)
@@ -90,5 +92,5 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
         await access.run()
 
     work: dict[str, Work] = {"access": run_access}
-    work.update(reader_workers(config.readers, inbox))
+    work.update(readers.jobs)
     return Doors(config, access, fire, work)
