@@ -68,8 +68,9 @@ class FieldPoint:
     place: dict[str, Any]  # floor and box, or riser and tank
     monitor: PointMonitor
     telemetry: Deadband
-    unit: str
+    unit: str  # the engineering unit shown and journaled
     circuit: Circuit | None = None
+    scale: Callable[[float], float] | None = None  # loop mA to the engineering unit
     value: float | None = None
     read_at: float | None = None  # monotonic
     active: dict[Condition, Severity] = field(default_factory=dict)
@@ -143,8 +144,10 @@ class FieldPoints:
         quantity = Quantity.WATER_PRESSURE if isinstance(water.safety, PressurePointSafety) else Quantity.WATER_LEVEL
         monitor = water_point_monitor(water.point, water.safety, poll_interval_s=self._poll_interval(key), started_at=started)
         self.points.append(FieldPoint(
-            owner=water.name, key=key, quantity=quantity, place={"riser": water.riser, "tank": water.tank},
-            monitor=monitor, telemetry=Deadband.for_point(quantity, water.telemetry), unit=self._unit(key),
+            owner=water.name, key=key, quantity=quantity,
+            place={k: v for k, v in (("riser", water.riser), ("tank", water.tank)) if v is not None},
+            monitor=monitor, telemetry=Deadband.for_point(quantity, water.telemetry), unit=water.safety.sensor.unit,
+            scale=water.safety.sensor.to_value,
         ))
 
     def _watch_breaker(self, breaker: str) -> None:
@@ -170,12 +173,13 @@ class FieldPoints:
         value = reading.value
         number = float(value) if isinstance(value, int | float) else None
         if number is not None and math.isfinite(number):
-            point.value, point.read_at = number, reading.mono
+            shown = number if point.scale is None else point.scale(number)
+            point.value, point.read_at = shown, reading.mono
             if point.telemetry.offer(number, reading.mono):
-                self._emit(Event(
-                    kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source=point.owner,
-                    body={"point": str(point.key), "quantity": str(point.quantity), "value": number, "unit": point.unit},
-                ))
+                body = {"point": str(point.key), "quantity": str(point.quantity), "value": round(shown, 4), "unit": point.unit}
+                if point.scale is not None:
+                    body["loop_ma"] = round(number, 3)  # the raw signal, for the technician
+                self._emit(Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source=point.owner, body=body))
         for transition in point.monitor.observe(number, reading.mono):
             self._on_transition(point, transition)
 
@@ -203,8 +207,10 @@ class FieldPoints:
         owner_key = "circuit" if point.circuit is not None else "pressure_point"
         if transition.condition is Condition.STALE:
             unit = "s"
-        elif point.circuit is None and transition.condition is not Condition.SENSOR_FAULT:
-            unit = ""  # scaled to the sensor's own unit (MPa, bar, m), which the config does not name
+        elif transition.condition is Condition.SENSOR_FAULT:
+            unit = "mA"  # a fault is judged on the raw loop current
+        elif transition.condition is Condition.RATE_OF_CHANGE:
+            unit = f"{point.unit}/s"
         else:
             unit = point.unit
         return Event(

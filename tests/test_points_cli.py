@@ -77,7 +77,7 @@ pressure_points:
     tank: roof
     safety:
       measures: level
-      sensor: {{value_at_4ma: 0.0, value_at_20ma: 5.0}}
+      sensor: {{unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}}
       low_level: {{warning: 3.0, alarm: 2.0, duration_s: 0.2}}
       stale: {{after_intervals: 20}}
 """)
@@ -113,8 +113,8 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
                 return rows if rows.get("ai.ch1_ma", {}).get("state") == "alarm" else None
 
             by_point = _wait(points_when_tank_alarms)  # the snapshot is rewritten every 2 s
-            assert by_point["ai.ch1_ma"]["value"] == 8.0 and by_point["mon.current_a"]["state"] == "ok"
-            assert by_point["ai.ch1_ma"]["unit"] == "mA" and by_point["ai.ch1_ma"]["age_s"] is not None
+            assert by_point["ai.ch1_ma"]["value"] == 1.25 and by_point["mon.current_a"]["state"] == "ok"  # 8 mA of 0-5 m
+            assert by_point["ai.ch1_ma"]["unit"] == "m" and by_point["ai.ch1_ma"]["age_s"] is not None
             table = _edge("points", "--config", str(config))
             assert table.returncode == 0 and "tank-roof" in table.stdout and "STATE" in table.stdout.splitlines()[0]
 

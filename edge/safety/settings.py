@@ -161,6 +161,7 @@ class CircuitSafety(_Settings):
 class LoopSensor(_Settings):
     """A 4-20 mA transmitter: its span in engineering units and its fault band."""
 
+    unit: str = Field("", max_length=16, description="Engineering unit of the span, e.g. MPa, bar, m.")
     value_at_4ma: float = Field(allow_inf_nan=False, description="Reading at 4 mA, e.g. 0 bar.")
     value_at_20ma: float = Field(allow_inf_nan=False, description="Reading at 20 mA, e.g. 16 bar.")
     fault_below_ma: float = Field(
