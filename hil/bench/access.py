@@ -9,7 +9,11 @@ Prints one JSON object:
   credentials, with every core kept busy by a separate load process.
 * frame_wire_ms: the frame's own wire time at that baud (the baseline: p99 minus it is
   what the gateway adds; target at most 20 ms).
-* osdp_tap_to_output_p99_ms: null until an OSDP driver exists (drivers/cards/osdp.py).
+* osdp_tap_to_output_p99_ms (and _p50_ms): an OSDP reader (libosdp PD, `hil.osdp_pd`) on a
+  paced 115200 baud line, Secure Channel on, driven by its own `edge run` under the same
+  load: from the card event submitted at the reader to the grant indication (the LED
+  command, the gateway's answer to the card) arriving back at it, through the whole path
+  (OsdpBus, inbox, decide, unlock, indication).
 * decisions_per_s: pure `decide` calls (granting path, no PIN) per second.
 * import_10k_rows_s: `CredentialStore.import_file` of a 10,000-row CSV.
 
@@ -28,24 +32,31 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+import osdp
 
 from drivers.cards.em4100 import encode_frame
 from drivers.cards.framing import Framing
 from drivers.modbus.profile import Function, load_profile
+from drivers.osdp.keys import generate_key_file, load_key
 from edge import config as building_config
 from edge.access.clock import TrustedTime
-from edge.access.credentials import CredentialStore
+from edge.access.credentials import CredentialStore, Enrolment
 from edge.access.decision import decide
 from edge.access.door import DoorPolicy, DoorState
 from edge.doors.wiring import credentials_path
 from hil.line import SerialLine
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.osdp_pd import SimulatedOsdpReader
 
 REPO = Path(__file__).resolve().parents[2]
 ENROLLED = 10_000
+OSDP_BAUD = 115200
+OSDP_CARD = 0x123456  # the 24-bit number a Wiegand-26 read carries; its serial is these three bytes
+OSDP_TAPS = 300
 LOAD = "import multiprocessing as m\ndef spin():\n    while True: pass\nif __name__ == '__main__':\n    ps=[m.Process(target=spin) for _ in range(m.cpu_count())]\n    [p.start() for p in ps]; [p.join() for p in ps]\n"
 
 
@@ -82,6 +93,14 @@ def _write_import(path: Path, count: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+def _enrol_osdp_card(config: building_config.BuildingConfig) -> None:
+    credentials_path(config).parent.mkdir(parents=True)
+    with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
+        store.issue(Enrolment(serial=OSDP_CARD.to_bytes(3, "big"), tenant="t-osdp", door_groups=frozenset({"entrances"}),
+                              valid_from=date(2024, 1, 1), valid_until=date(2099, 12, 31),
+                              paid_through=date(2099, 12, 31)))
+
+
 def _decisions_per_s(store: CredentialStore) -> float:
     credentials = store.list()
     policy = DoorPolicy("front", ZoneInfo("Asia/Shanghai"), frozenset({"entrances"}))
@@ -94,10 +113,42 @@ def _decisions_per_s(store: CredentialStore) -> float:
     return count / (time.perf_counter() - started)
 
 
+def _start_gateway(config_path: Path) -> subprocess.Popen:
+    """`edge run` as systemd would start it."""
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _osdp_taps(config_path: Path, line: SerialLine, key: bytes, taps: int) -> list[float]:
+    """An OSDP reader on its own `edge run`: tap, and time until the grant LED command arrives."""
+    gateway = _start_gateway(config_path)
+    latencies: list[float] = []
+    try:
+        with SimulatedOsdpReader(line.device_port, OSDP_BAUD, 1, key) as pd:
+            deadline = time.monotonic() + 30
+            while not pd.secure:
+                if time.monotonic() > deadline or gateway.poll() is not None:
+                    raise RuntimeError("the gateway did not open a secure channel to the OSDP reader within 30 s")
+                time.sleep(0.05)
+            time.sleep(1.0)
+            for _ in range(taps):
+                before = len(pd.commands())
+                tapped = time.monotonic()
+                pd.tap(OSDP_CARD)
+                shown = pd.wait_command(osdp.Command.LED, before, 2.0)
+                if shown is not None:
+                    latencies.append((shown.received_mono - tapped) * 1000)
+                pd.wait_command(osdp.Command.Buzzer, before, 2.0)  # the rest of the answer, before the next tap
+                time.sleep(0.01)
+    finally:
+        gateway.terminate()
+        gateway.wait(10)
+    return latencies
+
+
 def _taps(config_path: Path, io: _TimedIO, line: SerialLine, taps: int) -> list[float]:
-    """Run `edge run` as systemd would, then tap cards one after another and time each unlock."""
-    gateway = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    """Run `edge run`, then tap cards one after another and time each unlock."""
+    gateway = _start_gateway(config_path)
     latencies: list[float] = []
     fd = os.open(line.device_port, os.O_WRONLY | os.O_NOCTTY)
     try:
@@ -127,7 +178,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--taps", type=int, default=2000)
     args = parser.parse_args(argv)
     sys.setswitchinterval(0.0005)  # this process is the rig (line, IO module, tapper): keep its threads prompt
-    with tempfile.TemporaryDirectory(prefix="bench-access-") as tmp, SerialLine(baud=9600, framing="8N1") as line:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-access-") as tmp,
+        SerialLine(baud=9600, framing="8N1") as line,
+        SerialLine(baud=OSDP_BAUD, framing="8N1") as osdp_line,
+    ):
         base = Path(tmp)
         (base / "secret.key").write_text("bench-" + "0" * 40)
         (base / "profiles").symlink_to(REPO / "config" / "profiles")
@@ -143,7 +198,20 @@ readers: [{{name: front-reader, protocol: em4100, port: {line.gateway_port}}}]
 doors:
   - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}}}}
 """)
+        generate_key_file(base / "osdp.key")
+        osdp_config = base / "osdp-building.yaml"
+        osdp_config.write_text(f"""
+building: {{id: bench, timezone: Asia/Shanghai, secret: {{file: secret.key}}}}
+state_dir: state-osdp
+logging: {{level: warning}}
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]
+readers: [{{name: side-reader, protocol: osdp, port: {osdp_line.gateway_port}, baud: {OSDP_BAUD}, osdp_address: 1, osdp_key: {{file: osdp.key}}}}]
+doors:
+  - {{name: side, readers: [side-reader], groups: [entrances], lock: {{device: doors-io, release: release_2, secure: secure_2}}}}
+""")
         config = building_config.load(base / "building.yaml")
+        _enrol_osdp_card(building_config.load(osdp_config))
         credentials_path(config).parent.mkdir(parents=True)
         _write_import(base / "tenants.csv", ENROLLED)
         with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
@@ -156,6 +224,7 @@ doors:
         try:
             time.sleep(0.5)
             latencies = _taps(base / "building.yaml", io, line, args.taps)
+            osdp_latencies = _osdp_taps(osdp_config, osdp_line, load_key(base / "osdp.key"), OSDP_TAPS)
         finally:
             load.terminate()
             load.wait()
@@ -165,12 +234,15 @@ doors:
         "tap_to_unlock_p50_ms": round(statistics.median(latencies), 2),
         "tap_to_unlock_p99_ms": round(cuts[98], 2),
         "frame_wire_ms": round(14 * Framing.parse("8N1").char_time(9600) * 1000, 2),
-        "osdp_tap_to_output_p99_ms": None,
+        "osdp_tap_to_output_p99_ms": round(statistics.quantiles(osdp_latencies, n=100)[98], 2),
+        "osdp_tap_to_output_p50_ms": round(statistics.median(osdp_latencies), 2),
         "decisions_per_s": round(decisions),
         "import_10k_rows_s": round(import_s, 3),
         "taps": args.taps,
         "taps_unlocked": len(latencies),
         "enrolled": ENROLLED,
+        "osdp_taps": OSDP_TAPS,
+        "osdp_taps_shown": len(osdp_latencies),
     }
     print(json.dumps(result))
     return 0
