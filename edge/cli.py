@@ -20,6 +20,7 @@ from edge import config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
 from edge.doors import cli as doors_cli
+from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 
@@ -56,13 +57,15 @@ def _parser() -> argparse.ArgumentParser:
         "Query the journal of this gateway. Times are ISO 8601 (2026-11-24T08:00, UTC unless an offset is given) "
         "or relative to now (30m, 2h, 7d). --kind and --source accept '*' wildcards, e.g. --kind 'alarm.*'."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  edge events --since 2h --kind 'alarm.*'\n  edge events --source door-main --limit 0 --json > door.jsonl")
+        epilog="examples:\n  edge events --since 2h --kind 'alarm.*'\n  edge events --since 1d --priority access\n  edge events --source door-main --limit 0 --json > door.jsonl")
     _config_option(events)
     events.add_argument("--journal", type=Path, help="read this journal file instead of the configured one")
     events.add_argument("--since", type=_when, help="only events at or after this time")
     events.add_argument("--until", type=_when, help="only events before this time")
     events.add_argument("--kind", action="append", default=[], help="event kind (repeatable, wildcards allowed)")
     events.add_argument("--source", action="append", default=[], help="device or worker name (repeatable)")
+    events.add_argument("--priority", choices=[p.name.lower() for p in Priority], default="telemetry",
+                        help="only events of this priority or higher (alarm > access > fault > telemetry)")
     events.add_argument("--after-seq", type=int, help="only events with seq greater than this (oldest first)")
     events.add_argument("--limit", type=int, default=50, help="at most this many, the newest (default 50; 0 = all)")
     events.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
@@ -150,6 +153,7 @@ def _events(args: argparse.Namespace) -> int:
         kinds=tuple(args.kind),
         sources=tuple(args.source),
         after_seq=args.after_seq,
+        min_priority=Priority[args.priority.upper()],
         limit=args.limit or None,
         newest_first=args.after_seq is None,
     )

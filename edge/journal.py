@@ -381,6 +381,7 @@ class EventQuery:
     kinds: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     after_seq: int | None = None
+    min_priority: Priority = Priority.TELEMETRY
     limit: int | None = 100
     newest_first: bool = False
 
@@ -397,6 +398,9 @@ def read_events(path: Path, query: EventQuery) -> list[StoredEvent]:
     if query.after_seq is not None:
         where.append("seq > ?")
         params.append(query.after_seq)
+    if query.min_priority > Priority.TELEMETRY:
+        where.append("priority >= ?")
+        params.append(int(query.min_priority))
     for column, values in (("kind", query.kinds), ("source", query.sources)):
         if values:
             # A trailing '*' matches a prefix, so `--kind alarm.*` finds every alarm.

@@ -12,9 +12,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
-from hil.demo_building import DemoBuilding
+from edge import config as building_config
+from edge.doors.wiring import credentials_path
+from hil.demo_building import DemoBuilding, enrol_demo_tenants
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config" / "demo.yaml"
@@ -24,6 +28,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m hil.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, help="stop after this long (default: run until Ctrl-C)")
     args = parser.parse_args()
+    config = building_config.load(CONFIG)
+    today = datetime.now(ZoneInfo(config.building.timezone)).date()
+    enrol_demo_tenants(credentials_path(config), config.building.secret.read(), today)
     with DemoBuilding():
         gateway = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(CONFIG)])
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
@@ -36,8 +43,8 @@ def main() -> int:
             if gateway.poll() is None:
                 gateway.send_signal(signal.SIGTERM)
             code = gateway.wait(timeout=10)
-    print("\nnewest events (edge events --config config/demo.yaml):", flush=True)
-    subprocess.run([sys.executable, "-m", "edge.cli", "events", "--config", str(CONFIG), "--limit", "25"])
+    print("\nnewest events above telemetry (edge events --config config/demo.yaml --priority fault):", flush=True)
+    subprocess.run([sys.executable, "-m", "edge.cli", "events", "--config", str(CONFIG), "--priority", "fault", "--limit", "25"])
     return code
 
 

@@ -51,6 +51,9 @@ def test_events_table_json_and_filters(write_config, building_dir):
     after = edge("events", "--config", str(config), "--after-seq", "2", "--limit", "1", "--json")
     assert [json.loads(line)["seq"] for line in after.stdout.splitlines()] == [3]
 
+    important = edge("events", "--config", str(config), "--priority", "access", "--json")
+    assert [json.loads(line)["kind"] for line in important.stdout.splitlines()] == ["alarm.over_current", "access.decision", "alarm.low_pressure"]
+
     newest = edge("events", "--config", str(config), "--limit", "2", "--json")
     assert [json.loads(line)["seq"] for line in newest.stdout.splitlines()] == [3, 4]
 
