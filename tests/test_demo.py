@@ -1,0 +1,28 @@
+"""The README's first command: the demo building runs, decides a card and reports events."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from edge import config as building_config
+from edge.journal import EventQuery, read_events
+
+from conftest import REPO
+
+
+def test_demo_runs_the_gateway_on_simulated_hardware_and_stops_cleanly():
+    started_ns = time.time_ns()
+    result = subprocess.run(
+        [sys.executable, "-m", "hil.demo", "--seconds", "14"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "newest events above telemetry" in result.stdout
+    config = building_config.load(REPO / "config" / "demo.yaml")
+    events = read_events(config.journal_path, EventQuery(since_ns=started_ns, limit=None))
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "gateway.started" and kinds[-1] == "gateway.stopped"
+    granted = [e for e in events if e.kind == "access.decision" and e.body["reason"] == "granted"]
+    assert granted, "the tenant's first tap opens the entrance"
+    assert any(e.kind == "telemetry.point" and e.source == "f1-c1" for e in events), "the floor box is polled"
