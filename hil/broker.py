@@ -22,14 +22,18 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, port: int | None = None) -> None:
+    """mosquitto on a free port; `message_size_limit` (payload bytes; MQTT 5 clients are dropped when over it)
+    and `max_packet_size` (advertised in the CONNACK) play a cloud broker's limits."""
+
+    def __init__(self, port: int | None = None, message_size_limit: int = 0, max_packet_size: int | None = None) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self._dir = tempfile.TemporaryDirectory(prefix="edge-mosquitto-")
         self.config = Path(self._dir.name) / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            "max_inflight_messages 0\nmax_queued_messages 100000\nmessage_size_limit 0\nlog_dest none\n"
+            f"max_inflight_messages 0\nmax_queued_messages 100000\nmessage_size_limit {message_size_limit}\nlog_dest none\n"
+            + (f"max_packet_size {max_packet_size}\n" if max_packet_size else "")
         )
         self._process: subprocess.Popen | None = None
 

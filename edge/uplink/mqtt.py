@@ -26,6 +26,10 @@ class ConnectionLost(ConnectionError):
     """The session ended before the broker acknowledged."""
 
 
+class PublishRefused(ConnectionLost):
+    """The broker answered a publish with a failure reason code (MQTT 5 PUBACK)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Will:
     topic: str
@@ -68,6 +72,7 @@ class Connection:
         self.messages: asyncio.Queue[Message] = asyncio.Queue(incoming)
         self.dropped = 0  # messages refused because the queue was full (counted, never blocking paho)
         self.lost = asyncio.Event()
+        self.max_packet_bytes: int | None = None  # the broker's Maximum Packet Size (MQTT 5 CONNACK), if it says one
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._connected: asyncio.Future[None] = self._loop.create_future()
         v5 = settings.protocol == "5"
@@ -93,6 +98,7 @@ class Connection:
         if will is not None:
             client.will_set(will.topic, will.payload, qos=1, retain=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
@@ -165,7 +171,12 @@ class Connection:
     # --- paho's thread: hop onto the loop, nothing else -----------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        self._loop.call_soon_threadsafe(self._connack, reason_code.is_failure, str(reason_code))
+        limit = getattr(properties, "MaximumPacketSize", None)
+        self._loop.call_soon_threadsafe(self._connack, reason_code.is_failure, str(reason_code), limit)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho would wait its reconnect delay; fail this attempt now, the worker's backoff decides
+        self._loop.call_soon_threadsafe(self._mark_lost, "connection refused or unreachable")
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._loop.call_soon_threadsafe(self._mark_lost, str(reason_code))
@@ -189,9 +200,10 @@ class Connection:
 
     # --- back on the loop ------------------------------------------------------------
 
-    def _connack(self, refused: bool, reason: str) -> None:
+    def _connack(self, refused: bool, reason: str, max_packet_bytes: int | None) -> None:
         if self._connected.done():
             return
+        self.max_packet_bytes = max_packet_bytes
         if refused:
             self._connected.set_exception(ConnectionError(f"broker refused the connection: {reason}"))
         else:
@@ -202,7 +214,7 @@ class Connection:
         if done is None or done.done():
             return
         if failed:
-            done.set_exception(ConnectionLost(f"broker refused: {reason}"))
+            done.set_exception(PublishRefused(f"broker refused: {reason}"))
         else:
             done.set_result(None)
 

@@ -7,6 +7,14 @@ sent the moment they are journaled, ahead of any telemetry backlog and never pac
 the backlog is paced by the bandwidth cap and keeps a bounded window of batches in
 flight. When the session ends, nothing in flight is trusted: the next session starts
 again from the cursor at once (no timer), and the cloud drops any duplicate by id.
+
+Brokers limit message size, and not all of them say so: an MQTT 5 broker may advertise a
+Maximum Packet Size (the batch cap is lowered to fit it), but mosquitto's
+`message_size_limit` just drops the connection. So a session that ends with its oldest
+batch never acknowledged, and nothing acknowledged at all, halves the batch cap for the
+next one; resending the same oversized batch forever is the failure this prevents. A
+single event that still gets no acknowledgement is reported (`undeliverable`), not
+skipped: the worker keeps backing off and retrying, and the log says which seq and size.
 """
 
 from __future__ import annotations
@@ -14,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+
+import structlog
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +31,17 @@ from pathlib import Path
 from edge.events import Priority, StoredEvent
 from edge.journal import Journal, events_after
 from edge.uplink.cursor import Progress, SyncCursor
-from edge.uplink.mqtt import Connection, ConnectionLost
+from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink.pacing import Pacer
 from edge.uplink.topics import WIRE_VERSION, Topics
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 IDLE_POLL_S = 0.005
 ALARM_READ = 256
+PACKET_OVERHEAD = 64  # MQTT fixed header, message id and properties, beside the topic
+MIN_BATCH_BYTES = 1024
+
+log = structlog.get_logger("edge.uplink")
 
 
 class Lane:
@@ -59,6 +73,8 @@ class PushStats:
     events_acked: int = 0
     bytes_sent: int = 0
     sessions: int = 0
+    batch_cap_cuts: int = 0  # sessions that ended with the oldest batch unacknowledged: the cap was halved
+    undeliverable: int = 0  # sessions that ended with a single event unacknowledged (it is retried, not skipped)
 
 
 def encode_batch(building: str, lane: str, events: list[StoredEvent], max_bytes: int) -> tuple[bytes, int]:
@@ -86,6 +102,8 @@ class Pusher:
         self.batching = batching
         self.progress: Progress = cursor.load()
         self.stats = PushStats()
+        self.batch_cap = batching.max_bytes  # lowered, for the life of the process, when the broker refuses size
+        self._refused: PublishRefused | None = None
         rate = batching.bandwidth_bytes_per_s
         self._pacer = Pacer(rate, max(rate, batching.max_bytes)) if rate else None
         self._wake = asyncio.Event()
@@ -101,10 +119,24 @@ class Pusher:
         progress = self.progress
         progress.restart()
         self.stats.sessions += 1
-        backlog_pos = alarm_pos = progress.watermark
+        self._refused = None
+        if connection.max_packet_bytes:
+            room = connection.max_packet_bytes - len(self.topics.events) - PACKET_OVERHEAD
+            self.batch_cap = max(MIN_BATCH_BYTES, min(self.batch_cap, room))
+        started_at = progress.watermark
         backlog: deque[_Batch] = deque()
+        try:
+            await self._push(connection, backlog, started_at, started_at)
+        finally:  # also when cancelled because another task saw the loss; not on a clean stop
+            ended = connection.lost.is_set() or self._refused is not None
+            if ended and backlog and progress.watermark == started_at:
+                self._refuse_size(backlog[0])
+        raise self._refused or ConnectionLost("session lost")
+
+    async def _push(self, connection: Connection, backlog: deque[_Batch], backlog_pos: int, alarm_pos: int) -> None:
+        progress = self.progress
         waiting: _Batch | None = None  # built, held back by the bandwidth cap
-        while not connection.lost.is_set():
+        while not connection.lost.is_set() and self._refused is None:
             self._wake.clear()
             head = self.journal.head_seq
             if head > max(alarm_pos, backlog_pos):
@@ -123,14 +155,26 @@ class Pusher:
                 await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
             except TimeoutError:
                 pass
-        raise ConnectionLost("session lost")
+
+    def _refuse_size(self, head: _Batch) -> None:
+        """The session ended before the oldest batch was acknowledged and nothing else was: assume its size."""
+        size = len(head.payload)
+        if len(head.seqs) > 1:
+            self.batch_cap = max(MIN_BATCH_BYTES, min(self.batch_cap, size // 2))
+            self.stats.batch_cap_cuts += 1
+            log.warning("uplink batch not acknowledged; batch cap lowered", batch_bytes=size, events=len(head.seqs),
+                        first_seq=head.seqs[0], cap_bytes=self.batch_cap)
+        else:
+            self.stats.undeliverable += 1
+            log.error("uplink event not acknowledged even alone; the broker may limit message size below it",
+                      seq=head.seqs[0], batch_bytes=size)
 
     async def _send_alarms(self, connection: Connection, after: int, head: int) -> int:
         """Publish every alarm journaled after `after` (up to `head`) at once; returns the read position."""
         events = await asyncio.to_thread(events_after, self.path, after, ALARM_READ, Priority.ALARM)
         fresh = [e for e in events if not self.progress.skip(e.seq)]
         while fresh:
-            payload, count = encode_batch(self.topics.building, Lane.ALARM, fresh, self.batching.max_bytes)
+            payload, count = encode_batch(self.topics.building, Lane.ALARM, fresh, self.batch_cap)
             batch = _Batch(Lane.ALARM, [e.seq for e in fresh[:count]], fresh[count - 1].seq, payload)
             self.progress.alarms_in_flight.update(batch.seqs)
             self._publish(connection, batch, None)
@@ -152,7 +196,7 @@ class Pusher:
             self.progress.ack_backlog(events[-1].seq)  # all already acknowledged as alarms
             self._dirty = True
             return None, events[-1].seq
-        payload, count = encode_batch(self.topics.building, Lane.BACKLOG, sendable, self.batching.max_bytes)
+        payload, count = encode_batch(self.topics.building, Lane.BACKLOG, sendable, self.batch_cap)
         last = sendable[count - 1].seq if count < len(sendable) else events[-1].seq
         return _Batch(Lane.BACKLOG, [e.seq for e in sendable[:count]], last, payload), last
 
@@ -172,6 +216,9 @@ class Pusher:
 
     def _acked(self, done: asyncio.Future[None], batch: _Batch, backlog: deque[_Batch] | None) -> None:
         if done.cancelled() or done.exception() is not None:
+            if isinstance(done.exception(), PublishRefused):
+                self._refused = done.exception()  # end the session: waiting on it would stall the window
+                self._wake.set()
             return  # the session is gone; the next one resends from the cursor
         self.stats.batches_acked += 1
         if backlog is None:

@@ -99,13 +99,17 @@ class Uplink:
                 log.warning("uplink connect failed", error=str(failure), retry_in_s=round(delay, 2))
                 await asyncio.sleep(delay)
                 continue
-            delays = RECONNECT.delays()
-            log.info("uplink connected", host=self.settings.host, port=self.settings.port, synced_seq=self.pusher.synced_seq)
+            synced_at = self.pusher.synced_seq
+            log.info("uplink connected", host=self.settings.host, port=self.settings.port, synced_seq=synced_at)
             try:
                 await self._session(connection)
             except (ConnectionLost, ConnectionError) as lost:
                 log.warning("uplink lost", error=str(lost), synced_seq=self.pusher.synced_seq)
                 await connection.close(graceful=False)
+                if self.pusher.synced_seq > synced_at or self.pusher.synced_seq >= self.journal.head_seq:
+                    delays = RECONNECT.delays()  # the session was useful: reconnect at once
+                else:  # a broker that drops us whenever we send must not be hammered
+                    await asyncio.sleep(next(delays))
             except asyncio.CancelledError:
                 await self._say_goodbye(connection)
                 raise

@@ -39,20 +39,30 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+RAW_QUEUE = 10_000  # unacknowledged publishes paho may hold; its message ids are 16-bit
+
+
 def raw_paho_rate(port: int, count: int) -> float:
+    """One QoS 1 message per event, as fast as paho goes.
+
+    paho numbers messages 1..65535 and keys its queue by that id: with more than 65,535
+    unacknowledged publishes queued, later ones overwrite earlier ones and their PUBACKs
+    never come (a 100,000-message baseline used to hang here). So the queue is bounded.
+    """
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=paho.MQTTv5)
     client.max_inflight_messages_set(64)
     client.max_queued_messages_set(0)
-    acked = threading.Semaphore(0)
-    client.on_publish = lambda *args: acked.release()
+    room = threading.Semaphore(RAW_QUEUE)
+    client.on_publish = lambda *args: room.release()
     client.connect("127.0.0.1", port)
     client.loop_start()
     payload = b"x" * 200
     started = time.perf_counter()
     for _ in range(count):
+        room.acquire()
         client.publish("bench/raw", payload, qos=1)
-    for _ in range(count):
-        acked.acquire()
+    for _ in range(RAW_QUEUE):
+        room.acquire()
     elapsed = time.perf_counter() - started
     client.disconnect()
     client.loop_stop()
