@@ -20,6 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 INCOMING_QUEUE = 256
+MAX_UNACKED = 60_000  # paho's message ids are 16-bit: past 65,535 unacknowledged, new ones overwrite old ones
 
 
 class ConnectionLost(ConnectionError):
@@ -137,6 +138,9 @@ class Connection:
         done: asyncio.Future[None] = self._loop.create_future()
         if self.lost.is_set():
             done.set_exception(ConnectionLost("not connected"))
+            return done
+        if len(self._acks) >= MAX_UNACKED:
+            done.set_exception(PublishRefused(f"{MAX_UNACKED} publishes unacknowledged: the session is stuck"))
             return done
         properties = None
         if self._v5 and (response_topic or correlation):

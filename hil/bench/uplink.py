@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import paho.mqtt.client as paho
 import structlog
@@ -39,7 +40,7 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-RAW_QUEUE = 10_000  # unacknowledged publishes paho may hold; its message ids are 16-bit
+RAW_QUEUE = 1_000  # publishes handed to paho and not yet acknowledged: keeps its 64 in flight fed; ids are 16-bit
 
 
 def raw_paho_rate(port: int, count: int) -> float:
@@ -69,11 +70,12 @@ def raw_paho_rate(port: int, count: int) -> float:
     return count / elapsed
 
 
-async def until(predicate, timeout_s: float) -> None:
+async def until(predicate, timeout_s: float, what: str | Callable[[], str]) -> None:
+    """Wait for `predicate`; on timeout say what did not happen (a stalled run must not end silently)."""
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not met")
+            raise TimeoutError(f"benchmark: {what() if callable(what) else what} not within {timeout_s} s")
         await asyncio.sleep(0.005)
 
 
@@ -92,7 +94,7 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
     cloud = Cloud("127.0.0.1", broker.port, workdir / "cloud.db", key)
     await cloud.start()
     task = asyncio.create_task(uplink.run())
-    await until(uplink.connected.is_set, 10)
+    await until(uplink.connected.is_set, 10, "first connection")
 
     latencies: list[float] = []
     committed: dict[str, int] = {}
@@ -104,20 +106,21 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
         await journal.append(event)
         committed[event.id] = time.perf_counter_ns()
         await asyncio.sleep(0.01)
-    await until(lambda: len(latencies) >= samples, 30)
+    await until(lambda: len(latencies) >= samples, 30, "latency samples at the cloud")
     cloud.on_events = None
     await cloud.stop()  # the drain is measured to the broker, as the raw baseline is
     rss_before = _rss_mb()
 
     broker.stop()  # the outage: a backlog builds up in the journal
-    await until(lambda: not uplink.connected.is_set(), 10)
+    await until(lambda: not uplink.connected.is_set(), 10, "outage noticed")
     for start in range(0, count, 5000):
         await asyncio.gather(*(journal.append(Event(kind="telemetry.reading", priority=Priority.TELEMETRY, source="m", body=dict(BODY, n=n)))
                                for n in range(start, min(count, start + 5000))))
     broker.start()
-    await until(uplink.connected.is_set, 30)
+    await until(uplink.connected.is_set, 30, "reconnection after the outage")
     started = time.perf_counter()
-    await until(lambda: uplink.pusher.synced_seq >= journal.head_seq, 600)
+    await until(lambda: uplink.pusher.synced_seq >= journal.head_seq, 600,
+                lambda: f"drain (synced {uplink.pusher.synced_seq} of {journal.head_seq}, {uplink.pusher.stats})")
     drain_s = time.perf_counter() - started
     rss_after = _rss_mb()
     task.cancel()
