@@ -9,7 +9,7 @@ across two requests, because a 32-bit value read in two halves can tear.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from drivers.modbus.profile import Function, Point
 
@@ -22,6 +22,11 @@ class Read:
     address: int
     count: int
     points: tuple[Point, ...]
+    slices: tuple[tuple[Point, slice], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Worked out once per plan, not once per answer: the poller decodes every answer.
+        object.__setattr__(self, "slices", tuple((point, self.slice_of(point)) for point in self.points))
 
     def slice_of(self, point: Point) -> slice:
         """Where `point` sits in this request's answer."""

@@ -152,9 +152,11 @@ class Bus:
             self._received = b""
             if self._gap_s:
                 await asyncio.sleep(max(0.0, self._quiet_at - time.monotonic()))
+            # pymodbus times the answer itself (reading this each try); a wait_for of our own
+            # would cost a task and a timer per request, which is most of the scheduler's overhead.
+            self._client.ctx.comm_params.timeout_connect = timeout_s
             try:
-                # wait_for, not asyncio.timeout: pymodbus may swallow the cancellation a timeout sends
-                return await asyncio.wait_for(request(self._client, {_UNIT: unit_id}), timeout_s)
+                return await request(self._client, {_UNIT: unit_id})
             except ConnectionException as error:
                 self.drop()
                 raise TransactionFailed(FaultKind.CONNECTION, str(error)) from error
@@ -168,6 +170,10 @@ class Bus:
                 raise TransactionFailed(FaultKind.CONNECTION, str(error)) from error
             finally:
                 self._quiet_at = time.monotonic() + self._gap_s
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    # pymodbus awaits the answer under asyncio.wait_for, which on 3.11 swallows a
+                    # cancellation that lands as the answer arrives: the poller must still stop.
+                    raise asyncio.CancelledError
 
     def drop(self) -> None:
         """Forget the client; the next transaction builds a fresh one."""
@@ -211,7 +217,7 @@ class Poller:
     def __init__(
         self, devices: Sequence[DeviceSpec], sink: Sink, *, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._sink = sink
+        self._emit: Callable[[Observation], Awaitable[None]] = sink.put if isinstance(sink, asyncio.Queue) else sink
         self._clock = clock
         self._buses: dict[Link, Bus] = {}
         self._states: dict[str, _DeviceState] = {}
@@ -283,14 +289,16 @@ class Poller:
         if words is None:
             return True
         mono = self._clock()
-        for point in read.points:
+        device, profile, failing = state.spec.name, state.spec.profile, state.failing
+        for point, where in read.slices:
             try:
-                value = decode_point(state.spec.profile, point, words[read.slice_of(point)])
+                value = decode_point(profile, point, words[where])
             except DecodeError as error:
                 await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
                 continue
-            state.failing.discard(point.name)
-            await self._emit(Reading(state.spec.name, point.name, value, point.unit, mono))
+            if failing:
+                failing.discard(point.name)
+            await self._emit(Reading(device, point.name, value, point.unit, mono))
         return True
 
     async def _read(self, state: _DeviceState, read: Read) -> list[int] | list[bool] | None:
@@ -353,12 +361,6 @@ class Poller:
         if key not in state.failing:
             state.failing.add(key)
             await self._emit(PollFault(state.spec.name, kind, detail))
-
-    async def _emit(self, observation: Observation) -> None:
-        if isinstance(self._sink, asyncio.Queue):
-            await self._sink.put(observation)
-        else:
-            await self._sink(observation)
 
     async def write_command(self, device: str, command: str) -> bool:
         """Write a named command; True once the device acknowledged it and, if the command
