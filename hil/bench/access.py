@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -220,13 +221,16 @@ doors:
             import_s = time.perf_counter() - started
             assert report.imported == ENROLLED and not report.errors, report.errors[:3]
             decisions = _decisions_per_s(store)
-        load = subprocess.Popen([sys.executable, "-c", LOAD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its own process group: terminating only the parent would leave its spinners running
+        # (and every later run would measure against more busy processes than cores).
+        load = subprocess.Popen([sys.executable, "-c", LOAD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
         try:
             time.sleep(0.5)
             latencies = _taps(base / "building.yaml", io, line, args.taps)
             osdp_latencies = _osdp_taps(osdp_config, osdp_line, load_key(base / "osdp.key"), OSDP_TAPS)
         finally:
-            load.terminate()
+            os.killpg(load.pid, signal.SIGTERM)
             load.wait()
             sim_loop.call_soon_threadsafe(sim_loop.stop)
     cuts = statistics.quantiles(latencies, n=100)
