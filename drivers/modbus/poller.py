@@ -202,6 +202,9 @@ class _DeviceState:
     probe_delay: float = 0.0
     failing: set[str] = field(default_factory=set)  # points and reads whose fault was reported
     plans: dict[tuple[str, ...], list[Read]] = field(default_factory=dict)  # by the names of the due points
+    # The last registers of each point and their value: most registers read the same as last
+    # time (states, alarms, a steady load), and decoding is pure, so they are not decoded again.
+    decoded: dict[str, tuple[list[int] | list[bool], Value]] = field(default_factory=dict)
 
     def next_wake(self) -> float:
         return min(self.due.values()) if self.online else self.probe_at
@@ -289,13 +292,19 @@ class Poller:
         if words is None:
             return True
         mono = self._clock()
-        device, profile, failing = state.spec.name, state.spec.profile, state.failing
+        device, profile, failing, decoded = state.spec.name, state.spec.profile, state.failing, state.decoded
         for point, where in read.slices:
-            try:
-                value = decode_point(profile, point, words[where])
-            except DecodeError as error:
-                await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
-                continue
+            raw = words[where]
+            known = decoded.get(point.name)
+            if known is not None and known[0] == raw:
+                value = known[1]
+            else:
+                try:
+                    value = decode_point(profile, point, raw)
+                except DecodeError as error:
+                    await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
+                    continue
+                decoded[point.name] = (raw, value)
             if failing:
                 failing.discard(point.name)
             await self._emit(Reading(device, point.name, value, point.unit, mono))
@@ -303,12 +312,14 @@ class Poller:
 
     async def _read(self, state: _DeviceState, read: Read) -> list[int] | list[bool] | None:
         """The words of one read; None after an exception response (already reported)."""
-        response = await self._transact(state, lambda client, unit: _READERS[read.function](client, read, unit))
-        what = f"read {read.function.value} {read.address}+{read.count}"
-        if response.isError():
-            await self._fault(state, FaultKind.EXCEPTION, what, f"{what}: code {response.exception_code}")
-            return None
-        state.failing.discard(what)
+        reader = _READERS[read.function]
+        response = await self._transact(state, lambda client, unit: reader(client, read, unit))
+        if response.isError() or state.failing:
+            what = f"read {read.function.value} {read.address}+{read.count}"
+            if response.isError():
+                await self._fault(state, FaultKind.EXCEPTION, what, f"{what}: code {response.exception_code}")
+                return None
+            state.failing.discard(what)
         words = list(response.bits[: read.count]) if read.function.is_bit else list(response.registers)
         if len(words) < read.count:
             state.counters.count(FaultKind.SHORT_FRAME)
