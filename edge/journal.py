@@ -104,6 +104,7 @@ class _Store:
     def open(self) -> list[Event]:
         """Open or create the file; returns events that opening itself must journal."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.last_maintenance = time.monotonic()  # the first pass comes one interval after opening
         notes: list[Event] = []
         try:
             self._connect()
