@@ -70,6 +70,7 @@ class Kind(StrEnum):
     ACCESS_DECISION = "access.decision"
     ACCESS_FLAGGED = "alarm.access_flagged"
     DOOR_EXIT = "access.exit"
+    DOOR_REMOTE_UNLOCK = "access.remote_unlock"
     DOOR_FORCED = "alarm.door_forced"
     DOOR_HELD_OPEN = "alarm.door_held_open"
     DOOR_CLOSED = "door.closed"

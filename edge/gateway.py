@@ -85,6 +85,7 @@ class Gateway:
             control["fire.reset"] = self.doors.fire.reset_request
         if self.doors is not None:
             control["credentials.reload"] = self.doors.reload_request
+            control["door.unlock"] = self.doors.access.remote_unlock
         work["control"] = ControlServer(socket_path(self.config.state_path), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)

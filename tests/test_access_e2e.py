@@ -213,3 +213,31 @@ def test_an_implausible_clock_is_a_fault_and_denies_by_date(write_config):
     decisions, faults = asyncio.run(scenario())
     assert decisions[0].body["reason"] == "clock_untrusted" and not decisions[0].body["granted"]
     assert faults[0].body["fault"] == "before_release"
+
+
+def test_remote_unlock_pulses_the_lock_once_and_is_audited(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                await building.start()
+                refused = [
+                    await building.doors.access.remote_unlock({"door": "back", "operator": "T-17"}),
+                    await building.doors.access.remote_unlock({"door": "front", "operator": " "}),
+                ]
+                answer = await building.doors.access.remote_unlock({"door": "front", "operator": "T-17", "reason": "delivery"})
+                assert building.io.value_of("relay_1") is True
+                building.io.set_value("input_1", True)  # someone walks through while it is open: not forced
+                await asyncio.sleep(0.3)
+                building.io.set_value("input_1", False)
+                await wait_for(lambda: building.io.value_of("relay_1") is False)
+                audit = await wait_for_event(building, "access.remote_unlock")
+                await asyncio.sleep(0.3)
+                return refused, answer, audit, building.events("alarm.door_forced")
+
+    refused, answer, audit, forced = asyncio.run(scenario())
+    assert [r["ok"] for r in refused] == [False, False]
+    assert "no door named 'back'" in refused[0]["error"] and "operator" in refused[1]["error"]
+    assert answer["ok"] is True and answer["confirmed"] is True
+    assert [(e.body["door"], e.body["operator"], e.body["reason"], e.priority.name) for e in audit] == [
+        ("front", "T-17", "delivery", "ACCESS")]
+    assert forced == []

@@ -215,6 +215,24 @@ class AccessPath:
             self._spawn(point.lock.pulse(point.config.unlock_s))
         self.record(Event(Kind.DOOR_EXIT, Priority.ACCESS, door, {"door": door}))
 
+    async def remote_unlock(self, request: dict[str, object]) -> dict[str, object]:
+        """Control op `door.unlock` (a technician on site, or a signed cloud command): one
+        normal unlock pulse, audited with who asked and why; the door then counts as granted."""
+        name, operator, reason = request.get("door"), request.get("operator"), request.get("reason", "")
+        point = self.doors.get(name) if isinstance(name, str) else None
+        if point is None:
+            return {"ok": False, "error": f"no door named {name!r}"}
+        if not isinstance(operator, str) or not operator.strip() or not isinstance(reason, str):
+            return {"ok": False, "error": "an operator id is required (and a reason, as text)"}
+        if point.lock is None:
+            return {"ok": False, "error": f"door {name!r} has no lock output"}
+        door = point.config
+        point.machine = point.machine.grant(self.mono(), door.unlock_s)
+        confirmed = self.fire_released or await point.lock.pulse(door.unlock_s)
+        body = {"door": door.name, "operator": operator.strip(), "reason": reason[:500], "confirmed": confirmed}
+        self.record(Event(Kind.DOOR_REMOTE_UNLOCK, Priority.ACCESS, door.name, body))
+        return {"ok": confirmed, **body, **({} if confirmed else {"error": "the lock relay did not confirm"})}
+
     async def _tick_doors(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)

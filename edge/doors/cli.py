@@ -75,6 +75,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     for parser in (importing, listing, show, revoke, issue):
         parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
 
+    door = commands.add_parser("door", help="open a door through the running daemon (audited)")
+    door_actions = door.add_subparsers(dest="door_command", required=True, metavar="ACTION")
+    unlock = door_actions.add_parser("unlock", help="one unlock pulse, journaled with who and why", description=(
+        "Ask the running daemon to pulse a door's lock once, as a card would. Who asked and why are "
+        "journaled. Exit 0 when the relay confirmed, 1 when refused or unconfirmed, 69 when no daemon runs."))
+    unlock.add_argument("door", help="door name from the building config")
+    unlock.add_argument("--operator", required=True, help="your staff id, journaled")
+    unlock.add_argument("--reason", default="", help="why, journaled (e.g. 'delivery for flat 402')")
+    unlock.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    unlock.set_defaults(handler=_door_unlock)
+
     fire = commands.add_parser("fire", help="fire release: reset after an alarm")
     fire_actions = fire.add_subparsers(dest="fire_command", required=True, metavar="ACTION")
     reset = fire_actions.add_parser("reset", help="end a fire release: egress doors lock again (audited)", description=(
@@ -268,4 +279,23 @@ def _fire_reset(args: argparse.Namespace) -> int:
         print(f"fire release ended by {args.operator}: {', '.join(answer.get('doors', []))} secured")
         return 0
     print(f"edge fire reset: {answer.get('error', 'refused')}", file=sys.stderr)
+    return 1
+
+
+def _door_unlock(args: argparse.Namespace) -> int:
+    from edge import control
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    request = {"op": "door.unlock", "door": args.door, "operator": args.operator, "reason": args.reason}
+    try:
+        answer = control.ask(control.socket_path(config.state_path), request)
+    except control.DaemonUnavailable as error:
+        print(f"edge door unlock: {error}; nothing was done", file=sys.stderr)
+        return EX_UNAVAILABLE
+    if answer.get("ok"):
+        print(f"door {args.door} unlocked for one pulse by {args.operator}")
+        return 0
+    print(f"edge door unlock: {answer.get('error', 'refused')}", file=sys.stderr)
     return 1
