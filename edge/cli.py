@@ -206,16 +206,8 @@ def _breaker_close(args: argparse.Namespace) -> int:
     if config is None:
         return EX_CONFIG
     request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
-    try:
-        answer = control.ask(control.socket_path(config.state_path), request)
-    except control.DaemonUnavailable as error:
-        print(f"edge breaker close: {error}; nothing was done", file=sys.stderr)
-        return EX_UNAVAILABLE
-    if answer.get("ok"):
-        print(f"breaker of circuit {args.circuit} closed and confirmed (journal seq {answer.get('result_seq')})")
-        return 0
-    print(f"edge breaker close: {answer.get('error', 'refused')} (journal seq {answer.get('result_seq')})", file=sys.stderr)
-    return 1
+    return control.command("edge breaker close", config.state_path, request,
+                           lambda answer: f"breaker of circuit {args.circuit} closed and confirmed")
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import structlog
 
 log = structlog.get_logger("edge.control")
 
+EX_UNAVAILABLE = 69  # sysexits: the daemon is not there to ask
 SOCKET_NAME = "control.sock"
 MAX_MESSAGE = 65536
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -106,3 +108,19 @@ def ask(path: Path, request: dict[str, Any], timeout_s: float = 30.0) -> dict[st
     if not received:
         raise DaemonUnavailable(f"the daemon closed {path} without an answer")
     return json.loads(received)
+
+
+def command(name: str, state_dir: Path, request: dict[str, Any], done: Callable[[dict[str, Any]], str]) -> int:
+    """One technician command carried out by the daemon: print what happened, return the exit
+    code (0 done, 1 refused or unconfirmed, 69 no daemon and so nothing done)."""
+    try:
+        answer = ask(socket_path(state_dir), request)
+    except DaemonUnavailable as error:
+        print(f"{name}: {error}; nothing was done", file=sys.stderr)
+        return EX_UNAVAILABLE
+    seq = f" (journal seq {answer['result_seq']})" if "result_seq" in answer else ""
+    if answer.get("ok"):
+        print(done(answer) + seq)
+        return 0
+    print(f"{name}: {answer.get('error', 'refused')}{seq}", file=sys.stderr)
+    return 1

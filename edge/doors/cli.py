@@ -25,7 +25,6 @@ from edge.access.credentials import CredentialImportError, CredentialStore, Cred
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
 
 EX_DATAERR = 65
-EX_UNAVAILABLE = 69
 EX_IOERR = 74
 
 
@@ -270,16 +269,8 @@ def _fire_reset(args: argparse.Namespace) -> int:
     config = _config(args.config)
     if config is None:
         return EX_CONFIG
-    try:
-        answer = control.ask(control.socket_path(config.state_path), {"op": "fire.reset", "operator": args.operator})
-    except control.DaemonUnavailable as error:
-        print(f"edge fire reset: {error}; nothing was done", file=sys.stderr)
-        return EX_UNAVAILABLE
-    if answer.get("ok"):
-        print(f"fire release ended by {args.operator}: {', '.join(answer.get('doors', []))} secured")
-        return 0
-    print(f"edge fire reset: {answer.get('error', 'refused')}", file=sys.stderr)
-    return 1
+    return control.command("edge fire reset", config.state_path, {"op": "fire.reset", "operator": args.operator},
+                           lambda answer: f"fire release ended by {args.operator}: {', '.join(answer.get('doors', []))} secured")
 
 
 def _door_unlock(args: argparse.Namespace) -> int:
@@ -289,13 +280,5 @@ def _door_unlock(args: argparse.Namespace) -> int:
     if config is None:
         return EX_CONFIG
     request = {"op": "door.unlock", "door": args.door, "operator": args.operator, "reason": args.reason}
-    try:
-        answer = control.ask(control.socket_path(config.state_path), request)
-    except control.DaemonUnavailable as error:
-        print(f"edge door unlock: {error}; nothing was done", file=sys.stderr)
-        return EX_UNAVAILABLE
-    if answer.get("ok"):
-        print(f"door {args.door} unlocked for one pulse by {args.operator}")
-        return 0
-    print(f"edge door unlock: {answer.get('error', 'refused')}", file=sys.stderr)
-    return 1
+    return control.command("edge door unlock", config.state_path, request,
+                           lambda answer: f"door {args.door} unlocked for one pulse by {args.operator}")
