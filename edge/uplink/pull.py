@@ -11,16 +11,15 @@ them back, so the cloud sees the gap instead of waiting for it. `next_after_seq`
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge.journal import events_after, first_retained_seq
+from edge.uplink import wire
 from edge.uplink.topics import WIRE_VERSION
 
 MAX_PAGE_EVENTS = 1000
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 class BadPull(ValueError):
@@ -45,14 +44,7 @@ class PullRequest:
 def answer(journal_path: Path, building: str, request: PullRequest, head_seq: int, max_bytes: int) -> bytes:
     """One page of the log for `request`, at most `max_bytes` long (always at least one event)."""
     events = events_after(journal_path, request.after_seq, request.limit)
-    parts: list[bytes] = []
-    size = 512
-    for event in events:
-        part = _encode(event.as_dict()).encode()
-        if parts and size + len(part) + 1 > max_bytes:
-            break
-        parts.append(part)
-        size += len(part) + 1
+    parts = wire.fit(events, max_bytes - 512)  # 512: room for the header
     sent = events[: len(parts)]
     more = len(parts) < len(events) or (len(events) == request.limit and events[-1].seq < head_seq)
     header = {
@@ -64,4 +56,4 @@ def answer(journal_path: Path, building: str, request: PullRequest, head_seq: in
         "next_after_seq": sent[-1].seq if sent else max(request.after_seq, head_seq),
         "more": more,
     }
-    return _encode(header)[:-1].encode() + b',"events":[' + b",".join(parts) + b"]}"
+    return wire.message(header, parts)

@@ -20,7 +20,6 @@ skipped: the worker keeps backing off and retrying, and the log says which seq a
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
 import structlog
@@ -33,9 +32,9 @@ from edge.journal import Journal, events_after
 from edge.uplink.cursor import Progress, SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink.pacing import Pacer
+from edge.uplink import wire
 from edge.uplink.topics import WIRE_VERSION, Topics
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 IDLE_POLL_S = 0.005
 ALARM_READ = 256
 PACKET_OVERHEAD = 64  # MQTT fixed header, message id and properties, beside the topic
@@ -79,16 +78,9 @@ class PushStats:
 
 def encode_batch(building: str, lane: str, events: list[StoredEvent], max_bytes: int) -> tuple[bytes, int]:
     """The wire form of a batch, as many events as fit in `max_bytes` (at least one); returns (payload, count)."""
-    head = _encode({"v": WIRE_VERSION, "building": building, "lane": lane})[:-1].encode() + b',"events":['
-    parts: list[bytes] = []
-    size = len(head) + 2
-    for event in events:
-        part = _encode(event.as_dict()).encode()
-        if parts and size + len(part) + 1 > max_bytes:
-            break
-        parts.append(part)
-        size += len(part) + 1
-    return head + b",".join(parts) + b"]}", len(parts)
+    header = {"v": WIRE_VERSION, "building": building, "lane": lane}
+    parts = wire.fit(events, max_bytes - len(wire.message(header, [])))
+    return wire.message(header, parts), len(parts)
 
 
 class Pusher:
