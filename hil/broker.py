@@ -8,10 +8,12 @@ front of it that paces bytes in both directions, to play a cellular link.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -21,19 +23,43 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True, slots=True)
+class ListenerTls:
+    """Make the listener TLS-only: the broker's certificate chain, and whether a client must show
+    a certificate signed by `cafile` (as a cloud broker that authenticates gateways by certificate)."""
+
+    cafile: Path
+    certfile: Path
+    keyfile: Path
+    require_certificate: bool = False
+
+    def config_lines(self) -> str:
+        # mosquitto started as root drops to user `mosquitto` before it reads these files: stay who we are
+        return (
+            f"user {getpass.getuser()}\ncafile {self.cafile}\ncertfile {self.certfile}\nkeyfile {self.keyfile}\n"
+            f"require_certificate {'true' if self.require_certificate else 'false'}\n"
+        )
+
+
 class Broker:
     """mosquitto on a free port; `message_size_limit` (payload bytes; MQTT 5 clients are dropped when over it)
-    and `max_packet_size` (advertised in the CONNACK) play a cloud broker's limits."""
+    and `max_packet_size` (advertised in the CONNACK) play a cloud broker's limits; with `tls` the
+    listener speaks TLS only."""
 
-    def __init__(self, port: int | None = None, message_size_limit: int = 0, max_packet_size: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, message_size_limit: int = 0, max_packet_size: int | None = None,
+        tls: ListenerTls | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.host = "127.0.0.1"
+        self.tls = tls
         self._dir = tempfile.TemporaryDirectory(prefix="edge-mosquitto-")
         self.config = Path(self._dir.name) / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
             f"max_inflight_messages 0\nmax_queued_messages 100000\nmessage_size_limit {message_size_limit}\nlog_dest none\n"
             + (f"max_packet_size {max_packet_size}\n" if max_packet_size else "")
+            + (tls.config_lines() if tls else "")
         )
         self._process: subprocess.Popen | None = None
 

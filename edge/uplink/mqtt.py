@@ -114,11 +114,12 @@ class Connection:
         """Connect and wait for the CONNACK; raises ConnectionError (refused, unreachable, timeout)."""
         connection = cls(settings, will, incoming)
         client = connection._client
+        # connect (TCP and the TLS handshake) here rather than in paho's thread: its failure
+        # (a certificate that does not verify, a refused port) reaches the caller with its reason
+        client.connect_timeout = timeout_s
+        clean_start = {"clean_start": True} if connection._v5 else {}
         try:
-            if connection._v5:
-                client.connect_async(settings.host, settings.port, settings.keepalive_s, clean_start=True)
-            else:
-                client.connect_async(settings.host, settings.port, settings.keepalive_s)
+            await asyncio.to_thread(client.connect, settings.host, settings.port, settings.keepalive_s, **clean_start)
             client.loop_start()
             await asyncio.wait_for(asyncio.shield(connection._connected), timeout_s)
         except BaseException as failure:
