@@ -55,6 +55,8 @@ class Kind(StrEnum):
     CREDENTIALS_SNAPSHOT_REQUESTED = "credentials.snapshot_requested"
     COMMAND_EXECUTED = "command.executed"
     PULL_ANSWERED = "uplink.pull_answered"
+    UPLINK_DOWN = "fault.uplink_down"
+    UPLINK_UP = "uplink.up"
     # Field points (edge/field.py): safety conditions, power cut and re-close, telemetry.
     CONDITION_RAISED = "alarm.raised"
     CONDITION_CLEARED = "alarm.cleared"

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 
 from edge.config import load
 from edge.events import Event, Priority
-from edge.journal import Journal
+from edge.journal import EventQuery, Journal, read_events
 from edge.uplink.worker import Uplink
 from hil.broker import Broker, ListenerTls
 from hil.cloud import Cloud
@@ -170,6 +170,9 @@ def test_a_broker_signed_by_another_ca_is_refused_with_the_reason_logged(write_c
                     await stop_gateway(journal, store, uplink, task)
             await asyncio.sleep(0.2)  # anything that did slip through has had time to arrive
             assert cloud.seqs(B) == [] and cloud.book(B).status == {}
+            down = read_events(load(config_path).journal_path, EventQuery(kinds=("fault.uplink_down",), limit=None))
+            assert len(down) == 1, "journaled once per change of the link, not at every retry"
+            assert "certificate verify failed" in down[0].body["detail"].lower()
             await cloud.stop()
 
     asyncio.run(scenario())

@@ -20,6 +20,7 @@ import structlog
 
 from edge.access.credentials import CredentialStore
 from edge.config import BuildingConfig
+from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.supervisor import Backoff
 from edge.uplink.commands import CommandTable
@@ -68,6 +69,7 @@ class Uplink:
         self.topics = Topics(uplink.topic_prefix, config.building.id)
         self.config_digest = config_digest
         self.journal = journal
+        self._link_up: bool | None = None  # None until the first attempt
         self.credentials = credentials
         self.started = time.monotonic()
         state = state_path or (config.state_path / "uplink.db")
@@ -97,15 +99,18 @@ class Uplink:
             except ConnectionError as failure:
                 delay = next(delays)
                 log.warning("uplink connect failed", error=str(failure), retry_in_s=round(delay, 2))
+                await self._link_changed(up=False, detail=str(failure))
                 await asyncio.sleep(delay)
                 continue
             synced_at = self.pusher.synced_seq
             log.info("uplink connected", host=self.settings.host, port=self.settings.port, synced_seq=synced_at)
+            await self._link_changed(up=True, detail=f"{self.settings.host}:{self.settings.port}")
             try:
                 await self._session(connection)
             except (ConnectionLost, ConnectionError) as lost:
                 log.warning("uplink lost", error=str(lost), synced_seq=self.pusher.synced_seq)
                 await connection.close(graceful=False)
+                await self._link_changed(up=False, detail=str(lost))
                 if self.pusher.synced_seq > synced_at or self.pusher.synced_seq >= self.journal.head_seq:
                     delays = RECONNECT.delays()  # the session was useful: reconnect at once
                 else:  # a broker that drops us whenever we send must not be hammered
@@ -115,6 +120,15 @@ class Uplink:
                 raise
             finally:
                 self.connected.clear()
+
+    async def _link_changed(self, up: bool, detail: str) -> None:
+        """Journal the link going down or coming back, once per change, so a property manager
+        sees 'offline since' in the log (a certificate that does not verify says so here)."""
+        if self._link_up is up:
+            return
+        self._link_up = up
+        kind = Kind.UPLINK_UP if up else Kind.UPLINK_DOWN
+        await self.journal.append(Event(kind=kind, priority=Priority.FAULT, source="uplink", body={"detail": detail[:300]}))
 
     async def _session(self, connection: Connection) -> None:
         await connection.subscribe(self.topics.downlink())
