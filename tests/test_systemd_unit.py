@@ -20,7 +20,7 @@ def test_unit_verifies_without_warnings(tmp_path: Path):
     fake_bin.write_text("#!/bin/sh\n")
     fake_bin.chmod(0o755)
     unit = tmp_path / "edge.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/edge", str(fake_bin)))
+    unit.write_text(UNIT.read_text().replace("/opt/edge/bin/edge", str(fake_bin)))
     result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True)
     output = (result.stdout + result.stderr).strip()
     assert result.returncode == 0, output
