@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from drivers.modbus.registers import Value
 
@@ -19,9 +20,12 @@ class FaultKind(StrEnum):
     DECODE = "decode"  # the answer arrived but holds no trustworthy value
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """A decoded engineering value; `mono` is the monotonic time it was read."""
+class Reading(NamedTuple):
+    """A decoded engineering value; `mono` is the monotonic time it was read.
+
+    A NamedTuple, not a frozen dataclass: the poller makes one per point per poll, and a
+    frozen dataclass costs four times as much to build (`object.__setattr__` per field).
+    """
 
     device: str
     point: str

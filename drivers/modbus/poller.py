@@ -190,24 +190,41 @@ def _frame_gap_s(link: SerialLink) -> float:
     return 3.5 * bits / link.baudrate
 
 
+@dataclass(eq=False, slots=True)
+class _PointGroup:
+    """The points of a device that share a poll interval: they always fall due together,
+    so one due time stands for them all (most devices have one group)."""
+
+    interval_s: float
+    names: frozenset[str]
+    due: float = 0.0
+
+
+def _point_groups(profile: Profile) -> list[_PointGroup]:
+    names: dict[float, set[str]] = {}
+    for point in profile.points:
+        names.setdefault(profile.interval_of(point), set()).add(point.name)
+    return [_PointGroup(interval, frozenset(members)) for interval, members in names.items()]
+
+
 @dataclass
 class _DeviceState:
     spec: DeviceSpec
     bus: Bus
-    due: dict[str, float]
+    groups: list[_PointGroup]
     counters: DeviceCounters = field(default_factory=DeviceCounters)
     online: bool = True
     failures: int = 0
     probe_at: float = 0.0
     probe_delay: float = 0.0
     failing: set[str] = field(default_factory=set)  # points and reads whose fault was reported
-    plans: dict[tuple[str, ...], list[Read]] = field(default_factory=dict)  # by the names of the due points
+    plans: dict[tuple[_PointGroup, ...], list[Read]] = field(default_factory=dict)  # by the due groups
     # The last registers of each point and their value: most registers read the same as last
     # time (states, alarms, a steady load), and decoding is pure, so they are not decoded again.
     decoded: dict[str, tuple[list[int] | list[bool], Value]] = field(default_factory=dict)
 
     def next_wake(self) -> float:
-        return min(self.due.values()) if self.online else self.probe_at
+        return min(group.due for group in self.groups) if self.online else self.probe_at
 
 
 class Poller:
@@ -229,8 +246,7 @@ class Poller:
                 raise ValueError(f"device {spec.name!r} is listed twice")
             timeout = max(d.timeout_s for d in devices if d.link == spec.link)
             bus = self._buses.setdefault(spec.link, Bus(spec.link, timeout))
-            due = {point.name: 0.0 for point in spec.profile.points}
-            self._states[spec.name] = _DeviceState(spec, bus, due)
+            self._states[spec.name] = _DeviceState(spec, bus, _point_groups(spec.profile))
 
     @property
     def counters(self) -> Mapping[str, DeviceCounters]:
@@ -259,22 +275,22 @@ class Poller:
 
     async def _visit(self, state: _DeviceState) -> None:
         now = self._clock()
-        profile = state.spec.profile
         if state.online:
-            points = [p for p in profile.points if state.due[p.name] <= now]
+            due = tuple([group for group in state.groups if group.due <= now])
         elif now >= state.probe_at:
-            points = list(profile.points)
+            due = tuple(state.groups)
         else:
             return
-        if not points:
+        if not due:
             return
-        for point in points:
-            state.due[point.name] = now + profile.interval_of(point)
-        due = tuple(point.name for point in points)
+        for group in due:
+            group.due = now + group.interval_s
         reads = state.plans.get(due)
-        if reads is None:  # a device has few distinct sets of due points: plan each once
+        if reads is None:  # a device has few distinct sets of due groups: plan each once
+            profile = state.spec.profile
+            names = frozenset().union(*(group.names for group in due))
             reads = state.plans[due] = plan_reads(
-                points,
+                [point for point in profile.points if point.name in names],
                 max_registers=profile.max_registers_per_read,
                 max_bits=profile.max_bits_per_read,
                 max_gap=profile.max_gap,
