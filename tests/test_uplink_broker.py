@@ -64,6 +64,9 @@ def test_backlog_survives_broker_outage_and_clean_restart_exactly_once_in_order(
             await cloud.stop()
             assert_exactly_once_in_order(cloud, B, journaled(config_path))
             assert uplink.pusher.stats.sessions >= 3
+            link = [e.kind for e in journaled(config_path) if e.kind in ("fault.uplink_down", "uplink.up")]
+            assert link[:2] == ["fault.uplink_down", "uplink.up"], "the outage and the return are journaled"
+            assert all(a != b for a, b in zip(link, link[1:])), "once per change, not at every retry"
 
     asyncio.run(scenario())
 

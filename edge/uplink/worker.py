@@ -124,9 +124,9 @@ class Uplink:
     async def _link_changed(self, up: bool, detail: str) -> None:
         """Journal the link going down or coming back, once per change, so a property manager
         sees 'offline since' in the log (a certificate that does not verify says so here)."""
-        if self._link_up is up:
-            return
-        self._link_up = up
+        previous, self._link_up = self._link_up, up
+        if previous is up or (previous is None and up):
+            return  # no change, or the first connect: only coming back after being down is news
         kind = Kind.UPLINK_UP if up else Kind.UPLINK_DOWN
         await self.journal.append(Event(kind=kind, priority=Priority.FAULT, source="uplink", body={"detail": detail[:300]}))
 
