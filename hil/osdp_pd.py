@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import osdp
 
-from drivers.osdp.bus import REFRESH_S
+from drivers.osdp.bus import refresh_often
 from drivers.osdp.channel import SerialChannel
 
 
@@ -29,12 +29,7 @@ class ReceivedCommand:
 class _PeripheralDevice(osdp.PeripheralDevice):
     """libosdp's PD refreshing every 2 ms, so the simulator adds no latency of its own."""
 
-    @staticmethod
-    def refresh(event: threading.Event, lock: threading.Lock, ctx: object) -> None:
-        while not event.is_set():
-            with lock:
-                ctx.refresh()  # type: ignore[attr-defined]
-            time.sleep(REFRESH_S)
+    refresh = staticmethod(refresh_often)
 
 
 def wiegand26(card: int) -> bytes:
