@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from drivers.cards.observations import CardFrame, DropCause, DropCounts, ParsedItem, Protocol
+from drivers.cards.observations import BytewiseParser, CardFrame, DropCause, DropCounts, ParsedItem, Protocol
 
 STX = 0x02
 ETX = 0x03
@@ -40,7 +40,7 @@ def encode_frame(serial: bytes) -> bytes:
     return bytes([STX]) + (serial.hex() + f"{checksum:02x}").upper().encode() + bytes([ETX])
 
 
-class Em4100Parser:
+class Em4100Parser(BytewiseParser):
     """Incremental frame parser: feed any chunks, get the frames completed so far."""
 
     def __init__(self) -> None:
@@ -48,14 +48,6 @@ class Em4100Parser:
         self._state = _State.HUNT
         self._payload = bytearray()
         self._in_garbage = False
-
-    def feed(self, data: bytes) -> list[ParsedItem]:
-        out: list[ParsedItem] = []
-        for byte in data:
-            item = self._step(byte)
-            if item is not None:
-                out.append(item)
-        return out
 
     def _step(self, byte: int) -> ParsedItem | None:
         if byte == STX:

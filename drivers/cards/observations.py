@@ -128,3 +128,19 @@ class DropCounts:
 
     def as_dict(self) -> dict[str, int]:
         return {cause.value: self._counts[cause] for cause in DropCause if self._counts[cause]}
+
+
+class BytewiseParser:
+    """The shared `feed` of parsers that advance one byte at a time: a subclass says, in
+    `_step`, what one byte completes (an item, or None)."""
+
+    def feed(self, data: bytes) -> list[ParsedItem]:
+        out: list[ParsedItem] = []
+        for byte in data:
+            item = self._step(byte)
+            if item is not None:
+                out.append(item)
+        return out
+
+    def _step(self, byte: int) -> ParsedItem | None:
+        raise NotImplementedError

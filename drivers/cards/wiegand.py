@@ -32,6 +32,7 @@ from __future__ import annotations
 import enum
 
 from drivers.cards.observations import (
+    BytewiseParser,
     CardFrame,
     DropCause,
     DropCounts,
@@ -77,7 +78,7 @@ def encode_key(key: str, bits: int = 4) -> bytes:
     raise ValueError(f"keypad bursts are 4 or 8 bits, got {bits}")
 
 
-class WiegandParser:
+class WiegandParser(BytewiseParser):
     """Incremental parser of the bridge's lines into card frames and PIN entries."""
 
     def __init__(self) -> None:
@@ -85,14 +86,6 @@ class WiegandParser:
         self._state = _State.LINE
         self._line = bytearray()
         self._pin: list[str] = []
-
-    def feed(self, data: bytes) -> list[ParsedItem]:
-        out: list[ParsedItem] = []
-        for byte in data:
-            item = self._step(byte)
-            if item is not None:
-                out.append(item)
-        return out
 
     def _step(self, byte: int) -> ParsedItem | None:
         if byte in _TERMINATORS:
