@@ -15,6 +15,7 @@ is moved aside under a timestamped name, never deleted, and an alarm says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -272,6 +273,7 @@ class Journal:
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
         self._loop = asyncio.get_running_loop()
+        self._committed = asyncio.Event()  # set and replaced after each commit (see wait_beyond)
 
     @classmethod
     async def open(cls, path: Path, limits: JournalLimits = JournalLimits()) -> "Journal":
@@ -328,6 +330,8 @@ class Journal:
                 batch.settle(None, JournalError(str(failure)))
             else:
                 batch.settle(first)
+                self._committed.set()
+                self._committed = asyncio.Event()
             finally:
                 self._queued -= len(batch.events)
                 self._space.set()
@@ -347,6 +351,22 @@ class Journal:
             waiter = self._loop.create_future()
             waiter.add_done_callback(_consume)  # nobody awaits a maintenance note
             self._enqueue(note, waiter)
+
+    async def wait_beyond(self, seq: int, timeout_s: float) -> bool:
+        """Wait until an event above `seq` is committed, or `timeout_s` passes; True if one was.
+
+        Readers of the journal (the uplink's push) wake on this instead of polling the file."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.head_seq <= seq:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            committed = self._committed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await committed.wait()
+        return True
 
     async def maintain_now(self) -> None:
         """Apply retention and the cap now (the writer also does it every few seconds)."""

@@ -194,3 +194,23 @@ def _truncate_pages(path: Path) -> None:
     for offset in range(3 * page, min(len(data), 12 * page), page):
         data[offset : offset + 64] = b"\xff" * 64
     path.write_bytes(bytes(data))
+
+
+
+def test_wait_beyond_wakes_on_a_commit_and_says_when_none_came(tmp_path: Path):
+    async def scenario():
+        journal = await Journal.open(tmp_path / "j.db")
+        try:
+            head = journal.head_seq
+            assert await journal.wait_beyond(head, 0.05) is False  # nothing committed: the deadline says so
+            waiter = asyncio.create_task(journal.wait_beyond(head, 30))
+            await asyncio.sleep(0)
+            assert not waiter.done()
+            seq = await journal.append(event())
+            assert await asyncio.wait_for(waiter, 5) is True
+            assert seq > head
+            assert await journal.wait_beyond(head, 0) is True  # already beyond: no wait at all
+        finally:
+            await journal.close()
+
+    run(scenario())
