@@ -83,6 +83,8 @@ class Kind(StrEnum):
     CREDENTIALS_UNAVAILABLE = "fault.credentials_unavailable"
     FIRE_RELEASE = "alarm.fire_release"
     FIRE_RESET = "alarm.fire_reset"
+    ACCESS_UNJOURNALED = "access.unjournaled"
+    READER_GARBAGE = "fault.reader_garbage"
 
 
 @dataclass(frozen=True, slots=True)

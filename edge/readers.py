@@ -19,6 +19,8 @@ collapses those repeats into one read, so a card left on the reader opens the do
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +28,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from drivers.cards.em4100 import Em4100Parser
-from drivers.cards.observations import CardRead, FaultReason, FrameDropped, PinEntry, ReaderFault, ReaderRestored
+from drivers.cards.observations import CardRead, DropCause, FaultReason, FrameDropped, PinEntry, ReaderFault, ReaderRestored
 from drivers.cards.port import FrameParser, ReaderPort
 from drivers.cards.wiegand import WiegandParser
 from drivers.osdp.bus import OsdpBus, OsdpReader
@@ -42,6 +44,8 @@ ReaderHealth = ReaderFault | ReaderRestored
 ReaderObservation = CardRead | PinEntry | ReaderHealth
 Work = Callable[[], Awaitable[None]]
 REPEATING = frozenset({ReaderProtocol.EM4100})
+DROP_SAMPLE_S = 1.0  # how often an OSDP bus's drop counters are read into the tally
+_DROP_CAUSES = {cause.value: cause for cause in DropCause}
 
 # Protocols read by a plain serial port loop. GA 467 is a registration-desk reader
 # (request/reply, driven by `edge credentials issue`), OSDP has its own driver.
@@ -53,12 +57,29 @@ SERIAL_PARSERS: dict[ReaderProtocol, Callable[[], FrameParser]] = {
 
 class ReaderInbox:
     """Bounded queue of reader observations; when full the newest is dropped and counted
-    (a flood of frames must not grow memory; the reader repeats a card anyway)."""
+    (a flood of frames must not grow memory; the reader repeats a card anyway).
+
+    Dropped frames (garbage on a card line) do not take a place in the queue, where a flood
+    of them would push out real cards: they are tallied per reader and cause beside it
+    (`count_drop`, from any thread) and collected by the access path (`take_drops`)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int = INBOX_SIZE) -> None:
         self._loop = loop
         self._queue: asyncio.Queue[ReaderObservation] = asyncio.Queue(size)
         self.overflowed = 0
+        self._drops: Counter[tuple[str, str]] = Counter()
+        self._drops_lock = threading.Lock()  # port threads add, the loop takes
+
+    def count_drop(self, reader: str, cause: DropCause, count: int = 1) -> None:
+        """Tally a dropped frame (or run of garbage) at `reader`, from any thread."""
+        with self._drops_lock:
+            self._drops[(reader, cause.value)] += count
+
+    def take_drops(self) -> Counter[tuple[str, str]]:
+        """The drops tallied since the last call, by (reader, cause)."""
+        with self._drops_lock:
+            drops, self._drops = self._drops, Counter()
+        return drops
 
     def post(self, observation: ReaderObservation) -> None:
         """Hand an observation over from any thread."""
@@ -114,6 +135,7 @@ class ReaderWorker:
         """Runs in the port's thread: counts drops, collapses repeats, posts the rest."""
         if isinstance(observation, FrameDropped):
             self.drops[observation.cause.value] += 1
+            self.inbox.count_drop(self.reader.name, observation.cause)
         elif not isinstance(observation, CardRead) or self.repeats is None or self.repeats.is_new(observation):
             self.inbox.post(observation)
 
@@ -169,6 +191,7 @@ class OsdpBusWorker:
         self.inbox = inbox
         self.bus: OsdpBus | None = None
         self.drops: Counter[str] = Counter()
+        self._tallied: dict[str, int] = {}
         self.indications_refused = 0
 
     async def run(self) -> None:
@@ -177,13 +200,26 @@ class OsdpBusWorker:
             self.bus = bus
             try:
                 while True:
-                    observation = await bus.observations.get()
-                    if isinstance(observation, FrameDropped):
-                        self.drops[observation.cause.value] += 1
-                    else:
-                        self.inbox.put(observation)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(DROP_SAMPLE_S):
+                            observation = await bus.observations.get()
+                            if isinstance(observation, FrameDropped):
+                                self.drops[observation.cause.value] += 1
+                            else:
+                                self.inbox.put(observation)
+                    self._tally_drops(bus)
             finally:
                 self.bus = None
+                self._tally_drops(bus)
+
+    def _tally_drops(self, bus: OsdpBus) -> None:
+        """Hand the line's new drops (garbage, bad frames, untranslatable events) to the inbox's tally."""
+        counts = bus.drop_counts()
+        for cause, count in counts.items():
+            new = count - self._tallied.get(cause, 0)
+            if new > 0 and cause in _DROP_CAUSES:
+                self.inbox.count_drop(f"osdp:{self.port}", _DROP_CAUSES[cause], new)
+        self._tallied = counts
 
     def indicate(self, reader: str, granted: bool) -> None:
         """Show a decision on `reader`'s LED and buzzer. Blocks on libosdp's lock: call it off the loop."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from edge import config as building_config
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
@@ -241,3 +242,66 @@ def test_remote_unlock_pulses_the_lock_once_and_is_audited(write_config):
     assert [(e.body["door"], e.body["operator"], e.body["reason"], e.priority.name) for e in audit] == [
         ("front", "T-17", "delivery", "ACCESS")]
     assert forced == []
+
+
+def test_a_million_garbage_bytes_cost_a_handful_of_events_and_grant_nothing(write_config):
+    garbage = random.Random(467).randbytes(1_000_000)
+
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                _enrol(building.config, TENANT)
+                await building.start()
+                worker = building.doors.work["reader:front-reader"].__self__
+                relay_seen: list[bool] = []
+                building.fieldbus.subscribe(PointKey.parse("doors-io.relay_1"), lambda r: relay_seen.append(bool(r.value)))
+                with CardReaderSim(cards.a, "em4100") as reader:
+                    for start in range(0, len(garbage), 4096):
+                        await asyncio.to_thread(reader.write, garbage[start:start + 4096])
+                    await wait_for_event(building, "fault.reader_garbage")
+                    opened_by_garbage = any(relay_seen)
+                    reader.write(b"\x03")  # end whatever frame the garbage left open
+                    reader.present(TENANT)  # a real card after the flood: the line still works
+                    decisions = await wait_for_event(building, "access.decision")
+                    await wait_for(lambda: building.io.value_of("relay_1") is True)
+                dropped = sum(worker.drops.values())
+                for task in building.tasks:  # a clean stop flushes the counts held back
+                    task.cancel()
+                await asyncio.gather(*building.tasks, return_exceptions=True)
+                building.tasks = []
+                await building.journal.flush()
+                return opened_by_garbage, decisions, dropped, building.events("fault.reader_garbage")
+
+    opened_by_garbage, decisions, dropped, events = asyncio.run(scenario())
+    assert not opened_by_garbage
+    assert [(e.body["reason"], e.body["granted"]) for e in decisions] == [("granted", True)], "garbage decided nothing"
+    causes = {e.body["cause"] for e in events}
+    assert len(events) <= 2 * len(causes) <= 12, f"{len(events)} events for {dropped} drops"
+    assert all(e.source == "front-reader" and e.priority.name == "FAULT" for e in events)
+    assert sum(e.body["count"] for e in events) == dropped > 1000, "every drop is counted once"
+
+
+def test_a_stalled_journal_does_not_hold_up_the_unlock(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                _enrol(building.config, TENANT)
+                await building.start()
+                gate, append = asyncio.Event(), building.journal.append
+
+                async def stalled(event):
+                    await gate.wait()
+                    return await append(event)
+
+                building.journal.append = stalled  # the SD card stops answering
+                with CardReaderSim(cards.a, "em4100") as reader:
+                    reader.present(TENANT)
+                    await wait_for(lambda: building.io.value_of("relay_1") is True)
+                    journaled_before = building.events("access.decision")
+                    gate.set()
+                    decisions = await wait_for_event(building, "access.decision")
+                return journaled_before, decisions
+
+    journaled_before, decisions = asyncio.run(scenario())
+    assert journaled_before == []
+    assert decisions[0].body["granted"]

@@ -1,19 +1,22 @@
 """The access path in the daemon: a card read becomes a decision, an unlock and an event.
 
 For each read: look the card up in memory, get trusted time from the clock guard, run
-the pure `decide`, start the unlock, then hand the decision to the journal without
-waiting for its commit (both happen; the door never waits on the SD card). The event
+the pure `decide`, start the unlock, then queue the decision for the journal (`Recorder`:
+a bounded queue and one task; the door never waits on the SD card). The event
 carries the credential key's first 12 hex digits, never the serial, and the time from
 the frame's last byte to the decision. At a card+PIN reader the card waits up to
 `pin_wait_s` for its PIN (the scrypt check runs in a thread); without one it is denied
 `pin_required`. A reader with an indicator (OSDP: LED and buzzer) shows the decision; that
 call waits on the reader driver's lock, so it runs in a thread after the unlock has started.
-Reader faults and their clearing are journaled through a `FaultLimiter`.
+Reader faults and their clearing are journaled through a `FaultLimiter`; garbage on a card
+line (dropped frames, tallied by the inbox) as `fault.reader_garbage`, one per reader and
+cause per minute with a count (`Throttle`), so a flood costs a handful of events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +37,16 @@ from edge.doors.lock import DoorLock
 from edge.doors.machine import DoorAlarm, DoorMachine
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.doors.recorder import Recorder
 from edge.readers import FaultLimiter, ReaderHealth, ReaderInbox
+from edge.throttle import OVERFLOW_KEY, Throttle
 
 log = structlog.get_logger("edge.doors")
 
 SOFTWARE_RELEASED = date(2025, 1, 1)  # a wall clock before this is certainly wrong
 PIN_WAIT_S = 10.0
 TICK_S = 0.5
+GARBAGE_WINDOW_S = 60.0  # one fault.reader_garbage per reader and cause per window, with a count
 KEY_PREFIX = 12
 _ALARM_KIND = {DoorAlarm.forced: Kind.DOOR_FORCED, DoorAlarm.held_open: Kind.DOOR_HELD_OPEN, DoorAlarm.closed: Kind.DOOR_CLOSED}
 
@@ -86,6 +92,8 @@ class AccessPath:
         self.pin_wait_s = pin_wait_s
         self.indicators = indicators or {}
         self.reader_faults = FaultLimiter()
+        self.garbage = Throttle(window_s=GARBAGE_WINDOW_S)
+        self.recorder = Recorder(journal)
         self.clock = ClockGuard(SOFTWARE_RELEASED)
         self.fire_released = False
         self.doors: dict[str, DoorPoint] = {}
@@ -98,23 +106,51 @@ class AccessPath:
             for reader in door.readers:
                 self.by_reader[reader] = point
         self._pending: dict[str, _PendingCard] = {}
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._pin_checks: dict[str, asyncio.Task[None]] = {}  # one PIN check per reader at a time
+        self._indications: dict[str, asyncio.Task[None]] = {}  # one indicator call per reader at a time
+        self._next_indication: dict[str, bool] = {}  # the latest decision waiting for its reader's indicator
         self.unassigned_reads = 0
+        self.pins_ignored = 0
 
     async def run(self) -> None:
-        """Drain the reader inbox and tick the doors until cancelled."""
-        ticker = asyncio.create_task(self._tick_doors())
+        """Drain the reader inbox, tick the doors and journal, until cancelled or one part fails.
+
+        At stop, what rate limits held back is journaled, and the queue reaches the journal
+        within DRAIN_S; each door in mid-pulse is secured."""
+        parts = [
+            asyncio.create_task(self._read_inbox(), name="access-inbox"),
+            asyncio.create_task(self._tick_doors(), name="access-ticks"),
+        ]
+        recorder = asyncio.create_task(self.recorder.run(), name="access-journal")
         try:
-            while True:
-                observation = await self.inbox.get()
-                if isinstance(observation, CardRead):
-                    self.card(observation)
-                elif isinstance(observation, PinEntry):
-                    self.pin(observation)
-                else:
-                    self._reader_health(self.reader_faults.offer(observation, self.mono()))
+            done, _ = await asyncio.wait([*parts, recorder], return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # a failed part fails the access path: the supervisor journals and restarts it
         finally:
-            ticker.cancel()
+            helpers = [*parts, *self._pin_checks.values(), *self._indications.values()]
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            for pending in self._pending.values():
+                pending.timeout.cancel()
+            self._pending.clear()
+            self._release_nuisances(math.inf)
+            if not recorder.done():
+                await self.recorder.drain()
+            recorder.cancel()
+            await asyncio.gather(recorder, return_exceptions=True)
+            await asyncio.gather(*(point.lock.close() for point in self.doors.values() if point.lock is not None),
+                                 return_exceptions=True)
+
+    async def _read_inbox(self) -> None:
+        while True:
+            observation = await self.inbox.get()
+            if isinstance(observation, CardRead):
+                self.card(observation)
+            elif isinstance(observation, PinEntry):
+                self.pin(observation)
+            else:
+                self._reader_health(self.reader_faults.offer(observation, self.mono()))
 
     def card(self, read: CardRead) -> None:
         point = self.by_reader.get(read.reader)
@@ -132,17 +168,26 @@ class AccessPath:
         self._conclude(point, read, credential, self._decide(point, read, credential, None))
 
     def pin(self, entry: PinEntry) -> None:
-        pending = self._pending.pop(entry.reader, None)
         point = self.by_reader.get(entry.reader)
-        if pending is None or point is None:
+        if entry.reader not in self._pending or point is None:
             return  # a PIN without a card before it opens nothing
+        if entry.reader in self._pin_checks:
+            self.pins_ignored += 1  # a check runs at this reader: the card waits on (then pin_required)
+            return
+        pending = self._pending.pop(entry.reader)
         pending.timeout.cancel()
-        self._spawn(self._pin_decision(point, pending, entry.pin))
+        check = asyncio.create_task(self._pin_decision(point, pending, entry.pin), name=f"pin:{entry.reader}")
+        self._pin_checks[entry.reader] = check
+        check.add_done_callback(lambda task, reader=entry.reader: self._pin_checks.pop(reader, None))
 
     async def _pin_decision(self, point: DoorPoint, pending: _PendingCard, pin: str) -> None:
-        now = self._trusted_now()
-        decision = await asyncio.to_thread(decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin)
-        self._conclude(point, pending.read, pending.credential, decision)
+        """The scrypt check in a thread, then the decision; awaited at stop, errors logged here."""
+        try:
+            now = self._trusted_now()
+            decision = await asyncio.to_thread(decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin)
+            self._conclude(point, pending.read, pending.credential, decision)
+        except Exception:  # noqa: BLE001 - nobody awaits a PIN check but the stop
+            log.exception("PIN check failed", reader=pending.read.reader)
 
     def _pin_timeout(self, reader: str) -> None:
         pending = self._pending.pop(reader, None)
@@ -160,10 +205,8 @@ class AccessPath:
         if decision.granted and not self.fire_released:
             point.machine = point.machine.grant(decided, door.unlock_s)
             if point.lock is not None:
-                self._spawn(point.lock.pulse(door.unlock_s))
-        indicate = self.indicators.get(read.reader)
-        if indicate is not None:
-            self._spawn(asyncio.to_thread(indicate, read.reader, decision.granted))
+                point.lock.open_for(door.unlock_s)
+        self._indicate(read.reader, decision.granted)
         body = {
             "door": door.name,
             "reader": read.reader,
@@ -212,7 +255,7 @@ class AccessPath:
             return
         point.machine = point.machine.grant(reading.mono, point.config.unlock_s)
         if point.lock is not None and not self.fire_released:
-            self._spawn(point.lock.pulse(point.config.unlock_s))
+            point.lock.open_for(point.config.unlock_s)
         self.record(Event(Kind.DOOR_EXIT, Priority.ACCESS, door, {"door": door}))
 
     async def remote_unlock(self, request: dict[str, object]) -> dict[str, object]:
@@ -240,7 +283,41 @@ class AccessPath:
             for point in self.doors.values():
                 point.machine, alarms = point.machine.tick(now)
                 self._alarms(point, alarms)
-            self._reader_health(self.reader_faults.flush(now))
+            self._release_nuisances(now)
+
+    def _release_nuisances(self, now: float) -> None:
+        """Journal what the rate limits let through by `now` (math.inf at stop: everything held)."""
+        self._reader_health(self.reader_faults.flush(now))
+        for (reader, cause), count in self.inbox.take_drops().items():
+            for _ in range(count):  # bounded by what a line carries per tick
+                released = self.garbage.offer((reader, cause), self.mono())
+                if released is not None:
+                    self._garbage((reader, cause), released)
+        for key, count in self.garbage.flush(now):
+            self._garbage(key, count)
+
+    def _garbage(self, key: object, count: int) -> None:
+        reader, cause = key if key != OVERFLOW_KEY else ("readers", "other")  # type: ignore[misc]
+        self.record(Event(Kind.READER_GARBAGE, Priority.FAULT, reader, {"cause": cause, "count": count}))
+
+    def _indicate(self, reader: str, granted: bool) -> None:
+        """Show a decision on the reader, in a thread (the call waits on the driver's lock).
+        One call per reader at a time; a newer decision replaces one still waiting for it."""
+        if reader not in self.indicators:
+            return
+        self._next_indication[reader] = granted
+        if reader not in self._indications:
+            task = asyncio.create_task(self._show(reader), name=f"indicate:{reader}")
+            self._indications[reader] = task
+            task.add_done_callback(lambda _, reader=reader: self._indications.pop(reader, None))
+
+    async def _show(self, reader: str) -> None:
+        indicate = self.indicators[reader]
+        while (granted := self._next_indication.pop(reader, None)) is not None:
+            try:
+                await asyncio.to_thread(indicate, reader, granted)
+            except Exception:  # noqa: BLE001 - an indicator that fails shows nothing; the decision stands
+                log.exception("reader indication failed", reader=reader)
 
     def _reader_health(self, released: list[tuple[ReaderHealth, int]]) -> None:
         for health, suppressed in released:
@@ -256,16 +333,11 @@ class AccessPath:
             self.record(Event(_ALARM_KIND[alarm], priority, point.config.name, {"door": point.config.name}))
 
     async def lock_unconfirmed(self, door: str, command: str) -> None:
-        """A relay write the module did not confirm: a fault, journaled."""
-        await self.journal.append(Event(Kind.LOCK_UNCONFIRMED, Priority.FAULT, door, {"door": door, "command": command}))
+        """A relay write the module did not confirm: a fault, journaled (the lock goes on at once)."""
+        self.record(Event(Kind.LOCK_UNCONFIRMED, Priority.FAULT, door, {"door": door, "command": command}))
 
     def record(self, event: Event) -> None:
-        """Journal without waiting for the commit; the caller goes on at once."""
+        """Queue for the journal without waiting for the commit; the caller goes on at once."""
         if event.priority >= Priority.ALARM:
             log.warning(event.kind, event_id=event.id, source=event.source, **event.body)
-        self._spawn(self.journal.append(event))
-
-    def _spawn(self, work) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.recorder.record(event)
