@@ -208,6 +208,7 @@ class OsdpBusWorker:
                             else:
                                 self.inbox.put(observation)
                     self._tally_drops(bus)
+                    bus.check()
             finally:
                 self.bus = None
                 self._tally_drops(bus)

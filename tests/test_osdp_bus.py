@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import osdp
+import osdp.control_panel
 import pytest
 
 from drivers.cards.observations import CardRead, FaultReason, PinEntry, ReaderFault, ReaderRestored
@@ -129,6 +132,55 @@ def test_silent_reader_is_an_offline_fault_then_comes_back(tmp_path: Path) -> No
                 assert isinstance(await _next(bus, CardRead), CardRead)
 
     _run(scenario)
+
+
+class RecordingLock:
+    """libosdp's CP lock, noting which threads take it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.takers: set[int] = set()
+
+    def acquire(self, *args: object, **kwargs: object) -> bool:
+        self.takers.add(threading.get_ident())
+        return self._lock.acquire(*args, **kwargs)  # type: ignore[arg-type]
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> RecordingLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
+
+
+def test_link_checks_never_take_libosdp_s_lock_on_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key_file = _key(tmp_path)
+    locks: list[RecordingLock] = []
+
+    def new_lock() -> RecordingLock:
+        locks.append(RecordingLock())
+        return locks[-1]
+
+    monkeypatch.setattr(osdp.control_panel, "threading", types.SimpleNamespace(
+        Lock=new_lock, Event=threading.Event, Thread=threading.Thread))
+
+    async def scenario() -> None:
+        with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, load_key(key_file)) as pd:
+            async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
+                await _online(bus)
+                pd.go_silent()
+                assert isinstance(await _next(bus, ReaderFault), ReaderFault)
+                pd.resume()  # the checks disable and re-enable the reader until it answers
+                assert isinstance(await _next(bus, ReaderRestored), ReaderRestored)
+                bus.check()
+
+    loop_thread = threading.get_ident()
+    _run(scenario)
+    [cp_lock] = [lock for lock in locks if lock.takers]
+    assert cp_lock.takers and loop_thread not in cp_lock.takers, "the loop never waits on libosdp's lock"
 
 
 def test_key_files_are_checked(tmp_path: Path) -> None:

@@ -11,6 +11,9 @@ Threads and the loop (traps found in libosdp 3.2.9):
 - A silent reader stays "online" in libosdp while it probes, and a reader that went offline is
   retried only after 300 s. The bus watches replies itself: no reply for SILENCE_S is an OFFLINE
   fault; while a reader is down the bus disables and re-enables it every RETRY_S.
+- Every CP call takes the refresh thread's lock. The link checks (WATCH_S) therefore run in the
+  refresh thread itself, right after a refresh with the lock still held, and only their changes
+  (fault, restored) cross to the loop; the loop never waits behind libosdp for them.
 Secure Channel is on by default (libosdp's EnforceSecure flag), with each reader's key from its
 secret file. A reader that answers but never gets a session is a SECURE_CHANNEL fault (wrong key).
 """
@@ -20,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import osdp
 
@@ -64,7 +68,7 @@ DENY = Indication(osdp.CommandLEDColor.Red, 2000, 3)
 
 @dataclass
 class _Health:
-    """What the watcher knows of one reader's link."""
+    """What the link checks know of one reader's link (written only by the refresh thread)."""
 
     fault: FaultReason | None = None  # OFFLINE or SECURE_CHANNEL while down
     up: bool = False
@@ -74,18 +78,32 @@ class _Health:
     attempt_since: float = field(default_factory=time.monotonic)  # start or last re-enable
 
 
-def refresh_often(event: threading.Event, lock: threading.Lock, ctx: object) -> None:
-    """libosdp's refresh loop at REFRESH_S instead of its 20 ms: its latency is set by this."""
+def refresh_often(
+    event: threading.Event, lock: threading.Lock, ctx: object,
+    watch: Callable[[object, float], None] | None = None,
+) -> None:
+    """libosdp's refresh loop at REFRESH_S instead of its 20 ms: its latency is set by this.
+    `watch(ctx, now)`, if given, runs every WATCH_S right after a refresh, with the lock held."""
+    next_watch = 0.0
     while not event.is_set():
         with lock:
             ctx.refresh()  # type: ignore[attr-defined]
+            if watch is not None and (now := time.monotonic()) >= next_watch:
+                next_watch = now + WATCH_S
+                watch(ctx, now)
         time.sleep(REFRESH_S)
 
 
 class _ControlPanel(osdp.ControlPanel):
-    """libosdp's CP with a refresh loop fast enough for a door (2 ms instead of 20 ms)."""
+    """libosdp's CP with a refresh loop fast enough for a door (2 ms instead of 20 ms) that
+    also runs the bus's link checks."""
 
-    refresh = staticmethod(refresh_often)
+    def __init__(self, *args: Any, watch: Callable[[object, float], None], **kwargs: Any) -> None:
+        self._watch = watch
+        super().__init__(*args, **kwargs)
+
+    def refresh(self, event: threading.Event, lock: threading.Lock, ctx: object) -> None:  # type: ignore[override]
+        refresh_often(event, lock, ctx, self._watch)
 
 
 class OsdpBus:
@@ -109,25 +127,26 @@ class OsdpBus:
         self._health = {reader.address: _Health() for reader in readers}
         self._cp = _ControlPanel(
             [self._with_channel(info) for info in self._infos], log_level=log_level,
-            event_handler=self._on_event,
+            event_handler=self._on_event, watch=self._watch,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.observations: asyncio.Queue[Observation] = asyncio.Queue(QUEUE_SIZE)
         self.dropped_observations = 0
-        self._watcher: asyncio.Task[None] | None = None
+        self.watch_failure: Exception | None = None  # the link checks failed (a bug): see check()
 
     async def start(self) -> None:
-        """Start the refresh thread and the link watcher on the running loop."""
+        """Start the refresh thread (which also checks the links) for the running loop."""
         self._loop = asyncio.get_running_loop()
         self._cp.start()
-        self._watcher = asyncio.create_task(self._watch(), name="osdp-watch")
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
         await asyncio.to_thread(self._cp.stop)
         self._channel.close()
+
+    def check(self) -> None:
+        """Raise what stopped the link checks, so whoever runs the bus restarts it."""
+        if self.watch_failure is not None:
+            raise RuntimeError(f"OSDP link checks stopped: {self.watch_failure!r}") from self.watch_failure
 
     async def __aenter__(self) -> OsdpBus:
         await self.start()
@@ -217,13 +236,22 @@ class OsdpBus:
             except asyncio.QueueFull:
                 self.dropped_observations += 1
 
-    async def _watch(self) -> None:
-        while True:
-            self._check_links(time.monotonic())
-            await asyncio.sleep(WATCH_S)
+    def _watch(self, ctx: object, now: float) -> None:
+        """Runs in the refresh thread with the CP lock held: call `ctx`, never the locking wrapper."""
+        if self.watch_failure is not None:
+            return
+        try:
+            self._check_links(ctx, now)
+        except Exception as failure:  # noqa: BLE001 - a thread has nobody to raise to: keep it for check()
+            self.watch_failure = failure
 
-    def _check_links(self, now: float) -> None:
-        online, sessions = self._cp.status(), self._cp.sc_status()
+    def _report(self, item: Observation) -> None:
+        """From the refresh thread: hand a link change to the loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._enqueue, [item])
+
+    def _check_links(self, ctx: Any, now: float) -> None:
+        online, sessions = ctx.status(), ctx.sc_status()
         for index, address in enumerate(self._cp.pd_addr):
             health = self._health[address]
             name = self._by_address[address].name
@@ -232,13 +260,13 @@ class OsdpBus:
             up = bool(online >> index & 1) and answering and (not self.secure or bool(sessions >> index & 1))
             if up:
                 if health.fault is not None:
-                    self._enqueue([ReaderRestored(name, health.fault, "reader online")])
+                    self._report(ReaderRestored(name, health.fault, "reader online"))
                 health.fault, health.up, health.up_once, health.reenable = None, True, True, False
                 continue
             if health.up:
                 health.up, health.attempt_since = False, now  # replies before now were the old session
             if health.reenable:
-                self._cp.enable_pd(address)
+                ctx.enable_pd(index)
                 health.reenable, health.attempt_since = False, now
                 continue
             if health.fault is None and not health.up_once and now - health.attempt_since < RETRY_S:
@@ -246,11 +274,11 @@ class OsdpBus:
             reason, detail = self._diagnose(last_reply > health.attempt_since)
             if health.fault is not reason:
                 health.fault = reason
-                self._enqueue([ReaderFault(name, reason, detail)])
+                self._report(ReaderFault(name, reason, detail))
             if now >= health.retry_at:
                 health.retry_at = now + RETRY_S
-                if self._cp.is_pd_enabled(address):
-                    self._cp.disable_pd(address)
+                if ctx.is_pd_enabled(index):
+                    ctx.disable_pd(index)
                 health.reenable = True
 
     def _diagnose(self, answered: bool) -> tuple[FaultReason, str]:
