@@ -203,6 +203,19 @@ class Door(Strict):
     held_open_s: float = Field(30, gt=0, le=3600)
 
 
+class PinLockoutSettings(Strict):
+    """Wrong-PIN lockout at card+PIN readers; a lockout is journaled and ends by itself."""
+
+    attempts: int = Field(5, ge=1, le=100, description="Wrong PINs for one card within window_s that lock the card out (at every PIN reader).")
+    reader_attempts: int = Field(10, ge=1, le=1000, description="Wrong PINs at one reader, any cards, within window_s that lock its PIN entry.")
+    window_s: float = Field(300, gt=0, le=86400, description="How long a wrong PIN counts.")
+    lockout_s: float = Field(300, gt=0, le=86400, description="How long a lockout lasts.")
+
+
+class AccessSettings(Strict):
+    pin_lockout: PinLockoutSettings = PinLockoutSettings()
+
+
 class Circuit(Strict):
     """One outgoing circuit of a floor distribution box, with what may cut it."""
 
@@ -278,6 +291,7 @@ class BuildingConfig(Strict):
     devices: list[Device] = Field(default_factory=list)
     readers: list[Reader] = Field(default_factory=list)
     doors: list[Door] = Field(default_factory=list)
+    access: AccessSettings = AccessSettings()
     circuits: list[Circuit] = Field(default_factory=list)
     pressure_points: list[PressurePoint] = Field(default_factory=list)
     cameras: list[Camera] = Field(default_factory=list)

@@ -85,6 +85,7 @@ class Kind(StrEnum):
     FIRE_RESET = "alarm.fire_reset"
     ACCESS_UNJOURNALED = "access.unjournaled"
     READER_GARBAGE = "fault.reader_garbage"
+    PIN_LOCKOUT = "alarm.pin_lockout"
 
 
 @dataclass(frozen=True, slots=True)

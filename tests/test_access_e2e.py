@@ -40,8 +40,9 @@ def _enrol(config, serial: bytes, status: str = "active", pin: str | None = None
 class Building:
     """The doors of a building wired as the gateway wires them, with simulated hardware."""
 
-    def __init__(self, write_config, card_port: str, keypad_port: str, wall=None, fire: bool = True) -> None:
+    def __init__(self, write_config, card_port: str, keypad_port: str, wall=None, fire: bool = True, extra: str = "") -> None:
         self.write_config, self.card_port, self.keypad_port, self.wall, self.fire = write_config, card_port, keypad_port, wall, fire
+        self.extra = extra
 
     async def __aenter__(self) -> Building:
         self.io = SimulatedDevice(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
@@ -59,6 +60,7 @@ doors:
   - {{name: side, readers: [keypad-reader], groups: [entrances], lock: {{device: doors-io, release: release_2, secure: secure_2}},
       egress: true, require_pin: true, unlock_s: 0.5}}
 {"fire_alarm: doors-io.input_8" if self.fire else ""}
+{self.extra}
 """)
         self.config = building_config.load(path)
         return self
@@ -305,3 +307,43 @@ def test_a_stalled_journal_does_not_hold_up_the_unlock(write_config):
     journaled_before, decisions = asyncio.run(scenario())
     assert journaled_before == []
     assert decisions[0].body["granted"]
+
+
+def test_wrong_pins_lock_the_card_out_until_the_lockout_expires(write_config):
+    lockout = "access: {pin_lockout: {attempts: 2, window_s: 60, lockout_s: 1.5}}"
+
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b, extra=lockout) as building:
+                _enrol(building.config, KEYPAD_TENANT, pin=PIN)
+                await building.start()
+                with CardReaderSim(keypad.a, "wiegand") as reader:
+                    for attempt in (1, 2):
+                        reader.present(KEYPAD_TENANT)
+                        reader.pin("9999")
+                        await wait_for_event(building, "access.decision", attempt)
+                    lockouts = await wait_for_event(building, "alarm.pin_lockout")
+                    reader.present(KEYPAD_TENANT)
+                    reader.pin(PIN)  # the right PIN, but locked out: not even checked
+                    await wait_for_event(building, "access.decision", 3)
+                    opened_while_locked = building.io.value_of("relay_2")
+                    seen = 3
+                    deadline = asyncio.get_running_loop().time() + 10
+                    while building.events("access.decision")[-1].body["reason"] != "granted":
+                        assert asyncio.get_running_loop().time() < deadline, "the lockout never expired"
+                        reader.present(KEYPAD_TENANT)
+                        reader.pin(PIN)
+                        seen += 1
+                        await wait_for_event(building, "access.decision", seen)
+                    await wait_for(lambda: building.io.value_of("relay_2") is True)
+                return lockouts, building.events("access.decision"), opened_while_locked
+
+    lockouts, decisions, opened_while_locked = asyncio.run(scenario())
+    reasons = [e.body["reason"] for e in decisions]
+    assert reasons[:3] == ["pin_wrong", "pin_wrong", "pin_locked_out"] and reasons[-1] == "granted"
+    assert set(reasons[3:-1]) <= {"pin_locked_out"}
+    assert not opened_while_locked
+    [event] = lockouts
+    assert event.priority.name == "ALARM" and event.source == "keypad-reader"
+    assert event.body["scope"] == "credential" and event.body["attempts"] == 2 and event.body["door"] == "side"
+    assert event.body["credential"] == decisions[0].body["credential"], "the card, by its key prefix, never its serial"

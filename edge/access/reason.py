@@ -18,5 +18,6 @@ class Reason(StrEnum):
     door_not_allowed = "door_not_allowed"
     pin_required = "pin_required"
     pin_wrong = "pin_wrong"
+    pin_locked_out = "pin_locked_out"  # too many wrong PINs lately: not checked until the lockout ends
     clock_untrusted = "clock_untrusted"
     fire_release = "fire_release"

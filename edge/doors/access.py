@@ -32,8 +32,10 @@ from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore
 from edge.access.decision import Decision, decide
 from edge.access.door import DoorPolicy, DoorState
-from edge.config import Door
+from edge.access.reason import Reason
+from edge.config import Door, PinLockoutSettings
 from edge.doors.lock import DoorLock
+from edge.doors.lockout import Lockout, PinLockout
 from edge.doors.machine import DoorAlarm, DoorMachine
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
@@ -84,6 +86,7 @@ class AccessPath:
         mono: Callable[[], float] = time.monotonic,
         pin_wait_s: float = PIN_WAIT_S,
         indicators: dict[str, Callable[[str, bool], None]] | None = None,
+        pin_lockout: PinLockoutSettings = PinLockoutSettings(),
     ) -> None:
         self.store = store
         self.journal = journal
@@ -92,6 +95,7 @@ class AccessPath:
         self.pin_wait_s = pin_wait_s
         self.indicators = indicators or {}
         self.reader_faults = FaultLimiter()
+        self.lockout = PinLockout(pin_lockout)
         self.garbage = Throttle(window_s=GARBAGE_WINDOW_S)
         self.recorder = Recorder(journal)
         self.clock = ClockGuard(SOFTWARE_RELEASED)
@@ -176,6 +180,14 @@ class AccessPath:
             return
         pending = self._pending.pop(entry.reader)
         pending.timeout.cancel()
+        before_pin = self._decide(point, pending.read, pending.credential, None)
+        if before_pin.reason is not Reason.pin_required:
+            self._conclude(point, pending.read, pending.credential, before_pin)  # decided without the PIN
+            return
+        key = pending.credential.key if pending.credential is not None else None
+        if self.lockout.locked(key, entry.reader, self.mono()) is not None:
+            self._conclude(point, pending.read, pending.credential, Decision(False, Reason.pin_locked_out))
+            return  # no guess is answered while locked out
         check = asyncio.create_task(self._pin_decision(point, pending, entry.pin), name=f"pin:{entry.reader}")
         self._pin_checks[entry.reader] = check
         check.add_done_callback(lambda task, reader=entry.reader: self._pin_checks.pop(reader, None))
@@ -186,8 +198,27 @@ class AccessPath:
             now = self._trusted_now()
             decision = await asyncio.to_thread(decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin)
             self._conclude(point, pending.read, pending.credential, decision)
+            self._count_pin(point, pending, decision)
         except Exception:  # noqa: BLE001 - nobody awaits a PIN check but the stop
             log.exception("PIN check failed", reader=pending.read.reader)
+
+    def _count_pin(self, point: DoorPoint, pending: _PendingCard, decision: Decision) -> None:
+        """Feed the wrong-PIN counters; a lockout that starts is an alarm."""
+        credential, reader = pending.credential, pending.read.reader
+        if credential is None:
+            return
+        if decision.reason is Reason.granted:
+            self.lockout.passed(credential.key)
+        elif decision.reason is Reason.pin_wrong:
+            for lockout in self.lockout.wrong(credential.key, reader, self.mono()):
+                self._lockout(point, reader, lockout)
+
+    def _lockout(self, point: DoorPoint, reader: str, lockout: Lockout) -> None:
+        subject = lockout.subject[:KEY_PREFIX] if lockout.scope == "credential" else lockout.subject
+        self.record(Event(Kind.PIN_LOCKOUT, Priority.ALARM, reader, {
+            "door": point.config.name, "scope": lockout.scope.value, lockout.scope.value: subject,
+            "attempts": lockout.attempts, "lockout_s": self.lockout.settings.lockout_s,
+        }))
 
     def _pin_timeout(self, reader: str) -> None:
         pending = self._pending.pop(reader, None)

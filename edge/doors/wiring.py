@@ -73,7 +73,7 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
                 locks[door.name] = DoorLock(door.name, door.lock, fieldbus, unconfirmed, lambda: fire is not None and fire.active)
     readers = reader_workers(config.readers, inbox)
     access = AccessPath(config.doors, ZoneInfo(config.building.timezone), locks, store, journal, inbox,
-                        indicators=readers.indicators)
+                        indicators=readers.indicators, pin_lockout=config.access.pin_lockout)
     if fieldbus is not None:
         fire = FireRelease.for_building(config, locks, fieldbus, journal, device_profiles(config))
         fire.on_change(access.set_fire_released)
