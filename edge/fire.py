@@ -4,6 +4,10 @@ Life safety wins: this path needs nothing but the field bus and the door config.
 does not read the credential store (which may be locked, corrupt or missing), does not
 wait for the journal before writing the relays, and is latched: a fire alarm input
 that clears again does not re-lock the doors; only a technician's `reset` does.
+The latch survives a restart: it is written to STATE_DIR/fire-latch.json (atomically, in
+a thread, after the relay writes have started) and removed by the reset; a gateway that
+starts with the file present releases the egress doors again at once and keeps them
+released until `edge fire reset`, whether or not the fire input is still active.
 A relay module whose doors are all egress doors and whose profile has a `release_all`
 block command gets that one write (all doors in one request); others get per-door
 release commands, all devices in parallel, so the building is released well within 1 s.
@@ -12,9 +16,13 @@ release commands, all devices in parallel, so the building is released well with
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -29,20 +37,26 @@ from edge.journal import Journal
 log = structlog.get_logger("edge.fire")
 
 BLOCK_RELEASE = "release_all"
+LATCH_FILE = "fire-latch.json"
 
 
 class FireRelease:
     """The building's fire latch and the egress locks it releases."""
 
-    def __init__(self, locks: Mapping[str, DoorLock], bus: CommandBus, journal: Journal, block_devices: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, locks: Mapping[str, DoorLock], bus: CommandBus, journal: Journal, block_devices: frozenset[str] = frozenset(),
+        latch_path: Path | None = None,
+    ) -> None:
         self.locks = dict(locks)
         self.bus = bus
         self.journal = journal
         self.block_devices = block_devices
+        self.latch_path = latch_path
         self.active = False
         self.source: str | None = None
         self._listeners: list[Callable[[bool], None]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # at most one release at a time (the latch)
+        self._latch_io = asyncio.Lock()  # saves and removals of the latch file, in order
 
     @classmethod
     def for_building(cls, config: BuildingConfig, locks: Mapping[str, DoorLock], bus: CommandBus, journal: Journal, profiles: Mapping[str, Profile]) -> FireRelease:
@@ -58,7 +72,23 @@ class FireRelease:
             if all(egress_flags) and (profile := device_profiles.get(device)) is not None
             and any(command.name == BLOCK_RELEASE for command in profile.commands)
         )
-        return cls(egress, bus, journal, block)
+        return cls(egress, bus, journal, block, latch_path=config.state_path / LATCH_FILE)
+
+    def restore(self) -> bool:
+        """At start: a latch left by the last run releases the egress doors again (True if so).
+        Reads one small file before anything runs, like the credential store's open."""
+        if self.latch_path is None:
+            return False
+        try:
+            saved = json.loads(self.latch_path.read_text())
+            source = str(saved["source"])
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # unreadable: fail towards released
+            log.error("fire latch file unreadable, releasing anyway", path=str(self.latch_path), error=str(exc))
+            source = "unknown"
+        self.trigger(source, restored=True)
+        return True
 
     def on_change(self, listener: Callable[[bool], None]) -> None:
         """Call `listener(active)` when the latch sets or resets (on the loop, must not block)."""
@@ -69,18 +99,19 @@ class FireRelease:
         if reading.value:
             self.trigger(f"{reading.device}.{reading.point}")
 
-    def trigger(self, source: str) -> None:
+    def trigger(self, source: str, restored: bool = False) -> None:
         """A fire alarm from any source: latch and release every egress door now."""
         if self.active:
             return
         self.active, self.source = True, source
         for listener in self._listeners:
             listener(True)
-        task = asyncio.create_task(self._release(source, time.monotonic()), name="fire-release")
+        task = asyncio.create_task(self._release(source, time.monotonic(), restored), name="fire-release")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _release(self, source: str, started: float) -> None:
+    async def _release(self, source: str, started: float, restored: bool) -> None:
+        saved = asyncio.ensure_future(self._save_latch(source)) if not restored else None
         writes: dict[str, asyncio.Future[bool]] = {}
         for device in self.block_devices:
             writes[f"{device}:{BLOCK_RELEASE}"] = asyncio.ensure_future(self.bus.command(device, BLOCK_RELEASE))
@@ -95,6 +126,10 @@ class FireRelease:
             "unconfirmed": unconfirmed,
             "released_in_ms": round((time.monotonic() - started) * 1000, 1),
         }
+        if restored:
+            body["restored"] = True  # latched before a restart, not reset since
+        elif saved is not None:
+            body["latch_saved"] = await saved
         event = Event(kind=Kind.FIRE_RELEASE, priority=Priority.ALARM, source="fire", body=body)
         log.error("fire release", event_id=event.id, **body)
         await self.journal.append(event)
@@ -115,9 +150,61 @@ class FireRelease:
         self.active, self.source = False, None
         for listener in self._listeners:
             listener(False)
+        await asyncio.gather(*self._tasks, return_exceptions=True)  # the release (and its save) first
+        await self._remove_latch()
         results = await asyncio.gather(*(lock.secure() for lock in self.locks.values()))
         body = {"operator": operator, "unconfirmed": sorted(d for d, ok in zip(self.locks, results) if not ok)}
         event = Event(kind=Kind.FIRE_RESET, priority=Priority.ALARM, source="fire", body=body)
         log.warning("fire release reset", event_id=event.id, **body)
         await self.journal.append(event)
         return True
+
+    async def _save_latch(self, source: str) -> bool:
+        """Persist the latch (off the loop); False, logged, when the state dir refuses it."""
+        if self.latch_path is None:
+            return False
+        record = {"source": source, "since": datetime.now(UTC).isoformat(timespec="seconds")}
+        async with self._latch_io:
+            try:
+                await asyncio.to_thread(_write_atomically, self.latch_path, json.dumps(record).encode())
+            except OSError as exc:
+                log.error("fire latch not saved: a restart would forget it", path=str(self.latch_path), error=str(exc))
+                return False
+        return True
+
+    async def _remove_latch(self) -> None:
+        if self.latch_path is None:
+            return
+        async with self._latch_io:
+            try:
+                await asyncio.to_thread(_remove_durably, self.latch_path)
+            except OSError as exc:
+                log.error("fire latch file not removed: a restart would release again", path=str(self.latch_path), error=str(exc))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write, fsync, rename over, fsync the directory: after a power cut the file is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    _sync_directory(path.parent)
+
+
+def _remove_durably(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    _sync_directory(path.parent)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -76,12 +76,18 @@ doors:
         self.tasks += [asyncio.create_task(work()) for work in self.doors.work.values()]
         await asyncio.sleep(0.3)  # ports open, first poll done
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def stop(self) -> None:
+        """The gateway stops (as on SIGTERM); the simulated hardware stays."""
         for task in getattr(self, "tasks", []):
             task.cancel()
         await asyncio.gather(*getattr(self, "tasks", []), return_exceptions=True)
+        self.tasks = []
         if hasattr(self, "journal"):
             await self.journal.close()
+            del self.journal
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
         await self.simulator.stop()
 
     def events(self, kind: str) -> list:
@@ -347,3 +353,33 @@ def test_wrong_pins_lock_the_card_out_until_the_lockout_expires(write_config):
     assert event.priority.name == "ALARM" and event.source == "keypad-reader"
     assert event.body["scope"] == "credential" and event.body["attempts"] == 2 and event.body["door"] == "side"
     assert event.body["credential"] == decisions[0].body["credential"], "the card, by its key prefix, never its serial"
+
+
+def test_the_fire_latch_survives_a_restart_until_reset(write_config):
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                await building.start()
+                building.io.set_value("input_8", True)
+                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                await wait_for_event(building, "alarm.fire_release")
+                building.io.set_value("input_8", False)  # the panel clears; the latch holds
+                await building.stop()
+                building.io.set_value("relay_1", False)  # the IO module lost power with the gateway
+                building.io.set_value("relay_2", False)
+                await building.start()
+                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                released = await wait_for_event(building, "alarm.fire_release", 2)
+                assert building.doors.fire.active
+                answer = await building.doors.fire.reset_request({"operator": "tech-7"})
+                await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
+                latch_left = (building.config.state_path / "fire-latch.json").exists()
+                await building.stop()
+                await building.start()  # after the reset a restart releases nothing
+                await wait_for(lambda: building.fieldbus.is_online("doors-io"))
+                return released, answer, latch_left, building.doors.fire.active
+
+    released, answer, latch_left, active_after_reset = asyncio.run(scenario())
+    assert released[0].body.get("latch_saved") is True and "restored" not in released[0].body
+    assert released[1].body["restored"] is True and released[1].body["source"] == "doors-io.input_8"
+    assert answer["ok"] and not latch_left and not active_after_reset

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 from edge.config import Lock
 from edge.doors.lock import DoorLock
@@ -66,3 +68,32 @@ def test_fire_releases_by_block_and_per_door_keeps_released_until_reset():
     assert ("side", "release_3") in unconfirmed
     assert events[1].body["operator"] == "tech-1"
     assert states == [True, False]
+
+
+def test_the_latch_is_saved_removed_by_reset_and_an_unreadable_one_still_releases(tmp_path: Path):
+    latch = tmp_path / "state" / "fire-latch.json"
+
+    async def scenario():
+        bus, journal, holder, unconfirmed = Bus(), Journal(), [], []
+        fire = FireRelease(_locks(bus, holder, unconfirmed), bus, journal, latch_path=latch)
+        holder.append(fire)
+        assert not fire.restore(), "no latch file: nothing to restore"
+        fire.trigger("panel")
+        await asyncio.gather(*fire._tasks)
+        saved = json.loads(latch.read_text())
+        assert await fire.reset("tech-1")
+        removed = not latch.exists()
+        latch.write_text("{not json")  # a torn or foreign file: fail towards released
+        again = FireRelease(_locks(bus, holder, unconfirmed), bus, journal, latch_path=latch)
+        holder[0] = again
+        restored = again.restore()
+        await asyncio.gather(*again._tasks)
+        return saved, removed, restored, again.active, journal.events
+
+    saved, removed, restored, active, events = asyncio.run(scenario())
+    assert saved["source"] == "panel" and saved["since"]
+    assert removed and restored and active
+    assert [e.kind for e in events] == ["alarm.fire_release", "alarm.fire_reset", "alarm.fire_release"]
+    assert events[0].body["latch_saved"] is True
+    assert events[2].body["restored"] is True and events[2].body["source"] == "unknown"
+    assert not list(latch.parent.glob("*.tmp")), "no temporary file left behind"

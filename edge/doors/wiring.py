@@ -77,6 +77,7 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
     if fieldbus is not None:
         fire = FireRelease.for_building(config, locks, fieldbus, journal, device_profiles(config))
         fire.on_change(access.set_fire_released)
+        fire.restore()  # a latch from before a restart holds the egress doors released again
         if config.fire_alarm is not None:
             fieldbus.subscribe(PointKey.parse(config.fire_alarm), fire.alarm_input)
         for door in config.doors:
