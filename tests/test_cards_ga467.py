@@ -96,12 +96,6 @@ def test_identity_never_shows_in_repr_or_reply_repr():
         assert EXAMPLE_ID not in shown and "1949" not in shown and NAME not in shown
 
 
-def test_keyed_hash_depends_on_the_key():
-    identity = IdentityText(NAME, EXAMPLE_ID)
-    assert identity.keyed_hash(b"a") != identity.keyed_hash(b"b")
-    assert len(identity.keyed_hash(b"a")) == 32
-
-
 @pytest.mark.parametrize(
     ("number", "valid"),
     [(EXAMPLE_ID, True), ("110105194912310021", False), ("11010519491231002x", False), ("1101051949123100", False)],

@@ -30,14 +30,14 @@ Text is UCS-2 little-endian in the GA/T 490 layout (bytes): name 30, sex 2, nati
 address 70, ID number 36, issuing authority 30, valid from 16, valid to 16, reserved 36. The
 photo is a 1024-byte WLT image. Privacy: `parse_basic_info` keeps only the name and the 18-char
 ID number, in an object whose repr shows neither; the gateway stores a keyed hash of the number
-and its last four characters, and never logs or stores the text or the photo.
+(made by the credential store, `CredentialStore.id_key_for`, the one way ID numbers are hashed)
+and its last four characters, and never logs or stores the text or the photo. The registration
+desk's read session is `drivers.cards.ga467_desk`.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 from dataclasses import dataclass, field
 
 from drivers.cards.observations import DropCause, DropCounts, FrameDropped
@@ -231,10 +231,6 @@ class IdentityText:
     @property
     def last_four(self) -> str:
         return self.id_number[-4:]
-
-    def keyed_hash(self, key: bytes) -> bytes:
-        """HMAC-SHA256 of the ID number under the building's secret: what the gateway keeps."""
-        return hmac.new(key, self.id_number.encode("ascii"), hashlib.sha256).digest()
 
 
 def id_number_is_valid(number: str) -> bool:

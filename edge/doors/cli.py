@@ -4,7 +4,7 @@ Credentials are written straight into STATE_DIR/credentials.db (SQLite allows th
 and a technician's command at once); afterwards the command asks a running daemon to
 reload its in-memory copy. `fire reset` must go through the daemon, which owns the relays.
 
-Exit codes (sysexits): 0 ok, 65 EX_DATAERR (bad rows or values), 69 EX_UNAVAILABLE
+Exit codes (sysexits): 0 ok, 64 EX_USAGE (arguments that do not fit together), 65 EX_DATAERR (bad rows or values), 69 EX_UNAVAILABLE
 (the daemon is not running, for `fire reset`), 74 EX_IOERR (the store cannot be used),
 78 EX_CONFIG (the config does not validate), 1 refused.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -22,8 +23,9 @@ from pydantic import ValidationError
 from edge import config as building_config
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialImportError, CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
-from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError, ReaderProtocol
 
+EX_USAGE = 64
 EX_DATAERR = 65
 EX_IOERR = 74
 
@@ -54,14 +56,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     issue = actions.add_parser("issue", help="register a card on site (works offline)", description=(
         "Hash the card's serial and write its credential. The serial comes from --serial (hex) or from one card "
-        "presented at --reader-port within --wait seconds."))
-    source = issue.add_mutually_exclusive_group(required=True)
+        "presented at --reader-port within --wait seconds. With --reader (a ga467 reader of the config: register "
+        "on arrival) the tenant's resident ID card is read first and its ID number stored as a keyed hash; "
+        "without a card serial, the credentials already issued to that ID number are renewed with the new dates."))
+    source = issue.add_mutually_exclusive_group()
     source.add_argument("--serial", help="card serial in hex (e.g. 01001293D8)")
     source.add_argument("--reader-port", help="serial port of a desk reader; the next card presented is used")
+    issue.add_argument("--reader", metavar="DESK", help="GA 467 resident-ID reader (a reader name in the config)")
     issue.add_argument("--protocol", choices=("em4100", "wiegand"), default="em4100", help="desk reader protocol")
     issue.add_argument("--baud", type=int, default=9600)
     issue.add_argument("--wait", type=float, default=30.0, help="seconds to wait for a card at the reader")
-    issue.add_argument("--tenant", required=True, help="opaque tenant id from the management system")
+    issue.add_argument("--tenant", help="opaque tenant id from the management system (required for a new card)")
     issue.add_argument("--valid-from", type=date.fromisoformat, required=True, help="first day of the lease (YYYY-MM-DD)")
     issue.add_argument("--valid-until", type=date.fromisoformat, required=True, help="last day of the lease")
     issue.add_argument("--paid-through", type=date.fromisoformat, required=True, help="last day covered by rent paid")
@@ -105,7 +110,7 @@ def _config(path: Path) -> BuildingConfig | None:
 
 
 def _with_store(args: argparse.Namespace, action) -> int:
-    """Load the config, open the store, run `action(store) -> exit code`, tell the daemon."""
+    """Load the config, open the store, run `action(store, config) -> exit code`, tell the daemon."""
     config = _config(args.config)
     if config is None:
         return EX_CONFIG
@@ -118,7 +123,7 @@ def _with_store(args: argparse.Namespace, action) -> int:
         return EX_IOERR
     with store:
         try:
-            code = action(store)
+            code = action(store, config)
         except CredentialStoreUnavailable as error:
             print(f"edge credentials: {error}", file=sys.stderr)
             return EX_IOERR
@@ -147,7 +152,7 @@ def _find(store: CredentialStore, prefix: str) -> Credential | None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    def action(store: CredentialStore) -> int:
+    def action(store: CredentialStore, config: BuildingConfig) -> int:
         started = time.monotonic()
         try:
             report = store.import_file(args.file)
@@ -164,7 +169,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    def action(store: CredentialStore) -> int:
+    def action(store: CredentialStore, config: BuildingConfig) -> int:
         credentials = store.list()
         print(f"{'KEY':<12}  {'TENANT':<16}  {'STATUS':<9}  {'VALID FROM':<10}  {'UNTIL':<10}  {'PAID TO':<10}  PIN  DOORS")
         for c in credentials:
@@ -194,7 +199,7 @@ def _describe(c: Credential) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    def action(store: CredentialStore) -> int:
+    def action(store: CredentialStore, config: BuildingConfig) -> int:
         credential = _find(store, args.key)
         if credential is None:
             return EX_DATAERR
@@ -205,7 +210,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    def action(store: CredentialStore) -> int:
+    def action(store: CredentialStore, config: BuildingConfig) -> int:
         credential = _find(store, args.key)
         if credential is None:
             return EX_DATAERR
@@ -217,8 +222,26 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _issue(args: argparse.Namespace) -> int:
-    def action(store: CredentialStore) -> int:
+    if not (args.serial or args.reader_port or args.reader):
+        print("edge credentials issue: give --serial, --reader-port or --reader", file=sys.stderr)
+        return EX_USAGE
+    if (args.serial or args.reader_port) and not args.tenant:
+        print("edge credentials issue: a new card needs --tenant", file=sys.stderr)
+        return EX_USAGE
+    if args.reader and args.pin and not (args.serial or args.reader_port):
+        print("edge credentials issue: a PIN is set with the card (--serial or --reader-port)", file=sys.stderr)
+        return EX_USAGE
+
+    def action(store: CredentialStore, config: BuildingConfig) -> int:
+        desk = _desk(config, args.reader) if args.reader else None
+        if isinstance(desk, int):
+            return desk
+        id_number = None
         try:
+            if desk is not None:
+                id_number = read_id_card(desk, args.wait).id_number
+                if not (args.serial or args.reader_port):
+                    return _renew(store, store.id_key_for(id_number), args)
             serial = parse_serial(args.serial) if args.serial else read_one_card(args.reader_port, args.protocol, args.baud, args.wait)
         except (ValueError, TimeoutError, OSError) as error:
             print(f"edge credentials issue: {error}", file=sys.stderr)
@@ -226,7 +249,7 @@ def _issue(args: argparse.Namespace) -> int:
         fields = {
             "serial": serial, "tenant": args.tenant, "valid_from": args.valid_from, "valid_until": args.valid_until,
             "paid_through": args.paid_through, "doors": args.door, "door_groups": args.group,
-            "schedule": args.schedule, "pin": args.pin,
+            "schedule": args.schedule, "pin": args.pin, "id_number": id_number,
         }
         try:
             enrolment = Enrolment.model_validate({k: v for k, v in fields.items() if v is not None})
@@ -239,6 +262,60 @@ def _issue(args: argparse.Namespace) -> int:
         return 0
 
     return _with_store(args, action)
+
+
+@dataclass(frozen=True, slots=True)
+class DeskReader:
+    """A GA 467 reader of the config, for registration at the desk."""
+
+    name: str
+    port: str
+    baud: int
+
+
+def _desk(config: BuildingConfig, name: str) -> DeskReader | int:
+    """The --reader of the config (it must be a ga467 reader), or the exit code that says it is not."""
+    reader = next((r for r in config.readers if r.name == name), None)
+    if reader is None or reader.protocol is not ReaderProtocol.GA467:
+        found = f"is a {reader.protocol.value} reader" if reader is not None else "is not in the config"
+        print(f"edge credentials issue: reader {name!r} {found}; --reader takes a ga467 reader", file=sys.stderr)
+        return EX_USAGE
+    return DeskReader(reader.name, reader.port, reader.baud)
+
+
+def read_id_card(desk: DeskReader, wait_s: float):
+    """The identity on the next resident ID card placed on the desk reader."""
+    from drivers.cards.ga467_desk import Ga467Desk
+
+    print(f"place the ID card on {desk.name} ...", file=sys.stderr)
+    with Ga467Desk(desk.port, desk.baud) as reader:
+        return reader.read_identity(wait_s)
+
+
+def _renew(store: CredentialStore, id_key: str, args: argparse.Namespace) -> int:
+    """Register on arrival for a returning tenant: the ID card's credentials get the new lease and rent dates."""
+    held = [c for c in store.list() if c.id_key == id_key]
+    if not held:
+        print("edge credentials issue: no credential holds this ID card's number; present the tenant's access card "
+              "too (--serial or --reader-port) to issue one", file=sys.stderr)
+        return EX_DATAERR
+    changes: dict[str, object] = {"valid_from": args.valid_from, "valid_until": args.valid_until, "paid_through": args.paid_through}
+    if args.tenant:
+        changes["tenant"] = args.tenant
+    if args.door:
+        changes["doors"] = frozenset(args.door)
+    if args.group:
+        changes["door_groups"] = frozenset(args.group)
+    try:
+        renewed = [Credential.model_validate({**c.model_dump(), **changes}) for c in held]
+    except ValidationError as error:
+        for problem in error.errors(include_input=False, include_url=False):
+            print(f"edge credentials issue: {'.'.join(map(str, problem['loc']))}: {problem['msg']}", file=sys.stderr)
+        return EX_DATAERR
+    for credential in renewed:
+        store.upsert(credential)
+        print(f"renewed {credential.key[:12]}\n{_describe(credential)}")
+    return 0
 
 
 def read_one_card(port: str, protocol: str, baud: int, wait_s: float) -> bytes:
