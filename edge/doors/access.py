@@ -120,7 +120,7 @@ class AccessPath:
         """Drain the reader inbox, tick the doors and journal, until cancelled or one part fails.
 
         At stop, what rate limits held back is journaled, and the queue reaches the journal
-        within DRAIN_S; each door in mid-pulse is secured."""
+        within DRAIN_S while each door in mid-pulse is secured (both within the supervisor's stop)."""
         parts = [
             asyncio.create_task(self._read_inbox(), name="access-inbox"),
             asyncio.create_task(self._tick_doors(), name="access-ticks"),
@@ -139,12 +139,14 @@ class AccessPath:
                 pending.timeout.cancel()
             self._pending.clear()
             self._release_nuisances(math.inf)
-            if not recorder.done():
-                await self.recorder.drain()
-            recorder.cancel()
-            await asyncio.gather(recorder, return_exceptions=True)
-            await asyncio.gather(*(point.lock.close() for point in self.doors.values() if point.lock is not None),
-                                 return_exceptions=True)
+            locks = [point.lock.close() for point in self.doors.values() if point.lock is not None]
+            await asyncio.gather(self._stop_recorder(recorder), *locks, return_exceptions=True)
+
+    async def _stop_recorder(self, recorder: asyncio.Task[None]) -> None:
+        if not recorder.done():
+            await self.recorder.drain()
+        recorder.cancel()
+        await asyncio.gather(recorder, return_exceptions=True)
 
     async def _read_inbox(self) -> None:
         while True:

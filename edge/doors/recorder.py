@@ -27,7 +27,7 @@ log = structlog.get_logger("edge.doors")
 
 QUEUE_SIZE = 1024
 CONCURRENT = 64  # appends awaited at once (each is a task while it waits for its commit)
-DRAIN_S = 2.0  # at stop, how long the queue may take to reach the journal
+DRAIN_S = 1.5  # at stop (the supervisor allows 2 s), how long the queue may take to reach the journal
 
 
 class Recorder:
