@@ -74,7 +74,15 @@ REASON_CASES = [
 
 
 def test_every_reason_has_a_case():
-    assert {case[-1] for case in REASON_CASES} == set(Reason)
+    assert {case[-1] for case in REASON_CASES} | {Reason.pin_locked_out} == set(Reason)
+
+
+def test_a_pin_is_not_checked_while_locked_out_and_other_reasons_come_first():
+    assert decide(card(), LOBBY, KEYPAD, NOON, SECURED, "2468", pin_locked_out=True).reason is Reason.pin_locked_out
+    assert decide(card(), LOBBY, KEYPAD, NOON, SECURED, "2468").reason is Reason.granted, "the right PIN, not locked out"
+    assert decide(None, LOBBY, KEYPAD, NOON, SECURED, "2468", pin_locked_out=True).reason is Reason.unknown_card
+    assert decide(card(), LOBBY, EXIT, NOON, SECURED, None, pin_locked_out=True).reason is Reason.granted, "no PIN asked here"
+    assert decide(card(), LOBBY, KEYPAD, NOON, RELEASED, None, pin_locked_out=True).reason is Reason.fire_release
 
 
 @pytest.mark.parametrize(

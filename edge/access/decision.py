@@ -16,7 +16,8 @@ Checks run in this order; the first that fails decides:
 8. the weekly schedule in local wall-clock time (`outside_schedule`).
 9. PIN at a card+PIN reader (`pin_required`, `pin_wrong`), last because it is the only
    slow check (scrypt, tens of ms) and the only one that needs the person's input;
-   every other path costs a few microseconds.
+   every other path costs a few microseconds. While the card or reader is locked out
+   after wrong PINs (`pin_locked_out`) the PIN is not checked at all.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def decide(
     now: TrustedTime,
     door_state: DoorState,
     pin: str | None = None,
+    pin_locked_out: bool = False,
 ) -> Decision:
     """Decide one card read at `reader` of `door`. Pure: no I/O, time comes in `now`."""
     if door_state is DoorState.fire_released:
@@ -86,6 +88,8 @@ def decide(
     if reader in door.pin_readers:
         if pin is None or credential.pin_hash is None:
             return _DENIED[Reason.pin_required]
+        if pin_locked_out:
+            return _DENIED[Reason.pin_locked_out]
         if not credential.pin_hash.matches(pin):
             return _DENIED[Reason.pin_wrong]
     return _GRANTED

@@ -182,23 +182,18 @@ class AccessPath:
             return
         pending = self._pending.pop(entry.reader)
         pending.timeout.cancel()
-        before_pin = self._decide(point, pending.read, pending.credential, None)
-        if before_pin.reason is not Reason.pin_required:
-            self._conclude(point, pending.read, pending.credential, before_pin)  # decided without the PIN
-            return
         key = pending.credential.key if pending.credential is not None else None
-        if self.lockout.locked(key, entry.reader, self.mono()) is not None:
-            self._conclude(point, pending.read, pending.credential, Decision(False, Reason.pin_locked_out))
-            return  # no guess is answered while locked out
-        check = asyncio.create_task(self._pin_decision(point, pending, entry.pin), name=f"pin:{entry.reader}")
+        locked = self.lockout.locked(key, entry.reader, self.mono()) is not None  # then no guess is answered
+        check = asyncio.create_task(self._pin_decision(point, pending, entry.pin, locked), name=f"pin:{entry.reader}")
         self._pin_checks[entry.reader] = check
         check.add_done_callback(lambda task, reader=entry.reader: self._pin_checks.pop(reader, None))
 
-    async def _pin_decision(self, point: DoorPoint, pending: _PendingCard, pin: str) -> None:
+    async def _pin_decision(self, point: DoorPoint, pending: _PendingCard, pin: str, locked: bool) -> None:
         """The scrypt check in a thread, then the decision; awaited at stop, errors logged here."""
         try:
             now = self._trusted_now()
-            decision = await asyncio.to_thread(decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin)
+            decision = await asyncio.to_thread(
+                decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin, locked)
             self._conclude(point, pending.read, pending.credential, decision)
             self._count_pin(point, pending, decision)
         except Exception:  # noqa: BLE001 - nobody awaits a PIN check but the stop
