@@ -108,7 +108,13 @@ class FireRelease:
             listener(True)
         task = asyncio.create_task(self._release(source, time.monotonic(), restored), name="fire-release")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._released)
+
+    def _released(self, task: asyncio.Task[None]) -> None:
+        """The release task ended: say how, since nobody awaits it (the relays were written first)."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fire release task failed", error=repr(task.exception()))
 
     async def _release(self, source: str, started: float, restored: bool) -> None:
         saved = asyncio.ensure_future(self._save_latch(source)) if not restored else None

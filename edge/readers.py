@@ -197,7 +197,7 @@ class OsdpBusWorker:
     async def run(self) -> None:
         bus = OsdpBus(self.port, self.baud, self.readers)  # reads the key files: a bad one fails here
         async with bus:
-            self.bus = bus
+            self.bus, self._tallied = bus, {}
             try:
                 while True:
                     with contextlib.suppress(TimeoutError):

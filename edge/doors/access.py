@@ -35,11 +35,11 @@ from edge.access.door import DoorPolicy, DoorState
 from edge.access.reason import Reason
 from edge.config import Door, PinLockoutSettings
 from edge.doors.lock import DoorLock
-from edge.doors.lockout import Lockout, PinLockout
+from edge.doors.lockout import Lockout, PinLockout, Scope
 from edge.doors.machine import DoorAlarm, DoorMachine
+from edge.doors.recorder import Recorder
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
-from edge.doors.recorder import Recorder
 from edge.readers import FaultLimiter, ReaderHealth, ReaderInbox
 from edge.throttle import OVERFLOW_KEY, Throttle
 
@@ -211,7 +211,7 @@ class AccessPath:
                 self._lockout(point, reader, lockout)
 
     def _lockout(self, point: DoorPoint, reader: str, lockout: Lockout) -> None:
-        subject = lockout.subject[:KEY_PREFIX] if lockout.scope == "credential" else lockout.subject
+        subject = lockout.subject[:KEY_PREFIX] if lockout.scope is Scope.credential else lockout.subject
         self.record(Event(Kind.PIN_LOCKOUT, Priority.ALARM, reader, {
             "door": point.config.name, "scope": lockout.scope.value, lockout.scope.value: subject,
             "attempts": lockout.attempts, "lockout_s": self.lockout.settings.lockout_s,
