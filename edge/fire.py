@@ -117,13 +117,13 @@ class FireRelease:
             log.error("fire release task failed", error=repr(task.exception()))
 
     async def _release(self, source: str, started: float, restored: bool) -> None:
-        saved = asyncio.ensure_future(self._save_latch(source)) if not restored else None
         writes: dict[str, asyncio.Future[bool]] = {}
         for device in self.block_devices:
             writes[f"{device}:{BLOCK_RELEASE}"] = asyncio.ensure_future(self.bus.command(device, BLOCK_RELEASE))
         for door, lock in self.locks.items():
             if lock.lock.device not in self.block_devices:
                 writes[door] = asyncio.ensure_future(lock.release())
+        saved = asyncio.ensure_future(self._save_latch(source)) if not restored else None  # after the writes
         results = dict(zip(writes, await asyncio.gather(*writes.values())))
         unconfirmed = sorted(name for name, ok in results.items() if not ok)
         body = {
