@@ -139,8 +139,11 @@ class Gateway:
         if pinger:
             pinger.cancel()
         stopped = Event(kind=Kind.GATEWAY_STOPPED, priority=Priority.FAULT, source="gateway", body={"reason": "signal"})
-        await journal.append(stopped)
-        await journal.close()
+        try:
+            await asyncio.wait_for(journal.append(stopped), STOP_WITHIN_S / 4)
+        except TimeoutError:
+            log.error("the stop was not journaled in time", event_id=stopped.id)
+        await journal.close(timeout_s=STOP_WITHIN_S / 4)
         log.info("gateway stopped", event_id=stopped.id, head_seq=journal.head_seq)
 
 
