@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, read_events
+from edge.journal.store import Store
 
 
 def event(priority: Priority = Priority.TELEMETRY, kind: str = "telemetry.test", source: str = "meter-1", **body) -> Event:
@@ -214,3 +216,75 @@ def test_wait_beyond_wakes_on_a_commit_and_says_when_none_came(tmp_path: Path):
             await journal.close()
 
     run(scenario())
+
+
+def _session(path: Path, count: int, limits: JournalLimits = JournalLimits()) -> list[int]:
+    async def scenario():
+        journal = await Journal.open(path, limits)
+        seqs = [await journal.append(event(n=i)) for i in range(count)]
+        await journal.close()
+        return seqs
+
+    return run(scenario())
+
+
+def _reserved(path: Path) -> dict:
+    return json.loads(path.with_name(path.name + ".seq").read_text())
+
+
+@pytest.mark.parametrize(
+    "lose, kind, found",
+    [
+        pytest.param(lambda p: p.write_bytes(b"this is not a database at all" * 100), Kind.JOURNAL_CORRUPT, None, id="damaged"),
+        pytest.param(lambda p: p.write_bytes(b""), Kind.JOURNAL_MISSING, "empty", id="zero-length"),
+        pytest.param(lambda p: p.unlink(), Kind.JOURNAL_MISSING, "missing", id="deleted"),
+    ],
+)
+def test_a_lost_journal_never_repeats_a_seq_and_names_the_range_that_is_gone(tmp_path: Path, lose, kind, found):
+    path = tmp_path / "journal.db"
+    assert _session(path, 3) == [1, 2, 3]
+    mark = _reserved(path)
+    assert mark["base"] == 1 and mark["reserved"] >= 3, "seqs are reserved beside the file before they are used"
+    lose(path)
+    second = _session(path, 2)
+    assert second[0] > mark["reserved"] + 1, "the new journal continues above every seq ever reserved"
+    stored = read_events(path, EventQuery(limit=None))
+    alarm = stored[0]
+    assert alarm.kind == kind and alarm.priority is Priority.ALARM
+    assert alarm.seq == mark["reserved"] + 1
+    assert alarm.body["lost_first_seq"] == 1 and alarm.body["lost_last_seq"] == mark["reserved"]
+    assert alarm.body["first_seq"] == alarm.seq
+    assert [e.seq for e in stored[1:]] == second
+    assert _reserved(path)["base"] == alarm.seq
+    assert alarm.body.get("found") == found
+
+
+def test_a_zero_length_journal_is_journaled_not_started_silently(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    path.write_bytes(b"")  # a journal that existed and is now empty, before any seq mark was kept
+    _session(path, 1)
+    stored = read_events(path, EventQuery(limit=None))
+    assert [e.kind for e in stored] == [Kind.JOURNAL_MISSING, "telemetry.test"]
+    assert stored[0].body["found"] == "empty" and stored[0].body["path"] == str(path)
+
+
+def test_a_first_start_is_not_an_alarm(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    assert _session(path, 2) == [1, 2]
+    assert [e.kind for e in read_events(path, EventQuery(limit=None))] == ["telemetry.test"] * 2
+
+
+def test_the_seq_mark_is_extended_a_block_at_a_time_before_seqs_pass_it(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    store = Store(path, JournalLimits())
+    store.mark.block = 10  # small blocks, so a few events cross several
+
+    async def scenario():
+        journal = await Journal.open(path, JournalLimits(max_batch=4), store=store)
+        seqs = await asyncio.gather(*(journal.append(event(n=i)) for i in range(25)))
+        await journal.close()
+        return seqs
+
+    seqs = run(scenario())
+    assert _reserved(path)["reserved"] >= max(seqs)
+    assert _reserved(path)["reserved"] < max(seqs) + 10 + 4, "one block at a time, not per event"

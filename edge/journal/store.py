@@ -169,12 +169,20 @@ class Store:
     def peek_next_seq(self) -> int | None:
         """While the file cannot be opened for writing: the seq it would continue with, read without
         changing anything; else the one above the seq mark; None when neither can be read."""
-        with contextlib.suppress(sqlite3.Error, OSError):
-            with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
-                row = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
-                top = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
-                if row is not None or top is not None:
-                    return max(row[0] if row else 1, (top or 0) + 1)
+        wal = Path(f"{self.path}-wal")
+        ways = ["mode=ro"]
+        with contextlib.suppress(OSError):
+            if not wal.exists() or wal.stat().st_size == 0:
+                # Everything is in the main file, so it can be read without the shared memory a
+                # read-only WAL reader needs (which a full or read-only disk cannot give).
+                ways.append("immutable=1")
+        for way in ways:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                with closing(sqlite3.connect(f"file:{self.path}?{way}", uri=True)) as conn:
+                    row = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
+                    top = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
+                    if row is not None or top is not None:
+                        return max(row[0] if row else 1, (top or 0) + 1)
         with contextlib.suppress(OSError):
             mark = self.mark.load()
             return mark.reserved + 1 if mark else None
