@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.events import Event, Kind, Priority
-from edge.journal import EventQuery, Journal, JournalLimits, read_events
+from edge.journal import EventQuery, Journal, JournalError, JournalLimits, read_events
 from edge.journal.store import Store
 
 
@@ -288,3 +288,26 @@ def test_the_seq_mark_is_extended_a_block_at_a_time_before_seqs_pass_it(tmp_path
     seqs = run(scenario())
     assert _reserved(path)["reserved"] >= max(seqs)
     assert _reserved(path)["reserved"] < max(seqs) + 10 + 4, "one block at a time, not per event"
+
+
+def test_an_event_the_database_refuses_costs_only_itself(tmp_path: Path):
+    path = tmp_path / "j.db"
+
+    async def scenario():
+        journal = await Journal.open(path)
+        twice = event(n=0)
+        await journal.append(twice)
+        batch = [event(n=i) for i in range(1, 4)]
+        results = await asyncio.gather(journal.append(batch[0]), journal.append(twice), *(journal.append(e) for e in batch[1:]),
+                                       return_exceptions=True)
+        assert await journal.flush()
+        await journal.close()
+        return batch, results
+
+    batch, results = run(scenario())
+    assert isinstance(results[1], JournalError), "the same event appended twice is refused, and its producer told"
+    stored = read_events(path, EventQuery(limit=None))
+    by_id = {e.id: e.seq for e in stored}
+    assert [by_id[e.id] for e in batch] == [results[0], *results[2:]], "the rest of its batch is written"
+    (lost,) = [e for e in stored if e.kind == Kind.JOURNAL_EVENTS_LOST]
+    assert lost.body["reason"] == "write_refused" and lost.body["lost"] == 1 and lost.body["first_seq"] == results[0] + 1

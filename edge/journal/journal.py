@@ -214,17 +214,21 @@ class Journal:
         """The buffer is full: drop the oldest of the least important events (alarms only if nothing else is held).
 
         A 64th of the buffer goes at once, so a long outage costs one pass per 64th, not per event."""
-        lowest = min(p for p, n in self._priorities.items() if n)
-        quota = len(self._pending) - self.limits.buffer_events + max(0, self.limits.buffer_events // 64 - 1)
-        quota = min(quota, self._priorities[lowest])
-        kept: deque[_Entry] = deque()
-        for entry in self._pending:
-            if quota and entry.event.priority is lowest:
-                quota -= 1
-                self._lose(entry)
-            else:
-                kept.append(entry)
-        self._pending = kept
+        limit = self.limits.buffer_events
+        quota = len(self._pending) - limit + max(0, limit // 64 - 1)
+        while quota > 0:
+            lowest = min(p for p, n in self._priorities.items() if n)
+            take = min(quota, self._priorities[lowest])
+            quota -= take
+            self._priorities[lowest] -= take
+            kept: deque[_Entry] = deque()
+            for entry in self._pending:
+                if take and entry.event.priority is lowest:
+                    take -= 1
+                    self._lose(entry)
+                else:
+                    kept.append(entry)
+            self._pending = kept
 
     def _lose(self, entry: _Entry, failure: Exception | None = None) -> None:
         self._losses.add(entry)
@@ -278,7 +282,7 @@ class Journal:
             await self._run(store.write, [(e.seq, e.event) for e in batch], self._again)
         except Exception as fault:  # noqa: BLE001 - every failure is sorted below, none is lost silently
             if is_rejected(fault):
-                self._reject(batch, fault)
+                await self._write_singly(batch, fault)
             else:
                 self._pending.extendleft(reversed(batch))  # they keep their seqs and their place
                 self._priorities.update(e.event.priority for e in batch)
@@ -321,12 +325,31 @@ class Journal:
         if self._outage is not None:
             self._recovered()
 
-    def _reject(self, batch: list[_Entry], fault: Exception) -> None:
-        """A batch the database refuses whatever the disk does: its producers learn it, the loss is journaled."""
-        log.error("journal refused a batch", error=f"{type(fault).__name__}: {fault}", events=len(batch))
-        failure = JournalError(str(fault))
-        for entry in batch:
-            self._lose(entry, failure)
+    async def _write_singly(self, batch: list[_Entry], fault: Exception) -> None:
+        """The database refused the batch whatever the disk does (an event appended twice, a bug): write
+        its events one by one, so only the event at fault is lost; its producer learns it, the loss is journaled."""
+        written: list[_Entry] = []
+        for index, entry in enumerate(batch):
+            try:
+                await self._run(self._store.write, [(entry.seq, entry.event)], True)
+            except Exception as refusal:  # noqa: BLE001 - this one event is refused; the rest still go
+                if not is_rejected(refusal):  # the disk now refuses too: hold the rest, as for any batch
+                    rest = batch[index:]
+                    self._pending.extendleft(reversed(rest))
+                    self._priorities.update(e.event.priority for e in rest)
+                    if written:
+                        self._written(written)
+                    await self._fault(refusal, writing=True)
+                    return
+                log.error("journal refused an event", event_id=entry.event.id, kind=str(entry.event.kind),
+                          error=f"{type(refusal).__name__}: {refusal}")
+                self._lose(entry, JournalError(str(refusal)))
+            else:
+                written.append(entry)
+        log.warning("journal wrote a refused batch event by event", error=f"{type(fault).__name__}: {fault}",
+                    events=len(batch), written=len(written))
+        if written:
+            self._written(written)
         self._settled_through = max(self._settled_through, batch[-1].seq or 0)
         self._resolve_flushes()
         self._report_losses("write_refused")

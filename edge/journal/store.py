@@ -47,8 +47,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 _INSERT = "INSERT INTO events (seq, id, wall_ns, mono_ns, kind, priority, source, body) VALUES (?,?,?,?,?,?,?,?)"
-# A batch written again after an I/O error may have reached the disk the first time.
-_INSERT_AGAIN = _INSERT.replace("INSERT", "INSERT OR IGNORE", 1)
 _SET_NEXT_SEQ = (
     "INSERT INTO meta (key, value) VALUES ('next_seq', ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value"
 )
@@ -195,7 +193,9 @@ class Store:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(_INSERT_AGAIN if again else _INSERT, _numbered_rows(batch))
+            if again:
+                batch = _not_yet_stored(conn, batch)
+            conn.executemany(_INSERT, _numbered_rows(batch))
             conn.execute(_SET_NEXT_SEQ, (last + 1,))
             conn.execute("COMMIT")
         except BaseException:
@@ -284,6 +284,13 @@ class Store:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
+
+
+def _not_yet_stored(conn: sqlite3.Connection, batch: Sequence[tuple[int, Event]]) -> list[tuple[int, Event]]:
+    """A batch written again after an I/O error may have reached the disk the first time: skip
+    exactly the rows already there (same seq, same id); anything else still meets the constraints."""
+    stored = set(conn.execute("SELECT seq, id FROM events WHERE seq BETWEEN ? AND ?", (batch[0][0], batch[-1][0])))
+    return [(seq, e) for seq, e in batch if (seq, e.id) not in stored]
 
 
 def _roll_back(conn: sqlite3.Connection) -> None:
