@@ -97,6 +97,7 @@ def test_a_disk_that_fills_while_running_releases_waiting_producers_and_writes_t
             seqs = list(await asyncio.gather(*(journal.append(e) for e in big)))
             assert journal.degraded
             assert disk.ballast.exists(), "they returned while the disk was still full"
+            assert await journal.flush() is False, "a degraded journal says it holds events in memory"
             more = [event(Priority.FAULT, "fault.timeout", n=i) for i in range(10)]
             seqs += [await journal.append(e) for e in more]
             disk.free()
@@ -157,3 +158,45 @@ def test_a_full_buffer_drops_the_oldest_least_important_events_and_journals_the_
         "last_seq": max(seq for _, seq in dropped),
         "by_priority": {"telemetry": len(dropped)},
     }
+
+
+def test_a_journal_directory_that_cannot_be_made_holds_events_unnumbered_until_it_can(disk: SmallDisk):
+    path = disk.mount / "state" / "journal.db"
+    disk.read_only()
+
+    async def scenario():
+        journal = await Journal.open(path, FAST_RETRY)
+        try:
+            assert journal.degraded
+            first = event(Priority.ACCESS, "access.decision")
+            assert await journal.append(first) is None, "no file and no seq mark: the seq is not known yet"
+            disk.writable()
+            await until(lambda: not journal.degraded, "recovery once the directory could be made")
+            assert await journal.flush()
+        finally:
+            await journal.close()
+        return first
+
+    first = asyncio.run(scenario())
+    stored = read_events(path, EventQuery(limit=None))
+    assert [(e.seq, e.kind) for e in stored[:2]] == [(1, Kind.JOURNAL_UNAVAILABLE), (2, "access.decision")]
+    assert stored[0].body["fault"] == "read_only" and stored[1].id == first.id
+
+
+def test_close_on_a_disk_that_still_refuses_ends_and_keeps_the_file(disk: SmallDisk):
+    path = disk.mount / "journal.db"
+    before = fill_journal(path, 5)
+    disk.fill()
+
+    async def scenario():
+        journal = await Journal.open(path, FAST_RETRY)
+        assert journal.degraded
+        await journal.append(event(Priority.ALARM, "alarm.fire_release"))
+        await asyncio.wait_for(journal.close(), 10)  # one last attempt, then the stop goes on
+        with pytest.raises(Exception, match="closed"):
+            await journal.append(event())
+
+    asyncio.run(scenario())
+    disk.free()
+    assert [e.seq for e in read_events(path, EventQuery(limit=None))] == before
+    assert not moved_aside(disk)
