@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from edge.events import Event, Kind, Priority
-from edge.journal import EventQuery, Journal, JournalError, JournalLimits, read_events
+from edge.journal import EventQuery, Journal, JournalError, JournalLimits, gaps_between, read_events
 from edge.journal.store import Store
+from edge.uplink import pull
 
 
 def event(priority: Priority = Priority.TELEMETRY, kind: str = "telemetry.test", source: str = "meter-1", **body) -> Event:
@@ -311,3 +312,37 @@ def test_an_event_the_database_refuses_costs_only_itself(tmp_path: Path):
     assert [by_id[e.id] for e in batch] == [results[0], *results[2:]], "the rest of its batch is written"
     (lost,) = [e for e in stored if e.kind == Kind.JOURNAL_EVENTS_LOST]
     assert lost.body["reason"] == "write_refused" and lost.body["lost"] == 1 and lost.body["first_seq"] == results[0] + 1
+
+
+def test_evicted_ranges_are_kept_and_explain_every_hole_a_pull_page_shows(tmp_path: Path):
+    path = tmp_path / "j.db"
+    limits = JournalLimits(cap_bytes=128 * 1024, telemetry_retention_s=3600, maintenance_every_s=3600)
+    old = 1_000_000_000 * 1_700_000_000
+
+    async def scenario():
+        journal = await Journal.open(path, limits)
+        for batch in range(2):  # two retention passes in a row stay one range
+            await journal.append(event(Priority.ACCESS, "access.decision", "door-main"))
+            await journal.append(Event(kind="telemetry.reading", priority=Priority.TELEMETRY, source="m", wall_ns=old))
+            await journal.maintain_now()
+        for i in range(200):
+            await journal.append(event(Priority.ACCESS, "access.decision", "door-main", n=i, pad="a" * 300))
+            await journal.append(event(Priority.TELEMETRY, "telemetry.reading", "meter-1", n=i, pad="t" * 300))
+        await journal.maintain_now()
+        head = journal.head_seq
+        await journal.close()
+        return head
+
+    head = run(scenario())
+    gaps = gaps_between(path, 0, head)
+    (retention,) = [g for g in gaps if g.reason == "telemetry_retention"]
+    assert (retention.first_seq, retention.events) == (2, 2), "consecutive retention passes extend one range"
+    assert [g.reason for g in gaps if g is not retention] == ["disk_cap"]
+    held = {e.seq for e in read_events(path, EventQuery(limit=None))}
+    holes = [s for s in range(1, head + 1) if s not in held]
+    assert holes and all(any(g.first_seq <= s <= g.last_seq for g in gaps) for s in holes), "every hole is explained"
+
+    page = json.loads(pull.answer(path, "test-house", pull.PullRequest(0, 1000), head, 256 * 1024))
+    assert page["gaps"] == [g.as_dict() for g in gaps]
+    later = json.loads(pull.answer(path, "test-house", pull.PullRequest(max(g.last_seq for g in gaps), 1000), head, 256 * 1024))
+    assert later["gaps"] == [], "a page past every hole explains nothing"

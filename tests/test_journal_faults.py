@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.events import Event, Kind, Priority
-from edge.journal import EventQuery, Journal, JournalLimits, read_events
+from edge.journal import EventQuery, Journal, JournalLimits, gaps_between, read_events
 
 from journal_disk import SmallDisk, mount_small_disk
 
@@ -149,6 +149,8 @@ def test_a_full_buffer_drops_the_oldest_least_important_events_and_journals_the_
     assert {e.priority for e, _ in dropped} == {Priority.TELEMETRY}, "faults and alarms are kept while telemetry can go"
     kept_telemetry = [seq for e, seq in kept if e.priority is Priority.TELEMETRY]
     assert max(seq for _, seq in dropped) < min(kept_telemetry), "the oldest go first"
+    (gap,) = gaps_between(path, 0, stored[-1].seq)
+    assert (gap.first_seq, gap.last_seq, gap.reason) == (min(s for _, s in dropped), max(s for _, s in dropped), "buffer_full")
     (lost,) = [e for e in stored if e.kind == Kind.JOURNAL_EVENTS_LOST]
     assert lost.priority is Priority.ALARM
     assert lost.body == {

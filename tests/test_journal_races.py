@@ -28,12 +28,12 @@ class GatedStore(Store):
         self.gate = threading.Event()  # the batch may be committed
         self.batches: list[list[int]] = []
 
-    def write(self, batch, again=False):
+    def write(self, batch, again=False, gaps=()):
         self.batches.append([seq for seq, _ in batch])
         self.writing.set()
         if not self.gate.wait(20):
             raise TimeoutError("the test never opened the gate")
-        super().write(batch, again)
+        super().write(batch, again, gaps)
 
 
 def event(n: int) -> Event:

@@ -7,7 +7,7 @@ high-water mark kept beside the file, `faults` tells damage from a refusing disk
 
 from edge.journal.faults import JournalDamaged
 from edge.journal.journal import Journal, JournalError
-from edge.journal.reading import EventQuery, events_after, first_retained_seq, read_events
+from edge.journal.reading import EventQuery, Gap, events_after, first_retained_seq, gaps_between, read_events
 from edge.journal.store import _INSERT, APPLICATION_ID, JournalLimits, _rows
 
 __all__ = [
@@ -17,8 +17,10 @@ __all__ = [
     "JournalDamaged",
     "JournalError",
     "JournalLimits",
+    "Gap",
     "events_after",
     "first_retained_seq",
+    "gaps_between",
     "read_events",
     "_INSERT",
     "_rows",

@@ -40,6 +40,7 @@ import structlog
 
 from edge.events import Event, Kind, Priority
 from edge.journal.faults import describe, is_damage, is_rejected
+from edge.journal.reading import Gap
 from edge.journal.store import JournalLimits, Store
 
 log = structlog.get_logger("edge.journal")
@@ -134,6 +135,7 @@ class Journal:
         self._outage: _Outage | None = None
         self._skipped: tuple[int, int] | None = None
         self._losses = _Losses()
+        self._gaps: list[Gap] = []  # seq ranges that will never be written, recorded with the next batch
         self._work = asyncio.Event()
         self._space = asyncio.Event()
         self._stop = asyncio.Event()
@@ -278,8 +280,9 @@ class Journal:
         for entry in batch:
             self._priorities[entry.event.priority] -= 1
         self._space.set()
+        gaps = list(self._gaps)
         try:
-            await self._run(store.write, [(e.seq, e.event) for e in batch], self._again)
+            await self._run(store.write, [(e.seq, e.event) for e in batch], self._again, gaps)
         except Exception as fault:  # noqa: BLE001 - every failure is sorted below, none is lost silently
             if is_rejected(fault):
                 await self._write_singly(batch, fault)
@@ -291,6 +294,7 @@ class Journal:
         finally:
             self._in_flight = []
         self._again = False
+        del self._gaps[: len(gaps)]
         self._written(batch)
 
     def _floor(self) -> int | None:
@@ -312,6 +316,7 @@ class Journal:
         if floor is not None and store.next_seq < floor:
             # The seq was taken from the mark while the file could not be read: these were never used.
             self._skipped = (store.next_seq, floor - 1)
+            self._gaps.append(Gap(store.next_seq, floor - 1, "never_used", 0))
         for note in notes:
             self._admit(note, None)
 
@@ -397,6 +402,8 @@ class Journal:
         if losses.count:
             body = losses.body(reason)
             log.error("journal lost events", **body)
+            if losses.first_seq is not None and losses.last_seq is not None:
+                self._gaps.append(Gap(losses.first_seq, losses.last_seq, reason, losses.count))
             self._losses = _Losses()
             self._admit(Event(Kind.JOURNAL_EVENTS_LOST, Priority.ALARM, "journal", body), None)
 

@@ -91,6 +91,36 @@ def events_after(path: Path, after_seq: int, limit: int, min_priority: Priority 
     return _stored(rows)
 
 
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Seqs in first_seq..last_seq that are absent will never come: evicted, lost in memory, or never used.
+
+    A range may also hold events that are still there (eviction takes telemetry from between
+    access decisions): it explains the absent seqs inside it, it does not say every one is absent."""
+
+    first_seq: int
+    last_seq: int
+    reason: str  # disk_cap, telemetry_retention, buffer_full, write_refused, never_used
+    events: int
+
+    def as_dict(self) -> dict[str, int | str]:
+        return {"first_seq": self.first_seq, "last_seq": self.last_seq, "reason": self.reason, "events": self.events}
+
+
+def gaps_between(path: Path, after_seq: int, through_seq: int, limit: int = 1000) -> list[Gap]:
+    """Up to `limit` recorded gaps overlapping after_seq+1..through_seq, oldest first (what a pull page explains)."""
+    with _reader(path) as conn:
+        try:
+            rows = conn.execute(
+                "SELECT first_seq, last_seq, reason, events FROM gaps WHERE last_seq > ? AND first_seq <= ? "
+                "ORDER BY first_seq LIMIT ?",
+                (after_seq, through_seq, limit),
+            ).fetchall()
+        except sqlite3.OperationalError:  # a journal from before gaps were kept
+            return []
+    return [Gap(*row) for row in rows]
+
+
 def first_retained_seq(path: Path) -> int | None:
     """The oldest seq still in the journal (None when empty): below it, events were evicted or lost."""
     with _reader(path) as conn:

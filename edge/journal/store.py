@@ -22,6 +22,7 @@ import structlog
 
 from edge.events import Event, Kind, Priority
 from edge.journal.faults import JournalDamaged, is_damage
+from edge.journal.reading import Gap
 from edge.journal.seqmark import Reservation, SeqMark
 
 log = structlog.get_logger("edge.journal")
@@ -44,6 +45,12 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_priority ON events (priority, seq);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (wall_ns);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS gaps (
+    first_seq INTEGER NOT NULL,
+    last_seq  INTEGER NOT NULL,
+    reason    TEXT    NOT NULL,
+    events    INTEGER NOT NULL
+);
 """
 
 _INSERT = "INSERT INTO events (seq, id, wall_ns, mono_ns, kind, priority, source, body) VALUES (?,?,?,?,?,?,?,?)"
@@ -186,8 +193,11 @@ class Store:
             return mark.reserved + 1 if mark else None
         return None
 
-    def write(self, batch: Sequence[tuple[int, Event]], again: bool = False) -> None:
-        """Commit numbered events (in seq order) in one transaction, after making sure the mark covers them."""
+    def write(self, batch: Sequence[tuple[int, Event]], again: bool = False, gaps: Sequence[Gap] = ()) -> None:
+        """Commit numbered events (in seq order) in one transaction, after making sure the mark covers them.
+
+        `gaps` are seq ranges the journal knows will never be written (lost in memory, never used),
+        recorded in the same transaction so a reader can explain them."""
         last = batch[-1][0]
         self.mark.cover(last)
         conn = self._connection()
@@ -197,6 +207,8 @@ class Store:
                 batch = _not_yet_stored(conn, batch)
             conn.executemany(_INSERT, _numbered_rows(batch))
             conn.execute(_SET_NEXT_SEQ, (last + 1,))
+            for gap in gaps:
+                _record_gap(conn, gap)
             conn.execute("COMMIT")
         except BaseException:
             _roll_back(conn)
@@ -258,6 +270,9 @@ class Store:
             ).fetchone()
             if stats[0]:
                 conn.execute(f"DELETE FROM events WHERE {where}", params)
+                _record_gap(conn, Gap(stats[1], stats[2], reason, stats[0]))
+            # Ranges wholly below the oldest event left are explained by first_retained_seq alone.
+            conn.execute("DELETE FROM gaps WHERE last_seq < (SELECT min(seq) FROM events)")
             conn.execute("COMMIT")
         except BaseException:
             _roll_back(conn)
@@ -284,6 +299,17 @@ class Store:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
+
+
+def _record_gap(conn: sqlite3.Connection, gap: Gap) -> None:
+    """Keep a seq range that will never be filled, with why. A range that follows the newest
+    one for the same reason extends it (telemetry retention every few seconds stays one row)."""
+    newest = conn.execute("SELECT rowid, last_seq, reason FROM gaps ORDER BY rowid DESC LIMIT 1").fetchone()
+    if newest is not None and newest[2] == gap.reason and newest[1] < gap.first_seq:
+        conn.execute("UPDATE gaps SET last_seq = ?, events = events + ? WHERE rowid = ?", (gap.last_seq, gap.events, newest[0]))
+    else:
+        conn.execute("INSERT INTO gaps (first_seq, last_seq, reason, events) VALUES (?,?,?,?)",
+                     (gap.first_seq, gap.last_seq, gap.reason, gap.events))
 
 
 def _not_yet_stored(conn: sqlite3.Connection, batch: Sequence[tuple[int, Event]]) -> list[tuple[int, Event]]:
