@@ -125,7 +125,6 @@ class Journal:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._loop = asyncio.get_running_loop()
         self._pending: deque[_Entry] = deque()
-        self._priorities: Counter[Priority] = Counter()  # of pending entries: what the buffer may drop
         self._in_flight: list[_Entry] = []  # the batch the writer thread is committing
         self._again = False  # the next batch follows a failed write, which may have reached the disk
         self._next_seq: int | None = None
@@ -206,7 +205,6 @@ class Journal:
             self._next_seq = seq + 1
         entry = _Entry(event, seq, waiter)
         self._pending.append(entry)
-        self._priorities[event.priority] += 1
         if self._outage is not None and len(self._pending) > self.limits.buffer_events:
             self._shed()
         self._work.set()
@@ -218,11 +216,12 @@ class Journal:
         A 64th of the buffer goes at once, so a long outage costs one pass per 64th, not per event."""
         limit = self.limits.buffer_events
         quota = len(self._pending) - limit + max(0, limit // 64 - 1)
+        held = Counter(entry.event.priority for entry in self._pending)
         while quota > 0:
-            lowest = min(p for p, n in self._priorities.items() if n)
-            take = min(quota, self._priorities[lowest])
+            lowest = min(p for p, n in held.items() if n)
+            take = min(quota, held[lowest])
             quota -= take
-            self._priorities[lowest] -= take
+            held[lowest] -= take
             kept: deque[_Entry] = deque()
             for entry in self._pending:
                 if take and entry.event.priority is lowest:
@@ -277,8 +276,6 @@ class Journal:
             self._opened(notes)
         count = min(len(self._pending), self.limits.max_batch)
         batch = self._in_flight = [self._pending.popleft() for _ in range(count)]
-        for entry in batch:
-            self._priorities[entry.event.priority] -= 1
         self._space.set()
         gaps = list(self._gaps)
         try:
@@ -288,7 +285,6 @@ class Journal:
                 await self._write_singly(batch, fault)
             else:
                 self._pending.extendleft(reversed(batch))  # they keep their seqs and their place
-                self._priorities.update(e.event.priority for e in batch)
                 await self._fault(fault, writing=True)
             return
         finally:
@@ -341,7 +337,6 @@ class Journal:
                 if not is_rejected(refusal):  # the disk now refuses too: hold the rest, as for any batch
                     rest = batch[index:]
                     self._pending.extendleft(reversed(rest))
-                    self._priorities.update(e.event.priority for e in rest)
                     if written:
                         self._written(written)
                     await self._fault(refusal, writing=True)
