@@ -148,3 +148,36 @@ def test_close_gives_up_on_a_write_that_never_finishes_and_tells_its_producers(t
             store.gate.set()  # let the abandoned thread finish
 
     asyncio.run(scenario())
+
+
+def test_a_commit_that_hangs_degrades_the_journal_so_nobody_waits_on_it(tmp_path: Path):
+    path = tmp_path / "j.db"
+    limits = JournalLimits(maintenance_every_s=3600, telemetry_retention_s=None, stall_s=0.05, retry_initial_s=0.05)
+
+    async def scenario():
+        store = GatedStore(path, limits)
+        journal = await Journal.open(path, limits, store=store)
+        try:
+            first, second = event(0), event(1)
+            producer = asyncio.create_task(journal.append(first))
+            await in_flight(store)
+            seq = await asyncio.wait_for(producer, 10)  # let go while the commit still hangs
+            assert journal.degraded and not store.gate.is_set()
+            later = await journal.append(second)  # held in memory, no wait
+            store.gate.set()
+            deadline = asyncio.get_running_loop().time() + 10
+            while journal.degraded:
+                assert asyncio.get_running_loop().time() < deadline, "the journal did not recover after the commit ended"
+                await asyncio.sleep(0.01)
+            assert await journal.flush()
+        finally:
+            store.gate.set()
+            await journal.close()
+        return {first.id: seq, second.id: later}
+
+    returned = asyncio.run(scenario())
+    stored = read_events(path, EventQuery(limit=None))
+    assert all(stored_seqs(path)[i] == seq for i, seq in returned.items())
+    unavailable = next(e for e in stored if e.kind == "alarm.journal_unavailable")
+    assert unavailable.body["fault"] == "stalled"
+    assert any(e.kind == "alarm.journal_recovered" for e in stored)

@@ -33,7 +33,7 @@ from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 import backoff
 import structlog
@@ -279,7 +279,7 @@ class Journal:
         self._space.set()
         gaps = list(self._gaps)
         try:
-            await self._run(store.write, [(e.seq, e.event) for e in batch], self._again, gaps)
+            await self._committing(self._run(store.write, [(e.seq, e.event) for e in batch], self._again, gaps))
         except Exception as fault:  # noqa: BLE001 - every failure is sorted below, none is lost silently
             if is_rejected(fault):
                 await self._write_singly(batch, fault)
@@ -292,6 +292,16 @@ class Journal:
         self._again = False
         del self._gaps[: len(gaps)]
         self._written(batch)
+
+    async def _committing(self, write: Awaitable[None]) -> None:
+        """Await a commit; one that takes longer than `stall_s` degrades the journal meanwhile, so
+        nobody waits on a disk that hangs (its producers get their seqs, new events are buffered)."""
+        commit = asyncio.ensure_future(write)
+        done, _ = await asyncio.wait({commit}, timeout=self.limits.stall_s)
+        if not done and self._outage is None:
+            stalled = {"fault": "stalled", "code": "", "error": f"a commit took longer than {self.limits.stall_s} s"}
+            self._degrade(stalled)
+        await commit
 
     def _floor(self) -> int | None:
         """The lowest seq handed out and not yet written: where a new file must start."""
@@ -361,24 +371,27 @@ class Journal:
             self._again = True
         if is_damage(fault) or described["fault"] in _REOPEN_AFTER:
             await self._run(self._store.disconnect)
-        outage = self._outage
-        if outage is None:
-            outage = self._outage = _Outage(described, time.monotonic(), _retry_delays(self.limits))
-            log.error("journal unavailable; events are held in memory", path=str(self.path), held=len(self._pending), **described)
-            for entry in self._pending:
-                entry.settle()  # nobody waits on a disk that refuses: each producer gets its seq now
-            for _, done in self._flushes:
-                if not done.done():
-                    done.set_result(False)
-            self._flushes.clear()
-            self._space.set()
-            body = {**described, "path": str(self.path), "buffer_events": self.limits.buffer_events}
-            self._admit(Event(Kind.JOURNAL_UNAVAILABLE, Priority.ALARM, "journal", body), None)
+        outage = self._outage or self._degrade(described)
         outage.attempts += 1
         delay = next(outage.delays)
         outage.retry_at = self._loop.time() + delay
         if outage.attempts > 1:
             log.warning("journal still unavailable", retry_in_s=round(delay, 2), held=len(self._pending), **described)
+
+    def _degrade(self, described: dict[str, Any]) -> _Outage:
+        """Enter degraded mode: raise the alarm and let every waiting producer go with its seq."""
+        outage = self._outage = _Outage(described, time.monotonic(), _retry_delays(self.limits))
+        log.error("journal unavailable; events are held in memory", path=str(self.path), held=len(self._pending), **described)
+        for entry in [*self._in_flight, *self._pending]:
+            entry.settle()  # nobody waits on a disk that refuses: each producer gets its seq now
+        for _, done in self._flushes:
+            if not done.done():
+                done.set_result(False)
+        self._flushes.clear()
+        self._space.set()
+        body = {**described, "path": str(self.path), "buffer_events": self.limits.buffer_events}
+        self._admit(Event(Kind.JOURNAL_UNAVAILABLE, Priority.ALARM, "journal", body), None)
+        return outage
 
     def _recovered(self) -> None:
         outage, self._outage = self._outage, None
@@ -410,6 +423,9 @@ class Journal:
         failure = JournalError(f"journal writer failed: {task.exception()!r}")
         for entry in [*self._in_flight, *self._pending]:
             entry.settle(failure)
+        for _, done in self._flushes:
+            if not done.done():
+                done.set_result(False)
 
     async def _maintain(self) -> None:
         self._store.last_maintenance = time.monotonic()

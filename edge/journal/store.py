@@ -71,6 +71,7 @@ class JournalLimits:
     buffer_events: int = 16384  # held in memory while the disk refuses writes; beyond it the least important go
     retry_initial_s: float = 0.5  # first retry of a refused disk; doubles (jittered) up to retry_max_s
     retry_max_s: float = 30.0
+    stall_s: float = 5.0  # a commit slower than this (a dying SD card) degrades the journal until it ends
 
 
 @dataclass(slots=True)
