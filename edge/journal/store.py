@@ -136,19 +136,18 @@ class Store:
                 self.mark.cover(self.next_seq - 1)  # a journal from before the mark existed
             return
         start = floor if floor is not None else (mark.reserved + 1 if mark else 1)
-        conn.execute(_SET_NEXT_SEQ, (start,))
-        self.next_seq = start
-        self.mark.start(start)
+        # The notes come first: if the disk refuses what follows, the next attempt still has them.
         lost = {"lost_first_seq": mark.base if mark else 1, "lost_last_seq": start - 1} if start > 1 else {}
         for note in self._notes:
-            if note.kind == Kind.JOURNAL_CORRUPT:
-                note.body.update(lost, first_seq=start)
-        damaged = any(note.kind == Kind.JOURNAL_CORRUPT for note in self._notes)
-        if not damaged and (gone == "empty" or (gone == "missing" and mark is not None)):
+            note.body.update(lost, first_seq=start)
+        if not self._notes and (gone == "empty" or (gone == "missing" and mark is not None)):
             # A journal that existed and is now empty or gone: someone or something removed a history.
             body = {"path": str(self.path), "found": gone, **lost, "first_seq": start}
             log.error("journal found " + gone + "; a new one is started", **body)
             self._notes.append(Event(Kind.JOURNAL_MISSING, Priority.ALARM, "journal", body))
+        conn.execute(_SET_NEXT_SEQ, (start,))
+        self.next_seq = start
+        self.mark.start(start)
 
     def _connect(self) -> tuple[sqlite3.Connection, bool]:
         """Connect, check the file is ours and whole, then set it up; returns (connection, had tables)."""
