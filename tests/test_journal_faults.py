@@ -202,3 +202,50 @@ def test_close_on_a_disk_that_still_refuses_ends_and_keeps_the_file(disk: SmallD
     disk.free()
     assert [e.seq for e in read_events(path, EventQuery(limit=None))] == before
     assert not moved_aside(disk)
+
+
+def test_fire_release_and_reset_on_a_full_disk_complete_and_are_journaled_once_it_has_room(disk: SmallDisk):
+    from edge.config import Lock
+    from edge.doors.lock import DoorLock
+    from edge.fire import FireRelease
+
+    class Relays:
+        """A relay module that confirms every write."""
+
+        def __init__(self) -> None:
+            self.writes: list[tuple[str, str]] = []
+
+        async def command(self, device: str, command: str) -> bool:
+            self.writes.append((device, command))
+            return True
+
+    path = disk.mount / "journal.db"
+    fill_journal(path, 3)
+    disk.fill()
+
+    async def scenario():
+        journal = await Journal.open(path, FAST_RETRY)
+        try:
+            assert journal.degraded
+            relays, holder = Relays(), []
+
+            async def unconfirmed(door: str, command: str) -> None:
+                raise AssertionError(f"{door} {command} not confirmed")
+
+            lock = DoorLock("front", Lock(device="io-1", release="release_1", secure="secure_1"), relays, unconfirmed,
+                            lambda: holder[0].active)
+            fire = FireRelease({"front": lock}, relays, journal)
+            holder.append(fire)
+            fire.trigger("panel")
+            await until(lambda: ("io-1", "release_1") in relays.writes, "the egress door's release")
+            assert await asyncio.wait_for(fire.reset("tech-1"), 5), "a technician's reset does not wait on the disk"
+            assert ("io-1", "secure_1") in relays.writes
+            disk.free()
+            await until(lambda: not journal.degraded, "recovery after space was freed")
+            assert await journal.flush()
+        finally:
+            await journal.close()
+
+    asyncio.run(scenario())
+    kinds = [e.kind for e in read_events(path, EventQuery(kinds=("alarm.fire_*",), limit=None))]
+    assert kinds == [Kind.FIRE_RELEASE, Kind.FIRE_RESET]
