@@ -3,7 +3,7 @@
 Every observation that matters, decision, command, alarm and fault becomes an `Event`
 before it goes anywhere else (the journal is the outbox). The id is a UUIDv7, so ids
 are globally unique and sort by creation time across gateways; the per-gateway `seq`
-is assigned by the journal when the event becomes durable.
+is assigned by the journal when the event is appended, and never repeats.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ class Kind(StrEnum):
     JOURNAL_EVICTED = "journal.evicted"
     JOURNAL_OVER_CAPACITY = "alarm.journal_over_capacity"
     JOURNAL_CORRUPT = "alarm.journal_corrupt"
+    JOURNAL_MISSING = "alarm.journal_missing"  # a journal that existed is empty or gone
+    JOURNAL_UNAVAILABLE = "alarm.journal_unavailable"  # the disk refuses writes: events held in memory
+    JOURNAL_RECOVERED = "alarm.journal_recovered"  # written again; clears JOURNAL_UNAVAILABLE
+    JOURNAL_EVENTS_LOST = "alarm.journal_events_lost"  # events that never reached the disk, by count and seq range
     HEARTBEAT = "telemetry.heartbeat"
     DEVICE_OFFLINE = "fault.device_offline"
     DEVICE_BACK = "device.back"

@@ -132,6 +132,7 @@ class Gateway:
 
         self.systemd.stopping()
         log.info("gateway stopping")
+        stop_by = time.monotonic() + STOP_WITHIN_S
         try:
             await asyncio.wait_for(supervisor.stop(), STOP_WITHIN_S / 2)
         except TimeoutError:
@@ -139,8 +140,12 @@ class Gateway:
         if pinger:
             pinger.cancel()
         stopped = Event(kind=Kind.GATEWAY_STOPPED, priority=Priority.FAULT, source="gateway", body={"reason": "signal"})
-        await journal.append(stopped)
-        await journal.close()
+        # A disk that hangs must not hold up systemd's stop: the journal gets what time is left.
+        try:
+            await asyncio.wait_for(journal.append(stopped), max(0.2, stop_by - time.monotonic()))
+        except TimeoutError:
+            log.error("the stop was not journaled in time", event_id=stopped.id)
+        await journal.close(timeout_s=max(0.2, stop_by - time.monotonic()))
         log.info("gateway stopped", event_id=stopped.id, head_seq=journal.head_seq)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from edge.events import Event, Kind, Priority
-from edge.journal import EventQuery, Journal, JournalLimits, read_events
+from edge.journal import EventQuery, Journal, JournalError, JournalLimits, gaps_between, read_events
+from edge.journal.store import Store
+from edge.uplink import pull
 
 
 def event(priority: Priority = Priority.TELEMETRY, kind: str = "telemetry.test", source: str = "meter-1", **body) -> Event:
@@ -214,3 +217,132 @@ def test_wait_beyond_wakes_on_a_commit_and_says_when_none_came(tmp_path: Path):
             await journal.close()
 
     run(scenario())
+
+
+def _session(path: Path, count: int, limits: JournalLimits = JournalLimits()) -> list[int]:
+    async def scenario():
+        journal = await Journal.open(path, limits)
+        seqs = [await journal.append(event(n=i)) for i in range(count)]
+        await journal.close()
+        return seqs
+
+    return run(scenario())
+
+
+def _reserved(path: Path) -> dict:
+    return json.loads(path.with_name(path.name + ".seq").read_text())
+
+
+@pytest.mark.parametrize(
+    "lose, kind, found",
+    [
+        pytest.param(lambda p: p.write_bytes(b"this is not a database at all" * 100), Kind.JOURNAL_CORRUPT, None, id="damaged"),
+        pytest.param(lambda p: p.write_bytes(b""), Kind.JOURNAL_MISSING, "empty", id="zero-length"),
+        pytest.param(lambda p: p.unlink(), Kind.JOURNAL_MISSING, "missing", id="deleted"),
+    ],
+)
+def test_a_lost_journal_never_repeats_a_seq_and_names_the_range_that_is_gone(tmp_path: Path, lose, kind, found):
+    path = tmp_path / "journal.db"
+    assert _session(path, 3) == [1, 2, 3]
+    mark = _reserved(path)
+    assert mark["base"] == 1 and mark["reserved"] >= 3, "seqs are reserved beside the file before they are used"
+    lose(path)
+    second = _session(path, 2)
+    assert second[0] > mark["reserved"] + 1, "the new journal continues above every seq ever reserved"
+    stored = read_events(path, EventQuery(limit=None))
+    alarm = stored[0]
+    assert alarm.kind == kind and alarm.priority is Priority.ALARM
+    assert alarm.seq == mark["reserved"] + 1
+    assert alarm.body["lost_first_seq"] == 1 and alarm.body["lost_last_seq"] == mark["reserved"]
+    assert alarm.body["first_seq"] == alarm.seq
+    assert [e.seq for e in stored[1:]] == second
+    assert _reserved(path)["base"] == alarm.seq
+    assert alarm.body.get("found") == found
+
+
+def test_a_zero_length_journal_is_journaled_not_started_silently(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    path.write_bytes(b"")  # a journal that existed and is now empty, before any seq mark was kept
+    _session(path, 1)
+    stored = read_events(path, EventQuery(limit=None))
+    assert [e.kind for e in stored] == [Kind.JOURNAL_MISSING, "telemetry.test"]
+    assert stored[0].body["found"] == "empty" and stored[0].body["path"] == str(path)
+
+
+def test_a_first_start_is_not_an_alarm(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    assert _session(path, 2) == [1, 2]
+    assert [e.kind for e in read_events(path, EventQuery(limit=None))] == ["telemetry.test"] * 2
+
+
+def test_the_seq_mark_is_extended_a_block_at_a_time_before_seqs_pass_it(tmp_path: Path):
+    path = tmp_path / "journal.db"
+    store = Store(path, JournalLimits())
+    store.mark.block = 10  # small blocks, so a few events cross several
+
+    async def scenario():
+        journal = await Journal.open(path, JournalLimits(max_batch=4), store=store)
+        seqs = await asyncio.gather(*(journal.append(event(n=i)) for i in range(25)))
+        await journal.close()
+        return seqs
+
+    seqs = run(scenario())
+    assert _reserved(path)["reserved"] >= max(seqs)
+    assert _reserved(path)["reserved"] < max(seqs) + 10 + 4, "one block at a time, not per event"
+
+
+def test_an_event_the_database_refuses_costs_only_itself(tmp_path: Path):
+    path = tmp_path / "j.db"
+
+    async def scenario():
+        journal = await Journal.open(path)
+        twice = event(n=0)
+        await journal.append(twice)
+        batch = [event(n=i) for i in range(1, 4)]
+        results = await asyncio.gather(journal.append(batch[0]), journal.append(twice), *(journal.append(e) for e in batch[1:]),
+                                       return_exceptions=True)
+        assert await journal.flush()
+        await journal.close()
+        return batch, results
+
+    batch, results = run(scenario())
+    assert isinstance(results[1], JournalError), "the same event appended twice is refused, and its producer told"
+    stored = read_events(path, EventQuery(limit=None))
+    by_id = {e.id: e.seq for e in stored}
+    assert [by_id[e.id] for e in batch] == [results[0], *results[2:]], "the rest of its batch is written"
+    (lost,) = [e for e in stored if e.kind == Kind.JOURNAL_EVENTS_LOST]
+    assert lost.body["reason"] == "write_refused" and lost.body["lost"] == 1 and lost.body["first_seq"] == results[0] + 1
+
+
+def test_evicted_ranges_are_kept_and_explain_every_hole_a_pull_page_shows(tmp_path: Path):
+    path = tmp_path / "j.db"
+    limits = JournalLimits(cap_bytes=128 * 1024, telemetry_retention_s=3600, maintenance_every_s=3600)
+    old = 1_000_000_000 * 1_700_000_000
+
+    async def scenario():
+        journal = await Journal.open(path, limits)
+        for batch in range(2):  # two retention passes in a row stay one range
+            await journal.append(event(Priority.ACCESS, "access.decision", "door-main"))
+            await journal.append(Event(kind="telemetry.reading", priority=Priority.TELEMETRY, source="m", wall_ns=old))
+            await journal.maintain_now()
+        for i in range(200):
+            await journal.append(event(Priority.ACCESS, "access.decision", "door-main", n=i, pad="a" * 300))
+            await journal.append(event(Priority.TELEMETRY, "telemetry.reading", "meter-1", n=i, pad="t" * 300))
+        await journal.maintain_now()
+        head = journal.head_seq
+        await journal.close()
+        return head
+
+    head = run(scenario())
+    gaps = gaps_between(path, 0, head)
+    (retention,) = [g for g in gaps if g.reason == "telemetry_retention"]
+    assert (retention.first_seq, retention.events) == (2, 2), "consecutive retention passes extend one range"
+    assert [g.reason for g in gaps if g is not retention] == ["disk_cap"]
+    held = {e.seq for e in read_events(path, EventQuery(limit=None))}
+    holes = [s for s in range(1, head + 1) if s not in held]
+    assert holes and all(any(g.first_seq <= s <= g.last_seq for g in gaps) for s in holes), "every hole is explained"
+
+    page = json.loads(pull.answer(path, "test-house", pull.PullRequest(0, 1000), head, 256 * 1024))
+    assert page["gaps"] == [g.as_dict() for g in gaps]
+    later = json.loads(pull.answer(path, "test-house", pull.PullRequest(max(g.last_seq for g in gaps), 1000), head, 256 * 1024))
+    assert later["gaps"] == [], "a page past every hole explains nothing"

@@ -4,22 +4,25 @@ The request (a signed envelope of kind `pull`) asks for events after `after_seq`
 `limit`. The page carries the events still retained, in seq order, and
 `first_retained_seq`: when that is above `after_seq + 1`, the events in between were
 evicted from the journal (the disk cap or telemetry retention) and no pull will bring
-them back, so the cloud sees the gap instead of waiting for it. `next_after_seq` and
+them back, so the cloud sees the gap instead of waiting for it. `gaps` explains holes in
+the middle of the page's range (evicted, lost while the disk refused writes, never used). `next_after_seq` and
 `more` say where the next page starts. The same query runs on site as
 `edge events --after-seq`.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.journal import events_after, first_retained_seq
+from edge.journal import events_after, first_retained_seq, gaps_between
 from edge.uplink import wire
 from edge.uplink.topics import WIRE_VERSION
 
 MAX_PAGE_EVENTS = 1000
+MAX_PAGE_GAPS = 32
 
 
 class BadPull(ValueError):
@@ -44,16 +47,20 @@ class PullRequest:
 def answer(journal_path: Path, building: str, request: PullRequest, head_seq: int, max_bytes: int) -> bytes:
     """One page of the log for `request`, at most `max_bytes` long (always at least one event)."""
     events = events_after(journal_path, request.after_seq, request.limit)
-    parts = wire.fit(events, max_bytes - 512)  # 512: room for the header
+    span = events[-1].seq if events else max(request.after_seq, head_seq)
+    gaps = [gap.as_dict() for gap in gaps_between(journal_path, request.after_seq, span, MAX_PAGE_GAPS)]
+    parts = wire.fit(events, max_bytes - 512 - len(json.dumps(gaps)))  # 512: room for the rest of the header
     sent = events[: len(parts)]
     more = len(parts) < len(events) or (len(events) == request.limit and events[-1].seq < head_seq)
+    next_after = sent[-1].seq if sent else max(request.after_seq, head_seq)
     header = {
         "v": WIRE_VERSION,
         "building": building,
         "after_seq": request.after_seq,
         "first_retained_seq": first_retained_seq(journal_path),
         "head_seq": head_seq,
-        "next_after_seq": sent[-1].seq if sent else max(request.after_seq, head_seq),
+        "next_after_seq": next_after,
         "more": more,
+        "gaps": [gap for gap in gaps if gap["first_seq"] <= next_after],
     }
     return wire.message(header, parts)

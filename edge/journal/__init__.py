@@ -1,0 +1,27 @@
+"""The journal: every event, durable before anything else sees it (see journal.py).
+
+`Journal` is the writer's asyncio face; `store` is its SQLite side, `seqmark` the seq
+high-water mark kept beside the file, `faults` tells damage from a refusing disk, and
+`reading` holds the read-only queries the CLI and the uplink use.
+"""
+
+from edge.journal.faults import JournalDamaged
+from edge.journal.journal import Journal, JournalError
+from edge.journal.reading import EventQuery, Gap, events_after, first_retained_seq, gaps_between, read_events
+from edge.journal.store import _INSERT, APPLICATION_ID, JournalLimits, _rows
+
+__all__ = [
+    "APPLICATION_ID",
+    "EventQuery",
+    "Journal",
+    "JournalDamaged",
+    "JournalError",
+    "JournalLimits",
+    "Gap",
+    "events_after",
+    "first_retained_seq",
+    "gaps_between",
+    "read_events",
+    "_INSERT",
+    "_rows",
+]

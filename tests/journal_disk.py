@@ -1,0 +1,56 @@
+"""A real small filesystem for the journal's fault tests: the kernel's own ENOSPC and EROFS.
+
+A tmpfs of a few hundred KiB is mounted in the test's temp dir (root only: the tests that
+use it are skipped otherwise, and say so). `fill()` takes the last free byte with a
+ballast file, `free()` gives it back; `read_only()`/`writable()` remount it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+class SmallDisk:
+    def __init__(self, mount: Path) -> None:
+        self.mount = mount
+        self.ballast = mount / "ballast"
+
+    def fill(self) -> None:
+        fd = os.open(self.ballast, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            while True:
+                os.write(fd, b"\1" * 4096)
+        except OSError:
+            pass  # ENOSPC: the disk is full
+        try:
+            while True:
+                os.write(fd, b"\1")
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def free(self) -> None:
+        self.ballast.unlink(missing_ok=True)
+
+    def read_only(self) -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(self.mount)], check=True)
+
+    def writable(self) -> None:
+        subprocess.run(["mount", "-o", "remount,rw", str(self.mount)], check=True)
+
+
+def mount_small_disk(where: Path, size: str = "768k"):
+    """Mount a tmpfs of `size` at `where` (a generator for a fixture: yields a SmallDisk, unmounts after)."""
+    if os.geteuid() != 0:
+        pytest.skip("a real full or read-only filesystem needs a tmpfs mount, which needs root")
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(where)], check=True)
+    try:
+        yield SmallDisk(where)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
