@@ -320,12 +320,12 @@ def load(path: Path) -> BuildingConfig:
     path = Path(path)
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([ConfigProblem(file, 1, 1, "(file)", f"cannot read: {error}")]) from None
+        text = yaml_source.read(path)
+    except yaml_source.SourceError as error:
+        raise ConfigError([ConfigProblem(file, error.line, error.column, "(file)", str(error))]) from None
     try:
         document = yaml_source.load(text)
-    except yaml_source.YamlSyntaxError as error:
+    except yaml_source.SourceError as error:
         raise ConfigError([ConfigProblem(file, error.line, error.column, "(yaml)", str(error))]) from None
     if not isinstance(document.data, dict):
         what = "empty" if document.data is None else f"a {type(document.data).__name__}, not a mapping"
@@ -362,9 +362,9 @@ def device_profiles(config: BuildingConfig) -> dict[str, Profile]:
         if not path.is_file():
             continue  # reported against the device that names it
         try:
-            document = yaml_source.load(path.read_text(encoding="utf-8"))
+            document = yaml_source.load_file(path)
             profiles[name] = Profile.model_validate(document.data)
-        except yaml_source.YamlSyntaxError as error:
+        except yaml_source.SourceError as error:
             problems.append(ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error)))
         except ValidationError as invalid:
             for e in invalid.errors():
