@@ -1,7 +1,8 @@
 """`edge`: the command a technician types on site and systemd starts.
 
 Exit codes follow sysexits: 0 ok, 78 (EX_CONFIG) for a config that does not validate,
-66 (EX_NOINPUT) for a journal that does not exist, 69 (EX_UNAVAILABLE) when the daemon
+66 (EX_NOINPUT) for a journal that does not exist or cannot be read, 65 (EX_DATAERR) for a
+file that is not a journal (empty, not SQLite, not ours), 69 (EX_UNAVAILABLE) when the daemon
 (or its status) is needed and not there, 2 for a wrong command line.
 """
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
+import sqlite3
+import stat
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -24,6 +28,7 @@ from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 
+EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 
@@ -157,11 +162,19 @@ def _events(args: argparse.Namespace) -> int:
         limit=args.limit or None,
         newest_first=args.after_seq is None,
     )
+    unusable = _not_a_journal(path)
+    if unusable is not None:
+        code, message = unusable
+        print(f"edge events: {message}", file=sys.stderr)
+        return code
     try:
         found = read_events(path, query)
     except FileNotFoundError as missing:
         print(f"edge events: {missing}", file=sys.stderr)
         return EX_NOINPUT
+    except (sqlite3.DatabaseError, ValueError) as error:
+        print(f"edge events: {path} is not a journal this gateway wrote: {error}", file=sys.stderr)
+        return EX_DATAERR
     if args.json:
         for event in found:
             print(json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":")))
@@ -176,6 +189,39 @@ def _events(args: argparse.Namespace) -> int:
     return 0
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _not_a_journal(path: Path) -> tuple[int, str] | None:
+    """(exit code, message) when `path` cannot be a journal, else None.
+
+    Asked before SQLite, which would take an empty file for an empty database and a
+    directory or a FIFO for a reason to fail with "disk I/O error" or wait.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return EX_NOINPUT, f"no journal at {path}"
+    except OSError as error:
+        return EX_NOINPUT, f"cannot read the journal {path}: {error.strerror}"
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return EX_NOINPUT, f"{path} is a directory, not a journal"
+        if not stat.S_ISREG(mode):
+            return EX_NOINPUT, f"{path} is not a regular file, not a journal"
+        header = os.read(fd, len(_SQLITE_HEADER))
+    except OSError as error:
+        return EX_NOINPUT, f"cannot read the journal {path}: {error.strerror}"
+    finally:
+        os.close(fd)
+    if not header:
+        return EX_DATAERR, f"{path} is empty (0 bytes), not a journal: the gateway has not written it"
+    if header != _SQLITE_HEADER:
+        return EX_DATAERR, f"{path} is not a journal (not an SQLite file)"
+    return None
+
+
 def _points(args: argparse.Namespace) -> int:
     from edge import points_status
 
@@ -187,15 +233,19 @@ def _points(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"edge points: no status in {config.state_path}: the daemon has not run with field points", file=sys.stderr)
         return EX_UNAVAILABLE
+    except OSError as error:
+        print(f"edge points: cannot read the status in {config.state_path}: {error.strerror}", file=sys.stderr)
+        return EX_UNAVAILABLE
     except ValueError as error:
         print(f"edge points: {error}", file=sys.stderr)
         return EX_UNAVAILABLE
-    rows = points_status.as_rows(snapshot, time.time(), stale_after_s=3 * points_status.SNAPSHOT_EVERY_S)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-    else:
-        print(points_status.render_table(rows))
+    try:
+        rows = points_status.as_rows(snapshot, time.time(), stale_after_s=3 * points_status.SNAPSHOT_EVERY_S)
+        lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows] if args.json else [points_status.render_table(rows)]
+    except (TypeError, ValueError) as error:  # a snapshot with the right keys and wrong types
+        print(f"edge points: points snapshot is malformed: {error}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print("\n".join(lines))
     return 0
 
 

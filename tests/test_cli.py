@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,49 @@ def test_help_and_version():
     assert edge("events", "--help").stdout.count("--kind") >= 1
     version = edge("version")
     assert version.returncode == 0 and version.stdout.startswith("edge ")
+
+
+def test_events_on_a_file_that_is_not_a_journal_is_one_line_and_a_distinct_code(tmp_path):
+    (tmp_path / "empty.db").write_bytes(b"")
+    (tmp_path / "notes.db").write_text("not a journal\n")
+    (tmp_path / "a-dir.db").mkdir()
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE things (x)")
+    other.commit()
+    other.close()
+    cases = {
+        "empty.db": (65, "is empty (0 bytes), not a journal"),
+        "notes.db": (65, "is not a journal (not an SQLite file)"),
+        "other.db": (65, "is not a journal this gateway wrote: no such table: events"),
+        "a-dir.db": (66, "is a directory, not a journal"),
+    }
+    for name, (code, message) in cases.items():
+        result = edge("events", "--journal", str(tmp_path / name))
+        assert (result.returncode, result.stdout) == (code, ""), (name, result)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, (name, result.stderr)
+    assert (tmp_path / "empty.db").stat().st_size == 0  # looked at, not turned into a database
+
+
+def test_events_on_a_journal_that_holds_none_says_so(tmp_path):
+    async def create():
+        journal = await Journal.open(tmp_path / "journal.db")
+        await journal.close()
+
+    asyncio.run(create())
+    result = edge("events", "--journal", str(tmp_path / "journal.db"))
+    assert result.returncode == 0 and result.stdout.splitlines()[-1] == "(no events match)", result
+
+
+def test_points_on_a_broken_status_file_is_one_line(write_config, building_dir):
+    config = write_config(MINIMAL)
+    status = building_dir / "state" / "points.json"
+    status.parent.mkdir()
+    status.write_text(json.dumps({"written_at": 1.0, "points": [
+        {"name": 1, "point": 2, "quantity": 3, "value": "x", "unit": 5, "read_at": "yesterday", "state": "ok"}]}))
+    wrong_types = edge("points", "--config", str(config))
+    assert wrong_types.returncode == 69 and "points snapshot is malformed" in wrong_types.stderr, wrong_types
+    status.unlink()
+    status.mkdir()
+    a_directory = edge("points", "--config", str(config))
+    assert a_directory.returncode == 69 and "cannot read the status" in a_directory.stderr, a_directory
+    assert "Traceback" not in wrong_types.stderr + a_directory.stderr
