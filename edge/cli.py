@@ -129,6 +129,8 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{len(config.readers)} readers, {len(config.doors)} doors, {len(config.circuits)} circuits, "
         f"{len(config.pressure_points)} pressure points, {len(config.cameras)} cameras"
     )
+    for name, path in building_config.shadowed_profiles(config).items():
+        print(f"{args.file}: profile {name!r} is read from {path}, not the built-in one")
     return 0
 
 

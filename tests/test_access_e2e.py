@@ -43,7 +43,7 @@ class Building:
         self.write_config, self.card_port, self.keypad_port, self.wall, self.fire = write_config, card_port, keypad_port, wall, fire
 
     async def __aenter__(self) -> Building:
-        self.io = SimulatedDevice(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+        self.io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
         self.simulator = FieldSimulator([self.io])
         port = await self.simulator.start_tcp()
         path = self.write_config(MINIMAL + f"""
