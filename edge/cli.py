@@ -3,7 +3,8 @@
 Exit codes follow sysexits: 0 ok, 78 (EX_CONFIG) for a config that does not validate,
 66 (EX_NOINPUT) for a journal that does not exist or cannot be read, 65 (EX_DATAERR) for a
 file that is not a journal (empty, not SQLite, not ours), 69 (EX_UNAVAILABLE) when the daemon
-(or its status) is needed and not there, 2 for a wrong command line.
+(or its status) is needed and not there, 73 (EX_CANTCREAT) when `edge init` refuses to
+overwrite, 2 for a wrong command line.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from edge.version import VERSION
 EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
+EX_CANTCREAT = 73
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,6 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     close.add_argument("--reason", required=True, help="why it is safe now (10-500 characters)")
     _config_option(close)
     close.set_defaults(handler=_breaker_close)
+
+    init = commands.add_parser("init", help="write a starter building config and a new building secret", description=(
+        "Create DIR (0700) with DIR/building.yaml, a starter config to edit, and DIR/secrets/building.key, a new "
+        "building secret (32 random bytes, hex), both 0600. Refuses, writing nothing, if either exists. "
+        "Exit 0 when written, 73 when refused or the files cannot be created."))
+    init.add_argument("dir", type=Path, help="config directory, e.g. /etc/edge")
+    init.add_argument("--building", type=_building_id, default="my-building",
+                      help="building id (letters, digits, '-', '_'; default my-building): names it upstream")
+    init.set_defaults(handler=_init)
 
     schema = commands.add_parser("schema", help="print the config JSON Schema", description=(
         "Print the JSON Schema of the building config (the same as config/schema.json)."))
@@ -260,6 +271,28 @@ def _breaker_close(args: argparse.Namespace) -> int:
     request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
     return control.command("edge breaker close", config.state_path, request,
                            lambda answer: f"breaker of circuit {args.circuit} closed and confirmed")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from edge import starter
+
+    try:
+        config, secret = starter.write(args.dir, args.building)
+    except starter.StarterExists as refused:
+        print(f"edge init: {refused}", file=sys.stderr)
+        return EX_CANTCREAT
+    except OSError as error:
+        print(f"edge init: cannot create {error.filename or args.dir}: {error.strerror}", file=sys.stderr)
+        return EX_CANTCREAT
+    print(f"wrote {config} (edit it) and {secret} (the building secret: back it up, never share it)")
+    print(f"next: edge check-config {config}")
+    return 0
+
+
+def _building_id(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a building id: letters, digits, '-' and '_', at most 64")
+    return text
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -120,3 +120,38 @@ def test_points_on_a_broken_status_file_is_one_line(write_config, building_dir):
     a_directory = edge("points", "--config", str(config))
     assert a_directory.returncode == 69 and "cannot read the status" in a_directory.stderr, a_directory
     assert "Traceback" not in wrong_types.stderr + a_directory.stderr
+
+
+def test_init_writes_a_starter_config_and_a_new_owner_only_secret(tmp_path):
+    edge_dir = tmp_path / "etc" / "edge"
+    result = edge("init", str(edge_dir), "--building", "hillside-court-7")
+    assert result.returncode == 0, result.stderr
+    config, secret = edge_dir / "building.yaml", edge_dir / "secrets" / "building.key"
+    assert {path: oct(path.stat().st_mode & 0o777) for path in (edge_dir, edge_dir / "secrets", config, secret)} == {
+        edge_dir: "0o700", edge_dir / "secrets": "0o700", config: "0o600", secret: "0o600"}
+    key = secret.read_text().strip()
+    assert len(bytes.fromhex(key)) == 32
+    checked = edge("check-config", str(config))
+    assert checked.returncode == 0 and "ok: building hillside-court-7" in checked.stdout, checked.stderr
+
+    other = edge("init", str(tmp_path / "other"))
+    assert other.returncode == 0 and (tmp_path / "other" / "secrets" / "building.key").read_text().strip() != key
+
+
+def test_init_never_overwrites_a_config_or_a_secret(tmp_path):
+    for existing in ("building.yaml", "secrets/building.key"):
+        edge_dir = tmp_path / existing.replace("/", "-")
+        (edge_dir / existing).parent.mkdir(parents=True)
+        (edge_dir / existing).write_text("someone's work\n")
+        before = sorted(p.relative_to(edge_dir) for p in edge_dir.rglob("*"))
+        result = edge("init", str(edge_dir))
+        assert result.returncode == 73, result
+        assert f"{edge_dir / existing} already exists; nothing was written" in result.stderr
+        assert sorted(p.relative_to(edge_dir) for p in edge_dir.rglob("*")) == before
+        assert (edge_dir / existing).read_text() == "someone's work\n"
+
+
+def test_init_refuses_a_building_id_that_is_not_a_name(tmp_path):
+    result = edge("init", str(tmp_path / "edge"), "--building", "block 7: east")
+    assert result.returncode == 2 and "is not a building id" in result.stderr
+    assert not (tmp_path / "edge").exists()
