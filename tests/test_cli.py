@@ -157,3 +157,12 @@ def test_init_refuses_a_building_id_that_is_not_a_name(tmp_path):
     result = edge("init", str(tmp_path / "edge"), "--building", "block 7: east")
     assert result.returncode == 2 and "is not a building id" in result.stderr
     assert not (tmp_path / "edge").exists()
+
+
+def test_credentials_import_of_a_device_or_a_directory_is_refused_without_reading_it(write_config, building_dir):
+    config = write_config(MINIMAL)
+    (building_dir / "tenants.csv").mkdir()
+    for source, message in (("/dev/zero", "unknown import format ''"), (str(building_dir / "tenants.csv"), "not a regular file")):
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "credentials", "import", source, "--config", str(config)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, result
