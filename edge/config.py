@@ -344,14 +344,17 @@ def load(path: Path) -> BuildingConfig:
         config = BuildingConfig.model_validate(document.data, context={"base": path.parent.resolve()})
     except ValidationError as invalid:
         raise ConfigError([problem(_data_loc(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in invalid.errors()]) from None
+    problems: list[ConfigProblem] = []
     if config.profiles_dir is None:
         config = config.model_copy(update={"profiles_dir": (path.parent / "profiles").resolve()})
+    elif not config.profiles_dir.is_dir():
+        # named on purpose: falling back to a built-in of the same name would be a silent swap
+        problems.append(problem(("profiles_dir",), f"{config.profiles_dir} is not a directory"))
     try:
         profiles = device_profiles(config)
     except ConfigError as broken:
-        profiles, problems = {}, broken.problems
-    else:
-        problems = []
+        profiles = {}
+        problems += broken.problems
     problems += [problem(loc, message) for loc, message in cross_check(config, profiles)]
     if problems:
         raise ConfigError(problems)

@@ -201,3 +201,8 @@ def test_an_unknown_profile_names_where_it_was_looked_for(write_config, building
 def test_a_profile_name_is_a_name_not_a_path(write_config):
     found = "\n".join(problems_of(write_config(ONE_MONITOR.replace("profile: generic-efm8", "profile: ../../secrets/building"))))
     assert "devices.0.profile: String should match pattern" in found
+
+
+def test_a_profiles_dir_named_in_the_file_must_exist(write_config, building_dir):
+    found = problems_of(write_config(ONE_MONITOR + "profiles_dir: site-profiles\n"))
+    assert found == [f"{building_dir / 'building.yaml'}:11:1: profiles_dir: {building_dir / 'site-profiles'} is not a directory"], found
