@@ -1,8 +1,10 @@
 """`edge`: the command a technician types on site and systemd starts.
 
 Exit codes follow sysexits: 0 ok, 78 (EX_CONFIG) for a config that does not validate,
-66 (EX_NOINPUT) for a journal that does not exist, 69 (EX_UNAVAILABLE) when the daemon
-(or its status) is needed and not there, 2 for a wrong command line.
+66 (EX_NOINPUT) for a journal that does not exist or cannot be read, 65 (EX_DATAERR) for a
+file that is not a journal (empty, not SQLite, not ours), 69 (EX_UNAVAILABLE) when the daemon
+(or its status) is needed and not there, 73 (EX_CANTCREAT) when `edge init` refuses to
+overwrite, 2 for a wrong command line.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
+import sqlite3
+import stat
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -24,8 +29,10 @@ from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 
+EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
+EX_CANTCREAT = 73
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,6 +97,15 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(close)
     close.set_defaults(handler=_breaker_close)
 
+    init = commands.add_parser("init", help="write a starter building config and a new building secret", description=(
+        "Create DIR (0700) with DIR/building.yaml, a starter config to edit, and DIR/secrets/building.key, a new "
+        "building secret (32 random bytes, hex), both 0600. Refuses, writing nothing, if either exists. "
+        "Exit 0 when written, 73 when refused or the files cannot be created."))
+    init.add_argument("dir", type=Path, help="config directory, e.g. /etc/edge")
+    init.add_argument("--building", type=_building_id, default="my-building",
+                      help="building id (letters, digits, '-', '_'; default my-building): names it upstream")
+    init.set_defaults(handler=_init)
+
     schema = commands.add_parser("schema", help="print the config JSON Schema", description=(
         "Print the JSON Schema of the building config (the same as config/schema.json)."))
     schema.set_defaults(handler=_schema)
@@ -124,6 +140,8 @@ def _check_config(args: argparse.Namespace) -> int:
         f"{len(config.readers)} readers, {len(config.doors)} doors, {len(config.circuits)} circuits, "
         f"{len(config.pressure_points)} pressure points, {len(config.cameras)} cameras"
     )
+    for name, path in building_config.shadowed_profiles(config).items():
+        print(f"{args.file}: profile {name!r} is read from {path}, not the built-in one")
     return 0
 
 
@@ -157,11 +175,19 @@ def _events(args: argparse.Namespace) -> int:
         limit=args.limit or None,
         newest_first=args.after_seq is None,
     )
+    unusable = _not_a_journal(path)
+    if unusable is not None:
+        code, message = unusable
+        print(f"edge events: {message}", file=sys.stderr)
+        return code
     try:
         found = read_events(path, query)
     except FileNotFoundError as missing:
         print(f"edge events: {missing}", file=sys.stderr)
         return EX_NOINPUT
+    except (sqlite3.DatabaseError, ValueError) as error:
+        print(f"edge events: {path} is not a journal this gateway wrote: {error}", file=sys.stderr)
+        return EX_DATAERR
     if args.json:
         for event in found:
             print(json.dumps(event.as_dict(), ensure_ascii=False, separators=(",", ":")))
@@ -176,6 +202,39 @@ def _events(args: argparse.Namespace) -> int:
     return 0
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _not_a_journal(path: Path) -> tuple[int, str] | None:
+    """(exit code, message) when `path` cannot be a journal, else None.
+
+    Asked before SQLite, which would take an empty file for an empty database and a
+    directory or a FIFO for a reason to fail with "disk I/O error" or wait.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return EX_NOINPUT, f"no journal at {path}"
+    except OSError as error:
+        return EX_NOINPUT, f"cannot read the journal {path}: {error.strerror}"
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            return EX_NOINPUT, f"{path} is a directory, not a journal"
+        if not stat.S_ISREG(mode):
+            return EX_NOINPUT, f"{path} is not a regular file, not a journal"
+        header = os.read(fd, len(_SQLITE_HEADER))
+    except OSError as error:
+        return EX_NOINPUT, f"cannot read the journal {path}: {error.strerror}"
+    finally:
+        os.close(fd)
+    if not header:
+        return EX_DATAERR, f"{path} is empty (0 bytes), not a journal: the gateway has not written it"
+    if header != _SQLITE_HEADER:
+        return EX_DATAERR, f"{path} is not a journal (not an SQLite file)"
+    return None
+
+
 def _points(args: argparse.Namespace) -> int:
     from edge import points_status
 
@@ -187,15 +246,19 @@ def _points(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         print(f"edge points: no status in {config.state_path}: the daemon has not run with field points", file=sys.stderr)
         return EX_UNAVAILABLE
+    except OSError as error:
+        print(f"edge points: cannot read the status in {config.state_path}: {error.strerror}", file=sys.stderr)
+        return EX_UNAVAILABLE
     except ValueError as error:
         print(f"edge points: {error}", file=sys.stderr)
         return EX_UNAVAILABLE
-    rows = points_status.as_rows(snapshot, time.time(), stale_after_s=3 * points_status.SNAPSHOT_EVERY_S)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row, ensure_ascii=False, separators=(",", ":")))
-    else:
-        print(points_status.render_table(rows))
+    try:
+        rows = points_status.as_rows(snapshot, time.time(), stale_after_s=3 * points_status.SNAPSHOT_EVERY_S)
+        lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows] if args.json else [points_status.render_table(rows)]
+    except (TypeError, ValueError) as error:  # a snapshot with the right keys and wrong types
+        print(f"edge points: points snapshot is malformed: {error}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    print("\n".join(lines))
     return 0
 
 
@@ -208,6 +271,28 @@ def _breaker_close(args: argparse.Namespace) -> int:
     request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
     return control.command("edge breaker close", config.state_path, request,
                            lambda answer: f"breaker of circuit {args.circuit} closed and confirmed")
+
+
+def _init(args: argparse.Namespace) -> int:
+    from edge import starter
+
+    try:
+        config, secret = starter.write(args.dir, args.building)
+    except starter.StarterExists as refused:
+        print(f"edge init: {refused}", file=sys.stderr)
+        return EX_CANTCREAT
+    except OSError as error:
+        print(f"edge init: cannot create {error.filename or args.dir}: {error.strerror}", file=sys.stderr)
+        return EX_CANTCREAT
+    print(f"wrote {config} (edit it) and {secret} (the building secret: back it up, never share it)")
+    print(f"next: edge check-config {config}")
+    return 0
+
+
+def _building_id(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a building id: letters, digits, '-' and '_', at most 64")
+    return text
 
 
 def _schema(args: argparse.Namespace) -> int:

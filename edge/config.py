@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -27,6 +28,8 @@ from edge.telemetry import TelemetrySettings
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
 EX_CONFIG = 78
+BUILT_IN_PROFILES = Path(str(resources.files("drivers.modbus") / "profiles"))
+"""The device profiles installed with the package; a file of the same name in profiles_dir replaces one."""
 
 Name = Annotated[
     str,
@@ -152,12 +155,12 @@ Bus = Annotated[Union[SerialBus, TcpBus], Field(discriminator="type")]
 
 
 class Device(Strict):
-    """A Modbus device on a bus, described by a profile in config/profiles/."""
+    """A Modbus device on a bus, described by a device profile (see profile_path)."""
 
     name: Name
     bus: Name
     address: int = Field(ge=1, le=247, description="Modbus unit id.")
-    profile: str = Field(min_length=1, description="Profile name (file stem in the profiles directory).")
+    profile: Name = Field(description="Profile name: a file stem in profiles_dir, else a built-in profile (generic-efm8, ...).")
     poll_s: float | None = Field(None, gt=0, le=3600, description="Poll interval for its points; default: the profile's.")
 
 
@@ -284,7 +287,9 @@ class BuildingConfig(Strict):
 
     building: Building
     state_dir: LocalPath | None = Field(None, description="Journal and credential store; default $STATE_DIRECTORY or /var/lib/edge.")
-    profiles_dir: LocalPath | None = Field(None, description="Modbus device profiles; default: profiles/ beside this file.")
+    profiles_dir: LocalPath | None = Field(
+        None, description="Local Modbus device profiles, looked up before the built-in ones; default: profiles/ beside this file."
+    )
     journal: JournalSettings = JournalSettings()
     logging: Logging = Logging()
     buses: list[Bus] = Field(default_factory=list)
@@ -334,12 +339,12 @@ def load(path: Path) -> BuildingConfig:
     path = Path(path)
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError([ConfigProblem(file, 1, 1, "(file)", f"cannot read: {error}")]) from None
+        text = yaml_source.read(path)
+    except yaml_source.SourceError as error:
+        raise ConfigError([ConfigProblem(file, error.line, error.column, "(file)", str(error))]) from None
     try:
         document = yaml_source.load(text)
-    except yaml_source.YamlSyntaxError as error:
+    except yaml_source.SourceError as error:
         raise ConfigError([ConfigProblem(file, error.line, error.column, "(yaml)", str(error))]) from None
     if not isinstance(document.data, dict):
         what = "empty" if document.data is None else f"a {type(document.data).__name__}, not a mapping"
@@ -353,14 +358,17 @@ def load(path: Path) -> BuildingConfig:
         config = BuildingConfig.model_validate(document.data, context={"base": path.parent.resolve()})
     except ValidationError as invalid:
         raise ConfigError([problem(_data_loc(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in invalid.errors()]) from None
+    problems: list[ConfigProblem] = []
     if config.profiles_dir is None:
         config = config.model_copy(update={"profiles_dir": (path.parent / "profiles").resolve()})
+    elif not config.profiles_dir.is_dir():
+        # named on purpose: falling back to a built-in of the same name would be a silent swap
+        problems.append(problem(("profiles_dir",), f"{config.profiles_dir} is not a directory"))
     try:
         profiles = device_profiles(config)
     except ConfigError as broken:
-        profiles, problems = {}, broken.problems
-    else:
-        problems = []
+        profiles = {}
+        problems += broken.problems
     problems += [problem(loc, message) for loc, message in cross_check(config, profiles)]
     if problems:
         raise ConfigError(problems)
@@ -372,13 +380,13 @@ def device_profiles(config: BuildingConfig) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {}
     problems: list[ConfigProblem] = []
     for name in sorted({d.profile for d in config.devices}):
-        path = (config.profiles_dir or Path("profiles")) / f"{name}.yaml"
-        if not path.is_file():
+        path = profile_path(config, name)
+        if path is None:
             continue  # reported against the device that names it
         try:
-            document = yaml_source.load(path.read_text(encoding="utf-8"))
+            document = yaml_source.load_file(path)
             profiles[name] = Profile.model_validate(document.data)
-        except yaml_source.YamlSyntaxError as error:
+        except yaml_source.SourceError as error:
             problems.append(ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error)))
         except ValidationError as invalid:
             for e in invalid.errors():
@@ -387,6 +395,25 @@ def device_profiles(config: BuildingConfig) -> dict[str, Profile]:
     if problems:
         raise ConfigError(problems)
     return profiles
+
+
+def profile_path(config: BuildingConfig, name: str) -> Path | None:
+    """The file of profile `name`: the building's own profiles_dir first, so a site can fix or
+    replace a shipped profile without touching the package, then the built-in set."""
+    for directory in (config.profiles_dir, BUILT_IN_PROFILES):
+        if directory is not None and (directory / f"{name}.yaml").is_file():
+            return directory / f"{name}.yaml"
+    return None
+
+
+def shadowed_profiles(config: BuildingConfig) -> dict[str, Path]:
+    """The profiles the building uses whose local file replaces a built-in one of the same name."""
+    shadowed: dict[str, Path] = {}
+    for name in sorted({d.profile for d in config.devices}):
+        path, built_in = profile_path(config, name), BUILT_IN_PROFILES / f"{name}.yaml"
+        if path is not None and built_in.is_file() and not path.samefile(built_in):
+            shadowed[name] = path
+    return shadowed
 
 
 def _data_loc(loc: tuple) -> tuple:
@@ -433,8 +460,9 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
             problems.append((("devices", index, "address"), f"address {device.address} on bus {device.bus!r} is already used by device {addresses[key]!r}"))
         else:
             addresses[key] = device.name
-        if config.profiles_dir is not None and not (config.profiles_dir / f"{device.profile}.yaml").is_file():
-            problems.append((("devices", index, "profile"), f"no profile {device.profile!r} in {config.profiles_dir}"))
+        if profile_path(config, device.profile) is None:
+            built_in = ", ".join(sorted(p.stem for p in BUILT_IN_PROFILES.glob("*.yaml")))
+            problems.append((("devices", index, "profile"), f"no profile {device.profile!r} in {config.profiles_dir} nor built in ({built_in})"))
 
     serial_owners: dict[str, str] = {}
     osdp_ports: dict[str, Reader] = {}  # port -> its first OSDP reader (readers on one port share a bus)

@@ -23,7 +23,7 @@ from edge.access.credentials import CredentialStore, Enrolment
 from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator, Noise, Ramp, SimulatedDevice, Step, wire_break
 
-PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
+PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
 PORT = 15020
 READER_DIR = Path("/tmp/edge-demo")
 TENANT_CARD = bytes.fromhex("01001293D8")

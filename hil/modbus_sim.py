@@ -6,7 +6,7 @@ scripts (constant, ramp, step, noise, a 4-20 mA loop with a broken wire) and tak
 faults on demand: no answer, an exception code, a slow answer, a corrupted CRC, a frame
 cut short. Commands from the profile move their read-back point, as the real device would.
 
-Run: python -m hil.modbus_sim --profile config/profiles/generic-breaker.yaml --port 5020
+Run: python -m hil.modbus_sim --profile drivers/modbus/profiles/generic-breaker.yaml --port 5020
 """
 
 from __future__ import annotations

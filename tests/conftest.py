@@ -13,12 +13,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def building_dir(tmp_path: Path) -> Path:
-    """A config directory with a secret file and the shipped profiles beside it."""
+    """A config directory with a secret file and an empty local profiles/ (the shipped profiles are built in)."""
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "building.key").write_text(secrets.token_hex(32))
     (tmp_path / "profiles").mkdir()
-    for profile in (REPO / "config" / "profiles").glob("*.yaml"):
-        (tmp_path / "profiles" / profile.name).symlink_to(profile)
     return tmp_path
 
 

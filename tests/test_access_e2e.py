@@ -45,7 +45,7 @@ class Building:
         self.extra = extra
 
     async def __aenter__(self) -> Building:
-        self.io = SimulatedDevice(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+        self.io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
         self.simulator = FieldSimulator([self.io])
         port = await self.simulator.start_tcp()
         path = self.write_config(MINIMAL + f"""

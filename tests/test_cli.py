@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -73,3 +74,95 @@ def test_help_and_version():
     assert edge("events", "--help").stdout.count("--kind") >= 1
     version = edge("version")
     assert version.returncode == 0 and version.stdout.startswith("edge ")
+
+
+def test_events_on_a_file_that_is_not_a_journal_is_one_line_and_a_distinct_code(tmp_path):
+    (tmp_path / "empty.db").write_bytes(b"")
+    (tmp_path / "notes.db").write_text("not a journal\n")
+    (tmp_path / "a-dir.db").mkdir()
+    other = sqlite3.connect(tmp_path / "other.db")
+    other.execute("CREATE TABLE things (x)")
+    other.commit()
+    other.close()
+    cases = {
+        "empty.db": (65, "is empty (0 bytes), not a journal"),
+        "notes.db": (65, "is not a journal (not an SQLite file)"),
+        "other.db": (65, "is not a journal this gateway wrote: no such table: events"),
+        "a-dir.db": (66, "is a directory, not a journal"),
+        # cannot be opened (as EACCES would be; these tests may run as root, who reads anything)
+        "notes.db/journal.db": (66, "cannot read the journal"),
+    }
+    for name, (code, message) in cases.items():
+        result = edge("events", "--journal", str(tmp_path / name))
+        assert (result.returncode, result.stdout) == (code, ""), (name, result)
+        assert result.stderr.count("\n") == 1 and message in result.stderr, (name, result.stderr)
+    assert (tmp_path / "empty.db").stat().st_size == 0  # looked at, not turned into a database
+
+
+def test_events_on_a_journal_that_holds_none_says_so(tmp_path):
+    async def create():
+        journal = await Journal.open(tmp_path / "journal.db")
+        await journal.close()
+
+    asyncio.run(create())
+    result = edge("events", "--journal", str(tmp_path / "journal.db"))
+    assert result.returncode == 0 and result.stdout.splitlines()[-1] == "(no events match)", result
+
+
+def test_points_on_a_broken_status_file_is_one_line(write_config, building_dir):
+    config = write_config(MINIMAL)
+    status = building_dir / "state" / "points.json"
+    status.parent.mkdir()
+    status.write_text(json.dumps({"written_at": 1.0, "points": [
+        {"name": 1, "point": 2, "quantity": 3, "value": "x", "unit": 5, "read_at": "yesterday", "state": "ok"}]}))
+    wrong_types = edge("points", "--config", str(config))
+    assert wrong_types.returncode == 69 and "points snapshot is malformed" in wrong_types.stderr, wrong_types
+    status.unlink()
+    status.mkdir()
+    a_directory = edge("points", "--config", str(config))
+    assert a_directory.returncode == 69 and "cannot read the status" in a_directory.stderr, a_directory
+    assert "Traceback" not in wrong_types.stderr + a_directory.stderr
+
+
+def test_init_writes_a_starter_config_and_a_new_owner_only_secret(tmp_path):
+    edge_dir = tmp_path / "etc" / "edge"
+    result = edge("init", str(edge_dir), "--building", "hillside-court-7")
+    assert result.returncode == 0, result.stderr
+    config, secret = edge_dir / "building.yaml", edge_dir / "secrets" / "building.key"
+    assert {path: oct(path.stat().st_mode & 0o777) for path in (edge_dir, edge_dir / "secrets", config, secret)} == {
+        edge_dir: "0o700", edge_dir / "secrets": "0o700", config: "0o600", secret: "0o600"}
+    key = secret.read_text().strip()
+    assert len(bytes.fromhex(key)) == 32
+    checked = edge("check-config", str(config))
+    assert checked.returncode == 0 and "ok: building hillside-court-7" in checked.stdout, checked.stderr
+
+    other = edge("init", str(tmp_path / "other"))
+    assert other.returncode == 0 and (tmp_path / "other" / "secrets" / "building.key").read_text().strip() != key
+
+
+def test_init_never_overwrites_a_config_or_a_secret(tmp_path):
+    for existing in ("building.yaml", "secrets/building.key"):
+        edge_dir = tmp_path / existing.replace("/", "-")
+        (edge_dir / existing).parent.mkdir(parents=True)
+        (edge_dir / existing).write_text("someone's work\n")
+        before = sorted(p.relative_to(edge_dir) for p in edge_dir.rglob("*"))
+        result = edge("init", str(edge_dir))
+        assert result.returncode == 73, result
+        assert f"{edge_dir / existing} already exists; nothing was written" in result.stderr
+        assert sorted(p.relative_to(edge_dir) for p in edge_dir.rglob("*")) == before
+        assert (edge_dir / existing).read_text() == "someone's work\n"
+
+
+def test_init_refuses_a_building_id_that_is_not_a_name(tmp_path):
+    result = edge("init", str(tmp_path / "edge"), "--building", "block 7: east")
+    assert result.returncode == 2 and "is not a building id" in result.stderr
+    assert not (tmp_path / "edge").exists()
+
+
+def test_credentials_import_of_a_device_or_a_directory_is_refused_without_reading_it(write_config, building_dir):
+    config = write_config(MINIMAL)
+    (building_dir / "tenants.csv").mkdir()
+    for source, message in (("/dev/zero", "unknown import format ''"), (str(building_dir / "tenants.csv"), "not a regular file")):
+        result = subprocess.run([sys.executable, "-m", "edge.cli", "credentials", "import", source, "--config", str(config)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr, result

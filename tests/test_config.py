@@ -29,11 +29,20 @@ def test_minimal_config_loads_with_paths_beside_the_file(write_config, building_
     assert config.building.secret.read() == (building_dir / "secrets" / "building.key").read_text().encode()
 
 
-@pytest.mark.parametrize("name", ["example.yaml", "demo.yaml"])
-def test_shipped_configs_are_valid(name):
-    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(REPO / "config" / name)], capture_output=True, text=True)
+def test_the_demo_config_is_valid_where_it_is():
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(REPO / "config" / "demo.yaml")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
+
+
+def test_the_example_config_is_valid_beside_the_secret_edge_init_writes(tmp_path):
+    edge_dir = tmp_path / "etc" / "edge"
+    init = subprocess.run([sys.executable, "-m", "edge.cli", "init", str(edge_dir)], capture_output=True, text=True)
+    assert init.returncode == 0, init.stderr
+    (edge_dir / "building.yaml").write_text((REPO / "config" / "example.yaml").read_text())  # README: copy it over the starter
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(edge_dir / "building.yaml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ok: building hillside-court-7" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -152,3 +161,48 @@ circuits:
     found = "\n".join(problems_of(path))
     assert "circuits.0.currents.1: device 'f1-monitor' (generic-efm8) has no point 'current_x'" in found
     assert "circuits.0.breaker: device 'f1-breaker' (generic-efm8) has no command 'close'" in found
+
+
+ONE_MONITOR = MINIMAL + """
+buses: [{name: b, type: tcp, host: 127.0.0.1}]
+devices: [{name: f1-monitor, bus: b, address: 1, profile: generic-efm8}]
+circuits:
+  - {name: f1-c1, floor: 1, box: F1, currents: [f1-monitor.current_a], safety: {power_cut: warn, over_current_a: {alarm: 32}}}
+"""
+
+
+def test_a_shipped_profile_is_found_without_a_local_profiles_dir(write_config, building_dir):
+    (building_dir / "profiles").rmdir()
+    config = building_config.load(write_config(ONE_MONITOR))
+    assert building_config.profile_path(config, "generic-efm8") == building_config.BUILT_IN_PROFILES / "generic-efm8.yaml"
+    assert building_config.device_profiles(config)["generic-efm8"].model == "generic-efm8"
+    assert building_config.shadowed_profiles(config) == {}
+
+
+def test_a_local_profile_replaces_the_built_in_one_and_check_config_says_so(write_config, building_dir):
+    built_in = (building_config.BUILT_IN_PROFILES / "generic-efm8.yaml").read_text()
+    local = building_dir / "profiles" / "generic-efm8.yaml"
+    local.write_text(built_in.replace("name: current_a,", "name: current_l1,"))
+    path = write_config(ONE_MONITOR)
+    found = "\n".join(problems_of(path))  # the building's own file is the one read
+    assert "circuits.0.currents.0: device 'f1-monitor' (generic-efm8) has no point 'current_a'" in found
+
+    path.write_text(path.read_text().replace("f1-monitor.current_a", "f1-monitor.current_l1"))
+    result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: profile 'generic-efm8' is read from {local}, not the built-in one" in result.stdout
+
+
+def test_an_unknown_profile_names_where_it_was_looked_for(write_config, building_dir):
+    found = "\n".join(problems_of(write_config(ONE_MONITOR.replace("profile: generic-efm8", "profile: acme-9000"))))
+    assert f"devices.0.profile: no profile 'acme-9000' in {building_dir / 'profiles'} nor built in (generic-ai8" in found
+
+
+def test_a_profile_name_is_a_name_not_a_path(write_config):
+    found = "\n".join(problems_of(write_config(ONE_MONITOR.replace("profile: generic-efm8", "profile: ../../secrets/building"))))
+    assert "devices.0.profile: String should match pattern" in found
+
+
+def test_a_profiles_dir_named_in_the_file_must_exist(write_config, building_dir):
+    found = problems_of(write_config(ONE_MONITOR + "profiles_dir: site-profiles\n"))
+    assert found == [f"{building_dir / 'building.yaml'}:11:1: profiles_dir: {building_dir / 'site-profiles'} is not a directory"], found

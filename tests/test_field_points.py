@@ -20,7 +20,7 @@ from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wi
 
 from conftest import MINIMAL, REPO
 
-PROFILES = REPO / "config" / "profiles"
+PROFILES = REPO / "drivers" / "modbus" / "profiles"
 
 CIRCUIT = """
 circuits:

@@ -17,7 +17,7 @@ from conftest import MINIMAL, REPO
 
 def test_readings_reach_subscribers_and_an_offline_device_is_journaled(write_config, building_dir: Path):
     async def scenario():
-        monitor = SimulatedDevice(load_profile(REPO / "config" / "profiles" / "generic-efm8.yaml"), 1)
+        monitor = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-efm8.yaml"), 1)
         monitor.set_value("current_a", 12.5)
         simulator = FieldSimulator([monitor])
         port = await simulator.start_tcp()

@@ -14,7 +14,7 @@ from drivers.modbus.profile import Function, Profile, load_profile
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, Ramp, SimulatedDevice, wire_break
 from hil.pty import pty_pair
 
-PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
+PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
 WAIT_S = 10.0  # a safety net so a broken test fails instead of hanging; never a timing assertion
 ONCE = 3600.0  # a poll interval long enough that a test sees exactly one pass
 

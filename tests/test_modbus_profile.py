@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from drivers.modbus.profile import Function, Order, Profile, load_profile, load_profiles
 
-PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
+PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
 
 
 def _profile(points, **extra) -> Profile:

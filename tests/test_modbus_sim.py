@@ -15,7 +15,7 @@ from drivers.modbus.profile import Function, load_profile
 from hil.modbus_sim import Constant, Noise, Ramp, SimulatedDevice, Step, wire_break
 
 REPO = Path(__file__).resolve().parent.parent
-PROFILES = REPO / "config" / "profiles"
+PROFILES = REPO / "drivers" / "modbus" / "profiles"
 
 
 class FakeClock:

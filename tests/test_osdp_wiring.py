@@ -52,7 +52,7 @@ def test_osdp_tap_unlocks_the_door_and_the_reader_shows_grant_and_deny(write_con
     generate_key_file(building_dir / "secrets" / "front.key")
 
     async def scenario():
-        io = SimulatedDevice(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+        io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
         simulator = FieldSimulator([io])
         port = await simulator.start_tcp()
         with pty_pair() as (gateway_end, reader_end):

@@ -18,7 +18,7 @@ from hil.modbus_sim import FieldSimulator, SimulatedDevice
 
 from conftest import MINIMAL, REPO
 
-PROFILES = REPO / "config" / "profiles"
+PROFILES = REPO / "drivers" / "modbus" / "profiles"
 
 
 class SimulatorThread:

@@ -426,6 +426,11 @@ Row = tuple[int, dict[str, Any] | str]
 
 def _read_rows(path: Path) -> list[Row]:
     """The rows of an import file; a whole-file problem raises CredentialImportError."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson"):  # asked first: /dev/zero would never finish reading
+        raise CredentialImportError(f"{path}: unknown import format {suffix!r}; use .csv, .jsonl or .ndjson")
+    if path.exists() and not path.is_file():
+        raise CredentialImportError(f"{path}: not a regular file")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -435,12 +440,7 @@ def _read_rows(path: Path) -> list[Row]:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise CredentialImportError(f"{path}:{line}: not UTF-8 text") from None
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _csv_rows(path, text)
-    if suffix in (".jsonl", ".ndjson"):
-        return _jsonl_rows(text)
-    raise CredentialImportError(f"{path}: unknown import format {suffix!r}; use .csv, .jsonl or .ndjson")
+    return _csv_rows(path, text) if suffix == ".csv" else _jsonl_rows(text)
 
 
 def _csv_rows(path: Path, text: str) -> list[Row]:

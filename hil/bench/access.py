@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         base = Path(tmp)
         (base / "secret.key").write_text("bench-" + "0" * 40)
-        (base / "profiles").symlink_to(REPO / "config" / "profiles")
-        io = _TimedIO(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+        (base / "profiles").symlink_to(REPO / "drivers" / "modbus" / "profiles")
+        io = _TimedIO(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
         port, sim_loop = _start_simulator(io)
         (base / "building.yaml").write_text(f"""
 building: {{id: bench, timezone: Asia/Shanghai, secret: {{file: secret.key}}}}

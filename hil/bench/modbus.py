@@ -48,7 +48,7 @@ from hil.line import SerialLine
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILES = {p.stem: load_profile(p) for p in sorted((REPO / "config" / "profiles").glob("*.yaml"))}
+PROFILES = {p.stem: load_profile(p) for p in sorted((REPO / "drivers" / "modbus" / "profiles").glob("*.yaml"))}
 # A floor box bus: monitors and breakers, plus the water sensors; every shipped profile appears.
 RTU_BUS = ["generic-efm8", "generic-breaker"] * 3 + ["generic-ai8", "generic-ai8-int", "generic-pt485", "generic-level"]
 TCP_DEVICES = list(itertools.islice(itertools.cycle(sorted(PROFILES)), 20))
@@ -248,7 +248,7 @@ async def _alarm_latency_ms(rounds: int = 7) -> float:
         (base / "building.yaml").write_text(f"""
 building: {{id: bench, secret: {{file: building.key}}}}
 state_dir: state
-profiles_dir: {REPO / "config" / "profiles"}
+profiles_dir: {REPO / "drivers" / "modbus" / "profiles"}
 buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}}}]
 devices: [{{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}]
 circuits:
