@@ -52,7 +52,7 @@ async def _until(predicate, what: str, timeout_s: float = 5.0) -> None:
 
 
 async def _io_module(write_config):
-    io = SimulatedDevice(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+    io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
     simulator = FieldSimulator([io])
     port = await simulator.start_tcp()
     config = building_config.load(write_config(MINIMAL + f"""
