@@ -93,7 +93,6 @@ class FieldPoints:
         self.journal = journal
         self.state_dir = config.state_path
         self._clock, self._wall = clock, wall
-        self._devices = {d.name: d for d in config.devices}
         self._profiles = {d.name: profiles[d.profile] for d in config.devices}
         self._circuits = {c.name: c for c in config.circuits}
         self.points: list[FieldPoint] = []
@@ -117,9 +116,7 @@ class FieldPoints:
     # --- building the points -------------------------------------------------------
 
     def _poll_interval(self, key: PointKey) -> float:
-        device = self._devices[key.device]
-        profile = self._profiles[key.device]
-        return device.poll_s or profile.interval_of(profile.point(key.point))
+        return self.fieldbus.interval_of(key)
 
     def _unit(self, key: PointKey) -> str:
         return self._profiles[key.device].point(key.point).unit or ""
@@ -172,16 +169,20 @@ class FieldPoints:
     def _on_reading(self, point: FieldPoint, reading: Reading) -> None:
         value = reading.value
         number = float(value) if isinstance(value, int | float) else None
+        for transition in point.monitor.observe(number, reading.mono):
+            self._on_transition(point, transition)
         if number is not None and math.isfinite(number):
-            shown = number if point.scale is None else point.scale(number)
+            # A broken loop's scaled value (0 mA is -0.4 MPa on a 4-20 mA loop) means nothing:
+            # only the raw signal is shown and journaled while the sensor is faulted.
+            faulted = point.monitor.fault is not None and point.monitor.fault.faulted
+            shown = None if faulted else number if point.scale is None else point.scale(number)
             point.value, point.read_at = shown, reading.mono
             if point.telemetry.offer(number, reading.mono):
-                body = {"point": str(point.key), "quantity": str(point.quantity), "value": round(shown, 4), "unit": point.unit}
+                body = {"point": str(point.key), "quantity": str(point.quantity),
+                        "value": None if shown is None else round(shown, 4), "unit": point.unit}
                 if point.scale is not None:
                     body["loop_ma"] = round(number, 3)  # the raw signal, for the technician
                 self._emit(Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source=point.owner, body=body))
-        for transition in point.monitor.observe(number, reading.mono):
-            self._on_transition(point, transition)
 
     def tick(self, now: float) -> None:
         """Advance every monitor without readings, so a silent point goes stale."""

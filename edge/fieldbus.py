@@ -70,7 +70,14 @@ class FieldBus:
         self.specs = specs
         self.journal = journal
         self._listeners: dict[PointKey, list[Listener]] = defaultdict(list)
+        self._specs = {spec.name: spec for spec in specs}
         self._poller = Poller(specs, self._observe)
+
+    def interval_of(self, key: PointKey) -> float:
+        """How often the poller reads `key`: the point's own `interval_s` if it has one, else
+        the device's `poll_s`, else the profile's default (the staleness limits count these)."""
+        profile = self._specs[key.device].profile
+        return profile.interval_of(profile.point(key.point))
 
     def subscribe(self, key: PointKey, listener: Listener) -> None:
         """Call `listener` with every reading of `key`, on the event loop; it must not block."""

@@ -15,6 +15,7 @@ from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.points_status import PointState, read_snapshot
+from edge.safety import Condition
 from hil.line import SerialLine
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
 
@@ -223,3 +224,72 @@ pressure_points:
     raised = [e.body for e in _events(config.journal_path, "alarm.raised")]
     assert [(b["condition"], b["pressure_point"], b["riser"]) for b in raised] == [("sensor_fault", "riser-1", "1")]
     assert raised[0]["reading"] == 0.0 and raised[0]["threshold"] == 3.8 and raised[0]["unit"] == "mA"
+
+
+def test_a_point_with_its_own_interval_under_a_device_poll_s_is_not_called_stale_every_cycle(write_config):
+    """generic-level's probe_temp is read every 30 s whatever the device's poll_s says; its stale
+    limit must count 30 s intervals, not the device's 0.05 s (issue 9, defect 1)."""
+    path = write_config(MINIMAL + """
+buses: [{name: box, type: tcp, host: 127.0.0.1, port: 1502}]
+devices: [{name: lvl, bus: box, address: 1, profile: generic-level, poll_s: 0.05}]
+circuits:
+  - name: f1-c1
+    floor: 1
+    box: F1
+    temperatures: [lvl.probe_temp, lvl.level]
+    safety: {power_cut: warn, stale: {after_intervals: 10}}
+""")
+    config = building_config.load(path)
+    profiles = device_profiles(config)
+    now = [1000.0]
+    field = FieldPoints(config, FieldBus(device_specs(config, profiles), journal=None), None, profiles, clock=lambda: now[0])
+    probe, level = field.points
+    now[0] += 2.0  # 40 of the device's polls, well under 10 of the probe's
+    field.tick(now[0])
+    assert Condition.STALE in level.active, "the fast point is stale after 10 of its intervals"
+    assert Condition.STALE not in probe.active
+    now[0] += 300.0
+    field.tick(now[0])
+    assert Condition.STALE in probe.active
+
+
+def test_a_faulted_loop_shows_no_scaled_value(write_config):
+    """0 mA on a 0-1.6 MPa loop would scale to -0.4 MPa: beside sensor_fault that number is a lie
+    (issue 9, defect 2); the row shows no value and the telemetry keeps only the loop current."""
+    ai = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    ai.set_value("ch1_ma", 12.0)
+
+    async def main():
+        simulator = FieldSimulator([ai])
+        port = await simulator.start_tcp()
+        path = write_config(MINIMAL + f"""
+buses: [{{name: water, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices: [{{name: ai, bus: water, address: 3, profile: generic-ai8, poll_s: 0.05}}]
+pressure_points:
+  - name: riser-1
+    point: ai.ch1_ma
+    safety:
+      measures: pressure
+      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
+      low_pressure: {{alarm: 0.15}}
+      stale: {{after_intervals: 20}}
+""")
+
+        async def scenario(config, field):
+            await _until(lambda: field.points[0].value is not None)
+            ai.set_value("ch1_ma", 0.0)
+            await _until(lambda: field.statuses()[0].state is PointState.SENSOR_FAULT)
+            (row,) = field.statuses()
+            assert row.value is None
+            read_at = row.read_at
+            await _until(lambda: field.statuses()[0].read_at != read_at)  # read again, still faulted
+            assert field.statuses()[0].value is None
+
+        try:
+            return await _run_building(path, scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    faulted = [e.body for e in _events(config.journal_path, "telemetry.point") if e.body["loop_ma"] == 0.0]
+    assert faulted and all(body["value"] is None for body in faulted)
