@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -223,6 +224,7 @@ class _FaultyHandler(ServerRequestHandler):
         simulator: FieldSimulator = self.server.simulator
         if pdu is None or (device := simulator.devices.get(pdu.dev_id)) is None:
             return  # on RS-485 a request for an absent unit id meets silence
+        simulator.requests.append((pdu.dev_id, pdu.function_code))
         fault = device.fault.kind if device.fault else None
         if fault is Fault.SILENT:
             return
@@ -272,6 +274,7 @@ class FieldSimulator:
         if len(self.devices) != len(devices):
             raise ValueError("two simulated devices share a unit id")
         self.store = _FieldStore(self.devices)
+        self.requests: deque[tuple[int, int]] = deque(maxlen=10_000)  # (unit id, function code), in arrival order
         self._server: _TcpServer | _SerialServer | None = None
 
     def device(self, unit_id: int) -> SimulatedDevice:

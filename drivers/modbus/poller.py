@@ -22,6 +22,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 
 from drivers.modbus.frames import classify_rtu, classify_tcp
+from drivers.modbus.lane import Lane, Priority
 from drivers.modbus.observations import (
     DeviceBack,
     DeviceOffline,
@@ -109,11 +110,11 @@ class TransactionFailed(Exception):
 
 
 class Bus:
-    """One wire (a serial port or a TCP endpoint): one transaction at a time, under a lock."""
+    """One wire (a serial port or a TCP endpoint): one transaction at a time, commands first."""
 
     def __init__(self, link: Link, timeout_s: float) -> None:
         self.link = link
-        self.lock = asyncio.Lock()
+        self.lane = Lane()
         self._timeout_s = timeout_s
         self._client: Client | None = None
         self._received = b""
@@ -140,10 +141,15 @@ class Bus:
         )
 
     async def transact(
-        self, unit_id: int, timeout_s: float, request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]]
+        self,
+        unit_id: int,
+        timeout_s: float,
+        request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]],
+        priority: Priority = Priority.POLL,
     ) -> ModbusPDU:
         """Run one request; raises `TransactionFailed`. Exception responses are returned."""
-        async with self.lock:
+        await self.lane.acquire(priority)
+        try:
             if self._client is None:
                 self._client = self._build()
             if not self._client.connected and not await self._client.connect():
@@ -174,6 +180,8 @@ class Bus:
                     # pymodbus awaits the answer under asyncio.wait_for, which on 3.11 swallows a
                     # cancellation that lands as the answer arrives: the poller must still stop.
                     raise asyncio.CancelledError
+        finally:
+            self.lane.release()
 
     def drop(self) -> None:
         """Forget the client; the next transaction builds a fresh one."""
@@ -255,6 +263,10 @@ class Poller:
     def is_online(self, device: str) -> bool:
         return self._states[device].online
 
+    def queued(self, device: str) -> int:
+        """Transactions waiting for the wire `device` hangs on."""
+        return self._states[device].bus.lane.waiting
+
     async def run(self) -> None:
         """Poll until cancelled; closes every client on the way out."""
         try:
@@ -326,10 +338,12 @@ class Poller:
             await self._emit(Reading(device, point.name, value, point.unit, mono))
         return True
 
-    async def _read(self, state: _DeviceState, read: Read) -> list[int] | list[bool] | None:
+    async def _read(
+        self, state: _DeviceState, read: Read, priority: Priority = Priority.POLL
+    ) -> list[int] | list[bool] | None:
         """The words of one read; None after an exception response (already reported)."""
         reader = _READERS[read.function]
-        response = await self._transact(state, lambda client, unit: reader(client, read, unit))
+        response = await self._transact(state, lambda client, unit: reader(client, read, unit), priority)
         if response.isError() or state.failing:
             what = f"read {read.function.value} {read.address}+{read.count}"
             if response.isError():
@@ -343,7 +357,10 @@ class Poller:
         return words
 
     async def _transact(
-        self, state: _DeviceState, request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]]
+        self,
+        state: _DeviceState,
+        request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]],
+        priority: Priority = Priority.POLL,
     ) -> ModbusPDU:
         """One request with the device's retries; success brings an offline device back."""
         spec = state.spec
@@ -352,7 +369,7 @@ class Poller:
             attempts_left -= 1
             state.counters.requests += 1
             try:
-                response = await state.bus.transact(spec.unit_id, spec.timeout_s, request)
+                response = await state.bus.transact(spec.unit_id, spec.timeout_s, request, priority)
             except TransactionFailed as failure:
                 state.counters.count(failure.kind)
                 if attempts_left == 0:
@@ -396,7 +413,7 @@ class Poller:
         spec = state.spec
         order = spec.profile.command(command)
         try:
-            response = await self._transact(state, lambda client, unit: _write(client, order, unit))
+            response = await self._transact(state, lambda client, unit: _write(client, order, unit), Priority.COMMAND)
         except TransactionFailed as failure:
             await self._failed(state, failure, f"write {command}")
             return False
@@ -419,7 +436,7 @@ class Poller:
 
     async def _read_back(self, state: _DeviceState, read: Read, point: Point) -> Value | None:
         try:
-            words = await self._read(state, read)
+            words = await self._read(state, read, Priority.COMMAND)
         except TransactionFailed as failure:
             await self._failed(state, failure, f"read back {point.name}")
             return None
