@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from drivers.modbus.observations import Reading
 from drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, Circuit, PressurePoint
+from edge.device_status import StatusPoint, status_event, status_points
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
@@ -50,6 +51,7 @@ from edge.safety import (
     water_point_monitor,
 )
 from edge.safety.settings import PressurePointSafety
+from edge.safety.status import StatusRule
 from edge.telemetry import Deadband
 
 log = structlog.get_logger("edge.field")
@@ -103,6 +105,8 @@ class FieldPoints:
         self._trips: asyncio.Queue[TripCommand] = asyncio.Queue()
         self._tripping: set[str] = set()
         self._breaker_readback: dict[str, tuple[bool, float]] = {}  # breaker: (reads open, mono)
+        self._commanded_open: set[str] = set()  # breakers the gateway tripped, until they read closed
+        self.status = status_points(config, profiles)
         started = clock()
         for circuit in config.circuits:
             self._add_circuit(circuit, started)
@@ -110,6 +114,8 @@ class FieldPoints:
             self._add_water_point(water, started)
         for point in self.points:
             fieldbus.subscribe(point.key, lambda reading, point=point: self._on_reading(point, reading))
+        for status in self.status.values():
+            fieldbus.subscribe(status.key, lambda reading, status=status: self._on_status(status, reading))
         for breaker in {c.breaker for c in config.circuits if c.breaker}:
             self._watch_breaker(breaker)
 
@@ -149,20 +155,32 @@ class FieldPoints:
 
     def _watch_breaker(self, breaker: str) -> None:
         """Remember the last read-back of the trip command's point, to tell 'still closed'
-        (the breaker refused) from 'no answer' after a trip that was not confirmed."""
+        (the breaker refused) from 'no answer' after a trip that was not confirmed; and raise
+        an alarm when the breaker opens without the gateway tripping it (its own protection,
+        or a hand at the box)."""
         readback = self._profiles[breaker].command("trip").readback
         if readback is None:
             return
 
-        def seen(reading: Reading) -> None:
-            value = reading.value
+        def opened(value: Any) -> bool:
             if isinstance(value, bool) or isinstance(readback.expect, bool):
-                opened = bool(value) == bool(readback.expect)
-            else:
-                opened = math.isclose(value, readback.expect, rel_tol=1e-6, abs_tol=1e-6)
-            self._breaker_readback[breaker] = (opened, reading.mono)
+                return bool(value) == bool(readback.expect)
+            return math.isclose(value, readback.expect, rel_tol=1e-6, abs_tol=1e-6)
 
-        self.fieldbus.subscribe(PointKey(breaker, readback.point), seen)
+        def seen(reading: Reading) -> None:
+            if reading.value is None:
+                return
+            is_open = opened(reading.value)
+            if not is_open:
+                self._commanded_open.discard(breaker)
+            self._breaker_readback[breaker] = (is_open, reading.mono)
+
+        key = PointKey(breaker, readback.point)
+        self.status[key].rules.append(StatusRule(
+            str(key), lambda value: opened(value) and breaker not in self._commanded_open,
+            severity=Severity.ALARM, text="breaker opened without a trip from the gateway",
+        ))
+        self.fieldbus.subscribe(key, seen)
 
     # --- readings in, events out ---------------------------------------------------
 
@@ -183,6 +201,12 @@ class FieldPoints:
                 if point.scale is not None:
                     body["loop_ma"] = round(number, 3)  # the raw signal, for the technician
                 self._emit(Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source=point.owner, body=body))
+
+    def _on_status(self, status: StatusPoint, reading: Reading) -> None:
+        value = reading.value
+        status.value, status.read_at = value, reading.mono
+        for rule, transition in status.observe(value, reading.mono):
+            self._emit(status_event(status, rule, transition, value))
 
     def tick(self, now: float) -> None:
         """Advance every monitor without readings, so a silent point goes stale."""
@@ -269,7 +293,7 @@ class FieldPoints:
 
     def statuses(self) -> list[PointStatus]:
         now, wall = self._clock(), self._wall()
-        return [
+        rows = [
             PointStatus(
                 name=p.owner, point=str(p.key), quantity=str(p.quantity), value=p.value, unit=p.unit,
                 read_at=None if p.read_at is None else wall - (now - p.read_at),
@@ -277,6 +301,15 @@ class FieldPoints:
             )
             for p in self.points
         ]
+        for s in self.status.values():
+            number = s.value if isinstance(s.value, int | float) and not isinstance(s.value, bool) else None
+            rows.append(PointStatus(
+                name=s.owner, point=str(s.key), quantity=str(Quantity.DEVICE_STATUS), value=number, unit=s.point.unit,
+                read_at=None if s.read_at is None else wall - (now - s.read_at),
+                state=point_state(self.fieldbus.is_online(s.key.device), [(Condition.STATUS, v) for v in s.active.values()]),
+                label=s.label(), alarms=sorted(s.active),
+            ))
+        return rows
 
     # --- power cut -----------------------------------------------------------------
 
@@ -288,6 +321,7 @@ class FieldPoints:
                   "point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold},
         ))
         sent = self._clock()
+        self._commanded_open.add(trip.breaker)
         try:
             confirmed = await self.fieldbus.command(trip.breaker, "trip")
         except Exception:  # a driver bug must still end in an alarm, not in silence

@@ -60,6 +60,8 @@ class PointStatus:
     unit: str
     read_at: float | None
     state: PointState
+    label: str | None = None  # a state or code as the device manual names it (closed, overload, on)
+    alarms: list[str] | None = None  # a device status: the texts of its alarms that are raised
 
 
 def write_snapshot(state_dir: Path, rows: list[PointStatus], written_at: float) -> Path:
@@ -105,6 +107,7 @@ def as_rows(snapshot: Snapshot, now: float, stale_after_s: float) -> list[dict]:
         rows.append({
             "name": status.name, "point": status.point, "quantity": status.quantity, "value": status.value,
             "unit": status.unit, "age_s": None if age is None else round(age, 1), "state": str(state),
+            "label": status.label, "alarms": status.alarms or [],
         })
     return rows
 
@@ -113,9 +116,13 @@ def render_table(rows: list[dict]) -> str:
     header = f"{'NAME':<20}  {'POINT':<28}  {'QUANTITY':<18}  {'VALUE':>10}  {'UNIT':<5}  {'AGE':>8}  STATE"
     lines = [header]
     for row in rows:
-        value = "-" if row["value"] is None else f"{row['value']:.3f}".rstrip("0").rstrip(".")
+        if row.get("label") is not None:
+            value = row["label"]
+        else:
+            value = "-" if row["value"] is None else f"{row['value']:.3f}".rstrip("0").rstrip(".")
         age = "never" if row["age_s"] is None else f"{row['age_s']:.1f}s"
         lines.append(
             f"{row['name']:<20}  {row['point']:<28}  {row['quantity']:<18}  {value:>10}  {row['unit']:<5}  {age:>8}  {row['state']}"
+            + "".join(f"  ({text})" for text in row.get("alarms") or [])
         )
     return "\n".join(lines)

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import load_profile
+from drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.field import FieldPoints
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
-from edge.points_status import PointState, read_snapshot
+from edge.points_status import PointState, Snapshot, as_rows, read_snapshot, render_table
 from edge.safety import Condition
 from hil.line import SerialLine
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
@@ -130,6 +130,8 @@ def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confi
     confirmed = _events(config.journal_path, "power.trip_confirmed")
     assert confirmed[0].body["outcome"] == "confirmed" and confirmed[0].body["readback"] == "open"
     assert not _events(config.journal_path, "power.reclose_confirmed"), "the gateway never re-closes by itself"
+    statuses = [e.body for e in raised if e.body["condition"] == "status"]
+    assert not statuses, "a breaker the gateway tripped did not open by itself"
 
 
 def test_a_trip_the_breaker_does_not_confirm_is_an_alarm(write_config):
@@ -293,3 +295,69 @@ pressure_points:
     config = asyncio.run(main())
     faulted = [e.body for e in _events(config.journal_path, "telemetry.point") if e.body["loop_ma"] == 0.0]
     assert faulted and all(body["value"] is None for body in faulted)
+
+
+BREAKER_STATUS_WORD = 3  # input register 3 (manual: 30004): bit 0 remote, bit 1 protection trip, bit 2 fault
+
+
+def test_a_breaker_that_trips_by_itself_raises_its_alarms_and_clears_them(write_config):
+    monitor, breaker, ai = _devices()
+    breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b001])  # remote, healthy
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+        path = write_config(_tcp_config(write_config, port, policy="warn").read_text() + """
+alarms:
+  - {point: brk.trip_cause, when: [overload, short_circuit], severity: alarm, text: overload or short circuit on the circuit}
+  - {point: mon.cable_temp_1, above: 70, severity: warning, text: cable warm by the monitor's own reckoning}
+""")
+
+        async def scenario(config, field):
+            await _until(lambda: field.status[PointKey("brk", "closed")].value is True)
+            breaker.set_value("closed", False)  # contacts open, nobody asked
+            breaker.set_registers(Function.INPUT, 2, [2])  # trip cause: short circuit
+            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b011])  # protection trip
+            await _until(lambda: len(_events(config.journal_path, "alarm.raised")) >= 3)
+            rows = {row.point: row for row in field.statuses()}
+            assert rows["brk.closed"].label == "off" and rows["brk.closed"].state is PointState.ALARM
+            assert rows["brk.trip_cause"].label == "short_circuit" and rows["brk.closed"].name == "f3-c1"
+            assert "tripped by its own protection" in render_table(as_rows(Snapshot(0, field.statuses()), 0, 60))
+            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b001])
+            breaker.set_registers(Function.INPUT, 2, [0])
+            breaker.set_value("closed", True)  # reset and closed at the box
+            await _until(lambda: len(_events(config.journal_path, "alarm.cleared")) >= 3)
+            assert {row.state for row in field.statuses() if row.point.startswith("brk.")} == {PointState.OK}
+
+        try:
+            return await _run_building(path, scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    raised = {e.body["text"]: e.body for e in _events(config.journal_path, "alarm.raised")}
+    assert set(raised) == {"tripped by its own protection", "breaker opened without a trip from the gateway",
+                           "overload or short circuit on the circuit"}
+    own = raised["tripped by its own protection"]
+    assert own["circuit"] == "f3-c1" and own["floor"] == 3 and own["point"] == "brk.protection_trip"
+    assert own["condition"] == "status" and own["severity"] == "alarm" and own["label"] == "on"
+    assert raised["overload or short circuit on the circuit"]["label"] == "short_circuit"
+    cleared = {e.body["text"] for e in _events(config.journal_path, "alarm.cleared")}
+    assert cleared == set(raised)
+    assert not _events(config.journal_path, "power.trip_sent")
+
+
+def test_a_config_alarm_naming_a_label_the_point_lacks_is_a_config_error_with_its_line(write_config):
+    path = write_config(MINIMAL + """
+buses: [{name: box, type: tcp, host: 127.0.0.1, port: 1502}]
+devices: [{name: brk, bus: box, address: 2, profile: generic-breaker}]
+alarms:
+  - {point: brk.trip_cause, when: [overheat], text: too hot}
+  - {point: brk.closed, above: 1, text: nonsense}
+""")
+    with pytest.raises(building_config.ConfigError) as caught:
+        building_config.load(path)
+    problems = [str(p) for p in caught.value.problems]
+    assert any(":10:5: alarms.0: 'overheat' is not a label of the point; its labels: none, overload, remote, short_circuit" in p
+               for p in problems), problems
+    assert any(":11:5: alarms.1: 'above'/'below' need a number" in p for p in problems), problems

@@ -8,12 +8,13 @@ accepts all live here. Every field is bounded and described; a bad profile is a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_ADDRESS = 65535
 MODBUS_MAX_REGISTERS_PER_READ = 125
@@ -63,6 +64,79 @@ class _Strict(BaseModel):
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 ModelId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 Address = Annotated[int, Field(ge=0, le=MAX_ADDRESS, description="Zero-based protocol address.")]
+Label = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_]*$")]
+Severity = Literal["warning", "alarm"]
+
+
+class Match(_Strict):
+    """A test on a point's value: one of the values (or enum labels) in `when`, or above or
+    below a limit. Exactly one of the three is given."""
+
+    when: list[bool | int | Label] | None = Field(
+        default=None, min_length=1, max_length=32, description="Values or enum labels that match, e.g. [overload, short_circuit]."
+    )
+    above: float | None = Field(default=None, allow_inf_nan=False, description="Matches values above this.")
+    below: float | None = Field(default=None, allow_inf_nan=False, description="Matches values below this.")
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _one_is_a_list(cls, value: Any) -> Any:
+        return value if isinstance(value, list) or value is None else [value]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if sum(x is not None for x in (self.when, self.above, self.below)) != 1:
+            raise ValueError("give exactly one of 'when', 'above' or 'below'")
+        return self
+
+    def check_against(self, point: "Point") -> None:
+        """Raise ValueError if this test cannot apply to `point` (a label it does not have, a
+        limit on an on/off value)."""
+        if self.when is None:
+            if point.type is DataType.BOOL:
+                raise ValueError(f"'above'/'below' need a number, and {point.name} is {point.type.value}")
+            return
+        self.values(point.enum)
+
+    def values(self, enum: Mapping[int, str] | None) -> frozenset[Any]:
+        """The raw values `when` names, labels looked up in `enum`."""
+        names = {label: raw for raw, label in (enum or {}).items()}
+        wanted: set[Any] = set()
+        for item in self.when or ():
+            if isinstance(item, str):
+                if item not in names:
+                    known = ", ".join(sorted(names)) or "none (the point has no enum)"
+                    raise ValueError(f"{item!r} is not a label of the point; its labels: {known}")
+                wanted.add(names[item])
+            else:
+                wanted.add(item)
+        return frozenset(wanted)
+
+    def predicate(self, enum: Mapping[int, str] | None) -> Callable[[Any], bool]:
+        """A function telling whether a decoded value matches (True == 1, as Python has it)."""
+        if self.above is not None:
+            above = self.above
+            return lambda value: value > above
+        if self.below is not None:
+            below = self.below
+            return lambda value: value < below
+        wanted = self.values(enum)
+        return lambda value: value in wanted
+
+
+class PointAlarm(Match):
+    """A value of a point that is an alarm or a warning in itself: a trip bit, a fault code, a
+    CT-break flag, a reading over the device's own limit."""
+
+    severity: Severity = Field(default="alarm", description="warning or alarm.")
+    text: str = Field(min_length=1, max_length=120, description="What the technician reads, e.g. 'tripped by its own protection'.")
+
+
+class VoidIf(Match):
+    """Another point of the device that, when it matches, says this point's reading is not valid
+    (a CT-break bit voiding the leakage reading, a cleared bit of a validity bitmap)."""
+
+    point: Name = Field(description="The point that voids this one, e.g. ct_break.")
 
 
 class Point(_Strict):
@@ -96,11 +170,23 @@ class Point(_Strict):
     valid_max: float | None = Field(
         default=None, description="Engineering values above this are a sensor fault, not a reading."
     )
+    enum: dict[int, Label] | None = Field(
+        default=None, max_length=256, description="Names of the values of a state or code point, e.g. {0: none, 1: overload}."
+    )
+    alarms: list[PointAlarm] = Field(
+        default_factory=list, max_length=8, description="Values that raise an alarm or a warning by themselves."
+    )
+    void_if: VoidIf | None = Field(default=None, description="Another point that says when this reading is not valid.")
     description: str = Field(default="", max_length=200)
 
     @property
     def width(self) -> int:
         return self.type.width
+
+    @property
+    def bits(self) -> int | None:
+        """The mask of the register's bits this point views; None for a whole-register point."""
+        return None if self.bit is None else 1 << self.bit
 
     @property
     def last_address(self) -> int:
@@ -126,6 +212,10 @@ class Point(_Strict):
             )
         if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
             raise ValueError("valid_min is above valid_max")
+        if self.enum is not None and self.type not in (DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32):
+            raise ValueError("enum applies to integer points only")
+        for alarm in self.alarms:
+            alarm.check_against(self)
         return self
 
 
@@ -200,6 +290,9 @@ class Profile(_Strict):
         if self.max_registers_per_read < 2 and any(p.width == 2 for p in self.points):
             raise ValueError("32-bit points need max_registers_per_read of at least 2")
         names = {p.name: p for p in self.points}
+        for point in self.points:
+            if point.void_if is not None:
+                _check_void(point, names)
         for command in self.commands:
             if command.readback and command.readback.point not in names:
                 raise ValueError(
@@ -223,6 +316,18 @@ class Profile(_Strict):
         return point.interval_s or self.interval_s
 
 
+def _check_void(point: Point, names: dict[str, Point]) -> None:
+    voider = names.get(point.void_if.point)
+    if voider is None:
+        raise ValueError(f"point {point.name!r}: void_if names {point.void_if.point!r}, which is not a point")
+    if voider is point or voider.void_if is not None:
+        raise ValueError(f"point {point.name!r}: void_if must name a point that is not voided itself")
+    try:
+        point.void_if.check_against(voider)
+    except ValueError as error:
+        raise ValueError(f"point {point.name!r}: void_if: {error}") from None
+
+
 def _require_unique(names: list[str], what: str) -> None:
     seen: set[str] = set()
     for name in names:
@@ -232,7 +337,8 @@ def _require_unique(names: list[str], what: str) -> None:
 
 
 def _require_no_overlap(points: list[Point]) -> None:
-    """Two points may share a register only as distinct bits of one status word."""
+    """Points may share a register only as views of one status word: the raw word once, and
+    bit views whose bits do not overlap."""
     owners: dict[tuple[Function, int], list[Point]] = {}
     for point in points:
         for address in range(point.address, point.last_address + 1):
@@ -240,8 +346,14 @@ def _require_no_overlap(points: list[Point]) -> None:
     for (function, address), sharing in owners.items():
         if len(sharing) < 2:
             continue
-        bits = [p.bit for p in sharing]
-        if None in bits or len(set(bits)) != len(bits):
+        words = [p for p in sharing if p.bits is None]
+        taken = 0
+        clash = len(words) > 1 or function.is_bit
+        for view in sharing:
+            if view.bits is not None:
+                clash = clash or bool(taken & view.bits)
+                taken |= view.bits
+        if clash:
             names = ", ".join(p.name for p in sharing)
             raise ValueError(f"{function.value} address {address} is claimed by {names}")
 
