@@ -186,6 +186,11 @@ class FieldPoints:
 
     def _on_reading(self, point: FieldPoint, reading: Reading) -> None:
         value = reading.value
+        if value is None:  # voided by the device: no value to show, judge or journal
+            point.value, point.read_at = None, reading.mono
+            for transition in point.monitor.observe_void(reading.mono):
+                self._on_transition(point, transition)
+            return
         number = float(value) if isinstance(value, int | float) else None
         for transition in point.monitor.observe(number, reading.mono):
             self._on_transition(point, transition)
@@ -230,7 +235,9 @@ class FieldPoints:
 
     def _condition_event(self, point: FieldPoint, transition: Transition) -> Event:
         owner_key = "circuit" if point.circuit is not None else "pressure_point"
-        if transition.condition is Condition.STALE:
+        if transition.condition is Condition.INVALID:
+            unit = ""
+        elif transition.condition is Condition.STALE:
             unit = "s"
         elif transition.condition is Condition.SENSOR_FAULT:
             unit = "mA"  # a fault is judged on the raw loop current
@@ -245,10 +252,16 @@ class FieldPoints:
             body={
                 owner_key: point.owner, **point.place, "quantity": str(transition.quantity),
                 "condition": str(transition.condition), "severity": str(transition.severity),
-                "reading": round(transition.reading, 6), "threshold": transition.threshold, "unit": unit,
+                "reading": None if transition.condition is Condition.INVALID else round(transition.reading, 6),
+                "threshold": transition.threshold, "unit": unit,
                 "point": str(point.key),
+                **({"voided_by": self._voider(point.key)} if transition.condition is Condition.INVALID else {}),
             },
         )
+
+    def _voider(self, key: PointKey) -> str | None:
+        void_if = self._profiles[key.device].point(key.point).void_if
+        return None if void_if is None else f"{key.device}.{void_if.point}"
 
     def _emit(self, event: Event) -> None:
         if event.priority.protected:

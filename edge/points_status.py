@@ -28,6 +28,7 @@ class PointState(StrEnum):
     WARNING = "warning"
     ALARM = "alarm"
     SENSOR_FAULT = "sensor_fault"
+    INVALID = "invalid"  # the device says its reading is not valid now
     STALE = "stale"
     OFFLINE = "offline"
 
@@ -40,6 +41,8 @@ def point_state(online: bool, active: Iterable[tuple[Condition, Severity]]) -> P
     conditions = {condition for condition, _ in active}
     if Condition.SENSOR_FAULT in conditions:
         return PointState.SENSOR_FAULT
+    if Condition.INVALID in conditions:
+        return PointState.INVALID
     if Condition.STALE in conditions:
         return PointState.STALE
     if any(severity is Severity.ALARM for _, severity in active):

@@ -361,3 +361,48 @@ alarms:
     assert any(":10:5: alarms.0: 'overheat' is not a label of the point; its labels: none, overload, remote, short_circuit" in p
                for p in problems), problems
     assert any(":11:5: alarms.1: 'above'/'below' need a number" in p for p in problems), problems
+
+
+EFM_ALARM_WORD = 17  # input register 17: bit 0 leakage alarm, 1 temperature, 2 sensor fault, 3 CT break
+
+
+def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm(write_config):
+    monitor, breaker, ai = _devices()
+    monitor.set_registers(Function.INPUT, 6, [800])  # leakage 800 mA, over the 500 mA alarm
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+
+        async def scenario(config, field):
+            leakage = next(p for p in field.points if str(p.key) == "mon.leakage_ma")
+            await _until(lambda: Condition.OVER_THRESHOLD in leakage.active)
+            monitor.set_registers(Function.INPUT, 6, [0])  # the CT is open: no current reaches the monitor
+            monitor.set_registers(Function.INPUT, EFM_ALARM_WORD, [0b1000])
+            await _until(lambda: Condition.INVALID in leakage.active)
+            read_at = leakage.read_at
+            await _until(lambda: leakage.read_at != read_at)  # polled again, still broken
+            row = next(r for r in field.statuses() if r.point == "mon.leakage_ma")
+            assert row.state is PointState.INVALID and row.value is None
+            assert Condition.OVER_THRESHOLD in leakage.active, "a voided 0 must not clear the leakage alarm"
+            monitor.set_registers(Function.INPUT, EFM_ALARM_WORD, [0])
+            monitor.set_registers(Function.INPUT, 6, [810])  # CT back: the leakage is still there
+            await _until(lambda: Condition.INVALID not in leakage.active)
+
+        try:
+            return await _run_building(_tcp_config(write_config, port, policy="warn"), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    raised = [e.body for e in _events(config.journal_path, "alarm.raised") if e.body["point"] in ("mon.leakage_ma", "mon.ct_break")]
+    assert [(b["point"], b["condition"]) for b in raised] == [
+        ("mon.leakage_ma", "over_threshold"), ("mon.ct_break", "status"), ("mon.leakage_ma", "invalid")
+    ] or [(b["point"], b["condition"]) for b in raised] == [
+        ("mon.leakage_ma", "over_threshold"), ("mon.leakage_ma", "invalid"), ("mon.ct_break", "status")
+    ]
+    invalid = next(b for b in raised if b["condition"] == "invalid")
+    assert invalid["voided_by"] == "mon.ct_break" and invalid["reading"] is None
+    cleared = [(e.body["point"], e.body["condition"]) for e in _events(config.journal_path, "alarm.cleared")]
+    assert ("mon.leakage_ma", "invalid") in cleared and ("mon.ct_break", "status") in cleared
+    assert ("mon.leakage_ma", "over_threshold") not in cleared

@@ -29,7 +29,7 @@ class Reading(NamedTuple):
 
     device: str
     point: str
-    value: Value
+    value: Value | None  # None: the device says this reading is not valid now (the point's void_if)
     unit: str
     mono: float
 

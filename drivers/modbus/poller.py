@@ -230,6 +230,11 @@ class _DeviceState:
     # The last registers of each point and their value: most registers read the same as last
     # time (states, alarms, a steady load), and decoding is pure, so they are not decoded again.
     decoded: dict[str, tuple[list[int] | list[bool], Value]] = field(default_factory=dict)
+    # Validity: each voided point's test, and each voider's value with the visit it was read in
+    # (a voider read in an earlier visit says nothing about this one's reading).
+    void_tests: dict[str, Callable[[Value], bool]] = field(default_factory=dict)
+    voiders: dict[str, tuple[Value, int]] = field(default_factory=dict)
+    visit: int = 0
 
     def next_wake(self) -> float:
         return min(group.due for group in self.groups) if self.online else self.probe_at
@@ -254,7 +259,12 @@ class Poller:
                 raise ValueError(f"device {spec.name!r} is listed twice")
             timeout = max(d.timeout_s for d in devices if d.link == spec.link)
             bus = self._buses.setdefault(spec.link, Bus(spec.link, timeout))
-            self._states[spec.name] = _DeviceState(spec, bus, _point_groups(spec.profile))
+            state = self._states[spec.name] = _DeviceState(spec, bus, _point_groups(spec.profile))
+            for point in spec.profile.points:
+                if point.void_if is not None:
+                    voider = spec.profile.point(point.void_if.point)
+                    state.void_tests[point.name] = point.void_if.predicate(voider.enum)
+                    state.voiders.setdefault(voider.name, (None, -1))
 
     @property
     def counters(self) -> Mapping[str, DeviceCounters]:
@@ -297,16 +307,10 @@ class Poller:
             return
         for group in due:
             group.due = now + group.interval_s
+        state.visit += 1
         reads = state.plans.get(due)
         if reads is None:  # a device has few distinct sets of due groups: plan each once
-            profile = state.spec.profile
-            names = frozenset().union(*(group.names for group in due))
-            reads = state.plans[due] = plan_reads(
-                [point for point in profile.points if point.name in names],
-                max_registers=profile.max_registers_per_read,
-                max_bits=profile.max_bits_per_read,
-                max_gap=profile.max_gap,
-            )
+            reads = state.plans[due] = _plan(state.spec.profile, frozenset().union(*(group.names for group in due)))
         for read in reads:
             if not await self._poll(state, read):
                 return
@@ -321,6 +325,7 @@ class Poller:
             return True
         mono = self._clock()
         device, profile, failing, decoded = state.spec.name, state.spec.profile, state.failing, state.decoded
+        voiders = state.voiders
         for point, where in read.slices:
             raw = words[where]
             known = decoded.get(point.name)
@@ -335,8 +340,20 @@ class Poller:
                 decoded[point.name] = (raw, value)
             if failing:
                 failing.discard(point.name)
+            if voiders:
+                if point.name in voiders:
+                    voiders[point.name] = (value, state.visit)
+                if point.void_if is not None and self._voided(state, point):
+                    value = None  # the device says this reading is not valid now
             await self._emit(Reading(device, point.name, value, point.unit, mono))
         return True
+
+    @staticmethod
+    def _voided(state: _DeviceState, point: Point) -> bool:
+        """True when the point's voider, read in this same visit, voids it; a voider that was
+        not read in this visit leaves the reading's validity unknown, which is not valid."""
+        value, visit = state.voiders[point.void_if.point]
+        return visit != state.visit or value is None or state.void_tests[point.name](value)
 
     async def _read(
         self, state: _DeviceState, read: Read, priority: Priority = Priority.POLL
@@ -450,6 +467,25 @@ class Poller:
         state.failing.discard(point.name)
         await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
         return value
+
+
+def _plan(profile: Profile, names: frozenset[str]) -> list[Read]:
+    """The reads of the points `names` and of the points that void them: reads holding a voider
+    go first, and in each read voided points come after the others, so a reading's validity
+    is known (from this same visit) when it is reported."""
+    voiders = {p.void_if.point for p in profile.points if p.name in names and p.void_if is not None}
+    reads = plan_reads(
+        [point for point in profile.points if point.name in names or point.name in voiders],
+        max_registers=profile.max_registers_per_read,
+        max_bits=profile.max_bits_per_read,
+        max_gap=profile.max_gap,
+    )
+    if not voiders:
+        return reads
+    reads = [
+        Read(r.function, r.address, r.count, tuple(sorted(r.points, key=lambda p: p.void_if is not None))) for r in reads
+    ]
+    return sorted(reads, key=lambda r: not any(p.name in voiders for p in r.points))
 
 
 def _matches(value: Value, expect: float | bool) -> bool:
