@@ -336,10 +336,11 @@ class FieldPoints:
         sent = self._clock()
         self._commanded_open.add(trip.breaker)
         try:
-            confirmed = await self.fieldbus.command(trip.breaker, "trip")
-        except Exception:  # a driver bug must still end in an alarm, not in silence
+            outcome = await self.fieldbus.send(trip.breaker, "trip")
+            confirmed, detail = bool(outcome), outcome.reason
+        except Exception as error:  # a driver bug must still end in an alarm, not in silence
             log.exception("trip command failed", breaker=trip.breaker)
-            confirmed = False
+            confirmed, detail = False, f"gateway error: {error!r}"
         finally:
             self._tripping.discard(trip.breaker)
         report = confirm_trip(trip, BreakerState.OPEN if confirmed else self._breaker_state(trip.breaker, since=sent), self._clock())
@@ -349,7 +350,7 @@ class FieldPoints:
             priority=Priority.ALARM, source=trip.circuit,
             body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
                   "outcome": str(report.outcome), "readback": None if report.readback is None else str(report.readback),
-                  "severity": None if report.severity is None else str(report.severity)},
+                  "severity": None if report.severity is None else str(report.severity), "detail": detail},
         ))
 
     def _breaker_state(self, breaker: str, since: float) -> BreakerState | None:
@@ -381,15 +382,17 @@ class FieldPoints:
         audit = {"circuit": command.circuit, "breaker": command.breaker, "operator": command.operator, "reason": command.reason}
         requested = await self.journal.append(Event(kind=Kind.RECLOSE_REQUESTED, priority=Priority.ALARM, source=circuit.name, body=audit))
         try:
-            confirmed = await self.fieldbus.command(command.breaker, "close")
-        except Exception:
+            outcome = await self.fieldbus.send(command.breaker, "close")
+            confirmed, detail = bool(outcome), outcome.reason
+        except Exception as error:
             log.exception("close command failed", breaker=command.breaker)
-            confirmed = False
+            confirmed, detail = False, f"gateway error: {error!r}"
         kind = Kind.RECLOSE_CONFIRMED if confirmed else Kind.RECLOSE_UNCONFIRMED
-        result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body={**audit, "request_seq": requested}))
+        body = {**audit, "request_seq": requested, **({} if confirmed else {"detail": detail})}
+        result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body=body))
         return {"ok": confirmed, "confirmed": confirmed, "circuit": circuit.name, "breaker": command.breaker,
                 "request_seq": requested, "result_seq": result,
-                **({} if confirmed else {"error": "the breaker did not confirm it closed"})}
+                **({} if confirmed else {"error": f"the breaker did not confirm it closed: {detail}"})}
 
     async def _refuse(self, audit: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         seq = await self.journal.append(Event(

@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import structlog
 
-from drivers.modbus.observations import DeviceBack, DeviceOffline, Observation, PollFault, Reading
+from drivers.modbus.observations import CommandOutcome, DeviceBack, DeviceOffline, Observation, PollFault, Reading
 from drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, SerialLink, TcpLink
 from drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, SerialBus
@@ -95,9 +95,14 @@ class FieldBus:
         self._poller = Poller(self.specs, self._observe)
         await self._poller.run()
 
-    async def command(self, device: str, command: str) -> bool:
-        """Write a profile command; True when the device confirmed it (read-back included)."""
-        return await self._poller.write_command(device, command)
+    async def send(self, device: str, command: str, value: float | None = None) -> CommandOutcome:
+        """Write a profile command, ahead of polls; the outcome is true when the device confirmed
+        it (result register and read-back included) and otherwise says why not."""
+        return await self._poller.write_command(device, command, value)
+
+    async def command(self, device: str, command: str, value: float | None = None) -> bool:
+        """`send`, for callers that need only yes or no."""
+        return (await self.send(device, command, value)).confirmed
 
     async def _observe(self, observation: Observation) -> None:
         if isinstance(observation, Reading):

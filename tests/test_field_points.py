@@ -297,12 +297,12 @@ pressure_points:
     assert faulted and all(body["value"] is None for body in faulted)
 
 
-BREAKER_STATUS_WORD = 3  # input register 3 (manual: 30004): bit 0 remote, bit 1 protection trip, bit 2 fault
+BREAKER_STATUS_WORD = 3  # input register 3 (manual: 30004): bit 0 local mode, bit 1 protection trip, bit 2 fault
 
 
 def test_a_breaker_that_trips_by_itself_raises_its_alarms_and_clears_them(write_config):
     monitor, breaker, ai = _devices()
-    breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b001])  # remote, healthy
+    breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b000])  # remote, healthy
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
@@ -317,13 +317,13 @@ alarms:
             await _until(lambda: field.status[PointKey("brk", "closed")].value is True)
             breaker.set_value("closed", False)  # contacts open, nobody asked
             breaker.set_registers(Function.INPUT, 2, [2])  # trip cause: short circuit
-            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b011])  # protection trip
+            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b010])  # protection trip
             await _until(lambda: len(_events(config.journal_path, "alarm.raised")) >= 3)
             rows = {row.point: row for row in field.statuses()}
             assert rows["brk.closed"].label == "off" and rows["brk.closed"].state is PointState.ALARM
             assert rows["brk.trip_cause"].label == "short_circuit" and rows["brk.closed"].name == "f3-c1"
             assert "tripped by its own protection" in render_table(as_rows(Snapshot(0, field.statuses()), 0, 60))
-            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b001])
+            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b000])
             breaker.set_registers(Function.INPUT, 2, [0])
             breaker.set_value("closed", True)  # reset and closed at the box
             await _until(lambda: len(_events(config.journal_path, "alarm.cleared")) >= 3)
@@ -406,3 +406,27 @@ def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm
     cleared = [(e.body["point"], e.body["condition"]) for e in _events(config.journal_path, "alarm.cleared")]
     assert ("mon.leakage_ma", "invalid") in cleared and ("mon.ct_break", "status") in cleared
     assert ("mon.leakage_ma", "over_threshold") not in cleared
+
+
+def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_written(write_config):
+    monitor, breaker, ai = _devices()
+    breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b001])  # front switch in LOCAL
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+
+        async def scenario(config, field):
+            monitor.set_value("leakage_ma", 800)
+            await _until(lambda: _events(config.journal_path, "alarm.trip_unconfirmed"))
+
+        try:
+            return await _run_building(_tcp_config(write_config, port), scenario), list(simulator.requests)
+        finally:
+            await simulator.stop()
+
+    config, requests = asyncio.run(main())
+    (unconfirmed,) = _events(config.journal_path, "alarm.trip_unconfirmed")
+    assert unconfirmed.body["detail"] == "refused: breaker in local mode"
+    assert unconfirmed.body["outcome"] != "confirmed" and unconfirmed.body["reason"] == "leakage"
+    assert (2, 5) not in requests, "a breaker in local mode is not sent the trip"

@@ -58,4 +58,15 @@ class PollFault:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What became of a command: true only when confirmed; `reason` says why not (or "confirmed")."""
+
+    confirmed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.confirmed
+
+
 Observation = Reading | DeviceOffline | DeviceBack | PollFault

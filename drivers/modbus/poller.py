@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,10 +21,12 @@ from dataclasses import dataclass, field
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.bit_message import WriteSingleCoilRequest
 
 from drivers.modbus.frames import classify_rtu, classify_tcp
 from drivers.modbus.lane import Lane, Priority
 from drivers.modbus.observations import (
+    CommandOutcome,
     DeviceBack,
     DeviceOffline,
     FaultKind,
@@ -32,8 +35,8 @@ from drivers.modbus.observations import (
     Reading,
 )
 from drivers.modbus.plan import Read, plan_reads
-from drivers.modbus.profile import Command, Function, Point, Profile
-from drivers.modbus.registers import DecodeError, Value, decode_point
+from drivers.modbus.profile import Command, Function, Match, Point, Profile, Result
+from drivers.modbus.registers import DecodeError, EncodeError, Value, command_words, decode_point
 
 # pymodbus 3.10 renamed slave= to device_id=.
 _UNIT = "device_id" if "device_id" in inspect.signature(AsyncModbusTcpClient.read_coils).parameters else "slave"
@@ -423,50 +426,88 @@ class Poller:
             state.failing.add(key)
             await self._emit(PollFault(state.spec.name, kind, detail))
 
-    async def write_command(self, device: str, command: str) -> bool:
-        """Write a named command; True once the device acknowledged it and, if the command
-        has a read-back point, that point shows the expected value within its time."""
+    async def write_command(self, device: str, command: str, value: float | None = None) -> CommandOutcome:
+        """Write a named command (with `value` if it takes an argument). The outcome is true once
+        the device acknowledged it, its result register (if any) says done, and its read-back
+        point (if any) shows the expected value in time; otherwise `reason` says why not, e.g.
+        a precondition that refused it ("breaker in local mode") or the device's own refusal."""
         state = self._states[device]
-        spec = state.spec
-        order = spec.profile.command(command)
+        profile = state.spec.profile
+        order = profile.command(command)
         try:
-            response = await self._transact(state, lambda client, unit: _write(client, order, unit), Priority.COMMAND)
+            words = command_words(profile, order, value)
+        except EncodeError as error:
+            return CommandOutcome(False, f"refused: {error}")
+        for condition in order.preconditions:
+            point = profile.point(condition.point)
+            seen, problem = await self._read_point(state, point)
+            if problem is not None:
+                return CommandOutcome(False, f"refused: cannot read {point.name} ({problem})")
+            if not condition.predicate(point.enum)(seen):
+                return CommandOutcome(False, f"refused: {condition.refuse}")
+        try:
+            response = await self._transact(
+                state, lambda client, unit: _write(client, order, words, unit), Priority.COMMAND
+            )
         except TransactionFailed as failure:
             await self._failed(state, failure, f"write {command}")
-            return False
+            return CommandOutcome(False, f"no answer: {failure.detail}")
         if response.isError():
             await self._fault(state, FaultKind.EXCEPTION, f"write {command}", f"write {command}: code {response.exception_code}")
-            return False
+            return CommandOutcome(False, f"device answered exception {response.exception_code}")
         state.failing.discard(f"write {command}")
+        if order.result is not None:
+            refused = await self._result(state, order.result)
+            if refused is not None:
+                return CommandOutcome(False, refused)
         if order.readback is None:
-            return True
-        point = spec.profile.point(order.readback.point)
-        (read,) = plan_reads([point])
+            return CommandOutcome(True, "done")
+        point = profile.point(order.readback.point)
         deadline = self._clock() + order.readback.within_s
         while True:
-            value = await self._read_back(state, read, point)
-            if value is not None and _matches(value, order.readback.expect):
-                return True
+            seen, problem = await self._read_point(state, point)
+            if problem is None and _matches(seen, order.readback.expect):
+                return CommandOutcome(True, "confirmed")
             if self._clock() >= deadline:
-                return False
+                shown = problem or f"{point.name} reads {seen}"
+                return CommandOutcome(False, f"not confirmed within {order.readback.within_s:g} s: {shown}")
             await asyncio.sleep(min(0.1, max(0.0, deadline - self._clock())))
 
-    async def _read_back(self, state: _DeviceState, read: Read, point: Point) -> Value | None:
+    async def _result(self, state: _DeviceState, result: Result) -> str | None:
+        """None when the device's result register says done; else why not, in its words."""
+        point = state.spec.profile.point(result.point)
+        ok = Match(when=result.ok).values(point.enum)
+        pending = Match(when=result.pending).values(point.enum) if result.pending else frozenset()
+        deadline = self._clock() + result.within_s
+        while True:
+            seen, problem = await self._read_point(state, point)
+            if problem is None and seen in ok:
+                return None
+            if problem is None and seen not in pending:
+                label = point.enum.get(seen) if point.enum else None
+                return f"refused by the device: {label or f'{point.name} = {seen}'}"
+            if self._clock() >= deadline:
+                return f"no result within {result.within_s:g} s: {problem or 'still pending'}"
+            await asyncio.sleep(min(0.05, max(0.0, deadline - self._clock())))
+
+    async def _read_point(self, state: _DeviceState, point: Point) -> tuple[Value | None, str | None]:
+        """Read one point now, ahead of polls: (value, None), or (None, what went wrong)."""
+        (read,) = plan_reads([point])
         try:
             words = await self._read(state, read, Priority.COMMAND)
         except TransactionFailed as failure:
-            await self._failed(state, failure, f"read back {point.name}")
-            return None
+            await self._failed(state, failure, f"read {point.name}")
+            return None, failure.detail
         if words is None:
-            return None
+            return None, "the device answered with an exception"
         try:
             value = decode_point(state.spec.profile, point, words[read.slice_of(point)])
         except DecodeError as error:
             await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
-            return None
+            return None, str(error)
         state.failing.discard(point.name)
         await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
-        return value
+        return value, None
 
 
 def _plan(profile: Profile, names: frozenset[str]) -> list[Read]:
@@ -502,10 +543,27 @@ _READERS: dict[Function, Callable[[Client, Read, dict[str, int]], Awaitable[Modb
 }
 
 
-def _write(client: Client, command: Command, unit: dict[str, int]) -> Awaitable[ModbusPDU]:
-    """One request for the whole block: FC05 for one coil, FC15 for several, FC16 for registers."""
-    if command.function is Function.COIL:
-        if len(command.values) == 1:
-            return client.write_coil(command.address, bool(command.values[0]), **unit)
-        return client.write_coils(command.address, [bool(v) for v in command.values], **unit)
-    return client.write_registers(command.address, command.values, **unit)
+def _write(client: Client, command: Command, words: list[int], unit: dict[str, int]) -> Awaitable[ModbusPDU]:
+    """One request for the whole block, with the command's function code."""
+    code = command.code
+    if code == 5:
+        if command.function_code is None:  # 0/1, sent as the standard 0x0000/0xFF00
+            return client.write_coil(command.address, bool(words[0]), **unit)
+        return client.execute(False, RawCoilWrite(command.address, words[0], unit[_UNIT]))
+    if code == 15:
+        return client.write_coils(command.address, [bool(v) for v in words], **unit)
+    if code == 6:
+        return client.write_register(command.address, words[0], **unit)
+    return client.write_registers(command.address, words, **unit)
+
+
+class RawCoilWrite(WriteSingleCoilRequest):
+    """FC05 with the 16-bit word the device's manual gives (a relay's flash or toggle command,
+    e.g. 0x5500), not only the standard 0xFF00/0x0000 pymodbus makes of a bool."""
+
+    def __init__(self, address: int, word: int, device_id: int) -> None:
+        super().__init__(address=address, bits=[bool(word)], dev_id=device_id)
+        self.word = word
+
+    def encode(self) -> bytes:
+        return struct.pack(">HH", self.address, self.word)

@@ -227,28 +227,100 @@ class ReadBack(_Strict):
     within_s: float = Field(default=2.0, gt=0, le=60, description="How long the device may take.")
 
 
+class Argument(_Strict):
+    """A command value given at run time (a pulse length, a set point), typed and bounded:
+    raw = (value - offset) / scale, written as `type` (a float32 is two registers)."""
+
+    type: DataType = Field(description="Data type written; not bool.")
+    scale: float = Field(default=1.0, description="value = raw * scale + offset, as for points.")
+    offset: float = Field(default=0.0)
+    min: float = Field(allow_inf_nan=False, description="Smallest value accepted (engineering units).")
+    max: float = Field(allow_inf_nan=False, description="Largest value accepted (engineering units).")
+    unit: str = Field(default="", max_length=16)
+    word_order: Order | None = Field(default=None, description="Profile default if unset.")
+    byte_order: Order | None = Field(default=None, description="Profile default if unset.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.type is DataType.BOOL:
+            raise ValueError("an argument is a number; a fixed on/off is 'values'")
+        if self.scale == 0.0:
+            raise ValueError("scale must not be 0")
+        if self.min > self.max:
+            raise ValueError("min is above max")
+        return self
+
+
+class Precondition(Match):
+    """A point that must match before the command is sent; otherwise it is refused with `refuse`."""
+
+    point: Name = Field(description="Point read just before the write, e.g. local_mode.")
+    refuse: str = Field(min_length=1, max_length=120, description="Why it is refused, e.g. 'breaker in local mode'.")
+
+
+class Result(_Strict):
+    """A register where the device says what it made of the command (done, refused and why)."""
+
+    point: Name = Field(description="The result point; its enum names the codes, e.g. {1: done, 2: refused_interlock}.")
+    ok: list[int | Label] = Field(min_length=1, max_length=16, description="Values (or labels) meaning done.")
+    pending: list[int | Label] = Field(default_factory=list, max_length=16, description="Values meaning still working.")
+    within_s: float = Field(default=1.0, gt=0, le=60, description="How long the result may stay pending.")
+
+
 class Command(_Strict):
     """A named write: one coil, a block of coils, or a block of registers in one request."""
 
     name: Name = Field(description="Command name, e.g. trip, close, reset.")
     function: Function = Field(description="coil or holding.")
+    function_code: Literal[5, 6, 15, 16] | None = Field(
+        default=None,
+        description="Modbus function code; default: 5 for one coil, 15 for several, 16 for registers. With 5, "
+        "values are the raw 16-bit word sent (0xFF00 on, 0x0000 off, or the device's own values).",
+    )
     address: Address
-    values: list[int] = Field(
+    values: list[int] | None = Field(
+        default=None,
         min_length=1,
         max_length=123,
         description="Values written in one request: 0/1 for coils, 0-65535 for registers.",
     )
+    argument: Argument | None = Field(default=None, description="A value given at run time instead of fixed values.")
+    preconditions: list[Precondition] = Field(default_factory=list, max_length=4, description="Checked before the write.")
+    result: Result | None = Field(default=None, description="Where the device says what it made of the command.")
     readback: ReadBack | None = Field(default=None, description="Point confirming the command.")
     description: str = Field(default="", max_length=200)
+
+    @property
+    def code(self) -> int:
+        """The function code this command is written with."""
+        if self.function_code is not None:
+            return self.function_code
+        if self.function is Function.HOLDING:
+            return 16
+        return 5 if self.values is not None and len(self.values) == 1 else 15
+
+    @property
+    def width(self) -> int:
+        """Coils or registers written."""
+        return len(self.values) if self.values is not None else self.argument.type.width
 
     @model_validator(mode="after")
     def _check_values(self) -> Self:
         if self.function not in (Function.COIL, Function.HOLDING):
             raise ValueError("commands write coils or holding registers only")
-        top = 1 if self.function is Function.COIL else 0xFFFF
-        if any(not 0 <= value <= top for value in self.values):
+        if (self.values is None) == (self.argument is None):
+            raise ValueError("give exactly one of 'values' (fixed) or 'argument' (given at run time)")
+        code = self.function_code
+        if code is not None and (self.function is Function.COIL) != (code in (5, 15)):
+            raise ValueError(f"function code {code} does not write {self.function.value}s")
+        if code in (5, 6) and self.width != 1:
+            raise ValueError(f"function code {code} writes exactly one {self.function.value}")
+        if self.function is Function.COIL and self.argument is not None and code != 5:
+            raise ValueError("an argument written to a coil needs function_code: 5 (a raw word)")
+        top = 1 if self.function is Function.COIL and code != 5 else 0xFFFF
+        if any(not 0 <= value <= top for value in self.values or ()):
             raise ValueError(f"{self.function.value} values must be within 0..{top}")
-        if self.address + len(self.values) - 1 > MAX_ADDRESS:
+        if self.address + self.width - 1 > MAX_ADDRESS:
             raise ValueError(f"command block runs past {MAX_ADDRESS}")
         return self
 
@@ -294,10 +366,7 @@ class Profile(_Strict):
             if point.void_if is not None:
                 _check_void(point, names)
         for command in self.commands:
-            if command.readback and command.readback.point not in names:
-                raise ValueError(
-                    f"command {command.name!r}: readback point {command.readback.point!r} is not a point"
-                )
+            _check_command(command, names)
         return self
 
     def point(self, name: str) -> Point:
@@ -314,6 +383,23 @@ class Profile(_Strict):
 
     def interval_of(self, point: Point) -> float:
         return point.interval_s or self.interval_s
+
+
+def _check_command(command: Command, names: dict[str, Point]) -> None:
+    named = [(command.readback, "readback"), (command.result, "result")]
+    named += [(condition, "precondition") for condition in command.preconditions]
+    for part, what in named:
+        if part is not None and part.point not in names:
+            raise ValueError(f"command {command.name!r}: {what} point {part.point!r} is not a point")
+    try:
+        for condition in command.preconditions:
+            condition.check_against(names[condition.point])
+        if command.result is not None:
+            enum = names[command.result.point].enum
+            Match(when=command.result.ok).values(enum)
+            Match(when=command.result.pending or [0]).values(enum)
+    except ValueError as error:
+        raise ValueError(f"command {command.name!r}: {error}") from None
 
 
 def _check_void(point: Point, names: dict[str, Point]) -> None:

@@ -10,7 +10,7 @@ import math
 import struct
 from collections.abc import Sequence
 
-from drivers.modbus.profile import DataType, Order, Point, Profile
+from drivers.modbus.profile import Command, DataType, Order, Point, Profile
 
 Value = bool | int | float
 
@@ -116,3 +116,23 @@ def encode_point(profile: Profile, point: Point, value: Value) -> list[int]:
     if point.type is not DataType.FLOAT32:
         raw = round(raw)
     return encode_raw(point.type, raw, profile.word_order_of(point), profile.byte_order_of(point))
+
+
+def command_words(profile: Profile, command: Command, value: float | None) -> list[int]:
+    """The words a command writes: its fixed values, or its argument `value` encoded (raises
+    `EncodeError` for a missing, unexpected or out-of-range value)."""
+    argument = command.argument
+    if argument is None:
+        if value is not None:
+            raise EncodeError(f"command {command.name} takes no value")
+        return list(command.values)
+    if value is None or not math.isfinite(value):
+        raise EncodeError(f"command {command.name} needs a value ({argument.min:g}..{argument.max:g} {argument.unit})".rstrip())
+    if not argument.min <= value <= argument.max:
+        raise EncodeError(f"{value:g} is outside {argument.min:g}..{argument.max:g} {argument.unit}".rstrip())
+    raw = (value - argument.offset) / argument.scale
+    if argument.type is not DataType.FLOAT32:
+        raw = round(raw)
+    return encode_raw(
+        argument.type, raw, argument.word_order or profile.word_order, argument.byte_order or profile.byte_order
+    )
