@@ -199,6 +199,10 @@ class SimulatedDevice:
             word = table.get(point.address, 0)
             table[point.address] = word | mask if value else word & ~mask
             return
+        if point.bits is not None:  # a field or a byte of a register: leave the other bits alone
+            (view,) = encode_point(self.profile, point, value)
+            table[point.address] = (table.get(point.address, 0) & ~point.bits) | view
+            return
         for offset, word in enumerate(encode_point(self.profile, point, value)):
             table[point.address + offset] = word
 

@@ -99,3 +99,84 @@ def test_void_if_must_name_a_point_and_a_label_it_has():
             {"name": "a", "function": "input", "address": 0, "type": "uint16", "void_if": {"point": "s", "when": "broken"}},
             {"name": "s", "function": "input", "address": 1, "type": "uint16", "enum": {0: "ok"}},
         ]})
+
+
+# --- fields, types and register numbers as manuals print them (issue 9, item 4) -------------
+
+import struct  # noqa: E402
+
+# A three-phase energy meter's manual, register numbers as printed (modicon: 30001 = input 0):
+#   30001      status word: bits 0-1 run mode (0 stopped, 1 running, 2 fault), bit 2 alarm, bits 8-11 comms error count
+#   30002      high byte: hardware version, low byte: temperature (signed, degC)
+#   30003-06   active energy, uint64, Wh (big-endian words)
+#   30007-10   reactive energy, int64, varh, low word first
+#   30011-14   frequency, float64
+#   30021-28   model name, 16 ASCII characters, NUL padded
+METER = {
+    "addressing": "modicon",
+    "points": [
+        {"name": "status", "function": "input", "address": 30001, "type": "uint16"},
+        {"name": "run_mode", "function": "input", "address": 30001, "type": "uint16", "bit": 0, "bit_count": 2,
+         "enum": {0: "stopped", 1: "running", 2: "fault"}},
+        {"name": "alarm", "function": "input", "address": 30001, "type": "bool", "bit": 2},
+        {"name": "comm_errors", "function": "input", "address": 30001, "type": "uint16", "bit": 8, "bit_count": 4},
+        {"name": "hw_version", "function": "input", "address": 30002, "type": "uint8", "byte": "high"},
+        {"name": "board_temp", "function": "input", "address": 30002, "type": "int8", "byte": "low", "unit": "degC"},
+        {"name": "energy_wh", "function": "input", "address": 30003, "type": "uint64", "unit": "Wh"},
+        {"name": "reactive_varh", "function": "input", "address": 30007, "type": "int64", "word_order": "little"},
+        {"name": "frequency", "function": "input", "address": 30011, "type": "float64", "unit": "Hz"},
+        {"name": "model_name", "function": "input", "address": 30021, "type": "string", "length": 8},
+    ],
+}
+
+
+def test_fields_bytes_views_64_bit_and_strings_as_a_meter_manual_lays_them_out():
+    def setup(device: SimulatedDevice) -> None:
+        device.set_registers(Function.INPUT, 0, [0b0000_0101_0000_0101, (3 << 8) | (0x100 - 12)])
+        device.set_registers(Function.INPUT, 2, list(struct.unpack(">4H", struct.pack(">Q", 12_345_678_901_234))))
+        high_first = struct.unpack(">4H", struct.pack(">q", -9_876_543_210))
+        device.set_registers(Function.INPUT, 6, list(reversed(high_first)))
+        device.set_registers(Function.INPUT, 10, list(struct.unpack(">4H", struct.pack(">d", 49.987654321))))
+        device.set_registers(Function.INPUT, 20, list(struct.unpack(">8H", b"EM-340 DIN\x00\x00\x00\x00\x00\x00")))
+
+    values = asyncio.run(_one_pass(_profile(METER), setup))
+    assert values["status"] == 0b0000_0101_0000_0101  # the raw word beside its views
+    assert values["run_mode"] == 1 and values["alarm"] is True and values["comm_errors"] == 5
+    assert values["hw_version"] == 3 and values["board_temp"] == -12
+    assert values["energy_wh"] == 12_345_678_901_234
+    assert values["reactive_varh"] == -9_876_543_210
+    assert values["frequency"] == 49.987654321
+    assert values["model_name"] == "EM-340 DIN"
+
+
+def test_register_numbers_as_manuals_print_them():
+    profile = _profile(METER)
+    assert profile.point("status").address == 0 and profile.point("model_name").address == 20
+    one_based = _profile({"addressing": "one_based", "points": [{"name": "a", "function": "holding", "address": 1, "type": "uint16"}],
+                          "commands": [{"name": "go", "function": "holding", "address": 10, "values": [1]}]})
+    assert one_based.point("a").address == 0 and one_based.command("go").address == 9
+    six_digit = _profile({"addressing": "modicon", "points": [{"name": "a", "function": "holding", "address": 400101, "type": "uint16"}]})
+    assert six_digit.point("a").address == 100
+
+
+def test_bad_fields_are_refused_at_their_point():
+    import pytest
+    from pydantic import ValidationError
+
+    def error(point: dict, **profile) -> tuple[tuple, str]:
+        with pytest.raises(ValidationError) as caught:
+            _profile({"points": [point], **profile})
+        first = caught.value.errors()[0]
+        return first["loc"], first["msg"]
+
+    loc, message = error({"name": "a", "function": "holding", "address": 30001, "type": "uint16"}, addressing="modicon")
+    assert loc == ("points", 0) and "30001 is not a holding register number" in message
+    assert "bit_count makes a field of a uint16" in error({"name": "a", "function": "input", "address": 0, "type": "int16", "bit": 1, "bit_count": 2})[1]
+    assert "run past bit 15" in error({"name": "a", "function": "input", "address": 0, "type": "uint16", "bit": 12, "bit_count": 6})[1]
+    assert "need byte: high or low" in error({"name": "a", "function": "input", "address": 0, "type": "uint8"})[1]
+    assert "a string needs length" in error({"name": "a", "function": "input", "address": 0, "type": "string"})[1]
+    with pytest.raises(ValidationError, match="input address 0 is claimed by a, b"):
+        _profile({"points": [
+            {"name": "a", "function": "input", "address": 0, "type": "uint16", "bit": 0, "bit_count": 3},
+            {"name": "b", "function": "input", "address": 0, "type": "bool", "bit": 2},
+        ]})

@@ -38,16 +38,71 @@ class DataType(StrEnum):
     """How the registers of one point are to be read."""
 
     BOOL = "bool"
+    INT8 = "int8"  # one byte of a register (`byte: high|low`)
+    UINT8 = "uint8"
     INT16 = "int16"
     UINT16 = "uint16"
     INT32 = "int32"
     UINT32 = "uint32"
     FLOAT32 = "float32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT64 = "float64"
+    STRING = "string"  # `length` registers of text, two characters each (a model name, a serial)
 
     @property
     def width(self) -> int:
-        """Registers (or bits, for bool on a bit table) the value occupies."""
-        return 2 if self in (DataType.INT32, DataType.UINT32, DataType.FLOAT32) else 1
+        """Registers (or bits, for bool on a bit table) the value occupies (a string: see `length`)."""
+        return _WIDTHS.get(self, 1)
+
+    @property
+    def is_integer(self) -> bool:
+        return self in _INTEGERS
+
+
+_WIDTHS = {
+    DataType.INT32: 2, DataType.UINT32: 2, DataType.FLOAT32: 2,
+    DataType.INT64: 4, DataType.UINT64: 4, DataType.FLOAT64: 4,
+}
+_INTEGERS = frozenset({
+    DataType.INT8, DataType.UINT8, DataType.INT16, DataType.UINT16,
+    DataType.INT32, DataType.UINT32, DataType.INT64, DataType.UINT64,
+})
+
+
+class Addressing(StrEnum):
+    """How a profile writes register addresses: as the protocol sends them, or as manuals print them."""
+
+    PROTOCOL = "protocol"  # zero-based, as on the wire
+    ONE_BASED = "one_based"  # register 1 is protocol address 0
+    MODICON = "modicon"  # 00001 coils, 10001 discrete inputs, 30001 input and 40001 holding registers (or 400001)
+
+
+_MODICON_PREFIX = {"coil": 0, "discrete": 1, "input": 3, "holding": 4}
+
+
+def protocol_address(written: int, addressing: Addressing, function: str) -> int:
+    """The zero-based address of a register number as a manual prints it; ValueError if it cannot be."""
+    if addressing is Addressing.PROTOCOL:
+        return written
+    if addressing is Addressing.ONE_BASED:
+        if written < 1:
+            raise ValueError(f"register numbers start at 1 (addressing: one_based), got {written}")
+        return written - 1
+    prefix = _MODICON_PREFIX.get(function)
+    if prefix is None:
+        raise ValueError(f"unknown table {function!r}")
+    if prefix == 0:
+        number = written
+    elif written >= 100_000:
+        number = written - prefix * 100_000 if written // 100_000 == prefix else -1
+    else:
+        number = written - prefix * 10_000 if written // 10_000 == prefix else -1
+    if not 1 <= number <= MAX_ADDRESS + 1:
+        raise ValueError(
+            f"{written} is not a {function} register number (modicon: {prefix}0001.. or {prefix}00001..)"
+        )
+    return number - 1
 
 
 class Order(StrEnum):
@@ -142,6 +197,11 @@ class VoidIf(Match):
 class Point(_Strict):
     """One value the device reports."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _to_protocol_address(cls, data: Any) -> Any:
+        return _converted_address(data)
+
     name: Name = Field(description="Point name, unique within the profile (snake_case).")
     function: Function = Field(description="Data table the point is read from.")
     address: Address
@@ -150,7 +210,16 @@ class Point(_Strict):
         default=None,
         ge=0,
         le=15,
-        description="For a bool in a holding/input register: the bit (0 = least significant).",
+        description="For a bool in a holding/input register: the bit (0 = least significant); for a "
+        "uint16 field: its lowest bit.",
+    )
+    bit_count: int | None = Field(
+        default=None, ge=1, le=16, description="A uint16 field of this many bits from `bit` (a multi-bit code)."
+    )
+    byte: Literal["high", "low"] | None = Field(default=None, description="For int8/uint8: which byte of the register.")
+    length: int | None = Field(default=None, ge=1, le=64, description="For a string: registers it spans.")
+    addressing: Addressing = Field(
+        default=Addressing.PROTOCOL, description="How `address` is written; the profile's `addressing` if unset."
     )
     word_order: Order | None = Field(
         default=None, description="Order of the two words of a 32-bit value; profile default if unset."
@@ -181,12 +250,16 @@ class Point(_Strict):
 
     @property
     def width(self) -> int:
-        return self.type.width
+        return self.length or 1 if self.type is DataType.STRING else self.type.width
 
     @property
     def bits(self) -> int | None:
         """The mask of the register's bits this point views; None for a whole-register point."""
-        return None if self.bit is None else 1 << self.bit
+        if self.byte is not None:
+            return 0xFF00 if self.byte == "high" else 0x00FF
+        if self.bit is None:
+            return None
+        return ((1 << (self.bit_count or 1)) - 1) << self.bit
 
     @property
     def last_address(self) -> int:
@@ -200,8 +273,19 @@ class Point(_Strict):
             raise ValueError("bit applies only to a bool in a holding or input register")
         if not self.function.is_bit and self.type is DataType.BOOL and self.bit is None:
             raise ValueError("a bool in a register needs bit: 0-15")
-        if self.type is not DataType.BOOL and self.bit is not None:
-            raise ValueError("bit applies only to type bool")
+        if self.bit_count is not None and (self.type is not DataType.UINT16 or self.bit is None):
+            raise ValueError("bit_count makes a field of a uint16: give type uint16 and its lowest bit")
+        if self.bit_count is not None and self.bit + self.bit_count > 16:
+            raise ValueError(f"bits {self.bit}..{self.bit + self.bit_count - 1} run past bit 15")
+        if self.type is not DataType.BOOL and self.bit is not None and self.bit_count is None:
+            raise ValueError("bit applies only to type bool, or to a uint16 field with bit_count")
+        if (self.type in (DataType.INT8, DataType.UINT8)) != (self.byte is not None):
+            raise ValueError("int8/uint8 need byte: high or low, and byte applies only to them")
+        if (self.type is DataType.STRING) != (self.length is not None):
+            raise ValueError("a string needs length (registers), and length applies only to strings")
+        if self.type is DataType.STRING and (self.scale != 1.0 or self.offset != 0.0 or self.valid_min is not None
+                                             or self.valid_max is not None):
+            raise ValueError("a string has no scale, offset or valid range")
         if self.type is DataType.BOOL and (self.scale != 1.0 or self.offset != 0.0):
             raise ValueError("a bool point cannot have scale or offset")
         if self.scale == 0.0:
@@ -212,7 +296,7 @@ class Point(_Strict):
             )
         if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
             raise ValueError("valid_min is above valid_max")
-        if self.enum is not None and self.type not in (DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32):
+        if self.enum is not None and not self.type.is_integer:
             raise ValueError("enum applies to integer points only")
         for alarm in self.alarms:
             alarm.check_against(self)
@@ -270,6 +354,11 @@ class Result(_Strict):
 class Command(_Strict):
     """A named write: one coil, a block of coils, or a block of registers in one request."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _to_protocol_address(cls, data: Any) -> Any:
+        return _converted_address(data)
+
     name: Name = Field(description="Command name, e.g. trip, close, reset.")
     function: Function = Field(description="coil or holding.")
     function_code: Literal[5, 6, 15, 16] | None = Field(
@@ -288,6 +377,9 @@ class Command(_Strict):
     preconditions: list[Precondition] = Field(default_factory=list, max_length=4, description="Checked before the write.")
     result: Result | None = Field(default=None, description="Where the device says what it made of the command.")
     readback: ReadBack | None = Field(default=None, description="Point confirming the command.")
+    addressing: Addressing = Field(
+        default=Addressing.PROTOCOL, description="How `address` is written; the profile's `addressing` if unset."
+    )
     description: str = Field(default="", max_length=200)
 
     @property
@@ -328,8 +420,27 @@ class Command(_Strict):
 class Profile(_Strict):
     """The register map and habits of one device model (one firmware revision)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lend_addressing(cls, data: Any) -> Any:
+        """Points and commands write addresses as the profile says unless they say otherwise."""
+        if not isinstance(data, dict) or data.get("addressing", "protocol") == "protocol":
+            return data
+        data = dict(data)
+        for section in ("points", "commands"):
+            if isinstance(data.get(section), list):
+                data[section] = [
+                    {"addressing": data["addressing"], **item} if isinstance(item, dict) else item
+                    for item in data[section]
+                ]
+        return data
+
     model: ModelId = Field(description="Model id the building config refers to.")
     description: str = Field(default="", max_length=300)
+    addressing: Addressing = Field(
+        default=Addressing.PROTOCOL,
+        description="How addresses are written: protocol (zero-based), one_based, or modicon (40001 = holding 0).",
+    )
     word_order: Order = Field(default=Order.BIG, description="Default word order of 32-bit values.")
     byte_order: Order = Field(default=Order.BIG, description="Default byte order in a register.")
     interval_s: float = Field(default=1.0, gt=0, le=86400, description="Default poll interval.")
@@ -359,8 +470,9 @@ class Profile(_Strict):
         _require_unique([p.name for p in self.points], "point")
         _require_unique([c.name for c in self.commands], "command")
         _require_no_overlap(self.points)
-        if self.max_registers_per_read < 2 and any(p.width == 2 for p in self.points):
-            raise ValueError("32-bit points need max_registers_per_read of at least 2")
+        widest = max((p for p in self.points if not p.function.is_bit), key=lambda p: p.width, default=None)
+        if widest is not None and widest.width > self.max_registers_per_read:
+            raise ValueError(f"point {widest.name!r} spans {widest.width} registers, more than max_registers_per_read")
         names = {p.name: p for p in self.points}
         for point in self.points:
             if point.void_if is not None:
@@ -383,6 +495,17 @@ class Profile(_Strict):
 
     def interval_of(self, point: Point) -> float:
         return point.interval_s or self.interval_s
+
+
+def _converted_address(data: Any) -> Any:
+    """Turn an address written as a manual prints it into the protocol address, once."""
+    if not isinstance(data, dict) or data.get("addressing", "protocol") == "protocol":
+        return data
+    written, function = data.get("address"), data.get("function")
+    if not isinstance(written, int) or isinstance(written, bool) or not isinstance(function, str):
+        return data  # the field validators report what is wrong with them
+    address = protocol_address(written, Addressing(data["addressing"]), function)
+    return {**data, "address": address, "addressing": "protocol"}
 
 
 def _check_command(command: Command, names: dict[str, Point]) -> None:
