@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import structlog
 
-from drivers.modbus.observations import CommandOutcome, DeviceBack, DeviceOffline, Observation, PollFault, Reading
+from drivers.modbus.observations import CommandOutcome, DeviceBack, DeviceIdentified, DeviceOffline, Observation, PollFault, Reading
 from drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, SerialLink, TcpLink
 from drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, SerialBus
@@ -110,7 +110,8 @@ class FieldBus:
                 listener(observation)
             return
         event = _device_event(observation)
-        log.warning("field device", event_id=event.id, kind=str(event.kind), device=event.source, **event.body)
+        say = log.info if isinstance(observation, DeviceIdentified) else log.warning
+        say("field device", event_id=event.id, kind=str(event.kind), device=event.source, **event.body)
         await self.journal.append(event)
 
 
@@ -119,6 +120,9 @@ def _device_event(observation: Observation) -> Event:
         return Event(kind=Kind.DEVICE_OFFLINE, priority=Priority.FAULT, source=observation.device, body={"reason": str(observation.reason)})
     if isinstance(observation, DeviceBack):
         return Event(kind=Kind.DEVICE_BACK, priority=Priority.FAULT, source=observation.device)
+    if isinstance(observation, DeviceIdentified):
+        return Event(kind=Kind.DEVICE_IDENTIFIED, priority=Priority.FAULT, source=observation.device,
+                     body={"identity": observation.identity, "variant": observation.variant})
     assert isinstance(observation, PollFault)
     return Event(
         kind=Kind.DEVICE_FAULT,

@@ -125,9 +125,11 @@ class SimulatedDevice:
         self._tables: dict[Function, dict[int, int]] = {function: {} for function in Function}
         self._spans: dict[Function, list[tuple[int, int]]] = {function: [] for function in Function}
         self._scripts: dict[str, tuple[Script, float]] = {}
-        for point in profile.points:
+        variants = profile.variants
+        points = [*profile.points, *([profile.identify] if profile.identify else []), *(p for v in variants for p in v.points)]
+        for point in points:
             self._spans[point.function].append((point.address, point.last_address))
-        for command in profile.commands:
+        for command in [*profile.commands, *(c for v in variants for c in v.commands)]:
             self._spans[command.function].append((command.address, command.address + command.width - 1))
         for function, spans in self._spans.items():
             if spans:

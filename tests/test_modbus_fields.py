@@ -180,3 +180,67 @@ def test_bad_fields_are_refused_at_their_point():
             {"name": "a", "function": "input", "address": 0, "type": "uint16", "bit": 0, "bit_count": 3},
             {"name": "b", "function": "input", "address": 0, "type": "bool", "bit": 2},
         ]})
+
+
+# --- a variant picked by the firmware register (issue 9, item 4) ----------------------------
+
+from drivers.modbus.observations import DeviceIdentified  # noqa: E402
+
+# A residual-current relay whose manual says: firmware (30257, 0x0105 = 1.05) before 2.00 keeps
+# the leakage at 30007; from 2.00 the leakage is a float at 30101-30102 and the alarm limit moved.
+RELAY = {
+    "addressing": "modicon",
+    "interval_s": ONCE,
+    "points": [
+        {"name": "leakage_ma", "function": "input", "address": 30007, "type": "uint16", "unit": "mA"},
+        {"name": "limit_ma", "function": "holding", "address": 40001, "type": "uint16", "unit": "mA"},
+    ],
+    "identify": {"name": "firmware", "function": "input", "address": 30257, "type": "uint16"},
+    "variants": [
+        {"name": "fw2", "at_least": 0x0200, "points": [
+            {"name": "leakage_ma", "function": "input", "address": 30101, "type": "float32", "unit": "mA"},
+            {"name": "limit_ma", "function": "holding", "address": 40011, "type": "uint16", "unit": "mA"},
+        ]},
+    ],
+}
+
+
+def test_a_firmware_register_picks_the_profile_variant_each_device_is_polled_by():
+    profile = _profile(RELAY)
+
+    async def scenario():
+        old, new = SimulatedDevice(profile, 1), SimulatedDevice(profile, 2)
+        for device, firmware in ((old, 0x0105), (new, 0x0201)):
+            device.set_registers(Function.INPUT, 256, [firmware])
+            device.set_registers(Function.INPUT, 6, [31])  # what the old map holds at 30007
+            device.set_registers(Function.INPUT, 100, list(struct.unpack(">2H", struct.pack(">f", 27.5))))
+            device.set_registers(Function.HOLDING, 0, [300])
+            device.set_registers(Function.HOLDING, 10, [100])
+        simulator, link = await tcp_rig(old, new)
+        queue: asyncio.Queue = asyncio.Queue()
+        seen: list = []
+        try:
+            async with Running(Poller([spec("old", profile, link, 1), spec("new", profile, link, 2)], queue)):
+                while len({(o.device, o.point) for o in seen if isinstance(o, Reading)}) < 4:
+                    await wait_for(queue, lambda o: True, seen)
+        finally:
+            await simulator.stop()
+        identified = {o.device: o for o in seen if isinstance(o, DeviceIdentified)}
+        assert identified["old"] == DeviceIdentified("old", 0x0105, None)
+        assert identified["new"] == DeviceIdentified("new", 0x0201, "fw2")
+        values = {(o.device, o.point): o.value for o in seen if isinstance(o, Reading)}
+        assert values == {("old", "leakage_ma"): 31, ("old", "limit_ma"): 300, ("new", "leakage_ma"): 27.5, ("new", "limit_ma"): 100}
+
+    asyncio.run(scenario())
+
+
+def test_a_variant_that_breaks_the_map_is_refused_naming_it():
+    import pytest
+    from pydantic import ValidationError
+
+    broken = {**RELAY, "variants": [{"name": "fw3", "when": [0x0300], "points": [
+        {"name": "extra", "function": "input", "address": 30007, "type": "uint16"}]}]}
+    with pytest.raises(ValidationError, match="variant 'fw3': input address 6 is claimed by leakage_ma, extra"):
+        _profile(broken)
+    with pytest.raises(ValidationError, match="variants need an 'identify' register"):
+        _profile({**RELAY, "identify": None})

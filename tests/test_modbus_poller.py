@@ -297,7 +297,7 @@ def test_write_with_read_back_confirmed_and_unconfirmed():
             await simulator.stop()
         assert unconfirmed.confirmed is False and refused.confirmed is False
         assert unconfirmed.reason == "not confirmed within 5 s: closed reads False"
-        assert refused.reason == "device answered exception 4"
+        assert refused.reason == "refused: cannot read local_mode (the device answered with an exception)"
         assert device.value_of("closed") is False
         assert poller.counters["brk"].exceptions == 1
 

@@ -50,6 +50,15 @@ class DeviceBack:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceIdentified:
+    """A device's model or firmware register was read; `variant` is the map it picked (None: the base)."""
+
+    device: str
+    identity: int | float | str
+    variant: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PollFault:
     """One failed transaction or value, after retries."""
 
@@ -69,4 +78,4 @@ class CommandOutcome:
         return self.confirmed
 
 
-Observation = Reading | DeviceOffline | DeviceBack | PollFault
+Observation = Reading | DeviceOffline | DeviceBack | DeviceIdentified | PollFault

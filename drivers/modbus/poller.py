@@ -16,7 +16,7 @@ import math
 import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
@@ -28,6 +28,7 @@ from drivers.modbus.lane import Lane, Priority
 from drivers.modbus.observations import (
     CommandOutcome,
     DeviceBack,
+    DeviceIdentified,
     DeviceOffline,
     FaultKind,
     Observation,
@@ -238,6 +239,21 @@ class _DeviceState:
     void_tests: dict[str, Callable[[Value], bool]] = field(default_factory=dict)
     voiders: dict[str, tuple[Value, int]] = field(default_factory=dict)
     visit: int = 0
+    identified: bool = True  # False while a profile with variants waits to read its identify register
+
+    def adopt(self, profile: Profile) -> None:
+        """Poll by `profile` from now on (the base map, or the variant the device identified as)."""
+        self.spec = replace(self.spec, profile=profile)
+        self.groups = _point_groups(profile)
+        self.plans.clear()
+        self.decoded.clear()
+        self.void_tests.clear()
+        self.voiders.clear()
+        for point in profile.points:
+            if point.void_if is not None:
+                voider = profile.point(point.void_if.point)
+                self.void_tests[point.name] = point.void_if.predicate(voider.enum)
+                self.voiders.setdefault(voider.name, (None, -1))
 
     def next_wake(self) -> float:
         return min(group.due for group in self.groups) if self.online else self.probe_at
@@ -257,17 +273,15 @@ class Poller:
         self._clock = clock
         self._buses: dict[Link, Bus] = {}
         self._states: dict[str, _DeviceState] = {}
+        self._specs = {spec.name: spec for spec in devices}
         for spec in devices:
             if spec.name in self._states:
                 raise ValueError(f"device {spec.name!r} is listed twice")
             timeout = max(d.timeout_s for d in devices if d.link == spec.link)
             bus = self._buses.setdefault(spec.link, Bus(spec.link, timeout))
-            state = self._states[spec.name] = _DeviceState(spec, bus, _point_groups(spec.profile))
-            for point in spec.profile.points:
-                if point.void_if is not None:
-                    voider = spec.profile.point(point.void_if.point)
-                    state.void_tests[point.name] = point.void_if.predicate(voider.enum)
-                    state.voiders.setdefault(voider.name, (None, -1))
+            state = self._states[spec.name] = _DeviceState(spec, bus, [])
+            state.adopt(spec.profile.without_variants())
+            state.identified = spec.profile.identify is None
 
     @property
     def counters(self) -> Mapping[str, DeviceCounters]:
@@ -310,6 +324,12 @@ class Poller:
             return
         for group in due:
             group.due = now + group.interval_s
+        if not state.identified:
+            if not await self._identify(state):
+                return
+            due = tuple(state.groups)  # the variant's own groups, all due now
+            for group in due:
+                group.due = now + group.interval_s
         state.visit += 1
         reads = state.plans.get(due)
         if reads is None:  # a device has few distinct sets of due groups: plan each once
@@ -349,6 +369,19 @@ class Poller:
                 if point.void_if is not None and self._voided(state, point):
                     value = None  # the device says this reading is not valid now
             await self._emit(Reading(device, point.name, value, point.unit, mono))
+        return True
+
+    async def _identify(self, state: _DeviceState) -> bool:
+        """Read the model or firmware register and poll by the variant it picks; False if not read."""
+        base = self._specs[state.spec.name].profile
+        point = base.identify
+        identity, problem = await self._read_point(state, point, Priority.POLL, report=False)
+        if problem is not None:
+            return False
+        variant, profile = base.variant_for(identity)
+        state.adopt(profile)
+        state.identified = True
+        await self._emit(DeviceIdentified(state.spec.name, identity, variant))
         return True
 
     @staticmethod
@@ -413,6 +446,7 @@ class Poller:
         if state.failures < state.spec.offline_after:
             return True
         state.online = False
+        state.identified = self._specs[state.spec.name].profile.identify is None  # it may come back re-flashed
         state.probe_delay = state.spec.probe_min_s
         state.probe_at = self._clock() + state.probe_delay
         await self._emit(DeviceOffline(state.spec.name, failure.kind))
@@ -490,11 +524,13 @@ class Poller:
                 return f"no result within {result.within_s:g} s: {problem or 'still pending'}"
             await asyncio.sleep(min(0.05, max(0.0, deadline - self._clock())))
 
-    async def _read_point(self, state: _DeviceState, point: Point) -> tuple[Value | None, str | None]:
-        """Read one point now, ahead of polls: (value, None), or (None, what went wrong)."""
+    async def _read_point(
+        self, state: _DeviceState, point: Point, priority: Priority = Priority.COMMAND, report: bool = True
+    ) -> tuple[Value | None, str | None]:
+        """Read one point now (by default ahead of polls): (value, None), or (None, what went wrong)."""
         (read,) = plan_reads([point])
         try:
-            words = await self._read(state, read, Priority.COMMAND)
+            words = await self._read(state, read, priority)
         except TransactionFailed as failure:
             await self._failed(state, failure, f"read {point.name}")
             return None, failure.detail
@@ -506,7 +542,8 @@ class Poller:
             await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
             return None, str(error)
         state.failing.discard(point.name)
-        await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
+        if report:
+            await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
         return value, None
 
 

@@ -417,6 +417,43 @@ class Command(_Strict):
         return self
 
 
+class Variant(_Strict):
+    """A model or firmware revision whose map differs: the points and commands it moves or adds
+    (by name: a point named as in the base replaces it), picked by the `identify` register."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_is_a_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("when") is not None and not isinstance(data["when"], list):
+            return {**data, "when": [data["when"]]}
+        return data
+
+    name: Name = Field(description="Variant name, e.g. fw2, shown when the device is identified.")
+    when: list[int | str] | None = Field(
+        default=None, min_length=1, max_length=32, description="Identify values (codes, or a model string) it covers."
+    )
+    at_least: float | None = Field(default=None, description="Covers identify values from this one up (firmware 2.0 and later).")
+    below: float | None = Field(default=None, description="Covers identify values below this one.")
+    points: list[Point] = Field(default_factory=list, description="Points moved or added.")
+    commands: list[Command] = Field(default_factory=list, description="Commands moved or added.")
+    description: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.when is None and self.at_least is None and self.below is None:
+            raise ValueError("a variant needs 'when', 'at_least' or 'below'")
+        if self.when is not None and (self.at_least is not None or self.below is not None):
+            raise ValueError("give 'when', or a range ('at_least', 'below'), not both")
+        return self
+
+    def covers(self, identity: Any) -> bool:
+        if self.when is not None:
+            return identity in self.when
+        if not isinstance(identity, int | float) or isinstance(identity, bool):
+            return False
+        return (self.at_least is None or identity >= self.at_least) and (self.below is None or identity < self.below)
+
+
 class Profile(_Strict):
     """The register map and habits of one device model (one firmware revision)."""
 
@@ -426,13 +463,23 @@ class Profile(_Strict):
         """Points and commands write addresses as the profile says unless they say otherwise."""
         if not isinstance(data, dict) or data.get("addressing", "protocol") == "protocol":
             return data
-        data = dict(data)
-        for section in ("points", "commands"):
-            if isinstance(data.get(section), list):
-                data[section] = [
-                    {"addressing": data["addressing"], **item} if isinstance(item, dict) else item
-                    for item in data[section]
-                ]
+        addressing = data["addressing"]
+
+        def lend(item: Any) -> Any:
+            return {"addressing": addressing, **item} if isinstance(item, dict) else item
+
+        def lend_all(document: dict) -> dict:
+            document = dict(document)
+            for section in ("points", "commands"):
+                if isinstance(document.get(section), list):
+                    document[section] = [lend(item) for item in document[section]]
+            return document
+
+        data = lend_all(data)
+        if isinstance(data.get("identify"), dict):
+            data["identify"] = lend(data["identify"])
+        if isinstance(data.get("variants"), list):
+            data["variants"] = [lend_all(v) if isinstance(v, dict) else v for v in data["variants"]]
         return data
 
     model: ModelId = Field(description="Model id the building config refers to.")
@@ -464,6 +511,12 @@ class Profile(_Strict):
     )
     points: list[Point] = Field(min_length=1, description="Values the device reports.")
     commands: list[Command] = Field(default_factory=list, description="Named writes.")
+    identify: Point | None = Field(
+        default=None, description="A model or firmware register read at first contact to pick a variant."
+    )
+    variants: list[Variant] = Field(
+        default_factory=list, max_length=16, description="Maps that differ by model or firmware; the first that covers the identify value wins."
+    )
 
     @model_validator(mode="after")
     def _check_map(self) -> Self:
@@ -479,7 +532,36 @@ class Profile(_Strict):
                 _check_void(point, names)
         for command in self.commands:
             _check_command(command, names)
+        if self.variants and self.identify is None:
+            raise ValueError("variants need an 'identify' register to choose between them")
+        _require_unique([v.name for v in self.variants], "variant")
+        for variant in self.variants:
+            try:
+                self.variant(variant)
+            except ValueError as error:  # pydantic's ValidationError is a ValueError
+                raise ValueError(f"variant {variant.name!r}: {_first_message(error)}") from None
         return self
+
+    def variant_for(self, identity: Any) -> tuple[str | None, Profile]:
+        """The variant the identify value picks (its name, and the merged map); the base if none."""
+        for variant in self.variants:
+            if variant.covers(identity):
+                return variant.name, self.variant(variant)
+        return None, self.without_variants()
+
+    def variant(self, variant: Variant) -> Profile:
+        """The base map with `variant`'s points and commands in place of those of the same name."""
+        points = {p.name: p for p in self.points} | {p.name: p for p in variant.points}
+        commands = {c.name: c for c in self.commands} | {c.name: c for c in variant.commands}
+        document = self.model_dump(exclude={"identify", "variants", "points", "commands", "addressing"})
+        return Profile.model_validate({
+            **document,
+            "points": [p.model_dump(exclude_defaults=True) for p in points.values()],
+            "commands": [c.model_dump(exclude_defaults=True) for c in commands.values()],
+        })
+
+    def without_variants(self) -> Profile:
+        return self.model_copy(update={"identify": None, "variants": []})
 
     def point(self, name: str) -> Point:
         return next(p for p in self.points if p.name == name)
@@ -495,6 +577,15 @@ class Profile(_Strict):
 
     def interval_of(self, point: Point) -> float:
         return point.interval_s or self.interval_s
+
+
+def _first_message(error: ValueError) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        return f"{where}: {first['msg'].removeprefix('Value error, ')}" if where else first["msg"].removeprefix("Value error, ")
+    return str(error)
 
 
 def _converted_address(data: Any) -> Any:
