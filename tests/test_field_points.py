@@ -430,3 +430,24 @@ def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_wri
     assert unconfirmed.body["detail"] == "refused: breaker in local mode"
     assert unconfirmed.body["outcome"] != "confirmed" and unconfirmed.body["reason"] == "leakage"
     assert (2, 5) not in requests, "a breaker in local mode is not sent the trip"
+
+
+def test_new_profile_fields_are_reported_at_their_line_in_the_profile(write_config, building_dir):
+    (building_dir / "profiles" / "odd-relay.yaml").write_text("""model: odd-relay
+addressing: modicon
+points:
+  - {name: leakage, function: input, address: 30007, type: uint16, void_if: {point: ct_open, when: true}}
+  - {name: mode, function: holding, address: 30002, type: uint16}
+commands:
+  - {name: flash, function: coil, function_code: 6, address: 1, values: [7]}
+""")
+    path = write_config(MINIMAL + """
+buses: [{name: b, type: tcp, host: 127.0.0.1}]
+devices: [{name: r, bus: b, address: 1, profile: odd-relay}]
+""")
+    with pytest.raises(building_config.ConfigError) as caught:
+        building_config.load(path)
+    found = [str(p) for p in caught.value.problems]
+    profile = str(building_dir / "profiles" / "odd-relay.yaml")
+    assert any(p.startswith(profile + ":5:5: points.1: ") and "30002 is not a holding register number" in p for p in found), found
+    assert any(p.startswith(profile + ":7:5: commands.0: ") and "function code 6 does not write coils" in p for p in found), found
