@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from drivers.modbus.profile import Function, Profile
+from drivers.modbus.profile import Function, PointAlarm, Profile
 from edge import yaml_source
 from edge.safety.power_cut import PowerCutPolicy
 from edge.safety.settings import CircuitSafety, WaterPointSafety
@@ -244,6 +244,12 @@ class PressurePoint(Strict):
     telemetry: TelemetrySettings | None = Field(None, description="Upstream reporting of the loop current.")
 
 
+class PointAlarmRule(PointAlarm):
+    """An alarm the building adds on any device point, beside the profile's own `alarms`."""
+
+    point: PointRef = Field(description="The point watched, as DEVICE.POINT.")
+
+
 class Camera(Strict):
     name: Name
     source: str = Field(description="V4L2 device, RTSP URL or a video file (for the rig).")
@@ -299,6 +305,9 @@ class BuildingConfig(Strict):
     access: AccessSettings = AccessSettings()
     circuits: list[Circuit] = Field(default_factory=list)
     pressure_points: list[PressurePoint] = Field(default_factory=list)
+    alarms: list[PointAlarmRule] = Field(
+        default_factory=list, description="Any point's value (a bit, an enum code, a limit) as an alarm or a warning."
+    )
     cameras: list[Camera] = Field(default_factory=list)
     uplink: Uplink = Uplink()
     fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
@@ -545,6 +554,16 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
     for index, point in enumerate(config.pressure_points):
         point_of(point.point, ("pressure_points", index, "point"))
     point_of(config.fire_alarm, ("fire_alarm",), bit=True)
+    for index, alarm in enumerate(config.alarms):
+        point_of(alarm.point, ("alarms", index, "point"))
+        device = devices.get(alarm.point.split(".", 1)[0])
+        profile = profiles.get(device.profile) if device else None
+        point = next((p for p in profile.points if f"{device.name}.{p.name}" == alarm.point), None) if profile else None
+        if point is not None:
+            try:
+                alarm.check_against(point)
+            except ValueError as error:
+                problems.append((("alarms", index), str(error)))
 
     return problems
 

@@ -72,6 +72,7 @@ class Kind(StrEnum):
     RECLOSE_CONFIRMED = "power.reclose_confirmed"
     RECLOSE_UNCONFIRMED = "power.reclose_unconfirmed"
     POINT_READING = "telemetry.point"
+    DEVICE_IDENTIFIED = "device.identified"  # a model/firmware register picked the device's profile variant
     # Doors (edge/doors/, edge/readers.py, edge/fire.py): decisions, door alarms, locks, fire release.
     ACCESS_DECISION = "access.decision"
     ACCESS_FLAGGED = "alarm.access_flagged"

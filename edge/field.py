@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from drivers.modbus.observations import Reading
 from drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, Circuit, PressurePoint
+from edge.device_status import StatusPoint, status_event, status_points
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
@@ -50,6 +51,7 @@ from edge.safety import (
     water_point_monitor,
 )
 from edge.safety.settings import PressurePointSafety
+from edge.safety.status import StatusRule
 from edge.telemetry import Deadband
 
 log = structlog.get_logger("edge.field")
@@ -93,7 +95,6 @@ class FieldPoints:
         self.journal = journal
         self.state_dir = config.state_path
         self._clock, self._wall = clock, wall
-        self._devices = {d.name: d for d in config.devices}
         self._profiles = {d.name: profiles[d.profile] for d in config.devices}
         self._circuits = {c.name: c for c in config.circuits}
         self.points: list[FieldPoint] = []
@@ -104,6 +105,8 @@ class FieldPoints:
         self._trips: asyncio.Queue[TripCommand] = asyncio.Queue()
         self._tripping: set[str] = set()
         self._breaker_readback: dict[str, tuple[bool, float]] = {}  # breaker: (reads open, mono)
+        self._commanded_open: set[str] = set()  # breakers the gateway tripped, until they read closed
+        self.status = status_points(config, profiles)
         started = clock()
         for circuit in config.circuits:
             self._add_circuit(circuit, started)
@@ -111,15 +114,15 @@ class FieldPoints:
             self._add_water_point(water, started)
         for point in self.points:
             fieldbus.subscribe(point.key, lambda reading, point=point: self._on_reading(point, reading))
+        for status in self.status.values():
+            fieldbus.subscribe(status.key, lambda reading, status=status: self._on_status(status, reading))
         for breaker in {c.breaker for c in config.circuits if c.breaker}:
             self._watch_breaker(breaker)
 
     # --- building the points -------------------------------------------------------
 
     def _poll_interval(self, key: PointKey) -> float:
-        device = self._devices[key.device]
-        profile = self._profiles[key.device]
-        return device.poll_s or profile.interval_of(profile.point(key.point))
+        return self.fieldbus.interval_of(key)
 
     def _unit(self, key: PointKey) -> str:
         return self._profiles[key.device].point(key.point).unit or ""
@@ -152,36 +155,63 @@ class FieldPoints:
 
     def _watch_breaker(self, breaker: str) -> None:
         """Remember the last read-back of the trip command's point, to tell 'still closed'
-        (the breaker refused) from 'no answer' after a trip that was not confirmed."""
+        (the breaker refused) from 'no answer' after a trip that was not confirmed; and raise
+        an alarm when the breaker opens without the gateway tripping it (its own protection,
+        or a hand at the box)."""
         readback = self._profiles[breaker].command("trip").readback
         if readback is None:
             return
 
-        def seen(reading: Reading) -> None:
-            value = reading.value
+        def opened(value: Any) -> bool:
             if isinstance(value, bool) or isinstance(readback.expect, bool):
-                opened = bool(value) == bool(readback.expect)
-            else:
-                opened = math.isclose(value, readback.expect, rel_tol=1e-6, abs_tol=1e-6)
-            self._breaker_readback[breaker] = (opened, reading.mono)
+                return bool(value) == bool(readback.expect)
+            return math.isclose(value, readback.expect, rel_tol=1e-6, abs_tol=1e-6)
 
-        self.fieldbus.subscribe(PointKey(breaker, readback.point), seen)
+        def seen(reading: Reading) -> None:
+            if reading.value is None:
+                return
+            is_open = opened(reading.value)
+            if not is_open:
+                self._commanded_open.discard(breaker)
+            self._breaker_readback[breaker] = (is_open, reading.mono)
+
+        key = PointKey(breaker, readback.point)
+        self.status[key].rules.append(StatusRule(
+            str(key), lambda value: opened(value) and breaker not in self._commanded_open,
+            severity=Severity.ALARM, text="breaker opened without a trip from the gateway",
+        ))
+        self.fieldbus.subscribe(key, seen)
 
     # --- readings in, events out ---------------------------------------------------
 
     def _on_reading(self, point: FieldPoint, reading: Reading) -> None:
         value = reading.value
+        if value is None:  # voided by the device: no value to show, judge or journal
+            point.value, point.read_at = None, reading.mono
+            for transition in point.monitor.observe_void(reading.mono):
+                self._on_transition(point, transition)
+            return
         number = float(value) if isinstance(value, int | float) else None
+        for transition in point.monitor.observe(number, reading.mono):
+            self._on_transition(point, transition)
         if number is not None and math.isfinite(number):
-            shown = number if point.scale is None else point.scale(number)
+            # A broken loop's scaled value (0 mA is -0.4 MPa on a 4-20 mA loop) means nothing:
+            # only the raw signal is shown and journaled while the sensor is faulted.
+            faulted = point.monitor.fault is not None and point.monitor.fault.faulted
+            shown = None if faulted else number if point.scale is None else point.scale(number)
             point.value, point.read_at = shown, reading.mono
             if point.telemetry.offer(number, reading.mono):
-                body = {"point": str(point.key), "quantity": str(point.quantity), "value": round(shown, 4), "unit": point.unit}
+                body = {"point": str(point.key), "quantity": str(point.quantity),
+                        "value": None if shown is None else round(shown, 4), "unit": point.unit}
                 if point.scale is not None:
                     body["loop_ma"] = round(number, 3)  # the raw signal, for the technician
                 self._emit(Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source=point.owner, body=body))
-        for transition in point.monitor.observe(number, reading.mono):
-            self._on_transition(point, transition)
+
+    def _on_status(self, status: StatusPoint, reading: Reading) -> None:
+        value = reading.value
+        status.value, status.read_at = value, reading.mono
+        for rule, transition in status.observe(value, reading.mono):
+            self._emit(status_event(status, rule, transition, value))
 
     def tick(self, now: float) -> None:
         """Advance every monitor without readings, so a silent point goes stale."""
@@ -205,7 +235,9 @@ class FieldPoints:
 
     def _condition_event(self, point: FieldPoint, transition: Transition) -> Event:
         owner_key = "circuit" if point.circuit is not None else "pressure_point"
-        if transition.condition is Condition.STALE:
+        if transition.condition is Condition.INVALID:
+            unit = ""
+        elif transition.condition is Condition.STALE:
             unit = "s"
         elif transition.condition is Condition.SENSOR_FAULT:
             unit = "mA"  # a fault is judged on the raw loop current
@@ -220,10 +252,16 @@ class FieldPoints:
             body={
                 owner_key: point.owner, **point.place, "quantity": str(transition.quantity),
                 "condition": str(transition.condition), "severity": str(transition.severity),
-                "reading": round(transition.reading, 6), "threshold": transition.threshold, "unit": unit,
+                "reading": None if transition.condition is Condition.INVALID else round(transition.reading, 6),
+                "threshold": transition.threshold, "unit": unit,
                 "point": str(point.key),
+                **({"voided_by": self._voider(point.key)} if transition.condition is Condition.INVALID else {}),
             },
         )
+
+    def _voider(self, key: PointKey) -> str | None:
+        void_if = self._profiles[key.device].point(key.point).void_if
+        return None if void_if is None else f"{key.device}.{void_if.point}"
 
     def _emit(self, event: Event) -> None:
         if event.priority.protected:
@@ -268,7 +306,7 @@ class FieldPoints:
 
     def statuses(self) -> list[PointStatus]:
         now, wall = self._clock(), self._wall()
-        return [
+        rows = [
             PointStatus(
                 name=p.owner, point=str(p.key), quantity=str(p.quantity), value=p.value, unit=p.unit,
                 read_at=None if p.read_at is None else wall - (now - p.read_at),
@@ -276,6 +314,15 @@ class FieldPoints:
             )
             for p in self.points
         ]
+        for s in self.status.values():
+            number = s.value if isinstance(s.value, int | float) and not isinstance(s.value, bool) else None
+            rows.append(PointStatus(
+                name=s.owner, point=str(s.key), quantity=str(Quantity.DEVICE_STATUS), value=number, unit=s.point.unit,
+                read_at=None if s.read_at is None else wall - (now - s.read_at),
+                state=point_state(self.fieldbus.is_online(s.key.device), [(Condition.STATUS, v) for v in s.active.values()]),
+                label=s.label(), alarms=sorted(s.active),
+            ))
+        return rows
 
     # --- power cut -----------------------------------------------------------------
 
@@ -287,11 +334,13 @@ class FieldPoints:
                   "point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold},
         ))
         sent = self._clock()
+        self._commanded_open.add(trip.breaker)
         try:
-            confirmed = await self.fieldbus.command(trip.breaker, "trip")
-        except Exception:  # a driver bug must still end in an alarm, not in silence
+            outcome = await self.fieldbus.send(trip.breaker, "trip")
+            confirmed, detail = bool(outcome), outcome.reason
+        except Exception as error:  # a driver bug must still end in an alarm, not in silence
             log.exception("trip command failed", breaker=trip.breaker)
-            confirmed = False
+            confirmed, detail = False, f"gateway error: {error!r}"
         finally:
             self._tripping.discard(trip.breaker)
         report = confirm_trip(trip, BreakerState.OPEN if confirmed else self._breaker_state(trip.breaker, since=sent), self._clock())
@@ -301,7 +350,7 @@ class FieldPoints:
             priority=Priority.ALARM, source=trip.circuit,
             body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
                   "outcome": str(report.outcome), "readback": None if report.readback is None else str(report.readback),
-                  "severity": None if report.severity is None else str(report.severity)},
+                  "severity": None if report.severity is None else str(report.severity), "detail": detail},
         ))
 
     def _breaker_state(self, breaker: str, since: float) -> BreakerState | None:
@@ -333,15 +382,17 @@ class FieldPoints:
         audit = {"circuit": command.circuit, "breaker": command.breaker, "operator": command.operator, "reason": command.reason}
         requested = await self.journal.append(Event(kind=Kind.RECLOSE_REQUESTED, priority=Priority.ALARM, source=circuit.name, body=audit))
         try:
-            confirmed = await self.fieldbus.command(command.breaker, "close")
-        except Exception:
+            outcome = await self.fieldbus.send(command.breaker, "close")
+            confirmed, detail = bool(outcome), outcome.reason
+        except Exception as error:
             log.exception("close command failed", breaker=command.breaker)
-            confirmed = False
+            confirmed, detail = False, f"gateway error: {error!r}"
         kind = Kind.RECLOSE_CONFIRMED if confirmed else Kind.RECLOSE_UNCONFIRMED
-        result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body={**audit, "request_seq": requested}))
+        body = {**audit, "request_seq": requested, **({} if confirmed else {"detail": detail})}
+        result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body=body))
         return {"ok": confirmed, "confirmed": confirmed, "circuit": circuit.name, "breaker": command.breaker,
                 "request_seq": requested, "result_seq": result,
-                **({} if confirmed else {"error": "the breaker did not confirm it closed"})}
+                **({} if confirmed else {"error": f"the breaker did not confirm it closed: {detail}"})}
 
     async def _refuse(self, audit: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         seq = await self.journal.append(Event(

@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 import structlog
 
-from drivers.modbus.observations import DeviceBack, DeviceOffline, Observation, PollFault, Reading
+from drivers.modbus.observations import CommandOutcome, DeviceBack, DeviceIdentified, DeviceOffline, Observation, PollFault, Reading
 from drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, SerialLink, TcpLink
 from drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, SerialBus
@@ -70,7 +70,14 @@ class FieldBus:
         self.specs = specs
         self.journal = journal
         self._listeners: dict[PointKey, list[Listener]] = defaultdict(list)
+        self._specs = {spec.name: spec for spec in specs}
         self._poller = Poller(specs, self._observe)
+
+    def interval_of(self, key: PointKey) -> float:
+        """How often the poller reads `key`: the point's own `interval_s` if it has one, else
+        the device's `poll_s`, else the profile's default (the staleness limits count these)."""
+        profile = self._specs[key.device].profile
+        return profile.interval_of(profile.point(key.point))
 
     def subscribe(self, key: PointKey, listener: Listener) -> None:
         """Call `listener` with every reading of `key`, on the event loop; it must not block."""
@@ -88,9 +95,14 @@ class FieldBus:
         self._poller = Poller(self.specs, self._observe)
         await self._poller.run()
 
-    async def command(self, device: str, command: str) -> bool:
-        """Write a profile command; True when the device confirmed it (read-back included)."""
-        return await self._poller.write_command(device, command)
+    async def send(self, device: str, command: str, value: float | None = None) -> CommandOutcome:
+        """Write a profile command, ahead of polls; the outcome is true when the device confirmed
+        it (result register and read-back included) and otherwise says why not."""
+        return await self._poller.write_command(device, command, value)
+
+    async def command(self, device: str, command: str, value: float | None = None) -> bool:
+        """`send`, for callers that need only yes or no."""
+        return (await self.send(device, command, value)).confirmed
 
     async def _observe(self, observation: Observation) -> None:
         if isinstance(observation, Reading):
@@ -98,7 +110,8 @@ class FieldBus:
                 listener(observation)
             return
         event = _device_event(observation)
-        log.warning("field device", event_id=event.id, kind=str(event.kind), device=event.source, **event.body)
+        say = log.info if isinstance(observation, DeviceIdentified) else log.warning
+        say("field device", event_id=event.id, kind=str(event.kind), device=event.source, **event.body)
         await self.journal.append(event)
 
 
@@ -107,6 +120,9 @@ def _device_event(observation: Observation) -> Event:
         return Event(kind=Kind.DEVICE_OFFLINE, priority=Priority.FAULT, source=observation.device, body={"reason": str(observation.reason)})
     if isinstance(observation, DeviceBack):
         return Event(kind=Kind.DEVICE_BACK, priority=Priority.FAULT, source=observation.device)
+    if isinstance(observation, DeviceIdentified):
+        return Event(kind=Kind.DEVICE_IDENTIFIED, priority=Priority.FAULT, source=observation.device,
+                     body={"identity": observation.identity, "variant": observation.variant})
     assert isinstance(observation, PollFault)
     return Event(
         kind=Kind.DEVICE_FAULT,

@@ -28,6 +28,7 @@ class PointState(StrEnum):
     WARNING = "warning"
     ALARM = "alarm"
     SENSOR_FAULT = "sensor_fault"
+    INVALID = "invalid"  # the device says its reading is not valid now
     STALE = "stale"
     OFFLINE = "offline"
 
@@ -40,6 +41,8 @@ def point_state(online: bool, active: Iterable[tuple[Condition, Severity]]) -> P
     conditions = {condition for condition, _ in active}
     if Condition.SENSOR_FAULT in conditions:
         return PointState.SENSOR_FAULT
+    if Condition.INVALID in conditions:
+        return PointState.INVALID
     if Condition.STALE in conditions:
         return PointState.STALE
     if any(severity is Severity.ALARM for _, severity in active):
@@ -60,6 +63,8 @@ class PointStatus:
     unit: str
     read_at: float | None
     state: PointState
+    label: str | None = None  # a state or code as the device manual names it (closed, overload, on)
+    alarms: list[str] | None = None  # a device status: the texts of its alarms that are raised
 
 
 def write_snapshot(state_dir: Path, rows: list[PointStatus], written_at: float) -> Path:
@@ -105,6 +110,7 @@ def as_rows(snapshot: Snapshot, now: float, stale_after_s: float) -> list[dict]:
         rows.append({
             "name": status.name, "point": status.point, "quantity": status.quantity, "value": status.value,
             "unit": status.unit, "age_s": None if age is None else round(age, 1), "state": str(state),
+            "label": status.label, "alarms": status.alarms or [],
         })
     return rows
 
@@ -113,9 +119,13 @@ def render_table(rows: list[dict]) -> str:
     header = f"{'NAME':<20}  {'POINT':<28}  {'QUANTITY':<18}  {'VALUE':>10}  {'UNIT':<5}  {'AGE':>8}  STATE"
     lines = [header]
     for row in rows:
-        value = "-" if row["value"] is None else f"{row['value']:.3f}".rstrip("0").rstrip(".")
+        if row.get("label") is not None:
+            value = row["label"]
+        else:
+            value = "-" if row["value"] is None else f"{row['value']:.3f}".rstrip("0").rstrip(".")
         age = "never" if row["age_s"] is None else f"{row['age_s']:.1f}s"
         lines.append(
             f"{row['name']:<20}  {row['point']:<28}  {row['quantity']:<18}  {value:>10}  {row['unit']:<5}  {age:>8}  {row['state']}"
+            + "".join(f"  ({text})" for text in row.get("alarms") or [])
         )
     return "\n".join(lines)

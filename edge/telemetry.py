@@ -37,6 +37,7 @@ DEFAULT_DEADBAND: dict[Quantity, float] = {
     Quantity.CABLE_TEMPERATURE: 1.0,  # degC
     Quantity.WATER_PRESSURE: 0.16,  # mA of loop current: 1 % of the 4-20 mA span
     Quantity.WATER_LEVEL: 0.16,  # mA of loop current
+    Quantity.DEVICE_STATUS: 0.0,  # a status or code: every change
 }
 DEFAULT_MAX_INTERVAL_S = 300.0
 

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -24,6 +25,7 @@ from typing import Protocol
 from pymodbus.constants import ExcCodes
 from pymodbus.framer import FramerType
 from pymodbus.pdu import ExceptionResponse
+from pymodbus.pdu.bit_message import WriteSingleCoilRequest, WriteSingleCoilResponse
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType as SimDataType
@@ -118,14 +120,17 @@ class SimulatedDevice:
         self.unit_id = unit_id
         self.fault: FaultPlan | None = None
         self.follow_commands = True
+        self.functions: frozenset[int] | None = None  # function codes it accepts (None: all); others: ILLEGAL_FUNCTION
         self._clock = clock
         self._tables: dict[Function, dict[int, int]] = {function: {} for function in Function}
         self._spans: dict[Function, list[tuple[int, int]]] = {function: [] for function in Function}
         self._scripts: dict[str, tuple[Script, float]] = {}
-        for point in profile.points:
+        variants = profile.variants
+        points = [*profile.points, *([profile.identify] if profile.identify else []), *(p for v in variants for p in v.points)]
+        for point in points:
             self._spans[point.function].append((point.address, point.last_address))
-        for command in profile.commands:
-            self._spans[command.function].append((command.address, command.address + len(command.values) - 1))
+        for command in [*profile.commands, *(c for v in variants for c in v.commands)]:
+            self._spans[command.function].append((command.address, command.address + command.width - 1))
         for function, spans in self._spans.items():
             if spans:
                 self._spans[function] = [(min(s for s, _ in spans), max(e for _, e in spans))]
@@ -170,7 +175,10 @@ class SimulatedDevice:
 
     def _obey(self, function: Function, address: int, values: list[int]) -> None:
         for command in self.profile.commands:
-            if (command.function, command.address, command.values) == (function, address, values) and command.readback:
+            if command.values is None or command.readback is None:
+                continue
+            wire = [_coil_word(v) for v in command.values] if command.function_code == 5 else command.values
+            if (command.function, command.address, wire) == (function, address, values):
                 self.set_value(command.readback.point, command.readback.expect)
 
     def _covers(self, function: Function, address: int, count: int) -> bool:
@@ -193,8 +201,42 @@ class SimulatedDevice:
             word = table.get(point.address, 0)
             table[point.address] = word | mask if value else word & ~mask
             return
+        if point.bits is not None:  # a field or a byte of a register: leave the other bits alone
+            (view,) = encode_point(self.profile, point, value)
+            table[point.address] = (table.get(point.address, 0) & ~point.bits) | view
+            return
         for offset, word in enumerate(encode_point(self.profile, point, value)):
             table[point.address + offset] = word
+
+
+def _coil_word(word: int) -> int:
+    """An FC05 word as a coil table keeps it: the standard ON/OFF as 1/0, a vendor's word as sent."""
+    return {0xFF00: 1, 0x0000: 0}.get(word, word)
+
+
+class _RawCoilRequest(WriteSingleCoilRequest):
+    """FC05 as the wire carries it: pymodbus keeps only on/off of the word, but relay modules
+    give other words meanings (a flash of N x 100 ms, a toggle), so the device sees the word."""
+
+    def decode(self, data: bytes) -> None:
+        self.address, self.word = int.from_bytes(data[0:2], "big"), int.from_bytes(data[2:4], "big")
+        self.bits = [bool(self.word)]
+
+    async def datastore_update(self, context, device_id: int):
+        if rc := await context.async_setValues(device_id, self.function_code, self.address, [_coil_word(self.word)]):
+            return ExceptionResponse(self.function_code, rc)
+        return _RawCoilEcho(self.address, self.word, device_id)
+
+
+class _RawCoilEcho(WriteSingleCoilResponse):
+    """A device echoes an FC05 request word for word."""
+
+    def __init__(self, address: int = 0, word: int = 0, device_id: int = 0) -> None:
+        super().__init__(address=address, bits=[bool(word)], dev_id=device_id)
+        self.word = word
+
+    def encode(self) -> bytes:
+        return self.address.to_bytes(2, "big") + self.word.to_bytes(2, "big")
 
 
 class _FieldStore:
@@ -223,6 +265,7 @@ class _FaultyHandler(ServerRequestHandler):
         simulator: FieldSimulator = self.server.simulator
         if pdu is None or (device := simulator.devices.get(pdu.dev_id)) is None:
             return  # on RS-485 a request for an absent unit id meets silence
+        simulator.requests.append((pdu.dev_id, pdu.function_code))
         fault = device.fault.kind if device.fault else None
         if fault is Fault.SILENT:
             return
@@ -230,7 +273,9 @@ class _FaultyHandler(ServerRequestHandler):
             await asyncio.sleep(device.fault.delay_s)
         if fault is Fault.EXCEPTION:
             response = ExceptionResponse(pdu.function_code, device.fault.exception_code)
-        elif _FUNCTION_OF_CODE.get(pdu.function_code) is None:
+        elif _FUNCTION_OF_CODE.get(pdu.function_code) is None or (
+            device.functions is not None and pdu.function_code not in device.functions
+        ):
             response = ExceptionResponse(pdu.function_code, ExcCodes.ILLEGAL_FUNCTION)
         else:
             response = await pdu.datastore_update(simulator.store, pdu.dev_id)
@@ -246,7 +291,9 @@ def _placeholder() -> SimDevice:
 
 class _TcpServer(ModbusTcpServer):
     def __init__(self, simulator: FieldSimulator, host: str, port: int) -> None:
-        super().__init__(_placeholder(), address=(host, port), trace_packet=simulator.mangle_tcp)
+        super().__init__(
+            _placeholder(), address=(host, port), trace_packet=simulator.mangle_tcp, custom_pdu=[_RawCoilRequest]
+        )
         self.simulator = simulator
 
     def callback_new_connection(self) -> ServerRequestHandler:
@@ -256,7 +303,8 @@ class _TcpServer(ModbusTcpServer):
 class _SerialServer(ModbusSerialServer):
     def __init__(self, simulator: FieldSimulator, path: str, baudrate: int) -> None:
         super().__init__(
-            _placeholder(), framer=FramerType.RTU, port=path, baudrate=baudrate, trace_packet=simulator.mangle_rtu
+            _placeholder(), framer=FramerType.RTU, port=path, baudrate=baudrate, trace_packet=simulator.mangle_rtu,
+            custom_pdu=[_RawCoilRequest],
         )
         self.simulator = simulator
 
@@ -272,6 +320,7 @@ class FieldSimulator:
         if len(self.devices) != len(devices):
             raise ValueError("two simulated devices share a unit id")
         self.store = _FieldStore(self.devices)
+        self.requests: deque[tuple[int, int]] = deque(maxlen=10_000)  # (unit id, function code), in arrival order
         self._server: _TcpServer | _SerialServer | None = None
 
     def device(self, unit_id: int) -> SimulatedDevice:

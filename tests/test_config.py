@@ -134,7 +134,7 @@ def test_exported_schema_is_current():
 
 def test_a_broken_profile_is_reported_at_its_own_line(write_config, building_dir):
     (building_dir / "profiles" / "odd-meter.yaml").write_text(
-        "model: odd-meter\npoints:\n  - {name: volts, function: holding, address: 0, type: float64}\n"
+        "model: odd-meter\npoints:\n  - {name: volts, function: holding, address: 0, type: float16}\n"
     )
     path = write_config(MINIMAL + """
 buses: [{name: b, type: tcp, host: 127.0.0.1}]

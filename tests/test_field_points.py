@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import load_profile
+from drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.field import FieldPoints
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
-from edge.points_status import PointState, read_snapshot
+from edge.points_status import PointState, Snapshot, as_rows, read_snapshot, render_table
+from edge.safety import Condition
 from hil.line import SerialLine
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
 
@@ -129,6 +130,8 @@ def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confi
     confirmed = _events(config.journal_path, "power.trip_confirmed")
     assert confirmed[0].body["outcome"] == "confirmed" and confirmed[0].body["readback"] == "open"
     assert not _events(config.journal_path, "power.reclose_confirmed"), "the gateway never re-closes by itself"
+    statuses = [e.body for e in raised if e.body["condition"] == "status"]
+    assert not statuses, "a breaker the gateway tripped did not open by itself"
 
 
 def test_a_trip_the_breaker_does_not_confirm_is_an_alarm(write_config):
@@ -223,3 +226,228 @@ pressure_points:
     raised = [e.body for e in _events(config.journal_path, "alarm.raised")]
     assert [(b["condition"], b["pressure_point"], b["riser"]) for b in raised] == [("sensor_fault", "riser-1", "1")]
     assert raised[0]["reading"] == 0.0 and raised[0]["threshold"] == 3.8 and raised[0]["unit"] == "mA"
+
+
+def test_a_point_with_its_own_interval_under_a_device_poll_s_is_not_called_stale_every_cycle(write_config):
+    """generic-level's probe_temp is read every 30 s whatever the device's poll_s says; its stale
+    limit must count 30 s intervals, not the device's 0.05 s (issue 9, defect 1)."""
+    path = write_config(MINIMAL + """
+buses: [{name: box, type: tcp, host: 127.0.0.1, port: 1502}]
+devices: [{name: lvl, bus: box, address: 1, profile: generic-level, poll_s: 0.05}]
+circuits:
+  - name: f1-c1
+    floor: 1
+    box: F1
+    temperatures: [lvl.probe_temp, lvl.level]
+    safety: {power_cut: warn, stale: {after_intervals: 10}}
+""")
+    config = building_config.load(path)
+    profiles = device_profiles(config)
+    now = [1000.0]
+    field = FieldPoints(config, FieldBus(device_specs(config, profiles), journal=None), None, profiles, clock=lambda: now[0])
+    probe, level = field.points
+    now[0] += 2.0  # 40 of the device's polls, well under 10 of the probe's
+    field.tick(now[0])
+    assert Condition.STALE in level.active, "the fast point is stale after 10 of its intervals"
+    assert Condition.STALE not in probe.active
+    now[0] += 300.0
+    field.tick(now[0])
+    assert Condition.STALE in probe.active
+
+
+def test_a_faulted_loop_shows_no_scaled_value(write_config):
+    """0 mA on a 0-1.6 MPa loop would scale to -0.4 MPa: beside sensor_fault that number is a lie
+    (issue 9, defect 2); the row shows no value and the telemetry keeps only the loop current."""
+    ai = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    ai.set_value("ch1_ma", 12.0)
+
+    async def main():
+        simulator = FieldSimulator([ai])
+        port = await simulator.start_tcp()
+        path = write_config(MINIMAL + f"""
+buses: [{{name: water, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices: [{{name: ai, bus: water, address: 3, profile: generic-ai8, poll_s: 0.05}}]
+pressure_points:
+  - name: riser-1
+    point: ai.ch1_ma
+    safety:
+      measures: pressure
+      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
+      low_pressure: {{alarm: 0.15}}
+      stale: {{after_intervals: 20}}
+""")
+
+        async def scenario(config, field):
+            await _until(lambda: field.points[0].value is not None)
+            ai.set_value("ch1_ma", 0.0)
+            await _until(lambda: field.statuses()[0].state is PointState.SENSOR_FAULT)
+            (row,) = field.statuses()
+            assert row.value is None
+            read_at = row.read_at
+            await _until(lambda: field.statuses()[0].read_at != read_at)  # read again, still faulted
+            assert field.statuses()[0].value is None
+
+        try:
+            return await _run_building(path, scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    faulted = [e.body for e in _events(config.journal_path, "telemetry.point") if e.body["loop_ma"] == 0.0]
+    assert faulted and all(body["value"] is None for body in faulted)
+
+
+BREAKER_STATUS_WORD = 3  # input register 3 (manual: 30004): bit 0 local mode, bit 1 protection trip, bit 2 fault
+
+
+def test_a_breaker_that_trips_by_itself_raises_its_alarms_and_clears_them(write_config):
+    monitor, breaker, ai = _devices()
+    breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b000])  # remote, healthy
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+        path = write_config(_tcp_config(write_config, port, policy="warn").read_text() + """
+alarms:
+  - {point: brk.trip_cause, when: [overload, short_circuit], severity: alarm, text: overload or short circuit on the circuit}
+  - {point: mon.cable_temp_1, above: 70, severity: warning, text: cable warm by the monitor's own reckoning}
+""")
+
+        async def scenario(config, field):
+            await _until(lambda: field.status[PointKey("brk", "closed")].value is True)
+            breaker.set_value("closed", False)  # contacts open, nobody asked
+            breaker.set_registers(Function.INPUT, 2, [2])  # trip cause: short circuit
+            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b010])  # protection trip
+            await _until(lambda: len(_events(config.journal_path, "alarm.raised")) >= 3)
+            rows = {row.point: row for row in field.statuses()}
+            assert rows["brk.closed"].label == "off" and rows["brk.closed"].state is PointState.ALARM
+            assert rows["brk.trip_cause"].label == "short_circuit" and rows["brk.closed"].name == "f3-c1"
+            assert "tripped by its own protection" in render_table(as_rows(Snapshot(0, field.statuses()), 0, 60))
+            breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b000])
+            breaker.set_registers(Function.INPUT, 2, [0])
+            breaker.set_value("closed", True)  # reset and closed at the box
+            await _until(lambda: len(_events(config.journal_path, "alarm.cleared")) >= 3)
+            assert {row.state for row in field.statuses() if row.point.startswith("brk.")} == {PointState.OK}
+
+        try:
+            return await _run_building(path, scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    raised = {e.body["text"]: e.body for e in _events(config.journal_path, "alarm.raised")}
+    assert set(raised) == {"tripped by its own protection", "breaker opened without a trip from the gateway",
+                           "overload or short circuit on the circuit"}
+    own = raised["tripped by its own protection"]
+    assert own["circuit"] == "f3-c1" and own["floor"] == 3 and own["point"] == "brk.protection_trip"
+    assert own["condition"] == "status" and own["severity"] == "alarm" and own["label"] == "on"
+    assert raised["overload or short circuit on the circuit"]["label"] == "short_circuit"
+    cleared = {e.body["text"] for e in _events(config.journal_path, "alarm.cleared")}
+    assert cleared == set(raised)
+    assert not _events(config.journal_path, "power.trip_sent")
+
+
+def test_a_config_alarm_naming_a_label_the_point_lacks_is_a_config_error_with_its_line(write_config):
+    path = write_config(MINIMAL + """
+buses: [{name: box, type: tcp, host: 127.0.0.1, port: 1502}]
+devices: [{name: brk, bus: box, address: 2, profile: generic-breaker}]
+alarms:
+  - {point: brk.trip_cause, when: [overheat], text: too hot}
+  - {point: brk.closed, above: 1, text: nonsense}
+""")
+    with pytest.raises(building_config.ConfigError) as caught:
+        building_config.load(path)
+    problems = [str(p) for p in caught.value.problems]
+    assert any(":10:5: alarms.0: 'overheat' is not a label of the point; its labels: none, overload, remote, short_circuit" in p
+               for p in problems), problems
+    assert any(":11:5: alarms.1: 'above'/'below' need a number" in p for p in problems), problems
+
+
+EFM_ALARM_WORD = 17  # input register 17: bit 0 leakage alarm, 1 temperature, 2 sensor fault, 3 CT break
+
+
+def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm(write_config):
+    monitor, breaker, ai = _devices()
+    monitor.set_registers(Function.INPUT, 6, [800])  # leakage 800 mA, over the 500 mA alarm
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+
+        async def scenario(config, field):
+            leakage = next(p for p in field.points if str(p.key) == "mon.leakage_ma")
+            await _until(lambda: Condition.OVER_THRESHOLD in leakage.active)
+            monitor.set_registers(Function.INPUT, 6, [0])  # the CT is open: no current reaches the monitor
+            monitor.set_registers(Function.INPUT, EFM_ALARM_WORD, [0b1000])
+            await _until(lambda: Condition.INVALID in leakage.active)
+            read_at = leakage.read_at
+            await _until(lambda: leakage.read_at != read_at)  # polled again, still broken
+            row = next(r for r in field.statuses() if r.point == "mon.leakage_ma")
+            assert row.state is PointState.INVALID and row.value is None
+            assert Condition.OVER_THRESHOLD in leakage.active, "a voided 0 must not clear the leakage alarm"
+            monitor.set_registers(Function.INPUT, EFM_ALARM_WORD, [0])
+            monitor.set_registers(Function.INPUT, 6, [810])  # CT back: the leakage is still there
+            await _until(lambda: Condition.INVALID not in leakage.active)
+
+        try:
+            return await _run_building(_tcp_config(write_config, port, policy="warn"), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    raised = [e.body for e in _events(config.journal_path, "alarm.raised") if e.body["point"] in ("mon.leakage_ma", "mon.ct_break")]
+    assert [(b["point"], b["condition"]) for b in raised] == [
+        ("mon.leakage_ma", "over_threshold"), ("mon.ct_break", "status"), ("mon.leakage_ma", "invalid")
+    ] or [(b["point"], b["condition"]) for b in raised] == [
+        ("mon.leakage_ma", "over_threshold"), ("mon.leakage_ma", "invalid"), ("mon.ct_break", "status")
+    ]
+    invalid = next(b for b in raised if b["condition"] == "invalid")
+    assert invalid["voided_by"] == "mon.ct_break" and invalid["reading"] is None
+    cleared = [(e.body["point"], e.body["condition"]) for e in _events(config.journal_path, "alarm.cleared")]
+    assert ("mon.leakage_ma", "invalid") in cleared and ("mon.ct_break", "status") in cleared
+    assert ("mon.leakage_ma", "over_threshold") not in cleared
+
+
+def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_written(write_config):
+    monitor, breaker, ai = _devices()
+    breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b001])  # front switch in LOCAL
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+
+        async def scenario(config, field):
+            monitor.set_value("leakage_ma", 800)
+            await _until(lambda: _events(config.journal_path, "alarm.trip_unconfirmed"))
+
+        try:
+            return await _run_building(_tcp_config(write_config, port), scenario), list(simulator.requests)
+        finally:
+            await simulator.stop()
+
+    config, requests = asyncio.run(main())
+    (unconfirmed,) = _events(config.journal_path, "alarm.trip_unconfirmed")
+    assert unconfirmed.body["detail"] == "refused: breaker in local mode"
+    assert unconfirmed.body["outcome"] != "confirmed" and unconfirmed.body["reason"] == "leakage"
+    assert (2, 5) not in requests, "a breaker in local mode is not sent the trip"
+
+
+def test_new_profile_fields_are_reported_at_their_line_in_the_profile(write_config, building_dir):
+    (building_dir / "profiles" / "odd-relay.yaml").write_text("""model: odd-relay
+addressing: modicon
+points:
+  - {name: leakage, function: input, address: 30007, type: uint16, void_if: {point: ct_open, when: true}}
+  - {name: mode, function: holding, address: 30002, type: uint16}
+commands:
+  - {name: flash, function: coil, function_code: 6, address: 1, values: [7]}
+""")
+    path = write_config(MINIMAL + """
+buses: [{name: b, type: tcp, host: 127.0.0.1}]
+devices: [{name: r, bus: b, address: 1, profile: odd-relay}]
+""")
+    with pytest.raises(building_config.ConfigError) as caught:
+        building_config.load(path)
+    found = [str(p) for p in caught.value.problems]
+    profile = str(building_dir / "profiles" / "odd-relay.yaml")
+    assert any(p.startswith(profile + ":5:5: points.1: ") and "30002 is not a holding register number" in p for p in found), found
+    assert any(p.startswith(profile + ":7:5: commands.0: ") and "function code 6 does not write coils" in p for p in found), found

@@ -287,7 +287,7 @@ def test_write_with_read_back_confirmed_and_unconfirmed():
         poller = Poller([spec("brk", brk, link, 1)], queue)
         try:
             async with Running(poller):
-                assert await poller.write_command("brk", "trip") is True
+                assert (await poller.write_command("brk", "trip")).confirmed is True
                 assert device.value_of("closed") is False
                 device.follow_commands = False  # the motor operator is jammed
                 unconfirmed = await poller.write_command("brk", "close")
@@ -295,7 +295,9 @@ def test_write_with_read_back_confirmed_and_unconfirmed():
                 refused = await poller.write_command("brk", "close")
         finally:
             await simulator.stop()
-        assert unconfirmed is False and refused is False
+        assert unconfirmed.confirmed is False and refused.confirmed is False
+        assert unconfirmed.reason == "not confirmed within 5 s: closed reads False"
+        assert refused.reason == "refused: cannot read local_mode (the device answered with an exception)"
         assert device.value_of("closed") is False
         assert poller.counters["brk"].exceptions == 1
 
@@ -317,8 +319,8 @@ def test_register_block_command_and_coil_block_command():
                 released = await poller.write_command("doors", "release_all")
         finally:
             await simulator.stop()
-        assert reset is True and fire.value_of("trip_state") is False
-        assert released is True and all(doors.value_of(f"relay_{i}") for i in range(1, 9))
+        assert reset.confirmed is True and fire.value_of("trip_state") is False
+        assert released.confirmed is True and all(doors.value_of(f"relay_{i}") for i in range(1, 9))
 
     asyncio.run(scenario())
 
@@ -356,7 +358,7 @@ def test_rtu_line_with_two_devices_and_a_corrupted_crc():
         assert crc.kind is FaultKind.CRC and short.device == "brk"
         assert poller.counters["brk"].crc_errors >= 1 and poller.counters["brk"].short_frames >= 1
         assert poller.counters["tank"].crc_errors == 0
-        assert confirmed is True
+        assert confirmed.confirmed is True
 
     with pty_pair() as pair:
         asyncio.run(scenario(pair.a, pair.b))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -46,7 +47,10 @@ def _edge(*args: str) -> subprocess.CompletedProcess:
 def _wait(predicate, timeout_s: float = 20.0):
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = predicate()
+        try:
+            found = predicate()
+        except sqlite3.OperationalError:  # the daemon is still creating the journal's tables
+            found = None
         if found:
             return found
         time.sleep(0.1)

@@ -291,3 +291,39 @@ def test_stale_raised_iff_gap_reaches_limit(times, values):
             assert not rule.stale
             last_reading = now
         assert len(transitions) <= 1
+
+
+# --- device status and validity (issue 9, items 1 and 2) -------------------------------------
+
+from drivers.modbus.profile import PointAlarm  # noqa: E402
+from edge.safety.point import PointMonitor  # noqa: E402
+from edge.safety.status import StatusRule  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("alarm", "readings", "expected"),
+    [
+        ({"when": True}, [(0, False), (1, True), (2, True), (3, None), (4, False)], [(1, A, RAISED), (4, A, CLEARED)]),
+        ({"when": [1, 2]}, [(0, 0), (1, 2), (2, 1), (3, 3)], [(1, A, RAISED), (3, A, CLEARED)]),
+        ({"above": 70}, [(0, 70), (1, 70.5), (2, 69)], [(1, A, RAISED), (2, A, CLEARED)]),
+        ({"below": 3.8}, [(0, 4.0), (1, 3.7), (2, 3.7)], [(1, A, RAISED)]),
+    ],
+)
+def test_a_status_rule_raises_while_the_device_says_so(alarm, readings, expected):
+    spec = PointAlarm.model_validate({**alarm, "text": "t"})
+    rule = StatusRule("dev.p", spec.predicate(None), severity=A, text="t")
+    transitions = run(rule, readings)
+    assert summary(transitions) == expected
+    assert all(t.condition is Condition.STATUS and t.quantity is Quantity.DEVICE_STATUS for t in transitions)
+
+
+def test_a_voided_reading_is_invalid_not_stale_and_reaches_no_value_rule():
+    stale = StaleRule("mon.leakage", Quantity.LEAKAGE_CURRENT, after_s=5, severity=W, started_at=0)
+    leakage = ThresholdRule("mon.leakage", Quantity.LEAKAGE_CURRENT, Direction.ABOVE, {A: 500.0})
+    monitor = PointMonitor("mon.leakage", stale=stale, value_rules=[leakage])
+    assert summary(monitor.observe(800, 1)) == [(1, A, RAISED)]
+    voided = monitor.observe_void(2)
+    assert [(t.condition, t.change) for t in voided] == [(Condition.INVALID, RAISED)]
+    assert monitor.observe_void(3) == [] and monitor.tick(7) == [], "the device is talking: not stale"
+    # Only the invalid condition clears: the leakage alarm stood throughout (no clear, no second raise).
+    assert [(t.condition, t.change) for t in monitor.observe(810, 8)] == [(Condition.INVALID, CLEARED)]

@@ -29,7 +29,7 @@ class Reading(NamedTuple):
 
     device: str
     point: str
-    value: Value
+    value: Value | None  # None: the device says this reading is not valid now (the point's void_if)
     unit: str
     mono: float
 
@@ -50,6 +50,15 @@ class DeviceBack:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceIdentified:
+    """A device's model or firmware register was read; `variant` is the map it picked (None: the base)."""
+
+    device: str
+    identity: int | float | str
+    variant: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PollFault:
     """One failed transaction or value, after retries."""
 
@@ -58,4 +67,15 @@ class PollFault:
     detail: str
 
 
-Observation = Reading | DeviceOffline | DeviceBack | PollFault
+@dataclass(frozen=True, slots=True)
+class CommandOutcome:
+    """What became of a command: true only when confirmed; `reason` says why not (or "confirmed")."""
+
+    confirmed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.confirmed
+
+
+Observation = Reading | DeviceOffline | DeviceBack | DeviceIdentified | PollFault

@@ -13,17 +13,22 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
+import struct
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
+from pymodbus.pdu.bit_message import WriteSingleCoilRequest
 
 from drivers.modbus.frames import classify_rtu, classify_tcp
+from drivers.modbus.lane import Lane, Priority
 from drivers.modbus.observations import (
+    CommandOutcome,
     DeviceBack,
+    DeviceIdentified,
     DeviceOffline,
     FaultKind,
     Observation,
@@ -31,8 +36,8 @@ from drivers.modbus.observations import (
     Reading,
 )
 from drivers.modbus.plan import Read, plan_reads
-from drivers.modbus.profile import Command, Function, Point, Profile
-from drivers.modbus.registers import DecodeError, Value, decode_point
+from drivers.modbus.profile import Command, Function, Match, Point, Profile, Result
+from drivers.modbus.registers import DecodeError, EncodeError, Value, command_words, decode_point
 
 # pymodbus 3.10 renamed slave= to device_id=.
 _UNIT = "device_id" if "device_id" in inspect.signature(AsyncModbusTcpClient.read_coils).parameters else "slave"
@@ -109,11 +114,11 @@ class TransactionFailed(Exception):
 
 
 class Bus:
-    """One wire (a serial port or a TCP endpoint): one transaction at a time, under a lock."""
+    """One wire (a serial port or a TCP endpoint): one transaction at a time, commands first."""
 
     def __init__(self, link: Link, timeout_s: float) -> None:
         self.link = link
-        self.lock = asyncio.Lock()
+        self.lane = Lane()
         self._timeout_s = timeout_s
         self._client: Client | None = None
         self._received = b""
@@ -140,10 +145,15 @@ class Bus:
         )
 
     async def transact(
-        self, unit_id: int, timeout_s: float, request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]]
+        self,
+        unit_id: int,
+        timeout_s: float,
+        request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]],
+        priority: Priority = Priority.POLL,
     ) -> ModbusPDU:
         """Run one request; raises `TransactionFailed`. Exception responses are returned."""
-        async with self.lock:
+        await self.lane.acquire(priority)
+        try:
             if self._client is None:
                 self._client = self._build()
             if not self._client.connected and not await self._client.connect():
@@ -174,6 +184,8 @@ class Bus:
                     # pymodbus awaits the answer under asyncio.wait_for, which on 3.11 swallows a
                     # cancellation that lands as the answer arrives: the poller must still stop.
                     raise asyncio.CancelledError
+        finally:
+            self.lane.release()
 
     def drop(self) -> None:
         """Forget the client; the next transaction builds a fresh one."""
@@ -222,6 +234,26 @@ class _DeviceState:
     # The last registers of each point and their value: most registers read the same as last
     # time (states, alarms, a steady load), and decoding is pure, so they are not decoded again.
     decoded: dict[str, tuple[list[int] | list[bool], Value]] = field(default_factory=dict)
+    # Validity: each voided point's test, and each voider's value with the visit it was read in
+    # (a voider read in an earlier visit says nothing about this one's reading).
+    void_tests: dict[str, Callable[[Value], bool]] = field(default_factory=dict)
+    voiders: dict[str, tuple[Value, int]] = field(default_factory=dict)
+    visit: int = 0
+    identified: bool = True  # False while a profile with variants waits to read its identify register
+
+    def adopt(self, profile: Profile) -> None:
+        """Poll by `profile` from now on (the base map, or the variant the device identified as)."""
+        self.spec = replace(self.spec, profile=profile)
+        self.groups = _point_groups(profile)
+        self.plans.clear()
+        self.decoded.clear()
+        self.void_tests.clear()
+        self.voiders.clear()
+        for point in profile.points:
+            if point.void_if is not None:
+                voider = profile.point(point.void_if.point)
+                self.void_tests[point.name] = point.void_if.predicate(voider.enum)
+                self.voiders.setdefault(voider.name, (None, -1))
 
     def next_wake(self) -> float:
         return min(group.due for group in self.groups) if self.online else self.probe_at
@@ -241,12 +273,15 @@ class Poller:
         self._clock = clock
         self._buses: dict[Link, Bus] = {}
         self._states: dict[str, _DeviceState] = {}
+        self._specs = {spec.name: spec for spec in devices}
         for spec in devices:
             if spec.name in self._states:
                 raise ValueError(f"device {spec.name!r} is listed twice")
             timeout = max(d.timeout_s for d in devices if d.link == spec.link)
             bus = self._buses.setdefault(spec.link, Bus(spec.link, timeout))
-            self._states[spec.name] = _DeviceState(spec, bus, _point_groups(spec.profile))
+            state = self._states[spec.name] = _DeviceState(spec, bus, [])
+            state.adopt(spec.profile.without_variants())
+            state.identified = spec.profile.identify is None
 
     @property
     def counters(self) -> Mapping[str, DeviceCounters]:
@@ -254,6 +289,10 @@ class Poller:
 
     def is_online(self, device: str) -> bool:
         return self._states[device].online
+
+    def queued(self, device: str) -> int:
+        """Transactions waiting for the wire `device` hangs on."""
+        return self._states[device].bus.lane.waiting
 
     async def run(self) -> None:
         """Poll until cancelled; closes every client on the way out."""
@@ -285,16 +324,16 @@ class Poller:
             return
         for group in due:
             group.due = now + group.interval_s
+        if not state.identified:
+            if not await self._identify(state):
+                return
+            due = tuple(state.groups)  # the variant's own groups, all due now
+            for group in due:
+                group.due = now + group.interval_s
+        state.visit += 1
         reads = state.plans.get(due)
         if reads is None:  # a device has few distinct sets of due groups: plan each once
-            profile = state.spec.profile
-            names = frozenset().union(*(group.names for group in due))
-            reads = state.plans[due] = plan_reads(
-                [point for point in profile.points if point.name in names],
-                max_registers=profile.max_registers_per_read,
-                max_bits=profile.max_bits_per_read,
-                max_gap=profile.max_gap,
-            )
+            reads = state.plans[due] = _plan(state.spec.profile, frozenset().union(*(group.names for group in due)))
         for read in reads:
             if not await self._poll(state, read):
                 return
@@ -309,6 +348,7 @@ class Poller:
             return True
         mono = self._clock()
         device, profile, failing, decoded = state.spec.name, state.spec.profile, state.failing, state.decoded
+        voiders = state.voiders
         for point, where in read.slices:
             raw = words[where]
             known = decoded.get(point.name)
@@ -323,13 +363,40 @@ class Poller:
                 decoded[point.name] = (raw, value)
             if failing:
                 failing.discard(point.name)
+            if voiders:
+                if point.name in voiders:
+                    voiders[point.name] = (value, state.visit)
+                if point.void_if is not None and self._voided(state, point):
+                    value = None  # the device says this reading is not valid now
             await self._emit(Reading(device, point.name, value, point.unit, mono))
         return True
 
-    async def _read(self, state: _DeviceState, read: Read) -> list[int] | list[bool] | None:
+    async def _identify(self, state: _DeviceState) -> bool:
+        """Read the model or firmware register and poll by the variant it picks; False if not read."""
+        base = self._specs[state.spec.name].profile
+        point = base.identify
+        identity, problem = await self._read_point(state, point, Priority.POLL, report=False)
+        if problem is not None:
+            return False
+        variant, profile = base.variant_for(identity)
+        state.adopt(profile)
+        state.identified = True
+        await self._emit(DeviceIdentified(state.spec.name, identity, variant))
+        return True
+
+    @staticmethod
+    def _voided(state: _DeviceState, point: Point) -> bool:
+        """True when the point's voider, read in this same visit, voids it; a voider that was
+        not read in this visit leaves the reading's validity unknown, which is not valid."""
+        value, visit = state.voiders[point.void_if.point]
+        return visit != state.visit or value is None or state.void_tests[point.name](value)
+
+    async def _read(
+        self, state: _DeviceState, read: Read, priority: Priority = Priority.POLL
+    ) -> list[int] | list[bool] | None:
         """The words of one read; None after an exception response (already reported)."""
         reader = _READERS[read.function]
-        response = await self._transact(state, lambda client, unit: reader(client, read, unit))
+        response = await self._transact(state, lambda client, unit: reader(client, read, unit), priority)
         if response.isError() or state.failing:
             what = f"read {read.function.value} {read.address}+{read.count}"
             if response.isError():
@@ -343,7 +410,10 @@ class Poller:
         return words
 
     async def _transact(
-        self, state: _DeviceState, request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]]
+        self,
+        state: _DeviceState,
+        request: Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]],
+        priority: Priority = Priority.POLL,
     ) -> ModbusPDU:
         """One request with the device's retries; success brings an offline device back."""
         spec = state.spec
@@ -352,7 +422,7 @@ class Poller:
             attempts_left -= 1
             state.counters.requests += 1
             try:
-                response = await state.bus.transact(spec.unit_id, spec.timeout_s, request)
+                response = await state.bus.transact(spec.unit_id, spec.timeout_s, request, priority)
             except TransactionFailed as failure:
                 state.counters.count(failure.kind)
                 if attempts_left == 0:
@@ -376,6 +446,7 @@ class Poller:
         if state.failures < state.spec.offline_after:
             return True
         state.online = False
+        state.identified = self._specs[state.spec.name].profile.identify is None  # it may come back re-flashed
         state.probe_delay = state.spec.probe_min_s
         state.probe_at = self._clock() + state.probe_delay
         await self._emit(DeviceOffline(state.spec.name, failure.kind))
@@ -389,50 +460,110 @@ class Poller:
             state.failing.add(key)
             await self._emit(PollFault(state.spec.name, kind, detail))
 
-    async def write_command(self, device: str, command: str) -> bool:
-        """Write a named command; True once the device acknowledged it and, if the command
-        has a read-back point, that point shows the expected value within its time."""
+    async def write_command(self, device: str, command: str, value: float | None = None) -> CommandOutcome:
+        """Write a named command (with `value` if it takes an argument). The outcome is true once
+        the device acknowledged it, its result register (if any) says done, and its read-back
+        point (if any) shows the expected value in time; otherwise `reason` says why not, e.g.
+        a precondition that refused it ("breaker in local mode") or the device's own refusal."""
         state = self._states[device]
-        spec = state.spec
-        order = spec.profile.command(command)
+        profile = state.spec.profile
+        order = profile.command(command)
         try:
-            response = await self._transact(state, lambda client, unit: _write(client, order, unit))
+            words = command_words(profile, order, value)
+        except EncodeError as error:
+            return CommandOutcome(False, f"refused: {error}")
+        for condition in order.preconditions:
+            point = profile.point(condition.point)
+            seen, problem = await self._read_point(state, point)
+            if problem is not None:
+                return CommandOutcome(False, f"refused: cannot read {point.name} ({problem})")
+            if not condition.predicate(point.enum)(seen):
+                return CommandOutcome(False, f"refused: {condition.refuse}")
+        try:
+            response = await self._transact(
+                state, lambda client, unit: _write(client, order, words, unit), Priority.COMMAND
+            )
         except TransactionFailed as failure:
             await self._failed(state, failure, f"write {command}")
-            return False
+            return CommandOutcome(False, f"no answer: {failure.detail}")
         if response.isError():
             await self._fault(state, FaultKind.EXCEPTION, f"write {command}", f"write {command}: code {response.exception_code}")
-            return False
+            return CommandOutcome(False, f"device answered exception {response.exception_code}")
         state.failing.discard(f"write {command}")
+        if order.result is not None:
+            refused = await self._result(state, order.result)
+            if refused is not None:
+                return CommandOutcome(False, refused)
         if order.readback is None:
-            return True
-        point = spec.profile.point(order.readback.point)
-        (read,) = plan_reads([point])
+            return CommandOutcome(True, "done")
+        point = profile.point(order.readback.point)
         deadline = self._clock() + order.readback.within_s
         while True:
-            value = await self._read_back(state, read, point)
-            if value is not None and _matches(value, order.readback.expect):
-                return True
+            seen, problem = await self._read_point(state, point)
+            if problem is None and _matches(seen, order.readback.expect):
+                return CommandOutcome(True, "confirmed")
             if self._clock() >= deadline:
-                return False
+                shown = problem or f"{point.name} reads {seen}"
+                return CommandOutcome(False, f"not confirmed within {order.readback.within_s:g} s: {shown}")
             await asyncio.sleep(min(0.1, max(0.0, deadline - self._clock())))
 
-    async def _read_back(self, state: _DeviceState, read: Read, point: Point) -> Value | None:
+    async def _result(self, state: _DeviceState, result: Result) -> str | None:
+        """None when the device's result register says done; else why not, in its words."""
+        point = state.spec.profile.point(result.point)
+        ok = Match(when=result.ok).values(point.enum)
+        pending = Match(when=result.pending).values(point.enum) if result.pending else frozenset()
+        deadline = self._clock() + result.within_s
+        while True:
+            seen, problem = await self._read_point(state, point)
+            if problem is None and seen in ok:
+                return None
+            if problem is None and seen not in pending:
+                label = point.enum.get(seen) if point.enum else None
+                return f"refused by the device: {label or f'{point.name} = {seen}'}"
+            if self._clock() >= deadline:
+                return f"no result within {result.within_s:g} s: {problem or 'still pending'}"
+            await asyncio.sleep(min(0.05, max(0.0, deadline - self._clock())))
+
+    async def _read_point(
+        self, state: _DeviceState, point: Point, priority: Priority = Priority.COMMAND, report: bool = True
+    ) -> tuple[Value | None, str | None]:
+        """Read one point now (by default ahead of polls): (value, None), or (None, what went wrong)."""
+        (read,) = plan_reads([point])
         try:
-            words = await self._read(state, read)
+            words = await self._read(state, read, priority)
         except TransactionFailed as failure:
-            await self._failed(state, failure, f"read back {point.name}")
-            return None
+            await self._failed(state, failure, f"read {point.name}")
+            return None, failure.detail
         if words is None:
-            return None
+            return None, "the device answered with an exception"
         try:
             value = decode_point(state.spec.profile, point, words[read.slice_of(point)])
         except DecodeError as error:
             await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
-            return None
+            return None, str(error)
         state.failing.discard(point.name)
-        await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
-        return value
+        if report:
+            await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
+        return value, None
+
+
+def _plan(profile: Profile, names: frozenset[str]) -> list[Read]:
+    """The reads of the points `names` and of the points that void them: reads holding a voider
+    go first, and in each read voided points come after the others, so a reading's validity
+    is known (from this same visit) when it is reported."""
+    voiders = {p.void_if.point for p in profile.points if p.name in names and p.void_if is not None}
+    reads = plan_reads(
+        [point for point in profile.points if point.name in names or point.name in voiders],
+        max_registers=profile.max_registers_per_read,
+        max_bits=profile.max_bits_per_read,
+        max_gap=profile.max_gap,
+    )
+    if not voiders:
+        return reads
+    reads = [
+        Read(r.function, r.address, r.count, tuple(sorted(r.points, key=lambda p: p.void_if is not None))) for r in reads
+    ]
+    return sorted(reads, key=lambda r: not any(p.name in voiders for p in r.points))
 
 
 def _matches(value: Value, expect: float | bool) -> bool:
@@ -449,10 +580,27 @@ _READERS: dict[Function, Callable[[Client, Read, dict[str, int]], Awaitable[Modb
 }
 
 
-def _write(client: Client, command: Command, unit: dict[str, int]) -> Awaitable[ModbusPDU]:
-    """One request for the whole block: FC05 for one coil, FC15 for several, FC16 for registers."""
-    if command.function is Function.COIL:
-        if len(command.values) == 1:
-            return client.write_coil(command.address, bool(command.values[0]), **unit)
-        return client.write_coils(command.address, [bool(v) for v in command.values], **unit)
-    return client.write_registers(command.address, command.values, **unit)
+def _write(client: Client, command: Command, words: list[int], unit: dict[str, int]) -> Awaitable[ModbusPDU]:
+    """One request for the whole block, with the command's function code."""
+    code = command.code
+    if code == 5:
+        if command.function_code is None:  # 0/1, sent as the standard 0x0000/0xFF00
+            return client.write_coil(command.address, bool(words[0]), **unit)
+        return client.execute(False, RawCoilWrite(command.address, words[0], unit[_UNIT]))
+    if code == 15:
+        return client.write_coils(command.address, [bool(v) for v in words], **unit)
+    if code == 6:
+        return client.write_register(command.address, words[0], **unit)
+    return client.write_registers(command.address, words, **unit)
+
+
+class RawCoilWrite(WriteSingleCoilRequest):
+    """FC05 with the 16-bit word the device's manual gives (a relay's flash or toggle command,
+    e.g. 0x5500), not only the standard 0xFF00/0x0000 pymodbus makes of a bool."""
+
+    def __init__(self, address: int, word: int, device_id: int) -> None:
+        super().__init__(address=address, bits=[bool(word)], dev_id=device_id)
+        self.word = word
+
+    def encode(self) -> bytes:
+        return struct.pack(">HH", self.address, self.word)

@@ -8,12 +8,13 @@ accepts all live here. Every field is bounded and described; a bad profile is a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_ADDRESS = 65535
 MODBUS_MAX_REGISTERS_PER_READ = 125
@@ -37,16 +38,71 @@ class DataType(StrEnum):
     """How the registers of one point are to be read."""
 
     BOOL = "bool"
+    INT8 = "int8"  # one byte of a register (`byte: high|low`)
+    UINT8 = "uint8"
     INT16 = "int16"
     UINT16 = "uint16"
     INT32 = "int32"
     UINT32 = "uint32"
     FLOAT32 = "float32"
+    INT64 = "int64"
+    UINT64 = "uint64"
+    FLOAT64 = "float64"
+    STRING = "string"  # `length` registers of text, two characters each (a model name, a serial)
 
     @property
     def width(self) -> int:
-        """Registers (or bits, for bool on a bit table) the value occupies."""
-        return 2 if self in (DataType.INT32, DataType.UINT32, DataType.FLOAT32) else 1
+        """Registers (or bits, for bool on a bit table) the value occupies (a string: see `length`)."""
+        return _WIDTHS.get(self, 1)
+
+    @property
+    def is_integer(self) -> bool:
+        return self in _INTEGERS
+
+
+_WIDTHS = {
+    DataType.INT32: 2, DataType.UINT32: 2, DataType.FLOAT32: 2,
+    DataType.INT64: 4, DataType.UINT64: 4, DataType.FLOAT64: 4,
+}
+_INTEGERS = frozenset({
+    DataType.INT8, DataType.UINT8, DataType.INT16, DataType.UINT16,
+    DataType.INT32, DataType.UINT32, DataType.INT64, DataType.UINT64,
+})
+
+
+class Addressing(StrEnum):
+    """How a profile writes register addresses: as the protocol sends them, or as manuals print them."""
+
+    PROTOCOL = "protocol"  # zero-based, as on the wire
+    ONE_BASED = "one_based"  # register 1 is protocol address 0
+    MODICON = "modicon"  # 00001 coils, 10001 discrete inputs, 30001 input and 40001 holding registers (or 400001)
+
+
+_MODICON_PREFIX = {"coil": 0, "discrete": 1, "input": 3, "holding": 4}
+
+
+def protocol_address(written: int, addressing: Addressing, function: str) -> int:
+    """The zero-based address of a register number as a manual prints it; ValueError if it cannot be."""
+    if addressing is Addressing.PROTOCOL:
+        return written
+    if addressing is Addressing.ONE_BASED:
+        if written < 1:
+            raise ValueError(f"register numbers start at 1 (addressing: one_based), got {written}")
+        return written - 1
+    prefix = _MODICON_PREFIX.get(function)
+    if prefix is None:
+        raise ValueError(f"unknown table {function!r}")
+    if prefix == 0:
+        number = written
+    elif written >= 100_000:
+        number = written - prefix * 100_000 if written // 100_000 == prefix else -1
+    else:
+        number = written - prefix * 10_000 if written // 10_000 == prefix else -1
+    if not 1 <= number <= MAX_ADDRESS + 1:
+        raise ValueError(
+            f"{written} is not a {function} register number (modicon: {prefix}0001.. or {prefix}00001..)"
+        )
+    return number - 1
 
 
 class Order(StrEnum):
@@ -63,10 +119,88 @@ class _Strict(BaseModel):
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
 ModelId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
 Address = Annotated[int, Field(ge=0, le=MAX_ADDRESS, description="Zero-based protocol address.")]
+Label = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9_]*$")]
+Severity = Literal["warning", "alarm"]
+
+
+class Match(_Strict):
+    """A test on a point's value: one of the values (or enum labels) in `when`, or above or
+    below a limit. Exactly one of the three is given."""
+
+    when: list[bool | int | Label] | None = Field(
+        default=None, min_length=1, max_length=32, description="Values or enum labels that match, e.g. [overload, short_circuit]."
+    )
+    above: float | None = Field(default=None, allow_inf_nan=False, description="Matches values above this.")
+    below: float | None = Field(default=None, allow_inf_nan=False, description="Matches values below this.")
+
+    @field_validator("when", mode="before")
+    @classmethod
+    def _one_is_a_list(cls, value: Any) -> Any:
+        return value if isinstance(value, list) or value is None else [value]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if sum(x is not None for x in (self.when, self.above, self.below)) != 1:
+            raise ValueError("give exactly one of 'when', 'above' or 'below'")
+        return self
+
+    def check_against(self, point: "Point") -> None:
+        """Raise ValueError if this test cannot apply to `point` (a label it does not have, a
+        limit on an on/off value)."""
+        if self.when is None:
+            if point.type is DataType.BOOL:
+                raise ValueError(f"'above'/'below' need a number, and {point.name} is {point.type.value}")
+            return
+        self.values(point.enum)
+
+    def values(self, enum: Mapping[int, str] | None) -> frozenset[Any]:
+        """The raw values `when` names, labels looked up in `enum`."""
+        names = {label: raw for raw, label in (enum or {}).items()}
+        wanted: set[Any] = set()
+        for item in self.when or ():
+            if isinstance(item, str):
+                if item not in names:
+                    known = ", ".join(sorted(names)) or "none (the point has no enum)"
+                    raise ValueError(f"{item!r} is not a label of the point; its labels: {known}")
+                wanted.add(names[item])
+            else:
+                wanted.add(item)
+        return frozenset(wanted)
+
+    def predicate(self, enum: Mapping[int, str] | None) -> Callable[[Any], bool]:
+        """A function telling whether a decoded value matches (True == 1, as Python has it)."""
+        if self.above is not None:
+            above = self.above
+            return lambda value: value > above
+        if self.below is not None:
+            below = self.below
+            return lambda value: value < below
+        wanted = self.values(enum)
+        return lambda value: value in wanted
+
+
+class PointAlarm(Match):
+    """A value of a point that is an alarm or a warning in itself: a trip bit, a fault code, a
+    CT-break flag, a reading over the device's own limit."""
+
+    severity: Severity = Field(default="alarm", description="warning or alarm.")
+    text: str = Field(min_length=1, max_length=120, description="What the technician reads, e.g. 'tripped by its own protection'.")
+
+
+class VoidIf(Match):
+    """Another point of the device that, when it matches, says this point's reading is not valid
+    (a CT-break bit voiding the leakage reading, a cleared bit of a validity bitmap)."""
+
+    point: Name = Field(description="The point that voids this one, e.g. ct_break.")
 
 
 class Point(_Strict):
     """One value the device reports."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _to_protocol_address(cls, data: Any) -> Any:
+        return _converted_address(data)
 
     name: Name = Field(description="Point name, unique within the profile (snake_case).")
     function: Function = Field(description="Data table the point is read from.")
@@ -76,7 +210,16 @@ class Point(_Strict):
         default=None,
         ge=0,
         le=15,
-        description="For a bool in a holding/input register: the bit (0 = least significant).",
+        description="For a bool in a holding/input register: the bit (0 = least significant); for a "
+        "uint16 field: its lowest bit.",
+    )
+    bit_count: int | None = Field(
+        default=None, ge=1, le=16, description="A uint16 field of this many bits from `bit` (a multi-bit code)."
+    )
+    byte: Literal["high", "low"] | None = Field(default=None, description="For int8/uint8: which byte of the register.")
+    length: int | None = Field(default=None, ge=1, le=64, description="For a string: registers it spans.")
+    addressing: Addressing = Field(
+        default=Addressing.PROTOCOL, description="How `address` is written; the profile's `addressing` if unset."
     )
     word_order: Order | None = Field(
         default=None, description="Order of the two words of a 32-bit value; profile default if unset."
@@ -96,11 +239,27 @@ class Point(_Strict):
     valid_max: float | None = Field(
         default=None, description="Engineering values above this are a sensor fault, not a reading."
     )
+    enum: dict[int, Label] | None = Field(
+        default=None, max_length=256, description="Names of the values of a state or code point, e.g. {0: none, 1: overload}."
+    )
+    alarms: list[PointAlarm] = Field(
+        default_factory=list, max_length=8, description="Values that raise an alarm or a warning by themselves."
+    )
+    void_if: VoidIf | None = Field(default=None, description="Another point that says when this reading is not valid.")
     description: str = Field(default="", max_length=200)
 
     @property
     def width(self) -> int:
-        return self.type.width
+        return self.length or 1 if self.type is DataType.STRING else self.type.width
+
+    @property
+    def bits(self) -> int | None:
+        """The mask of the register's bits this point views; None for a whole-register point."""
+        if self.byte is not None:
+            return 0xFF00 if self.byte == "high" else 0x00FF
+        if self.bit is None:
+            return None
+        return ((1 << (self.bit_count or 1)) - 1) << self.bit
 
     @property
     def last_address(self) -> int:
@@ -114,8 +273,19 @@ class Point(_Strict):
             raise ValueError("bit applies only to a bool in a holding or input register")
         if not self.function.is_bit and self.type is DataType.BOOL and self.bit is None:
             raise ValueError("a bool in a register needs bit: 0-15")
-        if self.type is not DataType.BOOL and self.bit is not None:
-            raise ValueError("bit applies only to type bool")
+        if self.bit_count is not None and (self.type is not DataType.UINT16 or self.bit is None):
+            raise ValueError("bit_count makes a field of a uint16: give type uint16 and its lowest bit")
+        if self.bit_count is not None and self.bit + self.bit_count > 16:
+            raise ValueError(f"bits {self.bit}..{self.bit + self.bit_count - 1} run past bit 15")
+        if self.type is not DataType.BOOL and self.bit is not None and self.bit_count is None:
+            raise ValueError("bit applies only to type bool, or to a uint16 field with bit_count")
+        if (self.type in (DataType.INT8, DataType.UINT8)) != (self.byte is not None):
+            raise ValueError("int8/uint8 need byte: high or low, and byte applies only to them")
+        if (self.type is DataType.STRING) != (self.length is not None):
+            raise ValueError("a string needs length (registers), and length applies only to strings")
+        if self.type is DataType.STRING and (self.scale != 1.0 or self.offset != 0.0 or self.valid_min is not None
+                                             or self.valid_max is not None):
+            raise ValueError("a string has no scale, offset or valid range")
         if self.type is DataType.BOOL and (self.scale != 1.0 or self.offset != 0.0):
             raise ValueError("a bool point cannot have scale or offset")
         if self.scale == 0.0:
@@ -126,6 +296,10 @@ class Point(_Strict):
             )
         if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
             raise ValueError("valid_min is above valid_max")
+        if self.enum is not None and not self.type.is_integer:
+            raise ValueError("enum applies to integer points only")
+        for alarm in self.alarms:
+            alarm.check_against(self)
         return self
 
 
@@ -137,37 +311,183 @@ class ReadBack(_Strict):
     within_s: float = Field(default=2.0, gt=0, le=60, description="How long the device may take.")
 
 
+class Argument(_Strict):
+    """A command value given at run time (a pulse length, a set point), typed and bounded:
+    raw = (value - offset) / scale, written as `type` (a float32 is two registers)."""
+
+    type: DataType = Field(description="Data type written; not bool.")
+    scale: float = Field(default=1.0, description="value = raw * scale + offset, as for points.")
+    offset: float = Field(default=0.0)
+    min: float = Field(allow_inf_nan=False, description="Smallest value accepted (engineering units).")
+    max: float = Field(allow_inf_nan=False, description="Largest value accepted (engineering units).")
+    unit: str = Field(default="", max_length=16)
+    word_order: Order | None = Field(default=None, description="Profile default if unset.")
+    byte_order: Order | None = Field(default=None, description="Profile default if unset.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.type is DataType.BOOL:
+            raise ValueError("an argument is a number; a fixed on/off is 'values'")
+        if self.scale == 0.0:
+            raise ValueError("scale must not be 0")
+        if self.min > self.max:
+            raise ValueError("min is above max")
+        return self
+
+
+class Precondition(Match):
+    """A point that must match before the command is sent; otherwise it is refused with `refuse`."""
+
+    point: Name = Field(description="Point read just before the write, e.g. local_mode.")
+    refuse: str = Field(min_length=1, max_length=120, description="Why it is refused, e.g. 'breaker in local mode'.")
+
+
+class Result(_Strict):
+    """A register where the device says what it made of the command (done, refused and why)."""
+
+    point: Name = Field(description="The result point; its enum names the codes, e.g. {1: done, 2: refused_interlock}.")
+    ok: list[int | Label] = Field(min_length=1, max_length=16, description="Values (or labels) meaning done.")
+    pending: list[int | Label] = Field(default_factory=list, max_length=16, description="Values meaning still working.")
+    within_s: float = Field(default=1.0, gt=0, le=60, description="How long the result may stay pending.")
+
+
 class Command(_Strict):
     """A named write: one coil, a block of coils, or a block of registers in one request."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _to_protocol_address(cls, data: Any) -> Any:
+        return _converted_address(data)
+
     name: Name = Field(description="Command name, e.g. trip, close, reset.")
     function: Function = Field(description="coil or holding.")
+    function_code: Literal[5, 6, 15, 16] | None = Field(
+        default=None,
+        description="Modbus function code; default: 5 for one coil, 15 for several, 16 for registers. With 5, "
+        "values are the raw 16-bit word sent (0xFF00 on, 0x0000 off, or the device's own values).",
+    )
     address: Address
-    values: list[int] = Field(
+    values: list[int] | None = Field(
+        default=None,
         min_length=1,
         max_length=123,
         description="Values written in one request: 0/1 for coils, 0-65535 for registers.",
     )
+    argument: Argument | None = Field(default=None, description="A value given at run time instead of fixed values.")
+    preconditions: list[Precondition] = Field(default_factory=list, max_length=4, description="Checked before the write.")
+    result: Result | None = Field(default=None, description="Where the device says what it made of the command.")
     readback: ReadBack | None = Field(default=None, description="Point confirming the command.")
+    addressing: Addressing = Field(
+        default=Addressing.PROTOCOL, description="How `address` is written; the profile's `addressing` if unset."
+    )
     description: str = Field(default="", max_length=200)
+
+    @property
+    def code(self) -> int:
+        """The function code this command is written with."""
+        if self.function_code is not None:
+            return self.function_code
+        if self.function is Function.HOLDING:
+            return 16
+        return 5 if self.values is not None and len(self.values) == 1 else 15
+
+    @property
+    def width(self) -> int:
+        """Coils or registers written."""
+        return len(self.values) if self.values is not None else self.argument.type.width
 
     @model_validator(mode="after")
     def _check_values(self) -> Self:
         if self.function not in (Function.COIL, Function.HOLDING):
             raise ValueError("commands write coils or holding registers only")
-        top = 1 if self.function is Function.COIL else 0xFFFF
-        if any(not 0 <= value <= top for value in self.values):
+        if (self.values is None) == (self.argument is None):
+            raise ValueError("give exactly one of 'values' (fixed) or 'argument' (given at run time)")
+        code = self.function_code
+        if code is not None and (self.function is Function.COIL) != (code in (5, 15)):
+            raise ValueError(f"function code {code} does not write {self.function.value}s")
+        if code in (5, 6) and self.width != 1:
+            raise ValueError(f"function code {code} writes exactly one {self.function.value}")
+        if self.function is Function.COIL and self.argument is not None and code != 5:
+            raise ValueError("an argument written to a coil needs function_code: 5 (a raw word)")
+        top = 1 if self.function is Function.COIL and code != 5 else 0xFFFF
+        if any(not 0 <= value <= top for value in self.values or ()):
             raise ValueError(f"{self.function.value} values must be within 0..{top}")
-        if self.address + len(self.values) - 1 > MAX_ADDRESS:
+        if self.address + self.width - 1 > MAX_ADDRESS:
             raise ValueError(f"command block runs past {MAX_ADDRESS}")
         return self
+
+
+class Variant(_Strict):
+    """A model or firmware revision whose map differs: the points and commands it moves or adds
+    (by name: a point named as in the base replaces it), picked by the `identify` register."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_is_a_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("when") is not None and not isinstance(data["when"], list):
+            return {**data, "when": [data["when"]]}
+        return data
+
+    name: Name = Field(description="Variant name, e.g. fw2, shown when the device is identified.")
+    when: list[int | str] | None = Field(
+        default=None, min_length=1, max_length=32, description="Identify values (codes, or a model string) it covers."
+    )
+    at_least: float | None = Field(default=None, description="Covers identify values from this one up (firmware 2.0 and later).")
+    below: float | None = Field(default=None, description="Covers identify values below this one.")
+    points: list[Point] = Field(default_factory=list, description="Points moved or added.")
+    commands: list[Command] = Field(default_factory=list, description="Commands moved or added.")
+    description: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.when is None and self.at_least is None and self.below is None:
+            raise ValueError("a variant needs 'when', 'at_least' or 'below'")
+        if self.when is not None and (self.at_least is not None or self.below is not None):
+            raise ValueError("give 'when', or a range ('at_least', 'below'), not both")
+        return self
+
+    def covers(self, identity: Any) -> bool:
+        if self.when is not None:
+            return identity in self.when
+        if not isinstance(identity, int | float) or isinstance(identity, bool):
+            return False
+        return (self.at_least is None or identity >= self.at_least) and (self.below is None or identity < self.below)
 
 
 class Profile(_Strict):
     """The register map and habits of one device model (one firmware revision)."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lend_addressing(cls, data: Any) -> Any:
+        """Points and commands write addresses as the profile says unless they say otherwise."""
+        if not isinstance(data, dict) or data.get("addressing", "protocol") == "protocol":
+            return data
+        addressing = data["addressing"]
+
+        def lend(item: Any) -> Any:
+            return {"addressing": addressing, **item} if isinstance(item, dict) else item
+
+        def lend_all(document: dict) -> dict:
+            document = dict(document)
+            for section in ("points", "commands"):
+                if isinstance(document.get(section), list):
+                    document[section] = [lend(item) for item in document[section]]
+            return document
+
+        data = lend_all(data)
+        if isinstance(data.get("identify"), dict):
+            data["identify"] = lend(data["identify"])
+        if isinstance(data.get("variants"), list):
+            data["variants"] = [lend_all(v) if isinstance(v, dict) else v for v in data["variants"]]
+        return data
+
     model: ModelId = Field(description="Model id the building config refers to.")
     description: str = Field(default="", max_length=300)
+    addressing: Addressing = Field(
+        default=Addressing.PROTOCOL,
+        description="How addresses are written: protocol (zero-based), one_based, or modicon (40001 = holding 0).",
+    )
     word_order: Order = Field(default=Order.BIG, description="Default word order of 32-bit values.")
     byte_order: Order = Field(default=Order.BIG, description="Default byte order in a register.")
     interval_s: float = Field(default=1.0, gt=0, le=86400, description="Default poll interval.")
@@ -191,21 +511,57 @@ class Profile(_Strict):
     )
     points: list[Point] = Field(min_length=1, description="Values the device reports.")
     commands: list[Command] = Field(default_factory=list, description="Named writes.")
+    identify: Point | None = Field(
+        default=None, description="A model or firmware register read at first contact to pick a variant."
+    )
+    variants: list[Variant] = Field(
+        default_factory=list, max_length=16, description="Maps that differ by model or firmware; the first that covers the identify value wins."
+    )
 
     @model_validator(mode="after")
     def _check_map(self) -> Self:
         _require_unique([p.name for p in self.points], "point")
         _require_unique([c.name for c in self.commands], "command")
         _require_no_overlap(self.points)
-        if self.max_registers_per_read < 2 and any(p.width == 2 for p in self.points):
-            raise ValueError("32-bit points need max_registers_per_read of at least 2")
+        widest = max((p for p in self.points if not p.function.is_bit), key=lambda p: p.width, default=None)
+        if widest is not None and widest.width > self.max_registers_per_read:
+            raise ValueError(f"point {widest.name!r} spans {widest.width} registers, more than max_registers_per_read")
         names = {p.name: p for p in self.points}
+        for point in self.points:
+            if point.void_if is not None:
+                _check_void(point, names)
         for command in self.commands:
-            if command.readback and command.readback.point not in names:
-                raise ValueError(
-                    f"command {command.name!r}: readback point {command.readback.point!r} is not a point"
-                )
+            _check_command(command, names)
+        if self.variants and self.identify is None:
+            raise ValueError("variants need an 'identify' register to choose between them")
+        _require_unique([v.name for v in self.variants], "variant")
+        for variant in self.variants:
+            try:
+                self.variant(variant)
+            except ValueError as error:  # pydantic's ValidationError is a ValueError
+                raise ValueError(f"variant {variant.name!r}: {_first_message(error)}") from None
         return self
+
+    def variant_for(self, identity: Any) -> tuple[str | None, Profile]:
+        """The variant the identify value picks (its name, and the merged map); the base if none."""
+        for variant in self.variants:
+            if variant.covers(identity):
+                return variant.name, self.variant(variant)
+        return None, self.without_variants()
+
+    def variant(self, variant: Variant) -> Profile:
+        """The base map with `variant`'s points and commands in place of those of the same name."""
+        points = {p.name: p for p in self.points} | {p.name: p for p in variant.points}
+        commands = {c.name: c for c in self.commands} | {c.name: c for c in variant.commands}
+        document = self.model_dump(exclude={"identify", "variants", "points", "commands", "addressing"})
+        return Profile.model_validate({
+            **document,
+            "points": [p.model_dump(exclude_defaults=True) for p in points.values()],
+            "commands": [c.model_dump(exclude_defaults=True) for c in commands.values()],
+        })
+
+    def without_variants(self) -> Profile:
+        return self.model_copy(update={"identify": None, "variants": []})
 
     def point(self, name: str) -> Point:
         return next(p for p in self.points if p.name == name)
@@ -223,6 +579,55 @@ class Profile(_Strict):
         return point.interval_s or self.interval_s
 
 
+def _first_message(error: ValueError) -> str:
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        return f"{where}: {first['msg'].removeprefix('Value error, ')}" if where else first["msg"].removeprefix("Value error, ")
+    return str(error)
+
+
+def _converted_address(data: Any) -> Any:
+    """Turn an address written as a manual prints it into the protocol address, once."""
+    if not isinstance(data, dict) or data.get("addressing", "protocol") == "protocol":
+        return data
+    written, function = data.get("address"), data.get("function")
+    if not isinstance(written, int) or isinstance(written, bool) or not isinstance(function, str):
+        return data  # the field validators report what is wrong with them
+    address = protocol_address(written, Addressing(data["addressing"]), function)
+    return {**data, "address": address, "addressing": "protocol"}
+
+
+def _check_command(command: Command, names: dict[str, Point]) -> None:
+    named = [(command.readback, "readback"), (command.result, "result")]
+    named += [(condition, "precondition") for condition in command.preconditions]
+    for part, what in named:
+        if part is not None and part.point not in names:
+            raise ValueError(f"command {command.name!r}: {what} point {part.point!r} is not a point")
+    try:
+        for condition in command.preconditions:
+            condition.check_against(names[condition.point])
+        if command.result is not None:
+            enum = names[command.result.point].enum
+            Match(when=command.result.ok).values(enum)
+            Match(when=command.result.pending or [0]).values(enum)
+    except ValueError as error:
+        raise ValueError(f"command {command.name!r}: {error}") from None
+
+
+def _check_void(point: Point, names: dict[str, Point]) -> None:
+    voider = names.get(point.void_if.point)
+    if voider is None:
+        raise ValueError(f"point {point.name!r}: void_if names {point.void_if.point!r}, which is not a point")
+    if voider is point or voider.void_if is not None:
+        raise ValueError(f"point {point.name!r}: void_if must name a point that is not voided itself")
+    try:
+        point.void_if.check_against(voider)
+    except ValueError as error:
+        raise ValueError(f"point {point.name!r}: void_if: {error}") from None
+
+
 def _require_unique(names: list[str], what: str) -> None:
     seen: set[str] = set()
     for name in names:
@@ -232,7 +637,8 @@ def _require_unique(names: list[str], what: str) -> None:
 
 
 def _require_no_overlap(points: list[Point]) -> None:
-    """Two points may share a register only as distinct bits of one status word."""
+    """Points may share a register only as views of one status word: the raw word once, and
+    bit views whose bits do not overlap."""
     owners: dict[tuple[Function, int], list[Point]] = {}
     for point in points:
         for address in range(point.address, point.last_address + 1):
@@ -240,8 +646,14 @@ def _require_no_overlap(points: list[Point]) -> None:
     for (function, address), sharing in owners.items():
         if len(sharing) < 2:
             continue
-        bits = [p.bit for p in sharing]
-        if None in bits or len(set(bits)) != len(bits):
+        words = [p for p in sharing if p.bits is None]
+        taken = 0
+        clash = len(words) > 1 or function.is_bit
+        for view in sharing:
+            if view.bits is not None:
+                clash = clash or bool(taken & view.bits)
+                taken |= view.bits
+        if clash:
             names = ", ".join(p.name for p in sharing)
             raise ValueError(f"{function.value} address {address} is claimed by {names}")
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from edge.safety.sensor_fault import SensorFaultRule
 from edge.safety.staleness import StaleRule
-from edge.safety.transition import Transition
+from edge.safety.transition import Change, Condition, Transition
 
 
 class Rule(Protocol):
@@ -40,6 +40,24 @@ class PointMonitor:
         self.value_rules = tuple(value_rules)
         self._scale = scale
         self.rejected = 0
+        self.invalid = False  # the device said the last reading was not valid
+
+    def observe_void(self, now: float) -> list[Transition]:
+        """The device says its reading is not valid now (a CT-break bit voids the leakage, which
+        then reads 0 as if all were fine). The device is talking, so the point is not stale, but
+        it is blind: INVALID is raised at the stale rule's severity, and value rules see nothing,
+        so a 0 from a broken CT never clears a leakage alarm."""
+        transitions = self.stale.observe(0.0, now)  # any value: only its arrival counts
+        if not self.invalid:
+            self.invalid = True
+            transitions.append(self._invalid(Change.RAISED, now))
+        for rule in self.value_rules:
+            transitions += rule.observe(None, now)
+        return transitions
+
+    def _invalid(self, change: Change, now: float) -> Transition:
+        return Transition(self.point, self.stale.quantity, Condition.INVALID, self.stale.severity, change,
+                          reading=0.0, threshold=None, at=now)
 
     def observe(self, value: float | None, now: float) -> list[Transition]:
         """Feed one poll result (None when the device could not be read)."""
@@ -47,6 +65,9 @@ class PointMonitor:
             self.rejected += 1
             value = None
         transitions = self.stale.observe(value, now)
+        if self.invalid and value is not None:
+            self.invalid = False
+            transitions.append(self._invalid(Change.CLEARED, now))
         trusted = value
         if value is not None and self.fault is not None:
             transitions += self.fault.observe(value, now)

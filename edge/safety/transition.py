@@ -18,6 +18,7 @@ class Quantity(StrEnum):
     CABLE_TEMPERATURE = "cable_temperature"
     WATER_PRESSURE = "water_pressure"
     WATER_LEVEL = "water_level"
+    DEVICE_STATUS = "device_status"  # a device's own status bit, code or limit (a trip bit, a fault code)
 
 
 class Condition(StrEnum):
@@ -28,6 +29,8 @@ class Condition(StrEnum):
     RATE_OF_CHANGE = "rate_of_change"
     SENSOR_FAULT = "sensor_fault"
     STALE = "stale"
+    STATUS = "status"  # a device says so itself: a profile's or the config's alarm on a point
+    INVALID = "invalid"  # the device says the reading is not valid now (a CT-break bit)
 
 
 class Severity(StrEnum):
@@ -46,8 +49,8 @@ class Transition:
 
     `reading` and `threshold` share a unit, which depends on the condition: the point's
     engineering unit for over/under threshold, that unit per second for rate of change,
-    the raw signal (mA for a 4-20 mA loop) for sensor faults, and seconds since the last
-    reading for staleness.
+    the raw signal (mA for a 4-20 mA loop) for sensor faults, seconds since the last
+    reading for staleness, and the raw value for a device status.
     """
 
     point: str
@@ -56,5 +59,5 @@ class Transition:
     severity: Severity
     change: Change
     reading: float
-    threshold: float
+    threshold: float | None  # None for a status that matches values, not a limit
     at: float
