@@ -39,6 +39,7 @@ REFRESH_S = 0.002
 WATCH_S = 0.05
 SILENCE_S = 1.0
 RETRY_S = 2.0
+RETURN_HANDSHAKE_S = 6.0  # a down reader answering again: its new session may take a while on a busy CPU
 QUEUE_SIZE = 256
 OUTPUT_TIMER_UNIT_MS = 100
 MAX_OUTPUT_MS = 255 * OUTPUT_TIMER_UNIT_MS  # libosdp 3.2.9's binding keeps one timer byte
@@ -76,6 +77,7 @@ class _Health:
     retry_at: float = 0.0
     reenable: bool = False
     attempt_since: float = field(default_factory=time.monotonic)  # start or last re-enable
+    answering_since: float | None = None  # first reply of this attempt: its handshake's clock
 
 
 def refresh_often(
@@ -264,14 +266,22 @@ class OsdpBus:
                 health.fault, health.up, health.up_once, health.reenable = None, True, True, False
                 continue
             if health.up:
-                health.up, health.attempt_since = False, now  # replies before now were the old session
+                health.up, health.attempt_since, health.answering_since = False, now, None  # replies before now were the old session
             if health.reenable:
                 ctx.enable_pd(index)
-                health.reenable, health.attempt_since = False, now
+                health.reenable, health.attempt_since, health.answering_since = False, now, None
                 continue
-            if health.fault is None and not health.up_once and now - health.attempt_since < RETRY_S:
-                continue  # first session still being set up
-            reason, detail = self._diagnose(last_reply > health.attempt_since)
+            answered = last_reply > health.attempt_since
+            if answered and health.answering_since is None:
+                health.answering_since = now
+            first_session = health.fault is None and not health.up_once
+            grace = RETRY_S if first_session else RETURN_HANDSHAKE_S
+            if now - (health.answering_since or health.attempt_since) < grace and (answered or first_session):
+                # A session is being set up (the first one, or a down reader answering again): a
+                # reader coming back from OFFLINE is not a SECURE_CHANNEL fault until its handshake
+                # had its time (seen: over 2 s with the CPU saturated), and is not re-enabled meanwhile.
+                continue
+            reason, detail = self._diagnose(answered)
             if health.fault is not reason:
                 health.fault = reason
                 self._report(ReaderFault(name, reason, detail))
