@@ -23,6 +23,7 @@ from edge.doors import cli as doors_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
+from edge.vision import cli as vision_cli
 
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
+    vision_cli.add_commands(commands)  # `edge models ...`, `edge vision eval`
     return parser
 
 

@@ -145,7 +145,7 @@ class DetectorManifest(Strict):
     num_classes: int = Field(ge=1, le=10_000, description="Classes the model scores (not counting an SSD background).")
     classes: dict[int, VisionClass] = Field(min_length=1, description="Model class index -> our class; unmapped classes are dropped.")
     thresholds: Thresholds = Thresholds()
-    second_stage: str | None = Field(None, description="A classifier manifest (beside this one) run on candidate boxes.")
+    second_stage: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name of a classifier model (installed, or NAME.yaml beside this manifest) run on candidate boxes.")
 
     @field_validator("licence")
     @classmethod

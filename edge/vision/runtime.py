@@ -168,6 +168,12 @@ def _model_file(manifest: m.DetectorManifest | m.ClassifierManifest, manifest_pa
     return path
 
 
+def _second_stage_manifest(manifest_path: Path, name: str) -> Path:
+    """NAME.yaml beside the detector's manifest (the repository's layout), else the installed NAME/manifest.yaml."""
+    beside = manifest_path.parent / f"{name}.yaml"
+    return beside if beside.exists() else manifest_path.parent.parent / name / "manifest.yaml"
+
+
 def load_classifier(manifest_path: Path, threads: int = 1, *, model_file: Path | None = None,
                     session_options: SessionHook | None = None) -> CropClassifier:
     manifest = m.load(manifest_path)
@@ -190,5 +196,5 @@ def load_detector(manifest_path: Path, threads: int = 1, *, model_file: Path | N
     session = open_session(_model_file(manifest, manifest_path, model_file), threads, session_options)
     second = None
     if manifest.second_stage is not None:
-        second = load_classifier(manifest_path.parent / manifest.second_stage, threads, session_options=session_options)
+        second = load_classifier(_second_stage_manifest(manifest_path, manifest.second_stage), threads, session_options=session_options)
     return OnnxDetector(manifest, session, second)
