@@ -133,3 +133,12 @@ def test_tally_false_holds_by_what_is_in_the_frame():
     assert (report.false_hold[VisionClass.WHEELCHAIR].k, report.false_hold[VisionClass.STROLLER].k) == (1, 0)
     assert report.false_hold["empty"].n == 1
     assert report.confusion[VisionClass.WHEELCHAIR] == {VisionClass.EBIKE: 1, "HOLD": 1}
+
+
+def test_the_cli_does_not_import_opencv_or_onnxruntime():
+    import subprocess
+    import sys
+
+    probe = "import sys, edge.cli; edge.cli._parser(); print(sorted(m for m in ('cv2', 'onnxruntime', 'onnx', 'sklearn') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"

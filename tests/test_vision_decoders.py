@@ -117,3 +117,11 @@ def test_letterbox_maps_boxes_back_to_the_frame():
 
 def test_a_family_is_a_registry_entry():
     assert {"yolox", "yolov8", "yolov5", "gfl", "ssd", "decoded"} <= set(decoders.DECODERS)
+
+
+def test_session_uses_the_given_threads_and_lets_the_caller_tune_it():
+    seen = []
+    path = MANIFESTS / "yolox_nano.yaml"
+    load_detector(path, threads=1, model_file=need(MODELS / "yolox_nano.onnx"),
+                  session_options=lambda options: seen.append((options.intra_op_num_threads, options.inter_op_num_threads)))
+    assert seen == [(1, 1)]
