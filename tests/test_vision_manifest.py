@@ -87,3 +87,13 @@ def test_unknown_keys_and_yaml_syntax_errors_carry_their_line(tmp_path):
     text = BASE.replace("  width: 416", "  width: [416")
     (problem,) = problems(write(tmp_path, text))
     assert problem.path == "(yaml)" and problem.line > line_of(text, "width:") - 1
+
+
+def test_a_manifest_that_does_not_fit_its_model_is_refused_at_load(tmp_path):
+    weights = need(MODELS / "yolox_nano.onnx")
+    text = BASE.replace("width: 416", "width: 320")
+    with pytest.raises(manifest.ManifestError, match=r"input 'images' is \[1, 3, 416, 416\]; the manifest says NCHW 320x416"):
+        load_detector(write(tmp_path, text), model_file=weights)
+    picodet = (MANIFESTS / "picodet_s_416_coco.yaml").read_text().replace("scale_7.tmp_1", "scale_9.tmp_1")
+    with pytest.raises(manifest.ManifestError, match=r"no output 'save_infer_model/scale_9.tmp_1'"):
+        load_detector(write(tmp_path, picodet), model_file=need(MODELS / "picodet_s_416_coco.onnx"))

@@ -29,6 +29,15 @@ def decoder(family: str) -> Callable[[Decoder], Decoder]:
     return register
 
 
+def output_names(params: Any) -> list[str]:
+    """The output tensors a family's parameters name (the single-output families name none)."""
+    if isinstance(params, m.Gfl):
+        return [name for level in params.levels for name in (level.scores, level.boxes)]
+    if isinstance(params, (m.Ssd, m.Decoded)):
+        return [params.scores, params.boxes]
+    return []
+
+
 def _empty() -> Candidates:
     return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
 

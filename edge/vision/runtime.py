@@ -128,6 +128,30 @@ class OnnxDetector:
         return found
 
 
+def check_against_model(manifest: m.DetectorManifest | m.ClassifierManifest, session: Any, file: str = "(manifest)") -> None:
+    """Refuse a manifest whose input size or output names are not the model's, at load rather than per frame."""
+    problems = []
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    name = manifest.input.name or session.get_inputs()[0].name
+    if name not in inputs:
+        problems.append(m.ManifestProblem(file, 1, 1, "input.name", f"the model has no input {name!r}; it has {sorted(inputs)}"))
+    else:
+        shape = inputs[name]
+        expected = [manifest.input.height, manifest.input.width]
+        spatial = shape[2:4] if manifest.input.layout == "NCHW" else shape[1:3]
+        fixed = [d for d in spatial if isinstance(d, int)]
+        if len(shape) != 4 or (len(fixed) == 2 and fixed != expected):
+            problems.append(m.ManifestProblem(file, 1, 1, "input", (
+                f"the model's input {name!r} is {shape}; the manifest says {manifest.input.layout} "
+                f"{manifest.input.width}x{manifest.input.height}")))
+    outputs = {o.name for o in session.get_outputs()}
+    for wanted in decoders.output_names(manifest.output) if isinstance(manifest, m.DetectorManifest) else [manifest.output_name]:
+        if wanted is not None and wanted not in outputs:
+            problems.append(m.ManifestProblem(file, 1, 1, "output", f"the model has no output {wanted!r}; it has {sorted(outputs)}"))
+    if problems:
+        raise m.ManifestError(problems)
+
+
 class CropClassifier:
     """The second stage: classifies the crop of each candidate box and may change its class."""
 
@@ -179,7 +203,9 @@ def load_classifier(manifest_path: Path, threads: int = 1, *, model_file: Path |
     manifest = m.load(manifest_path)
     if not isinstance(manifest, m.ClassifierManifest):
         raise m.ManifestError([m.ManifestProblem(str(manifest_path), 1, 1, "kind", "expected a classifier manifest")])
-    return CropClassifier(manifest, open_session(_model_file(manifest, manifest_path, model_file), threads, session_options))
+    session = open_session(_model_file(manifest, manifest_path, model_file), threads, session_options)
+    check_against_model(manifest, session, str(manifest_path))
+    return CropClassifier(manifest, session)
 
 
 def load_detector(manifest_path: Path, threads: int = 1, *, model_file: Path | None = None,
@@ -194,6 +220,7 @@ def load_detector(manifest_path: Path, threads: int = 1, *, model_file: Path | N
     if not isinstance(manifest, m.DetectorManifest):
         raise m.ManifestError([m.ManifestProblem(str(manifest_path), 1, 1, "kind", "expected a detector manifest")])
     session = open_session(_model_file(manifest, manifest_path, model_file), threads, session_options)
+    check_against_model(manifest, session, str(manifest_path))
     second = None
     if manifest.second_stage is not None:
         second = load_classifier(_second_stage_manifest(manifest_path, manifest.second_stage), threads, session_options=session_options)
