@@ -8,6 +8,7 @@ one parameter class in `manifest.Family`; nothing else changes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -62,19 +63,27 @@ def _single(outputs: Mapping[str, np.ndarray]) -> np.ndarray:
     return first
 
 
+@functools.lru_cache(maxsize=8)
+def _yolox_grid(strides: tuple[int, ...], width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's grid cell and stride; the same for every frame, so made once."""
+    grids, steps = [], []
+    for stride in strides:
+        h, w = height // stride, width // stride
+        ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+        grids.append(np.stack([xs, ys], axis=-1).reshape(-1, 2))
+        steps.append(np.full((h * w, 1), stride))
+    return np.concatenate(grids).astype(np.float32), np.concatenate(steps).astype(np.float32)
+
+
 @decoder("yolox")
 def decode_yolox(params: m.Yolox, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """Rows are (dx, dy, log w, log h) on each stride's grid, objectness, class scores (sigmoid applied)."""
     raw = _single(outputs).reshape(-1, _single(outputs).shape[-1])
-    grids, strides = [], []
-    for stride in params.strides:
-        h, w = spec.height // stride, spec.width // stride
-        ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-        grids.append(np.stack([xs, ys], axis=-1).reshape(-1, 2))
-        strides.append(np.full((h * w, 1), stride))
-    grid, stride = np.concatenate(grids), np.concatenate(strides)
+    grid, stride = _yolox_grid(params.strides, spec.width, spec.height)
     if len(grid) != len(raw):
         raise ValueError(f"YOLOX output has {len(raw)} rows, strides {params.strides} at {spec.width}x{spec.height} give {len(grid)}")
+    keep = raw[:, 4] >= threshold  # a class score is at most 1, so objectness bounds the score
+    raw, grid, stride = raw[keep], grid[keep], stride[keep]
     centre = (raw[:, :2] + grid) * stride
     size = np.exp(np.clip(raw[:, 2:4], -10, 10)) * stride
     boxes = _cxcywh_to_xyxy(np.concatenate([centre, size], axis=1))
@@ -92,6 +101,7 @@ def decode_yolov8(params: m.Yolov8, outputs: Mapping[str, np.ndarray], spec: m.I
 def decode_yolov5(params: m.Yolov5, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """[1, N, 5 + C]: centre boxes in input pixels, objectness, class scores; score = obj * cls."""
     raw = _single(outputs)[0]
+    raw = raw[raw[:, 4] >= threshold]  # objectness bounds the score
     return _best(raw[:, 5:] * raw[:, 4:5], _cxcywh_to_xyxy(raw[:, :4]), threshold)
 
 

@@ -58,10 +58,15 @@ def preprocess(frame_bgr: np.ndarray, spec: m.Input) -> tuple[np.ndarray, Placem
         placement = Placement(nw / w, nh / h, float(ox), float(oy))
     if spec.colour == "RGB":
         image = image[:, :, ::-1]
-    tensor = (image.astype(np.float32) - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
     if spec.layout == "NCHW":
-        tensor = tensor.transpose(2, 0, 1)
-    return np.ascontiguousarray(tensor[None]), placement
+        image = image.transpose(2, 0, 1)  # a view: the one copy is the float conversion below
+    tensor = image.astype(np.float32, order="C")
+    shape = (3, 1, 1) if spec.layout == "NCHW" else (1, 1, 3)
+    if any(spec.mean):
+        tensor -= np.asarray(spec.mean, np.float32).reshape(shape)
+    if any(s != 1 for s in spec.std):
+        tensor *= (1 / np.asarray(spec.std, np.float32)).reshape(shape)
+    return tensor[None], placement
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou: float) -> np.ndarray:
