@@ -135,10 +135,10 @@ def test_tally_false_holds_by_what_is_in_the_frame():
     assert report.confusion[VisionClass.WHEELCHAIR] == {VisionClass.EBIKE: 1, "HOLD": 1}
 
 
-def test_the_cli_does_not_import_opencv_or_onnxruntime():
+def test_the_cli_does_not_import_numpy_opencv_or_onnxruntime():
     import subprocess
     import sys
 
-    probe = "import sys, edge.cli; edge.cli._parser(); print(sorted(m for m in ('cv2', 'onnxruntime', 'onnx', 'sklearn') if m in sys.modules))"
+    probe = "import sys, edge.cli; edge.cli._parser(); print(sorted(m for m in ('numpy', 'cv2', 'onnxruntime', 'onnx', 'sklearn') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True).stdout
     assert out.strip() == "[]"

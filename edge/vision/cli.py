@@ -1,7 +1,7 @@
 """`edge models install|list` and `edge vision eval`: putting a model on a gateway and measuring it.
 
-Only the manifest module (pydantic) is imported here; OpenCV and onnxruntime are imported by
-the commands that run a model, so `edge --help` stays cheap.
+Nothing of the vision package is imported until a command runs: a gateway without a camera
+never loads numpy, OpenCV or onnxruntime (tests/test_daemon.py).
 
 Exit codes (sysexits): 0 ok, 65 EX_DATAERR (a manifest, model file or labels file that is
 wrong), 66 EX_NOINPUT (a file that is not there), 77 EX_NOPERM (a licence not accepted),
@@ -14,8 +14,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-from edge.vision import manifest as m
 
 EX_DATAERR = 65
 EX_NOINPUT = 66
@@ -88,13 +86,14 @@ def _state_dir(args: argparse.Namespace) -> Path | None:
         return None
 
 
-def _print_problems(error: m.ManifestError) -> None:
+def _print_problems(error) -> None:
     for problem in error.problems:
         print(problem, file=sys.stderr)
 
 
 def _install(args: argparse.Namespace) -> int:
     from edge.vision import install
+    from edge.vision import manifest as m
 
     state_dir = _state_dir(args)
     if state_dir is None:
@@ -117,6 +116,7 @@ def _install(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from edge.vision import install
+    from edge.vision import manifest as m
 
     state_dir = _state_dir(args)
     if state_dir is None:
@@ -139,6 +139,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from edge.vision import evaluation
+    from edge.vision import manifest as m
     from edge.vision.detection import VisionClass
 
     try:
