@@ -97,3 +97,15 @@ def test_a_manifest_that_does_not_fit_its_model_is_refused_at_load(tmp_path):
     picodet = (MANIFESTS / "picodet_s_416_coco.yaml").read_text().replace("scale_7.tmp_1", "scale_9.tmp_1")
     with pytest.raises(manifest.ManifestError, match=r"no output 'save_infer_model/scale_9.tmp_1'"):
         load_detector(write(tmp_path, picodet), model_file=need(MODELS / "picodet_s_416_coco.onnx"))
+
+
+def test_a_file_onnxruntime_cannot_load_is_a_manifest_error(tmp_path):
+    (tmp_path / "yolox_nano.onnx").write_bytes(b"not an onnx model")
+    text = BASE.replace("695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14", manifest.sha256_of(tmp_path / "yolox_nano.onnx"))
+    with pytest.raises(manifest.ManifestError, match="onnxruntime cannot load the model"):
+        load_detector(write(tmp_path, text))
+
+
+def test_threads_below_one_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="every core"):
+        load_detector(MANIFESTS / "yolox_nano.yaml", threads=0, model_file=need(MODELS / "yolox_nano.onnx"))

@@ -51,9 +51,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--labels", type=Path, required=True, metavar="CSV")
     evaluate.add_argument("--hold-class", action="append", default=[], metavar="CLASS",
                           help="a class whose detection holds the elevator (repeatable; default ebike)")
-    evaluate.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    evaluate.add_argument("--threads", type=_positive, default=1, help="onnxruntime intra-op threads (default 1)")
     evaluate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     evaluate.set_defaults(handler=_eval)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _group(commands: argparse._SubParsersAction, name: str, **kwargs) -> argparse._SubParsersAction:

@@ -82,6 +82,8 @@ def open_session(model_file: Path, threads: int = 1, session_options: SessionHoo
     """An onnxruntime CPU session with `threads` intra-op threads and no inter-op parallelism."""
     import onnxruntime as ort
 
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads} (0 would let onnxruntime take every core)")
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -89,7 +91,10 @@ def open_session(model_file: Path, threads: int = 1, session_options: SessionHoo
     options.log_severity_level = 3
     if session_options is not None:
         session_options(options)
-    return ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(model_file), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors for a file it cannot use
+        raise m.ManifestError([m.ManifestProblem(str(model_file), 1, 1, "file", f"onnxruntime cannot load the model: {error}")]) from None
 
 
 class OnnxDetector:
