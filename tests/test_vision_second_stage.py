@@ -82,3 +82,16 @@ def test_a_second_stage_with_a_wrong_sha256_is_refused(tmp_path):
     (tmp_path / "crop.onnx").write_bytes(b"\x00" * 10)
     with pytest.raises(manifest.ManifestError, match="crop.onnx has sha256"):
         load_detector(path, model_file=need(MODELS / "yolox_nano.onnx"))
+
+
+def test_installed_detector_finds_its_installed_second_stage(tmp_path, dog):
+    from edge.vision.install import install
+
+    source = tmp_path / "source"
+    source.mkdir()
+    detector_manifest = install_pair(source, np.array([[0.0, 10.0], [0.0, 10.0], [0.0, 10.0]]))
+    state = tmp_path / "state"
+    install(source / "ebike_crop.yaml", state)
+    done = install(detector_manifest, state, source=MODELS / "yolox_nano.onnx")
+    (found,) = load_detector(done.manifest).detect(dog)
+    assert found.cls is VisionClass.EBIKE
