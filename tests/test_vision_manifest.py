@@ -38,8 +38,9 @@ def test_every_shipped_manifest_validates(path):
 def test_wrong_sha256_is_refused_before_the_model_runs(tmp_path):
     shutil.copy(need(MODELS / "yolox_nano.onnx"), tmp_path / "yolox_nano.onnx")
     path = write(tmp_path, BASE.replace("695e750a", "00000000"))
-    with pytest.raises(manifest.ManifestError, match="has sha256 695e750a.*the manifest says 00000000"):
+    with pytest.raises(manifest.ManifestError, match="has sha256 695e750a.*the manifest says 00000000") as caught:
         load_detector(path)
+    assert str(caught.value).startswith(f"{path}:{line_of(path.read_text(), 'sha256:')}:1: sha256: ")
 
 
 def test_a_model_file_absent_beside_the_manifest_is_named(tmp_path):

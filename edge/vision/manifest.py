@@ -255,6 +255,15 @@ def load(path: Path) -> DetectorManifest | ClassifierManifest:
         raise ManifestError(problems) from None
 
 
+def problem_at(manifest_file: str, path: tuple, message: str) -> ManifestProblem:
+    """A problem found after validation (the model file, its shapes), placed on the manifest's line for `path`."""
+    try:
+        line, column = yaml_source.load(Path(manifest_file).read_text(encoding="utf-8")).position(path)
+    except (OSError, UnicodeDecodeError, yaml_source.YamlSyntaxError):
+        line, column = 1, 1
+    return ManifestProblem(manifest_file, line, column, ".".join(map(str, path)), message)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -268,6 +277,6 @@ def verify_file(manifest: DetectorManifest | ClassifierManifest, model_file: Pat
     try:
         actual = sha256_of(model_file)
     except OSError as error:
-        raise ManifestError([ManifestProblem(manifest_file, 1, 1, "file", f"cannot read model file {model_file}: {error}")]) from None
+        raise ManifestError([problem_at(manifest_file, ("file",), f"cannot read model file {model_file}: {error}")]) from None
     if actual != manifest.sha256:
-        raise ManifestError([ManifestProblem(manifest_file, 1, 1, "sha256", f"{model_file} has sha256 {actual}, the manifest says {manifest.sha256}")])
+        raise ManifestError([problem_at(manifest_file, ("sha256",), f"{model_file} has sha256 {actual}, the manifest says {manifest.sha256}")])

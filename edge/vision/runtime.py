@@ -144,20 +144,20 @@ def check_against_model(manifest: m.DetectorManifest | m.ClassifierManifest, ses
     inputs = {i.name: i.shape for i in session.get_inputs()}
     name = manifest.input.name or session.get_inputs()[0].name
     if name not in inputs:
-        problems.append(m.ManifestProblem(file, 1, 1, "input.name", f"the model has no input {name!r}; it has {sorted(inputs)}"))
+        problems.append(m.problem_at(file, ("input", "name"), f"the model has no input {name!r}; it has {sorted(inputs)}"))
     else:
         shape = inputs[name]
         expected = [manifest.input.height, manifest.input.width]
         spatial = shape[2:4] if manifest.input.layout == "NCHW" else shape[1:3]
         fixed = [d for d in spatial if isinstance(d, int)]
         if len(shape) != 4 or (len(fixed) == 2 and fixed != expected):
-            problems.append(m.ManifestProblem(file, 1, 1, "input", (
+            problems.append(m.problem_at(file, ("input",), (
                 f"the model's input {name!r} is {shape}; the manifest says {manifest.input.layout} "
                 f"{manifest.input.width}x{manifest.input.height}")))
     outputs = {o.name for o in session.get_outputs()}
     for wanted in decoders.output_names(manifest.output) if isinstance(manifest, m.DetectorManifest) else [manifest.output_name]:
         if wanted is not None and wanted not in outputs:
-            problems.append(m.ManifestProblem(file, 1, 1, "output", f"the model has no output {wanted!r}; it has {sorted(outputs)}"))
+            problems.append(m.problem_at(file, ("output",), f"the model has no output {wanted!r}; it has {sorted(outputs)}"))
     if problems:
         raise m.ManifestError(problems)
 
