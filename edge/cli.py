@@ -95,10 +95,10 @@ def _parser() -> argparse.ArgumentParser:
         "Print the JSON Schema of the building config (the same as config/schema.json)."))
     schema.set_defaults(handler=_schema)
 
+    vision_cli.add_commands(commands)  # `edge models install|list`, `edge vision eval`
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
-    vision_cli.add_commands(commands)  # `edge models ...`, `edge vision eval`
     return parser
 
 

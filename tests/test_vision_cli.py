@@ -10,6 +10,7 @@ import pytest
 
 from edge import cli
 from edge.vision import evaluation
+from edge.vision.manifest import sha256_of as manifest_sha256
 from edge.vision.detection import Detection, VisionClass
 from tests.vision_data import EBIKE, MANIFESTS, MODELS, need
 
@@ -96,6 +97,7 @@ def test_eval_prints_rates_with_their_intervals(tmp_path, capsys):
     assert "confusion" in out
     code, out, _ = run(capsys, *argv, "--json")
     figures = json.loads(out)
+    assert figures["manifest_sha256"] == manifest_sha256(YOLOX)  # what qualification ties the report to
     assert figures["ebike_recall"] == {"k": 1, "n": 1, "rate": 1.0, "ci95": [0.2065, 1.0]}
     assert figures["false_hold_rate"]["n"] == 3 and figures["recall"]["bicycle"]["k"] == 1
     assert figures["confusion"]["motorcycle"] == {"bicycle": 1, "motorcycle": 1, "HOLD": 1}  # the chopper is seen as both

@@ -52,7 +52,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--hold-class", action="append", default=[], metavar="CLASS",
                           help="a class whose detection holds the elevator (repeatable; default ebike)")
     evaluate.add_argument("--threads", type=_positive, default=1, help="onnxruntime intra-op threads (default 1)")
-    evaluate.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    evaluate.add_argument("--json", action="store_true", help=(
+        "print the figures as one JSON object, with the manifest's sha256: the report a camera's qualification names"))
     evaluate.set_defaults(handler=_eval)
 
 
@@ -181,7 +182,8 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"edge vision eval: {args.labels}: {error}", file=sys.stderr)
         return EX_DATAERR
     if args.json:
-        print(json.dumps({"model": str(args.model), **report.as_dict()}, ensure_ascii=False))
+        # manifest_sha256 ties the figures to the manifest measured (and so to its weights): qualification reads it
+        print(json.dumps({"model": str(args.model), "manifest_sha256": m.sha256_of(args.model), **report.as_dict()}, ensure_ascii=False))
     else:
         print(f"model {args.model}, labels {args.labels}")
         print(report.render())

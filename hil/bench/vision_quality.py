@@ -22,6 +22,8 @@ Two detectors are scored, image by image (a frame "holds" when the detector says
 
 Every rate comes with its 95 % Wilson interval. Needs scikit-learn and onnx (the `bench`
 extra); the data folder is read in place (EDGE_SHARED_DATA, default ../shared/data).
+Run alone: python -m hil.bench.vision_quality; `python -m hil.bench.vision` adds these keys to
+the camera pipeline's.
 """
 
 from __future__ import annotations
@@ -226,6 +228,11 @@ def quality(data: Path | None = None, model: Path | None = None, threads: int = 
                               "site_later_frames": rates(base_holds[site_test], site_items)},
         },
     }
+
+
+def quality_keys() -> dict:
+    """What `hil.bench.vision` adds to its JSON: the four quality keys and their detail."""
+    return quality()
 
 
 def main() -> int:
