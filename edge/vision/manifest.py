@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -222,7 +222,10 @@ class _Any(BaseModel):
     manifest: Manifest
 
 
-_FAMILY_TAGS = {"detector", "classifier", "yolox", "yolov8", "yolov5", "gfl", "ssd", "decoded"}
+# pydantic puts the discriminator's value in an error's location; it is not a key in the file
+_FAMILY_TAGS = {"detector", "classifier"} | {
+    get_args(params.model_fields["family"].annotation)[0] for params in get_args(get_args(Family)[0])
+}
 
 
 def load(path: Path) -> DetectorManifest | ClassifierManifest:
