@@ -111,10 +111,10 @@ def _install(args: argparse.Namespace) -> int:
     except m.ManifestError as error:
         _print_problems(error)
         print(f"edge models install: {args.manifest}: not installed", file=sys.stderr)
-        return EX_NOINPUT if any(p.path in ("(file)",) for p in error.problems) else EX_DATAERR
+        return EX_NOINPUT if any(p.path == "(file)" for p in error.problems) else EX_DATAERR
     except install.InstallError as error:
         print(f"edge models install: {error}; nothing was installed", file=sys.stderr)
-        return EX_NOPERM if "licence" in str(error) else EX_NOINPUT
+        return EX_NOPERM if isinstance(error, install.LicenceNotAccepted) else EX_NOINPUT
     except OSError as error:
         print(f"edge models install: cannot write {install.models_dir(state_dir)}: {error}", file=sys.stderr)
         return EX_IOERR

@@ -26,6 +26,10 @@ class InstallError(Exception):
     """Why a model was not installed; nothing was changed."""
 
 
+class LicenceNotAccepted(InstallError):
+    """The weights' licence is not a known permissive one and was not accepted by name."""
+
+
 @dataclass(frozen=True, slots=True)
 class Installed:
     name: str
@@ -53,7 +57,7 @@ def install(manifest_path: Path, state_dir: Path, source: Path | None = None, ac
         raise InstallError(f"no model file at {source}: give it with --from FILE")
     m.verify_file(manifest, source, str(manifest_path))
     if not permissive(manifest.licence) and accept_licence != manifest.licence:
-        raise InstallError(
+        raise LicenceNotAccepted(
             f"the weights' licence is {manifest.licence!r}, not a known permissive one; read it, then install with "
             f"--accept-licence '{manifest.licence}'")
     target = models_dir(state_dir) / manifest.name
