@@ -28,6 +28,7 @@ from edge.doors import cli as doors_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
+from edge.vision import cli as vision_cli
 
 EX_DATAERR = 65
 EX_NOINPUT = 66
@@ -110,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         "Print the JSON Schema of the building config (the same as config/schema.json)."))
     schema.set_defaults(handler=_schema)
 
+    vision_cli.add_commands(commands)  # `edge models install|list`, `edge vision eval`
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)

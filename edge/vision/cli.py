@@ -1,0 +1,190 @@
+"""`edge models install|list` and `edge vision eval`: putting a model on a gateway and measuring it.
+
+Nothing of the vision package is imported until a command runs: a gateway without a camera
+never loads numpy, OpenCV or onnxruntime (tests/test_daemon.py).
+
+Exit codes (sysexits): 0 ok, 65 EX_DATAERR (a manifest, model file or labels file that is
+wrong), 66 EX_NOINPUT (a file that is not there), 77 EX_NOPERM (a licence not accepted),
+74 EX_IOERR (the state directory cannot be written), 78 EX_CONFIG (the building config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EX_DATAERR = 65
+EX_NOINPUT = 66
+EX_IOERR = 74
+EX_NOPERM = 77
+EX_CONFIG = 78
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    models = commands.add_parser("models", help="install and list detection models", description=(
+        "Models live in STATE_DIR/models/NAME/ as a manifest and its weights. The repository ships manifests "
+        "(models/*.yaml), never weights: bring the file and install it with its manifest."))
+    actions = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    install = actions.add_parser("install", help="check a model file against its manifest and install both", description=(
+        "Refuses a file whose sha256 is not the manifest's, and weights whose licence is not a known permissive "
+        "one unless it is accepted by name with --accept-licence."))
+    install.add_argument("manifest", type=Path, metavar="MANIFEST")
+    install.add_argument("--from", dest="source", type=Path, metavar="FILE", help="the model file (default: the manifest's `file` beside it)")
+    install.add_argument("--accept-licence", metavar="LICENCE", help="accept a non-permissive licence, spelled as in the manifest")
+    _state_options(install)
+    install.set_defaults(handler=_install)
+    listing = actions.add_parser("list", help="list installed models and check their files")
+    _state_options(listing)
+    listing.set_defaults(handler=_list)
+
+    vision = _group(commands, "vision", help="elevator camera tools: evaluate a model on labelled frames",
+                    description="Tools for the elevator e-bike guard.")
+    evaluate = vision.add_parser("eval", help="recall and false-hold rates of a model on labelled frames", description=(
+        "Runs the model on every frame of a labels CSV (file, ebike, bicycle, ..., group; 1 present, 0 absent) and prints "
+        "e-bike recall, false holds by what is in the frame, recall per class and the confusion table, each rate with "
+        "its 95% Wilson interval: a rate is only as good as the number of frames behind it."))
+    evaluate.add_argument("--model", type=Path, required=True, metavar="MANIFEST", help="detector manifest (its file beside it, or --model-file)")
+    evaluate.add_argument("--model-file", type=Path, metavar="FILE", help="the model file, when it is not beside the manifest")
+    evaluate.add_argument("--images", type=Path, required=True, metavar="DIR")
+    evaluate.add_argument("--labels", type=Path, required=True, metavar="CSV")
+    evaluate.add_argument("--hold-class", action="append", default=[], metavar="CLASS",
+                          help="a class whose detection holds the elevator (repeatable; default ebike)")
+    evaluate.add_argument("--threads", type=_positive, default=1, help="onnxruntime intra-op threads (default 1)")
+    evaluate.add_argument("--json", action="store_true", help=(
+        "print the figures as one JSON object, with the manifest's sha256: the report a camera's qualification names"))
+    evaluate.set_defaults(handler=_eval)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _group(commands: argparse._SubParsersAction, name: str, **kwargs) -> argparse._SubParsersAction:
+    """The ACTION subparsers of command NAME, created here or by another module (the camera's `vision` tools)."""
+    parser = commands.choices.get(name) or commands.add_parser(name, **kwargs)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
+def _state_options(parser: argparse.ArgumentParser) -> None:
+    from edge.config import DEFAULT_CONFIG
+
+    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config, for its state_dir (default {DEFAULT_CONFIG})")
+    parser.add_argument("--state-dir", type=Path, help="the state directory (instead of the config's)")
+
+
+def _state_dir(args: argparse.Namespace) -> Path | None:
+    if args.state_dir is not None:
+        return args.state_dir
+    from edge import config as building_config
+
+    try:
+        return building_config.load(args.config).state_path
+    except building_config.ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.config}: {len(error.problems)} problem(s); give --state-dir or fix the config", file=sys.stderr)
+        return None
+
+
+def _print_problems(error) -> None:
+    for problem in error.problems:
+        print(problem, file=sys.stderr)
+
+
+def _install(args: argparse.Namespace) -> int:
+    from edge.vision import install
+    from edge.vision import manifest as m
+
+    state_dir = _state_dir(args)
+    if state_dir is None:
+        return EX_CONFIG
+    try:
+        done = install.install(args.manifest, state_dir, args.source, args.accept_licence)
+    except m.ManifestError as error:
+        _print_problems(error)
+        print(f"edge models install: {args.manifest}: not installed", file=sys.stderr)
+        return EX_NOINPUT if any(p.path == "(file)" for p in error.problems) else EX_DATAERR
+    except install.InstallError as error:
+        print(f"edge models install: {error}; nothing was installed", file=sys.stderr)
+        return EX_NOPERM if isinstance(error, install.LicenceNotAccepted) else EX_NOINPUT
+    except OSError as error:
+        print(f"edge models install: cannot write {install.models_dir(state_dir)}: {error}", file=sys.stderr)
+        return EX_IOERR
+    print(f"installed {done.name} ({done.licence}): {done.model}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from edge.vision import install
+    from edge.vision import manifest as m
+
+    state_dir = _state_dir(args)
+    if state_dir is None:
+        return EX_CONFIG
+    found = install.installed(state_dir)
+    if not found:
+        print(f"(no models installed in {install.models_dir(state_dir)})")
+    status = 0
+    for path in found:
+        try:
+            manifest = m.load(path)
+            m.verify_file(manifest, path.parent / manifest.file, str(path))
+        except m.ManifestError as error:
+            print(f"{path.parent.name:<24} BROKEN  {error.problems[0].message}")
+            status = EX_DATAERR
+            continue
+        print(f"{manifest.name:<24} {manifest.kind:<10} {manifest.licence}")
+    return status
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from edge.vision import evaluation
+    from edge.vision import manifest as m
+    from edge.vision.detection import VisionClass
+
+    try:
+        hold = tuple(VisionClass(c) for c in args.hold_class) or (VisionClass.EBIKE,)
+    except ValueError as error:
+        print(f"edge vision eval: {error}; classes are {', '.join(VisionClass)}", file=sys.stderr)
+        return 2
+    if not args.images.is_dir():
+        print(f"edge vision eval: no images folder {args.images}", file=sys.stderr)
+        return EX_NOINPUT
+    try:
+        frames = evaluation.read_labels(args.labels)
+    except evaluation.LabelsError as error:
+        print(f"edge vision eval: {error}", file=sys.stderr)
+        return EX_DATAERR
+    missing = [f for f in frames if not evaluation.resolve(args.images, f.file).is_file()]
+    if missing:
+        for frame in missing[:10]:
+            print(f"{args.labels}:{frame.line}: no image {frame.file} in {args.images}", file=sys.stderr)
+        print(f"edge vision eval: {len(missing)} labelled frame(s) have no image; nothing was evaluated", file=sys.stderr)
+        return EX_NOINPUT
+    from edge.vision.runtime import load_detector
+
+    try:
+        detector = load_detector(args.model, args.threads, model_file=args.model_file)
+    except m.ManifestError as error:
+        _print_problems(error)
+        return EX_DATAERR
+    try:
+        report = evaluation.evaluate(detector.detect, frames, args.images, hold)
+    except evaluation.LabelsError as error:
+        print(f"edge vision eval: {args.labels}: {error}", file=sys.stderr)
+        return EX_DATAERR
+    if args.json:
+        # manifest_sha256 ties the figures to the manifest measured (and so to its weights): qualification reads it
+        print(json.dumps({"model": str(args.model), "manifest_sha256": m.sha256_of(args.model), **report.as_dict()}, ensure_ascii=False))
+    else:
+        print(f"model {args.model}, labels {args.labels}")
+        print(report.render())
+    return 0
