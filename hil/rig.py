@@ -84,6 +84,22 @@ def value_of_step(step: Any) -> Value:
     raise TypeError(f"{type(step).__name__} holds no single value")
 
 
+def open_by(pid: int, path: str) -> bool:
+    """Whether process `pid` holds `path` (a tty behind a symlink, say) open: the daemon is listening there."""
+    target = os.path.realpath(path)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                return True
+        except OSError:
+            continue
+    return False
+
+
 class _Socat:
     """A socat pty pair at two fixed paths, so a pulled cable can be plugged back where it was."""
 
@@ -214,6 +230,17 @@ class SimulatedRig:
         device_name, point_name = ref.split(".", 1)
         return self.devices[device_name].value_of(point_name)
 
+    def before_start(self) -> None:
+        self._reads = {name: device.reads for name, device in self.devices.items()}
+
+    def not_listening(self, pid: int) -> list[str]:
+        """What the daemon does not use yet since it started: a reader port it has not opened, a device it has not polled."""
+        waiting = [f"reader {name} ({pty.gateway_end}) is not open" for name, (pty, _) in self._readers.items()
+                   if pty.gateway_end.exists() and not open_by(pid, str(pty.gateway_end))]
+        waiting += [f"device {name} has not been polled" for name, device in self.devices.items()
+                    if device.reads <= self._reads.get(name, 0)]
+        return waiting
+
     async def stop(self) -> None:
         for simulator in self.simulators.values():
             await simulator.stop()
@@ -322,6 +349,14 @@ class PhysicalRig:
 
     async def start(self, config: BuildingConfig, profiles: dict[str, Profile], scenario: sc.Scenario) -> None:
         self._config, self._profiles = config, profiles
+
+    def before_start(self) -> None:
+        pass
+
+    def not_listening(self, pid: int) -> list[str]:
+        """Real reader ports the daemon has not opened yet (Modbus devices are the rig's own)."""
+        return [f"reader {name} ({reader.port}) is not open" for name, reader in self.rig.readers.items()
+                if not open_by(pid, reader.port)]
 
     def endpoints(self, config: BuildingConfig) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         buses = {}

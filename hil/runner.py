@@ -43,6 +43,7 @@ POLL_S = 0.05
 FILL_GAPS_EVERY_S = 1.0
 CLOUD_CONNECT_WITHIN_S = 10.0
 NEAREST = 8
+SETTLE_WITHIN_S = 15.0
 
 
 def shipped_profiles_dir() -> Path:
@@ -146,7 +147,18 @@ class Player:
             self.cloud = Cloud("127.0.0.1", self.broker.port, self.workdir / "cloud.db",
                                serialization.load_pem_private_key(key, None), client_id=f"hil-cloud-{secrets.token_hex(3)}")
             await asyncio.wait_for(self.cloud.start(), CLOUD_CONNECT_WITHIN_S)
+        await self.mark()
+        await self.start_daemon()
+
+    async def start_daemon(self) -> None:
+        """`edge run`, READY=1, and then every reader port open and every device polled: only then is a tap heard."""
+        self.rig.before_start()
         await asyncio.to_thread(self.daemon.start)
+        deadline = time.monotonic() + SETTLE_WITHIN_S
+        while waiting := self.rig.not_listening(self.daemon.pid):
+            if time.monotonic() > deadline or not self.daemon.alive():
+                raise DaemonFailed(f"{SETTLE_WITHIN_S:.0f} s after READY=1: {'; '.join(waiting)}\n{self.daemon.log_tail()}")
+            await asyncio.sleep(POLL_S)
 
     def _today(self):
         return datetime.now(ZoneInfo(self.config.building.timezone)).date()
@@ -244,7 +256,7 @@ class Player:
             return f"mosquitto on port {self.broker.port} {'stopped' if step.broker == 'down' else 'started'}"
         if isinstance(step, sc.DaemonStep):
             await asyncio.to_thread(self.daemon.kill if step.daemon == "sigkill" else self.daemon.stop)
-            await asyncio.to_thread(self.daemon.start)
+            await self.start_daemon()
             return f"{'SIGKILLed' if step.daemon == 'sigkill' else 'stopped'} and started again (READY=1)"
         if isinstance(step, sc.CloudCommand):
             reply = await self.cloud.command(self.config.building.id, step.cloud_command, step.args, step.within_ms / 1000)
@@ -282,6 +294,8 @@ class Player:
             await self._expect_none(step, result)
         elif isinstance(step, sc.ExpectCloud):
             await self._expect_cloud(step, result)
+        elif isinstance(step, sc.ExpectOpen):
+            await self._expect_open(step, result)
         elif isinstance(step, sc.ExpectRss):
             rss = await asyncio.to_thread(self.daemon.rss_mb)
             result.passed, result.detail = rss < step.expect_rss_mb_below, f"RSS {rss:.1f} MB"
@@ -340,6 +354,20 @@ class Player:
             await asyncio.sleep(POLL_S)
         result.passed = False
         result.detail = f"{step.expect_point} read {' then '.join(json.dumps(v) for v in seen[-5:])}"
+        result.nearest = await self.nearest(None)
+
+    async def _expect_open(self, step: sc.ExpectOpen, result: StepResult) -> None:
+        result.expected = f"the daemon holds reader {step.expect_open}'s port open within {step.within_ms} ms"
+        deadline = self._deadline(step.within_ms)
+        while True:
+            waiting = [w for w in self.rig.not_listening(self.daemon.pid) if w.startswith(f"reader {step.expect_open} ")]
+            if not waiting:
+                result.measured_ms = (time.monotonic() - self.mark_mono) * 1000
+                return
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
+        result.passed, result.detail = False, waiting[0]
         result.nearest = await self.nearest(None)
 
     async def _expect_none(self, step: sc.ExpectNone, result: StepResult) -> None:

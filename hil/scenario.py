@@ -246,6 +246,13 @@ class ExpectCloud(Strict):
     within_ms: Deadline = 30_000
 
 
+class ExpectOpen(Strict):
+    """The daemon holds a reader's port open (again, after a re-plug) within `within_ms`."""
+
+    expect_open: Name
+    within_ms: Deadline = 5000
+
+
 class ExpectRss(Strict):
     """The daemon's resident memory now, in MB."""
 
@@ -259,7 +266,7 @@ STIMULI = {
 }
 EXPECTATIONS = {
     "expect": ExpectEvent, "expect_point": ExpectPoint, "expect_none": ExpectNone,
-    "expect_cloud": ExpectCloud, "expect_rss_mb_below": ExpectRss,
+    "expect_cloud": ExpectCloud, "expect_open": ExpectOpen, "expect_rss_mb_below": ExpectRss,
 }
 STEP_KINDS = {**STIMULI, **EXPECTATIONS}
 
@@ -381,8 +388,8 @@ def check_against(loaded: LoadedScenario, config: Any, profiles: dict[str, Any])
         for key in ("set", "ramp", "loop", "expect_point"):
             if isinstance(getattr(step, key, None), str) and key in type(step).model_fields:
                 point(getattr(step, key), loc + (key,))
-        if isinstance(step, (Unplug, Replug)):
-            name = step.unplug if isinstance(step, Unplug) else step.replug
+        if isinstance(step, (Unplug, Replug, ExpectOpen)):
+            name = step.unplug if isinstance(step, Unplug) else step.replug if isinstance(step, Replug) else step.expect_open
             if name not in readers:
                 problems.append(loaded.problem(loc, f"only card readers can be unplugged and re-plugged; the building has no reader {name!r}"))
         if isinstance(step, DoorContact):
