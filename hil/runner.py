@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import secrets
 import shutil
 import tempfile
@@ -405,7 +406,7 @@ class Player:
                 filled = time.monotonic()
                 try:
                     await self.cloud.fill_gaps(building, head)
-                except (TimeoutError, AttributeError):
+                except (TimeoutError, ConnectionError, AttributeError):
                     pass  # the gateway or the broker is not back yet; try again
             await asyncio.sleep(POLL_S * 4)
         seqs = [e["seq"] for e in held]
@@ -421,8 +422,8 @@ class Player:
 
 def _same(value: Any, wanted: Any) -> bool:
     if isinstance(wanted, bool) or isinstance(value, bool):
-        return bool(value) == bool(wanted) and isinstance(value, bool) == isinstance(wanted, bool) or value == wanted
-    return abs(float(value) - float(wanted)) <= 1e-6 * max(1.0, abs(float(wanted)))
+        return value == wanted
+    return math.isclose(float(value), float(wanted), rel_tol=1e-6, abs_tol=1e-6)
 
 
 def _ranges(seqs: list[int]) -> str:

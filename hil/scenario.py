@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from edge import yaml_source
-from edge.config import ConfigProblem, Name, PointRef, _data_loc
+from edge.config import ConfigProblem, Name, PointRef
 
 Value = Union[bool, float]
 
@@ -345,7 +345,6 @@ def load(path: Path) -> LoadedScenario:
 
 def _step_loc(loc: tuple) -> tuple:
     """Drop pydantic's discriminator tag after `steps.N` (it is not a key in the file)."""
-    loc = _data_loc(loc)
     if len(loc) >= 3 and loc[0] == "steps" and isinstance(loc[1], int) and loc[2] in STEP_KINDS:
         return loc[:2] + loc[3:]
     return loc
