@@ -45,6 +45,7 @@ FILL_GAPS_EVERY_S = 1.0
 CLOUD_CONNECT_WITHIN_S = 10.0
 NEAREST = 8
 SETTLE_WITHIN_S = 15.0
+SEND_WITHIN_S = 10.0
 
 
 def shipped_profiles_dir() -> Path:
@@ -257,17 +258,22 @@ class Player:
             return f"mosquitto on port {self.broker.port} {'stopped' if step.broker == 'down' else 'started'}"
         if isinstance(step, sc.DaemonStep):
             await asyncio.to_thread(self.daemon.kill if step.daemon == "sigkill" else self.daemon.stop)
+            behind = ""
+            if self.cloud is not None:
+                head, held = await self.head_seq(), len(self.cloud.seqs(self.config.building.id))
+                behind = f", with the journal at seq {head} and the cloud holding {held} events"
             await self.start_daemon()
-            return f"{'SIGKILLed' if step.daemon == 'sigkill' else 'stopped'} and started again (READY=1)"
+            return f"{'SIGKILLed' if step.daemon == 'sigkill' else 'stopped'}{behind}; started again"
         if isinstance(step, sc.CloudCommand):
-            reply = await self.cloud.command(self.config.building.id, step.cloud_command, step.args, step.within_ms / 1000)
+            reply = await asyncio.wait_for(self.cloud.command(self.config.building.id, step.cloud_command, step.args, step.within_ms / 1000),
+                                           step.within_ms / 1000 + 1)
             if reply.get("outcome") != step.outcome:
                 raise RigProblem(f"command {step.cloud_command} answered {reply.get('outcome')}: {reply.get('detail')}")
             return f"outcome {reply['outcome']}"
         if isinstance(step, sc.Credentials):
             changes = [self._change(change) for change in step.credentials]
             building = self.config.building.id
-            await self.cloud.send(building, "credentials", self.cloud.change_set(building, changes))
+            await asyncio.wait_for(self.cloud.send(building, "credentials", self.cloud.change_set(building, changes)), SEND_WITHIN_S)
             return f"change set version {self.cloud.book(building).credential_version}"
         return await self.rig.stimulate(step, self.scenario, self.config)
 
