@@ -6,8 +6,9 @@ and what a device's point reads now (`read_point`).
 
 * `SimulatedRig` starts what hil/ already has: a Modbus field simulator per bus (TCP, or RTU on
   a socat pty pair for `rtu` buses), and a pty pair per card reader with the card simulator
-  writing real frames into it. Pulling a reader's cable kills its socat; plugging it back
-  starts a new pair at the same path.
+  writing real frames into it (EM4100, Wiegand) or libosdp's peripheral answering on it (OSDP,
+  Secure Channel). Pulling a serial reader's cable kills its socat; plugging it back starts a
+  new pair at the same path. An OSDP reader's cut cable is the peripheral falling silent.
 * `PhysicalRig` reads a rig file that maps each bus and reader to a real port or address and
   says who gives each stimulus: a person (a prompt, answered with Enter) or an actuator (a hook
   command). Point expectations read the device over Modbus TCP, or through a hook.
@@ -35,7 +36,9 @@ from edge import yaml_source
 from edge.config import BuildingConfig, ConfigProblem, SerialBus
 from hil import scenario as sc
 from hil.card_sim import CardReaderSim
+from drivers.osdp.keys import load_key
 from hil.modbus_sim import FieldSimulator, Ramp, SimulatedDevice
+from hil.osdp_pd import SimulatedOsdpReader
 
 LOOP_MA = {"broken": 0.0, "shorted": 24.0}  # a cut wire carries nothing; a short drives the loop past 20.5 mA
 HOOK_WITHIN_S = 60.0
@@ -142,6 +145,7 @@ class SimulatedRig:
         self._ports: dict[str, int] = {}
         self._bus_ptys: list[_Socat] = []
         self._readers: dict[str, tuple[_Socat, str]] = {}
+        self._osdp: dict[str, SimulatedOsdpReader] = {}
 
     def refusals(self, loaded: sc.LoadedScenario, config: BuildingConfig) -> list[ConfigProblem]:
         """Steps this rig cannot play, with their lines."""
@@ -149,9 +153,11 @@ class SimulatedRig:
         problems = []
         for index, step in enumerate(loaded.scenario.steps):
             reader = readers.get(getattr(step, "reader", None) or "")
-            if isinstance(step, (sc.Tap, sc.Pin)) and reader and reader.protocol.value not in ("em4100", "wiegand"):
-                problems.append(loaded.problem(("steps", index, "reader"), f"reader {reader.name!r} is {reader.protocol.value}: "
-                                               "the scenario runner simulates em4100 and wiegand readers only"))
+            if isinstance(step, (sc.Tap, sc.Pin)) and reader and reader.protocol.value == "ga467":
+                problems.append(loaded.problem(("steps", index, "reader"), f"reader {reader.name!r} is a GA 467 registration desk reader: "
+                                               "it reads ID cards for `edge credentials issue`, it opens no door"))
+            if isinstance(step, sc.Tap) and reader and reader.protocol.value == "osdp" and len(card_serial(step, loaded.scenario)) != 3:
+                problems.append(loaded.problem(("steps", index, "tap"), "the simulated OSDP reader sends 26-bit Wiegand: the card must be 3 bytes"))
         return problems
 
     async def start(self, config: BuildingConfig, profiles: dict[str, Profile], scenario: sc.Scenario) -> None:
@@ -178,6 +184,9 @@ class SimulatedRig:
             pty = _Socat(self.workdir / f"reader-{reader.name}", self.workdir / f"reader-{reader.name}.card")
             await asyncio.to_thread(pty.plug)
             self._readers[reader.name] = (pty, reader.protocol.value)
+            if reader.protocol.value == "osdp":
+                peripheral = SimulatedOsdpReader(str(pty.device_end), reader.baud, reader.osdp_address, load_key(reader.osdp_key.file))
+                self._osdp[reader.name] = peripheral.__enter__()
 
     def endpoints(self, config: BuildingConfig) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
         """Each bus's new settings and each reader's port, for the daemon's config."""
@@ -191,6 +200,18 @@ class SimulatedRig:
 
     async def stimulate(self, step: Any, scenario: sc.Scenario, config: BuildingConfig) -> str:
         """Play a device stimulus; returns what was done, for the report."""
+        if isinstance(step, sc.Tap) and step.reader in self._osdp:
+            self._osdp[step.reader].tap(int.from_bytes(card_serial(step, scenario), "big"))
+            return f"card {step.tap} at OSDP reader {step.reader}"
+        if isinstance(step, sc.Pin) and step.reader in self._osdp:
+            self._osdp[step.reader].keys(step.pin + "#")
+            return f"PIN keyed at OSDP reader {step.reader}"
+        if isinstance(step, sc.Unplug) and step.unplug in self._osdp:
+            self._osdp[step.unplug].go_silent()
+            return f"OSDP reader {step.unplug} stops answering (its cable cut)"
+        if isinstance(step, sc.Replug) and step.replug in self._osdp:
+            self._osdp[step.replug].resume()
+            return f"OSDP reader {step.replug} answers again"
         if isinstance(step, sc.Tap):
             pty, protocol = self._readers[step.reader]
             serial = card_serial(step, scenario)
@@ -239,9 +260,12 @@ class SimulatedRig:
                    if pty.gateway_end.exists() and not open_by(pid, str(pty.gateway_end))]
         waiting += [f"device {name} has not been polled" for name, device in self.devices.items()
                     if device.reads <= self._reads.get(name, 0)]
+        waiting += [f"reader {name}: no OSDP Secure Channel" for name, peripheral in self._osdp.items() if not peripheral.secure]
         return waiting
 
     async def stop(self) -> None:
+        for peripheral in self._osdp.values():
+            await asyncio.to_thread(peripheral.__exit__, None, None, None)
         for simulator in self.simulators.values():
             await simulator.stop()
         for pty in self._bus_ptys + [pty for pty, _ in self._readers.values()]:

@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from cryptography.hazmat.primitives import serialization
 
+from drivers.osdp.keys import generate_key_file
 from edge import yaml_source
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import BuildingConfig, ConfigError, ConfigProblem, device_profiles, load as load_config
@@ -114,6 +115,11 @@ class Player:
         secret.write_text(secrets.token_hex(32))
         data["building"] = {**data["building"], "secret": {"file": str(secret)}}
         data["state_dir"] = str(self.workdir / "state")
+        for reader in data.get("readers") or []:
+            if isinstance(reader, dict) and reader.get("protocol") == "osdp":
+                key = self.workdir / "secrets" / f"osdp-{reader.get('name')}.key"
+                generate_key_file(key)  # the simulated reader and the daemon share it, as an installer would set them up
+                reader["osdp_key"] = {"file": str(key)}
         data.setdefault("profiles_dir", str(shipped_profiles_dir()))
         if self.scenario.cloud:
             generate_keys(self.workdir)
