@@ -325,7 +325,13 @@ DEVICE_STIMULI = ("tap", "pin", "set", "ramp", "loop", "door", "exit_button", "f
 
 
 def load_rig(path: Path) -> RigFile:
-    document = yaml_source.load(Path(path).read_text(encoding="utf-8"))
+    """Read and validate a rig file; raises ScenarioError listing every problem with its line."""
+    try:
+        document = yaml_source.load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise sc.ScenarioError([ConfigProblem(str(path), 1, 1, "(file)", f"cannot read: {error}")]) from None
+    except yaml_source.YamlSyntaxError as error:
+        raise sc.ScenarioError([ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error))]) from None
     try:
         return RigFile.model_validate(document.data or {})
     except ValidationError as invalid:

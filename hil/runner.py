@@ -10,6 +10,7 @@ last stimulus, and only events journaled after that stimulus count for it.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hmac
 import json
 import math
@@ -43,7 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "hil" / "scenarios"
 POLL_S = 0.05
 FILL_GAPS_EVERY_S = 1.0
-CLOUD_CONNECT_WITHIN_S = 10.0
+CLOUD_CONNECT_WITHIN_S = 10.0  # also for its goodbye
 NEAREST = 8
 SETTLE_WITHIN_S = 15.0
 SEND_WITHIN_S = 10.0
@@ -107,7 +108,7 @@ class Player:
                 data = yaml_source.load(file.read_text(encoding="utf-8")).data or {}
             except (OSError, yaml_source.YamlSyntaxError) as error:
                 raise ScenarioProblems([self.loaded.problem(("config", "file"), f"cannot use {file}: {error}")]) from None
-        data = merge(data, source.merge)
+        data = copy.deepcopy(merge(data, source.merge))  # filled in below: the scenario's own data stays as written
         if not isinstance(data, dict) or not isinstance(data.get("building"), dict):
             raise ScenarioProblems([self.loaded.problem(("config",), "the building config needs a building: section")])
         secret = self.workdir / "secrets" / "building.key"
@@ -191,7 +192,7 @@ class Player:
         code = await asyncio.to_thread(self.daemon.stop) if self.daemon.starts else None
         await asyncio.to_thread(self.daemon.close)
         if self.cloud is not None:
-            await self.cloud.stop()
+            await asyncio.wait_for(self.cloud.stop(), CLOUD_CONNECT_WITHIN_S)
         await self.rig.stop()
         if self.broker is not None:
             await asyncio.to_thread(self.broker.__exit__)

@@ -231,7 +231,7 @@ def test_rig_mode_plays_a_scenario_on_separately_started_devices_through_hooks_a
 
 
 @pytest.mark.timeout(60)
-def test_rig_mode_refuses_a_stimulus_nobody_gives_and_an_unmapped_reader(tmp_path):
+def test_rig_mode_refuses_a_stimulus_nobody_gives_an_unmapped_reader_and_a_bad_rig_file(tmp_path, capsys):
     scenario = _scenario(tmp_path, WRONG)
     rig_path = tmp_path / "rig.yaml"
     rig_path.write_text("buses:\n  field: {type: tcp, host: 127.0.0.1, port: 1502}\nreaders:\n  front-reader: {port: /dev/null}\n")
@@ -239,3 +239,7 @@ def test_rig_mode_refuses_a_stimulus_nobody_gives_and_an_unmapped_reader(tmp_pat
     assert result.outcome == "error" and not result.steps
     assert "reader 'side-keypad' of the building is not mapped to a port" in result.error
     assert f"{scenario}:10:5: steps.0: the rig file {rig_path} says nobody gives 'tap'" in result.error
+
+    rig_path.write_text("buses:\n  field: {type: tcp, host: 127.0.0.1, port: 1502}\nstimuli:\n  tap: {prompt: a, hook: b}\n")
+    assert hil_main(["run", str(scenario), "--rig", str(rig_path)]) == 2
+    assert f"{rig_path}:4:3: stimuli.tap: give exactly one of 'prompt' or 'hook'" in capsys.readouterr().err
