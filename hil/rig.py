@@ -44,6 +44,11 @@ LOOP_MA = {"broken": 0.0, "shorted": 24.0}  # a cut wire carries nothing; a shor
 HOOK_WITHIN_S = 60.0
 PROMPT_WITHIN_S = 600.0
 SOCAT_WITHIN_S = 5.0
+CARD_BYTES = {  # what each simulated reader can send
+    "em4100": ((5,), "EM4100 cards of 5 bytes"),
+    "wiegand": ((3, 4), "Wiegand 26/34-bit cards of 3 or 4 bytes"),
+    "osdp": ((3,), "26-bit Wiegand through OSDP, cards of 3 bytes"),
+}
 
 
 class RigProblem(RuntimeError):
@@ -156,8 +161,11 @@ class SimulatedRig:
             if isinstance(step, (sc.Tap, sc.Pin)) and reader and reader.protocol.value == "ga467":
                 problems.append(loaded.problem(("steps", index, "reader"), f"reader {reader.name!r} is a GA 467 registration desk reader: "
                                                "it reads ID cards for `edge credentials issue`, it opens no door"))
-            if isinstance(step, sc.Tap) and reader and reader.protocol.value == "osdp" and len(card_serial(step, loaded.scenario)) != 3:
-                problems.append(loaded.problem(("steps", index, "tap"), "the simulated OSDP reader sends 26-bit Wiegand: the card must be 3 bytes"))
+            if isinstance(step, sc.Tap) and reader and reader.protocol.value in CARD_BYTES:
+                sizes, why = CARD_BYTES[reader.protocol.value]
+                if len(card_serial(step, loaded.scenario)) not in sizes:
+                    problems.append(loaded.problem(("steps", index, "tap"), f"reader {reader.name!r} reads {why}: "
+                                                   f"card {step.tap} is {len(card_serial(step, loaded.scenario))} bytes"))
         return problems
 
     async def start(self, config: BuildingConfig, profiles: dict[str, Profile], scenario: sc.Scenario) -> None:

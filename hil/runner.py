@@ -472,7 +472,7 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
         for index, step in enumerate(loaded.scenario.steps):
             try:
                 outcome = await player.play_step(index, step)
-            except (RigProblem, DaemonFailed, TimeoutError, OSError) as problem:
+            except (RigProblem, DaemonFailed, TimeoutError, OSError, ValueError) as problem:
                 outcome = StepResult(index=index, line=loaded.document.position(("steps", index))[0], step=player.step_text(index),
                                      expectation=False, passed=False, detail=f"could not be played: {problem}")
                 result.steps.append(outcome)

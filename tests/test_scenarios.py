@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import textwrap
 import threading
@@ -74,7 +75,10 @@ steps:
 @pytest.mark.timeout(60)
 def test_a_wrong_expectation_fails_saying_what_was_expected_and_what_happened(tmp_path):
     path = _scenario(tmp_path, WRONG)
-    assert hil_main(["run", str(path), "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "j.json")]) == 1
+    assert hil_main(["run", str(path), "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "j.json"), "--keep"]) == 1
+    kept = Path(json.loads((tmp_path / "j.json").read_text())["scenarios"][0]["workdir"])
+    assert (kept / "daemon.log").stat().st_size and (kept / "state" / "journal.db").exists() and (kept / "building.yaml").exists()
+    shutil.rmtree(kept)
     result = asyncio.run(play(path))
     assert result.outcome == "failed"
     decision, relay = result.failures
@@ -243,3 +247,17 @@ def test_rig_mode_refuses_a_stimulus_nobody_gives_an_unmapped_reader_and_a_bad_r
     rig_path.write_text("buses:\n  field: {type: tcp, host: 127.0.0.1, port: 1502}\nstimuli:\n  tap: {prompt: a, hook: b}\n")
     assert hil_main(["run", str(scenario), "--rig", str(rig_path)]) == 2
     assert f"{rig_path}:4:3: stimuli.tap: give exactly one of 'prompt' or 'hook'" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_a_card_the_reader_cannot_send_is_refused_before_anything_runs(tmp_path):
+    path = _scenario(tmp_path, """
+        name: a Wiegand card at an EM4100 reader
+        config: {file: BUILDING}
+        steps:
+          - tap: D41B81
+            reader: front-reader
+        """)
+    result = asyncio.run(play(path))
+    assert result.outcome == "error"
+    assert f"{path}:4:5: steps.0.tap: reader 'front-reader' reads EM4100 cards of 5 bytes: card D41B81 is 3 bytes" in result.error
