@@ -373,7 +373,7 @@ class PhysicalRig:
             if reader.name not in self.rig.readers:
                 problems.append(ConfigProblem(rig, 1, 1, "readers", f"reader {reader.name!r} of the building is not mapped to a port"))
         for index, step in enumerate(loaded.scenario.steps):
-            kind = sc._step_kind(step)
+            kind = sc.step_kind(step)
             if kind in DEVICE_STIMULI and kind not in self.rig.stimuli:
                 problems.append(loaded.problem(("steps", index), f"the rig file {rig} says nobody gives '{kind}' "
                                                f"(add stimuli: {{{kind}: {{prompt: ...}}}} or {{hook: ...}})"))
@@ -404,7 +404,7 @@ class PhysicalRig:
         return buses, {name: reader.port for name, reader in self.rig.readers.items()}
 
     async def stimulate(self, step: Any, scenario: sc.Scenario, config: BuildingConfig) -> str:
-        kind = sc._step_kind(step)
+        kind = sc.step_kind(step)
         fields = {key: value for key, value in step.model_dump().items()}
         if isinstance(step, sc.Tap):
             fields["card"] = card_serial(step, scenario).hex().upper()

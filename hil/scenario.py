@@ -271,7 +271,7 @@ EXPECTATIONS = {
 STEP_KINDS = {**STIMULI, **EXPECTATIONS}
 
 
-def _step_kind(value: Any) -> str | None:
+def step_kind(value: Any) -> str | None:
     if isinstance(value, BaseModel):
         return next(key for key, model in STEP_KINDS.items() if type(value) is model)
     if isinstance(value, dict):
@@ -281,7 +281,7 @@ def _step_kind(value: Any) -> str | None:
 
 Step = Annotated[
     Union[tuple(Annotated[model, Tag(key)] for key, model in STEP_KINDS.items())],
-    Discriminator(_step_kind, custom_error_type="step_kind",
+    Discriminator(step_kind, custom_error_type="step_kind",
                   custom_error_message=f"a step needs one of: {', '.join(STEP_KINDS)}"),
 ]
 
@@ -319,8 +319,12 @@ class LoadedScenario:
         self.path, self.scenario, self.document = path, scenario, document
 
     def problem(self, loc: tuple, message: str) -> ConfigProblem:
-        line, column = self.document.position(loc)
-        return ConfigProblem(str(self.path), line, column, ".".join(map(str, loc)) or "(root)", message)
+        return _problem(self.path, self.document, loc, message)
+
+
+def _problem(path: Path, document: yaml_source.Document, loc: tuple, message: str) -> ConfigProblem:
+    line, column = document.position(loc)
+    return ConfigProblem(str(path), line, column, ".".join(map(str, loc)) or "(root)", message)
 
 
 def load(path: Path) -> LoadedScenario:
@@ -337,8 +341,7 @@ def load(path: Path) -> LoadedScenario:
     try:
         scenario = Scenario.model_validate(document.data)
     except ValidationError as invalid:
-        loaded = LoadedScenario(path, None, document)  # type: ignore[arg-type]
-        raise ScenarioError([loaded.problem(_step_loc(e["loc"]), e["msg"].removeprefix("Value error, "))
+        raise ScenarioError([_problem(path, document, _step_loc(e["loc"]), e["msg"].removeprefix("Value error, "))
                              for e in invalid.errors()]) from None
     return LoadedScenario(path, scenario, document)
 
