@@ -29,6 +29,7 @@ from typing import Any, Literal, Union
 
 from pydantic import Field, ValidationError, model_validator
 from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
 
 from drivers.modbus.profile import Function, Profile
 from drivers.modbus.registers import Value, decode_point
@@ -419,13 +420,22 @@ class PhysicalRig:
         return await self._give(giver, fields, f"stimulus '{kind}'")
 
     async def _give(self, giver: Giver, fields: dict[str, Any], what: str) -> str:
+        try:
+            argv = [part.format(**fields) for part in shlex.split(giver.hook)] if giver.hook is not None else []
+            text = giver.prompt.format(**fields) if giver.prompt is not None else ""
+        except (KeyError, IndexError, ValueError) as error:
+            raise RigProblem(f"{what}: the rig file's template names {error}, which this step does not have "
+                             f"(it has {', '.join(sorted(fields))})") from None
         if giver.hook is not None:
-            argv = [part.format(**fields) for part in shlex.split(giver.hook)]
-            result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=giver.within_s)
+            try:
+                result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=giver.within_s)
+            except subprocess.TimeoutExpired:
+                raise RigProblem(f"{what}: hook {shlex.join(argv)} did not finish within {giver.within_s:.0f} s") from None
+            except OSError as error:
+                raise RigProblem(f"{what}: hook {shlex.join(argv)} could not be started: {error}") from None
             if result.returncode != 0:
                 raise RigProblem(f"{what}: hook {shlex.join(argv)} exited {result.returncode}: {result.stderr.strip()[-400:]}")
             return result.stdout.strip()
-        text = giver.prompt.format(**fields)
         print(f"\nRIG: {text}  [Enter when done]", file=self._out, flush=True)
         line = await asyncio.to_thread(self._read_line, giver.within_s)
         if line is None:
@@ -440,8 +450,13 @@ class PhysicalRig:
         giver = self.rig.observe.get(ref) or self.rig.observe.get("*")
         device_name, point_name = ref.split(".", 1)
         if giver is not None:
-            text = await self._give(giver, {"point": ref, "device": device_name, "point_name": point_name}, f"observe {ref}")
-            return text.lower() in ("true", "1", "on") if text.lower() in ("true", "false", "1", "0", "on", "off") else float(text)
+            text = (await self._give(giver, {"point": ref, "device": device_name, "point_name": point_name}, f"observe {ref}")).lower()
+            if text in ("true", "on", "false", "off"):
+                return text in ("true", "on")
+            try:
+                return float(text)
+            except ValueError:
+                raise RigProblem(f"observe {ref}: the hook printed {text[:80]!r}, not true/false/on/off or a number") from None
         device = next(d for d in self._config.devices if d.name == device_name)
         endpoint = self.rig.buses[device.bus]
         profile = self._profiles[device.profile]
@@ -455,7 +470,10 @@ class PhysicalRig:
             Function.COIL: client.read_coils, Function.DISCRETE: client.read_discrete_inputs,
             Function.HOLDING: client.read_holding_registers, Function.INPUT: client.read_input_registers,
         }[point.function]
-        response = await read(point.address, count=point.width, device_id=device.address)
+        try:
+            response = await read(point.address, count=point.width, device_id=device.address)
+        except ModbusException as error:
+            raise RigProblem(f"reading {ref} from {endpoint.host}:{endpoint.port} unit {device.address}: {error}") from None
         if response.isError():
             raise RigProblem(f"reading {ref} from {endpoint.host}:{endpoint.port} unit {device.address}: {response}")
         words = [int(b) for b in response.bits[: point.width]] if point.function.is_bit else list(response.registers)

@@ -233,6 +233,13 @@ def test_rig_mode_plays_a_scenario_on_separately_started_devices_through_hooks_a
         assert person.prompts == ["RIG: Fire panel: raised the alarm input  [Enter when done]"]
         assert devices.doors.value_of("relay_2") is True, "the rig's own device was driven"
 
+        broken = tmp_path / "broken-rig.yaml"
+        broken.write_text(rig_path.read_text().replace("--card {card}", "--card {badge}"))
+        result = asyncio.run(play(scenario, load_rig(broken), broken))
+        assert result.outcome == "error" and result.steps[-1].line == 6
+        assert result.steps[-1].detail.startswith("could not be played: stimulus 'tap': the rig file's template names 'badge', "
+                                                  "which this step does not have (it has card, reader, reader_port, repeats, tap)")
+
 
 @pytest.mark.timeout(60)
 def test_rig_mode_refuses_a_stimulus_nobody_gives_an_unmapped_reader_and_a_bad_rig_file(tmp_path, capsys):
