@@ -310,7 +310,12 @@ class Giver(sc.Strict):
 
     prompt: str | None = None
     hook: str | None = None
-    within_s: float = Field(HOOK_WITHIN_S, gt=0, le=3600)
+    within_s: float | None = Field(None, gt=0, le=3600, description=f"Deadline; default {HOOK_WITHIN_S:.0f} s for a hook, "
+                                                                     f"{PROMPT_WITHIN_S:.0f} s for a person.")
+
+    @property
+    def deadline_s(self) -> float:
+        return self.within_s or (HOOK_WITHIN_S if self.hook is not None else PROMPT_WITHIN_S)
 
     @model_validator(mode="after")
     def _one(self) -> "Giver":
@@ -428,18 +433,18 @@ class PhysicalRig:
                              f"(it has {', '.join(sorted(fields))})") from None
         if giver.hook is not None:
             try:
-                result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=giver.within_s)
+                result = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=giver.deadline_s)
             except subprocess.TimeoutExpired:
-                raise RigProblem(f"{what}: hook {shlex.join(argv)} did not finish within {giver.within_s:.0f} s") from None
+                raise RigProblem(f"{what}: hook {shlex.join(argv)} did not finish within {giver.deadline_s:.0f} s") from None
             except OSError as error:
                 raise RigProblem(f"{what}: hook {shlex.join(argv)} could not be started: {error}") from None
             if result.returncode != 0:
                 raise RigProblem(f"{what}: hook {shlex.join(argv)} exited {result.returncode}: {result.stderr.strip()[-400:]}")
             return result.stdout.strip()
         print(f"\nRIG: {text}  [Enter when done]", file=self._out, flush=True)
-        line = await asyncio.to_thread(self._read_line, giver.within_s)
+        line = await asyncio.to_thread(self._read_line, giver.deadline_s)
         if line is None:
-            raise RigProblem(f"{what}: nobody answered the prompt within {giver.within_s:.0f} s: {text}")
+            raise RigProblem(f"{what}: nobody answered the prompt within {giver.deadline_s:.0f} s: {text}")
         return f"done by hand: {text}"
 
     def _read_line(self, within_s: float) -> str | None:

@@ -3,8 +3,9 @@ cloud and `edge run` as a subprocess, then the timeline step by step.
 
 Expectations are judged from outside, as a rig engineer would: events from the daemon's
 journal file (read-only, as `edge events` reads it), points from the devices themselves,
-the cloud from the reference cloud's own store. Each expectation's deadline counts from the
-last stimulus, and only events journaled after that stimulus count for it.
+the cloud from the reference cloud's own store. Only events journaled after the last stimulus
+began count for an expectation; its deadline counts from when the stimulus was complete (a
+person's Enter, a hook's return, a restarted daemon's READY), and measured times from when it began.
 """
 
 from __future__ import annotations
@@ -93,8 +94,8 @@ class Player:
         self.daemon = Daemon(self.config_path, workdir)
         self.broker: Broker | None = None
         self.cloud: Cloud | None = None
-        self.mark_ns = time.time_ns()
-        self.mark_mono = time.monotonic()
+        self.mark_ns = self.given_ns = time.time_ns()
+        self.mark_mono = self.given_mono = time.monotonic()
         self.mark_seq = 0
 
     # --- setting up ---------------------------------------------------------------------
@@ -234,9 +235,14 @@ class Player:
     # --- the timeline ---------------------------------------------------------------------
 
     async def mark(self) -> None:
+        """A stimulus begins: events after this seq count for the next expectations, and times are measured from now."""
         self.mark_seq = await self.head_seq()
-        self.mark_ns = time.time_ns()
-        self.mark_mono = time.monotonic()
+        self.mark_ns = self.given_ns = time.time_ns()
+        self.mark_mono = self.given_mono = time.monotonic()
+
+    def given(self) -> None:
+        """The stimulus is complete (a person pressed Enter, a hook returned): deadlines count from now."""
+        self.given_ns, self.given_mono = time.time_ns(), time.monotonic()
 
     def step_text(self, index: int) -> str:
         raw = self.loaded.document.data["steps"][index]
@@ -249,6 +255,7 @@ class Player:
             await self.mark()
             started = time.monotonic()
             result.detail = await self.stimulate(step) or ""
+            self.given()
             result.measured_ms = (time.monotonic() - started) * 1000
             return result
         await self.expect(step, result)
@@ -316,7 +323,7 @@ class Player:
             result.expected = f"the daemon's RSS below {step.expect_rss_mb_below} MB"
 
     def _deadline(self, within_ms: int) -> float:
-        return self.mark_mono + within_ms / 1000
+        return self.given_mono + within_ms / 1000
 
     @staticmethod
     def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any]) -> bool:
@@ -339,7 +346,7 @@ class Player:
                 event = matching[step.count - 1]
                 result.measured_ms = (event.wall_ns - self.mark_ns) / 1e6
                 result.detail = f"seq {event.seq}"
-                if result.measured_ms > step.within_ms:
+                if (event.wall_ns - self.given_ns) / 1e6 > step.within_ms:
                     result.passed = False
                     result.detail = f"it came {result.measured_ms:.0f} ms after the stimulus, later than {step.within_ms} ms"
                     result.nearest = [self.describe(e) for e in matching[:NEAREST]]
@@ -391,7 +398,7 @@ class Player:
             result.passed, result.detail = False, "the daemon was not running through the window, so its silence proves nothing"
             return
         found = [e for e in await self.events(after_seq=self.mark_seq, kinds=(step.expect_none,))
-                 if self._matches(e, step.source, step.fields) and e.wall_ns <= self.mark_ns + step.for_ms * 1_000_000]
+                 if self._matches(e, step.source, step.fields) and e.wall_ns <= self.given_ns + step.for_ms * 1_000_000]
         result.measured_ms = float(step.for_ms)
         if found:
             result.passed = False
