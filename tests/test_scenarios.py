@@ -268,3 +268,35 @@ def test_a_card_the_reader_cannot_send_is_refused_before_anything_runs(tmp_path)
     result = asyncio.run(play(path))
     assert result.outcome == "error"
     assert f"{path}:4:5: steps.0.tap: reader 'front-reader' reads EM4100 cards of 5 bytes: card D41B81 is 3 bytes" in result.error
+
+
+@pytest.mark.timeout(90)
+def test_absence_cloud_and_memory_expectations_fail_when_they_are_wrong(tmp_path):
+    path = _scenario(tmp_path, """
+        name: three wrong expectations
+        config: {file: BUILDING}
+        cloud: true
+        devices:
+          f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
+          f1-breaker: {values: {closed: true}}
+          water-ai: {values: {ch1_ma: 11.5}}
+        steps:
+          - expect_cloud: exactly_once
+            within_ms: 15000
+          - broker: down
+          - door: front
+            contact: open
+          - expect_none: alarm.door_forced
+            for_ms: 1500
+          - expect_cloud: exactly_once
+            within_ms: 1500
+          - expect_rss_mb_below: 1
+        """)
+    result = asyncio.run(play(path))
+    assert result.outcome == "failed"
+    forced, cloud, memory = result.failures
+    assert forced.expected == "no alarm.door_forced for 1500 ms" and forced.detail.startswith("1 such event(s), the first ")
+    assert "alarm.door_forced  front" in forced.nearest[0]
+    assert cloud.expected.startswith("the cloud holds the journal's ") and "missing seqs " in cloud.detail
+    assert "missing seqs none" not in cloud.detail
+    assert memory.expected == "the daemon's RSS below 1.0 MB" and memory.detail.startswith("RSS ")
