@@ -189,6 +189,8 @@ class Credentials(Strict):
 
 
 class ClockJump(Strict):
+    """Refused: named so a rig engineer learns why, instead of reading 'unknown step'."""
+
     clock_jump: Any
 
     @field_validator("clock_jump")
@@ -199,6 +201,8 @@ class ClockJump(Strict):
 
 
 class CameraClip(Strict):
+    """Refused until cameras exist: a clip must never be played as something else."""
+
     camera_clip: Any
 
     @field_validator("camera_clip")
