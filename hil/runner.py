@@ -493,7 +493,11 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
     except (RigProblem, DaemonFailed, TimeoutError, OSError) as problem:
         result.outcome, result.error = "error", f"the rig could not be set up: {problem}"
     finally:
-        code = await player.tear_down()
+        try:
+            code = await player.tear_down()
+        except (DaemonFailed, TimeoutError, OSError) as problem:
+            code, result.outcome = None, "error"
+            result.error += f"\nthe rig could not be taken down cleanly: {problem!r}"
         if code not in (None, 0) and result.outcome == "passed":
             result.outcome = "failed"
             result.steps.append(StepResult(index=len(result.steps), line=1, step="daemon stops on SIGTERM", expectation=True,
