@@ -121,6 +121,7 @@ class SimulatedDevice:
         self.fault: FaultPlan | None = None
         self.follow_commands = True
         self.functions: frozenset[int] | None = None  # function codes it accepts (None: all); others: ILLEGAL_FUNCTION
+        self.reads = 0  # read requests answered: a rig waits on this to know the gateway polls the device
         self._clock = clock
         self._tables: dict[Function, dict[int, int]] = {function: {} for function in Function}
         self._spans: dict[Function, list[tuple[int, int]]] = {function: [] for function in Function}
@@ -159,6 +160,7 @@ class SimulatedDevice:
     def read(self, function: Function, address: int, count: int) -> list[int] | list[bool] | ExcCodes:
         if not self._covers(function, address, count):
             return ExcCodes.ILLEGAL_ADDRESS
+        self.reads += 1
         self._refresh()
         words = self._words(function, address, count)
         return [bool(w) for w in words] if function.is_bit else words

@@ -1,0 +1,515 @@
+"""Plays a scenario: the building's simulators (or a physical rig), mosquitto, the reference
+cloud and `edge run` as a subprocess, then the timeline step by step.
+
+Expectations are judged from outside, as a rig engineer would: events from the daemon's
+journal file (read-only, as `edge events` reads it), points from the devices themselves,
+the cloud from the reference cloud's own store. Only events journaled after the last stimulus
+began count for an expectation; its deadline counts from when the stimulus was complete (a
+person's Enter, a hook's return, a restarted daemon's READY), and measured times from when it began.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hmac
+import json
+import math
+import secrets
+import shutil
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from cryptography.hazmat.primitives import serialization
+
+from drivers.osdp.keys import generate_key_file
+from edge import yaml_source
+from edge.access.credentials import CredentialStore, Enrolment
+from edge.config import BuildingConfig, ConfigError, ConfigProblem, device_profiles, load as load_config
+from edge.doors.wiring import credentials_path
+from edge.events import Priority, StoredEvent
+from edge.journal import EventQuery, read_events
+from hil import scenario as sc
+from hil.broker import Broker
+from hil.cloud import Cloud, generate_keys
+from hil.daemon import Daemon, DaemonFailed
+from hil.report import ScenarioResult, StepResult
+from hil.rig import PhysicalRig, RigFile, RigProblem, SimulatedRig, load_rig
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = REPO / "hil" / "scenarios"
+POLL_S = 0.05
+FILL_GAPS_EVERY_S = 1.0
+CLOUD_CONNECT_WITHIN_S = 10.0  # also for its goodbye
+NEAREST = 8
+SETTLE_WITHIN_S = 15.0
+SEND_WITHIN_S = 10.0
+
+
+def shipped_profiles_dir() -> Path:
+    """The Modbus profiles that ship with the gateway (moving from config/ to drivers/modbus/)."""
+    for candidate in (REPO / "drivers" / "modbus" / "profiles", REPO / "config" / "profiles"):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no shipped Modbus profiles directory found")
+
+
+def scenario_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory stands for its *.yaml files (not its subdirectories)."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
+    return found
+
+
+def merge(base: Any, fragment: Any) -> Any:
+    """Mappings merge key by key; anything else in the fragment replaces the base."""
+    if isinstance(base, dict) and isinstance(fragment, dict):
+        out = dict(base)
+        for key, value in fragment.items():
+            out[key] = merge(base.get(key), value) if key in base else value
+        return out
+    return fragment
+
+
+class ScenarioProblems(Exception):
+    """The scenario cannot be played as written: its problems, with their lines."""
+
+    def __init__(self, problems: list[ConfigProblem], note: str = "") -> None:
+        super().__init__("\n".join(map(str, problems)) + (f"\n{note}" if note else ""))
+
+
+class Player:
+    """One scenario's run: its working directory, rig, daemon, broker and cloud."""
+
+    def __init__(self, loaded: sc.LoadedScenario, workdir: Path, rig: SimulatedRig | PhysicalRig) -> None:
+        self.loaded, self.scenario, self.workdir, self.rig = loaded, loaded.scenario, workdir, rig
+        self.config_path = workdir / "building.yaml"
+        self.config: BuildingConfig | None = None
+        self.daemon = Daemon(self.config_path, workdir)
+        self.broker: Broker | None = None
+        self.cloud: Cloud | None = None
+        self.mark_ns = self.given_ns = time.time_ns()
+        self.mark_mono = self.given_mono = time.monotonic()
+        self.mark_seq = 0
+
+    # --- setting up ---------------------------------------------------------------------
+
+    def _config_data(self) -> dict[str, Any]:
+        source = self.scenario.config
+        data: Any = {}
+        if source.file is not None:
+            file = (self.loaded.path.parent / source.file).resolve()
+            try:
+                data = yaml_source.load(file.read_text(encoding="utf-8")).data or {}
+            except (OSError, yaml_source.YamlSyntaxError) as error:
+                raise ScenarioProblems([self.loaded.problem(("config", "file"), f"cannot use {file}: {error}")]) from None
+        data = copy.deepcopy(merge(data, source.merge))  # filled in below: the scenario's own data stays as written
+        if not isinstance(data, dict) or not isinstance(data.get("building"), dict):
+            raise ScenarioProblems([self.loaded.problem(("config",), "the building config needs a building: section")])
+        secret = self.workdir / "secrets" / "building.key"
+        secret.parent.mkdir(exist_ok=True)
+        secret.write_text(secrets.token_hex(32))
+        data["building"] = {**data["building"], "secret": {"file": str(secret)}}
+        data["state_dir"] = str(self.workdir / "state")
+        for reader in data.get("readers") or []:
+            if isinstance(reader, dict) and reader.get("protocol") == "osdp":
+                key = self.workdir / "secrets" / f"osdp-{reader.get('name')}.key"
+                generate_key_file(key)  # the simulated reader and the daemon share it, as an installer would set them up
+                reader["osdp_key"] = {"file": str(key)}
+        data.setdefault("profiles_dir", str(shipped_profiles_dir()))
+        if self.scenario.cloud:
+            generate_keys(self.workdir)
+            data["uplink"] = {"batch_ms": 10, "keepalive_s": 5, **data.get("uplink", {}),
+                              "enabled": True, "host": "127.0.0.1", "port": self.broker.port,
+                              "cloud_public_key": str(self.workdir / "cloud.pub")}
+        return data
+
+    def _write_config(self, data: dict[str, Any]) -> BuildingConfig:
+        self.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        try:
+            return load_config(self.config_path)
+        except ConfigError as invalid:
+            raise ScenarioProblems(invalid.problems, f"(the building config as merged for scenario {self.loaded.path})") from None
+
+    async def set_up(self) -> None:
+        if self.scenario.cloud:
+            self.broker = await asyncio.to_thread(Broker().start)
+        data = self._config_data()
+        config = self._write_config(data)
+        profiles = device_profiles(config)
+        problems = sc.check_against(self.loaded, config, profiles) + self.rig.refusals(self.loaded, config)
+        if problems:
+            raise ScenarioProblems(problems)
+        await self.rig.start(config, profiles, self.scenario)
+        buses, readers = self.rig.endpoints(config)
+        data["buses"] = [{**bus, **buses.get(bus["name"], {})} for bus in data.get("buses", [])]
+        data["readers"] = [{**reader, "port": readers.get(reader["name"], reader.get("port"))} for reader in data.get("readers", [])]
+        self.config = self._write_config(data)
+        await asyncio.to_thread(self._enrol)
+        if self.scenario.cloud:
+            key = (self.workdir / "cloud.key").read_bytes()
+            self.cloud = Cloud("127.0.0.1", self.broker.port, self.workdir / "cloud.db",
+                               serialization.load_pem_private_key(key, None), client_id=f"hil-cloud-{secrets.token_hex(3)}")
+            await asyncio.wait_for(self.cloud.start(), CLOUD_CONNECT_WITHIN_S)
+        await self.mark()
+        await self.start_daemon()
+
+    async def start_daemon(self) -> None:
+        """`edge run`, READY=1, and then every reader port open and every device polled: only then is a tap heard."""
+        self.rig.before_start()
+        await asyncio.to_thread(self.daemon.start)
+        deadline = time.monotonic() + SETTLE_WITHIN_S
+        while waiting := self.rig.not_listening(self.daemon.pid):
+            if time.monotonic() > deadline or not self.daemon.alive():
+                raise DaemonFailed(f"{SETTLE_WITHIN_S:.0f} s after READY=1: {'; '.join(waiting)}\n{self.daemon.log_tail()}")
+            await asyncio.sleep(POLL_S)
+
+    def _today(self):
+        return datetime.now(ZoneInfo(self.config.building.timezone)).date()
+
+    def _enrol(self) -> None:
+        path = credentials_path(self.config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        today = self._today()
+        with CredentialStore.open(path, self.config.building.secret.read()) as store:
+            for name, tenant in self.scenario.tenants.items():
+                store.issue(Enrolment(
+                    serial=bytes.fromhex(tenant.card), tenant=name, status=tenant.status, door_groups=frozenset(tenant.groups),
+                    valid_from=today + timedelta(days=tenant.valid_from), valid_until=today + timedelta(days=tenant.valid_until),
+                    paid_through=today + timedelta(days=tenant.paid_through), pin=tenant.pin,
+                ))
+        if self.scenario.credential_store == "damaged":
+            for leftover in path.parent.glob(path.name + "-*"):
+                leftover.unlink()
+            path.write_bytes(b"\x00not a credential store" * 200)
+
+    async def tear_down(self) -> int | None:
+        code = await asyncio.to_thread(self.daemon.stop) if self.daemon.starts else None
+        await asyncio.to_thread(self.daemon.close)
+        if self.cloud is not None:
+            await asyncio.wait_for(self.cloud.stop(), CLOUD_CONNECT_WITHIN_S)
+        await self.rig.stop()
+        if self.broker is not None:
+            await asyncio.to_thread(self.broker.__exit__)
+        return code
+
+    # --- the journal, from outside -------------------------------------------------------
+
+    def _events(self, **query: Any) -> list[StoredEvent]:
+        path = self.config.journal_path
+        return read_events(path, EventQuery(limit=None, **query)) if path.exists() else []
+
+    async def events(self, **query: Any) -> list[StoredEvent]:
+        return await asyncio.to_thread(self._events, **query)
+
+    async def head_seq(self) -> int:
+        newest = await asyncio.to_thread(lambda: read_events(self.config.journal_path, EventQuery(limit=1, newest_first=True))
+                                         if self.config.journal_path.exists() else [])
+        return newest[0].seq if newest else 0
+
+    def describe(self, event: StoredEvent) -> str:
+        body = json.dumps(event.body, separators=(",", ":"), default=str)
+        return f"seq {event.seq:<5} {(event.wall_ns - self.mark_ns) / 1e6:+8.0f} ms  {event.kind}  {event.source}  {body[:200]}"
+
+    async def nearest(self, kind: str | None) -> list[str]:
+        """What happened instead: events of the kind since the stimulus, else the alarms, faults and
+        access events around it."""
+        if kind:
+            same = await self.events(after_seq=self.mark_seq, kinds=(kind,))
+            if same:
+                return [self.describe(e) for e in same[:NEAREST]]
+        after = await self.events(after_seq=self.mark_seq, min_priority=Priority.FAULT)
+        before = await self.events(min_priority=Priority.FAULT)
+        before = [e for e in before if e.seq <= self.mark_seq][-3:]
+        shown = [self.describe(e) for e in before] + ["--- the stimulus ---"] + [self.describe(e) for e in after[:NEAREST]]
+        if not after:
+            shown.append("(no alarm, fault or access event since the stimulus)")
+        return shown
+
+    # --- the timeline ---------------------------------------------------------------------
+
+    async def mark(self) -> None:
+        """A stimulus begins: events after this seq count for the next expectations, and times are measured from now."""
+        self.mark_seq = await self.head_seq()
+        self.mark_ns = self.given_ns = time.time_ns()
+        self.mark_mono = self.given_mono = time.monotonic()
+
+    def given(self) -> None:
+        """The stimulus is complete (a person pressed Enter, a hook returned): deadlines count from now."""
+        self.given_ns, self.given_mono = time.time_ns(), time.monotonic()
+
+    def step_text(self, index: int) -> str:
+        raw = self.loaded.document.data["steps"][index]
+        return yaml.safe_dump(raw, default_flow_style=True, width=10_000, sort_keys=False).strip()
+
+    async def play_step(self, index: int, step: Any) -> StepResult:
+        line = self.loaded.document.position(("steps", index))[0]
+        result = StepResult(index=index, line=line, step=self.step_text(index), expectation=sc.is_expectation(step), passed=True)
+        if not result.expectation:
+            await self.mark()
+            started = time.monotonic()
+            result.detail = await self.stimulate(step) or ""
+            self.given()
+            result.measured_ms = (time.monotonic() - started) * 1000
+            return result
+        await self.expect(step, result)
+        if not result.passed and not self.daemon.alive():
+            result.detail += f"; the daemon is not running (log tail: {self.daemon.log_tail(5)})"
+        return result
+
+    async def stimulate(self, step: Any) -> str:
+        if isinstance(step, sc.Wait):
+            await asyncio.sleep(step.wait_s)
+            return ""
+        if isinstance(step, sc.BrokerStep):
+            await asyncio.to_thread(self.broker.stop if step.broker == "down" else self.broker.start)
+            return f"mosquitto on port {self.broker.port} {'stopped' if step.broker == 'down' else 'started'}"
+        if isinstance(step, sc.DaemonStep):
+            await asyncio.to_thread(self.daemon.kill if step.daemon == "sigkill" else self.daemon.stop)
+            behind = ""
+            if self.cloud is not None:
+                head, held = await self.head_seq(), len(self.cloud.seqs(self.config.building.id))
+                behind = f", with the journal at seq {head} and the cloud holding {held} events"
+            await self.start_daemon()
+            return f"{'SIGKILLed' if step.daemon == 'sigkill' else 'stopped'}{behind}; started again"
+        if isinstance(step, sc.CloudCommand):
+            reply = await asyncio.wait_for(self.cloud.command(self.config.building.id, step.cloud_command, step.args, step.within_ms / 1000),
+                                           step.within_ms / 1000 + 1)
+            if reply.get("outcome") != step.outcome:
+                raise RigProblem(f"command {step.cloud_command} answered {reply.get('outcome')}: {reply.get('detail')}")
+            return f"outcome {reply['outcome']}"
+        if isinstance(step, sc.Credentials):
+            changes = [self._change(change) for change in step.credentials]
+            building = self.config.building.id
+            await asyncio.wait_for(self.cloud.send(building, "credentials", self.cloud.change_set(building, changes)), SEND_WITHIN_S)
+            return f"change set version {self.cloud.book(building).credential_version}"
+        return await self.rig.stimulate(step, self.scenario, self.config)
+
+    def _change(self, change: sc.CredentialChange) -> dict[str, Any]:
+        name = change.upsert or change.remove
+        tenant = self.scenario.tenants[name]
+        # the store's key: HMAC-SHA256(building secret, serial), as CredentialStore.key_for makes it
+        key = hmac.digest(self.config.building.secret.read(), bytes.fromhex(tenant.card), "sha256").hex()
+        if change.remove:
+            return {"op": "remove", "key": key}
+        today = self._today()
+        paid = tenant.paid_through if change.paid_through is None else change.paid_through
+        return {"op": "upsert", "credential": {
+            "key": key, "tenant": name, "status": change.status or tenant.status, "door_groups": tenant.groups,
+            "valid_from": str(today + timedelta(days=tenant.valid_from)), "valid_until": str(today + timedelta(days=tenant.valid_until)),
+            "paid_through": str(today + timedelta(days=paid)),
+        }}
+
+    async def expect(self, step: Any, result: StepResult) -> None:
+        if isinstance(step, sc.ExpectEvent):
+            await self._expect_event(step, result)
+        elif isinstance(step, sc.ExpectPoint):
+            await self._expect_point(step, result)
+        elif isinstance(step, sc.ExpectNone):
+            await self._expect_none(step, result)
+        elif isinstance(step, sc.ExpectCloud):
+            await self._expect_cloud(step, result)
+        elif isinstance(step, sc.ExpectOpen):
+            await self._expect_open(step, result)
+        elif isinstance(step, sc.ExpectRss):
+            rss = await asyncio.to_thread(self.daemon.rss_mb)
+            result.passed, result.detail = rss < step.expect_rss_mb_below, f"RSS {rss:.1f} MB"
+            result.expected = f"the daemon's RSS below {step.expect_rss_mb_below} MB"
+
+    def _deadline(self, within_ms: int) -> float:
+        return self.given_mono + within_ms / 1000
+
+    @staticmethod
+    def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any]) -> bool:
+        return (source is None or event.source == source) and all(event.body.get(k) == v for k, v in fields.items())
+
+    @staticmethod
+    def _wanted(kind: str, source: str | None, fields: dict[str, Any]) -> str:
+        where = f" from {source}" if source else ""
+        with_fields = (" with " + ", ".join(f"{k}={json.dumps(v)}" for k, v in fields.items())) if fields else ""
+        return f"{kind}{where}{with_fields}"
+
+    async def _expect_event(self, step: sc.ExpectEvent, result: StepResult) -> None:
+        wanted = self._wanted(step.expect, step.source, step.fields)
+        result.expected = f"{step.count} x {wanted} within {step.within_ms} ms" if step.count > 1 else f"{wanted} within {step.within_ms} ms"
+        deadline = self._deadline(step.within_ms)
+        while True:
+            matching = [e for e in await self.events(after_seq=self.mark_seq, kinds=(step.expect,))
+                        if self._matches(e, step.source, step.fields)]
+            if len(matching) >= step.count:
+                event = matching[step.count - 1]
+                result.measured_ms = (event.wall_ns - self.mark_ns) / 1e6
+                result.detail = f"seq {event.seq}"
+                if (event.wall_ns - self.given_ns) / 1e6 > step.within_ms:
+                    result.passed = False
+                    result.detail = f"it came {result.measured_ms:.0f} ms after the stimulus, later than {step.within_ms} ms"
+                    result.nearest = [self.describe(e) for e in matching[:NEAREST]]
+                return
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
+        result.passed = False
+        result.detail = f"{len(matching)} matching event(s) in {step.within_ms} ms"
+        result.nearest = await self.nearest(step.expect)
+
+    async def _expect_point(self, step: sc.ExpectPoint, result: StepResult) -> None:
+        result.expected = f"{step.expect_point} = {json.dumps(step.equals)} within {step.within_ms} ms"
+        deadline = self._deadline(step.within_ms)
+        seen: list[Any] = []
+        while True:
+            value = await self.rig.read_point(step.expect_point)
+            if not seen or seen[-1] != value:
+                seen.append(value)
+            if _same(value, step.equals):
+                result.measured_ms = (time.monotonic() - self.mark_mono) * 1000
+                result.detail = f"read {json.dumps(value)}"
+                return
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
+        result.passed = False
+        result.detail = f"{step.expect_point} read {' then '.join(json.dumps(v) for v in seen[-5:])}"
+        result.nearest = await self.nearest(None)
+
+    async def _expect_open(self, step: sc.ExpectOpen, result: StepResult) -> None:
+        result.expected = f"the daemon holds reader {step.expect_open}'s port open within {step.within_ms} ms"
+        deadline = self._deadline(step.within_ms)
+        while True:
+            waiting = [w for w in self.rig.not_listening(self.daemon.pid) if w.startswith(f"reader {step.expect_open} ")]
+            if not waiting:
+                result.measured_ms = (time.monotonic() - self.mark_mono) * 1000
+                return
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
+        result.passed, result.detail = False, waiting[0]
+        result.nearest = await self.nearest(None)
+
+    async def _expect_none(self, step: sc.ExpectNone, result: StepResult) -> None:
+        result.expected = f"no {self._wanted(step.expect_none, step.source, step.fields)} for {step.for_ms} ms"
+        await asyncio.sleep(max(0.0, self._deadline(step.for_ms) - time.monotonic()))
+        if not self.daemon.alive():
+            result.passed, result.detail = False, "the daemon was not running through the window, so its silence proves nothing"
+            return
+        found = [e for e in await self.events(after_seq=self.mark_seq, kinds=(step.expect_none,))
+                 if self._matches(e, step.source, step.fields) and e.wall_ns <= self.given_ns + step.for_ms * 1_000_000]
+        result.measured_ms = float(step.for_ms)
+        if found:
+            result.passed = False
+            result.detail = f"{len(found)} such event(s), the first {(found[0].wall_ns - self.mark_ns) / 1e6:.0f} ms after the stimulus"
+            result.nearest = [self.describe(e) for e in found[:NEAREST]]
+        else:
+            result.detail = "none"
+
+    async def _expect_cloud(self, step: sc.ExpectCloud, result: StepResult) -> None:
+        building = self.config.building.id
+        journal = await self.events()
+        head = journal[-1].seq if journal else 0
+        result.expected = f"the cloud holds the journal's {len(journal)} events through seq {head} exactly once, no gap, within {step.within_ms} ms"
+        deadline = self._deadline(step.within_ms)
+        filled = time.monotonic()
+        while True:
+            held = [e for e in self.cloud.events(building) if e["seq"] <= head]
+            if [e["id"] for e in held] == [e.id for e in journal]:
+                result.measured_ms = (time.monotonic() - self.mark_mono) * 1000
+                result.detail = f"{len(held)} events, {self.cloud.duplicates} duplicate deliveries dropped by id"
+                return
+            if time.monotonic() > deadline:
+                break
+            if time.monotonic() - filled > FILL_GAPS_EVERY_S:
+                filled = time.monotonic()
+                try:
+                    await self.cloud.fill_gaps(building, head)
+                except (TimeoutError, ConnectionError, AttributeError):
+                    pass  # the gateway or the broker is not back yet; try again
+            await asyncio.sleep(POLL_S * 4)
+        seqs = [e["seq"] for e in held]
+        ids = {e.seq: e.id for e in journal}
+        missing = sorted(set(ids) - set(seqs))
+        twice = sorted({s for s in seqs if seqs.count(s) > 1})
+        wrong = sorted(e["seq"] for e in held if ids.get(e["seq"], e["id"]) != e["id"])
+        result.passed = False
+        result.detail = (f"the cloud holds {len(set(seqs))} of {len(ids)}; missing seqs {_ranges(missing)}; "
+                         f"seqs held twice {_ranges(twice)}; seqs with another id {_ranges(wrong)}")
+        result.nearest = await self.nearest(None)
+
+
+def _same(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bool) or isinstance(value, bool):
+        return value == wanted
+    return math.isclose(float(value), float(wanted), rel_tol=1e-6, abs_tol=1e-6)
+
+
+def _ranges(seqs: list[int]) -> str:
+    if not seqs:
+        return "none"
+    parts, start, prev = [], seqs[0], seqs[0]
+    for seq in seqs[1:] + [None]:
+        if seq is not None and seq == prev + 1:
+            prev = seq
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if seq is not None:
+            start = prev = seq
+    return ", ".join(parts[:10]) + (" ..." if len(parts) > 10 else "")
+
+
+async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = None, keep: bool = False,
+               prompt_in=None, prompt_out=None) -> ScenarioResult:
+    """Play one scenario file and say what happened; never raises for a scenario's own problems."""
+    started = time.monotonic()
+    result = ScenarioResult(path=str(path), name=Path(path).stem)
+    try:
+        loaded = sc.load(path)
+    except sc.ScenarioError as invalid:
+        result.outcome, result.error = "error", str(invalid)
+        return result
+    result.name = loaded.scenario.name
+    workdir = Path(tempfile.mkdtemp(prefix=f"hil-{Path(path).stem}-"))
+    face = PhysicalRig(rig, rig_path, prompt_in, prompt_out) if rig is not None else SimulatedRig(workdir)
+    player = Player(loaded, workdir, face)
+    try:
+        await player.set_up()
+        for index, step in enumerate(loaded.scenario.steps):
+            try:
+                outcome = await player.play_step(index, step)
+            except (RigProblem, DaemonFailed, TimeoutError, OSError, ValueError) as problem:
+                outcome = StepResult(index=index, line=loaded.document.position(("steps", index))[0], step=player.step_text(index),
+                                     expectation=False, passed=False, detail=f"could not be played: {problem}")
+                result.steps.append(outcome)
+                result.outcome = "error"
+                break
+            result.steps.append(outcome)
+            if not outcome.passed:
+                result.outcome = "failed"
+    except ScenarioProblems as problems:
+        result.outcome, result.error = "error", str(problems)
+    except (RigProblem, DaemonFailed, TimeoutError, OSError) as problem:
+        result.outcome, result.error = "error", f"the rig could not be set up: {problem}"
+    finally:
+        try:
+            code = await player.tear_down()
+        except (DaemonFailed, TimeoutError, OSError) as problem:
+            code, result.outcome = None, "error"
+            result.error += f"\nthe rig could not be taken down cleanly: {problem!r}"
+        if code not in (None, 0) and result.outcome == "passed":
+            result.outcome = "failed"
+            result.steps.append(StepResult(index=len(result.steps), line=1, step="daemon stops on SIGTERM", expectation=True,
+                                           passed=False, expected="exit code 0", detail=f"exit code {code}: {player.daemon.log_tail(8)}"))
+        result.duration_s = time.monotonic() - started
+        if keep:
+            result.workdir = str(workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def run(paths: list[Path], rig_path: Path | None = None, keep: bool = False) -> list[ScenarioResult]:
+    rig = load_rig(rig_path) if rig_path else None
+    return [asyncio.run(play(path, rig, rig_path, keep)) for path in scenario_paths(paths)]

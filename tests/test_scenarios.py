@@ -1,0 +1,302 @@
+"""The rig's scenarios, collected by pytest: each YAML file in hil/scenarios/ is one test.
+
+Beside them: a scenario with a wrong expectation must fail and say what it expected and what
+happened instead; bad scenario files are refused with their lines; the CLI's exit code, JUnit
+and JSON; and physical-rig mode, pointed at simulators started separately as a rig's real
+devices would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import textwrap
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from hil import report
+from hil.__main__ import main as hil_main
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.pty import pty_pair
+from hil.rig import load_rig
+from hil.runner import SCENARIOS, play, shipped_profiles_dir
+from hil.scenario import ScenarioError, load
+from drivers.modbus.profile import load_profile
+
+BUILDING = SCENARIOS / "buildings" / "rig-house.yaml"
+QUIET = """
+devices:
+  f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
+  f1-breaker: {values: {closed: true}}
+  water-ai: {values: {ch1_ma: 11.5}}
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
+def test_canonical_scenario(path: Path):
+    result = asyncio.run(play(path))
+    assert result.outcome == "passed", report.text([result])
+
+
+def _scenario(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n").replace("BUILDING", str(BUILDING)))
+    return path
+
+
+WRONG = """
+name: a tenant behind on rent is let in (wrong on purpose)
+config: {file: BUILDING}
+devices:
+  f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
+  f1-breaker: {values: {closed: true}}
+  water-ai: {values: {ch1_ma: 11.5}}
+tenants:
+  bob: {card: 0100A1B2C3, paid_through: -6}
+steps:
+  - tap: bob
+    reader: front-reader
+  - expect: access.decision
+    fields: {reason: granted}
+    within_ms: 1500
+  - expect_point: doors-io.relay_1
+    equals: true
+    within_ms: 300
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_wrong_expectation_fails_saying_what_was_expected_and_what_happened(tmp_path):
+    path = _scenario(tmp_path, WRONG)
+    assert hil_main(["run", str(path), "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "j.json"), "--keep"]) == 1
+    kept = Path(json.loads((tmp_path / "j.json").read_text())["scenarios"][0]["workdir"])
+    assert (kept / "daemon.log").stat().st_size and (kept / "state" / "journal.db").exists() and (kept / "building.yaml").exists()
+    shutil.rmtree(kept)
+    result = asyncio.run(play(path))
+    assert result.outcome == "failed"
+    decision, relay = result.failures
+    assert decision.line == 12 and decision.expected == 'access.decision with reason="granted" within 1500 ms'
+    assert decision.detail == "0 matching event(s) in 1500 ms"
+    assert any("access.decision" in e and '"reason":"rent_unpaid"' in e for e in decision.nearest), decision.nearest
+    assert relay.expected == "doors-io.relay_1 = true within 300 ms" and relay.detail == "doors-io.relay_1 read false"
+    text = report.text([result])
+    assert "FAIL" in text and 'expected: access.decision with reason="granted"' in text and "rent_unpaid" in text
+
+    suite = ET.parse(tmp_path / "j.xml").getroot().find("testsuite")
+    assert suite.get("tests") == "1" and suite.get("failures") == "1"
+    failure = suite.find("testcase/failure")
+    assert failure.get("message").startswith("line 12: {expect: access.decision") and "rent_unpaid" in failure.text
+    written = json.loads((tmp_path / "j.json").read_text())
+    assert written["passed"] is False and written["scenarios"][0]["outcome"] == "failed"
+    assert written["scenarios"][0]["steps"][1]["expected"] == decision.expected
+
+
+def test_bad_scenarios_are_refused_with_their_lines_all_at_once(tmp_path):
+    path = _scenario(tmp_path, """
+        name: bad
+        config: {file: BUILDING}
+        steps:
+          - tap: alice
+          - clock_jump: {by_s: 3600}
+          - camera_clip: bike.mp4
+          - press: the big red button
+          - expect: access.decision
+            within_ms: 0
+        """)
+    with pytest.raises(ScenarioError) as refused:
+        load(path)
+    lines = [str(p).removeprefix(str(path) + ":") for p in refused.value.problems]
+    assert lines[0] == "4:5: steps.0.reader: Field required"
+    assert lines[1].startswith("5:5: steps.1.clock_jump: clock jumps cannot be played: `edge run` reads the host's wall clock")
+    assert lines[2] == "6:5: steps.2.camera_clip: camera clips cannot be played: the gateway has no camera capture yet"
+    assert lines[3].startswith("7:5: steps.3: a step needs one of: tap, pin, set")
+    assert lines[4] == "9:5: steps.4.within_ms: Input should be greater than 0"
+
+
+@pytest.mark.timeout(60)
+def test_a_scenario_naming_what_the_building_lacks_is_an_error_before_anything_runs(tmp_path):
+    path = _scenario(tmp_path, """
+        name: names what is not there
+        config: {file: BUILDING, merge: {fire_alarm: null}}
+        steps:
+          - tap: nobody-we-know
+            reader: back-reader
+          - set: doors-io.input_9
+            value: true
+          - fire: raised
+          - broker: down
+        """)
+    result = asyncio.run(play(path))
+    assert result.outcome == "error" and not result.steps
+    assert f"{path}:4:5: steps.0.tap: 'nobody-we-know' is neither a tenant of this scenario nor a hex card serial" in result.error
+    assert f"{path}:5:5: steps.0.reader: the building has no reader 'back-reader'" in result.error
+    assert f"{path}:6:5: steps.1.set: device 'doors-io' (generic-dio8) has no point 'input_9'" in result.error
+    assert f"{path}:8:5: steps.2: the building config has no fire_alarm input" in result.error
+    assert f"{path}:9:5: steps.3: this step needs the broker and the reference cloud: set `cloud: true`" in result.error
+
+
+# --- physical-rig mode, against simulators started on their own -----------------------------
+
+
+class SeparateDevices:
+    """The rig's field devices: one Modbus TCP simulator on its own loop, started apart from the runner."""
+
+    def __init__(self) -> None:
+        profiles = shipped_profiles_dir()
+        self.doors = SimulatedDevice(load_profile(profiles / "generic-dio8.yaml"), 1)
+        monitor = SimulatedDevice(load_profile(profiles / "generic-efm8.yaml"), 2)
+        for point, value in {"current_a": 12, "current_b": 11, "current_c": 9, "leakage_ma": 20}.items():
+            monitor.set_value(point, value)
+        breaker = SimulatedDevice(load_profile(profiles / "generic-breaker.yaml"), 3)
+        breaker.set_value("closed", True)
+        water = SimulatedDevice(load_profile(profiles / "generic-ai8.yaml"), 4)
+        water.set_value("ch1_ma", 11.5)
+        self.simulator = FieldSimulator([self.doors, monitor, breaker, water])
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> "SeparateDevices":
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self.simulator.start_tcp(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class Person:
+    """Stands at the rig: reads each prompt, does what it says on the simulated devices, presses Enter."""
+
+    def __init__(self, doors: SimulatedDevice) -> None:
+        self.doors = doors
+        self.answers, self._answer = os.pipe()
+        self.prompts: list[str] = []
+        self.stdin = os.fdopen(self.answers)
+
+    def write(self, text: str) -> None:
+        if "RIG:" in text:
+            self.prompts.append(text.strip())
+            self.doors.set_value("input_8", "raise" in text)
+            os.write(self._answer, b"\n")
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.timeout(90)
+def test_rig_mode_plays_a_scenario_on_separately_started_devices_through_hooks_and_prompts(tmp_path):
+    scenario = _scenario(tmp_path, """
+        name: on the rig
+        config: {file: BUILDING}
+        tenants:
+          alice: {card: 01001293D8}
+        steps:
+          - tap: alice
+            reader: front-reader
+          - expect: access.decision
+            fields: {reason: granted}
+            within_ms: 3000
+          - expect_point: doors-io.relay_1
+            equals: true
+            within_ms: 3000
+          - fire: raised
+          - expect: alarm.fire_release
+            within_ms: 3000
+          - expect_point: doors-io.relay_2
+            equals: true
+            within_ms: 3000
+        """)
+    with SeparateDevices() as devices, pty_pair() as front, pty_pair() as side:
+        rig_path = tmp_path / "rig.yaml"
+        rig_path.write_text(textwrap.dedent(f"""
+            buses:
+              field: {{type: tcp, host: 127.0.0.1, port: {devices.port}}}
+            readers:
+              front-reader: {{port: {front.b}}}
+              side-keypad: {{port: {side.b}}}
+            stimuli:
+              tap: {{hook: "{sys.executable} -m hil.card_sim --port {front.a} --protocol em4100 --card {{card}} --repeats 3"}}
+              fire: {{prompt: "Fire panel: {{fire}} the alarm input"}}
+            """))
+        person = Person(devices.doors)
+        result = asyncio.run(play(scenario, load_rig(rig_path), rig_path, prompt_in=person.stdin, prompt_out=person))
+        assert result.outcome == "passed", report.text([result])
+        assert person.prompts == ["RIG: Fire panel: raised the alarm input  [Enter when done]"]
+        assert devices.doors.value_of("relay_2") is True, "the rig's own device was driven"
+
+        broken = tmp_path / "broken-rig.yaml"
+        broken.write_text(rig_path.read_text().replace("--card {card}", "--card {badge}"))
+        result = asyncio.run(play(scenario, load_rig(broken), broken))
+        assert result.outcome == "error" and result.steps[-1].line == 6
+        assert result.steps[-1].detail.startswith("could not be played: stimulus 'tap': the rig file's template names 'badge', "
+                                                  "which this step does not have (it has card, reader, reader_port, repeats, tap)")
+
+
+@pytest.mark.timeout(60)
+def test_rig_mode_refuses_a_stimulus_nobody_gives_an_unmapped_reader_and_a_bad_rig_file(tmp_path, capsys):
+    scenario = _scenario(tmp_path, WRONG)
+    rig_path = tmp_path / "rig.yaml"
+    rig_path.write_text("buses:\n  field: {type: tcp, host: 127.0.0.1, port: 1502}\nreaders:\n  front-reader: {port: /dev/null}\n")
+    result = asyncio.run(play(scenario, load_rig(rig_path), rig_path))
+    assert result.outcome == "error" and not result.steps
+    assert "reader 'side-keypad' of the building is not mapped to a port" in result.error
+    assert f"{scenario}:10:5: steps.0: the rig file {rig_path} says nobody gives 'tap'" in result.error
+
+    rig_path.write_text("buses:\n  field: {type: tcp, host: 127.0.0.1, port: 1502}\nstimuli:\n  tap: {prompt: a, hook: b}\n")
+    assert hil_main(["run", str(scenario), "--rig", str(rig_path)]) == 2
+    assert f"{rig_path}:4:3: stimuli.tap: give exactly one of 'prompt' or 'hook'" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+def test_a_card_the_reader_cannot_send_is_refused_before_anything_runs(tmp_path):
+    path = _scenario(tmp_path, """
+        name: a Wiegand card at an EM4100 reader
+        config: {file: BUILDING}
+        steps:
+          - tap: D41B81
+            reader: front-reader
+        """)
+    result = asyncio.run(play(path))
+    assert result.outcome == "error"
+    assert f"{path}:4:5: steps.0.tap: reader 'front-reader' reads EM4100 cards of 5 bytes: card D41B81 is 3 bytes" in result.error
+
+
+@pytest.mark.timeout(90)
+def test_absence_cloud_and_memory_expectations_fail_when_they_are_wrong(tmp_path):
+    path = _scenario(tmp_path, """
+        name: three wrong expectations
+        config: {file: BUILDING}
+        cloud: true
+        devices:
+          f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
+          f1-breaker: {values: {closed: true}}
+          water-ai: {values: {ch1_ma: 11.5}}
+        steps:
+          - expect_cloud: exactly_once
+            within_ms: 15000
+          - broker: down
+          - door: front
+            contact: open
+          - expect_none: alarm.door_forced
+            for_ms: 1500
+          - expect_cloud: exactly_once
+            within_ms: 1500
+          - expect_rss_mb_below: 1
+        """)
+    result = asyncio.run(play(path))
+    assert result.outcome == "failed"
+    forced, cloud, memory = result.failures
+    assert forced.expected == "no alarm.door_forced for 1500 ms" and forced.detail.startswith("1 such event(s), the first ")
+    assert "alarm.door_forced  front" in forced.nearest[0]
+    assert cloud.expected.startswith("the cloud holds the journal's ") and "missing seqs " in cloud.detail
+    assert "missing seqs none" not in cloud.detail
+    assert memory.expected == "the daemon's RSS below 1.0 MB" and memory.detail.startswith("RSS ")
