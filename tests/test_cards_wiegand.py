@@ -142,3 +142,26 @@ def test_splitting_the_stream_anywhere_gives_the_same_observations(chunks, data)
     split = WiegandParser()
     pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
     assert [item for piece in pieces for item in split.feed(piece)] == WiegandParser().feed(stream)
+
+
+@pytest.mark.parametrize("terminator", [b"\n", b"\r"])
+def test_a_byte_turned_terminator_never_makes_the_tail_of_a_34_bit_card_a_26_bit_one(terminator):
+    # Found by the property test above: card 0 at 34 bits with byte 7 turned into a terminator
+    # left a tail of 26 bits with valid parity, read as a different card.
+    line = bytearray(encode_card(0, 34))
+    line[7:8] = terminator
+    parser = WiegandParser()
+    assert not [item for item in parser.feed(bytes(line)) if isinstance(item, CardFrame)]
+    assert parser.drops.total() >= 2  # the split head and the voided tail are both counted
+
+
+def test_after_a_lone_terminator_only_the_next_line_is_voided():
+    parser = WiegandParser()
+    items = parser.feed(b"0101\n" + encode_card(0xD41B81, 26) + encode_card(0xD41B81, 26))
+    cards = [item for item in items if isinstance(item, CardFrame)]
+    assert [c.serial for c in cards] == [bytes.fromhex("D41B81")]  # the second tap reads
+
+
+def test_garbage_ended_by_cr_lf_does_not_cost_the_next_card():
+    items = WiegandParser().feed(b"01x1\r\n" + encode_card(0xD41B81, 26))
+    assert [item.serial for item in items if isinstance(item, CardFrame)] == [bytes.fromhex("D41B81")]

@@ -1,8 +1,11 @@
 """Wiegand 26/34-bit card frames and keypad bursts, as forwarded by a Wiegand-to-serial bridge.
 
 Wire format on the serial side (9600 8N1): each Wiegand burst the bridge captured, as ASCII
-'0'/'1' characters in the order the bits arrived on D0/D1, ended by CR LF (a lone CR or LF also
-ends a line). The bridge forwards bits untouched, so parity is checked here. Catalogue
+'0'/'1' characters in the order the bits arrived on D0/D1, ended by CR LF. The bridge forwards
+bits untouched, so parity is checked here. Only CR LF completes a line: a lone CR or LF ends the
+line without decoding it and voids the next line too, because one noisy byte that turns into a
+terminator splits a frame, and the tail of a 34-bit card can be a valid 26-bit card (seen by the
+property test: card 0 at 34 bits, byte 7 turned into LF, read as a different 26-bit card). Catalogue
 converters (Priority 1 Design WIE232-A: "XXYYZZ<CR>", 6 hex digits of the 24 data bits; S4A
 Wiegand converter: 10 decimal digits + CR LF) check parity themselves and strip it; we found no
 vendor serial format that keeps the parity bits, so this bridge format is ours, chosen so the
@@ -45,7 +48,7 @@ MAX_LINE_BITS = 64
 MAX_PIN_DIGITS = 12
 _KEY_STAR = 10
 _KEY_HASH = 11
-_TERMINATORS = frozenset(b"\r\n")
+_CR, _LF = 0x0D, 0x0A
 _BITS = frozenset(b"01")
 _CARD_HALVES = {26: 12, 34: 16}  # frame bits -> data bits per parity half
 
@@ -86,16 +89,22 @@ class WiegandParser(BytewiseParser):
         self._state = _State.LINE
         self._line = bytearray()
         self._pin: list[str] = []
+        self._after_cr = False  # the last byte was a CR: only an LF next makes the line whole
+        self._void_next = False  # a lone CR or LF came: the next line may be the tail of a split frame
 
     def _step(self, byte: int) -> ParsedItem | None:
-        if byte in _TERMINATORS:
-            line = bytes(self._line)
-            skipping = self._state is _State.SKIP
-            self._line.clear()
-            self._state = _State.LINE
-            if skipping or not line:
-                return None
-            return self._decode(line)
+        if self._after_cr:
+            self._after_cr = False
+            if byte == _LF:
+                return self._end(whole=True)
+            dropped = self._end(whole=False)  # a lone CR; this byte already belongs to the next line
+            item = self._step(byte)
+            return dropped if dropped is not None else item
+        if byte == _CR:
+            self._after_cr = True
+            return None
+        if byte == _LF:
+            return self._end(whole=False)  # a lone LF
         if self._state is _State.SKIP:
             return None
         if byte not in _BITS:
@@ -107,6 +116,18 @@ class WiegandParser(BytewiseParser):
             self._state = _State.SKIP
             return self.drops.add(DropCause.OVERSIZED)
         return None
+
+    def _end(self, whole: bool) -> ParsedItem | None:
+        """A line ends: decoded only when CR LF ended it and no lone terminator ended the one before."""
+        line = bytes(self._line)
+        self._line.clear()
+        skipped, self._state = self._state is _State.SKIP, _State.LINE
+        void, self._void_next = self._void_next, not whole
+        if skipped or not line:
+            return None  # a skipped line was counted when it went bad
+        if void or not whole:
+            return self.drops.add(DropCause.MALFORMED)
+        return self._decode(line)
 
     def _decode(self, line: bytes) -> ParsedItem | None:
         bits = len(line)
