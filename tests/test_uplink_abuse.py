@@ -223,6 +223,7 @@ def test_a_locked_nonce_book_holds_the_command_back_without_stopping_the_loop(wr
             holder.execute("BEGIN EXCLUSIVE")  # a technician's sqlite3 shell, a stuck backup...
             try:
                 command = asyncio.create_task(cloud.command(B, "status.snapshot", timeout_s=30))
+                await until(lambda: uplink.downlink.stats.handled == 1)  # in, and waiting for its nonce
                 alarm = await journal.append(Event(kind="alarm.test", priority=Priority.ALARM, source="f3", body={}))
                 await until(lambda: alarm in cloud.seqs(B))  # the loop is not stuck behind the lock
                 assert not command.done(), "the command waits until its nonce is durable"
