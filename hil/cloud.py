@@ -80,15 +80,20 @@ class Cloud:
 
     # --- session ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+    async def start(self, timeout_s: float = 10.0) -> None:
+        self._task = asyncio.create_task(self._run(), name="cloud")
+        deadline = time.monotonic() + timeout_s
         while self.connection is None or self.connection.lost.is_set():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cloud did not connect to {self.settings.host}:{self.settings.port} in {timeout_s} s")
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 10.0) -> None:
         if self._task:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            done, _ = await asyncio.wait([self._task], timeout=timeout_s)
+            if not done:
+                raise TimeoutError(f"the cloud's session task did not stop within {timeout_s} s of a cancel")
         if self.connection:
             await self.connection.close()
 

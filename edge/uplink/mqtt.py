@@ -86,7 +86,7 @@ class Message:
 
 
 class Connection:
-    """One session with the broker. `await Connection.open(...)`, then publish and read `messages`."""
+    """One session with the broker. `await Connection.open(...)`, then `publish` and `receive`."""
 
     def __init__(
         self, settings: BrokerSettings, will: Will | None, incoming: int = INCOMING_QUEUE,

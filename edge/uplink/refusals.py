@@ -35,14 +35,12 @@ class Refusals:
     def __init__(self, journal: Journal, window_s: float = WINDOW_S) -> None:
         self.journal = journal
         self.throttle = Throttle(window_s)
-        self.noted = 0  # every refusal and drop, journaled or still held back
         # releases waiting for `run`; at most one per key per window, so bounded by the throttle's keys
         self._ready: deque[Event] = deque()
         self._wake = asyncio.Event()
 
     def note(self, kind: Kind, topic: str, reason: str, detail: str = "") -> None:
         """Count one refused (DOWNLINK_REFUSED) or dropped (DOWNLINK_DROPPED) message."""
-        self.noted += 1
         count = self.throttle.offer((kind, topic, str(reason)), time.monotonic())
         if count is not None:
             self._release((kind, topic, str(reason)), count, detail)
