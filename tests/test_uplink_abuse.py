@@ -143,7 +143,7 @@ def test_held_back_refusals_are_journaled_when_their_window_ends(write_config, b
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
             journal, store, uplink, task = await start_gateway(config_path)
-            uplink.downlink.refusals.throttle.window_s = 0.5  # a test does not wait a minute
+            uplink.downlink.refusals.throttle.window_s = 2.0  # a test does not wait a minute
             await until(lambda: uplink.connected.is_set())
             for _ in range(3):
                 await cloud.send(B, "commands", b"not json")
