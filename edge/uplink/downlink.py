@@ -96,8 +96,9 @@ class Downlink:
         except DownlinkRefused as refusal:
             self._refuse(message.topic, refusal)
         except Exception as error:  # noqa: BLE001 - a fault of ours is journaled; the uplink goes on
-            log.exception("downlink message failed", topic=message.topic)
-            self._refuse(message.topic, DownlinkRefused(Refusal.FAILED, f"{type(error).__name__}: {error}"[:300]))
+            failed = DownlinkRefused(Refusal.FAILED, f"{type(error).__name__}: {error}"[:300])
+            if self._refuse(message.topic, failed):  # the traceback once per window, not per message
+                log.exception("downlink message failed", topic=message.topic)
 
     def dropped(self, topic: str, reason: Drop) -> None:
         """The connection dropped a message unread (its `on_drop`)."""
@@ -107,9 +108,9 @@ class Downlink:
             self.stats.dropped += 1
             self.refusals.note(Kind.DOWNLINK_DROPPED, topic, str(reason))
 
-    def _refuse(self, topic: str, refusal: DownlinkRefused) -> None:
+    def _refuse(self, topic: str, refusal: DownlinkRefused) -> bool:
         self.stats.refused += 1
-        self.refusals.note(Kind.DOWNLINK_REFUSED, topic, str(refusal.reason), refusal.detail)
+        return self.refusals.note(Kind.DOWNLINK_REFUSED, topic, str(refusal.reason), refusal.detail)
 
     async def _pull(self, envelope: Envelope, message: Message, connection: Connection) -> None:
         try:

@@ -39,11 +39,13 @@ class Refusals:
         self._ready: deque[Event] = deque()
         self._wake = asyncio.Event()
 
-    def note(self, kind: Kind, topic: str, reason: str, detail: str = "") -> None:
-        """Count one refused (DOWNLINK_REFUSED) or dropped (DOWNLINK_DROPPED) message."""
+    def note(self, kind: Kind, topic: str, reason: str, detail: str = "") -> bool:
+        """Count one refused (DOWNLINK_REFUSED) or dropped (DOWNLINK_DROPPED) message; True when
+        it is journaled now (the first of its window), so a caller may log more about it."""
         count = self.throttle.offer((kind, topic, str(reason)), time.monotonic())
         if count is not None:
             self._release((kind, topic, str(reason)), count, detail)
+        return count is not None
 
     def _release(self, key: Hashable, count: int, detail: str) -> None:
         kind, topic, reason = key if isinstance(key, tuple) else (Kind.DOWNLINK_REFUSED, str(key), str(key))
