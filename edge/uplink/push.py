@@ -163,7 +163,7 @@ class Pusher:
                 continue
             if self._dirty:
                 self._dirty = False
-                await asyncio.to_thread(self.cursor.save, progress)
+                await self.cursor.save(progress)
             if waiting is not None:  # held back by the bandwidth cap
                 due_s = self._pacer.wait_s(time.monotonic(), len(waiting.payload))
             elif len(backlog) < self.batching.in_flight and self.journal.head_seq > backlog_pos:
