@@ -43,7 +43,7 @@ from edge.uplink.topics import WIRE_VERSION, Topics
 
 FOLLOW_S = 60.0  # one wait on the journal's commits; renewed, so it is a deadline, not a poll
 MIN_IDLE_S = 0.005  # the shortest sleep while a batch fills (batch_ms may be 0)
-STOP_WITHIN_S = 2.0
+STOP_WITHIN_S = 0.5  # for the journal follower to end (within the session's deadline)
 ALARM_READ = 256
 PACKET_OVERHEAD = 64  # MQTT fixed header, message id and properties, beside the topic
 MIN_BATCH_BYTES = 1024

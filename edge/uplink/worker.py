@@ -42,8 +42,11 @@ log = structlog.get_logger("edge.uplink")
 
 BIRTH_EVERY_S = 60.0
 RECONNECT = Backoff(initial_s=0.5, max_s=30.0)
-STOP_WITHIN_S = 5.0  # for the session's tasks to end when cancelled
+# Deadlines on the way out (a stop normally takes about a millisecond); each outer one covers the inner ones.
+SESSION_STOP_S = 2.0  # for the session's loops to end when cancelled
 GOODBYE_S = 1.0  # for the `offline` message, and again for paho's thread to stop
+STOP_WITHIN_S = SESSION_STOP_S + 2 * GOODBYE_S + 1.0  # for the whole worker
+REFUSALS_CLOSE_S = 1.0  # for the held-back refusal counts to be journaled
 
 
 def broker_settings(config: BuildingConfig) -> BrokerSettings:
@@ -107,10 +110,10 @@ class Uplink:
             )
         finally:
             try:
-                async with asyncio.timeout(STOP_WITHIN_S):
+                async with asyncio.timeout(REFUSALS_CLOSE_S):
                     await self.downlink.refusals.close()
             except TimeoutError:
-                log.error("uplink: held-back refusal counts not journaled in time", within_s=STOP_WITHIN_S)
+                log.error("uplink: held-back refusal counts not journaled in time", within_s=REFUSALS_CLOSE_S)
 
     async def _keep_connected(self) -> None:
         delays = RECONNECT.delays()
@@ -164,7 +167,7 @@ class Uplink:
                 "uplink-birth": self._refresh_birth(connection),
                 "uplink-link": self._watch(connection),
             },
-            STOP_WITHIN_S,
+            SESSION_STOP_S,
         )
         raise ConnectionLost("session ended")
 
