@@ -129,10 +129,11 @@ class Pusher:
         try:
             await self._push(connection, backlog, started_at, started_at)
         finally:  # also when cancelled because another task saw the loss; not on a clean stop
-            await cancel_within([follower], STOP_WITHIN_S)
             ended = connection.lost.is_set() or self._refused is not None
             if ended and backlog and progress.watermark == started_at:
                 self._refuse_size(backlog[0])
+            # last: the session may cancel this task while it waits here, skipping what follows
+            await cancel_within([follower], STOP_WITHIN_S)
         raise self._refused or ConnectionLost("session lost")
 
     def wake(self) -> None:
