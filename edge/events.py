@@ -61,6 +61,7 @@ class Kind(StrEnum):
     PULL_ANSWERED = "uplink.pull_answered"
     UPLINK_DOWN = "fault.uplink_down"
     UPLINK_UP = "uplink.up"
+    DOWNLINK_DROPPED = "fault.downlink_dropped"
     # Field points (edge/field.py): safety conditions, power cut and re-close, telemetry.
     CONDITION_RAISED = "alarm.raised"
     CONDITION_CLEARED = "alarm.cleared"

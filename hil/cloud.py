@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import asyncio
+import contextlib
 import json
 import secrets
 import sqlite3
@@ -79,15 +80,20 @@ class Cloud:
 
     # --- session ----------------------------------------------------------------------
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
+    async def start(self, timeout_s: float = 10.0) -> None:
+        self._task = asyncio.create_task(self._run(), name="cloud")
+        deadline = time.monotonic() + timeout_s
         while self.connection is None or self.connection.lost.is_set():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the cloud did not connect to {self.settings.host}:{self.settings.port} in {timeout_s} s")
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout_s: float = 10.0) -> None:
         if self._task:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            done, _ = await asyncio.wait([self._task], timeout=timeout_s)
+            if not done:
+                raise TimeoutError(f"the cloud's session task did not stop within {timeout_s} s of a cancel")
         if self.connection:
             await self.connection.close()
 
@@ -95,7 +101,7 @@ class Cloud:
         p = self.prefix
         while True:
             try:
-                connection = await Connection.open(self.settings, incoming=100_000)
+                connection = await Connection.open(self.settings, incoming=100_000, incoming_bytes=2**31)
                 await connection.subscribe((f"{p}/+/events", f"{p}/+/status", f"{p}/+/credentials/request",
                                             f"{p}/+/commands/result", f"{p}/+/pull/response/cloud"))
             except ConnectionError:
@@ -104,7 +110,8 @@ class Cloud:
             self.connection = connection
             while not connection.lost.is_set():
                 try:
-                    message = await asyncio.wait_for(connection.messages.get(), 0.2)
+                    async with asyncio.timeout(0.2):
+                        message = await connection.receive()
                 except TimeoutError:
                     continue
                 await self._handle(message)
@@ -184,7 +191,8 @@ class Cloud:
             response_topic=f"{self.prefix}/{building}/pull/response/cloud", correlation=correlation,
         )
         try:
-            return await asyncio.wait_for(waiter, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await waiter
         finally:
             self._pulls.pop(correlation, None)
 
@@ -246,10 +254,9 @@ class Cloud:
                 if result.get("nonce") == nonce:
                     return result
             self.arrived.clear()
-            try:
-                await asyncio.wait_for(self.arrived.wait(), 0.1)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await self.arrived.wait()
         raise TimeoutError(f"no result for command {name}")
 
 

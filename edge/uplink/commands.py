@@ -23,7 +23,12 @@ class CommandOutcome(StrEnum):
 
 
 class CommandFailed(Exception):
-    """Raised by a handler that could not do what was asked (door offline, refused by a safety rule)."""
+    """Raised by a handler that could not do what was asked (door offline, refused by a safety rule);
+    `detail` is reported beside the error (e.g. the journal seq of the refusal)."""
+
+    def __init__(self, error: str, detail: dict[str, Any] | None = None) -> None:
+        super().__init__(error)
+        self.detail = detail or {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +59,7 @@ class CommandTable:
         try:
             detail = await handler(args)
         except CommandFailed as failure:
-            return CommandResult(name, CommandOutcome.FAILED, {"error": str(failure)[:500]})
+            return CommandResult(name, CommandOutcome.FAILED, {**failure.detail, "error": str(failure)[:500]})
         except Exception as failure:  # noqa: BLE001 - a broken handler is reported upstream, never fatal
             return CommandResult(name, CommandOutcome.FAILED, {"error": f"{type(failure).__name__}: {failure}"[:500]})
         return CommandResult(name, CommandOutcome.DONE, detail)

@@ -5,11 +5,17 @@ was never there) and the few seqs above it acknowledged early because they were 
 that jumped the backlog. A restart resumes at the watermark and skips the early ones.
 Losing the last write (power cut) only means a batch is sent twice; the cloud drops
 duplicates by event id, so synchronous=NORMAL is enough here.
+
+Saving runs in one thread that owns the connection, off the loop; closing goes through the
+same thread, so it waits for a save in progress instead of closing the connection under it
+(which crashed the process once, a save being stuck behind a locked file at shutdown).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,28 +74,37 @@ class SyncCursor:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uplink-cursor")
 
     def load(self) -> Progress:
+        """Read the saved progress (once, when the uplink is built, before anything saves)."""
         row = self._conn.execute("SELECT value FROM sync_meta WHERE key='watermark'").fetchone()
         watermark = row[0] if row else 0
         ahead = {seq for (seq,) in self._conn.execute("SELECT seq FROM sync_ahead WHERE seq > ?", (watermark,))}
         return Progress(watermark=watermark, ahead=ahead, backlog_through=watermark)
 
-    def save(self, progress: Progress) -> None:
+    async def save(self, progress: Progress) -> None:
+        """Save `progress` as it is now (copied on the loop: acknowledgements keep changing it)."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._save, progress.watermark, tuple(progress.ahead))
+
+    def _save(self, watermark: int, ahead: tuple[int, ...]) -> None:
         conn = self._conn
         conn.execute("BEGIN")
         try:
             conn.execute(
                 "INSERT INTO sync_meta (key, value) VALUES ('watermark', ?) "
                 "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (progress.watermark,),
+                (watermark,),
             )
             conn.execute("DELETE FROM sync_ahead")
-            conn.executemany("INSERT INTO sync_ahead (seq) VALUES (?)", ((s,) for s in progress.ahead))
+            conn.executemany("INSERT INTO sync_ahead (seq) VALUES (?)", ((s,) for s in ahead))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
-        self._conn.close()
+        """Close after any save in progress (blocks: call it when the uplink has stopped)."""
+        self._thread.submit(self._conn.close).result()
+        self._thread.shutdown(wait=True)

@@ -1,7 +1,10 @@
 """Messages from the cloud: verified first, then credential updates, commands and pulls.
 
-Everything that arrives is checked by the `Verifier` (signature, building, kind, expiry,
-nonce). A refusal is journaled as a security event and changes nothing. Credential change
+Everything that arrives is checked by the `Verifier` (size and nesting before parsing,
+signature, building, kind, expiry, nonce). A refusal changes nothing and is counted; the
+journal gets it through `Refusals` (once per topic and reason per window, with a count),
+as it gets messages the connection dropped unread. No message, however built, may end
+the uplink: whatever acting on one raises is a refusal (`failed`) too. Credential change
 sets must follow the store's version exactly (version = store + 1); an older or equal one
 is a harmless redelivery, a newer one means we missed some, so we ask for a snapshot
 instead of applying a change set on top of a hole. The store applies each atomically.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import structlog
@@ -23,7 +27,8 @@ from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.uplink import pull
 from edge.uplink.commands import CommandTable
-from edge.uplink.mqtt import Connection, Message
+from edge.uplink.mqtt import Connection, Drop, Message
+from edge.uplink.refusals import Refusals
 from edge.uplink.signing import DownlinkKind, DownlinkRefused, Envelope, Refusal, Verifier
 from edge.uplink.topics import WIRE_VERSION, Topics
 
@@ -45,6 +50,13 @@ def _version(body: dict[str, Any]) -> int:
     return version
 
 
+@dataclass(slots=True)
+class DownlinkStats:
+    handled: int = 0  # messages read from the connection (acted on or refused)
+    refused: int = 0  # of those, refused; plus those too large to be read at all
+    dropped: int = 0  # never read: the incoming queue was full
+
+
 class Downlink:
     def __init__(
         self,
@@ -63,10 +75,12 @@ class Downlink:
         self.commands = commands
         self.page_bytes = page_bytes
         self.on_credentials = on_credentials
-        self.refused = 0
+        self.stats = DownlinkStats()
+        self.refusals = Refusals(journal)
 
     async def handle(self, message: Message, connection: Connection) -> None:
-        """Act on one message; every failure is a journaled refusal, never an exception."""
+        """Act on one message; every failure is a counted refusal, never an exception."""
+        self.stats.handled += 1
         routes = {
             self.topics.pull_request: ({DownlinkKind.PULL}, self._pull),
             self.topics.credentials: ({DownlinkKind.CHANGE_SET, DownlinkKind.SNAPSHOT}, self._credentials),
@@ -77,19 +91,26 @@ class Downlink:
             return
         kinds, act = route
         try:
-            envelope = self.verifier.verify(message.payload, {str(k) for k in kinds}, time.time())
+            envelope = await self.verifier.verify(message.payload, {str(k) for k in kinds}, time.time())
             await act(envelope, message, connection)
         except DownlinkRefused as refusal:
-            await self._refuse(message.topic, refusal)
+            self._refuse(message.topic, refusal)
+        except Exception as error:  # noqa: BLE001 - a fault of ours is journaled; the uplink goes on
+            failed = DownlinkRefused(Refusal.FAILED, f"{type(error).__name__}: {error}"[:300])
+            if self._refuse(message.topic, failed):  # the traceback once per window, not per message
+                log.exception("downlink message failed", topic=message.topic)
 
-    async def _refuse(self, topic: str, refusal: DownlinkRefused) -> None:
-        self.refused += 1
-        event = Event(
-            kind=Kind.DOWNLINK_REFUSED, priority=Priority.ACCESS, source="uplink",
-            body={"topic": topic, "reason": str(refusal.reason), "detail": refusal.detail},
-        )
-        log.warning("downlink refused", event_id=event.id, topic=topic, reason=str(refusal.reason))
-        await self.journal.append(event)
+    def dropped(self, topic: str, reason: Drop) -> None:
+        """The connection dropped a message unread (its `on_drop`)."""
+        if reason is Drop.TOO_LARGE:
+            self._refuse(topic, DownlinkRefused(Refusal.TOO_LARGE, "larger than the connection takes"))
+        else:
+            self.stats.dropped += 1
+            self.refusals.note(Kind.DOWNLINK_DROPPED, topic, str(reason))
+
+    def _refuse(self, topic: str, refusal: DownlinkRefused) -> bool:
+        self.stats.refused += 1
+        return self.refusals.note(Kind.DOWNLINK_REFUSED, topic, str(refusal.reason), refusal.detail)
 
     async def _pull(self, envelope: Envelope, message: Message, connection: Connection) -> None:
         try:

@@ -6,6 +6,12 @@ a future (a PUBACK, a SUBACK, the CONNACK) or queues a message. A lost connectio
 every unsettled publish at once and sets `lost`; the caller then closes this session and
 opens a fresh one, so paho never replays its own queue behind our back (what is resent
 after a reconnect is decided by the sync cursor, from the journal).
+
+Incoming messages are bounded twice: in count and bytes queued (`INCOMING_QUEUE`,
+`INCOMING_BYTES`), and each by `BrokerSettings.max_incoming_bytes`, which an MQTT 5 broker
+is told in the CONNECT (Maximum Packet Size: it then never sends a larger one) and which
+is checked again on arrival, before anything is queued. A message dropped for either reason
+is reported to `on_drop` (topic, reason), never silently, and never blocks paho's thread.
 """
 
 from __future__ import annotations
@@ -13,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
+from typing import Callable
 
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 INCOMING_QUEUE = 256
+INCOMING_BYTES = 16 * 2**20  # payload bytes queued and not yet read
+PACKET_ROOM = 4096  # a PUBLISH packet's header, topic and properties, beside its payload
 MAX_UNACKED = 60_000  # paho's message ids are 16-bit: past 65,535 unacknowledged, new ones overwrite old ones
 
 
@@ -29,6 +39,16 @@ class ConnectionLost(ConnectionError):
 
 class PublishRefused(ConnectionLost):
     """The broker answered a publish with a failure reason code (MQTT 5 PUBACK)."""
+
+
+class Drop(StrEnum):
+    """Why a received message was dropped before anyone read it."""
+
+    QUEUE_FULL = "queue_full"
+    TOO_LARGE = "too_large"
+
+
+OnDrop = Callable[[str, Drop], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +72,7 @@ class BrokerSettings:
     cert: Path | None = None
     key: Path | None = None
     max_inflight: int = 64
+    max_incoming_bytes: int | None = None  # payload; larger messages are dropped (and on MQTT 5 never sent)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +86,21 @@ class Message:
 
 
 class Connection:
-    """One session with the broker. `await Connection.open(...)`, then publish and read `messages`."""
+    """One session with the broker. `await Connection.open(...)`, then `publish` and `receive`."""
 
-    def __init__(self, settings: BrokerSettings, will: Will | None, incoming: int = INCOMING_QUEUE) -> None:
+    def __init__(
+        self, settings: BrokerSettings, will: Will | None, incoming: int = INCOMING_QUEUE,
+        incoming_bytes: int = INCOMING_BYTES, on_drop: OnDrop | None = None,
+    ) -> None:
         self.settings = settings
         self._loop = asyncio.get_running_loop()
-        self.messages: asyncio.Queue[Message] = asyncio.Queue(incoming)
-        self.dropped = 0  # messages refused because the queue was full (counted, never blocking paho)
+        self._messages: asyncio.Queue[Message] = asyncio.Queue(incoming)
+        self._queued_bytes = 0
+        self._incoming_bytes = incoming_bytes
+        self._on_drop = on_drop
+        self.dropped = 0  # messages never queued: the queue was full, or one was too large
         self.lost = asyncio.Event()
+        self.lost_reason = ""
         self.max_packet_bytes: int | None = None  # the broker's Maximum Packet Size (MQTT 5 CONNACK), if it says one
         self._acks: dict[int, asyncio.Future[None]] = {}
         self._connected: asyncio.Future[None] = self._loop.create_future()
@@ -109,19 +137,21 @@ class Connection:
 
     @classmethod
     async def open(
-        cls, settings: BrokerSettings, will: Will | None = None, timeout_s: float = 10.0, incoming: int = INCOMING_QUEUE
+        cls, settings: BrokerSettings, will: Will | None = None, timeout_s: float = 10.0, incoming: int = INCOMING_QUEUE,
+        incoming_bytes: int = INCOMING_BYTES, on_drop: OnDrop | None = None,
     ) -> "Connection":
         """Connect and wait for the CONNACK; raises ConnectionError (refused, unreachable, timeout)."""
-        connection = cls(settings, will, incoming)
+        connection = cls(settings, will, incoming, incoming_bytes, on_drop)
         client = connection._client
         # connect (TCP and the TLS handshake) here rather than in paho's thread: its failure
         # (a certificate that does not verify, a refused port) reaches the caller with its reason
         client.connect_timeout = timeout_s
-        clean_start = {"clean_start": True} if connection._v5 else {}
+        v5 = {"clean_start": True, "properties": connection._connect_properties()} if connection._v5 else {}
         try:
-            await asyncio.to_thread(client.connect, settings.host, settings.port, settings.keepalive_s, **clean_start)
+            await asyncio.to_thread(client.connect, settings.host, settings.port, settings.keepalive_s, **v5)
             client.loop_start()
-            await asyncio.wait_for(asyncio.shield(connection._connected), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(connection._connected)
         except BaseException as failure:
             await connection.close(graceful=False)
             if isinstance(failure, (TimeoutError, OSError, ssl.SSLError)):
@@ -129,7 +159,20 @@ class Connection:
             raise
         return connection
 
+    def _connect_properties(self) -> Properties | None:
+        if self.settings.max_incoming_bytes is None:
+            return None
+        properties = Properties(PacketTypes.CONNECT)
+        properties.MaximumPacketSize = self.settings.max_incoming_bytes + PACKET_ROOM
+        return properties
+
     # --- called on the asyncio loop -------------------------------------------------
+
+    async def receive(self) -> Message:
+        """The next message received (in the order the broker sent them)."""
+        message = await self._messages.get()
+        self._queued_bytes -= len(message.payload)
+        return message
 
     def publish(
         self, topic: str, payload: bytes, *, retain: bool = False, response_topic: str | None = None,
@@ -157,14 +200,18 @@ class Connection:
         self._acks[info.mid] = done
         return done
 
-    async def subscribe(self, topics: tuple[str, ...]) -> None:
-        """Subscribe at QoS 1 and wait for the SUBACK."""
+    async def subscribe(self, topics: tuple[str, ...], timeout_s: float = 10.0) -> None:
+        """Subscribe at QoS 1 and wait for the SUBACK (ConnectionLost if none comes in `timeout_s`)."""
         done: asyncio.Future[None] = self._loop.create_future()
         rc, mid = self._client.subscribe([(topic, 1) for topic in topics])
         if rc != paho.MQTT_ERR_SUCCESS:
             raise ConnectionLost(paho.error_string(rc))
         self._acks[mid] = done
-        await done
+        try:
+            async with asyncio.timeout(timeout_s):
+                await done
+        except TimeoutError:
+            raise ConnectionLost(f"no SUBACK within {timeout_s} s") from None
 
     async def close(self, graceful: bool = True) -> None:
         """End the session: a graceful DISCONNECT suppresses the will; then stop paho's thread."""
@@ -194,6 +241,10 @@ class Connection:
         self._loop.call_soon_threadsafe(self._settle, mid, refused, "subscription refused")
 
     def _on_message(self, client, userdata, message) -> None:
+        limit = self.settings.max_incoming_bytes
+        if limit is not None and len(message.payload) > limit:
+            self._loop.call_soon_threadsafe(self._drop, message.topic, Drop.TOO_LARGE)
+            return
         props = getattr(message, "properties", None)
         received = Message(
             topic=message.topic,
@@ -224,12 +275,20 @@ class Connection:
             done.set_result(None)
 
     def _deliver(self, message: Message) -> None:
-        try:
-            self.messages.put_nowait(message)
-        except asyncio.QueueFull:
-            self.dropped += 1
+        if self._messages.full() or self._queued_bytes + len(message.payload) > self._incoming_bytes:
+            self._drop(message.topic, Drop.QUEUE_FULL)
+            return
+        self._queued_bytes += len(message.payload)
+        self._messages.put_nowait(message)
+
+    def _drop(self, topic: str, reason: Drop) -> None:
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop(topic, reason)
 
     def _mark_lost(self, reason: str) -> None:
+        if not self.lost.is_set():
+            self.lost_reason = reason
         self.lost.set()
         if not self._connected.done():
             self._connected.set_exception(ConnectionError(f"connection closed: {reason}"))

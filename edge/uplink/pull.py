@@ -23,6 +23,7 @@ from edge.uplink.topics import WIRE_VERSION
 
 MAX_PAGE_EVENTS = 1000
 MAX_PAGE_GAPS = 32
+MAX_SEQ = 2**63 - 1  # SQLite's largest integer: a larger after_seq cannot even be asked
 
 
 class BadPull(ValueError):
@@ -37,8 +38,8 @@ class PullRequest:
     @classmethod
     def from_body(cls, body: dict[str, Any]) -> "PullRequest":
         after, limit = body.get("after_seq"), body.get("limit", MAX_PAGE_EVENTS)
-        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
-            raise BadPull("after_seq must be a non-negative integer")
+        if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= MAX_SEQ:
+            raise BadPull(f"after_seq must be an integer from 0 to {MAX_SEQ}")
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
             raise BadPull("limit must be a positive integer")
         return cls(after, min(limit, MAX_PAGE_EVENTS))

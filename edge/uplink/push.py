@@ -15,11 +15,16 @@ batch never acknowledged, and nothing acknowledged at all, halves the batch cap 
 next one; resending the same oversized batch forever is the failure this prevents. A
 single event that still gets no acknowledgement is reported (`undeliverable`), not
 skipped: the worker keeps backing off and retrying, and the log says which seq and size.
+
+The push loop sleeps until there is something to do: the journal committed past what it
+has read (`Journal.wait_beyond`, followed by a small task), a PUBACK came, or a batch that
+is filling or held back by the bandwidth cap is due. It never polls the file.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import structlog
@@ -33,9 +38,12 @@ from edge.uplink.cursor import Progress, SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink.pacing import Pacer
 from edge.uplink import wire
+from edge.uplink.tasks import cancel_within
 from edge.uplink.topics import WIRE_VERSION, Topics
 
-IDLE_POLL_S = 0.005
+FOLLOW_S = 60.0  # one wait on the journal's commits; renewed, so it is a deadline, not a poll
+MIN_IDLE_S = 0.005  # the shortest sleep while a batch fills (batch_ms may be 0)
+STOP_WITHIN_S = 0.5  # for the journal follower to end (within the session's deadline)
 ALARM_READ = 256
 PACKET_OVERHEAD = 64  # MQTT fixed header, message id and properties, beside the topic
 MIN_BATCH_BYTES = 1024
@@ -117,13 +125,27 @@ class Pusher:
             self.batch_cap = max(MIN_BATCH_BYTES, min(self.batch_cap, room))
         started_at = progress.watermark
         backlog: deque[_Batch] = deque()
+        follower = asyncio.create_task(self._follow_journal(), name="uplink-push-follow")
         try:
             await self._push(connection, backlog, started_at, started_at)
         finally:  # also when cancelled because another task saw the loss; not on a clean stop
             ended = connection.lost.is_set() or self._refused is not None
             if ended and backlog and progress.watermark == started_at:
                 self._refuse_size(backlog[0])
+            # last: the session may cancel this task while it waits here, skipping what follows
+            await cancel_within([follower], STOP_WITHIN_S)
         raise self._refused or ConnectionLost("session lost")
+
+    def wake(self) -> None:
+        """Something changed (a commit, a PUBACK): the push loop looks again."""
+        self._wake.set()
+
+    async def _follow_journal(self) -> None:
+        seen = self.journal.head_seq
+        while True:
+            if await self.journal.wait_beyond(seen, FOLLOW_S):
+                seen = self.journal.head_seq
+                self.wake()
 
     async def _push(self, connection: Connection, backlog: deque[_Batch], backlog_pos: int, alarm_pos: int) -> None:
         progress = self.progress
@@ -142,11 +164,22 @@ class Pusher:
                 continue
             if self._dirty:
                 self._dirty = False
-                await asyncio.to_thread(self.cursor.save, progress)
-            try:
-                await asyncio.wait_for(self._wake.wait(), IDLE_POLL_S)
-            except TimeoutError:
-                pass
+                await self.cursor.save(progress)
+            if waiting is not None:  # held back by the bandwidth cap
+                due_s = self._pacer.wait_s(time.monotonic(), len(waiting.payload))
+            elif len(backlog) < self.batching.in_flight and self.journal.head_seq > backlog_pos:
+                due_s = self.batching.window_s  # a small batch filling up
+            else:
+                due_s = None  # only a commit or a PUBACK gives work
+            await self._idle(None if due_s is None else max(due_s, MIN_IDLE_S))
+
+    async def _idle(self, timeout_s: float | None) -> None:
+        """Sleep until woken (`wake`) or for `timeout_s`. asyncio.timeout, not wait_for: on 3.11
+        wait_for swallows a cancellation that lands as the wait completes, and this loop then
+        never ends (a shutdown hung on it)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await self._wake.wait()
 
     def _refuse_size(self, head: _Batch) -> None:
         """The session ended before the oldest batch was acknowledged and nothing else was: assume its size."""
@@ -210,7 +243,7 @@ class Pusher:
         if done.cancelled() or done.exception() is not None:
             if isinstance(done.exception(), PublishRefused):
                 self._refused = done.exception()  # end the session: waiting on it would stall the window
-                self._wake.set()
+                self.wake()
             return  # the session is gone; the next one resends from the cursor
         self.stats.batches_acked += 1
         if backlog is None:
@@ -221,4 +254,4 @@ class Pusher:
                 self.progress.ack_backlog(backlog.popleft().through)
         self.stats.events_acked += len(batch.seqs)
         self._dirty = True
-        self._wake.set()
+        self.wake()

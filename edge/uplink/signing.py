@@ -6,13 +6,23 @@ to canonicalise. The envelope names its kind, the building it is for, when it wa
 when it expires and a random nonce; `Verifier` refuses anything unsigned, badly signed,
 for another building or another topic, expired, valid for too long, replayed or malformed,
 with a reason code, and changes nothing.
+
+Anyone who can reach the broker can publish here, so a payload is measured before it is
+parsed: at most `MAX_DOWNLINK_BYTES` long, the wire form one flat object and the signed
+envelope nested at most `MAX_DEPTH` deep (100,000 `[` would otherwise make the JSON parser
+raise RecursionError). A large payload is checked in a worker thread, so a few megabytes of
+garbage never hold the loop that decides doors. The nonce is recorded, durably and off the
+loop, before the caller may act on the envelope.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import re
+import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +36,13 @@ from edge.uplink.replay import NonceBook
 
 ENVELOPE_VERSION = 1
 MAX_TTL_S = 7 * 86400  # bounds the nonce book; the cloud re-signs what a long-offline gateway missed
+MAX_DOWNLINK_BYTES = 4 * 2**20  # a credential snapshot of ~10,000 cards fits; a 10 MB message does not
+MAX_DEPTH = 32  # the signed envelope's body is a few levels deep
+CHECK_OFF_LOOP_BYTES = 64 * 1024  # parsing and hashing more than this takes milliseconds
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_INNERMOST = re.compile(rb"\[\]|\{\}")
 
 
 class DownlinkKind(StrEnum):
@@ -48,6 +65,10 @@ class Refusal(StrEnum):
     TOO_LONG = "expiry_too_far"
     REPLAYED = "replayed"
     BAD_BODY = "bad_body"
+    TOO_LARGE = "too_large"
+    TOO_DEEP = "too_deep"
+    NONCES_UNAVAILABLE = "nonce_book_unavailable"  # the nonce could not be made durable: not acted on
+    FAILED = "failed"  # acting on it raised: a fault of ours, journaled instead of ending the uplink
 
 
 class DownlinkRefused(Exception):
@@ -89,7 +110,31 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
+def _bounded(text: bytes, depth: int, too_deep: str) -> None:
+    """Refuse by size, then by nesting, before the recursive JSON parser sees `text`.
+
+    Nesting is found without parsing: strings are cut out, then the innermost bracket pairs
+    are peeled off, one level per round (a C-speed regex pass each). Brackets that stop
+    pairing up are not JSON at all (100,000 `[` alone); pairs left after `depth` rounds are
+    too deep (100,000 `[` closed by as many `]`)."""
+    if len(text) > MAX_DOWNLINK_BYTES:
+        raise DownlinkRefused(Refusal.TOO_LARGE, f"{len(text)} bytes, at most {MAX_DOWNLINK_BYTES}")
+    brackets = _STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    for _ in range(depth):
+        if not brackets:
+            return
+        brackets, peeled = _INNERMOST.subn(b"", brackets)
+        if not peeled:
+            break
+    if brackets:
+        if _INNERMOST.search(brackets):
+            raise DownlinkRefused(Refusal.TOO_DEEP, too_deep)
+        raise DownlinkRefused(Refusal.MALFORMED, "brackets do not pair up")
+
+
 def _parse(payload: bytes) -> tuple[bytes, bytes | None]:
+    # unauthenticated: the wire form is one flat object, so one peeling round decides
+    _bounded(payload, 1, "the wire form is one flat JSON object")
     try:
         wire = json.loads(payload)
         if not isinstance(wire, dict) or wire.get("v") != ENVELOPE_VERSION or not isinstance(wire.get("signed"), str):
@@ -102,6 +147,7 @@ def _parse(payload: bytes) -> tuple[bytes, bytes | None]:
 
 
 def _envelope(signed: bytes) -> Envelope:
+    _bounded(signed, MAX_DEPTH, f"the envelope nests deeper than {MAX_DEPTH}")
     try:
         raw = json.loads(signed)
         envelope = Envelope(
@@ -123,8 +169,23 @@ class Verifier:
         self.building = building
         self.nonces = nonces
 
-    def verify(self, payload: bytes, expected: set[str], now: float) -> Envelope:
-        """The envelope if every check passes; raises DownlinkRefused otherwise. Records the nonce."""
+    async def verify(self, payload: bytes, expected: set[str], now: float) -> Envelope:
+        """The envelope if every check passes; raises DownlinkRefused otherwise. Records the nonce
+        (durably: a replay after a power cut is still refused) before returning."""
+        if len(payload) > CHECK_OFF_LOOP_BYTES:
+            envelope = await asyncio.to_thread(self.check, payload, expected, now)
+        else:
+            envelope = self.check(payload, expected, now)
+        try:
+            fresh = await self.nonces.remember(envelope.nonce, envelope.expires_at, now)
+        except sqlite3.Error as error:
+            raise DownlinkRefused(Refusal.NONCES_UNAVAILABLE, str(error)[:200]) from None
+        if not fresh:
+            raise DownlinkRefused(Refusal.REPLAYED)
+        return envelope
+
+    def check(self, payload: bytes, expected: set[str], now: float) -> Envelope:
+        """Every check but the nonce (pure CPU work): raises DownlinkRefused, or returns the envelope."""
         signed, sig = _parse(payload)
         if sig is None:
             raise DownlinkRefused(Refusal.UNSIGNED)
@@ -143,6 +204,4 @@ class Verifier:
             raise DownlinkRefused(Refusal.EXPIRED, f"expired {now - envelope.expires_at:.0f} s ago")
         if envelope.expires_at - now > MAX_TTL_S:
             raise DownlinkRefused(Refusal.TOO_LONG)
-        if not self.nonces.remember(envelope.nonce, envelope.expires_at, now):
-            raise DownlinkRefused(Refusal.REPLAYED)
         return envelope

@@ -9,7 +9,8 @@ from edge.config import BuildingConfig
 from edge.control import Handler
 from edge.doors.wiring import Doors, open_store
 from edge.journal import Journal
-from edge.uplink.commands import CommandTable
+from edge.uplink.commands import CommandFailed, CommandTable
+from edge.uplink.commands import Handler as CommandHandler
 from edge.uplink.worker import Uplink
 
 
@@ -27,5 +28,19 @@ def assemble_uplink(
 
     commands = CommandTable()
     for name, handler in control.items():
-        commands.register(name, handler)
+        commands.register(name, as_command(handler))
     return Uplink(config, digest, journal, credentials, commands)
+
+
+def as_command(operation: Handler) -> CommandHandler:
+    """A control operation as a cloud command. An operation says no by answering
+    `{"ok": false, "error": ...}` (the socket's protocol); to the cloud that is a failed
+    command with its error, not one that was done."""
+
+    async def run(args: dict) -> dict:
+        answer = await operation(args)
+        if answer.get("ok") is False:
+            raise CommandFailed(str(answer.get("error") or "refused"), answer)
+        return answer
+
+    return run

@@ -5,11 +5,15 @@ reconnect in step after a broker restart); subscribe to the downlink; publish th
 birth message (the last will says `offline`); then push, answer and refresh the birth
 message until the session is lost, and start over. A clean stop publishes `offline`
 itself, because a graceful DISCONNECT suppresses the will.
+
+Every loop here ends when cancelled, and every wait on the way out has a deadline
+(`edge.uplink.tasks`): a stop takes at most a few seconds, and says what did not stop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from datetime import datetime, timezone
@@ -29,7 +33,8 @@ from edge.uplink.downlink import Downlink
 from edge.uplink.mqtt import BrokerSettings, Connection, ConnectionLost, Will
 from edge.uplink.push import Batching, Pusher
 from edge.uplink.replay import NonceBook
-from edge.uplink.signing import Verifier, load_public_key
+from edge.uplink.signing import MAX_DOWNLINK_BYTES, Verifier, load_public_key
+from edge.uplink.tasks import first_to_end
 from edge.uplink.topics import WIRE_VERSION, Topics
 from edge.version import VERSION
 
@@ -37,6 +42,11 @@ log = structlog.get_logger("edge.uplink")
 
 BIRTH_EVERY_S = 60.0
 RECONNECT = Backoff(initial_s=0.5, max_s=30.0)
+# Deadlines on the way out (a stop normally takes about a millisecond); each outer one covers the inner ones.
+SESSION_STOP_S = 2.0  # for the session's loops to end when cancelled
+GOODBYE_S = 1.0  # for the `offline` message, and again for paho's thread to stop
+STOP_WITHIN_S = SESSION_STOP_S + 2 * GOODBYE_S + 1.0  # for the whole worker
+REFUSALS_CLOSE_S = 1.0  # for the held-back refusal counts to be journaled
 
 
 def broker_settings(config: BuildingConfig) -> BrokerSettings:
@@ -53,6 +63,7 @@ def broker_settings(config: BuildingConfig) -> BrokerSettings:
         ca=tls.ca if tls else None,
         cert=tls.cert if tls else None,
         key=tls.key if tls else None,
+        max_incoming_bytes=MAX_DOWNLINK_BYTES,
     )
 
 
@@ -90,12 +101,26 @@ class Uplink:
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        """Keep a session up until cancelled (the supervisor's worker)."""
+        """Keep a session up until cancelled (the supervisor's worker); on the way out, journal
+        the refusal counts still held back."""
+        try:
+            await first_to_end(
+                {"uplink-sessions": self._keep_connected(), "uplink-refusals": self.downlink.refusals.run()},
+                STOP_WITHIN_S,
+            )
+        finally:
+            try:
+                async with asyncio.timeout(REFUSALS_CLOSE_S):
+                    await self.downlink.refusals.close()
+            except TimeoutError:
+                log.error("uplink: held-back refusal counts not journaled in time", within_s=REFUSALS_CLOSE_S)
+
+    async def _keep_connected(self) -> None:
         delays = RECONNECT.delays()
         will = Will(self.topics.status, self._status("offline"))
         while True:
             try:
-                connection = await Connection.open(self.settings, will)
+                connection = await Connection.open(self.settings, will, on_drop=self.downlink.dropped)
             except ConnectionError as failure:
                 delay = next(delays)
                 log.warning("uplink connect failed", error=str(failure), retry_in_s=round(delay, 2))
@@ -131,52 +156,49 @@ class Uplink:
         await self.journal.append(Event(kind=kind, priority=Priority.FAULT, source="uplink", body={"detail": detail[:300]}))
 
     async def _session(self, connection: Connection) -> None:
+        """Push, answer and refresh the birth message until one of them, or the link, ends."""
         await connection.subscribe(self.topics.downlink())
         connection.publish(self.topics.status, self._status("online"), retain=True)
         self.connected.set()
-        tasks = [
-            asyncio.create_task(self.pusher.run(connection), name="uplink-push"),
-            asyncio.create_task(self._answer(connection), name="uplink-downlink"),
-            asyncio.create_task(self._refresh_birth(connection), name="uplink-birth"),
-        ]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()
-            raise ConnectionLost("session ended")
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await first_to_end(
+            {
+                "uplink-push": self.pusher.run(connection),
+                "uplink-downlink": self._answer(connection),
+                "uplink-birth": self._refresh_birth(connection),
+                "uplink-link": self._watch(connection),
+            },
+            SESSION_STOP_S,
+        )
+        raise ConnectionLost("session ended")
+
+    async def _watch(self, connection: Connection) -> None:
+        await connection.lost.wait()
+        raise ConnectionLost(f"session lost: {connection.lost_reason}")
 
     async def _answer(self, connection: Connection) -> None:
-        while not connection.lost.is_set():
-            getter = asyncio.ensure_future(connection.messages.get())
-            lost = asyncio.ensure_future(connection.lost.wait())
-            await asyncio.wait({getter, lost}, return_when=asyncio.FIRST_COMPLETED)
-            lost.cancel()
-            if not getter.done():
-                getter.cancel()
-                break
-            await self.downlink.handle(getter.result(), connection)
-        raise ConnectionLost("session lost")
+        while True:
+            await self.downlink.handle(await connection.receive(), connection)
 
     async def _refresh_birth(self, connection: Connection) -> None:
         """Republish the birth message when the credential version changes, and every minute."""
         while True:
-            try:
-                await asyncio.wait_for(self._rebirth.wait(), BIRTH_EVERY_S)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(BIRTH_EVERY_S):
+                    await self._rebirth.wait()
             self._rebirth.clear()
             connection.publish(self.topics.status, self._status("online"), retain=True)
 
     async def _say_goodbye(self, connection: Connection) -> None:
         try:
-            await asyncio.wait_for(connection.publish(self.topics.status, self._status("offline"), retain=True), 1.0)
+            async with asyncio.timeout(GOODBYE_S):
+                await connection.publish(self.topics.status, self._status("offline"), retain=True)
         except (TimeoutError, ConnectionError):
             pass
-        await connection.close(graceful=True)
+        try:
+            async with asyncio.timeout(GOODBYE_S):
+                await connection.close(graceful=True)
+        except TimeoutError:
+            log.error("uplink: paho's network thread did not stop", within_s=GOODBYE_S)
 
     def _status(self, state: str) -> bytes:
         """The birth (and will) message: what runs here and how far the cloud has it."""

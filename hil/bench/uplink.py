@@ -4,7 +4,9 @@ Prints one JSON object. Against a local mosquitto started here: raw paho QoS 1 p
 one 200-byte message per event (the per-message baseline, same run); the uplink draining a
 backlog of the same number of events journaled while the broker was down (batching is
 what makes it faster); latency from journal commit to the reference cloud's receipt with
-the link idle; the process's RSS before the outage and after the drain.
+the link idle; the process's RSS before the outage and after the drain; how long the
+uplink takes to stop when cancelled after the drain (a stop that takes more than
+`STOP_DEADLINE_S` fails the run, naming what did not stop, instead of hanging it).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def _rss_mb() -> float:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+STOP_DEADLINE_S = 15.0
 RAW_QUEUE = 1_000  # publishes handed to paho and not yet acknowledged: keeps its 64 in flight fed; ids are 16-bit
 
 
@@ -123,8 +126,13 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
                 lambda: f"drain (synced {uplink.pusher.synced_seq} of {journal.head_seq}, {uplink.pusher.stats})")
     drain_s = time.perf_counter() - started
     rss_after = _rss_mb()
+    stopping = time.perf_counter()
     task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    done, _ = await asyncio.wait([task], timeout=STOP_DEADLINE_S)
+    if not done:
+        running = sorted(t.get_name() for t in asyncio.all_tasks() if t is not asyncio.current_task())
+        raise TimeoutError(f"benchmark: the uplink did not stop within {STOP_DEADLINE_S} s of a cancel; running: {running}")
+    stop_ms = (time.perf_counter() - stopping) * 1000
     uplink.close()
     await journal.close()
     latencies.sort()
@@ -135,6 +143,7 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
         "rss_before_mb": round(rss_before, 1),
         "rss_after_mb": round(rss_after, 1),
         "rss_growth_mb": round(rss_after - rss_before, 1),
+        "stop_ms": round(stop_ms, 1),
     }
 
 
@@ -157,6 +166,7 @@ def main() -> None:
         "rss_before_mb": result["rss_before_mb"],
         "rss_after_mb": result["rss_after_mb"],
         "rss_growth_mb": result["rss_growth_mb"],
+        "stop_ms": result["stop_ms"],
     }))
 
 
