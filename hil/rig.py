@@ -341,10 +341,8 @@ DEVICE_STIMULI = ("tap", "pin", "set", "ramp", "loop", "door", "exit_button", "f
 def load_rig(path: Path) -> RigFile:
     """Read and validate a rig file; raises ScenarioError listing every problem with its line."""
     try:
-        document = yaml_source.load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise sc.ScenarioError([ConfigProblem(str(path), 1, 1, "(file)", f"cannot read: {error}")]) from None
-    except yaml_source.YamlSyntaxError as error:
+        document = yaml_source.load_file(path)
+    except yaml_source.SourceError as error:
         raise sc.ScenarioError([ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error))]) from None
     try:
         return RigFile.model_validate(document.data or {})

@@ -106,8 +106,8 @@ class Player:
         if source.file is not None:
             file = (self.loaded.path.parent / source.file).resolve()
             try:
-                data = yaml_source.load(file.read_text(encoding="utf-8")).data or {}
-            except (OSError, yaml_source.YamlSyntaxError) as error:
+                data = yaml_source.load_file(file).data or {}
+            except yaml_source.SourceError as error:
                 raise ScenarioProblems([self.loaded.problem(("config", "file"), f"cannot use {file}: {error}")]) from None
         data = copy.deepcopy(merge(data, source.merge))  # filled in below: the scenario's own data stays as written
         if not isinstance(data, dict) or not isinstance(data.get("building"), dict):

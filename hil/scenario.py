@@ -335,10 +335,8 @@ def load(path: Path) -> LoadedScenario:
     """Read and validate a scenario; raises ScenarioError listing every problem with its line."""
     path = Path(path)
     try:
-        document = yaml_source.load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError([ConfigProblem(str(path), 1, 1, "(file)", f"cannot read: {error}")]) from None
-    except yaml_source.YamlSyntaxError as error:
+        document = yaml_source.load_file(path)
+    except yaml_source.SourceError as error:
         raise ScenarioError([ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error))]) from None
     if not isinstance(document.data, dict):
         raise ScenarioError([ConfigProblem(str(path), 1, 1, "(root)", "expected a scenario (a mapping with name, config, steps)")])

@@ -233,12 +233,8 @@ def load(path: Path) -> DetectorManifest | ClassifierManifest:
     path = Path(path)
     file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ManifestError([ManifestProblem(file, 1, 1, "(file)", f"cannot read: {error}")]) from None
-    try:
-        document = yaml_source.load(text)
-    except yaml_source.YamlSyntaxError as error:
+        document = yaml_source.load_file(path)
+    except yaml_source.SourceError as error:
         raise ManifestError([ManifestProblem(file, error.line, error.column, "(yaml)", str(error))]) from None
     if not isinstance(document.data, dict):
         raise ManifestError([ManifestProblem(file, 1, 1, "(root)", "expected a model manifest (a mapping)")])
@@ -261,8 +257,8 @@ def load(path: Path) -> DetectorManifest | ClassifierManifest:
 def problem_at(manifest_file: str, path: tuple, message: str) -> ManifestProblem:
     """A problem found after validation (the model file, its shapes), placed on the manifest's line for `path`."""
     try:
-        line, column = yaml_source.load(Path(manifest_file).read_text(encoding="utf-8")).position(path)
-    except (OSError, UnicodeDecodeError, yaml_source.YamlSyntaxError):
+        line, column = yaml_source.load_file(manifest_file).position(path)
+    except yaml_source.SourceError:
         line, column = 1, 1
     return ManifestProblem(manifest_file, line, column, ".".join(map(str, path)), message)
 
