@@ -279,6 +279,25 @@ class Uplink(Strict):
     tls: Tls | None = None
 
 
+class StatusServer(Strict):
+    """The daemon's HTTP server: /healthz, /metrics and the live status page (read-only)."""
+
+    enabled: bool = Field(True, description="Serve health, metrics and the status page.")
+    bind: str = Field("127.0.0.1", min_length=1, description="Address to listen on; anything but loopback needs beyond_localhost and a token.")
+    port: int = Field(8780, ge=0, le=65535, description="TCP port; 0 picks a free one (written to STATE_DIR/http.json).")
+    beyond_localhost: bool = Field(False, description="Allow binding beyond loopback; every request then needs the token.")
+    token: Secret | None = Field(None, description="Bearer token (or Basic password) required beyond localhost; compared in constant time.")
+
+    @model_validator(mode="after")
+    def _guarded(self) -> "StatusServer":
+        loopback = self.bind in ("127.0.0.1", "::1", "localhost") or self.bind.startswith("127.")
+        if not loopback and not self.beyond_localhost:
+            raise ValueError(f"bind {self.bind!r} is beyond localhost: set beyond_localhost: true and a token")
+        if self.beyond_localhost and self.token is None:
+            raise ValueError("beyond_localhost needs a token ({file: ...}): nothing unauthenticated may reach the building")
+        return self
+
+
 class BuildingConfig(Strict):
     """The whole building, as one file describes it."""
 
@@ -297,6 +316,7 @@ class BuildingConfig(Strict):
     cameras: list[Camera] = Field(default_factory=list)
     uplink: Uplink = Uplink()
     fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
+    http: StatusServer = Field(StatusServer(), description="Health, metrics and the status page, on 127.0.0.1 by default.")
 
     @property
     def journal_path(self) -> Path:

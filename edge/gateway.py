@@ -26,6 +26,7 @@ from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal, JournalLimits
 from edge.notify import Systemd
+from edge.status.server import StatusServer
 from edge.supervisor import Supervisor, Work
 from edge.uplink.wiring import Uplink, assemble_uplink
 from edge.version import VERSION
@@ -90,6 +91,8 @@ class Gateway:
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)
             work["uplink"] = self.uplink.run
+        if self.config.http.enabled:
+            work["status-server"] = StatusServer(self.config, journal, self.fieldbus, self.uplink).run
         # What is built by now lives as long as the daemon: keep it out of the cyclic collector,
         # whose full passes over it (~90k objects, tens of ms under load) would stall a door's unlock.
         gc.freeze()

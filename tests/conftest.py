@@ -40,4 +40,5 @@ building:
   timezone: Asia/Shanghai
   secret: {file: secrets/building.key}
 state_dir: state
+http: {port: 0}
 """
