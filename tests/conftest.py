@@ -40,5 +40,4 @@ building:
   timezone: Asia/Shanghai
   secret: {file: secrets/building.key}
 state_dir: state
-http: {port: 0}
 """

@@ -73,7 +73,7 @@ class Site:
         self.cards = self._stack.enter_context(pty_pair())
         dead = "\n  - {name: pump-room-io, bus: site-bus, address: 9, profile: generic-dio8, poll_s: 0.2}" if self.dead_device else ""
         spare = f"\n  - {{name: garage-reader, protocol: em4100, port: {MISSING_PORT}}}" if self.missing_reader else ""
-        base = MINIMAL if self.http is None else MINIMAL.replace("http: {port: 0}", self.http)
+        base = MINIMAL + (self.http or "http: {port: 0}") + "\n"
         path = self.write_config(base + f"""
 buses: [{{name: site-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
 devices:
