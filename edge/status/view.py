@@ -139,7 +139,8 @@ class BuildingView:
             self.fire = None
         elif kind in (Kind.READER_FAULT, Kind.READER_RESTORED):
             if event.source in self.readers:
-                self.readers[event.source] = {"online": kind == Kind.READER_RESTORED, "detail": body.get("detail") or body.get("reason"), "since": at}
+                detail = ": ".join(str(part) for part in (body.get("reason"), body.get("detail")) if part)
+                self.readers[event.source] = {"online": kind == Kind.READER_RESTORED, "detail": detail, "since": at}
         elif kind in (Kind.DEVICE_OFFLINE, Kind.DEVICE_BACK):
             if event.source in self.devices:
                 self.devices[event.source] |= {"online": kind == Kind.DEVICE_BACK, "detail": body.get("reason"), "since": at}

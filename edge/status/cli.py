@@ -1,0 +1,47 @@
+"""The technician's commands for a building in the field: `edge status` (and, beside it, `edge doctor`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError, load
+
+EX_UNAVAILABLE = 69
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser("status", help="one screen: every bus, device, door, point, alarm, uplink, clock, disk", description=(
+        "Show the building at a glance. Through the running daemon's local status server when it runs; otherwise from "
+        "the journal and the config alone, and the first line says so. Exit 69 when there is neither a daemon nor a journal."))
+    status.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    status.add_argument("--json", action="store_true", help="the status as one JSON object")
+    status.set_defaults(handler=_status)
+
+
+def _config(path: Path):
+    try:
+        return load(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _status(args: argparse.Namespace) -> int:
+    from edge.status import report
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    status = report.from_daemon(config) or report.from_journal(config)
+    if status is None:
+        print(f"edge status: the daemon is not running and there is no journal at {config.journal_path}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False, default=str))
+    else:
+        print(report.render(config, status))
+    return 0
