@@ -66,6 +66,9 @@ def from_journal(config: BuildingConfig) -> dict[str, Any] | None:
     snapshot = view.snapshot(time.time())
     for point in snapshot["points"]:
         point.pop("history")
+    for device in snapshot["devices"]:  # the newest telemetry of any of its points: the best the journal knows
+        ages = [p["age_s"] for p in snapshot["points"] if p["point"].split(".", 1)[0] == device["name"] and p["age_s"] is not None]
+        device["last_good_age_s"] = min(ages) if ages else None
     snapshot["clock"]["ntp_synchronised"] = ntp_synchronised()
     size = sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
     snapshot["journal"] = {"path": str(path), "head_seq": view.head_seq, "bytes": size, "free_bytes": shutil.disk_usage(path.parent).free}
@@ -114,7 +117,9 @@ def render(config: BuildingConfig, status: dict[str, Any]) -> str:
             state = "online" if d.get("online", True) else "OFFLINE"
             polls = f"{d['answers']}/{d['polls']} answered" if "polls" in d else ""
             detail = d.get("detail") if not d.get("online", True) else polls
-            lines.append(f"  {device.name:<26} {state:<10} {_age(d.get('last_good_age_s')):>10}  {detail or ''}")
+            seen = d.get("last_good_age_s")
+            shown = _age(seen) if seen is not None or status["source"] == "daemon" else "-"
+            lines.append(f"  {device.name:<26} {state:<10} {shown:>10}  {detail or ''}")
     lines.append("")
     for reader in status["readers"]:
         state = "online" if reader["online"] else "OFFLINE"
