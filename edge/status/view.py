@@ -155,7 +155,7 @@ class BuildingView:
         elif kind in (Kind.UPLINK_DOWN, Kind.UPLINK_UP):
             self.uplink |= {"up": kind == Kind.UPLINK_UP, "detail": body.get("detail"), "since": at}
         elif kind == Kind.CLOCK_UNTRUSTED:
-            self.clock = {"trusted": False, "detail": body.get("fault"), "since": at}
+            self.clock |= {"trusted": False, "detail": body.get("fault"), "since": at}
 
     def alarms(self, now: float) -> list[dict[str, Any]]:
         """Alarms active now, newest first: what the technician must see before anything else."""

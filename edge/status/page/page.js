@@ -44,8 +44,9 @@ function render() {
   uplink.textContent = !state.uplink.enabled ? "uplink off" : state.uplink.up === false ? "uplink down" : "uplink up";
   uplink.className = "badge " + (!state.uplink.enabled ? "" : state.uplink.up === false ? "bad" : "ok");
   const clock = document.getElementById("clock");
-  clock.textContent = state.clock.trusted ? "clock trusted" : "clock untrusted";
-  clock.className = "badge " + (state.clock.trusted ? "ok" : "warn");
+  const synced = state.clock.ntp_synchronised;
+  clock.textContent = !state.clock.trusted ? "clock untrusted" : synced === false ? "clock not NTP-synchronised" : synced ? "clock synchronised" : "clock";
+  clock.className = "badge " + (!state.clock.trusted || synced === false ? "warn" : "ok");
 
   const alarms = document.getElementById("alarms");
   alarms.replaceChildren(...(state.alarms.length ? state.alarms.map(a =>
@@ -64,7 +65,7 @@ function render() {
     const rows = (series[p.owner] || {})[p.point] || [];
     const value = p.value == null ? "-" : `${Number(p.value).toFixed(2)} ${p.unit}`;
     return el("div", {class: `card ${p.state}`, "data-point": p.point, "data-state": p.state},
-      el("span", {class: "name"}, p.owner), el("span", {class: "state"}, p.state.replace("_", " ")),
+      el("span", {class: "name"}, `${p.owner} ${p.point.split(".")[1]}`), el("span", {class: "state"}, p.state.replace("_", " ")),
       el("div", {class: "sub"}, `${p.quantity.replace("_", " ") || p.point}: ${value}, ${age(p.age_s)}`), chart(rows, p.limits));
   }));
   renderEvents();
