@@ -60,3 +60,31 @@ def test_status_without_daemon_or_journal_says_so(write_config):
     result = _edge("status", "--config", str(config))
     assert result.returncode == 69
     assert "the daemon is not running and there is no journal" in result.stderr
+
+
+def test_doctor_names_the_dead_device_and_the_missing_port_with_their_fixes(write_config):
+    async def scenario():
+        async with Site(write_config, dead_device=True, missing_reader=True) as site:
+            result = await asyncio.to_thread(_edge, "doctor", "--config", str(site.config_path))
+            assert result.returncode == 1, result.stdout + result.stderr
+            out = result.stdout
+            assert "PASS  config:" in out
+            assert f"FAIL  serial port of reader garage-reader: {MISSING_PORT} does not exist" in out
+            assert "PASS  serial port of reader front-reader" in out
+            assert "FAIL  device pump-room-io: does not answer" in out and "PASS  device doors-io: answers (polled)" in out
+            fixes = [line for line in out.splitlines() if line.strip().startswith("fix:")]
+            assert any("ls -l /dev/serial/by-id/" in fix for fix in fixes) and any("Modbus address is 9" in fix for fix in fixes)
+
+            await site.start()  # with the daemon up, it owns the ports: the doctor asks it
+
+            async def judged():
+                status, text = await site.get("/healthz")
+                return "device pump-room-io offline" in json.loads(text)["problems"]
+            await until(judged, 30, "the daemon judging the dead device")
+            result = await asyncio.to_thread(_edge, "doctor", "--config", str(site.config_path))
+            assert result.returncode == 1
+            assert "FAIL  device pump-room-io: does not answer" in result.stdout
+            assert "PASS  device f1-c1-monitor: answers (the running daemon reports)" in result.stdout
+            assert await site.stop() == 0
+
+    asyncio.run(scenario())

@@ -20,6 +20,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
     status.set_defaults(handler=_status)
 
+    doctor = commands.add_parser("doctor", help="check an installation before trusting it", description=(
+        "Check the config, the state directory and disk, each serial port (present, usable by the service user), each Modbus "
+        "device (answers), the broker (reachable, TLS verified) and the clock (synchronised). Each check prints PASS or FAIL "
+        "with the exact fix. Exit 0 when every check passed, 1 otherwise. While the daemon runs, devices are judged by it."))
+    doctor.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    doctor.set_defaults(handler=_doctor)
+
 
 def _config(path: Path):
     try:
@@ -45,3 +52,18 @@ def _status(args: argparse.Namespace) -> int:
     else:
         print(report.render(config, status))
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from edge.status import doctor, report
+
+    try:
+        live = report.from_daemon(load(args.config))
+    except ConfigError:
+        live = None  # the config check below says what is wrong
+    results = doctor.run(args.config, live)
+    for result in results:
+        print(result)
+    failed = [r for r in results if not r.passed]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed" + ("" if failed else ": this installation can be trusted"))
+    return 1 if failed else 0
