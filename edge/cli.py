@@ -138,7 +138,12 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(config.logging.format, config.logging.level)
     from edge.gateway import Gateway  # the daemon's imports are not paid by quick commands
 
-    asyncio.run(Gateway(config, args.config).run())
+    try:
+        asyncio.run(Gateway(config, args.config).run())
+    except ConfigError as error:  # found only with the hardware in view (a udev identity matching two devices)
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EX_CONFIG
     return 0
 
 

@@ -298,6 +298,26 @@ class StatusServer(Strict):
         return self
 
 
+class UsbIdentity(Strict):
+    """A USB adapter or camera named by what it is (udev properties), not by where the kernel put it.
+
+    A bus, reader or camera whose port is `udev:NAME` uses the device that matches; the daemon
+    follows it when it is unplugged and plugged in again on another node."""
+
+    name: Name = Field(description="The stable name: ports say udev:NAME; `edge udev-rules` links it as /dev/edge/NAME.")
+    subsystem: Literal["tty", "video4linux"] = Field("tty", description="tty for serial adapters, video4linux for cameras.")
+    vendor_id: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}$", description="USB vendor id (udev ID_VENDOR_ID), e.g. 0403.")
+    product_id: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}$", description="USB product id (udev ID_MODEL_ID), e.g. 6001.")
+    serial: str | None = Field(None, min_length=1, max_length=128, description="Serial number (udev ID_SERIAL_SHORT).")
+    usb_path: str | None = Field(None, min_length=1, max_length=256, description="Physical port (udev ID_PATH), e.g. pci-0000:00:14.0-usb-0:1.2:1.0.")
+
+    @model_validator(mode="after")
+    def _something(self) -> "UsbIdentity":
+        if not (self.vendor_id or self.product_id or self.serial or self.usb_path):
+            raise ValueError("give at least one of vendor_id, product_id, serial, usb_path")
+        return self
+
+
 class BuildingConfig(Strict):
     """The whole building, as one file describes it."""
 
@@ -317,6 +337,7 @@ class BuildingConfig(Strict):
     uplink: Uplink = Uplink()
     fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
     http: StatusServer = Field(StatusServer(), description="Health, metrics and the status page, on 127.0.0.1 by default.")
+    udev: list[UsbIdentity] = Field(default_factory=list, description="USB adapters and cameras by udev identity; ports name them as udev:NAME.")
 
     @property
     def journal_path(self) -> Path:
@@ -537,6 +558,15 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
     for index, point in enumerate(config.pressure_points):
         point_of(point.point, ("pressure_points", index, "point"))
     point_of(config.fire_alarm, ("fire_alarm",), bit=True)
+    unique("udev", config.udev, "udev identity")
+    identities = {i.name: i.subsystem for i in config.udev}
+    users = [(("buses", i, "port"), b.port, "tty") for i, b in enumerate(config.buses) if isinstance(b, SerialBus)]
+    users += [(("readers", i, "port"), r.port, "tty") for i, r in enumerate(config.readers)]
+    users += [(("cameras", i, "source"), c.source, "video4linux") for i, c in enumerate(config.cameras)]
+    for loc, port, subsystem in users:
+        name = port.removeprefix("udev:")
+        if port.startswith("udev:") and identities.get(name) != subsystem:
+            problems.append((loc, f"no {subsystem} udev identity named {name!r} (udev: section)"))
 
     return problems
 

@@ -24,6 +24,7 @@ from edge.doors.wiring import Doors, assemble_doors
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
+from edge.hotplug import assemble_hotplug, with_stable_ports
 from edge.journal import Journal, JournalLimits
 from edge.notify import Systemd
 from edge.status.server import StatusServer
@@ -71,6 +72,9 @@ class Gateway:
         Each part is built here and only here, so this reads as the building's wiring diagram.
         """
         work: dict[str, Work] = {"heartbeat": lambda: self._heartbeat(journal)}
+        if self.config.udev:  # ports named udev:NAME open links that follow the device (ConfigError if one matches twice)
+            work["hotplug"] = assemble_hotplug(self.config, journal).run
+            self.config = with_stable_ports(self.config)
         if self.config.devices:
             profiles = device_profiles(self.config)
             self.fieldbus = FieldBus(device_specs(self.config, profiles), journal)

@@ -152,3 +152,35 @@ circuits:
     found = "\n".join(problems_of(path))
     assert "circuits.0.currents.1: device 'f1-monitor' (generic-efm8) has no point 'current_x'" in found
     assert "circuits.0.breaker: device 'f1-breaker' (generic-efm8) has no command 'close'" in found
+
+
+def test_udev_ports_must_name_an_identity_of_their_kind(write_config):
+    path = write_config(MINIMAL + """
+udev:
+  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: BUS1SERIAL}
+  - {name: cam, subsystem: video4linux, serial: CAM1}
+  - {name: empty}
+buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
+readers:
+  - {name: front, protocol: em4100, port: "udev:cam"}
+  - {name: back, protocol: em4100, port: "udev:nowhere"}
+""")
+    with pytest.raises(building_config.ConfigError) as error:
+        building_config.load(path)
+    found = str(error.value)
+    assert "udev.2: give at least one of vendor_id, product_id, serial, usb_path" in found
+    path = write_config(MINIMAL + """
+udev:
+  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: BUS1SERIAL}
+  - {name: cam, subsystem: video4linux, serial: CAM1}
+buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
+readers:
+  - {name: front, protocol: em4100, port: "udev:cam"}
+  - {name: back, protocol: em4100, port: "udev:nowhere"}
+""")
+    with pytest.raises(building_config.ConfigError) as error:
+        building_config.load(path)
+    found = str(error.value)
+    assert "readers.0.port: no tty udev identity named 'cam'" in found
+    assert "readers.1.port: no tty udev identity named 'nowhere'" in found
+    assert "buses" not in found

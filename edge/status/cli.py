@@ -1,4 +1,4 @@
-"""The technician's commands for a building in the field: `edge status` (and, beside it, `edge doctor`)."""
+"""The technician's commands for a building in the field: `edge status`, `edge doctor`, `edge udev-rules`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     doctor.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
     doctor.set_defaults(handler=_doctor)
 
+    rules = commands.add_parser("udev-rules", help="print udev rules giving each configured USB device a stable /dev/edge/ name",
+                                description="Print udev rules for the config's udev: identities: each gets /dev/edge/NAME and the "
+                                "group the service is in (dialout for serial adapters, video for cameras).")
+    rules.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    rules.set_defaults(handler=_udev_rules)
+
 
 def _config(path: Path):
     try:
@@ -51,6 +57,16 @@ def _status(args: argparse.Namespace) -> int:
         print(json.dumps(status, ensure_ascii=False, default=str))
     else:
         print(report.render(config, status))
+    return 0
+
+
+def _udev_rules(args: argparse.Namespace) -> int:
+    from edge.hotplug import udev_rules
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    print(udev_rules(config))
     return 0
 
 
