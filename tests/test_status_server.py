@@ -61,6 +61,7 @@ def test_health_metrics_and_the_page_stream_follow_the_building(write_config):
             assert _metric(metrics, "edge_journal_head_seq") > 0
             assert _metric(metrics, "edge_journal_bytes") > 0
             assert _metric(metrics, "process_resident_memory_bytes") > 0
+            assert _metric(metrics, "edge_process_resident_memory_bytes") > 0
 
             status, text = await site.get("/api/history?hours=1")
             assert status == 200 and "f1-c1-monitor.current_a" in json.loads(text)["f1-c1"]

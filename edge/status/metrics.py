@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import os
+
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -34,6 +36,7 @@ class Sample:
     uplink_synced_seq: int | None
     loop_lag_s: float
     page_streams: int
+    rss_bytes: int | None
 
 
 ERROR_KINDS = ("timeouts", "crc_errors", "short_frames", "exceptions", "connection_errors", "decode_errors")
@@ -80,6 +83,17 @@ class GatewayCollector(Collector):
                 yield GaugeMetricFamily("edge_journal_unsynced_events", "Events not yet acknowledged upstream", value=backlog)
         yield GaugeMetricFamily("edge_loop_lag_seconds", "How late the event loop ran a 0.5 s timer, lately", value=s.loop_lag_s)
         yield GaugeMetricFamily("edge_status_page_streams", "Status page browsers attached", value=s.page_streams)
+        if s.rss_bytes is not None:  # also here because ProcSubset=pid hides what the process collector needs
+            yield GaugeMetricFamily("edge_process_resident_memory_bytes", "Resident memory of the daemon", value=s.rss_bytes)
+
+
+def resident_bytes() -> int | None:
+    """Resident memory of this process, from /proc/self/statm (readable under ProcSubset=pid)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def registry(sample: Callable[[], Sample]) -> CollectorRegistry:

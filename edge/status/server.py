@@ -31,7 +31,7 @@ from edge.fieldbus import FieldBus, PointKey
 from edge.journal import EventQuery, Journal, read_events
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
-from edge.status.metrics import Sample, registry
+from edge.status.metrics import Sample, registry, resident_bytes
 from edge.status.tail import JournalTail, TooManyListeners, sse
 from edge.status.view import BuildingView
 
@@ -197,7 +197,7 @@ class StatusServer:
             alarms_active=len(self.view.alarms(time.time())), journal_head_seq=self.journal.head_seq, disk=disk,
             uplink_enabled=uplink is not None, uplink_connected=uplink.connected.is_set() if uplink is not None else None,
             uplink_synced_seq=uplink.pusher.synced_seq if uplink is not None else None,
-            loop_lag_s=self.loop_lag_s, page_streams=len(self.tail.listeners),
+            loop_lag_s=self.loop_lag_s, page_streams=len(self.tail.listeners), rss_bytes=resident_bytes(),
         )
 
     # --- handlers ----------------------------------------------------------------------
