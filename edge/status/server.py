@@ -76,7 +76,7 @@ class StatusServer:
         self.fieldbus = fieldbus
         self.uplink = uplink
         self.token = self.settings.token.read() if self.settings.token is not None else None
-        self.reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-reader")
+        self.reader = _reader_threads()
         self.view = BuildingView(config)
         self.tail = JournalTail(journal, self.view, self.reader)
         self.loop_lag_s = 0.0
@@ -86,6 +86,7 @@ class StatusServer:
         self._registry = registry(self._sample)
         self._sample_now: Sample | None = None
         self.url: str | None = None
+        self._runs = 0
         if fieldbus is not None:
             for spec in fieldbus.specs:
                 for point in spec.profile.points:
@@ -97,7 +98,12 @@ class StatusServer:
     # --- running ---------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Serve until cancelled (the supervisor's worker)."""
+        """Serve until cancelled (the supervisor's worker; after a failure it calls this again)."""
+        if self._runs:  # a previous run ended (and shut its threads down): fresh threads, fresh view
+            self.reader = _reader_threads()
+            self.view = BuildingView(self.config)
+            self.tail = JournalTail(self.journal, self.view, self.reader)
+        self._runs += 1
         await self.tail.catch_up()
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
@@ -303,6 +309,11 @@ _PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
     "X-Content-Type-Options": "nosniff",
 }
+
+
+def _reader_threads() -> ThreadPoolExecutor:
+    """Journal reads and disk probes for the server: two threads, so a slow chart query does not hold up the stream."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-reader")
 
 
 def _dumps(data: Any) -> str:
