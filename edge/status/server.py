@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge.config import BuildingConfig
 from edge.events import Priority
-from edge.fieldbus import FieldBus, PointKey
+from edge.fieldbus import FieldBus
 from edge.journal import EventQuery, Journal, read_events
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
@@ -80,20 +80,24 @@ class StatusServer:
         self.view = BuildingView(config)
         self.tail = JournalTail(journal, self.view, self.reader)
         self.loop_lag_s = 0.0
-        self.last_good: dict[str, float] = {}  # device -> monotonic time of its last reading
+        self.last_good: dict[str, float] = {}  # device -> monotonic time of its last answer (to LOOP_TICK_S)
         self._commits = (journal.commits, time.monotonic())
         self._history = asyncio.Semaphore(2)  # chart queries at a time; more wait their turn
         self._registry = registry(self._sample)
         self._sample_now: Sample | None = None
         self.url: str | None = None
         self._runs = 0
-        if fieldbus is not None:
-            for spec in fieldbus.specs:
-                for point in spec.profile.points:
-                    fieldbus.subscribe(PointKey(spec.name, point.name), self._seen)
+        self._answers: dict[str, int] = {}  # device -> its answer count when last looked at
 
-    def _seen(self, reading: Any) -> None:
-        self.last_good[reading.device] = reading.mono
+    def _note_answers(self, now: float) -> None:
+        """A device whose answer count grew since the last look answered in between: its last good
+        reading is now (to the watcher's tick), at no cost on the poller's path."""
+        if self.fieldbus is None:
+            return
+        for name, counters in self.fieldbus.counters.items():
+            if counters.answers != self._answers.get(name, 0):
+                self._answers[name] = counters.answers
+                self.last_good[name] = now
 
     # --- running ---------------------------------------------------------------------
 
@@ -134,6 +138,7 @@ class StatusServer:
             await asyncio.sleep(LOOP_TICK_S)
             late = loop.time() - before - LOOP_TICK_S
             self.loop_lag_s = max(late, self.loop_lag_s * 0.8)  # a spike stays visible for a few seconds
+            self._note_answers(time.monotonic())
             if before - clock_checked >= CLOCK_EVERY_S:  # NTP state for the page's clock badge
                 clock_checked = before
                 self.view.clock["ntp_synchronised"] = await loop.run_in_executor(self.reader, ntp_synchronised)
