@@ -140,9 +140,14 @@ circuits:
 
     async def get(self, path: str, **kwargs):
         """(status, text) of GET url+path."""
-        async with aiohttp.ClientSession() as session:
-            async with session.get(self.url + path.lstrip("/"), timeout=aiohttp.ClientTimeout(total=10), **kwargs) as response:
-                return response.status, await response.text()
+        return await fetch(self.url, path, **kwargs)
+
+
+async def fetch(url: str, path: str, **kwargs):
+    """(status, text) of GET url+path."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + path.lstrip("/"), timeout=aiohttp.ClientTimeout(total=10), **kwargs) as response:
+            return response.status, await response.text()
 
 
 class Stream:

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from status_rig import TENANT, Site, Stream, until
+from status_rig import TENANT, Site, Stream, fetch, until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -98,5 +98,44 @@ def test_beyond_localhost_every_request_needs_the_token(write_config, building_d
             status, text = await site.get("/", headers={"Authorization": f"Basic {basic}"})
             assert status == 200 and "<title>Building status</title>" in text
             assert await site.stop() == 0
+
+    asyncio.run(scenario())
+
+
+def test_metrics_and_status_follow_the_uplink_and_its_backlog(write_config, building_dir):
+    import signal
+    import subprocess
+    import sys
+
+    from hil.broker import Broker
+    from uplink_rig import uplink_config
+
+    async def scenario():
+        with Broker() as broker:
+            path = uplink_config(write_config, building_dir, broker.port)
+            path.write_text(path.read_text() + "http: {port: 0}\n")
+            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(path)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                endpoint = building_dir / "state" / "http.json"
+                await until(lambda: endpoint.exists(), 20, "the status server")
+                url = json.loads(endpoint.read_text())["url"]
+
+                async def connected():
+                    _, metrics = await fetch(url, "/metrics")
+                    return _metric(metrics, "edge_uplink_connected") == 1.0 and _metric(metrics, "edge_journal_unsynced_events") == 0.0
+                await until(connected, 20, "the uplink connected with nothing left to send")
+                _, text = await fetch(url, "/api/status")
+                assert json.loads(text)["uplink"] | {"connected": True, "backlog": 0} == json.loads(text)["uplink"]
+                broker.stop()  # the broker goes away: the link is down
+
+                async def down():
+                    _, metrics = await fetch(url, "/metrics")
+                    return _metric(metrics, "edge_uplink_connected") == 0.0
+                await until(down, 30, "the uplink seen down")
+                daemon.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(daemon.wait, 10) == 0
+            finally:
+                daemon.kill()
 
     asyncio.run(scenario())

@@ -78,7 +78,7 @@ class StatusServer:
         self.token = self.settings.token.read() if self.settings.token is not None else None
         self.reader = _reader_threads()
         self.view = BuildingView(config)
-        self.tail = JournalTail(journal, self.view, self.reader)
+        self.tail = JournalTail(journal, self.view, self.reader, self._live)
         self.loop_lag_s = 0.0
         self.last_good: dict[str, float] = {}  # device -> monotonic time of its last answer (to LOOP_TICK_S)
         self._commits = (journal.commits, time.monotonic())
@@ -106,7 +106,7 @@ class StatusServer:
         if self._runs:  # a previous run ended (and shut its threads down): fresh threads, fresh view
             self.reader = _reader_threads()
             self.view = BuildingView(self.config)
-            self.tail = JournalTail(self.journal, self.view, self.reader)
+            self.tail = JournalTail(self.journal, self.view, self.reader, self._live)
         self._runs += 1
         await self.tail.catch_up()
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
@@ -223,6 +223,15 @@ class StatusServer:
         self._sample_now = self._gather(await self._disk())
         body = generate_latest(self._registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _live(self, snapshot: dict[str, Any]) -> None:
+        """What the page's state adds to the journal's view: devices online now, the uplink's backlog (all in memory)."""
+        online = self.devices_online()
+        for device in snapshot["devices"]:
+            device["online"] = online.get(device["name"], device["online"])
+        if self.uplink is not None:
+            synced = self.uplink.pusher.synced_seq
+            snapshot["uplink"] |= {"connected": self.uplink.connected.is_set(), "backlog": max(0, self.journal.head_seq - synced)}
 
     async def status(self) -> dict[str, Any]:
         """The view's snapshot with what only the live daemon knows: counters, backlog, clock, disk."""

@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -82,10 +83,12 @@ def fold_journal(path: Path, view: BuildingView, through_seq: int | None = None,
 class JournalTail:
     """Keeps a BuildingView current and streams what is new to listeners."""
 
-    def __init__(self, journal: Journal, view: BuildingView, reader: Executor) -> None:
+    def __init__(self, journal: Journal, view: BuildingView, reader: Executor,
+                 live: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.journal = journal
         self.view = view
         self.reader = reader
+        self.live = live  # adds what only the running daemon knows (devices online now, uplink backlog)
         self.listeners: set[Listener] = set()
         self.seq = 0
 
@@ -114,6 +117,8 @@ class JournalTail:
         snapshot = self.view.snapshot(time.time())
         for point in snapshot["points"]:
             point.pop("history")  # the page keeps its own series; the stream carries readings
+        if self.live is not None:
+            self.live(snapshot)
         return sse("state", snapshot)
 
     async def run(self) -> None:

@@ -41,8 +41,10 @@ function render() {
   if (!state) return;
   document.getElementById("building").textContent = state.building.name || state.building.id;
   const uplink = document.getElementById("uplink");
-  uplink.textContent = !state.uplink.enabled ? "uplink off" : state.uplink.up === false ? "uplink down" : "uplink up";
-  uplink.className = "badge " + (!state.uplink.enabled ? "" : state.uplink.up === false ? "bad" : "ok");
+  const up = state.uplink.connected ?? (state.uplink.up !== false);
+  const backlog = state.uplink.backlog ? `, ${state.uplink.backlog} events to send` : "";
+  uplink.textContent = !state.uplink.enabled ? "uplink off" : (up ? "uplink up" : "uplink down") + backlog;
+  uplink.className = "badge " + (!state.uplink.enabled ? "" : up ? "ok" : "bad");
   const clock = document.getElementById("clock");
   const synced = state.clock.ntp_synchronised;
   clock.textContent = !state.clock.trusted ? "clock untrusted" : synced === false ? "clock not NTP-synchronised" : synced ? "clock synchronised" : "clock";
