@@ -28,7 +28,7 @@ from typing import Callable
 from drivers.modbus.profile import load_profile
 from edge.access.credentials import CredentialStore, Enrolment
 from hil.card_sim import CardReaderSim
-from hil.modbus_sim import FieldSimulator, Noise, Ramp, SimulatedDevice, Step, wire_break
+from hil.modbus_sim import FieldSimulator, SimulatedDevice, wire_break
 
 PROFILES = Path(__file__).resolve().parent.parent / "config" / "profiles"
 PORT = 15020

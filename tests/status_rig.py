@@ -15,7 +15,6 @@ import subprocess
 import sys
 from contextlib import ExitStack
 from datetime import date
-from pathlib import Path
 
 import aiohttp
 
