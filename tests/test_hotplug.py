@@ -264,3 +264,24 @@ readers:
     assert [(e.source, e.body["detail"]) for e in absent] == [("reader-main", "not plugged in")]
     fault = read_events(journal, EventQuery(kinds=("fault.reader",), limit=1))[0]
     assert fault.body["reason"] == "port_missing" and str(path.parent / "state" / "dev" / "reader-main") in fault.body["detail"]
+
+
+def test_doctor_judges_a_udev_port_by_the_devices_that_match_it(write_config, monkeypatch, nodes):
+    from conftest import MINIMAL
+    from edge import config as building_config
+    from edge.status import doctor
+
+    path = write_config(MINIMAL + """
+udev:
+  - {name: rs485-1, vendor_id: "0403", product_id: "6001"}
+  - {name: reader-main, vendor_id: "1a86", product_id: "7523"}
+buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
+readers: [{name: front, protocol: em4100, port: "udev:reader-main"}]
+""")
+    config = building_config.load(path)
+    twins = [Device(nodes("ttyUSB0"), FTDI), Device(nodes("ttyUSB1"), FTDI)]
+    monkeypatch.setattr(doctor, "present_devices", lambda subsystems: twins)
+    results = {r.check: r for r in doctor.check_ports(config)}
+    bus, reader = results["serial port of bus line-1"], results["serial port of reader front"]
+    assert not bus.passed and "2 devices match" in bus.found and "add serial or usb_path to udev.rs485-1" in bus.fix
+    assert not reader.passed and "no device matches" in reader.found and "udevadm info" in reader.fix

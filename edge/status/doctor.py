@@ -23,6 +23,7 @@ from drivers.modbus.observations import Observation, PollFault, Reading
 from drivers.modbus.poller import Poller
 from edge.config import BuildingConfig, ConfigError, SerialBus, device_profiles, load
 from edge.fieldbus import device_specs
+from edge.hotplug import PREFIX, matches, present_devices
 from edge.status.clock import ntp_synchronised
 
 SERVICE_USER = "edge"
@@ -73,8 +74,20 @@ def check_ports(config: BuildingConfig) -> list[Result]:
     ports = [(f"bus {b.name}", b.port) for b in config.buses if isinstance(b, SerialBus)]
     ports += [(f"reader {r.name}", r.port) for r in config.readers]
     results = []
+    identities = {i.name: i for i in config.udev}
+    present = present_devices({"tty"}) if any(port.startswith(PREFIX) for _, port in ports) else []
     for owner, port in ports:
         name = f"serial port of {owner}"
+        if port.startswith(PREFIX):  # by udev identity: exactly one device must match
+            identity = identities[port.removeprefix(PREFIX)]
+            nodes = sorted(str(d.device_node) for d in present if matches(identity, d))
+            if len(nodes) != 1:
+                found = "no device matches" if not nodes else f"{len(nodes)} devices match ({', '.join(nodes)})"
+                fix = ("plug the adapter in; compare its properties (udevadm info --query=property --name=/dev/ttyUSB0) with udev."
+                       f"{identity.name} in the config") if not nodes else f"add serial or usb_path to udev.{identity.name} so it names exactly one"
+                results.append(Result(name, False, f"{port}: {found}", fix))
+                continue
+            port = nodes[0]
         if not os.path.exists(port):
             results.append(Result(name, False, f"{port} does not exist",
                                   f"plug the adapter in and look for it with `ls -l /dev/serial/by-id/`; give it a stable name "
