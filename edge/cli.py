@@ -25,6 +25,7 @@ from edge import config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
 from edge.doors import cli as doors_cli
+from edge.status import cli as status_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
@@ -115,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
+    status_cli.add_commands(commands)  # status, doctor, udev-rules: running in the field
     return parser
 
 
@@ -156,7 +158,12 @@ def _run(args: argparse.Namespace) -> int:
     logs.configure(config.logging.format, config.logging.level)
     from edge.gateway import Gateway  # the daemon's imports are not paid by quick commands
 
-    asyncio.run(Gateway(config, args.config).run())
+    try:
+        asyncio.run(Gateway(config, args.config).run())
+    except ConfigError as error:  # found only with the hardware in view (a udev identity matching two devices)
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EX_CONFIG
     return 0
 
 

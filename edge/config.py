@@ -288,6 +288,45 @@ class Uplink(Strict):
     tls: Tls | None = None
 
 
+class StatusServer(Strict):
+    """The daemon's HTTP server: /healthz, /metrics and the live status page (read-only)."""
+
+    enabled: bool = Field(True, description="Serve health, metrics and the status page.")
+    bind: str = Field("127.0.0.1", min_length=1, description="Address to listen on; anything but loopback needs beyond_localhost and a token.")
+    port: int = Field(8780, ge=0, le=65535, description="TCP port; 0 picks a free one (written to STATE_DIR/http.json).")
+    beyond_localhost: bool = Field(False, description="Allow binding beyond loopback; every request then needs the token.")
+    token: Secret | None = Field(None, description="Bearer token (or Basic password) required beyond localhost; compared in constant time.")
+
+    @model_validator(mode="after")
+    def _guarded(self) -> "StatusServer":
+        loopback = self.bind in ("127.0.0.1", "::1", "localhost") or self.bind.startswith("127.")
+        if not loopback and not self.beyond_localhost:
+            raise ValueError(f"bind {self.bind!r} is beyond localhost: set beyond_localhost: true and a token")
+        if self.beyond_localhost and self.token is None:
+            raise ValueError("beyond_localhost needs a token ({file: ...}): nothing unauthenticated may reach the building")
+        return self
+
+
+class UsbIdentity(Strict):
+    """A USB adapter or camera named by what it is (udev properties), not by where the kernel put it.
+
+    A bus, reader or camera whose port is `udev:NAME` uses the device that matches; the daemon
+    follows it when it is unplugged and plugged in again on another node."""
+
+    name: Name = Field(description="The stable name: ports say udev:NAME; `edge udev-rules` links it as /dev/edge/NAME.")
+    subsystem: Literal["tty", "video4linux"] = Field("tty", description="tty for serial adapters, video4linux for cameras.")
+    vendor_id: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}$", description="USB vendor id (udev ID_VENDOR_ID), e.g. 0403.")
+    product_id: str | None = Field(None, pattern=r"^[0-9a-fA-F]{4}$", description="USB product id (udev ID_MODEL_ID), e.g. 6001.")
+    serial: str | None = Field(None, min_length=1, max_length=128, description="Serial number (udev ID_SERIAL_SHORT).")
+    usb_path: str | None = Field(None, min_length=1, max_length=256, description="Physical port (udev ID_PATH), e.g. pci-0000:00:14.0-usb-0:1.2:1.0.")
+
+    @model_validator(mode="after")
+    def _something(self) -> "UsbIdentity":
+        if not (self.vendor_id or self.product_id or self.serial or self.usb_path):
+            raise ValueError("give at least one of vendor_id, product_id, serial, usb_path")
+        return self
+
+
 class BuildingConfig(Strict):
     """The whole building, as one file describes it."""
 
@@ -311,6 +350,8 @@ class BuildingConfig(Strict):
     cameras: list[Camera] = Field(default_factory=list)
     uplink: Uplink = Uplink()
     fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
+    http: StatusServer = Field(StatusServer(), description="Health, metrics and the status page, on 127.0.0.1 by default.")
+    udev: list[UsbIdentity] = Field(default_factory=list, description="USB adapters and cameras by udev identity; ports name them as udev:NAME.")
 
     @property
     def journal_path(self) -> Path:
@@ -564,6 +605,15 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
                 alarm.check_against(point)
             except ValueError as error:
                 problems.append((("alarms", index), str(error)))
+    unique("udev", config.udev, "udev identity")
+    identities = {i.name: i.subsystem for i in config.udev}
+    users = [(("buses", i, "port"), b.port, "tty") for i, b in enumerate(config.buses) if isinstance(b, SerialBus)]
+    users += [(("readers", i, "port"), r.port, "tty") for i, r in enumerate(config.readers)]
+    users += [(("cameras", i, "source"), c.source, "video4linux") for i, c in enumerate(config.cameras)]
+    for loc, port, subsystem in users:
+        name = port.removeprefix("udev:")
+        if port.startswith("udev:") and identities.get(name) != subsystem:
+            problems.append((loc, f"no {subsystem} udev identity named {name!r} (udev: section)"))
 
     return problems
 

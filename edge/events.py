@@ -53,6 +53,11 @@ class Kind(StrEnum):
     DEVICE_OFFLINE = "fault.device_offline"
     DEVICE_BACK = "device.back"
     DEVICE_FAULT = "fault.device"
+    # Hotplug (edge/hotplug.py): USB adapters and cameras followed by udev identity.
+    HOTPLUG_ARRIVED = "device.arrived"
+    HOTPLUG_REMOVED = "fault.device_removed"
+    HOTPLUG_AMBIGUOUS = "fault.device_ambiguous"
+    HOTPLUG_FLAPPING = "fault.device_flapping"
     # Uplink (edge/uplink/): downlink refusals, credential updates, cloud commands, pulls.
     DOWNLINK_REFUSED = "security.downlink_refused"
     CREDENTIALS_APPLIED = "credentials.applied"

@@ -24,8 +24,10 @@ from edge.doors.wiring import Doors, assemble_doors
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
+from edge.hotplug import assemble_hotplug, with_stable_ports
 from edge.journal import Journal, JournalLimits
 from edge.notify import Systemd
+from edge.status.server import StatusServer
 from edge.supervisor import Supervisor, Work
 from edge.uplink.wiring import Uplink, assemble_uplink
 from edge.version import VERSION
@@ -70,6 +72,9 @@ class Gateway:
         Each part is built here and only here, so this reads as the building's wiring diagram.
         """
         work: dict[str, Work] = {"heartbeat": lambda: self._heartbeat(journal)}
+        if self.config.udev:  # ports named udev:NAME open links that follow the device (ConfigError if one matches twice)
+            work["hotplug"] = assemble_hotplug(self.config, journal).run
+            self.config = with_stable_ports(self.config)
         if self.config.devices:
             profiles = device_profiles(self.config)
             self.fieldbus = FieldBus(device_specs(self.config, profiles), journal)
@@ -90,6 +95,8 @@ class Gateway:
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)
             work["uplink"] = self.uplink.run
+        if self.config.http.enabled:
+            work["status-server"] = StatusServer(self.config, journal, self.fieldbus, self.uplink).run
         # What is built by now lives as long as the daemon: keep it out of the cyclic collector,
         # whose full passes over it (~90k objects, tens of ms under load) would stall a door's unlock.
         gc.freeze()

@@ -206,3 +206,35 @@ def test_a_profile_name_is_a_name_not_a_path(write_config):
 def test_a_profiles_dir_named_in_the_file_must_exist(write_config, building_dir):
     found = problems_of(write_config(ONE_MONITOR + "profiles_dir: site-profiles\n"))
     assert found == [f"{building_dir / 'building.yaml'}:11:1: profiles_dir: {building_dir / 'site-profiles'} is not a directory"], found
+
+
+def test_udev_ports_must_name_an_identity_of_their_kind(write_config):
+    path = write_config(MINIMAL + """
+udev:
+  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: BUS1SERIAL}
+  - {name: cam, subsystem: video4linux, serial: CAM1}
+  - {name: empty}
+buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
+readers:
+  - {name: front, protocol: em4100, port: "udev:cam"}
+  - {name: back, protocol: em4100, port: "udev:nowhere"}
+""")
+    with pytest.raises(building_config.ConfigError) as error:
+        building_config.load(path)
+    found = str(error.value)
+    assert "udev.2: give at least one of vendor_id, product_id, serial, usb_path" in found
+    path = write_config(MINIMAL + """
+udev:
+  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: BUS1SERIAL}
+  - {name: cam, subsystem: video4linux, serial: CAM1}
+buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
+readers:
+  - {name: front, protocol: em4100, port: "udev:cam"}
+  - {name: back, protocol: em4100, port: "udev:nowhere"}
+""")
+    with pytest.raises(building_config.ConfigError) as error:
+        building_config.load(path)
+    found = str(error.value)
+    assert "readers.0.port: no tty udev identity named 'cam'" in found
+    assert "readers.1.port: no tty udev identity named 'nowhere'" in found
+    assert "buses" not in found

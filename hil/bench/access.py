@@ -14,6 +14,9 @@ Prints one JSON object:
   load: from the card event submitted at the reader to the grant indication (the LED
   command, the gateway's answer to the card) arriving back at it, through the whole path
   (OsdpBus, inbox, decide, unlock, indication).
+* tap_to_unlock_watched_p50_ms / _p99_ms: the same taps on a fresh `edge run` with two
+  status page streams attached (`hil.bench.page_watchers`, its own process, as browsers
+  are); page_messages says the streams were live. The page must not move these numbers.
 * decisions_per_s: pure `decide` calls (granting path, no PIN) per second.
 * import_10k_rows_s: `CredentialStore.import_file` of a 10,000-row CSV.
 
@@ -147,18 +150,37 @@ def _osdp_taps(config_path: Path, line: SerialLine, key: bytes, taps: int) -> li
     return latencies
 
 
-def _taps(config_path: Path, io: _TimedIO, line: SerialLine, taps: int) -> list[float]:
+def _page_watchers(state_dir: Path, count: int) -> subprocess.Popen:
+    """`count` status page streams on the running gateway, from a process of their own."""
+    endpoint = state_dir / "http.json"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            url = json.loads(endpoint.read_text())["url"]
+            break
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not announce its status server within 30 s") from None
+            time.sleep(0.05)
+    return subprocess.Popen([sys.executable, "-m", "hil.bench.page_watchers", url, str(count)], stdout=subprocess.PIPE, text=True)
+
+
+def _taps(config_path: Path, io: _TimedIO, line: SerialLine, taps: int, watchers: int = 0, seen: dict | None = None) -> list[float]:
     """Run `edge run`, then tap cards one after another and time each unlock."""
     gateway = _start_gateway(config_path)
     latencies: list[float] = []
     fd = os.open(line.device_port, os.O_WRONLY | os.O_NOCTTY)
+    page = None
     try:
         deadline = time.monotonic() + 30
+        io.released.clear()
         while not io.released.is_set():  # warm-up: tap until the gateway answers
             if time.monotonic() > deadline or gateway.poll() is not None:
                 raise RuntimeError("the gateway did not unlock the door within 30 s of starting")
             os.write(fd, encode_frame(_serial(ENROLLED - 1)))
             io.released.wait(0.5)
+        if watchers:
+            page = _page_watchers(config_path.parent / "state", watchers)
         time.sleep(1.0)
         for n in range(taps):
             io.released.clear()
@@ -169,6 +191,11 @@ def _taps(config_path: Path, io: _TimedIO, line: SerialLine, taps: int) -> list[
             time.sleep(0.01)
     finally:
         os.close(fd)
+        if page is not None:
+            page.terminate()
+            out, _ = page.communicate(timeout=10)
+            if seen is not None and out.strip():
+                seen.update(json.loads(out.strip().splitlines()[-1]))
         gateway.terminate()
         gateway.wait(10)
     return latencies
@@ -193,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 building: {{id: bench, timezone: Asia/Shanghai, secret: {{file: secret.key}}}}
 state_dir: state
 logging: {{level: warning}}
+http: {{port: 0}}
 buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}}}]
 devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]
 readers: [{{name: front-reader, protocol: em4100, port: {line.gateway_port}}}]
@@ -205,6 +233,7 @@ doors:
 building: {{id: bench, timezone: Asia/Shanghai, secret: {{file: secret.key}}}}
 state_dir: state-osdp
 logging: {{level: warning}}
+http: {{port: 0}}
 buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}}}]
 devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]
 readers: [{{name: side-reader, protocol: osdp, port: {osdp_line.gateway_port}, baud: {OSDP_BAUD}, osdp_address: 1, osdp_key: {{file: osdp.key}}}}]
@@ -228,6 +257,8 @@ doors:
         try:
             time.sleep(0.5)
             latencies = _taps(base / "building.yaml", io, line, args.taps)
+            page: dict = {}
+            watched = _taps(base / "building.yaml", io, line, args.taps, watchers=2, seen=page)
             osdp_latencies = _osdp_taps(osdp_config, osdp_line, load_key(base / "osdp.key"), OSDP_TAPS)
         finally:
             os.killpg(load.pid, signal.SIGTERM)
@@ -238,12 +269,17 @@ doors:
         "tap_to_unlock_p50_ms": round(statistics.median(latencies), 2),
         "tap_to_unlock_p99_ms": round(cuts[98], 2),
         "frame_wire_ms": round(14 * Framing.parse("8N1").char_time(9600) * 1000, 2),
+        "tap_to_unlock_watched_p50_ms": round(statistics.median(watched), 2),
+        "tap_to_unlock_watched_p99_ms": round(statistics.quantiles(watched, n=100)[98], 2),
+        "page_watchers": page.get("watchers", 0),
+        "page_messages": page.get("messages", 0),
         "osdp_tap_to_output_p99_ms": round(statistics.quantiles(osdp_latencies, n=100)[98], 2),
         "osdp_tap_to_output_p50_ms": round(statistics.median(osdp_latencies), 2),
         "decisions_per_s": round(decisions),
         "import_10k_rows_s": round(import_s, 3),
         "taps": args.taps,
         "taps_unlocked": len(latencies),
+        "taps_unlocked_watched": len(watched),
         "enrolled": ENROLLED,
         "osdp_taps": OSDP_TAPS,
         "osdp_taps_shown": len(osdp_latencies),

@@ -1,0 +1,85 @@
+"""The technician's commands for a building in the field: `edge status`, `edge doctor`, `edge udev-rules`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError, load
+
+EX_UNAVAILABLE = 69
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    status = commands.add_parser("status", help="one screen: every bus, device, door, point, alarm, uplink, clock, disk", description=(
+        "Show the building at a glance. Through the running daemon's local status server when it runs; otherwise from "
+        "the journal and the config alone, and the first line says so. Exit 69 when there is neither a daemon nor a journal."))
+    status.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    status.add_argument("--json", action="store_true", help="the status as one JSON object")
+    status.set_defaults(handler=_status)
+
+    doctor = commands.add_parser("doctor", help="check an installation before trusting it", description=(
+        "Check the config, the state directory and disk, each serial port (present, usable by the service user), each Modbus "
+        "device (answers), the broker (reachable, TLS verified) and the clock (synchronised). Each check prints PASS or FAIL "
+        "with the exact fix. Exit 0 when every check passed, 1 otherwise. While the daemon runs, devices are judged by it."))
+    doctor.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    doctor.set_defaults(handler=_doctor)
+
+    rules = commands.add_parser("udev-rules", help="print udev rules giving each configured USB device a stable /dev/edge/ name",
+                                description="Print udev rules for the config's udev: identities: each gets /dev/edge/NAME and the "
+                                "group the service is in (dialout for serial adapters, video for cameras).")
+    rules.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    rules.set_defaults(handler=_udev_rules)
+
+
+def _config(path: Path):
+    try:
+        return load(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _status(args: argparse.Namespace) -> int:
+    from edge.status import report
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    status = report.from_daemon(config) or report.from_journal(config)
+    if status is None:
+        print(f"edge status: the daemon is not running and there is no journal at {config.journal_path}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    if args.json:
+        print(json.dumps(status, ensure_ascii=False, default=str))
+    else:
+        print(report.render(config, status))
+    return 0
+
+
+def _udev_rules(args: argparse.Namespace) -> int:
+    from edge.hotplug import udev_rules
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    print(udev_rules(config))
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from edge.status import doctor, report
+
+    try:
+        live = report.from_daemon(load(args.config))
+    except ConfigError:
+        live = None  # the config check below says what is wrong
+    results = doctor.run(args.config, live)
+    for result in results:
+        print(result)
+    failed = [r for r in results if not r.passed]
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed" + ("" if failed else ": this installation can be trusted"))
+    return 1 if failed else 0

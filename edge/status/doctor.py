@@ -1,0 +1,220 @@
+"""`edge doctor`: checks an installation before it is trusted with a building.
+
+Each check is one function that returns Results: pass or fail, what was found, and for a
+failure the exact fix a technician can type. Devices are probed with the gateway's own
+Poller (the same code path the daemon uses), unless the daemon runs: then it owns the
+ports and the doctor asks it instead of fighting it for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import os
+import pwd
+import shutil
+import socket
+import ssl
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from drivers.modbus.observations import Observation, PollFault, Reading
+from drivers.modbus.poller import Poller
+from edge.config import BuildingConfig, ConfigError, SerialBus, device_profiles, load
+from edge.fieldbus import device_specs
+from edge.hotplug import PREFIX, matches, present_devices
+from edge.status.clock import ntp_synchronised
+
+SERVICE_USER = "edge"
+PROBE_S = 5.0
+BROKER_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    check: str
+    passed: bool
+    found: str
+    fix: str = ""
+
+    def __str__(self) -> str:
+        line = f"{'PASS' if self.passed else 'FAIL'}  {self.check}: {self.found}"
+        return line if self.passed else f"{line}\n      fix: {self.fix}"
+
+
+def check_config(path: Path) -> tuple[BuildingConfig | None, list[Result]]:
+    try:
+        config = load(path)
+    except ConfigError as error:
+        found = "; ".join(str(p) for p in error.problems[:5]) + (" ..." if len(error.problems) > 5 else "")
+        return None, [Result("config", False, found, f"edit {path} at the lines named, then run: edge check-config {path}")]
+    return config, [Result("config", True, f"{path} is valid")]
+
+
+def _service_user_may_use(path: str) -> str | None:
+    """Why the service user could not open the device node, or None when it can (or there is no such user here)."""
+    try:
+        user = pwd.getpwnam(SERVICE_USER)
+    except KeyError:
+        return None  # not installed yet: the current user's access is what we can judge
+    info = os.stat(path)
+    if info.st_uid == user.pw_uid and info.st_mode & stat.S_IRUSR and info.st_mode & stat.S_IWUSR:
+        return None
+    group = grp.getgrgid(info.st_gid)
+    member = info.st_gid == user.pw_gid or SERVICE_USER in group.gr_mem
+    if member and info.st_mode & stat.S_IRGRP and info.st_mode & stat.S_IWGRP:
+        return None
+    if info.st_mode & stat.S_IROTH and info.st_mode & stat.S_IWOTH:
+        return None
+    return f"owned by group {group.gr_name} (mode {stat.filemode(info.st_mode)}), and user {SERVICE_USER} may not read and write it"
+
+
+def check_ports(config: BuildingConfig) -> list[Result]:
+    ports = [(f"bus {b.name}", b.port) for b in config.buses if isinstance(b, SerialBus)]
+    ports += [(f"reader {r.name}", r.port) for r in config.readers]
+    results = []
+    identities = {i.name: i for i in config.udev}
+    present = present_devices({"tty"}) if any(port.startswith(PREFIX) for _, port in ports) else []
+    for owner, port in ports:
+        name = f"serial port of {owner}"
+        if port.startswith(PREFIX):  # by udev identity: exactly one device must match
+            identity = identities[port.removeprefix(PREFIX)]
+            nodes = sorted(str(d.device_node) for d in present if matches(identity, d))
+            if len(nodes) != 1:
+                found = "no device matches" if not nodes else f"{len(nodes)} devices match ({', '.join(nodes)})"
+                fix = ("plug the adapter in; compare its properties (udevadm info --query=property --name=/dev/ttyUSB0) with udev."
+                       f"{identity.name} in the config") if not nodes else f"add serial or usb_path to udev.{identity.name} so it names exactly one"
+                results.append(Result(name, False, f"{port}: {found}", fix))
+                continue
+            port = nodes[0]
+        if not os.path.exists(port):
+            results.append(Result(name, False, f"{port} does not exist",
+                                  f"plug the adapter in and look for it with `ls -l /dev/serial/by-id/`; give it a stable name "
+                                  f"with `edge udev-rules --config FILE`, then set {owner}'s port to that name"))
+        elif not os.access(port, os.R_OK | os.W_OK):
+            results.append(Result(name, False, f"{port} exists but this user may not read and write it",
+                                  f"run the doctor as the service user (sudo -u {SERVICE_USER} edge doctor ...) or add the user to the port's group"))
+        elif (why := _service_user_may_use(port)) is not None:
+            group = grp.getgrgid(os.stat(port).st_gid).gr_name
+            results.append(Result(name, False, f"{port} {why}", f"sudo usermod -aG {group} {SERVICE_USER} && sudo systemctl restart edge"))
+        else:
+            results.append(Result(name, True, f"{port} is there and usable"))
+    return results
+
+
+async def probe_devices(config: BuildingConfig, within_s: float = PROBE_S) -> dict[str, str | None]:
+    """Poll every Modbus device with the gateway's Poller for a moment: None = answered, else what went wrong."""
+    specs = device_specs(config, device_profiles(config))
+    answered: set[str] = set()
+    faults: dict[str, str] = {}
+
+    async def observe(observation: Observation) -> None:
+        if isinstance(observation, Reading):
+            answered.add(observation.device)
+        elif isinstance(observation, PollFault):
+            faults.setdefault(observation.device, f"{observation.kind}: {observation.detail}"[:200])
+
+    poller = Poller(specs, observe)
+    polling = asyncio.create_task(poller.run())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    try:
+        while loop.time() < deadline and not polling.done() and any(s.name not in answered and s.name not in faults for s in specs):
+            await asyncio.sleep(0.05)
+    finally:
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+    return {s.name: None if s.name in answered else faults.get(s.name, f"no answer within {within_s:.0f} s") for s in specs}
+
+
+def check_devices(config: BuildingConfig, live: dict | None) -> list[Result]:
+    if not config.devices:
+        return []
+    if live is not None:
+        states = {d["name"]: (None if d["online"] else (d.get("detail") or "offline")) for d in live["devices"]}
+        how = "the running daemon reports"
+    else:
+        states = asyncio.run(probe_devices(config))
+        how = "polled"
+    buses = {b.name: b for b in config.buses}
+    results = []
+    for device in config.devices:
+        problem = states.get(device.name, "unknown to the daemon")
+        bus = buses[device.bus]
+        where = f"bus {bus.name} ({bus.port if isinstance(bus, SerialBus) else f'{bus.host}:{bus.port}'}), address {device.address}"
+        if problem is None:
+            results.append(Result(f"device {device.name}", True, f"answers ({how}) on {where}"))
+        else:
+            line = ("the A/B wiring, and that its line settings match the bus (baud, parity)" if isinstance(bus, SerialBus)
+                    else f"that the Modbus TCP gateway at {bus.host}:{bus.port} is reachable from here")
+            results.append(Result(f"device {device.name}", False, f"does not answer on {where}: {problem}",
+                                  f"check its power, that its Modbus address is {device.address}, and {line}; profile {device.profile}"))
+    return results
+
+
+def check_cameras(config: BuildingConfig) -> list[Result]:
+    return [Result(f"camera {c.name}", True, "not checked: this version has no camera pipeline yet") for c in config.cameras]
+
+
+def check_broker(config: BuildingConfig) -> list[Result]:
+    uplink = config.uplink
+    if not uplink.enabled:
+        return [Result("broker", True, "uplink disabled: the gateway works offline")]
+    where = f"{uplink.host}:{uplink.port}"
+    try:
+        with socket.create_connection((uplink.host, uplink.port), timeout=BROKER_TIMEOUT_S) as raw:
+            if uplink.tls is None:
+                return [Result("broker", True, f"{where} accepts connections (no TLS configured)")]
+            context = ssl.create_default_context(cafile=str(uplink.tls.ca))
+            if uplink.tls.cert is not None:
+                context.load_cert_chain(str(uplink.tls.cert), str(uplink.tls.key))
+            with context.wrap_socket(raw, server_hostname=uplink.host) as secure:
+                return [Result("broker", True, f"{where}: TLS handshake ok ({secure.version()}), certificate verified against {uplink.tls.ca}")]
+    except ssl.SSLCertVerificationError as error:
+        return [Result("broker", False, f"{where}: the broker's certificate does not verify: {error.verify_message}",
+                       f"put the CA that signed the broker's certificate in {uplink.tls.ca}, or fix uplink.host to the name on the certificate")]
+    except (ssl.SSLError, OSError) as error:
+        return [Result("broker", False, f"{where}: {error}",
+                       "check uplink.host and uplink.port, the network and the firewall (the broker must be reachable from here)")]
+
+
+def check_clock() -> list[Result]:
+    synced = ntp_synchronised()
+    if synced:
+        return [Result("clock", True, "synchronised (NTP)")]
+    found = "not synchronised" if synced is False else "the kernel could not be asked"
+    return [Result("clock", False, found, "sudo timedatectl set-ntp true (or install chrony), and check that the NTP server is reachable")]
+
+
+def check_state_dir(config: BuildingConfig) -> list[Result]:
+    directory = config.state_path
+    existing = next((p for p in (directory, *directory.parents) if p.exists()), Path("/"))
+    need = int(config.journal.cap_mb * 1024 * 1024)
+    free = shutil.disk_usage(existing).free
+    results = []
+    if not os.access(existing, os.W_OK):
+        results.append(Result("state directory", False, f"{directory} is not writable by this user",
+                              f"the unit's StateDirectory=edge makes it for the service user; else: sudo install -d -o {SERVICE_USER} -m 0750 {directory}"))
+    else:
+        results.append(Result("state directory", True, f"{directory} is writable"))
+    if free < need:
+        results.append(Result("disk space", False, f"{free / 2**20:.0f} MiB free where the journal lives, the cap is {need / 2**20:.0f} MiB",
+                              "free space on that disk, or lower journal.cap_mb in the config"))
+    else:
+        results.append(Result("disk space", True, f"{free / 2**30:.1f} GiB free for a journal capped at {need / 2**20:.0f} MiB"))
+    return results
+
+
+def run(path: Path, live: dict | None) -> list[Result]:
+    """Every check, in the order a technician fixes things."""
+    config, results = check_config(path)
+    if config is None:
+        return results
+    results += check_state_dir(config)
+    results += check_ports(config)
+    results += check_devices(config, live)
+    results += check_cameras(config)
+    results += check_broker(config)
+    results += check_clock()
+    return results

@@ -1,0 +1,355 @@
+"""The daemon's HTTP server: `/healthz`, `/metrics`, the live status page and its stream.
+
+aiohttp on the daemon's own loop, bound to 127.0.0.1 unless the config opens it (then every
+request needs the token; a request without it gets a bare 401). Everything here is
+read-only: hardware actions stay on the audited CLI and signed commands. Whatever may block
+(journal reads, stat of the disk) runs in the status reader threads, never on the loop, and
+the journal is read through read-only connections. The bound address is written to
+STATE_DIR/http.json, so `edge status` finds the server even on a port picked by the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from edge.config import BuildingConfig
+from edge.events import Priority
+from edge.fieldbus import FieldBus
+from edge.journal import EventQuery, Journal, read_events
+from edge.status.clock import ntp_synchronised
+from edge.status.health import Disk, Probe, probe_disk, verdict
+from edge.status.metrics import Sample, registry, resident_bytes
+from edge.status.tail import JournalTail, TooManyListeners, sse
+from edge.status.view import BuildingView
+
+log = structlog.get_logger("edge.status")
+
+ENDPOINT_FILE = "http.json"
+PROBE_TIMEOUT_S = 2.0
+LOOP_TICK_S = 0.5
+CLOCK_EVERY_S = 60.0
+KEEPALIVE_S = 15.0
+HISTORY_MAX_HOURS = 24
+HISTORY_POINTS = 240
+HISTORY_ROWS = 50_000  # a day of one circuit's telemetry is far less; the cap keeps a request cheap
+PAGE = resources.files("edge.status") / "page"
+
+
+def endpoint_path(state_dir: Path) -> Path:
+    return state_dir / ENDPOINT_FILE
+
+
+def authorised(header: str, token: bytes) -> bool:
+    """Bearer TOKEN, or Basic with TOKEN as the password (so a browser can ask for it); constant time."""
+    scheme, _, value = header.partition(" ")
+    offered = b""
+    if scheme.lower() == "bearer":
+        offered = value.strip().encode()
+    elif scheme.lower() == "basic":
+        try:
+            offered = base64.b64decode(value.strip(), validate=True).partition(b":")[2]
+        except ValueError:
+            offered = b""
+    return hmac.compare_digest(offered, token)
+
+
+class StatusServer:
+    """Health, metrics and the status page of one building."""
+
+    def __init__(self, config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None = None, uplink: Any = None) -> None:
+        self.config = config
+        self.settings = config.http
+        self.journal = journal
+        self.fieldbus = fieldbus
+        self.uplink = uplink
+        self.token = self.settings.token.read() if self.settings.token is not None else None
+        self.reader = _reader_threads()
+        self.view = BuildingView(config)
+        self.tail = JournalTail(journal, self.view, self.reader, self._live)
+        self.loop_lag_s = 0.0
+        self.last_good: dict[str, float] = {}  # device -> monotonic time of its last answer (to LOOP_TICK_S)
+        self._commits = (journal.commits, time.monotonic())
+        self._history = asyncio.Semaphore(2)  # chart queries at a time; more wait their turn
+        self._registry = registry(self._sample)
+        self._sample_now: Sample | None = None
+        self.url: str | None = None
+        self._runs = 0
+        self._answers: dict[str, int] = {}  # device -> its answer count when last looked at
+
+    def _note_answers(self, now: float) -> None:
+        """A device whose answer count grew since the last look answered in between: its last good
+        reading is now (to the watcher's tick), at no cost on the poller's path."""
+        if self.fieldbus is None:
+            return
+        for name, counters in self.fieldbus.counters.items():
+            if counters.answers != self._answers.get(name, 0):
+                self._answers[name] = counters.answers
+                self.last_good[name] = now
+
+    # --- running ---------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until cancelled (the supervisor's worker; after a failure it calls this again)."""
+        if self._runs:  # a previous run ended (and shut its threads down): fresh threads, fresh view
+            self.reader = _reader_threads()
+            self.view = BuildingView(self.config)
+            self.tail = JournalTail(self.journal, self.view, self.reader, self._live)
+        self._runs += 1
+        await self.tail.catch_up()
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        await runner.setup()
+        endpoint = endpoint_path(self.config.state_path)
+        try:
+            site = web.TCPSite(runner, self.settings.bind, self.settings.port, reuse_address=True)
+            await site.start()
+            host, port = runner.addresses[0][:2]
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            self.url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
+            await asyncio.to_thread(_write_endpoint, endpoint, {"url": self.url, "pid": os.getpid()})
+            log.info("status page", url=self.url, beyond_localhost=self.settings.beyond_localhost)
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.tail.run(), name="status-tail")
+                group.create_task(self._watch_loop(), name="status-loop-watch")
+        finally:
+            self.tail.close()
+            endpoint.unlink(missing_ok=True)
+            await runner.cleanup()
+            self.reader.shutdown(wait=False, cancel_futures=True)
+
+    async def _watch_loop(self) -> None:
+        """How late the loop runs a timer (what a door's unlock would suffer right now); and the NTP state."""
+        loop = asyncio.get_running_loop()
+        clock_checked = -CLOCK_EVERY_S
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LOOP_TICK_S)
+            late = loop.time() - before - LOOP_TICK_S
+            self.loop_lag_s = max(late, self.loop_lag_s * 0.8)  # a spike stays visible for a few seconds
+            self._note_answers(time.monotonic())
+            if before - clock_checked >= CLOCK_EVERY_S:  # NTP state for the page's clock badge
+                clock_checked = before
+                self.view.clock["ntp_synchronised"] = await loop.run_in_executor(self.reader, ntp_synchronised)
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._guard])
+        app.router.add_get("/", self._page)
+        app.router.add_get("/page.css", self._asset)
+        app.router.add_get("/page.js", self._asset)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/api/status", self._status)
+        app.router.add_get("/api/events", self._events)
+        app.router.add_get("/api/history", self._history_handler)
+        app.router.add_get("/api/stream", self._stream)
+        return app
+
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.token is not None and not authorised(request.headers.get("Authorization", ""), self.token):
+            return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="edge"'})
+        if request.method != "GET":
+            return web.Response(status=405)
+        return await handler(request)
+
+    # --- probes ------------------------------------------------------------------------
+
+    async def _disk(self) -> Disk | None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                return await loop.run_in_executor(self.reader, probe_disk, self.journal.path)
+        except (TimeoutError, OSError) as failure:
+            log.warning("journal disk probe failed", error=str(failure) or "timed out")
+            return None
+
+    def _commit_silence(self) -> float:
+        commits, since = self._commits
+        now = time.monotonic()
+        if self.journal.commits != commits:
+            self._commits = (self.journal.commits, now)
+            return 0.0
+        return now - since
+
+    def devices_online(self) -> dict[str, bool]:
+        if self.fieldbus is not None:
+            return {spec.name: self.fieldbus.is_online(spec.name) for spec in self.fieldbus.specs}
+        return {name: state["online"] for name, state in self.view.devices.items()}
+
+    def readers_online(self) -> dict[str, bool]:
+        return {name: state["online"] for name, state in self.view.readers.items()}
+
+    def _sample(self) -> Sample:
+        assert self._sample_now is not None
+        return self._sample_now
+
+    def _gather(self, disk: Disk | None) -> Sample:
+        now = time.monotonic()
+        devices = {}
+        if self.fieldbus is not None:
+            for spec in self.fieldbus.specs:
+                seen = self.last_good.get(spec.name)
+                devices[spec.name] = (self.fieldbus.counters[spec.name], self.fieldbus.is_online(spec.name), None if seen is None else now - seen)
+        uplink = self.uplink
+        return Sample(
+            devices=devices, readers=self.readers_online(), decisions=dict(self.view.decisions),
+            alarms_active=len(self.view.alarms(time.time())), journal_head_seq=self.journal.head_seq, disk=disk,
+            uplink_enabled=uplink is not None, uplink_connected=uplink.connected.is_set() if uplink is not None else None,
+            uplink_synced_seq=uplink.pusher.synced_seq if uplink is not None else None,
+            loop_lag_s=self.loop_lag_s, page_streams=len(self.tail.listeners), rss_bytes=resident_bytes(),
+        )
+
+    # --- handlers ----------------------------------------------------------------------
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        disk = await self._disk()
+        probe = Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online())
+        healthy, body = verdict(probe)
+        return web.json_response(body, status=200 if healthy else 503)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self._sample_now = self._gather(await self._disk())
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _live(self, snapshot: dict[str, Any]) -> None:
+        """What the page's state adds to the journal's view: devices online now, the uplink's backlog (all in memory)."""
+        online = self.devices_online()
+        for device in snapshot["devices"]:
+            device["online"] = online.get(device["name"], device["online"])
+        if self.uplink is not None:
+            synced = self.uplink.pusher.synced_seq
+            snapshot["uplink"] |= {"connected": self.uplink.connected.is_set(), "backlog": max(0, self.journal.head_seq - synced)}
+
+    async def status(self) -> dict[str, Any]:
+        """The view's snapshot with what only the live daemon knows: counters, backlog, clock, disk."""
+        disk = await self._disk()
+        snapshot = self.view.snapshot(time.time())
+        for point in snapshot["points"]:
+            point.pop("history")
+        sample = self._gather(disk)
+        for device in snapshot["devices"]:
+            counters, online, age = sample.devices.get(device["name"], (None, device["online"], None))
+            device["online"] = online
+            device["last_good_age_s"] = None if age is None else round(age, 1)
+            if counters is not None:
+                device["polls"], device["answers"] = counters.requests, counters.answers
+        snapshot["uplink"] |= {"connected": sample.uplink_connected, "synced_seq": sample.uplink_synced_seq,
+                               "backlog": None if sample.uplink_synced_seq is None else max(0, self.journal.head_seq - sample.uplink_synced_seq)}
+        snapshot["clock"]["ntp_synchronised"] = await asyncio.get_running_loop().run_in_executor(self.reader, ntp_synchronised)
+        snapshot["journal"] = {"path": str(self.journal.path), "head_seq": self.journal.head_seq,
+                               "bytes": None if disk is None else disk.journal_bytes, "free_bytes": None if disk is None else disk.free_bytes}
+        snapshot["health"] = verdict(Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), sample.readers))[1]
+        snapshot["source"] = "daemon"
+        return snapshot
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response(await self.status(), dumps=_dumps)
+
+    async def _events(self, request: web.Request) -> web.Response:
+        try:
+            priority = Priority[request.query.get("priority", "fault").upper()]
+            limit = max(1, min(500, int(request.query.get("limit", "100"))))
+        except (KeyError, ValueError):
+            raise web.HTTPBadRequest(text="priority: telemetry|fault|access|alarm; limit: 1-500") from None
+        query = EventQuery(min_priority=priority, limit=limit, newest_first=True)
+        loop = asyncio.get_running_loop()
+        events = await loop.run_in_executor(self.reader, read_events, self.journal.path, query)
+        return web.json_response([e.as_dict() for e in events], dumps=_dumps)
+
+    async def _history_handler(self, request: web.Request) -> web.Response:
+        """Charts of the last hours: each point's telemetry from the journal, thinned to a chart's width."""
+        try:
+            hours = max(0.1, min(HISTORY_MAX_HOURS, float(request.query.get("hours", "6"))))
+        except ValueError:
+            raise web.HTTPBadRequest(text="hours: a number up to 24") from None
+        query = EventQuery(since_ns=time.time_ns() - int(hours * 3600e9), kinds=("telemetry.point",), limit=HISTORY_ROWS, newest_first=True)
+        loop = asyncio.get_running_loop()
+        async with self._history:
+            series = await loop.run_in_executor(self.reader, _history, self.journal.path, query)
+        return web.json_response(series, dumps=_dumps)
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        """Server-sent events: the whole state first, then journal events, readings and state as they come."""
+        try:
+            listener = self.tail.listen()
+        except TooManyListeners as full:
+            raise web.HTTPServiceUnavailable(text=str(full)) from None
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        try:
+            await response.prepare(request)
+            await response.write(self.tail.state_message())
+            while True:
+                if listener.lagged:
+                    listener.lagged = False
+                    await response.write(sse("lagged", {}) + self.tail.state_message())
+                try:
+                    message = await asyncio.wait_for(listener.queue.get(), KEEPALIVE_S)
+                except TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if message is None:
+                    break
+                await response.write(message)
+        except (ConnectionResetError, ConnectionError):
+            pass  # the browser went away
+        finally:
+            self.tail.leave(listener)
+        return response
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(text=(PAGE / "index.html").read_text(encoding="utf-8"), content_type="text/html", headers=_PAGE_HEADERS)
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        name = request.path.lstrip("/")
+        kind = "text/css" if name.endswith(".css") else "text/javascript"
+        return web.Response(text=(PAGE / name).read_text(encoding="utf-8"), content_type=kind, headers=_PAGE_HEADERS)
+
+
+_PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _reader_threads() -> ThreadPoolExecutor:
+    """Journal reads and disk probes for the server: two threads, so a slow chart query does not hold up the stream."""
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="status-reader")
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _write_endpoint(path: Path, document: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document))
+    os.replace(temporary, path)
+
+
+def _history(path: Path, query: EventQuery) -> dict[str, Any]:
+    """{owner: {point: [[t, v], ...]}}, each series thinned to at most HISTORY_POINTS (blocking)."""
+    series: dict[str, dict[str, list[list[float]]]] = {}
+    for event in read_events(path, query):
+        value = event.body.get("value")
+        if isinstance(value, int | float):
+            series.setdefault(event.source, {}).setdefault(str(event.body.get("point")), []).append([round(event.wall_ns / 1e9, 1), value])
+    for points in series.values():
+        for point, rows in points.items():
+            step = max(1, len(rows) // HISTORY_POINTS)
+            points[point] = rows[::step]
+    return series

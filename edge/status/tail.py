@@ -1,0 +1,153 @@
+"""Following the journal for the status page: one reader, however many browsers watch.
+
+One task wakes on the journal's commits (`Journal.wait_beyond`), reads what is new through
+a read-only connection in the status reader thread, folds it into the BuildingView and
+hands each listener the same pre-encoded server-sent-event bytes. Reads are coalesced (at
+most a few a second), so the cost to the loop is one fold per batch and one queue put per
+listener per batch, whatever the event rate; the access path never waits for a browser.
+A listener's queue is bounded: a browser that cannot keep up is told to reload its state
+(`lagged`) instead of growing the daemon's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from edge.events import Kind, Priority, StoredEvent
+from edge.journal import EventQuery, Journal, events_after, read_events
+from edge.status.view import BuildingView, is_news
+
+log = structlog.get_logger("edge.status")
+
+READ_BATCH = 2000
+COALESCE_S = 0.25  # at most four journal reads a second for the page, however busy the building
+STATE_EVERY_S = 1.0  # a state message at least this often (doors relock without an event)
+LISTENER_QUEUE = 64
+MAX_LISTENERS = 16
+RECENT_TELEMETRY_S = 2 * 3600
+
+
+def sse(name: str, data: object) -> bytes:
+    """One server-sent event, encoded once for every listener."""
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False, default=str)}\n\n".encode()
+
+
+@dataclass(eq=False)
+class Listener:
+    """One browser's stream: a bounded queue of encoded messages."""
+
+    queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(LISTENER_QUEUE))
+    lagged: bool = False
+
+    def offer(self, message: bytes | None) -> None:
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.lagged = True  # the handler drops the backlog and sends the whole state again
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            if message is None:
+                self.queue.put_nowait(None)
+
+
+class TooManyListeners(RuntimeError):
+    pass
+
+
+def fold_journal(path: Path, view: BuildingView, through_seq: int | None = None, now_ns: int | None = None) -> None:
+    """Rebuild the view from the journal: every event above telemetry since the last start,
+    and the recent telemetry (a month of readings is for `edge events`, not for a glance).
+    Blocking: run it in a thread."""
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    started = read_events(path, EventQuery(kinds=(str(Kind.GATEWAY_STARTED),), limit=1, newest_first=True))
+    after = started[0].seq - 1 if started else 0
+    news = read_events(path, EventQuery(after_seq=after, min_priority=Priority.FAULT, limit=None))
+    telemetry = read_events(path, EventQuery(after_seq=after, since_ns=now_ns - RECENT_TELEMETRY_S * 10**9,
+                                             kinds=(str(Kind.POINT_READING),), limit=None))
+    for event in sorted([*news, *telemetry], key=lambda e: e.seq):
+        if through_seq is None or event.seq <= through_seq:
+            view.apply(event)
+    if started:
+        view.started_at = started[0].wall_ns / 1e9
+
+
+class JournalTail:
+    """Keeps a BuildingView current and streams what is new to listeners."""
+
+    def __init__(self, journal: Journal, view: BuildingView, reader: Executor,
+                 live: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.journal = journal
+        self.view = view
+        self.reader = reader
+        self.live = live  # adds what only the running daemon knows (devices online now, uplink backlog)
+        self.listeners: set[Listener] = set()
+        self.seq = 0
+
+    async def catch_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        through = self.journal.head_seq  # what is committed later is read by run(), not twice
+        await loop.run_in_executor(self.reader, fold_journal, self.journal.path, self.view, through)
+        self.seq = through
+
+    def listen(self) -> Listener:
+        if len(self.listeners) >= MAX_LISTENERS:
+            raise TooManyListeners(f"{MAX_LISTENERS} status page streams are open already")
+        listener = Listener()
+        self.listeners.add(listener)
+        return listener
+
+    def leave(self, listener: Listener) -> None:
+        self.listeners.discard(listener)
+
+    def close(self) -> None:
+        """Tell every stream to end (the server is stopping)."""
+        for listener in self.listeners:
+            listener.offer(None)
+
+    def state_message(self) -> bytes:
+        snapshot = self.view.snapshot(time.time())
+        for point in snapshot["points"]:
+            point.pop("history")  # the page keeps its own series; the stream carries readings
+        if self.live is not None:
+            self.live(snapshot)
+        return sse("state", snapshot)
+
+    async def run(self) -> None:
+        """Follow the journal until cancelled."""
+        loop = asyncio.get_running_loop()
+        last_state = 0.0
+        while True:
+            await self.journal.wait_beyond(self.seq, STATE_EVERY_S)
+            messages: list[bytes] = []
+            if self.journal.head_seq > self.seq:
+                events = await loop.run_in_executor(self.reader, events_after, self.journal.path, self.seq, READ_BATCH)
+                messages = self._fold(events)
+            if messages or loop.time() - last_state >= STATE_EVERY_S:
+                messages.append(self.state_message())
+                last_state = loop.time()
+            for listener in list(self.listeners):
+                for message in messages:
+                    listener.offer(message)
+            await asyncio.sleep(COALESCE_S)
+
+    def _fold(self, events: Iterable[StoredEvent]) -> list[bytes]:
+        messages = []
+        for event in events:
+            self.seq = max(self.seq, event.seq)
+            self.view.apply(event)
+            if is_news(event):
+                messages.append(sse("journal", event.as_dict()))
+            elif event.kind == Kind.POINT_READING:
+                body = event.body
+                messages.append(sse("reading", {"owner": event.source, "point": body.get("point"), "at": round(event.wall_ns / 1e9, 1),
+                                                "value": body.get("value")}))
+        return messages

@@ -1,0 +1,226 @@
+"""The building as the journal tells it: a pure fold of events into what a technician looks at.
+
+The status page, `/metrics` and `edge status` all read the journal, never live objects
+(ARCHITECTURE: journal readers), so they show what was durably recorded, and the same
+fold works with the daemon down. `BuildingView.apply` takes one stored event; `snapshot`
+turns the state into plain JSON at a given wall time (a door released for 3 s is locked
+again 3 s later without any event saying so).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.config import BuildingConfig
+from edge.events import Kind, Priority, StoredEvent
+
+HISTORY_POINTS = 240  # per chart series kept in memory: the page asks the journal for longer ranges
+
+
+class DoorState:
+    LOCKED = "locked"
+    RELEASED = "released"
+    HELD_OPEN = "held_open"
+    FORCED = "forced"
+    FIRE_RELEASE = "fire_release"
+
+
+@dataclass
+class DoorView:
+    name: str
+    unlock_s: float
+    egress: bool
+    alarm: str | None = None  # forced or held_open until door.closed
+    released_until: float = 0.0  # wall seconds
+    last: dict[str, Any] | None = None  # the newest decision or exit at this door
+
+    def state(self, now: float, fire: bool) -> str:
+        if fire and self.egress:
+            return DoorState.FIRE_RELEASE
+        if self.alarm is not None:
+            return self.alarm
+        return DoorState.RELEASED if now < self.released_until else DoorState.LOCKED
+
+
+@dataclass
+class PointView:
+    """One field point of a circuit or pressure point: the newest telemetry and a short history."""
+
+    point: str
+    quantity: str = ""
+    unit: str = ""
+    value: float | None = None
+    at: float | None = None
+    limits: dict[str, Any] | None = None  # warning and alarm, and whether low is bad: the chart's band
+    history: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, at: float, value: float) -> None:
+        self.value, self.at = value, at
+        self.history.append((round(at, 1), value))
+        if len(self.history) > HISTORY_POINTS:
+            del self.history[: len(self.history) - HISTORY_POINTS]
+
+
+@dataclass
+class BuildingView:
+    """Doors, readers, devices, points, alarms, uplink and clock, from events in seq order."""
+
+    config: BuildingConfig
+    head_seq: int = 0
+    last_event_at: float | None = None
+    started_at: float | None = None
+    doors: dict[str, DoorView] = field(default_factory=dict)
+    readers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    devices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    points: dict[str, dict[str, PointView]] = field(default_factory=dict)  # owner -> point -> view
+    conditions: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    lockouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fire: dict[str, Any] | None = None
+    uplink: dict[str, Any] = field(default_factory=dict)
+    clock: dict[str, Any] = field(default_factory=lambda: {"trusted": True})
+    decisions: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        for door in self.config.doors:
+            self.doors[door.name] = DoorView(door.name, door.unlock_s, door.egress)
+        for reader in self.config.readers:
+            self.readers[reader.name] = {"online": True, "detail": None, "since": None}
+        for device in self.config.devices:
+            self.devices[device.name] = {"online": True, "detail": None, "since": None, "bus": device.bus}
+        for circuit in self.config.circuits:
+            safety = circuit.safety
+            owned = [(ref, safety.over_current_a) for ref in circuit.currents]
+            owned += [(circuit.leakage, safety.leakage_ma)] if circuit.leakage else []
+            owned += [(ref, safety.over_temperature_c) for ref in circuit.temperatures]
+            self.points[circuit.name] = {ref: PointView(ref, limits=_band(limits, low=False)) for ref, limits in owned}
+        for water in self.config.pressure_points:
+            limits = getattr(water.safety, "low_pressure", None) or getattr(water.safety, "low_level", None)
+            self.points[water.name] = {water.point: PointView(water.point, limits=_band(limits, low=True))}
+        self.uplink = {"enabled": self.config.uplink.enabled, "up": None, "detail": None, "since": None}
+
+    def apply(self, event: StoredEvent) -> None:
+        """Fold one event in; events must come in seq order."""
+        self.head_seq = max(self.head_seq, event.seq)
+        at = event.wall_ns / 1e9
+        self.last_event_at = at
+        body, kind = event.body, event.kind
+        if kind == Kind.GATEWAY_STARTED:
+            self.started_at = at
+        elif kind == Kind.POINT_READING:
+            view = self.points.get(event.source, {}).get(body.get("point", ""))
+            if view is not None and isinstance(body.get("value"), int | float):
+                view.quantity, view.unit = body.get("quantity", ""), body.get("unit", "")
+                view.add(at, float(body["value"]))
+        elif kind == Kind.ACCESS_DECISION:
+            self.decisions[str(body.get("reason"))] += 1
+            door = self.doors.get(body.get("door", ""))
+            if door is not None:
+                door.last = {"at": at, "reason": body.get("reason"), "granted": body.get("granted"), "reader": event.source}
+                if body.get("granted"):
+                    door.released_until = at + door.unlock_s
+        elif kind in (Kind.DOOR_EXIT, Kind.DOOR_REMOTE_UNLOCK):
+            door = self.doors.get(body.get("door", event.source))
+            if door is not None:
+                door.released_until = at + door.unlock_s
+                door.last = {"at": at, "reason": "exit" if kind == Kind.DOOR_EXIT else "remote_unlock", "granted": True}
+        elif kind in (Kind.DOOR_FORCED, Kind.DOOR_HELD_OPEN):
+            door = self.doors.get(body.get("door", event.source))
+            if door is not None:
+                door.alarm = DoorState.FORCED if kind == Kind.DOOR_FORCED else DoorState.HELD_OPEN
+        elif kind == Kind.DOOR_CLOSED:
+            door = self.doors.get(body.get("door", event.source))
+            if door is not None:
+                door.alarm = None
+        elif kind == Kind.FIRE_RELEASE:
+            self.fire = {"since": at, "source": body.get("source")}
+        elif kind == Kind.FIRE_RESET:
+            self.fire = None
+        elif kind in (Kind.READER_FAULT, Kind.READER_RESTORED):
+            if event.source in self.readers:
+                detail = ": ".join(str(part) for part in (body.get("reason"), body.get("detail")) if part)
+                self.readers[event.source] = {"online": kind == Kind.READER_RESTORED, "detail": detail, "since": at}
+        elif kind in (Kind.DEVICE_OFFLINE, Kind.DEVICE_BACK):
+            if event.source in self.devices:
+                self.devices[event.source] |= {"online": kind == Kind.DEVICE_BACK, "detail": body.get("reason"), "since": at}
+        elif kind in (Kind.CONDITION_RAISED, Kind.CONDITION_CLEARED):
+            key = (event.source, str(body.get("point")), str(body.get("condition")))
+            if kind == Kind.CONDITION_RAISED:
+                self.conditions[key] = {"at": at, "seq": event.seq, "source": event.source, **body}
+            else:
+                self.conditions.pop(key, None)
+        elif kind == Kind.PIN_LOCKOUT:
+            self.lockouts[f"{event.source}:{body.get('scope')}"] = {"at": at, "until": at + float(body.get("lockout_s", 0)), "reader": event.source, **body}
+        elif kind in (Kind.UPLINK_DOWN, Kind.UPLINK_UP):
+            self.uplink |= {"up": kind == Kind.UPLINK_UP, "detail": body.get("detail"), "since": at}
+        elif kind == Kind.CLOCK_UNTRUSTED:
+            self.clock |= {"trusted": False, "detail": body.get("fault"), "since": at}
+
+    def alarms(self, now: float) -> list[dict[str, Any]]:
+        """Alarms active now, newest first: what the technician must see before anything else."""
+        active: list[dict[str, Any]] = []
+        if self.fire is not None:
+            active.append({"kind": str(Kind.FIRE_RELEASE), "source": "fire", "at": self.fire["since"], "text": "fire release: egress doors open"})
+        for door in self.doors.values():
+            if door.alarm is not None:
+                kind = Kind.DOOR_FORCED if door.alarm == DoorState.FORCED else Kind.DOOR_HELD_OPEN
+                active.append({"kind": str(kind), "source": door.name, "at": door.last["at"] if door.last else None, "text": f"door {door.name} {door.alarm.replace('_', ' ')}"})
+        for condition in self.conditions.values():
+            text = f"{condition['source']}: {condition.get('condition')} {condition.get('severity')} ({condition.get('reading')} {condition.get('unit')})"
+            active.append({"kind": str(Kind.CONDITION_RAISED), "source": condition["source"], "at": condition["at"], "text": text,
+                           "severity": condition.get("severity"), "point": condition.get("point")})
+        for lockout in self.lockouts.values():
+            if lockout["until"] > now:
+                active.append({"kind": str(Kind.PIN_LOCKOUT), "source": lockout["reader"], "at": lockout["at"], "text": f"PIN lockout at {lockout['reader']} ({lockout.get('scope')})"})
+        return sorted(active, key=lambda alarm: -(alarm["at"] or 0))
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """Plain JSON for the page and `edge status`."""
+        fire = self.fire is not None
+        circuits = {c.name: c for c in self.config.circuits}
+        points = []
+        for owner, views in self.points.items():
+            circuit = circuits.get(owner)
+            for ref, view in views.items():
+                raised = [c for (source, point, _), c in self.conditions.items() if source == owner and point == ref]
+                state = "ok"
+                if any(c.get("condition") in ("sensor_fault", "stale") for c in raised):
+                    state = next(c["condition"] for c in raised if c.get("condition") in ("sensor_fault", "stale"))
+                elif any(c.get("severity") == "alarm" for c in raised):
+                    state = "alarm"
+                elif raised:
+                    state = "warning"
+                points.append({
+                    "owner": owner, "kind": "circuit" if circuit else "pressure_point", "point": ref,
+                    "quantity": view.quantity, "unit": view.unit, "value": view.value,
+                    "age_s": None if view.at is None else round(max(0.0, now - view.at), 1), "state": state,
+                    "limits": view.limits, "history": view.history,
+                })
+        return {
+            "building": {"id": self.config.building.id, "name": self.config.building.name},
+            "now": now,
+            "head_seq": self.head_seq,
+            "started_at": self.started_at,
+            "last_event_at": self.last_event_at,
+            "alarms": self.alarms(now),
+            "doors": [{"name": d.name, "state": d.state(now, fire), "egress": d.egress, "last": d.last} for d in self.doors.values()],
+            "readers": [{"name": name, **state} for name, state in self.readers.items()],
+            "devices": [{"name": name, **state} for name, state in self.devices.items()],
+            "points": points,
+            "uplink": dict(self.uplink),
+            "clock": dict(self.clock),
+            "decisions": dict(self.decisions),
+            "cameras": [{"name": c.name, "state": "not supported yet"} for c in self.config.cameras],
+        }
+
+
+def _band(limits: Any, low: bool) -> dict[str, Any] | None:
+    if limits is None:
+        return None
+    return {"warning": limits.warning, "alarm": limits.alarm, "low": low}
+
+
+def is_news(event: StoredEvent) -> bool:
+    """Events the page lists (telemetry only moves the charts)."""
+    return event.priority > Priority.TELEMETRY

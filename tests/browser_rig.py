@@ -1,0 +1,81 @@
+"""Headless Debian chromium driven over the DevTools protocol, for the status page's tests.
+
+Started with the flags a CI container needs (no sandbox, no GPU, nothing phoning home) and
+a throw-away profile; `evaluate` runs an expression in the page and returns its value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--window-size=1280,1000"]
+
+
+class Chromium:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._ids = itertools.count(1)
+
+    async def __aenter__(self) -> "Chromium":
+        assert CHROMIUM is not None
+        self.profile = tempfile.TemporaryDirectory(prefix="edge-chromium-")
+        self.process = await asyncio.create_subprocess_exec(
+            CHROMIUM, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0", self.url,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        active = Path(self.profile.name) / "DevToolsActivePort"
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (active.exists() and active.read_text().count("\n") >= 1):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("chromium did not open its DevTools port within 30 s")
+            await asyncio.sleep(0.05)
+        port = int(active.read_text().splitlines()[0])
+        self.session = aiohttp.ClientSession()
+        while True:
+            async with self.session.get(f"http://127.0.0.1:{port}/json/list") as answer:
+                pages = [t for t in await answer.json() if t["type"] == "page"]
+            if pages:
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("chromium opened no page")
+            await asyncio.sleep(0.05)
+        self.socket = await self.session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0)
+        return self
+
+    async def send(self, method: str, **params) -> dict:
+        ident = next(self._ids)
+        await self.socket.send_json({"id": ident, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self.socket.receive_json(), 30)
+            if message.get("id") == ident:
+                if "error" in message:
+                    raise AssertionError(f"{method}: {message['error']}")
+                return message["result"]
+
+    async def evaluate(self, expression: str):
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        return result["result"].get("value")
+
+    async def screenshot(self, path: Path) -> None:
+        import base64
+
+        shot = await self.send("Page.captureScreenshot", format="png")
+        path.write_bytes(base64.b64decode(shot["data"]))
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.socket.close()
+        await self.session.close()
+        self.process.terminate()
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        self.profile.cleanup()

@@ -1,0 +1,185 @@
+"""A simulated building with `edge run` as a subprocess, for the tests that read it over HTTP.
+
+Modbus devices are a pymodbus server on a free TCP port (a door IO module and a circuit's
+monitor); the entrance reader is a socat pty pair with a card simulator at the far end. The
+daemon binds its status server to a port the kernel picks and says which in STATE_DIR/http.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from contextlib import ExitStack
+from datetime import date
+
+import aiohttp
+
+from drivers.modbus.profile import load_profile
+from edge import config as building_config
+from edge.access.credentials import CredentialStore, Enrolment
+from edge.doors.wiring import credentials_path
+from hil.card_sim import CardReaderSim
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.pty import pty_pair
+
+from conftest import MINIMAL, REPO
+
+TENANT = b"\x01\x00\x12\x93\xd8"
+MISSING_PORT = "/dev/ttyEDGE-missing-adapter"
+
+
+async def until(predicate, timeout_s: float = 10.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not await _call(predicate):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+async def _call(predicate):
+    result = predicate()
+    return await result if asyncio.iscoroutine(result) else result
+
+
+class Site:
+    """The building, its simulated hardware and its daemon; `url` is the status server."""
+
+    def __init__(self, write_config, dead_device: bool = False, missing_reader: bool = False, http: str | None = None) -> None:
+        self.write_config = write_config
+        self.dead_device = dead_device
+        self.missing_reader = missing_reader
+        self.http = http
+        self.daemon: subprocess.Popen | None = None
+        self.url = ""
+        self._stack = ExitStack()
+
+    async def __aenter__(self) -> "Site":
+        profiles = REPO / "config" / "profiles"
+        self.io = SimulatedDevice(load_profile(profiles / "generic-dio8.yaml"), 1)
+        for n in range(1, 9):
+            self.io.set_value(f"input_{n}", False)
+        self.monitor = SimulatedDevice(load_profile(profiles / "generic-efm8.yaml"), 2)
+        for phase, amps in zip("abc", (12.0, 11.0, 10.0)):
+            self.monitor.set_value(f"current_{phase}", amps)
+        self.monitor.set_value("leakage_ma", 20)
+        self.monitor.set_value("cable_temp_1", 30.0)
+        self.simulator = FieldSimulator([self.io, self.monitor])
+        port = await self.simulator.start_tcp()
+        self.cards = self._stack.enter_context(pty_pair())
+        dead = "\n  - {name: pump-room-io, bus: site-bus, address: 9, profile: generic-dio8, poll_s: 0.2}" if self.dead_device else ""
+        spare = f"\n  - {{name: garage-reader, protocol: em4100, port: {MISSING_PORT}}}" if self.missing_reader else ""
+        base = MINIMAL + (self.http or "http: {port: 0}") + "\n"
+        path = self.write_config(base + f"""
+buses: [{{name: site-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices:
+  - {{name: doors-io, bus: site-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}
+  - {{name: f1-c1-monitor, bus: site-bus, address: 2, profile: generic-efm8, poll_s: 0.2}}{dead}
+readers:
+  - {{name: front-reader, protocol: em4100, port: {self.cards.b}}}{spare}
+doors:
+  - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}},
+      contact: doors-io.input_1, unlock_s: 1, held_open_s: 30}}
+circuits:
+  - name: f1-c1
+    floor: 1
+    box: F1
+    currents: [f1-c1-monitor.current_a, f1-c1-monitor.current_b, f1-c1-monitor.current_c]
+    leakage: f1-c1-monitor.leakage_ma
+    temperatures: [f1-c1-monitor.cable_temp_1]
+    safety:
+      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.5, hysteresis: 2}}
+      power_cut: warn
+""")
+        self.config_path = path
+        self.config = building_config.load(path)
+        store_path = credentials_path(self.config)
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        with CredentialStore.open(store_path, self.config.building.secret.read()) as store:
+            store.issue(Enrolment(serial=TENANT, tenant="t-0101", status="active", door_groups=frozenset({"entrances"}),
+                                  valid_from=date(2024, 1, 1), valid_until=date(2099, 1, 1), paid_through=date(2099, 1, 1)))
+        self.reader = CardReaderSim(self.cards.a, "em4100")
+        return self
+
+    async def start(self) -> None:
+        """Start the daemon and wait until its status server has said where it listens."""
+        log = open(self.config_path.parent / "daemon.log", "a")
+        self.daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config_path)],
+                                       stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        endpoint = self.config.state_path / "http.json"
+
+        def announced() -> bool:
+            if self.daemon.poll() is not None:
+                raise AssertionError(f"the daemon exited: {(self.config_path.parent / 'daemon.log').read_text()[-3000:]}")
+            try:
+                document = json.loads(endpoint.read_text())
+            except (OSError, ValueError):
+                return False
+            self.url = document["url"]
+            return document["pid"] == self.daemon.pid
+
+        await until(announced, 20, "the status server's address in http.json")
+
+    async def stop(self) -> int:
+        assert self.daemon is not None
+        self.daemon.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(self.daemon.wait, 10)
+        return code
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.daemon.kill()
+            await asyncio.to_thread(self.daemon.wait, 10)
+        self.reader.close()
+        self._stack.close()
+        await self.simulator.stop()
+
+    async def get(self, path: str, **kwargs):
+        """(status, text) of GET url+path."""
+        return await fetch(self.url, path, **kwargs)
+
+
+async def fetch(url: str, path: str, **kwargs):
+    """(status, text) of GET url+path."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + path.lstrip("/"), timeout=aiohttp.ClientTimeout(total=10), **kwargs) as response:
+            return response.status, await response.text()
+
+
+class Stream:
+    """The status page's server-sent events, as a browser receives them."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.messages: list[tuple[str, dict]] = []
+
+    async def __aenter__(self) -> "Stream":
+        self.session = aiohttp.ClientSession()
+        self.response = await self.session.get(self.url + "api/stream", timeout=aiohttp.ClientTimeout(total=None, sock_read=30))
+        assert self.response.status == 200 and self.response.headers["Content-Type"].startswith("text/event-stream")
+        self.reading = asyncio.create_task(self._read())
+        return self
+
+    async def _read(self) -> None:
+        name, data = "message", ""
+        async for raw in self.response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif not line and data:
+                self.messages.append((name, json.loads(data)))
+                name, data = "message", ""
+
+    def of(self, name: str) -> list[dict]:
+        return [data for kind, data in self.messages if kind == name]
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.reading.cancel()
+        await asyncio.gather(self.reading, return_exceptions=True)
+        self.response.close()
+        await self.session.close()
