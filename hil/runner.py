@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from drivers.osdp.keys import generate_key_file
 from edge import yaml_source
 from edge.access.credentials import CredentialStore, Enrolment
-from edge.config import BuildingConfig, ConfigError, ConfigProblem, device_profiles, load as load_config
+from edge.config import BUILT_IN_PROFILES, BuildingConfig, ConfigError, ConfigProblem, device_profiles, load as load_config
 from edge.doors.wiring import credentials_path
 from edge.events import Priority, StoredEvent
 from edge.journal import EventQuery, read_events
@@ -52,11 +52,8 @@ SEND_WITHIN_S = 10.0
 
 
 def shipped_profiles_dir() -> Path:
-    """The Modbus profiles that ship with the gateway (moving from config/ to drivers/modbus/)."""
-    for candidate in (REPO / "drivers" / "modbus" / "profiles", REPO / "config" / "profiles"):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("no shipped Modbus profiles directory found")
+    """The Modbus profiles that ship with the gateway (package data of drivers.modbus)."""
+    return BUILT_IN_PROFILES
 
 
 def scenario_paths(paths: list[Path]) -> list[Path]:

@@ -20,6 +20,7 @@ import aiohttp
 
 from drivers.modbus.profile import load_profile
 from edge import config as building_config
+from edge.config import BUILT_IN_PROFILES
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
 from hil.card_sim import CardReaderSim
@@ -58,7 +59,7 @@ class Site:
         self._stack = ExitStack()
 
     async def __aenter__(self) -> "Site":
-        profiles = REPO / "config" / "profiles"
+        profiles = BUILT_IN_PROFILES
         self.io = SimulatedDevice(load_profile(profiles / "generic-dio8.yaml"), 1)
         for n in range(1, 9):
             self.io.set_value(f"input_{n}", False)
