@@ -21,6 +21,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from drivers.modbus.profile import Function, PointAlarm, Profile
 from edge import yaml_source
+from edge.community.settings import CommunitySafety
+from edge.community.settings import check as community_check
 from edge.safety.power_cut import PowerCutPolicy
 from edge.safety.settings import CircuitSafety, WaterPointSafety
 from edge.telemetry import TelemetrySettings
@@ -311,6 +313,9 @@ class BuildingConfig(Strict):
     cameras: list[Camera] = Field(default_factory=list)
     uplink: Uplink = Uplink()
     fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
+    community: CommunitySafety = Field(
+        CommunitySafety(), description="Smoke, intrusion and panic inputs, charging areas, and who is told (edge/community/)."
+    )
 
     @property
     def journal_path(self) -> Path:
@@ -564,6 +569,7 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
                 alarm.check_against(point)
             except ValueError as error:
                 problems.append((("alarms", index), str(error)))
+    problems += community_check(config.community, point_of, {c.name: c.breaker is not None for c in config.circuits})
 
     return problems
 

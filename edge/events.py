@@ -91,6 +91,23 @@ class Kind(StrEnum):
     ACCESS_UNJOURNALED = "access.unjournaled"
     READER_GARBAGE = "fault.reader_garbage"
     PIN_LOCKOUT = "alarm.pin_lockout"
+    # Community safety (edge/community/): smoke, intrusion and panic inputs, notification and its SMS path.
+    SMOKE_ALARM = "alarm.smoke"
+    SMOKE_CLEARED = "alarm.smoke_cleared"
+    PANIC_ALARM = "alarm.panic"
+    INTRUSION_ALARM = "alarm.intrusion"
+    INTRUSION_LOGGED = "community.intrusion_disarmed"  # a sensor that opened on a disarmed zone
+    DETECTOR_TROUBLE = "fault.detector"  # fault, low battery, tamper, test, alarm and fault together
+    DETECTOR_TROUBLE_CLEARED = "fault.detector_cleared"
+    NOTIFICATION_SENT = "notify.sent"  # one recipient, one channel; the cloud delivers "cloud"
+    NOTIFICATION_ESCALATED = "notify.escalated"
+    NOTIFICATION_ACKNOWLEDGED = "notify.acknowledged"
+    NOTIFICATION_UNDELIVERED = "alarm.notification_undelivered"  # every channel to a recipient failed
+    SMS_SENT = "notify.sms_sent"
+    SMS_DELIVERED = "notify.sms_delivered"
+    SMS_CAPPED = "notify.sms_capped"
+    SMS_FAILED = "fault.sms_failed"
+    MODEM_FAULT = "fault.modem"
 
 
 @dataclass(frozen=True, slots=True)
