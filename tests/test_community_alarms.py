@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from edge import config as building_config
 from edge.control import ask, socket_path
 from edge.gateway import Gateway
@@ -79,3 +81,138 @@ def test_smoke_with_the_uplink_down_goes_by_sms_within_30_s_and_escalates_until_
     print(f"\nsmoke, uplink down: detection to SMS at the modem {SMOKE_TIMES['detection_to_sms_s']:.2f} s; "
           f"journaled since_detection_ms: sent {[b['since_detection_ms'] for b in sent]}, "
           f"sms {[e.body['since_detection_ms'] for e in sms]}, ack {acked[0].body['since_detection_ms']}")
+
+
+def test_smoke_in_the_charging_area_cuts_its_posts_once_reads_back_and_refuses_a_reclose_while_smoky(write_config):
+    sim = devices()
+
+    async def main():
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+
+        async def scenario(config, gateway):
+            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+            started = time.monotonic()
+            sim["charging"].set_value("alarm", True)
+            await until(lambda: events(config.journal_path, "power.trip_confirmed"), what="the trip confirmed")
+            SMOKE_TIMES["smoke_to_breaker_open_s"] = time.monotonic() - started
+            assert sim["breaker"].value_of("closed") is False
+            refused = await asyncio.to_thread(ask, socket_path(config.state_path), {
+                "op": "breaker.close", "circuit": "bike-posts", "operator": "tech-1", "reason": "checked the posts, all fine"})
+            assert not refused["ok"] and "held open: smoke in charging area charging-1" in refused["error"]
+            sim["charging"].set_value("alarm", False)
+            await until(lambda: events(config.journal_path, "alarm.smoke_cleared"), what="the smoke cleared")
+            closed = await asyncio.to_thread(ask, socket_path(config.state_path), {
+                "op": "breaker.close", "circuit": "bike-posts", "operator": "tech-1", "reason": "smoke gone, posts inspected"})
+            assert closed["ok"], closed
+
+        try:
+            return await _run(write_config(community_config(port, None)), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    smoke = events(config.journal_path, "alarm.smoke")
+    assert len(smoke) == 1
+    assert smoke[0].body["charging_area"] == "charging-1" and smoke[0].body["power_cut"] == ["bike-posts"]
+    sent = events(config.journal_path, "power.trip_sent")
+    assert len(sent) == 1 and sent[0].body["reason"] == "smoke" and sent[0].body["breaker"] == "brk"
+    confirmed = events(config.journal_path, "power.trip_confirmed")
+    assert confirmed[0].body["readback"] == "open"
+    refused = events(config.journal_path, "power.reclose_refused")
+    assert refused and refused[0].body["operator"] == "tech-1"
+    reclosed = events(config.journal_path, "power.reclose_requested")
+    assert [e.body["operator"] for e in reclosed] == ["tech-1"], "only the operator's re-close, never the gateway's"
+    undelivered = events(config.journal_path, "alarm.notification_undelivered")
+    assert not undelivered, "the routes cover the charging area"
+    print(f"\ncharging area: smoke to breaker read back open {SMOKE_TIMES['smoke_to_breaker_open_s']:.2f} s")
+
+
+def test_alarm_with_fault_is_still_a_smoke_alarm_and_a_test_is_not(write_config):
+    sim = devices()
+
+    async def main():
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+
+        async def scenario(config, gateway):
+            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+            sim["charging"].set_value("test", True)
+            sim["charging"].set_value("alarm", True)  # the technician's test button
+            await until(lambda: events(config.journal_path, "fault.detector"), what="the test seen")
+            sim["room"].set_value("fault", True)
+            sim["room"].set_value("alarm", True)
+            await until(lambda: events(config.journal_path, "alarm.smoke"), what="the smoke alarm")
+            await until(lambda: len(events(config.journal_path, "fault.detector")) >= 3, what="the troubles")
+
+        try:
+            return await _run(write_config(community_config(port, None)), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    smoke = events(config.journal_path, "alarm.smoke")
+    assert [e.source for e in smoke] == ["room-301"], "the charging detector was under test: no fire, no power cut"
+    assert "alarm_and_fault" in smoke[0].body["troubles"]
+    troubles = {(e.source, e.body["trouble"]): e.priority.name for e in events(config.journal_path, "fault.detector")}
+    assert troubles[("bike-shed", "test")] == "FAULT"
+    assert troubles[("room-301", "alarm_and_fault")] == "ALARM"
+    assert ("room-301", "fault") in troubles
+    assert not events(config.journal_path, "power.trip_sent")
+
+
+def test_a_panic_button_is_notified_and_the_local_button_acknowledges_it(write_config):
+    sim = devices()
+
+    async def main():
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+
+        async def scenario(config, gateway):
+            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+            sim["io"].set_value("input_1", True)
+            await until(lambda: events(config.journal_path, "notify.sent"), what="the panic notified")
+            sim["io"].set_value("input_8", True)
+            await until(lambda: events(config.journal_path, "notify.acknowledged"), what="the button's acknowledgement")
+
+        try:
+            return await _run(write_config(community_config(port, None)), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    panic = events(config.journal_path, "alarm.panic")
+    assert len(panic) == 1 and panic[0].body == {"input": "panic-301", "point": "io.input_1", "area": "unit-301"}
+    acked = events(config.journal_path, "notify.acknowledged")
+    assert acked[0].body["incident"] == panic[0].id and acked[0].body["operator"] == "button:io.input_8" and acked[0].body["via"] == "button"
+    # no modem configured: the SMS fallback says it could not go, never silence
+    failed = events(config.journal_path, "fault.sms_failed", "alarm.notification_undelivered")
+    assert failed and all(e.priority.name == "ALARM" for e in failed)
+
+
+@pytest.mark.parametrize("mode, says", [(Mode.ERROR, "CMS ERROR: 500"), (Mode.NO_NETWORK, "NoNetwork"), (Mode.SILENT, "NoAnswer")])
+def test_a_modem_that_refuses_has_no_network_or_says_nothing_makes_the_sms_a_journaled_failure(write_config, mode, says):
+    sim = devices()
+
+    async def main(modem_port: str, modem: ModemSimulator):
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+
+        async def scenario(config, gateway):
+            await until(lambda: events(config.journal_path, "fault.modem"), what="the modem checked")
+            modem.mode = mode
+            sim["io"].set_value("input_1", True)  # panic
+            await until(lambda: any(e.body["recipient"] == "landlord" for e in events(config.journal_path, "fault.sms_failed")),
+                        timeout_s=30, what="the failed SMS journaled")
+
+        try:
+            return await _run(write_config(community_config(port, modem_port)), scenario)
+        finally:
+            await simulator.stop()
+
+    with pty_pair() as (gateway_end, modem_end), ModemSimulator(modem_end) as modem:
+        config = asyncio.run(main(gateway_end, modem))
+    failed = [e for e in events(config.journal_path, "fault.sms_failed") if e.body["recipient"] == "landlord"]
+    assert failed[0].priority.name == "ALARM" and failed[0].body["attempts"] == 2
+    assert says in " ".join(failed[0].body["errors"])
+    assert not modem.messages

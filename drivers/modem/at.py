@@ -176,7 +176,7 @@ class AtModem:
                 self._buffer = b""
                 raise ModemError(f"AT+CMGS: {line}")
             if time.monotonic() > deadline:
-                raise NoAnswer(f"no {what} within {self.timeout_s:g} s")
+                raise NoAnswer(f"no answer: no {what} within {self.timeout_s:g} s")
             self._read_available(wait=True)
 
     def _read_available(self, wait: bool = False) -> None:

@@ -157,8 +157,8 @@ class Notifier:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._ticking())
+            group.create_task(self._sending())
             if self.sms is not None:
-                group.create_task(self._sending())
                 group.create_task(self._modem_watch())
             while True:
                 await self._wake.wait()
@@ -247,11 +247,14 @@ class Notifier:
         return f"【{self.building}】{LABELS[incident.kind]}：{incident.area} {incident.source}{(' ' + detail) if detail else ''}，{at}。编号{incident.id[-8:]}"
 
     async def _sending(self) -> None:
-        assert self.sms is not None
         while True:
             sms = await self._outbox.get()
             if not sms.incident.open:
                 continue  # acknowledged while it waited
+            if self.sms is None:
+                await self._journal(Kind.NOTIFICATION_UNDELIVERED, sms.incident, {
+                    "recipient": sms.contact.name, "problem": "the cloud has not taken it and no modem is configured"})
+                continue
             if not self.cap.allow(sms.contact.name, str(sms.incident.kind), self._clock()):
                 await self._journal(Kind.SMS_CAPPED, sms.incident, {"recipient": sms.contact.name, "per_hour": self.settings.sms_per_hour}, Priority.FAULT)
                 continue
