@@ -24,6 +24,7 @@ from pathlib import Path
 from edge import config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+from edge.community import cli as community_cli
 from edge.doors import cli as doors_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
@@ -113,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
+    community_cli.add_commands(commands)
     return parser
 
 

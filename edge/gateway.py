@@ -88,12 +88,10 @@ class Gateway:
         if self.doors is not None:
             control["credentials.reload"] = self.doors.reload_request
             control["door.unlock"] = self.doors.access.remote_unlock
-        if self.config.community.active and self.fieldbus is not None:  # community safety (edge/community/)
-            community = self.community = assemble_community(
-                self.config, journal, self.fieldbus, self.field, self.doors.fire if self.doors else None, lambda: self.uplink
-            )
-            work.update(community.work)
-            control.update(community.control)
+        # Community safety (edge/community/): alarm inputs, notification, the entry-trail search.
+        community = self.community = assemble_community(self.config, journal, self.fieldbus, self.field, self.doors, lambda: self.uplink)
+        work.update(community.work)
+        control.update(community.control)
         work["control"] = ControlServer(socket_path(self.config.state_path), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from edge.community.alarms import AlarmInputs
 from edge.community.notifier import Notifier
 from edge.community.sms import SmsSender
+from edge.community.trail import TrailSearch
 from edge.config import BuildingConfig
 from edge.control import Handler
 from edge.fieldbus import FieldBus, PointKey
@@ -17,14 +18,14 @@ from edge.supervisor import Work
 
 if TYPE_CHECKING:
     from edge.field import FieldPoints
-    from edge.fire import FireRelease
+    from edge.doors.wiring import Doors
     from edge.uplink.worker import Uplink
 
 
 @dataclass
 class Community:
-    notifier: Notifier
-    alarms: AlarmInputs
+    notifier: Notifier | None
+    alarms: AlarmInputs | None
     work: dict[str, Work]
     control: dict[str, Handler]
 
@@ -50,20 +51,29 @@ def uplink_views(uplink: Callable[[], Uplink | None]) -> tuple[Callable[[], bool
 def assemble_community(
     config: BuildingConfig,
     journal: Journal,
-    fieldbus: FieldBus,
+    fieldbus: FieldBus | None,
     field: FieldPoints | None,
-    fire: FireRelease | None,
+    doors: Doors | None,
     uplink: Callable[[], Uplink | None],
 ) -> Community:
+    """Alarm inputs and their notification when the config has any (they need the field bus);
+    the entry-trail search always (it reads the journal and the credential store)."""
     settings = config.community
+
+    def credentials():  # a building without doors has no cards to search by tenant
+        return doors.access.store if doors is not None else None
+
+    community = Community(None, None, work={}, control={"trail.search": TrailSearch(journal, credentials)})
+    if not settings.active or fieldbus is None:
+        return community
     up, took = uplink_views(uplink)
     sms = SmsSender(settings.modem) if settings.modem is not None else None
     notifier = Notifier(config.building.id, config.building.timezone, settings, journal, uplink_up=up, cloud_took=took, sms=sms)
+    fire = doors.fire if doors is not None else None
     alarms = AlarmInputs(settings, fieldbus, journal, notifier, power=field, fire_release=fire.trigger if fire is not None else None)
     for button in settings.ack_buttons:
         fieldbus.subscribe(PointKey.parse(button.point), notifier.button(button.area))
-    return Community(
-        notifier, alarms,
-        work={"community-alarms": alarms.run, "community-notifier": notifier.run},
-        control={"alarm.ack": notifier.acknowledge},
-    )
+    community.notifier, community.alarms = notifier, alarms
+    community.work |= {"community-alarms": alarms.run, "community-notifier": notifier.run}
+    community.control["alarm.ack"] = notifier.acknowledge
+    return community
