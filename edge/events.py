@@ -110,7 +110,6 @@ class Kind(StrEnum):
     MODEM_FAULT = "fault.modem"
     TRAIL_SEARCHED = "privacy.trail_searched"  # who searched whose entry trail, how many rows
     INACTIVITY_ALERT = "alarm.inactivity"  # a resident in care has not passed a door within their limit
-    INACTIVITY_RESUMED = "community.inactivity_resumed"  # they passed again after an alert
     CARE_SET = "community.care_set"  # a resident's care watch set, changed, paused or ended by command
 
 

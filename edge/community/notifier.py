@@ -46,6 +46,7 @@ LABELS = {
     AlarmKind.PANIC: "紧急求助",
     AlarmKind.INTRUSION: "入侵报警",
     AlarmKind.TROUBLE: "设备故障",
+    AlarmKind.INACTIVITY: "独居关怀：长时间未出入",
 }
 
 
@@ -59,6 +60,7 @@ class Alarm:
     event_id: str
     detected: float  # monotonic, when the reading that raised it was taken
     detail: str = ""
+    route: Route | None = None  # told instead of the table's routes (a resident's own care contact)
 
 
 @dataclass
@@ -176,7 +178,7 @@ class Notifier:
         now = self._clock()
         incident = Incident(alarm.event_id, alarm.kind, alarm.area, alarm.source, alarm.detected, alarm.detail)
         self._remember(incident)
-        routes = self.table.first(alarm.kind, alarm.area)
+        routes = [alarm.route] if alarm.route is not None else self.table.first(alarm.kind, alarm.area)
         if not routes:
             await self._journal(Kind.NOTIFICATION_UNDELIVERED, incident, {"problem": "no route covers this alarm"})
             return

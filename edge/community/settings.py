@@ -30,6 +30,7 @@ class AlarmKind(StrEnum):
     PANIC = "panic"
     INTRUSION = "intrusion"
     TROUBLE = "trouble"  # a detector's fault, low battery, tamper
+    INACTIVITY = "inactivity"  # a resident in care has not passed a door (told to their care contact)
 
 
 class Role(StrEnum):
@@ -127,10 +128,12 @@ class CommunitySafety(_Strict):
     modem: Modem | None = None
     cloud_confirm_s: float = Field(20, gt=0, le=3600, description="A notification the cloud has not taken by then also goes by SMS.")
     sms_per_hour: int = Field(6, ge=1, le=1000, description="Most SMS per recipient per hour; the first of a new kind always goes.")
+    inactivity_check_s: float = Field(60, gt=0, le=3600, description="How often the inactivity watch reads the journal.")
 
     @property
     def active(self) -> bool:
-        return bool(self.detectors or self.inputs)
+        """Anything to watch or anyone to tell."""
+        return bool(self.detectors or self.inputs or self.contacts)
 
 
 Problem = tuple[tuple, str]
