@@ -569,7 +569,7 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
                 alarm.check_against(point)
             except ValueError as error:
                 problems.append((("alarms", index), str(error)))
-    problems += community_check(config.community, point_of, {c.name: c.breaker is not None for c in config.circuits})
+    problems += community_check(config.community, point_of, {c.name: c.breaker is not None for c in config.circuits}, {d.name for d in config.doors})
 
     return problems
 

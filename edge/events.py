@@ -111,6 +111,8 @@ class Kind(StrEnum):
     TRAIL_SEARCHED = "privacy.trail_searched"  # who searched whose entry trail, how many rows
     INACTIVITY_ALERT = "alarm.inactivity"  # a resident in care has not passed a door within their limit
     CARE_SET = "community.care_set"  # a resident's care watch set, changed, paused or ended by command
+    ZONE_STATE = "community.zone"  # an intrusion zone arming, armed, disarmed, or its entry delay started
+    ZONE_NOT_ARMED = "fault.zone_not_armed"  # could not arm: a sensor is open
 
 
 @dataclass(frozen=True, slots=True)

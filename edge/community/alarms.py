@@ -18,13 +18,15 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from drivers.modbus.observations import Reading
+from edge.community.arming import Arming
 from edge.community.notifier import Alarm, Notifier
-from edge.community.settings import SMOKE_SIGNALS, AlarmInput, AlarmKind, CommunitySafety, SmokeDetector
+from edge.community.settings import SMOKE_SIGNALS, AlarmInput, AlarmKind, CommunitySafety, IntrusionZone, SmokeDetector
 from edge.community.smoke import DetectorState, Finding, Trouble
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
@@ -70,6 +72,8 @@ class AlarmInputs:
         *,
         power: PowerCut | None,
         fire_release: Callable[[str], None] | None,
+        state_dir: Path,
+        timezone: str,
     ) -> None:
         self.journal = journal
         self.notifier = notifier
@@ -86,6 +90,8 @@ class AlarmInputs:
             for signal in SMOKE_SIGNALS:
                 fieldbus.subscribe(PointKey(detector.settings.device, signal),
                                    lambda reading, d=detector, s=signal: self._on_bit(d, s, reading))
+        self._inputs = settings.inputs
+        self.arming = Arming(settings.zones, state_dir, timezone, journal, self._intrusion) if settings.zones else None
         for alarm_input in settings.inputs:
             watched = _Input(alarm_input)
             fieldbus.subscribe(PointKey.parse(alarm_input.point), lambda reading, i=watched: self._on_input(i, reading))
@@ -154,13 +160,24 @@ class AlarmInputs:
             return
         active = bool(reading.value) == watched.settings.active
         was, watched.active = watched.active, active
+        settings = watched.settings
+        if self.arming is not None and settings.name in self.arming.zone_of:
+            if active != was:
+                self.arming.sensor(settings.name, active, reading.mono)  # armed: alarm; disarmed: logged
+            return
         if not active or was:  # only the change to active (a contact found open at start counts)
             return
-        settings = watched.settings
         kind = Kind.PANIC_ALARM if settings.kind == "panic" else Kind.INTRUSION_ALARM
         event = Event(kind=kind, priority=Priority.ALARM, source=settings.name,
                       body={"input": settings.name, "point": settings.point, "area": settings.area})
         self._emit(event, Alarm(AlarmKind(settings.kind), settings.area, settings.name, event.id, reading.mono))
+
+    def _intrusion(self, zone: IntrusionZone, sensor: str, mono: float, state: str) -> None:
+        """An armed zone's sensor (or its entry delay run out): the alarm, with the zone."""
+        point = next((i.point for i in self._inputs if i.name == sensor), None)
+        event = Event(kind=Kind.INTRUSION_ALARM, priority=Priority.ALARM, source=sensor or zone.name,
+                      body={"input": sensor, "point": point, "area": zone.area, "zone": zone.name, "zone_state": state})
+        self._emit(event, Alarm(AlarmKind.INTRUSION, zone.area, sensor or zone.name, event.id, mono, f"防区{zone.name}"))
 
     # --- the worker ----------------------------------------------------------------
 
@@ -170,6 +187,12 @@ class AlarmInputs:
 
     async def run(self) -> None:
         """Journal what the inputs said, then hand alarms to the notifier, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            if self.arming is not None:
+                group.create_task(self.arming.run())
+            group.create_task(self._drain())
+
+    async def _drain(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()

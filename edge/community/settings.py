@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.access.schedule import WeeklySchedule
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
 PointRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[A-Za-z0-9_-]{1,64}$", description="DEVICE.POINT")]
 Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$", description="E.164 or national number, digits only.")]
@@ -111,6 +113,19 @@ class Modem(_Strict):
     delivery_within_s: float = Field(120, gt=0, le=86400, description="A message with no delivery report by then is journaled as unconfirmed.")
 
 
+class IntrusionZone(_Strict):
+    """A unit's door and window sensors, armed while the tenant is away."""
+
+    name: Name
+    area: Name
+    inputs: list[Name] = Field(min_length=1, description="Intrusion inputs (community.inputs names) of the zone.")
+    entry: Name | None = Field(None, description="The input on the door people come in by: it starts the entry delay.")
+    door: Name | None = Field(None, description="The unit's door (doors names): a granted card there arms (leaving) or disarms (home).")
+    schedule: str | None = Field(None, description="Armed inside these local windows, e.g. 'mon-fri 09:00-17:00'.")
+    exit_delay_s: float = Field(30, ge=0, le=600)
+    entry_delay_s: float = Field(30, ge=0, le=600)
+
+
 class AckButton(_Strict):
     point: PointRef
     area: str = Field("*", description="Acknowledges the open alarms of this area ('*': all).")
@@ -122,6 +137,7 @@ class CommunitySafety(_Strict):
     detectors: list[SmokeDetector] = Field(default_factory=list)
     inputs: list[AlarmInput] = Field(default_factory=list)
     charging_areas: list[ChargingArea] = Field(default_factory=list)
+    zones: list[IntrusionZone] = Field(default_factory=list)
     contacts: list[Contact] = Field(default_factory=list)
     routes: list[Route] = Field(default_factory=list)
     ack_buttons: list[AckButton] = Field(default_factory=list, description="Local buttons that acknowledge alarms.")
@@ -140,10 +156,10 @@ Problem = tuple[tuple, str]
 
 
 def check(
-    community: CommunitySafety, point_of: Callable[[str, tuple, bool], None], circuits: dict[str, bool]
+    community: CommunitySafety, point_of: Callable[[str, tuple, bool], None], circuits: dict[str, bool], doors: set[str]
 ) -> list[Problem]:
     """Checks that span sections. `point_of(ref, loc, on_off)` reports a bad point reference;
-    `circuits` maps each circuit name to whether it has a breaker."""
+    `circuits` maps each circuit name to whether it has a breaker; `doors` are the door names."""
     problems: list[Problem] = []
     base = ("community",)
 
@@ -154,7 +170,7 @@ def check(
                 problems.append(((*base, section, index, "name"), f"{item.name!r} is already defined"))
             seen.add(item.name)
 
-    for section in ("detectors", "inputs", "charging_areas", "contacts", "routes"):
+    for section in ("detectors", "inputs", "charging_areas", "zones", "contacts", "routes"):
         unique(section, getattr(community, section))
     for index, detector in enumerate(community.detectors):
         for signal in SMOKE_SIGNALS:
@@ -173,6 +189,24 @@ def check(
                 problems.append(((*base, "charging_areas", index, "circuits", c_index), f"no circuit named {name!r}"))
             elif not circuits[name]:
                 problems.append(((*base, "charging_areas", index, "circuits", c_index), f"circuit {name!r} has no breaker to cut"))
+    intrusion = {i.name for i in community.inputs if i.kind == "intrusion"}
+    zoned: dict[str, str] = {}
+    for index, zone in enumerate(community.zones):
+        loc = (*base, "zones", index)
+        for i_index, name in enumerate(zone.inputs):
+            if name not in intrusion:
+                problems.append(((*loc, "inputs", i_index), f"no intrusion input named {name!r}"))
+            elif zoned.setdefault(name, zone.name) != zone.name:
+                problems.append(((*loc, "inputs", i_index), f"input {name!r} is already in zone {zoned[name]!r}"))
+        if zone.entry is not None and zone.entry not in zone.inputs:
+            problems.append(((*loc, "entry"), f"the entry input {zone.entry!r} is not one of the zone's inputs"))
+        if zone.door is not None and zone.door not in doors:
+            problems.append(((*loc, "door"), f"no door named {zone.door!r}"))
+        if zone.schedule is not None:
+            try:
+                WeeklySchedule.parse(zone.schedule)
+            except ValueError as error:
+                problems.append(((*loc, "schedule"), str(error)))
     contacts = {c.name: c for c in community.contacts}
     routes = {r.name: r for r in community.routes}
     for index, route in enumerate(community.routes):

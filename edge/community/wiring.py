@@ -80,8 +80,11 @@ def assemble_community(
     if fieldbus is not None and (settings.detectors or settings.inputs):
         fire = doors.fire if doors is not None else None
         alarms = community.alarms = AlarmInputs(
-            settings, fieldbus, journal, notifier, power=field, fire_release=fire.trigger if fire is not None else None
+            settings, fieldbus, journal, notifier, power=field, fire_release=fire.trigger if fire is not None else None,
+            state_dir=config.state_path, timezone=config.building.timezone,
         )
+        if alarms.arming is not None:
+            community.control["zone.arm"] = alarms.arming.command
         for button in settings.ack_buttons:
             fieldbus.subscribe(PointKey.parse(button.point), notifier.button(button.area))
         community.work["community-alarms"] = alarms.run
