@@ -129,3 +129,10 @@ uplink:
     assert [r["kind"] for r in by_door["detail"]["rows"]] == ["card", "card", "card", "exit"]
     searched = events(load(config_path).journal_path, "privacy.trail_searched")
     assert [(e.body["operator"], e.body["rows"]) for e in searched] == [("police-desk-2", 2), ("police-desk-2", 4)]
+
+
+def test_edge_alarm_ack_without_a_daemon_says_nothing_was_done(write_config):
+    config_path = write_config(MINIMAL + DOORS)
+    answer = _edge("alarm", "ack", "--config", str(config_path), "--area", "*", "--operator", "guard-7")
+    assert answer.returncode == 69 and "nothing was done" in answer.stderr
+    assert _edge("alarm", "ack", "--config", str(config_path), "--area", "*").returncode == 2, "--operator is required"

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import date
 
 import pytest
 
 from edge.community.zones import Outcome, Zone, ZoneState
 from edge.control import ask, socket_path
-from edge.events import Event, Kind, Priority
+from edge.access.credentials import CredentialStore, Enrolment
+from edge.config import load
+from edge.doors.wiring import credentials_path
+from edge.readers import REPEAT_GAP_S
+from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator
+from hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, until
 from test_community_alarms import _run
@@ -40,6 +47,17 @@ def test_the_zone_machine():
     assert zone.sensor("window", True, 81).outcome is Outcome.ALARM
 
 
+TENANT = b"\x01\x00\x12\x93\xd8"
+
+
+def enrol(config_path) -> None:
+    config = load(config_path)
+    credentials_path(config).parent.mkdir(parents=True, exist_ok=True)
+    with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
+        store.issue(Enrolment(serial=TENANT, tenant="tenant-301", door_groups=frozenset({"units"}),
+                              valid_from=date(2024, 1, 1), valid_until=date(2099, 1, 1), paid_through=date(2099, 1, 1)))
+
+
 def test_armed_and_disarmed_intrusion_arming_by_command_and_by_card(write_config):
     sim = devices()
 
@@ -50,14 +68,19 @@ def test_armed_and_disarmed_intrusion_arming_by_command_and_by_card(write_config
             "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}",
             "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}" + ZONE.split("\n  zones:")[0],
         ).replace("  ack_buttons:", "  zones:" + ZONE.split("\n  zones:")[1] + "\n  ack_buttons:")
-        text += "doors:\n  - {name: unit-301}\n"
+        text += f"""readers: [{{name: unit-301-reader, protocol: em4100, port: {card_port}}}]
+doors:
+  - {{name: unit-301, readers: [unit-301-reader], groups: [units], lock: {{device: io, release: release_4, secure: secure_4}}}}
+"""
 
         def zone_events(outcome):
             return [e for e in events(config_path_holder[0], "community.zone") if e.body["outcome"] == outcome]
 
-        async def card(gateway):  # a granted card at the unit's door, as the door path journals it
-            await gateway.journal.append(Event(Kind.ACCESS_DECISION, Priority.ACCESS, "r-301", {
-                "door": "unit-301", "reader": "r-301", "reason": "granted", "granted": True, "credential": "ab" * 6}))
+        async def card(gateway):  # the tenant's card at the unit's reader (a new tap, not the card left lying there)
+            await until(lambda: time.monotonic() - tapped[-1] > REPEAT_GAP_S, what="a new tap")
+            before = len(events(config_path_holder[0], "access.decision"))
+            tapped.append(reader.present(TENANT))
+            await until(lambda: len(events(config_path_holder[0], "access.decision")) > before, what="the card decided")
 
         async def scenario(config, gateway):
             config_path_holder.append(config.journal_path)
@@ -93,12 +116,16 @@ def test_armed_and_disarmed_intrusion_arming_by_command_and_by_card(write_config
             await until(lambda: len(events(config.journal_path, "alarm.intrusion")) == 2, timeout_s=10, what="the entry-delay alarm")
 
         config_path_holder: list = []
+        tapped = [0.0]
+        path = write_config(text)
+        enrol(path)
         try:
-            return await _run(write_config(text), scenario)
+            return await _run(path, scenario)
         finally:
             await simulator.stop()
 
-    config = asyncio.run(main())
+    with pty_pair() as (card_port, reader_port), CardReaderSim(reader_port, "em4100") as reader:
+        config = asyncio.run(main())
     alarms = events(config.journal_path, "alarm.intrusion")
     assert [(e.body["input"], e.body["zone"]) for e in alarms] == [("window-301", "unit-301"), ("door-301", "unit-301")], \
         "no alarm while disarmed, nor when the card came within the entry delay"
@@ -108,3 +135,5 @@ def test_armed_and_disarmed_intrusion_arming_by_command_and_by_card(write_config
     assert {a.id for a in alarms} <= told
     by = [e.body.get("by", "") for e in events(config.journal_path, "community.zone") if e.body["outcome"] in ("armed", "disarmed")]
     assert by[:2] == ["command:tenant-app", "command:tenant-app"] and by[2].startswith("card:")
+    granted = [e for e in events(config.journal_path, "access.decision") if e.body["granted"]]
+    assert len(granted) == 3 and by[2] == f"card:{granted[0].body['credential']}"
