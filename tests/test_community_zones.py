@@ -137,3 +137,38 @@ doors:
     assert by[:2] == ["command:tenant-app", "command:tenant-app"] and by[2].startswith("card:")
     granted = [e for e in events(config.journal_path, "access.decision") if e.body["granted"]]
     assert len(granted) == 3 and by[2] == f"card:{granted[0].body['credential']}"
+
+
+def test_an_armed_zone_stays_armed_across_a_restart(write_config):
+    sim = devices()
+
+    async def main():
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+        text = community_config(port, None).replace(
+            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}",
+            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}" + ZONE.split("\n  zones:")[0],
+        ).replace("  ack_buttons:", "  zones:" + ZONE.split("\n  zones:")[1].replace(", door: unit-301", "") + "\n  ack_buttons:")
+        path = write_config(text)
+
+        async def arm(config, gateway):
+            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+            answer = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "zone.arm", "zone": "unit-301", "armed": True, "operator": "cloud"})
+            assert answer["ok"], answer
+            await until(lambda: (config.state_path / "zones.json").exists() and "armed" in (config.state_path / "zones.json").read_text(),
+                        what="the armed state saved")
+
+        async def intrude(config, gateway):
+            assert gateway.community.alarms.arming.zones["unit-301"].armed
+            sim["io"].set_value("input_2", True)
+            await until(lambda: events(config.journal_path, "alarm.intrusion"), what="the alarm after the restart")
+
+        try:
+            await _run(path, arm)
+            return await _run(path, intrude)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    assert len(events(config.journal_path, "gateway.started")) == 2
+    assert events(config.journal_path, "alarm.intrusion")[0].body["zone_state"] == "armed"
