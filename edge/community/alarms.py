@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -38,7 +38,7 @@ log = structlog.get_logger("edge.community.alarms")
 NOTIFIED_TROUBLES = {Trouble.FAULT, Trouble.LOW_BATTERY, Trouble.TAMPER, Trouble.ALARM_AND_FAULT}
 
 
-class PowerCut:
+class PowerCut(Protocol):
     """What the alarms need of the field points (edge.field.FieldPoints)."""
 
     def cut_power(self, circuit: str, reason: TripReason, cause: Transition, hold: str) -> bool: ...

@@ -229,19 +229,19 @@ class Notifier:
         for pending in self._pending:
             if pending.seq is not None and self.cloud_took(pending.seq):
                 continue
-            if now >= pending.deadline or not self.uplink_up():
-                self._queue_sms(pending)
-            else:
-                keep.append(pending)
+            if (now >= pending.deadline or not self.uplink_up()) and self._queue_sms(pending):
+                continue
+            keep.append(pending)
         self._pending = keep
 
-    def _queue_sms(self, pending: _Pending) -> None:
-        sms = _Sms(pending.incident, pending.contact, self._text(pending.incident))
+    def _queue_sms(self, pending: _Pending) -> bool:
+        """False when the modem is hundreds of messages behind: the notification waits for room."""
         try:
-            self._outbox.put_nowait(sms)
-        except asyncio.QueueFull:  # hundreds of SMS behind: say so rather than grow
-            self._intake.append(Alarm(AlarmKind.TROUBLE, pending.incident.area, "sms", pending.incident.id, pending.incident.raised_at))
-            log.error("sms queue full", incident=pending.incident.id, recipient=pending.contact.name)
+            self._outbox.put_nowait(_Sms(pending.incident, pending.contact, self._text(pending.incident)))
+        except asyncio.QueueFull:
+            log.error("sms queue full; the message waits", incident=pending.incident.id, recipient=pending.contact.name)
+            return False
+        return True
 
     def _text(self, incident: Incident) -> str:
         at = datetime.now(self.zone).strftime("%m-%d %H:%M")
