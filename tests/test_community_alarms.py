@@ -218,3 +218,30 @@ def test_a_modem_that_refuses_has_no_network_or_says_nothing_makes_the_sms_a_jou
     assert failed[0].priority.name == "ALARM" and failed[0].body["attempts"] == 2
     assert says in " ".join(failed[0].body["errors"])
     assert not modem.messages
+
+
+def test_a_smoke_alarm_configured_for_it_releases_the_egress_doors(write_config):
+    sim = devices()
+
+    async def main():
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+        text = community_config(port, None).replace(
+            "{name: room-301, device: smoke-301, area: unit-301}", "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
+        text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
+
+        async def scenario(config, gateway):
+            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+            sim["room"].set_value("alarm", True)
+            await until(lambda: events(config.journal_path, "alarm.fire_release"), what="the fire release")
+            assert sim["io"].value_of("relay_5") is True
+
+        try:
+            return await _run(write_config(text), scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    release = events(config.journal_path, "alarm.fire_release")
+    assert release[0].body["source"] == "smoke:room-301" and release[0].body["doors"] == ["stair-exit"]
+    assert events(config.journal_path, "alarm.smoke")[0].body["fire_release"] is True
