@@ -24,6 +24,7 @@ from pathlib import Path
 from edge import config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+from edge.community import cli as community_cli
 from edge.doors import cli as doors_cli
 from edge.status import cli as status_cli
 from edge.events import Priority
@@ -117,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
     status_cli.add_commands(commands)  # status, doctor, udev-rules: running in the field
+    community_cli.add_commands(commands)
     return parser
 
 

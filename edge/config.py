@@ -21,6 +21,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from drivers.modbus.profile import Function, PointAlarm, Profile
 from edge import yaml_source
+from edge.community.settings import CommunitySafety
+from edge.community.settings import check as community_check
 from edge.safety.power_cut import PowerCutPolicy
 from edge.safety.settings import CircuitSafety, WaterPointSafety
 from edge.telemetry import TelemetrySettings
@@ -352,6 +354,9 @@ class BuildingConfig(Strict):
     fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
     http: StatusServer = Field(StatusServer(), description="Health, metrics and the status page, on 127.0.0.1 by default.")
     udev: list[UsbIdentity] = Field(default_factory=list, description="USB adapters and cameras by udev identity; ports name them as udev:NAME.")
+    community: CommunitySafety = Field(
+        CommunitySafety(), description="Smoke, intrusion and panic inputs, charging areas, and who is told (edge/community/)."
+    )
 
     @property
     def journal_path(self) -> Path:
@@ -614,6 +619,7 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
         name = port.removeprefix("udev:")
         if port.startswith("udev:") and identities.get(name) != subsystem:
             problems.append((loc, f"no {subsystem} udev identity named {name!r} (udev: section)"))
+    problems += community_check(config.community, point_of, {c.name: c.breaker is not None for c in config.circuits}, {d.name for d in config.doors})
 
     return problems
 

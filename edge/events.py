@@ -97,6 +97,28 @@ class Kind(StrEnum):
     ACCESS_UNJOURNALED = "access.unjournaled"
     READER_GARBAGE = "fault.reader_garbage"
     PIN_LOCKOUT = "alarm.pin_lockout"
+    # Community safety (edge/community/): smoke, intrusion and panic inputs, notification and its SMS path.
+    SMOKE_ALARM = "alarm.smoke"
+    SMOKE_CLEARED = "alarm.smoke_cleared"
+    PANIC_ALARM = "alarm.panic"
+    INTRUSION_ALARM = "alarm.intrusion"
+    INTRUSION_LOGGED = "community.intrusion_disarmed"  # a sensor that opened on a disarmed zone
+    DETECTOR_TROUBLE = "fault.detector"  # fault, low battery, tamper, test, alarm and fault together
+    DETECTOR_TROUBLE_CLEARED = "fault.detector_cleared"
+    NOTIFICATION_SENT = "notify.sent"  # one recipient, one channel; the cloud delivers "cloud"
+    NOTIFICATION_ESCALATED = "notify.escalated"
+    NOTIFICATION_ACKNOWLEDGED = "notify.acknowledged"
+    NOTIFICATION_UNDELIVERED = "alarm.notification_undelivered"  # every channel to a recipient failed
+    SMS_SENT = "notify.sms_sent"
+    SMS_DELIVERED = "notify.sms_delivered"
+    SMS_CAPPED = "notify.sms_capped"
+    SMS_FAILED = "fault.sms_failed"
+    MODEM_FAULT = "fault.modem"
+    TRAIL_SEARCHED = "privacy.trail_searched"  # who searched whose entry trail, how many rows
+    INACTIVITY_ALERT = "alarm.inactivity"  # a resident in care has not passed a door within their limit
+    CARE_SET = "community.care_set"  # a resident's care watch set, changed, paused or ended by command
+    ZONE_STATE = "community.zone"  # an intrusion zone arming, armed, disarmed, or its entry delay started
+    ZONE_NOT_ARMED = "fault.zone_not_armed"  # could not arm: a sensor is open
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from edge.safety import (
     Transition,
     TripCommand,
     TripOutcome,
+    TripReason,
     circuit_point_monitor,
     confirm_trip,
     decide_power_cut,
@@ -106,6 +107,7 @@ class FieldPoints:
         self._tripping: set[str] = set()
         self._breaker_readback: dict[str, tuple[bool, float]] = {}  # breaker: (reads open, mono)
         self._commanded_open: set[str] = set()  # breakers the gateway tripped, until they read closed
+        self._holds: dict[str, str] = {}  # circuit: why it must stay open (smoke in a charging area)
         self.status = status_points(config, profiles)
         started = clock()
         for circuit in config.circuits:
@@ -360,6 +362,23 @@ class FieldPoints:
             return None
         return BreakerState.OPEN if seen[0] else BreakerState.CLOSED
 
+    def cut_power(self, circuit: str, reason: TripReason, cause: Transition, hold: str) -> bool:
+        """Open `circuit`'s breaker for a cause outside its own points (smoke in a charging area):
+        the same path as an over-current trip (one trip in flight per breaker, read back, never
+        re-closed by the gateway). `hold` says why a re-close is refused until `lift_hold`."""
+        found = self._circuits.get(circuit)
+        if found is None or found.breaker is None:
+            return False
+        self._holds[circuit] = hold
+        if found.breaker not in self._tripping:
+            self._tripping.add(found.breaker)
+            self._trips.put_nowait(TripCommand(found.name, found.breaker, reason, cause))
+        return True
+
+    def lift_hold(self, circuit: str) -> None:
+        """The cause of a `cut_power` has cleared: an operator may re-close (the gateway never does)."""
+        self._holds.pop(circuit, None)
+
     # --- re-close ------------------------------------------------------------------
 
     async def reclose(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -379,6 +398,8 @@ class FieldPoints:
         alarms = [str(p.key) for p in self.points if p.circuit is circuit and p.active.get(Condition.OVER_THRESHOLD) is Severity.ALARM]
         if alarms:
             return await self._refuse(audit, [f"still in alarm: {', '.join(alarms)}"])
+        if circuit.name in self._holds:
+            return await self._refuse(audit, [f"held open: {self._holds[circuit.name]}"])
         audit = {"circuit": command.circuit, "breaker": command.breaker, "operator": command.operator, "reason": command.reason}
         requested = await self.journal.append(Event(kind=Kind.RECLOSE_REQUESTED, priority=Priority.ALARM, source=circuit.name, body=audit))
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
 from edge.control import ControlServer, socket_path
 from edge.doors.wiring import Doors, assemble_doors
@@ -65,6 +66,7 @@ class Gateway:
         self.field: FieldPoints | None = None
         self.doors: Doors | None = None
         self.uplink: Uplink | None = None
+        self.community: Community | None = None
 
     def assemble(self, journal: Journal) -> dict[str, Work]:
         """Build the building's parts from the config; returns every long-running job by name.
@@ -91,6 +93,10 @@ class Gateway:
         if self.doors is not None:
             control["credentials.reload"] = self.doors.reload_request
             control["door.unlock"] = self.doors.access.remote_unlock
+        # Community safety (edge/community/): alarm inputs, notification, the entry-trail search.
+        community = self.community = assemble_community(self.config, journal, self.fieldbus, self.field, self.doors, lambda: self.uplink)
+        work.update(community.work)
+        control.update(community.control)
         work["control"] = ControlServer(socket_path(self.config.state_path), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)

@@ -27,6 +27,7 @@ class TripReason(StrEnum):
     OVER_CURRENT = "over_current"
     LEAKAGE = "leakage"
     OVER_TEMPERATURE = "over_temperature"
+    SMOKE = "smoke"  # a charging area's smoke detector (edge/community/), through FieldPoints.cut_power
 
 
 _TRIP_REASONS = {

@@ -1,0 +1,197 @@
+"""Inactivity watch: a resident in care who has not passed a door within their limit gets a visit.
+
+Who is watched is set by the cloud (signed command `care.set`, also on the control socket):
+the tenant, the limit in hours, the care contact, quiet hours, and a known absence. The
+records live in STATE_DIR/care.json (written atomically, off the loop). When they last
+passed is never kept in memory alone: it is read from the journal (granted access
+decisions of the tenant's credentials), so a restart neither forgets a silence nor raises
+a second alert for one already raised (the alert names the pass it counts from).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from edge.community.notifier import Alarm, Notifier
+from edge.community.settings import AlarmKind, Route
+from edge.events import Event, Kind, Priority
+from edge.journal import EventQuery, Journal, read_events
+
+log = structlog.get_logger("edge.community.inactivity")
+
+CARE_FILE = "care.json"
+KEY_PREFIX = 12
+SCAN_PAGE = 2000
+_Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+_Hours = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class Care(BaseModel):
+    """One resident's watch."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant: _Id
+    limit_hours: float = Field(gt=0, le=24 * 14)
+    contact: _Id = Field(description="A community.contacts name: who is told.")
+    area: _Id = Field("care", description="Where they live, for the message and for routes.")
+    quiet_hours: _Hours | None = Field(None, description="Local HH:MM-HH:MM in which no alert is raised (night).")
+    away_until: datetime | None = Field(None, description="A known absence: no alert before this.")
+    since: datetime = Field(default_factory=lambda: datetime.now(timezone.utc), description="Counted from here when no pass is known.")
+
+
+@dataclass(frozen=True, slots=True)
+class LastPass:
+    seq: int
+    wall: datetime
+
+
+def overdue(care: Care, last: LastPass | None, now: datetime, zone: ZoneInfo) -> bool:
+    """Pure: has the resident been silent past the limit, outside quiet hours and absences?"""
+    if care.away_until is not None and now < care.away_until:
+        return False
+    if care.quiet_hours is not None and _in_quiet_hours(care.quiet_hours, now.astimezone(zone)):
+        return False
+    start = max(care.since, care.away_until or care.since, last.wall if last else care.since)
+    return now - start >= timedelta(hours=care.limit_hours)
+
+
+def _in_quiet_hours(span: str, local: datetime) -> bool:
+    begin, end = (int(h) * 60 + int(m) for h, m in (part.split(":") for part in span.split("-")))
+    minute = local.hour * 60 + local.minute
+    return begin <= minute < end if begin <= end else minute >= begin or minute < end
+
+
+def last_pass(journal: Path, prefixes: set[str], after_seq: int = 0, known: LastPass | None = None) -> tuple[LastPass | None, int]:
+    """The newest granted decision of these credentials after `after_seq`, and the seq read up to.
+    Blocking (SQLite): run in a thread."""
+    through = after_seq
+    while True:
+        page = read_events(journal, EventQuery(kinds=(str(Kind.ACCESS_DECISION),), after_seq=through, limit=SCAN_PAGE))
+        for event in page:
+            if event.body.get("granted") and event.body.get("credential") in prefixes:
+                known = LastPass(event.seq, event.wall)
+        if page:
+            through = page[-1].seq
+        if len(page) < SCAN_PAGE:
+            return known, through
+
+
+def alerted_for(journal: Path, tenant: str) -> set[int]:
+    """The passes (seq, 0 for none) whose silence has already raised an alert: from the journal."""
+    alerts = read_events(journal, EventQuery(kinds=(str(Kind.INACTIVITY_ALERT),), limit=None))
+    return {int(e.body.get("last_pass_seq") or 0) for e in alerts if e.body.get("tenant") == tenant}
+
+
+class InactivityWatch:
+    def __init__(
+        self,
+        state_dir: Path,
+        zone: str,
+        journal: Journal,
+        notifier: Notifier,
+        credentials: Callable[[], Any],
+        contacts: set[str],
+        check_s: float,
+        wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.path = state_dir / CARE_FILE
+        self.zone = ZoneInfo(zone)
+        self.journal = journal
+        self.notifier = notifier
+        self.credentials = credentials
+        self.contacts = contacts
+        self.check_s = check_s
+        self._wall = wall
+        self.cares: dict[str, Care] = {}
+        self._last: dict[str, tuple[LastPass | None, int]] = {}
+        self._alerted: dict[str, set[int]] = {}
+        self.checks = 0
+        self._io = asyncio.Lock()
+
+    async def set_care(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The `care.set` operation: {tenant, limit_hours, contact, ...} to watch, or {tenant, end: true}."""
+        operator = args.get("operator")
+        if not isinstance(operator, str) or not operator.strip():
+            return {"ok": False, "error": "an operator id is required"}
+        fields = {k: v for k, v in args.items() if k not in ("op", "operator", "end")}
+        if args.get("end"):
+            tenant = fields.get("tenant")
+            if self.cares.pop(tenant, None) is None:
+                return {"ok": False, "error": f"no care watch for {tenant!r}"}
+            body = {"tenant": tenant, "ended": True}
+        else:
+            try:
+                care = Care.model_validate(fields)
+            except ValidationError as invalid:
+                return {"ok": False, "error": "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())}
+            if care.contact not in self.contacts:
+                return {"ok": False, "error": f"unknown contact {care.contact!r}: not in community.contacts"}
+            self.cares[care.tenant] = care
+            body = care.model_dump(mode="json")
+        async with self._io:
+            await asyncio.to_thread(_save, self.path, {t: c.model_dump(mode="json") for t, c in self.cares.items()})
+        seq = await self.journal.append(Event(kind=Kind.CARE_SET, priority=Priority.ACCESS, source="care", body={**body, "operator": operator}))
+        return {"ok": True, "seq": seq}
+
+    async def run(self) -> None:
+        self.cares = {t: Care.model_validate(c) for t, c in (await asyncio.to_thread(_load, self.path)).items()}
+        while True:
+            await self.check()
+            await asyncio.sleep(self.check_s)
+
+    async def check(self) -> None:
+        store = self.credentials()
+        owned = await asyncio.to_thread(store.list) if store is not None else []
+        now = self._wall()
+        for tenant, care in list(self.cares.items()):
+            prefixes = {c.key[:KEY_PREFIX] for c in owned if c.tenant == tenant}
+            known, through = self._last.get(tenant, (None, 0))
+            known, through = await asyncio.to_thread(last_pass, self.journal.path, prefixes, through, known)
+            self._last[tenant] = (known, through)
+            if tenant not in self._alerted:
+                self._alerted[tenant] = await asyncio.to_thread(alerted_for, self.journal.path, tenant)
+            counted_from = known.seq if known else 0
+            if counted_from in self._alerted[tenant] or not overdue(care, known, now, self.zone):
+                continue
+            self._alerted[tenant].add(counted_from)
+            event = Event(kind=Kind.INACTIVITY_ALERT, priority=Priority.ALARM, source="care", body={
+                "tenant": tenant, "area": care.area, "limit_hours": care.limit_hours, "contact": care.contact,
+                "last_pass_seq": known.seq if known else None,
+                "last_pass": known.wall.isoformat() if known else None,
+            })
+            log.warning("inactivity", event_id=event.id, **event.body)
+            await self.journal.append(event)
+            route = Route(name=f"care-{care.contact}", notify=[care.contact])
+            self.notifier.alarm(Alarm(AlarmKind.INACTIVITY, care.area, tenant, event.id, time.monotonic(),
+                                      f"{care.limit_hours:g}小时未出入", route=route))
+        self.checks += 1
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+
+
+def _save(path: Path, records: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as out:
+        json.dump(records, out, ensure_ascii=False)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)

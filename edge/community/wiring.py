@@ -1,0 +1,98 @@
+"""The community safety part of the building, wired from the config by `Gateway.assemble`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field as default
+from typing import TYPE_CHECKING
+
+from edge.community.alarms import AlarmInputs
+from edge.community.inactivity import InactivityWatch
+from edge.community.notifier import Notifier
+from edge.community.sms import SmsSender
+from edge.community.trail import TrailSearch
+from edge.config import BuildingConfig
+from edge.control import Handler
+from edge.fieldbus import FieldBus, PointKey
+from edge.journal import Journal
+from edge.supervisor import Work
+
+if TYPE_CHECKING:
+    from edge.field import FieldPoints
+    from edge.doors.wiring import Doors
+    from edge.uplink.worker import Uplink
+
+
+@dataclass
+class Community:
+    notifier: Notifier | None
+    alarms: AlarmInputs | None
+    inactivity: InactivityWatch | None = None
+    work: dict[str, Work] = default(default_factory=dict)
+    control: dict[str, Handler] = default(default_factory=dict)
+
+
+def uplink_views(uplink: Callable[[], Uplink | None]) -> tuple[Callable[[], bool], Callable[[int], bool]]:
+    """Is the uplink connected; has the broker taken the event at `seq`: read from the uplink
+    the gateway has (or will have: it is assembled after the control table it serves)."""
+
+    def up() -> bool:
+        current = uplink()
+        return current is not None and current.connected.is_set()
+
+    def took(seq: int) -> bool:
+        current = uplink()
+        if current is None:
+            return False
+        progress = current.pusher.progress
+        return seq <= progress.watermark or seq in progress.ahead
+
+    return up, took
+
+
+def assemble_community(
+    config: BuildingConfig,
+    journal: Journal,
+    fieldbus: FieldBus | None,
+    field: FieldPoints | None,
+    doors: Doors | None,
+    uplink: Callable[[], Uplink | None],
+) -> Community:
+    """The entry-trail search always (it reads the journal and the credential store); the
+    notifier when there is anything to watch or anyone to tell; alarm inputs on the field bus;
+    the inactivity watch where there are doors to pass."""
+    settings = config.community
+
+    def credentials():  # a building without doors has no cards to search by tenant
+        return doors.access.store if doors is not None else None
+
+    community = Community(None, None, work={}, control={"trail.search": TrailSearch(journal, credentials)})
+    if not settings.active:
+        return community
+    up, took = uplink_views(uplink)
+    sms = SmsSender(settings.modem) if settings.modem is not None else None
+    notifier = community.notifier = Notifier(
+        config.building.id, config.building.timezone, settings, journal, uplink_up=up, cloud_took=took, sms=sms
+    )
+    community.work["community-notifier"] = notifier.run
+    community.control["alarm.ack"] = notifier.acknowledge
+    if fieldbus is not None and (settings.detectors or settings.inputs):
+        fire = doors.fire if doors is not None else None
+        alarms = community.alarms = AlarmInputs(
+            settings, fieldbus, journal, notifier, power=field, fire_release=fire.trigger if fire is not None else None,
+            state_dir=config.state_path, timezone=config.building.timezone,
+        )
+        if alarms.arming is not None:
+            community.control["zone.arm"] = alarms.arming.command
+        for button in settings.ack_buttons:
+            fieldbus.subscribe(PointKey.parse(button.point), notifier.button(button.area))
+        community.work["community-alarms"] = alarms.run
+    if doors is not None:
+        watch = community.inactivity = InactivityWatch(
+            config.state_path, config.building.timezone, journal, notifier, credentials,
+            {c.name for c in settings.contacts}, settings.inactivity_check_s,
+        )
+        community.work["inactivity-watch"] = watch.run
+        community.control["care.set"] = watch.set_care
+    return community

@@ -1,0 +1,84 @@
+"""Shared pieces of the community safety tests: a building with smoke detectors, a charging
+area, a panic button and an SMS modem, on a pymodbus simulator and a socat pty pair."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from drivers.modbus.profile import load_profile
+from edge.journal import EventQuery, read_events
+from hil.modbus_sim import SimulatedDevice
+
+from conftest import MINIMAL, REPO
+
+PROFILES = REPO / "drivers" / "modbus" / "profiles"
+
+
+def devices() -> dict[str, SimulatedDevice]:
+    room = SimulatedDevice(load_profile(PROFILES / "generic-smoke.yaml"), 1)
+    charging = SimulatedDevice(load_profile(PROFILES / "generic-smoke.yaml"), 2)
+    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 3)
+    for phase in ("current_a", "current_b", "current_c"):
+        monitor.set_value(phase, 8.0)
+    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 4)
+    breaker.set_value("closed", True)
+    io = SimulatedDevice(load_profile(PROFILES / "generic-dio8.yaml"), 5)
+    return {"room": room, "charging": charging, "monitor": monitor, "breaker": breaker, "io": io}
+
+
+def community_config(port: int, modem: str | None, *, routes: str | None = None, extra: str = "") -> str:
+    modem_block = f"""
+  modem: {{port: {modem}, baud: 115200, timeout_s: 1.0, retries: 2, delivery_within_s: 10}}""" if modem else ""
+    routes = routes or """
+  routes:
+    - {name: first, alarms: [smoke, panic, intrusion, trouble], notify: [landlord, tenant], ack_within_s: 2, escalate_to: station}
+    - {name: station, notify: [micro-fire-station], ack_within_s: 2, escalate_to: command}
+    - {name: command, notify: [command-centre]}"""
+    return MINIMAL + f"""
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices:
+  - {{name: smoke-301, bus: box, address: 1, profile: generic-smoke, poll_s: 0.05}}
+  - {{name: smoke-bike, bus: box, address: 2, profile: generic-smoke, poll_s: 0.05}}
+  - {{name: mon, bus: box, address: 3, profile: generic-efm8, poll_s: 0.05}}
+  - {{name: brk, bus: box, address: 4, profile: generic-breaker, poll_s: 0.05}}
+  - {{name: io, bus: box, address: 5, profile: generic-dio8, poll_s: 0.05}}
+circuits:
+  - name: bike-posts
+    floor: 0
+    box: B0
+    currents: [mon.current_a, mon.current_b, mon.current_c]
+    breaker: brk
+    safety:
+      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.3, hysteresis: 2}}
+      power_cut: warn
+community:
+  detectors:
+    - {{name: room-301, device: smoke-301, area: unit-301}}
+    - {{name: bike-shed, device: smoke-bike, area: charging-1}}
+  inputs:
+    - {{name: panic-301, kind: panic, point: io.input_1, area: unit-301}}
+  charging_areas:
+    - {{name: charging-1, detectors: [bike-shed], circuits: [bike-posts]}}
+  ack_buttons:
+    - {{point: io.input_8, area: "*"}}
+  contacts:
+    - {{name: landlord, role: landlord, phone: "+8613800000001"}}
+    - {{name: tenant, role: tenant, phone: "+8613800000002", channels: [cloud]}}
+    - {{name: micro-fire-station, role: micro_fire_station, phone: "+8613800000003"}}
+    - {{name: command-centre, role: command_centre, phone: "+8613800000004"}}{routes}{modem_block}
+  cloud_confirm_s: 5
+{extra}"""
+
+
+def events(path: Path, *kinds: str):
+    return read_events(path, EventQuery(kinds=kinds, limit=None))
+
+
+async def until(predicate, timeout_s: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout_s} s")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,101 @@
+"""`edge run` as a subprocess with community safety: smoke notified through a real mosquitto to the
+reference cloud, escalated when nobody acknowledges, acknowledged by a signed cloud command; then
+the broker killed, and the next alarm goes out by SMS through the simulated modem on a pty pair."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from edge.config import load
+from hil.broker import Broker
+from hil.cloud import generate_keys
+from hil.modbus_sim import FieldSimulator
+from hil.modem_sim import ModemSimulator
+from hil.pty import pty_pair
+
+from community_rig import community_config, devices, events, until
+from uplink_rig import open_cloud
+
+B = "test-house"
+
+
+def _uplink(port: int) -> str:
+    return f"""
+uplink:
+  enabled: true
+  host: 127.0.0.1
+  port: {port}
+  batch_events: 200
+  batch_ms: 10
+  keepalive_s: 5
+  cloud_public_key: cloud.pub
+"""
+
+
+def test_smoke_notified_through_the_cloud_escalated_acknowledged_and_by_sms_once_the_broker_is_gone(write_config, building_dir):
+    generate_keys(building_dir)
+    sim = devices()
+    measured: dict[str, float] = {}
+
+    async def scenario(modem_port: str, modem: ModemSimulator):
+        simulator = FieldSimulator(list(sim.values()))
+        modbus_port = await simulator.start_tcp()
+        with Broker() as broker:
+            config_path = write_config(community_config(modbus_port, modem_port, extra=_uplink(broker.port)))
+            config = load(config_path)
+            cloud = open_cloud(building_dir, broker.port)
+            await cloud.start()
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
+                env=dict(os.environ), stdout=open(building_dir / "daemon.log", "a"), stderr=subprocess.STDOUT,
+            )
+            try:
+                await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30, what="the gateway online")
+                await until(lambda: events(config.journal_path, "fault.modem"), timeout_s=30, what="the modem checked")
+
+                # 1. uplink up: the cloud gets the notifications, nobody acknowledges, it escalates
+                started = time.monotonic()
+                sim["room"].set_value("alarm", True)
+                await until(lambda: any(e["kind"] == "notify.sent" for e in cloud.events(B)), timeout_s=30, what="a notification in the cloud")
+                measured["uplink_up_detection_to_cloud_s"] = time.monotonic() - started
+                await until(lambda: any(e["kind"] == "notify.escalated" for e in cloud.events(B)), timeout_s=30, what="the escalation in the cloud")
+                incident = next(e for e in cloud.events(B) if e["kind"] == "alarm.smoke")["id"]
+                result = await cloud.command(B, "alarm.ack", {"incident": incident, "operator": "duty-officer-3"})
+                assert result["outcome"] == "done", result
+                await until(lambda: any(e["kind"] == "notify.acknowledged" for e in cloud.events(B)), timeout_s=30, what="the acknowledgement")
+                # the cloud took each notification well within cloud_confirm_s: no SMS
+                sent = [e for e in cloud.events(B) if e["kind"] == "notify.sent"]
+                assert not modem.messages, [m.text for m in modem.messages]
+
+                # 2. uplink down: the next alarm goes by SMS
+                broker.stop()
+                await until(lambda: events(config.journal_path, "fault.uplink_down"), timeout_s=30, what="the uplink seen down")
+                started = time.monotonic()
+                sim["io"].set_value("input_1", True)  # panic in unit 301
+                await until(lambda: any(m.number == "+8613800000001" for m in modem.messages), timeout_s=30, what="the landlord's SMS")
+                measured["uplink_down_detection_to_sms_s"] = next(m.at for m in modem.messages if m.number == "+8613800000001") - started
+                daemon.send_signal(signal.SIGTERM)
+                assert daemon.wait(15) == 0
+            finally:
+                daemon.kill()
+                await cloud.stop()
+                await simulator.stop()
+        return config, sent, incident
+
+    with pty_pair() as (gateway_end, modem_end), ModemSimulator(modem_end) as modem:
+        config, sent, incident = asyncio.run(scenario(gateway_end, modem))
+    assert {(e["body"]["route"], e["body"]["recipient"]) for e in sent} >= {("first", "landlord"), ("first", "tenant"), ("station", "micro-fire-station")}
+    acked = events(config.journal_path, "notify.acknowledged")
+    assert acked[0].body["incident"] == incident and acked[0].body["operator"] == "duty-officer-3"
+    assert any(e.body.get("command") == "alarm.ack" for e in events(config.journal_path, "command.executed"))
+    panic_sms = [m for m in modem.messages if "紧急求助" in m.text]
+    assert panic_sms and panic_sms[0].number == "+8613800000001"
+    print(f"\ndaemon: uplink up, detection to the cloud {measured['uplink_up_detection_to_cloud_s']:.2f} s; "
+          f"uplink down, detection to SMS {measured['uplink_down_detection_to_sms_s']:.2f} s; "
+          f"notify.sent since_detection_ms {[e['body']['since_detection_ms'] for e in sent]}, "
+          f"ack at {acked[0].body['since_detection_ms']} ms")

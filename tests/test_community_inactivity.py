@@ -1,0 +1,111 @@
+"""Inactivity watch: an elder with no passes for the limit raises one alert to their care contact,
+also across a SIGKILL and restart of the daemon (the watch reads the journal, not memory)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from edge.community.inactivity import Care, LastPass, overdue
+from edge.config import load
+from edge.control import DaemonUnavailable, ask, socket_path
+
+from community_rig import events, until
+from conftest import MINIMAL
+from test_community_trail import DOORS, _building
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)  # 20:00 in Shanghai
+
+
+@pytest.mark.parametrize("care, last, now, due", [
+    (dict(limit_hours=24), T0, T0 + timedelta(hours=23.9), False),
+    (dict(limit_hours=24), T0, T0 + timedelta(hours=24), True),
+    (dict(limit_hours=24), None, T0 + timedelta(hours=1), True),  # no pass known: counted from when the watch was set
+    (dict(limit_hours=24, quiet_hours="22:00-07:00"), T0 + timedelta(hours=2), T0 + timedelta(hours=26, minutes=3), False),  # 22:03 local
+    (dict(limit_hours=24, quiet_hours="22:00-07:00"), T0 - timedelta(hours=16), T0 + timedelta(hours=9), False),  # 05:00 local
+    (dict(limit_hours=24, quiet_hours="22:00-07:00"), T0 - timedelta(hours=16), T0 + timedelta(hours=11, minutes=1), True),  # 07:01
+    (dict(limit_hours=24, away_until=T0 + timedelta(days=3)), T0, T0 + timedelta(days=2), False),
+    (dict(limit_hours=24, away_until=T0 + timedelta(days=3)), T0, T0 + timedelta(days=3, hours=23), False),  # counted from the return
+    (dict(limit_hours=24, away_until=T0 + timedelta(days=3)), T0, T0 + timedelta(days=4), True),
+])
+def test_an_elder_is_overdue_past_the_limit_outside_quiet_hours_and_absences(care, last, now, due):
+    record = Care(tenant="elder-7", contact="son", since=T0 - timedelta(days=1), **care)
+    assert overdue(record, LastPass(1, last) if last else None, now, SHANGHAI) is due
+
+
+async def _ask_once_up(control, request, timeout_s: float = 20.0):
+    """Ask the daemon, waiting (with a deadline) for its control socket after a (re)start."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await asyncio.to_thread(ask, control, request)
+        except DaemonUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+
+
+def _start(config_path, building_dir) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
+                            env=dict(os.environ), stdout=open(building_dir / "daemon.log", "a"), stderr=subprocess.STDOUT)
+
+
+def test_no_passes_for_the_limit_alerts_the_care_contact_once_across_restarts(write_config, building_dir):
+    config_path = write_config(MINIMAL + DOORS + """
+community:
+  contacts:
+    - {name: care-son, role: care_contact, channels: [cloud]}
+  inactivity_check_s: 0.2
+""")
+    config = load(config_path)
+
+    async def scenario():
+        await _building(config_path)  # elder-7 last passed the gate just now
+        control = socket_path(config.state_path)
+        daemon = _start(config_path, building_dir)
+        try:
+            await until(lambda: events(config.journal_path, "gateway.started"), timeout_s=30, what="daemon up")
+            refused = await _ask_once_up(control, {"op": "care.set", "tenant": "elder-7", "limit_hours": 0.002, "contact": "nobody", "operator": "grid-1"})
+            assert not refused["ok"] and "unknown contact 'nobody'" in refused["error"]
+            answer = await asyncio.to_thread(ask, control, {"op": "care.set", "tenant": "elder-7", "limit_hours": 0.002,  # 7.2 s
+                                                             "contact": "care-son", "area": "unit-301", "operator": "grid-1"})
+            assert answer["ok"], answer
+            daemon.send_signal(signal.SIGKILL)  # before the limit: the restarted daemon must still know
+            daemon.wait(10)
+            daemon = _start(config_path, building_dir)
+            await until(lambda: events(config.journal_path, "alarm.inactivity"), timeout_s=40, what="the elder's alert")
+            await until(lambda: events(config.journal_path, "notify.sent"), timeout_s=10, what="the care contact told")
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait(10)
+            daemon = _start(config_path, building_dir)
+            await until(lambda: len(events(config.journal_path, "gateway.started")) == 3, timeout_s=30, what="restart")
+            answer = await _ask_once_up(control, {"op": "care.set", "tenant": "child-9", "limit_hours": 0.0005,
+                                                  "contact": "care-son", "operator": "grid-1"})
+            assert answer["ok"], answer
+            # the watch checked the elder again after this restart before it could alert for the child
+            await until(lambda: any(e.body["tenant"] == "child-9" for e in events(config.journal_path, "alarm.inactivity")),
+                        timeout_s=40, what="the second resident's alert")
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(15) == 0
+        finally:
+            daemon.kill()
+
+    asyncio.run(scenario())
+    alerts = events(config.journal_path, "alarm.inactivity")
+    elder = [e for e in alerts if e.body["tenant"] == "elder-7"]
+    assert len(elder) == 1, "one alert for one silence, whatever the restarts"
+    assert elder[0].body["contact"] == "care-son" and elder[0].body["last_pass_seq"] is not None
+    last = datetime.fromisoformat(elder[0].body["last_pass"])
+    assert elder[0].wall - last >= timedelta(hours=0.002)
+    told = [e.body for e in events(config.journal_path, "notify.sent") if e.body["incident"] == elder[0].id]
+    assert [(b["recipient"], b["alarm"]) for b in told] == [("care-son", "inactivity")]
+    print(f"\ninactivity: limit 7.2 s, alert {(elder[0].wall - last).total_seconds():.1f} s after the last pass (across a SIGKILL)")

@@ -1,0 +1,138 @@
+"""Entry-trail search: `edge trail` on site (daemon stopped) and the signed cloud command through
+the daemon; an operator is required and every search is journaled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import date
+
+from edge.access.credential import Credential
+from edge.access.credentials import CredentialStore
+from edge.community.trail import TrailRequest, parse_request
+from edge.config import load
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal
+from hil.broker import Broker
+from hil.cloud import generate_keys
+
+import pytest
+
+from community_rig import events, until
+from conftest import MINIMAL
+from uplink_rig import open_cloud
+
+B = "test-house"
+DOORS = """
+doors:
+  - {name: gate}
+  - {name: unit-301}
+"""
+
+
+async def _building(config_path) -> dict[str, str]:
+    """Two tenants' cards, and a day of passes as the door path journals them."""
+    config = load(config_path)
+    config.state_path.mkdir(parents=True, exist_ok=True)
+    store = CredentialStore.open(config.state_path / "credentials.db", config.building.secret.read())
+    keys = {}
+    for tenant, serial in (("elder-7", b"\x01\x02\x03\x04"), ("child-9", b"\x05\x06\x07\x08")):
+        keys[tenant] = store.key_for(serial)
+        store.upsert(Credential(key=keys[tenant], tenant=tenant, valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1),
+                                paid_through=date(2027, 1, 1)))
+    store.close()
+
+    journal = await Journal.open(config.journal_path)
+    for tenant, door in [("elder-7", "gate"), ("child-9", "gate"), ("elder-7", "unit-301"), ("child-9", "unit-301"), ("elder-7", "gate")]:
+        await journal.append(Event(Kind.ACCESS_DECISION, Priority.ACCESS, f"r-{door}", {
+            "door": door, "reader": f"r-{door}", "reason": "granted", "granted": True, "credential": keys[tenant][:12],
+            "frame_to_decision_ms": 1.0}))
+    await journal.append(Event(Kind.DOOR_EXIT, Priority.ACCESS, "gate", {"door": "gate"}))
+    await journal.close()
+    return keys
+
+
+def _edge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_edge_trail_on_site_finds_one_tenants_passes_in_order_paged_and_journals_the_search(write_config):
+    config_path = write_config(MINIMAL + DOORS)
+    keys = asyncio.run(_building(config_path))
+    first = _edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--limit", "2", "--json")
+    assert first.returncode == 0, first.stderr
+    page = json.loads(first.stdout)
+    assert [(r["door"], r["credential"]) for r in page["rows"]] == [("gate", keys["elder-7"][:12]), ("unit-301", keys["elder-7"][:12])]
+    rest = json.loads(_edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12",
+                            "--after-seq", str(page["next_after_seq"]), "--json").stdout)
+    assert [r["door"] for r in rest["rows"]] == ["gate"] and rest["next_after_seq"] is None
+    searched = events(load(config_path).journal_path, "privacy.trail_searched")
+    assert [(e.body["operator"], e.body["tenant"], e.body["rows"], e.body["via"]) for e in searched] == [
+        ("officer-12", "elder-7", 2, "site"), ("officer-12", "elder-7", 1, "site")]
+    assert searched[0].priority.name == "ACCESS", "an audit record is never evicted"
+
+
+def test_a_trail_search_without_an_operator_is_refused_and_searches_nothing(write_config):
+    config_path = write_config(MINIMAL + DOORS)
+    asyncio.run(_building(config_path))
+    refused = _edge("trail", "--config", str(config_path), "--tenant", "elder-7")
+    assert refused.returncode == 2 and "--operator" in refused.stderr
+    with pytest.raises(ValueError, match="operator: Field required"):
+        parse_request({"tenant": "elder-7"})
+    with pytest.raises(ValueError, match="a door search needs a time window"):
+        parse_request({"operator": "x", "door": "gate"})
+    with pytest.raises(ValueError, match="say whose trail"):
+        parse_request({"operator": "x"})
+    assert TrailRequest(operator="x", door="gate", since="2026-11-29T00:00:00+08:00").since is not None
+    assert not events(load(config_path).journal_path, "privacy.trail_searched")
+
+
+def test_a_signed_cloud_trail_request_is_answered_from_the_journal_and_journaled(write_config, building_dir):
+    generate_keys(building_dir)
+
+    async def scenario():
+        with Broker() as broker:
+            config_path = write_config(MINIMAL + DOORS + f"""
+uplink:
+  enabled: true
+  host: 127.0.0.1
+  port: {broker.port}
+  batch_ms: 10
+  keepalive_s: 5
+  cloud_public_key: cloud.pub
+""")
+            keys = await _building(config_path)
+            cloud = open_cloud(building_dir, broker.port)
+            await cloud.start()
+            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
+                                      env=dict(os.environ), stdout=open(building_dir / "daemon.log", "a"), stderr=subprocess.STDOUT)
+            try:
+                await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30, what="the gateway online")
+                refused = await cloud.command(B, "trail.search", {"tenant": "child-9"})
+                answer = await cloud.command(B, "trail.search", {"tenant": "child-9", "operator": "police-desk-2", "via": "cloud"})
+                by_door = await cloud.command(B, "trail.search", {"door": "gate", "since": "2020-01-01T00:00:00+00:00", "operator": "police-desk-2"})
+                daemon.send_signal(signal.SIGTERM)
+                assert daemon.wait(15) == 0
+            finally:
+                daemon.kill()
+                await cloud.stop()
+            return config_path, keys, refused, answer, by_door
+
+    config_path, keys, refused, answer, by_door = asyncio.run(scenario())
+    assert refused["detail"]["ok"] is False and "operator" in refused["detail"]["error"]
+    rows = answer["detail"]["rows"]
+    assert [r["door"] for r in rows] == ["gate", "unit-301"] and {r["credential"] for r in rows} == {keys["child-9"][:12]}
+    assert [r["kind"] for r in by_door["detail"]["rows"]] == ["card", "card", "card", "exit"]
+    searched = events(load(config_path).journal_path, "privacy.trail_searched")
+    assert [(e.body["operator"], e.body["rows"]) for e in searched] == [("police-desk-2", 2), ("police-desk-2", 4)]
+
+
+def test_edge_alarm_ack_without_a_daemon_says_nothing_was_done(write_config):
+    config_path = write_config(MINIMAL + DOORS)
+    answer = _edge("alarm", "ack", "--config", str(config_path), "--area", "*", "--operator", "guard-7")
+    assert answer.returncode == 69 and "nothing was done" in answer.stderr
+    assert _edge("alarm", "ack", "--config", str(config_path), "--area", "*").returncode == 2, "--operator is required"
