@@ -38,3 +38,5 @@ def test_the_hardening_keeps_what_the_daemon_needs():
         assert f"DeviceAllow={device}" in text
     assert "PrivateNetwork=" not in text and "PrivateDevices=" not in text
     assert "SystemCallFilter=adjtimex" in text, "the NTP state is read with adjtimex"
+    assert "SystemCallFilter=setpriority" in text, "the camera's inference lowers its own priority"
+    assert "\nProcSubset=" not in text, "onnxruntime reads /proc/cpuinfo"
