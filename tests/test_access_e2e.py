@@ -17,7 +17,8 @@ from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from hil.card_sim import CardReaderSim
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.uplink.commands import CommandTable
+from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
 
 from conftest import MINIMAL, REPO
@@ -371,6 +372,7 @@ def test_the_fire_latch_survives_a_restart_until_reset(write_config):
                 await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
                 released = await wait_for_event(building, "alarm.fire_release", 2)
                 assert building.doors.fire.active
+                await wait_for(lambda: building.doors.fire.inputs["doors-io.input_8"].read_at is not None)
                 answer = await building.doors.fire.reset_request({"operator": "tech-7"})
                 await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
                 latch_left = (building.config.state_path / "fire-latch.json").exists()
@@ -383,3 +385,45 @@ def test_the_fire_latch_survives_a_restart_until_reset(write_config):
     assert released[0].body.get("latch_saved") is True and "restored" not in released[0].body
     assert released[1].body["restored"] is True and released[1].body["source"] == "doors-io.input_8"
     assert answer["ok"] and not latch_left and not active_after_reset
+
+
+def test_a_fire_reset_is_refused_while_the_fire_input_is_active_or_not_known(write_config):
+    """Securing the egress doors while the panel still signals fire would lock them until the
+    next poll released them again: the reset is refused, journaled, and names the input."""
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                await building.start()
+                fire = building.doors.fire
+                cloud = CommandTable()  # the table the uplink runs signed cloud commands through
+                cloud.register("fire.reset", fire.reset_request)
+                building.io.set_value("input_8", True)
+                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                await wait_for_event(building, "alarm.fire_release")
+                local = await fire.reset_request({"operator": "tech-7"})
+                held_after_local = (building.io.value_of("relay_1"), building.io.value_of("relay_2"))
+                remote = await cloud.run("fire.reset", {"operator": "cloud-ops"})
+                held_after_remote = (building.io.value_of("relay_1"), building.io.value_of("relay_2"))
+
+                building.io.set_value("input_8", False)  # the panel clears, then the module stops answering
+                await wait_for(lambda: fire.inputs["doors-io.input_8"].active is False)
+                building.io.fault = FaultPlan(Fault.SILENT)
+                await wait_for(lambda: not building.fieldbus.is_online("doors-io"))
+                unknown = await fire.reset_request({"operator": "tech-7"})
+                building.io.fault = None
+                await wait_for(lambda: building.fieldbus.is_online("doors-io"))
+                await wait_for(lambda: not fire.inputs["doors-io.input_8"].holds_reset(fire._clock()))
+                done = await fire.reset_request({"operator": "tech-7"})
+                await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
+                refusals = await wait_for_event(building, "alarm.fire_reset_refused", 3)
+                return local, held_after_local, remote, held_after_remote, unknown, done, refusals, building.events("alarm.fire_reset")
+
+    local, held_after_local, remote, held_after_remote, unknown, done, refusals, resets = asyncio.run(scenario())
+    assert local["ok"] is False and "doors-io.input_8 still reads active" in local["error"]
+    assert held_after_local == (True, True) and held_after_remote == (True, True), "the doors stayed released"
+    assert remote.detail["ok"] is False and "doors-io.input_8 still reads active" in remote.detail["error"]
+    assert unknown["ok"] is False and "doors-io.input_8: its device is offline" in unknown["error"]
+    assert done["ok"] is True
+    assert [(e.body["operator"], e.priority.name) for e in refusals] == [("tech-7", "ALARM"), ("cloud-ops", "ALARM"), ("tech-7", "ALARM")]
+    assert local["result_seq"] == refusals[0].seq and refusals[0].body["inputs"] == ["fire input doors-io.input_8 still reads active"]
+    assert [e.body["operator"] for e in resets] == ["tech-7"], "only the reset with the input clear and known"

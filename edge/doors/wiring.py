@@ -15,7 +15,7 @@ from edge.doors.access import AccessPath
 from edge.doors.lock import DoorLock
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
-from edge.fire import FireRelease
+from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
 from edge.readers import ReaderInbox, reader_workers
 
@@ -79,7 +79,10 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
         fire.on_change(access.set_fire_released)
         fire.restore()  # a latch from before a restart holds the egress doors released again
         if config.fire_alarm is not None:
-            fieldbus.subscribe(PointKey.parse(config.fire_alarm), fire.alarm_input)
+            key = PointKey.parse(config.fire_alarm)
+            fire.watch(str(key), max(STALE_INTERVALS * fieldbus.interval_of(key), STALE_FLOOR_S),
+                       online=lambda device=key.device: fieldbus.is_online(device))
+            fieldbus.subscribe(key, fire.alarm_input)
         for door in config.doors:
             if door.contact is not None:
                 fieldbus.subscribe(PointKey.parse(door.contact), lambda reading, name=door.name: access.contact(name, reading))
