@@ -179,6 +179,9 @@ class FireRelease:
                     writes[door] = asyncio.ensure_future(lock.release())
             saved = asyncio.ensure_future(self._save_latch(source)) if not restored else None  # after the writes
             results = dict(zip(writes, await asyncio.gather(*writes.values())))
+            for lock in self.locks.values():
+                if lock.lock.device in self.block_devices:
+                    lock.keep_released()  # what release() does after its own write
         unconfirmed = sorted(name for name, ok in results.items() if not ok)
         body = {
             "source": source,

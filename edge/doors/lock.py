@@ -97,9 +97,15 @@ class DoorLock:
             return False
         confirmed = await self._write(self.lock.release)
         _settle(waiting, confirmed)
-        if self._module_until > self._now():
-            self._hold = asyncio.create_task(self._hold_past_pulse(), name=f"lock-hold:{self.door}")
+        self.keep_released()
         return confirmed
+
+    def keep_released(self) -> None:
+        """The door is released for a fire (by `release()`, or by its module's block write): a
+        module-timed pulse sent before may switch the relay off when it ends, so `release` is
+        written again once that pulse is over."""
+        if self._module_until > self._now() and self._hold is None and self.lock.release is not None:
+            self._hold = asyncio.create_task(self._hold_past_pulse(), name=f"lock-hold:{self.door}")
 
     async def secure(self) -> bool:
         waiting = await self._stop_runner()
