@@ -142,3 +142,28 @@ fire_alarm: doors-io.input_8
     assert "front secured" in done.stdout and secured is False
     kinds = [e.kind for e in read_events(journal, EventQuery(kinds=("alarm.fire_reset*",), limit=None))]
     assert kinds[0] == "alarm.fire_reset_refused" and kinds[-1] == "alarm.fire_reset"
+
+
+def test_a_pulse_door_released_at_start_is_released_again_after_the_longest_pulse_it_may_be_in():
+    """A gateway restarted during a fire may find its module still timing a pulse the last run
+    sent: the restored release is written again once the longest such pulse would be over."""
+    async def scenario():
+        bus, journal, holder, unconfirmed = Bus(), Journal(), [], []
+
+        async def note(door: str, command: str) -> None:
+            unconfirmed.append((door, command))
+
+        lock = DoorLock("front", Lock(device="io-1", pulse="pulse_1", release="release_1", secure="secure_1"), bus, note,
+                        lambda: holder[0].active, pulse_s=(0.1, 0.3))
+        fire = FireRelease({"front": lock}, bus, journal)
+        holder.append(fire)
+        fire.trigger("panel")
+        deadline = asyncio.get_running_loop().time() + 5
+        while bus.writes.count(("io-1", "release_1")) < 2:
+            assert asyncio.get_running_loop().time() < deadline, f"release not written again: {bus.writes}"
+            await asyncio.sleep(0.02)
+        assert await fire.reset("tech-1")
+        return bus.writes, unconfirmed
+
+    writes, unconfirmed = asyncio.run(scenario())
+    assert writes == [("io-1", "release_1"), ("io-1", "release_1"), ("io-1", "secure_1")] and unconfirmed == []

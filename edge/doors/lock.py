@@ -59,7 +59,9 @@ class DoorLock:
         self._pulse_s = pulse_s
         self._until = float("-inf")  # when the running pulse ends (the latest of its grants)
         self._asked_s = 0.0  # the longest grant not yet written (a module-timed pulse is never shorter)
-        self._module_until = float("-inf")  # when the last pulse the module times ends, as reckoned here
+        # When the last pulse the module times ends, as reckoned here; None until this gateway sent
+        # one: a pulse sent before a restart may still run, for as long as the command allows.
+        self._module_until: float | None = None
         self._waiting: list[asyncio.Future[bool]] = []  # pulses whose release is not yet written
         self._poke = asyncio.Event()  # a pulse came while the runner waits
         self._runner: asyncio.Task[None] | None = None
@@ -104,8 +106,11 @@ class DoorLock:
         """The door is released for a fire (by `release()`, or by its module's block write): a
         module-timed pulse sent before may switch the relay off when it ends, so `release` is
         written again once that pulse is over."""
-        if self._module_until > self._now() and self._hold is None and self.lock.release is not None:
-            self._hold = asyncio.create_task(self._hold_past_pulse(), name=f"lock-hold:{self.door}")
+        until = self._module_until
+        if until is None and self.lock.pulse is not None and self._pulse_s is not None:
+            until = self._module_until = self._now() + self._pulse_s[1]  # a pulse from before a restart
+        if until is not None and until > self._now() and self._hold is None and self.lock.release is not None:
+            self._hold = asyncio.create_task(self._hold_past_pulse(until), name=f"lock-hold:{self.door}")
 
     async def secure(self) -> bool:
         waiting = await self._stop_runner()
@@ -159,19 +164,22 @@ class DoorLock:
         if self.lock.pulse is None:
             return await self._write(self.lock.release)
         if self._pulse_s is None:  # the profile fixes the length; unlock_s should match it
-            self._module_until = max(self._module_until, self._until)
+            self._module_pulse_ends(self._until)
             return await self._write(self.lock.pulse)
         lowest, highest = self._pulse_s
         asked, self._asked_s = self._asked_s, 0.0
         seconds = min(max(self._until - self._now(), asked, lowest), highest)
-        self._module_until = max(self._module_until, self._now() + seconds)
+        self._module_pulse_ends(self._now() + seconds)
         return await self._write(self.lock.pulse, seconds)
 
-    async def _hold_past_pulse(self) -> None:
+    def _module_pulse_ends(self, at: float) -> None:
+        self._module_until = at if self._module_until is None else max(self._module_until, at)
+
+    async def _hold_past_pulse(self, until: float) -> None:
         """Fire release of a door in a module-timed pulse: the module may switch the relay off
-        when that pulse ends, so write `release` again once it is over."""
+        when that pulse ends (`until`), so write `release` again once it is over."""
         try:
-            await asyncio.sleep(max(0.0, self._module_until - self._now()) + PULSE_END_MARGIN_S)
+            await asyncio.sleep(max(0.0, until - self._now()) + PULSE_END_MARGIN_S)
             if self._held_released() and self.lock.release is not None:
                 await self._write(self.lock.release)
         except Exception:  # noqa: BLE001 - nobody awaits the hold: say it here
