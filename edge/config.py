@@ -552,7 +552,8 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
         if door.lock is not None:
             named = tuple(name for name in (door.lock.release, door.lock.secure, door.lock.pulse) if name is not None)
             commands_of(door.lock.device, named, ("doors", index, "lock"))
-            problems.extend(_lock_problems(door, profiles.get(devices[door.lock.device].profile) if door.lock.device in devices else None, index))
+            device = devices.get(door.lock.device)
+            problems.extend(_lock_problems(door, profiles.get(device.profile) if device else None, index))
         point_of(door.contact, ("doors", index, "contact"), bit=True)
         point_of(door.exit_button, ("doors", index, "exit_button"), bit=True)
     for index, circuit in enumerate(config.circuits):
