@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from drivers.modbus.observations import Reading
 from drivers.modbus.profile import load_profile
 from edge.config import Lock
 from edge.doors.lock import DoorLock
@@ -167,3 +168,29 @@ def test_a_pulse_door_released_at_start_is_released_again_after_the_longest_puls
 
     writes, unconfirmed = asyncio.run(scenario())
     assert writes == [("io-1", "release_1"), ("io-1", "release_1"), ("io-1", "secure_1")] and unconfirmed == []
+
+
+def test_a_reset_waits_for_a_fire_input_read_clear_recently_and_validly():
+    async def scenario():
+        bus, journal, holder, unconfirmed, now = Bus(), Journal(), [], [], [100.0]
+        fire = FireRelease(_locks(bus, holder, unconfirmed), bus, journal, clock=lambda: now[0])
+        holder.append(fire)
+        fire.watch("io-1.fire", stale_after_s=2.0)
+        fire.trigger("panel")  # e.g. a latch restored at start: the input not read yet
+        answers = [await fire.reset_request({"operator": "tech-1"})]
+        fire.alarm_input(Reading("io-1", "fire", None, "", 100.0))  # the device voids the reading
+        answers.append(await fire.reset_request({"operator": "tech-1"}))
+        fire.alarm_input(Reading("io-1", "fire", False, "", 100.0))
+        now[0] = 103.0  # and nothing since
+        answers.append(await fire.reset_request({"operator": "tech-1"}))
+        fire.alarm_input(Reading("io-1", "fire", False, "", 103.0))
+        answers.append(await fire.reset_request({"operator": "tech-1"}))
+        return answers, journal.events, fire.active
+
+    answers, events, active = asyncio.run(scenario())
+    assert [a["ok"] for a in answers] == [False, False, False, True] and not active
+    assert "io-1.fire has not been read since the gateway started" in answers[0]["error"]
+    assert "io-1.fire reads no valid value" in answers[1]["error"]
+    assert "io-1.fire has not been read for 3.0 s" in answers[2]["error"]
+    assert [e.kind for e in events] == ["alarm.fire_release"] + ["alarm.fire_reset_refused"] * 3 + ["alarm.fire_reset"]
+    assert [a["result_seq"] for a in answers[:3]] == [2, 3, 4]
