@@ -186,11 +186,24 @@ class Reader(Strict):
 
 
 class Lock(Strict):
-    """The relay that holds a door locked, as named commands of its IO module's profile."""
+    """The relay that holds a door locked, as named commands of its IO module's profile: a
+    release/secure pair the gateway times, or a pulse the module times itself (or both)."""
 
     device: Name
-    release: str = Field(min_length=1, description="Profile command that releases (unlocks), e.g. release_1.")
-    secure: str = Field(min_length=1, description="Profile command that locks again, e.g. secure_1.")
+    release: str | None = Field(None, min_length=1, description="Profile command that releases (unlocks), e.g. release_1.")
+    secure: str | None = Field(None, min_length=1, description="Profile command that locks again, e.g. secure_1.")
+    pulse: str | None = Field(None, min_length=1, description=(
+        "Profile command the module times itself (a relay's flash), e.g. pulse_1: unlocks then end even if the gateway "
+        "dies mid-pulse. Given unlock_s if it takes an argument, else its length is the profile's. An egress door also "
+        "needs release and secure: a pulse cannot hold the door released for a fire."))
+
+    @model_validator(mode="after")
+    def _commands(self) -> "Lock":
+        if (self.release is None) != (self.secure is None):
+            raise ValueError("release and secure come together")
+        if self.release is None and self.pulse is None:
+            raise ValueError("a lock needs release and secure, or pulse")
+        return self
 
 
 class Door(Strict):
@@ -583,7 +596,10 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
             if reader not in readers:
                 problems.append((("doors", index, "readers", r_index), f"no reader named {reader!r}"))
         if door.lock is not None:
-            commands_of(door.lock.device, (door.lock.release, door.lock.secure), ("doors", index, "lock"))
+            named = tuple(name for name in (door.lock.release, door.lock.secure, door.lock.pulse) if name is not None)
+            commands_of(door.lock.device, named, ("doors", index, "lock"))
+            device = devices.get(door.lock.device)
+            problems.extend(_lock_problems(door, profiles.get(device.profile) if device else None, index))
         point_of(door.contact, ("doors", index, "contact"), bit=True)
         point_of(door.exit_button, ("doors", index, "exit_button"), bit=True)
     for index, circuit in enumerate(config.circuits):
@@ -621,6 +637,28 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
             problems.append((loc, f"no {subsystem} udev identity named {name!r} (udev: section)"))
     problems += community_check(config.community, point_of, {c.name: c.breaker is not None for c in config.circuits}, {d.name for d in config.doors})
 
+    return problems
+
+
+def _lock_problems(door: Door, profile: Profile | None, index: int) -> list[tuple[tuple, str]]:
+    """A lock's commands as the door uses them: release and secure take no value, a pulse's
+    argument covers the door's unlock_s, and an egress door can be held released for a fire."""
+    lock, loc = door.lock, ("doors", index, "lock")
+    assert lock is not None
+    problems: list[tuple[tuple, str]] = []
+    if door.egress and lock.release is None:
+        problems.append((loc, "an egress door driven by pulse needs release and secure too: a pulse the module "
+                              "ends cannot hold the door released for a fire"))
+    commands = {c.name: c for c in profile.commands} if profile is not None else {}
+    for name in (lock.release, lock.secure):
+        if name in commands and commands[name].argument is not None:
+            problems.append((loc, f"{name} takes a value at run time; a lock's release and secure must be fixed writes"))
+    pulse = commands.get(lock.pulse) if lock.pulse is not None else None
+    if pulse is not None and pulse.argument is not None:
+        low, high, unit = pulse.argument.min, pulse.argument.max, pulse.argument.unit
+        if not low <= door.unlock_s <= high:
+            problems.append((("doors", index, "unlock_s"),
+                             f"unlock_s {door.unlock_s:g} is outside what {lock.pulse} takes ({low:g}..{high:g}{' ' + unit if unit else ''})"))
     return problems
 
 

@@ -94,6 +94,7 @@ class Kind(StrEnum):
     CREDENTIALS_UNAVAILABLE = "fault.credentials_unavailable"
     FIRE_RELEASE = "alarm.fire_release"
     FIRE_RESET = "alarm.fire_reset"
+    FIRE_RESET_REFUSED = "alarm.fire_reset_refused"  # a fire input still active or not known: doors stay released
     ACCESS_UNJOURNALED = "access.unjournaled"
     READER_GARBAGE = "fault.reader_garbage"
     PIN_LOCKOUT = "alarm.pin_lockout"

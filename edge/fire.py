@@ -11,6 +11,11 @@ released until `edge fire reset`, whether or not the fire input is still active.
 A relay module whose doors are all egress doors and whose profile has a `release_all`
 block command gets that one write (all doors in one request); others get per-door
 release commands, all devices in parallel, so the building is released well within 1 s.
+
+A reset is refused while any fire input still reads active, or its state is not known
+(never read, stale, its device offline): securing the doors then would lock them during a
+fire until the next poll released them again. Releases and resets write the relays one
+batch at a time, so an alarm that comes during a reset releases after its secure writes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +44,41 @@ log = structlog.get_logger("edge.fire")
 
 BLOCK_RELEASE = "release_all"
 LATCH_FILE = "fire-latch.json"
+STALE_INTERVALS = 3  # a fire input not read for this many poll intervals...
+STALE_FLOOR_S = 2.0  # ...(and at least this long) is stale: its state is not known
+
+
+@dataclass
+class FireInput:
+    """A fire alarm input as last read: a reset needs it read recently, valid, and clear."""
+
+    name: str  # DEVICE.POINT
+    stale_after_s: float
+    online: Callable[[], bool] = lambda: True
+    active: bool | None = None  # None: the device says the reading is not valid now
+    read_at: float | None = None  # monotonic time of the last reading; None: never read
+
+    def holds_reset(self, now: float) -> str | None:
+        """Why this input forbids a reset now; None when it reads clear and fresh."""
+        if self.read_at is None:
+            return f"fire input {self.name} has not been read since the gateway started"
+        if not self.online():
+            return f"fire input {self.name}: its device is offline"
+        if now - self.read_at > self.stale_after_s:
+            return f"fire input {self.name} has not been read for {now - self.read_at:.1f} s"
+        if self.active is None:
+            return f"fire input {self.name} reads no valid value"
+        if self.active:
+            return f"fire input {self.name} still reads active"
+        return None
+
+
+class FireResetRefused(Exception):
+    """A reset refused because a fire input is active or not known; journaled as `seq`."""
+
+    def __init__(self, reasons: list[str], seq: int) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons, self.seq = reasons, seq
 
 
 class FireRelease:
@@ -45,18 +86,21 @@ class FireRelease:
 
     def __init__(
         self, locks: Mapping[str, DoorLock], bus: CommandBus, journal: Journal, block_devices: frozenset[str] = frozenset(),
-        latch_path: Path | None = None,
+        latch_path: Path | None = None, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.locks = dict(locks)
         self.bus = bus
         self.journal = journal
         self.block_devices = block_devices
         self.latch_path = latch_path
+        self.inputs: dict[str, FireInput] = {}
+        self._clock = clock
         self.active = False
         self.source: str | None = None
         self._listeners: list[Callable[[bool], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()  # at most one release at a time (the latch)
         self._latch_io = asyncio.Lock()  # saves and removals of the latch file, in order
+        self._relays = asyncio.Lock()  # one batch of release or secure writes at a time
 
     @classmethod
     def for_building(cls, config: BuildingConfig, locks: Mapping[str, DoorLock], bus: CommandBus, journal: Journal, profiles: Mapping[str, Profile]) -> FireRelease:
@@ -94,8 +138,17 @@ class FireRelease:
         """Call `listener(active)` when the latch sets or resets (on the loop, must not block)."""
         self._listeners.append(listener)
 
+    def watch(self, name: str, stale_after_s: float, online: Callable[[], bool] = lambda: True) -> None:
+        """Register a fire input (DEVICE.POINT) whose readings `alarm_input` gets: a reset
+        waits until it reads clear, no older than `stale_after_s`, with its device `online()`."""
+        self.inputs[name] = FireInput(name, stale_after_s, online)
+
     def alarm_input(self, reading: Reading) -> None:
         """Field bus listener for the fire alarm input (true = fire)."""
+        watched = self.inputs.get(f"{reading.device}.{reading.point}")
+        if watched is not None:
+            watched.active = None if reading.value is None else bool(reading.value)
+            watched.read_at = reading.mono
         if reading.value:
             self.trigger(f"{reading.device}.{reading.point}")
 
@@ -117,14 +170,18 @@ class FireRelease:
             log.error("fire release task failed", error=repr(task.exception()))
 
     async def _release(self, source: str, started: float, restored: bool) -> None:
-        writes: dict[str, asyncio.Future[bool]] = {}
-        for device in self.block_devices:
-            writes[f"{device}:{BLOCK_RELEASE}"] = asyncio.ensure_future(self.bus.command(device, BLOCK_RELEASE))
-        for door, lock in self.locks.items():
-            if lock.lock.device not in self.block_devices:
-                writes[door] = asyncio.ensure_future(lock.release())
-        saved = asyncio.ensure_future(self._save_latch(source)) if not restored else None  # after the writes
-        results = dict(zip(writes, await asyncio.gather(*writes.values())))
+        async with self._relays:  # free unless a reset is securing the doors: then right after it
+            writes: dict[str, asyncio.Future[bool]] = {}
+            for device in self.block_devices:
+                writes[f"{device}:{BLOCK_RELEASE}"] = asyncio.ensure_future(self.bus.command(device, BLOCK_RELEASE))
+            for door, lock in self.locks.items():
+                if lock.lock.device not in self.block_devices:
+                    writes[door] = asyncio.ensure_future(lock.release())
+            saved = asyncio.ensure_future(self._save_latch(source)) if not restored else None  # after the writes
+            results = dict(zip(writes, await asyncio.gather(*writes.values())))
+            for lock in self.locks.values():
+                if lock.lock.device in self.block_devices:
+                    lock.keep_released()  # what release() does after its own write
         unconfirmed = sorted(name for name, ok in results.items() if not ok)
         body = {
             "source": source,
@@ -145,20 +202,35 @@ class FireRelease:
         operator = request.get("operator")
         if not isinstance(operator, str) or not operator.strip():
             return {"ok": False, "error": "an operator id is required"}
-        if not await self.reset(operator.strip()):
-            return {"ok": False, "error": "no fire release is active"}
+        try:
+            if not await self.reset(operator.strip()):
+                return {"ok": False, "error": "no fire release is active"}
+        except FireResetRefused as refused:
+            return {"ok": False, "error": f"reset refused, the egress doors stay released: {refused}",
+                    "inputs": refused.reasons, "result_seq": refused.seq}
         return {"ok": True, "doors": sorted(self.locks)}
 
     async def reset(self, operator: str) -> bool:
-        """A technician ends the release: egress doors are secured again. False if not active."""
+        """A technician ends the release: egress doors are secured again. False if not active;
+        raises FireResetRefused (journaled) while a fire input reads active or is not known."""
         if not self.active:
             return False
-        self.active, self.source = False, None
-        for listener in self._listeners:
-            listener(False)
         await asyncio.gather(*self._tasks, return_exceptions=True)  # the release (and its save) first
-        await self._remove_latch()
-        results = await asyncio.gather(*(lock.secure() for lock in self.locks.values()))
+        async with self._relays:
+            if not self.active:
+                return False  # another reset got here first
+            holds = [why for watched in self.inputs.values() if (why := watched.holds_reset(self._clock())) is not None]
+            if not holds:
+                self.active, self.source = False, None
+                for listener in self._listeners:
+                    listener(False)
+                await self._remove_latch()
+                results = await asyncio.gather(*(lock.secure() for lock in self.locks.values()))
+        if holds:  # journaled outside the relay lock: an alarm's release never waits on the journal
+            refusal = Event(kind=Kind.FIRE_RESET_REFUSED, priority=Priority.ALARM, source="fire",
+                            body={"operator": operator, "inputs": holds})
+            log.error("fire reset refused", event_id=refusal.id, **refusal.body)
+            raise FireResetRefused(holds, await self.journal.append(refusal))
         body = {"operator": operator, "unconfirmed": sorted(d for d, ok in zip(self.locks, results) if not ok)}
         event = Event(kind=Kind.FIRE_RESET, priority=Priority.ALARM, source="fire", body=body)
         log.warning("fire release reset", event_id=event.id, **body)

@@ -112,7 +112,9 @@ class RepeatFilter:
 
 class ReaderWorker:
     """One serial reader: `run()` reads until the port fails (then raises, so the
-    supervisor journals it and restarts the worker with backoff) or is cancelled."""
+    supervisor journals it and restarts the worker with backoff) or is cancelled.
+    When the port opens again after a fault, each fault reason seen meanwhile is
+    reported restored, so a reader plugged back in is known to be back before a tap."""
 
     def __init__(self, reader: Reader, inbox: ReaderInbox) -> None:
         self.reader = reader
@@ -120,16 +122,28 @@ class ReaderWorker:
         # Only readers that repeat a card lying on them need the filter; a Wiegand tap is one frame.
         self.repeats = RepeatFilter() if reader.protocol in REPEATING else None
         self.drops: Counter[str] = Counter()
+        self._faults: dict[FaultReason, None] = {}  # reasons faulted since the port was last open, in order (port thread only)
 
     async def run(self) -> None:
         port = ReaderPort(
             self.reader.name, self.reader.port, self.reader.baud, SERIAL_PARSERS[self.reader.protocol](),
-            on_observation=self._observe, on_fault=self.inbox.post,
+            on_observation=self._observe, on_fault=self._fault, on_open=self._opened,
         )
         try:
             await asyncio.shield(asyncio.to_thread(port.run))
         finally:
             port.stop()
+
+    def _fault(self, fault: ReaderFault) -> None:
+        """Runs in the port's thread: remember the reason until the port opens again."""
+        self._faults.setdefault(fault.reason)
+        self.inbox.post(fault)
+
+    def _opened(self) -> None:
+        """Runs in the port's thread: the port is open again; every fault since has cleared."""
+        for reason in self._faults:
+            self.inbox.post(ReaderRestored(self.reader.name, reason, f"port {self.reader.port} open again"))
+        self._faults.clear()
 
     def _observe(self, observation: CardRead | PinEntry | FrameDropped) -> None:
         """Runs in the port's thread: counts drops, collapses repeats, posts the rest."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
+import subprocess
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -16,8 +19,10 @@ from edge.config import device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
+from edge.supervisor import Backoff, Supervisor
 from hil.card_sim import CardReaderSim
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.uplink.commands import CommandTable
+from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
 
 from conftest import MINIMAL, REPO
@@ -40,9 +45,11 @@ def _enrol(config, serial: bytes, status: str = "active", pin: str | None = None
 class Building:
     """The doors of a building wired as the gateway wires them, with simulated hardware."""
 
-    def __init__(self, write_config, card_port: str, keypad_port: str, wall=None, fire: bool = True, extra: str = "") -> None:
+    def __init__(self, write_config, card_port: str, keypad_port: str, wall=None, fire: bool = True, extra: str = "",
+                 supervised: bool = False) -> None:
         self.write_config, self.card_port, self.keypad_port, self.wall, self.fire = write_config, card_port, keypad_port, wall, fire
         self.extra = extra
+        self.supervised = supervised  # the doors' jobs restarted as the gateway's Supervisor does (quickly)
 
     async def __aenter__(self) -> Building:
         self.io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
@@ -73,7 +80,13 @@ doors:
         if self.wall is not None:
             self.doors.access.wall = self.wall
         self.tasks = [asyncio.create_task(self.fieldbus.run())]
-        self.tasks += [asyncio.create_task(work()) for work in self.doors.work.values()]
+        if self.supervised:
+            self.supervisor = Supervisor(self.journal, Backoff(initial_s=0.1, max_s=0.5))
+            for name, work in self.doors.work.items():
+                self.supervisor.start(name, work)
+            self.tasks += list(self.supervisor.tasks.values())
+        else:
+            self.tasks += [asyncio.create_task(work()) for work in self.doors.work.values()]
         await asyncio.sleep(0.3)  # ports open, first poll done
 
     async def stop(self) -> None:
@@ -371,6 +384,7 @@ def test_the_fire_latch_survives_a_restart_until_reset(write_config):
                 await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
                 released = await wait_for_event(building, "alarm.fire_release", 2)
                 assert building.doors.fire.active
+                await wait_for(lambda: building.doors.fire.inputs["doors-io.input_8"].read_at is not None)
                 answer = await building.doors.fire.reset_request({"operator": "tech-7"})
                 await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
                 latch_left = (building.config.state_path / "fire-latch.json").exists()
@@ -383,3 +397,97 @@ def test_the_fire_latch_survives_a_restart_until_reset(write_config):
     assert released[0].body.get("latch_saved") is True and "restored" not in released[0].body
     assert released[1].body["restored"] is True and released[1].body["source"] == "doors-io.input_8"
     assert answer["ok"] and not latch_left and not active_after_reset
+
+
+def test_a_fire_reset_is_refused_while_the_fire_input_is_active_or_not_known(write_config):
+    """Securing the egress doors while the panel still signals fire would lock them until the
+    next poll released them again: the reset is refused, journaled, and names the input."""
+    async def scenario():
+        with pty_pair() as cards, pty_pair() as keypad:
+            async with Building(write_config, cards.b, keypad.b) as building:
+                await building.start()
+                fire = building.doors.fire
+                cloud = CommandTable()  # the table the uplink runs signed cloud commands through
+                cloud.register("fire.reset", fire.reset_request)
+                building.io.set_value("input_8", True)
+                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                await wait_for_event(building, "alarm.fire_release")
+                local = await fire.reset_request({"operator": "tech-7"})
+                held_after_local = (building.io.value_of("relay_1"), building.io.value_of("relay_2"))
+                remote = await cloud.run("fire.reset", {"operator": "cloud-ops"})
+                held_after_remote = (building.io.value_of("relay_1"), building.io.value_of("relay_2"))
+
+                building.io.set_value("input_8", False)  # the panel clears, then the module stops answering
+                await wait_for(lambda: fire.inputs["doors-io.input_8"].active is False)
+                building.io.fault = FaultPlan(Fault.SILENT)
+                await wait_for(lambda: not building.fieldbus.is_online("doors-io"))
+                unknown = await fire.reset_request({"operator": "tech-7"})
+                building.io.fault = None
+                await wait_for(lambda: building.fieldbus.is_online("doors-io"))
+                await wait_for(lambda: not fire.inputs["doors-io.input_8"].holds_reset(time.monotonic()))
+                done = await fire.reset_request({"operator": "tech-7"})
+                await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
+                refusals = await wait_for_event(building, "alarm.fire_reset_refused", 3)
+                return local, held_after_local, remote, held_after_remote, unknown, done, refusals, building.events("alarm.fire_reset")
+
+    local, held_after_local, remote, held_after_remote, unknown, done, refusals, resets = asyncio.run(scenario())
+    assert local["ok"] is False and "doors-io.input_8 still reads active" in local["error"]
+    assert held_after_local == (True, True) and held_after_remote == (True, True), "the doors stayed released"
+    assert remote.detail["ok"] is False and "doors-io.input_8 still reads active" in remote.detail["error"]
+    assert unknown["ok"] is False and "doors-io.input_8: its device is offline" in unknown["error"]
+    assert done["ok"] is True
+    assert [(e.body["operator"], e.priority.name) for e in refusals] == [("tech-7", "ALARM"), ("cloud-ops", "ALARM"), ("tech-7", "ALARM")]
+    assert local["result_seq"] == refusals[0].seq and refusals[0].body["inputs"] == ["fire input doors-io.input_8 still reads active"]
+    assert [e.body["operator"] for e in resets] == ["tech-7"], "only the reset with the input clear and known"
+
+
+class _Cable:
+    """A socat pty pair at fixed paths that can be pulled and plugged in again (a USB reader's adapter)."""
+
+    def __init__(self, reader_end: Path, gateway_end: Path) -> None:
+        self.reader_end, self.gateway_end = reader_end, gateway_end
+        self.process: subprocess.Popen | None = None
+
+    def plug(self) -> None:
+        self.process = subprocess.Popen(
+            [shutil.which("socat"), f"pty,raw,echo=0,link={self.reader_end}", f"pty,raw,echo=0,link={self.gateway_end}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    async def plugged(self) -> None:
+        await wait_for(lambda: self.reader_end.exists() and self.gateway_end.exists())
+
+    def pull(self) -> None:
+        """Stop socat (SIGTERM: it removes its links, so no dangling link can meet a reused pty)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+
+
+def test_a_reader_plugged_back_in_is_journaled_restored_before_any_tap(write_config, tmp_path: Path):
+    cable = _Cable(tmp_path / "reader-end", tmp_path / "gateway-end")
+
+    async def scenario():
+        with pty_pair() as keypad:
+            cable.plug()
+            await cable.plugged()
+            try:
+                async with Building(write_config, str(cable.gateway_end), keypad.b, supervised=True) as building:
+                    await building.start()
+                    cable.pull()  # the adapter is pulled: read fails, then the port is missing
+                    await wait_for(lambda: {"disconnected", "port_missing"} <= reasons(building, "fault.reader"))
+                    cable.plug()  # and plugged in again; nobody taps a card
+                    await cable.plugged()
+                    await wait_for(lambda: reasons(building, "fault.reader_restored") == {"disconnected", "port_missing"})
+                    return building.events("fault.reader"), building.events("fault.reader_restored"), building.events("access.decision")
+            finally:
+                cable.pull()
+
+    def reasons(building: Building, kind: str) -> set[str]:
+        return {e.body["reason"] for e in building.events(kind)}
+
+    faults, restored, decisions = asyncio.run(scenario())
+    assert decisions == [], "no card was read: the restore came from the port opening again"
+    assert all(e.source == "front-reader" and e.priority.name == "FAULT" for e in faults + restored)
+    assert [e.body["reason"] for e in restored] == ["disconnected", "port_missing"], "each reason cleared once, in order"
+    assert all(e.seq > max(f.seq for f in faults) for e in restored)
+    assert all(e.body["detail"] == f"port {cable.gateway_end} open again" for e in restored)

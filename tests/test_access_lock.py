@@ -15,11 +15,13 @@ from drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.config import Lock, device_profiles
 from edge.doors.lock import DoorLock
+from edge.doors.wiring import assemble_doors
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import Journal
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 
 from conftest import MINIMAL, REPO
+from test_modbus_commands import FlashingRelayModule
 
 pytestmark = pytest.mark.timeout(60)
 LOCK = Lock(device="doors-io", release="release_1", secure="secure_1")
@@ -137,3 +139,127 @@ def test_a_pulse_during_a_pulse_extends_it_and_a_fire_release_stops_it(write_con
     assert [command for command, _ in first] == ["release_1", "release_1", "secure_1"]
     assert first[-1][1] >= extended_at + 0.8
     assert relay is True
+
+
+# Doors driven by a module-timed pulse (the relay module's flash command, `pulse_N` of generic-dio8).
+PULSE_DOORS = """
+doors:
+  - {name: front, egress: true, unlock_s: 1.0,
+     lock: {device: doors-io, pulse: pulse_1, release: release_1, secure: secure_1}}
+  - {name: back, unlock_s: 0.7, lock: {device: doors-io, pulse: pulse_2}}
+"""
+
+
+class RecordingFlasher(FlashingRelayModule):
+    """The flashing relay module, logging each write as (coil address, word) and each flash
+    it ends by itself as ("ended", relay), in order."""
+
+    def __init__(self, profile, unit_id: int) -> None:
+        super().__init__(profile, unit_id)
+        self.log: list[tuple] = []
+
+    def write(self, function, address, values):
+        self.log.append((address, values[0]))
+        return super().write(function, address, values)
+
+    def read(self, function, address, count):
+        ending = [relay for relay, until in self.flashes.items() if self._clock() >= until]
+        self.log += [("ended", relay) for relay in ending]
+        return super().read(function, address, count)
+
+
+async def _pulse_building(write_config, doors: str = PULSE_DOORS):
+    module = RecordingFlasher(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
+    simulator = FieldSimulator([module])
+    port = await simulator.start_tcp()
+    config = building_config.load(write_config(MINIMAL + f"""
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
+""" + doors))
+    journal = await Journal.open(config.journal_path)
+    fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
+    doors = assemble_doors(config, journal, fieldbus)
+    tasks = [asyncio.create_task(fieldbus.run()), *(asyncio.create_task(work()) for work in doors.work.values())]
+    await _until(lambda: fieldbus.is_online("doors-io"), "the IO module coming online")
+    return module, simulator, journal, doors, tasks
+
+
+async def _stop(simulator, journal, tasks) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await journal.close()
+    await simulator.stop()
+
+
+def test_a_pulse_door_is_unlocked_by_the_modules_own_timer_and_a_pulse_during_it_is_sent_again(write_config):
+    async def scenario():
+        module, simulator, journal, doors, tasks = await _pulse_building(write_config)
+        try:
+            answer = await doors.access.remote_unlock({"door": "back", "operator": "T-17", "reason": "delivery"})
+            await _until(lambda: ("ended", 1) in module.log, "the module ending its pulse")
+            await _until(lambda: module.value_of("relay_2") is False, "the relay switched off by the module")
+            single = list(module.log)
+            lock = doors.access.doors["back"].lock
+            assert await lock.pulse(1.5)
+            assert await lock.pulse(0.3)  # a shorter grant during the pulse: the later end stands
+            assert await lock.pulse(4.0)  # a longer one: the module's timer starts over, longer
+            overlapping = [word for address, word in module.log[len(single):] if address == 0x0201]
+            return answer, single, overlapping
+        finally:
+            await _stop(simulator, journal, tasks)
+
+    answer, single, overlapping = asyncio.run(scenario())
+    assert answer["ok"] and answer["confirmed"]
+    assert single == [(0x0201, 7), ("ended", 1)], "one FC05 word of 7 x 100 ms, ended by the module; no secure write"
+    assert len(overlapping) == 3, "every pulse during a pulse is sent again"
+    assert overlapping[0] == 15 and 3 < overlapping[1] <= 15, "the re-sent pulse runs to the first grant's end, not 0.3 s"
+    assert overlapping[2] == 40
+
+
+@pytest.mark.parametrize("building", [PULSE_DOORS, PULSE_DOORS.split("  - {name: back")[0]], ids=["per-door", "block-write"])
+def test_fire_holds_a_pulse_door_by_its_release_even_when_the_modules_pulse_ends(write_config, building):
+    """With only egress doors on the module the fire release is its one release_all write."""
+    async def scenario():
+        module, simulator, journal, doors, tasks = await _pulse_building(write_config, building)
+        try:
+            await doors.access.remote_unlock({"door": "front", "operator": "T-17"})  # a 1 s module-timed pulse
+            doors.fire.trigger("panel")  # fire during the pulse: the door is released by release_1
+            await _until(lambda: (0x0000, 1) in module.log, "the fire release write")
+            await _until(lambda: ("ended", 0) in module.log, "the module ending the pulse sent before the fire")
+            ended = module.log.index(("ended", 0))
+            await _until(lambda: (0x0000, 1) in module.log[ended:], "release written again after the pulse's end")
+            await _until(lambda: module.value_of("relay_1") is True, "the relay held on for the fire")
+            held = list(module.log)
+            assert await doors.fire.reset("tech-7")
+            await _until(lambda: module.value_of("relay_1") is False, "the reset securing the door")
+            return held
+        finally:
+            await _stop(simulator, journal, tasks)
+
+    held = asyncio.run(scenario())
+    assert held[0] == (0x0200, 10), "the unlock was the module's 1 s pulse"
+    assert [entry for entry in held if entry[0] == 0x0200] == [(0x0200, 10)], "no pulse during the fire"
+
+
+@pytest.mark.parametrize("lock, extra, message", [
+    ("{device: doors-io, pulse: pulse_1}", "egress: true", "an egress door driven by pulse needs release and secure too"),
+    ("{device: doors-io, pulse: pulse_1, release: release_1}", "", "release and secure come together"),
+    ("{device: doors-io}", "", "a lock needs release and secure, or pulse"),
+    ("{device: doors-io, pulse: pulse_9}", "", "has no command 'pulse_9'"),
+    ("{device: doors-io, pulse: pulse_1}", "unlock_s: 0.05", "unlock_s 0.05 is outside what pulse_1 takes (0.1..60 s)"),
+    ("{device: doors-io, pulse: release_1}", "", None),  # a fixed pulse: its length is the profile's
+    ("{device: doors-io, release: pulse_1, secure: secure_1}", "", "pulse_1 takes a value at run time"),
+])
+def test_a_pulse_lock_is_checked_when_the_config_loads(write_config, lock, extra, message):
+    path = write_config(MINIMAL + f"""
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: 1502}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]
+doors: [{{name: front, lock: {lock}{', ' + extra if extra else ''}}}]
+""")
+    if message is None:
+        assert building_config.load(path).doors[0].lock.pulse == "release_1"
+        return
+    with pytest.raises(building_config.ConfigError) as refused:
+        building_config.load(path)
+    assert message in str(refused.value) and "building.yaml:9:" in str(refused.value), str(refused.value)  # the doors line

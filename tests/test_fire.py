@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+from drivers.modbus.observations import Reading
+from drivers.modbus.profile import load_profile
 from edge.config import Lock
 from edge.doors.lock import DoorLock
 from edge.fire import FireRelease
+from edge.journal import EventQuery, read_events
+from hil.modbus_sim import SimulatedDevice
+
+from conftest import MINIMAL, REPO
+from test_points_cli import SimulatorThread, _edge, _wait
 
 
 class Bus:
@@ -97,3 +107,90 @@ def test_the_latch_is_saved_removed_by_reset_and_an_unreadable_one_still_release
     assert events[0].body["latch_saved"] is True
     assert events[2].body["restored"] is True and events[2].body["source"] == "unknown"
     assert not list(latch.parent.glob("*.tmp")), "no temporary file left behind"
+
+
+def test_edge_fire_reset_is_refused_while_the_panel_still_signals_fire(write_config):
+    """The technician's command against `edge run`: refused with the input named (exit 1), the
+    doors stay released; once the input reads clear the same command secures them."""
+    io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
+    io.set_value("input_8", True)  # the panel signals fire from the start
+    with SimulatorThread([io]) as port:
+        config = write_config(MINIMAL + f"""
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}]
+doors: [{{name: front, egress: true, lock: {{device: doors-io, release: release_1, secure: secure_1}}}}]
+fire_alarm: doors-io.input_8
+""")
+        journal = config.parent / "state" / "journal.db"
+        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.fire_release",))))
+            _wait(lambda: io.value_of("relay_1") is True)
+            refused = _edge("fire", "reset", "--operator", "tech-7", "--config", str(config))
+            still_released = io.value_of("relay_1")
+            io.set_value("input_8", False)
+            done = _wait(lambda: (r := _edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r)
+            secured = io.value_of("relay_1")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.communicate(timeout=10)
+            finally:
+                daemon.kill()
+    assert refused.returncode == 1 and still_released is True
+    assert "doors-io.input_8 still reads active" in refused.stderr and "journal seq" in refused.stderr, refused.stderr
+    assert "front secured" in done.stdout and secured is False
+    kinds = [e.kind for e in read_events(journal, EventQuery(kinds=("alarm.fire_reset*",), limit=None))]
+    assert kinds[0] == "alarm.fire_reset_refused" and kinds[-1] == "alarm.fire_reset"
+
+
+def test_a_pulse_door_released_at_start_is_released_again_after_the_longest_pulse_it_may_be_in():
+    """A gateway restarted during a fire may find its module still timing a pulse the last run
+    sent: the restored release is written again once the longest such pulse would be over."""
+    async def scenario():
+        bus, journal, holder, unconfirmed = Bus(), Journal(), [], []
+
+        async def note(door: str, command: str) -> None:
+            unconfirmed.append((door, command))
+
+        lock = DoorLock("front", Lock(device="io-1", pulse="pulse_1", release="release_1", secure="secure_1"), bus, note,
+                        lambda: holder[0].active, pulse_s=(0.1, 0.3))
+        fire = FireRelease({"front": lock}, bus, journal)
+        holder.append(fire)
+        fire.trigger("panel")
+        deadline = asyncio.get_running_loop().time() + 5
+        while bus.writes.count(("io-1", "release_1")) < 2:
+            assert asyncio.get_running_loop().time() < deadline, f"release not written again: {bus.writes}"
+            await asyncio.sleep(0.02)
+        assert await fire.reset("tech-1")
+        return bus.writes, unconfirmed
+
+    writes, unconfirmed = asyncio.run(scenario())
+    assert writes == [("io-1", "release_1"), ("io-1", "release_1"), ("io-1", "secure_1")] and unconfirmed == []
+
+
+def test_a_reset_waits_for_a_fire_input_read_clear_recently_and_validly():
+    async def scenario():
+        bus, journal, holder, unconfirmed, now = Bus(), Journal(), [], [], [100.0]
+        fire = FireRelease(_locks(bus, holder, unconfirmed), bus, journal, clock=lambda: now[0])
+        holder.append(fire)
+        fire.watch("io-1.fire", stale_after_s=2.0)
+        fire.trigger("panel")  # e.g. a latch restored at start: the input not read yet
+        answers = [await fire.reset_request({"operator": "tech-1"})]
+        fire.alarm_input(Reading("io-1", "fire", None, "", 100.0))  # the device voids the reading
+        answers.append(await fire.reset_request({"operator": "tech-1"}))
+        fire.alarm_input(Reading("io-1", "fire", False, "", 100.0))
+        now[0] = 103.0  # and nothing since
+        answers.append(await fire.reset_request({"operator": "tech-1"}))
+        fire.alarm_input(Reading("io-1", "fire", False, "", 103.0))
+        answers.append(await fire.reset_request({"operator": "tech-1"}))
+        return answers, journal.events, fire.active
+
+    answers, events, active = asyncio.run(scenario())
+    assert [a["ok"] for a in answers] == [False, False, False, True] and not active
+    assert "io-1.fire has not been read since the gateway started" in answers[0]["error"]
+    assert "io-1.fire reads no valid value" in answers[1]["error"]
+    assert "io-1.fire has not been read for 3.0 s" in answers[2]["error"]
+    assert [e.kind for e in events] == ["alarm.fire_release"] + ["alarm.fire_reset_refused"] * 3 + ["alarm.fire_reset"]
+    assert [a["result_seq"] for a in answers[:3]] == [2, 3, 4]

@@ -4,7 +4,8 @@ A reader port is dumb and tough: it opens the port, reads in its own thread (blo
 with a short timeout so `stop()` is honoured), feeds the parser, stamps each frame with the
 monotonic time of the read that completed it, and hands observations on. When the port is
 missing or goes away (SerialException: unplugged USB adapter, dead socat) it reports a
-`ReaderFault` and raises, so the supervisor that runs `run()` restarts it with backoff.
+`ReaderFault` and raises, so the supervisor that runs `run()` restarts it with backoff;
+`on_open` is called each time the port opens, so whoever saw the fault can report it cleared.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class ReaderPort:
         on_observation: Callable[[Observation], None],
         on_fault: Callable[[ReaderFault], None],
         framing: str = "8N1",
+        on_open: Callable[[], None] | None = None,
     ) -> None:
         self.reader = reader
         self.path = path
@@ -56,6 +58,7 @@ class ReaderPort:
         self._parser = parser
         self._on_observation = on_observation
         self._on_fault = on_fault
+        self._on_open = on_open
         self._stop = threading.Event()
         # Set once the port is open: bytes that arrive before that are flushed by the open.
         self.opened = threading.Event()
@@ -70,6 +73,8 @@ class ReaderPort:
             self._fault(FaultReason.PORT_MISSING, exc)
             raise
         self.opened.set()
+        if self._on_open is not None:
+            self._on_open()
         with port:
             while not self._stop.is_set():
                 try:

@@ -94,7 +94,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     fire_actions = fire.add_subparsers(dest="fire_command", required=True, metavar="ACTION")
     reset = fire_actions.add_parser("reset", help="end a fire release: egress doors lock again (audited)", description=(
         "Ask the running daemon to end the fire release. Who did it is journaled. Exit 0 when reset, "
-        "1 when there was nothing to reset, 69 when the daemon is not running."))
+        "1 when there was nothing to reset or a fire input still reads active (or its state is not known: "
+        "never read, stale, its device offline; the doors then stay released), 69 when the daemon is not running."))
     reset.add_argument("--operator", required=True, help="technician id, journaled")
     reset.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
     reset.set_defaults(handler=_fire_reset)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import structlog
 
+from drivers.modbus.profile import Profile
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
-from edge.config import BuildingConfig, device_profiles
+from edge.config import BuildingConfig, Lock, device_profiles
 from edge.doors.access import AccessPath
 from edge.doors.lock import DoorLock
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
-from edge.fire import FireRelease
+from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
 from edge.readers import ReaderInbox, reader_workers
 
@@ -56,6 +57,16 @@ class Doors:
         return {"ok": True, "credentials": len(store.list())}
 
 
+def pulse_range(config: BuildingConfig, profiles: Mapping[str, Profile], lock: Lock) -> tuple[float, float] | None:
+    """The seconds a lock's module-timed pulse command takes (lowest, highest); None when the
+    lock has no pulse or its profile fixes the length."""
+    if lock.pulse is None:
+        return None
+    device = next(d for d in config.devices if d.name == lock.device)
+    argument = profiles[device.profile].command(lock.pulse).argument
+    return None if argument is None else (argument.min, argument.max)
+
+
 def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None) -> Doors:
     """Build the doors from the config; must run on the event loop (the inbox belongs to it)."""
     inbox = ReaderInbox(asyncio.get_running_loop())
@@ -67,19 +78,24 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
         await access.lock_unconfirmed(door, command)
 
     fire: FireRelease | None = None
+    profiles = device_profiles(config) if fieldbus is not None else {}
     if fieldbus is not None:
         for door in config.doors:
             if door.lock is not None:
-                locks[door.name] = DoorLock(door.name, door.lock, fieldbus, unconfirmed, lambda: fire is not None and fire.active)
+                locks[door.name] = DoorLock(door.name, door.lock, fieldbus, unconfirmed, lambda: fire is not None and fire.active,
+                                            pulse_s=pulse_range(config, profiles, door.lock))
     readers = reader_workers(config.readers, inbox)
     access = AccessPath(config.doors, ZoneInfo(config.building.timezone), locks, store, journal, inbox,
                         indicators=readers.indicators, pin_lockout=config.access.pin_lockout)
     if fieldbus is not None:
-        fire = FireRelease.for_building(config, locks, fieldbus, journal, device_profiles(config))
+        fire = FireRelease.for_building(config, locks, fieldbus, journal, profiles)
         fire.on_change(access.set_fire_released)
         fire.restore()  # a latch from before a restart holds the egress doors released again
         if config.fire_alarm is not None:
-            fieldbus.subscribe(PointKey.parse(config.fire_alarm), fire.alarm_input)
+            key = PointKey.parse(config.fire_alarm)
+            fire.watch(str(key), max(STALE_INTERVALS * fieldbus.interval_of(key), STALE_FLOOR_S),
+                       online=lambda device=key.device: fieldbus.is_online(device))
+            fieldbus.subscribe(key, fire.alarm_input)
         for door in config.doors:
             if door.contact is not None:
                 fieldbus.subscribe(PointKey.parse(door.contact), lambda reading, name=door.name: access.contact(name, reading))
