@@ -20,6 +20,7 @@ from edge import config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
 from edge.doors import cli as doors_cli
+from edge.vision import camera_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
+    camera_cli.add_commands(commands)  # `edge elevator release`, `edge vision export|import|status`
     return parser
 
 

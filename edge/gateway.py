@@ -86,6 +86,12 @@ class Gateway:
         if self.doors is not None:
             control["credentials.reload"] = self.doors.reload_request
             control["door.unlock"] = self.doors.access.remote_unlock
+        if self.config.cameras:
+            from edge.vision.wiring import assemble_vision  # OpenCV is loaded only where a camera is configured
+
+            vision = assemble_vision(self.config, journal, self.fieldbus, self.doors)
+            work.update(vision.work)
+            control.update(vision.control)
         work["control"] = ControlServer(socket_path(self.config.state_path), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)
