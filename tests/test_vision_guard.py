@@ -274,8 +274,7 @@ def test_qualification_needs_a_report_of_this_model_with_enough_frames(tmp_path)
 def test_the_real_base_model_runs_in_the_guard(tmp_path, media):
     """YOLOX-nano (COCO) through the models branch's runtime: the pipeline runs it on real frames
     in observe mode. COCO knows no e-bike, so this checks the wiring, not the recall."""
-    pytest.importorskip("edge.vision.runtime", reason="edge/vision/runtime.py (the models branch) is not merged yet")
-    from edge.vision.wiring import model_loader
+    runtime = pytest.importorskip("edge.vision.runtime", reason="edge/vision/runtime.py (the models branch) is not merged yet")
 
     manifest = Path(__file__).resolve().parent.parent / "models" / "yolox_nano.yaml"
     if not manifest.is_file() or not (MODELS / "yolox_nano.onnx").is_file():
@@ -286,7 +285,8 @@ def test_the_real_base_model_runs_in_the_guard(tmp_path, media):
 
     async def scenario():
         journal = await Journal.open(tmp_path / "journal.db")
-        guard = ElevatorGuard(cam, journal, Relay(), tmp_path / "state", Verdict(False, "test"), model_loader(manifest, 1))
+        load = lambda: runtime.load_detector(manifest, 1, model_file=MODELS / "yolox_nano.onnx")  # noqa: E731
+        guard = ElevatorGuard(cam, journal, Relay(), tmp_path / "state", Verdict(False, "test"), load)
         task = asyncio.create_task(guard.run())
         try:
             for _ in range(600):
