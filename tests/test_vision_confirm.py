@@ -68,7 +68,7 @@ def test_confirmation_table(name, frames, state, confirmed):
 def test_kick_scooter_holds_when_configured():
     m = machine(hold_classes=frozenset({VisionClass.EBIKE, VisionClass.KICK_SCOOTER}))
     actions, _ = feed(m, [[Detection(VisionClass.KICK_SCOOTER, 0.9, ON_FLOOR)]] * 3)
-    assert [a for _, a in actions] == [Confirmed(VisionClass.KICK_SCOOTER, 0.9, ON_FLOOR, hold=True)]
+    assert [a for _, a in actions] == [Confirmed(VisionClass.KICK_SCOOTER, 0.9, ON_FLOOR, hold=True, since=0.0)]
 
 
 def test_release_after_the_ebike_has_left_for_leave_s():
@@ -93,12 +93,13 @@ def test_hold_is_time_bounded_and_not_taken_again_until_the_ebike_leaves():
     assert [a for _, a in actions] == [Left()]
     actions, _ = feed(m, [[ebike()]] * 3, start=now)  # it (or another) comes back: a new hold
     assert [type(a) for _, a in actions] == [Confirmed]
+    assert actions[0][1].since == pytest.approx(now)  # counted from the first frame that showed it
 
 
 def test_observe_mode_confirms_without_holding():
     m = machine(may_hold=False)
     actions, now = feed(m, [[ebike()]] * 3 + [[]] * 30)
-    assert [a for _, a in actions] == [Confirmed(VisionClass.EBIKE, 0.8, ON_FLOOR, hold=False), Left()]
+    assert [a for _, a in actions] == [Confirmed(VisionClass.EBIKE, 0.8, ON_FLOOR, hold=False, since=0.0), Left()]
     assert m.state is State.IDLE
 
 

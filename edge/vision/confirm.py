@@ -58,6 +58,7 @@ class Confirmed:
     score: float  # the median of its recent scores
     box: Box
     hold: bool
+    since: float = 0.0  # when the frames that confirmed it began (the first of the run)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class Confirmation:
     state: State = State.IDLE
     scores: deque[float] = field(init=False)
     run: int = 0  # frames in a row with a candidate
+    run_since: float = 0.0  # the time of the run's first frame
     last_seen: float = float("-inf")
     held_since: float = 0.0
     candidate: Detection | None = None
@@ -124,6 +126,8 @@ class Confirmation:
             self.candidate = candidate
             self.last_seen = now
             self.run += 1
+            if self.run == 1:
+                self.run_since = now
             self.scores.append(candidate.score)
         else:
             self.run = 0
@@ -137,7 +141,7 @@ class Confirmation:
                 median = statistics.median(self.scores)
                 if median >= self.settings.threshold:
                     hold = self.settings.may_hold and not self.suspended
-                    actions.append(Confirmed(candidate.cls, median, candidate.box, hold))
+                    actions.append(Confirmed(candidate.cls, median, candidate.box, hold, self.run_since))
                     self.state = State.HOLDING if hold else State.CONFIRMED
                     self.held_since = now
         elif self.state is State.RELEASING and candidate is not None:

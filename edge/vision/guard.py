@@ -109,7 +109,7 @@ class ElevatorGuard:
         self.frames_analysed = 0  # frames that went through the model
         self.frames_seen = 0
         self.dropped = 0  # analyses the loop had no time for
-        self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # frame read -> hold written
+        self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
         self._inbox: deque[Analysed | Failed | CameraObservation] = deque()
         self._wake = asyncio.Event()
         self._stopping = threading.Event()
@@ -228,9 +228,8 @@ class ElevatorGuard:
         body: dict[str, Any] = {"class": str(action.cls), "score": round(action.score, 3), "box": [round(v, 3) for v in action.box]}
         if action.hold:
             async with self._io:
+                self.hold_latencies_s.append(time.monotonic() - action.since)
                 confirmed = await self._write(self.camera.hold.hold) if self.camera.hold and self.bus else False
-            if frame is not None:
-                self.hold_latencies_s.append(time.monotonic() - frame.mono)
             body["relay_confirmed"] = confirmed
             self._warn()
             kind, priority = Kind.ELEVATOR_HOLD, Priority.ALARM
