@@ -1,10 +1,11 @@
 """The elevator e-bike guard of one camera: frames in, a held car and a spoken warning out.
 
 The doors decide in milliseconds on the same two cores, so vision must never delay them:
-capture, the motion gate, inference and JPEG writing run in a worker thread that lowers its
-own OS priority first (the capture thread and the model's threads it starts inherit it), and
-the results come back to the loop with call_soon_threadsafe into a small bounded inbox where
-the newest analysis wins. The loop runs the pure confirmation machine and acts.
+capture, the motion gate, inference and JPEG writing run in a worker process at a higher
+nice value (edge/vision/worker.py), which shares neither the daemon's GIL nor its garbage
+collector. Its results come back over a pipe that the loop reads when it is readable, into a
+small bounded inbox where the newest analysis wins; the loop runs the pure confirmation
+machine and acts.
 
 Until the model is qualified on this site (edge/vision/qualification.py) the guard runs in
 observe mode: it journals what it would have done, with a snapshot, and holds nothing. When
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import threading
+import itertools
+import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,53 +30,56 @@ from typing import Any
 
 import structlog
 
-from drivers.camera.capture import CameraFault, CameraObservation, CameraRestored, Capture, Frame, grab_one
 from edge.config import Camera
 from edge.doors.lock import CommandBus
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.throttle import Throttle
-from edge.vision.collect import Collector, collect_dir
+from edge.vision import worker as vision_worker
 from edge.vision.confirm import Confirmation, Confirmed, Left, Release, Released, Settings, State
 from edge.vision.detection import Detection, Detector, VisionClass
-from edge.vision.motion import MotionGate
 from edge.vision.qualification import Verdict
-from edge.vision.stills import FrameFolder
 
 log = structlog.get_logger("edge.vision")
 
-NICE = 10  # how much lower than the daemon the vision threads run
 INBOX = 4  # analysed frames waiting for the loop; older ones are dropped
 TICK_S = 0.5  # time limits run even when no frame comes
 VOICE_TIMEOUT_S = 30.0
 STOP_S = 3.0
-SNAPSHOT_CAP_BYTES = 200 * 1024 * 1024
 
-DetectorFactory = Callable[[], Detector]
-
-
-def lower_priority(nice: int = NICE) -> None:
-    """Lower the calling thread's priority (Linux: a thread id names one thread to setpriority)."""
-    tid = threading.get_native_id()
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except OSError as error:
-        log.warning("cannot lower the vision thread's priority", error=str(error))
+DetectorFactory = Callable[[], Detector]  # picklable: the worker process calls it
 
 
 @dataclass(frozen=True, slots=True)
 class Analysed:
     """One frame as the worker saw it: detections None when the motion gate kept the model idle."""
 
-    frame: Frame
+    seq: int
+    mono: float
+    wall: float
+    size: tuple[int, int]  # (height, width)
     detections: list[Detection] | None
 
 
 @dataclass(frozen=True, slots=True)
 class Failed:
-    """The model could not be loaded or failed on a frame."""
+    """The model could not be loaded or failed on a frame, or the worker ended."""
 
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFault:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRestored:
+    after_s: float
+
+
+class WorkerGone(Exception):
+    """The vision worker process ended on its own: the supervisor starts the guard again."""
 
 
 class ElevatorGuard:
@@ -105,37 +109,41 @@ class ElevatorGuard:
                 may_hold=verdict.may_hold,
             )
         )
-        self.worker_tid: int | None = None  # the worker thread's OS id, once it runs
+        self.worker_pid: int | None = None  # the worker process, once it runs
         self.frames_analysed = 0  # frames that went through the model
         self.frames_seen = 0
         self.dropped = 0  # analyses the loop had no time for
         self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
-        self._inbox: deque[Analysed | Failed | CameraObservation] = deque()
+        self._inbox: deque[Any] = deque()
         self._wake = asyncio.Event()
-        self._stopping = threading.Event()
-        self._watching = False  # read by the worker: run the model whatever the gate says
-        self._latest: Frame | None = None
+        self._conn: Any = None
+        self._watching = False  # what the worker was last told
+        self._latest_seq = 0
+        self._snapshots: dict[int, asyncio.Future[str | None]] = {}  # at most one per confirmation
+        self._tokens = itertools.count(1)
         self._io = asyncio.Lock()  # relay writes of this car, in order
         self._voice: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._faults = Throttle(60.0, max_keys=16)
 
     @property
     def state(self) -> State:
         return self.machine.state
 
-    # -- the loop's side -------------------------------------------------------------
-
     async def run(self) -> None:
-        """Until cancelled: the worker thread analyses, this task decides and acts."""
-        self._loop = asyncio.get_running_loop()
-        self._stopping.clear()
+        """Until cancelled: the worker process analyses, this task decides and acts."""
+        loop = asyncio.get_running_loop()
         self.machine.suspended = self.fire_active()
         mode = "hold" if self.verdict.may_hold else "observe"
         await self._journal(Kind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason})
         log.info("elevator guard", camera=self.camera.name, mode=mode, reason=self.verdict.reason)
-        worker = threading.Thread(target=self._work, name=f"vision:{self.camera.name}", daemon=True)
-        worker.start()
+        context = multiprocessing.get_context("spawn")  # never fork a daemon that runs threads
+        self._conn, child = context.Pipe()
+        spec = vision_worker.WorkerSpec(self.camera, self.state_dir, self.detector_factory)
+        process = context.Process(target=vision_worker.run, args=(spec, child), name=f"vision:{self.camera.name}", daemon=True)
+        await asyncio.to_thread(process.start)
+        child.close()
+        self.worker_pid = process.pid
+        loop.add_reader(self._conn.fileno(), self._readable)
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -146,7 +154,9 @@ class ElevatorGuard:
                     await self._handle(self._inbox.popleft())
                 await self._act(self.machine.tick(time.monotonic()), None)
         finally:
-            self._stopping.set()
+            loop.remove_reader(self._conn.fileno())
+            for waiting in self._snapshots.values():
+                waiting.cancel()
             if self._voice is not None:
                 self._voice.cancel()
                 await asyncio.gather(self._voice, return_exceptions=True)
@@ -154,9 +164,10 @@ class ElevatorGuard:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._resume()  # never leave a car held by a guard that is gone
-            await asyncio.to_thread(worker.join, STOP_S)
-            if worker.is_alive():
-                log.error("the vision worker did not stop in time", camera=self.camera.name)
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop",))
+            await asyncio.to_thread(_end, process)
+            self._conn.close()
 
     def fire_changed(self, active: bool) -> None:
         """FireRelease listener (on the loop): a fire releases the car at once and holds nothing while it lasts."""
@@ -173,6 +184,30 @@ class ElevatorGuard:
         await self._act(self.machine.release(time.monotonic(), Release.OPERATOR), None)
         return {"camera": self.camera.name, "elevator": self.camera.elevator, "was_holding": held, "seq": seq}
 
+    def _readable(self) -> None:
+        """The worker wrote to the pipe (on the loop): take what is there, never wait."""
+        try:
+            while self._conn.poll():
+                message = self._conn.recv()
+                kind = message[0]
+                if kind == "frame":
+                    _, seq, mono, wall, size, found = message
+                    detections = None if found is None else [Detection(VisionClass(c), score, box) for c, score, box in found]
+                    self._post(Analysed(seq, mono, wall, tuple(size), detections))
+                elif kind == "fault":
+                    self._post(CameraFault(message[1]))
+                elif kind == "restored":
+                    self._post(CameraRestored(message[1]))
+                elif kind == "failed":
+                    self._post(Failed(message[1]))
+                elif kind == "snapshot":
+                    waiting = self._snapshots.pop(message[1], None)
+                    if waiting is not None and not waiting.done():
+                        waiting.set_result(message[2])
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(self._conn.fileno())
+            self._post(WorkerGone())
+
     def _post(self, item: Any) -> None:
         """Into the inbox, on the loop; analyses beyond INBOX drop the oldest analysis."""
         if isinstance(item, Analysed):
@@ -183,38 +218,42 @@ class ElevatorGuard:
         self._inbox.append(item)
         self._wake.set()
 
-    def _from_worker(self, item: Any) -> None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        with contextlib.suppress(RuntimeError):  # the loop closed while the worker was finishing
-            loop.call_soon_threadsafe(self._post, item)
+    def _tell(self, message: tuple) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(message)
 
     async def _handle(self, item: Any) -> None:
         now = time.monotonic()
         if isinstance(item, Analysed):
-            self._latest = item.frame
+            self.frames_seen += 1
+            self._latest_seq = item.seq
             if item.detections is None:
                 actions = self.machine.tick(now)
             else:
-                h, w = item.frame.image.shape[:2]
-                actions = self.machine.observe(item.frame.mono, [_normalised(d, w, h) for d in item.detections])
-            self._watching = self.machine.under_watch
-            await self._act(actions, item.frame)
+                self.frames_analysed += 1
+                h, w = item.size
+                actions = self.machine.observe(item.mono, [_normalised(d, w, h) for d in item.detections])
+            if self.machine.under_watch != self._watching:
+                self._watching = self.machine.under_watch
+                self._tell(("watch", self._watching))
+            await self._act(actions, item)
         elif isinstance(item, tuple) and item[0] == "release":
             await self._act(self.machine.release(now, item[1]), None)
         elif isinstance(item, CameraFault):
             await self._journal(Kind.CAMERA_FAULT, Priority.FAULT, {"reason": item.reason})
             await self._act(self.machine.release(now, Release.CAMERA_FAULT), None)
-            self._watching = False
         elif isinstance(item, CameraRestored):
             await self._journal(Kind.CAMERA_RESTORED, Priority.FAULT, {"after_s": round(item.after_s, 1)})
         elif isinstance(item, Failed):
             count = self._faults.offer(item.reason, now)  # a model failing on every frame is one event a minute
             if count is not None:
                 await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": item.reason, "count": count})
+        elif isinstance(item, WorkerGone):
+            await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": "the vision worker process ended"})
+            await self._act(self.machine.release(now, Release.CAMERA_FAULT), None)
+            raise item
 
-    async def _act(self, actions: list, frame: Frame | None) -> None:
+    async def _act(self, actions: list, frame: Analysed | None) -> None:
         for action in actions:
             if isinstance(action, Confirmed):
                 await self._confirmed(action, frame)
@@ -224,7 +263,7 @@ class ElevatorGuard:
             elif isinstance(action, Left):
                 log.info("confirmed object left the car", camera=self.camera.name)
 
-    async def _confirmed(self, action: Confirmed, frame: Frame | None) -> None:
+    async def _confirmed(self, action: Confirmed, frame: Analysed | None) -> None:
         body: dict[str, Any] = {"class": str(action.cls), "score": round(action.score, 3), "box": [round(v, 3) for v in action.box]}
         if action.hold:
             async with self._io:
@@ -237,7 +276,7 @@ class ElevatorGuard:
             kind, priority = Kind.ELEVATOR_OBSERVED, Priority.FAULT
             body["would_hold"] = True
             body["why_not"] = "fire release" if self.machine.suspended else self.verdict.reason
-        snapshot = await self._snapshot(frame, kind)
+        snapshot = await self._snapshot(frame.seq if frame else self._latest_seq, frame.wall if frame else time.time(), kind)
         if snapshot is not None:
             body["snapshot"] = snapshot
         await self._journal(kind, priority, body)
@@ -282,24 +321,20 @@ class ElevatorGuard:
                 process.kill()
                 await process.wait()
 
-    async def _snapshot(self, frame: Frame | None, kind: str) -> str | None:
-        """The JPEG of the confirmation, relative to the state dir; written off the loop."""
-        frame = frame or self._latest
-        if frame is None:
-            return None
-        folder = FrameFolder(self.state_dir / "vision" / "snapshots" / self.camera.name, SNAPSHOT_CAP_BYTES)
-        main = self.camera.snapshot_source
-
-        def write() -> Path:
-            image = (grab_one(main, self.camera.stall_s) if main else None)
-            return folder.save(image if image is not None else frame.image, f"{round(frame.wall * 1000):013d}-{kind.split('.')[-1]}")
-
+    async def _snapshot(self, seq: int, wall: float, kind: str) -> str | None:
+        """The worker saves the frame as a capped JPEG; its path relative to the state dir, or None."""
+        token = next(self._tokens)
+        waiting: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._snapshots[token] = waiting
+        self._tell(("snapshot", token, seq, f"{round(wall * 1000):013d}-{kind.split('.')[-1]}"))
         try:
-            path = await asyncio.to_thread(write)
-        except (OSError, ValueError) as error:
-            log.error("snapshot not saved", camera=self.camera.name, error=str(error))
+            async with asyncio.timeout(self.camera.stall_s + 2.0):
+                return await waiting
+        except TimeoutError:
+            log.error("no snapshot from the vision worker in time", camera=self.camera.name)
             return None
-        return str(path.relative_to(self.state_dir))
+        finally:
+            self._snapshots.pop(token, None)
 
     async def _journal(self, kind: str, priority: Priority, body: dict[str, Any]) -> int | None:
         body = {"camera": self.camera.name, "elevator": self.camera.elevator, **body}
@@ -307,55 +342,20 @@ class ElevatorGuard:
         log.info("elevator guard", event_id=event.id, kind=str(kind), camera=self.camera.name)
         return await self.journal.append(event)
 
-    # -- the worker thread -----------------------------------------------------------
 
-    def _work(self) -> None:
-        lower_priority()
-        self.worker_tid = threading.get_native_id()
-        detector = None
-        if self.detector_factory is not None:
-            try:
-                detector = self.detector_factory()  # its threads inherit the lowered priority
-            except Exception as error:  # noqa: BLE001 - a model that does not load must not take the camera down
-                log.exception("the model did not load", camera=self.camera.name)
-                self._from_worker(Failed(f"the model did not load: {type(error).__name__}: {error}"))
-        collector = None
-        if self.camera.collect.enabled:
-            collector = Collector(collect_dir(self.state_dir, self.camera.name), self.camera.collect.every_s, self.camera.collect.cap_mb * 2**20)
-        gate = MotionGate(self.camera.region)
-        capture = Capture(self.camera.source, self._from_worker, stall_s=self.camera.stall_s)
-        capture.start()
-        period = 1.0 / self.camera.analysis_fps
-        seq, next_at = 0, time.monotonic()
-        try:
-            while not self._stopping.is_set():
-                frame = capture.latest(seq, timeout_s=self.camera.stall_s)
-                if frame is None:
-                    continue
-                seq = frame.seq
-                self.frames_seen += 1
-                moved = gate.moved(frame.image)
-                if collector is not None and moved:
-                    try:
-                        collector.offer(frame)
-                    except (OSError, ValueError) as error:
-                        log.error("frame not collected", camera=self.camera.name, error=str(error))
-                detections = None
-                if detector is not None and (moved or self._watching):
-                    try:
-                        detections = detector.detect(frame.image)
-                        self.frames_analysed += 1
-                    except Exception as error:  # noqa: BLE001
-                        self._from_worker(Failed(f"the model failed on a frame: {type(error).__name__}: {error}"))
-                self._from_worker(Analysed(frame, detections))
-                next_at = max(next_at + period, time.monotonic())
-                self._stopping.wait(max(0.0, next_at - time.monotonic()))
-        finally:
-            capture.stop(STOP_S)
+def _end(process: multiprocessing.process.BaseProcess) -> None:
+    """Wait for the worker to stop; terminate, then kill, one that does not (blocking: in a thread)."""
+    process.join(STOP_S)
+    if process.is_alive():
+        log.error("the vision worker did not stop in time; terminating it", pid=process.pid)
+        process.terminate()
+        process.join(1.0)
+    if process.is_alive():
+        process.kill()
+        process.join(1.0)
 
 
 def _normalised(detection: Detection, width: int, height: int) -> Detection:
     """Boxes in 0..1 of the frame, like the configured region."""
     x1, y1, x2, y2 = detection.box
     return Detection(detection.cls, detection.score, (x1 / width, y1 / height, x2 / width, y2 / height))
-

@@ -32,15 +32,17 @@ class Vision:
     control: dict[str, Handler]
 
 
-def model_loader(manifest: Path, threads: int) -> DetectorFactory:
-    """Loads the model when the worker starts (in its thread, at its priority)."""
+@dataclass(frozen=True)
+class ModelLoader:
+    """Loads the model in the vision worker process (picklable: it crosses to the worker)."""
 
-    def load() -> Detector:
-        from edge.vision.runtime import load_detector  # onnxruntime only when a model is used
+    manifest: Path
+    threads: int
 
-        return load_detector(manifest, threads=threads)
+    def __call__(self) -> Detector:
+        from edge.vision.runtime import load_detector  # onnxruntime only in the worker, only when a model is used
 
-    return load
+        return load_detector(self.manifest, threads=self.threads)
 
 
 def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None, doors: Doors | None) -> Vision:
@@ -50,7 +52,7 @@ def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus
         if camera.model is None and not camera.collect.enabled:
             log.info("camera has neither a model nor collect mode: not opened", camera=camera.name)
             continue
-        factory = model_loader(camera.model, camera.threads) if camera.model is not None else None
+        factory = ModelLoader(camera.model, camera.threads) if camera.model is not None else None
         guard = ElevatorGuard(
             camera, journal, fieldbus, config.state_path, verdict(camera), factory,
             fire_active=(lambda: fire.active) if fire is not None else (lambda: False),
