@@ -20,10 +20,10 @@ from edge import config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
 from edge.doors import cli as doors_cli
-from edge.vision import camera_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
+from edge.vision import camera_cli
 
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69

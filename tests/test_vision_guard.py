@@ -323,3 +323,48 @@ def test_the_real_base_model_runs_in_the_guard(tmp_path, media):
     analysed, kinds = asyncio.run(scenario())
     assert analysed >= 3, f"the real model analysed {analysed} frames; journal: {kinds}"
     assert Kind.VISION_FAULT not in kinds
+
+
+def test_a_killed_worker_releases_the_hold_and_the_guard_ends_for_the_supervisor(tmp_path, media):
+    """The worker process dies (OOM killer, a crash in a decoder): the car is let go at once,
+    the fault journaled, and run() fails so the supervisor starts a new worker."""
+    import signal
+
+    from edge.vision.guard import WorkerGone
+
+    empty, ebikes = media
+    clip = write_clip(tmp_path / "car.avi", [empty] * 5 + ebikes * 75, SIZE)
+
+    async def scenario():
+        async with Rig(tmp_path, camera(tmp_path, clip), True, ebikes) as rig:
+            await rig.wait_for(Kind.ELEVATOR_HOLD)
+            os.kill(rig.guard.worker_pid, signal.SIGKILL)
+            released = (await rig.wait_for(Kind.ELEVATOR_RELEASED))[0]
+            fault = (await rig.wait_for(Kind.VISION_FAULT))[0]
+            with pytest.raises(WorkerGone):
+                await asyncio.wait_for(asyncio.shield(rig.task), 10)
+            return rig, released, fault
+
+    rig, released, fault = asyncio.run(scenario())
+    assert released.body["reason"] == "camera_fault" and "worker" in fault.body["reason"]
+    assert rig.relay.writes[:2] == ["release_7", "secure_7"]
+
+
+def test_the_worker_ends_when_the_daemon_is_gone(tmp_path, media):
+    """The daemon's end of the pipe closes (a SIGKILLed daemon): the worker exits by itself."""
+    import multiprocessing
+
+    from edge.vision import worker
+
+    empty, ebikes = media
+    clip = write_clip(tmp_path / "car.avi", [empty] * 50, SIZE)
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    process = context.Process(target=worker.run, args=(worker.WorkerSpec(camera(tmp_path, clip), tmp_path, Serve(LabelledDetector(ebikes))), theirs))
+    process.start()
+    theirs.close()
+    assert ours.poll(30), "the worker sent nothing within 30 s"
+    assert ours.recv()[0] == "frame"
+    ours.close()
+    process.join(15)
+    assert process.exitcode == 0, "the worker outlived the daemon"
