@@ -137,6 +137,16 @@ class Rig:
             await self.journal.wait_beyond(seq, min(remaining, 0.5))
 
 
+def wait_for_file(path: Path, timeout_s: float = 10.0) -> None:
+    """The worker writes the snapshot after the event names it (nothing waits for a JPEG)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not path.is_file():
+        assert time.monotonic() < deadline, f"{path} was not written within {timeout_s} s"
+        time.sleep(0.05)
+
+
 def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothing(tmp_path, media):
     empty, ebikes = media
     clip = write_clip(tmp_path / "car.avi", [empty] * 10 + ebikes * 10 + [empty] * 30, SIZE)
@@ -150,6 +160,7 @@ def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothin
             return rig, mode, observed, worker_nice
 
     rig, mode, observed, worker_nice = asyncio.run(scenario())
+    wait_for_file(tmp_path / "state" / observed.body["snapshot"])
     assert mode.body == {"camera": "lift-1-cam", "elevator": "lift-1", "mode": "observe", "reason": "not qualified (test)"}
     assert observed.body["class"] == "ebike" and observed.body["would_hold"] and observed.body["why_not"] == "not qualified (test)"
     snapshot = tmp_path / "state" / observed.body["snapshot"]
@@ -169,7 +180,8 @@ def test_qualified_hold_warns_and_releases_when_the_ebike_has_left(tmp_path, med
             return rig, hold, released
 
     rig, hold, released = asyncio.run(scenario())
-    assert hold.body["relay_confirmed"] is True and (tmp_path / "state" / hold.body["snapshot"]).is_file()
+    assert hold.body["relay_confirmed"] is True and hold.body["snapshot"].startswith("vision/snapshots/lift-1-cam/")
+    wait_for_file(tmp_path / "state" / hold.body["snapshot"])
     assert released.body["reason"] == "left"
     assert rig.relay.writes[:2] == ["release_7", "secure_7"]
     assert (tmp_path / "played").read_text().strip() == str(tmp_path / "warning.wav")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import multiprocessing
 import time
 from collections import deque
@@ -119,8 +118,6 @@ class ElevatorGuard:
         self._conn: Any = None
         self._watching = False  # what the worker was last told
         self._latest_seq = 0
-        self._snapshots: dict[int, asyncio.Future[str | None]] = {}  # at most one per confirmation
-        self._tokens = itertools.count(1)
         self._io = asyncio.Lock()  # relay writes of this car, in order
         self._voice: asyncio.Task[None] | None = None
         self._faults = Throttle(60.0, max_keys=16)
@@ -155,8 +152,6 @@ class ElevatorGuard:
                 await self._act(self.machine.tick(time.monotonic()), None)
         finally:
             loop.remove_reader(self._conn.fileno())
-            for waiting in self._snapshots.values():
-                waiting.cancel()
             if self._voice is not None:
                 self._voice.cancel()
                 await asyncio.gather(self._voice, return_exceptions=True)
@@ -200,10 +195,6 @@ class ElevatorGuard:
                     self._post(CameraRestored(message[1]))
                 elif kind == "failed":
                     self._post(Failed(message[1]))
-                elif kind == "snapshot":
-                    waiting = self._snapshots.pop(message[1], None)
-                    if waiting is not None and not waiting.done():
-                        waiting.set_result(message[2])
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(self._conn.fileno())
             self._post(WorkerGone())
@@ -276,9 +267,7 @@ class ElevatorGuard:
             kind, priority = Kind.ELEVATOR_OBSERVED, Priority.FAULT
             body["would_hold"] = True
             body["why_not"] = "fire release" if self.machine.suspended else self.verdict.reason
-        snapshot = await self._snapshot(frame.seq if frame else self._latest_seq, frame.wall if frame else time.time(), kind)
-        if snapshot is not None:
-            body["snapshot"] = snapshot
+        body["snapshot"] = self._snapshot(frame.seq if frame else self._latest_seq, frame.wall if frame else time.time(), kind)
         await self._journal(kind, priority, body)
 
     async def _resume(self) -> None:
@@ -321,20 +310,13 @@ class ElevatorGuard:
                 process.kill()
                 await process.wait()
 
-    async def _snapshot(self, seq: int, wall: float, kind: str) -> str | None:
-        """The worker saves the frame as a capped JPEG; its path relative to the state dir, or None."""
-        token = next(self._tokens)
-        waiting: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._snapshots[token] = waiting
-        self._tell(("snapshot", token, seq, f"{round(wall * 1000):013d}-{kind.split('.')[-1]}"))
-        try:
-            async with asyncio.timeout(self.camera.stall_s + 2.0):
-                return await waiting
-        except TimeoutError:
-            log.error("no snapshot from the vision worker in time", camera=self.camera.name)
-            return None
-        finally:
-            self._snapshots.pop(token, None)
+    def _snapshot(self, seq: int, wall: float, kind: str) -> str:
+        """Ask the worker to save the frame as a capped JPEG; returns its path relative to the
+        state dir at once. Nothing waits for the file: a fire or an operator's release must never
+        queue behind a JPEG (the uplink sends the file after the event, once it is there)."""
+        stem = f"{round(wall * 1000):013d}-{kind.split('.')[-1]}"
+        self._tell(("snapshot", seq, stem))
+        return str(Path("vision") / "snapshots" / self.camera.name / f"{stem}.jpg")
 
     async def _journal(self, kind: str, priority: Priority, body: dict[str, Any]) -> int | None:
         body = {"camera": self.camera.name, "elevator": self.camera.elevator, **body}

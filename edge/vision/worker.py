@@ -10,10 +10,9 @@ SIGKILL leaves no camera process behind.
 Messages to the daemon (tuples, so nothing but builtins crosses the pipe):
     ("frame", seq, mono, wall, (h, w), detections | None)   detections: [(cls, score, (x1, y1, x2, y2))]
     ("fault", reason) / ("restored", after_s) / ("failed", reason)
-    ("snapshot", token, path relative to the state dir | None)
 Messages from the daemon:
     ("watch", bool): run the model whatever the gate says (an object is under watch)
-    ("snapshot", token, seq, stem): save frame `seq` (or the newest) as a capped JPEG
+    ("snapshot", seq, stem): save frame `seq` (or the newest) as STATE/vision/snapshots/CAMERA/STEM.jpg
     ("stop",)
 """
 
@@ -142,11 +141,10 @@ class _Worker:
             elif message[0] == "stop":
                 self.stopping = True
 
-    def _snapshot(self, token: int, seq: int, stem: str) -> None:
+    def _snapshot(self, seq: int, stem: str) -> None:
         from drivers.camera.capture import grab_one
         from edge.vision.stills import FrameFolder
 
-        path = None
         try:
             image = grab_one(self.camera.snapshot_source, self.camera.stall_s) if self.camera.snapshot_source else None
             if image is None:
@@ -154,7 +152,8 @@ class _Worker:
                 image = frame.image if frame is not None else None
             if image is not None:
                 folder = FrameFolder(self.spec.state_dir / "vision" / "snapshots" / self.camera.name, SNAPSHOT_CAP_BYTES)
-                path = str(folder.save(image, stem).relative_to(self.spec.state_dir))
+                folder.save(image, stem)
+            else:
+                log.error("snapshot not saved: no frame yet", camera=self.camera.name)
         except (OSError, ValueError) as error:
             log.error("snapshot not saved", camera=self.camera.name, error=str(error))
-        self._send(("snapshot", token, path))
