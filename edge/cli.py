@@ -31,6 +31,7 @@ from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 from edge.vision import cli as vision_cli
+from edge.vision import camera_cli
 
 EX_DATAERR = 65
 EX_NOINPUT = 66
@@ -119,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     doors_cli.add_commands(commands)
     status_cli.add_commands(commands)  # status, doctor, udev-rules: running in the field
     community_cli.add_commands(commands)
+    camera_cli.add_commands(commands)  # `edge elevator release`, `edge vision export|import|status`
     return parser
 
 

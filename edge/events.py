@@ -95,6 +95,16 @@ class Kind(StrEnum):
     FIRE_RELEASE = "alarm.fire_release"
     FIRE_RESET = "alarm.fire_reset"
     FIRE_RESET_REFUSED = "alarm.fire_reset_refused"  # a fire input still active or not known: doors stay released
+    # Elevator camera (edge/vision/): e-bike holds, what observe mode would have done, releases, camera faults.
+    ELEVATOR_HOLD = "alarm.elevator_hold"  # a confirmed e-bike: the car is held, the rider warned; body names the snapshot
+    ELEVATOR_OBSERVED = "vision.ebike_observed"  # observe mode (or fire): what the guard would have done, with the snapshot
+    ELEVATOR_RELEASED = "elevator.released"  # a hold ended: left, time_limit, fire, operator or camera_fault
+    ELEVATOR_RELEASE_REQUESTED = "elevator.release_requested"  # an operator's release (audited)
+    ELEVATOR_RELAY_UNCONFIRMED = "alarm.elevator_relay_unconfirmed"  # the hold relay did not confirm a write
+    VISION_MODE = "vision.mode"  # at start: observe or hold, and why
+    VISION_FAULT = "fault.vision"  # the model cannot be loaded or fails: the camera does not guard
+    CAMERA_FAULT = "fault.camera"  # the stream ended, broke or stopped delivering (a hold is released)
+    CAMERA_RESTORED = "fault.camera_restored"
     ACCESS_UNJOURNALED = "access.unjournaled"
     READER_GARBAGE = "fault.reader_garbage"
     PIN_LOCKOUT = "alarm.pin_lockout"

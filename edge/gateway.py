@@ -97,6 +97,12 @@ class Gateway:
         community = self.community = assemble_community(self.config, journal, self.fieldbus, self.field, self.doors, lambda: self.uplink)
         work.update(community.work)
         control.update(community.control)
+        if self.config.cameras:
+            from edge.vision.wiring import assemble_vision  # OpenCV is loaded only where a camera is configured
+
+            vision = assemble_vision(self.config, journal, self.fieldbus, self.doors)
+            work.update(vision.work)
+            control.update(vision.control)
         work["control"] = ControlServer(socket_path(self.config.state_path), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control)

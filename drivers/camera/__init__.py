@@ -1,0 +1,1 @@
+"""Camera capture: frames in, typed observations (faults, restores) out; no rules."""

@@ -1,0 +1,213 @@
+"""One camera stream through OpenCV: a reader thread that keeps only the newest frame.
+
+A source is an RTSP (or HTTP) URL, a V4L2 device path, a video file, or an image sequence
+given as a printf pattern (`frames/%04d.jpg`); files are for rigs and tests and are read at
+their own frame rate, so they behave like a live camera. Whoever analyses frames takes the
+newest one when it is ready for it (`latest`); frames it had no time for are dropped, never
+queued, so a slow detector can never make memory grow or analysis fall behind the car.
+
+A stream that ends, breaks or cannot be opened is reported (`CameraFault`) and opened again
+with exponential backoff; the first frame after that is reported (`CameraRestored`). A
+stream that simply stops delivering is caught by the watchdog in `latest`: no frame for
+`stall_s` is a fault. Network reads carry OpenCV's read timeout (`stall_s`), so a hung RTSP
+server ends in a failed read and a reopen rather than a thread stuck forever.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import structlog
+
+log = structlog.get_logger("drivers.camera")
+
+NETWORK = ("rtsp://", "rtsps://", "http://", "https://")
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded BGR frame; `seq` counts frames since the capture started (gaps are frames
+    nobody asked for), `mono` is time.monotonic() when it was read, `wall` the Unix time."""
+
+    image: np.ndarray
+    seq: int
+    mono: float
+    wall: float
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFault:
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRestored:
+    source: str
+    after_s: float  # how long the camera was faulted
+
+
+CameraObservation = CameraFault | CameraRestored
+
+
+def open_stream(source: str, timeout_s: float = 5.0) -> cv2.VideoCapture:
+    """The right OpenCV backend for the kind of source; the caller checks isOpened()."""
+    if source.startswith(NETWORK):
+        ms = int(timeout_s * 1000)
+        return cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    if source.startswith("/dev/"):
+        return cv2.VideoCapture(source, cv2.CAP_V4L2)
+    if "%" in source:
+        return cv2.VideoCapture(source, cv2.CAP_IMAGES)
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+
+
+def is_file(source: str) -> bool:
+    return not source.startswith(NETWORK) and not source.startswith("/dev/")
+
+
+def grab_one(source: str, timeout_s: float = 5.0) -> np.ndarray | None:
+    """One frame of a stream opened just for it (the main stream, for a snapshot): decoding
+    1080p all day would cost the CPU the doors need, a snapshot now and then does not."""
+    stream = open_stream(source, timeout_s)
+    try:
+        if not stream.isOpened():
+            return None
+        ok, image = stream.read()
+        return image if ok else None
+    finally:
+        stream.release()
+
+
+class Capture:
+    """The newest frame of one stream, read by a daemon thread between `start` and `stop`."""
+
+    def __init__(
+        self,
+        source: str,
+        on_observation: Callable[[CameraObservation], None],
+        stall_s: float = 5.0,
+        backoff_s: tuple[float, float] = (0.5, 30.0),
+        file_fps: float | None = None,
+    ) -> None:
+        """`on_observation` is called from the reader or the consumer thread: hand it on with
+        loop.call_soon_threadsafe. `file_fps` paces a file (default: its own rate, else 10)."""
+        self.source = source
+        self.on_observation = on_observation
+        self.stall_s = stall_s
+        self.backoff_s = backoff_s
+        self.file_fps = file_fps
+        self.opened = 0  # how many times the stream was opened (reopens are this minus one)
+        self._newest: Frame | None = None
+        self._seq = 0
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._faulted_since: float | None = None
+        self._last_frame_mono = time.monotonic()
+
+    def start(self) -> None:
+        self._stopping.clear()
+        self._last_frame_mono = time.monotonic()
+        self._thread = threading.Thread(target=self._read_forever, name=f"camera:{self.source[-32:]}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Stop the reader; False when it did not end in time (a read stuck in OpenCV: it is a
+        daemon thread and ends with the process)."""
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
+
+    @property
+    def faulted(self) -> bool:
+        return self._faulted_since is not None
+
+    def latest(self, after_seq: int, timeout_s: float) -> Frame | None:
+        """The newest frame later than `after_seq`, waiting up to `timeout_s` for one. None when
+        none came (or the capture stops); a wait that finds no frame for `stall_s` is a fault."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while not self._stopping.is_set():
+                frame = self._newest
+                if frame is not None and frame.seq > after_seq:
+                    return frame
+                now = time.monotonic()
+                if now - self._last_frame_mono >= self.stall_s:
+                    self._fault_locked(f"no frame for {self.stall_s:g} s", now)
+                    self._last_frame_mono = now  # one report per stall_s, not one per wait
+                remaining = deadline - now
+                if remaining <= 0:
+                    return None
+                self._changed.wait(min(remaining, self.stall_s))
+        return None
+
+    def _read_forever(self) -> None:
+        delay = self.backoff_s[0]
+        while not self._stopping.is_set():
+            stream = open_stream(self.source, self.stall_s)
+            try:
+                if not stream.isOpened():
+                    reason = "cannot open the stream"
+                    if is_file(self.source) and "%" not in self.source and not os.path.exists(self.source):
+                        reason = "no such file"
+                else:
+                    self.opened += 1
+                    got = self._read_stream(stream)
+                    reason = "the stream ended" if got else "the stream gave no frame"
+                    if got:
+                        delay = self.backoff_s[0]  # it worked for a while: start the backoff afresh
+            except cv2.error as error:  # a decoder that chokes on a broken file or packet
+                reason = f"OpenCV: {error}".splitlines()[0]
+            finally:
+                stream.release()
+            if self._stopping.is_set():
+                return
+            with self._changed:
+                self._fault_locked(reason, time.monotonic())
+            log.warning("camera stream down; reopening", source=self.source, reason=reason, in_s=delay)
+            self._stopping.wait(delay)
+            delay = min(delay * 2, self.backoff_s[1])
+
+    def _read_stream(self, stream: cv2.VideoCapture) -> int:
+        """Read until the stream fails or we stop; returns how many frames it gave."""
+        pace = 0.0
+        if is_file(self.source):
+            fps = self.file_fps or stream.get(cv2.CAP_PROP_FPS) or 10.0
+            pace = 1.0 / (fps if 0 < fps < 1000 else 10.0)
+        got = 0
+        next_at = time.monotonic()
+        while not self._stopping.is_set():
+            ok, image = stream.read()
+            if not ok or image is None:
+                return got
+            got += 1
+            now = time.monotonic()
+            with self._changed:
+                self._seq += 1
+                self._newest = Frame(image, self._seq, now, time.time())
+                self._last_frame_mono = now
+                if self._faulted_since is not None:
+                    after = now - self._faulted_since
+                    self._faulted_since = None
+                    self.on_observation(CameraRestored(self.source, after))
+                self._changed.notify_all()
+            if pace:
+                next_at = max(next_at + pace, now)
+                self._stopping.wait(max(0.0, next_at - time.monotonic()))
+        return got
+
+    def _fault_locked(self, reason: str, now: float) -> None:
+        if self._faulted_since is None:
+            self._faulted_since = now
+            self.on_observation(CameraFault(self.source, reason))

@@ -1,0 +1,134 @@
+"""`edge elevator release` and `edge vision export|import|status`: the elevator camera's commands.
+
+`elevator release` goes through the running daemon, which owns the hold relay (audited:
+who and why are journaled). The others work on files and need no daemon: `export` writes the
+collected frames as a YOLO dataset for a labelling tool, `import` reads the labelled result
+back as a labels.csv for `edge vision eval`, `status` says whether each camera may hold or
+only observes, and why.
+
+Exit codes (sysexits): 0 ok, 1 refused, 65 EX_DATAERR (a dataset with bad labels: nothing is
+written), 69 EX_UNAVAILABLE (no daemon, for `release`), 73 EX_CANTCREAT (export into a folder
+that is not empty), 78 EX_CONFIG.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge import config as building_config
+from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+
+EX_DATAERR = 65
+EX_CANTCREAT = 73
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    elevator = commands.add_parser("elevator", help="the elevator e-bike guard, through the running daemon")
+    elevator_actions = elevator.add_subparsers(dest="elevator_command", required=True, metavar="ACTION")
+    release = elevator_actions.add_parser("release", help="let a held elevator go now (audited)", description=(
+        "Ask the running daemon to end an e-bike hold at once. Who and why are journaled. The guard does not hold "
+        "that car again until the e-bike has left. Exit 0 when done, 1 when refused, 69 when no daemon runs."))
+    release.add_argument("--elevator", help="elevator (or camera) name; default: every guarded car")
+    release.add_argument("--operator", required=True, help="your staff id, journaled")
+    release.add_argument("--reason", default="", help="why, journaled")
+    _config_option(release)
+    release.set_defaults(handler=_release)
+
+    vision = _group(commands, "vision", help="elevator camera tools", description="Tools for the elevator e-bike guard.")
+    export = vision.add_parser("export", help="collected frames as a YOLO dataset for labelling", description=(
+        "Write the frames collect mode saved (STATE_DIR/vision/collect) as OUT/images, empty OUT/labels and "
+        "OUT/classes.txt, which CVAT and Label Studio open as a YOLO dataset."))
+    export.add_argument("--out", type=Path, required=True, help="a new (or empty) folder")
+    _config_option(export)
+    export.set_defaults(handler=_export)
+    importing = vision.add_parser("import", help="read a labelled YOLO dataset back for `edge vision eval`", description=(
+        "Read DATASET (classes.txt, images/, labels/) as labelled in a tool and write OUT/labels.csv, OUT/images "
+        "and OUT/boxes. Every bad label line is listed by file and line and nothing is written."))
+    importing.add_argument("dataset", type=Path)
+    importing.add_argument("--out", type=Path, required=True)
+    importing.set_defaults(handler=_import)
+    status = vision.add_parser("status", help="whether each camera may hold the car, or only observes, and why")
+    _config_option(status)
+    status.set_defaults(handler=_status)
+
+
+def _group(commands: argparse._SubParsersAction, name: str, **kwargs) -> argparse._SubParsersAction:
+    """The ACTION subparsers of command NAME, created here or by another module (`edge vision eval`)."""
+    parser = commands.choices.get(name) or commands.add_parser(name, **kwargs)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+
+
+def _config(path: Path) -> BuildingConfig | None:
+    try:
+        return building_config.load(path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return None
+
+
+def _release(args: argparse.Namespace) -> int:
+    from edge import control
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    request = {"op": "elevator.release", "elevator": args.elevator, "operator": args.operator, "reason": args.reason}
+
+    def done(answer: dict) -> str:
+        held = [r["elevator"] or r["camera"] for r in answer.get("released", []) if r.get("was_holding")]
+        return f"released by {args.operator}: {', '.join(held)}" if held else "no elevator was held; release journaled"
+
+    return control.command("edge elevator release", config.state_path, request, done)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from edge.vision.collect import DatasetError, export_yolo
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    try:
+        exported = export_yolo(config.state_path, args.out)
+    except DatasetError as error:
+        print(f"edge vision export: {error}", file=sys.stderr)
+        return EX_CANTCREAT
+    print(f"{exported.images} frames from {', '.join(exported.cameras) or 'no camera'} written to {args.out} (YOLO: images/, labels/, classes.txt)")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from edge.vision.collect import DatasetError, import_yolo
+
+    try:
+        imported = import_yolo(args.dataset, args.out)
+    except DatasetError as error:
+        print(error, file=sys.stderr)
+        print(f"edge vision import: {args.dataset} has bad labels; nothing was written", file=sys.stderr)
+        return EX_DATAERR
+    print(f"{imported.labelled} labelled frames written to {imported.labels_csv}"
+          + (f"; {imported.unlabelled} images without a label file left out" if imported.unlabelled else ""))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from edge.vision.qualification import verdict
+
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    if not config.cameras:
+        print("no camera is configured")
+    for camera in config.cameras:
+        found = verdict(camera)
+        print(f"{camera.name} ({camera.elevator or 'no elevator'}): {'HOLD' if found.may_hold else 'OBSERVE'}: {found.reason}")
+    return 0

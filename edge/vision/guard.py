@@ -1,0 +1,343 @@
+"""The elevator e-bike guard of one camera: frames in, a held car and a spoken warning out.
+
+The doors decide in milliseconds on the same two cores, so vision must never delay them:
+capture, the motion gate, inference and JPEG writing run in a worker process at a higher
+nice value (edge/vision/worker.py), which shares neither the daemon's GIL nor its garbage
+collector. Its results come back over a pipe that the loop reads when it is readable, into a
+small bounded inbox where the newest analysis wins; the loop runs the pure confirmation
+machine and acts.
+
+Until the model is qualified on this site (edge/vision/qualification.py) the guard runs in
+observe mode: it journals what it would have done, with a snapshot, and holds nothing. When
+qualified, a confirmed e-bike holds the car through the hold relay on the field bus, the
+voice warning plays, and an alarm is journaled with a size-capped JPEG snapshot in the state
+dir. The hold ends when the e-bike has left for `leave_s`, after `max_hold_s` at most, and at
+once on a fire release, an operator's `edge elevator release` or a camera fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from edge.config import Camera
+from edge.doors.lock import CommandBus
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal
+from edge.throttle import Throttle
+from edge.vision import worker as vision_worker
+from edge.vision.confirm import Confirmation, Confirmed, Left, Release, Released, Settings, State
+from edge.vision.detection import Detection, Detector, VisionClass
+from edge.vision.qualification import Verdict
+
+log = structlog.get_logger("edge.vision")
+
+INBOX = 4  # analysed frames waiting for the loop; older ones are dropped
+TICK_S = 0.5  # time limits run even when no frame comes
+VOICE_TIMEOUT_S = 30.0
+STOP_S = 3.0
+
+DetectorFactory = Callable[[], Detector]  # picklable: the worker process calls it
+
+
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """One frame as the worker saw it: detections None when the motion gate kept the model idle."""
+
+    seq: int
+    mono: float
+    wall: float
+    size: tuple[int, int]  # (height, width)
+    detections: list[Detection] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The model could not be loaded or failed on a frame, or the worker ended."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CameraFault:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CameraRestored:
+    after_s: float
+
+
+class WorkerGone(Exception):
+    """The vision worker process ended on its own: the supervisor starts the guard again."""
+
+
+class ElevatorGuard:
+    def __init__(
+        self,
+        camera: Camera,
+        journal: Journal,
+        bus: CommandBus | None,
+        state_dir: Path,
+        verdict: Verdict,
+        detector_factory: DetectorFactory | None,
+        fire_active: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.camera = camera
+        self.journal = journal
+        self.bus = bus
+        self.state_dir = state_dir
+        self.verdict = verdict
+        self.detector_factory = detector_factory
+        self.fire_active = fire_active
+        self.machine = Confirmation(
+            Settings(
+                region=tuple(camera.region),
+                hold_classes=frozenset(VisionClass(c) for c in camera.hold_classes),
+                leave_s=camera.leave_s,
+                max_hold_s=camera.max_hold_s,
+                may_hold=verdict.may_hold,
+            )
+        )
+        self.worker_pid: int | None = None  # the worker process, once it runs
+        self.frames_analysed = 0  # frames that went through the model
+        self.frames_seen = 0
+        self.dropped = 0  # analyses the loop had no time for
+        self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
+        self._inbox: deque[Any] = deque()
+        self._wake = asyncio.Event()
+        self._conn: Any = None
+        self._watching = False  # what the worker was last told
+        self._latest_seq = 0
+        self._io = asyncio.Lock()  # relay writes of this car, in order
+        self._voice: asyncio.Task[None] | None = None
+        self._faults = Throttle(60.0, max_keys=16)
+
+    @property
+    def state(self) -> State:
+        return self.machine.state
+
+    async def run(self) -> None:
+        """Until cancelled: the worker process analyses, this task decides and acts."""
+        loop = asyncio.get_running_loop()
+        self.machine.suspended = self.fire_active()
+        mode = "hold" if self.verdict.may_hold else "observe"
+        await self._journal(Kind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason})
+        log.info("elevator guard", camera=self.camera.name, mode=mode, reason=self.verdict.reason)
+        context = multiprocessing.get_context("spawn")  # never fork a daemon that runs threads
+        self._conn, child = context.Pipe()
+        spec = vision_worker.WorkerSpec(self.camera, self.state_dir, self.detector_factory)
+        process = context.Process(target=vision_worker.run, args=(spec, child), name=f"vision:{self.camera.name}", daemon=True)
+        await asyncio.to_thread(process.start)
+        child.close()
+        self.worker_pid = process.pid
+        loop.add_reader(self._conn.fileno(), self._readable)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(TICK_S):
+                        await self._wake.wait()
+                self._wake.clear()
+                while self._inbox:
+                    await self._handle(self._inbox.popleft())
+                await self._act(self.machine.tick(time.monotonic()), None)
+        finally:
+            loop.remove_reader(self._conn.fileno())
+            if self._voice is not None:
+                self._voice.cancel()
+                await asyncio.gather(self._voice, return_exceptions=True)
+            if self.machine.state in (State.HOLDING, State.RELEASING):
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._resume()  # never leave a car held by a guard that is gone
+            with contextlib.suppress(OSError):
+                self._conn.send(("stop",))
+            await asyncio.to_thread(_end, process)
+            self._conn.close()
+
+    def fire_changed(self, active: bool) -> None:
+        """FireRelease listener (on the loop): a fire releases the car at once and holds nothing while it lasts."""
+        self.machine.suspended = active
+        if active:
+            self._post(("release", Release.FIRE))
+
+    async def release_request(self, operator: str, reason: str) -> dict[str, Any]:
+        """An operator's release: audited first, then the car is let go."""
+        held = self.machine.state in (State.HOLDING, State.RELEASING)
+        seq = await self._journal(
+            Kind.ELEVATOR_RELEASE_REQUESTED, Priority.ACCESS, {"operator": operator, "reason": reason, "was_holding": held}
+        )
+        await self._act(self.machine.release(time.monotonic(), Release.OPERATOR), None)
+        return {"camera": self.camera.name, "elevator": self.camera.elevator, "was_holding": held, "seq": seq}
+
+    def _readable(self) -> None:
+        """The worker wrote to the pipe (on the loop): take what is there, never wait."""
+        try:
+            while self._conn.poll():
+                message = self._conn.recv()
+                kind = message[0]
+                if kind == "frame":
+                    _, seq, mono, wall, size, found = message
+                    detections = None if found is None else [Detection(VisionClass(c), score, box) for c, score, box in found]
+                    self._post(Analysed(seq, mono, wall, tuple(size), detections))
+                elif kind == "fault":
+                    self._post(CameraFault(message[1]))
+                elif kind == "restored":
+                    self._post(CameraRestored(message[1]))
+                elif kind == "failed":
+                    self._post(Failed(message[1]))
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(self._conn.fileno())
+            self._post(WorkerGone())
+
+    def _post(self, item: Any) -> None:
+        """Into the inbox, on the loop; analyses beyond INBOX drop the oldest analysis."""
+        if isinstance(item, Analysed):
+            analyses = [i for i in self._inbox if isinstance(i, Analysed)]
+            if len(analyses) >= INBOX:
+                self._inbox.remove(analyses[0])
+                self.dropped += 1
+        self._inbox.append(item)
+        self._wake.set()
+
+    def _tell(self, message: tuple) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(message)
+
+    async def _handle(self, item: Any) -> None:
+        now = time.monotonic()
+        if isinstance(item, Analysed):
+            self.frames_seen += 1
+            self._latest_seq = item.seq
+            if item.detections is None:
+                actions = self.machine.tick(now)
+            else:
+                self.frames_analysed += 1
+                h, w = item.size
+                actions = self.machine.observe(item.mono, [_normalised(d, w, h) for d in item.detections])
+            if self.machine.under_watch != self._watching:
+                self._watching = self.machine.under_watch
+                self._tell(("watch", self._watching))
+            await self._act(actions, item)
+        elif isinstance(item, tuple) and item[0] == "release":
+            await self._act(self.machine.release(now, item[1]), None)
+        elif isinstance(item, CameraFault):
+            await self._journal(Kind.CAMERA_FAULT, Priority.FAULT, {"reason": item.reason})
+            await self._act(self.machine.release(now, Release.CAMERA_FAULT), None)
+        elif isinstance(item, CameraRestored):
+            await self._journal(Kind.CAMERA_RESTORED, Priority.FAULT, {"after_s": round(item.after_s, 1)})
+        elif isinstance(item, Failed):
+            count = self._faults.offer(item.reason, now)  # a model failing on every frame is one event a minute
+            if count is not None:
+                await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": item.reason, "count": count})
+        elif isinstance(item, WorkerGone):
+            await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": "the vision worker process ended"})
+            await self._act(self.machine.release(now, Release.CAMERA_FAULT), None)
+            raise item
+
+    async def _act(self, actions: list, frame: Analysed | None) -> None:
+        for action in actions:
+            if isinstance(action, Confirmed):
+                await self._confirmed(action, frame)
+            elif isinstance(action, Released):
+                await self._resume()
+                await self._journal(Kind.ELEVATOR_RELEASED, Priority.ALARM, {"reason": str(action.reason), "held_s": round(action.held_s, 1)})
+            elif isinstance(action, Left):
+                log.info("confirmed object left the car", camera=self.camera.name)
+
+    async def _confirmed(self, action: Confirmed, frame: Analysed | None) -> None:
+        body: dict[str, Any] = {"class": str(action.cls), "score": round(action.score, 3), "box": [round(v, 3) for v in action.box]}
+        if action.hold:
+            async with self._io:
+                self.hold_latencies_s.append(time.monotonic() - action.since)
+                confirmed = await self._write(self.camera.hold.hold) if self.camera.hold and self.bus else False
+            body["relay_confirmed"] = confirmed
+            self._warn()
+            kind, priority = Kind.ELEVATOR_HOLD, Priority.ALARM
+        else:
+            kind, priority = Kind.ELEVATOR_OBSERVED, Priority.FAULT
+            body["would_hold"] = True
+            body["why_not"] = "fire release" if self.machine.suspended else self.verdict.reason
+        body["snapshot"] = self._snapshot(frame.seq if frame else self._latest_seq, frame.wall if frame else time.time(), kind)
+        await self._journal(kind, priority, body)
+
+    async def _resume(self) -> None:
+        if self.camera.hold is None or self.bus is None:
+            return
+        async with self._io:
+            await self._write(self.camera.hold.resume)
+
+    async def _write(self, command: str) -> bool:
+        assert self.camera.hold is not None and self.bus is not None
+        confirmed = await self.bus.command(self.camera.hold.device, command)
+        if not confirmed:
+            await self._journal(Kind.ELEVATOR_RELAY_UNCONFIRMED, Priority.ALARM, {"device": self.camera.hold.device, "command": command})
+        return confirmed
+
+    def _warn(self) -> None:
+        """Start the voice warning unless one is still playing; it ends by itself (or at stop)."""
+        if self.camera.warning is None or (self._voice is not None and not self._voice.done()):
+            return
+        self._voice = asyncio.create_task(self._play(), name=f"voice:{self.camera.name}")
+
+    async def _play(self) -> None:
+        warning = self.camera.warning
+        assert warning is not None
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *warning.command, str(warning.sound), stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            )
+        except OSError as error:
+            await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {error}"})
+            return
+        try:
+            async with asyncio.timeout(VOICE_TIMEOUT_S):
+                code = await process.wait()
+            if code != 0:
+                await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {warning.command[0]} exited {code}"})
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+
+    def _snapshot(self, seq: int, wall: float, kind: str) -> str:
+        """Ask the worker to save the frame as a capped JPEG; returns its path relative to the
+        state dir at once. Nothing waits for the file: a fire or an operator's release must never
+        queue behind a JPEG (the uplink sends the file after the event, once it is there)."""
+        stem = f"{round(wall * 1000):013d}-{kind.split('.')[-1]}"
+        self._tell(("snapshot", seq, stem))
+        return str(Path("vision") / "snapshots" / self.camera.name / f"{stem}.jpg")
+
+    async def _journal(self, kind: str, priority: Priority, body: dict[str, Any]) -> int | None:
+        body = {"camera": self.camera.name, "elevator": self.camera.elevator, **body}
+        event = Event(kind=kind, priority=priority, source=self.camera.name, body=body)
+        log.info("elevator guard", event_id=event.id, kind=str(kind), camera=self.camera.name)
+        return await self.journal.append(event)
+
+
+def _end(process: multiprocessing.process.BaseProcess) -> None:
+    """Wait for the worker to stop; terminate, then kill, one that does not (blocking: in a thread)."""
+    process.join(STOP_S)
+    if process.is_alive():
+        log.error("the vision worker did not stop in time; terminating it", pid=process.pid)
+        process.terminate()
+        process.join(1.0)
+    if process.is_alive():
+        process.kill()
+        process.join(1.0)
+
+
+def _normalised(detection: Detection, width: int, height: int) -> Detection:
+    """Boxes in 0..1 of the frame, like the configured region."""
+    x1, y1, x2, y2 = detection.box
+    return Detection(detection.cls, detection.score, (x1 / width, y1 / height, x2 / width, y2 / height))

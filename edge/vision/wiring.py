@@ -1,0 +1,88 @@
+"""The elevator cameras' part of the building, wired from the config.
+
+Imported by the gateway only when a camera is configured, so OpenCV and onnxruntime are
+never loaded in a building without one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from edge.config import BuildingConfig
+from edge.control import Handler
+from edge.doors.wiring import Doors
+from edge.fieldbus import FieldBus
+from edge.journal import Journal
+from edge.supervisor import Work
+from edge.vision.detection import Detector
+from edge.vision.guard import DetectorFactory, ElevatorGuard
+from edge.vision.qualification import verdict
+
+log = structlog.get_logger("edge.vision")
+
+
+@dataclass
+class Vision:
+    guards: dict[str, ElevatorGuard]
+    work: dict[str, Work]
+    control: dict[str, Handler]
+
+
+@dataclass(frozen=True)
+class ModelLoader:
+    """Loads the model in the vision worker process (picklable: it crosses to the worker)."""
+
+    manifest: Path
+    threads: int
+
+    def __call__(self) -> Detector:
+        from edge.vision.runtime import load_detector  # onnxruntime only in the worker, only when a model is used
+
+        return load_detector(self.manifest, threads=self.threads)
+
+
+def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None, doors: Doors | None) -> Vision:
+    guards: dict[str, ElevatorGuard] = {}
+    fire = doors.fire if doors is not None else None
+    for camera in config.cameras:
+        if camera.model is None and not camera.collect.enabled:
+            log.info("camera has neither a model nor collect mode: not opened", camera=camera.name)
+            continue
+        factory = ModelLoader(camera.model, camera.threads) if camera.model is not None else None
+        guard = ElevatorGuard(
+            camera, journal, fieldbus, config.state_path, verdict(camera), factory,
+            fire_active=(lambda: fire.active) if fire is not None else (lambda: False),
+        )
+        if fire is not None:
+            fire.on_change(guard.fire_changed)
+        guards[camera.name] = guard
+
+    async def release(request: dict[str, Any]) -> dict[str, Any]:
+        return await release_request(guards, request)
+
+    work: dict[str, Work] = {f"camera:{name}": guard.run for name, guard in guards.items()}
+    return Vision(guards, work, {"elevator.release": release} if guards else {})
+
+
+async def release_request(guards: dict[str, ElevatorGuard], request: dict[str, Any]) -> dict[str, Any]:
+    """`edge elevator release [--elevator NAME]`: let the car(s) go now; audited per camera."""
+    operator, reason = request.get("operator"), request.get("reason", "")
+    if not isinstance(operator, str) or not operator.strip():
+        return {"ok": False, "error": "say who releases the elevator (operator)"}
+    if not isinstance(reason, str):
+        return {"ok": False, "error": "reason must be text"}
+    wanted = request.get("elevator")
+    chosen = [g for g in guards.values() if wanted in (None, g.camera.elevator, g.camera.name)]
+    if not chosen:
+        known = sorted({g.camera.elevator or g.camera.name for g in guards.values()})
+        return {"ok": False, "error": f"no elevator camera named {wanted!r}; known: {known}"}
+    released = [await guard.release_request(operator.strip()[:64], reason[:200]) for guard in chosen]
+    answer: dict[str, Any] = {"ok": True, "released": released}
+    seqs = [r["seq"] for r in released if r["seq"] is not None]
+    if seqs:
+        answer["result_seq"] = max(seqs)
+    return answer

@@ -1,0 +1,159 @@
+"""The vision worker process: capture, motion gate, inference, frames to disk, at a higher nice value.
+
+Threads would share the daemon's GIL and garbage collector with the door decisions: importing
+onnxruntime, creating a session or decoding a model's output holds the GIL for milliseconds
+to seconds, and a card tap waits behind it. A process shares neither, and its nice value keeps
+it behind the access path for the CPU. It is started with `spawn` (never a fork of a daemon
+with threads), talks over one pipe, and ends when the pipe closes, so a daemon killed with
+SIGKILL leaves no camera process behind.
+
+Messages to the daemon (tuples, so nothing but builtins crosses the pipe):
+    ("frame", seq, mono, wall, (h, w), detections | None)   detections: [(cls, score, (x1, y1, x2, y2))]
+    ("fault", reason) / ("restored", after_s) / ("failed", reason)
+Messages from the daemon:
+    ("watch", bool): run the model whatever the gate says (an object is under watch)
+    ("snapshot", seq, stem): save frame `seq` (or the newest) as STATE/vision/snapshots/CAMERA/STEM.jpg
+    ("stop",)
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from edge.config import Camera
+from edge.vision.detection import Detector
+
+log = structlog.get_logger("edge.vision")
+
+NICE = 10  # how much lower than the daemon the worker runs
+SNAPSHOT_CAP_BYTES = 200 * 1024 * 1024
+RECENT_FRAMES = 8  # kept for a snapshot of the frame that confirmed
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    camera: Camera
+    state_dir: Path
+    detector_factory: Callable[[], Detector] | None  # picklable: it is called in the worker
+    nice: int = NICE
+
+
+def run(spec: WorkerSpec, conn: Connection) -> None:
+    """The process's main: until told to stop or the daemon's end of the pipe closes."""
+    try:
+        os.nice(spec.nice)
+    except OSError as error:
+        log.warning("cannot lower the vision worker's priority", error=str(error))
+    try:
+        _Worker(spec, conn).run()
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # the daemon is gone: so are we
+    finally:
+        conn.close()
+
+
+class _Worker:
+    def __init__(self, spec: WorkerSpec, conn: Connection) -> None:
+        self.spec = spec
+        self.camera = spec.camera
+        self.conn = conn
+        self.watching = False
+        self.stopping = False
+        self.recent: deque[Any] = deque(maxlen=RECENT_FRAMES)
+        self._sending = threading.Lock()  # the capture thread reports faults from its own thread
+
+    def run(self) -> None:
+        from drivers.camera.capture import CameraFault, Capture
+        from edge.vision.collect import Collector, collect_dir
+        from edge.vision.motion import MotionGate
+
+        detector = None
+        if self.spec.detector_factory is not None:
+            try:
+                detector = self.spec.detector_factory()
+            except Exception as error:  # noqa: BLE001 - a model that does not load must not take the camera down
+                log.exception("the model did not load", camera=self.camera.name)
+                self.conn.send(("failed", f"the model did not load: {type(error).__name__}: {error}"))
+        collector = None
+        if self.camera.collect.enabled:
+            collector = Collector(collect_dir(self.spec.state_dir, self.camera.name), self.camera.collect.every_s, self.camera.collect.cap_mb * 2**20)
+        gate = MotionGate(self.camera.region)
+
+        def observed(observation: Any) -> None:
+            if isinstance(observation, CameraFault):
+                self._send(("fault", observation.reason))
+            else:
+                self._send(("restored", observation.after_s))
+
+        capture = Capture(self.camera.source, observed, stall_s=self.camera.stall_s)
+        capture.start()
+        period = 1.0 / self.camera.analysis_fps
+        seq, next_at = 0, time.monotonic()
+        try:
+            while not self.stopping:
+                self._commands(0.0)
+                frame = capture.latest(seq, timeout_s=min(self.camera.stall_s, 0.5))
+                if frame is None:
+                    continue
+                seq = frame.seq
+                self.recent.append(frame)
+                moved = gate.moved(frame.image)
+                if collector is not None and moved:
+                    try:
+                        collector.offer(frame)
+                    except (OSError, ValueError) as error:
+                        log.error("frame not collected", camera=self.camera.name, error=str(error))
+                found = None
+                if detector is not None and (moved or self.watching):
+                    try:
+                        found = [(str(d.cls), float(d.score), tuple(float(v) for v in d.box)) for d in detector.detect(frame.image)]
+                    except Exception as error:  # noqa: BLE001
+                        self._send(("failed", f"the model failed on a frame: {type(error).__name__}: {error}"))
+                self._send(("frame", frame.seq, frame.mono, frame.wall, frame.image.shape[:2], found))
+                next_at = max(next_at + period, time.monotonic())
+                self._commands(max(0.0, next_at - time.monotonic()))
+        finally:
+            capture.stop(3.0)
+
+    def _send(self, message: tuple) -> None:
+        with self._sending:
+            self.conn.send(message)
+
+    def _commands(self, wait_s: float) -> None:
+        """Handle what the daemon asked, waiting up to `wait_s` for the first request."""
+        while not self.stopping and self.conn.poll(wait_s):
+            wait_s = 0.0
+            message = self.conn.recv()
+            if message[0] == "watch":
+                self.watching = bool(message[1])
+            elif message[0] == "snapshot":
+                self._snapshot(*message[1:])
+            elif message[0] == "stop":
+                self.stopping = True
+
+    def _snapshot(self, seq: int, stem: str) -> None:
+        from drivers.camera.capture import grab_one
+        from edge.vision.stills import FrameFolder
+
+        try:
+            image = grab_one(self.camera.snapshot_source, self.camera.stall_s) if self.camera.snapshot_source else None
+            if image is None:
+                frame = next((f for f in self.recent if f.seq == seq), self.recent[-1] if self.recent else None)
+                image = frame.image if frame is not None else None
+            if image is not None:
+                folder = FrameFolder(self.spec.state_dir / "vision" / "snapshots" / self.camera.name, SNAPSHOT_CAP_BYTES)
+                folder.save(image, stem)
+            else:
+                log.error("snapshot not saved: no frame yet", camera=self.camera.name)
+        except (OSError, ValueError) as error:
+            log.error("snapshot not saved", camera=self.camera.name, error=str(error))

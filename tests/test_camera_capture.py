@@ -1,0 +1,143 @@
+"""Capture from real video files made from the data folder's images: newest frame only,
+faults on a stream that ends, breaks or is missing, and reopening with backoff."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from drivers.camera.capture import Capture, CameraFault, CameraRestored, grab_one
+from vision_media import EMPTY_CAR, EBIKE, labelled, need_shared, write_clip
+
+
+class Seen:
+    """What the capture reported, for tests to wait on."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, observation: object) -> None:
+        with self.changed:
+            self.events.append(observation)
+            self.changed.notify_all()
+
+    def wait_for(self, predicate, timeout_s: float = 20.0, what: str = "") -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: predicate(self.events), timeout_s):
+                raise AssertionError(f"within {timeout_s} s: {what or 'the expected observation'} did not happen; saw {self.events}")
+
+    def count(self, kind) -> int:
+        return sum(isinstance(e, kind) for e in self.events)
+
+
+def frames_until(capture: Capture, predicate, timeout_s: float = 20.0):
+    """Take newest frames until one satisfies `predicate`; returns the frames taken."""
+    taken, seq = [], 0
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        frame = capture.latest(seq, timeout_s=1.0)
+        if frame is None:
+            continue
+        taken.append(frame)
+        seq = frame.seq
+        if predicate(frame):
+            return taken
+    raise AssertionError(f"within {timeout_s} s no frame met the condition; took {[f.seq for f in taken]}")
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    need_shared()
+    return write_clip(tmp_path / "car.avi", [EBIKE / EMPTY_CAR] + labelled("ebike", 4), fps=25.0, repeat=5)
+
+
+def test_frames_come_with_timestamps_and_the_ended_file_is_reopened(clip: Path):
+    seen = Seen()
+    capture = Capture(str(clip), seen, stall_s=2.0, backoff_s=(0.05, 0.2))
+    capture.start()
+    try:
+        first = frames_until(capture, lambda f: True)[0]
+        assert first.image.shape == (180, 320, 3) and first.wall > 0 and first.mono <= time.monotonic()
+        seen.wait_for(lambda e: any(isinstance(x, CameraFault) for x in e), what="the end of the file reported")
+        assert seen.events[0] == CameraFault(str(clip), "the stream ended")
+        seen.wait_for(lambda e: any(isinstance(x, CameraRestored) for x in e), what="the reopened file delivering")
+        frames = frames_until(capture, lambda f: f.seq > 25)  # frames of the second pass (the clip has 25)
+        assert capture.opened >= 2 and frames[-1].seq > 25
+    finally:
+        assert capture.stop()
+
+
+def test_only_the_newest_frame_is_kept(clip: Path):
+    capture = Capture(str(clip), Seen(), stall_s=2.0, backoff_s=(0.05, 0.2), file_fps=200.0)
+    capture.start()
+    try:
+        first = capture.latest(0, timeout_s=10.0)
+        assert first is not None
+        frames_until(capture, lambda f: f.seq >= first.seq + 10)  # the reader got well ahead of us
+        newest = capture.latest(first.seq, timeout_s=10.0)
+        assert newest is not None and newest.seq > first.seq + 1  # frames we did not take were dropped, not queued
+    finally:
+        assert capture.stop()
+
+
+def test_a_truncated_file_is_a_fault_and_is_reopened(clip: Path, tmp_path: Path):
+    broken = tmp_path / "broken.avi"
+    data = clip.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # the recorder died mid-write
+    seen = Seen()
+    capture = Capture(str(broken), seen, stall_s=2.0, backoff_s=(0.05, 0.2), file_fps=100.0)
+    capture.start()
+    try:
+        seen.wait_for(lambda e: sum(isinstance(x, CameraRestored) for x in e) >= 1, what="the broken file read again after its fault")
+        assert isinstance(seen.events[0], CameraFault) and capture.opened >= 2
+    finally:
+        assert capture.stop()
+
+
+def test_a_missing_source_is_a_fault_until_it_appears(clip: Path, tmp_path: Path):
+    later = tmp_path / "later.avi"
+    seen = Seen()
+    capture = Capture(str(later), seen, stall_s=2.0, backoff_s=(0.05, 0.1))
+    capture.start()
+    try:
+        seen.wait_for(lambda e: len(e) >= 1, what="the missing file reported")
+        assert seen.events == [CameraFault(str(later), "no such file")]
+        later.write_bytes(clip.read_bytes())
+        seen.wait_for(lambda e: any(isinstance(x, CameraRestored) for x in e), what="the file that appeared read")
+        assert capture.latest(0, timeout_s=10.0) is not None
+    finally:
+        assert capture.stop()
+
+
+def test_watchdog_reports_a_stream_that_stops_delivering(tmp_path: Path):
+    """A camera that gives nothing (here: a source that never opens, retried slowly) is a fault
+    after stall_s even while the reader is between attempts."""
+    seen = Seen()
+    capture = Capture(str(tmp_path / "none.avi"), seen, stall_s=0.3, backoff_s=(30.0, 30.0))
+    capture.start()
+    try:
+        assert capture.latest(0, timeout_s=1.0) is None
+        assert capture.faulted and seen.count(CameraFault) == 1  # reported once, not once per wait
+    finally:
+        assert capture.stop()
+
+
+def test_image_sequence_and_a_snapshot_from_a_second_stream(tmp_path: Path):
+    import cv2
+
+    need_shared()
+    for i, image in enumerate(labelled("ebike", 3)):
+        cv2.imwrite(str(tmp_path / f"{i:04d}.jpg"), cv2.resize(cv2.imread(str(image)), (320, 180)))
+    capture = Capture(str(tmp_path / "%04d.jpg"), Seen(), stall_s=2.0, backoff_s=(0.05, 0.2))
+    capture.start()
+    try:
+        assert capture.latest(0, timeout_s=10.0).image.shape == (180, 320, 3)
+    finally:
+        assert capture.stop()
+    main = write_clip(tmp_path / "main.avi", labelled("ebike", 1), size=(1280, 720), repeat=2)
+    assert grab_one(str(main)).shape == (720, 1280, 3)
+    assert grab_one(str(tmp_path / "absent.avi")) is None
