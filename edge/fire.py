@@ -55,21 +55,23 @@ class FireInput:
     name: str  # DEVICE.POINT
     stale_after_s: float
     online: Callable[[], bool] = lambda: True
+    label: str | None = None  # how a refusal names it (a smoke detector by its name); default "fire input NAME"
     active: bool | None = None  # None: the device says the reading is not valid now
     read_at: float | None = None  # monotonic time of the last reading; None: never read
 
     def holds_reset(self, now: float) -> str | None:
         """Why this input forbids a reset now; None when it reads clear and fresh."""
+        named = self.label or f"fire input {self.name}"
         if self.read_at is None:
-            return f"fire input {self.name} has not been read since the gateway started"
+            return f"{named} has not been read since the gateway started"
         if not self.online():
-            return f"fire input {self.name}: its device is offline"
+            return f"{named}: its device is offline"
         if now - self.read_at > self.stale_after_s:
-            return f"fire input {self.name} has not been read for {now - self.read_at:.1f} s"
+            return f"{named} has not been read for {now - self.read_at:.1f} s"
         if self.active is None:
-            return f"fire input {self.name} reads no valid value"
+            return f"{named} reads no valid value"
         if self.active:
-            return f"fire input {self.name} still reads active"
+            return f"{named} still reads active"
         return None
 
 
@@ -138,17 +140,22 @@ class FireRelease:
         """Call `listener(active)` when the latch sets or resets (on the loop, must not block)."""
         self._listeners.append(listener)
 
-    def watch(self, name: str, stale_after_s: float, online: Callable[[], bool] = lambda: True) -> None:
-        """Register a fire input (DEVICE.POINT) whose readings `alarm_input` gets: a reset
-        waits until it reads clear, no older than `stale_after_s`, with its device `online()`."""
-        self.inputs[name] = FireInput(name, stale_after_s, online)
+    def watch(self, name: str, stale_after_s: float, online: Callable[[], bool] = lambda: True, label: str | None = None) -> None:
+        """Register a fire input (DEVICE.POINT) whose readings `alarm_input` or `input_read` gets:
+        a reset waits until it reads clear, no older than `stale_after_s`, with its device `online()`."""
+        self.inputs[name] = FireInput(name, stale_after_s, online, label)
 
-    def alarm_input(self, reading: Reading) -> None:
-        """Field bus listener for the fire alarm input (true = fire)."""
+    def input_read(self, reading: Reading) -> None:
+        """Field bus listener for a watched input whose alarm is judged elsewhere (a smoke
+        detector's alarm bit: its test bit decides whether it is a fire): only remembered."""
         watched = self.inputs.get(f"{reading.device}.{reading.point}")
         if watched is not None:
             watched.active = None if reading.value is None else bool(reading.value)
             watched.read_at = reading.mono
+
+    def alarm_input(self, reading: Reading) -> None:
+        """Field bus listener for the fire alarm input (true = fire)."""
+        self.input_read(reading)
         if reading.value:
             self.trigger(f"{reading.device}.{reading.point}")
 

@@ -245,3 +245,41 @@ def test_a_smoke_alarm_configured_for_it_releases_the_egress_doors(write_config)
     release = events(config.journal_path, "alarm.fire_release")
     assert release[0].body["source"] == "smoke:room-301" and release[0].body["doors"] == ["stair-exit"]
     assert events(config.journal_path, "alarm.smoke")[0].body["fire_release"] is True
+
+
+def test_a_fire_reset_is_refused_while_a_releasing_smoke_detector_still_reports_smoke(write_config):
+    """The smoke detector that released the egress doors holds their reset like the panel's fire
+    input does: securing them while the room still reports smoke would lock people in."""
+    sim = devices()
+
+    async def main():
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+        text = community_config(port, None).replace(
+            "{name: room-301, device: smoke-301, area: unit-301}", "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
+        text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
+        answers = {}
+
+        async def scenario(config, gateway):
+            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+            sim["room"].set_value("alarm", True)
+            await until(lambda: events(config.journal_path, "alarm.fire_release"), what="the fire release")
+            answers["smoky"] = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "fire.reset", "operator": "tech-7"})
+            answers["held"] = sim["io"].value_of("relay_5")
+            sim["room"].set_value("alarm", False)
+            await until(lambda: events(config.journal_path, "alarm.smoke_cleared"), what="the smoke cleared")  # judged from the clear reading
+            answers["clear"] = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "fire.reset", "operator": "tech-7"})
+            await until(lambda: not sim["io"].value_of("relay_5"), what="the egress door secured")
+
+        try:
+            return await _run(write_config(text), scenario), answers
+        finally:
+            await simulator.stop()
+
+    config, answers = asyncio.run(main())
+    assert answers["smoky"]["ok"] is False and "smoke detector room-301 (smoke-301.alarm) still reads active" in answers["smoky"]["error"]
+    assert answers["held"] is True, "the egress door stayed released"
+    refused = events(config.journal_path, "alarm.fire_reset_refused")
+    assert [e.body["inputs"] for e in refused] == [["smoke detector room-301 (smoke-301.alarm) still reads active"]]
+    assert answers["clear"]["ok"] is True
+    assert [e.body["operator"] for e in events(config.journal_path, "alarm.fire_reset")] == ["tech-7"]

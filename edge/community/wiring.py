@@ -12,9 +12,11 @@ from edge.community.inactivity import InactivityWatch
 from edge.community.notifier import Notifier
 from edge.community.sms import SmsSender
 from edge.community.trail import TrailSearch
+from edge.community.settings import CommunitySafety
 from edge.config import BuildingConfig
 from edge.control import Handler
 from edge.fieldbus import FieldBus, PointKey
+from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
 from edge.supervisor import Work
 
@@ -51,6 +53,17 @@ def uplink_views(uplink: Callable[[], Uplink | None]) -> tuple[Callable[[], bool
     return up, took
 
 
+def watch_smoke(settings: CommunitySafety, fieldbus: FieldBus, fire: FireRelease) -> None:
+    """A detector that releases the egress doors also holds their reset: while its alarm bit
+    reads active (or unknown, like the panel's fire input) the doors stay released."""
+    for detector in settings.detectors:
+        if detector.fire_release:
+            key = PointKey(detector.device, "alarm")
+            fire.watch(str(key), max(STALE_INTERVALS * fieldbus.interval_of(key), STALE_FLOOR_S),
+                       online=lambda device=key.device: fieldbus.is_online(device), label=f"smoke detector {detector.name} ({key})")
+            fieldbus.subscribe(key, fire.input_read)
+
+
 def assemble_community(
     config: BuildingConfig,
     journal: Journal,
@@ -85,6 +98,8 @@ def assemble_community(
         )
         if alarms.arming is not None:
             community.control["zone.arm"] = alarms.arming.command
+        if fire is not None:
+            watch_smoke(settings, fieldbus, fire)
         for button in settings.ack_buttons:
             fieldbus.subscribe(PointKey.parse(button.point), notifier.button(button.area))
         community.work["community-alarms"] = alarms.run
