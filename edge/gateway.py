@@ -14,6 +14,7 @@ import hashlib
 import os
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
@@ -25,7 +26,7 @@ from edge.doors.wiring import Doors, assemble_doors
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
-from edge.hotplug import assemble_hotplug, with_stable_ports
+from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
 from edge.notify import Systemd
 from edge.status.server import StatusServer
@@ -75,7 +76,8 @@ class Gateway:
         """
         work: dict[str, Work] = {"heartbeat": lambda: self._heartbeat(journal)}
         if self.config.udev:  # ports named udev:NAME open links that follow the device (ConfigError if one matches twice)
-            work["hotplug"] = assemble_hotplug(self.config, journal).run
+            users = workers_by_identity(self.config)
+            work["hotplug"] = assemble_hotplug(self.config, journal, on_arrival=lambda name: self._wake(users.get(name, ()))).run
             self.config = with_stable_ports(self.config)
         if self.config.devices:
             profiles = device_profiles(self.config)
@@ -113,6 +115,12 @@ class Gateway:
         # whose full passes over it (~90k objects, tens of ms under load) would stall a door's unlock.
         gc.freeze()
         return work
+
+    def _wake(self, workers: Iterable[str]) -> None:
+        """A device came back: its drivers restart now rather than at their backoff."""
+        for name in workers:
+            if self.supervisor is not None and self.supervisor.wake(name):
+                log.info("device back: worker woken", worker=name)
 
     async def _heartbeat(self, journal: Journal) -> None:
         """Telemetry that says the gateway is alive and how big it is, once a minute."""

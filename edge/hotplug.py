@@ -5,11 +5,13 @@ Modbus bus would talk to the wrong devices. The config names such a device by ud
 properties (`udev:` section) and its port as `udev:NAME`; the daemon opens
 STATE_DIR/dev/NAME, a symlink this module keeps pointing at whatever node the matching
 device has now. On removal the link goes (the driver's next read fails and the supervisor
-journals and retries it); on arrival it points at the new node (the driver's next start
-opens it). Two devices that match one identity are a config error at start and a fault at
+journals and retries it); on arrival it points at the new node and the workers whose ports
+name the identity are woken (`Supervisor.wake`: they restart at once and open it, instead of
+waiting out a backoff of up to a minute). Two devices that match one identity are a config error at start and a fault at
 run time, never a guess. A flapping adapter is debounced: the first removal and arrival of a
-burst are journaled, the rest are counted into one event when the burst's window ends (and
-the drivers restart at the supervisor's backoff, not at the connector's pace). Devices the
+burst are journaled (and only that arrival wakes the workers), the rest are counted into one
+event when the burst's window ends (and the drivers restart at the supervisor's backoff, not
+at the connector's pace). Devices the
 config does not know are ignored.
 """
 
@@ -21,11 +23,11 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import structlog
 
-from edge.config import BuildingConfig, ConfigError, ConfigProblem, SerialBus, UsbIdentity
+from edge.config import BuildingConfig, ConfigError, ConfigProblem, ReaderProtocol, SerialBus, UsbIdentity
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.throttle import Throttle
@@ -76,14 +78,36 @@ def with_stable_ports(config: BuildingConfig) -> BuildingConfig:
     return config.model_copy(update={"buses": buses, "readers": readers, "cameras": cameras})
 
 
+def workers_by_identity(config: BuildingConfig) -> dict[str, set[str]]:
+    """The supervised workers that open each identity's link (named as the gateway starts them):
+    the field bus for a serial bus, `reader:NAME` or `osdp:PORT` for a reader, `camera:NAME`."""
+    directory = links_dir(config)
+    users: dict[str, set[str]] = {}
+
+    def use(port: str, worker: str) -> None:
+        if port.startswith(PREFIX):
+            users.setdefault(port.removeprefix(PREFIX), set()).add(worker)
+
+    for bus in config.buses:
+        if isinstance(bus, SerialBus):
+            use(bus.port, "fieldbus")
+    for reader in config.readers:
+        stable = str(directory / reader.port.removeprefix(PREFIX))
+        use(reader.port, f"osdp:{stable}" if reader.protocol is ReaderProtocol.OSDP else f"reader:{reader.name}")
+    for camera in config.cameras:
+        use(camera.source, f"camera:{camera.name}")
+    return users
+
+
 class Hotplug:
     """Keeps one link per identity pointing at its device, and journals what happens to it."""
 
     def __init__(self, identities: Iterable[UsbIdentity], directory: Path, journal: Journal | None = None,
-                 flap_window_s: float = FLAP_WINDOW_S, clock=time.monotonic) -> None:
+                 flap_window_s: float = FLAP_WINDOW_S, clock=time.monotonic, on_arrival: Callable[[str], None] | None = None) -> None:
         self.identities = list(identities)
         self.directory = directory
         self.journal = journal
+        self.on_arrival = on_arrival  # called with an identity's name once its link points at the arrived device
         self.clock = clock
         self.present: dict[str, str] = {}  # identity name -> the node its link points at
         self.rivals: dict[str, set[str]] = {}  # identity name -> other nodes that match it too
@@ -190,6 +214,8 @@ class Hotplug:
         while self._pending:
             name, node, event = self._pending.popleft()
             await asyncio.to_thread(_relink, self.directory / name, node)
+            if event is not None and event.kind is Kind.HOTPLUG_ARRIVED and self.on_arrival is not None:
+                self.on_arrival(name)  # the link is in place: its drivers may open it now
             if event is not None:
                 log.warning(str(event.kind), event_id=event.id, **event.body)
                 if self.journal is not None:
@@ -279,8 +305,8 @@ def udev_rules(config: BuildingConfig) -> str:
     return "\n".join(lines)
 
 
-def assemble_hotplug(config: BuildingConfig, journal: Journal) -> Hotplug:
+def assemble_hotplug(config: BuildingConfig, journal: Journal, on_arrival: Callable[[str], None] | None = None) -> Hotplug:
     """Resolve every identity among the devices present now (ConfigError when one matches twice)."""
-    hotplug = Hotplug(config.udev, links_dir(config), journal)
+    hotplug = Hotplug(config.udev, links_dir(config), journal, on_arrival=on_arrival)
     hotplug.resolve(present_devices({i.subsystem for i in config.udev}))
     return hotplug

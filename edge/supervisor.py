@@ -4,7 +4,9 @@ A card reader unplugged at 2 a.m. must not stop the breaker monitors. Each worke
 its own asyncio task; when it raises, the failure is journaled as a fault and the worker
 is restarted after an exponentially growing, jittered delay (so a dead device does not
 spin the CPU, and twenty readers that fail together do not retry in lockstep). A worker
-that ran for a while before failing starts again from the shortest delay.
+that ran for a while before failing starts again from the shortest delay. A worker can be
+woken (`wake`): its device came back, so it restarts at once, from the shortest delay, rather
+than when its backoff ends (a technician re-plugging an adapter should not wait a minute).
 """
 
 from __future__ import annotations
@@ -49,11 +51,13 @@ class Supervisor:
         self.policy = policy
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.failures: dict[str, int] = {}
+        self._woken: dict[str, asyncio.Event] = {}
 
     def start(self, name: str, work: Work) -> None:
         if name in self.tasks:
             raise ValueError(f"worker {name!r} is already running")
         self.failures[name] = 0
+        self._woken[name] = asyncio.Event()
         self.tasks[name] = asyncio.create_task(self._keep_running(name, work), name=name)
 
     async def _keep_running(self, name: str, work: Work) -> None:
@@ -70,10 +74,33 @@ class Supervisor:
                 delay = next(delays)
                 self.failures[name] += 1
                 await self._journal_failure(name, failure, delay)
-                await asyncio.sleep(delay)
+                if await self._backoff(name, delay):
+                    delays = self.policy.delays()
+                    log.info("worker woken: restarting now", worker=name)
             else:
                 log.info("worker finished", worker=name)
                 return
+
+    def wake(self, name: str) -> bool:
+        """Restart worker `name` now if it waits out a backoff, or right after its next failure
+        if it still runs (its old port fails on the next read); False if there is no such worker.
+        Many wakes before the restart are one restart."""
+        woken = self._woken.get(name)
+        if woken is None or name not in self.tasks:
+            return False
+        woken.set()
+        return True
+
+    async def _backoff(self, name: str, delay: float) -> bool:
+        """Wait `delay` before a restart; True when `wake` cut it short (or came while the worker ran)."""
+        woken = self._woken[name]
+        try:
+            async with asyncio.timeout(delay):
+                await woken.wait()
+        except TimeoutError:
+            return False
+        woken.clear()
+        return True
 
     async def _journal_failure(self, name: str, failure: Exception, delay: float) -> None:
         event = Event(

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
+import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,3 +289,89 @@ readers: [{name: front, protocol: em4100, port: "udev:reader-main"}]
     bus, reader = results["serial port of bus line-1"], results["serial port of reader front"]
     assert not bus.passed and "2 devices match" in bus.found and "add serial or usb_path to udev.rs485-1" in bus.fix
     assert not reader.passed and "no device matches" in reader.found and "udevadm info" in reader.fix
+
+
+def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backoff(tmp_path):
+    """A technician re-plugs the reader's adapter: the reader reads again right away, although
+    its worker failed on the unplug and the supervisor's backoff would hold it for 30-60 s."""
+    from drivers.cards.observations import CardRead
+    from edge.config import Reader
+    from edge.events import Kind
+    from edge.readers import ReaderInbox, ReaderWorker
+    from edge.supervisor import Backoff, Supervisor
+    from hil.card_sim import CardReaderSim
+
+    card = b"\x01\x00\x12\x93\xd8"
+    reader_end, gateway_end = tmp_path / "reader-end", tmp_path / "gateway-end"
+    monitor = Monitor()
+
+    def plug() -> subprocess.Popen:
+        process = subprocess.Popen([shutil.which("socat"), f"pty,raw,echo=0,link={reader_end}", f"pty,raw,echo=0,link={gateway_end}"],
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while not (reader_end.exists() and gateway_end.exists()):
+            assert time.monotonic() < deadline, "socat made no pty pair"
+            time.sleep(0.01)
+        return process
+
+    def pull(process: subprocess.Popen) -> None:
+        process.terminate()  # socat removes its links: the pty is gone, like an unplugged adapter's node
+        process.wait()
+
+    async def until(predicate, what: str, timeout_s: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s} s"
+            await asyncio.sleep(0.02)
+
+    async def tap_until_read(inbox: ReaderInbox, timeout_s: float = 15.0) -> CardRead:
+        """Present the card (again each second: bytes sent before the port opens are flushed) until it is read."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                with CardReaderSim(str(reader_end), "em4100") as sim:
+                    sim.present(card)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        while not isinstance(item := await inbox.get(), CardRead):
+                            pass
+                        return item
+
+    def failures():
+        return read_events(tmp_path / "journal.db", EventQuery(kinds=(Kind.TASK_FAILED,), limit=None))
+
+    async def main():
+        journal = await Journal.open(tmp_path / "journal.db")
+        supervisor = Supervisor(journal, Backoff(initial_s=60.0, max_s=60.0))
+        hotplug = Hotplug([READER], tmp_path / "links", journal,
+                          on_arrival=lambda name: [supervisor.wake(w) for w in users[name]])
+        link = tmp_path / "links" / READER.name
+        reader = Reader(name="main", protocol="em4100", port=f"udev:{READER.name}")
+        users = {READER.name: {"reader:main"}}
+        inbox = ReaderInbox(asyncio.get_running_loop())
+        cable = plug()
+        try:
+            hotplug.resolve([Device(os.path.realpath(gateway_end), CH340)])
+            supervisor.start("hotplug", lambda: hotplug.run(monitor))
+            supervisor.start("reader:main", ReaderWorker(reader.model_copy(update={"port": str(link)}), inbox).run)
+            first = await tap_until_read(inbox)
+
+            node = os.path.realpath(gateway_end)
+            pull(cable)
+            monitor.send(Device(node, CH340, action="remove"))
+            await until(lambda: failures(), "the reader's failure")
+            cable = plug()
+            monitor.send(Device(os.path.realpath(gateway_end), CH340, action="add"))
+            await until(lambda: os.path.realpath(link) == os.path.realpath(gateway_end), "the link to the new node")
+            again = await tap_until_read(inbox)  # 15 s at most: inside the 30-60 s backoff
+            restarts = supervisor.failures["reader:main"]
+        finally:
+            await supervisor.stop()
+            pull(cable)
+            await journal.close()
+        return first, again, restarts
+
+    first, again, restarts = asyncio.run(main())
+    assert first.serial == card and again.serial == card
+    assert restarts == 1, "one failure on the unplug, one restart on the arrival"
+    waited = failures()[0].body["restart_in_s"]
+    assert waited >= 30, "the backoff the arrival cut short"
