@@ -12,6 +12,7 @@ than when its backoff ends (a technician re-plugging an adapter should not wait 
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Awaitable, Callable, Iterator
 import backoff
 import structlog
 
+from edge.deadline import Deadline
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 
@@ -52,6 +54,7 @@ class Supervisor:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.failures: dict[str, int] = {}
         self._woken: dict[str, asyncio.Event] = {}
+        self.deadline = Deadline.never()  # the stop in progress: workers' own steps on the way out share it
 
     def start(self, name: str, work: Work) -> None:
         if name in self.tasks:
@@ -117,9 +120,17 @@ class Supervisor:
         log.error("worker failed", worker=name, event_id=event.id, error=f"{type(failure).__name__}: {failure}", restart_in_s=round(delay, 3))
         await self.journal.append(event)
 
-    async def stop(self) -> None:
-        """Cancel every worker and wait for them to finish their cleanup."""
+    async def stop(self, deadline: Deadline | None = None) -> list[str]:
+        """Cancel every worker and wait, until `deadline`, for them to finish their cleanup (which
+        shares `self.deadline`); returns the workers still running then (logged by name)."""
+        self.deadline = deadline or Deadline.never()
         for task in self.tasks.values():
             task.cancel()
-        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        stuck: list[str] = []
+        if self.tasks:
+            _, pending = await asyncio.wait(self.tasks.values(), timeout=None if math.isinf(self.deadline.at) else self.deadline.left())
+            stuck = sorted(task.get_name() for task in pending)
+        if stuck:
+            log.error("workers did not stop in time", workers=stuck)
         self.tasks.clear()
+        return stuck

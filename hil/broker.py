@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import signal
 import socket
 import subprocess
 import tempfile
@@ -78,6 +79,7 @@ class Broker:
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)  # a paused broker handles SIGTERM only once running
             self._process.terminate()
             try:
                 self._process.wait(5)
@@ -85,6 +87,15 @@ class Broker:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+
+    def pause(self) -> None:
+        """SIGSTOP: a broker that keeps its connections open and stops answering (a hung cloud)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         """Stop and start on the same port with a clean state (no persistence)."""

@@ -10,7 +10,7 @@ arrives as its inner wait completes, which once left a shutdown waiting forever)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import structlog
@@ -18,16 +18,17 @@ import structlog
 log = structlog.get_logger("edge.uplink")
 
 
-async def first_to_end(loops: dict[str, Coroutine[Any, Any, Any]], stop_within_s: float) -> Any:
+async def first_to_end(loops: dict[str, Coroutine[Any, Any, Any]], stop_within_s: float | Callable[[], float]) -> Any:
     """Run each coroutine as a task named by its key until one ends; cancel the rest; return
-    what the first returned or raise what it raised (the first in `loops` order, if several)."""
+    what the first returned or raise what it raised (the first in `loops` order, if several).
+    `stop_within_s` may be a function, asked when the teardown starts (a share of a stop's time)."""
     tasks = [asyncio.create_task(coro, name=name) for name, coro in loops.items()]
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         first = next(task for task in tasks if task.done())
         return first.result()
     finally:
-        await cancel_within(tasks, stop_within_s)
+        await cancel_within(tasks, stop_within_s() if callable(stop_within_s) else stop_within_s)
 
 
 async def cancel_within(tasks: Iterable[asyncio.Task[Any]], within_s: float) -> bool:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 from edge.access.credentials import CredentialStore
 from edge.config import BuildingConfig
 from edge.control import Handler
+from edge.deadline import Deadline
 from edge.doors.wiring import Doors, open_store
 from edge.journal import Journal
 from edge.uplink.commands import CommandFailed, CommandTable
@@ -15,7 +16,8 @@ from edge.uplink.worker import Uplink
 
 
 def assemble_uplink(
-    config: BuildingConfig, digest: str, journal: Journal, doors: Doors | None, control: Mapping[str, Handler]
+    config: BuildingConfig, digest: str, journal: Journal, doors: Doors | None, control: Mapping[str, Handler],
+    stop_deadline: Callable[[], Deadline] = Deadline.never,
 ) -> Uplink:
     """The uplink with the credential store the doors read, and every control-socket operation
     (breaker.close, fire.reset, ...) also available as a signed cloud command."""
@@ -29,7 +31,7 @@ def assemble_uplink(
     commands = CommandTable()
     for name, handler in control.items():
         commands.register(name, as_command(handler))
-    return Uplink(config, digest, journal, credentials, commands)
+    return Uplink(config, digest, journal, credentials, commands, stop_deadline=stop_deadline)
 
 
 def as_command(operation: Handler) -> CommandHandler:

@@ -7,7 +7,9 @@ message until the session is lost, and start over. A clean stop publishes `offli
 itself, because a graceful DISCONNECT suppresses the will.
 
 Every loop here ends when cancelled, and every wait on the way out has a deadline
-(`edge.uplink.tasks`): a stop takes at most a few seconds, and says what did not stop.
+(`edge.uplink.tasks`): a stop takes at most a few seconds, and says what did not stop. In the
+gateway's stop each of those waits is its share of the time the worker has left
+(`stop_deadline`, see edge.deadline), so together they fit the worker's part of the stop.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import structlog
 
 from edge.access.credentials import CredentialStore
 from edge.config import BuildingConfig
+from edge.deadline import Deadline
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.supervisor import Backoff
@@ -42,11 +45,12 @@ log = structlog.get_logger("edge.uplink")
 
 BIRTH_EVERY_S = 60.0
 RECONNECT = Backoff(initial_s=0.5, max_s=30.0)
-# Deadlines on the way out (a stop normally takes about a millisecond); each outer one covers the inner ones.
+# Deadlines on the way out, one after another (a stop normally takes about a millisecond); in the
+# gateway's stop each is scaled to its share of what is left (Deadline.share), so they nest.
 SESSION_STOP_S = 2.0  # for the session's loops to end when cancelled
 GOODBYE_S = 1.0  # for the `offline` message, and again for paho's thread to stop
-STOP_WITHIN_S = SESSION_STOP_S + 2 * GOODBYE_S + 1.0  # for the whole worker
 REFUSALS_CLOSE_S = 1.0  # for the held-back refusal counts to be journaled
+STOP_WITHIN_S = SESSION_STOP_S + 2 * GOODBYE_S + REFUSALS_CLOSE_S  # for the whole worker
 
 
 def broker_settings(config: BuildingConfig) -> BrokerSettings:
@@ -73,7 +77,7 @@ class Uplink:
     def __init__(
         self, config: BuildingConfig, config_digest: str, journal: Journal,
         credentials: Callable[[], CredentialStore | None], commands: CommandTable | None = None,
-        state_path: Path | None = None,
+        state_path: Path | None = None, stop_deadline: Callable[[], Deadline] = Deadline.never,
     ) -> None:
         uplink = config.uplink
         self.settings = broker_settings(config)
@@ -99,6 +103,7 @@ class Uplink:
             uplink.batch_bytes, on_credentials=self._rebirth.set,
         )
         self.connected = asyncio.Event()
+        self.stop_deadline = stop_deadline  # the gateway's stop in progress, if any (the supervisor's deadline)
 
     async def run(self) -> None:
         """Keep a session up until cancelled (the supervisor's worker); on the way out, journal
@@ -106,14 +111,15 @@ class Uplink:
         try:
             await first_to_end(
                 {"uplink-sessions": self._keep_connected(), "uplink-refusals": self.downlink.refusals.run()},
-                STOP_WITHIN_S,
+                lambda: self.stop_deadline().share(STOP_WITHIN_S - REFUSALS_CLOSE_S, REFUSALS_CLOSE_S),
             )
         finally:
+            within = self.stop_deadline().share(REFUSALS_CLOSE_S)
             try:
-                async with asyncio.timeout(REFUSALS_CLOSE_S):
+                async with asyncio.timeout(within):
                     await self.downlink.refusals.close()
             except TimeoutError:
-                log.error("uplink: held-back refusal counts not journaled in time", within_s=REFUSALS_CLOSE_S)
+                log.error("uplink: held-back refusal counts not journaled in time", within_s=round(within, 3))
 
     async def _keep_connected(self) -> None:
         delays = RECONNECT.delays()
@@ -167,7 +173,7 @@ class Uplink:
                 "uplink-birth": self._refresh_birth(connection),
                 "uplink-link": self._watch(connection),
             },
-            SESSION_STOP_S,
+            lambda: self.stop_deadline().share(SESSION_STOP_S, 2 * GOODBYE_S + REFUSALS_CLOSE_S),
         )
         raise ConnectionLost("session ended")
 
@@ -190,15 +196,16 @@ class Uplink:
 
     async def _say_goodbye(self, connection: Connection) -> None:
         try:
-            async with asyncio.timeout(GOODBYE_S):
+            async with asyncio.timeout(self.stop_deadline().share(GOODBYE_S, GOODBYE_S + REFUSALS_CLOSE_S)):
                 await connection.publish(self.topics.status, self._status("offline"), retain=True)
         except (TimeoutError, ConnectionError):
             pass
+        within = self.stop_deadline().share(GOODBYE_S, REFUSALS_CLOSE_S)
         try:
-            async with asyncio.timeout(GOODBYE_S):
+            async with asyncio.timeout(within):
                 await connection.close(graceful=True)
         except TimeoutError:
-            log.error("uplink: paho's network thread did not stop", within_s=GOODBYE_S)
+            log.error("uplink: paho's network thread did not stop", within_s=round(within, 3))
 
     def _status(self, state: str) -> bytes:
         """The birth (and will) message: what runs here and how far the cloud has it."""

@@ -1,0 +1,133 @@
+"""The daemon's stop as systemd sees it: one budget, the workers' own deadlines nested in it,
+and the journal flushed, even with the cloud's broker hung and the journal busy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from drivers.modbus.profile import load_profile
+from edge.config import load
+from edge.journal import EventQuery, read_events
+from hil.broker import Broker
+from hil.cloud import Cloud
+from hil.modbus_sim import Noise, SimulatedDevice
+
+from conftest import REPO
+from test_points_cli import SimulatorThread, _wait
+from uplink_rig import cloud_key, uplink_config
+
+README_STOP_S = 5.0  # "stopping within 5 s with the journal flushed" (README, Running under systemd)
+
+
+def _busy_building() -> tuple[SimulatedDevice, str]:
+    """Eight 4-20 mA pressure loops read 50 times a second, every reading journaled (deadband 0)."""
+    ai = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-ai8.yaml"), 3)
+    points = ""
+    for channel in range(1, 9):
+        ai.play(f"ch{channel}_ma", Noise(12.0, 0.5, seed=channel))
+        points += f"""
+  - name: riser-{channel}
+    point: ai.ch{channel}_ma
+    telemetry: {{deadband: 0}}
+    safety:
+      measures: pressure
+      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
+      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}"""
+    return ai, points
+
+
+async def _unsigned_downlinks(building_dir, port: int, count: int) -> None:
+    cloud = Cloud("127.0.0.1", port, building_dir / "cloud.db", cloud_key(building_dir))
+    await cloud.start()
+    try:
+        for _ in range(count):
+            await cloud.send("test-house", "credentials", b'{"sig": ""}')
+    finally:
+        await cloud.stop()
+
+
+def test_sigterm_with_a_hung_broker_and_a_busy_journal_stops_within_the_readmes_bound_flushed(write_config, building_dir):
+    ai, points = _busy_building()
+    with Broker() as broker, SimulatorThread([ai]) as port:
+        config_path = uplink_config(write_config, building_dir, broker.port, extra=f"""
+buses: [{{name: water, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
+devices: [{{name: ai, bus: water, address: 3, profile: generic-ai8, poll_s: 0.02}}]
+pressure_points:{points}
+""")
+        journal = load(config_path).journal_path
+        log = building_dir / "daemon.log"
+        with open(log, "w") as out:
+            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
+                                      stdout=out, stderr=subprocess.STDOUT)
+        try:
+            _wait(lambda: "uplink connected" in log.read_text())
+            asyncio.run(_unsigned_downlinks(building_dir, broker.port, 20))
+            _wait(lambda: read_events(journal, EventQuery(kinds=("security.downlink_refused",), limit=None)))  # the rest are held back
+            broker.pause()  # the connection stays open; nothing answers (no PUBACK, no goodbye)
+            head = _wait(lambda: read_events(journal, EventQuery(kinds=("telemetry.point",), limit=None)))[-1].seq
+            _wait(lambda: read_events(journal, EventQuery(after_seq=head + 500, limit=1)))  # the journal is busy
+            sent = time.monotonic()
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=15)
+            stop_s = time.monotonic() - sent
+        finally:
+            daemon.kill()
+            broker.resume()
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    print(f"stop took {stop_s:.2f} s (budget {README_STOP_S} s); the gateway's own count:",
+          next((line.get("stop_s") for line in lines if line["event"] == "gateway stopped"), None))
+    assert daemon.returncode == 0
+    assert stop_s < README_STOP_S, f"the stop took {stop_s:.2f} s"
+    events = read_events(journal, EventQuery(limit=None))
+    assert events[-1].kind == "gateway.stopped", "the stop is the journal's last word"
+    assert "workers_not_stopped" not in events[-1].body, events[-1].body
+    assert sum(e.kind == "telemetry.point" for e in events) > 500
+    assert sum(e.body["count"] for e in events if e.kind == "security.downlink_refused") == 20, "the uplink's held-back counts too"
+
+
+def test_the_uplinks_steps_on_the_way_out_share_the_stop_it_is_given(write_config, building_dir):
+    """With its broker hung, the uplink's own waits (session loops, the goodbye, paho's thread,
+    the held-back refusal counts) add up to 5 s; given half a second of a stop, it ends inside it
+    and still journals the refusal counts it held back."""
+    from edge.deadline import Deadline
+    from edge.events import Kind
+    from edge.journal import Journal
+    from edge.supervisor import Supervisor
+    from edge.uplink.worker import Uplink
+    from uplink_rig import open_store, until
+
+    async def scenario():
+        with Broker() as broker:
+            config_path = uplink_config(write_config, building_dir, broker.port)
+            config = load(config_path)
+            journal = await Journal.open(config.journal_path)
+            store = open_store(config_path)
+            supervisor = Supervisor(journal)
+            uplink = Uplink(config, "cafe", journal, lambda: store, stop_deadline=lambda: supervisor.deadline)
+            supervisor.start("uplink", uplink.run)
+            cloud = Cloud("127.0.0.1", broker.port, building_dir / "cloud.db", cloud_key(building_dir))
+            await cloud.start()
+            try:
+                await until(lambda: uplink.connected.is_set())
+                for _ in range(20):  # unsigned: refused; the first journaled at once, the rest held back
+                    await cloud.send("test-house", "credentials", b'{"sig": ""}')
+                await until(lambda: uplink.downlink.stats.refused == 20)
+                await cloud.stop()
+                broker.pause()
+                stuck = await supervisor.stop(Deadline.within(0.5))
+            finally:
+                broker.resume()
+                uplink.close()
+                store.close()
+                await journal.close()
+            refused = [e for e in read_events(config.journal_path, EventQuery(limit=None)) if e.kind == Kind.DOWNLINK_REFUSED]
+            return stuck, refused
+
+    stuck, refused = asyncio.run(scenario())
+    assert stuck == [], "the uplink ended inside the time it was given"
+    assert sum(e.body["count"] for e in refused) == 20, "the counts held back were journaled on the way out"
