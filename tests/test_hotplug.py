@@ -375,3 +375,38 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
     assert restarts == 1, "one failure on the unplug, one restart on the arrival"
     waited = failures()[0].body["restart_in_s"]
     assert waited >= 30, "the backoff the arrival cut short"
+
+
+def test_the_gateway_wakes_the_workers_it_runs_for_each_identity(write_config):
+    """The identity-to-workers map names exactly the jobs the gateway starts on those links."""
+    from conftest import MINIMAL
+    from edge import config as building_config
+    from edge.gateway import Gateway
+    from edge.hotplug import workers_by_identity
+
+    path = write_config(MINIMAL + """
+http: {enabled: false}
+udev:
+  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: NOT-PLUGGED-IN}
+  - {name: reader-main, vendor_id: "1a86", product_id: "7523", serial: NOT-PLUGGED-IN}
+  - {name: osdp-line, vendor_id: "1a86", product_id: "7523", serial: ALSO-NOT-PLUGGED-IN}
+buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
+devices: [{name: io, bus: line-1, address: 1, profile: generic-dio8}]
+readers:
+  - {name: front-reader, protocol: em4100, port: "udev:reader-main"}
+  - {name: lobby, protocol: osdp, port: "udev:osdp-line", osdp_address: 1, osdp_key: {file: secrets/building.key}}
+""")
+    config = building_config.load(path)
+    users = workers_by_identity(config)
+
+    async def assembled() -> set[str]:
+        journal = await Journal.open(config.journal_path)
+        try:
+            return set(Gateway(config, path).assemble(journal))
+        finally:
+            await journal.close()
+
+    jobs = asyncio.run(assembled())
+    assert users["rs485-1"] == {"fieldbus"} and users["reader-main"] == {"reader:front-reader"}
+    assert users["osdp-line"] <= jobs and len(users["osdp-line"]) == 1
+    assert set().union(*users.values()) <= jobs

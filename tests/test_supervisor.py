@@ -84,3 +84,40 @@ def test_a_worker_that_ran_long_enough_restarts_from_the_shortest_delay(tmp_path
     delays = [f.body["restart_in_s"] for f in read_events(tmp_path / "j.db", EventQuery(kinds=(Kind.TASK_FAILED,), limit=None))]
     assert delays[2] >= 0.02, "third failure in a row waits longer"
     assert delays[3] <= 0.01, "after a stable run the delay starts over"
+
+
+def test_a_wake_while_the_worker_runs_restarts_it_right_after_its_next_failure_once(tmp_path: Path):
+    """The device came back before the driver noticed it had gone: its next failure restarts
+    it at once; the one after waits out the backoff again (a wake is one restart)."""
+    async def scenario():
+        journal = await Journal.open(tmp_path / "j.db")
+        supervisor = Supervisor(journal, Backoff(initial_s=60.0, max_s=60.0))
+        attempts = 0
+        fail = asyncio.Event()
+
+        async def reader() -> None:
+            nonlocal attempts
+            attempts += 1
+            await fail.wait()
+            fail.clear()
+            raise OSError("port gone")
+
+        supervisor.start("reader:front", reader)
+        await asyncio.sleep(0)
+        woken = supervisor.wake("reader:front"), supervisor.wake("reader:front"), supervisor.wake("reader:nobody")
+        fail.set()
+        async with asyncio.timeout(10):  # far inside the 30-60 s backoff
+            while attempts < 2:
+                await asyncio.sleep(0.01)
+        fail.set()  # the second failure: no wake left, so the backoff holds it
+        async with asyncio.timeout(10):
+            while supervisor.failures["reader:front"] < 2:
+                await asyncio.sleep(0.01)
+        after = attempts  # counted as it entered the backoff: only a wake could restart it now
+        await supervisor.stop()
+        await journal.close()
+        return woken, after
+
+    woken, attempts = asyncio.run(scenario())
+    assert woken == (True, True, False)
+    assert attempts == 2, "restarted once at the wake, then held by the backoff"
