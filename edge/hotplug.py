@@ -7,12 +7,12 @@ STATE_DIR/dev/NAME, a symlink this module keeps pointing at whatever node the ma
 device has now. On removal the link goes (the driver's next read fails and the supervisor
 journals and retries it); on arrival it points at the new node and the workers whose ports
 name the identity are woken (`Supervisor.wake`: they restart at once and open it, instead of
-waiting out a backoff of up to a minute). Two devices that match one identity are a config error at start and a fault at
-run time, never a guess. A flapping adapter is debounced: the first removal and arrival of a
-burst are journaled (and only that arrival wakes the workers), the rest are counted into one
-event when the burst's window ends (and the drivers restart at the supervisor's backoff, not
-at the connector's pace). Devices the
-config does not know are ignored.
+waiting out a backoff of up to a minute). Two devices that match one identity are a config
+error at start and a fault at run time, never a guess. A flapping adapter is debounced: the
+first removal and arrival of a burst are journaled (and only that arrival wakes the workers),
+the rest are counted into one event when the burst's window ends (and the drivers restart at
+the supervisor's backoff, not at the connector's pace). Devices the config does not know are
+ignored.
 """
 
 from __future__ import annotations

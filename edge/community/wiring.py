@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from edge.community.alarms import AlarmInputs
 from edge.community.inactivity import InactivityWatch
 from edge.community.notifier import Notifier
+from edge.community.settings import CommunitySafety
 from edge.community.sms import SmsSender
 from edge.community.trail import TrailSearch
-from edge.community.settings import CommunitySafety
 from edge.config import BuildingConfig
 from edge.control import Handler
 from edge.fieldbus import FieldBus, PointKey
