@@ -44,6 +44,7 @@ ReaderHealth = ReaderFault | ReaderRestored
 ReaderObservation = CardRead | PinEntry | ReaderHealth
 Work = Callable[[], Awaitable[None]]
 REPEATING = frozenset({ReaderProtocol.EM4100})
+PORT_STOP_S = 1.0  # a port's thread sees stop() within one read timeout (0.1 s)
 DROP_SAMPLE_S = 1.0  # how often an OSDP bus's drop counters are read into the tally
 _DROP_CAUSES = {cause.value: cause for cause in DropCause}
 
@@ -129,8 +130,13 @@ class ReaderWorker:
             self.reader.name, self.reader.port, self.reader.baud, SERIAL_PARSERS[self.reader.protocol](),
             on_observation=self._observe, on_fault=self._fault, on_open=self._opened,
         )
+        reading = asyncio.ensure_future(asyncio.to_thread(port.run))
         try:
-            await asyncio.shield(asyncio.to_thread(port.run))
+            await asyncio.shield(reading)
+        except asyncio.CancelledError:  # stop the port and see its thread end, not abandon it
+            port.stop()
+            await _port_thread_ended(self.reader.name, reading)
+            raise
         finally:
             port.stop()
 
@@ -153,6 +159,23 @@ class ReaderWorker:
         elif not isinstance(observation, CardRead) or self.repeats is None or self.repeats.is_new(observation):
             self.inbox.post(observation)
 
+
+
+async def _port_thread_ended(reader: str, reading: asyncio.Future[None]) -> None:
+    """After `stop()`, wait (bounded) for the port's thread to end and take its outcome, so a
+    failure of a port being stopped is logged once instead of 'exception never retrieved'."""
+    if not reading.done():
+        await asyncio.wait({reading}, timeout=PORT_STOP_S)
+    if not reading.done():
+        log.error("reader port thread did not stop in time", reader=reader, within_s=PORT_STOP_S)
+        reading.add_done_callback(_outcome_taken)
+        return
+    _outcome_taken(reading)
+
+
+def _outcome_taken(reading: asyncio.Future[None]) -> None:
+    if not reading.cancelled() and reading.exception() is not None:
+        log.info("reader port ended with an error while stopping", error=str(reading.exception()))
 
 @dataclass
 class _Flaps:
