@@ -166,11 +166,10 @@ class Player:
     def data_file(self, relative: str, loc: tuple) -> Path:
         """A file of the data root; the scenario is skipped when the root or the file is absent."""
         if self.data is None:
-            raise Skipped(f"{self.loaded.path}: needs the data root (--data DIR or ${DATA_ENV}) for {relative}")
+            raise Skipped(str(self.loaded.problem(loc, f"{relative} is in the data root: give it (--data DIR or ${DATA_ENV})")))
         path = self.data / relative
         if not path.is_file():
-            line = self.loaded.document.position(loc)[0]
-            raise Skipped(f"{self.loaded.path}:{line}: {path} is not here (the data root {self.data} lacks it)")
+            raise Skipped(str(self.loaded.problem(loc, f"{path} is not here (the data root {self.data} lacks it)")))
         return path
 
     def _install_model(self, settings: sc.ScenarioCamera) -> Path:
