@@ -48,7 +48,7 @@ def still(path: Path, size: tuple[int, int]) -> bytes:
 
 
 def video_frames(path: Path, size: tuple[int, int], limit: int = 3000) -> list[bytes]:
-    """Every frame of a video file (at most `limit`), re-encoded at the stream's size."""
+    """Every frame of a video file (at most `limit`, else an error), re-encoded at the stream's size."""
     import cv2
 
     stream = cv2.VideoCapture(str(path))
@@ -56,10 +56,12 @@ def video_frames(path: Path, size: tuple[int, int], limit: int = 3000) -> list[b
         if not stream.isOpened():
             raise FeedProblem(f"cannot open the video {path}")
         frames = []
-        while len(frames) < limit:
+        while True:
             ok, image = stream.read()
             if not ok:
                 break
+            if len(frames) == limit:
+                raise FeedProblem(f"the video {path} has more than {limit} frames: shorten it")
             frames.append(jpeg(image, size))
     finally:
         stream.release()

@@ -56,6 +56,7 @@ NEAREST = 8
 SETTLE_WITHIN_S = 15.0
 SEND_WITHIN_S = 10.0
 EDGE_CLI_WITHIN_S = 60.0
+MAX_CLIP_FRAMES = 3000  # JPEGs of a clip held at once (about 100 MB at 640x360)
 DATA_ENV = "HIL_DATA"
 
 
@@ -194,11 +195,13 @@ class Player:
 
     def _clip_frames(self, index: int, step: sc.CameraClip, settings: sc.ScenarioCamera) -> list[bytes]:
         if isinstance(step.camera_clip, str):
-            return video_frames(self.data_file(step.camera_clip, ("steps", index, "camera_clip")), settings.size)
+            return video_frames(self.data_file(step.camera_clip, ("steps", index, "camera_clip")), settings.size, MAX_CLIP_FRAMES)
         frames: list[bytes] = []
         for c_index, part in enumerate(step.camera_clip):
             image = still(self.data_file(part.image, ("steps", index, "camera_clip", c_index, "image")), settings.size)
             frames += [image] * max(1, round(part.seconds * settings.fps))
+        if len(frames) > MAX_CLIP_FRAMES:
+            raise FeedProblem(f"the clip is {len(frames)} frames; at most {MAX_CLIP_FRAMES} are held in memory (shorten it or lower fps)")
         return frames
 
     def _check_data(self) -> None:
