@@ -369,16 +369,26 @@ def test_a_clip_whose_images_are_absent_skips_the_scenario_naming_the_file(tmp_p
 
 @pytest.mark.timeout(90)
 def test_a_clip_plays_into_the_camera_as_a_live_stream_that_never_ends(tmp_path):
-    """A camera without a model (collect only): the feed is read frame by frame, never faults."""
-    data = data_root() or SHARED_DATA
-    if not (data / "ebike" / "images" / "cemreefe_elevator1.jpg").is_file():
-        pytest.skip(f"the e-bike images are not here ({data}/ebike)")
+    """A camera without a model (collect only): stills, then a video file, read frame by frame, no fault."""
+    shared = data_root() or SHARED_DATA
+    if not (shared / "ebike" / "images" / "cemreefe_elevator1.jpg").is_file():
+        pytest.skip(f"the e-bike images are not here ({shared}/ebike)")
+    import cv2
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ebike").symlink_to(shared / "ebike")
+    writer = cv2.VideoWriter(str(data / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (320, 180))
+    for name in ("cemreefe_elevator1.jpg", "etoiles_2024-01-01_12-07-27.jpg", "etoiles_2024-01-01_12-07-52.jpg"):
+        writer.write(cv2.resize(cv2.imread(str(shared / "ebike" / "images" / name)), (320, 180)))
+    writer.release()
     path = _scenario(tmp_path, CAMERA.replace("not-in-the-data.jpg", "etoiles_2024-01-01_12-07-27.jpg")
                      .replace("source: filled-in,", "source: filled-in, collect: {enabled: true, every_s: 0.5},")
-                     .replace("    for_ms: 100", "    for_ms: 100\n  - expect_none: fault.camera\n    for_ms: 1000"))
+                     .replace("    for_ms: 100", "    for_ms: 100\n  - camera_clip: clip.avi\n  - expect_none: fault.camera\n    for_ms: 1000"))
     result = asyncio.run(play(path, data=data, keep=True))
     assert result.outcome == "passed", report.text([result])
     assert result.steps[0].detail == "5 frames (1.0 s) read by camera lift-1-cam"
+    assert result.steps[2].detail == "3 frames (0.6 s) read by camera lift-1-cam"
     collected = list((Path(result.workdir) / "state" / "vision" / "collect").rglob("*.jpg"))
     shutil.rmtree(result.workdir)
     assert collected, "the camera's motion gate saw the clip's frames"
