@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import os
 import hmac
 import json
 import math
+import os
 import secrets
 import shutil
 import sys
