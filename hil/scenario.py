@@ -226,9 +226,6 @@ class CameraClip(Strict):
             raise ValueError("a clip needs at least one still")
         return value
 
-    def files(self) -> list[str]:
-        return [self.camera_clip] if isinstance(self.camera_clip, str) else [c.image for c in self.camera_clip]
-
 
 class ScenarioCamera(Strict):
     """How the runner feeds one camera of the building: a live MJPEG stream through a FIFO (the
