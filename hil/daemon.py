@@ -33,6 +33,7 @@ class Daemon:
         self._process: subprocess.Popen[bytes] | None = None
         self._notify: socket.socket | None = None
         self.starts = 0
+        self.env: dict[str, str] = {}  # added to the daemon's environment (a rig camera's capture options)
 
     @property
     def pid(self) -> int | None:
@@ -44,7 +45,7 @@ class Daemon:
             self._notify_path.unlink(missing_ok=True)
             self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._notify.bind(str(self._notify_path))
-        env = dict(os.environ, NOTIFY_SOCKET=str(self._notify_path))
+        env = dict(os.environ, **self.env, NOTIFY_SOCKET=str(self._notify_path))
         env.pop("WATCHDOG_USEC", None)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(

@@ -65,7 +65,8 @@ def text(results: list[ScenarioResult]) -> str:
         if result.workdir:
             lines.append(f"        state kept in {result.workdir}")
     passed = sum(r.outcome == "passed" for r in results)
-    lines.append(f"{passed} of {len(results)} scenario(s) passed")
+    skipped = sum(r.outcome == "skipped" for r in results)
+    lines.append(f"{passed} of {len(results)} scenario(s) passed" + (f", {skipped} skipped (their data is not here)" if skipped else ""))
     return "\n".join(lines)
 
 

@@ -11,12 +11,15 @@ person's Enter, a hook's return, a restarted daemon's READY), and measured times
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hmac
 import json
 import math
+import os
 import secrets
 import shutil
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -36,8 +39,11 @@ from edge.events import Priority, StoredEvent
 from edge.journal import EventQuery, read_events
 from hil import scenario as sc
 from hil.broker import Broker
+from hil.camera_feed import CAPTURE_ENV, PLAYED_WITHIN_MARGIN_S, CameraFeed, FeedProblem, still, video_frames
 from hil.cloud import Cloud, generate_keys
 from hil.daemon import Daemon, DaemonFailed
+from hil.modem_sim import Mode, ModemSimulator
+from hil.pty import pty_pair
 from hil.report import ScenarioResult, StepResult
 from hil.rig import PhysicalRig, RigFile, RigProblem, SimulatedRig, load_rig
 
@@ -49,6 +55,20 @@ CLOUD_CONNECT_WITHIN_S = 10.0  # also for its goodbye
 NEAREST = 8
 SETTLE_WITHIN_S = 15.0
 SEND_WITHIN_S = 10.0
+EDGE_CLI_WITHIN_S = 60.0
+MAX_CLIP_FRAMES = 3000  # JPEGs of a clip held at once (about 100 MB at 640x360)
+DATA_ENV = "HIL_DATA"
+
+
+def data_root(given: Path | None = None) -> Path | None:
+    """Where a scenario's images and model files are: `--data DIR`, else $HIL_DATA."""
+    if given is not None:
+        return Path(given)
+    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None
+
+
+class Skipped(Exception):
+    """The scenario needs data that is not here (the e-bike images, a model's weights)."""
 
 
 def shipped_profiles_dir() -> Path:
@@ -84,13 +104,17 @@ class ScenarioProblems(Exception):
 class Player:
     """One scenario's run: its working directory, rig, daemon, broker and cloud."""
 
-    def __init__(self, loaded: sc.LoadedScenario, workdir: Path, rig: SimulatedRig | PhysicalRig) -> None:
+    def __init__(self, loaded: sc.LoadedScenario, workdir: Path, rig: SimulatedRig | PhysicalRig, data: Path | None = None) -> None:
         self.loaded, self.scenario, self.workdir, self.rig = loaded, loaded.scenario, workdir, rig
+        self.data = data
         self.config_path = workdir / "building.yaml"
         self.config: BuildingConfig | None = None
         self.daemon = Daemon(self.config_path, workdir)
         self.broker: Broker | None = None
         self.cloud: Cloud | None = None
+        self.modem: ModemSimulator | None = None
+        self.feeds: dict[str, CameraFeed] = {}
+        self._held = contextlib.ExitStack()  # the modem's pty pair
         self.mark_ns = self.given_ns = time.time_ns()
         self.mark_mono = self.given_mono = time.monotonic()
         self.mark_seq = 0
@@ -120,12 +144,74 @@ class Player:
                 generate_key_file(key)  # the simulated reader and the daemon share it, as an installer would set them up
                 reader["osdp_key"] = {"file": str(key)}
         data.setdefault("profiles_dir", str(shipped_profiles_dir()))
+        community = data.get("community")
+        if isinstance(community, dict) and isinstance(community.get("modem"), dict):
+            if self.modem is None:
+                gateway_end, modem_end = self._held.enter_context(pty_pair())
+                self.modem = self._held.enter_context(ModemSimulator(modem_end, Mode(self.scenario.modem)))
+                self._modem_port = gateway_end
+            data["community"] = {**community, "modem": {**community["modem"], "port": self._modem_port}}
+        for camera in data.get("cameras") or []:
+            settings = self.scenario.cameras.get(camera.get("name")) if isinstance(camera, dict) else None
+            if settings is not None:
+                camera["source"] = str(self.workdir / f"camera-{camera['name']}.mjpeg")
+                if settings.manifest is not None:
+                    camera["model"] = str(self._install_model(settings))
         if self.scenario.cloud:
             generate_keys(self.workdir)
             data["uplink"] = {"batch_ms": 10, "keepalive_s": 5, **data.get("uplink", {}),
                               "enabled": True, "host": "127.0.0.1", "port": self.broker.port,
                               "cloud_public_key": str(self.workdir / "cloud.pub")}
         return data
+
+    def data_file(self, relative: str, loc: tuple) -> Path:
+        """A file of the data root; the scenario is skipped when the root or the file is absent."""
+        if self.data is None:
+            raise Skipped(str(self.loaded.problem(loc, f"{relative} is in the data root: give it (--data DIR or ${DATA_ENV})")))
+        path = self.data / relative
+        if not path.is_file():
+            raise Skipped(str(self.loaded.problem(loc, f"{path} is not here (the data root {self.data} lacks it)")))
+        return path
+
+    def _install_model(self, settings: sc.ScenarioCamera) -> Path:
+        """`edge models install MANIFEST --from WEIGHTS` into the state dir, as an installer would."""
+        from edge.vision.install import InstallError, install
+        from edge.vision.manifest import ManifestError
+
+        name = next(n for n, c in self.scenario.cameras.items() if c is settings)
+        weights = self.data_file(settings.weights, ("cameras", name, "weights"))
+        try:
+            installed = install((self.loaded.path.parent / settings.manifest).resolve(), self.workdir / "state", weights)
+        except (ManifestError, InstallError, OSError) as error:
+            raise ScenarioProblems([self.loaded.problem(("cameras", name, "manifest"), f"cannot install the model: {error}")]) from None
+        return installed.manifest
+
+    def _start_feeds(self) -> None:
+        for name, settings in self.scenario.cameras.items():
+            idle = still(self.data_file(settings.idle, ("cameras", name, "idle")), settings.size)
+            self.feeds[name] = CameraFeed(self.workdir / f"camera-{name}.mjpeg", idle, settings.fps).start()
+        if self.feeds:
+            self.daemon.env.update(CAPTURE_ENV)
+
+    def _clip_frames(self, index: int, step: sc.CameraClip, settings: sc.ScenarioCamera) -> list[bytes]:
+        if isinstance(step.camera_clip, str):
+            return video_frames(self.data_file(step.camera_clip, ("steps", index, "camera_clip")), settings.size, MAX_CLIP_FRAMES)
+        frames: list[bytes] = []
+        for c_index, part in enumerate(step.camera_clip):
+            image = still(self.data_file(part.image, ("steps", index, "camera_clip", c_index, "image")), settings.size)
+            frames += [image] * max(1, round(part.seconds * settings.fps))
+        if len(frames) > MAX_CLIP_FRAMES:
+            raise FeedProblem(f"the clip is {len(frames)} frames; at most {MAX_CLIP_FRAMES} are held in memory (shorten it or lower fps)")
+        return frames
+
+    def _check_data(self) -> None:
+        """Every data file the timeline names, before anything starts: a missing one skips the scenario."""
+        for index, step in enumerate(self.scenario.steps):
+            if isinstance(step, sc.CameraClip):
+                if isinstance(step.camera_clip, str):
+                    self.data_file(step.camera_clip, ("steps", index, "camera_clip"))
+                for c_index, part in enumerate(step.camera_clip if isinstance(step.camera_clip, list) else []):
+                    self.data_file(part.image, ("steps", index, "camera_clip", c_index, "image"))
 
     def _write_config(self, data: dict[str, Any]) -> BuildingConfig:
         self.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -143,6 +229,8 @@ class Player:
         problems = sc.check_against(self.loaded, config, profiles) + self.rig.refusals(self.loaded, config)
         if problems:
             raise ScenarioProblems(problems)
+        self._check_data()
+        await asyncio.to_thread(self._start_feeds)
         await self.rig.start(config, profiles, self.scenario)
         buses, readers = self.rig.endpoints(config)
         data["buses"] = [{**bus, **buses.get(bus["name"], {})} for bus in data.get("buses", [])]
@@ -191,6 +279,9 @@ class Player:
         await asyncio.to_thread(self.daemon.close)
         if self.cloud is not None:
             await asyncio.wait_for(self.cloud.stop(), CLOUD_CONNECT_WITHIN_S)
+        for feed in self.feeds.values():
+            await asyncio.to_thread(feed.stop)
+        await asyncio.to_thread(self._held.close)
         await self.rig.stop()
         if self.broker is not None:
             await asyncio.to_thread(self.broker.__exit__)
@@ -243,7 +334,7 @@ class Player:
 
     def step_text(self, index: int) -> str:
         raw = self.loaded.document.data["steps"][index]
-        return yaml.safe_dump(raw, default_flow_style=True, width=10_000, sort_keys=False).strip()
+        return yaml.safe_dump(raw, default_flow_style=True, width=10_000, sort_keys=False, allow_unicode=True).strip()
 
     async def play_step(self, index: int, step: Any) -> StepResult:
         line = self.loaded.document.position(("steps", index))[0]
@@ -286,7 +377,35 @@ class Player:
             building = self.config.building.id
             await asyncio.wait_for(self.cloud.send(building, "credentials", self.cloud.change_set(building, changes)), SEND_WITHIN_S)
             return f"change set version {self.cloud.book(building).credential_version}"
+        if isinstance(step, sc.CameraClip):
+            name = step.camera or next(iter(self.scenario.cameras))
+            settings = self.scenario.cameras[name]
+            index = self.scenario.steps.index(step)
+            frames = await asyncio.to_thread(self._clip_frames, index, step, settings)
+            seconds = len(frames) / settings.fps
+            await asyncio.to_thread(self.feeds[name].play, frames, seconds + PLAYED_WITHIN_MARGIN_S)
+            return f"{len(frames)} frames ({seconds:.1f} s) read by camera {name}"
+        if isinstance(step, sc.Edge):
+            return await self._edge(step)
         return await self.rig.stimulate(step, self.scenario, self.config)
+
+    async def _edge(self, step: sc.Edge) -> str:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge.cli", *step.edge, "--config", str(self.config_path),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), EDGE_CLI_WITHIN_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise RigProblem(f"`edge {' '.join(step.edge)}` did not end within {EDGE_CLI_WITHIN_S:.0f} s") from None
+        text = output.decode(errors="replace").strip()
+        if process.returncode != step.exit_code:
+            raise RigProblem(f"`edge {' '.join(step.edge)}` exited {process.returncode}, not {step.exit_code}: {text[-600:]}")
+        if step.output_contains is not None and step.output_contains not in text:
+            raise RigProblem(f"`edge {' '.join(step.edge)}` did not print {step.output_contains!r}: {text[-600:]}")
+        last = text.splitlines()[-1] if text else ""
+        return f"exit {process.returncode}: {last[:200]}"
 
     def _change(self, change: sc.CredentialChange) -> dict[str, Any]:
         name = change.upsert or change.remove
@@ -314,6 +433,10 @@ class Player:
             await self._expect_cloud(step, result)
         elif isinstance(step, sc.ExpectOpen):
             await self._expect_open(step, result)
+        elif isinstance(step, sc.ExpectSms):
+            await self._expect_sms(step.expect_sms, result)
+        elif isinstance(step, sc.ExpectNoSms):
+            await self._expect_no_sms(step, result)
         elif isinstance(step, sc.ExpectRss):
             rss = await asyncio.to_thread(self.daemon.rss_mb)
             result.passed, result.detail = rss < step.expect_rss_mb_below, f"RSS {rss:.1f} MB"
@@ -404,6 +527,41 @@ class Player:
         else:
             result.detail = "none"
 
+    def _sms_since_mark(self) -> list[Any]:
+        return [m for m in list(self.modem.messages) if m.at >= self.mark_mono]
+
+    async def _expect_sms(self, step: sc.Sms, result: StepResult) -> None:
+        result.expected = f"an SMS to {step.to}" + (f" containing {step.contains!r}" if step.contains else "") + f" within {step.within_ms} ms"
+        deadline = self._deadline(step.within_ms)
+        while True:
+            messages = self._sms_since_mark()
+            found = next((m for m in messages if m.number == step.to and step.contains in m.text), None)
+            if found is not None:
+                result.measured_ms = (found.at - self.mark_mono) * 1000
+                result.detail = f"{found.text[:80]!r}"
+                if found.at - self.given_mono > step.within_ms / 1000:
+                    result.passed = False
+                    result.detail = f"it came {result.measured_ms:.0f} ms after the stimulus, later than {step.within_ms} ms"
+                return
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(POLL_S)
+        result.passed = False
+        result.detail = f"the modem took {len(messages)} SMS since the stimulus"
+        result.nearest = [f"SMS to {m.number}: {m.text[:120]!r}" for m in messages[:NEAREST]] + await self.nearest("notify.sms_sent")
+
+    async def _expect_no_sms(self, step: sc.ExpectNoSms, result: StepResult) -> None:
+        result.expected = f"no SMS for {step.for_ms} ms"
+        await asyncio.sleep(max(0.0, self._deadline(step.for_ms) - time.monotonic()))
+        messages = [m for m in self._sms_since_mark() if m.at <= self.given_mono + step.for_ms / 1000]
+        result.measured_ms = float(step.for_ms)
+        if messages:
+            result.passed = False
+            result.detail = f"{len(messages)} SMS, the first to {messages[0].number}"
+            result.nearest = [f"SMS to {m.number}: {m.text[:120]!r}" for m in messages[:NEAREST]]
+        else:
+            result.detail = "none"
+
     async def _expect_cloud(self, step: sc.ExpectCloud, result: StepResult) -> None:
         building = self.config.building.id
         journal = await self.events()
@@ -458,7 +616,7 @@ def _ranges(seqs: list[int]) -> str:
 
 
 async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = None, keep: bool = False,
-               prompt_in=None, prompt_out=None) -> ScenarioResult:
+               prompt_in=None, prompt_out=None, data: Path | None = None) -> ScenarioResult:
     """Play one scenario file and say what happened; never raises for a scenario's own problems."""
     started = time.monotonic()
     result = ScenarioResult(path=str(path), name=Path(path).stem)
@@ -470,13 +628,13 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
     result.name = loaded.scenario.name
     workdir = Path(tempfile.mkdtemp(prefix=f"hil-{Path(path).stem}-"))
     face = PhysicalRig(rig, rig_path, prompt_in, prompt_out) if rig is not None else SimulatedRig(workdir)
-    player = Player(loaded, workdir, face)
+    player = Player(loaded, workdir, face, data_root(data))
     try:
         await player.set_up()
         for index, step in enumerate(loaded.scenario.steps):
             try:
                 outcome = await player.play_step(index, step)
-            except (RigProblem, DaemonFailed, TimeoutError, OSError, ValueError) as problem:
+            except (RigProblem, DaemonFailed, FeedProblem, TimeoutError, OSError, ValueError) as problem:
                 outcome = StepResult(index=index, line=loaded.document.position(("steps", index))[0], step=player.step_text(index),
                                      expectation=False, passed=False, detail=f"could not be played: {problem}")
                 result.steps.append(outcome)
@@ -487,6 +645,8 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
                 result.outcome = "failed"
     except ScenarioProblems as problems:
         result.outcome, result.error = "error", str(problems)
+    except Skipped as skipped:
+        result.outcome, result.error = "skipped", str(skipped)
     except (RigProblem, DaemonFailed, TimeoutError, OSError) as problem:
         result.outcome, result.error = "error", f"the rig could not be set up: {problem}"
     finally:
@@ -507,6 +667,6 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
     return result
 
 
-def run(paths: list[Path], rig_path: Path | None = None, keep: bool = False) -> list[ScenarioResult]:
+def run(paths: list[Path], rig_path: Path | None = None, keep: bool = False, data: Path | None = None) -> list[ScenarioResult]:
     rig = load_rig(rig_path) if rig_path else None
-    return [asyncio.run(play(path, rig, rig_path, keep)) for path in scenario_paths(paths)]
+    return [asyncio.run(play(path, rig, rig_path, keep, data=data)) for path in scenario_paths(paths)]

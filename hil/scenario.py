@@ -9,8 +9,8 @@ event of a kind during a window, the daemon's RSS below a bound).
 
 The schema is pydantic, as the building config's is, and problems are reported the same way:
 `FILE:LINE:COL: dotted.path: message`, all of them at once. Stimuli the gateway has no way to
-take yet (a clock jump, a camera clip, a udev hotplug) are refused here with the reason,
-never played as something else.
+take yet (a clock jump, a udev hotplug) are refused here with the reason, never played as
+something else.
 """
 
 from __future__ import annotations
@@ -200,15 +200,56 @@ class ClockJump(Strict):
                          "to shift it (a clock test belongs in tests/test_access_clock.py, on the pure clock check)")
 
 
-class CameraClip(Strict):
-    """Refused until cameras exist: a clip must never be played as something else."""
+class ClipImage(Strict):
+    """One still of a clip, shown for `seconds`; the path is relative to the data root."""
 
-    camera_clip: Any
+    image: str = Field(min_length=1)
+    seconds: float = Field(gt=0, le=600)
+
+
+class CameraClip(Strict):
+    """Frames played into a camera of the building as its live stream: stills from the data root,
+    each for a while, or a video file. The step is done once the camera has read the clip's
+    last frame; then the camera sees its `idle` still again (an empty car).
+
+    Paths are relative to the data root (`--data DIR` or $HIL_DATA): the images are not ours to
+    copy into the repository, so without them the scenario is skipped, saying what is missing.
+    """
+
+    camera_clip: list[ClipImage] | str = Field(description="Stills with durations, or a video file.")
+    camera: Name | None = Field(None, description="Which camera; default: the scenario's only one.")
 
     @field_validator("camera_clip")
     @classmethod
-    def _refused(cls, value: Any) -> Any:
-        raise ValueError("camera clips cannot be played: the gateway has no camera capture yet")
+    def _not_empty(cls, value: Any) -> Any:
+        if isinstance(value, list) and not value:
+            raise ValueError("a clip needs at least one still")
+        return value
+
+
+class ScenarioCamera(Strict):
+    """How the runner feeds one camera of the building: a live MJPEG stream through a FIFO (the
+    camera's `source`), showing `idle` between clips, and the model it installs for it."""
+
+    idle: str = Field(min_length=1, description="Still shown between clips (an empty car), relative to the data root.")
+    manifest: Path | None = Field(None, description="Detector manifest, relative to the scenario file; none: the camera only collects.")
+    weights: str | None = Field(None, description="The model file, relative to the data root (installed with the manifest).")
+    fps: float = Field(5.0, gt=0, le=30, description="Frames per second of the stream.")
+    size: tuple[int, int] = Field((640, 360), description="Width and height of the frames.")
+
+    @model_validator(mode="after")
+    def _both(self) -> "ScenarioCamera":
+        if (self.manifest is None) != (self.weights is None):
+            raise ValueError("give both `manifest` and `weights`, or neither")
+        return self
+
+
+class Edge(Strict):
+    """`edge ARGS --config BUILDING` as an operator types it on site; the step fails unless it exits with `exit_code`."""
+
+    edge: list[str] = Field(min_length=1, description="The arguments after `edge`, e.g. [trail, --tenant, alice, --operator, T-1].")
+    exit_code: int = 0
+    output_contains: str | None = None
 
 
 # --- expectations ----------------------------------------------------------------------
@@ -257,6 +298,25 @@ class ExpectOpen(Strict):
     within_ms: Deadline = 5000
 
 
+class Sms(Strict):
+    to: str = Field(pattern=r"^\+?[0-9]{3,20}$")
+    contains: str = ""
+    within_ms: Deadline = 30_000
+
+
+class ExpectSms(Strict):
+    """The simulated modem took an SMS to `to` whose text contains `contains`, within `within_ms`."""
+
+    expect_sms: Sms
+
+
+class ExpectNoSms(Strict):
+    """The simulated modem took no SMS for `for_ms` after the last stimulus."""
+
+    expect_no_sms: Literal[True]
+    for_ms: int = Field(gt=0, le=600_000)
+
+
 class ExpectRss(Strict):
     """The daemon's resident memory now, in MB."""
 
@@ -266,11 +326,12 @@ class ExpectRss(Strict):
 STIMULI = {
     "tap": Tap, "pin": Pin, "set": Set, "ramp": Ramp, "loop": Loop, "door": DoorContact, "exit_button": ExitButton,
     "fire": Fire, "broker": BrokerStep, "daemon": DaemonStep, "unplug": Unplug, "replug": Replug, "wait_s": Wait,
-    "cloud_command": CloudCommand, "credentials": Credentials, "clock_jump": ClockJump, "camera_clip": CameraClip,
+    "cloud_command": CloudCommand, "credentials": Credentials, "clock_jump": ClockJump, "camera_clip": CameraClip, "edge": Edge,
 }
 EXPECTATIONS = {
     "expect": ExpectEvent, "expect_point": ExpectPoint, "expect_none": ExpectNone,
     "expect_cloud": ExpectCloud, "expect_open": ExpectOpen, "expect_rss_mb_below": ExpectRss,
+    "expect_sms": ExpectSms, "expect_no_sms": ExpectNoSms,
 }
 STEP_KINDS = {**STIMULI, **EXPECTATIONS}
 
@@ -305,6 +366,9 @@ class Scenario(Strict):
     credential_store: Literal["intact", "damaged"] = Field(
         "intact", description="damaged: the credential store file is garbage when the daemon starts.")
     cloud: bool = Field(False, description="Start mosquitto and the reference cloud, and turn the uplink on.")
+    cameras: dict[Name, ScenarioCamera] = Field(default_factory=dict, description="Cameras of the building the runner feeds.")
+    modem: Literal["ok", "error", "silent", "no_network"] = Field(
+        "ok", description="How the simulated modem behaves (when the building has `community.modem`).")
     steps: list[Step] = Field(min_length=1)
 
 
@@ -408,8 +472,20 @@ def check_against(loaded: LoadedScenario, config: Any, profiles: dict[str, Any])
             problems.append(loaded.problem(loc, "the building config has no fire_alarm input"))
         if isinstance(step, (BrokerStep, CloudCommand, Credentials, ExpectCloud)) and not scenario.cloud:
             problems.append(loaded.problem(loc, "this step needs the broker and the reference cloud: set `cloud: true`"))
+        if isinstance(step, CameraClip):
+            name = step.camera or (next(iter(scenario.cameras)) if len(scenario.cameras) == 1 else None)
+            if name is None or name not in scenario.cameras:
+                problems.append(loaded.problem(loc, f"name the camera this clip plays into (the scenario's `cameras`: {sorted(scenario.cameras)})"))
+        if isinstance(step, (ExpectSms, ExpectNoSms)) and config.community.modem is None:
+            problems.append(loaded.problem(loc, "the building has no modem (community.modem): there is no SMS to expect"))
         if isinstance(step, Credentials):
             for c_index, change in enumerate(step.credentials):
                 if (change.upsert or change.remove) not in scenario.tenants:
                     problems.append(loaded.problem(loc + ("credentials", c_index), f"no tenant {change.upsert or change.remove!r} in this scenario"))
+    cameras = {c.name for c in config.cameras}
+    for name in scenario.cameras:
+        if name not in cameras:
+            problems.append(loaded.problem(("cameras", name), f"the building has no camera {name!r}"))
+    for name in cameras - set(scenario.cameras):
+        problems.append(loaded.problem(("cameras",), f"say how the runner feeds camera {name!r} (cameras: {{{name}: {{idle: ...}}}})"))
     return problems

@@ -25,7 +25,7 @@ from hil.__main__ import main as hil_main
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
 from hil.rig import load_rig
-from hil.runner import SCENARIOS, play, shipped_profiles_dir
+from hil.runner import SCENARIOS, data_root, play, shipped_profiles_dir
 from hil.scenario import ScenarioError, load
 from drivers.modbus.profile import load_profile
 
@@ -38,10 +38,15 @@ devices:
 """
 
 
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # the e-bike images and model weights
+
+
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("path", sorted(SCENARIOS.glob("*.yaml")), ids=lambda p: p.stem)
 def test_canonical_scenario(path: Path):
-    result = asyncio.run(play(path))
+    result = asyncio.run(play(path, data=data_root() or SHARED_DATA))
+    if result.outcome == "skipped":
+        pytest.skip(result.error)
     assert result.outcome == "passed", report.text([result])
 
 
@@ -115,9 +120,9 @@ def test_bad_scenarios_are_refused_with_their_lines_all_at_once(tmp_path):
     lines = [str(p).removeprefix(str(path) + ":") for p in refused.value.problems]
     assert lines[0] == "4:5: steps.0.reader: Field required"
     assert lines[1].startswith("5:5: steps.1.clock_jump: clock jumps cannot be played: `edge run` reads the host's wall clock")
-    assert lines[2] == "6:5: steps.2.camera_clip: camera clips cannot be played: the gateway has no camera capture yet"
-    assert lines[3].startswith("7:5: steps.3: a step needs one of: tap, pin, set")
-    assert lines[4] == "9:5: steps.4.within_ms: Input should be greater than 0"
+    assert lines[2].startswith("7:5: steps.3: a step needs one of: tap, pin, set")
+    assert lines[3] == "9:5: steps.4.within_ms: Input should be greater than 0"
+    assert len(lines) == 4, "a camera clip is a step now (its camera is checked against the building)"
 
 
 @pytest.mark.timeout(60)
@@ -132,9 +137,13 @@ def test_a_scenario_naming_what_the_building_lacks_is_an_error_before_anything_r
             value: true
           - fire: raised
           - broker: down
+          - camera_clip: ebike/clip.mp4
+          - expect_sms: {to: "+8613800000001"}
         """)
     result = asyncio.run(play(path))
     assert result.outcome == "error" and not result.steps
+    assert f"{path}:10:5: steps.4: name the camera this clip plays into (the scenario's `cameras`: [])" in result.error
+    assert f"{path}:11:5: steps.5: the building has no modem (community.modem): there is no SMS to expect" in result.error
     assert f"{path}:4:5: steps.0.tap: 'nobody-we-know' is neither a tenant of this scenario nor a hex card serial" in result.error
     assert f"{path}:5:5: steps.0.reader: the building has no reader 'back-reader'" in result.error
     assert f"{path}:6:5: steps.1.set: device 'doors-io' (generic-dio8) has no point 'input_9'" in result.error
@@ -300,3 +309,86 @@ def test_absence_cloud_and_memory_expectations_fail_when_they_are_wrong(tmp_path
     assert cloud.expected.startswith("the cloud holds the journal's ") and "missing seqs " in cloud.detail
     assert "missing seqs none" not in cloud.detail
     assert memory.expected == "the daemon's RSS below 1.0 MB" and memory.detail.startswith("RSS ")
+
+
+COMMUNITY = SCENARIOS / "buildings" / "community-house.yaml"
+
+
+@pytest.mark.timeout(90)
+def test_sms_expectations_fail_saying_which_messages_the_modem_took(tmp_path):
+    path = _scenario(tmp_path, """
+        name: wrong SMS expectations
+        config: {file: COMMUNITY}
+        devices:
+          posts-breaker: {values: {closed: true}}
+        steps:
+          - set: smoke-301.alarm
+            value: true
+          - expect_sms: {to: "+8613800000001", contains: "烟雾"}
+          - expect_sms: {to: "+8613899999999", within_ms: 1500}
+          - expect_no_sms: true
+            for_ms: 1000
+        """.replace("COMMUNITY", str(COMMUNITY)))
+    result = asyncio.run(play(path))
+    assert result.outcome == "failed", report.text([result])
+    assert result.steps[1].passed and "烟雾报警" in result.steps[1].detail
+    wrong, none = result.failures
+    assert wrong.expected == "an SMS to +8613899999999 within 1500 ms" and wrong.detail.startswith("the modem took ")
+    assert any(line.startswith("SMS to +8613800000001: ") for line in wrong.nearest), wrong.nearest
+    assert none.expected == "no SMS for 1000 ms" and none.detail.startswith("1 SMS, the first to +8613800000001")
+
+
+CAMERA = """
+name: a clip from data that is not here
+config:
+  file: BUILDING
+  merge:
+    cameras: [{name: lift-1-cam, source: filled-in, hold: {device: doors-io, hold: release_7, resume: secure_7}}]
+cameras:
+  lift-1-cam: {idle: ebike/images/cemreefe_elevator1.jpg}
+steps:
+  - camera_clip:
+      - {image: ebike/images/not-in-the-data.jpg, seconds: 1}
+  - expect_none: alarm.elevator_hold
+    for_ms: 100
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_clip_whose_images_are_absent_skips_the_scenario_naming_the_file(tmp_path, monkeypatch):
+    path = _scenario(tmp_path, CAMERA)
+    result = asyncio.run(play(path, data=tmp_path / "no-data"))
+    assert result.outcome == "skipped" and not result.steps
+    missing = tmp_path / "no-data" / "ebike/images/not-in-the-data.jpg"
+    assert result.error == f"{path}:10:10: steps.0.camera_clip.0.image: {missing} is not here (the data root {tmp_path / 'no-data'} lacks it)"
+    monkeypatch.delenv("HIL_DATA", raising=False)
+    result = asyncio.run(play(path))
+    assert result.outcome == "skipped"
+    assert result.error.endswith("steps.0.camera_clip.0.image: ebike/images/not-in-the-data.jpg is in the data root: give it (--data DIR or $HIL_DATA)")
+
+
+@pytest.mark.timeout(90)
+def test_a_clip_plays_into_the_camera_as_a_live_stream_that_never_ends(tmp_path):
+    """A camera without a model (collect only): stills, then a video file, read frame by frame, no fault."""
+    shared = data_root() or SHARED_DATA
+    if not (shared / "ebike" / "images" / "cemreefe_elevator1.jpg").is_file():
+        pytest.skip(f"the e-bike images are not here ({shared}/ebike)")
+    import cv2
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "ebike").symlink_to(shared / "ebike")
+    writer = cv2.VideoWriter(str(data / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (320, 180))
+    for name in ("cemreefe_elevator1.jpg", "etoiles_2024-01-01_12-07-27.jpg", "etoiles_2024-01-01_12-07-52.jpg"):
+        writer.write(cv2.resize(cv2.imread(str(shared / "ebike" / "images" / name)), (320, 180)))
+    writer.release()
+    path = _scenario(tmp_path, CAMERA.replace("not-in-the-data.jpg", "etoiles_2024-01-01_12-07-27.jpg")
+                     .replace("source: filled-in,", "source: filled-in, collect: {enabled: true, every_s: 0.5},")
+                     .replace("    for_ms: 100", "    for_ms: 100\n  - camera_clip: clip.avi\n  - expect_none: fault.camera\n    for_ms: 1000"))
+    result = asyncio.run(play(path, data=data, keep=True))
+    assert result.outcome == "passed", report.text([result])
+    assert result.steps[0].detail == "5 frames (1.0 s) read by camera lift-1-cam"
+    assert result.steps[2].detail == "3 frames (0.6 s) read by camera lift-1-cam"
+    collected = list((Path(result.workdir) / "state" / "vision" / "collect").rglob("*.jpg"))
+    shutil.rmtree(result.workdir)
+    assert collected, "the camera's motion gate saw the clip's frames"
