@@ -21,9 +21,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from edge import config as building_config
+from edge import cli_config, config as building_config
 from edge import logs
-from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+from edge.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError
 from edge.community import cli as community_cli
 from edge.doors import cli as doors_cli
 from edge.status import cli as status_cli
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the gateway (what systemd starts)", description=(
         "Validate the building config, open the journal and run every configured driver until SIGTERM. "
         "Logs go to stdout: JSON lines under systemd, readable on a terminal."))
-    _config_option(run)
+    cli_config.add_option(run)
     run.add_argument("--state-dir", type=Path, help="override state_dir from the config (journal and credentials)")
     run.set_defaults(handler=_run)
 
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         "or relative to now (30m, 2h, 7d). --kind and --source accept '*' wildcards, e.g. --kind 'alarm.*'."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  edge events --since 2h --kind 'alarm.*'\n  edge events --since 1d --priority access\n  edge events --source door-main --limit 0 --json > door.jsonl")
-    _config_option(events)
+    cli_config.add_option(events)
     events.add_argument("--journal", type=Path, help="read this journal file instead of the configured one")
     events.add_argument("--since", type=_when, help="only events at or after this time")
     events.add_argument("--until", type=_when, help="only events before this time")
@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     points = commands.add_parser("points", help="show each field point's last value, age and state", description=(
         "Read the daemon's status snapshot (written every 2 s into the state dir) and show every circuit and "
         "pressure point: last value, unit, age and state (ok, warning, alarm, sensor_fault, stale, offline)."))
-    _config_option(points)
+    cli_config.add_option(points)
     points.add_argument("--json", action="store_true", help="one JSON object per point per line")
     points.set_defaults(handler=_points)
 
@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     close.add_argument("circuit", help="circuit name from the config")
     close.add_argument("--operator", required=True, help="your staff id: you take responsibility for re-energising")
     close.add_argument("--reason", required=True, help="why it is safe now (10-500 characters)")
-    _config_option(close)
+    cli_config.add_option(close)
     close.set_defaults(handler=_breaker_close)
 
     init = commands.add_parser("init", help="write a starter building config and a new building secret", description=(
@@ -124,23 +124,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
-
-
-def _load(path: Path) -> BuildingConfig | None:
-    """The config, or None after printing every problem to stderr."""
-    try:
-        return building_config.load(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        print(f"{path}: {len(error.problems)} problem(s); nothing was started", file=sys.stderr)
-        return None
-
-
 def _check_config(args: argparse.Namespace) -> int:
-    config = _load(args.file)
+    config = cli_config.load_or_report(args.file, summary=True)
     if config is None:
         return EX_CONFIG
     print(
@@ -154,7 +139,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     if args.state_dir is not None:
@@ -174,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
 def _events(args: argparse.Namespace) -> int:
     path = args.journal
     if path is None:
-        config = _load(args.config)
+        config = cli_config.load_or_report(args.config, summary=True)
         if config is None:
             return EX_CONFIG
         path = config.journal_path
@@ -251,7 +236,7 @@ def _not_a_journal(path: Path) -> tuple[int, str] | None:
 def _points(args: argparse.Namespace) -> int:
     from edge import points_status
 
-    config = _load(args.config)
+    config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     try:
@@ -278,7 +263,7 @@ def _points(args: argparse.Namespace) -> int:
 def _breaker_close(args: argparse.Namespace) -> int:
     from edge import control
 
-    config = _load(args.config)
+    config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}

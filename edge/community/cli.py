@@ -14,17 +14,16 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
 
-from edge import config as building_config
-from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+from edge import cli_config
+from edge.config import EX_CONFIG, BuildingConfig
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     trail = commands.add_parser("trail", help="where and when a tenant (or anyone at a door) passed; audited", description=(
         "Entry-trail search over the journal. Entry records are personal data: --operator is required and every "
         "search is journaled (privacy.trail_searched) with who asked, for what and how many rows."))
-    _config_option(trail)
+    cli_config.add_option(trail)
     whom = trail.add_argument_group("whose trail (at least one)")
     whom.add_argument("--tenant", help="tenant id, as in the credential store")
     whom.add_argument("--credential", help="credential key or a prefix of at least 12 hex digits")
@@ -40,7 +39,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     alarm = commands.add_parser("alarm", help="community alarms: acknowledge through the running daemon")
     actions = alarm.add_subparsers(dest="alarm_command", required=True, metavar="ACTION")
     ack = actions.add_parser("ack", help="acknowledge an alarm (stops its escalation; journaled)")
-    _config_option(ack)
+    cli_config.add_option(ack)
     target = ack.add_mutually_exclusive_group(required=True)
     target.add_argument("--incident", help="the alarm's event id (notify.* events carry it as incident)")
     target.add_argument("--area", help="every open alarm of this area ('*': all)")
@@ -48,23 +47,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     ack.set_defaults(handler=_ack)
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
-
-
-def _load(path: Path) -> BuildingConfig | None:
-    try:
-        return building_config.load(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return None
-
-
 def _trail(args: argparse.Namespace) -> int:
     from edge import control
 
-    config = _load(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": "trail.search", "operator": args.operator, "via": "site", "after_seq": args.after_seq, "limit": args.limit}
@@ -111,7 +97,7 @@ async def _search_here(config: BuildingConfig, request: dict) -> dict:
 def _ack(args: argparse.Namespace) -> int:
     from edge import control
 
-    config = _load(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": "alarm.ack", "operator": args.operator}

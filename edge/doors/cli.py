@@ -20,10 +20,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from edge import config as building_config
+from edge import cli_config
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialImportError, CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
-from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError, ReaderProtocol
+from edge.config import EX_CONFIG, BuildingConfig, ReaderProtocol
 
 EX_USAGE = 64
 EX_DATAERR = 65
@@ -77,7 +77,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     issue.set_defaults(handler=_issue)
 
     for parser in (importing, listing, show, revoke, issue):
-        parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+        cli_config.add_option(parser)
 
     door = commands.add_parser("door", help="open a door through the running daemon (audited)")
     door_actions = door.add_subparsers(dest="door_command", required=True, metavar="ACTION")
@@ -87,7 +87,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     unlock.add_argument("door", help="door name from the building config")
     unlock.add_argument("--operator", required=True, help="your staff id, journaled")
     unlock.add_argument("--reason", default="", help="why, journaled (e.g. 'delivery for flat 402')")
-    unlock.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    cli_config.add_option(unlock)
     unlock.set_defaults(handler=_door_unlock)
 
     fire = commands.add_parser("fire", help="fire release: reset after an alarm")
@@ -97,22 +97,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "1 when there was nothing to reset or a fire input still reads active (or its state is not known: "
         "never read, stale, its device offline; the doors then stay released), 69 when the daemon is not running."))
     reset.add_argument("--operator", required=True, help="technician id, journaled")
-    reset.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    cli_config.add_option(reset)
     reset.set_defaults(handler=_fire_reset)
-
-
-def _config(path: Path) -> BuildingConfig | None:
-    try:
-        return building_config.load(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return None
 
 
 def _with_store(args: argparse.Namespace, action) -> int:
     """Load the config, open the store, run `action(store, config) -> exit code`, tell the daemon."""
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     path = config.state_path / "credentials.db"
@@ -344,7 +335,7 @@ def read_one_card(port: str, protocol: str, baud: int, wait_s: float) -> bytes:
 def _fire_reset(args: argparse.Namespace) -> int:
     from edge import control
 
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     return control.command("edge fire reset", config.state_path, {"op": "fire.reset", "operator": args.operator},
@@ -354,7 +345,7 @@ def _fire_reset(args: argparse.Namespace) -> int:
 def _door_unlock(args: argparse.Namespace) -> int:
     from edge import control
 
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": "door.unlock", "door": args.door, "operator": args.operator, "reason": args.reason}
