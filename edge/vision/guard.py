@@ -103,6 +103,7 @@ class ElevatorGuard:
         self.worker_pid: int | None = None  # the worker process, once it runs
         self.frames_analysed = 0  # frames that went through the model
         self.frames_seen = 0
+        self.last_frame_mono: float | None = None  # when the newest frame from the worker was read (`edge status`)
         self.dropped = 0  # analyses the loop had no time for
         self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
         self._inbox: deque[Any] = deque()
@@ -209,6 +210,7 @@ class ElevatorGuard:
         now = time.monotonic()
         if isinstance(item, Analysed):
             self.frames_seen += 1
+            self.last_frame_mono = item.mono  # CLOCK_MONOTONIC is the same in the worker process
             self._latest_seq = item.seq
             if item.detections is None:
                 actions = self.machine.tick(now)
