@@ -74,6 +74,7 @@ class Cloud:
         self.books: dict[str, BuildingBook] = {}
         self.duplicates = 0
         self.bad_snapshots = 0
+        self.snapshot_duplicates = 0
         self.snapshots_before_event = 0  # must stay 0: a snapshot follows its event
         self.received = 0
         self.connection: Connection | None = None
@@ -183,7 +184,7 @@ class Cloud:
         before = self.db.total_changes
         self.db.execute("INSERT OR IGNORE INTO snapshots VALUES (?,?,?,?,?,?,?)",
                         (building, event_id, payload["seq"], payload["file"], payload["sha256"], jpeg, time.time_ns()))
-        self.duplicates += self.db.total_changes == before
+        self.snapshot_duplicates += self.db.total_changes == before
         self.arrived.set()
 
     def snapshots(self, building: str) -> dict[str, dict[str, Any]]:

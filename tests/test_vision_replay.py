@@ -135,3 +135,18 @@ def test_replay_refuses_a_missing_clip_and_an_unwritable_out(tmp_path, write_con
 
     assert main(["vision", "replay", "--config", str(config), "--source", str(tmp_path / "none.avi"), "--out", str(tmp_path / "a.mp4")]) == 66
     assert "no clip" in capsys.readouterr().err
+
+
+def test_replay_refuses_a_file_that_is_no_video_and_an_out_it_cannot_write(tmp_path, write_config, clip, capsys):
+    if not (MODELS / "yolox_nano.onnx").is_file():
+        pytest.skip(f"{MODELS / 'yolox_nano.onnx'} is absent: the replay test needs the real base model")
+    config = write_config(CONFIG.format(clip=clip, model=MANIFEST))
+    base = ["vision", "replay", "--config", str(config), "--model-file", str(MODELS / "yolox_nano.onnx")]
+    text = tmp_path / "notes.avi"
+    text.write_text("not a video")
+
+    assert main([*base, "--source", str(text), "--out", str(tmp_path / "a.mp4")]) == 66
+    assert "notes.avi" in capsys.readouterr().err
+    assert main([*base, "--source", str(clip), "--out", str(tmp_path / "a.txt")]) == 73
+    assert "write .mp4 or .avi" in capsys.readouterr().err
+    assert not (tmp_path / "a.txt").exists()

@@ -3,12 +3,13 @@
 `elevator release` goes through the running daemon, which owns the hold relay (audited:
 who and why are journaled). The others work on files and need no daemon: `export` writes the
 collected frames as a YOLO dataset for a labelling tool, `import` reads the labelled result
-back as a labels.csv for `edge vision eval`, `status` says whether each camera may hold or
-only observes, and why.
+back as a labels.csv for `edge vision eval`, `replay` runs a camera's pipeline over a clip and
+draws it, `status` says whether each camera may hold or only observes, and why.
 
 Exit codes (sysexits): 0 ok, 1 refused, 65 EX_DATAERR (a dataset with bad labels: nothing is
-written), 69 EX_UNAVAILABLE (no daemon, for `release`), 73 EX_CANTCREAT (export into a folder
-that is not empty), 78 EX_CONFIG.
+written), 66 EX_NOINPUT (a clip or model file that is not there, for `replay`), 69 EX_UNAVAILABLE
+(no daemon, for `release`), 73 EX_CANTCREAT (export into a folder that is not empty, a replay
+that cannot be written), 78 EX_CONFIG.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ def _replay(args: argparse.Namespace) -> int:
         return EX_NOINPUT
     from edge.vision import manifest as m
     from edge.vision.qualification import verdict
-    from edge.vision.replay import ReplayError, replay
+    from edge.vision.replay import ClipUnreadable, ReplayError, replay
     from edge.vision.runtime import load_detector
 
     try:
@@ -167,7 +168,7 @@ def _replay(args: argparse.Namespace) -> int:
         summary = replay(camera, args.source, args.out, detector)
     except ReplayError as error:
         print(f"edge vision replay: {error}", file=sys.stderr)
-        return EX_NOINPUT if str(args.source) in str(error) else EX_CANTCREAT
+        return EX_NOINPUT if isinstance(error, ClipUnreadable) else EX_CANTCREAT
     found = verdict(camera)
     print(f"{camera.name}: {summary.render()}")
     print(f"written to {args.out}; this camera today: {'HOLD' if found.may_hold else 'OBSERVE'}: {found.reason}")

@@ -41,7 +41,11 @@ STATE_COLOUR = {
 
 
 class ReplayError(Exception):
-    """The clip cannot be read or the annotated clip cannot be written."""
+    """The annotated clip cannot be written."""
+
+
+class ClipUnreadable(ReplayError):
+    """The clip cannot be read."""
 
 
 @dataclass
@@ -67,7 +71,7 @@ def replay(camera: Camera, source: Path, out: Path, detector: Detector,
     """Run the guard's pipeline over `source` and write it, annotated, to `out`."""
     reader = cv2.VideoCapture(str(source))
     if not reader.isOpened():
-        raise ReplayError(f"OpenCV cannot open {source} as a video")
+        raise ClipUnreadable(f"OpenCV cannot open {source} as a video")
     fps = reader.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
     fps = fps if 0 < fps < 1000 else DEFAULT_FPS
     writer = None
@@ -117,7 +121,7 @@ def replay(camera: Camera, source: Path, out: Path, detector: Detector,
         if writer is not None:
             writer.release()
     if summary.frames == 0:
-        raise ReplayError(f"{source} has no frame OpenCV can read")
+        raise ClipUnreadable(f"{source} has no frame OpenCV can read")
     summary.seconds = summary.frames / fps
     return summary
 
