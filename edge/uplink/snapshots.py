@@ -97,8 +97,7 @@ class SnapshotSender:
 
     async def _send(self, connection: Connection, event: StoredEvent) -> None:
         try:
-            data, name = await self._read(event, connection.max_packet_bytes)
-            payload = envelope(self.topics.building, event, name, data)
+            payload = await self._load(event, connection.max_packet_bytes)
             try:
                 async with asyncio.timeout(ACK_WITHIN_S):
                     await connection.publish(self.topics.snapshot(event.id), payload)
@@ -115,8 +114,9 @@ class SnapshotSender:
         self.stats.sent += 1
         self.stats.bytes_sent += len(payload)
 
-    async def _read(self, event: StoredEvent, max_packet: int | None) -> tuple[bytes, str]:
-        """The file's bytes, waiting for it up to WAIT_FOR_FILE_S after the event; raises Unsendable."""
+    async def _load(self, event: StoredEvent, max_packet: int | None) -> bytes:
+        """The envelope of the event's file (read and encoded off the loop), waiting for the file
+        up to WAIT_FOR_FILE_S after the event; raises Unsendable."""
         name = event.body.get(FIELD)
         if not isinstance(name, str) or not name:
             raise Unsendable("the event's snapshot is not a file name")
@@ -129,7 +129,7 @@ class SnapshotSender:
             cap = min(cap, (max_packet - ENVELOPE_BYTES - len(self.topics.snapshot(event.id))) * 3 // 4)
         while True:
             try:
-                return await asyncio.to_thread(_read_capped, path, cap), name
+                return await asyncio.to_thread(_envelope_of, path, cap, self.topics.building, event, name)
             except FileNotFoundError:
                 waited_s = time.time() - event.wall_ns / 1e9
                 if waited_s >= WAIT_FOR_FILE_S:
@@ -139,12 +139,13 @@ class SnapshotSender:
                 raise Unsendable(f"cannot read it: {error.strerror or error}") from None
 
 
-def _read_capped(path: Path, cap: int) -> bytes:
+def _envelope_of(path: Path, cap: int, building: str, event: StoredEvent, name: str) -> bytes:
+    """Read (at most `cap` bytes) and encode: blocking, so in a thread."""
     with open(path, "rb") as file:
         data = file.read(cap + 1)
     if len(data) > cap:
         raise Unsendable(f"larger than {cap} bytes")
-    return data
+    return envelope(building, event, name, data)
 
 
 def envelope(building: str, event: StoredEvent, name: str, data: bytes) -> bytes:
