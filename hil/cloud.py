@@ -169,11 +169,12 @@ class Cloud:
         self.arrived.set()
 
     def store_snapshot(self, building: str, event_id: str, payload: dict[str, Any]) -> None:
-        """Keep a snapshot whose bytes match its sha256 and whose event the cloud already has
-        (the gateway sends it after the event's PUBACK); one per event id."""
+        """Keep a snapshot whose bytes match its sha256, one per event id; count one that came before
+        its event (the gateway sends it only after the event's PUBACK, so that must not happen)."""
         try:
             jpeg = base64.b64decode(payload["jpeg"], validate=True)
-            valid = payload["event_id"] == event_id and hashlib.sha256(jpeg).hexdigest() == payload["sha256"]
+            valid = (payload["event_id"] == event_id and hashlib.sha256(jpeg).hexdigest() == payload["sha256"]
+                     and isinstance(payload["seq"], int) and isinstance(payload["file"], str))
         except (KeyError, TypeError, ValueError):
             valid = False
         if not valid:
