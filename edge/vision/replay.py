@@ -141,7 +141,7 @@ def annotate(frame: np.ndarray, camera: Camera, detections: list[Detection], sta
     """The frame with the region, each detection (hold classes red, what suppresses them green) and the state."""
     image = frame.copy()
     h, w = image.shape[:2]
-    scale = max(0.4, w / 1280)
+    scale = max(0.8, w / 800)  # labels readable on a 640x360 substream and on 1080p
     corners = np.array([[round(x * (w - 1)), round(y * (h - 1))] for x, y in camera.region], dtype=np.int32)
     cv2.polylines(image, [corners], isClosed=True, color=REGION_COLOUR, thickness=max(2, round(2 * scale)))
     holds = set(camera.hold_classes)
