@@ -121,8 +121,9 @@ def test_a_snapshot_that_cannot_be_sent_is_journaled_once_and_passed_over(write_
                 for event in bad:
                     await gw.journal.append(event)
                 good = hold(gw.write("after.jpg", jpeg(3)))
-                await gw.journal.append(good)
+                good_seq = await gw.journal.append(good)
                 await until(lambda: good.id in cloud.snapshots(B))  # past the three it could not send
+                await until(lambda: gw.uplink.snapshots.position >= good_seq)  # acknowledged and saved
                 reasons = {e.body["event_id"]: e.body["reason"] for e in unsent(config_path)}
                 assert len(unsent(config_path)) == 3
                 assert "no such file" in reasons[bad[0].id]
@@ -133,7 +134,7 @@ def test_a_snapshot_that_cannot_be_sent_is_journaled_once_and_passed_over(write_
                 await gw.journal.append(again)
                 await until(lambda: again.id in cloud.snapshots(B))
                 assert len(unsent(config_path)) == 3
-                assert gw.uplink.snapshots.stats.sent == 1  # `after.jpg` was acknowledged before: not sent twice
+                assert gw.uplink.snapshots.stats.sent == 1  # `after.jpg` was acknowledged and saved before: not sent twice
             assert set(cloud.snapshots(B)) == {good.id, again.id}
             await cloud.stop()
 

@@ -85,8 +85,8 @@ class SnapshotSender:
                 events = await asyncio.to_thread(events_naming, self.journal.path, FIELD, self.position, through, READ)
                 for event in events:
                     await self._send(connection, event)
+                    await self.cursor.save_mark(MARK, event.seq)
                     self.position = event.seq
-                    await self.cursor.save_mark(MARK, self.position)
                 if len(events) == READ:
                     continue
                 self.position = through  # nothing else in (position, through] names a snapshot; saved with the next one
