@@ -66,6 +66,7 @@ class Kind(StrEnum):
     PULL_ANSWERED = "uplink.pull_answered"
     UPLINK_DOWN = "fault.uplink_down"
     UPLINK_UP = "uplink.up"
+    SNAPSHOT_UNSENT = "fault.snapshot_unsent"  # an event's snapshot cannot be sent (missing, too large, refused): once per snapshot
     DOWNLINK_DROPPED = "fault.downlink_dropped"
     # Field points (edge/field.py): safety conditions, power cut and re-close, telemetry.
     CONDITION_RAISED = "alarm.raised"

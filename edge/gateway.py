@@ -102,19 +102,21 @@ class Gateway:
         community = self.community = assemble_community(self.config, journal, self.fieldbus, self.field, self.doors, lambda: self.uplink)
         work.update(community.work)
         control.update(community.control)
+        guards: dict = {}
         if self.config.cameras:
             from edge.vision.wiring import assemble_vision  # OpenCV is loaded only where a camera is configured
 
             vision = assemble_vision(self.config, journal, self.fieldbus, self.doors)
             work.update(vision.work)
             control.update(vision.control)
+            guards = vision.guards
         work["control"] = ControlServer(socket_path(self.config.state_path), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control,
                                           stop_deadline=lambda: self.supervisor.deadline if self.supervisor else Deadline.never())
             work["uplink"] = self.uplink.run
         if self.config.http.enabled:
-            work["status-server"] = StatusServer(self.config, journal, self.fieldbus, self.uplink).run
+            work["status-server"] = StatusServer(self.config, journal, self.fieldbus, self.uplink, guards).run
         # What is built by now lives as long as the daemon: keep it out of the cyclic collector,
         # whose full passes over it (~90k objects, tens of ms under load) would stall a door's unlock.
         gc.freeze()

@@ -13,6 +13,7 @@ import argparse
 import base64
 import asyncio
 import contextlib
+import hashlib
 import json
 import secrets
 import sqlite3
@@ -34,6 +35,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_seq ON events (building, seq);
 CREATE TABLE IF NOT EXISTS absent (building TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (building, seq));
+CREATE TABLE IF NOT EXISTS snapshots (
+    building TEXT NOT NULL, event_id TEXT NOT NULL PRIMARY KEY, seq INTEGER NOT NULL, file TEXT NOT NULL,
+    sha256 TEXT NOT NULL, jpeg BLOB NOT NULL, received_ns INTEGER NOT NULL
+);
 """
 
 
@@ -68,6 +73,9 @@ class Cloud:
         self.db.executescript(_SCHEMA)
         self.books: dict[str, BuildingBook] = {}
         self.duplicates = 0
+        self.bad_snapshots = 0
+        self.snapshot_duplicates = 0
+        self.snapshots_before_event = 0  # must stay 0: a snapshot follows its event
         self.received = 0
         self.connection: Connection | None = None
         self._pulls: dict[bytes, asyncio.Future[dict[str, Any]]] = {}
@@ -103,7 +111,7 @@ class Cloud:
             try:
                 connection = await Connection.open(self.settings, incoming=100_000, incoming_bytes=2**31)
                 await connection.subscribe((f"{p}/+/events", f"{p}/+/status", f"{p}/+/credentials/request",
-                                            f"{p}/+/commands/result", f"{p}/+/pull/response/cloud"))
+                                            f"{p}/+/commands/result", f"{p}/+/pull/response/cloud", f"{p}/+/snapshots/+"))
             except ConnectionError:
                 await asyncio.sleep(0.2)
                 continue
@@ -135,6 +143,8 @@ class Cloud:
         elif leaf == "commands/result":
             self.book(building).command_results.append(payload)
             self.arrived.set()
+        elif leaf.startswith("snapshots/"):
+            self.store_snapshot(building, leaf.removeprefix("snapshots/"), payload)
         elif leaf == "pull/response/cloud":
             waiter = self._pulls.pop(message.correlation or b"", None)
             if waiter and not waiter.done():
@@ -157,6 +167,31 @@ class Cloud:
         if self.on_events:
             self.on_events(events, now)
         self.arrived.set()
+
+    def store_snapshot(self, building: str, event_id: str, payload: dict[str, Any]) -> None:
+        """Keep a snapshot whose bytes match its sha256, one per event id; count one that came before
+        its event (the gateway sends it only after the event's PUBACK, so that must not happen)."""
+        try:
+            jpeg = base64.b64decode(payload["jpeg"], validate=True)
+            valid = (payload["event_id"] == event_id and hashlib.sha256(jpeg).hexdigest() == payload["sha256"]
+                     and isinstance(payload["seq"], int) and isinstance(payload["file"], str))
+        except (KeyError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            self.bad_snapshots += 1
+            return
+        if self.db.execute("SELECT 1 FROM events WHERE id=?", (event_id,)).fetchone() is None:
+            self.snapshots_before_event += 1
+        before = self.db.total_changes
+        self.db.execute("INSERT OR IGNORE INTO snapshots VALUES (?,?,?,?,?,?,?)",
+                        (building, event_id, payload["seq"], payload["file"], payload["sha256"], jpeg, time.time_ns()))
+        self.snapshot_duplicates += self.db.total_changes == before
+        self.arrived.set()
+
+    def snapshots(self, building: str) -> dict[str, dict[str, Any]]:
+        """Event id -> the snapshot the cloud holds for it."""
+        rows = self.db.execute("SELECT event_id, seq, file, sha256, jpeg FROM snapshots WHERE building=? ORDER BY seq", (building,))
+        return {i: {"seq": s, "file": f, "sha256": h, "jpeg": j} for i, s, f, h, j in rows}
 
     def seqs(self, building: str) -> list[int]:
         return [s for (s,) in self.db.execute("SELECT seq FROM events WHERE building=? ORDER BY seq", (building,))]

@@ -91,6 +91,18 @@ def events_after(path: Path, after_seq: int, limit: int, min_priority: Priority 
     return _stored(rows)
 
 
+def events_naming(path: Path, field: str, after_seq: int, through_seq: int, limit: int) -> list[StoredEvent]:
+    """Up to `limit` events in (after_seq, through_seq] whose body has `field`, oldest first: the
+    uplink's snapshots follow the events that name them."""
+    if not field.isidentifier():
+        raise ValueError(f"not a body field name: {field!r}")
+    sql = (f"SELECT {_COLUMNS} FROM events WHERE seq > ? AND seq <= ? AND json_extract(body, '$.{field}') IS NOT NULL "
+           "ORDER BY seq LIMIT ?")
+    with _reader(path) as conn:
+        rows = conn.execute(sql, (after_seq, through_seq, limit)).fetchall()
+    return _stored(rows)
+
+
 @dataclass(frozen=True, slots=True)
 class Gap:
     """Seqs in first_seq..last_seq that are absent will never come: evicted, lost in memory, or never used.

@@ -90,6 +90,21 @@ def _since(now: float, at: float | None) -> str:
     return "-" if at is None else _age(max(0.0, now - at)) + " ago"
 
 
+def _camera_line(camera: dict[str, Any], live: bool) -> str:
+    """Mode (OBSERVE or HOLD) and why, the stream's state and the last frame's age (the daemon's alone)."""
+    mode = (camera.get("mode") or "?").upper()
+    age = camera.get("last_frame_age_s")
+    shown = _age(age) if age is not None or live else "-"
+    if camera.get("mode") is None:
+        detail = "the guard has not started (no model and no collect mode, or the daemon never ran it)"
+    else:
+        stream = "stream ok" if camera.get("stream") == "ok" else f"stream FAULT: {camera.get('detail')}"
+        detail = f"{stream}; {camera.get('reason')}"
+        if camera.get("vision_fault"):
+            detail += f"; model fault: {camera['vision_fault']}"
+    return f"{'camera ' + camera['name']:<28} {mode:<10} {shown:>10}  {detail}"
+
+
 def render(config: BuildingConfig, status: dict[str, Any]) -> str:
     now = status.get("now") or time.time()
     lines: list[str] = []
@@ -131,7 +146,7 @@ def render(config: BuildingConfig, status: dict[str, Any]) -> str:
         detail = f"last: {last['reason']} {_since(now, last['at'])}" if last else "no card yet"
         lines.append(f"{'door ' + door['name']:<28} {door['state']:<10} {'':>10}  {detail}")
     for camera in status.get("cameras", []):
-        lines.append(f"{'camera ' + camera['name']:<28} {camera['state']}")
+        lines.append(_camera_line(camera, status["source"] == "daemon"))
     lines.append("")
     lines.append(f"{'POINT':<42} {'VALUE':>10} {'UNIT':<5} {'AGE':>8}  STATE")
     for point in status["points"]:

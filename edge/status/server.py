@@ -69,8 +69,10 @@ def authorised(header: str, token: bytes) -> bool:
 class StatusServer:
     """Health, metrics and the status page of one building."""
 
-    def __init__(self, config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None = None, uplink: Any = None) -> None:
+    def __init__(self, config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None = None, uplink: Any = None,
+                 cameras: dict[str, Any] | None = None) -> None:
         self.config = config
+        self.cameras = cameras or {}  # camera name -> its ElevatorGuard (the age of its last frame)
         self.settings = config.http
         self.journal = journal
         self.fieldbus = fieldbus
@@ -246,6 +248,10 @@ class StatusServer:
             device["last_good_age_s"] = None if age is None else round(age, 1)
             if counters is not None:
                 device["polls"], device["answers"] = counters.requests, counters.answers
+        for camera in snapshot["cameras"]:
+            guard = self.cameras.get(camera["name"])
+            if guard is not None and guard.last_frame_mono is not None:
+                camera["last_frame_age_s"] = round(max(0.0, time.monotonic() - guard.last_frame_mono), 1)
         snapshot["uplink"] |= {"connected": sample.uplink_connected, "synced_seq": sample.uplink_synced_seq,
                                "backlog": None if sample.uplink_synced_seq is None else max(0, self.journal.head_seq - sample.uplink_synced_seq)}
         snapshot["clock"]["ntp_synchronised"] = await asyncio.get_running_loop().run_in_executor(self.reader, ntp_synchronised)

@@ -81,8 +81,12 @@ class BuildingView:
     uplink: dict[str, Any] = field(default_factory=dict)
     clock: dict[str, Any] = field(default_factory=lambda: {"trusted": True})
     decisions: Counter[str] = field(default_factory=Counter)
+    cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for camera in self.config.cameras:
+            self.cameras[camera.name] = {"elevator": camera.elevator, "mode": None, "reason": None, "stream": None,
+                                         "detail": None, "since": None, "vision_fault": None}
         for door in self.config.doors:
             self.doors[door.name] = DoorView(door.name, door.unlock_s, door.egress)
         for reader in self.config.readers:
@@ -154,8 +158,25 @@ class BuildingView:
             self.lockouts[f"{event.source}:{body.get('scope')}"] = {"at": at, "until": at + float(body.get("lockout_s", 0)), "reader": event.source, **body}
         elif kind in (Kind.UPLINK_DOWN, Kind.UPLINK_UP):
             self.uplink |= {"up": kind == Kind.UPLINK_UP, "detail": body.get("detail"), "since": at}
+        elif kind in (Kind.VISION_MODE, Kind.CAMERA_FAULT, Kind.CAMERA_RESTORED, Kind.VISION_FAULT):
+            self._camera(kind, event.source, body, at)
         elif kind == Kind.CLOCK_UNTRUSTED:
             self.clock |= {"trusted": False, "detail": body.get("fault"), "since": at}
+
+    def _camera(self, kind: str, name: str, body: dict[str, Any], at: float) -> None:
+        """The guard says its mode and why when it starts (a new run: no stream fault yet, no model
+        fault), then journals each stream fault and recovery and each model fault."""
+        camera = self.cameras.get(name)
+        if camera is None:
+            return
+        if kind == Kind.VISION_MODE:
+            camera |= {"mode": body.get("mode"), "reason": body.get("reason"), "stream": "ok", "detail": None, "since": at, "vision_fault": None}
+        elif kind == Kind.CAMERA_FAULT:
+            camera |= {"stream": "fault", "detail": body.get("reason"), "since": at}
+        elif kind == Kind.CAMERA_RESTORED:
+            camera |= {"stream": "ok", "detail": None, "since": at}
+        else:
+            camera["vision_fault"] = body.get("reason")
 
     def alarms(self, now: float) -> list[dict[str, Any]]:
         """Alarms active now, newest first: what the technician must see before anything else."""
@@ -211,7 +232,7 @@ class BuildingView:
             "uplink": dict(self.uplink),
             "clock": dict(self.clock),
             "decisions": dict(self.decisions),
-            "cameras": [{"name": c.name, "state": "not supported yet"} for c in self.config.cameras],
+            "cameras": [{"name": name, **state, "last_frame_age_s": None} for name, state in self.cameras.items()],
         }
 
 

@@ -88,6 +88,20 @@ class SyncCursor:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._save, progress.watermark, tuple(progress.ahead))
 
+    def load_mark(self, key: str) -> int:
+        """Another lane's position (the snapshots'), 0 when never saved."""
+        row = self._conn.execute("SELECT value FROM sync_meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else 0
+
+    async def save_mark(self, key: str, value: int) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._save_mark, key, value)
+
+    def _save_mark(self, key: str, value: int) -> None:
+        self._conn.execute(
+            "INSERT INTO sync_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
+        )
+
     def _save(self, watermark: int, ahead: tuple[int, ...]) -> None:
         conn = self._conn
         conn.execute("BEGIN")

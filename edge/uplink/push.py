@@ -108,6 +108,7 @@ class Pusher:
         self._pacer = Pacer(rate, max(rate, batching.max_bytes)) if rate else None
         self._wake = asyncio.Event()
         self._dirty = False
+        self.acked = asyncio.Event()  # set whenever the watermark may have moved: the snapshots lane waits on it
 
     @property
     def synced_seq(self) -> int:
@@ -220,6 +221,7 @@ class Pusher:
         if not sendable:
             self.progress.ack_backlog(events[-1].seq)  # all already acknowledged as alarms
             self._dirty = True
+            self.acked.set()
             return None, events[-1].seq
         payload, count = encode_batch(self.topics.building, Lane.BACKLOG, sendable, self.batch_cap)
         last = sendable[count - 1].seq if count < len(sendable) else events[-1].seq
@@ -254,4 +256,5 @@ class Pusher:
                 self.progress.ack_backlog(backlog.popleft().through)
         self.stats.events_acked += len(batch.seqs)
         self._dirty = True
+        self.acked.set()
         self.wake()

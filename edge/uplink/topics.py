@@ -31,6 +31,10 @@ class Topics:
         """Batches of journaled events (gateway -> cloud)."""
         return f"{self.base}/events"
 
+    def snapshot(self, event_id: str) -> str:
+        """The JPEG an event names (a hold, an observation), sent after the event (gateway -> cloud)."""
+        return f"{self.base}/snapshots/{event_id}"
+
     @property
     def pull_request(self) -> str:
         return f"{self.base}/pull/request"

@@ -37,6 +37,7 @@ from edge.uplink.mqtt import BrokerSettings, Connection, ConnectionLost, Will
 from edge.uplink.push import Batching, Pusher
 from edge.uplink.replay import NonceBook
 from edge.uplink.signing import MAX_DOWNLINK_BYTES, Verifier, load_public_key
+from edge.uplink.snapshots import SnapshotSender
 from edge.uplink.tasks import first_to_end
 from edge.uplink.topics import WIRE_VERSION, Topics
 from edge.version import VERSION
@@ -95,6 +96,9 @@ class Uplink:
         self.pusher = Pusher(
             journal, self.cursor, self.topics,
             Batching(uplink.batch_events, uplink.batch_ms / 1000, uplink.batch_bytes, uplink.bandwidth_bytes_per_s),
+        )
+        self.snapshots = SnapshotSender(
+            journal, self.cursor, self.topics, config.state_path, lambda: self.pusher.synced_seq, self.pusher.acked
         )
         key = load_public_key(uplink.cloud_public_key) if uplink.cloud_public_key else None
         self._rebirth = asyncio.Event()
@@ -169,6 +173,7 @@ class Uplink:
         await first_to_end(
             {
                 "uplink-push": self.pusher.run(connection),
+                "uplink-snapshots": self.snapshots.run(connection),
                 "uplink-downlink": self._answer(connection),
                 "uplink-birth": self._refresh_birth(connection),
                 "uplink-link": self._watch(connection),

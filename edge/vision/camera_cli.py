@@ -1,14 +1,15 @@
-"""`edge elevator release` and `edge vision export|import|status`: the elevator camera's commands.
+"""`edge elevator release` and `edge vision export|import|replay|status`: the elevator camera's commands.
 
 `elevator release` goes through the running daemon, which owns the hold relay (audited:
 who and why are journaled). The others work on files and need no daemon: `export` writes the
 collected frames as a YOLO dataset for a labelling tool, `import` reads the labelled result
-back as a labels.csv for `edge vision eval`, `status` says whether each camera may hold or
-only observes, and why.
+back as a labels.csv for `edge vision eval`, `replay` runs a camera's pipeline over a clip and
+draws it, `status` says whether each camera may hold or only observes, and why.
 
 Exit codes (sysexits): 0 ok, 1 refused, 65 EX_DATAERR (a dataset with bad labels: nothing is
-written), 69 EX_UNAVAILABLE (no daemon, for `release`), 73 EX_CANTCREAT (export into a folder
-that is not empty), 78 EX_CONFIG.
+written), 66 EX_NOINPUT (a clip or model file that is not there, for `replay`), 69 EX_UNAVAILABLE
+(no daemon, for `release`), 73 EX_CANTCREAT (export into a folder that is not empty, a replay
+that cannot be written), 78 EX_CONFIG.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from edge import config as building_config
 from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
 
 EX_DATAERR = 65
+EX_NOINPUT = 66
 EX_CANTCREAT = 73
 
 
@@ -49,6 +51,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     importing.add_argument("dataset", type=Path)
     importing.add_argument("--out", type=Path, required=True)
     importing.set_defaults(handler=_import)
+    replay = vision.add_parser("replay", help="the guard's pipeline on a clip, written back annotated", description=(
+        "Run a camera's pipeline (analysis rate, motion gate, its model, confirmation) over a video file and write it "
+        "with the region, boxes, scores and states drawn, to check the camera's placement. Holds as a qualified model "
+        "would; prints frames, analysed frames, confirmations and the holds it would make. Exit 66 when the clip or "
+        "model file is missing, 65 when the model's manifest is wrong, 73 when OUT cannot be written."))
+    replay.add_argument("--source", type=Path, required=True, metavar="VIDEO")
+    replay.add_argument("--out", type=Path, required=True, metavar="FILE", help="annotated clip, .mp4 or .avi")
+    replay.add_argument("--camera", help="which configured camera (default: the only one)")
+    replay.add_argument("--model", type=Path, metavar="MANIFEST", help="another detector manifest than the camera's")
+    replay.add_argument("--model-file", type=Path, metavar="FILE", help="the model file, when it is not beside the manifest")
+    replay.add_argument("--threads", type=int, help="onnxruntime threads (default: the camera's)")
+    _config_option(replay)
+    replay.set_defaults(handler=_replay)
     status = vision.add_parser("status", help="whether each camera may hold the car, or only observes, and why")
     _config_option(status)
     status.set_defaults(handler=_status)
@@ -117,6 +132,46 @@ def _import(args: argparse.Namespace) -> int:
         return EX_DATAERR
     print(f"{imported.labelled} labelled frames written to {imported.labels_csv}"
           + (f"; {imported.unlabelled} images without a label file left out" if imported.unlabelled else ""))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    if config is None:
+        return EX_CONFIG
+    cameras = [c for c in config.cameras if args.camera in (None, c.name)]
+    if len(cameras) != 1:
+        known = ", ".join(c.name for c in config.cameras) or "none"
+        which = f"no camera named {args.camera!r}" if args.camera else "name the camera with --camera"
+        print(f"edge vision replay: {which}; cameras: {known}", file=sys.stderr)
+        return EX_CONFIG
+    camera = cameras[0]
+    manifest = args.model or camera.model
+    if manifest is None:
+        print(f"edge vision replay: camera {camera.name} has no model; give --model MANIFEST", file=sys.stderr)
+        return EX_CONFIG
+    if not args.source.is_file():
+        print(f"edge vision replay: no clip {args.source}", file=sys.stderr)
+        return EX_NOINPUT
+    from edge.vision import manifest as m
+    from edge.vision.qualification import verdict
+    from edge.vision.replay import ClipUnreadable, ReplayError, replay
+    from edge.vision.runtime import load_detector
+
+    try:
+        detector = load_detector(manifest, args.threads or camera.threads, model_file=args.model_file)
+    except m.ManifestError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        return EX_NOINPUT if any(p.path == "(file)" for p in error.problems) else EX_DATAERR
+    try:
+        summary = replay(camera, args.source, args.out, detector)
+    except ReplayError as error:
+        print(f"edge vision replay: {error}", file=sys.stderr)
+        return EX_NOINPUT if isinstance(error, ClipUnreadable) else EX_CANTCREAT
+    found = verdict(camera)
+    print(f"{camera.name}: {summary.render()}")
+    print(f"written to {args.out}; this camera today: {'HOLD' if found.may_hold else 'OBSERVE'}: {found.reason}")
     return 0
 
 

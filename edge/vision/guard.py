@@ -99,18 +99,11 @@ class ElevatorGuard:
         self.verdict = verdict
         self.detector_factory = detector_factory
         self.fire_active = fire_active
-        self.machine = Confirmation(
-            Settings(
-                region=tuple(camera.region),
-                hold_classes=frozenset(VisionClass(c) for c in camera.hold_classes),
-                leave_s=camera.leave_s,
-                max_hold_s=camera.max_hold_s,
-                may_hold=verdict.may_hold,
-            )
-        )
+        self.machine = Confirmation(confirmation_settings(camera, verdict.may_hold))
         self.worker_pid: int | None = None  # the worker process, once it runs
         self.frames_analysed = 0  # frames that went through the model
         self.frames_seen = 0
+        self.last_frame_mono: float | None = None  # when the newest frame from the worker was read (`edge status`)
         self.dropped = 0  # analyses the loop had no time for
         self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
         self._inbox: deque[Any] = deque()
@@ -217,13 +210,14 @@ class ElevatorGuard:
         now = time.monotonic()
         if isinstance(item, Analysed):
             self.frames_seen += 1
+            self.last_frame_mono = item.mono  # CLOCK_MONOTONIC is the same in the worker process
             self._latest_seq = item.seq
             if item.detections is None:
                 actions = self.machine.tick(now)
             else:
                 self.frames_analysed += 1
                 h, w = item.size
-                actions = self.machine.observe(item.mono, [_normalised(d, w, h) for d in item.detections])
+                actions = self.machine.observe(item.mono, [normalised(d, w, h) for d in item.detections])
             if self.machine.under_watch != self._watching:
                 self._watching = self.machine.under_watch
                 self._tell(("watch", self._watching))
@@ -337,7 +331,18 @@ def _end(process: multiprocessing.process.BaseProcess) -> None:
         process.join(1.0)
 
 
-def _normalised(detection: Detection, width: int, height: int) -> Detection:
+def confirmation_settings(camera: Camera, may_hold: bool) -> Settings:
+    """The camera's confirmation rules, as the guard runs them (and `edge vision replay` replays them)."""
+    return Settings(
+        region=tuple(camera.region),
+        hold_classes=frozenset(VisionClass(c) for c in camera.hold_classes),
+        leave_s=camera.leave_s,
+        max_hold_s=camera.max_hold_s,
+        may_hold=may_hold,
+    )
+
+
+def normalised(detection: Detection, width: int, height: int) -> Detection:
     """Boxes in 0..1 of the frame, like the configured region."""
     x1, y1, x2, y2 = detection.box
     return Detection(detection.cls, detection.score, (x1 / width, y1 / height, x2 / width, y2 / height))

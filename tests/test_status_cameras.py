@@ -1,0 +1,142 @@
+"""`edge status` shows each elevator camera's guard mode and why, its stream's state and, with
+the daemon up, the age of its last frame: a real `edge run` reading a clip made from the data
+folder's images, whose file is then taken away (the stream ends and cannot be reopened)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.config import load
+from edge.events import Event, Kind, Priority, StoredEvent
+from edge.journal import EventQuery, read_events
+from edge.status.report import render
+from edge.status.view import BuildingView
+from vision_media import EBIKE, EMPTY_CAR, labelled, need_shared, write_clip
+
+pytestmark = pytest.mark.timeout(180)
+
+CONFIG = """
+building:
+  id: test-house
+  timezone: Asia/Shanghai
+  secret: {{file: secrets/building.key}}
+state_dir: state
+http: {{port: 0}}
+cameras:
+  - name: lift-1-cam
+    elevator: lift-1
+    source: {clip}
+    analysis_fps: 5
+    stall_s: 1
+    region: [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]
+    collect: {{enabled: true, every_s: 5, cap_mb: 1}}
+"""
+
+
+def _edge(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def _camera_line(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("camera lift-1-cam"))
+
+
+async def _until(check, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = await asyncio.to_thread(check)
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout_s} s")
+        await asyncio.sleep(0.2)
+
+
+def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_without_the_daemon(write_config, tmp_path):
+    need_shared()
+    frames = [EBIKE / EMPTY_CAR] * 100 + labelled("person", 1) * 100  # 20 s at 10 fps
+    clip = write_clip(tmp_path / "car.avi", frames, (320, 180), fps=10.0)
+    config_path = write_config(CONFIG.format(clip=clip))
+    config = load(config_path)
+
+    def kinds() -> list[str]:
+        if not config.journal_path.exists():
+            return []
+        return [e.kind for e in read_events(config.journal_path, EventQuery(limit=None))]
+
+    def live_with_a_frame() -> str | None:
+        result = _edge("status", "--config", str(config_path))
+        if result.returncode != 0 or "daemon running" not in result.stdout.splitlines()[0]:
+            return None
+        line = _camera_line(result.stdout)
+        return None if " never " in f" {line} " else result.stdout
+
+    async def scenario():
+        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], env=dict(os.environ),
+                                  stdout=open(tmp_path / "daemon.log", "a"), stderr=subprocess.STDOUT)
+        try:
+            out = await _until(live_with_a_frame, 60, "a live `edge status` with the camera's first frame")
+            line = _camera_line(out)
+            assert "OBSERVE" in line and "no model is configured: the camera only collects frames" in line
+            assert "stream ok" in line
+            age = line.split()[3]  # camera NAME MODE AGE ...
+            assert age.endswith(("s", "min")), line
+
+            clip.unlink()  # the file plays to its end and cannot be opened again: the stream is down
+            await _until(lambda: Kind.CAMERA_FAULT in kinds(), 60, "fault.camera journaled")
+            live = await asyncio.to_thread(_edge, "status", "--config", str(config_path))
+            line = _camera_line(live.stdout)
+            assert "OBSERVE" in line and "stream FAULT: " in line and "no model is configured" in line
+
+            daemon.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(daemon.wait, 20) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(10)
+        offline = await asyncio.to_thread(_edge, "status", "--config", str(config_path))
+        assert offline.returncode == 0, offline.stderr
+        assert "DAEMON NOT RUNNING" in offline.stdout.splitlines()[0]
+        line = _camera_line(offline.stdout)
+        assert "OBSERVE" in line and "stream FAULT: " in line and "no model is configured" in line
+        assert line.split()[3] == "-"  # the journal knows no frame age
+
+    asyncio.run(scenario())
+
+
+def _event(seq: int, kind: str, body: dict) -> StoredEvent:
+    return StoredEvent(seq, f"id-{seq}", (1_000 + seq) * 10**9, 0, kind, Priority.FAULT, "lift-1-cam", body)
+
+
+def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
+    config = load(write_config(CONFIG.format(clip=tmp_path / "car.avi")))
+    view = BuildingView(config)
+    assert "the guard has not started" in render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}})
+
+    reason = "the model is not qualified on this site: 12 e-bike frames < 200"
+    for seq, kind, body in [
+        (1, Kind.VISION_MODE, {"mode": "observe", "reason": reason}),
+        (2, Kind.CAMERA_FAULT, {"reason": "the stream ended"}),
+        (3, Kind.VISION_FAULT, {"reason": "the vision worker process ended"}),
+    ]:
+        view.apply(_event(seq, kind, body))
+    camera = view.snapshot(2_000)["cameras"][0]
+    assert (camera["mode"], camera["reason"], camera["stream"], camera["detail"]) == ("observe", reason, "fault", "the stream ended")
+    line = _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
+    assert "OBSERVE" in line and "stream FAULT: the stream ended" in line and "model fault: the vision worker process ended" in line
+
+    view.apply(_event(4, Kind.CAMERA_RESTORED, {"after_s": 2.0}))
+    assert view.snapshot(2_000)["cameras"][0]["stream"] == "ok"
+    view.apply(_event(5, Kind.CAMERA_FAULT, {"reason": "no frame for 1 s"}))
+    view.apply(_event(6, Kind.VISION_MODE, {"mode": "hold", "reason": "qualified: recall 0.97 on 412 e-bike frames"}))  # restarted
+    camera = view.snapshot(2_000)["cameras"][0]
+    assert (camera["mode"], camera["stream"], camera["vision_fault"]) == ("hold", "ok", None)
+    assert "HOLD" in _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
