@@ -140,3 +140,19 @@ def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
     camera = view.snapshot(2_000)["cameras"][0]
     assert (camera["mode"], camera["stream"], camera["vision_fault"]) == ("hold", "ok", None)
     assert "HOLD" in _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
+
+
+def test_doctor_grabs_a_frame_from_each_camera_and_names_the_one_that_gives_none(write_config, tmp_path):
+    need_shared()
+    clip = write_clip(tmp_path / "car.avi", [EBIKE / EMPTY_CAR] * 10, (320, 180), fps=10.0)
+    text = CONFIG.format(clip=clip) + f"""  - name: lift-2-cam
+    elevator: lift-2
+    source: {tmp_path / 'unplugged.avi'}
+"""
+    result = _edge("doctor", "--config", str(write_config(text)))
+    assert result.returncode == 1, result.stdout  # lift-2's camera gives nothing
+    lines = result.stdout.splitlines()
+    good = next(line for line in lines if "camera lift-1-cam" in line)
+    bad = next(line for line in lines if "camera lift-2-cam" in line)
+    assert "PASS" in good and "delivers frames (320x180)" in good, result.stdout
+    assert "FAIL" in bad and "unplugged.avi" in bad, result.stdout

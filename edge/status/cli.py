@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
-from edge.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError, load
+from edge import cli_config
+from edge.config import EX_CONFIG, ConfigError, load
 
 EX_UNAVAILABLE = 69
 
@@ -16,7 +15,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     status = commands.add_parser("status", help="one screen: every bus, device, door, point, alarm, uplink, clock, disk", description=(
         "Show the building at a glance. Through the running daemon's local status server when it runs; otherwise from "
         "the journal and the config alone, and the first line says so. Exit 69 when there is neither a daemon nor a journal."))
-    status.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    cli_config.add_option(status)
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
     status.set_defaults(handler=_status)
 
@@ -24,29 +23,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "Check the config, the state directory and disk, each serial port (present, usable by the service user), each Modbus "
         "device (answers), the broker (reachable, TLS verified) and the clock (synchronised). Each check prints PASS or FAIL "
         "with the exact fix. Exit 0 when every check passed, 1 otherwise. While the daemon runs, devices are judged by it."))
-    doctor.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    cli_config.add_option(doctor)
     doctor.set_defaults(handler=_doctor)
 
     rules = commands.add_parser("udev-rules", help="print udev rules giving each configured USB device a stable /dev/edge/ name",
                                 description="Print udev rules for the config's udev: identities: each gets /dev/edge/NAME and the "
                                 "group the service is in (dialout for serial adapters, video for cameras).")
-    rules.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
+    cli_config.add_option(rules)
     rules.set_defaults(handler=_udev_rules)
-
-
-def _config(path: Path):
-    try:
-        return load(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return None
 
 
 def _status(args: argparse.Namespace) -> int:
     from edge.status import report
 
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     status = report.from_daemon(config) or report.from_journal(config)
@@ -63,7 +53,7 @@ def _status(args: argparse.Namespace) -> int:
 def _udev_rules(args: argparse.Namespace) -> int:
     from edge.hotplug import udev_rules
 
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     print(udev_rules(config))

@@ -153,8 +153,34 @@ def check_devices(config: BuildingConfig, live: dict | None) -> list[Result]:
     return results
 
 
-def check_cameras(config: BuildingConfig) -> list[Result]:
-    return [Result(f"camera {c.name}", True, "not checked: this version has no camera pipeline yet") for c in config.cameras]
+def check_cameras(config: BuildingConfig, live: dict | None) -> list[Result]:
+    """Each camera delivers a frame: asked of the running daemon (it owns the streams), else one
+    frame grabbed here. OpenCV is imported only when a camera is configured."""
+    if not config.cameras:
+        return []
+    reported = {c["name"]: c for c in (live or {}).get("cameras", [])}
+    results = []
+    for camera in config.cameras:
+        fix = (f"check the camera's power and its cable or network, and that its source opens on this machine "
+               f"(ffplay '{camera.source}'); an IP camera's substream URL is in its web page")
+        if live is not None:
+            state = reported.get(camera.name, {})
+            age = state.get("last_frame_age_s")
+            if state.get("stream") == "ok" and age is not None and age <= camera.stall_s:
+                results.append(Result(f"camera {camera.name}", True, f"delivers frames (the running daemon saw one {age:.1f} s ago); guard mode {state.get('mode')}"))
+            else:
+                found = state.get("detail") or (f"no frame for {age:.0f} s" if age is not None else "no frame yet")
+                results.append(Result(f"camera {camera.name}", False, f"the running daemon reports: {found}", fix))
+            continue
+        from drivers.camera.capture import grab_one
+
+        frame = grab_one(camera.source, PROBE_S)
+        if frame is None:
+            results.append(Result(f"camera {camera.name}", False, f"no frame from {camera.source} within {PROBE_S:.0f} s", fix))
+        else:
+            height, width = frame.shape[:2]
+            results.append(Result(f"camera {camera.name}", True, f"delivers frames ({width}x{height}) from {camera.source}"))
+    return results
 
 
 def check_broker(config: BuildingConfig) -> list[Result]:
@@ -214,7 +240,7 @@ def run(path: Path, live: dict | None) -> list[Result]:
     results += check_state_dir(config)
     results += check_ports(config)
     results += check_devices(config, live)
-    results += check_cameras(config)
+    results += check_cameras(config, live)
     results += check_broker(config)
     results += check_clock()
     return results

@@ -18,8 +18,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge import config as building_config
-from edge.config import DEFAULT_CONFIG, EX_CONFIG, BuildingConfig, ConfigError
+from edge import cli_config
+from edge.config import EX_CONFIG
 
 EX_DATAERR = 65
 EX_NOINPUT = 66
@@ -35,7 +35,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     release.add_argument("--elevator", help="elevator (or camera) name; default: every guarded car")
     release.add_argument("--operator", required=True, help="your staff id, journaled")
     release.add_argument("--reason", default="", help="why, journaled")
-    _config_option(release)
+    cli_config.add_option(release)
     release.set_defaults(handler=_release)
 
     vision = _group(commands, "vision", help="elevator camera tools", description="Tools for the elevator e-bike guard.")
@@ -43,7 +43,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "Write the frames collect mode saved (STATE_DIR/vision/collect) as OUT/images, empty OUT/labels and "
         "OUT/classes.txt, which CVAT and Label Studio open as a YOLO dataset."))
     export.add_argument("--out", type=Path, required=True, help="a new (or empty) folder")
-    _config_option(export)
+    cli_config.add_option(export)
     export.set_defaults(handler=_export)
     importing = vision.add_parser("import", help="read a labelled YOLO dataset back for `edge vision eval`", description=(
         "Read DATASET (classes.txt, images/, labels/) as labelled in a tool and write OUT/labels.csv, OUT/images "
@@ -62,10 +62,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--model", type=Path, metavar="MANIFEST", help="another detector manifest than the camera's")
     replay.add_argument("--model-file", type=Path, metavar="FILE", help="the model file, when it is not beside the manifest")
     replay.add_argument("--threads", type=int, help="onnxruntime threads (default: the camera's)")
-    _config_option(replay)
+    cli_config.add_option(replay)
     replay.set_defaults(handler=_replay)
     status = vision.add_parser("status", help="whether each camera may hold the car, or only observes, and why")
-    _config_option(status)
+    cli_config.add_option(status)
     status.set_defaults(handler=_status)
 
 
@@ -78,23 +78,10 @@ def _group(commands: argparse._SubParsersAction, name: str, **kwargs) -> argpars
     return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
-def _config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config (default {DEFAULT_CONFIG})")
-
-
-def _config(path: Path) -> BuildingConfig | None:
-    try:
-        return building_config.load(path)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(problem, file=sys.stderr)
-        return None
-
-
 def _release(args: argparse.Namespace) -> int:
     from edge import control
 
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": "elevator.release", "elevator": args.elevator, "operator": args.operator, "reason": args.reason}
@@ -109,7 +96,7 @@ def _release(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from edge.vision.collect import DatasetError, export_yolo
 
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     try:
@@ -136,7 +123,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     cameras = [c for c in config.cameras if args.camera in (None, c.name)]
@@ -178,7 +165,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from edge.vision.qualification import verdict
 
-    config = _config(args.config)
+    config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     if not config.cameras:
