@@ -299,12 +299,12 @@ def tap_keys(taps: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-vision-taps-") as tmp, SerialLine(baud=9600, framing="8N1") as line:
         base = Path(tmp)
         (base / "secret.key").write_text("bench-" + "0" * 40)
-        (base / "profiles").symlink_to(REPO / "config" / "profiles")
+        (base / "profiles").symlink_to(REPO / "drivers" / "modbus" / "profiles")
         (base / "model").mkdir()
         (base / "model" / MANIFEST.name).write_bytes(MANIFEST.read_bytes())
         (base / "model" / MODEL_FILE.name).symlink_to(MODEL_FILE)
         busy = write_clip(base / "busy.avi", [(EMPTY, 1), (PEOPLE[0], 1), (PEOPLE[1], 1)] * 40, (640, 360), fps=5.0)
-        io = access._TimedIO(load_profile(REPO / "config" / "profiles" / "generic-dio8.yaml"), 1)
+        io = access._TimedIO(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
         port, sim_loop = access._start_simulator(io)
         building = f"""
 building: {{id: bench, timezone: Asia/Shanghai, secret: {{file: secret.key}}}}
