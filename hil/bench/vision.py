@@ -14,6 +14,11 @@ Prints one JSON object:
   (same options, one intra-op thread), on one input tensor of its size made once, in a thread
   at the vision worker's nice value, measured before and after the pipeline and averaged;
   pipeline_ratio = pipeline_fps / raw_fps. Only the model's own cost is on the raw side.
+  On a machine whose other load changes from minute to minute, rates move by tens of percent;
+  CPU time per frame does not: raw_cpu_ms_per_run is the CPU of one session.run,
+  pipeline_cpu_ms_per_frame splits the worker's CPU per analysed frame into its analysis
+  thread (gate, preprocessing, session.run, decoder, NMS, the pipe) and its other threads
+  (mostly the capture's grab and BGR conversion of the 1080p stream).
 * confirm_latency_p50_ms / _p99_ms: from the capture reading the first analysed frame that
   shows the e-bike to the hold command, over `--trials` passes of a 640x360 clip at 5 fps
   analysis. The base model (COCO) knows no e-bike, so the detector used here runs the real
@@ -157,6 +162,7 @@ def raw_fps(seconds: float) -> float:
 
 
 def _raw_runs(seconds: float) -> float:
+    """Runs a second; the thread's CPU per run goes to RAW_CPU_MS."""
     from edge.vision.runtime import open_session
 
     session = open_session(MODEL_FILE, threads=1)
@@ -164,11 +170,15 @@ def _raw_runs(seconds: float) -> float:
     shape = [d if isinstance(d, int) else 1 for d in spec.shape]
     data = np.random.default_rng(0).uniform(0, 255, shape).astype(np.float32)
     session.run(None, {spec.name: data})
-    runs, started = 0, time.perf_counter()
+    runs, started, cpu = 0, time.perf_counter(), time.thread_time()
     while time.perf_counter() - started < seconds:
         session.run(None, {spec.name: data})
         runs += 1
+    RAW_CPU_MS.append(1000 * (time.thread_time() - cpu) / runs)
     return runs / (time.perf_counter() - started)
+
+
+RAW_CPU_MS: list[float] = []  # CPU ms per raw run, of the calling thread (onnxruntime runs one intra-op thread: it)
 
 
 def camera(clip: Path, **overrides: Any) -> Camera:
@@ -198,7 +208,7 @@ async def run_guard(cam: Camera, factory: Any, state: Path, until: Any, timeout_
     return guard, relay
 
 
-def pipeline_fps(work: Path, seconds: float, camera_fps: float) -> float:
+def pipeline_fps(work: Path, seconds: float, camera_fps: float) -> tuple[float, dict[str, float]]:
     """The guard on a 1080p clip playing at `camera_fps`, analysis as fast as the model goes;
     every frame differs from the one before, so each analysed frame runs the model. The clip is
     long enough that the measurement never spans the file's end and reopening."""
@@ -210,13 +220,41 @@ def pipeline_fps(work: Path, seconds: float, camera_fps: float) -> float:
     model = BaseModel()  # every frame differs from the last: the gate is always open
     started: dict[str, float] = {}
 
+    cpu: dict[str, tuple[float, float]] = {}
+
     def until(guard: ElevatorGuard, relay: Relay) -> bool:
         if guard.frames_analysed and "t" not in started:
             started["t"], started["n"] = time.monotonic(), guard.frames_analysed
-        return "t" in started and time.monotonic() - started["t"] >= seconds
+            cpu["start"] = _thread_cpu_s(guard.worker_pid)
+        done = "t" in started and time.monotonic() - started["t"] >= seconds
+        if done:
+            cpu["end"] = _thread_cpu_s(guard.worker_pid)
+            started["frames"] = guard.frames_analysed - started["n"]
+        return done
 
     guard, _ = asyncio.run(run_guard(cam, model, work, until, seconds + 60))
-    return (guard.frames_analysed - started["n"]) / (time.monotonic() - started["t"])
+    frames = started["frames"]
+    per_frame = {name: round(1000 * (cpu["end"][i] - cpu["start"][i]) / frames, 2)
+                 for i, name in enumerate(("analysis_thread", "other_threads"))}
+    return frames / (time.monotonic() - started["t"]), per_frame
+
+
+def _thread_cpu_s(pid: int | None) -> tuple[float, float]:
+    """CPU seconds of the worker's main thread (gate, model, decoder) and of its other threads
+    (the capture's grab and conversion, OpenCV's and onnxruntime's pools)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    main = others = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / ticks
+        if task.name == str(pid):
+            main += used
+        else:
+            others += used
+    return main, others
 
 
 def confirm_latency(work: Path, trials: int) -> list[float]:
@@ -282,7 +320,7 @@ def pipeline_keys(trials: int, seconds: float) -> dict[str, Any]:
         # before and after the pipeline and averaged.
         raw_before = raw_fps(seconds / 2)
         camera_fps = round(1.1 * raw_before)
-        pipeline = pipeline_fps(work, seconds, camera_fps)
+        pipeline, pipeline_cpu = pipeline_fps(work, seconds, camera_fps)
         raw_after = raw_fps(seconds / 2)
         raw = (raw_before + raw_after) / 2
         latencies = confirm_latency(work, trials)
@@ -293,6 +331,8 @@ def pipeline_keys(trials: int, seconds: float) -> dict[str, Any]:
         "pipeline_ratio": round(pipeline / raw, 3),
         "raw_fps_before_after": [round(raw_before, 2), round(raw_after, 2)],
         "camera_fps_1080p": camera_fps,
+        "raw_cpu_ms_per_run": round(statistics.mean(RAW_CPU_MS), 2),
+        "pipeline_cpu_ms_per_frame": pipeline_cpu,
         "confirm_latency_p50_ms": round(1000 * statistics.median(latencies), 1),
         "confirm_latency_p99_ms": round(1000 * _percentile(latencies, 0.99), 1),
         "idle_cpu_pct": round(cpu, 2),
