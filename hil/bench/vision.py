@@ -28,7 +28,8 @@ Prints one JSON object:
 * rss_mb: resident memory of the gateway (`edge run`) and its vision worker with the model
   loaded and the camera analysing, summed (shared libraries count in both: an upper bound);
   rss_mb_daemon and rss_mb_worker are the two parts, rss_mb_daemon_without_camera the same
-  gateway without a camera; rss_mb_bench_worker is the worker of the idle-CPU run above.
+  gateway without a camera, pss_mb the two with shared pages counted once; rss_mb_bench_worker
+  is the worker of the idle-CPU run above.
 * tap_p99_ms_with_camera / _without_camera: tap-to-unlock p99 through `edge run` as
   `hil.bench.access` measures it (paced 9600 baud line, simulated IO module, every core kept
   busy by a load process), without a camera and with a camera whose stream changes on every
@@ -305,6 +306,18 @@ def _rss_mb(pid: str) -> float:
     return 0.0
 
 
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: shared pages (libpython, libc) split between the processes using them."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -416,6 +429,7 @@ cameras:
         "rss_mb_daemon": seen["camera"]["daemon"],
         "rss_mb_worker": seen["camera"]["worker"],
         "rss_mb_daemon_without_camera": seen["plain"]["daemon"],
+        "pss_mb": seen["camera"]["pss"],
         "worker_thread_nice": seen["camera"]["threads"],
     }
 
@@ -446,6 +460,7 @@ def _taps(config_path: Path, io: Any, line: Any, taps: int, running: Callable[[]
         time.sleep(1.0)
         worker = _vision_worker(gateway.pid)
         sample = {"daemon": _rss_mb(str(gateway.pid)), "worker": _rss_mb(str(worker)) if worker else 0.0,
+                  "pss": round(_pss_mb(gateway.pid) + (_pss_mb(worker) if worker else 0.0), 1),
                   "threads": _thread_nice(worker) if worker else {}}
         for n in range(taps):
             io.released.clear()
