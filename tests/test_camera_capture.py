@@ -161,21 +161,3 @@ def test_frames_before_the_next_analysis_are_grabbed_but_not_converted(clip: Pat
     finally:
         assert capture.stop()
 
-
-def test_one_frame_is_kept_ready_while_the_consumer_is_busy(clip: Path):
-    """The reader converts the next frame while the consumer analyses, and no more than that."""
-    capture = Capture(str(clip), Seen(), stall_s=2.0, backoff_s=(0.05, 0.2), file_fps=200.0, refresh_s=3600.0)
-    capture.start()
-    try:
-        first = capture.latest(0, timeout_s=10.0)
-        assert first is not None
-        grabbed = capture.grabbed
-        deadline = time.monotonic() + 20.0
-        while capture.grabbed < grabbed + 10:  # the consumer "analyses" while the reader goes on
-            assert time.monotonic() < deadline, "the reader stopped grabbing"
-            time.sleep(0.05)
-        ready = capture.latest(first.seq, timeout_s=0.0)
-        assert ready is not None and ready.seq > first.seq
-        assert capture.retrieved == 2  # the frame taken and the one kept ready; the rest were only grabbed
-    finally:
-        assert capture.stop()

@@ -8,9 +8,8 @@ queued, so a slow detector can never make memory grow or analysis fall behind th
 
 The reader grabs every frame the stream gives (a live stream must be drained, and for most
 codecs the grab is the decoding) but converts a frame to BGR (`retrieve`, costly at 1080p) only
-when the consumer will want it: one frame is kept ready while the consumer analyses the one
-before, so conversion runs beside the analysis rather than far ahead of it, and a consumer that
-names the time of its next analysis (`want_from`) gets no frame converted before then.
+once the consumer's next analysis is due (`want_from`): a 25 fps stream analysed at 5 fps
+converts 5 frames a second. A consumer that names no time gets every frame converted.
 
 A stream that ends, breaks or cannot be opened is reported (`CameraFault`) and opened again
 with exponential backoff; the first frame after that is reported (`CameraRestored`). A
@@ -101,21 +100,17 @@ class Capture:
         stall_s: float = 5.0,
         backoff_s: tuple[float, float] = (0.5, 30.0),
         file_fps: float | None = None,
-        refresh_s: float = 0.2,
     ) -> None:
         """`on_observation` is called from the reader or the consumer thread: hand it on with
-        loop.call_soon_threadsafe. `file_fps` paces a file (default: its own rate, else 10). A frame
-        kept ready for a consumer still busy is replaced once it is `refresh_s` old."""
+        loop.call_soon_threadsafe. `file_fps` paces a file (default: its own rate, else 10)."""
         self.source = source
         self.on_observation = on_observation
         self.stall_s = stall_s
         self.backoff_s = backoff_s
         self.file_fps = file_fps
-        self.refresh_s = refresh_s
         self.opened = 0  # how many times the stream was opened (reopens are this minus one)
         self._newest: Frame | None = None
         self._seq = 0
-        self._taken = 0  # seq of the newest frame a consumer took
         self._due = 0.0  # monotonic time before which the consumer wants no frame
         self.retrieved = 0  # frames converted to BGR (the rest were only grabbed)
         self._changed = threading.Condition()
@@ -163,7 +158,6 @@ class Capture:
             while not self._stopping.is_set():
                 frame = self._newest
                 if frame is not None and frame.seq > after_seq:
-                    self._taken = max(self._taken, frame.seq)
                     return frame
                 now = time.monotonic()
                 if now - self._last_frame_mono >= self.stall_s:
@@ -223,7 +217,7 @@ class Capture:
                     after = now - self._faulted_since
                     self._faulted_since = None
                     self.on_observation(CameraRestored(self.source, after))
-                wanted = self._wanted_locked(now)
+                wanted = now >= self._due
             if wanted:
                 ok, image = stream.retrieve()
                 if not ok or image is None:
@@ -236,13 +230,6 @@ class Capture:
                 next_at = max(next_at + pace, now)
                 self._stopping.wait(max(0.0, next_at - time.monotonic()))
         return got
-
-    def _wanted_locked(self, now: float) -> bool:
-        """Convert this frame: the consumer's next analysis is due and no fresh frame waits for it."""
-        if now < self._due:
-            return False
-        ready = self._newest
-        return ready is None or ready.seq <= self._taken or now - ready.mono >= self.refresh_s
 
     def _fault_locked(self, reason: str, now: float) -> None:
         if self._faulted_since is None:
