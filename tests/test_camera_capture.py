@@ -141,3 +141,23 @@ def test_image_sequence_and_a_snapshot_from_a_second_stream(tmp_path: Path):
     main = write_clip(tmp_path / "main.avi", labelled("ebike", 1), size=(1280, 720), repeat=2)
     assert grab_one(str(main)).shape == (720, 1280, 3)
     assert grab_one(str(tmp_path / "absent.avi")) is None
+
+
+def test_frames_before_the_next_analysis_are_grabbed_but_not_converted(clip: Path):
+    """Converting a 1080p frame to BGR costs milliseconds: a frame nobody will analyse is only grabbed."""
+    capture = Capture(str(clip), Seen(), stall_s=2.0, backoff_s=(0.05, 0.2), file_fps=200.0)
+    due = time.monotonic() + 3600.0
+    capture.want_from(due)
+    capture.start()
+    try:
+        deadline = time.monotonic() + 20.0
+        while capture.grabbed < 10:
+            assert time.monotonic() < deadline, f"within 20 s the reader grabbed only {capture.grabbed} frames"
+            time.sleep(0.05)
+        assert capture.retrieved == 0 and capture.latest(0, timeout_s=0.0) is None
+        capture.want_from(time.monotonic())  # the analysis is due now
+        frame = capture.latest(0, timeout_s=10.0)
+        assert frame is not None and frame.seq > 10 and capture.retrieved >= 1
+    finally:
+        assert capture.stop()
+

@@ -6,6 +6,11 @@ their own frame rate, so they behave like a live camera. Whoever analyses frames
 newest one when it is ready for it (`latest`); frames it had no time for are dropped, never
 queued, so a slow detector can never make memory grow or analysis fall behind the car.
 
+The reader grabs every frame the stream gives (a live stream must be drained, and for most
+codecs the grab is the decoding) but converts a frame to BGR (`retrieve`, costly at 1080p) only
+once the consumer's next analysis is due (`want_from`): a 25 fps stream analysed at 5 fps
+converts 5 frames a second. A consumer that names no time gets every frame converted.
+
 A stream that ends, breaks or cannot be opened is reported (`CameraFault`) and opened again
 with exponential backoff; the first frame after that is reported (`CameraRestored`). A
 stream that simply stops delivering is caught by the watchdog in `latest`: no frame for
@@ -106,6 +111,8 @@ class Capture:
         self.opened = 0  # how many times the stream was opened (reopens are this minus one)
         self._newest: Frame | None = None
         self._seq = 0
+        self._due = 0.0  # monotonic time before which the consumer wants no frame
+        self.retrieved = 0  # frames converted to BGR (the rest were only grabbed)
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -132,6 +139,16 @@ class Capture:
     @property
     def faulted(self) -> bool:
         return self._faulted_since is not None
+
+    @property
+    def grabbed(self) -> int:
+        """Frames the stream gave since the start (converted or not)."""
+        return self._seq
+
+    def want_from(self, at_mono: float) -> None:
+        """The consumer wants no frame before `at_mono`: frames grabbed until then are not converted."""
+        with self._changed:
+            self._due = at_mono
 
     def latest(self, after_seq: int, timeout_s: float) -> Frame | None:
         """The newest frame later than `after_seq`, waiting up to `timeout_s` for one. None when
@@ -188,20 +205,27 @@ class Capture:
         got = 0
         next_at = time.monotonic()
         while not self._stopping.is_set():
-            ok, image = stream.read()
-            if not ok or image is None:
+            if not stream.grab():
                 return got
             got += 1
             now = time.monotonic()
             with self._changed:
                 self._seq += 1
-                self._newest = Frame(image, self._seq, now, time.time())
+                seq = self._seq
                 self._last_frame_mono = now
                 if self._faulted_since is not None:
                     after = now - self._faulted_since
                     self._faulted_since = None
                     self.on_observation(CameraRestored(self.source, after))
-                self._changed.notify_all()
+                wanted = now >= self._due
+            if wanted:
+                ok, image = stream.retrieve()
+                if not ok or image is None:
+                    return got
+                with self._changed:
+                    self.retrieved += 1
+                    self._newest = Frame(image, seq, now, time.time())
+                    self._changed.notify_all()
             if pace:
                 next_at = max(next_at + pace, now)
                 self._stopping.wait(max(0.0, next_at - time.monotonic()))

@@ -90,10 +90,16 @@ def decode_yolox(params: m.Yolox, outputs: Mapping[str, np.ndarray], spec: m.Inp
     return _best(raw[:, 5:] * raw[:, 4:5], boxes, threshold)
 
 
+def _passing(class_scores: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows whose best class passes: the few candidates box math is spent on."""
+    return class_scores.max(axis=1) >= threshold if class_scores.size else np.zeros(len(class_scores), bool)
+
+
 @decoder("yolov8")
 def decode_yolov8(params: m.Yolov8, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """[1, 4 + C, N]: centre boxes in input pixels, then class scores; no objectness."""
     raw = _single(outputs)[0].T
+    raw = raw[_passing(raw[:, 4:], threshold)]
     return _best(raw[:, 4:], _cxcywh_to_xyxy(raw[:, :4]), threshold)
 
 
@@ -134,15 +140,19 @@ def decode_gfl(params: m.Gfl, outputs: Mapping[str, np.ndarray], spec: m.Input, 
     return _best(np.concatenate(all_scores), np.concatenate(all_boxes), threshold)
 
 
+@functools.lru_cache(maxsize=8)
 def ssd_priors(priors: m.SsdPriors, spec: m.Input) -> np.ndarray:
-    """Prior boxes (cx, cy, w, h), normalised, in level -> row -> column -> size order."""
+    """Prior boxes (cx, cy, w, h), normalised, in level -> row -> column -> size order; the same
+    for every frame, so made once (read-only)."""
     rows = []
     for (fw, fh), sizes in zip(priors.feature_maps, priors.min_boxes):
         for j in range(fh):
             for i in range(fw):
                 for size in sizes:
                     rows.append(((i + 0.5) / fw, (j + 0.5) / fh, size / spec.width, size / spec.height))
-    return np.clip(np.array(rows, np.float32), 0.0, 1.0)
+    made = np.clip(np.array(rows, np.float32), 0.0, 1.0)
+    made.flags.writeable = False
+    return made
 
 
 @decoder("ssd")
@@ -154,12 +164,16 @@ def decode_ssd(params: m.Ssd, outputs: Mapping[str, np.ndarray], spec: m.Input, 
         priors = ssd_priors(params.priors, spec)
         if len(priors) != len(boxes):
             raise ValueError(f"SSD output has {len(boxes)} boxes, the manifest's priors give {len(priors)}")
+    keep = _passing(scores[:, 1:], threshold)  # the background (index 0) never wins
+    scores, boxes = scores[keep], boxes[keep]
+    if params.priors is not None:
+        priors = priors[keep]
         centre = boxes[:, :2] * params.centre_variance * priors[:, 2:] + priors[:, :2]
         size = np.exp(boxes[:, 2:] * params.size_variance) * priors[:, 2:]
         boxes = _cxcywh_to_xyxy(np.concatenate([centre, size], axis=1))
     boxes = boxes * np.array([spec.width, spec.height, spec.width, spec.height], np.float32)
     foreground = scores.copy()
-    foreground[:, 0] = 0.0  # the background never wins
+    foreground[:, 0] = 0.0
     return _best(foreground, boxes, threshold)
 
 
@@ -168,6 +182,8 @@ def decode_decoded(params: m.Decoded, outputs: Mapping[str, np.ndarray], spec: m
     """scores [N, C] and boxes [N, 4] already decoded by the graph (MEMD-style)."""
     scores = outputs[params.scores].reshape(-1, outputs[params.scores].shape[-1])
     boxes = outputs[params.boxes].reshape(-1, 4).astype(np.float32)
+    keep = _passing(scores, threshold)
+    scores, boxes = scores[keep], boxes[keep]
     if params.box_format == "cxcywh":
         boxes = _cxcywh_to_xyxy(boxes)
     if params.box_units == "normalised":

@@ -121,6 +121,7 @@ class _Worker:
                         self._send(("failed", f"the model failed on a frame: {type(error).__name__}: {error}"))
                 self._send(("frame", frame.seq, frame.mono, frame.wall, frame.image.shape[:2], found))
                 next_at = max(next_at + period, time.monotonic())
+                capture.want_from(next_at)  # frames before the next analysis are grabbed, never converted
                 self._commands(max(0.0, next_at - time.monotonic()))
         finally:
             capture.stop(3.0)
