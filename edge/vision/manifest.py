@@ -8,13 +8,13 @@ validated like the building config, so a wrong key says `yolox_nano.yaml:12:3`.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge import yaml_source
+from edge.config import ConfigProblem as ManifestProblem  # a manifest's problems read like the config's: FILE:LINE:COL: path: message
 from edge.vision.detection import VisionClass
 
 
@@ -196,18 +196,6 @@ class ClassifierManifest(Strict):
 
 
 Manifest = Annotated[Union[DetectorManifest, ClassifierManifest], Field(discriminator="kind")]
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestProblem:
-    file: str
-    line: int
-    column: int
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.path}: {self.message}"
 
 
 class ManifestError(Exception):
