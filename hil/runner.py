@@ -71,11 +71,6 @@ class Skipped(Exception):
     """The scenario needs data that is not here (the e-bike images, a model's weights)."""
 
 
-def shipped_profiles_dir() -> Path:
-    """The Modbus profiles that ship with the gateway (package data of drivers.modbus)."""
-    return BUILT_IN_PROFILES
-
-
 def scenario_paths(paths: list[Path]) -> list[Path]:
     """Files as given; a directory stands for its *.yaml files (not its subdirectories)."""
     found: list[Path] = []
@@ -143,7 +138,7 @@ class Player:
                 key = self.workdir / "secrets" / f"osdp-{reader.get('name')}.key"
                 generate_key_file(key)  # the simulated reader and the daemon share it, as an installer would set them up
                 reader["osdp_key"] = {"file": str(key)}
-        data.setdefault("profiles_dir", str(shipped_profiles_dir()))
+        data.setdefault("profiles_dir", str(BUILT_IN_PROFILES))
         community = data.get("community")
         if isinstance(community, dict) and isinstance(community.get("modem"), dict):
             if self.modem is None:

@@ -25,7 +25,8 @@ from hil.__main__ import main as hil_main
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
 from hil.rig import load_rig
-from hil.runner import SCENARIOS, data_root, play, shipped_profiles_dir
+from edge.config import BUILT_IN_PROFILES
+from hil.runner import SCENARIOS, data_root, play
 from hil.scenario import ScenarioError, load
 from drivers.modbus.profile import load_profile
 
@@ -158,7 +159,7 @@ class SeparateDevices:
     """The rig's field devices: one Modbus TCP simulator on its own loop, started apart from the runner."""
 
     def __init__(self) -> None:
-        profiles = shipped_profiles_dir()
+        profiles = BUILT_IN_PROFILES
         self.doors = SimulatedDevice(load_profile(profiles / "generic-dio8.yaml"), 1)
         monitor = SimulatedDevice(load_profile(profiles / "generic-efm8.yaml"), 2)
         for point, value in {"current_a": 12, "current_b": 11, "current_c": 9, "leakage_ma": 20}.items():
