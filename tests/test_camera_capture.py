@@ -161,3 +161,27 @@ def test_frames_before_the_next_analysis_are_grabbed_but_not_converted(clip: Pat
     finally:
         assert capture.stop()
 
+
+
+def test_prepare_runs_in_the_reader_thread_and_a_failing_one_leaves_the_frame_to_the_consumer(clip: Path):
+    """The model's resizing runs beside the model, in the reader; what it raises never ends the reader."""
+    threads: set[str] = set()
+    calls = {"n": 0}
+
+    def prepare(image):
+        threads.add(threading.current_thread().name)
+        calls["n"] += 1
+        if calls["n"] % 2 == 0:
+            raise ValueError("a model input that cannot be made")
+        return image.shape
+
+    capture = Capture(str(clip), Seen(), stall_s=2.0, backoff_s=(0.05, 0.2), prepare=prepare)
+    capture.start()
+    try:
+        taken = frames_until(capture, lambda f: f.seq >= 8)
+    finally:
+        assert capture.stop()
+    assert threads and all(name.startswith("camera:") for name in threads), threads
+    assert threading.current_thread().name not in threads
+    assert {f.prepared for f in taken} >= {None} and any(f.prepared == f.image.shape for f in taken), [f.prepared for f in taken]
+    assert all(f.prepared in (None, f.image.shape) for f in taken)

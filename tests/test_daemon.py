@@ -94,3 +94,15 @@ def test_a_gateway_without_a_camera_never_loads_opencv_or_onnxruntime():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_a_gateway_with_a_camera_leaves_opencv_onnxruntime_and_numpy_to_the_vision_worker():
+    """Each of them costs the daemon megabytes it would carry all day: only the worker loads them."""
+    probe = (
+        "import sys, edge.gateway, edge.vision.wiring, edge.vision.guard;"
+        "heavy = {'cv2', 'onnxruntime', 'numpy'} & set(sys.modules);"
+        "print(sorted(heavy))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -125,3 +125,17 @@ def test_session_uses_the_given_threads_and_lets_the_caller_tune_it():
     load_detector(path, threads=1, model_file=need(MODELS / "yolox_nano.onnx"),
                   session_options=lambda options: seen.append((options.intra_op_num_threads, options.inter_op_num_threads)))
     assert seen == [(1, 1)]
+
+
+def test_a_frame_prepared_in_another_thread_gives_what_detect_gives():
+    """The vision worker prepares frames in the capture thread and runs the model on them later."""
+    import threading
+
+    model = detector("yolox_nano")
+    frame = image("darknet_dog.jpg")
+    prepared = {}
+    worker = threading.Thread(target=lambda: prepared.setdefault("p", model.prepare(frame)))
+    worker.start()
+    worker.join(30)
+    assert model.infer(prepared["p"]) == model.detect(frame)
+    assert model.candidates(prepared["p"]) == model.candidates(frame)

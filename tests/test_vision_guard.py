@@ -156,10 +156,13 @@ def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothin
             mode = (await rig.wait_for(Kind.VISION_MODE))[0]
             observed = (await rig.wait_for(Kind.ELEVATOR_OBSERVED))[0]
             assert rig.guard.worker_pid is not None
-            worker_nice = os.getpriority(os.PRIO_PROCESS, rig.guard.worker_pid)
-            return rig, mode, observed, worker_nice
+            pid = rig.guard.worker_pid
+            autogroup = Path(f"/proc/{pid}/autogroup")
+            worker = (os.getpriority(os.PRIO_PROCESS, pid), os.getsid(pid),
+                      autogroup.read_text() if autogroup.exists() else None)
+            return rig, mode, observed, worker
 
-    rig, mode, observed, worker_nice = asyncio.run(scenario())
+    rig, mode, observed, (worker_nice, worker_session, worker_autogroup) = asyncio.run(scenario())
     wait_for_file(tmp_path / "state" / observed.body["snapshot"])
     assert mode.body == {"camera": "lift-1-cam", "elevator": "lift-1", "mode": "observe", "reason": "not qualified (test)"}
     assert observed.body["class"] == "ebike" and observed.body["would_hold"] and observed.body["why_not"] == "not qualified (test)"
@@ -167,6 +170,12 @@ def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothin
     assert snapshot.is_file() and 0 < snapshot.stat().st_size <= 300 * 1024 and snapshot.read_bytes()[:2] == b"\xff\xd8"
     assert rig.relay.writes == [] and not (tmp_path / "played").exists()
     assert worker_nice > os.getpriority(os.PRIO_PROCESS, 0), "vision runs below the access path"
+    # its own session, so its CPU is charged to an autogroup of its own (lowered too), not the daemon's
+    assert worker_session != os.getsid(0)
+    if worker_autogroup is not None:
+        own = Path("/proc/self/autogroup").read_text()
+        assert worker_autogroup.split()[0] != own.split()[0], (worker_autogroup, own)
+        assert int(worker_autogroup.split()[-1]) > int(own.split()[-1]), worker_autogroup
 
 
 def test_qualified_hold_warns_and_releases_when_the_ebike_has_left(tmp_path, media):

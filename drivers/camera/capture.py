@@ -9,7 +9,10 @@ queued, so a slow detector can never make memory grow or analysis fall behind th
 The reader grabs every frame the stream gives (a live stream must be drained, and for most
 codecs the grab is the decoding) but converts a frame to BGR (`retrieve`, costly at 1080p) only
 once the consumer's next analysis is due (`want_from`): a 25 fps stream analysed at 5 fps
-converts 5 frames a second. A consumer that names no time gets every frame converted.
+converts 5 frames a second. A consumer that names no time gets every frame converted. A
+consumer may also hand the reader a `prepare` function (resizing for a model, say): it runs on
+each converted frame in the reader thread, so on two cores the consumer's thread spends its
+time on its own work while the next frame is made ready beside it.
 
 A stream that ends, breaks or cannot be opened is reported (`CameraFault`) and opened again
 with exponential backoff; the first frame after that is reported (`CameraRestored`). A
@@ -25,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -44,6 +48,7 @@ class Frame:
     seq: int
     mono: float
     wall: float
+    prepared: Any = None  # what the consumer's `prepare` made of the image (None without one, or when it failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +105,16 @@ class Capture:
         stall_s: float = 5.0,
         backoff_s: tuple[float, float] = (0.5, 30.0),
         file_fps: float | None = None,
+        prepare: Callable[[np.ndarray], Any] | None = None,
     ) -> None:
         """`on_observation` is called from the reader or the consumer thread: hand it on with
-        loop.call_soon_threadsafe. `file_fps` paces a file (default: its own rate, else 10)."""
+        loop.call_soon_threadsafe. `file_fps` paces a file (default: its own rate, else 10).
+        `prepare` runs in the reader thread on each converted image; what it raises is logged
+        and leaves the frame's `prepared` None, so the consumer can do the work itself."""
         self.source = source
         self.on_observation = on_observation
+        self.prepare = prepare
+        self._prepare_failed = ""
         self.stall_s = stall_s
         self.backoff_s = backoff_s
         self.file_fps = file_fps
@@ -222,14 +232,27 @@ class Capture:
                 ok, image = stream.retrieve()
                 if not ok or image is None:
                     return got
+                prepared = self._prepare(image)
                 with self._changed:
                     self.retrieved += 1
-                    self._newest = Frame(image, seq, now, time.time())
+                    self._newest = Frame(image, seq, now, time.time(), prepared)
                     self._changed.notify_all()
             if pace:
                 next_at = max(next_at + pace, now)
                 self._stopping.wait(max(0.0, next_at - time.monotonic()))
         return got
+
+    def _prepare(self, image: np.ndarray) -> Any:
+        if self.prepare is None:
+            return None
+        try:
+            return self.prepare(image)
+        except Exception as error:  # noqa: BLE001 - the consumer's function must not end the reader
+            reason = f"{type(error).__name__}: {error}"
+            if reason != self._prepare_failed:  # once per new reason, not once per frame
+                log.error("preparing a frame failed", source=self.source, error=reason)
+                self._prepare_failed = reason
+            return None
 
     def _fault_locked(self, reason: str, now: float) -> None:
         if self._faulted_since is None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import numpy as np
+if TYPE_CHECKING:  # the daemon imports this module; numpy is the vision worker's alone
+    import numpy as np
 
 
 class VisionClass(StrEnum):
@@ -47,3 +48,15 @@ class Detector(Protocol):
     """
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]: ...
+
+
+@runtime_checkable
+class StagedDetector(Detector, Protocol):
+    """A detector whose work splits in two: `prepare` makes a frame ready for the model
+    (resizing, colour order, normalisation; no model, safe from any thread) and `infer` runs
+    the model on it. The vision worker prepares the next frame in the capture thread while
+    the model runs on this one, so the model's thread does little but inference."""
+
+    def prepare(self, frame_bgr: np.ndarray) -> Any: ...
+
+    def infer(self, prepared: Any) -> list[Detection]: ...

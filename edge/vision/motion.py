@@ -42,7 +42,10 @@ class MotionGate:
     def moved(self, frame_bgr: np.ndarray) -> bool:
         """True when the region changed since the background; the first frame counts as motion
         (nothing is known of the car yet)."""
-        grey = self._shrink(frame_bgr)
+        return self.compare(self.shrink(frame_bgr))
+
+    def compare(self, grey: np.ndarray) -> bool:
+        """`moved` for a frame already shrunk by `shrink` (which may run in another thread)."""
         if self._background is None or self._background.shape != grey.shape:
             self._background = grey.astype(np.float32)
             self._mask = _polygon_mask(self.region, grey.shape)
@@ -55,7 +58,8 @@ class MotionGate:
         cv2.accumulateWeighted(grey, self._background, self.learn_rate)
         return self.last_fraction >= self.min_fraction
 
-    def _shrink(self, frame_bgr: np.ndarray) -> np.ndarray:
+    def shrink(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """The small grey image the gate compares; touches no state, so any thread may call it."""
         h, w = frame_bgr.shape[:2]
         height = max(1, round(self.width * h / w))
         step = max(1, w // (self.width * 4))  # a 1080p frame: every 7th pixel, then averaged (6 ms -> <1 ms)

@@ -97,8 +97,18 @@ def open_session(model_file: Path, threads: int = 1, session_options: SessionHoo
         raise m.ManifestError([m.ManifestProblem(str(model_file), 1, 1, "file", f"onnxruntime cannot load the model: {error}")]) from None
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A frame made ready for the model: the input tensor, where the frame sits in it, and the
+    frame itself (the second stage crops from it)."""
+
+    frame: np.ndarray
+    tensor: np.ndarray
+    placement: Placement
+
+
 class OnnxDetector:
-    """A detector manifest run by onnxruntime; satisfies `Detector`."""
+    """A detector manifest run by onnxruntime; satisfies `StagedDetector`."""
 
     def __init__(self, manifest: m.DetectorManifest, session: Any, second_stage: "CropClassifier | None" = None) -> None:
         self.manifest = manifest
@@ -110,32 +120,42 @@ class OnnxDetector:
         thresholds = manifest.thresholds
         self._floor = min([thresholds.score, *thresholds.per_class.values()])
 
-    def raw(self, frame_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], Placement]:
-        """The model's outputs by name, and the frame's placement in the input (for tools and benchmarks)."""
+    def prepare(self, frame_bgr: np.ndarray) -> Prepared:
+        """Resize, colour order, layout and normalisation: no model, safe from any thread."""
         tensor, placement = preprocess(frame_bgr, self.manifest.input)
-        values = self.session.run(self._output_names, {self._input_name: tensor})
-        return dict(zip(self._output_names, values)), placement
+        return Prepared(frame_bgr, tensor, placement)
 
-    def candidates(self, frame_bgr: np.ndarray) -> list[tuple[int, float, tuple[float, float, float, float]]]:
+    def raw(self, frame_bgr: np.ndarray | Prepared) -> tuple[dict[str, np.ndarray], Placement]:
+        """The model's outputs by name, and the frame's placement in the input (for tools and benchmarks)."""
+        prepared = frame_bgr if isinstance(frame_bgr, Prepared) else self.prepare(frame_bgr)
+        values = self.session.run(self._output_names, {self._input_name: prepared.tensor})
+        return dict(zip(self._output_names, values)), prepared.placement
+
+    def candidates(self, frame_bgr: np.ndarray | Prepared) -> list[tuple[int, float, tuple[float, float, float, float]]]:
         """Every box after NMS as (model class, score, box in frame pixels), mapped or not."""
-        outputs, placement = self.raw(frame_bgr)
+        prepared = frame_bgr if isinstance(frame_bgr, Prepared) else self.prepare(frame_bgr)
+        outputs, placement = self.raw(prepared)
         boxes, scores, classes = self._decode(self.manifest.output, outputs, self.manifest.input, self._floor)
         keep = nms(boxes, scores, classes, self.manifest.thresholds.nms_iou)
-        h, w = frame_bgr.shape[:2]
+        h, w = prepared.frame.shape[:2]
         framed = placement.to_frame(boxes[keep], w, h)
         return [(int(c), float(s), tuple(float(v) for v in b)) for c, s, b in zip(classes[keep], scores[keep], framed)]
 
-    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+    def infer(self, prepared: Prepared) -> list[Detection]:
+        """The model on a prepared frame: detections in the building's classes above their thresholds."""
         thresholds = self.manifest.thresholds
         found = []
-        for index, score, box in self.candidates(frame_bgr):
+        for index, score, box in self.candidates(prepared):
             cls = self.manifest.classes.get(index)
             if cls is None or score < thresholds.per_class.get(cls, thresholds.score):
                 continue
             found.append(Detection(cls, score, box))
         if self.second_stage is not None:
-            found = self.second_stage.refine(frame_bgr, found)
+            found = self.second_stage.refine(prepared.frame, found)
         return found
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        return self.infer(self.prepare(frame_bgr))
 
 
 def check_against_model(manifest: m.DetectorManifest | m.ClassifierManifest, session: Any, file: str = "(manifest)") -> None:
