@@ -36,14 +36,16 @@ Prints one JSON object:
   `hil.bench.access` measures it (paced 9600 baud line, simulated IO module, every core kept
   busy by a load process), without a camera and with a camera whose stream changes on every
   frame, so the gate never closes and the model runs at the analysis rate (5 fps); the runs
-  alternate A B B A, half the taps each. tap_p99_ms_runs gives each run's p99 so the spread
-  between runs of the same configuration (the noise) can be read beside the difference.
+  alternate A B B A, `--tap-rounds` times, and each figure pools its runs. tap_p99_ms_runs
+  gives each run's p99 so the spread between runs of the same configuration (the noise) can be
+  read beside the difference; tap_p99_gap_ms is with minus without, with a 95 % bootstrap
+  interval over the pooled taps.
   worker_thread_nice lists the nice value of every thread of the running vision worker.
 
 Only the JSON goes to standard output; logs (of this process and the workers) go to stderr.
 
 Needs ../shared/data (the images and models/yolox_nano.onnx) and edge/vision/runtime.py.
-Run: python -m hil.bench.vision [--trials 20] [--seconds 10] [--taps 300]
+Run: python -m hil.bench.vision [--trials 20] [--seconds 10] [--taps 1200] [--tap-rounds 3]
 """
 
 from __future__ import annotations
@@ -366,7 +368,7 @@ def pipeline_keys(trials: int, seconds: float) -> dict[str, Any]:
     }
 
 
-def tap_keys(taps: int) -> dict[str, float]:
+def tap_keys(taps: int, rounds: int) -> dict[str, Any]:
     """The access bench's tap-to-unlock, without and then with a busy camera in the same daemon."""
     import signal
     import subprocess
@@ -415,15 +417,18 @@ cameras:
             time.sleep(0.5)
             # A later run measures slower on a machine whose load drifts (the second of two runs
             # came out 20-40 ms worse at p99 in either order here), so the runs go A B B A and
-            # each figure pools its two halves.
+            # each figure pools its runs.
             collected = base / "state" / "vision" / "collect" / "lift-cam"
             without, with_camera, runs, seen = [], [], [], {}
-            for config_name in ("plain", "camera", "camera", "plain"):
+            per_run = max(1, taps // (4 * rounds))
+            for config_name in ("plain", "camera", "camera", "plain") * rounds:
                 if config_name == "plain":
-                    latencies, sample = _taps(base / "plain.yaml", io, line, taps // 2, lambda: True)
+                    latencies, sample = _taps(base / "plain.yaml", io, line, per_run, lambda: True)
                     without += latencies
                 else:
-                    latencies, sample = _taps(base / "camera.yaml", io, line, taps // 2, lambda: any(collected.glob("*.jpg")))
+                    earlier = set(collected.glob("*.jpg"))  # an earlier run's frames say nothing of this worker
+                    latencies, sample = _taps(base / "camera.yaml", io, line, per_run,
+                                              lambda: bool(set(collected.glob("*.jpg")) - earlier))
                     with_camera += latencies
                 runs.append({"config": config_name, "p99_ms": round(_percentile(latencies, 0.99), 2),
                              "p50_ms": round(statistics.median(latencies), 2)})
@@ -435,6 +440,7 @@ cameras:
     return {
         "tap_p99_ms_with_camera": round(statistics.quantiles(with_camera, n=100)[98], 2),
         "tap_p99_ms_without_camera": round(statistics.quantiles(without, n=100)[98], 2),
+        "tap_p99_gap_ms": _p99_gap(with_camera, without),
         "taps_unlocked_with_camera": len(with_camera),
         "taps_unlocked_without_camera": len(without),
         "tap_p99_ms_runs": runs,
@@ -445,6 +451,21 @@ cameras:
         "pss_mb": seen["camera"]["pss"],
         "worker_thread_nice": seen["camera"]["threads"],
     }
+
+
+def _p99_gap(with_camera: list[float], without: list[float], resamples: int = 2000) -> dict[str, Any]:
+    """p99 with the camera minus without, and its 95 % bootstrap interval (taps resampled within
+    each configuration): how far apart the two are, given how many taps each figure rests on."""
+    import random
+
+    def p99(values: list[float]) -> float:
+        return statistics.quantiles(values, n=100)[98]
+
+    draw = random.Random(0)
+    gaps = sorted(p99(draw.choices(with_camera, k=len(with_camera))) - p99(draw.choices(without, k=len(without)))
+                  for _ in range(resamples))
+    return {"gap": round(p99(with_camera) - p99(without), 2),
+            "ci95": [round(gaps[int(0.025 * resamples)], 2), round(gaps[int(0.975 * resamples) - 1], 2)]}
 
 
 def _taps(config_path: Path, io: Any, line: Any, taps: int, running: Callable[[], bool]) -> tuple[list[float], dict[str, Any]]:
@@ -525,7 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=20, help="e-bike entries for the confirmation latency")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each rate and CPU measurement")
-    parser.add_argument("--taps", type=int, default=300, help="card taps with and without the camera (0: skip)")
+    parser.add_argument("--taps", type=int, default=1200, help="card taps with and without the camera (0: skip)")
+    parser.add_argument("--tap-rounds", type=int, default=3, help="A B B A rounds the taps are spread over")
     args = parser.parse_args(argv)
     out = os.fdopen(os.dup(1), "w")  # the JSON's own copy of stdout; everything else goes to stderr
     os.dup2(2, 1)
@@ -533,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
     result = pipeline_keys(args.trials, args.seconds)
     if args.taps:
         sys.setswitchinterval(0.0005)  # as the access bench: this process is the rig
-        result.update(tap_keys(args.taps))
+        result.update(tap_keys(args.taps, args.tap_rounds))
     try:  # the quality figures (recall, false holds) live in their own module
         from hil.bench import vision_quality  # type: ignore[attr-defined]
     except ImportError:
