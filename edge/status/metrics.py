@@ -116,7 +116,7 @@ def cameras(sampled: dict[str, CameraSample]) -> Iterator[Metric]:
     labels = ["camera", "elevator"]
     up = GaugeMetricFamily("edge_camera_stream_up", "0 while the stream is down (fault.camera, not yet restored) or the guard never started", labels=labels)
     age = GaugeMetricFamily("edge_camera_last_frame_age_seconds", "Seconds since the newest frame the guard received was read", labels=labels)
-    read = CounterMetricFamily("edge_camera_frames_read", "Frames the guard received from its worker, at the analysis rate", labels=labels)
+    read = CounterMetricFamily("edge_camera_frames_read", "Frames the guard took from its worker, at the analysis rate (dropped analyses not counted)", labels=labels)
     analysed = CounterMetricFamily("edge_camera_frames_analysed", "Frames the model ran on (the motion gate keeps it idle in a still car)", labels=labels)
     dropped = CounterMetricFamily("edge_camera_analyses_dropped", "Analyses the daemon had no time for (the newest wins)", labels=labels)
     mode = GaugeMetricFamily("edge_camera_mode", "1 for the guard's mode: observe (holds nothing) or hold (qualified on this site)", labels=[*labels, "mode"])
