@@ -1,8 +1,8 @@
 """`/metrics`: the gateway in Prometheus text format, through prometheus-client.
 
 A custom collector reads the numbers at scrape time from what already exists (the poller's
-counters, the journal's head, the BuildingView the page uses), so nothing on the access
-path counts twice for the operator's monitoring. The registry is the server's own, not the
+counters, the journal's head, the BuildingView the page uses, each camera guard's counters),
+so nothing on the access path counts twice for the operator's monitoring. The registry is the server's own, not the
 library's global one, and includes the process collector (RSS, CPU, open files).
 """
 
