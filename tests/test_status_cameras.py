@@ -1,10 +1,13 @@
 """`edge status` shows each elevator camera's guard mode and why, its stream's state and, with
 the daemon up, the age of its last frame: a real `edge run` reading a clip made from the data
-folder's images, whose file is then taken away (the stream ends and cannot be reopened)."""
+folder's images, whose file is then taken away (the stream ends and cannot be reopened).
+`/metrics` gives the operator's monitoring the same per camera, with the frames and the real
+base model's inference time."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -19,7 +22,8 @@ from edge.events import Event, Kind, Priority, StoredEvent
 from edge.journal import EventQuery, read_events
 from edge.status.report import render
 from edge.status.view import BuildingView
-from vision_media import EBIKE, EMPTY_CAR, labelled, need_shared, write_clip
+from status_rig import fetch
+from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, write_clip
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -112,6 +116,132 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
     asyncio.run(scenario())
 
 
+METRICS_CONFIG = """
+building:
+  id: test-house
+  timezone: Asia/Shanghai
+  secret: {{file: secrets/building.key}}
+state_dir: state
+http: {{port: 0}}
+cameras:
+  - name: lift-1-cam
+    elevator: lift-1
+    source: {clip}
+    model: {model}
+    analysis_fps: 4
+    stall_s: 2
+  - name: lift-2-cam
+    elevator: lift-2
+    source: {missing}
+    stall_s: 1
+    collect: {{enabled: true, every_s: 5, cap_mb: 1}}
+"""
+
+
+def _cameras(text: str) -> dict[tuple[str, str], dict[str, float]]:
+    """{(camera, sample name): value} of the edge_camera_* series, parsed as Prometheus would; mode
+    series are keyed by mode, histogram buckets by their bound."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[tuple[str, str], dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        if not family.name.startswith("edge_camera_"):
+            continue
+        for sample in family.samples:
+            labels = dict(sample.labels)
+            camera, elevator = labels.pop("camera"), labels.pop("elevator")
+            assert elevator == camera.removesuffix("-cam"), sample
+            key = labels.get("mode") or labels.get("le") or ""
+            found.setdefault((camera, sample.name), {})[key] = sample.value
+    return found
+
+
+def _types(text: str) -> dict[str, str]:
+    return {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE edge_camera_")}
+
+
+def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_edge_run(write_config, building_dir, tmp_path):
+    """The real base model reads a clip of the data folder's images (an empty car and people,
+    alternating, so the motion gate lets the model run); a second camera's file is missing."""
+    need_shared()
+    manifest, weights = Path(__file__).resolve().parent.parent / "models" / "yolox_nano.yaml", MODELS / "yolox_nano.onnx"
+    if not weights.is_file():
+        pytest.skip(f"{weights} is absent: the base model is in ../shared/data/models")
+    installed = _edge("models", "install", str(manifest), "--from", str(weights), "--state-dir", str(building_dir / "state"))
+    assert installed.returncode == 0, installed.stderr
+    people = labelled("person", 6)
+    frames = [EBIKE / EMPTY_CAR if n % 2 == 0 else people[n // 2 % len(people)] for n in range(120)]  # 60 s at 10 fps
+    clip = write_clip(tmp_path / "car.avi", frames, (320, 180), fps=10.0, repeat=5)
+    config_path = write_config(METRICS_CONFIG.format(
+        clip=clip, model=building_dir / "state" / "models" / "yolox_nano" / "manifest.yaml", missing=tmp_path / "unplugged.avi"))
+    endpoint = building_dir / "state" / "http.json"
+
+    async def scrape() -> str:
+        status, text = await fetch(json.loads(endpoint.read_text())["url"], "/metrics")
+        assert status == 200, text
+        return text
+
+    async def until(check, timeout_s: float, what: str):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if endpoint.exists():
+                text = await scrape()
+                if check(_cameras(text)):
+                    return text
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} did not happen within {timeout_s} s")
+            await asyncio.sleep(0.2)
+
+    def value(cameras, camera: str, name: str, key: str = "") -> float | None:
+        return cameras.get((camera, name), {}).get(key)
+
+    def inferences(cameras) -> float:
+        return value(cameras, "lift-1-cam", "edge_camera_inference_seconds_count") or 0.0
+
+    async def scenario():
+        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], env=dict(os.environ),
+                                  stdout=open(tmp_path / "daemon.log", "a"), stderr=subprocess.STDOUT)
+        try:
+            counters = ("edge_camera_frames_read_total", "edge_camera_frames_analysed_total", "edge_camera_inference_seconds_count")
+
+            def moved_on(since):
+                return lambda c: all((value(c, "lift-1-cam", n) or 0) > (value(since, "lift-1-cam", n) or 0) for n in counters)
+
+            first = _cameras(await until(moved_on({}), 90, "lift-1-cam's first frames through the base model"))
+            text = await until(moved_on(first), 60, "more frames read and analysed by the model")
+            moved = _cameras(text)
+
+            assert value(moved, "lift-1-cam", "edge_camera_stream_up") == 1.0
+            assert value(moved, "lift-1-cam", "edge_camera_frames_read_total") >= value(moved, "lift-1-cam", "edge_camera_frames_analysed_total")
+            assert value(moved, "lift-1-cam", "edge_camera_inference_seconds_sum") > value(first, "lift-1-cam", "edge_camera_inference_seconds_sum") > 0
+            assert value(moved, "lift-1-cam", "edge_camera_inference_seconds_bucket", "+Inf") == inferences(moved)
+            assert value(moved, "lift-1-cam", "edge_camera_last_frame_age_seconds") >= 0
+            assert value(moved, "lift-1-cam", "edge_camera_analyses_dropped_total") >= 0
+            assert moved[("lift-1-cam", "edge_camera_mode")] == {"observe": 1.0, "hold": 0.0}  # no qualification report
+            assert value(moved, "lift-1-cam", "edge_camera_car_held") == 0.0
+            assert value(moved, "lift-1-cam", "edge_camera_holds_total") == 0.0
+            assert _types(text) == {
+                "edge_camera_stream_up": "gauge", "edge_camera_last_frame_age_seconds": "gauge",
+                "edge_camera_frames_read_total": "counter", "edge_camera_frames_analysed_total": "counter",
+                "edge_camera_analyses_dropped_total": "counter", "edge_camera_mode": "gauge", "edge_camera_car_held": "gauge",
+                "edge_camera_holds_total": "counter", "edge_camera_inference_seconds": "histogram",
+            }
+
+            down = _cameras(await until(lambda c: value(c, "lift-2-cam", "edge_camera_stream_up") == 0.0, 30, "lift-2-cam's stream down"))
+            assert value(down, "lift-2-cam", "edge_camera_frames_read_total") == 0.0
+            assert ("lift-2-cam", "edge_camera_last_frame_age_seconds") not in down  # it never gave a frame
+            assert ("lift-2-cam", "edge_camera_inference_seconds_count") not in down  # no model: it only collects frames
+
+            daemon.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(daemon.wait, 20) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(10)
+
+    asyncio.run(scenario())
+
+
 def _event(seq: int, kind: str, body: dict) -> StoredEvent:
     return StoredEvent(seq, f"id-{seq}", (1_000 + seq) * 10**9, 0, kind, Priority.FAULT, "lift-1-cam", body)
 
@@ -156,3 +286,22 @@ def test_doctor_grabs_a_frame_from_each_camera_and_names_the_one_that_gives_none
     bad = next(line for line in lines if "camera lift-2-cam" in line)
     assert "PASS" in good and "delivers frames (320x180)" in good, result.stdout
     assert "FAIL" in bad and "unplugged.avi" in bad, result.stdout
+
+
+def test_inference_times_land_in_the_first_bucket_that_holds_them_and_a_camera_without_a_guard_shows_only_its_stream():
+    from edge.status.metrics import CameraSample, cameras
+    from edge.vision.guard import InferenceTimes
+
+    times = InferenceTimes()
+    for seconds in (0.004, 0.005, 0.0051, 0.3, 60.0):
+        times.add(seconds)
+    held = CameraSample("lift-1", True, "hold", True, 0.2, 10, 4, 1, 2, times.buckets(), times.sum_s)
+    unstarted = CameraSample("lift-2", False, None, False, None, 0, 0, 0, 0, [], 0.0)
+    families = {family.name: family for family in cameras({"lift-1-cam": held, "lift-2-cam": unstarted})}
+    buckets = {s.labels["le"]: s.value for s in families["edge_camera_inference_seconds"].samples if s.name.endswith("_bucket")}
+    assert (buckets["0.005"], buckets["0.01"], buckets["0.5"], buckets["5.0"], buckets["+Inf"]) == (2, 3, 4, 4, 5)  # le: at most
+    assert families["edge_camera_car_held"].samples[0].value == 1.0 and families["edge_camera_holds"].samples[0].value == 2
+    assert {s.labels["camera"]: s.value for s in families["edge_camera_stream_up"].samples} == {"lift-1-cam": 1.0, "lift-2-cam": 0.0}
+    for name, family in families.items():
+        if name != "edge_camera_stream_up":
+            assert all(s.labels["camera"] == "lift-1-cam" for s in family.samples), name

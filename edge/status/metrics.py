@@ -1,24 +1,42 @@
 """`/metrics`: the gateway in Prometheus text format, through prometheus-client.
 
 A custom collector reads the numbers at scrape time from what already exists (the poller's
-counters, the journal's head, the BuildingView the page uses), so nothing on the access
-path counts twice for the operator's monitoring. The registry is the server's own, not the
+counters, the journal's head, the BuildingView the page uses, each camera guard's counters),
+so nothing on the access path counts twice for the operator's monitoring. The registry is the server's own, not the
 library's global one, and includes the process collector (RSS, CPU, open files).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import os
 
 from prometheus_client import CollectorRegistry, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from drivers.modbus.poller import DeviceCounters
 from edge.status.health import Disk
+
+
+@dataclass(frozen=True, slots=True)
+class CameraSample:
+    """One elevator camera: its stream as `edge status` tells it, and its guard's counters if it runs."""
+
+    elevator: str
+    stream_up: bool
+    mode: str | None  # observe or hold; None when no guard runs for the camera
+    held: bool
+    last_frame_age_s: float | None
+    frames_read: int
+    frames_analysed: int
+    dropped: int
+    holds: int
+    inference_buckets: list[tuple[float, int]]  # (upper bound in seconds, its own count), the last bound inf; [] without a model
+    inference_sum_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +55,7 @@ class Sample:
     loop_lag_s: float
     page_streams: int
     rss_bytes: int | None
+    cameras: dict[str, CameraSample] = field(default_factory=dict)
 
 
 ERROR_KINDS = ("timeouts", "crc_errors", "short_frames", "exceptions", "connection_errors", "decode_errors")
@@ -81,10 +100,50 @@ class GatewayCollector(Collector):
             if s.uplink_synced_seq is not None:
                 backlog = max(0, s.journal_head_seq - s.uplink_synced_seq)
                 yield GaugeMetricFamily("edge_journal_unsynced_events", "Events not yet acknowledged upstream", value=backlog)
+        yield from cameras(s.cameras)
         yield GaugeMetricFamily("edge_loop_lag_seconds", "How late the event loop ran a 0.5 s timer, lately", value=s.loop_lag_s)
         yield GaugeMetricFamily("edge_status_page_streams", "Status page browsers attached", value=s.page_streams)
         if s.rss_bytes is not None:  # also here because ProcSubset=pid hides what the process collector needs
             yield GaugeMetricFamily("edge_process_resident_memory_bytes", "Resident memory of the daemon", value=s.rss_bytes)
+
+
+MODES = ("observe", "hold")
+
+
+def cameras(sampled: dict[str, CameraSample]) -> Iterator[Metric]:
+    """Each elevator camera, labelled with its camera and elevator; the stream's state for every
+    configured camera, the guard's numbers for those whose guard runs."""
+    labels = ["camera", "elevator"]
+    up = GaugeMetricFamily("edge_camera_stream_up", "0 while the stream is down (fault.camera, not yet restored) or the guard never started", labels=labels)
+    age = GaugeMetricFamily("edge_camera_last_frame_age_seconds", "Seconds since the newest frame the guard received was read", labels=labels)
+    read = CounterMetricFamily("edge_camera_frames_read", "Frames the guard took from its worker, at the analysis rate (dropped analyses not counted)", labels=labels)
+    analysed = CounterMetricFamily("edge_camera_frames_analysed", "Frames the model ran on (the motion gate keeps it idle in a still car)", labels=labels)
+    dropped = CounterMetricFamily("edge_camera_analyses_dropped", "Analyses the daemon had no time for (the newest wins)", labels=labels)
+    mode = GaugeMetricFamily("edge_camera_mode", "1 for the guard's mode: observe (holds nothing) or hold (qualified on this site)", labels=[*labels, "mode"])
+    held = GaugeMetricFamily("edge_camera_car_held", "1 while the guard holds the car", labels=labels)
+    holds = CounterMetricFamily("edge_camera_holds", "Holds of the car since the daemon started", labels=labels)
+    inference = HistogramMetricFamily("edge_camera_inference_seconds", "How long the model ran on a frame, in the vision worker", labels=labels)
+    for name, camera in sorted(sampled.items()):
+        values = [name, camera.elevator]
+        up.add_metric(values, 1.0 if camera.stream_up else 0.0)
+        if camera.mode is None:
+            continue
+        if camera.last_frame_age_s is not None:
+            age.add_metric(values, camera.last_frame_age_s)
+        read.add_metric(values, camera.frames_read)
+        analysed.add_metric(values, camera.frames_analysed)
+        dropped.add_metric(values, camera.dropped)
+        for each in MODES:
+            mode.add_metric([*values, each], 1.0 if camera.mode == each else 0.0)
+        held.add_metric(values, 1.0 if camera.held else 0.0)
+        holds.add_metric(values, camera.holds)
+        if camera.inference_buckets:
+            cumulative, buckets = 0, []
+            for bound, count in camera.inference_buckets:
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            inference.add_metric(values, buckets, camera.inference_sum_s)
+    yield from (up, age, read, analysed, dropped, mode, held, holds, inference)
 
 
 def resident_bytes() -> int | None:

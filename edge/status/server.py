@@ -31,7 +31,7 @@ from edge.fieldbus import FieldBus
 from edge.journal import EventQuery, Journal, read_events
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
-from edge.status.metrics import Sample, registry, resident_bytes
+from edge.status.metrics import CameraSample, Sample, registry, resident_bytes
 from edge.status.tail import JournalTail, TooManyListeners, sse
 from edge.status.view import BuildingView
 
@@ -211,7 +211,26 @@ class StatusServer:
             uplink_enabled=uplink is not None, uplink_connected=uplink.connected.is_set() if uplink is not None else None,
             uplink_synced_seq=uplink.pusher.synced_seq if uplink is not None else None,
             loop_lag_s=self.loop_lag_s, page_streams=len(self.tail.listeners), rss_bytes=resident_bytes(),
+            cameras=self._cameras(now),
         )
+
+    def _cameras(self, now: float) -> dict[str, CameraSample]:
+        """Each configured camera: its stream as the journal tells it (`edge status`), its guard's counters."""
+        sampled = {}
+        for name, state in self.view.cameras.items():
+            guard = self.cameras.get(name)
+            up = state["stream"] == "ok"
+            if guard is None:
+                sampled[name] = CameraSample(state["elevator"] or "", up, None, False, None, 0, 0, 0, 0, [], 0.0)
+                continue
+            seen = guard.last_frame_mono
+            sampled[name] = CameraSample(
+                elevator=state["elevator"] or "", stream_up=up, mode="hold" if guard.verdict.may_hold else "observe",
+                held=guard.holding, last_frame_age_s=None if seen is None else max(0.0, now - seen),
+                frames_read=guard.frames_seen, frames_analysed=guard.frames_analysed, dropped=guard.dropped, holds=guard.holds,
+                inference_buckets=guard.inference.buckets() if guard.detector_factory else [], inference_sum_s=guard.inference.sum_s,
+            )
+        return sampled
 
     # --- handlers ----------------------------------------------------------------------
 

@@ -18,7 +18,9 @@ once on a fire release, an operator's `edge elevator release` or a camera fault.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
+import math
 import multiprocessing
 import time
 from collections import deque
@@ -77,6 +79,25 @@ class CameraRestored:
     after_s: float
 
 
+class InferenceTimes:
+    """How long the model ran on each frame, as a histogram's running counts: the operator's
+    monitoring reads it at scrape time (edge/status/metrics.py); adding one time is a bisect."""
+
+    BOUNDS_S = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # from a desktop CPU to a small ARM board
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BOUNDS_S) + 1)  # per bucket, not cumulative; the last is above every bound
+        self.sum_s = 0.0
+
+    def add(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self.BOUNDS_S, seconds)] += 1
+        self.sum_s += seconds
+
+    def buckets(self) -> list[tuple[float, int]]:
+        """(upper bound in seconds, runs in that bucket alone), the last bound infinite."""
+        return list(zip((*self.BOUNDS_S, math.inf), self.counts))
+
+
 class WorkerGone(Exception):
     """The vision worker process ended on its own: the supervisor starts the guard again."""
 
@@ -105,6 +126,8 @@ class ElevatorGuard:
         self.frames_seen = 0
         self.last_frame_mono: float | None = None  # when the newest frame from the worker was read (`edge status`)
         self.dropped = 0  # analyses the loop had no time for
+        self.inference = InferenceTimes()  # every run of the model, dropped analyses included
+        self.holds = 0  # holds since the daemon started
         self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
         self._inbox: deque[Any] = deque()
         self._wake = asyncio.Event()
@@ -118,6 +141,11 @@ class ElevatorGuard:
     @property
     def state(self) -> State:
         return self.machine.state
+
+    @property
+    def holding(self) -> bool:
+        """The car is held now (releasing: held until the e-bike has stayed away `leave_s`)."""
+        return self.machine.state in (State.HOLDING, State.RELEASING)
 
     async def run(self) -> None:
         """Until cancelled: the worker process analyses, this task decides and acts."""
@@ -148,7 +176,7 @@ class ElevatorGuard:
             if self._voice is not None:
                 self._voice.cancel()
                 await asyncio.gather(self._voice, return_exceptions=True)
-            if self.machine.state in (State.HOLDING, State.RELEASING):
+            if self.holding:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._resume()  # never leave a car held by a guard that is gone
@@ -165,7 +193,7 @@ class ElevatorGuard:
 
     async def release_request(self, operator: str, reason: str) -> dict[str, Any]:
         """An operator's release: audited first, then the car is let go."""
-        held = self.machine.state in (State.HOLDING, State.RELEASING)
+        held = self.holding
         seq = await self._journal(
             Kind.ELEVATOR_RELEASE_REQUESTED, Priority.ACCESS, {"operator": operator, "reason": reason, "was_holding": held}
         )
@@ -179,7 +207,9 @@ class ElevatorGuard:
                 message = self._conn.recv()
                 kind = message[0]
                 if kind == "frame":
-                    _, seq, mono, wall, size, found = message
+                    _, seq, mono, wall, size, found, inference_s = message
+                    if inference_s is not None:
+                        self.inference.add(inference_s)
                     detections = None if found is None else [Detection(VisionClass(c), score, box) for c, score, box in found]
                     self._post(Analysed(seq, mono, wall, tuple(size), detections))
                 elif kind == "fault":
@@ -252,6 +282,7 @@ class ElevatorGuard:
         body: dict[str, Any] = {"class": str(action.cls), "score": round(action.score, 3), "box": [round(v, 3) for v in action.box]}
         if action.hold:
             async with self._io:
+                self.holds += 1
                 self.hold_latencies_s.append(time.monotonic() - action.since)
                 confirmed = await self._write(self.camera.hold.hold) if self.camera.hold and self.bus else False
             body["relay_confirmed"] = confirmed

@@ -12,7 +12,8 @@ stream and prepares each frame it converts (the gate's small grey image, the mod
 tensor), while the main thread runs the gate's comparison and the model on the frame before.
 
 Messages to the daemon (tuples, so nothing but builtins crosses the pipe):
-    ("frame", seq, mono, wall, (h, w), detections | None)   detections: [(cls, score, (x1, y1, x2, y2))]
+    ("frame", seq, mono, wall, (h, w), detections | None, inference_s | None)
+        detections: [(cls, score, (x1, y1, x2, y2))]; inference_s: how long the model ran on it
     ("fault", reason) / ("restored", after_s) / ("failed", reason)
 Messages from the daemon:
     ("watch", bool): run the model whatever the gate says (an object is under watch)
@@ -153,14 +154,16 @@ class _Worker:
                         collector.offer(frame)
                     except (OSError, ValueError) as error:
                         log.error("frame not collected", camera=self.camera.name, error=str(error))
-                found = None
+                found, inference_s = None, None
                 if detector is not None and (moved or self.watching):
                     try:
+                        started = time.perf_counter()
                         detections = staged.infer(ready) if staged is not None and ready is not None else detector.detect(frame.image)
+                        inference_s = time.perf_counter() - started
                         found = [(str(d.cls), float(d.score), tuple(float(v) for v in d.box)) for d in detections]
                     except Exception as error:  # noqa: BLE001
                         self._send(("failed", f"the model failed on a frame: {type(error).__name__}: {error}"))
-                self._send(("frame", frame.seq, frame.mono, frame.wall, frame.image.shape[:2], found))
+                self._send(("frame", frame.seq, frame.mono, frame.wall, frame.image.shape[:2], found, inference_s))
                 next_at = max(next_at + period, time.monotonic())
                 capture.want_from(next_at)  # frames before the next analysis are grabbed, never converted
                 self._commands(max(0.0, next_at - time.monotonic()))
