@@ -220,11 +220,13 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
             assert moved[("lift-1-cam", "edge_camera_mode")] == {"observe": 1.0, "hold": 0.0}  # no qualification report
             assert value(moved, "lift-1-cam", "edge_camera_car_held") == 0.0
             assert value(moved, "lift-1-cam", "edge_camera_holds_total") == 0.0
+            assert value(moved, "lift-1-cam", "edge_camera_would_hold_total") == 0.0  # persons only: no e-bike confirmed
             assert _types(text) == {
                 "edge_camera_stream_up": "gauge", "edge_camera_last_frame_age_seconds": "gauge",
                 "edge_camera_frames_read_total": "counter", "edge_camera_frames_analysed_total": "counter",
                 "edge_camera_analyses_dropped_total": "counter", "edge_camera_mode": "gauge", "edge_camera_car_held": "gauge",
-                "edge_camera_holds_total": "counter", "edge_camera_inference_seconds": "histogram",
+                "edge_camera_holds_total": "counter", "edge_camera_would_hold_total": "counter",
+                "edge_camera_inference_seconds": "histogram",
             }
 
             down = _cameras(await until(lambda c: value(c, "lift-2-cam", "edge_camera_stream_up") == 0.0, 30, "lift-2-cam's stream down"))
@@ -295,12 +297,13 @@ def test_inference_times_land_in_the_first_bucket_that_holds_them_and_a_camera_w
     times = InferenceTimes()
     for seconds in (0.004, 0.005, 0.0051, 0.3, 60.0):
         times.add(seconds)
-    held = CameraSample("lift-1", True, "hold", True, 0.2, 10, 4, 1, 2, times.buckets(), times.sum_s)
-    unstarted = CameraSample("lift-2", False, None, False, None, 0, 0, 0, 0, [], 0.0)
+    held = CameraSample("lift-1", True, "hold", True, 0.2, 10, 4, 1, 2, 3, times.buckets(), times.sum_s)
+    unstarted = CameraSample("lift-2", False, None, False, None, 0, 0, 0, 0, 0, [], 0.0)
     families = {family.name: family for family in cameras({"lift-1-cam": held, "lift-2-cam": unstarted})}
     buckets = {s.labels["le"]: s.value for s in families["edge_camera_inference_seconds"].samples if s.name.endswith("_bucket")}
     assert (buckets["0.005"], buckets["0.01"], buckets["0.5"], buckets["5.0"], buckets["+Inf"]) == (2, 3, 4, 4, 5)  # le: at most
     assert families["edge_camera_car_held"].samples[0].value == 1.0 and families["edge_camera_holds"].samples[0].value == 2
+    assert families["edge_camera_would_hold"].samples[0].value == 3
     assert {s.labels["camera"]: s.value for s in families["edge_camera_stream_up"].samples} == {"lift-1-cam": 1.0, "lift-2-cam": 0.0}
     for name, family in families.items():
         if name != "edge_camera_stream_up":

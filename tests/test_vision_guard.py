@@ -169,6 +169,7 @@ def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothin
     snapshot = tmp_path / "state" / observed.body["snapshot"]
     assert snapshot.is_file() and 0 < snapshot.stat().st_size <= 300 * 1024 and snapshot.read_bytes()[:2] == b"\xff\xd8"
     assert rig.relay.writes == [] and not (tmp_path / "played").exists()
+    assert (rig.guard.holds, rig.guard.would_hold) == (0, 1)  # what /metrics counts
     assert worker_nice > os.getpriority(os.PRIO_PROCESS, 0), "vision runs below the access path"
     # its own session, so its CPU is charged to an autogroup of its own (lowered too), not the daemon's
     assert worker_session != os.getsid(0)

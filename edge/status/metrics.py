@@ -35,6 +35,7 @@ class CameraSample:
     frames_analysed: int
     dropped: int
     holds: int
+    would_hold: int
     inference_buckets: list[tuple[float, int]]  # (upper bound in seconds, its own count), the last bound inf; [] without a model
     inference_sum_s: float
 
@@ -122,6 +123,7 @@ def cameras(sampled: dict[str, CameraSample]) -> Iterator[Metric]:
     mode = GaugeMetricFamily("edge_camera_mode", "1 for the guard's mode: observe (holds nothing) or hold (qualified on this site)", labels=[*labels, "mode"])
     held = GaugeMetricFamily("edge_camera_car_held", "1 while the guard holds the car", labels=labels)
     holds = CounterMetricFamily("edge_camera_holds", "Holds of the car since the daemon started", labels=labels)
+    would_hold = CounterMetricFamily("edge_camera_would_hold", "Confirmed e-bikes the guard did not hold for (observe mode or a fire release)", labels=labels)
     inference = HistogramMetricFamily("edge_camera_inference_seconds", "How long the model ran on a frame, in the vision worker", labels=labels)
     for name, camera in sorted(sampled.items()):
         values = [name, camera.elevator]
@@ -137,13 +139,14 @@ def cameras(sampled: dict[str, CameraSample]) -> Iterator[Metric]:
             mode.add_metric([*values, each], 1.0 if camera.mode == each else 0.0)
         held.add_metric(values, 1.0 if camera.held else 0.0)
         holds.add_metric(values, camera.holds)
+        would_hold.add_metric(values, camera.would_hold)
         if camera.inference_buckets:
             cumulative, buckets = 0, []
             for bound, count in camera.inference_buckets:
                 cumulative += count
                 buckets.append((floatToGoString(bound), cumulative))
             inference.add_metric(values, buckets, camera.inference_sum_s)
-    yield from (up, age, read, analysed, dropped, mode, held, holds, inference)
+    yield from (up, age, read, analysed, dropped, mode, held, holds, would_hold, inference)
 
 
 def resident_bytes() -> int | None:

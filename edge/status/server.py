@@ -221,13 +221,14 @@ class StatusServer:
             guard = self.cameras.get(name)
             up = state["stream"] == "ok"
             if guard is None:
-                sampled[name] = CameraSample(state["elevator"] or "", up, None, False, None, 0, 0, 0, 0, [], 0.0)
+                sampled[name] = CameraSample(state["elevator"] or "", up, None, False, None, 0, 0, 0, 0, 0, [], 0.0)
                 continue
             seen = guard.last_frame_mono
             sampled[name] = CameraSample(
                 elevator=state["elevator"] or "", stream_up=up, mode="hold" if guard.verdict.may_hold else "observe",
                 held=guard.holding, last_frame_age_s=None if seen is None else max(0.0, now - seen),
                 frames_read=guard.frames_seen, frames_analysed=guard.frames_analysed, dropped=guard.dropped, holds=guard.holds,
+                would_hold=guard.would_hold,
                 inference_buckets=guard.inference.buckets() if guard.detector_factory else [], inference_sum_s=guard.inference.sum_s,
             )
         return sampled

@@ -128,6 +128,7 @@ class ElevatorGuard:
         self.dropped = 0  # analyses the loop had no time for
         self.inference = InferenceTimes()  # every run of the model, dropped analyses included
         self.holds = 0  # holds since the daemon started
+        self.would_hold = 0  # confirmations in observe mode (or during a fire release): holds it did not make
         self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
         self._inbox: deque[Any] = deque()
         self._wake = asyncio.Event()
@@ -290,6 +291,7 @@ class ElevatorGuard:
             kind, priority = Kind.ELEVATOR_HOLD, Priority.ALARM
         else:
             kind, priority = Kind.ELEVATOR_OBSERVED, Priority.FAULT
+            self.would_hold += 1
             body["would_hold"] = True
             body["why_not"] = "fire release" if self.machine.suspended else self.verdict.reason
         body["snapshot"] = self._snapshot(frame.seq if frame else self._latest_seq, frame.wall if frame else time.time(), kind)
