@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -483,12 +484,12 @@ class Player:
         return self.given_mono + within_ms / 1000
 
     @staticmethod
-    def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any], has: list[str] = ()) -> bool:
+    def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any], has: Sequence[str] = ()) -> bool:
         return ((source is None or event.source == source) and all(event.body.get(k) == v for k, v in fields.items())
                 and all(k in event.body for k in has))
 
     @staticmethod
-    def _wanted(kind: str, source: str | None, fields: dict[str, Any], has: list[str] = ()) -> str:
+    def _wanted(kind: str, source: str | None, fields: dict[str, Any], has: Sequence[str] = ()) -> str:
         where = f" from {source}" if source else ""
         parts = [f"{k}={json.dumps(v)}" for k, v in fields.items()] + [f"a {k}" for k in has]
         return f"{kind}{where}" + (" with " + ", ".join(parts) if parts else "")
