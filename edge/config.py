@@ -311,7 +311,8 @@ class Camera(Strict):
     stall_s: float = Field(5, ge=0.5, le=120, description="No frame for this long is a camera fault (and releases a hold).")
     model: LocalPath | None = Field(None, description="Detector manifest (installed by `edge models install`); none: the camera only collects.")
     threads: int = Field(1, ge=1, le=8, description="Inference threads (they run at a lower priority than the doors).")
-    hold_classes: list[Literal["ebike", "kick_scooter"]] = Field(["ebike"], min_length=1)
+    hold_classes: list[Literal["ebike", "kick_scooter", "motorcycle"]] = Field(
+        ["ebike"], min_length=1, description="Classes whose confirmed detection holds the car (a motorcycle is held like an e-bike).")
     hold: HoldRelay | None = None
     warning: VoiceWarning | None = None
     leave_s: float = Field(5, gt=0, le=300, description="The hold ends once the e-bike has been out of the region this long.")

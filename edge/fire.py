@@ -106,16 +106,20 @@ class FireRelease:
 
     @classmethod
     def for_building(cls, config: BuildingConfig, locks: Mapping[str, DoorLock], bus: CommandBus, journal: Journal, profiles: Mapping[str, Profile]) -> FireRelease:
-        """The egress doors' locks; a device gets the block write when it holds only egress doors."""
+        """The egress doors' locks; a device gets the block write when it holds only egress doors.
+
+        A module that also carries an elevator camera's hold relay never gets it: the block write
+        sets every relay, and would hold the car in a fire, which must let it go."""
         egress = {door.name: locks[door.name] for door in config.doors if door.egress and door.name in locks}
         doors_on: dict[str, list[bool]] = defaultdict(list)
         for door in config.doors:
             if door.lock is not None:
                 doors_on[door.lock.device].append(door.egress)
+        car_holds = {camera.hold.device for camera in config.cameras if camera.hold is not None}
         device_profiles = {device.name: profiles.get(device.profile) for device in config.devices}
         block = frozenset(
             device for device, egress_flags in doors_on.items()
-            if all(egress_flags) and (profile := device_profiles.get(device)) is not None
+            if all(egress_flags) and device not in car_holds and (profile := device_profiles.get(device)) is not None
             and any(command.name == BLOCK_RELEASE for command in profile.commands)
         )
         return cls(egress, bus, journal, block, latch_path=config.state_path / LATCH_FILE)

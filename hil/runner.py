@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ NEAREST = 8
 SETTLE_WITHIN_S = 15.0
 SEND_WITHIN_S = 10.0
 EDGE_CLI_WITHIN_S = 60.0
+QUALIFY_WITHIN_S = 120.0  # `edge vision eval` on a few hundred labelled frames
 MAX_CLIP_FRAMES = 3000  # JPEGs of a clip held at once (about 100 MB at 640x360)
 DATA_ENV = "HIL_DATA"
 
@@ -200,13 +202,53 @@ class Player:
         return frames
 
     def _check_data(self) -> None:
-        """Every data file the timeline names, before anything starts: a missing one skips the scenario."""
+        """Every data file the scenario names, before anything starts: a missing one skips the scenario."""
+        for name, settings in self.scenario.cameras.items():
+            if settings.qualify is not None:
+                self.data_file(settings.qualify.labels, ("cameras", name, "qualify", "labels"))
         for index, step in enumerate(self.scenario.steps):
             if isinstance(step, sc.CameraClip):
                 if isinstance(step.camera_clip, str):
                     self.data_file(step.camera_clip, ("steps", index, "camera_clip"))
                 for c_index, part in enumerate(step.camera_clip if isinstance(step.camera_clip, list) else []):
                     self.data_file(part.image, ("steps", index, "camera_clip", c_index, "image"))
+
+    async def _qualify(self, data: dict[str, Any], config: BuildingConfig) -> None:
+        """`edge vision eval --json` of each camera's installed model on the scenario's labelled frames,
+        with the camera's hold classes, as an installer qualifies a model on site: the report
+        becomes the camera's `qualification.report`, and the daemon judges it against the limits."""
+        for name, settings in self.scenario.cameras.items():
+            if settings.qualify is None:
+                continue
+            loc = ("cameras", name, "qualify")
+            camera = next(c for c in config.cameras if c.name == name)
+            if camera.qualification.report is not None:
+                raise ScenarioProblems([self.loaded.problem(loc, f"the building config names camera {name!r}'s report already "
+                                                                 f"({camera.qualification.report}): give `qualify` or the report, not both")])
+            labels = self.data_file(settings.qualify.labels, loc + ("labels",))
+            images = self.data / settings.qualify.images if settings.qualify.images is not None else labels.parent
+            if not images.is_dir():
+                raise Skipped(str(self.loaded.problem(loc + ("images",), f"{images} is not here (the data root {self.data} lacks it)")))
+            argv = ["vision", "eval", "--model", str(camera.model), "--images", str(images), "--labels", str(labels), "--json"]
+            for cls in camera.hold_classes:
+                argv += ["--hold-class", cls]
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "edge.cli", *argv,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            try:
+                output, errors = await asyncio.wait_for(process.communicate(), QUALIFY_WITHIN_S)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+                raise RigProblem(f"`edge {' '.join(argv)}` did not end within {QUALIFY_WITHIN_S:.0f} s") from None
+            if process.returncode != 0:
+                said = errors.decode(errors="replace").strip()[-600:]
+                raise ScenarioProblems([self.loaded.problem(loc, f"`edge vision eval` exited {process.returncode}: {said}")])
+            report = self.workdir / f"eval-{name}.json"
+            report.write_bytes(output)
+            for entry in data.get("cameras") or []:
+                if isinstance(entry, dict) and entry.get("name") == name:
+                    entry["qualification"] = {**(entry.get("qualification") or {}), "report": str(report)}
 
     def _write_config(self, data: dict[str, Any]) -> BuildingConfig:
         self.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -225,6 +267,7 @@ class Player:
         if problems:
             raise ScenarioProblems(problems)
         self._check_data()
+        await self._qualify(data, config)
         await asyncio.to_thread(self._start_feeds)
         await self.rig.start(config, profiles, self.scenario)
         buses, readers = self.rig.endpoints(config)
@@ -441,22 +484,23 @@ class Player:
         return self.given_mono + within_ms / 1000
 
     @staticmethod
-    def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any]) -> bool:
-        return (source is None or event.source == source) and all(event.body.get(k) == v for k, v in fields.items())
+    def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any], has: Sequence[str] = ()) -> bool:
+        return ((source is None or event.source == source) and all(event.body.get(k) == v for k, v in fields.items())
+                and all(k in event.body for k in has))
 
     @staticmethod
-    def _wanted(kind: str, source: str | None, fields: dict[str, Any]) -> str:
+    def _wanted(kind: str, source: str | None, fields: dict[str, Any], has: Sequence[str] = ()) -> str:
         where = f" from {source}" if source else ""
-        with_fields = (" with " + ", ".join(f"{k}={json.dumps(v)}" for k, v in fields.items())) if fields else ""
-        return f"{kind}{where}{with_fields}"
+        parts = [f"{k}={json.dumps(v)}" for k, v in fields.items()] + [f"a {k}" for k in has]
+        return f"{kind}{where}" + (" with " + ", ".join(parts) if parts else "")
 
     async def _expect_event(self, step: sc.ExpectEvent, result: StepResult) -> None:
-        wanted = self._wanted(step.expect, step.source, step.fields)
+        wanted = self._wanted(step.expect, step.source, step.fields, step.has)
         result.expected = f"{step.count} x {wanted} within {step.within_ms} ms" if step.count > 1 else f"{wanted} within {step.within_ms} ms"
         deadline = self._deadline(step.within_ms)
         while True:
             matching = [e for e in await self.events(after_seq=self.mark_seq, kinds=(step.expect,))
-                        if self._matches(e, step.source, step.fields)]
+                        if self._matches(e, step.source, step.fields, step.has)]
             if len(matching) >= step.count:
                 event = matching[step.count - 1]
                 result.measured_ms = (event.wall_ns - self.mark_ns) / 1e6

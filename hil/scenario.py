@@ -227,6 +227,15 @@ class CameraClip(Strict):
         return value
 
 
+class Qualify(Strict):
+    """Labelled frames the runner evaluates the camera's installed model on, with `edge vision eval
+    --json` and the camera's hold classes, before the daemon starts; the report becomes the
+    camera's `qualification.report`, judged against the config's limits as on site."""
+
+    labels: str = Field(min_length=1, description="Labels CSV (file, ebike, bicycle, ...), relative to the data root.")
+    images: str | None = Field(None, description="Folder of the labelled images, relative to the data root; default: the labels file's.")
+
+
 class ScenarioCamera(Strict):
     """How the runner feeds one camera of the building: a live MJPEG stream through a FIFO (the
     camera's `source`), showing `idle` between clips, and the model it installs for it."""
@@ -236,11 +245,14 @@ class ScenarioCamera(Strict):
     weights: str | None = Field(None, description="The model file, relative to the data root (installed with the manifest).")
     fps: float = Field(5.0, gt=0, le=30, description="Frames per second of the stream.")
     size: tuple[int, int] = Field((640, 360), description="Width and height of the frames.")
+    qualify: Qualify | None = Field(None, description="Evaluate the model on labelled frames; the report qualifies it (or not).")
 
     @model_validator(mode="after")
     def _both(self) -> "ScenarioCamera":
         if (self.manifest is None) != (self.weights is None):
             raise ValueError("give both `manifest` and `weights`, or neither")
+        if self.qualify is not None and self.manifest is None:
+            raise ValueError("`qualify` evaluates the camera's model: give `manifest` and `weights`")
         return self
 
 
@@ -263,6 +275,7 @@ class ExpectEvent(Strict):
     expect: str = Field(pattern=r"^[a-z_]+\.[a-z_.]+$")
     source: str | None = None
     fields: dict[str, Any] = Field(default_factory=dict, description="Body fields that must be equal.")
+    has: list[str] = Field(default_factory=list, description="Body fields that must be there, whatever their value (a snapshot).")
     count: int = Field(1, ge=1, le=100_000, description="At least this many matching events.")
     within_ms: Deadline = 5000
 

@@ -109,6 +109,27 @@ def test_the_latch_is_saved_removed_by_reset_and_an_unreadable_one_still_release
     assert not list(latch.parent.glob("*.tmp")), "no temporary file left behind"
 
 
+def test_a_module_that_also_holds_a_lift_car_gets_no_block_write(write_config):
+    """release_all sets every relay of the module: with a camera's car-hold relay on it, a fire
+    would hold the car it must let go, so its egress doors are released one by one."""
+    from edge.config import device_profiles, load
+
+    doors = """
+buses: [{name: doors-bus, type: tcp, host: 127.0.0.1, port: 502}]
+devices: [{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}]
+doors: [{name: front, egress: true, lock: {device: doors-io, release: release_1, secure: secure_1}}]
+"""
+    camera = """
+cameras: [{name: lift-1-cam, source: lift.mjpeg, hold: {device: doors-io, hold: release_7, resume: secure_7}}]
+"""
+    blocks = []
+    for text in (MINIMAL + doors, MINIMAL + doors + camera):
+        config = load(write_config(text))
+        locks = {door.name: DoorLock(door.name, door.lock, Bus(), None, lambda: True) for door in config.doors}
+        blocks.append(FireRelease.for_building(config, locks, Bus(), Journal(), device_profiles(config)).block_devices)
+    assert blocks == [frozenset({"doors-io"}), frozenset()]
+
+
 def test_edge_fire_reset_is_refused_while_the_panel_still_signals_fire(write_config):
     """The technician's command against `edge run`: refused with the input named (exit 1), the
     doors stay released; once the input reads clear the same command secures them."""

@@ -393,3 +393,112 @@ def test_a_clip_plays_into_the_camera_as_a_live_stream_that_never_ends(tmp_path)
     collected = list((Path(result.workdir) / "state" / "vision" / "collect").rglob("*.jpg"))
     shutil.rmtree(result.workdir)
     assert collected, "the camera's motion gate saw the clip's frames"
+
+
+def test_a_bad_qualify_entry_is_refused_with_its_line(tmp_path):
+    path = _scenario(tmp_path, """
+        name: qualify without a model
+        config: {file: BUILDING}
+        cameras:
+          lift-1-cam:
+            idle: ebike/images/cemreefe_elevator1.jpg
+            qualify: {labels: ebike/labels.csv, frames: 300}
+          lift-2-cam:
+            idle: ebike/images/cemreefe_elevator1.jpg
+            qualify: {labels: ebike/labels.csv}
+        steps:
+          - wait_s: 1
+        """)
+    with pytest.raises(ScenarioError) as refused:
+        load(path)
+    lines = sorted(str(p).removeprefix(str(path) + ":") for p in refused.value.problems)
+    assert lines == ["6:41: cameras.lift-1-cam.qualify.frames: Extra inputs are not permitted",
+                     "7:3: cameras.lift-2-cam: `qualify` evaluates the camera's model: give `manifest` and `weights`"]
+
+
+QUALIFIED = """
+name: a camera qualified by the runner from labelled frames
+config:
+  file: BUILDING
+  merge:
+    cameras: [{name: lift-1-cam, source: filled-in, hold: {device: doors-io, hold: release_7, resume: secure_7}, hold_classes: [motorcycle]}]
+cameras:
+  lift-1-cam:
+    idle: ebike/images/cemreefe_elevator1.jpg
+    manifest: MANIFEST
+    weights: models/yolox_nano.onnx
+    qualify: {labels: ebike/labels.csv}
+steps:
+  - expect: vision.mode
+    fields: {mode: hold}
+    within_ms: 10000
+"""
+
+
+def _data_with(tmp_path: Path, *names: str) -> Path:
+    """A data root holding the shared data's NAMEs (models, ebike), or the test is skipped."""
+    shared = data_root() or SHARED_DATA
+    if not (shared / "models" / "yolox_nano.onnx").is_file() or not (shared / "ebike" / "labels.csv").is_file():
+        pytest.skip(f"the base model's weights and the labelled frames are not here ({shared})")
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in names:
+        (data / name).symlink_to(shared / name)
+    return data
+
+
+@pytest.mark.timeout(120)
+def test_qualify_labels_absent_skip_and_a_failing_eval_or_a_second_report_are_errors(tmp_path):
+    """Before the daemon starts: labels not in the data root skip the scenario naming them; an
+    eval that fails (a bad labels row) and a report already named by the config are errors on
+    the `qualify` line, with eval's own words."""
+    data = _data_with(tmp_path, "models")
+    manifest = str(SCENARIOS.parent.parent / "models" / "yolox_nano.yaml")
+    path = _scenario(tmp_path, QUALIFIED.replace("MANIFEST", manifest))
+    result = asyncio.run(play(path, data=data))
+    assert result.outcome == "skipped" and not result.steps
+    assert result.error == (f"{path}:11:15: cameras.lift-1-cam.qualify.labels: {data / 'ebike/labels.csv'} is not here "
+                            f"(the data root {data} lacks it)")
+
+    (data / "ebike").mkdir()
+    (data / "ebike" / "labels.csv").write_text("file,ebike,motorcycle\nimages/a.jpg,1,maybe\n")
+    result = asyncio.run(play(path, data=data))
+    assert result.outcome == "error" and not result.steps
+    assert result.error.startswith(f"{path}:11:5: cameras.lift-1-cam.qualify: `edge vision eval` exited 65: ")
+    assert f"{data / 'ebike' / 'labels.csv'}:2: column 'motorcycle' is 'maybe', expected 0 or 1" in result.error
+
+    report = tmp_path / "site-eval.json"
+    report.write_text("{}")
+    path = _scenario(tmp_path, QUALIFIED.replace("MANIFEST", manifest)
+                     .replace("hold_classes: [motorcycle]}", f"hold_classes: [motorcycle], qualification: {{report: {report}}}}}"),
+                     name="twice.yaml")
+    result = asyncio.run(play(path, data=data))
+    assert result.outcome == "error" and not result.steps
+    assert result.error == (f"{path}:11:5: cameras.lift-1-cam.qualify: the building config names camera 'lift-1-cam''s report "
+                            f"already ({report}): give `qualify` or the report, not both")
+
+
+@pytest.mark.timeout(60)
+def test_an_event_without_a_field_it_must_have_fails_naming_the_field(tmp_path):
+    path = _scenario(tmp_path, """
+        name: has
+        config: {file: BUILDING}
+        devices:
+          f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
+          f1-breaker: {values: {closed: true}}
+          water-ai: {values: {ch1_ma: 11.5}}
+        steps:
+          - expect: gateway.started
+            has: [version, pid]
+            within_ms: 5000
+          - expect: gateway.started
+            has: [version, no_such_field]
+            within_ms: 300
+        """)
+    result = asyncio.run(play(path))
+    assert result.outcome == "failed", report.text([result])
+    present, absent = result.steps
+    assert present.passed and not absent.passed
+    assert absent.expected == "gateway.started with a version, a no_such_field within 300 ms"
+    assert absent.detail == "0 matching event(s) in 300 ms"
+    assert any("gateway.started" in line for line in absent.nearest), absent.nearest
