@@ -137,6 +137,24 @@ def test_tally_false_holds_by_what_is_in_the_frame():
     assert report.confusion[VisionClass.WHEELCHAIR] == {VisionClass.EBIKE: 1, "HOLD": 1}
 
 
+def test_a_frame_of_another_class_the_site_holds_for_is_no_false_hold():
+    """A site that holds kick scooters too: a held kick scooter is what it asked for."""
+    frame = lambda f, *c: evaluation.LabelledFrame(f, frozenset(c), f, 2)  # noqa: E731
+    scooter = Detection(VisionClass.KICK_SCOOTER, 0.9, (0, 0, 1, 1))
+    outcomes = [
+        (frame("a", VisionClass.KICK_SCOOTER, VisionClass.PERSON), [scooter]),
+        (frame("b", VisionClass.KICK_SCOOTER), []),
+        (frame("c", VisionClass.WHEELCHAIR), [scooter]),
+        (frame("d", VisionClass.EBIKE), [scooter]),
+    ]
+    both = evaluation.tally(outcomes, (VisionClass.EBIKE, VisionClass.KICK_SCOOTER))
+    assert (both.false_hold_rate.k, both.false_hold_rate.n) == (1, 1)  # only the wheelchair frame is a negative
+    assert (both.ebike_recall.k, both.ebike_recall.n) == (1, 1)
+    assert (both.recall[VisionClass.KICK_SCOOTER].k, both.recall[VisionClass.KICK_SCOOTER].n) == (1, 2)
+    ebike_only = evaluation.tally(outcomes, (VisionClass.EBIKE,))  # scooters are negatives when not held for
+    assert (ebike_only.false_hold_rate.k, ebike_only.false_hold_rate.n) == (0, 3)
+
+
 def test_the_cli_does_not_import_numpy_opencv_or_onnxruntime():
     import subprocess
     import sys

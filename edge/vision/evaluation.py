@@ -140,7 +140,11 @@ class Report:
 
 
 def tally(outcomes: Iterable[tuple[LabelledFrame, list[Detection]]], hold_classes: Iterable[VisionClass] = (VisionClass.EBIKE,)) -> Report:
-    """Image-level scoring: a frame holds when any detection is of a hold class."""
+    """Image-level scoring: a frame holds when any detection is of a hold class.
+
+    A frame showing another class the site holds for (a kick scooter, say) is neither an e-bike
+    frame nor a negative: holding there is wanted, so it never counts as a false hold; how often
+    the model finds that class is its line in `recall`."""
     hold_classes = tuple(hold_classes)
     report = Report(hold_classes)
     counts: dict[VisionClass, list[int]] = {}
@@ -158,6 +162,8 @@ def tally(outcomes: Iterable[tuple[LabelledFrame, list[Detection]]], hold_classe
         if VisionClass.EBIKE in frame.present:
             ebike[0] += holds
             ebike[1] += 1
+        elif frame.present & set(hold_classes):
+            pass  # another class held for: a wanted hold, not a negative
         else:
             negatives[0] += holds
             negatives[1] += 1
