@@ -49,8 +49,11 @@ async def _call(predicate):
 class Site:
     """The building, its simulated hardware and its daemon; `url` is the status server."""
 
-    def __init__(self, write_config, dead_device: bool = False, missing_reader: bool = False, http: str | None = None) -> None:
+    def __init__(self, write_config, dead_device: bool = False, missing_reader: bool = False, http: str | None = None,
+                 more: str = "") -> None:
+        """`more`: YAML appended to the building (cameras, say)."""
         self.write_config = write_config
+        self.more = more
         self.dead_device = dead_device
         self.missing_reader = missing_reader
         self.http = http
@@ -94,7 +97,7 @@ circuits:
     safety:
       over_current_a: {{warning: 28, alarm: 32, duration_s: 0.5, hysteresis: 2}}
       power_cut: warn
-""")
+""" + self.more)
         self.config_path = path
         self.config = building_config.load(path)
         store_path = credentials_path(self.config)

@@ -274,6 +274,35 @@ def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
     assert "HOLD" in _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
 
 
+def test_a_held_car_is_an_active_alarm_until_its_release_and_a_would_hold_is_shown(write_config, tmp_path):
+    config = load(write_config(CONFIG.format(clip=tmp_path / "car.avi")))
+    view = BuildingView(config)
+
+    def seen() -> tuple[dict, list, str]:
+        snapshot = view.snapshot(2_000)
+        return snapshot["cameras"][0], snapshot["alarms"], _camera_line(render(config, {**snapshot, "source": "journal", "journal": {}}))
+
+    view.apply(_event(1, Kind.VISION_MODE, {"mode": "observe", "reason": "not qualified"}))
+    view.apply(_event(2, Kind.ELEVATOR_OBSERVED, {"class": "ebike", "would_hold": True, "snapshot": "vision/snapshots/a.jpg"}))
+    camera, alarms, line = seen()
+    assert camera["observed"]["class"] == "ebike" and camera["held"] is None and alarms == []
+    assert "would have held for a ebike" in line and "OBSERVE" in line
+
+    view.apply(_event(3, Kind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))
+    view.apply(_event(4, Kind.ELEVATOR_HOLD, {"class": "ebike", "snapshot": "vision/snapshots/b.jpg", "relay_confirmed": True}))
+    camera, alarms, line = seen()
+    assert camera["held"]["snapshot"] == "vision/snapshots/b.jpg"
+    assert [(a["kind"], a["source"]) for a in alarms] == [(Kind.ELEVATOR_HOLD, "lift-1-cam")] and "held: ebike" in alarms[0]["text"]
+    assert line.split()[2] == "HOLDING" and "car held for a ebike" in line
+
+    view.apply(_event(5, Kind.ELEVATOR_RELEASED, {"reason": "left", "held_s": 12.0}))
+    camera, alarms, line = seen()
+    assert camera["held"] is None and alarms == [] and "HOLDING" not in line
+    view.apply(_event(6, Kind.ELEVATOR_HOLD, {"class": "ebike"}))
+    view.apply(_event(7, Kind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))  # a new run let the car go
+    assert seen()[1] == []
+
+
 def test_doctor_grabs_a_frame_from_each_camera_and_names_the_one_that_gives_none(write_config, tmp_path):
     need_shared()
     clip = write_clip(tmp_path / "car.avi", [EBIKE / EMPTY_CAR] * 10, (320, 180), fps=10.0)

@@ -90,9 +90,9 @@ def _since(now: float, at: float | None) -> str:
     return "-" if at is None else _age(max(0.0, now - at)) + " ago"
 
 
-def _camera_line(camera: dict[str, Any], live: bool) -> str:
+def _camera_line(camera: dict[str, Any], live: bool, now: float) -> str:
     """Mode (OBSERVE or HOLD) and why, the stream's state and the last frame's age (the daemon's alone)."""
-    mode = (camera.get("mode") or "?").upper()
+    mode = "HOLDING" if camera.get("held") else (camera.get("mode") or "?").upper()
     age = camera.get("last_frame_age_s")
     shown = _age(age) if age is not None or live else "-"
     if camera.get("mode") is None:
@@ -102,6 +102,10 @@ def _camera_line(camera: dict[str, Any], live: bool) -> str:
         detail = f"{stream}; {camera.get('reason')}"
         if camera.get("vision_fault"):
             detail += f"; model fault: {camera['vision_fault']}"
+        if camera.get("held"):
+            detail = f"car held for a {camera['held'].get('class')}, {_since(now, camera['held']['since'])}; {detail}"
+        elif camera.get("observed"):
+            detail += f"; would have held for a {camera['observed'].get('class')} {_since(now, camera['observed']['at'])}"
     return f"{'camera ' + camera['name']:<28} {mode:<10} {shown:>10}  {detail}"
 
 
@@ -146,7 +150,7 @@ def render(config: BuildingConfig, status: dict[str, Any]) -> str:
         detail = f"last: {last['reason']} {_since(now, last['at'])}" if last else "no card yet"
         lines.append(f"{'door ' + door['name']:<28} {door['state']:<10} {'':>10}  {detail}")
     for camera in status.get("cameras", []):
-        lines.append(_camera_line(camera, status["source"] == "daemon"))
+        lines.append(_camera_line(camera, status["source"] == "daemon", now))
     lines.append("")
     lines.append(f"{'POINT':<42} {'VALUE':>10} {'UNIT':<5} {'AGE':>8}  STATE")
     for point in status["points"]:

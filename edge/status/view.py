@@ -86,7 +86,7 @@ class BuildingView:
     def __post_init__(self) -> None:
         for camera in self.config.cameras:
             self.cameras[camera.name] = {"elevator": camera.elevator, "mode": None, "reason": None, "stream": None,
-                                         "detail": None, "since": None, "vision_fault": None}
+                                         "detail": None, "since": None, "vision_fault": None, "held": None, "observed": None}
         for door in self.config.doors:
             self.doors[door.name] = DoorView(door.name, door.unlock_s, door.egress)
         for reader in self.config.readers:
@@ -158,19 +158,28 @@ class BuildingView:
             self.lockouts[f"{event.source}:{body.get('scope')}"] = {"at": at, "until": at + float(body.get("lockout_s", 0)), "reader": event.source, **body}
         elif kind in (Kind.UPLINK_DOWN, Kind.UPLINK_UP):
             self.uplink |= {"up": kind == Kind.UPLINK_UP, "detail": body.get("detail"), "since": at}
-        elif kind in (Kind.VISION_MODE, Kind.CAMERA_FAULT, Kind.CAMERA_RESTORED, Kind.VISION_FAULT):
+        elif kind in (Kind.VISION_MODE, Kind.CAMERA_FAULT, Kind.CAMERA_RESTORED, Kind.VISION_FAULT,
+                      Kind.ELEVATOR_HOLD, Kind.ELEVATOR_RELEASED, Kind.ELEVATOR_OBSERVED):
             self._camera(kind, event.source, body, at)
         elif kind == Kind.CLOCK_UNTRUSTED:
             self.clock |= {"trusted": False, "detail": body.get("fault"), "since": at}
 
     def _camera(self, kind: str, name: str, body: dict[str, Any], at: float) -> None:
         """The guard says its mode and why when it starts (a new run: no stream fault yet, no model
-        fault), then journals each stream fault and recovery and each model fault."""
+        fault, no hold: a guard that ends lets the car go), then journals each stream fault and
+        recovery, each model fault, each hold and release and each e-bike it would have held."""
         camera = self.cameras.get(name)
         if camera is None:
             return
-        if kind == Kind.VISION_MODE:
-            camera |= {"mode": body.get("mode"), "reason": body.get("reason"), "stream": "ok", "detail": None, "since": at, "vision_fault": None}
+        if kind == Kind.ELEVATOR_HOLD:
+            camera["held"] = {"since": at, "class": body.get("class"), "snapshot": body.get("snapshot")}
+        elif kind == Kind.ELEVATOR_RELEASED:
+            camera["held"] = None
+        elif kind == Kind.ELEVATOR_OBSERVED:
+            camera["observed"] = {"at": at, "class": body.get("class"), "snapshot": body.get("snapshot")}
+        elif kind == Kind.VISION_MODE:
+            camera |= {"mode": body.get("mode"), "reason": body.get("reason"), "stream": "ok", "detail": None, "since": at,
+                       "vision_fault": None, "held": None}
         elif kind == Kind.CAMERA_FAULT:
             camera |= {"stream": "fault", "detail": body.get("reason"), "since": at}
         elif kind == Kind.CAMERA_RESTORED:
@@ -191,6 +200,11 @@ class BuildingView:
             text = f"{condition['source']}: {condition.get('condition')} {condition.get('severity')} ({condition.get('reading')} {condition.get('unit')})"
             active.append({"kind": str(Kind.CONDITION_RAISED), "source": condition["source"], "at": condition["at"], "text": text,
                            "severity": condition.get("severity"), "point": condition.get("point")})
+        for name, camera in self.cameras.items():
+            if camera.get("held"):
+                held = camera["held"]
+                text = f"elevator {camera['elevator'] or name} held: {held.get('class') or 'e-bike'} in the car (camera {name})"
+                active.append({"kind": str(Kind.ELEVATOR_HOLD), "source": name, "at": held["since"], "text": text})
         for lockout in self.lockouts.values():
             if lockout["until"] > now:
                 active.append({"kind": str(Kind.PIN_LOCKOUT), "source": lockout["reader"], "at": lockout["at"], "text": f"PIN lockout at {lockout['reader']} ({lockout.get('scope')})"})

@@ -70,6 +70,16 @@ function render() {
       el("span", {class: "name"}, `${p.owner} ${p.point.split(".")[1]}`), el("span", {class: "state"}, p.state.replace("_", " ")),
       el("div", {class: "sub"}, `${p.quantity.replace("_", " ") || p.point}: ${value}, ${age(p.age_s)}`), chart(rows, p.limits));
   }));
+  document.getElementById("cameras-section").hidden = !state.cameras.length;
+  document.getElementById("cameras").replaceChildren(...state.cameras.map(c => {
+    const shown = c.held ? "holding" : c.stream === "fault" ? "stream fault" : c.mode ? c.mode + " mode" : "not started";
+    const look = c.held ? "alarm" : c.stream === "fault" || c.vision_fault ? "offline" : c.mode === "hold" ? "ok" : "";
+    const detail = c.held ? `${when(c.held.since)} held for a ${c.held.class}`
+      : c.stream === "fault" ? c.detail : c.observed ? `${when(c.observed.at)} would have held for a ${c.observed.class}; ${c.reason}` : c.reason || "";
+    return el("div", {class: `card ${look}`, "data-camera": c.name, "data-state": shown},
+      el("span", {class: "name"}, c.elevator ? `${c.elevator} (${c.name})` : c.name), el("span", {class: "state"}, shown),
+      el("div", {class: "sub"}, detail || ""));
+  }));
   renderEvents();
 }
 
