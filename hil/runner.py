@@ -91,6 +91,22 @@ def merge(base: Any, fragment: Any) -> Any:
     return fragment
 
 
+async def run_edge(argv: list[str], within_s: float, merged: bool = False) -> tuple[int, bytes, bytes]:
+    """`edge ARGV` as a subprocess: exit code, output and errors (`merged`: errors in the output);
+    one that outlives `within_s` is killed and is a RigProblem."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "edge.cli", *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT if merged else asyncio.subprocess.PIPE)
+    try:
+        output, errors = await asyncio.wait_for(process.communicate(), within_s)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise RigProblem(f"`edge {' '.join(argv)}` did not end within {within_s:.0f} s") from None
+    assert process.returncode is not None
+    return process.returncode, output, errors or b""
+
+
 class ScenarioProblems(Exception):
     """The scenario cannot be played as written: its problems, with their lines."""
 
@@ -232,18 +248,10 @@ class Player:
             argv = ["vision", "eval", "--model", str(camera.model), "--images", str(images), "--labels", str(labels), "--json"]
             for cls in camera.hold_classes:
                 argv += ["--hold-class", cls]
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "edge.cli", *argv,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            try:
-                output, errors = await asyncio.wait_for(process.communicate(), QUALIFY_WITHIN_S)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-                raise RigProblem(f"`edge {' '.join(argv)}` did not end within {QUALIFY_WITHIN_S:.0f} s") from None
-            if process.returncode != 0:
+            code, output, errors = await run_edge(argv, QUALIFY_WITHIN_S)
+            if code != 0:
                 said = errors.decode(errors="replace").strip()[-600:]
-                raise ScenarioProblems([self.loaded.problem(loc, f"`edge vision eval` exited {process.returncode}: {said}")])
+                raise ScenarioProblems([self.loaded.problem(loc, f"`edge vision eval` exited {code}: {said}")])
             report = self.workdir / f"eval-{name}.json"
             report.write_bytes(output)
             for entry in data.get("cameras") or []:
@@ -428,22 +436,14 @@ class Player:
         return await self.rig.stimulate(step, self.scenario, self.config)
 
     async def _edge(self, step: sc.Edge) -> str:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "edge.cli", *step.edge, "--config", str(self.config_path),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), EDGE_CLI_WITHIN_S)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise RigProblem(f"`edge {' '.join(step.edge)}` did not end within {EDGE_CLI_WITHIN_S:.0f} s") from None
+        code, output, _ = await run_edge([*step.edge, "--config", str(self.config_path)], EDGE_CLI_WITHIN_S, merged=True)
         text = output.decode(errors="replace").strip()
-        if process.returncode != step.exit_code:
-            raise RigProblem(f"`edge {' '.join(step.edge)}` exited {process.returncode}, not {step.exit_code}: {text[-600:]}")
+        if code != step.exit_code:
+            raise RigProblem(f"`edge {' '.join(step.edge)}` exited {code}, not {step.exit_code}: {text[-600:]}")
         if step.output_contains is not None and step.output_contains not in text:
             raise RigProblem(f"`edge {' '.join(step.edge)}` did not print {step.output_contains!r}: {text[-600:]}")
         last = text.splitlines()[-1] if text else ""
-        return f"exit {process.returncode}: {last[:200]}"
+        return f"exit {code}: {last[:200]}"
 
     def _change(self, change: sc.CredentialChange) -> dict[str, Any]:
         name = change.upsert or change.remove

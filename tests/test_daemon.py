@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.journal import EventQuery, read_events
 
 from conftest import MINIMAL
@@ -85,24 +87,11 @@ def test_daemon_starts_over_a_damaged_journal_and_keeps_the_old_file(write_confi
     assert alarm and alarm[0].body["moved_to"] == str(kept)
 
 
-def test_a_gateway_without_a_camera_never_loads_opencv_or_onnxruntime():
-    probe = (
-        "import sys, edge.cli, edge.gateway;"
-        "heavy = {'cv2', 'onnxruntime', 'numpy'} & set(sys.modules);"
-        "print(sorted(heavy))"
-    )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
-
-
-def test_a_gateway_with_a_camera_leaves_opencv_onnxruntime_and_numpy_to_the_vision_worker():
+@pytest.mark.parametrize("imports", ["edge.cli, edge.gateway", "edge.gateway, edge.vision.wiring, edge.vision.guard"],
+                         ids=["without-a-camera", "with-a-camera"])
+def test_the_daemon_leaves_opencv_onnxruntime_and_numpy_to_the_vision_worker(imports):
     """Each of them costs the daemon megabytes it would carry all day: only the worker loads them."""
-    probe = (
-        "import sys, edge.gateway, edge.vision.wiring, edge.vision.guard;"
-        "heavy = {'cv2', 'onnxruntime', 'numpy'} & set(sys.modules);"
-        "print(sorted(heavy))"
-    )
+    probe = f"import sys, {imports}; print(sorted({{'cv2', 'onnxruntime', 'numpy'}} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
