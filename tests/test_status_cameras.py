@@ -233,6 +233,9 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
             assert value(down, "lift-2-cam", "edge_camera_frames_read_total") == 0.0
             assert ("lift-2-cam", "edge_camera_last_frame_age_seconds") not in down  # it never gave a frame
             assert ("lift-2-cam", "edge_camera_inference_seconds_count") not in down  # no model: it only collects frames
+            status, health = await fetch(json.loads(endpoint.read_text())["url"], "/healthz")
+            assert status == 503 and "camera lift-2-cam stream down" in json.loads(health)["problems"], health
+            assert json.loads(health)["cameras"] == {"lift-1-cam": True, "lift-2-cam": False}
 
             daemon.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(daemon.wait, 20) == 0

@@ -51,10 +51,11 @@ def test_health_names_every_problem_and_passes_only_when_there_is_none():
     disk = Disk(journal_bytes=1, free_bytes=10 * MIN_FREE_BYTES, writable=True)
     healthy, body = verdict(Probe(0.01, 5.0, disk, {"io": True}, {"front": True}))
     assert healthy and body["problems"] == []
-    healthy, body = verdict(Probe(3.0, 500.0, Disk(1, 1024, False), {"io": False}, {"front": False}))
+    healthy, body = verdict(Probe(3.0, 500.0, Disk(1, 1024, False), {"io": False}, {"front": False}, {"lift-1-cam": False}))
     assert not healthy
     assert body["problems"] == ["event loop late by 3.0 s", "journal has not committed for 500 s", "journal directory is not writable",
-                                "journal disk has only 1 KiB free", "device io offline", "reader front offline"]
+                                "journal disk has only 1 KiB free", "device io offline", "reader front offline", "camera lift-1-cam stream down"]
+    assert verdict(Probe(0.01, 5.0, disk, {}, {}, {"lift-1-cam": True}))[0]
     assert verdict(Probe(0.01, 5.0, None, {}, {}))[1]["problems"] == ["journal disk did not answer a stat in time"]
 
 

@@ -3,7 +3,8 @@ writable and every critical device online; otherwise 503 and a body saying what 
 
 The verdict is a pure function of what the server probed (`Probe`), so each rule is tested
 without a daemon. Every configured Modbus device and card reader is critical: a door whose
-reader is dead, or a circuit whose monitor is silent, is a building that is not watched.
+reader is dead, or a circuit whose monitor is silent, is a building that is not watched. So is
+an elevator camera whose guard runs and whose stream is down: no e-bike would be seen.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Probe:
     disk: Disk | None  # None: the disk probe did not answer in time
     devices: dict[str, bool] = field(default_factory=dict)  # Modbus device -> online
     readers: dict[str, bool] = field(default_factory=dict)  # card reader -> online
+    cameras: dict[str, bool] = field(default_factory=dict)  # camera whose guard runs -> stream up
 
 
 def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
@@ -60,6 +62,7 @@ def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
             problems.append(f"journal disk has only {probe.disk.free_bytes // 1024} KiB free")
     problems += [f"device {name} offline" for name, online in sorted(probe.devices.items()) if not online]
     problems += [f"reader {name} offline" for name, online in sorted(probe.readers.items()) if not online]
+    problems += [f"camera {name} stream down" for name, up in sorted(probe.cameras.items()) if not up]
     body = {
         "ok": not problems,
         "problems": problems,
@@ -71,5 +74,6 @@ def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
         },
         "devices": probe.devices,
         "readers": probe.readers,
+        "cameras": probe.cameras,
     }
     return not problems, body

@@ -193,6 +193,10 @@ class StatusServer:
     def readers_online(self) -> dict[str, bool]:
         return {name: state["online"] for name, state in self.view.readers.items()}
 
+    def cameras_streaming(self) -> dict[str, bool]:
+        """Cameras whose guard runs: is the stream up, as the journal tells it (as `edge status`)."""
+        return {name: state["stream"] != "fault" for name, state in self.view.cameras.items() if name in self.cameras}
+
     def _sample(self) -> Sample:
         assert self._sample_now is not None
         return self._sample_now
@@ -237,7 +241,7 @@ class StatusServer:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         disk = await self._disk()
-        probe = Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online())
+        probe = Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(), self.cameras_streaming())
         healthy, body = verdict(probe)
         return web.json_response(body, status=200 if healthy else 503)
 
@@ -277,7 +281,8 @@ class StatusServer:
         snapshot["clock"]["ntp_synchronised"] = await asyncio.get_running_loop().run_in_executor(self.reader, ntp_synchronised)
         snapshot["journal"] = {"path": str(self.journal.path), "head_seq": self.journal.head_seq,
                                "bytes": None if disk is None else disk.journal_bytes, "free_bytes": None if disk is None else disk.free_bytes}
-        snapshot["health"] = verdict(Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), sample.readers))[1]
+        snapshot["health"] = verdict(Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), sample.readers,
+                                           self.cameras_streaming()))[1]
         snapshot["source"] = "daemon"
         return snapshot
 
