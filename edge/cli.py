@@ -37,6 +37,7 @@ EX_DATAERR = 65
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_CANTCREAT = 73
+EXIT_GRACE_S = 1.0  # after the gateway's stop (4 s), for calls still running in threads; systemd kills at 10 s
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,14 +146,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         config = config.model_copy(update={"state_dir": args.state_dir.resolve()})
     logs.configure(config.logging.format, config.logging.level)
+    from edge import shutdown
     from edge.gateway import Gateway  # the daemon's imports are not paid by quick commands
 
     try:
-        asyncio.run(Gateway(config, args.config).run())
+        stuck = shutdown.run(Gateway(config, args.config).run(), EXIT_GRACE_S)
     except ConfigError as error:  # found only with the hardware in view (a udev identity matching two devices)
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return EX_CONFIG
+    if stuck:  # the journal is closed: only a call stuck in a library is left, and it must not hold the stop
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
