@@ -15,10 +15,9 @@ from edge.config import load
 from edge.events import Event, Kind, Priority
 from edge.uplink.mqtt import BrokerSettings, Connection
 from edge.uplink.signing import DownlinkKind
-from hil.broker import Broker
 
-from test_uplink_broker import B, start_gateway, stop_gateway
-from uplink_rig import journaled, open_cloud, until, uplink_config
+from test_uplink_broker import B, online
+from uplink_rig import journaled, until
 
 TOPIC = f"edge/v1/{B}"
 
@@ -40,12 +39,7 @@ async def kick(client_id: str, port: int) -> None:
 
 def test_a_json_bomb_retained_on_a_downlink_topic_is_refused_and_pulls_are_answered_across_a_reconnect(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             await cloud.connection.publish(f"{TOPIC}/commands", b"[" * 100_000, retain=True)
             await cloud.send(B, "credentials", b"[" * 50_000 + b"]" * 50_000)  # the same, closed
             page = await cloud.pull(B, 0, limit=10)  # published after the bombs: answered after them
@@ -58,13 +52,11 @@ def test_a_json_bomb_retained_on_a_downlink_topic_is_refused_and_pulls_are_answe
             page = await cloud.pull(B, 0, limit=10)
             assert page["building"] == B and page["after_seq"] == 0  # answered
             assert not task.done(), "the uplink worker is still running"
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            by_reason = {}
-            for e in nuisances(config_path):
-                key = (e.body["topic"], e.body["reason"])
-                by_reason[key] = by_reason.get(key, 0) + e.body["count"]
-            assert by_reason == {(f"{TOPIC}/commands", "malformed"): 2, (f"{TOPIC}/credentials", "too_deep"): 1}
+        by_reason = {}
+        for e in nuisances(config_path):
+            key = (e.body["topic"], e.body["reason"])
+            by_reason[key] = by_reason.get(key, 0) + e.body["count"]
+        assert by_reason == {(f"{TOPIC}/commands", "malformed"): 2, (f"{TOPIC}/credentials", "too_deep"): 1}
 
     asyncio.run(scenario())
 
@@ -74,49 +66,30 @@ def test_a_10_mb_downlink_is_refused_by_its_size_before_it_is_parsed(write_confi
     by its length (on MQTT 5 the broker does not even send it: see the next test)."""
 
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port, "  protocol: '3.1.1'\n")
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir, "  protocol: '3.1.1'\n") as (broker, config_path, cloud, journal, store, uplink, task):
             await cloud.send(B, "credentials", b"{" + b" " * (10 * 2**20) + b"}")
             await until(lambda: uplink.downlink.stats.refused == 1)
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            (refused,) = nuisances(config_path)
-            assert refused.body["reason"] == "too_large" and refused.body["topic"] == f"{TOPIC}/credentials"
-            assert store.version == 0
+        (refused,) = nuisances(config_path)
+        assert refused.body["reason"] == "too_large" and refused.body["topic"] == f"{TOPIC}/credentials"
+        assert store.version == 0
 
     asyncio.run(scenario())
 
 
 def test_on_mqtt_5_the_broker_keeps_a_10_mb_downlink_to_itself(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             await cloud.send(B, "commands", b"{" + b" " * (10 * 2**20) + b"}")
             await cloud.pull(B, 0, limit=1)  # sent after it: once answered, the big one would have come first
             assert uplink.downlink.stats.handled == 1, "only the pull reached the gateway"
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            assert nuisances(config_path) == []
+        assert nuisances(config_path) == []
 
     asyncio.run(scenario())
 
 
 def test_five_thousand_unsigned_messages_cost_a_handful_of_evictable_events_that_count_them_all(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             unsigned = json.loads(cloud.change_set(B, [{"op": "remove", "key": "0" * 64}]))
             unsigned["sig"] = ""
             payload = json.dumps(unsigned).encode()
@@ -124,46 +97,33 @@ def test_five_thousand_unsigned_messages_cost_a_handful_of_evictable_events_that
             stats = uplink.downlink.stats
             await until(lambda: stats.refused + stats.dropped == 5000, timeout_s=60)
             await until(lambda: len(nuisances(config_path)) >= 1)  # the first of the burst is journaled at once
-            await stop_gateway(journal, store, uplink, task)  # the counts held back are journaled on stop
-            await cloud.stop()
-            events = nuisances(config_path)
-            assert counted(events) == 5000
-            assert len(events) <= 4, f"{len(events)} events for one burst of one kind of garbage"
-            assert all(e.priority == Priority.FAULT for e in events), "eviction may take them"
-            assert {e.body["reason"] for e in events if e.kind == Kind.DOWNLINK_REFUSED} == {"unsigned"}
-            assert store.version == 0
+        # the uplink stopped with the block: the counts it held back are journaled
+        events = nuisances(config_path)
+        assert counted(events) == 5000
+        assert len(events) <= 4, f"{len(events)} events for one burst of one kind of garbage"
+        assert all(e.priority == Priority.FAULT for e in events), "eviction may take them"
+        assert {e.body["reason"] for e in events if e.kind == Kind.DOWNLINK_REFUSED} == {"unsigned"}
+        assert store.version == 0
 
     asyncio.run(scenario())
 
 
 def test_held_back_refusals_are_journaled_when_their_window_ends(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             uplink.downlink.refusals.throttle.window_s = 2.0  # a test does not wait a minute
-            await until(lambda: uplink.connected.is_set())
             for _ in range(3):
                 await cloud.send(B, "commands", b"not json")
             await until(lambda: counted(nuisances(config_path)) == 3)  # 1 at once, then 2 when the window ends
             assert not task.done()
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            assert [e.body["count"] for e in nuisances(config_path)] == [1, 2]
+        assert [e.body["count"] for e in nuisances(config_path)] == [1, 2]
 
     asyncio.run(scenario())
 
 
 def test_a_pull_past_the_seq_range_is_refused_with_a_reason_and_the_uplink_keeps_answering(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             for after_seq in (2**63, 2**63 - 1 + 2**64, -1):
                 bad = cloud.sign(B, DownlinkKind.PULL, {"after_seq": after_seq, "limit": 10})
                 await cloud.connection.publish(f"{TOPIC}/pull/request", bad, response_topic=f"{TOPIC}/pull/response/cloud")
@@ -172,23 +132,16 @@ def test_a_pull_past_the_seq_range_is_refused_with_a_reason_and_the_uplink_keeps
             page = await cloud.pull(B, 2**63 - 1, limit=10)  # the largest seq there can be: an empty page
             assert page["events"] == [] and page["more"] is False
             assert not task.done()
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            refused = nuisances(config_path)
-            assert [(e.body["reason"], e.body["count"]) for e in refused] == [("bad_body", 1), ("bad_body", 2)]
-            assert "after_seq" in refused[0].body["detail"]
+        refused = nuisances(config_path)
+        assert [(e.body["reason"], e.body["count"]) for e in refused] == [("bad_body", 1), ("bad_body", 2)]
+        assert "after_seq" in refused[0].body["detail"]
 
     asyncio.run(scenario())
 
 
 def test_a_flood_of_signed_pulls_is_answered_or_dropped_and_every_drop_is_counted_in_the_journal(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             pulls = [cloud.sign(B, DownlinkKind.PULL, {"after_seq": 0, "limit": 1}) for _ in range(3000)]
             await asyncio.gather(*(
                 cloud.connection.publish(f"{TOPIC}/pull/request", p, response_topic=f"{TOPIC}/pull/response/flood")
@@ -199,11 +152,9 @@ def test_a_flood_of_signed_pulls_is_answered_or_dropped_and_every_drop_is_counte
             assert stats.dropped > 0, "the incoming queue is bounded"
             page = await cloud.pull(B, 0, limit=1)  # still answering
             assert page["building"] == B and page["after_seq"] == 0  # answered
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            dropped = [e for e in nuisances(config_path) if e.kind == Kind.DOWNLINK_DROPPED]
-            assert counted(dropped) == stats.dropped and len(dropped) <= 2
-            assert {e.body["reason"] for e in dropped} == {"queue_full"}
+        dropped = [e for e in nuisances(config_path) if e.kind == Kind.DOWNLINK_DROPPED]
+        assert counted(dropped) == stats.dropped and len(dropped) <= 2
+        assert {e.body["reason"] for e in dropped} == {"queue_full"}
 
     asyncio.run(scenario())
 
@@ -213,12 +164,7 @@ def test_a_locked_nonce_book_holds_the_command_back_without_stopping_the_loop(wr
     holds the uplink's state file, alarms still reach the cloud and the command waits for its nonce."""
 
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             holder = sqlite3.connect(load(config_path).state_path / "uplink.db", isolation_level=None)
             holder.execute("BEGIN EXCLUSIVE")  # a technician's sqlite3 shell, a stuck backup...
             try:
@@ -232,7 +178,5 @@ def test_a_locked_nonce_book_holds_the_command_back_without_stopping_the_loop(wr
                 holder.close()
             result = await command
             assert result["outcome"] == "done"
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
 
     asyncio.run(scenario())

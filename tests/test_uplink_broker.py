@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from edge.config import load
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
 from edge.journal import Journal, JournalLimits
 from edge.uplink.worker import Uplink
 from hil.broker import Broker, SlowLink
@@ -34,6 +38,34 @@ async def stop_gateway(journal, store, uplink, task):
     uplink.close()
     store.close()
     await journal.close()
+
+
+class Online(NamedTuple):
+    broker: Broker
+    config_path: Path
+    cloud: Any
+    journal: Journal
+    store: Any
+    uplink: Uplink
+    task: asyncio.Task
+
+
+@contextlib.asynccontextmanager
+async def online(write_config, building_dir, extra: str = "", limits=JournalLimits()) -> AsyncIterator[Online]:
+    """A mosquitto, the reference cloud and the gateway's uplink connected to it. When the block
+    ends the uplink stops first (what it journals on its way out is then in the journal), then
+    the cloud, then the broker; the journal stays on disk for the test's assertions."""
+    with Broker() as broker:
+        config_path = uplink_config(write_config, building_dir, broker.port, extra)
+        cloud = open_cloud(building_dir, broker.port)
+        await cloud.start()
+        journal, store, uplink, task = await start_gateway(config_path, limits)
+        try:
+            await until(lambda: uplink.connected.is_set())
+            yield Online(broker, config_path, cloud, journal, store, uplink, task)
+        finally:
+            await stop_gateway(journal, store, uplink, task)
+            await cloud.stop()
 
 
 def test_backlog_survives_broker_outage_and_clean_restart_exactly_once_in_order(write_config, building_dir):

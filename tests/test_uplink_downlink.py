@@ -11,7 +11,7 @@ from edge.journal import JournalLimits
 from edge.uplink.signing import DownlinkKind
 from hil.broker import Broker
 
-from test_uplink_broker import B, start_gateway, stop_gateway
+from test_uplink_broker import B, online, start_gateway, stop_gateway
 from uplink_rig import journaled, open_cloud, until, uplink_config
 
 
@@ -25,12 +25,7 @@ def refusals(config_path) -> list[str]:
 
 def test_change_sets_out_of_order_twice_with_a_gap_unsigned_or_badly_signed(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            journal, store, uplink, task = await start_gateway(config_path)
-            await until(lambda: uplink.connected.is_set())
+        async with online(write_config, building_dir) as (broker, config_path, cloud, journal, store, uplink, task):
             v1 = cloud.change_set(B, [{"op": "upsert", "credential": credential(1)}])
             v2 = cloud.change_set(B, [{"op": "upsert", "credential": credential(2)}])
             v3 = cloud.change_set(B, [{"op": "remove", "key": credential(1)["key"]}])
@@ -54,9 +49,7 @@ def test_change_sets_out_of_order_twice_with_a_gap_unsigned_or_badly_signed(writ
             await until(lambda: cloud.book(B).status.get("credential_version") == 3)
             assert sorted(c.key for c in store.list()) == [credential(2)["key"]]
             assert store.version == 3
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            assert sorted(refusals(config_path)) == ["bad_signature", "malformed", "replayed", "unsigned"]
+        assert sorted(refusals(config_path)) == ["bad_signature", "malformed", "replayed", "unsigned"]
 
     asyncio.run(scenario())
 
@@ -95,13 +88,8 @@ def test_commands_are_verified_run_once_and_journaled_with_their_result(write_co
 
 def test_pull_pages_say_where_the_journal_was_evicted(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
-            limits = JournalLimits(telemetry_retention_s=3600)
-            journal, store, uplink, task = await start_gateway(config_path, limits)
-            await until(lambda: uplink.connected.is_set())
+        limits = JournalLimits(telemetry_retention_s=3600)
+        async with online(write_config, building_dir, limits=limits) as (broker, config_path, cloud, journal, store, uplink, task):
             old = [Event(kind="telemetry.reading", priority=Priority.TELEMETRY, source="m", body={"n": n}, wall_ns=1) for n in range(50)]
             for event in old:
                 await journal.append(event)
@@ -116,9 +104,7 @@ def test_pull_pages_say_where_the_journal_was_evicted(write_config, building_dir
             cloud.db.execute("DELETE FROM events WHERE seq % 7 = 0")  # the cloud lost some
             await cloud.fill_gaps(B, journal.head_seq)
             assert cloud.gaps(B, journal.head_seq) == []
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
-            kept = journaled(config_path)
-            assert {e.id for e in kept} <= {e["id"] for e in cloud.events(B)}
+        kept = journaled(config_path)
+        assert {e.id for e in kept} <= {e["id"] for e in cloud.events(B)}
 
     asyncio.run(scenario())
