@@ -32,37 +32,51 @@ async def _run(config_path, scenario):
     return config
 
 
-def test_smoke_with_the_uplink_down_goes_by_sms_within_30_s_and_escalates_until_acknowledged(write_config):
-    sim = devices()
+def play(write_config, sim, scenario, modem_port: str | None = None, fire_release: bool = False):
+    """The devices `sim` served over Modbus TCP, the gateway on the community config for their port
+    (the room's smoke detector also releasing a stair exit when `fire_release`), `scenario(config,
+    gateway)` played; returns the config."""
 
-    async def main(modem_port: str, modem: ModemSimulator):
+    async def main():
         simulator = FieldSimulator(list(sim.values()))
         port = await simulator.start_tcp()
-
-        async def scenario(config, gateway):
-            await until(lambda: events(config.journal_path, "fault.modem"), what="the modem checked")
-            started = time.monotonic()
-            sim["room"].set_value("alarm", True)
-            await until(lambda: any(m.number == "+8613800000001" for m in modem.messages), timeout_s=30, what="the landlord's SMS")
-            SMOKE_TIMES["detection_to_sms_s"] = next(m.at for m in modem.messages if m.number == "+8613800000001") - started
-            await until(lambda: any(m.number == "+8613800000003" for m in modem.messages), timeout_s=30, what="the escalation SMS")
-            incident = events(config.journal_path, "alarm.smoke")[0].id
-            answer = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "alarm.ack", "incident": incident, "operator": "guard-7"})
-            assert answer["ok"], answer
-            # past the point where the next escalation would have come: the clock has judged its deadline
-            notifier = gateway.community.notifier
-            deadline = max(step.told_at for step in notifier.incidents[incident].steps) + 2.0
-            await until(lambda: time.monotonic() > deadline + 0.5, what="the station's ack window")
-            ticks = notifier.ticks
-            await until(lambda: notifier.ticks >= ticks + 2, what="the escalation clock after the window")
-
+        text = community_config(port, modem_port)
+        if fire_release:
+            text = text.replace("{name: room-301, device: smoke-301, area: unit-301}",
+                                "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
+            text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
         try:
-            return await _run(write_config(community_config(port, modem_port)), scenario)
+            return await _run(write_config(text), scenario)
         finally:
             await simulator.stop()
 
+    return asyncio.run(main())
+
+
+def test_smoke_with_the_uplink_down_goes_by_sms_within_30_s_and_escalates_until_acknowledged(write_config):
+    sim = devices()
+
+
+    async def scenario(config, gateway):
+        await until(lambda: events(config.journal_path, "fault.modem"), what="the modem checked")
+        started = time.monotonic()
+        sim["room"].set_value("alarm", True)
+        await until(lambda: any(m.number == "+8613800000001" for m in modem.messages), timeout_s=30, what="the landlord's SMS")
+        SMOKE_TIMES["detection_to_sms_s"] = next(m.at for m in modem.messages if m.number == "+8613800000001") - started
+        await until(lambda: any(m.number == "+8613800000003" for m in modem.messages), timeout_s=30, what="the escalation SMS")
+        incident = events(config.journal_path, "alarm.smoke")[0].id
+        answer = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "alarm.ack", "incident": incident, "operator": "guard-7"})
+        assert answer["ok"], answer
+        # past the point where the next escalation would have come: the clock has judged its deadline
+        notifier = gateway.community.notifier
+        deadline = max(step.told_at for step in notifier.incidents[incident].steps) + 2.0
+        await until(lambda: time.monotonic() > deadline + 0.5, what="the station's ack window")
+        ticks = notifier.ticks
+        await until(lambda: notifier.ticks >= ticks + 2, what="the escalation clock after the window")
+
+
     with pty_pair() as (gateway_end, modem_end), ModemSimulator(modem_end) as modem:
-        config = asyncio.run(main(gateway_end, modem))
+        config = play(write_config, sim, scenario, modem_port=gateway_end)
     smoke = events(config.journal_path, "alarm.smoke")
     assert len(smoke) == 1 and smoke[0].body["area"] == "unit-301" and smoke[0].priority.name == "ALARM"
     sent = [e.body for e in events(config.journal_path, "notify.sent")]
@@ -86,32 +100,25 @@ def test_smoke_with_the_uplink_down_goes_by_sms_within_30_s_and_escalates_until_
 def test_smoke_in_the_charging_area_cuts_its_posts_once_reads_back_and_refuses_a_reclose_while_smoky(write_config):
     sim = devices()
 
-    async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
 
-        async def scenario(config, gateway):
-            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
-            started = time.monotonic()
-            sim["charging"].set_value("alarm", True)
-            await until(lambda: events(config.journal_path, "power.trip_confirmed"), what="the trip confirmed")
-            SMOKE_TIMES["smoke_to_breaker_open_s"] = time.monotonic() - started
-            assert sim["breaker"].value_of("closed") is False
-            refused = await asyncio.to_thread(ask, socket_path(config.state_path), {
-                "op": "breaker.close", "circuit": "bike-posts", "operator": "tech-1", "reason": "checked the posts, all fine"})
-            assert not refused["ok"] and "held open: smoke in charging area charging-1" in refused["error"]
-            sim["charging"].set_value("alarm", False)
-            await until(lambda: events(config.journal_path, "alarm.smoke_cleared"), what="the smoke cleared")
-            closed = await asyncio.to_thread(ask, socket_path(config.state_path), {
-                "op": "breaker.close", "circuit": "bike-posts", "operator": "tech-1", "reason": "smoke gone, posts inspected"})
-            assert closed["ok"], closed
+    async def scenario(config, gateway):
+        await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+        started = time.monotonic()
+        sim["charging"].set_value("alarm", True)
+        await until(lambda: events(config.journal_path, "power.trip_confirmed"), what="the trip confirmed")
+        SMOKE_TIMES["smoke_to_breaker_open_s"] = time.monotonic() - started
+        assert sim["breaker"].value_of("closed") is False
+        refused = await asyncio.to_thread(ask, socket_path(config.state_path), {
+            "op": "breaker.close", "circuit": "bike-posts", "operator": "tech-1", "reason": "checked the posts, all fine"})
+        assert not refused["ok"] and "held open: smoke in charging area charging-1" in refused["error"]
+        sim["charging"].set_value("alarm", False)
+        await until(lambda: events(config.journal_path, "alarm.smoke_cleared"), what="the smoke cleared")
+        closed = await asyncio.to_thread(ask, socket_path(config.state_path), {
+            "op": "breaker.close", "circuit": "bike-posts", "operator": "tech-1", "reason": "smoke gone, posts inspected"})
+        assert closed["ok"], closed
 
-        try:
-            return await _run(write_config(community_config(port, None)), scenario)
-        finally:
-            await simulator.stop()
 
-    config = asyncio.run(main())
+    config = play(write_config, sim, scenario)
     smoke = events(config.journal_path, "alarm.smoke")
     assert len(smoke) == 1
     assert smoke[0].body["charging_area"] == "charging-1" and smoke[0].body["power_cut"] == ["bike-posts"]
@@ -132,26 +139,19 @@ def test_smoke_in_the_charging_area_cuts_its_posts_once_reads_back_and_refuses_a
 def test_alarm_with_fault_is_still_a_smoke_alarm_and_a_test_is_not(write_config):
     sim = devices()
 
-    async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
 
-        async def scenario(config, gateway):
-            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
-            sim["charging"].set_value("test", True)
-            sim["charging"].set_value("alarm", True)  # the technician's test button
-            await until(lambda: events(config.journal_path, "fault.detector"), what="the test seen")
-            sim["room"].set_value("fault", True)
-            sim["room"].set_value("alarm", True)
-            await until(lambda: events(config.journal_path, "alarm.smoke"), what="the smoke alarm")
-            await until(lambda: len(events(config.journal_path, "fault.detector")) >= 3, what="the troubles")
+    async def scenario(config, gateway):
+        await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+        sim["charging"].set_value("test", True)
+        sim["charging"].set_value("alarm", True)  # the technician's test button
+        await until(lambda: events(config.journal_path, "fault.detector"), what="the test seen")
+        sim["room"].set_value("fault", True)
+        sim["room"].set_value("alarm", True)
+        await until(lambda: events(config.journal_path, "alarm.smoke"), what="the smoke alarm")
+        await until(lambda: len(events(config.journal_path, "fault.detector")) >= 3, what="the troubles")
 
-        try:
-            return await _run(write_config(community_config(port, None)), scenario)
-        finally:
-            await simulator.stop()
 
-    config = asyncio.run(main())
+    config = play(write_config, sim, scenario)
     smoke = events(config.journal_path, "alarm.smoke")
     assert [e.source for e in smoke] == ["room-301"], "the charging detector was under test: no fire, no power cut"
     assert "alarm_and_fault" in smoke[0].body["troubles"]
@@ -165,25 +165,18 @@ def test_alarm_with_fault_is_still_a_smoke_alarm_and_a_test_is_not(write_config)
 def test_a_panic_button_is_notified_and_the_local_button_acknowledges_it(write_config):
     sim = devices()
 
-    async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
 
-        async def scenario(config, gateway):
-            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
-            sim["io"].set_value("input_1", True)
-            await until(lambda: events(config.journal_path, "notify.sent"), what="the panic notified")
-            # no uplink and no modem: the SMS fallback says it could not go, never silence
-            await until(lambda: events(config.journal_path, "alarm.notification_undelivered"), what="the undelivered SMS")
-            sim["io"].set_value("input_8", True)
-            await until(lambda: events(config.journal_path, "notify.acknowledged"), what="the button's acknowledgement")
+    async def scenario(config, gateway):
+        await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+        sim["io"].set_value("input_1", True)
+        await until(lambda: events(config.journal_path, "notify.sent"), what="the panic notified")
+        # no uplink and no modem: the SMS fallback says it could not go, never silence
+        await until(lambda: events(config.journal_path, "alarm.notification_undelivered"), what="the undelivered SMS")
+        sim["io"].set_value("input_8", True)
+        await until(lambda: events(config.journal_path, "notify.acknowledged"), what="the button's acknowledgement")
 
-        try:
-            return await _run(write_config(community_config(port, None)), scenario)
-        finally:
-            await simulator.stop()
 
-    config = asyncio.run(main())
+    config = play(write_config, sim, scenario)
     panic = events(config.journal_path, "alarm.panic")
     assert len(panic) == 1 and panic[0].body == {"input": "panic-301", "point": "io.input_1", "area": "unit-301"}
     acked = events(config.journal_path, "notify.acknowledged")
@@ -196,24 +189,17 @@ def test_a_panic_button_is_notified_and_the_local_button_acknowledges_it(write_c
 def test_a_modem_that_refuses_has_no_network_or_says_nothing_makes_the_sms_a_journaled_failure(write_config, mode, says):
     sim = devices()
 
-    async def main(modem_port: str, modem: ModemSimulator):
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
 
-        async def scenario(config, gateway):
-            await until(lambda: events(config.journal_path, "fault.modem"), what="the modem checked")
-            modem.mode = mode
-            sim["io"].set_value("input_1", True)  # panic
-            await until(lambda: any(e.body["recipient"] == "landlord" for e in events(config.journal_path, "fault.sms_failed")),
-                        timeout_s=30, what="the failed SMS journaled")
+    async def scenario(config, gateway):
+        await until(lambda: events(config.journal_path, "fault.modem"), what="the modem checked")
+        modem.mode = mode
+        sim["io"].set_value("input_1", True)  # panic
+        await until(lambda: any(e.body["recipient"] == "landlord" for e in events(config.journal_path, "fault.sms_failed")),
+                    timeout_s=30, what="the failed SMS journaled")
 
-        try:
-            return await _run(write_config(community_config(port, modem_port)), scenario)
-        finally:
-            await simulator.stop()
 
     with pty_pair() as (gateway_end, modem_end), ModemSimulator(modem_end) as modem:
-        config = asyncio.run(main(gateway_end, modem))
+        config = play(write_config, sim, scenario, modem_port=gateway_end)
     failed = [e for e in events(config.journal_path, "fault.sms_failed") if e.body["recipient"] == "landlord"]
     assert failed[0].priority.name == "ALARM" and failed[0].body["attempts"] == 2
     assert says in " ".join(failed[0].body["errors"])
@@ -223,25 +209,15 @@ def test_a_modem_that_refuses_has_no_network_or_says_nothing_makes_the_sms_a_jou
 def test_a_smoke_alarm_configured_for_it_releases_the_egress_doors(write_config):
     sim = devices()
 
-    async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
-        text = community_config(port, None).replace(
-            "{name: room-301, device: smoke-301, area: unit-301}", "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
-        text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
 
-        async def scenario(config, gateway):
-            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
-            sim["room"].set_value("alarm", True)
-            await until(lambda: events(config.journal_path, "alarm.fire_release"), what="the fire release")
-            assert sim["io"].value_of("relay_5") is True
+    async def scenario(config, gateway):
+        await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+        sim["room"].set_value("alarm", True)
+        await until(lambda: events(config.journal_path, "alarm.fire_release"), what="the fire release")
+        assert sim["io"].value_of("relay_5") is True
 
-        try:
-            return await _run(write_config(text), scenario)
-        finally:
-            await simulator.stop()
 
-    config = asyncio.run(main())
+    config = play(write_config, sim, scenario, fire_release=True)
     release = events(config.journal_path, "alarm.fire_release")
     assert release[0].body["source"] == "smoke:room-301" and release[0].body["doors"] == ["stair-exit"]
     assert events(config.journal_path, "alarm.smoke")[0].body["fire_release"] is True
@@ -252,31 +228,21 @@ def test_a_fire_reset_is_refused_while_a_releasing_smoke_detector_still_reports_
     input does: securing them while the room still reports smoke would lock people in."""
     sim = devices()
 
-    async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
-        text = community_config(port, None).replace(
-            "{name: room-301, device: smoke-301, area: unit-301}", "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
-        text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
-        answers = {}
+    answers = {}
 
-        async def scenario(config, gateway):
-            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
-            sim["room"].set_value("alarm", True)
-            await until(lambda: events(config.journal_path, "alarm.fire_release"), what="the fire release")
-            answers["smoky"] = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "fire.reset", "operator": "tech-7"})
-            answers["held"] = sim["io"].value_of("relay_5")
-            sim["room"].set_value("alarm", False)
-            await until(lambda: events(config.journal_path, "alarm.smoke_cleared"), what="the smoke cleared")  # judged from the clear reading
-            answers["clear"] = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "fire.reset", "operator": "tech-7"})
-            await until(lambda: not sim["io"].value_of("relay_5"), what="the egress door secured")
+    async def scenario(config, gateway):
+        await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+        sim["room"].set_value("alarm", True)
+        await until(lambda: events(config.journal_path, "alarm.fire_release"), what="the fire release")
+        answers["smoky"] = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "fire.reset", "operator": "tech-7"})
+        answers["held"] = sim["io"].value_of("relay_5")
+        sim["room"].set_value("alarm", False)
+        await until(lambda: events(config.journal_path, "alarm.smoke_cleared"), what="the smoke cleared")  # judged from the clear reading
+        answers["clear"] = await asyncio.to_thread(ask, socket_path(config.state_path), {"op": "fire.reset", "operator": "tech-7"})
+        await until(lambda: not sim["io"].value_of("relay_5"), what="the egress door secured")
 
-        try:
-            return await _run(write_config(text), scenario), answers
-        finally:
-            await simulator.stop()
 
-    config, answers = asyncio.run(main())
+    config = play(write_config, sim, scenario, fire_release=True)
     assert answers["smoky"]["ok"] is False and "smoke detector room-301 (smoke-301.alarm) still reads active" in answers["smoky"]["error"]
     assert answers["held"] is True, "the egress door stayed released"
     refused = events(config.journal_path, "alarm.fire_reset_refused")
