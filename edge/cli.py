@@ -10,7 +10,6 @@ overwrite, 2 for a wrong command line.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
@@ -19,11 +18,12 @@ import stat
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from os import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 
 from edge import cli_config, config as building_config
 from edge import logs
-from edge.config import DEFAULT_CONFIG, EX_CONFIG, ConfigError
+from edge.config import DEFAULT_CONFIG, ConfigError
 from edge.community import cli as community_cli
 from edge.doors import cli as doors_cli
 from edge.status import cli as status_cli
@@ -33,10 +33,6 @@ from edge.version import VERSION
 from edge.vision import cli as vision_cli
 from edge.vision import camera_cli
 
-EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_UNAVAILABLE = 69
-EX_CANTCREAT = 73
 EXIT_GRACE_S = 1.0  # after the gateway's stop (4 s), for calls still running in threads; systemd kills at 10 s
 
 

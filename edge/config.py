@@ -29,7 +29,6 @@ from edge.telemetry import TelemetrySettings
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
-EX_CONFIG = 78
 BUILT_IN_PROFILES = Path(str(resources.files("drivers.modbus") / "profiles"))
 """The device profiles installed with the package; a file of the same name in profiles_dir replaces one."""
 

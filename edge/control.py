@@ -18,6 +18,7 @@ import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from os import EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,6 @@ import structlog
 
 log = structlog.get_logger("edge.control")
 
-EX_UNAVAILABLE = 69  # sysexits: the daemon is not there to ask
 SOCKET_NAME = "control.sock"
 MAX_MESSAGE = 65536
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

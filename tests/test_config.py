@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from os import EX_CONFIG
 from pathlib import Path
 
 import pytest
 
 from edge import config as building_config
-from edge.config import EX_CONFIG, ConfigError
+from edge.config import ConfigError
 
 from conftest import MINIMAL, REPO
 

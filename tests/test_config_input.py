@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from os import EX_CONFIG
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edge import yaml_source
-from edge.config import EX_CONFIG
 
 from conftest import MINIMAL
 

@@ -14,9 +14,10 @@ import argparse
 import asyncio
 import json
 import sys
+from os import EX_CONFIG  # sysexits codes
 
 from edge import cli_config
-from edge.config import EX_CONFIG, BuildingConfig
+from edge.config import BuildingConfig
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from datetime import date
+from os import EX_CONFIG, EX_DATAERR, EX_IOERR, EX_USAGE  # sysexits codes
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -23,11 +24,7 @@ from pydantic import ValidationError
 from edge import cli_config
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialImportError, CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
-from edge.config import EX_CONFIG, BuildingConfig, ReaderProtocol
-
-EX_USAGE = 64
-EX_DATAERR = 65
-EX_IOERR = 74
+from edge.config import BuildingConfig, ReaderProtocol
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from edge import cli_config
-from edge.config import EX_CONFIG, ConfigError, load
+from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 
-EX_UNAVAILABLE = 69
+from edge import cli_config
+from edge.config import ConfigError, load
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from os import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT  # sysexits codes
 from pathlib import Path
 
 from edge import cli_config
-from edge.config import EX_CONFIG
-
-EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_CANTCREAT = 73
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

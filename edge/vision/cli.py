@@ -13,13 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from os import EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOINPUT, EX_NOPERM  # sysexits codes
 from pathlib import Path
-
-EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_IOERR = 74
-EX_NOPERM = 77
-EX_CONFIG = 78
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

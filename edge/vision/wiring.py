@@ -19,7 +19,7 @@ from edge.fieldbus import FieldBus
 from edge.journal import Journal
 from edge.supervisor import Work
 from edge.vision.detection import Detector
-from edge.vision.guard import DetectorFactory, ElevatorGuard
+from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import verdict
 
 log = structlog.get_logger("edge.vision")
