@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -39,3 +41,8 @@ building:
   secret: {file: secrets/building.key}
 state_dir: state
 """
+
+
+def edge(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
+    """`edge ARGS` as a technician runs it: a subprocess, its output captured as text."""
+    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=timeout_s)

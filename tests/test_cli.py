@@ -12,11 +12,7 @@ from pathlib import Path
 from edge.events import Event, Priority
 from edge.journal import Journal
 
-from conftest import MINIMAL
-
-
-def edge(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
+from conftest import MINIMAL, edge
 
 
 def _fill(path: Path) -> None:

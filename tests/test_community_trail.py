@@ -23,7 +23,7 @@ from hil.cloud import generate_keys
 import pytest
 
 from community_rig import events, until
-from conftest import MINIMAL
+from conftest import MINIMAL, edge
 from uplink_rig import open_cloud
 
 B = "test-house"
@@ -56,18 +56,14 @@ async def _building(config_path) -> dict[str, str]:
     return keys
 
 
-def _edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
-
-
 def test_edge_trail_on_site_finds_one_tenants_passes_in_order_paged_and_journals_the_search(write_config):
     config_path = write_config(MINIMAL + DOORS)
     keys = asyncio.run(_building(config_path))
-    first = _edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--limit", "2", "--json")
+    first = edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--limit", "2", "--json")
     assert first.returncode == 0, first.stderr
     page = json.loads(first.stdout)
     assert [(r["door"], r["credential"]) for r in page["rows"]] == [("gate", keys["elder-7"][:12]), ("unit-301", keys["elder-7"][:12])]
-    rest = json.loads(_edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12",
+    rest = json.loads(edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12",
                             "--after-seq", str(page["next_after_seq"]), "--json").stdout)
     assert [r["door"] for r in rest["rows"]] == ["gate"] and rest["next_after_seq"] is None
     searched = events(load(config_path).journal_path, "privacy.trail_searched")
@@ -79,7 +75,7 @@ def test_edge_trail_on_site_finds_one_tenants_passes_in_order_paged_and_journals
 def test_a_trail_search_without_an_operator_is_refused_and_searches_nothing(write_config):
     config_path = write_config(MINIMAL + DOORS)
     asyncio.run(_building(config_path))
-    refused = _edge("trail", "--config", str(config_path), "--tenant", "elder-7")
+    refused = edge("trail", "--config", str(config_path), "--tenant", "elder-7")
     assert refused.returncode == 2 and "--operator" in refused.stderr
     with pytest.raises(ValueError, match="operator: Field required"):
         parse_request({"tenant": "elder-7"})
@@ -133,6 +129,6 @@ uplink:
 
 def test_edge_alarm_ack_without_a_daemon_says_nothing_was_done(write_config):
     config_path = write_config(MINIMAL + DOORS)
-    answer = _edge("alarm", "ack", "--config", str(config_path), "--area", "*", "--operator", "guard-7")
+    answer = edge("alarm", "ack", "--config", str(config_path), "--area", "*", "--operator", "guard-7")
     assert answer.returncode == 69 and "nothing was done" in answer.stderr
-    assert _edge("alarm", "ack", "--config", str(config_path), "--area", "*").returncode == 2, "--operator is required"
+    assert edge("alarm", "ack", "--config", str(config_path), "--area", "*").returncode == 2, "--operator is required"

@@ -17,7 +17,7 @@ from drivers.modbus.profile import load_profile
 from edge.journal import EventQuery, read_events
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 
-from conftest import MINIMAL, REPO
+from conftest import MINIMAL, REPO, edge
 
 PROFILES = REPO / "drivers" / "modbus" / "profiles"
 
@@ -38,10 +38,6 @@ class SimulatorThread:
         asyncio.run_coroutine_threadsafe(self.simulator.stop(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
-
-
-def _edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def _wait(predicate, timeout_s: float = 20.0):
@@ -112,24 +108,24 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
             _wait(lambda: read_events(journal, EventQuery(kinds=("alarm.cleared",))))
 
             def points_when_tank_alarms():
-                listed = _edge("points", "--config", str(config), "--json")
+                listed = edge("points", "--config", str(config), "--json")
                 rows = {p["point"]: p for p in map(json.loads, listed.stdout.splitlines())} if listed.returncode == 0 else {}
                 return rows if rows.get("ai.ch1_ma", {}).get("state") == "alarm" else None
 
             by_point = _wait(points_when_tank_alarms)  # the snapshot is rewritten every 2 s
             assert by_point["ai.ch1_ma"]["value"] == 1.25 and by_point["mon.current_a"]["state"] == "ok"  # 8 mA of 0-5 m
             assert by_point["ai.ch1_ma"]["unit"] == "m" and by_point["ai.ch1_ma"]["age_s"] is not None
-            table = _edge("points", "--config", str(config))
+            table = edge("points", "--config", str(config))
             assert table.returncode == 0 and "tank-roof" in table.stdout and "STATE" in table.stdout.splitlines()[0]
 
-            refused = _edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "short", "--config", str(config))
+            refused = edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "short", "--config", str(config))
             assert refused.returncode == 1 and "reason" in refused.stderr
-            unknown = _edge("breaker", "close", "f9-c9", "--operator", "tech-7", "--reason", "cable replaced and tested",
+            unknown = edge("breaker", "close", "f9-c9", "--operator", "tech-7", "--reason", "cable replaced and tested",
                             "--config", str(config))
             assert unknown.returncode == 1 and "no circuit" in unknown.stderr
             assert breaker.value_of("closed") is False
 
-            closed = _edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
+            closed = edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
                            "--config", str(config))
             assert closed.returncode == 0, closed.stderr
             assert breaker.value_of("closed") is True
@@ -154,9 +150,9 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
 
 def test_breaker_close_without_a_daemon_says_so_and_exits_69(write_config):
     config = write_config(MINIMAL)
-    result = _edge("breaker", "close", "f1-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
+    result = edge("breaker", "close", "f1-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
                    "--config", str(config))
     assert result.returncode == 69
     assert "not running" in result.stderr and "nothing was done" in result.stderr
-    points = _edge("points", "--config", str(config))
+    points = edge("points", "--config", str(config))
     assert points.returncode == 69 and "no status" in points.stderr

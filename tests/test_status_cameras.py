@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from edge.config import load
-from edge.events import Event, Kind, Priority, StoredEvent
+from edge.events import Kind, Priority, StoredEvent
 from edge.journal import EventQuery, read_events
 from edge.status.report import render
 from edge.status.view import BuildingView
 from status_rig import fetch
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, write_clip
+from conftest import edge
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -43,10 +44,6 @@ cameras:
     region: [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]
     collect: {{enabled: true, every_s: 5, cap_mb: 1}}
 """
-
-
-def _edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def _camera_line(output: str) -> str:
@@ -77,7 +74,7 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
         return [e.kind for e in read_events(config.journal_path, EventQuery(limit=None))]
 
     def live_with_a_frame() -> str | None:
-        result = _edge("status", "--config", str(config_path))
+        result = edge("status", "--config", str(config_path))
         if result.returncode != 0 or "daemon running" not in result.stdout.splitlines()[0]:
             return None
         line = _camera_line(result.stdout)
@@ -96,7 +93,7 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
 
             clip.unlink()  # the file plays to its end and cannot be opened again: the stream is down
             await _until(lambda: Kind.CAMERA_FAULT in kinds(), 60, "fault.camera journaled")
-            live = await asyncio.to_thread(_edge, "status", "--config", str(config_path))
+            live = await asyncio.to_thread(edge, "status", "--config", str(config_path))
             line = _camera_line(live.stdout)
             assert "OBSERVE" in line and "stream FAULT: " in line and "no model is configured" in line
 
@@ -106,7 +103,7 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
             if daemon.poll() is None:
                 daemon.kill()
                 daemon.wait(10)
-        offline = await asyncio.to_thread(_edge, "status", "--config", str(config_path))
+        offline = await asyncio.to_thread(edge, "status", "--config", str(config_path))
         assert offline.returncode == 0, offline.stderr
         assert "DAEMON NOT RUNNING" in offline.stdout.splitlines()[0]
         line = _camera_line(offline.stdout)
@@ -167,7 +164,7 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
     manifest, weights = Path(__file__).resolve().parent.parent / "models" / "yolox_nano.yaml", MODELS / "yolox_nano.onnx"
     if not weights.is_file():
         pytest.skip(f"{weights} is absent: the base model is in ../shared/data/models")
-    installed = _edge("models", "install", str(manifest), "--from", str(weights), "--state-dir", str(building_dir / "state"))
+    installed = edge("models", "install", str(manifest), "--from", str(weights), "--state-dir", str(building_dir / "state"))
     assert installed.returncode == 0, installed.stderr
     people = labelled("person", 6)
     frames = [EBIKE / EMPTY_CAR if n % 2 == 0 else people[n // 2 % len(people)] for n in range(120)]  # 60 s at 10 fps
@@ -313,7 +310,7 @@ def test_doctor_grabs_a_frame_from_each_camera_and_names_the_one_that_gives_none
     elevator: lift-2
     source: {tmp_path / 'unplugged.avi'}
 """
-    result = _edge("doctor", "--config", str(write_config(text)))
+    result = edge("doctor", "--config", str(write_config(text)))
     assert result.returncode == 1, result.stdout  # lift-2's camera gives nothing
     lines = result.stdout.splitlines()
     good = next(line for line in lines if "camera lift-1-cam" in line)

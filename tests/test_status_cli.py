@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 import pytest
 
 from status_rig import MISSING_PORT, Site, until
+from conftest import edge
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _edge(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=60)
 
 
 def _line(output: str, name: str) -> str:
@@ -33,7 +28,7 @@ def test_status_names_the_dead_device_and_the_missing_port_with_and_without_the_
                 return status == 503 and "device pump-room-io offline" in problems and "reader garage-reader offline" in problems
             await until(both_named, 30, "healthz naming the dead device and the missing reader")
 
-            live = await asyncio.to_thread(_edge, "status", "--config", str(site.config_path))
+            live = await asyncio.to_thread(edge, "status", "--config", str(site.config_path))
             assert live.returncode == 0, live.stderr
             out = live.stdout
             assert out.splitlines()[0].endswith("daemon running (live, from its local status server)")
@@ -43,7 +38,7 @@ def test_status_names_the_dead_device_and_the_missing_port_with_and_without_the_
             assert "ALARMS: none active" in out and "uplink: off" in out and "clock:" in out and "disk left" in out
 
             assert await site.stop() == 0
-            offline = await asyncio.to_thread(_edge, "status", "--config", str(site.config_path))
+            offline = await asyncio.to_thread(edge, "status", "--config", str(site.config_path))
             assert offline.returncode == 0, offline.stderr
             out = offline.stdout
             assert "DAEMON NOT RUNNING: from the journal and the config" in out.splitlines()[0]
@@ -57,7 +52,7 @@ def test_status_without_daemon_or_journal_says_so(write_config):
     from conftest import MINIMAL
 
     config = write_config(MINIMAL)
-    result = _edge("status", "--config", str(config))
+    result = edge("status", "--config", str(config))
     assert result.returncode == 69
     assert "the daemon is not running and there is no journal" in result.stderr
 
@@ -65,7 +60,7 @@ def test_status_without_daemon_or_journal_says_so(write_config):
 def test_doctor_names_the_dead_device_and_the_missing_port_with_their_fixes(write_config):
     async def scenario():
         async with Site(write_config, dead_device=True, missing_reader=True) as site:
-            result = await asyncio.to_thread(_edge, "doctor", "--config", str(site.config_path))
+            result = await asyncio.to_thread(edge, "doctor", "--config", str(site.config_path))
             assert result.returncode == 1, result.stdout + result.stderr
             out = result.stdout
             assert "PASS  config:" in out
@@ -81,7 +76,7 @@ def test_doctor_names_the_dead_device_and_the_missing_port_with_their_fixes(writ
                 status, text = await site.get("/healthz")
                 return "device pump-room-io offline" in json.loads(text)["problems"]
             await until(judged, 30, "the daemon judging the dead device")
-            result = await asyncio.to_thread(_edge, "doctor", "--config", str(site.config_path))
+            result = await asyncio.to_thread(edge, "doctor", "--config", str(site.config_path))
             assert result.returncode == 1
             assert "FAIL  device pump-room-io: does not answer" in result.stdout
             assert "PASS  device f1-c1-monitor: answers (the running daemon reports)" in result.stdout

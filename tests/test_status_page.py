@@ -8,6 +8,7 @@ import time
 import pytest
 
 from browser_rig import CHROMIUM, Chromium
+from conftest import edge
 from edge.journal import EventQuery, read_events
 from status_rig import TENANT, Site, until
 
@@ -68,8 +69,6 @@ def test_a_held_lift_car_is_an_alarm_on_the_page_until_the_car_is_let_go(write_c
     the rig scenario elevator-motorcycle-held-until-it-leaves does); the page shows the camera
     holding and the hold among the active alarms, then both gone once the car is empty."""
     import json
-    import subprocess
-    import sys
     from pathlib import Path
 
     from vision_media import EBIKE, EMPTY_CAR, MODELS, need_shared, write_clip
@@ -79,9 +78,6 @@ def test_a_held_lift_car_is_an_alarm_on_the_page_until_the_car_is_let_go(write_c
     weights = MODELS / "yolox_nano.onnx"
     if not weights.is_file():
         pytest.skip(f"{weights} is absent: the base model is in ../shared/data/models")
-
-    def edge(*argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "edge.cli", *argv], capture_output=True, text=True, timeout=120)
 
     state = building_dir / "state"
     installed = edge("models", "install", str(repo / "models" / "yolox_nano.yaml"), "--from", str(weights), "--state-dir", str(state))
