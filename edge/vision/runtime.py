@@ -125,15 +125,18 @@ class OnnxDetector:
         tensor, placement = preprocess(frame_bgr, self.manifest.input)
         return Prepared(frame_bgr, tensor, placement)
 
+    def _ready(self, frame_bgr: np.ndarray | Prepared) -> Prepared:
+        return frame_bgr if isinstance(frame_bgr, Prepared) else self.prepare(frame_bgr)
+
     def raw(self, frame_bgr: np.ndarray | Prepared) -> tuple[dict[str, np.ndarray], Placement]:
         """The model's outputs by name, and the frame's placement in the input (for tools and benchmarks)."""
-        prepared = frame_bgr if isinstance(frame_bgr, Prepared) else self.prepare(frame_bgr)
+        prepared = self._ready(frame_bgr)
         values = self.session.run(self._output_names, {self._input_name: prepared.tensor})
         return dict(zip(self._output_names, values)), prepared.placement
 
     def candidates(self, frame_bgr: np.ndarray | Prepared) -> list[tuple[int, float, tuple[float, float, float, float]]]:
         """Every box after NMS as (model class, score, box in frame pixels), mapped or not."""
-        prepared = frame_bgr if isinstance(frame_bgr, Prepared) else self.prepare(frame_bgr)
+        prepared = self._ready(frame_bgr)
         outputs, placement = self.raw(prepared)
         boxes, scores, classes = self._decode(self.manifest.output, outputs, self.manifest.input, self._floor)
         keep = nms(boxes, scores, classes, self.manifest.thresholds.nms_iou)
