@@ -390,3 +390,41 @@ def test_the_worker_ends_when_the_daemon_is_gone(tmp_path, media):
     ours.close()
     process.join(15)
     assert process.exitcode == 0, "the worker outlived the daemon"
+
+
+def test_a_full_state_disk_costs_the_snapshots_and_collected_frames_not_the_guard(tmp_path, media):
+    """On a full disk the worker cannot write a JPEG: it says so and goes on; the observation is
+    journaled (the journal is on its own disk here) and once space is back the next one has its
+    snapshot. Collect mode meets the same full disk on every motion frame."""
+    from journal_disk import mount_small_disk
+
+    disk_gen = mount_small_disk(tmp_path / "state", size="2m")
+    disk = next(disk_gen)
+    try:
+        empty, ebikes = media
+        cycle = [empty] * 10 + ebikes * 10 + [empty] * 20
+        clip = write_clip(tmp_path / "car.avi", cycle * 6, SIZE)
+        cam = camera(tmp_path, clip, collect={"enabled": True, "every_s": 0.5, "cap_mb": 1})
+        disk.fill()
+
+        async def scenario():
+            async with Rig(tmp_path, cam, False, ebikes) as rig:
+                first = (await rig.wait_for(Kind.ELEVATOR_OBSERVED))[0]
+                seen = rig.guard.frames_seen
+                await rig.wait_for(Kind.VISION_MODE)
+                deadline = asyncio.get_running_loop().time() + 20
+                while rig.guard.frames_seen < seen + 10:  # the worker goes on after the failed writes
+                    assert asyncio.get_running_loop().time() < deadline, "the worker stopped analysing on a full disk"
+                    await asyncio.sleep(0.05)
+                unsaved = not (tmp_path / "state" / first.body["snapshot"]).exists()
+                disk.free()
+                second = (await rig.wait_for(Kind.ELEVATOR_OBSERVED, count=2, timeout_s=60))[1]
+                faults = [e for e in await rig.events() if e.kind == Kind.VISION_FAULT]
+                return first, second, unsaved, faults
+
+        first, second, unsaved, faults = asyncio.run(scenario())
+        assert unsaved, "nothing could be written on the full disk"
+        wait_for_file(tmp_path / "state" / second.body["snapshot"])
+        assert faults == [], "a full disk is not the model failing"
+    finally:
+        next(disk_gen, None)
