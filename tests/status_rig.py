@@ -27,7 +27,7 @@ from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
 
-from conftest import MINIMAL, REPO
+from conftest import MINIMAL
 
 TENANT = b"\x01\x00\x12\x93\xd8"
 MISSING_PORT = "/dev/ttyEDGE-missing-adapter"

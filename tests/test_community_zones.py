@@ -6,8 +6,6 @@ import asyncio
 import time
 from datetime import date
 
-import pytest
-
 from edge.community.zones import Outcome, Zone, ZoneState
 from edge.control import ask, socket_path
 from edge.access.credentials import CredentialStore, Enrolment

@@ -19,7 +19,7 @@ from edge.uplink.snapshots import MAX_BYTES
 from edge.uplink.worker import Uplink
 from hil.broker import Broker
 
-from uplink_rig import journaled, open_cloud, open_store, until, uplink_config
+from uplink_rig import journaled, open_cloud, until, uplink_config
 
 B = "test-house"
 FOLDER = Path("vision") / "snapshots" / "lift-1-cam"

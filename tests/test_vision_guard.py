@@ -20,7 +20,6 @@ import pytest
 from edge.config import Camera
 from edge.events import Kind
 from edge.journal import EventQuery, Journal, read_events
-from edge.vision.confirm import State
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import Verdict, file_sha256, verdict

@@ -116,7 +116,7 @@ def decode_submit(pdu_hex: str) -> tuple[str, str, tuple[int, int, int] | None]:
         user = user[1 + udh_len:]
     if dcs & 0x0C == 0x08:
         return number, user.decode("utf-16-be"), concat
-    septets, value, bits = [], int.from_bytes(user, "little"), udl * 7
+    septets, value = [], int.from_bytes(user, "little")
     for i in range(udl):
         septets.append((value >> (7 * i)) & 0x7F)
     return number, "".join(map(chr, septets)), concat
