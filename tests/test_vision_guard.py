@@ -427,3 +427,36 @@ def test_a_full_state_disk_costs_the_snapshots_and_collected_frames_not_the_guar
         assert faults == [], "a full disk is not the model failing"
     finally:
         next(disk_gen, None)
+
+
+class BrokenDetector:
+    """TEST DOUBLE of a model that fails on every frame (a corrupt weight, an unexpected input)."""
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        raise RuntimeError("ONNXRuntimeError: invalid input shape")
+
+
+def test_a_model_failing_on_every_frame_is_one_fault_a_minute_and_the_camera_goes_on(tmp_path, media):
+    empty, ebikes = media
+    clip = write_clip(tmp_path / "car.avi", ([empty] * 3 + ebikes * 3) * 40, SIZE)
+
+    async def scenario():
+        journal = await Journal.open(tmp_path / "journal.db")
+        guard = ElevatorGuard(camera(tmp_path, clip), journal, relay, tmp_path / "state", Verdict(True, "test"),
+                              Serve(BrokenDetector()))
+        task = asyncio.create_task(guard.run())
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while guard.frames_seen < 30:  # three seconds of frames, each one failing in the model
+                assert not task.done() and asyncio.get_running_loop().time() < deadline, f"{guard.frames_seen} frames"
+                await asyncio.sleep(0.05)
+            return [e for e in read_events(journal.path, EventQuery(limit=None)) if e.kind == Kind.VISION_FAULT]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await journal.close()
+
+    relay = Relay()
+    faults = asyncio.run(scenario())
+    assert len(faults) == 1 and "the model failed on a frame: RuntimeError" in faults[0].body["reason"], faults
+    assert relay.writes == [], "a failing model holds nothing"
