@@ -17,8 +17,8 @@ from edge.fire import FireRelease
 from edge.journal import EventQuery, read_events
 from hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL, REPO
-from test_points_cli import SimulatorThread, _edge, _wait
+from conftest import MINIMAL, REPO, edge
+from test_points_cli import SimulatorThread, _wait
 
 
 class Bus:
@@ -148,10 +148,10 @@ fire_alarm: doors-io.input_8
         try:
             _wait(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.fire_release",))))
             _wait(lambda: io.value_of("relay_1") is True)
-            refused = _edge("fire", "reset", "--operator", "tech-7", "--config", str(config))
+            refused = edge("fire", "reset", "--operator", "tech-7", "--config", str(config))
             still_released = io.value_of("relay_1")
             io.set_value("input_8", False)
-            done = _wait(lambda: (r := _edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r)
+            done = _wait(lambda: (r := edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r)
             secured = io.value_of("relay_1")
         finally:
             daemon.send_signal(signal.SIGTERM)
