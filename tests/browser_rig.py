@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -26,11 +28,21 @@ class Chromium:
 
     async def __aenter__(self) -> "Chromium":
         assert CHROMIUM is not None
-        self.profile = tempfile.TemporaryDirectory(prefix="edge-chromium-")
+        self.profile = Path(tempfile.mkdtemp(prefix="edge-chromium-"))
+        # a session of its own, so its helpers (zygote, renderers, crashpad) go with it at the end
         self.process = await asyncio.create_subprocess_exec(
-            CHROMIUM, *FLAGS, f"--user-data-dir={self.profile.name}", "--remote-debugging-port=0", self.url,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        active = Path(self.profile.name) / "DevToolsActivePort"
+            CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "--remote-debugging-port=0", self.url,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, start_new_session=True)
+        self.session = self.socket = None
+        try:
+            await self._connect()
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def _connect(self) -> None:
+        active = self.profile / "DevToolsActivePort"
         deadline = asyncio.get_running_loop().time() + 30
         while not (active.exists() and active.read_text().count("\n") >= 1):
             if asyncio.get_running_loop().time() > deadline:
@@ -47,7 +59,6 @@ class Chromium:
                 raise AssertionError("chromium opened no page")
             await asyncio.sleep(0.05)
         self.socket = await self.session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0)
-        return self
 
     async def send(self, method: str, **params) -> dict:
         ident = next(self._ids)
@@ -70,12 +81,29 @@ class Chromium:
         path.write_bytes(base64.b64decode(shot["data"]))
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.socket.close()
-        await self.session.close()
-        self.process.terminate()
+        if self.socket is not None:
+            await self.socket.close()
+        if self.session is not None:
+            await self.session.close()
+        self._signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(self.process.wait(), 10)
         except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-        self.profile.cleanup()
+            pass
+        self._signal(signal.SIGKILL)  # a helper that outlived the browser would go on writing the profile
+        await self.process.wait()
+        for _ in range(50):  # a killed helper's last writes land a moment after its signal
+            try:
+                shutil.rmtree(self.profile)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise AssertionError(f"chromium's profile {self.profile} could not be removed within 5 s")
+
+    def _signal(self, number: int) -> None:
+        try:
+            os.killpg(self.process.pid, number)
+        except ProcessLookupError:
+            pass  # the whole group is gone
