@@ -6,12 +6,15 @@ configured recall and false-hold limits on enough frames to mean something (a fa
 rate of 1 % cannot be shown on 19 negatives). The eval report is the JSON object that
 `edge vision eval --json` prints, with the manifest's sha256 added:
 
-    {"manifest_sha256": "...",
+    {"manifest_sha256": "...", "hold_classes": ["ebike"],
      "ebike_recall": {"k": 400, "n": 412, "rate": 0.971, ...},
      "false_hold_rate": {"k": 4, "n": 655, "rate": 0.006, ...}, ...}
 
 `manifest_sha256` ties the report to the manifest it measured (whose sha256 ties it to the
 weights): a report of another model, or of this model's older version, qualifies nothing.
+`hold_classes` ties it to what the camera holds for: the base model calls powered wheelchairs
+motorcycles, so a report that judged holds on e-bikes alone says nothing of a camera that also
+holds for motorcycles.
 Until qualified, the guard runs in observe mode and says why.
 """
 
@@ -48,6 +51,7 @@ def verdict(camera: Camera) -> Verdict:
         report = json.loads(need.report.read_text())
         manifest = file_sha256(camera.model)
         measured = report["manifest_sha256"]
+        judged = sorted(str(c) for c in report["hold_classes"])
         ebikes, recall = int(report["ebike_recall"]["n"]), float(report["ebike_recall"]["rate"] or 0.0)
         negatives, false_holds = int(report["false_hold_rate"]["n"]), float(report["false_hold_rate"]["rate"] or 0.0)
     except FileNotFoundError as error:
@@ -56,6 +60,10 @@ def verdict(camera: Camera) -> Verdict:
         return Verdict(False, f"the eval report {need.report} is unreadable or incomplete ({type(error).__name__}: {error})")
     if measured != manifest:
         return Verdict(False, f"the eval report measured another model (manifest sha256 {str(measured)[:12]}, installed {manifest[:12]})")
+    held = sorted(set(camera.hold_classes))
+    if judged != held:
+        return Verdict(False, f"the eval report judged holds on {', '.join(judged) or 'nothing'}, this camera holds on {', '.join(held)}"
+                              f" (run edge vision eval with --hold-class {' --hold-class '.join(held)})")
     short = []
     if ebikes < need.min_ebike_frames:
         short.append(f"{ebikes} e-bike frames < {need.min_ebike_frames}")
