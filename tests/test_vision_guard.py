@@ -285,16 +285,14 @@ def test_qualification_needs_a_report_of_this_model_with_enough_frames(tmp_path)
     report = tmp_path / "eval.json"
     hold = {"device": "io-lift", "hold": "release_7", "resume": "secure_7"}
 
-    def judge(**figures) -> Verdict:
+    def judge(holds: tuple[str, ...] = ("ebike",), **figures) -> Verdict:
         body = {"manifest_sha256": file_sha256(manifest), "hold_classes": ["ebike"], "ebike_recall": {"k": 390, "n": 400, "rate": 0.975},
                 "false_hold_rate": {"k": 2, "n": 600, "rate": 0.0033}}
         body.update(figures)
         report.write_text(json.dumps(body))
         cam = Camera.model_validate({"name": "c", "source": "x", "model": manifest, "hold": hold, "qualification": {"report": report},
-                                     "hold_classes": holds})
+                                     "hold_classes": list(holds)})
         return verdict(cam)
-
-    holds = ["ebike"]
 
     assert judge().may_hold
     assert not judge(false_hold_rate={"k": 2, "n": 19, "rate": 0.0}).may_hold  # 19 negatives show nothing
@@ -303,10 +301,9 @@ def test_qualification_needs_a_report_of_this_model_with_enough_frames(tmp_path)
     assert "unreadable" in judge(ebike_recall=None).reason
     assert "unreadable" in judge(hold_classes=None).reason
     # a report that judged e-bike holds only says nothing of the wheelchairs a motorcycle hold would stop
-    holds = ["motorcycle", "ebike"]
-    other = judge()
+    other = judge(("motorcycle", "ebike"))
     assert not other.may_hold and "judged holds on ebike, this camera holds on ebike, motorcycle" in other.reason
-    assert judge(hold_classes=["motorcycle", "ebike"]).may_hold
+    assert judge(("motorcycle", "ebike"), hold_classes=["motorcycle", "ebike"]).may_hold
     unqualified = verdict(Camera.model_validate({"name": "c", "source": "x", "model": manifest, "hold": hold}))
     assert not unqualified.may_hold and "no eval report" in unqualified.reason
     assert "no hold relay" in verdict(Camera.model_validate({"name": "c", "source": "x", "model": manifest})).reason
