@@ -156,6 +156,69 @@ class RecordingLock:
         self.release()
 
 
+class _LateControlPanel:
+    """libosdp's CP as the link checks see it, with one behaviour of the real one made certain: a
+    disable or enable lands only on a later refresh (seen over 50 ms late on a busy CPU), and an
+    enable of a reader still enabled is refused."""
+
+    def __init__(self) -> None:
+        self.enabled, self.pending, self.answers = True, None, True
+
+    def status(self) -> int:
+        return int(self.enabled and self.answers)
+
+    sc_status = status
+
+    def is_pd_enabled(self, index: int) -> bool:
+        return self.enabled
+
+    def disable_pd(self, index: int) -> bool:
+        self.pending = False
+        return True
+
+    def enable_pd(self, index: int) -> bool:
+        if self.enabled:
+            return False
+        self.pending = True
+        return True
+
+    def refresh(self) -> None:
+        if self.pending is not None:
+            self.enabled, self.pending = self.pending, None
+
+
+def test_a_disable_that_lands_late_never_leaves_a_returning_reader_off(tmp_path: Path) -> None:
+    """Found under load: the bus re-enabled a silent reader before libosdp had applied its disable;
+    the enable was refused, the disable landed, and the reader that came back stayed off until a
+    SECURE_CHANNEL fault ('wrong key?') 6 s later."""
+    key_file = _key(tmp_path)
+    with pty_pair() as (gateway, _device):
+        bus = OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)])
+        try:
+            reports: list[object] = []
+            bus._report = reports.append  # type: ignore[method-assign]
+            ctx = _LateControlPanel()
+            bus._channel.last_reply[1] = 0.0
+            bus._check_links(ctx, 0.0)  # a session: up
+            ctx.answers = False
+            bus._check_links(ctx, 1.5)  # silent for 1.5 s: an offline fault, and a disable asked for
+            assert [type(r) for r in reports] == [ReaderFault] and reports[0].reason is FaultReason.OFFLINE
+            bus._check_links(ctx, 1.55)  # before libosdp applied the disable
+            ctx.refresh()
+            ctx.answers = True
+            bus._channel.last_reply[1] = 1.58  # the reader is back
+            now = 1.6
+            while not any(isinstance(r, ReaderRestored) for r in reports) and now < 10:
+                bus._check_links(ctx, now)
+                ctx.refresh()
+                bus._channel.last_reply[1] = now
+                now = round(now + 0.05, 2)
+            assert [type(r) for r in reports] == [ReaderFault, ReaderRestored], reports
+            assert reports[1].reason is FaultReason.OFFLINE and now < 2.0, (reports, now)
+        finally:
+            bus._channel.close()
+
+
 def test_link_checks_never_take_libosdp_s_lock_on_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     key_file = _key(tmp_path)
     locks: list[RecordingLock] = []

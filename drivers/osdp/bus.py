@@ -76,6 +76,7 @@ class _Health:
     up_once: bool = False
     retry_at: float = 0.0
     reenable: bool = False
+    disabled_at: float = 0.0  # when the last disable was asked for
     attempt_since: float = field(default_factory=time.monotonic)  # start or last re-enable
     answering_since: float | None = None  # first reply of this attempt: its handshake's clock
 
@@ -268,7 +269,12 @@ class OsdpBus:
             if health.up:
                 health.up, health.attempt_since, health.answering_since = False, now, None  # replies before now were the old session
             if health.reenable:
-                ctx.enable_pd(index)
+                if ctx.is_pd_enabled(index) and now - health.disabled_at < RETRY_S:
+                    # libosdp applies a disable later, in its own state machine (seen: over 50 ms on a
+                    # busy CPU); an enable before that is refused, and the disable then lands and
+                    # leaves the reader off for good
+                    continue
+                ctx.enable_pd(index)  # still enabled after RETRY_S: the disable never landed, nothing to undo
                 health.reenable, health.attempt_since, health.answering_since = False, now, None
                 continue
             answered = last_reply > health.attempt_since
@@ -289,7 +295,7 @@ class OsdpBus:
                 health.retry_at = now + RETRY_S
                 if ctx.is_pd_enabled(index):
                     ctx.disable_pd(index)
-                health.reenable = True
+                health.reenable, health.disabled_at = True, now
 
     def _diagnose(self, answered: bool) -> tuple[FaultReason, str]:
         if answered and self.secure:
