@@ -36,8 +36,8 @@ class Chromium:
         self.session = self.socket = None
         try:
             await self._connect()
-        except BaseException:
-            await self.__aexit__()
+        except BaseException as error:
+            await self.__aexit__(type(error), error, error.__traceback__)
             raise
         return self
 
@@ -100,7 +100,8 @@ class Chromium:
                 return
             except OSError:
                 await asyncio.sleep(0.1)
-        raise AssertionError(f"chromium's profile {self.profile} could not be removed within 5 s")
+        if exc[0] is None:  # never hide what the test itself raised
+            raise AssertionError(f"chromium's profile {self.profile} could not be removed within 5 s")
 
     def _signal(self, number: int) -> None:
         try:
