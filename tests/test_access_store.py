@@ -199,6 +199,17 @@ def test_unreadable_import_files_are_clear_errors(store, tmp_path, name, content
         store.import_file(path)
 
 
+def test_an_import_file_beyond_the_cap_is_refused_before_it_is_read_whole(store, tmp_path):
+    from edge.access.credentials import MAX_IMPORT_BYTES
+
+    path = tmp_path / "estate.csv"
+    with path.open("wb") as file:
+        file.write((HEADER + "\n").encode())
+        file.truncate(MAX_IMPORT_BYTES + 1)  # sparse: the size without the disk
+    with pytest.raises(CredentialImportError, match="larger than 32 MiB"):
+        store.import_file(path)
+
+
 def test_ten_thousand_rows_import_in_one_batch(store, tmp_path):
     path = tmp_path / "building.csv"
     rows = [f"{i:08x},tenant-{i},2025-01-01,2025-12-31,2025-06-30,{i % 40};lobby,entrances,mon-sun 06:00-23:00,"

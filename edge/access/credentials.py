@@ -61,6 +61,7 @@ _UPSERT = f"INSERT OR REPLACE INTO credential ({', '.join(_COLUMNS)}) VALUES ({'
 _SECRET_CHECK_MESSAGE = b"edge.access.credential-store.secret-check"
 _ID_NUMBER_DOMAIN = b"id-number:"
 _CSV_REQUIRED = ("serial", "tenant", "valid_from", "valid_until", "paid_through")
+MAX_IMPORT_BYTES = 32 * 2**20  # ~300,000 cards: an estate, never one building; read whole, so capped
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -432,9 +433,12 @@ def _read_rows(path: Path) -> list[Row]:
     if path.exists() and not path.is_file():
         raise CredentialImportError(f"{path}: not a regular file")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_IMPORT_BYTES + 1)
     except OSError as exc:
         raise CredentialImportError(f"{path}: {exc.strerror}") from exc
+    if len(data) > MAX_IMPORT_BYTES:
+        raise CredentialImportError(f"{path}: larger than {MAX_IMPORT_BYTES // 2**20} MiB, more than an import takes; split it")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
