@@ -124,11 +124,13 @@ class Rig:
         """The journaled events of `kind` (with the given body values), once `count` are there."""
         seq, deadline = 0, asyncio.get_running_loop().time() + timeout_s
         while True:
-            if self.task.done():
-                self.task.result()  # the guard crashed: say how
+            ended = self.task.done()  # looked at before the journal: what it journaled before it ended is read below
             found = [e for e in await self.events() if e.kind == kind and all(e.body.get(k) == v for k, v in body.items())]
             if len(found) >= count:
                 return found
+            if ended:
+                self.task.result()  # the guard crashed: say how
+                raise AssertionError(f"the guard ended without journaling {count} {kind} {body or ''}")
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
                 raise AssertionError(f"within {timeout_s} s no {count} {kind} {body or ''} was journaled; got {[(e.kind, e.body) for e in await self.events()]}")
