@@ -51,7 +51,7 @@ def verdict(camera: Camera) -> Verdict:
         report = json.loads(need.report.read_text())
         manifest = file_sha256(camera.model)
         measured = report["manifest_sha256"]
-        judged = sorted(str(c) for c in report["hold_classes"])
+        judged = sorted({str(c) for c in report["hold_classes"]})
         ebikes, recall = int(report["ebike_recall"]["n"]), float(report["ebike_recall"]["rate"] or 0.0)
         negatives, false_holds = int(report["false_hold_rate"]["n"]), float(report["false_hold_rate"]["rate"] or 0.0)
     except FileNotFoundError as error:
