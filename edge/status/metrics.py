@@ -28,16 +28,16 @@ class CameraSample:
 
     elevator: str
     stream_up: bool
-    mode: str | None  # observe or hold; None when no guard runs for the camera
-    held: bool
-    last_frame_age_s: float | None
-    frames_read: int
-    frames_analysed: int
-    dropped: int
-    holds: int
-    would_hold: int
-    inference_buckets: list[tuple[float, int]]  # (upper bound in seconds, its own count), the last bound inf; [] without a model
-    inference_sum_s: float
+    mode: str | None = None  # observe or hold; None when no guard runs for the camera (the rest stay as here)
+    held: bool = False
+    last_frame_age_s: float | None = None
+    frames_read: int = 0
+    frames_analysed: int = 0
+    dropped: int = 0
+    holds: int = 0
+    would_hold: int = 0
+    inference_buckets: list[tuple[float, int]] = field(default_factory=list)  # (upper bound in seconds, its own count), the last bound inf; [] without a model
+    inference_sum_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -225,7 +225,7 @@ class StatusServer:
             guard = self.cameras.get(name)
             up = state["stream"] == "ok"
             if guard is None:
-                sampled[name] = CameraSample(state["elevator"] or "", up, None, False, None, 0, 0, 0, 0, 0, [], 0.0)
+                sampled[name] = CameraSample(state["elevator"] or "", up)
                 continue
             seen = guard.last_frame_mono
             sampled[name] = CameraSample(
@@ -239,10 +239,12 @@ class StatusServer:
 
     # --- handlers ----------------------------------------------------------------------
 
+    def _probe(self, disk: Disk | None) -> Probe:
+        """What /healthz judges, for the endpoint and for the page's status alike."""
+        return Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(), self.cameras_streaming())
+
     async def _healthz(self, request: web.Request) -> web.Response:
-        disk = await self._disk()
-        probe = Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(), self.cameras_streaming())
-        healthy, body = verdict(probe)
+        healthy, body = verdict(self._probe(await self._disk()))
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -273,16 +275,15 @@ class StatusServer:
             if counters is not None:
                 device["polls"], device["answers"] = counters.requests, counters.answers
         for camera in snapshot["cameras"]:
-            guard = self.cameras.get(camera["name"])
-            if guard is not None and guard.last_frame_mono is not None:
-                camera["last_frame_age_s"] = round(max(0.0, time.monotonic() - guard.last_frame_mono), 1)
+            age = sample.cameras[camera["name"]].last_frame_age_s if camera["name"] in sample.cameras else None
+            if age is not None:
+                camera["last_frame_age_s"] = round(age, 1)
         snapshot["uplink"] |= {"connected": sample.uplink_connected, "synced_seq": sample.uplink_synced_seq,
                                "backlog": None if sample.uplink_synced_seq is None else max(0, self.journal.head_seq - sample.uplink_synced_seq)}
         snapshot["clock"]["ntp_synchronised"] = await asyncio.get_running_loop().run_in_executor(self.reader, ntp_synchronised)
         snapshot["journal"] = {"path": str(self.journal.path), "head_seq": self.journal.head_seq,
                                "bytes": None if disk is None else disk.journal_bytes, "free_bytes": None if disk is None else disk.free_bytes}
-        snapshot["health"] = verdict(Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), sample.readers,
-                                           self.cameras_streaming()))[1]
+        snapshot["health"] = verdict(self._probe(disk))[1]
         snapshot["source"] = "daemon"
         return snapshot
 
