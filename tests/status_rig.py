@@ -33,12 +33,14 @@ TENANT = b"\x01\x00\x12\x93\xd8"
 MISSING_PORT = "/dev/ttyEDGE-missing-adapter"
 
 
-async def until(predicate, timeout_s: float = 10.0, what: str = "condition") -> None:
+async def until(predicate, timeout_s: float = 10.0, what: str = "condition", every_s: float = 0.05):
+    """What `predicate` (plain or async) gives once it is truthy, asked every `every_s` up to `timeout_s`."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while not await _call(predicate):
+    while not (result := await _call(predicate)):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{what} not reached within {timeout_s} s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(every_s)
+    return result
 
 
 async def _call(predicate):

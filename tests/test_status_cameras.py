@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +21,7 @@ from edge.events import Kind, Priority, StoredEvent
 from edge.journal import EventQuery, read_events
 from edge.status.report import render
 from edge.status.view import BuildingView
-from status_rig import fetch
+from status_rig import fetch, until
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, write_clip
 from conftest import edge
 
@@ -51,14 +50,8 @@ def _camera_line(output: str) -> str:
 
 
 async def _until(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = await asyncio.to_thread(check)
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout_s} s")
-        await asyncio.sleep(0.2)
+    """`until` for a check that blocks (runs `edge status`, reads the journal): off the loop."""
+    return await until(lambda: asyncio.to_thread(check), timeout_s, what, every_s=0.2)
 
 
 def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_without_the_daemon(write_config, tmp_path):
@@ -178,16 +171,13 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
         assert status == 200, text
         return text
 
-    async def until(check, timeout_s: float, what: str):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if endpoint.exists():
-                text = await scrape()
-                if check(_cameras(text)):
-                    return text
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} did not happen within {timeout_s} s")
-            await asyncio.sleep(0.2)
+    async def scraped(check, timeout_s: float, what: str) -> str:
+        """The /metrics text once `check` holds for its cameras."""
+        async def ready() -> str | None:
+            text = await scrape() if endpoint.exists() else None
+            return text if text is not None and check(_cameras(text)) else None
+
+        return await until(ready, timeout_s, what, every_s=0.2)
 
     def value(cameras, camera: str, name: str, key: str = "") -> float | None:
         return cameras.get((camera, name), {}).get(key)
@@ -204,8 +194,8 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
             def moved_on(since):
                 return lambda c: all((value(c, "lift-1-cam", n) or 0) > (value(since, "lift-1-cam", n) or 0) for n in counters)
 
-            first = _cameras(await until(moved_on({}), 90, "lift-1-cam's first frames through the base model"))
-            text = await until(moved_on(first), 60, "more frames read and analysed by the model")
+            first = _cameras(await scraped(moved_on({}), 90, "lift-1-cam's first frames through the base model"))
+            text = await scraped(moved_on(first), 60, "more frames read and analysed by the model")
             moved = _cameras(text)
 
             assert value(moved, "lift-1-cam", "edge_camera_stream_up") == 1.0
@@ -226,7 +216,7 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
                 "edge_camera_inference_seconds": "histogram",
             }
 
-            down = _cameras(await until(lambda c: value(c, "lift-2-cam", "edge_camera_stream_up") == 0.0, 30, "lift-2-cam's stream down"))
+            down = _cameras(await scraped(lambda c: value(c, "lift-2-cam", "edge_camera_stream_up") == 0.0, 30, "lift-2-cam's stream down"))
             assert value(down, "lift-2-cam", "edge_camera_frames_read_total") == 0.0
             assert ("lift-2-cam", "edge_camera_last_frame_age_seconds") not in down  # it never gave a frame
             assert ("lift-2-cam", "edge_camera_inference_seconds_count") not in down  # no model: it only collects frames
