@@ -27,14 +27,16 @@ from conftest import edge
 
 pytestmark = pytest.mark.timeout(180)
 
-CONFIG = """
+BUILDING = """
 building:
   id: test-house
   timezone: Asia/Shanghai
   secret: {{file: secrets/building.key}}
 state_dir: state
 http: {{port: 0}}
-cameras:
+"""  # the building both configs share; their cameras follow
+
+CONFIG = BUILDING + """cameras:
   - name: lift-1-cam
     elevator: lift-1
     source: {clip}
@@ -106,14 +108,7 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
     asyncio.run(scenario())
 
 
-METRICS_CONFIG = """
-building:
-  id: test-house
-  timezone: Asia/Shanghai
-  secret: {{file: secrets/building.key}}
-state_dir: state
-http: {{port: 0}}
-cameras:
+METRICS_CONFIG = BUILDING + """cameras:
   - name: lift-1-cam
     elevator: lift-1
     source: {clip}
