@@ -87,7 +87,7 @@ def test_a_trail_search_without_an_operator_is_refused_and_searches_nothing(writ
     assert not events(load(config_path).journal_path, "privacy.trail_searched")
 
 
-def test_a_signed_cloud_trail_request_is_answered_from_the_journal_and_journaled(write_config, building_dir):
+def test_a_signed_cloud_trail_request_is_answered_from_the_journal_journaled_and_its_command_record_keeps_only_a_count(write_config, building_dir):
     generate_keys(building_dir)
 
     async def scenario():
@@ -125,6 +125,9 @@ uplink:
     assert [r["kind"] for r in by_door["detail"]["rows"]] == ["card", "card", "card", "exit"]
     searched = events(load(config_path).journal_path, "privacy.trail_searched")
     assert [(e.body["operator"], e.body["rows"]) for e in searched] == [("police-desk-2", 2), ("police-desk-2", 4)]
+    executed = [e for e in events(load(config_path).journal_path, "command.executed") if e.body["command"] == "trail.search"]
+    assert [e.body["detail"].get("rows") for e in executed] == [None, 2, 4], "the record counts the rows, never copies them"
+    assert keys["child-9"][:12] not in json.dumps([e.body for e in executed])
 
 
 def test_edge_alarm_ack_without_a_daemon_says_nothing_was_done(write_config):

@@ -180,5 +180,14 @@ class Downlink:
             raise DownlinkRefused(Refusal.BAD_BODY, "a command is {command: NAME, args: {...}}")
         result = await self.commands.run(name, args)
         body = {"command": name, "nonce": envelope.nonce, "outcome": str(result.outcome), "detail": result.detail}
-        await self.journal.append(Event(kind=Kind.COMMAND_EXECUTED, priority=Priority.ACCESS, source="uplink", body=body))
+        record = body | {"detail": _counted(result.detail)}
+        await self.journal.append(Event(kind=Kind.COMMAND_EXECUTED, priority=Priority.ACCESS, source="uplink", body=record))
         connection.publish(self.topics.command_results, json.dumps({"v": WIRE_VERSION, "building": self.topics.building, **body}, default=str).encode())
+
+
+def _counted(detail: dict[str, Any]) -> dict[str, Any]:
+    """The command's answer as the journal keeps it: a list (a trail search's rows) becomes its length.
+
+    The answer goes to the cloud once; the journal record only says what was done. Rows copied into
+    it would be personal data kept twice, and a page of them would bloat every sync of the journal."""
+    return {key: len(value) if isinstance(value, list | tuple) else value for key, value in detail.items()}
