@@ -38,6 +38,7 @@ from typing import Any, Awaitable, Callable, Iterator, TypeVar
 import backoff
 import structlog
 
+from edge.bus import Bus
 from edge.events import Event, Kind, Priority
 from edge.journal.faults import describe, is_damage, is_rejected
 from edge.journal.reading import Gap
@@ -141,6 +142,7 @@ class Journal:
         self._closing = False
         self._writer: asyncio.Task[None] | None = None
         self._committed = asyncio.Event()  # set and replaced after each commit (see wait_beyond)
+        self.bus = Bus()  # every admitted event, at once, for the live parts (also while the disk refuses)
 
     @classmethod
     async def open(cls, path: Path, limits: JournalLimits = JournalLimits(), *, store: Store | None = None) -> "Journal":
@@ -205,6 +207,7 @@ class Journal:
             self._next_seq = seq + 1
         entry = _Entry(event, seq, waiter)
         self._pending.append(entry)
+        self.bus.admit(seq, event)
         if self._outage is not None and len(self._pending) > self.limits.buffer_events:
             self._shed()
         self._work.set()
