@@ -7,6 +7,10 @@ It speaks what drivers/modem/at.py needs (AT, ATE0, +CMEE, +CPIN, +CSQ, +CREG, +
     error       answers ERROR to AT+CMGS (the SIM out of credit, the network refusing)
     silent      answers nothing at all (a hung modem, a pulled USB cable that still enumerates)
     no_network  +CREG: 0,2 (searching) and +CMS ERROR: 331 to a send
+    unconfirmed gives the > prompt and takes the PDU, then never says +CMGS nor OK (a modem whose
+                network never acknowledges the submit); the PDU is still recorded in `submitted`
+
+`confirm_after_s` makes an ok modem answer a submit that late (a slow network).
 
 Messages are recorded (long ones joined from their parts) with the monotonic time they came
 in; a status report (+CDS) follows each part unless `reports` is off.
@@ -32,6 +36,7 @@ class Mode(StrEnum):
     ERROR = "error"
     SILENT = "silent"
     NO_NETWORK = "no_network"
+    UNCONFIRMED = "unconfirmed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +59,11 @@ def status_report_pdu(reference: int, number: str, status: int = 0) -> str:
 
 
 class ModemSimulator:
-    def __init__(self, port: str, mode: Mode = Mode.OK, pin: str | None = None, reports: bool = True) -> None:
+    def __init__(self, port: str, mode: Mode = Mode.OK, pin: str | None = None, reports: bool = True,
+                 confirm_after_s: float = 0.0) -> None:
         self.port = port
+        self.confirm_after_s = confirm_after_s
+        self.submitted: list[str] = []  # the number of every submit taken, confirmed or not, in order
         self.mode = mode
         self.pin = pin
         self.unlocked = pin is None
@@ -143,6 +151,11 @@ class ModemSimulator:
         except (ValueError, IndexError, UnicodeDecodeError):
             self._say("+CMS ERROR: 304")  # invalid PDU mode parameter
             return
+        self.submitted.append(number)
+        if self.mode is Mode.UNCONFIRMED:
+            return
+        if self.confirm_after_s:
+            self._stop.wait(self.confirm_after_s)
         self._reference = (self._reference + 1) % 256
         reference = self._reference
         if concat is None:

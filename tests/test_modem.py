@@ -43,6 +43,7 @@ def test_a_wrong_or_missing_pin_is_a_clear_error():
     (Mode.ERROR, ModemError, "CMS ERROR: 500"),
     (Mode.NO_NETWORK, NoNetwork, "not registered"),
     (Mode.SILENT, NoAnswer, "no answer"),
+    (Mode.UNCONFIRMED, NoAnswer, "within 0.5 s"),
 ])
 def test_a_modem_that_refuses_has_no_network_or_says_nothing(mode, error, says):
     with pty_pair() as (ours, theirs), ModemSimulator(theirs) as modem:
@@ -55,6 +56,17 @@ def test_a_modem_that_refuses_has_no_network_or_says_nothing(mode, error, says):
             driver.send("+8613800000001", "烟雾报警")
         driver.close()
     assert not modem.messages
+
+
+def test_a_submit_confirmed_later_than_the_configured_timeout_is_no_answer():
+    """Every wait honours timeout_s, the submit's confirmation too (it used to wait at least 60 s)."""
+    with pty_pair() as (ours, theirs), ModemSimulator(theirs, confirm_after_s=2.0) as modem:
+        driver = AtModem(ours, timeout_s=0.5)
+        driver.open()
+        with pytest.raises(NoAnswer, match="within 0.5 s"):
+            driver.send("+8613800000001", "烟雾报警")
+        driver.close()
+    assert modem.submitted == ["+8613800000001"], "the PDU went in; only its confirmation came too late"
 
 
 @settings(max_examples=200, deadline=None)

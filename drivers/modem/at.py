@@ -49,6 +49,7 @@ class ModemStatus:
 
 class AtModem:
     def __init__(self, port: str, baud: int = 115200, timeout_s: float = 10.0, pin: str | None = None) -> None:
+        """`timeout_s` bounds every wait: each command's answer, the > prompt and the submit's confirmation."""
         self.port_path = port
         self.baud = baud
         self.timeout_s = timeout_s
@@ -116,7 +117,9 @@ class AtModem:
             self._buffer, rest = before + b"\n", self._buffer
             self._take_lines(final=False)  # a delivery report may precede the prompt
             self._buffer = rest
-            lines = self.command(pdu.hex, terminator="\x1a", timeout_s=max(self.timeout_s, 60.0))
+            # The configured timeout bounds this wait too: an alarm SMS that a modem never confirms must
+            # fail (and be retried, or go to the next recipient) within it, not after a fixed minute.
+            lines = self.command(pdu.hex, terminator="\x1a")
             references.append(int(self._value(lines, "+CMGS:").split(",")[0]))
         return references
 
