@@ -10,7 +10,7 @@ from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, CommunitySafety
 from edge.community.sms import SmsSender
 from edge.journal import Journal
-from hil.modem_sim import ModemSimulator
+from hil.modem_sim import Mode, ModemSimulator
 from hil.pty import pty_pair
 
 from community_rig import events, until
@@ -96,3 +96,29 @@ def test_an_sms_never_confirmed_by_a_delivery_report_is_a_journaled_failure(tmp_
     failed = events(path, "fault.sms_failed")
     assert failed[0].priority.name == "ALARM" and "no delivery report within 1 s" in failed[0].body["errors"][0]
     assert not events(path, "notify.sms_delivered")
+
+
+def test_a_modem_that_prompts_and_never_confirms_does_not_hold_up_the_escalation(tmp_path):
+    """The warden's SMS fails attempt after attempt; the fire station, told on escalation, gets its
+    first attempt before the warden's last: retries wait aside, not in front of the modem."""
+    warden, station = "+8613800000001", "+8613800000119"
+    with pty_pair() as (ours, theirs), ModemSimulator(theirs, mode=Mode.UNCONFIRMED) as modem:
+        settings = CommunitySafety.model_validate({
+            "contacts": [{"name": "warden", "role": "landlord", "phone": warden, "channels": ["sms"]},
+                         {"name": "fire-station", "role": "micro_fire_station", "phone": station, "channels": ["sms"]}],
+            "routes": [{"name": "first", "alarms": ["smoke"], "notify": ["warden"], "ack_within_s": 0.5, "escalate_to": "station"},
+                       {"name": "station", "notify": ["fire-station"]}],
+            "modem": {"port": ours, "timeout_s": 0.5, "retries": 3},
+        })
+
+        async def scenario(notifier):
+            notifier.alarm(_alarm(AlarmKind.SMOKE, 1))
+            await until(lambda: len(events(tmp_path / "journal.db", "fault.sms_failed")) == 2, timeout_s=60, what="both recipients failed")
+
+        path = asyncio.run(_notifier(tmp_path, settings, lambda seq: False, scenario))
+    assert modem.submitted.count(warden) == 3 and modem.submitted.count(station) == 3, "every attempt reached the modem"
+    last_warden = len(modem.submitted) - 1 - modem.submitted[::-1].index(warden)
+    assert modem.submitted.index(station) < last_warden, f"the station waited for the warden's retries: {modem.submitted}"
+    failed = {e.body["recipient"]: e.body for e in events(path, "fault.sms_failed")}
+    assert failed["warden"]["attempts"] == 3 and all("within 0.5 s" in error for error in failed["warden"]["errors"])
+    assert [e.body["recipient"] for e in events(path, "notify.sent")] == ["warden", "fire-station"]

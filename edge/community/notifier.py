@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -78,6 +78,8 @@ class _Sms:
     incident: Incident
     contact: Contact
     text: str
+    attempt: int = 1
+    errors: tuple[str, ...] = ()
 
 
 @dataclass
@@ -117,6 +119,9 @@ class Notifier:
         self._wake = asyncio.Event()
         self._pending: list[_Pending] = []
         self._outbox: asyncio.Queue[_Sms] = asyncio.Queue(MAX_SMS_QUEUED)
+        # Failed messages waiting for their next attempt, (due, sms): the modem meanwhile serves the
+        # others, so one recipient's retries never hold up an escalation. Bounded like the outbox.
+        self._retries: list[tuple[float, _Sms]] = []
         self._awaiting: dict[int, _Awaiting] = {}  # delivery reports by message reference
         self._buttons: dict[str, bool] = {}
         self.ticks = 0  # passes of the escalation clock: tests wait on it to see a deadline judged
@@ -219,6 +224,7 @@ class Notifier:
                     })
                     await self._tell(incident, target, now, level=len(incident.steps))
             self._settle(now)
+            self._retry_due(now)
             await self._reports(now)
             self.ticks += 1
             await asyncio.sleep(TICK_S)
@@ -243,6 +249,21 @@ class Notifier:
             return False
         return True
 
+    def _retry_due(self, now: float) -> None:
+        """Failed messages whose wait is over go back to the outbox (behind what came meanwhile)."""
+        waiting = []
+        for due, sms in self._retries:
+            if now < due or not self._requeue(sms):
+                waiting.append((due, sms))
+        self._retries = waiting
+
+    def _requeue(self, sms: _Sms) -> bool:
+        try:
+            self._outbox.put_nowait(sms)
+        except asyncio.QueueFull:
+            return False
+        return True
+
     def _text(self, incident: Incident) -> str:
         at = datetime.now(self.zone).strftime("%m-%d %H:%M")
         detail = incident.detail
@@ -257,31 +278,32 @@ class Notifier:
                 await self._journal(Kind.NOTIFICATION_UNDELIVERED, sms.incident, {
                     "recipient": sms.contact.name, "problem": "the cloud has not taken it and no modem is configured"})
                 continue
-            if not self.cap.allow(sms.contact.name, str(sms.incident.kind), self._clock()):
+            if sms.attempt == 1 and not self.cap.allow(sms.contact.name, str(sms.incident.kind), self._clock()):  # a retry was counted
                 await self._journal(Kind.SMS_CAPPED, sms.incident, {"recipient": sms.contact.name, "per_hour": self.settings.sms_per_hour}, Priority.FAULT)
                 continue
             await self._send(sms)
 
     async def _send(self, sms: _Sms) -> None:
+        """One attempt. A failure with attempts left waits its delay in `_retries`, not here: the
+        modem goes on to the next message, so an escalation's SMS is never behind these retries."""
         assert self.sms is not None and sms.contact.phone is not None
-        errors: list[str] = []
-        for attempt in range(1, self.sms.settings.retries + 1):
-            try:
-                references = await self.sms.send(sms.contact.phone, sms.text)
-            except ModemError as error:
-                errors.append(f"{type(error).__name__}: {error}")
-                log.warning("sms not sent", incident=sms.incident.id, attempt=attempt, error=str(error))
-                if attempt < self.sms.settings.retries:
-                    await asyncio.sleep(RETRY_DELAYS_S[min(attempt - 1, len(RETRY_DELAYS_S) - 1)])
-                continue
-            now = self._clock()
-            for reference in references:
-                self._awaiting[reference] = _Awaiting(sms.incident.id, sms.contact.name, sms.incident.raised_at, now + self.sms.settings.delivery_within_s)
-            await self._journal(Kind.SMS_SENT, sms.incident, {
-                "recipient": sms.contact.name, "attempts": attempt, "parts": len(references), "references": references,
-            })
+        try:
+            references = await self.sms.send(sms.contact.phone, sms.text)
+        except ModemError as error:
+            errors = (*sms.errors, f"{type(error).__name__}: {error}")
+            log.warning("sms not sent", incident=sms.incident.id, attempt=sms.attempt, error=str(error))
+            if sms.attempt < self.sms.settings.retries and len(self._retries) < MAX_SMS_QUEUED:
+                due = self._clock() + RETRY_DELAYS_S[min(sms.attempt - 1, len(RETRY_DELAYS_S) - 1)]
+                self._retries.append((due, replace(sms, attempt=sms.attempt + 1, errors=errors)))
+                return
+            await self._journal(Kind.SMS_FAILED, sms.incident, {"recipient": sms.contact.name, "attempts": len(errors), "errors": list(errors[-3:])}, Priority.ALARM)
             return
-        await self._journal(Kind.SMS_FAILED, sms.incident, {"recipient": sms.contact.name, "attempts": len(errors), "errors": errors[-3:]}, Priority.ALARM)
+        now = self._clock()
+        for reference in references:
+            self._awaiting[reference] = _Awaiting(sms.incident.id, sms.contact.name, sms.incident.raised_at, now + self.sms.settings.delivery_within_s)
+        await self._journal(Kind.SMS_SENT, sms.incident, {
+            "recipient": sms.contact.name, "attempts": sms.attempt, "parts": len(references), "references": references,
+        })
 
     async def _reports(self, now: float) -> None:
         if self.sms is None or not self._awaiting:
