@@ -7,6 +7,7 @@ ballast file, `free()` gives it back; `read_only()`/`writable()` remount it.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from pathlib import Path
@@ -54,3 +55,43 @@ def mount_small_disk(where: Path, size: str = "768k"):
         yield SmallDisk(where)
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+class FailingCard:
+    """An ext4 disk mounted with errors=remount-ro, as a gateway's SD card is: `fail()` makes the
+    kernel record an error and turn it read-only under whatever has files open (for good, until
+    unmounted), the way a failing card does; a tmpfs refuses that remount while a file is open."""
+
+    def __init__(self, mount: Path, device: str) -> None:
+        self.mount = mount
+        self.device = device
+
+    def fail(self) -> None:
+        Path(f"/sys/fs/ext4/{Path(self.device).name}/trigger_fs_error").write_text("1")
+
+    @property
+    def read_only(self) -> bool:
+        """The kernel refuses a new file (the mount's options still say rw after an error)."""
+        try:
+            (self.mount / ".probe").touch()
+        except OSError as refused:
+            return refused.errno == errno.EROFS
+        (self.mount / ".probe").unlink()
+        return False
+
+
+def mount_failing_card(where: Path, size: str = "32M"):
+    """Mount a loop-backed ext4 of `size` at `where` with errors=remount-ro (a generator for a fixture)."""
+    if os.geteuid() != 0:
+        pytest.skip("a disk that turns read-only under the daemon needs a loop mount, which needs root")
+    image = where.with_name(where.name + ".img")
+    subprocess.run(["truncate", "-s", size, str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    where.mkdir()
+    subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(image), str(where)], check=True)
+    try:
+        device = subprocess.run(["findmnt", "-no", "SOURCE", str(where)], capture_output=True, text=True, check=True).stdout.strip()
+        yield FailingCard(where, device)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+        image.unlink(missing_ok=True)

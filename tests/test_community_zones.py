@@ -6,6 +6,8 @@ import asyncio
 import time
 from datetime import date
 
+import pytest
+
 from edge.community.zones import Outcome, Zone, ZoneState
 from edge.control import ask, socket_path
 from edge.access.credentials import CredentialStore, Enrolment
@@ -17,6 +19,7 @@ from hil.modbus_sim import FieldSimulator
 from hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, until
+from journal_disk import mount_failing_card
 from test_community_alarms import _run
 
 ZONE = """
@@ -170,3 +173,80 @@ def test_an_armed_zone_stays_armed_across_a_restart(write_config):
     config = asyncio.run(main())
     assert len(events(config.journal_path, "gateway.started")) == 2
     assert events(config.journal_path, "alarm.intrusion")[0].body["zone_state"] == "armed"
+
+
+
+@pytest.fixture
+def state_card(building_dir):
+    """The building's state dir on a real ext4 card that the test turns read-only under the daemon."""
+    yield from mount_failing_card(building_dir / "state")
+
+
+def test_a_tenants_card_arms_and_disarms_the_zone_while_the_state_disk_is_read_only(write_config, state_card):
+    """The journal cannot write, so its head stands still; the card must reach the zone all the same
+    (through the bus), or the entry delay runs out and the intrusion alarm fires on the tenant."""
+    sim = devices()
+    heard: list = []
+
+    async def main():
+        simulator = FieldSimulator(list(sim.values()))
+        port = await simulator.start_tcp()
+        text = community_config(port, None).replace(
+            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}",
+            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}" + ZONE.split("\n  zones:")[0],
+        ).replace("  ack_buttons:", "  zones:" + ZONE.split("\n  zones:")[1] + "\n  ack_buttons:")
+        text += f"""readers: [{{name: unit-301-reader, protocol: em4100, port: {card_port}}}]
+doors:
+  - {{name: unit-301, readers: [unit-301-reader], groups: [units], lock: {{device: io, release: release_4, secure: secure_4}}}}
+"""
+
+        def said(kind, outcome=None):
+            return [n for n in heard if n.kind == kind and (outcome is None or n.body.get("outcome") == outcome)]
+
+        async def card():  # a new tap of the tenant's card, decided (as the bus says: the journal cannot)
+            await until(lambda: time.monotonic() - tapped[-1] > REPEAT_GAP_S, what="a new tap")
+            before = len(said("access.decision"))
+            tapped.append(reader.present(TENANT))
+            await until(lambda: len(said("access.decision")) > before, what="the card decided")
+            assert said("access.decision")[-1].body["granted"], said("access.decision")[-1].body
+
+        async def scenario(config, gateway):
+            await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
+            with gateway.journal.bus.subscribe("test", size=100_000) as everything:
+                async def listen():
+                    async for notice in everything:
+                        heard.append(notice)
+
+                listening = asyncio.create_task(listen())
+                try:
+                    state_card.fail()
+                    assert state_card.read_only
+                    await until(lambda: gateway.journal.degraded, what="the journal degraded")
+                    head = gateway.journal.head_seq
+                    await card()  # the tenant leaves: exit delay, then armed
+                    await until(lambda: said("community.zone", "armed"), what="armed by the card")
+                    sim["io"].set_value("input_3", True)  # and comes home: the entry delay runs
+                    await until(lambda: said("community.zone", "entry"), what="the entry delay")
+                    await card()
+                    await until(lambda: said("community.zone", "disarmed"), what="disarmed by the card while the disk refuses")
+                    assert not said("alarm.intrusion")
+                    assert gateway.journal.degraded and gateway.journal.head_seq == head, "the disk refused throughout"
+                    assert gateway.community.alarms.arming.zones["unit-301"].state is ZoneState.DISARMED
+                    granted = said("access.decision")[-1].body["credential"]
+                    assert [n.body.get("by") for n in said("community.zone") if n.body["outcome"] in ("arming", "disarmed")] == \
+                        [f"card:{granted}", f"card:{granted}"]
+                finally:
+                    listening.cancel()
+                    await asyncio.gather(listening, return_exceptions=True)
+
+        tapped = [0.0]
+        path = write_config(text)
+        enrol(path)
+        try:
+            return await _run(path, scenario)
+        finally:
+            await simulator.stop()
+
+    with pty_pair() as (card_port, reader_port), CardReaderSim(reader_port, "em4100") as reader:
+        asyncio.run(main())
+    assert not [n for n in heard if n.kind == "alarm.intrusion"], "the card came within the entry delay"

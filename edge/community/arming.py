@@ -2,9 +2,9 @@
 from the clock, `zone.arm` from the control socket or a signed cloud command.
 
 The armed state survives a restart (STATE_DIR/zones.json, written atomically off the loop):
-a gateway that reboots while the tenant is away stays armed. Cards are read from the journal
-(granted access decisions at the zone's door, as the door path journals them), so this part
-needs nothing of the door path but its records.
+a gateway that reboots while the tenant is away stays armed. Cards come from the bus (granted
+access decisions at the zone's door, as the journal admits them, also while the disk refuses
+writes), so this part needs nothing of the door path but its records.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from edge.access.schedule import WeeklySchedule
 from edge.community.settings import IntrusionZone
 from edge.community.zones import Outcome, Step, Zone, ZoneState
 from edge.events import Event, Kind, Priority
-from edge.journal import EventQuery, Journal, read_events
+from edge.journal import Journal
 
 log = structlog.get_logger("edge.community.arming")
 
@@ -123,7 +123,10 @@ class Arming:
                 await self.journal.append(event)
                 if event.kind == Kind.ZONE_STATE:
                     async with self._saving:
-                        await asyncio.to_thread(_save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
+                        try:
+                            await asyncio.to_thread(_save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
+                        except OSError as refused:  # a refusing disk costs the restart memory, never the zone
+                            log.error("zone states not saved", path=str(self.path), error=str(refused))
 
     async def _ticking(self) -> None:
         while True:
@@ -140,17 +143,14 @@ class Arming:
             await asyncio.sleep(TICK_S)
 
     async def _cards(self) -> None:
-        """Granted cards at a zone's door, read from the journal as they are committed."""
-        seen = self.journal.head_seq
-        while True:
-            await self.journal.wait_beyond(seen, 1.0)
-            batch = await asyncio.to_thread(read_events, self.journal.path, EventQuery(after_seq=seen, limit=500))
-            for event in batch:
-                seen = event.seq
-                name = self._doors.get(event.body.get("door")) if event.kind == Kind.ACCESS_DECISION else None
-                if name is not None and event.body.get("granted"):
+        """Granted cards at a zone's door, taken from the bus as the journal admits them: a disk that
+        refuses writes stops the journal's head, and must not stop a tenant disarming her home."""
+        with self.journal.bus.subscribe("arming", kinds=(Kind.ACCESS_DECISION,)) as decisions:
+            async for notice in decisions:
+                name = self._doors.get(notice.body.get("door"))
+                if name is not None and notice.body.get("granted"):
                     zone = self.zones[name]
-                    self._apply(zone, zone.card(self._clock(), f"card:{event.body.get('credential')}"), self._clock())
+                    self._apply(zone, zone.card(self._clock(), f"card:{notice.body.get('credential')}"), self._clock())
 
 
 def _load(path: Path) -> dict[str, str]:
