@@ -4,8 +4,8 @@ Life safety wins: this path needs nothing but the field bus and the door config.
 does not read the credential store (which may be locked, corrupt or missing), does not
 wait for the journal before writing the relays, and is latched: a fire alarm input
 that clears again does not re-lock the doors; only a technician's `reset` does.
-The latch survives a restart: it is written to STATE_DIR/fire-latch.json (atomically, in
-a thread, after the relay writes have started) and removed by the reset; a gateway that
+The latch survives a restart: it is written to STATE_DIR/fire-latch.json (atomically, on the
+access pool, after the relay writes have started) and removed by the reset; a gateway that
 starts with the file present releases the egress doors again at once and keeps them
 released until `edge fire reset`, whether or not the fire input is still active.
 A relay module whose doors are all egress doors and whose profile has a `release_all`
@@ -15,7 +15,8 @@ release commands, all devices in parallel, so the building is released well with
 A reset is refused while any fire input still reads active, or its state is not known
 (never read, stale, its device offline): securing the doors then would lock them during a
 fire until the next poll released them again. Releases and resets write the relays one
-batch at a time, so an alarm that comes during a reset releases after its secure writes.
+batch at a time, so an alarm that comes during a reset releases after its secure writes; the
+latch file's fsync is never inside that lock.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ import structlog
 
 from drivers.modbus.profile import Profile
 from drivers.modbus.observations import Reading
+from edge import runtime
 from edge.config import BuildingConfig
 from edge.doors.lock import CommandBus, DoorLock
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.runtime import Pool
 
 log = structlog.get_logger("edge.fire")
 
@@ -235,8 +238,12 @@ class FireRelease:
                 self.active, self.source = False, None
                 for listener in self._listeners:
                     listener(False)
-                await self._remove_latch()
                 results = await asyncio.gather(*(lock.secure() for lock in self.locks.values()))
+        if not holds:
+            # After the secure writes and outside the relay lock: a fire now releases without
+            # waiting for an fsync, and its own save queues behind this removal (one latch lock).
+            # A crash before the removal releases again at the next start: the safe side.
+            await self._remove_latch()
         if holds:  # journaled outside the relay lock: an alarm's release never waits on the journal
             refusal = Event(kind=Kind.FIRE_RESET_REFUSED, priority=Priority.ALARM, source="fire",
                             body={"operator": operator, "inputs": holds})
@@ -255,7 +262,7 @@ class FireRelease:
         record = {"source": source, "since": datetime.now(UTC).isoformat(timespec="seconds")}
         async with self._latch_io:
             try:
-                await asyncio.to_thread(_write_atomically, self.latch_path, json.dumps(record).encode())
+                await runtime.call(Pool.ACCESS, _write_atomically, self.latch_path, json.dumps(record).encode())
             except OSError as exc:
                 log.error("fire latch not saved: a restart would forget it", path=str(self.latch_path), error=str(exc))
                 return False
@@ -266,7 +273,7 @@ class FireRelease:
             return
         async with self._latch_io:
             try:
-                await asyncio.to_thread(_remove_durably, self.latch_path)
+                await runtime.call(Pool.ACCESS, _remove_durably, self.latch_path)
             except OSError as exc:
                 log.error("fire latch file not removed: a restart would release again", path=str(self.latch_path), error=str(exc))
 

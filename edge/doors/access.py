@@ -39,8 +39,10 @@ from edge.doors.lockout import Lockout, PinLockout, Scope
 from edge.doors.machine import DoorAlarm, DoorMachine
 from edge.doors.recorder import Recorder
 from edge.events import Event, Kind, Priority
+from edge import runtime
 from edge.journal import Journal
 from edge.readers import FaultLimiter, ReaderHealth, ReaderInbox
+from edge.runtime import Pool
 from edge.throttle import OVERFLOW_KEY, Throttle
 
 log = structlog.get_logger("edge.doors")
@@ -189,11 +191,12 @@ class AccessPath:
         check.add_done_callback(lambda task, reader=entry.reader: self._pin_checks.pop(reader, None))
 
     async def _pin_decision(self, point: DoorPoint, pending: _PendingCard, pin: str, locked: bool) -> None:
-        """The scrypt check in a thread, then the decision; awaited at stop, errors logged here."""
+        """The scrypt check on the access pool (never behind a slow call), then the decision; awaited
+        at stop, errors logged here."""
         try:
             now = self._trusted_now()
-            decision = await asyncio.to_thread(
-                decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin, locked)
+            decision = await runtime.call(
+                Pool.ACCESS, decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin, locked)
             self._conclude(point, pending.read, pending.credential, decision)
             self._count_pin(point, pending, decision)
         except Exception:  # noqa: BLE001 - nobody awaits a PIN check but the stop
@@ -329,7 +332,7 @@ class AccessPath:
         self.record(Event(Kind.READER_GARBAGE, Priority.FAULT, reader, {"cause": cause, "count": count}))
 
     def _indicate(self, reader: str, granted: bool) -> None:
-        """Show a decision on the reader, in a thread (the call waits on the driver's lock).
+        """Show a decision on the reader, on the devices pool (the call waits on the driver's lock).
         One call per reader at a time; a newer decision replaces one still waiting for it."""
         if reader not in self.indicators:
             return
@@ -343,7 +346,7 @@ class AccessPath:
         indicate = self.indicators[reader]
         while (granted := self._next_indication.pop(reader, None)) is not None:
             try:
-                await asyncio.to_thread(indicate, reader, granted)
+                await runtime.call(Pool.DEVICES, indicate, reader, granted)
             except Exception:  # noqa: BLE001 - an indicator that fails shows nothing; the decision stands
                 log.exception("reader indication failed", reader=reader)
 
