@@ -3,9 +3,10 @@
 The doors decide in milliseconds on the same two cores, so vision must never delay them:
 capture, the motion gate, inference and JPEG writing run in a worker process at a higher
 nice value (edge/vision/worker.py), which shares neither the daemon's GIL nor its garbage
-collector. Its results come back over a pipe that the loop reads when it is readable, into a
-small bounded inbox where the newest analysis wins; the loop runs the pure confirmation
-machine and acts.
+collector. Its results come back over a non-blocking channel (edge/vision/channel.py) that the
+loop reads when it is readable, into a small bounded inbox where the newest analysis wins; the
+loop runs the pure confirmation machine and acts. Relay writes keep their order under one lock;
+what they journal is appended after it, so a release never waits on the journal.
 
 Until the model is qualified on this site (edge/vision/qualification.py) the guard runs in
 observe mode: it journals what it would have done, with a snapshot, and holds nothing. When
@@ -31,12 +32,15 @@ from typing import Any
 
 import structlog
 
+from edge import runtime
 from edge.config import Camera
 from edge.doors.lock import CommandBus
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.runtime import Pool
 from edge.throttle import Throttle
 from edge.vision import worker as vision_worker
+from edge.vision.channel import WorkerChannel
 from edge.vision.confirm import Confirmation, Confirmed, Left, Release, Released, Settings, State
 from edge.vision.detection import Detection, Detector, VisionClass
 from edge.vision.qualification import Verdict
@@ -132,7 +136,7 @@ class ElevatorGuard:
         self.hold_latencies_s: deque[float] = deque(maxlen=1000)  # first frame showing it read -> hold command
         self._inbox: deque[Any] = deque()
         self._wake = asyncio.Event()
-        self._conn: Any = None
+        self._channel: WorkerChannel | None = None
         self._watching = False  # what the worker was last told
         self._latest_seq = 0
         self._io = asyncio.Lock()  # relay writes of this car, in order
@@ -156,13 +160,14 @@ class ElevatorGuard:
         await self._journal(Kind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason})
         log.info("elevator guard", camera=self.camera.name, mode=mode, reason=self.verdict.reason)
         context = multiprocessing.get_context("spawn")  # never fork a daemon that runs threads
-        self._conn, child = context.Pipe()
+        ours, child = context.Pipe()
         spec = vision_worker.WorkerSpec(self.camera, self.state_dir, self.detector_factory)
         process = context.Process(target=vision_worker.run, args=(spec, child), name=f"vision:{self.camera.name}", daemon=True)
-        await asyncio.to_thread(process.start)
+        await runtime.call(Pool.FILES, process.start)
         child.close()
         self.worker_pid = process.pid
-        loop.add_reader(self._conn.fileno(), self._readable)
+        self._channel = WorkerChannel(ours, self._received, self._gone)
+        self._channel.open(loop)
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -173,7 +178,6 @@ class ElevatorGuard:
                     await self._handle(self._inbox.popleft())
                 await self._act(self.machine.tick(time.monotonic()), None)
         finally:
-            loop.remove_reader(self._conn.fileno())
             if self._voice is not None:
                 self._voice.cancel()
                 await asyncio.gather(self._voice, return_exceptions=True)
@@ -181,10 +185,9 @@ class ElevatorGuard:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._resume()  # never leave a car held by a guard that is gone
-            with contextlib.suppress(OSError):
-                self._conn.send(("stop",))
-            await asyncio.to_thread(_end, process)
-            self._conn.close()
+            self._tell(("stop",))
+            await runtime.call(Pool.FILES, _end, process)
+            self._channel.close()
 
     def fire_changed(self, active: bool) -> None:
         """FireRelease listener (on the loop): a fire releases the car at once and holds nothing while it lasts."""
@@ -201,27 +204,28 @@ class ElevatorGuard:
         await self._act(self.machine.release(time.monotonic(), Release.OPERATOR), None)
         return {"camera": self.camera.name, "elevator": self.camera.elevator, "was_holding": held, "seq": seq}
 
-    def _readable(self) -> None:
-        """The worker wrote to the pipe (on the loop): take what is there, never wait."""
+    def _received(self, message: Any) -> None:
+        """One whole message from the worker (on the loop): typed, into the inbox."""
         try:
-            while self._conn.poll():
-                message = self._conn.recv()
-                kind = message[0]
-                if kind == "frame":
-                    _, seq, mono, wall, size, found, inference_s = message
-                    if inference_s is not None:
-                        self.inference.add(inference_s)
-                    detections = None if found is None else [Detection(VisionClass(c), score, box) for c, score, box in found]
-                    self._post(Analysed(seq, mono, wall, tuple(size), detections))
-                elif kind == "fault":
-                    self._post(CameraFault(message[1]))
-                elif kind == "restored":
-                    self._post(CameraRestored(message[1]))
-                elif kind == "failed":
-                    self._post(Failed(message[1]))
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(self._conn.fileno())
-            self._post(WorkerGone())
+            kind = message[0]
+            if kind == "frame":
+                _, seq, mono, wall, size, found, inference_s = message
+                if inference_s is not None:
+                    self.inference.add(inference_s)
+                detections = None if found is None else [Detection(VisionClass(c), score, box) for c, score, box in found]
+                self._post(Analysed(seq, mono, wall, tuple(size), detections))
+            elif kind == "fault":
+                self._post(CameraFault(message[1]))
+            elif kind == "restored":
+                self._post(CameraRestored(message[1]))
+            elif kind == "failed":
+                self._post(Failed(message[1]))
+        except (TypeError, ValueError, IndexError) as error:
+            self._post(Failed(f"the worker sent a message the guard does not know: {type(error).__name__}"))
+
+    def _gone(self, why: str) -> None:
+        log.info("vision worker channel ended", camera=self.camera.name, why=why)
+        self._post(WorkerGone())
 
     def _post(self, item: Any) -> None:
         """Into the inbox, on the loop; analyses beyond INBOX drop the oldest analysis."""
@@ -234,8 +238,8 @@ class ElevatorGuard:
         self._wake.set()
 
     def _tell(self, message: tuple) -> None:
-        with contextlib.suppress(OSError):
-            self._conn.send(message)
+        if self._channel is not None:
+            self._channel.send(message)
 
     async def _handle(self, item: Any) -> None:
         now = time.monotonic()
@@ -282,10 +286,9 @@ class ElevatorGuard:
     async def _confirmed(self, action: Confirmed, frame: Analysed | None) -> None:
         body: dict[str, Any] = {"class": str(action.cls), "score": round(action.score, 3), "box": [round(v, 3) for v in action.box]}
         if action.hold:
-            async with self._io:
-                self.holds += 1
-                self.hold_latencies_s.append(time.monotonic() - action.since)
-                confirmed = await self._write(self.camera.hold.hold) if self.camera.hold and self.bus else False
+            self.holds += 1
+            self.hold_latencies_s.append(time.monotonic() - action.since)
+            confirmed = await self._write(self.camera.hold.hold) if self.camera.hold and self.bus else False
             body["relay_confirmed"] = confirmed
             self._warn()
             kind, priority = Kind.ELEVATOR_HOLD, Priority.ALARM
@@ -300,12 +303,13 @@ class ElevatorGuard:
     async def _resume(self) -> None:
         if self.camera.hold is None or self.bus is None:
             return
-        async with self._io:
-            await self._write(self.camera.hold.resume)
+        await self._write(self.camera.hold.resume)
 
     async def _write(self, command: str) -> bool:
+        """One relay write of this car, in order with the others; its alarm journaled after the lock."""
         assert self.camera.hold is not None and self.bus is not None
-        confirmed = await self.bus.command(self.camera.hold.device, command)
+        async with self._io:
+            confirmed = await self.bus.command(self.camera.hold.device, command)
         if not confirmed:
             await self._journal(Kind.ELEVATOR_RELAY_UNCONFIRMED, Priority.ALARM, {"device": self.camera.hold.device, "command": command})
         return confirmed
