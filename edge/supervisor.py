@@ -15,6 +15,7 @@ import asyncio
 import math
 import random
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterator
 
@@ -106,18 +107,24 @@ class Supervisor:
         return True
 
     async def _journal_failure(self, name: str, failure: Exception, delay: float) -> None:
+        """Journal and log why `name` failed: each exception of a task group on its own, with its
+        traceback (an "ExceptionGroup (1 sub-exception)" tells a technician nothing)."""
+        causes = list(_leaves(failure))
         event = Event(
             kind=Kind.TASK_FAILED,
             priority=Priority.FAULT,
             source=name,
             body={
-                "error": type(failure).__name__,
-                "detail": str(failure)[:500],
+                "error": type(causes[0]).__name__,
+                "detail": "; ".join(f"{type(c).__name__}: {c}" for c in causes)[:500],
+                "causes": [_cause(c) for c in causes[:MAX_CAUSES]],
                 "failures": self.failures[name],
                 "restart_in_s": round(delay, 3),
             },
         )
-        log.error("worker failed", worker=name, event_id=event.id, error=f"{type(failure).__name__}: {failure}", restart_in_s=round(delay, 3))
+        for cause in causes:
+            log.error("worker failed", worker=name, event_id=event.id, error=f"{type(cause).__name__}: {cause}",
+                      restart_in_s=round(delay, 3), exc_info=cause)
         await self.journal.append(event)
 
     async def stop(self, deadline: Deadline | None = None) -> list[str]:
@@ -134,3 +141,22 @@ class Supervisor:
             log.error("workers did not stop in time", workers=stuck)
         self.tasks.clear()
         return stuck
+
+
+MAX_CAUSES = 8  # sub-exceptions journaled per failure (all are logged)
+TRACEBACK_CHARS = 2000
+
+
+def _leaves(failure: BaseException) -> Iterator[BaseException]:
+    """The exceptions a (nested) exception group stands for; the exception itself otherwise."""
+    if isinstance(failure, BaseExceptionGroup):
+        for inner in failure.exceptions:
+            yield from _leaves(inner)
+    else:
+        yield failure
+
+
+def _cause(failure: BaseException) -> dict[str, str]:
+    """One cause as the journal keeps it: its type, message and the end of its traceback."""
+    trace = "".join(traceback.format_exception(failure))
+    return {"error": type(failure).__name__, "detail": str(failure)[:500], "traceback": trace[-TRACEBACK_CHARS:]}

@@ -121,3 +121,43 @@ def test_a_wake_while_the_worker_runs_restarts_it_right_after_its_next_failure_o
     woken, attempts = asyncio.run(scenario())
     assert woken == (True, True, False)
     assert attempts == 2, "restarted once at the wake, then held by the backoff"
+
+
+def test_a_task_group_failure_journals_each_cause_with_its_traceback(tmp_path: Path):
+    """A worker made of a task group fails as an ExceptionGroup: the journal names each cause
+    (the full disk under points.json, say), not "1 sub-exception"."""
+    import errno
+
+    async def scenario():
+        journal = await Journal.open(tmp_path / "j.db")
+        supervisor = Supervisor(journal, Backoff(initial_s=5, max_s=5))
+        failed = asyncio.Event()
+
+        def write_points_file() -> None:
+            raise OSError(errno.ENOSPC, "No space left on device", "points.json")
+
+        async def snapshots() -> None:
+            await asyncio.sleep(0)
+            write_points_file()
+
+        async def field_points() -> None:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(snapshots())
+                    group.create_task(asyncio.sleep(3600))
+            finally:
+                failed.set()
+
+        supervisor.start("field-points", field_points)
+        await asyncio.wait_for(failed.wait(), 10)
+        while not read_events(tmp_path / "j.db", EventQuery(kinds=(Kind.TASK_FAILED,), limit=None)):
+            await asyncio.sleep(0.01)
+        await supervisor.stop()
+        await journal.close()
+
+    asyncio.run(scenario())
+    (fault,) = read_events(tmp_path / "j.db", EventQuery(kinds=(Kind.TASK_FAILED,), limit=None))
+    assert fault.body["error"] == "OSError"
+    assert "No space left on device" in fault.body["detail"] and "sub-exception" not in fault.body["detail"]
+    (cause,) = fault.body["causes"]
+    assert cause["error"] == "OSError" and "write_points_file" in cause["traceback"]
