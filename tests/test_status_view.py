@@ -57,6 +57,8 @@ def test_health_names_every_problem_and_passes_only_when_there_is_none():
                                 "journal disk has only 1 KiB free", "device io offline", "reader front offline", "camera lift-1-cam stream down"]
     assert verdict(Probe(0.01, 5.0, disk, {}, {}, {"lift-1-cam": True}))[0]
     assert verdict(Probe(0.01, 5.0, None, {}, {}))[1]["problems"] == ["journal disk did not answer a stat in time"]
+    starved = verdict(Probe(0.01, 5.0, disk, {}, {}, starved=["access work has waited 2.0 s for a thread"]))
+    assert starved == (False, starved[1]) and starved[1]["problems"] == ["access work has waited 2.0 s for a thread"]
 
 
 def test_the_token_is_accepted_as_bearer_or_basic_password_only():

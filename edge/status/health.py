@@ -4,7 +4,9 @@ writable and every critical device online; otherwise 503 and a body saying what 
 The verdict is a pure function of what the server probed (`Probe`), so each rule is tested
 without a daemon. Every configured Modbus device and card reader is critical: a door whose
 reader is dead, or a circuit whose monitor is silent, is a building that is not watched. So is
-an elevator camera whose guard runs and whose stream is down: no e-bike would be seen.
+an elevator camera whose guard runs and whose stream is down: no e-bike would be seen. So is a
+pool of threads whose work waits past its patience (edge/runtime.py): a PIN check or the fire
+latch that cannot get a thread is a door or a release that does not happen in time.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class Probe:
     devices: dict[str, bool] = field(default_factory=dict)  # Modbus device -> online
     readers: dict[str, bool] = field(default_factory=dict)  # card reader -> online
     cameras: dict[str, bool] = field(default_factory=dict)  # camera whose guard runs -> stream up
+    starved: list[str] = field(default_factory=list)  # executors whose work waits past its patience (edge.runtime)
 
 
 def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
@@ -63,6 +66,7 @@ def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
     problems += [f"device {name} offline" for name, online in sorted(probe.devices.items()) if not online]
     problems += [f"reader {name} offline" for name, online in sorted(probe.readers.items()) if not online]
     problems += [f"camera {name} stream down" for name, up in sorted(probe.cameras.items()) if not up]
+    problems += probe.starved
     body = {
         "ok": not problems,
         "problems": problems,

@@ -25,10 +25,12 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from edge import runtime
 from edge.config import BuildingConfig
 from edge.events import Priority
 from edge.fieldbus import FieldBus
 from edge.journal import EventQuery, Journal, read_events
+from edge.status.admission import BoundedRunner, StreamPace, connection_cap, malformed
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
 from edge.status.metrics import CameraSample, Sample, registry, resident_bytes
@@ -111,7 +113,7 @@ class StatusServer:
             self.tail = JournalTail(self.journal, self.view, self.reader, self._live)
         self._runs += 1
         await self.tail.catch_up()
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
+        runner = BoundedRunner(self.app(), connection_cap(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         endpoint = endpoint_path(self.config.state_path)
         try:
@@ -160,6 +162,8 @@ class StatusServer:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if (problem := malformed(request.headers)) is not None:  # before anything reads a header
+            return web.Response(status=400, text=problem)
         if self.token is not None and not authorised(request.headers.get("Authorization", ""), self.token):
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="edge"'})
         if request.method != "GET":
@@ -241,7 +245,8 @@ class StatusServer:
 
     def _probe(self, disk: Disk | None) -> Probe:
         """What /healthz judges, for the endpoint and for the page's status alike."""
-        return Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(), self.cameras_streaming())
+        return Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(),
+                     self.cameras_streaming(), runtime.starving())
 
     async def _healthz(self, request: web.Request) -> web.Response:
         healthy, body = verdict(self._probe(await self._disk()))
@@ -320,21 +325,22 @@ class StatusServer:
         except TooManyListeners as full:
             raise web.HTTPServiceUnavailable(text=str(full)) from None
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        pace = StreamPace(request)  # a client that does not read is dropped: it would hold a slot forever
         try:
             await response.prepare(request)
-            await response.write(self.tail.state_message())
+            if not await pace.write(response, self.tail.state_message()):
+                return response
             while True:
                 if listener.lagged:
                     listener.lagged = False
-                    await response.write(sse("lagged", {}) + self.tail.state_message())
+                    if not await pace.write(response, sse("lagged", {}) + self.tail.state_message()):
+                        break
                 try:
                     message = await asyncio.wait_for(listener.queue.get(), KEEPALIVE_S)
                 except TimeoutError:
-                    await response.write(b": keep-alive\n\n")
-                    continue
-                if message is None:
+                    message = b": keep-alive\n\n"
+                if message is None or not await pace.write(response, message):
                     break
-                await response.write(message)
         except (ConnectionResetError, ConnectionError):
             pass  # the browser went away
         finally:

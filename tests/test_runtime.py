@@ -1,0 +1,185 @@
+"""The runtime layer under a building's load: eight serial readers, a broker that never lets the
+connect through and a modem that never answers must not starve a PIN check, a reader or the fire
+latch (they once shared one thread pool, which the readers' loops alone filled)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drivers.modbus.profile import load_profile
+from edge import runtime
+from edge.config import load
+from edge.journal import EventQuery, read_events
+from hil.card_sim import CardReaderSim
+from hil.cloud import generate_keys
+from hil.modbus_sim import SimulatedDevice
+from hil.pty import pty_pair
+
+from conftest import MINIMAL, REPO, edge
+from test_access_e2e import KEYPAD_TENANT, PIN, _enrol
+from test_points_cli import SimulatorThread, _wait
+
+pytestmark = pytest.mark.timeout(240)
+
+READERS = 8
+
+
+@contextlib.contextmanager
+def connect_blackhole():
+    """A TCP port whose accept queue is full: a connect to it hangs until the client's own timeout
+    (a broker behind a firewall that drops packets)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    for _ in range(4):  # more than the queue takes; the extra SYNs are dropped too
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(server.getsockname())
+        fillers.append(filler)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
+
+
+def _config(write_config, building_dir: Path, modbus: int, broker: int, readers: list[str], modem: str) -> Path:
+    generate_keys(building_dir)
+    reader_lines = "\n".join(f"  - {{name: reader-{i}, protocol: wiegand, port: {port}, keypad: true}}"
+                             for i, port in enumerate(readers, 1))
+    door_lines = "\n".join(
+        f"  - {{name: door-{i}, readers: [reader-{i}], groups: [entrances], egress: true, require_pin: true, unlock_s: 0.3,"
+        f" lock: {{device: doors-io, release: release_{i}, secure: secure_{i}}}}}" for i in range(1, len(readers) + 1))
+    return write_config(MINIMAL + f"""
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {modbus}, timeout_s: 0.5}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}]
+readers:
+{reader_lines}
+doors:
+{door_lines}
+fire_alarm: doors-io.input_8
+uplink:
+  enabled: true
+  host: 127.0.0.1
+  port: {broker}
+  cloud_public_key: cloud.pub
+community:
+  contacts:
+    - {{name: landlord, role: landlord, phone: "+8613800000001"}}
+  modem: {{port: {modem}, baud: 115200, timeout_s: 5.0, retries: 3, delivery_within_s: 10}}
+""")
+
+
+def _daemon(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(daemon: subprocess.Popen) -> None:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_fire_latch(write_config, building_dir: Path):
+    io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
+    with contextlib.ExitStack() as stack:
+        pairs = [stack.enter_context(pty_pair()) for _ in range(READERS)]
+        modem = stack.enter_context(pty_pair())  # nothing ever answers on modem.a
+        modbus = stack.enter_context(SimulatorThread([io]))
+        broker = stack.enter_context(connect_blackhole())
+        path = _config(write_config, building_dir, modbus, broker, [pair.b for pair in pairs], modem.b)
+        config = load(path)
+        _enrol(config, KEYPAD_TENANT, pin=PIN)
+        journal = config.journal_path
+
+        def decisions() -> list:
+            return read_events(journal, EventQuery(kinds=("access.decision",), limit=None)) if journal.exists() else []
+
+        daemon = _daemon(path)
+        try:
+            _wait(lambda: io.value_of("relay_1") is False and len(decisions()) == 0 and journal.exists(), 30)
+            time.sleep(1.0)  # every reader's port opened, the uplink's first connect hanging
+            for i, pair in enumerate(pairs, 1):
+                with CardReaderSim(pair.a, "wiegand") as reader:
+                    reader.present(KEYPAD_TENANT)
+                    reader.pin(PIN)
+                    _wait(lambda: len(decisions()) >= i, 10)
+            at_doors = {e.body["door"]: e.body["reason"] for e in decisions()}
+
+            io.set_value("input_8", True)  # the fire panel
+            _wait(lambda: read_events(journal, EventQuery(kinds=("alarm.fire_release",))), 10)
+            _wait(lambda: (config.state_path / "fire-latch.json").exists(), 10)
+            released = read_events(journal, EventQuery(kinds=("alarm.fire_release",)))[0]
+            reset = edge("fire", "reset", "--operator", "tech-7", "--config", str(path), timeout_s=60)
+
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+            io.set_value("input_8", False)
+            for i in range(1, READERS + 1):
+                io.set_value(f"relay_{i}", False)  # the module lost power with the gateway
+            daemon = _daemon(path)
+            _wait(lambda: len(read_events(journal, EventQuery(kinds=("alarm.fire_release",), limit=None))) >= 2, 30)
+            _wait(lambda: all(io.value_of(f"relay_{i}") for i in range(1, READERS + 1)), 10)
+            again = read_events(journal, EventQuery(kinds=("alarm.fire_release",), limit=None))[-1]
+        finally:
+            _stop(daemon)
+    assert at_doors == {f"door-{i}": "granted" for i in range(1, READERS + 1)}, "every reader opened, every PIN decided"
+    assert released.body["latch_saved"] is True
+    assert reset.returncode == 1 and "still reads active" in reset.stderr, (reset.returncode, reset.stderr)
+    assert again.body["restored"] is True, "the fire state survived a SIGKILL"
+
+
+def test_a_job_that_waits_past_its_pools_patience_is_named():
+    """The access pool's two threads held by slow calls: a third call waits, and `starving` says so."""
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        hold = [runtime.call(runtime.Pool.ACCESS, time.sleep, 1.2) for _ in range(runtime.SIZES[runtime.Pool.ACCESS].threads)]
+        waiting = asyncio.gather(*hold, runtime.call(runtime.Pool.ACCESS, lambda: None))
+        await asyncio.sleep(0.8)
+        while_waiting = runtime.starving()
+        await waiting
+        return while_waiting, runtime.starving(), runtime.starving(loop.time() + runtime.STARVED_KEEP_S + 1)
+
+    while_waiting, after, much_later = asyncio.run(scenario())
+    assert len(while_waiting) == 1 and while_waiting[0].startswith("access work has waited")
+    assert after and after[0].startswith("access work waited")
+    assert much_later == []
+
+
+def test_a_serial_loop_runs_on_a_thread_of_its_own_not_a_pool():
+    async def scenario():
+        import threading
+
+        stop = threading.Event()
+        names = []
+
+        def loop_forever() -> str:
+            names.append(threading.current_thread().name)
+            stop.wait(5)
+            return "ended"
+
+        running = [runtime.in_thread(f"reader-{i}", loop_forever) for i in range(8)]
+        answer = await runtime.call(runtime.Pool.ACCESS, lambda: threading.current_thread().name)
+        stop.set()
+        return names, answer, await asyncio.gather(*running)
+
+    names, answer, ended = asyncio.run(scenario())
+    assert sorted(names) == sorted(f"edge-reader-{i}" for i in range(8))
+    assert answer.startswith("edge-access") and ended == ["ended"] * 8
