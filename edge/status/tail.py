@@ -1,8 +1,8 @@
 """Following the journal for the status page: one reader, however many browsers watch.
 
-One task wakes on the journal's commits (`Journal.wait_beyond`), reads what is new through
-a read-only connection in the status reader thread, folds it into the BuildingView and
-hands each listener the same pre-encoded server-sent-event bytes. Reads are coalesced (at
+One task follows the journal (`edge.journal.follower`: woken by its commits, reading what is
+new through a read-only connection in the status reader thread), folds it into the
+BuildingView and hands each listener the same pre-encoded server-sent-event bytes. Reads are coalesced (at
 most a few a second), so the cost to the loop is one fold per batch and one queue put per
 listener per batch, whatever the event rate; the access path never waits for a browser.
 A listener's queue is bounded: a browser that cannot keep up is told to reload its state
@@ -23,7 +23,8 @@ from typing import Any
 import structlog
 
 from edge.events import Kind, Priority, StoredEvent
-from edge.journal import EventQuery, Journal, events_after, read_events
+from edge.journal import EventQuery, Journal, read_events
+from edge.journal.follower import Follower
 from edge.status.view import BuildingView, is_news
 
 log = structlog.get_logger("edge.status")
@@ -90,13 +91,18 @@ class JournalTail:
         self.reader = reader
         self.live = live  # adds what only the running daemon knows (devices online now, uplink backlog)
         self.listeners: set[Listener] = set()
-        self.seq = 0
+        self.follower = Follower(journal, "status-tail", 0, reader=reader)
+
+    @property
+    def seq(self) -> int:
+        """Everything up to here is folded into the view."""
+        return self.follower.seq
 
     async def catch_up(self) -> None:
         loop = asyncio.get_running_loop()
         through = self.journal.head_seq  # what is committed later is read by run(), not twice
         await loop.run_in_executor(self.reader, fold_journal, self.journal.path, self.view, through)
-        self.seq = through
+        self.follower.skip(through)
 
     def listen(self) -> Listener:
         if len(self.listeners) >= MAX_LISTENERS:
@@ -125,12 +131,12 @@ class JournalTail:
         """Follow the journal until cancelled."""
         loop = asyncio.get_running_loop()
         last_state = 0.0
+        follower = self.follower
         while True:
-            await self.journal.wait_beyond(self.seq, STATE_EVERY_S)
+            await follower.committed(STATE_EVERY_S)
             messages: list[bytes] = []
-            if self.journal.head_seq > self.seq:
-                events = await loop.run_in_executor(self.reader, events_after, self.journal.path, self.seq, READ_BATCH)
-                messages = self._fold(events)
+            if follower.behind:
+                messages = self._fold(await follower.read(READ_BATCH))
             if messages or loop.time() - last_state >= STATE_EVERY_S:
                 messages.append(self.state_message())
                 last_state = loop.time()
@@ -142,7 +148,7 @@ class JournalTail:
     def _fold(self, events: Iterable[StoredEvent]) -> list[bytes]:
         messages = []
         for event in events:
-            self.seq = max(self.seq, event.seq)
+            self.follower.skip(event.seq)
             self.view.apply(event)
             if is_news(event):
                 messages.append(sse("journal", event.as_dict()))
