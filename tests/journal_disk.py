@@ -95,3 +95,43 @@ def mount_failing_card(where: Path, size: str = "32M"):
     finally:
         subprocess.run(["umount", "-l", str(where)], check=False)
         image.unlink(missing_ok=True)
+
+
+class Ext4Disk(SmallDisk):
+    """A loop-mounted ext4 with errors=remount-ro: `fail()` makes the kernel turn it read-only under
+    open files, as a failing SD card does (a plain `remount,ro` is refused while files are open
+    for writing); `repair()` unmounts, checks and mounts it writable again."""
+
+    def __init__(self, mount: Path, image: Path) -> None:
+        super().__init__(mount)
+        self.image = image
+
+    def device(self) -> str:
+        found = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(self.mount)], capture_output=True, text=True, check=True)
+        return found.stdout.strip()
+
+    def fail(self) -> None:
+        """An ext4 error: with errors=remount-ro the kernel refuses every write from now on (EROFS)."""
+        Path(f"/sys/fs/ext4/{Path(self.device()).name}/trigger_fs_error").write_text("1")
+
+    def repair(self) -> None:
+        """Unmount (lazily: a process may still hold files), fsck, mount again read-write."""
+        subprocess.run(["umount", "-l", str(self.mount)], check=True)
+        subprocess.run(["e2fsck", "-fy", str(self.image)], capture_output=True, check=False)
+        subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(self.image), str(self.mount)], check=True)
+
+
+def mount_ext4_disk(where: Path, size_mb: int = 16):
+    """A loop-mounted ext4 of `size_mb` at `where` with errors=remount-ro (a generator for a fixture)."""
+    if os.geteuid() != 0:
+        pytest.skip("a loop-mounted ext4 needs root")
+    image = where.with_name(where.name + ".img")
+    with open(image, "wb") as file:
+        file.truncate(size_mb * 1024 * 1024)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    where.mkdir()
+    subprocess.run(["mount", "-o", "loop,errors=remount-ro", str(image), str(where)], check=True)
+    try:
+        yield Ext4Disk(where, image)
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)

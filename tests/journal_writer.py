@@ -30,4 +30,7 @@ async def main(path: Path) -> None:
 
 
 if __name__ == "__main__":
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries only promises
     asyncio.run(main(Path(sys.argv[1])))

@@ -20,6 +20,11 @@ disk. The writer retries with jittered exponential backoff and writes the buffer
 order, when the disk allows, then journals `alarm.journal_recovered`. A full buffer drops
 the oldest of its least important events (alarms last); the loss is counted and journaled
 (`alarm.journal_events_lost`, with the seq range) once the disk is back.
+
+A stop while the disk still refuses writes what is held to a spill file elsewhere (`spill.py`:
+/run, a second configured dir) and the next start writes it into the journal first; only what
+no place takes is lost, and the next start records its seq range as a gap. No seq is given
+twice: the seq mark wins over the file's head unless the last close was clean (see seqmark.py).
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
 
 import backoff
 import structlog
 
 from edge.bus import Bus
 from edge.events import Event, Kind, Priority
+from edge.journal import spill
 from edge.journal.faults import describe, is_damage, is_rejected
 from edge.journal.reading import Gap
 from edge.journal.store import JournalLimits, Store
@@ -65,6 +71,7 @@ class _Entry:
     event: Event
     seq: int | None
     waiter: asyncio.Future[int | None] | None
+    replayed: bool = False  # read back from a spill file at start
 
     def settle(self, failure: Exception | None = None) -> None:
         """Wake the producer with the seq (or the failure); a cancelled producer is skipped."""
@@ -96,6 +103,16 @@ class _Losses:
         return {"reason": reason, "lost": self.count, "first_seq": self.first_seq, "last_seq": self.last_seq,
                 "by_priority": dict(self.by_priority)}
 
+    def merge(self, body: dict[str, Any]) -> None:
+        """Losses a previous run counted (from its spill file)."""
+        self.count += int(body.get("lost") or 0)
+        for name, count in (body.get("by_priority") or {}).items():
+            self.by_priority[name] += int(count)
+        for seq in (body.get("first_seq"), body.get("last_seq")):
+            if isinstance(seq, int):
+                self.first_seq = seq if self.first_seq is None else min(self.first_seq, seq)
+                self.last_seq = seq if self.last_seq is None else max(self.last_seq, seq)
+
 
 @dataclass(slots=True)
 class _Outage:
@@ -119,9 +136,12 @@ def _retry_delays(limits: JournalLimits) -> Iterator[float]:
 class Journal:
     """The gateway's outbox. Use `await Journal.open(...)`, then `await journal.append(event)`."""
 
-    def __init__(self, path: Path, limits: JournalLimits, store: Store | None = None) -> None:
+    def __init__(self, path: Path, limits: JournalLimits, store: Store | None = None, spill_places: Sequence[Path] = ()) -> None:
         self.path = Path(path)
         self.limits = limits
+        self.spill_places = [Path(p) for p in spill_places]  # where a stop on a refusing disk leaves what it holds
+        self._spill_files: list[Path] = []  # replayed at start; removed once their events are written
+        self._replaying = 0  # replayed events not yet written
         self._store = store if store is not None else Store(self.path, limits)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._loop = asyncio.get_running_loop()
@@ -145,28 +165,75 @@ class Journal:
         self.bus = Bus()  # every admitted event, at once, for the live parts (also while the disk refuses)
 
     @classmethod
-    async def open(cls, path: Path, limits: JournalLimits = JournalLimits(), *, store: Store | None = None) -> "Journal":
-        """Open the journal. A refusing disk does not stop the gateway: the journal starts degraded."""
-        journal = cls(path, limits, store)
+    async def open(cls, path: Path, limits: JournalLimits = JournalLimits(), *, store: Store | None = None,
+                   spill_places: Sequence[Path] = ()) -> "Journal":
+        """Open the journal. A refusing disk does not stop the gateway: the journal starts degraded.
+
+        `spill_places`: where a stop on a refusing disk writes what it holds, in order of preference
+        (and where this start looks for what an earlier stop left there)."""
+        journal = cls(path, limits, store, spill_places)
         await journal._start()
         return journal
 
     async def _start(self) -> None:
         store = self._store
+        spills = await self._run(spill.read, self._places(), self.path)
         try:
             notes = await self._run(store.open, None)
         except (sqlite3.Error, OSError) as fault:
             # Not damage (that is handled inside open): keep the file, say so, keep going.
             self._next_seq = await self._run(store.peek_next_seq)
             self._head = self._settled_through = (self._next_seq or 1) - 1
+            self._replay(spills)
             await self._fault(fault, writing=False)
         else:
             self._next_seq = store.next_seq
-            self._head = self._settled_through = store.next_seq - 1
+            self._head = self._settled_through = (store.skipped[0] if store.skipped else store.next_seq) - 1
+            self._note_skipped()
+            self._replay(spills)
             for note in notes:
                 self._admit(note, None)
         self._writer = asyncio.create_task(self._write_forever(), name="journal-writer")
         self._writer.add_done_callback(self._writer_ended)
+
+    def _places(self) -> list[Path]:
+        """The spill places, then the journal's own dir (a disk may refuse SQLite and still take a small file)."""
+        places = [p for p in self.spill_places if p != self.path.parent]
+        return places + [self.path.parent]
+
+    def _replay(self, spills: list[spill.Spill]) -> None:
+        """Queue what earlier stops spilled, before anything new: seq never goes past them again,
+        their losses are counted, and their files go once the events are written."""
+        if not spills:
+            return
+        given = max((s.given_through for s in spills if s.given_through is not None), default=None)
+        if given is not None and self._next_seq is not None and given >= self._next_seq:
+            self._gaps.append(Gap(self._next_seq, given, "unclean_stop", 0))
+            self._next_seq = given + 1
+        numbered = sorted(((seq, e) for s in spills for seq, e in s.events if seq is not None), key=lambda pair: pair[0])
+        unnumbered = [e for s in spills for seq, e in s.events if seq is None]
+        for seq, event in numbered:  # one written after all (a spill not removed last time) is skipped by id
+            self._pending.append(_Entry(event, seq, None, replayed=True))
+        for event in unnumbered:
+            self._admit(event, None).replayed = True
+        self._replaying = sum(1 for entry in self._pending if entry.replayed)
+        self._again = True  # a spill read twice must not write an event twice
+        self._spill_files = [s.path for s in spills if s.path is not None]
+        log.warning("journal replays events spilled at an earlier stop", events=self._replaying,
+                    files=[str(p) for p in self._spill_files], given_through=given)
+        for s in spills:
+            if s.lost:
+                self._losses.merge(s.lost)
+        self._report_losses("closed")
+        self._work.set()
+
+    def _note_skipped(self) -> None:
+        """The file's head was below the seq mark: the range was maybe handed out, never written."""
+        skipped, self._store.skipped = self._store.skipped, None
+        if skipped is not None:
+            log.warning("journal continues above its seq mark: the last stop was not clean",
+                        skipped_first_seq=skipped[0], skipped_last_seq=skipped[1])
+            self._gaps.append(Gap(skipped[0], skipped[1], "unclean_stop", 0))
 
     @property
     def head_seq(self) -> int:
@@ -236,6 +303,8 @@ class Journal:
 
     def _lose(self, entry: _Entry, failure: Exception | None = None) -> None:
         self._losses.add(entry)
+        if entry.replayed:
+            self._replaying -= 1
         if failure is not None:
             entry.settle(failure)
 
@@ -295,6 +364,16 @@ class Journal:
         self._again = False
         del self._gaps[: len(gaps)]
         self._written(batch)
+        await self._replayed(batch)
+
+    async def _replayed(self, batch: list[_Entry]) -> None:
+        """Once every replayed event is written, the spill files they came from go."""
+        if not self._spill_files:
+            return
+        self._replaying -= sum(1 for entry in batch if entry.replayed)
+        if self._replaying <= 0:
+            files, self._spill_files = self._spill_files, []
+            await self._run(spill.remove, files)
 
     async def _committing(self, write: Awaitable[None]) -> None:
         """Await a commit; one that takes longer than `stall_s` degrades the journal meanwhile, so
@@ -316,11 +395,14 @@ class Journal:
     def _opened(self, notes: list[Event]) -> None:
         """The file is open again: number what was held unnumbered, note a skipped range, queue the notes."""
         store = self._store
+        self._note_skipped()
         if self._next_seq is None:
-            self._next_seq = store.next_seq
+            # Above the file and above anything replayed from a spill with its seq.
+            self._next_seq = max(store.next_seq, 1 + max((e.seq for e in self._pending if e.seq is not None), default=0))
             self._head = self._settled_through = store.next_seq - 1
             for entry in self._pending:
-                entry.seq, self._next_seq = self._next_seq, self._next_seq + 1
+                if entry.seq is None:
+                    entry.seq, self._next_seq = self._next_seq, self._next_seq + 1
         floor = self._floor()
         if floor is not None and store.next_seq < floor:
             # The seq was taken from the mark while the file could not be read: these were never used.
@@ -330,7 +412,8 @@ class Journal:
             self._admit(note, None)
 
     def _written(self, batch: list[_Entry]) -> None:
-        self._head = self._settled_through = batch[-1].seq  # type: ignore[assignment]
+        # max: replayed events may sit below a head the seq mark already moved past
+        self._head = self._settled_through = max(self._head, batch[-1].seq)  # type: ignore[type-var]
         for entry in batch:
             entry.settle()
         self._committed.set()
@@ -495,11 +578,12 @@ class Journal:
         """Write what is queued, settle every producer, stop the writer, checkpoint the WAL.
 
         A batch in the middle of its write is never abandoned: close waits for the writer to
-        finish. A degraded journal gets one last attempt; whatever it still holds is logged
-        as lost (there is no disk to journal that on). `timeout_s` bounds it all, so a disk
-        that hangs cannot hold up systemd's stop."""
+        finish. A degraded journal gets one last attempt; whatever it still holds goes to a spill
+        file (replayed at the next start), or, where no place takes one, is logged as lost.
+        `timeout_s` bounds it all, so a disk that hangs cannot hold up systemd's stop."""
         if self._closing:
             return
+        deadline = self._loop.time() + timeout_s
         self._closing = True
         self._stop.set()
         self._work.set()
@@ -513,18 +597,45 @@ class Journal:
                 log.error("journal writer did not finish in time; closing without it", timeout_s=timeout_s,
                           in_flight=len(self._in_flight), pending=len(self._pending))
                 writer.cancel()
-        failure = JournalError("journal closed before the event was written")
-        for entry in [*self._in_flight, *self._pending]:
-            self._lose(entry, failure)
+        left = [*self._in_flight, *self._pending]
+        given = None if self._next_seq is None else self._next_seq - 1
+        spilled = None
+        if left or self._losses.count or (given is not None and given > self._head):
+            spilled = await self._spill(left, given, deadline)
+        if spilled is not None:
+            for entry in left:
+                entry.settle()  # held elsewhere with its seq; written at the next start
+            log.error("journal closed with events never written; spilled for the next start", path=str(self.path),
+                      spill=str(spilled), events=len(left), given_through=given, **self._losses.body("closed"))
+        else:
+            failure = JournalError("journal closed before the event was written")
+            for entry in left:
+                self._lose(entry, failure)
+            if self._losses.count:
+                log.error("journal closed with events never written", path=str(self.path), **self._losses.body("closed"))
         self._pending.clear()
         for _, done in self._flushes:
             if not done.done():
                 done.set_result(False)
-        if self._losses.count:
-            log.error("journal closed with events never written", path=str(self.path), **self._losses.body("closed"))
+        clean = finished and not left and not self._losses.count and self._outage is None \
+            and self._next_seq is not None and self._next_seq == self._store.next_seq
         if finished:
             try:
-                await self._run(self._store.close)
+                await self._run(self._store.close, clean)
             except (sqlite3.Error, OSError) as fault:
                 log.error("journal close failed", **describe(fault))
         self._thread.shutdown(wait=finished)
+
+    async def _spill(self, left: list[_Entry], given: int | None, deadline: float) -> Path | None:
+        """Write what is held to the first spill place that takes it (its own thread: the writer's may hang)."""
+        held = spill.Spill(str(self.path), given, [(entry.seq, entry.event) for entry in left],
+                           self._losses.body("closed") if self._losses.count else None)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self._loop.time())):
+                where = await asyncio.to_thread(spill.write, self._places(), held)
+                if where is not None and self._spill_files:
+                    await asyncio.to_thread(spill.remove, self._spill_files)  # their events are in the new spill
+        except TimeoutError:
+            log.error("journal spill did not finish in time", events=len(left))
+            return None
+        return where

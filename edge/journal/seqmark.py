@@ -7,6 +7,11 @@ would sit below the uplink's watermark and never be pushed. So a small sidecar f
 The writer extends it by a block before it commits a seq past it (one fsync per block, not
 per batch), and a new journal file starts above it. `base` is the first seq the current
 file was started with, so a lost file's range can be named: `base..reserved`.
+
+The mark wins over the file's head at every open: seqs up to `reserved` may have been handed
+out without being written (a refusing disk settles producers with their seqs at once), and
+nothing in the file can say which. Only a clean close, with every seq it handed out written,
+draws the mark back to the head (`tighten`), so an ordinary restart continues without a hole.
 """
 
 from __future__ import annotations
@@ -71,6 +76,12 @@ class SeqMark:
             self._store(Reservation(1, seq + self.block))
         elif seq > current.reserved:
             self._store(Reservation(current.base, seq + self.block))
+
+    def tighten(self, head: int) -> None:
+        """A clean close: every seq handed out is written, up to `head`; the next open continues there."""
+        current = self.current
+        if current is not None and current.reserved > head:
+            self._store(Reservation(min(current.base, head + 1), head))
 
     def _store(self, reservation: Reservation) -> None:
         """Write a temporary file, fsync it, rename it over the old one, fsync the directory."""

@@ -10,6 +10,7 @@ the journal untouched: they say nothing about the file.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -86,6 +87,7 @@ class Store:
     over_capacity: bool = False
     last_maintenance: float = 0.0
     commits: int = 0
+    skipped: tuple[int, int] | None = None  # seqs the last open jumped over (the mark above the file's head)
     _notes: list[Event] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -134,6 +136,11 @@ class Store:
             self.next_seq = max(row[0] if row else 1, (top or 0) + 1)
             if mark is None or mark.reserved < self.next_seq - 1:
                 self.mark.cover(self.next_seq - 1)  # a journal from before the mark existed
+            elif mark.reserved >= self.next_seq:
+                # Not closed cleanly (a refusing disk at the stop, a crash): the seqs up to the mark
+                # may have been handed out and never written. The mark wins; the range is a gap.
+                self.skipped = (self.next_seq, mark.reserved)
+                self.next_seq = mark.reserved + 1
             return
         start = floor if floor is not None else (mark.reserved + 1 if mark else 1)
         # The notes come first: if the disk refuses what follows, the next attempt still has them.
@@ -151,6 +158,10 @@ class Store:
 
     def _connect(self) -> tuple[sqlite3.Connection, bool]:
         """Connect, check the file is ours and whole, then set it up; returns (connection, had tables)."""
+        if not self.path.exists():
+            # Born 0640 whatever the umask (SQLite gives its -wal and -shm the same mode).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -187,7 +198,12 @@ class Store:
                     row = conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()
                     top = conn.execute("SELECT max(seq) FROM events").fetchone()[0]
                     if row is not None or top is not None:
-                        return max(row[0] if row else 1, (top or 0) + 1)
+                        found = max(row[0] if row else 1, (top or 0) + 1)
+                        with contextlib.suppress(OSError):
+                            mark = self.mark.load()
+                            if mark is not None and mark.reserved >= found:
+                                return mark.reserved + 1  # the mark wins, as in open
+                        return found
         with contextlib.suppress(OSError):
             mark = self.mark.load()
             return mark.reserved + 1 if mark else None
@@ -291,7 +307,8 @@ class Store:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
-    def close(self) -> None:
+    def close(self, clean: bool = False) -> None:
+        """Checkpoint and close; `clean` (every seq handed out is written) draws the seq mark back to the head."""
         conn, self.conn = self.conn, None
         if conn is None:
             return
@@ -299,6 +316,8 @@ class Store:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             conn.close()
+        if clean:
+            self.mark.tighten(self.next_seq - 1)
 
 
 def _record_gap(conn: sqlite3.Connection, gap: Gap) -> None:

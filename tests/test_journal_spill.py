@@ -1,0 +1,134 @@
+"""A stop while the disk refuses writes: what the journal held goes to a spill file elsewhere and is
+written at the next start; what no place takes is a recorded gap; and no seq is ever given twice.
+
+On a real loop-mounted ext4 with errors=remount-ro (journal_disk.py) that the kernel turns
+read-only under the open journal, as a failing SD card does, so SQLite meets the kernel's own EROFS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from edge.events import Event, Kind, Priority
+from edge.journal import EventQuery, Journal, JournalLimits, gaps_between, read_events
+
+from journal_disk import Ext4Disk, mount_ext4_disk
+
+FAST_RETRY = JournalLimits(retry_initial_s=0.05, retry_max_s=0.2, maintenance_every_s=3600, telemetry_retention_s=None)
+
+
+@pytest.fixture
+def disk(tmp_path: Path):
+    yield from mount_ext4_disk(tmp_path / "disk")
+
+
+def decision(n: int) -> Event:
+    return Event(kind="access.decision", priority=Priority.ACCESS, source="door-1", body={"n": n})
+
+
+async def _history(path: Path, count: int, places=()) -> list[int]:
+    journal = await Journal.open(path, FAST_RETRY, spill_places=places)
+    seqs = [await journal.append(decision(-1 - n)) for n in range(count)]
+    await journal.close()
+    return seqs
+
+
+async def _stop_on_a_disk_turned_read_only(path: Path, disk: Ext4Disk, places=()) -> tuple[list[Event], list[int]]:
+    """One event written, then the disk turns read-only under the journal; four decisions are held; stop."""
+    journal = await Journal.open(path, FAST_RETRY, spill_places=places)
+    await journal.append(decision(0))
+    disk.fail()
+    held = [decision(n) for n in range(1, 5)]
+    seqs = [await journal.append(e) for e in held]
+    assert journal.degraded and None not in seqs
+    await journal.close()
+    return held, seqs
+
+
+def test_a_stop_on_a_refusing_disk_never_lets_the_next_start_give_its_seqs_again(disk: Ext4Disk):
+    path = disk.mount / "journal.db"
+
+    async def scenario():
+        before = await _history(path, 54)
+        held, seqs = await _stop_on_a_disk_turned_read_only(path, disk)
+        disk.repair()
+        journal = await Journal.open(path, FAST_RETRY)
+        after = await journal.append(decision(99))
+        await journal.close()
+        return before, held, seqs, after
+
+    before, held, seqs, after = asyncio.run(scenario())
+    assert before == list(range(1, 55)) and seqs[0] > 55
+    assert after > max(seqs), f"seq {after} was handed out again (the stopped run gave {seqs})"
+    stored = read_events(path, EventQuery(limit=None))
+    assert len({e.seq for e in stored}) == len(stored)
+    assert not {e.id for e in held} & {e.id for e in stored}, "nothing took the held events: they are lost"
+    gaps = gaps_between(path, 0, after)
+    assert any(g.first_seq <= min(seqs) and g.last_seq >= max(seqs) and g.reason == "unclean_stop" for g in gaps), gaps
+
+
+def test_held_events_go_to_a_spill_place_and_are_written_with_their_seqs_at_the_next_start(disk: Ext4Disk, tmp_path: Path):
+    path = disk.mount / "journal.db"
+    run = tmp_path / "run"  # another filesystem (systemd's RuntimeDirectory under /run in production)
+
+    async def scenario():
+        await _history(path, 10, [run])
+        held, seqs = await _stop_on_a_disk_turned_read_only(path, disk, [run])
+        (spilled,) = run.glob("journal.db.spill-*.json")
+        document = json.loads(spilled.read_text())
+        disk.repair()
+        journal = await Journal.open(path, FAST_RETRY, spill_places=[run])
+        after = await journal.append(decision(99))
+        assert await journal.flush()
+        await journal.close()
+        return held, seqs, document, after
+
+    held, seqs, document, after = asyncio.run(scenario())
+    assert [row["id"] for row in document["events"] if row["kind"] == "access.decision"] == [e.id for e in held]
+    stored = {e.id: e for e in read_events(path, EventQuery(limit=None))}
+    assert [stored[e.id].seq for e in held] == seqs, "each held event is written under the seq its producer got"
+    assert Kind.JOURNAL_UNAVAILABLE in {e.kind for e in stored.values()}, "the alarm held with them is written too"
+    assert after > max(seqs)
+    assert not list(run.glob("journal.db.spill-*")), "a replayed spill is removed once written"
+    assert len({e.seq for e in stored.values()}) == len(stored)
+
+
+def test_a_start_still_refused_keeps_the_spill_and_numbers_above_it(disk: Ext4Disk, tmp_path: Path):
+    path = disk.mount / "journal.db"
+    run = tmp_path / "run"
+
+    async def scenario():
+        await _history(path, 5, [run])
+        held, seqs = await _stop_on_a_disk_turned_read_only(path, disk, [run])
+        journal = await Journal.open(path, FAST_RETRY, spill_places=[run])  # still read-only
+        assert journal.degraded
+        second = await journal.append(decision(50))
+        await journal.close()  # spills again: both runs' events in one new file
+        assert len(list(run.glob("journal.db.spill-*.json"))) == 1
+        disk.repair()
+        journal = await Journal.open(path, FAST_RETRY, spill_places=[run])
+        assert await journal.flush()
+        await journal.close()
+        return held, seqs, second
+
+    held, seqs, second = asyncio.run(scenario())
+    assert second > max(seqs)
+    stored = {e.id: e.seq for e in read_events(path, EventQuery(limit=None))}
+    assert [stored[e.id] for e in held] == seqs
+    assert len(set(stored.values())) == len(stored)
+    assert not list(run.glob("journal.db.spill-*"))
+
+
+def test_a_new_journal_file_is_0640_whatever_the_umask(tmp_path: Path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        asyncio.run(_history(tmp_path / "journal.db", 1))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "journal.db").stat().st_mode & 0o777 == 0o640
