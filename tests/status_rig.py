@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -52,9 +53,10 @@ class Site:
     """The building, its simulated hardware and its daemon; `url` is the status server."""
 
     def __init__(self, write_config, dead_device: bool = False, missing_reader: bool = False, http: str | None = None,
-                 more: str = "") -> None:
-        """`more`: YAML appended to the building (cameras, say)."""
+                 more: str = "", files: int | None = None) -> None:
+        """`more`: YAML appended to the building (cameras, say); `files`: the daemon's soft RLIMIT_NOFILE."""
         self.write_config = write_config
+        self.files = files
         self.more = more
         self.dead_device = dead_device
         self.missing_reader = missing_reader
@@ -113,8 +115,10 @@ circuits:
     async def start(self) -> None:
         """Start the daemon and wait until its status server has said where it listens."""
         log = open(self.config_path.parent / "daemon.log", "a")
+        files = self.files
+        limit = None if files is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
         self.daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config_path)],
-                                       stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+                                       stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), preexec_fn=limit)
         endpoint = self.config.state_path / "http.json"
 
         def announced() -> bool:

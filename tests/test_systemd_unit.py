@@ -33,3 +33,11 @@ def test_unit_has_the_hardening_and_notify_settings():
                     "StateDirectory=edge", "ConfigurationDirectory=edge", "ProtectSystem=strict", "ProtectHome=yes",
                     "PrivateTmp=yes", "NoNewPrivileges=yes", "DevicePolicy=closed", "RestrictAddressFamilies="):
         assert setting in text, setting
+
+
+def test_the_unit_sets_a_descriptor_limit_the_daemon_cannot_set_itself():
+    """@resources is filtered (no setrlimit), so the unit gives the limit the status server budgets a share of."""
+    text = UNIT.read_text()
+    assert "~@privileged @resources" in text
+    limits = [line.split("=", 1)[1] for line in text.splitlines() if line.startswith("LimitNOFILE=")]
+    assert len(limits) == 1 and int(limits[0].split(":")[0]) >= 4096, limits
