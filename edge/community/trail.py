@@ -12,15 +12,16 @@ credentials (from the credential store), and decisions are matched on those.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from edge.events import Event, Kind, Priority
-from edge.journal import EventQuery, read_events
+from edge.events import Event, Kind, Priority, StoredEvent
+from edge.journal import Journal
+from edge.journal.follower import Follower
 
 MAX_ROWS = 500
 SCAN_PAGE = 2000
@@ -65,39 +66,48 @@ def parse_request(args: dict[str, Any]) -> TrailRequest:
                                    for e in invalid.errors())) from None
 
 
-def search(journal: Path, request: TrailRequest, keys: Iterable[str] | None) -> tuple[list[dict[str, Any]], int | None]:
+async def search(follower: Follower, request: TrailRequest, keys: Iterable[str] | None) -> tuple[list[dict[str, Any]], int | None]:
     """The passes, oldest first, and the seq to continue after (None when there is no more).
 
-    `keys`: the credential key prefixes to match (None: any credential, for a door search).
-    Blocking (reads SQLite): run it in a thread."""
+    `follower` reads the decisions and exits in the request's window from its after_seq (see
+    `follower_for`); `keys`: the credential key prefixes to match (None: any credential, for a
+    door search)."""
     prefixes = None if keys is None else {k[:KEY_PREFIX] for k in keys}
-    query = EventQuery(
-        since_ns=None if request.since is None else int(request.since.timestamp() * 1e9),
-        until_ns=None if request.until is None else int(request.until.timestamp() * 1e9),
-        kinds=(str(Kind.ACCESS_DECISION), str(Kind.DOOR_EXIT)), after_seq=request.after_seq, limit=SCAN_PAGE,
-    )
     rows: list[dict[str, Any]] = []
-    while True:
-        page = read_events(journal, query)
-        for event in page:
-            body = event.body
-            if request.door is not None and body.get("door") != request.door:
-                continue
-            if event.kind == Kind.DOOR_EXIT:
-                if prefixes is not None:
-                    continue  # an exit button names nobody
-            elif prefixes is not None and body.get("credential") not in prefixes:
-                continue
-            rows.append({
-                "seq": event.seq, "time": event.as_dict()["time"], "door": body.get("door"),
-                "kind": "exit" if event.kind == Kind.DOOR_EXIT else "card", "granted": body.get("granted", True),
-                "reason": body.get("reason"), "reader": body.get("reader"), "credential": body.get("credential"),
-            })
-            if len(rows) == request.limit:
-                return rows, event.seq
-        if len(page) < SCAN_PAGE:
-            return rows, None
-        query = EventQuery(since_ns=query.since_ns, until_ns=query.until_ns, kinds=query.kinds, after_seq=page[-1].seq, limit=SCAN_PAGE)
+    async with contextlib.aclosing(follower.pages(SCAN_PAGE)) as pages:
+        async for page in pages:
+            for event in page:
+                row = _row(event, request, prefixes)
+                if row is None:
+                    continue
+                rows.append(row)
+                if len(rows) == request.limit:
+                    return rows, event.seq
+    return rows, None
+
+
+def follower_for(journal: Journal, request: TrailRequest) -> Follower:
+    """A follower over the passes a request may see: decisions and exits, in its window, after its after_seq."""
+    return Follower(journal, "trail", request.after_seq, (Kind.ACCESS_DECISION, Kind.DOOR_EXIT),
+                    since_ns=None if request.since is None else int(request.since.timestamp() * 1e9),
+                    until_ns=None if request.until is None else int(request.until.timestamp() * 1e9))
+
+
+def _row(event: StoredEvent, request: TrailRequest, prefixes: set[str] | None) -> dict[str, Any] | None:
+    """One pass as a search answers it, or None when the request does not ask for it."""
+    body = event.body
+    if request.door is not None and body.get("door") != request.door:
+        return None
+    if event.kind == Kind.DOOR_EXIT:
+        if prefixes is not None:
+            return None  # an exit button names nobody
+    elif prefixes is not None and body.get("credential") not in prefixes:
+        return None
+    return {
+        "seq": event.seq, "time": event.as_dict()["time"], "door": body.get("door"),
+        "kind": "exit" if event.kind == Kind.DOOR_EXIT else "card", "granted": body.get("granted", True),
+        "reason": body.get("reason"), "reader": body.get("reader"), "credential": body.get("credential"),
+    }
 
 
 def search_event(request: TrailRequest, rows: int, keys: int | None) -> Event:
@@ -113,8 +123,8 @@ def search_event(request: TrailRequest, rows: int, keys: int | None) -> Event:
 class TrailSearch:
     """The `trail.search` operation (control socket and signed cloud command)."""
 
-    def __init__(self, journal, credentials) -> None:
-        self.journal = journal  # edge.journal.Journal: the search is journaled by the one writer
+    def __init__(self, journal: Journal, credentials) -> None:
+        self.journal = journal  # read through a follower; the search is journaled by the one writer
         self.credentials = credentials  # () -> CredentialStore | None
 
     async def __call__(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +140,6 @@ class TrailSearch:
                 if store is None:
                     return {"ok": False, "error": "the credential store is unavailable: search by credential or door"}
                 keys += [c.key for c in await asyncio.to_thread(store.list) if c.tenant == request.tenant]
-        rows, next_after = await asyncio.to_thread(search, self.journal.path, request, keys)
+        rows, next_after = await search(follower_for(self.journal, request), request, keys)
         seq = await self.journal.append(search_event(request, len(rows), None if keys is None else len(keys)))
         return {"ok": True, "rows": rows, "next_after_seq": next_after, "search_seq": seq}
