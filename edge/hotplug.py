@@ -27,9 +27,11 @@ from typing import Any, Callable, Protocol
 
 import structlog
 
+from edge import runtime
 from edge.config import BuildingConfig, ConfigError, ConfigProblem, ReaderProtocol, SerialBus, UsbIdentity
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.runtime import Pool
 from edge.throttle import Throttle
 
 log = structlog.get_logger("edge.hotplug")
@@ -213,7 +215,7 @@ class Hotplug:
         """Change links and journal what is queued (links in a thread: a file system may stall)."""
         while self._pending:
             name, node, event = self._pending.popleft()
-            await asyncio.to_thread(_relink, self.directory / name, node)
+            await runtime.call(Pool.DEVICES, _relink, self.directory / name, node)
             if event is not None and event.kind is Kind.HOTPLUG_ARRIVED and self.on_arrival is not None:
                 self.on_arrival(name)  # the link is in place: its drivers may open it now
             if event is not None:

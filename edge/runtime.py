@@ -116,10 +116,10 @@ def _executor(pool: Pool) -> _Executor:
         return executor
 
 
-async def call(pool: Pool, function: Callable[..., T], *args: Any) -> T:
-    """Run `function(*args)` on `pool`'s threads and await its result (context variables kept)."""
+async def call(pool: Pool, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run `function(*args, **kwargs)` on `pool`'s threads and await its result (context variables kept)."""
     context = contextvars.copy_context()
-    job = functools.partial(context.run, function, *args)
+    job = functools.partial(context.run, function, *args, **kwargs)
     return await asyncio.wrap_future(_executor(pool).submit(job))
 
 

@@ -12,7 +12,9 @@ import os
 
 from drivers.modem.at import AtModem, ModemError, ModemStatus
 from drivers.modem.pdu import StatusReport
+from edge import runtime
 from edge.community.settings import Modem
+from edge.runtime import Pool
 
 
 class SmsSender:
@@ -37,16 +39,16 @@ class SmsSender:
 
     async def close(self) -> None:
         async with self._lock:
-            await asyncio.to_thread(self.modem.close)
+            await runtime.call(Pool.NETWORK, self.modem.close)
             self._open = False
 
     async def _call(self, function, *args):
         async with self._lock:
             try:
-                return await asyncio.to_thread(function, *args)
+                return await runtime.call(Pool.NETWORK, function, *args)
             except ModemError:
                 self._open = False
-                await asyncio.to_thread(self.modem.close)
+                await runtime.call(Pool.NETWORK, self.modem.close)
                 raise
 
     def _ensure_open(self) -> ModemStatus | None:

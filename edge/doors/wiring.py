@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from drivers.modbus.profile import Profile
+from edge import runtime
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
 from edge.config import BuildingConfig, Lock, device_profiles
 from edge.doors.access import AccessPath
@@ -19,6 +20,7 @@ from edge.fieldbus import FieldBus, PointKey
 from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
 from edge.readers import ReaderInbox, reader_workers
+from edge.runtime import Pool
 
 log = structlog.get_logger("edge.doors")
 
@@ -48,7 +50,7 @@ class Doors:
 
     async def reload_request(self, request: dict) -> dict:
         """Control-socket handler: reopen the store after `edge credentials` wrote to it."""
-        store, problem = await asyncio.to_thread(open_store, self.config)
+        store, problem = await runtime.call(Pool.FILES, open_store, self.config)
         if store is None:
             return {"ok": False, "error": problem}
         previous, self.access.store = self.access.store, store

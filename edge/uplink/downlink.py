@@ -12,7 +12,6 @@ instead of applying a change set on top of a hole. The store applies each atomic
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -21,10 +20,12 @@ from typing import Any, Callable
 import structlog
 from pydantic import ValidationError
 
+from edge import runtime
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Removal
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.runtime import Pool
 from edge.uplink import pull
 from edge.uplink.commands import CommandTable
 from edge.uplink.mqtt import Connection, Drop, Message
@@ -123,8 +124,8 @@ class Downlink:
         correlation = message.correlation
         if correlation is None and isinstance(envelope.body.get("correlation"), str):
             correlation = envelope.body["correlation"].encode()
-        page = await asyncio.to_thread(
-            pull.answer, self.journal.path, self.topics.building, request, self.journal.head_seq, self.page_bytes
+        page = await runtime.call(
+            Pool.READS, pull.answer, self.journal.path, self.topics.building, request, self.journal.head_seq, self.page_bytes
         )
         if message.response_topic is None and correlation is not None:
             # MQTT 3.1.1 has no correlation property: echo it in the page instead.
@@ -149,9 +150,9 @@ class Downlink:
             return
         try:
             if envelope.kind == DownlinkKind.SNAPSHOT:
-                report = await asyncio.to_thread(store.replace_snapshot, version, records)
+                report = await runtime.call(Pool.FILES, store.replace_snapshot, version, records)
             elif version == have + 1:
-                report = await asyncio.to_thread(store.apply_change_set, version, changes)
+                report = await runtime.call(Pool.FILES, store.apply_change_set, version, changes)
             else:
                 report = None  # older or equal: a redelivery, already applied
         except (CredentialStoreUnavailable, ValueError) as error:

@@ -17,7 +17,6 @@ loop, before the caller may act on the envelope.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import json
@@ -32,6 +31,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from edge import runtime
+from edge.runtime import Pool
 from edge.uplink.replay import NonceBook
 
 ENVELOPE_VERSION = 1
@@ -173,7 +174,7 @@ class Verifier:
         """The envelope if every check passes; raises DownlinkRefused otherwise. Records the nonce
         (durably: a replay after a power cut is still refused) before returning."""
         if len(payload) > CHECK_OFF_LOOP_BYTES:
-            envelope = await asyncio.to_thread(self.check, payload, expected, now)
+            envelope = await runtime.call(Pool.NETWORK, self.check, payload, expected, now)
         else:
             envelope = self.check(payload, expected, now)
         try:
