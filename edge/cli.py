@@ -269,7 +269,7 @@ def _breaker_close(args: argparse.Namespace) -> int:
     if config is None:
         return EX_CONFIG
     request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
-    return control.command("edge breaker close", config.state_path, request,
+    return control.command("edge breaker close", config, request,
                            lambda answer: f"breaker of circuit {args.circuit} closed and confirmed")
 
 

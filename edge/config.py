@@ -29,6 +29,7 @@ from edge.telemetry import TelemetrySettings
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
+DEFAULT_RUNTIME_DIR = Path("/run/edge")  # systemd's RuntimeDirectory=edge: tmpfs, made at each start
 BUILT_IN_PROFILES = Path(str(resources.files("drivers.modbus") / "profiles"))
 """The device profiles installed with the package; a file of the same name in profiles_dir replaces one."""
 
@@ -110,6 +111,10 @@ class JournalSettings(Strict):
     cap_mb: float = Field(512, ge=1, le=1_000_000, description="Disk cap; the oldest telemetry goes first.")
     telemetry_retention_days: float | None = Field(
         30, gt=0, le=3650, description="Telemetry older than this is deleted; null keeps it until the cap."
+    )
+    spill_dir: LocalPath | None = Field(
+        None, description="A second place (another disk) for events the journal could not write before a stop; "
+        "tried after runtime_dir, replayed into the journal at the next start."
     )
 
 
@@ -396,6 +401,11 @@ class BuildingConfig(Strict):
 
     building: Building
     state_dir: LocalPath | None = Field(None, description="Journal and credential store; default $STATE_DIRECTORY or /var/lib/edge.")
+    runtime_dir: LocalPath | None = Field(
+        None, description="Control socket, the status server's address and the journal's spill: a place that can always be "
+        "written (tmpfs), so a full or read-only state disk never cuts the CLI off the daemon. Default $RUNTIME_DIRECTORY "
+        "(systemd's RuntimeDirectory=edge), else /run/edge with the default state dir, else the state dir."
+    )
     profiles_dir: LocalPath | None = Field(
         None, description="Local Modbus device profiles, looked up before the built-in ones; default: profiles/ beside this file."
     )
@@ -429,6 +439,28 @@ class BuildingConfig(Strict):
         if self.state_dir is not None:
             return self.state_dir
         return Path(os.environ.get("STATE_DIRECTORY", DEFAULT_STATE_DIR))
+
+    @property
+    def runtime_paths(self) -> list[Path]:
+        """Where the daemon's small runtime files go, in order of preference: the runtime dir, then
+        the state dir (when the runtime dir cannot be made, the state dir is the last resort)."""
+        if self.runtime_dir is not None:
+            first: Path | None = self.runtime_dir
+        elif os.environ.get("RUNTIME_DIRECTORY"):
+            first = Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
+        elif self.state_path == Path(DEFAULT_STATE_DIR):
+            first = Path(DEFAULT_RUNTIME_DIR)
+        else:
+            first = None
+        return [first, self.state_path] if first is not None and first != self.state_path else [self.state_path]
+
+    @property
+    def spill_paths(self) -> list[Path]:
+        """Where the journal leaves what it could not write before a stop (never the journal's own disk first)."""
+        places = [p for p in self.runtime_paths if p != self.state_path]
+        if self.journal.spill_dir is not None:
+            places.append(self.journal.spill_dir)
+        return places
 
 
 @dataclass(frozen=True, slots=True)

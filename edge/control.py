@@ -1,8 +1,10 @@
 """The local control channel: how `edge` commands ask the running daemon to act.
 
 The daemon owns the RS-485 lines, so a command that must touch a device (closing a breaker)
-cannot open the port itself; it asks the daemon over a Unix socket in the state dir. The
-socket is owner-only (0600): whoever may talk to it may re-energise a floor. One JSON
+cannot open the port itself; it asks the daemon over a Unix socket in the runtime dir
+(systemd's RuntimeDirectory under /run: tmpfs, so a full or read-only state disk never keeps a
+technician's `edge fire reset` from the daemon; the state dir only when no runtime dir can be
+made). The socket is owner-only (0600): whoever may talk to it may re-energise a floor. One JSON
 request per connection, one JSON response, each a single line of at most 64 KiB.
 
     request:  {"op": "breaker.close", "circuit": "f1-c1", "operator": "...", "reason": "..."}
@@ -17,12 +19,14 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from os import EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 from typing import Any
 
 import structlog
+
+from edge.config import DEFAULT_RUNTIME_DIR, BuildingConfig
 
 log = structlog.get_logger("edge.control")
 
@@ -31,8 +35,20 @@ MAX_MESSAGE = 65536
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
-def socket_path(state_dir: Path) -> Path:
-    return state_dir / SOCKET_NAME
+def socket_places(config: BuildingConfig) -> list[Path]:
+    """Where the daemon makes its socket, in order: the runtime dir first, the state dir last."""
+    return [place / SOCKET_NAME for place in config.runtime_paths]
+
+
+def socket_path(where: BuildingConfig | Path) -> Path:
+    """The socket a command asks: the first place (of a BuildingConfig's) that holds one, else the
+    first place; a Path is a state dir of its own."""
+    if isinstance(where, Path):
+        return where / SOCKET_NAME
+    places = socket_places(where)
+    if not where.runtime_dir and not os.environ.get("RUNTIME_DIRECTORY"):
+        places.append(DEFAULT_RUNTIME_DIR / SOCKET_NAME)  # a daemon under systemd with a state_dir of its own
+    return next((place for place in places if place.is_socket()), places[0])
 
 
 class DaemonUnavailable(Exception):
@@ -42,20 +58,37 @@ class DaemonUnavailable(Exception):
 class ControlServer:
     """Serves requests by their `op` until cancelled; a bad request gets an error, never a crash."""
 
-    def __init__(self, path: Path, handlers: Mapping[str, Handler]) -> None:
-        self.path = path
+    def __init__(self, path: Path | Sequence[Path], handlers: Mapping[str, Handler]) -> None:
+        self.places = [path] if isinstance(path, Path) else list(path)
+        self.path = self.places[0]
         self.handlers = dict(handlers)
 
-    async def run(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    async def _listen(self, path: Path) -> asyncio.AbstractServer:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # left by a daemon that was killed
+            path.unlink()  # left by a daemon that was killed
         old_umask = os.umask(0o177)  # the socket is born owner-only, no window with wider rights
         try:
-            server = await asyncio.start_unix_server(self._serve, path=str(self.path), limit=MAX_MESSAGE)
+            server = await asyncio.start_unix_server(self._serve, path=str(path), limit=MAX_MESSAGE)
         finally:
             os.umask(old_umask)
-        os.chmod(self.path, 0o600)
+        os.chmod(path, 0o600)
+        return server
+
+    async def run(self) -> None:
+        """Listen on the first place that takes the socket (a refusing disk passes to the next), until cancelled."""
+        server = None
+        for place in self.places:
+            try:
+                server = await self._listen(place)
+            except OSError as refused:
+                log.error("control socket cannot be made here", path=str(place), error=f"{type(refused).__name__}: {refused}")
+                continue
+            self.path = place
+            break
+        if server is None:
+            raise OSError(f"the control socket could be made in none of {[str(p) for p in self.places]}")
+        log.info("control socket", path=str(self.path))
         try:
             async with server:
                 await server.serve_forever()
@@ -110,11 +143,12 @@ def ask(path: Path, request: dict[str, Any], timeout_s: float = 30.0) -> dict[st
     return json.loads(received)
 
 
-def command(name: str, state_dir: Path, request: dict[str, Any], done: Callable[[dict[str, Any]], str]) -> int:
+def command(name: str, where: BuildingConfig | Path, request: dict[str, Any], done: Callable[[dict[str, Any]], str]) -> int:
     """One technician command carried out by the daemon: print what happened, return the exit
-    code (0 done, 1 refused or unconfirmed, 69 no daemon and so nothing done)."""
+    code (0 done, 1 refused or unconfirmed, 69 no daemon and so nothing done). `where`: the
+    building config (its runtime and state dirs), or a state dir."""
     try:
-        answer = ask(socket_path(state_dir), request)
+        answer = ask(socket_path(where), request)
     except DaemonUnavailable as error:
         print(f"{name}: {error}; nothing was done", file=sys.stderr)
         return EX_UNAVAILABLE

@@ -22,7 +22,7 @@ import structlog
 
 from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
-from edge.control import ControlServer, socket_path
+from edge.control import ControlServer, socket_places
 from edge.deadline import Deadline
 from edge.doors.wiring import Doors, assemble_doors
 from edge.field import FieldPoints
@@ -110,7 +110,7 @@ class Gateway:
             work.update(vision.work)
             control.update(vision.control)
             guards = vision.guards
-        work["control"] = ControlServer(socket_path(self.config.state_path), control).run
+        work["control"] = ControlServer(socket_places(self.config), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control,
                                           stop_deadline=lambda: self.supervisor.deadline if self.supervisor else Deadline.never())
@@ -146,7 +146,8 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
-        journal = self.journal = await Journal.open(self.config.journal_path, journal_limits(self.config))
+        journal = self.journal = await Journal.open(self.config.journal_path, journal_limits(self.config),
+                                                    spill_places=self.config.spill_paths)
         started = Event(
             kind=Kind.GATEWAY_STARTED,
             priority=Priority.FAULT,

@@ -57,7 +57,7 @@ def _trail(args: argparse.Namespace) -> int:
     request = {"op": "trail.search", "operator": args.operator, "via": "site", "after_seq": args.after_seq, "limit": args.limit}
     request |= {k: v for k in ("tenant", "credential", "door", "since", "until") if (v := getattr(args, k)) is not None}
     try:
-        answer = control.ask(control.socket_path(config.state_path), request)
+        answer = control.ask(control.socket_path(config), request)
     except control.DaemonUnavailable:
         answer = asyncio.run(_search_here(config, request))
     if not answer.get("ok"):
@@ -103,5 +103,5 @@ def _ack(args: argparse.Namespace) -> int:
         return EX_CONFIG
     request = {"op": "alarm.ack", "operator": args.operator}
     request |= {"incident": args.incident} if args.incident else {"area": args.area}
-    return control.command("edge alarm ack", config.state_path, request,
+    return control.command("edge alarm ack", config, request,
                            lambda answer: f"acknowledged: {', '.join(answer['acknowledged'])}")

@@ -125,7 +125,7 @@ def _ask_daemon(config: BuildingConfig, request: dict) -> dict | None:
     from edge import control
 
     try:
-        return control.ask(control.socket_path(config.state_path), request, timeout_s=10)
+        return control.ask(control.socket_path(config), request, timeout_s=10)
     except control.DaemonUnavailable:
         return None
 
@@ -335,7 +335,7 @@ def _fire_reset(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
-    return control.command("edge fire reset", config.state_path, {"op": "fire.reset", "operator": args.operator},
+    return control.command("edge fire reset", config, {"op": "fire.reset", "operator": args.operator},
                            lambda answer: f"fire release ended by {args.operator}: {', '.join(answer.get('doors', []))} secured")
 
 
@@ -346,5 +346,5 @@ def _door_unlock(args: argparse.Namespace) -> int:
     if config is None:
         return EX_CONFIG
     request = {"op": "door.unlock", "door": args.door, "operator": args.operator, "reason": args.reason}
-    return control.command("edge door unlock", config.state_path, request,
+    return control.command("edge door unlock", config, request,
                            lambda answer: f"door {args.door} unlocked for one pulse by {args.operator}")

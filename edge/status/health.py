@@ -47,6 +47,7 @@ class Probe:
     readers: dict[str, bool] = field(default_factory=dict)  # card reader -> online
     cameras: dict[str, bool] = field(default_factory=dict)  # camera whose guard runs -> stream up
     starved: list[str] = field(default_factory=list)  # executors whose work waits past its patience (edge.runtime)
+    journal_fault: dict[str, Any] | None = None  # the journal's own word that it is degraded (Journal.fault)
 
 
 def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
@@ -54,6 +55,9 @@ def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
     problems: list[str] = []
     if probe.loop_lag_s > LOOP_LAG_LIMIT_S:
         problems.append(f"event loop late by {probe.loop_lag_s:.1f} s")
+    if probe.journal_fault is not None:  # at once, not after the commit-silence rule's minutes
+        problems.append(f"journal unavailable ({probe.journal_fault.get('fault')}): "
+                        f"{probe.journal_fault.get('held', 0)} events held in memory")
     if probe.commit_silence_s > COMMIT_SILENCE_LIMIT_S:
         problems.append(f"journal has not committed for {probe.commit_silence_s:.0f} s")
     if probe.disk is None:
@@ -75,6 +79,7 @@ def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
             "commit_silence_s": round(probe.commit_silence_s, 1),
             "free_bytes": None if probe.disk is None else probe.disk.free_bytes,
             "writable": None if probe.disk is None else probe.disk.writable,
+            "degraded": probe.journal_fault,
         },
         "devices": probe.devices,
         "readers": probe.readers,

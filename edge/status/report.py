@@ -19,7 +19,7 @@ from typing import Any
 
 from edge.config import BuildingConfig
 from edge.status.clock import ntp_synchronised
-from edge.status.server import endpoint_path
+from edge.status.server import endpoint_places
 from edge.status.tail import fold_journal
 from edge.status.view import BuildingView
 
@@ -28,10 +28,14 @@ ASK_TIMEOUT_S = 3.0
 
 def daemon_url(config: BuildingConfig) -> str | None:
     """The running daemon's status server, if its endpoint file names a live process."""
-    try:
-        document = json.loads(endpoint_path(config.state_path).read_text())
-        pid, url = int(document["pid"]), str(document["url"])
-    except (OSError, ValueError, KeyError, TypeError):
+    for endpoint in endpoint_places(config):  # the runtime dir first, as the server writes it
+        try:
+            document = json.loads(endpoint.read_text())
+            pid, url = int(document["pid"]), str(document["url"])
+            break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    else:
         return None
     try:
         os.kill(pid, 0)

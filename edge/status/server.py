@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hmac
 import json
 import os
@@ -52,6 +53,11 @@ PAGE = resources.files("edge.status") / "page"
 
 def endpoint_path(state_dir: Path) -> Path:
     return state_dir / ENDPOINT_FILE
+
+
+def endpoint_places(config: BuildingConfig) -> list[Path]:
+    """Where the address file may be, in order: the runtime dir (tmpfs), then the state dir."""
+    return [endpoint_path(place) for place in config.runtime_paths]
 
 
 def authorised(header: str, token: bytes) -> bool:
@@ -115,21 +121,24 @@ class StatusServer:
         await self.tail.catch_up()
         runner = BoundedRunner(self.app(), connection_cap(), access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
-        endpoint = endpoint_path(self.config.state_path)
+        endpoint: Path | None = None
         try:
             site = web.TCPSite(runner, self.settings.bind, self.settings.port, reuse_address=True)
             await site.start()
             host, port = runner.addresses[0][:2]
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             self.url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
-            await asyncio.to_thread(_write_endpoint, endpoint, {"url": self.url, "pid": os.getpid()})
+            # A disk that refuses the address file costs `edge status` its way here, never the server.
+            endpoint = await asyncio.to_thread(_announce, endpoint_places(self.config), {"url": self.url, "pid": os.getpid()})
             log.info("status page", url=self.url, beyond_localhost=self.settings.beyond_localhost)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.tail.run(), name="status-tail")
                 group.create_task(self._watch_loop(), name="status-loop-watch")
         finally:
             self.tail.close()
-            endpoint.unlink(missing_ok=True)
+            if endpoint is not None:
+                with contextlib.suppress(OSError):
+                    endpoint.unlink(missing_ok=True)
             await runner.cleanup()
             self.reader.shutdown(wait=False, cancel_futures=True)
 
@@ -246,7 +255,7 @@ class StatusServer:
     def _probe(self, disk: Disk | None) -> Probe:
         """What /healthz judges, for the endpoint and for the page's status alike."""
         return Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(),
-                     self.cameras_streaming(), runtime.starving())
+                     self.cameras_streaming(), runtime.starving(), journal_fault=self.journal.fault)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         healthy, body = verdict(self._probe(await self._disk()))
@@ -370,6 +379,17 @@ def _reader_threads() -> ThreadPoolExecutor:
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _announce(places: list[Path], document: dict[str, Any]) -> Path | None:
+    """Write the address file to the first place that takes it (blocking); None, logged, when none does."""
+    for path in places:
+        try:
+            _write_endpoint(path, document)
+            return path
+        except OSError as refused:
+            log.error("status address not written here", path=str(path), error=f"{type(refused).__name__}: {refused}")
+    return None
 
 
 def _write_endpoint(path: Path, document: dict[str, Any]) -> None:

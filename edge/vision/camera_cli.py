@@ -86,7 +86,7 @@ def _release(args: argparse.Namespace) -> int:
         held = [r["elevator"] or r["camera"] for r in answer.get("released", []) if r.get("was_holding")]
         return f"released by {args.operator}: {', '.join(held)}" if held else "no elevator was held; release journaled"
 
-    return control.command("edge elevator release", config.state_path, request, done)
+    return control.command("edge elevator release", config, request, done)
 
 
 def _export(args: argparse.Namespace) -> int:
