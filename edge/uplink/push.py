@@ -16,9 +16,12 @@ next one; resending the same oversized batch forever is the failure this prevent
 single event that still gets no acknowledgement is reported (`undeliverable`), not
 skipped: the worker keeps backing off and retrying, and the log says which seq and size.
 
-The push loop sleeps until there is something to do: the journal committed past what it
-has read (`Journal.wait_beyond`, followed by a small task), a PUBACK came, or a batch that
-is filling or held back by the bandwidth cap is due. It never polls the file.
+The lanes read the journal through two followers (`edge.journal.follower`, one for alarms,
+one for the backlog; their positions start at the cursor's watermark each session, and the
+cursor, not the followers, keeps what survives a restart). The push loop sleeps until there is
+something to do: the journal committed past what it has read (the follower rings, from a small
+task), a PUBACK came, or a batch that is filling or held back by the bandwidth cap is due. It
+never polls the file.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.events import Priority, StoredEvent
-from edge.journal import Journal, events_after
+from edge.journal import Journal
+from edge.journal.follower import Follower
 from edge.uplink.cursor import Progress, SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink.pacing import Pacer
@@ -126,9 +130,11 @@ class Pusher:
             self.batch_cap = max(MIN_BATCH_BYTES, min(self.batch_cap, room))
         started_at = progress.watermark
         backlog: deque[_Batch] = deque()
-        follower = asyncio.create_task(self._follow_journal(), name="uplink-push-follow")
+        alarms = Follower(self.journal, "uplink-alarms", started_at, min_priority=Priority.ALARM)
+        events = Follower(self.journal, "uplink-backlog", started_at)
+        follower = asyncio.create_task(events.ring(self.wake, FOLLOW_S), name="uplink-push-follow")
         try:
-            await self._push(connection, backlog, started_at, started_at)
+            await self._push(connection, backlog, events, alarms)
         finally:  # also when cancelled because another task saw the loss; not on a clean stop
             ended = connection.lost.is_set() or self._refused is not None
             if ended and backlog and progress.watermark == started_at:
@@ -141,23 +147,18 @@ class Pusher:
         """Something changed (a commit, a PUBACK): the push loop looks again."""
         self._wake.set()
 
-    async def _follow_journal(self) -> None:
-        seen = self.journal.head_seq
-        while True:
-            if await self.journal.wait_beyond(seen, FOLLOW_S):
-                seen = self.journal.head_seq
-                self.wake()
-
-    async def _push(self, connection: Connection, backlog: deque[_Batch], backlog_pos: int, alarm_pos: int) -> None:
+    async def _push(self, connection: Connection, backlog: deque[_Batch], events: Follower, alarms: Follower) -> None:
+        """`events` is where the backlog has read to, `alarms` where the alarm lane has (never below the backlog)."""
         progress = self.progress
         waiting: _Batch | None = None  # built, held back by the bandwidth cap
         while not connection.lost.is_set() and self._refused is None:
             self._wake.clear()
             head = self.journal.head_seq
-            if head > max(alarm_pos, backlog_pos):
-                alarm_pos = await self._send_alarms(connection, max(alarm_pos, backlog_pos), head)
-            if waiting is None and len(backlog) < self.batching.in_flight and head > backlog_pos:
-                waiting, backlog_pos = await self._next_backlog(backlog_pos)
+            if head > max(alarms.seq, events.seq):
+                alarms.skip(await self._send_alarms(connection, alarms, max(alarms.seq, events.seq), head))
+            if waiting is None and len(backlog) < self.batching.in_flight and head > events.seq:
+                waiting, through = await self._next_backlog(events)
+                events.skip(through)
             if waiting is not None and self._may_send(waiting):
                 backlog.append(waiting)
                 self._publish(connection, waiting, backlog)
@@ -168,7 +169,7 @@ class Pusher:
                 await self.cursor.save(progress)
             if waiting is not None:  # held back by the bandwidth cap
                 due_s = self._pacer.wait_s(time.monotonic(), len(waiting.payload))
-            elif len(backlog) < self.batching.in_flight and self.journal.head_seq > backlog_pos:
+            elif len(backlog) < self.batching.in_flight and events.behind:
                 due_s = self.batching.window_s  # a small batch filling up
             else:
                 due_s = None  # only a commit or a PUBACK gives work
@@ -195,9 +196,9 @@ class Pusher:
             log.error("uplink event not acknowledged even alone; the broker may limit message size below it",
                       seq=head.seqs[0], batch_bytes=size)
 
-    async def _send_alarms(self, connection: Connection, after: int, head: int) -> int:
+    async def _send_alarms(self, connection: Connection, alarms: Follower, after: int, head: int) -> int:
         """Publish every alarm journaled after `after` (up to `head`) at once; returns the read position."""
-        events = await asyncio.to_thread(events_after, self.path, after, ALARM_READ, Priority.ALARM)
+        events = await alarms.read(ALARM_READ, after=after)
         fresh = [e for e in events if not self.progress.skip(e.seq)]
         while fresh:
             payload, count = encode_batch(self.topics.building, Lane.ALARM, fresh, self.batch_cap)
@@ -207,10 +208,12 @@ class Pusher:
             fresh = fresh[count:]
         return events[-1].seq if len(events) == ALARM_READ else max(head, after)
 
-    async def _next_backlog(self, after: int) -> tuple[_Batch | None, int]:
-        """The next backlog batch after `after` (None while a small batch is still filling)."""
+    async def _next_backlog(self, follower: Follower) -> tuple[_Batch | None, int]:
+        """The next backlog batch after the follower's position (None while a small batch is still
+        filling), and the position read through."""
+        after = follower.seq
         limit = self.batching.events
-        events = await asyncio.to_thread(events_after, self.path, after, limit)
+        events = await follower.read(limit)
         if not events:
             return None, after
         if len(events) < limit:

@@ -3,9 +3,9 @@
 A hold's event says `"snapshot": "vision/snapshots/CAM/STEM.jpg"` (relative to the state dir);
 the camera's worker writes that file a moment later. The cloud must never see a snapshot
 before the event it belongs to, and a JPEG must never hold up the event batches, so snapshots
-are a lane of their own, driven by the journal like the events: the lane reads the journaled
-events that name a snapshot up to what the broker has acknowledged (the push cursor's
-watermark), and publishes each file, in seq order, to PREFIX/BUILDING/snapshots/EVENT_ID as a
+are a lane of their own, driven by the journal like the events: the lane's follower
+(`edge.journal.follower`) reads the journaled events that name a snapshot up to what the broker
+has acknowledged (the push cursor's watermark), and publishes each file, in seq order, to PREFIX/BUILDING/snapshots/EVENT_ID as a
 small JSON envelope (event id, seq, sha256, base64 JPEG) at QoS 1. Its own position is saved
 only after the broker's PUBACK, so a lost session sends it again (the cloud keeps one per
 event id).
@@ -32,7 +32,7 @@ import structlog
 
 from edge.events import Event, Kind, Priority, StoredEvent
 from edge.journal import Journal
-from edge.journal.reading import events_naming
+from edge.journal.follower import Follower
 from edge.uplink.cursor import SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink.topics import WIRE_VERSION, Topics
@@ -73,23 +73,29 @@ class SnapshotSender:
         self.state_dir = state_dir
         self.synced = synced  # every event at or below this seq is acknowledged by the broker
         self.acked = acked
-        self.position = cursor.load_mark(MARK)
+        self.follower = Follower(journal, "uplink-snapshots", cursor.load_mark(MARK), naming=FIELD,
+                                 mark=lambda seq: cursor.save_mark(MARK, seq))
         self.stats = SnapshotStats()
+
+    @property
+    def position(self) -> int:
+        """Every snapshot of an event at or below this seq is sent or journaled unsent."""
+        return self.follower.seq
 
     async def run(self, connection: Connection) -> None:
         """Until cancelled or the session is lost (raises ConnectionLost)."""
+        follower = self.follower
         while not connection.lost.is_set():
             self.acked.clear()
             through = self.synced()
-            if through > self.position:
-                events = await asyncio.to_thread(events_naming, self.journal.path, FIELD, self.position, through, READ)
+            if through > follower.seq:
+                events = await follower.read(READ, through=through)
                 for event in events:
                     await self._send(connection, event)
-                    await self.cursor.save_mark(MARK, event.seq)
-                    self.position = event.seq
+                    await follower.advance(event.seq)  # saved: a lost session sends it again, never skips it
                 if len(events) == READ:
                     continue
-                self.position = through  # nothing else in (position, through] names a snapshot; saved with the next one
+                follower.skip(through)  # nothing else in (position, through] names a snapshot; saved with the next one
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FOLLOW_S):
                     await self.acked.wait()
