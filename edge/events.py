@@ -49,6 +49,8 @@ class Kind(StrEnum):
     JOURNAL_UNAVAILABLE = "alarm.journal_unavailable"  # the disk refuses writes: events held in memory
     JOURNAL_RECOVERED = "alarm.journal_recovered"  # written again; clears JOURNAL_UNAVAILABLE
     JOURNAL_EVENTS_LOST = "alarm.journal_events_lost"  # events that never reached the disk, by count and seq range
+    STATE_FILE_REFUSED = "fault.state_file"  # the disk refuses a state file (full, read-only): that output only is degraded
+    STATE_FILE_WRITTEN = "fault.state_file_cleared"  # the same file is written again
     HEARTBEAT = "telemetry.heartbeat"
     DEVICE_OFFLINE = "fault.device_offline"
     DEVICE_BACK = "device.back"

@@ -28,12 +28,14 @@ from pydantic import ValidationError
 
 from drivers.modbus.observations import Reading
 from drivers.modbus.profile import Profile
+from edge import runtime
 from edge.config import BuildingConfig, Circuit, PressurePoint
 from edge.device_status import StatusPoint, status_event, status_points
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
-from edge.points_status import SNAPSHOT_EVERY_S, PointStatus, point_state, write_snapshot
+from edge.points_status import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointStatus, point_state, write_snapshot
+from edge.runtime import Pool
 from edge.safety import (
     BreakerState,
     Change,
@@ -53,6 +55,7 @@ from edge.safety import (
 )
 from edge.safety.settings import PressurePointSafety
 from edge.safety.status import StatusRule
+from edge.state_files import StateFile
 from edge.telemetry import Deadband
 
 log = structlog.get_logger("edge.field")
@@ -302,8 +305,16 @@ class FieldPoints:
             await asyncio.sleep(TICK_S)
 
     async def _snapshots(self) -> None:
+        """points.json for `edge points` and the page. A disk that refuses it (ENOSPC, EROFS) costs
+        that file only: an uncaught refusal here ended the task group and, with it, the trips."""
+        snapshot = StateFile(self.state_dir / SNAPSHOT_NAME, "points.json (edge points without the daemon)", self.journal)
         while True:
-            await asyncio.to_thread(write_snapshot, self.state_dir, self.statuses(), self._wall())
+            try:
+                await runtime.call(Pool.FILES, write_snapshot, self.state_dir, self.statuses(), self._wall())
+            except OSError as refused:
+                await snapshot.refused(refused)
+            else:
+                await snapshot.written()
             await asyncio.sleep(SNAPSHOT_EVERY_S)
 
     def statuses(self) -> list[PointStatus]:
