@@ -14,11 +14,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.community.inactivity import Care, LastPass, overdue
+from edge.access.credentials import CredentialStore
+from edge.community.inactivity import Care, InactivityWatch, LastPass, overdue
+from edge.community.notifier import Notifier
 from edge.config import load
 from edge.control import DaemonUnavailable, ask, socket_path
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal
 
 from community_rig import events, until
+from journal_disk import mount_failing_card
 from conftest import MINIMAL
 from test_community_trail import DOORS, _building
 
@@ -109,3 +114,69 @@ community:
     told = [e.body for e in events(config.journal_path, "notify.sent") if e.body["incident"] == elder[0].id]
     assert [(b["recipient"], b["alarm"]) for b in told] == [("care-son", "inactivity")]
     print(f"\ninactivity: limit 7.2 s, alert {(elder[0].wall - last).total_seconds():.1f} s after the last pass (across a SIGKILL)")
+
+
+@pytest.fixture
+def state_card(building_dir):
+    """The state dir on a real ext4 card that the test turns read-only under the watch."""
+    yield from mount_failing_card(building_dir / "state")
+
+
+def test_a_pass_while_the_state_disk_is_read_only_keeps_the_care_watch_quiet(write_config, state_card):
+    """The elder passes the gate while the disk refuses writes: the journal cannot hold the pass
+    (and may not even be readable), the bus has it, so no one is told she has been silent."""
+    config_path = write_config(MINIMAL + DOORS + """
+community:
+  contacts:
+    - {name: care-son, role: care_contact, channels: [cloud]}
+""")
+    config = load(config_path)
+    clock = [datetime.now(timezone.utc)]  # the watch's; moved on two hours once the disk refuses
+    later = clock[0] + timedelta(hours=2)
+
+    async def scenario():
+        keys = await _building(config_path)
+        journal = await Journal.open(config.journal_path)
+        store = CredentialStore.open(config.state_path / "credentials.db", config.building.secret.read())
+        notifier = Notifier(config.building.id, config.building.timezone, config.community, journal,
+                            uplink_up=lambda: False, cloud_took=lambda seq: False, sms=None)
+        watch = InactivityWatch(config.state_path, config.building.timezone, journal, notifier, lambda: store,
+                                {"care-son"}, check_s=0.05, wall=lambda: clock[0])
+        heard = []
+        try:
+            answer = await watch.set_care({"tenant": "elder-7", "limit_hours": 1, "contact": "care-son", "operator": "grid-1",
+                                           "since": (later - timedelta(hours=3)).isoformat()})
+            assert answer["ok"], answer
+            with journal.bus.subscribe("test", kinds=(Kind.INACTIVITY_ALERT,)) as alerts:
+                watching = asyncio.create_task(watch.run())
+                listening = asyncio.create_task(_collect(alerts, heard))
+                try:
+                    await until(lambda: watch.checks > 0, what="the first check")
+                    assert heard == [], "she passed the gate just now"
+                    state_card.fail()
+                    await journal.append(Event(Kind.POINT_READING, Priority.TELEMETRY, "mon", {"value": 1}))
+                    await until(lambda: journal.degraded, what="the journal degraded")
+                    head = journal.head_seq
+                    await journal.append(Event(Kind.ACCESS_DECISION, Priority.ACCESS, "r-gate", {
+                        "door": "gate", "reader": "r-gate", "reason": "granted", "granted": True,
+                        "credential": keys["elder-7"][:12]}, wall_ns=int((later - timedelta(minutes=1)).timestamp() * 1e9)))
+                    clock[0] = later  # two hours after her last pass on disk, a minute after the one the bus heard
+                    checked = watch.checks
+                    await until(lambda: watch.checks > checked + 2, what="checks after the pass")
+                    assert not watching.done(), "the watch runs on while the journal cannot be written"
+                    assert journal.degraded and journal.head_seq == head, "the disk refused throughout"
+                    assert heard == [], "the elder passed the gate a minute ago"
+                finally:
+                    for task in (watching, listening):
+                        task.cancel()
+                    await asyncio.gather(watching, listening, return_exceptions=True)
+        finally:
+            store.close()
+            await journal.close(timeout_s=1)
+
+    asyncio.run(scenario())
+
+
+async def _collect(subscriber, into: list) -> None:
+    async for notice in subscriber:
+        into.append(notice)

@@ -5,7 +5,10 @@ the tenant, the limit in hours, the care contact, quiet hours, and a known absen
 records live in STATE_DIR/care.json (written atomically, off the loop). When they last
 passed is never kept in memory alone: it is read from the journal (granted access
 decisions of the tenant's credentials), so a restart neither forgets a silence nor raises
-a second alert for one already raised (the alert names the pass it counts from).
+a second alert for one already raised (the alert names the pass it counts from). Passes are
+also heard live from the bus as the journal admits them: while the disk refuses writes the
+journal's file stands still (or cannot be read at all), and a resident who walks past the gate
+then must not be reported silent.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from edge.bus import Subscriber
 from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, Route
 from edge.events import Event, Kind, Priority
@@ -117,6 +122,8 @@ class InactivityWatch:
         self._wall = wall
         self.cares: dict[str, Care] = {}
         self._last: dict[str, tuple[LastPass | None, int]] = {}
+        self._heard: dict[str, LastPass] = {}  # tenant -> newest pass heard on the bus
+        self._watched: dict[str, str] = {}  # credential key prefix -> watched tenant (as of the last check)
         self._alerted: dict[str, set[int]] = {}
         self.checks = 0
         self._io = asyncio.Lock()
@@ -148,25 +155,46 @@ class InactivityWatch:
 
     async def run(self) -> None:
         self.cares = {t: Care.model_validate(c) for t, c in (await asyncio.to_thread(_load, self.path)).items()}
-        while True:
-            await self.check()
-            await asyncio.sleep(self.check_s)
+        with self.journal.bus.subscribe("inactivity", kinds=(Kind.ACCESS_DECISION,)) as decisions:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._hear(decisions))
+                while True:
+                    await self.check()
+                    await asyncio.sleep(self.check_s)
+
+    async def _hear(self, decisions: Subscriber) -> None:
+        """Passes of watched residents as the journal admits them (a pass whose seq is not known
+        yet is left to the journal scan, which finds it once it is written)."""
+        async for notice in decisions:
+            tenant = self._watched.get(notice.body.get("credential")) if notice.body.get("granted") else None
+            if tenant is not None and notice.seq is not None:
+                heard = self._heard.get(tenant)
+                if heard is None or notice.seq > heard.seq:
+                    self._heard[tenant] = LastPass(notice.seq, notice.event.wall)
 
     async def check(self) -> None:
         store = self.credentials()
         owned = await asyncio.to_thread(store.list) if store is not None else []
         now = self._wall()
+        self._watched = {c.key[:KEY_PREFIX]: c.tenant for c in owned if c.tenant in self.cares}
         for tenant, care in list(self.cares.items()):
             prefixes = {c.key[:KEY_PREFIX] for c in owned if c.tenant == tenant}
             known, through = self._last.get(tenant, (None, 0))
-            known, through = await asyncio.to_thread(last_pass, self.journal.path, prefixes, through, known)
+            try:
+                known, through = await asyncio.to_thread(last_pass, self.journal.path, prefixes, through, known)
+                if tenant not in self._alerted:
+                    self._alerted[tenant] = await asyncio.to_thread(alerted_for, self.journal.path, tenant)
+            except (sqlite3.Error, OSError) as unreadable:  # a refusing disk: what the bus heard still counts
+                log.warning("journal unreadable; passes heard live only", tenant=tenant, error=str(unreadable))
             self._last[tenant] = (known, through)
-            if tenant not in self._alerted:
-                self._alerted[tenant] = await asyncio.to_thread(alerted_for, self.journal.path, tenant)
+            heard = self._heard.get(tenant)
+            if heard is not None and (known is None or heard.seq > known.seq):
+                known = heard
+            alerted = self._alerted.get(tenant, set())  # unknown while the journal cannot be read: a second alert beats none
             counted_from = known.seq if known else 0
-            if counted_from in self._alerted[tenant] or not overdue(care, known, now, self.zone):
+            if counted_from in alerted or not overdue(care, known, now, self.zone):
                 continue
-            self._alerted[tenant].add(counted_from)
+            self._alerted.setdefault(tenant, set()).add(counted_from)
             event = Event(kind=Kind.INACTIVITY_ALERT, priority=Priority.ALARM, source="care", body={
                 "tenant": tenant, "area": care.area, "limit_hours": care.limit_hours, "contact": care.contact,
                 "last_pass_seq": known.seq if known else None,
