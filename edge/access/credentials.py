@@ -21,7 +21,9 @@ import hmac
 import io
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -29,10 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
+import structlog
 from pydantic import BeforeValidator, Field, ValidationError
 
 from edge.access.credential import Credential, CredentialStatus, Tenancy
 from edge.access.pin import PIN_PATTERN, PinHash
+from edge.journal.faults import describe
+
+log = structlog.get_logger("edge.access")
 
 SCHEMA_VERSION = "1"
 _COLUMNS = (
@@ -64,6 +70,9 @@ _CSV_REQUIRED = ("serial", "tenant", "valid_from", "valid_until", "paid_through"
 MAX_IMPORT_BYTES = 32 * 2**20  # ~300,000 cards: an estate, never one building; read whole, so capped
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+_REFUSED_BY_DISK = {"disk_full", "read_only", "cannot_open", "io_error"}  # the file may be fine; the disk says no
 
 
 class CredentialStoreUnavailable(Exception):
@@ -159,6 +168,8 @@ class CredentialStore:
         self._db = db
         self._secret = secret
         self._path = path
+        self.read_only: str | None = None  # why the store is served from a read-only copy (the disk refuses writes)
+        self._copy: str | None = None  # the copy's directory, removed at close
         self._lock = threading.RLock()
         self._cache: dict[str, Credential] = {}
         self._version = 0
@@ -178,10 +189,39 @@ class CredentialStore:
             store._prepare()
         except sqlite3.Error as exc:
             db.close()
+            if describe(exc)["fault"] in _REFUSED_BY_DISK and os.path.exists(where):
+                return cls._read_only_copy(where, secret, exc)
             raise store._unavailable(exc) from exc
         except BaseException:
             db.close()
             raise
+        return store
+
+    @classmethod
+    def _read_only_copy(cls, where: str, secret: bytes, cause: sqlite3.Error) -> CredentialStore:
+        """The state disk refuses writes (full, read-only): serve the cards from a copy of the file and
+        its WAL in a temporary dir (SQLite needs to write to read a WAL), refusing every update, so a
+        refusing disk never locks the tenants out. Without room for a copy either, the store is unavailable."""
+        copy = tempfile.mkdtemp(prefix="edge-credentials-")
+        target = os.path.join(copy, os.path.basename(where))
+        try:
+            for suffix in ("", "-wal"):
+                if os.path.exists(where + suffix):
+                    shutil.copyfile(where + suffix, target + suffix)
+            db = sqlite3.connect(target, isolation_level=None, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            shutil.rmtree(copy, ignore_errors=True)
+            raise CredentialStoreUnavailable(f"credential store {where}: {cause}; no room for a read-only copy: {exc}") from exc
+        store = cls(db, secret, where)
+        try:
+            store._prepare()
+        except BaseException:
+            db.close()
+            shutil.rmtree(copy, ignore_errors=True)
+            raise
+        store.read_only, store._copy = f"the state disk refuses writes ({describe(cause)['fault']}): {cause}", copy
+        log.error("credential store served read-only from a copy; updates are refused until the disk takes writes",
+                  path=where, fault=describe(cause)["fault"])
         return store
 
     def _prepare(self) -> None:
@@ -217,6 +257,8 @@ class CredentialStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
 
     def __enter__(self) -> CredentialStore:
         return self
@@ -369,6 +411,8 @@ class CredentialStore:
         """One write transaction, under the store's lock; sqlite errors become
         CredentialStoreUnavailable and roll back."""
         with self._lock:
+            if self.read_only is not None:
+                raise CredentialStoreUnavailable(f"credential store {self._path} is read-only: {self.read_only}")
             try:
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:

@@ -34,9 +34,11 @@ def credentials_path(config: BuildingConfig):
 def open_store(config: BuildingConfig) -> tuple[CredentialStore | None, str | None]:
     """The credential store, or None and why: doors then deny cards, fire release still works."""
     try:
-        return CredentialStore.open(credentials_path(config), config.building.secret.read()), None
+        store = CredentialStore.open(credentials_path(config), config.building.secret.read())
     except (CredentialStoreUnavailable, OSError, ValueError) as exc:
         return None, str(exc)[:300]
+    # Served from a read-only copy on a refusing disk: cards work, updates are refused; say so.
+    return store, None if store.read_only is None else f"served read-only, updates refused: {store.read_only}"[:300]
 
 
 @dataclass

@@ -9,15 +9,29 @@ duplicates by event id, so synchronous=NORMAL is enough here.
 Saving runs in one thread that owns the connection, off the loop; closing goes through the
 same thread, so it waits for a save in progress instead of closing the connection under it
 (which crashed the process once, a save being stuck behind a locked file at shutdown).
+
+A state disk that refuses the file (full, read-only, no uplink.db yet) never stops the uplink,
+let alone the gateway (it once ended `edge run` at start): the cursor then keeps its progress in
+memory, seeded from whatever of the file can be read, and says so (log and `fault.state_file`).
+The cost is only that a restart resends what the cloud already has; it drops duplicates by id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import structlog
+
+from edge.journal.faults import describe
+from edge.state_files import StateFile
+
+log = structlog.get_logger("edge.uplink")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sync_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -68,13 +82,23 @@ class Progress:
 class SyncCursor:
     """`Progress` loaded from and saved to the uplink's state file."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+    def __init__(self, path: Path, journal: Any = None) -> None:
+        self.path = path
+        self.state = StateFile(path, "the uplink's sync position (a restart resends what the cloud has)", journal)
+        self._unreported: BaseException | None = None
+        try:
+            self._conn = _open(path)
+        except (sqlite3.Error, OSError) as refused:
+            log.error("uplink state file unavailable; sync progress kept in memory", path=str(path), **describe(refused))
+            self._conn = _in_memory(path)
+            self._unreported = refused
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uplink-cursor")
+
+    async def report(self) -> None:
+        """Journal a refusal met when the cursor was opened (opening happens before the uplink runs)."""
+        refused, self._unreported = self._unreported, None
+        if refused is not None:
+            await self.state.refused(refused)
 
     def load(self) -> Progress:
         """Read the saved progress (once, when the uplink is built, before anything saves)."""
@@ -84,9 +108,20 @@ class SyncCursor:
         return Progress(watermark=watermark, ahead=ahead, backlog_through=watermark)
 
     async def save(self, progress: Progress) -> None:
-        """Save `progress` as it is now (copied on the loop: acknowledgements keep changing it)."""
+        """Save `progress` as it is now (copied on the loop: acknowledgements keep changing it).
+
+        A disk that refuses it is reported once and otherwise ignored: the progress in memory goes on."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._save, progress.watermark, tuple(progress.ahead))
+        await self._saving(loop.run_in_executor(self._thread, self._save, progress.watermark, tuple(progress.ahead)))
+
+    async def _saving(self, save: Any) -> None:
+        await self.report()
+        try:
+            await save
+        except (sqlite3.Error, OSError) as refused:
+            await self.state.refused(refused)
+        else:
+            await self.state.written()
 
     def load_mark(self, key: str) -> int:
         """Another lane's position (the snapshots'), 0 when never saved."""
@@ -95,7 +130,7 @@ class SyncCursor:
 
     async def save_mark(self, key: str, value: int) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._save_mark, key, value)
+        await self._saving(loop.run_in_executor(self._thread, self._save_mark, key, value))
 
     def _save_mark(self, key: str, value: int) -> None:
         self._conn.execute(
@@ -115,10 +150,44 @@ class SyncCursor:
             conn.executemany("INSERT INTO sync_ahead (seq) VALUES (?)", ((s,) for s in ahead))
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
         """Close after any save in progress (blocks: call it when the uplink has stopped)."""
         self._thread.submit(self._conn.close).result()
         self._thread.shutdown(wait=True)
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.executescript(_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _in_memory(path: Path) -> sqlite3.Connection:
+    """A cursor in memory, seeded from whatever of the file can still be read (read-only, or as it
+    stands without its WAL when not even that is possible)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    conn.executescript(_SCHEMA)
+    for way in ("mode=ro", "immutable=1"):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?{way}", uri=True)) as saved:
+                meta = saved.execute("SELECT key, value FROM sync_meta").fetchall()
+                ahead = saved.execute("SELECT seq FROM sync_ahead").fetchall()
+        except (sqlite3.Error, OSError):
+            continue
+        conn.executemany("INSERT INTO sync_meta (key, value) VALUES (?, ?)", meta)
+        conn.executemany("INSERT INTO sync_ahead (seq) VALUES (?)", ahead)
+        log.warning("uplink sync position read from the refused file", path=str(path), ways=way)
+        break
+    return conn

@@ -89,7 +89,7 @@ class Uplink:
         self.credentials = credentials
         self.started = time.monotonic()
         state = state_path or (config.state_path / "uplink.db")
-        self.cursor = SyncCursor(state)
+        self.cursor = SyncCursor(state, journal)  # on a refusing disk: in memory, and says so
         self.nonces = NonceBook(state)
         self.commands = commands or CommandTable()
         self.commands.register("status.snapshot", self._status_snapshot)
@@ -112,6 +112,7 @@ class Uplink:
     async def run(self) -> None:
         """Keep a session up until cancelled (the supervisor's worker); on the way out, journal
         the refusal counts still held back."""
+        await self.cursor.report()
         try:
             await first_to_end(
                 {"uplink-sessions": self._keep_connected(), "uplink-refusals": self.downlink.refusals.run()},
