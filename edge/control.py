@@ -22,9 +22,10 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from os import EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
+from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StringConstraints, ValidationError, model_validator
 
 from edge.config import DEFAULT_RUNTIME_DIR, BuildingConfig
 
@@ -32,6 +33,9 @@ log = structlog.get_logger("edge.control")
 
 SOCKET_NAME = "control.sock"
 MAX_MESSAGE = 65536
+MAX_FIELDS = 24
+MAX_TEXT = 500  # a reason, an operator id, a door name: what a person types, journaled as it came
+READ_WITHIN_S = 5.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -49,6 +53,53 @@ def socket_path(where: BuildingConfig | Path) -> Path:
     if not where.runtime_dir and not os.environ.get("RUNTIME_DIRECTORY"):
         places.append(DEFAULT_RUNTIME_DIR / SOCKET_NAME)  # a daemon under systemd with a state_dir of its own
     return next((place for place in places if place.is_socket()), places[0])
+
+
+_Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
+_Flat = StrictBool | StrictInt | StrictFloat | _Text | None
+
+
+class ControlRequest(BaseModel):
+    """What may come in on the socket: an op and at most MAX_FIELDS flat fields, each bounded.
+
+    Every op takes flat values only (names, ids, a reason, a limit), so nesting is refused here
+    rather than in each handler, and nothing a handler journals (a 60 KB reason) can be larger
+    than MAX_TEXT. Each op's handler still checks what its fields mean."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, _Flat]
+
+    op: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    operator: _Text | None = None
+    reason: _Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _few_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and len(data) > MAX_FIELDS:
+            raise ValueError(f"at most {MAX_FIELDS} fields")
+        return data
+
+
+def parse_request(line: bytes) -> dict[str, Any]:
+    """The request on one line, checked; ValueError says every problem, one per field."""
+    try:
+        raw = json.loads(line)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        raise ValueError(f"the request is not one JSON line of at most {MAX_MESSAGE // 1024} KiB") from None
+    if not isinstance(raw, dict):
+        raise ValueError("the request is a JSON object: {\"op\": ..., ...}")
+    try:
+        ControlRequest.model_validate(raw)
+    except ValidationError as invalid:
+        problems: dict[str, list[str]] = {}
+        for error in invalid.errors():
+            field = str(error["loc"][0]) if error["loc"] else "request"
+            problems.setdefault(field, []).append(error["msg"].removeprefix("Value error, "))
+        raise ValueError("; ".join(
+            f"{field}: {messages[0] if len(messages) == 1 else f'text (at most {MAX_TEXT} characters), a number, true/false or null'}"
+            for field, messages in problems.items())) from None
+    return raw
 
 
 class DaemonUnavailable(Exception):
@@ -97,9 +148,14 @@ class ControlServer:
                 self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Every request gets an answer: a bad one an error, a handler's failure an error too."""
         try:
-            response = await self._answer(reader)
-            writer.write(json.dumps(response, ensure_ascii=False).encode() + b"\n")
+            try:
+                response = await self._answer(reader)
+            except Exception as error:  # whatever went wrong, the CLI hears it instead of silence
+                log.exception("control request failed")
+                response = {"ok": False, "error": f"internal error: {type(error).__name__}"}
+            writer.write(json.dumps(response, ensure_ascii=False, default=str).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -108,11 +164,16 @@ class ControlServer:
 
     async def _answer(self, reader: asyncio.StreamReader) -> dict[str, Any]:
         try:
-            line = await asyncio.wait_for(reader.readline(), 5.0)
-            request = json.loads(line)
-        except (ValueError, asyncio.LimitOverrunError, TimeoutError):
-            return {"ok": False, "error": "the request is not one JSON line of at most 64 KiB"}
-        if not isinstance(request, dict) or request.get("op") not in self.handlers:
+            line = await asyncio.wait_for(reader.readline(), READ_WITHIN_S)
+        except TimeoutError:
+            return {"ok": False, "error": f"no request line within {READ_WITHIN_S:g} s"}
+        except ValueError:  # readline's limit: a line over MAX_MESSAGE
+            return {"ok": False, "error": f"the request is not one JSON line of at most {MAX_MESSAGE // 1024} KiB"}
+        try:
+            request = parse_request(line)
+        except ValueError as problem:
+            return {"ok": False, "error": str(problem)}
+        if request["op"] not in self.handlers:
             return {"ok": False, "error": f"unknown op; known: {sorted(self.handlers)}"}
         try:
             return await self.handlers[request["op"]](request)
