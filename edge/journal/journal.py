@@ -250,6 +250,14 @@ class Journal:
         """True while the disk refuses writes and events are held in memory."""
         return self._outage is not None
 
+    @property
+    def fault(self) -> dict[str, Any] | None:
+        """While degraded: why the disk refuses (fault, code, error) and how much is held; else None."""
+        outage = self._outage
+        if outage is None:
+            return None
+        return {**outage.fault, "held": len(self._pending), "since_s": round(time.monotonic() - outage.since, 1)}
+
     async def append(self, event: Event) -> int | None:
         """Queue an event and wait until it is durable; returns its seq.
 
