@@ -48,8 +48,7 @@ from hil.pty import pty_pair
 from hil.report import ScenarioResult, StepResult
 from hil.rig import PhysicalRig, RigFile, RigProblem, SimulatedRig, load_rig
 
-REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = REPO / "hil" / "scenarios"
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"  # package data of building-edge-rig, so also when installed
 POLL_S = 0.05
 FILL_GAPS_EVERY_S = 1.0
 CLOUD_CONNECT_WITHIN_S = 10.0  # also for its goodbye
@@ -483,6 +482,20 @@ class Player:
     def _deadline(self, within_ms: int) -> float:
         return self.given_mono + within_ms / 1000
 
+    def _late(self, after_ms: float, within_ms: int) -> str | None:
+        """Why something seen `after_ms` after the stimulus was done misses its deadline, or None.
+
+        Every expectation asks this of what it found, not only of its waiting: the steps before it
+        may have used its time up (a window, a slower expectation), and a point or a port first
+        looked at after the deadline says nothing about whether it was so in time.
+        """
+        if after_ms <= within_ms:
+            return None
+        return f"{after_ms:.0f} ms after the stimulus was done, past its {within_ms} ms deadline"
+
+    def _late_mono(self, seen_mono: float, within_ms: int) -> str | None:
+        return self._late((seen_mono - self.given_mono) * 1000, within_ms)
+
     @staticmethod
     def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any], has: Sequence[str] = ()) -> bool:
         return ((source is None or event.source == source) and all(event.body.get(k) == v for k, v in fields.items())
@@ -505,9 +518,9 @@ class Player:
                 event = matching[step.count - 1]
                 result.measured_ms = (event.wall_ns - self.mark_ns) / 1e6
                 result.detail = f"seq {event.seq}"
-                if (event.wall_ns - self.given_ns) / 1e6 > step.within_ms:
+                if late := self._late((event.wall_ns - self.given_ns) / 1e6, step.within_ms):
                     result.passed = False
-                    result.detail = f"it came {result.measured_ms:.0f} ms after the stimulus, later than {step.within_ms} ms"
+                    result.detail = f"seq {event.seq} came {late}"
                     result.nearest = [self.describe(e) for e in matching[:NEAREST]]
                 return
             if time.monotonic() > deadline:
@@ -523,13 +536,16 @@ class Player:
         seen: list[Any] = []
         while True:
             value = await self.rig.read_point(step.expect_point)
+            read = time.monotonic()  # when the read is complete: a slow read (a rig's hook) is no excuse
             if not seen or seen[-1] != value:
                 seen.append(value)
             if _same(value, step.equals):
-                result.measured_ms = (time.monotonic() - self.mark_mono) * 1000
+                result.measured_ms = (read - self.mark_mono) * 1000
                 result.detail = f"read {json.dumps(value)}"
+                if late := self._late_mono(read, step.within_ms):
+                    result.passed, result.detail = False, f"read {json.dumps(value)} first {late}"
                 return
-            if time.monotonic() > deadline:
+            if read > deadline:
                 break
             await asyncio.sleep(POLL_S)
         result.passed = False
@@ -542,7 +558,10 @@ class Player:
         while True:
             waiting = [w for w in self.rig.not_listening(self.daemon.pid) if w.startswith(f"reader {step.expect_open} ")]
             if not waiting:
-                result.measured_ms = (time.monotonic() - self.mark_mono) * 1000
+                seen = time.monotonic()
+                result.measured_ms = (seen - self.mark_mono) * 1000
+                if late := self._late_mono(seen, step.within_ms):
+                    result.passed, result.detail = False, f"open first {late}"
                 return
             if time.monotonic() > deadline:
                 break
@@ -578,9 +597,8 @@ class Player:
             if found is not None:
                 result.measured_ms = (found.at - self.mark_mono) * 1000
                 result.detail = f"{found.text[:80]!r}"
-                if found.at - self.given_mono > step.within_ms / 1000:
-                    result.passed = False
-                    result.detail = f"it came {result.measured_ms:.0f} ms after the stimulus, later than {step.within_ms} ms"
+                if late := self._late_mono(found.at, step.within_ms):
+                    result.passed, result.detail = False, f"{found.text[:80]!r} came {late}"
                 return
             if time.monotonic() > deadline:
                 break
@@ -611,8 +629,11 @@ class Player:
         while True:
             held = [e for e in self.cloud.events(building) if e["seq"] <= head]
             if [e["id"] for e in held] == [e.id for e in journal]:
-                result.measured_ms = (time.monotonic() - self.mark_mono) * 1000
+                seen = time.monotonic()
+                result.measured_ms = (seen - self.mark_mono) * 1000
                 result.detail = f"{len(held)} events, {self.cloud.duplicates} duplicate deliveries dropped by id"
+                if late := self._late_mono(seen, step.within_ms):
+                    result.passed, result.detail = False, f"{result.detail}, held in full first {late}"
                 return
             if time.monotonic() > deadline:
                 break

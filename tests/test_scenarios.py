@@ -502,3 +502,37 @@ def test_an_event_without_a_field_it_must_have_fails_naming_the_field(tmp_path):
     assert absent.expected == "gateway.started with a version, a no_such_field within 300 ms"
     assert absent.detail == "0 matching event(s) in 300 ms"
     assert any("gateway.started" in line for line in absent.nearest), absent.nearest
+
+
+@pytest.mark.timeout(60)
+def test_an_expectation_first_looked_at_after_its_deadline_fails_however_true_it_is(tmp_path):
+    """A step's within_ms counts from the last stimulus, not from when the runner got round to
+    it: after a one-second window, a point or a port looked at first is already late."""
+    path = _scenario(tmp_path, """
+        name: deadlines that the steps before them used up
+        config: {file: BUILDING}
+        devices:
+          f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
+          f1-breaker: {values: {closed: true}}
+          water-ai: {values: {ch1_ma: 11.5}}
+        steps:
+          - wait_s: 0.1
+          - expect_none: alarm.door_forced
+            for_ms: 1000
+          - expect_point: doors-io.relay_1
+            equals: false
+            within_ms: 100
+          - expect_open: front-reader
+            within_ms: 100
+          - expect_point: doors-io.relay_1
+            equals: false
+            within_ms: 30000
+        """)
+    result = asyncio.run(play(path))
+    assert result.outcome == "failed", report.text([result])
+    window, point, port, in_time = result.steps[1:]
+    assert window.passed and in_time.passed
+    assert not point.passed and not port.passed
+    assert point.expected == "doors-io.relay_1 = false within 100 ms"
+    assert point.detail.startswith("read false first ") and point.detail.endswith(" ms after the stimulus was done, past its 100 ms deadline")
+    assert port.detail.startswith("open first ") and port.detail.endswith(" ms after the stimulus was done, past its 100 ms deadline")
