@@ -22,6 +22,12 @@ cursor, not the followers, keeps what survives a restart). The push loop sleeps 
 something to do: the journal committed past what it has read (the follower rings, from a small
 task), a PUBACK came, or a batch that is filling or held back by the bandwidth cap is due. It
 never polls the file.
+
+One exception to "read only from the journal": while the disk refuses writes the journal holds
+its events in memory and its head stops, so an alarm (the journal's own `journal_unavailable`
+first) would wait for the disk to reach the cloud. Those alarms, numbered and held, are taken
+from the bus (`edge.bus`) and sent on the alarm lane at once; acknowledged, they are skipped
+when the journal writes them later, and the cloud drops a duplicate by id anyway.
 """
 
 from __future__ import annotations
@@ -35,7 +41,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.events import Priority, StoredEvent
+from edge.bus import Notice
+from edge.events import Kind, Priority, StoredEvent
 from edge.journal import Journal
 from edge.journal.follower import Follower
 from edge.uplink.cursor import Progress, SyncCursor
@@ -51,6 +58,8 @@ STOP_WITHIN_S = 0.5  # for the journal follower to end (within the session's dea
 ALARM_READ = 256
 PACKET_OVERHEAD = 64  # MQTT fixed header, message id and properties, beside the topic
 MIN_BATCH_BYTES = 1024
+HELD_ALARMS = 256  # alarms held by a degraded journal, queued for the direct lane (the oldest go past it)
+ALARM_KINDS = frozenset(kind for kind in Kind if kind.startswith("alarm."))
 
 log = structlog.get_logger("edge.uplink")
 
@@ -113,6 +122,8 @@ class Pusher:
         self._wake = asyncio.Event()
         self._dirty = False
         self.acked = asyncio.Event()  # set whenever the watermark may have moved: the snapshots lane waits on it
+        # Alarms as the journal admits them, for the direct lane while its disk refuses (see the module's note).
+        self.held = journal.bus.subscribe("uplink-held-alarms", ALARM_KINDS, HELD_ALARMS)
 
     @property
     def synced_seq(self) -> int:
@@ -133,6 +144,7 @@ class Pusher:
         alarms = Follower(self.journal, "uplink-alarms", started_at, min_priority=Priority.ALARM)
         events = Follower(self.journal, "uplink-backlog", started_at)
         follower = asyncio.create_task(events.ring(self.wake, FOLLOW_S), name="uplink-push-follow")
+        held = asyncio.create_task(self._send_held(connection), name="uplink-push-held")
         try:
             await self._push(connection, backlog, events, alarms)
         finally:  # also when cancelled because another task saw the loss; not on a clean stop
@@ -140,7 +152,7 @@ class Pusher:
             if ended and backlog and progress.watermark == started_at:
                 self._refuse_size(backlog[0])
             # last: the session may cancel this task while it waits here, skipping what follows
-            await cancel_within([follower], STOP_WITHIN_S)
+            await cancel_within([follower, held], STOP_WITHIN_S)
         raise self._refused or ConnectionLost("session lost")
 
     def wake(self) -> None:
@@ -208,6 +220,27 @@ class Pusher:
             fresh = fresh[count:]
         return events[-1].seq if len(events) == ALARM_READ else max(head, after)
 
+    async def _send_held(self, connection: Connection) -> None:
+        """Send alarms the degraded journal holds in memory, as they are admitted (until cancelled)."""
+        while True:
+            notices = [await self.held.get(), *self.held.pending()]
+            fresh = [_held_event(n) for n in notices if self._undelivered(n)]
+            while fresh:
+                payload, count = encode_batch(self.topics.building, Lane.ALARM, fresh, self.batch_cap)
+                batch = _Batch(Lane.ALARM, [e.seq for e in fresh[:count]], fresh[count - 1].seq, payload)
+                self.progress.alarms_in_flight.update(batch.seqs)
+                log.warning("uplink sends alarms the journal holds in memory", seqs=batch.seqs,
+                            kinds=sorted({e.kind for e in fresh[:count]}))
+                self._publish(connection, batch, None)
+                fresh = fresh[count:]
+
+    def _undelivered(self, notice: Notice) -> bool:
+        """Only while the journal is degraded, and only an alarm it has not written (the alarm lane
+        reads what it wrote): nothing leaves ahead of a journal that is taking writes."""
+        seq = notice.seq
+        return (self.journal.degraded and seq is not None and seq > self.journal.head_seq
+                and notice.event.priority is Priority.ALARM and not self.progress.skip(seq))
+
     async def _next_backlog(self, follower: Follower) -> tuple[_Batch | None, int]:
         """The next backlog batch after the follower's position (None while a small batch is still
         filling), and the position read through."""
@@ -261,3 +294,9 @@ class Pusher:
         self._dirty = True
         self.acked.set()
         self.wake()
+
+
+def _held_event(notice: Notice) -> StoredEvent:
+    event = notice.event
+    assert notice.seq is not None
+    return StoredEvent(notice.seq, event.id, event.wall_ns, event.mono_ns, str(event.kind), event.priority, event.source, event.body)
