@@ -337,6 +337,18 @@ class FieldPoints:
             ))
         return rows
 
+    def circuits_cut(self) -> dict[str, tuple[str, bool]]:
+        """Each circuit with a breaker: (breaker, cut), cut while its read-back says open (the
+        gateway's trip, its own protection or a hand at the box) or the gateway tripped it and has
+        not read it closed since. For /metrics until the active conditions model holds cut circuits."""
+        cut = {}
+        for circuit in self._circuits.values():
+            if circuit.breaker is None:
+                continue
+            seen = self._breaker_readback.get(circuit.breaker)
+            cut[circuit.name] = (circuit.breaker, circuit.breaker in self._commanded_open or (seen is not None and seen[0]))
+        return cut
+
     # --- power cut -----------------------------------------------------------------
 
     async def _trip(self, trip: TripCommand) -> None:
@@ -419,6 +431,8 @@ class FieldPoints:
         except Exception as error:
             log.exception("close command failed", breaker=command.breaker)
             confirmed, detail = False, f"gateway error: {error!r}"
+        if confirmed:  # a breaker without a read-back point is known closed by this alone
+            self._commanded_open.discard(command.breaker)
         kind = Kind.RECLOSE_CONFIRMED if confirmed else Kind.RECLOSE_UNCONFIRMED
         body = {**audit, "request_seq": requested, **({} if confirmed else {"detail": detail})}
         result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body=body))

@@ -30,6 +30,7 @@ from edge.fieldbus import FieldBus, device_specs
 from edge.events import Event, Kind, Priority
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
+from edge.journal.owner import JournalOwner
 from edge.notify import Systemd
 from edge.status.server import StatusServer
 from edge.supervisor import Supervisor, Work
@@ -41,6 +42,7 @@ log = structlog.get_logger("edge.gateway")
 STOP_WITHIN_S = 4.0  # the whole stop (the README promises 5 s; systemd's TimeoutStopSec is 10 s)
 JOURNAL_KEEPS_S = 1.0  # of it, kept for the stopped event and the journal's flush whatever the workers do
 HEARTBEAT_S = 60.0
+OWNER_WAIT_S = 10.0  # for the journal's lock at start: a command journaling without the daemon holds it a moment
 
 
 def journal_limits(config: BuildingConfig) -> JournalLimits:
@@ -116,7 +118,7 @@ class Gateway:
                                           stop_deadline=lambda: self.supervisor.deadline if self.supervisor else Deadline.never())
             work["uplink"] = self.uplink.run
         if self.config.http.enabled:
-            work["status-server"] = StatusServer(self.config, journal, self.fieldbus, self.uplink, guards).run
+            work["status-server"] = StatusServer(self.config, journal, self.fieldbus, self.uplink, guards, field=self.field).run
         # What is built by now lives as long as the daemon: keep it out of the cyclic collector,
         # whose full passes over it (~90k objects, tens of ms under load) would stall a door's unlock.
         gc.freeze()
@@ -146,6 +148,9 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
+        # Only this process writes the journal: a command that would journal without us takes this lock
+        # and so refuses while we run (edge/journal/owner.py). One that holds it now is done within seconds.
+        owner = await asyncio.to_thread(JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
         journal = self.journal = await Journal.open(self.config.journal_path, journal_limits(self.config),
                                                     spill_places=self.config.spill_paths)
         started = Event(
@@ -183,6 +188,7 @@ class Gateway:
         except TimeoutError:
             log.error("the stop was not journaled in time", event_id=stopped.id)
         await journal.close(timeout_s=budget.left())
+        owner.release()
         log.info("gateway stopped", event_id=stopped.id, head_seq=journal.head_seq, stop_s=round(STOP_WITHIN_S - budget.left(), 3))
 
 

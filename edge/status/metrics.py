@@ -1,9 +1,14 @@
 """`/metrics`: the gateway in Prometheus text format, through prometheus-client.
 
 A custom collector reads the numbers at scrape time from what already exists (the poller's
-counters, the journal's head, the BuildingView the page uses, each camera guard's counters),
-so nothing on the access path counts twice for the operator's monitoring. The registry is the server's own, not the
-library's global one, and includes the process collector (RSS, CPU, open files).
+counters, the journal's head, the BuildingView the page uses, each camera guard's counters,
+the field points' rows that `edge points` shows), so nothing on the access path counts twice
+for the operator's monitoring. The registry is the server's own, not the library's global
+one, and includes the process collector (RSS, CPU, open files).
+
+Label cardinality is bounded by the config: a series per configured device, reader, camera,
+circuit and watched point (and per fixed enum: error kind, point state, camera mode); no label
+carries a reading, a card or a time. The rules and dashboard in contrib/ name only these.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from drivers.modbus.poller import DeviceCounters
+from edge.points_status import PointState
 from edge.status.health import Disk
 
 
@@ -41,6 +47,32 @@ class CameraSample:
 
 
 @dataclass(frozen=True, slots=True)
+class PointSample:
+    """One watched point as `edge points` shows it (FieldPoints.statuses); `value` in its engineering unit."""
+
+    device: str
+    point: str
+    owner: str  # the circuit, pressure point or device it belongs to
+    quantity: str  # phase_current, water_pressure, device_status, ...
+    unit: str
+    value: float | None
+    state: PointState
+
+
+# A value is only served while it is a reading of now: offline, stale, voided or faulted points
+# have none (a broken 4-20 mA loop scales to a tank "-1.25 m"; a silent device repeats its past).
+TRUSTED_STATES = frozenset({PointState.OK, PointState.WARNING, PointState.ALARM})
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSample:
+    """A circuit with a breaker: is it cut (no power downstream) as the gateway knows it now."""
+
+    breaker: str
+    cut: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Sample:
     """What one scrape reports; gathered by the server on the loop (all in memory) plus the disk probe."""
 
@@ -57,6 +89,9 @@ class Sample:
     page_streams: int
     rss_bytes: int | None
     cameras: dict[str, CameraSample] = field(default_factory=dict)
+    points: list[PointSample] = field(default_factory=list)
+    circuits: dict[str, CircuitSample] = field(default_factory=dict)
+    journal_fault: dict | None = None  # Journal.fault: why the disk refuses and how much is held; None while it writes
 
 
 ERROR_KINDS = ("timeouts", "crc_errors", "short_frames", "exceptions", "connection_errors", "decode_errors")
@@ -92,6 +127,11 @@ class GatewayCollector(Collector):
         yield decisions
         yield GaugeMetricFamily("edge_alarms_active", "Alarms active now", value=s.alarms_active)
         yield GaugeMetricFamily("edge_journal_head_seq", "Seq of the newest committed event", value=s.journal_head_seq)
+        fault = s.journal_fault
+        yield GaugeMetricFamily("edge_journal_degraded", "1 while the journal's disk refuses writes (events held in memory, doors and fire go on)",
+                                value=0.0 if fault is None else 1.0)
+        yield GaugeMetricFamily("edge_journal_held_events", "Events held in memory while the journal is degraded",
+                                value=0 if fault is None else fault.get("held", 0))
         if s.disk is not None:
             yield GaugeMetricFamily("edge_journal_bytes", "Journal file size with its WAL", value=s.disk.journal_bytes)
             yield GaugeMetricFamily("edge_journal_disk_free_bytes", "Free space where the journal lives", value=s.disk.free_bytes)
@@ -102,6 +142,8 @@ class GatewayCollector(Collector):
                 backlog = max(0, s.journal_head_seq - s.uplink_synced_seq)
                 yield GaugeMetricFamily("edge_journal_unsynced_events", "Events not yet acknowledged upstream", value=backlog)
         yield from cameras(s.cameras)
+        yield from points(s.points)
+        yield from circuits(s.circuits)
         yield GaugeMetricFamily("edge_loop_lag_seconds", "How late the event loop ran a 0.5 s timer, lately", value=s.loop_lag_s)
         yield GaugeMetricFamily("edge_status_page_streams", "Status page browsers attached", value=s.page_streams)
         if s.rss_bytes is not None:  # also here because ProcSubset=pid hides what the process collector needs
@@ -147,6 +189,37 @@ def cameras(sampled: dict[str, CameraSample]) -> Iterator[Metric]:
                 buckets.append((floatToGoString(bound), cumulative))
             inference.add_metric(values, buckets, camera.inference_sum_s)
     yield from (up, age, read, analysed, dropped, mode, held, holds, would_hold, inference)
+
+
+def points(sampled: list[PointSample]) -> Iterator[Metric]:
+    """Each watched point once (the first row of a DEVICE.POINT wins): its value while trusted, and
+    its state one-hot over every PointState, so an alert can say `state="offline"` and a state that
+    ends sets its series to 0 rather than leaving it to go stale."""
+    labels = ["device", "point", "owner", "quantity"]
+    value = GaugeMetricFamily("edge_point_value", "The point's reading in its engineering unit; absent unless its state is ok, warning or alarm",
+                              labels=[*labels, "unit"])
+    state = GaugeMetricFamily("edge_point_state", "1 for the point's state as `edge points` shows it, 0 for the others", labels=[*labels, "state"])
+    seen: set[tuple[str, str]] = set()
+    for row in sampled:
+        if (row.device, row.point) in seen:
+            continue
+        seen.add((row.device, row.point))
+        values = [row.device, row.point, row.owner, row.quantity]
+        if row.value is not None and row.state in TRUSTED_STATES:
+            value.add_metric([*values, row.unit], row.value)
+        for each in PointState:
+            state.add_metric([*values, str(each)], 1.0 if row.state is each else 0.0)
+    yield from (value, state)
+
+
+def circuits(sampled: dict[str, CircuitSample]) -> Iterator[Metric]:
+    """Cut circuits, from the breaker's state the field points hold. A stand-in for the active
+    conditions model's cut circuit (issue 19): rewire `Sample.circuits` to it, the metric stays."""
+    cut = GaugeMetricFamily("edge_circuit_cut", "1 while the circuit's breaker is open (its read-back says so, or the gateway tripped it and has not read it closed)",
+                            labels=["circuit", "breaker"])
+    for name, circuit in sorted(sampled.items()):
+        cut.add_metric([name, circuit.breaker], 1.0 if circuit.cut else 0.0)
+    yield cut
 
 
 def resident_bytes() -> int | None:

@@ -34,7 +34,7 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.status.admission import BoundedRunner, StreamPace, connection_cap, malformed
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
-from edge.status.metrics import CameraSample, Sample, registry, resident_bytes
+from edge.status.metrics import CameraSample, CircuitSample, PointSample, Sample, registry, resident_bytes
 from edge.status.tail import JournalTail, TooManyListeners, sse
 from edge.status.view import BuildingView
 
@@ -78,8 +78,9 @@ class StatusServer:
     """Health, metrics and the status page of one building."""
 
     def __init__(self, config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None = None, uplink: Any = None,
-                 cameras: dict[str, Any] | None = None) -> None:
+                 cameras: dict[str, Any] | None = None, field: Any = None) -> None:
         self.config = config
+        self.field = field  # FieldPoints: each point's value and state, each circuit's breaker (in memory, read on the loop)
         self.cameras = cameras or {}  # camera name -> its ElevatorGuard (the age of its last frame)
         self.settings = config.http
         self.journal = journal
@@ -228,8 +229,25 @@ class StatusServer:
             uplink_enabled=uplink is not None, uplink_connected=uplink.connected.is_set() if uplink is not None else None,
             uplink_synced_seq=uplink.pusher.synced_seq if uplink is not None else None,
             loop_lag_s=self.loop_lag_s, page_streams=len(self.tail.listeners), rss_bytes=resident_bytes(),
-            cameras=self._cameras(now),
+            cameras=self._cameras(now), points=self._points(), circuits=self._circuits(), journal_fault=self.journal.fault,
         )
+
+    def _points(self) -> list[PointSample]:
+        """Every watched point, from the rows `edge points` shows; a status point's on/off as 1/0."""
+        if self.field is None:
+            return []
+        switches = {str(s.key): float(s.value) for s in self.field.status.values() if isinstance(s.value, bool)}
+        sampled = []
+        for row in self.field.statuses():
+            device, _, point = row.point.partition(".")
+            value = switches.get(row.point, row.value)
+            sampled.append(PointSample(device, point, row.name, row.quantity, row.unit or "", value, row.state))
+        return sampled
+
+    def _circuits(self) -> dict[str, CircuitSample]:
+        if self.field is None:
+            return {}
+        return {name: CircuitSample(breaker, cut) for name, (breaker, cut) in self.field.circuits_cut().items()}
 
     def _cameras(self, now: float) -> dict[str, CameraSample]:
         """Each configured camera: its stream as the journal tells it (`edge status`), its guard's counters."""
