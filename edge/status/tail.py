@@ -7,6 +7,12 @@ most a few a second), so the cost to the loop is one fold per batch and one queu
 listener per batch, whatever the event rate; the access path never waits for a browser.
 A listener's queue is bounded: a browser that cannot keep up is told to reload its state
 (`lagged`) instead of growing the daemon's memory.
+
+While the disk refuses writes the journal's head stands still, and a page folded only from the
+journal would show the building as it was when the disk stopped (doors released by a fire shown
+locked). So the tail also listens on the bus (`edge.bus`): while the journal is degraded, events
+it has admitted but not written are folded in as an overlay, after everything committed; once
+they are written the follower passes over the ones already shown.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -22,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from edge.bus import Notice
 from edge.events import Kind, Priority, StoredEvent
 from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower
@@ -35,6 +43,8 @@ STATE_EVERY_S = 1.0  # a state message at least this often (doors relock without
 LISTENER_QUEUE = 64
 MAX_LISTENERS = 16
 RECENT_TELEMETRY_S = 2 * 3600
+UNWRITTEN = 4096  # admitted events not yet written, held for the overlay (the oldest go first)
+OVERLAID = 16384  # overlay seqs remembered so the follower does not fold them twice (the journal's own buffer)
 
 
 def sse(name: str, data: object) -> bytes:
@@ -92,6 +102,10 @@ class JournalTail:
         self.live = live  # adds what only the running daemon knows (devices online now, uplink backlog)
         self.listeners: set[Listener] = set()
         self.follower = Follower(journal, "status-tail", 0, reader=reader)
+        self.admitted = journal.bus.subscribe("status-overlay", size=UNWRITTEN)
+        self._unwritten: deque[Notice] = deque(maxlen=UNWRITTEN)
+        self._overlaid: set[int] = set()
+        self._overlaid_order: deque[int] = deque()
 
     @property
     def seq(self) -> int:
@@ -115,7 +129,8 @@ class JournalTail:
         self.listeners.discard(listener)
 
     def close(self) -> None:
-        """Tell every stream to end (the server is stopping)."""
+        """Tell every stream to end (the server is stopping), and stop listening on the bus."""
+        self.admitted.close()
         for listener in self.listeners:
             listener.offer(None)
 
@@ -137,6 +152,7 @@ class JournalTail:
             messages: list[bytes] = []
             if follower.behind:
                 messages = self._fold(await follower.read(READ_BATCH))
+            messages += self._overlay()
             if messages or loop.time() - last_state >= STATE_EVERY_S:
                 messages.append(self.state_message())
                 last_state = loop.time()
@@ -145,10 +161,31 @@ class JournalTail:
                     listener.offer(message)
             await asyncio.sleep(COALESCE_S)
 
-    def _fold(self, events: Iterable[StoredEvent]) -> list[bytes]:
+    def _overlay(self) -> list[bytes]:
+        """Fold what the journal admitted and has not written, while it cannot write (after all that is committed)."""
+        head = self.journal.head_seq
+        unwritten = self._unwritten
+        unwritten.extend(n for n in self.admitted.pending() if n.seq is not None and n.seq > head)
+        while unwritten and unwritten[0].seq <= head:  # type: ignore[operator]
+            unwritten.popleft()
+        if not self.journal.degraded or self.follower.behind:
+            return []
+        fresh = [_stored(n) for n in unwritten if n.seq not in self._overlaid]
+        for event in fresh:
+            self._overlaid.add(event.seq)
+            self._overlaid_order.append(event.seq)
+        while len(self._overlaid_order) > OVERLAID:
+            self._overlaid.discard(self._overlaid_order.popleft())
+        return self._fold(fresh, overlay=True)
+
+    def _fold(self, events: Iterable[StoredEvent], overlay: bool = False) -> list[bytes]:
         messages = []
         for event in events:
-            self.follower.skip(event.seq)
+            if not overlay:
+                self.follower.skip(event.seq)
+                if event.seq in self._overlaid:  # shown from the bus while the disk refused
+                    self._overlaid.discard(event.seq)
+                    continue
             self.view.apply(event)
             if is_news(event):
                 messages.append(sse("journal", event.as_dict()))
@@ -157,3 +194,10 @@ class JournalTail:
                 messages.append(sse("reading", {"owner": event.source, "point": body.get("point"), "at": round(event.wall_ns / 1e9, 1),
                                                 "value": body.get("value")}))
         return messages
+
+
+def _stored(notice: Notice) -> StoredEvent:
+    """An admitted event as the view folds it (its seq is final: the journal gave it)."""
+    event = notice.event
+    return StoredEvent(notice.seq, event.id, event.wall_ns, event.mono_ns, str(event.kind), event.priority,  # type: ignore[arg-type]
+                       event.source, event.body)
