@@ -14,6 +14,7 @@ then must not be reported silent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -33,6 +34,7 @@ from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, Route
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
+from edge.journal.follower import Follower
 
 log = structlog.get_logger("edge.community.inactivity")
 
@@ -79,19 +81,15 @@ def _in_quiet_hours(span: str, local: datetime) -> bool:
     return begin <= minute < end if begin <= end else minute >= begin or minute < end
 
 
-def last_pass(journal: Path, prefixes: set[str], after_seq: int = 0, known: LastPass | None = None) -> tuple[LastPass | None, int]:
-    """The newest granted decision of these credentials after `after_seq`, and the seq read up to.
-    Blocking (SQLite): run in a thread."""
-    through = after_seq
-    while True:
-        page = read_events(journal, EventQuery(kinds=(str(Kind.ACCESS_DECISION),), after_seq=through, limit=SCAN_PAGE))
-        for event in page:
-            if event.body.get("granted") and event.body.get("credential") in prefixes:
-                known = LastPass(event.seq, event.wall)
-        if page:
-            through = page[-1].seq
-        if len(page) < SCAN_PAGE:
-            return known, through
+async def last_pass(decisions: Follower, prefixes: set[str], known: LastPass | None = None) -> LastPass | None:
+    """The newest granted decision of these credentials that `decisions` (a follower of access
+    decisions) reaches from where it stands, else `known`; the follower moves past what it read."""
+    async with contextlib.aclosing(decisions.pages(SCAN_PAGE)) as pages:
+        async for page in pages:
+            for event in page:
+                if event.body.get("granted") and event.body.get("credential") in prefixes:
+                    known = LastPass(event.seq, event.wall)
+    return known
 
 
 def alerted_for(journal: Path, tenant: str) -> set[int]:
@@ -121,7 +119,8 @@ class InactivityWatch:
         self.check_s = check_s
         self._wall = wall
         self.cares: dict[str, Care] = {}
-        self._last: dict[str, tuple[LastPass | None, int]] = {}
+        self._last: dict[str, LastPass | None] = {}  # tenant -> newest pass read from the journal
+        self._scans: dict[str, Follower] = {}  # tenant -> how far the journal has been read for them
         self._heard: dict[str, LastPass] = {}  # tenant -> newest pass heard on the bus
         self._watched: dict[str, str] = {}  # credential key prefix -> watched tenant (as of the last check)
         self._alerted: dict[str, set[int]] = {}
@@ -179,14 +178,15 @@ class InactivityWatch:
         self._watched = {c.key[:KEY_PREFIX]: c.tenant for c in owned if c.tenant in self.cares}
         for tenant, care in list(self.cares.items()):
             prefixes = {c.key[:KEY_PREFIX] for c in owned if c.tenant == tenant}
-            known, through = self._last.get(tenant, (None, 0))
+            scan = self._scans.setdefault(tenant, Follower(self.journal, f"inactivity-{tenant}", 0, (Kind.ACCESS_DECISION,)))
+            known = self._last.get(tenant)
             try:
-                known, through = await asyncio.to_thread(last_pass, self.journal.path, prefixes, through, known)
+                known = await last_pass(scan, prefixes, known)
                 if tenant not in self._alerted:
                     self._alerted[tenant] = await asyncio.to_thread(alerted_for, self.journal.path, tenant)
             except (sqlite3.Error, OSError) as unreadable:  # a refusing disk: what the bus heard still counts
                 log.warning("journal unreadable; passes heard live only", tenant=tenant, error=str(unreadable))
-            self._last[tenant] = (known, through)
+            self._last[tenant] = known
             heard = self._heard.get(tenant)
             if heard is not None and (known is None or heard.seq > known.seq):
                 known = heard
