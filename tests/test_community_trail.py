@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,6 +129,75 @@ uplink:
     executed = [e for e in events(load(config_path).journal_path, "command.executed") if e.body["command"] == "trail.search"]
     assert [e.body["detail"].get("rows") for e in executed] == [None, 2, 4], "the record counts the rows, never copies them"
     assert keys["child-9"][:12] not in json.dumps([e.body for e in executed])
+
+
+def _as_a_reader(*args: str) -> subprocess.CompletedProcess[str]:
+    """`edge ARGS` as root without capabilities: file modes bind it like any user that may read, not write."""
+    return subprocess.run(["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "edge.cli", *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs root and setpriv to drop its capabilities")
+def test_edge_trail_as_a_user_who_cannot_write_the_journal_shows_no_rows_and_says_why(write_config):
+    config_path = write_config(MINIMAL + DOORS)
+    asyncio.run(_building(config_path))
+    journal = load(config_path).journal_path
+    files = [p for p in journal.parent.iterdir() if p.name.startswith(journal.name)]
+    for path in files:
+        path.chmod(0o444)
+    journal.parent.chmod(0o555)
+    try:
+        searched = _as_a_reader("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--json")
+        listed = _as_a_reader("events", "--config", str(config_path), "--kind", "access.*", "--json")
+    finally:
+        journal.parent.chmod(0o755)
+        for path in files:
+            path.chmod(0o644)
+    assert searched.returncode == os.EX_NOPERM and searched.stdout == "", "no rows without their audit record"
+    assert "cannot write the journal" in searched.stderr and "nothing was searched" in searched.stderr
+    assert not events(journal, "privacy.trail_searched")
+    assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 6, "reading needs no write"
+
+
+def test_edge_trail_with_the_daemon_running_but_not_answering_refuses_and_never_writes_its_journal(write_config):
+    config_path = write_config(MINIMAL + DOORS)
+    keys = asyncio.run(_building(config_path))
+    config = load(config_path)
+    log = open(config_path.parent / "daemon.log", "a")
+    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        socket = asyncio.run(_socket_up(config, daemon))
+        moved = socket.with_name("moved-away.sock")
+        socket.rename(moved)  # as a technician's mistake, or a tmpfs cleaner, would
+        refused = edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--json")
+        moved.rename(socket)
+        answered = edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--json")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(15) == 0
+    finally:
+        daemon.kill()
+    assert refused.returncode == os.EX_UNAVAILABLE and refused.stdout == ""
+    assert "holds the journal" in refused.stderr and "nothing was searched" in refused.stderr
+    assert answered.returncode == 0, answered.stderr
+    assert {r["credential"] for r in json.loads(answered.stdout)["rows"]} == {keys["elder-7"][:12]}
+    searched = events(config.journal_path, "privacy.trail_searched")
+    assert [e.body["operator"] for e in searched] == ["officer-12"], "only the daemon's search is journaled"
+    seqs = [e.seq for e in events(config.journal_path)]
+    assert seqs == sorted(set(seqs)), "no seq given twice"
+    assert "UNIQUE constraint" not in (config_path.parent / "daemon.log").read_text()
+
+
+async def _socket_up(config, daemon):
+    from edge.control import socket_path
+
+    def up():
+        if daemon.poll() is not None:
+            raise AssertionError("the daemon exited")
+        path = socket_path(config)
+        return path if path.is_socket() else None
+
+    await until(up, timeout_s=30, what="the control socket")
+    return socket_path(config)
 
 
 def test_edge_alarm_ack_without_a_daemon_says_nothing_was_done(write_config):

@@ -2,10 +2,14 @@
 
 Both go through the running daemon (it owns the journal's writer, and the notifier's open
 alarms live in it). A trail search also works with the daemon stopped (a missing child does
-not wait for a repair): the command then opens the journal itself to record the search.
+not wait for a repair): the command then takes the journal's lock (edge/journal/owner.py) and
+records the search itself. It refuses, showing no rows, when a daemon holds the journal but does
+not answer (two writers would give one seq twice), when this user cannot write the journal, or
+when the search could not be made durable: no rows are handed out without their audit record.
 
-Exit codes (sysexits): 0 ok, 1 refused, 69 EX_UNAVAILABLE (no daemon, for `alarm ack`),
-78 EX_CONFIG (the config does not validate).
+Exit codes (sysexits): 0 ok, 1 refused, 66 EX_NOINPUT (no journal), 69 EX_UNAVAILABLE (no daemon,
+for `alarm ack`; a daemon that holds the journal but does not answer, for `trail`), 77 EX_NOPERM
+(this user cannot write the journal), 78 EX_CONFIG (the config does not validate).
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from os import EX_CONFIG  # sysexits codes
+from os import EX_CONFIG, EX_NOINPUT, EX_NOPERM, EX_UNAVAILABLE  # sysexits codes
+from pathlib import Path
 
 from edge import cli_config
 from edge.config import BuildingConfig
@@ -58,8 +64,12 @@ def _trail(args: argparse.Namespace) -> int:
     request |= {k: v for k in ("tenant", "credential", "door", "since", "until") if (v := getattr(args, k)) is not None}
     try:
         answer = control.ask(control.socket_path(config), request)
-    except control.DaemonUnavailable:
-        answer = asyncio.run(_search_here(config, request))
+    except control.DaemonUnavailable as unavailable:
+        try:
+            answer = _search_without_daemon(config, request)
+        except _Refused as refused:
+            print(f"edge trail: {unavailable}; {refused.reason}; nothing was searched", file=sys.stderr)
+            return refused.code
     if not answer.get("ok"):
         print(f"edge trail: {answer.get('error', 'refused')}", file=sys.stderr)
         return 1
@@ -75,8 +85,44 @@ def _trail(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Refused(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def _search_without_daemon(config: BuildingConfig, request: dict) -> dict:
+    """No daemon answers: search under the journal's lock, or refuse (_Refused) with the reason."""
+    from edge.journal.owner import JournalHeld, JournalOwner
+
+    path = config.journal_path
+    if not path.exists():
+        raise _Refused(EX_NOINPUT, f"there is no journal at {path}")
+    if not _writable(path):
+        raise _Refused(EX_NOPERM, f"this user cannot write the journal {path}, and a search is journaled before "
+                                  "its rows are shown: run it as the daemon's user")
+    try:
+        owner = JournalOwner.take(path)
+    except JournalHeld:
+        raise _Refused(EX_UNAVAILABLE, "the daemon is running (it holds the journal) but does not answer, and only "
+                                       "the daemon writes its journal: fix its control socket or ask it another way") from None
+    with owner:
+        answer = asyncio.run(_search_here(config, request))
+    if answer.get("ok") and not answer.get("durable"):
+        raise _Refused(EX_NOPERM, f"the search could not be journaled ({answer.get('journal_problem') or 'the disk refused'}), "
+                                  "so its rows are not shown")
+    return answer
+
+
+def _writable(journal: Path) -> bool:
+    """Can this process write the journal, its WAL files and their directory (where SQLite makes them)?"""
+    files = [journal, *(journal.with_name(journal.name + tail) for tail in ("-wal", "-shm"))]
+    return os.access(journal.parent, os.W_OK | os.X_OK) and all(os.access(f, os.W_OK) for f in files if f.exists())
+
+
 async def _search_here(config: BuildingConfig, request: dict) -> dict:
-    """The daemon is stopped: search and journal the search from this process."""
+    """The daemon is stopped and its lock is ours: search and journal the search from this process;
+    `durable` says whether the audit record reached the disk (a degraded journal only holds it)."""
     from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
     from edge.community.trail import TrailSearch
     from edge.journal import Journal
@@ -88,7 +134,9 @@ async def _search_here(config: BuildingConfig, request: dict) -> dict:
         pass  # a tenant search then says the store is unavailable
     journal = await Journal.open(config.journal_path)
     try:
-        return await TrailSearch(journal, lambda: store)(request)
+        answer = await TrailSearch(journal, lambda: store)(request)
+        durable = answer.get("ok", False) and await journal.flush() and not journal.degraded
+        return answer | {"durable": durable}
     finally:
         await journal.close()
         if store is not None:

@@ -64,10 +64,23 @@ def read_events(path: Path, query: EventQuery) -> list[StoredEvent]:
 
 
 def _reader(path: Path) -> closing[sqlite3.Connection]:
-    """A short-lived read-only connection; a missing file is an error, not a new journal."""
+    """A short-lived read-only connection; a missing file is an error, not a new journal.
+
+    Reading needs no write: a reader that may not write the journal's directory (a technician in
+    the daemon's group, a stopped daemon's files) cannot make the shared-memory file a WAL reader
+    wants. When everything is in the main file (no WAL content), it reads that file as it is."""
     if not Path(path).exists():
         raise FileNotFoundError(f"no journal at {path}")
-    return closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True))
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA schema_version")  # opens the WAL index: fails here when it cannot be made
+        return closing(conn)
+    except sqlite3.OperationalError:
+        conn.close()
+        wal = Path(f"{path}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise  # commits still in the WAL: reading the main file alone would miss them
+    return closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True))
 
 
 def _stored(rows) -> list[StoredEvent]:
