@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -115,7 +116,12 @@ class JournalTail:
     async def catch_up(self) -> None:
         loop = asyncio.get_running_loop()
         through = self.journal.head_seq  # what is committed later is read by run(), not twice
-        await loop.run_in_executor(self.reader, fold_journal, self.journal.path, self.view, through)
+        try:
+            await loop.run_in_executor(self.reader, fold_journal, self.journal.path, self.view, through)
+        except (OSError, sqlite3.Error) as unreadable:
+            # A state disk that refused the journal's file (none, or no tables yet): the page starts
+            # from what is admitted now; restarting the server would not make the file readable.
+            log.warning("status view starts without the journal's history", error=f"{type(unreadable).__name__}: {unreadable}")
         self.follower.skip(through)
 
     def listen(self) -> Listener:

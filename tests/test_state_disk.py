@@ -1,0 +1,255 @@
+"""`edge run` on a state disk that refuses writes: full or read-only at the start, or turned
+read-only by the kernel under the running daemon (ext4 errors=remount-ro, as a failing SD card).
+Doors and fire release keep working, every part that keeps a file there runs degraded and says
+so, the technician's `edge fire reset` reaches the daemon through the runtime dir, the cloud hears
+the journal's alarm while the disk refuses, and a stop loses nothing that a spill place takes and
+never lets a seq be given twice.
+
+Real filesystems (journal_disk.py): a tmpfs filled or remounted read-only before the start, a
+loop-mounted ext4 failed under the daemon. Nothing binds a fixed port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from drivers.modbus.profile import load_profile
+from edge.events import Kind
+from edge.journal import EventQuery, read_events
+from edge.uplink.cursor import SyncCursor
+from hil.broker import Broker
+from hil.modbus_sim import SimulatedDevice
+
+from conftest import MINIMAL, REPO, edge
+from journal_disk import Ext4Disk, SmallDisk, mount_ext4_disk, mount_small_disk
+from test_points_cli import SimulatorThread, _wait
+from uplink_rig import open_cloud, until
+
+from cryptography.hazmat.primitives import serialization  # noqa: F401 - uplink_rig's keys
+from hil.cloud import generate_keys
+
+B = "test-house"
+DIO8 = REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"
+
+
+def _config(write_config, building_dir: Path, state: Path, run: Path, *, bus_port: int, broker_port: int | None = None,
+            journal: Path | None = None) -> Path:
+    """A front door released by the fire panel's input, the status server on a port the kernel picks,
+    the runtime dir `run` and, with a broker, the uplink."""
+    text = MINIMAL.replace("state_dir: state", f"state_dir: {state}") + f"""
+runtime_dir: {run}
+http: {{port: 0}}
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {bus_port}, timeout_s: 0.5}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}]
+doors: [{{name: front, egress: true, lock: {{device: doors-io, release: release_1, secure: secure_1}}}}]
+fire_alarm: doors-io.input_8
+"""
+    if journal is not None:
+        text += f"journal: {{path: {journal}}}\n"
+    if broker_port is not None:
+        if not (building_dir / "cloud.pub").exists():
+            generate_keys(building_dir)
+        text += f"""
+uplink:
+  enabled: true
+  host: 127.0.0.1
+  port: {broker_port}
+  batch_events: 200
+  batch_ms: 10
+  keepalive_s: 5
+  cloud_public_key: cloud.pub
+"""
+    return write_config(text)
+
+
+def _start(config: Path, log: Path) -> subprocess.Popen:
+    with open(log, "a") as out:
+        return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def _stop(daemon: subprocess.Popen) -> int:
+    daemon.send_signal(signal.SIGTERM)
+    try:
+        return daemon.wait(15)
+    finally:
+        daemon.kill()
+
+
+def _log(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def _healthz(run: Path) -> tuple[int, dict] | None:
+    """GET /healthz at the address the status server wrote to the runtime dir; None before it did."""
+    try:
+        url = json.loads((run / "http.json").read_text())["url"]
+    except (OSError, ValueError, KeyError):
+        return None
+    try:
+        with urllib.request.urlopen(url + "healthz", timeout=5) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+def _fire_then_reset(io: SimulatedDevice, config: Path) -> subprocess.CompletedProcess:
+    """The panel signals fire, the front door is released; the panel clears; the technician resets."""
+    io.set_value("input_8", True)
+    _wait(lambda: io.value_of("relay_1") is True, 30)
+    io.set_value("input_8", False)
+    return _wait(lambda: (r := edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r, 30)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    yield from mount_small_disk(tmp_path / "disk", size="1m")
+
+
+@pytest.mark.parametrize("refuse, uplink_db", [("read_only", False), ("fill", False), ("read_only", True)],
+                         ids=["read-only", "full", "read-only-with-uplink-db"])
+def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a_reset(
+        write_config, building_dir: Path, tmp_path: Path, small_disk: SmallDisk, refuse: str, uplink_db: bool):
+    """F1 (the uplink's cursor ended `edge run` at start) and F2 (the status server restarted in a
+    loop on http.json; the control socket could not be made, so no fire reset reached the daemon)."""
+    run = tmp_path / "run"  # another filesystem: systemd's RuntimeDirectory under /run in production
+    log = building_dir / "daemon.log"
+    io = SimulatedDevice(load_profile(DIO8), 1)
+    with Broker() as broker, SimulatorThread([io]) as port:
+        config = _config(write_config, building_dir, small_disk.mount, run, bus_port=port, broker_port=broker.port)
+        if uplink_db:
+            SyncCursor(small_disk.mount / "uplink.db").close()
+        getattr(small_disk, refuse)()
+        daemon = _start(config, log)
+        try:
+            health = _wait(lambda: _healthz(run), 30)
+            reset = _fire_then_reset(io, config)
+            secured = _wait(lambda: io.value_of("relay_1") is False, 10)
+            health = _healthz(run)
+            alive = daemon.poll() is None
+            socket_in_run = (run / "control.sock").is_socket()
+        finally:
+            code = _stop(daemon)
+    assert alive and code == 0, log.read_text()[-3000:]
+    assert "front secured" in reset.stdout and secured
+    assert socket_in_run, "the control socket lives in the runtime dir"
+    status, body = health
+    assert status == 503 and any("journal unavailable" in p for p in body["problems"]), body
+    lines = _log(log)
+    failed = [line for line in lines if "worker" in line.get("event", "") and "fail" in line.get("event", "")]
+    assert not failed, failed
+    assert any(line["event"].startswith("uplink state file unavailable") or line["event"].startswith("state file not written")
+               for line in lines) or uplink_db
+
+
+def test_a_full_state_disk_never_stops_an_over_current_trip(write_config, building_dir: Path, tmp_path: Path, small_disk: SmallDisk):
+    """points.json's ENOSPC ended the field-points task group: the trip came late or never."""
+    monitor = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-efm8.yaml"), 1)
+    monitor.set_value("current_a", 10.0)
+    breaker = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    journal = tmp_path / "journal" / "journal.db"  # the journal on a disk of its own: only the state files are refused
+    small_disk.fill()
+    with SimulatorThread([monitor, breaker]) as port:
+        config = write_config(MINIMAL.replace("state_dir: state", f"state_dir: {small_disk.mount}") + f"""
+runtime_dir: {tmp_path / 'run'}
+http: {{enabled: false}}
+journal: {{path: {journal}}}
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices:
+  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}
+  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.1}}
+circuits:
+  - name: f2-c1
+    floor: 2
+    box: F2
+    currents: [mon.current_a]
+    breaker: brk
+    safety:
+      over_current_a: {{alarm: 32, duration_s: 0.3, hysteresis: 2}}
+      power_cut: trip
+""")
+        daemon = _start(config, building_dir / "daemon.log")
+        try:
+            refused = _wait(lambda: journal.exists() and read_events(journal, EventQuery(kinds=(Kind.STATE_FILE_REFUSED,))), 30)
+            monitor.set_value("current_a", 45.0)
+            _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))), 30)
+            opened = breaker.value_of("closed") is False
+        finally:
+            code = _stop(daemon)
+    assert code == 0 and opened
+    assert refused[0].body["file"].endswith("points.json") and refused[0].body["fault"] == "disk_full"
+    failures = read_events(journal, EventQuery(kinds=(Kind.TASK_FAILED,), limit=None))
+    assert not failures, [f.body for f in failures]
+    kinds = [e.kind for e in read_events(journal, EventQuery(limit=None))]
+    assert kinds.count(Kind.STATE_FILE_REFUSED) == 1, "one fault for the streak, not one per snapshot"
+
+
+@pytest.fixture
+def ext4(tmp_path: Path):
+    yield from mount_ext4_disk(tmp_path / "state")
+
+
+def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_dir: Path, tmp_path: Path, ext4: Ext4Disk):
+    """F3 and F4: /healthz says so at once, the cloud hears alarm.journal_unavailable while the disk
+    refuses, the fire and its reset still work, the stop spills what is held to the runtime dir and
+    the next start writes it with the seqs it was given, and gives none of them again."""
+    run = tmp_path / "run"
+    log = building_dir / "daemon.log"
+    journal = ext4.mount / "journal.db"
+    io = SimulatedDevice(load_profile(DIO8), 1)
+
+    async def scenario():
+        with Broker() as broker, SimulatorThread([io]) as port:
+            config = _config(write_config, building_dir, ext4.mount, run, bus_port=port, broker_port=broker.port)
+            cloud = open_cloud(building_dir, broker.port)
+            await cloud.start()
+            daemon = _start(config, log)
+            try:
+                await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30)
+                await until(lambda: any(e["kind"] == Kind.GATEWAY_STARTED for e in cloud.events(B)), timeout_s=30)
+                before = read_events(journal, EventQuery(limit=None))
+                ext4.fail()
+                await until(lambda: (h := _healthz(run)) is not None and h[0] == 503
+                            and any("journal unavailable" in p for p in h[1]["problems"]), timeout_s=30)
+                await until(lambda: any(e["kind"] == Kind.JOURNAL_UNAVAILABLE for e in cloud.events(B)), timeout_s=30)
+                heard = [e for e in cloud.events(B) if e["kind"] == Kind.JOURNAL_UNAVAILABLE]
+                reset = await asyncio.to_thread(_fire_then_reset, io, config)
+                assert not ext4.image.with_suffix(".never").exists()  # (the disk still refuses: nothing to repair yet)
+                code = await asyncio.to_thread(_stop, daemon)
+                spills = sorted(run.glob("journal.db.spill-*.json"))
+                held = [row for s in spills for row in json.loads(s.read_text())["events"]]
+
+                await asyncio.to_thread(ext4.repair)
+                daemon = _start(config, log)
+                await until(lambda: journal.exists() and any(e.kind == Kind.GATEWAY_STARTED and e.seq > max(r["seq"] for r in held)
+                                                             for e in read_events(journal, EventQuery(limit=None))), timeout_s=30)
+                await until(lambda: not list(run.glob("journal.db.spill-*")), timeout_s=30)
+                second = await asyncio.to_thread(_stop, daemon)
+            finally:
+                daemon.kill()
+                await cloud.stop()
+        return before, heard, reset, code, held, second
+
+    before, heard, reset, code, held, second = asyncio.run(scenario())
+    assert code == 0 and second == 0, log.read_text()[-3000:]
+    assert "front secured" in reset.stdout
+    (alarm,) = heard
+    assert alarm["seq"] > before[-1].seq and alarm["body"]["fault"] in ("read_only", "io_error")
+    kinds = {row["kind"] for row in held}
+    assert {Kind.JOURNAL_UNAVAILABLE, Kind.FIRE_RELEASE, Kind.FIRE_RESET, Kind.GATEWAY_STOPPED} <= kinds, kinds
+    stored = read_events(journal, EventQuery(limit=None))
+    by_id = {e.id: e.seq for e in stored}
+    assert all(by_id.get(row["id"]) == row["seq"] for row in held), "every held event written under the seq it was given"
+    assert by_id[alarm["id"]] == alarm["seq"], "the alarm the cloud heard is in the journal under the same seq"
+    assert len({e.seq for e in stored}) == len(stored), "no seq given twice"
+    assert [e.seq for e in stored] == sorted(e.seq for e in stored)
