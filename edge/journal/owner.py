@@ -65,6 +65,9 @@ class JournalOwner:
             os.close(self._fd)  # closing the descriptor lets go of the flock
             self._fd = None
 
+    def __del__(self) -> None:  # an owner dropped on a failure path still lets go
+        self.release()
+
     def __enter__(self) -> JournalOwner:
         return self
 
