@@ -82,6 +82,7 @@ class Subscriber:
         """Take every notice held now, without waiting."""
         taken = list(self._queue)
         self._queue.clear()
+        self._overflowing = False
         return taken
 
     def __aiter__(self) -> AsyncIterator[Notice]:
