@@ -46,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="edge",
         description="Building-safety gateway: door access, breaker and pressure monitoring, event journal.",
     )
+    parser.add_argument("--version", action="version", version=f"edge {VERSION}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the gateway (what systemd starts)", description=(
@@ -112,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     schema.set_defaults(handler=_schema)
 
     vision_cli.add_commands(commands)  # `edge models install|list`, `edge vision eval`
-    version = commands.add_parser("version", help="print the version")
+    version = commands.add_parser("version", help="print the version", description="Print the installed version (as edge --version).")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
     status_cli.add_commands(commands)  # status, doctor, udev-rules: running in the field

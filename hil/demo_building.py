@@ -1,6 +1,6 @@
 """The demo building's simulated hardware: what `config/demo.yaml` points at.
 
-One Modbus TCP simulator on 127.0.0.1:15020 holds every device, with value scripts that keep
+One Modbus TCP simulator on a free port of 127.0.0.1 holds every device, with value scripts that keep
 the building alive for as long as the demo runs. Circuit f1-c1's currents drift through a
 "day" compressed into ten minutes; at 40 s phase A surges past its alarm limit (the gateway
 trips the breaker, and the circuit then carries nothing until `edge breaker close`), and
@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Callable
 
 from drivers.modbus.profile import load_profile
+from edge.config import BUILT_IN_PROFILES
 from edge.access.credentials import CredentialStore, Enrolment
 from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator, SimulatedDevice, wire_break
 
-PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
-PORT = 15020
-READER_DIR = Path("/tmp/edge-demo")
+PROFILES = BUILT_IN_PROFILES  # the gateway's shipped profiles, in the repository or installed
 TENANT_CARD = bytes.fromhex("01001293D8")
 BEHIND_ON_RENT_CARD = bytes.fromhex("0100A1B2C3")
 STRANGER_CARD = bytes.fromhex("0A0B0C0D0E")
@@ -137,7 +136,9 @@ def devices() -> list[SimulatedDevice]:
 class DemoBuilding:
     """Runs the Modbus simulator on its own event loop and a card tapper, in background threads."""
 
-    def __init__(self, port: int = PORT) -> None:
+    def __init__(self, folder: Path, port: int = 0) -> None:
+        """`folder` holds the reader's pty pair; `port` 0 lets the simulator take a free one (`self.port` after start)."""
+        self.folder = Path(folder)
         self.port = port
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="demo-building", daemon=True)
@@ -148,9 +149,9 @@ class DemoBuilding:
 
     def __enter__(self) -> "DemoBuilding":
         self._thread.start()
-        asyncio.run_coroutine_threadsafe(self.simulator.start_tcp("127.0.0.1", self.port), self._loop).result(timeout=10)
-        READER_DIR.mkdir(parents=True, exist_ok=True)
-        gateway_end, card_end = READER_DIR / "entrance-reader", READER_DIR / "entrance-card"
+        self.port = asyncio.run_coroutine_threadsafe(self.simulator.start_tcp("127.0.0.1", self.port), self._loop).result(timeout=10)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        gateway_end, card_end = self.reader_port, self.folder / "entrance-card"
         self._socat = subprocess.Popen(
             [shutil.which("socat") or "socat", f"pty,raw,echo=0,link={gateway_end}", f"pty,raw,echo=0,link={card_end}"],
             stderr=subprocess.DEVNULL,
@@ -161,9 +162,14 @@ class DemoBuilding:
         self._tapper.start()
         return self
 
+    @property
+    def reader_port(self) -> Path:
+        """The gateway's end of the entrance reader's pty pair."""
+        return self.folder / "entrance-reader"
+
     def _tap_cards(self) -> None:
         """Tenant, tenant behind on rent, stranger, in turn; the tenant also opens the door."""
-        reader = CardReaderSim(str(READER_DIR / "entrance-card"), "em4100")
+        reader = CardReaderSim(str(self.folder / "entrance-card"), "em4100")
         doors = self.simulator.device(4)
         cards = [TENANT_CARD, BEHIND_ON_RENT_CARD, STRANGER_CARD]
         turn = 0

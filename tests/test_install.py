@@ -1,19 +1,29 @@
-"""The README's installation, as a technician does it: `pip install .` (not editable) into its
-own virtual environment, the config outside the repository (as /etc/edge would be), then
-`edge init`, `edge check-config` on the copied example and `edge schema`.
+"""The README's installation, as a technician does it: a non-editable install into its own virtual
+environment, the config outside the repository (as /etc/edge would be), then `edge init`,
+`edge check-config` on the copied example, `edge schema`, and the installed daemon serving its
+page, health and metrics over HTTP. The rig (building-edge-rig) is installed the same way beside
+it and plays a scenario from its installed files.
 
-Offline and quick: the new venv sees this venv's dependencies through a .pth file, and the
-package is built with --no-deps --no-build-isolation from a copy of the source tree, so the
-build leaves nothing in the repository and nothing is downloaded.
+Offline installs: both distributions are built from a copy of the source tree (the build leaves
+nothing in the repository) into a wheelhouse by packaging/wheelhouse.py, which reuses the wheels
+already there and asks the package index (through pip's cache) only for what is missing; the
+venvs are then filled with `pip install --no-index --find-links WHEELHOUSE`, exactly what the
+Debian package's build does.
 """
 
 from __future__ import annotations
 
+import configparser
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
-import sysconfig
+import time
+import tomllib
+import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -21,42 +31,113 @@ import pytest
 from conftest import REPO
 
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "var")
+WHEELHOUSE = REPO / "var" / "wheelhouse"  # kept between runs (var/ is ignored by git): the second run is offline
+VERSION = configparser.ConfigParser()
+VERSION.read(REPO / "setup.cfg")
+VERSION = VERSION["metadata"]["version"]
+CAMERA_LIBRARIES = ("cv2", "numpy", "onnxruntime")
 
 
-def run(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=240)
+def run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     assert result.returncode == 0, f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     return result
 
 
+def site_packages(venv: Path, cwd: Path) -> Path:
+    return Path(run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=cwd).stdout.strip())
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(p.lstat().st_size for p in path.rglob("*") if not p.is_dir())
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv at TMP/opt-edge with the package installed from a copy of the source; returns the venv."""
-    root = tmp_path_factory.mktemp("install")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """WHEELHOUSE filled for the gateway, its camera and the rig, from a copy of the source tree."""
+    root = tmp_path_factory.mktemp("source")
     source = root / "source"
     shutil.copytree(REPO, source, ignore=NOT_SOURCE, symlinks=True)
-    venv = root / "opt-edge"
-    run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=root)
-    python = venv / "bin" / "python"
-    site = Path(run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=root).stdout.strip())
-    (site / "test-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")  # pip, pydantic, ... from this venv
-    run(python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", source, cwd=root)
+    for stale in WHEELHOUSE.glob("building_edge*.whl"):
+        stale.unlink()  # always this tree's wheels
+    run(sys.executable, REPO / "packaging" / "wheelhouse.py", WHEELHOUSE, "--source", source, "--extra", "camera", "--rig", cwd=root)
     shutil.rmtree(source)  # an installed gateway has no source tree
+    return WHEELHOUSE
+
+
+def install(venv: Path, wheelhouse: Path, *requirements: str) -> subprocess.CompletedProcess[str]:
+    """A fresh venv (with pip, as `python3 -m venv` makes it) and an offline install into it."""
+    run(sys.executable, "-m", "venv", venv, cwd=venv.parent)
+    return run(venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", "--no-index",
+               "--find-links", wheelhouse, *requirements, cwd=venv.parent)
+
+
+@pytest.fixture(scope="module")
+def installed(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gateway alone, as on a building without a camera: TMP/opt-edge."""
+    venv = tmp_path_factory.mktemp("install") / "opt-edge"
+    result = install(venv, wheelhouse, f"building-edge=={VERSION}")
+    assert "arning" not in result.stdout + result.stderr, result.stdout + result.stderr  # no setuptools (or pip) warnings
     return venv
 
 
+@pytest.fixture(scope="module")
+def rig(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gateway with the rig (and so the camera) in a venv of their own."""
+    venv = tmp_path_factory.mktemp("install-rig") / "rig"
+    install(venv, wheelhouse, f"building-edge-rig=={VERSION}")
+    return venv
+
+
+def test_the_wheels_hold_the_gateway_and_its_files_and_the_rig_apart(wheelhouse):
+    gateway = zipfile.ZipFile(next(wheelhouse.glob(f"building_edge-{VERSION}-*.whl")))
+    names = set(gateway.namelist())
+    for shipped in ("edge/status/page/index.html", "edge/status/page/page.js", "edge/status/page/page.css",
+                    "edge/starter.yaml", "edge/shipped/systemd/edge.service", "edge/shipped/systemd/99-edge-serial.rules",
+                    "edge/shipped/config/example.yaml", "edge/shipped/config/schema.json"):
+        assert shipped in names, shipped
+    for manifest in (REPO / "models").glob("*.yaml"):
+        assert f"edge/shipped/models/{manifest.name}" in names
+    for profile in (REPO / "drivers" / "modbus" / "profiles").glob("*.yaml"):
+        assert f"drivers/modbus/profiles/{profile.name}" in names
+    assert {n.split("/")[0] for n in names if not n.startswith("building_edge-")} == {"edge", "drivers"}  # no hil/
+    assert not any("demo" in n or n.endswith(".key") for n in names), "the demo building ships with the rig"
+    metadata = gateway.read(f"building_edge-{VERSION}.dist-info/METADATA").decode()
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    for library in ("opencv", "onnxruntime", "numpy"):
+        assert all(library not in r or "extra ==" in r for r in requires), (library, requires)  # only with [camera]
+    assert any("opencv" in r and 'extra == "camera"' in r for r in requires)
+
+    rig_wheel = zipfile.ZipFile(next(wheelhouse.glob(f"building_edge_rig-{VERSION}-*.whl")))
+    rig_names = set(rig_wheel.namelist())
+    assert {n.split("/")[0] for n in rig_names if not n.startswith("building_edge_rig-")} == {"hil"}
+    for scenario in (REPO / "hil" / "scenarios").rglob("*.yaml"):
+        assert f"hil/{scenario.relative_to(REPO / 'hil')}" in rig_names
+    assert {"hil/config/demo.yaml", "hil/config/secrets/demo-building.key"} <= rig_names
+    rig_project = tomllib.loads((REPO / "rig" / "pyproject.toml").read_text())["project"]
+    assert rig_project["version"] == VERSION  # one version for both distributions
+    assert f"building-edge[camera]=={VERSION}" in rig_project["dependencies"]
+
+
 def test_the_installed_package_is_its_own_not_the_repository(installed, tmp_path):
-    site = Path(run(installed / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp_path).stdout.strip())
+    site = site_packages(installed, tmp_path)
     found = run(installed / "bin" / "python", "-c",
-                "import edge, drivers.modbus, edge.config as c, edge.version as v; "
-                "print(edge.__file__); print(drivers.modbus.__file__); print(c.BUILT_IN_PROFILES); print(v.VERSION)", cwd=tmp_path)
-    edge_file, drivers_file, profiles, version = found.stdout.splitlines()
-    for path in (edge_file, drivers_file, profiles):
+                "import edge, drivers.modbus, edge.config as c, edge.version as v, edge.shipped as s; "
+                "print(edge.__file__); print(drivers.modbus.__file__); print(c.BUILT_IN_PROFILES); print(v.VERSION); "
+                "print(s.file('systemd', 'edge.service'))", cwd=tmp_path)
+    edge_file, drivers_file, profiles, version, unit = found.stdout.splitlines()
+    for path in (edge_file, drivers_file, profiles, unit):
         assert Path(path).is_relative_to(site), (path, site)
         assert not Path(path).is_relative_to(REPO), path
     assert sorted(p.name for p in Path(profiles).glob("*.yaml")) == sorted(p.name for p in (REPO / "drivers" / "modbus" / "profiles").glob("*.yaml"))
     assert (Path(edge_file).parent / "starter.yaml").is_file()
-    assert version == "0.1.0"
+    assert Path(unit).read_text() == (REPO / "systemd" / "edge.service").read_text()
+    assert version == VERSION
+    assert run(installed / "bin" / "edge", "--version", cwd=tmp_path).stdout.strip() == f"edge {VERSION}"
+    assert not (site / "hil").exists()
+    missing = run(installed / "bin" / "python", "-c",
+                  "import importlib.util as u; print(' '.join(m for m in " + repr(CAMERA_LIBRARIES) + " if u.find_spec(m) is None))", cwd=tmp_path)
+    assert missing.stdout.split() == list(CAMERA_LIBRARIES), "the base install has no camera libraries"
 
 
 def test_readme_steps_init_check_config_and_schema(installed, tmp_path):
@@ -79,3 +160,69 @@ def test_readme_steps_init_check_config_and_schema(installed, tmp_path):
 
     schema = run(edge, "schema", cwd=elsewhere)
     assert json.loads(schema.stdout) == json.loads((REPO / "config" / "schema.json").read_text())
+
+
+def fetch(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as answered:
+        return answered.code, answered.headers.get("Content-Type", ""), answered.read()
+
+
+def test_the_installed_daemon_serves_its_page_health_and_metrics(installed, tmp_path):
+    edge = installed / "bin" / "edge"
+    etc = tmp_path / "etc"
+    run(edge, "init", etc, "--building", "page-house", cwd=tmp_path)
+    config = etc / "building.yaml"
+    state = tmp_path / "state"
+    config.write_text(config.read_text() + f"\nstate_dir: {state}\nhttp: {{port: 0}}\n")  # a free port
+    daemon = subprocess.Popen([str(edge), "run", "--config", str(config)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        endpoint = state / "http.json"
+        deadline = time.monotonic() + 60
+        while not endpoint.exists() and daemon.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert endpoint.exists(), f"no endpoint file; exit {daemon.poll()}"
+        url = json.loads(endpoint.read_text())["url"].rstrip("/")
+
+        status, kind, page = fetch(url + "/")
+        assert status == 200 and kind.startswith("text/html"), (status, page[:500])
+        assert page == (REPO / "edge" / "status" / "page" / "index.html").read_bytes()
+        status, kind, script = fetch(url + "/page.js")
+        assert status == 200 and "javascript" in kind
+        assert script == (REPO / "edge" / "status" / "page" / "page.js").read_bytes()
+        status, _, health = fetch(url + "/healthz")
+        assert status in (200, 503) and isinstance(json.loads(health), dict)  # a judgement, not a crash
+        status, _, metrics = fetch(url + "/metrics")
+        assert status == 200 and b"edge_journal_head_seq" in metrics
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        output, _ = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_the_installed_rig_plays_a_scenario_from_its_own_files(rig, tmp_path):
+    site = site_packages(rig, tmp_path)
+    scenarios = site / "hil" / "scenarios"
+    assert sorted(p.name for p in scenarios.glob("*.yaml")) == sorted(p.name for p in (REPO / "hil" / "scenarios").glob("*.yaml"))
+    env = {**os.environ, "PATH": f"{rig / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    played = run(rig / "bin" / "python", "-m", "hil", "run", scenarios / "power-leakage.yaml",
+                 "--json", tmp_path / "results.json", cwd=tmp_path, env=env)
+    results = json.loads((tmp_path / "results.json").read_text())["scenarios"]
+    assert [r["outcome"] for r in results] == ["passed"], played.stdout
+    assert Path(results[0]["path"]).is_relative_to(site)
+
+
+def test_the_installed_demo_finds_its_building_and_keeps_to_its_folder(rig, tmp_path):
+    folder = tmp_path / "demo"
+    env = {**os.environ, "PATH": f"{rig / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    shown = run(rig / "bin" / "python", "-m", "hil.demo", "--seconds", "8", "--dir", folder, cwd=tmp_path, env=env)
+    assert f"demo folder: {folder}" in shown.stdout
+    assert "status page: http://127.0.0.1:" in shown.stdout, shown.stdout[-2000:]
+    assert "newest events above telemetry" in shown.stdout
+    assert (folder / "demo.yaml").is_file() and (folder / "state").is_dir()
+    site = site_packages(rig, tmp_path)
+    assert not list((site / "hil").rglob("*.sqlite*")) and not (site / "var").exists()  # nothing written beside the code
