@@ -73,6 +73,7 @@ class Kind(StrEnum):
     # Field points (edge/field.py): safety conditions, power cut and re-close, telemetry.
     CONDITION_RAISED = "alarm.raised"
     CONDITION_CLEARED = "alarm.cleared"
+    ALARM_ENDED = "alarm.ended"  # an active condition ended for a reason outside its feature (a restart, a source gone)
     TRIP_SENT = "power.trip_sent"
     TRIP_CONFIRMED = "power.trip_confirmed"
     TRIP_UNCONFIRMED = "alarm.trip_unconfirmed"

@@ -8,6 +8,11 @@ breaker: one trip in flight per breaker, read back, judged by `confirm_trip`. Th
 never closes a breaker by itself; `reclose` is the operator's audited request, reached over
 the control socket.
 
+A circuit the gateway cut stays cut (`cuts`) from the confirmed trip until the confirmed re-close,
+kept in STATE_DIR/power-cuts.json beside the fire latch, so a restart still knows the breaker is
+open by the gateway's hand. While it is cut, the alarm that caused it is not cleared by the zero
+current the cut itself causes: those clears are held and journaled after the re-close.
+
 Listeners run on the poller's path and must not block, so events go into an outbox that one
 task drains into the journal. The outbox is bounded for telemetry only (dropped and counted
 when full); alarms and trips are one per change of state and are never dropped.
@@ -16,11 +21,13 @@ when full); alarms and trips are one per change of state and are never dropped.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -34,7 +41,7 @@ from edge.device_status import StatusPoint, status_event, status_points
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
-from edge.points_status import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointStatus, point_state, write_snapshot
+from edge.points_status import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointState, PointStatus, point_state, write_snapshot
 from edge.runtime import Pool
 from edge.safety import (
     BreakerState,
@@ -55,12 +62,13 @@ from edge.safety import (
 )
 from edge.safety.settings import PressurePointSafety
 from edge.safety.status import StatusRule
-from edge.state_files import StateFile
+from edge.state_files import StateFile, write_atomically
 from edge.telemetry import Deadband
 
 log = structlog.get_logger("edge.field")
 
 TICK_S = 0.25
+CUTS_FILE = "power-cuts.json"
 MAX_QUEUED_TELEMETRY = 4096
 
 
@@ -111,6 +119,10 @@ class FieldPoints:
         self._breaker_readback: dict[str, tuple[bool, float]] = {}  # breaker: (reads open, mono)
         self._commanded_open: set[str] = set()  # breakers the gateway tripped, until they read closed
         self._holds: dict[str, str] = {}  # circuit: why it must stay open (smoke in a charging area)
+        self.cuts: dict[str, dict[str, Any]] = load_cuts(self.state_dir / CUTS_FILE, self._circuits)  # circuit -> cause
+        self._commanded_open.update(cut["breaker"] for cut in self.cuts.values())
+        self._held_clears: dict[str, dict[tuple[str, str], Event]] = {}  # cut circuit -> (point, condition) -> clear
+        self._cuts_file = StateFile(self.state_dir / CUTS_FILE, "the record of circuits the gateway cut", journal)
         self.status = status_points(config, profiles)
         started = clock()
         for circuit in config.circuits:
@@ -229,7 +241,15 @@ class FieldPoints:
             point.active[transition.condition] = transition.severity
         else:
             point.active.pop(transition.condition, None)
-        self._emit(self._condition_event(point, transition))
+        event = self._condition_event(point, transition)
+        cut = point.circuit.name if point.circuit is not None and point.circuit.name in self.cuts else None
+        if cut is not None:
+            held = self._held_clears.setdefault(cut, {})
+            if transition.change is Change.CLEARED:
+                held[(str(point.key), str(transition.condition))] = event  # the cut's own zero: journaled at the re-close
+                return
+            held.pop((str(point.key), str(transition.condition)), None)
+        self._emit(event)
         circuit = point.circuit
         if circuit is None or circuit.breaker is None:
             return
@@ -323,16 +343,19 @@ class FieldPoints:
             PointStatus(
                 name=p.owner, point=str(p.key), quantity=str(p.quantity), value=p.value, unit=p.unit,
                 read_at=None if p.read_at is None else wall - (now - p.read_at),
-                state=point_state(self.fieldbus.is_online(p.key.device), p.active.items()),
+                state=PointState.CUT if p.circuit is not None and p.circuit.name in self.cuts
+                else point_state(self.fieldbus.is_online(p.key.device), p.active.items()),
             )
             for p in self.points
         ]
+        breakers = {cut["breaker"] for cut in self.cuts.values()}
         for s in self.status.values():
             number = s.value if isinstance(s.value, int | float) and not isinstance(s.value, bool) else None
             rows.append(PointStatus(
                 name=s.owner, point=str(s.key), quantity=str(Quantity.DEVICE_STATUS), value=number, unit=s.point.unit,
                 read_at=None if s.read_at is None else wall - (now - s.read_at),
-                state=point_state(self.fieldbus.is_online(s.key.device), [(Condition.STATUS, v) for v in s.active.values()]),
+                state=PointState.CUT if s.key.device in breakers
+                else point_state(self.fieldbus.is_online(s.key.device), [(Condition.STATUS, v) for v in s.active.values()]),
                 label=s.label(), alarms=sorted(s.active),
             ))
         return rows
@@ -346,7 +369,8 @@ class FieldPoints:
             if circuit.breaker is None:
                 continue
             seen = self._breaker_readback.get(circuit.breaker)
-            cut[circuit.name] = (circuit.breaker, circuit.breaker in self._commanded_open or (seen is not None and seen[0]))
+            cut[circuit.name] = (circuit.breaker, circuit.name in self.cuts or circuit.breaker in self._commanded_open
+                                 or (seen is not None and seen[0]))
         return cut
 
     # --- power cut -----------------------------------------------------------------
@@ -370,13 +394,29 @@ class FieldPoints:
             self._tripping.discard(trip.breaker)
         report = confirm_trip(trip, BreakerState.OPEN if confirmed else self._breaker_state(trip.breaker, since=sent), self._clock())
         confirmed_trip = report.outcome is TripOutcome.CONFIRMED
+        because = {"point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold, "unit": self._cause_unit(cause.point)}
         self._emit(Event(
             kind=Kind.TRIP_CONFIRMED if confirmed_trip else Kind.TRIP_UNCONFIRMED,
             priority=Priority.ALARM, source=trip.circuit,
             body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
                   "outcome": str(report.outcome), "readback": None if report.readback is None else str(report.readback),
-                  "severity": None if report.severity is None else str(report.severity), "detail": detail},
+                  "severity": None if report.severity is None else str(report.severity), "detail": detail, **because},
         ))
+        if confirmed_trip:
+            self.cuts[trip.circuit] = {"breaker": trip.breaker, "reason": str(trip.reason), **because, "since": self._wall()}
+            await self._save_cuts()
+
+    def _cause_unit(self, point: str) -> str:
+        return next((p.unit for p in self.points if str(p.key) == point), "")
+
+    async def _save_cuts(self) -> None:
+        """Keep the cut circuits beside the fire latch; a refusing disk costs the record, never the cut."""
+        try:
+            await runtime.call(Pool.FILES, write_atomically, self.state_dir / CUTS_FILE, json.dumps(self.cuts).encode())
+        except OSError as refused:
+            await self._cuts_file.refused(refused)
+        else:
+            await self._cuts_file.written()
 
     def _breaker_state(self, breaker: str, since: float) -> BreakerState | None:
         """What the breaker said after `since`; None when it said nothing."""
@@ -436,6 +476,10 @@ class FieldPoints:
         kind = Kind.RECLOSE_CONFIRMED if confirmed else Kind.RECLOSE_UNCONFIRMED
         body = {**audit, "request_seq": requested, **({} if confirmed else {"detail": detail})}
         result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body=body))
+        if confirmed and self.cuts.pop(circuit.name, None) is not None:
+            for clear in self._held_clears.pop(circuit.name, {}).values():
+                self._emit(Event(clear.kind, clear.priority, clear.source, {**clear.body, "after": "reclose"}))
+            await self._save_cuts()
         return {"ok": confirmed, "confirmed": confirmed, "circuit": circuit.name, "breaker": command.breaker,
                 "request_seq": requested, "result_seq": result,
                 **({} if confirmed else {"error": f"the breaker did not confirm it closed: {detail}"})}
@@ -446,3 +490,20 @@ class FieldPoints:
             body={**{k: v if isinstance(v, str | None) else repr(v) for k, v in audit.items()}, "problems": problems},
         ))
         return {"ok": False, "error": "; ".join(problems), "result_seq": seq}
+
+
+def load_cuts(path: Path, circuits: dict[str, Circuit]) -> dict[str, dict[str, Any]]:
+    """The circuits a previous run cut and nobody re-closed (read once, before anything runs, like
+    the fire latch). A circuit no longer configured is dropped; an unreadable file is logged and
+    read as none, since the journal still holds each cut until its re-close."""
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        log.error("power cut record unreadable; cut circuits are known from the journal only", path=str(path), error=str(error))
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {name: cut for name, cut in saved.items()
+            if isinstance(cut, dict) and name in circuits and cut.get("breaker") == circuits[name].breaker}

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -42,6 +41,7 @@ from edge.doors.lock import CommandBus, DoorLock
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.runtime import Pool
+from edge.state_files import remove_durably, write_atomically
 
 log = structlog.get_logger("edge.fire")
 
@@ -262,7 +262,7 @@ class FireRelease:
         record = {"source": source, "since": datetime.now(UTC).isoformat(timespec="seconds")}
         async with self._latch_io:
             try:
-                await runtime.call(Pool.ACCESS, _write_atomically, self.latch_path, json.dumps(record).encode())
+                await runtime.call(Pool.ACCESS, write_atomically, self.latch_path, json.dumps(record).encode())
             except OSError as exc:
                 log.error("fire latch not saved: a restart would forget it", path=str(self.latch_path), error=str(exc))
                 return False
@@ -273,34 +273,6 @@ class FireRelease:
             return
         async with self._latch_io:
             try:
-                await runtime.call(Pool.ACCESS, _remove_durably, self.latch_path)
+                await runtime.call(Pool.ACCESS, remove_durably, self.latch_path)
             except OSError as exc:
                 log.error("fire latch file not removed: a restart would release again", path=str(self.latch_path), error=str(exc))
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write, fsync, rename over, fsync the directory: after a power cut the file is whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
-    _sync_directory(path.parent)
-
-
-def _remove_durably(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        return
-    _sync_directory(path.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

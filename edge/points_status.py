@@ -31,6 +31,7 @@ class PointState(StrEnum):
     INVALID = "invalid"  # the device says its reading is not valid now
     STALE = "stale"
     OFFLINE = "offline"
+    CUT = "cut"  # the gateway opened the circuit's breaker: no power until a confirmed re-close
 
 
 def point_state(online: bool, active: Iterable[tuple[Condition, Severity]]) -> PointState:

@@ -10,6 +10,7 @@ disk that refuses every few seconds is one fault, not thousands.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +50,31 @@ class StateFile:
         log.warning("state file written again", **body)
         if self.journal is not None:
             await self.journal.append(Event(Kind.STATE_FILE_WRITTEN, Priority.FAULT, "state", body))
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write, fsync, rename over, fsync the directory: after a power cut the file is whole or absent."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    sync_directory(path.parent)
+
+
+def remove_durably(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    sync_directory(path.parent)
+
+
+def sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -105,7 +105,6 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
             _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
             assert breaker.value_of("closed") is False
             monitor.set_value("current_a", 0.0)  # the breaker is open: no current
-            _wait(lambda: read_events(journal, EventQuery(kinds=("alarm.cleared",))))
 
             def points_when_tank_alarms():
                 listed = edge("points", "--config", str(config), "--json")
@@ -113,7 +112,10 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
                 return rows if rows.get("ai.ch1_ma", {}).get("state") == "alarm" else None
 
             by_point = _wait(points_when_tank_alarms)  # the snapshot is rewritten every 2 s
-            assert by_point["ai.ch1_ma"]["value"] == 1.25 and by_point["mon.current_a"]["state"] == "ok"  # 8 mA of 0-5 m
+            assert by_point["ai.ch1_ma"]["value"] == 1.25  # 8 mA of 0-5 m
+            assert by_point["mon.current_a"]["state"] == "cut", "a circuit the gateway cut is cut, not ok at 0 A"
+            assert by_point["brk.closed"]["state"] == "cut"
+            assert not read_events(journal, EventQuery(kinds=("alarm.cleared",))), "the cut's own zero clears nothing"
             assert by_point["ai.ch1_ma"]["unit"] == "m" and by_point["ai.ch1_ma"]["age_s"] is not None
             table = edge("points", "--config", str(config))
             assert table.returncode == 0 and "tank-roof" in table.stdout and "STATE" in table.stdout.splitlines()[0]
@@ -129,6 +131,7 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
                            "--config", str(config))
             assert closed.returncode == 0, closed.stderr
             assert breaker.value_of("closed") is True
+            _wait(lambda: read_events(journal, EventQuery(kinds=("alarm.cleared",))))  # the held clear, after the re-close
             socket_mode = (config.parent / "state" / "control.sock").stat().st_mode & 0o777
             assert socket_mode == 0o600
         finally:
@@ -146,6 +149,10 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
     assert request.body == {"circuit": "f2-c1", "breaker": "brk", "operator": "tech-7", "reason": "cable replaced and tested"}
     (result,) = [e for e in events if e.kind == "power.reclose_confirmed"]
     assert result.body["request_seq"] == request.seq and result.seq > request.seq
+    (trip,) = [e for e in events if e.kind == "power.trip_confirmed"]
+    assert trip.body["point"] == "mon.current_a" and trip.body["reading"] == 45.0 and trip.body["unit"] == "A"
+    cleared = [e for e in events if e.kind == "alarm.cleared" and e.body["point"] == "mon.current_a"]
+    assert cleared and all(e.seq > result.seq and e.body["after"] == "reclose" for e in cleared)
 
 
 def test_breaker_close_without_a_daemon_says_so_and_exits_69(write_config):

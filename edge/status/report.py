@@ -123,10 +123,19 @@ def render(config: BuildingConfig, status: dict[str, Any]) -> str:
         last = status.get("last_event_at")
         lines.append(f"building {building['id']}: DAEMON NOT RUNNING: from the journal and the config; "
                      f"state as of the last event, {_since(now, last)}")
+    cut = status.get("cut_circuits", [])
+    if cut:
+        lines.append("")
+        lines.append(f"CUT CIRCUITS ({len(cut)}): no power downstream until re-closed (edge breaker close)")
+        lines += [f"  {_since(now, c['at']):>10}  {c['text']}" for c in cut]
     alarms = status["alarms"]
     lines.append("")
     lines.append(f"ALARMS ({len(alarms)} active)" if alarms else "ALARMS: none active")
-    lines += [f"  {_since(now, a['at']):>10}  {a['text']}" for a in alarms]
+    lines += [f"  {_since(now, a['at']):>10}  {a.get('severity', 'alarm'):<8} {a['text']}" for a in alarms]
+    faults = status.get("faults", [])
+    if faults:
+        lines.append(f"FAULTS ({len(faults)} active)")
+        lines += [f"  {_since(now, f['at']):>10}  {f['text']}" for f in faults]
     lines.append("")
     lines.append(f"{'BUS / DEVICE':<28} {'STATE':<10} {'LAST GOOD':>10}  DETAIL")
     devices = {d["name"]: d for d in status["devices"]}

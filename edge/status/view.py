@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.conditions import ActiveConditions, Severity
 from edge.config import BuildingConfig
 from edge.events import Kind, Priority, StoredEvent
 
@@ -82,6 +83,7 @@ class BuildingView:
     clock: dict[str, Any] = field(default_factory=lambda: {"trusted": True})
     decisions: Counter[str] = field(default_factory=Counter)
     cameras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    active: ActiveConditions = field(default_factory=ActiveConditions)  # what every view calls active
 
     def __post_init__(self) -> None:
         for camera in self.config.cameras:
@@ -109,6 +111,7 @@ class BuildingView:
         self.head_seq = max(self.head_seq, event.seq)
         at = event.wall_ns / 1e9
         self.last_event_at = at
+        self.active.apply(event)
         body, kind = event.body, event.kind
         if kind == Kind.GATEWAY_STARTED:
             self.started_at = at
@@ -188,39 +191,32 @@ class BuildingView:
             camera["vision_fault"] = body.get("reason")
 
     def alarms(self, now: float) -> list[dict[str, Any]]:
-        """Alarms active now, newest first: what the technician must see before anything else."""
-        active: list[dict[str, Any]] = []
-        if self.fire is not None:
-            active.append({"kind": str(Kind.FIRE_RELEASE), "source": "fire", "at": self.fire["since"], "text": "fire release: egress doors open"})
-        for door in self.doors.values():
-            if door.alarm is not None:
-                kind = Kind.DOOR_FORCED if door.alarm == DoorState.FORCED else Kind.DOOR_HELD_OPEN
-                active.append({"kind": str(kind), "source": door.name, "at": door.last["at"] if door.last else None, "text": f"door {door.name} {door.alarm.replace('_', ' ')}"})
-        for condition in self.conditions.values():
-            text = f"{condition['source']}: {condition.get('condition')} {condition.get('severity')} ({condition.get('reading')} {condition.get('unit')})"
-            active.append({"kind": str(Kind.CONDITION_RAISED), "source": condition["source"], "at": condition["at"], "text": text,
-                           "severity": condition.get("severity"), "point": condition.get("point")})
-        for name, camera in self.cameras.items():
-            if camera.get("held"):
-                held = camera["held"]
-                text = f"elevator {camera['elevator'] or name} held: {held.get('class') or 'e-bike'} in the car (camera {name})"
-                active.append({"kind": str(Kind.ELEVATOR_HOLD), "source": name, "at": held["since"], "text": text})
-        for lockout in self.lockouts.values():
-            if lockout["until"] > now:
-                active.append({"kind": str(Kind.PIN_LOCKOUT), "source": lockout["reader"], "at": lockout["at"], "text": f"PIN lockout at {lockout['reader']} ({lockout.get('scope')})"})
-        return sorted(active, key=lambda alarm: -(alarm["at"] or 0))
+        """Alarms and warnings active now, newest first, each with its severity (edge.conditions):
+        what the technician must see before anything else."""
+        return [c.as_json() for c in self.active.now(now) if c.severity is not Severity.FAULT]
+
+    def faults(self, now: float) -> list[dict[str, Any]]:
+        """What the gateway cannot watch now (a device offline, the uplink down), newest first."""
+        return [c.as_json() for c in self.active.now(now) if c.severity is Severity.FAULT]
+
+    def cut_circuits(self, now: float) -> dict[str, dict[str, Any]]:
+        """Circuits the gateway cut and nobody re-closed yet: circuit -> the cut's row."""
+        return {c.key: c.as_json() for c in self.active.now(now) if c.kind == Kind.TRIP_CONFIRMED}
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """Plain JSON for the page and `edge status`."""
         fire = self.fire is not None
         circuits = {c.name: c for c in self.config.circuits}
+        cut = self.cut_circuits(now)
         points = []
         for owner, views in self.points.items():
             circuit = circuits.get(owner)
             for ref, view in views.items():
                 raised = [c for (source, point, _), c in self.conditions.items() if source == owner and point == ref]
                 state = "ok"
-                if any(c.get("condition") in ("sensor_fault", "stale") for c in raised):
+                if owner in cut:
+                    state = "cut"  # no power: whatever the currents read, they read zero because of the cut
+                elif any(c.get("condition") in ("sensor_fault", "stale") for c in raised):
                     state = next(c["condition"] for c in raised if c.get("condition") in ("sensor_fault", "stale"))
                 elif any(c.get("severity") == "alarm" for c in raised):
                     state = "alarm"
@@ -239,6 +235,8 @@ class BuildingView:
             "started_at": self.started_at,
             "last_event_at": self.last_event_at,
             "alarms": self.alarms(now),
+            "faults": self.faults(now),
+            "cut_circuits": list(cut.values()),
             "doors": [{"name": d.name, "state": d.state(now, fire), "egress": d.egress, "last": d.last} for d in self.doors.values()],
             "readers": [{"name": name, **state} for name, state in self.readers.items()],
             "devices": [{"name": name, **state} for name, state in self.devices.items()],

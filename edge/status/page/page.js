@@ -50,9 +50,18 @@ function render() {
   clock.textContent = !state.clock.trusted ? "clock untrusted" : synced === false ? "clock not NTP-synchronised" : synced ? "clock synchronised" : "clock";
   clock.className = "badge " + (!state.clock.trusted || synced === false ? "warn" : "ok");
 
+  const cut = state.cut_circuits || [];
+  document.getElementById("cut-section").hidden = !cut.length;
+  document.getElementById("cut").replaceChildren(...cut.map(c =>
+    el("li", {class: "alarm", "data-circuit": c.key}, `${when(c.at)}  ${c.text}`)));
   const alarms = document.getElementById("alarms");
   alarms.replaceChildren(...(state.alarms.length ? state.alarms.map(a =>
-    el("li", {"data-kind": a.kind, "data-source": a.source}, `${when(a.at)}  ${a.text}`)) : [el("li", {class: "quiet"}, "none")]));
+    el("li", {class: a.severity, "data-kind": a.kind, "data-source": a.source, "data-severity": a.severity},
+      `${when(a.at)}  ${a.severity}: ${a.text}`)) : [el("li", {class: "quiet"}, "none")]));
+  const faults = state.faults || [];
+  document.getElementById("faults-section").hidden = !faults.length;
+  document.getElementById("faults").replaceChildren(...faults.map(f =>
+    el("li", {class: "fault", "data-kind": f.kind, "data-source": f.source}, `${when(f.at)}  ${f.text}`)));
 
   document.getElementById("doors").replaceChildren(...state.doors.map(d => el("div", {class: `card ${d.state}`, "data-door": d.name, "data-state": d.state},
     el("span", {class: "name"}, d.name), el("span", {class: "state"}, d.state.replace("_", " ")),

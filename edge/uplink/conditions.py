@@ -1,0 +1,11 @@
+"""The uplink's condition: the cloud cannot be reached (events wait in the journal)."""
+
+from __future__ import annotations
+
+from edge.conditions import Rule, Severity
+from edge.events import Kind
+
+CONDITIONS = (
+    Rule(Kind.UPLINK_DOWN, lambda e: f"No connection to the cloud: {e.body.get('detail')} (events wait in the journal)",
+         ended_by=(Kind.UPLINK_UP,), severity=Severity.FAULT, key=lambda e: "uplink"),
+)

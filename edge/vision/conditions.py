@@ -1,0 +1,27 @@
+"""The conditions the elevator guard holds active: a held car, a camera that cannot see.
+
+A guard that starts (`vision.mode`) holds nothing and has a stream: it ends a hold or a fault
+a previous run left open.
+"""
+
+from __future__ import annotations
+
+from edge.conditions import AtRestart, Rule, Severity
+from edge.events import Kind, StoredEvent
+
+ONE_SHOT_S = 3600.0
+
+
+def _held(e: StoredEvent) -> str:
+    return f"Elevator {e.body.get('elevator') or e.source} held: {e.body.get('class') or 'an e-bike'} in the car (camera {e.source})"
+
+
+CONDITIONS = (
+    Rule(Kind.ELEVATOR_HOLD, _held, ended_by=(Kind.ELEVATOR_RELEASED, Kind.VISION_MODE), at_restart=AtRestart.KEEP),
+    Rule(Kind.ELEVATOR_RELAY_UNCONFIRMED, lambda e: f"Elevator {e.body.get('elevator') or e.source}: the hold relay did not "
+         f"confirm '{e.body.get('command')}'", lasts_s=ONE_SHOT_S),
+    Rule(Kind.CAMERA_FAULT, lambda e: f"Camera {e.source} cannot see: {e.body.get('reason')}",
+         ended_by=(Kind.CAMERA_RESTORED, Kind.VISION_MODE), severity=Severity.FAULT, at_restart=AtRestart.KEEP),
+    Rule(Kind.VISION_FAULT, lambda e: f"Camera {e.source}: e-bike detection not working: {e.body.get('reason')}",
+         ended_by=(Kind.VISION_MODE,), severity=Severity.FAULT, lasts_s=ONE_SHOT_S, at_restart=AtRestart.KEEP),
+)
