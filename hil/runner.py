@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import fnmatch
 import hmac
 import json
 import math
 import os
 import secrets
 import shutil
+import stat
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,61 @@ def scenario_paths(paths: list[Path]) -> list[Path]:
     for path in paths:
         found.extend(sorted(path.glob("*.yaml")) if path.is_dir() else [path])
     return found
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A scenario file as `--list` shows it: its name, or why it cannot be read (it still runs, to say so)."""
+
+    path: Path
+    name: str
+    problem: str = ""
+
+
+def listing(paths: list[Path], patterns: Sequence[str] = ()) -> list[Listed]:
+    """The scenario files under `paths` that `-k` selects (all of them without a pattern).
+
+    A pattern selects a file when it matches part of the file's stem or of the scenario's name,
+    case-insensitive, with shell wildcards (`-k access`, `-k 'elevator-*-car'`); several select
+    what any of them does.
+    """
+    found = []
+    for path in scenario_paths(paths):
+        try:
+            entry = Listed(path, sc.load(path).scenario.name)
+        except sc.ScenarioError as invalid:
+            entry = Listed(path, path.stem, str(invalid).splitlines()[0])
+        if not patterns or any(_matches(pattern, (path.stem, entry.name)) for pattern in patterns):
+            found.append(entry)
+    return found
+
+
+def _matches(pattern: str, texts: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(text.lower(), f"*{pattern.lower()}*") for text in texts)
+
+
+def keep_state(workdir: Path, into: Path, stem: str) -> Path:
+    """Copy a played scenario's directory to INTO/STEM (STEM-2, ... when that is taken) and point
+    its building.yaml there, so `edge events --config INTO/STEM/building.yaml` reads the kept journal.
+
+    The run itself plays in a short temporary path, because its Unix sockets must fit in 107
+    bytes wherever INTO is; sockets and FIFOs are left out (nothing holds them any more).
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    target, number = into / stem, 1
+    while target.exists():
+        number += 1
+        target = into / f"{stem}-{number}"
+    shutil.copytree(workdir, target, symlinks=True, ignore=_not_files)
+    config = target / "building.yaml"
+    if config.is_file():
+        config.write_text(config.read_text().replace(str(workdir), str(target.resolve())))
+    return target
+
+
+def _not_files(folder: str, names: list[str]) -> list[str]:
+    kept = (stat.S_ISREG, stat.S_ISDIR, stat.S_ISLNK)
+    return [name for name in names if not any(kind(os.lstat(os.path.join(folder, name)).st_mode) for kind in kept)]
 
 
 def merge(base: Any, fragment: Any) -> Any:
@@ -675,9 +733,12 @@ def _ranges(seqs: list[int]) -> str:
     return ", ".join(parts[:10]) + (" ..." if len(parts) > 10 else "")
 
 
-async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = None, keep: bool = False,
+async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = None, keep: Path | None = None,
                prompt_in=None, prompt_out=None, data: Path | None = None) -> ScenarioResult:
-    """Play one scenario file and say what happened; never raises for a scenario's own problems."""
+    """Play one scenario file and say what happened; never raises for a scenario's own problems.
+
+    `keep`: a directory the scenario's own (config, journal, daemon log) is copied into afterwards.
+    """
     started = time.monotonic()
     result = ScenarioResult(path=str(path), name=Path(path).stem)
     try:
@@ -720,13 +781,17 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
             result.steps.append(StepResult(index=len(result.steps), line=1, step="daemon stops on SIGTERM", expectation=True,
                                            passed=False, expected="exit code 0", detail=f"exit code {code}: {player.daemon.log_tail(8)}"))
         result.duration_s = time.monotonic() - started
-        if keep:
-            result.workdir = str(workdir)
-        else:
+        try:
+            if keep is not None:
+                result.workdir = str(await asyncio.to_thread(keep_state, workdir, Path(keep), Path(path).stem))
+        except OSError as problem:
+            result.outcome = "error"
+            result.error += f"\nits state could not be kept in {keep}: {problem}"
+        finally:
             shutil.rmtree(workdir, ignore_errors=True)
     return result
 
 
-def run(paths: list[Path], rig_path: Path | None = None, keep: bool = False, data: Path | None = None) -> list[ScenarioResult]:
+def run(paths: list[Path], rig_path: Path | None = None, keep: Path | None = None, data: Path | None = None) -> list[ScenarioResult]:
     rig = load_rig(rig_path) if rig_path else None
     return [asyncio.run(play(path, rig, rig_path, keep, data=data)) for path in scenario_paths(paths)]

@@ -385,6 +385,19 @@ class Scenario(Strict):
     steps: list[Step] = Field(min_length=1)
 
 
+SCHEMA_FILE = Path(__file__).resolve().parent / "scenarios" / "schema.json"  # the shipped copy of json_schema()
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema editors check a scenario against while it is written (SCHEMA_FILE is this,
+    committed, and each shipped scenario names it); the runner's own checks go further (a reader
+    the building has, a clock jump refused with the reason)."""
+    schema = Scenario.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Building gateway rig scenario"
+    return schema
+
+
 class ScenarioError(Exception):
     """Every problem found in one scenario file."""
 

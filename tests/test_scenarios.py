@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
+import subprocess
 import sys
 import textwrap
 import threading
@@ -27,7 +27,7 @@ from hil.pty import pty_pair
 from hil.rig import load_rig
 from edge.config import BUILT_IN_PROFILES
 from hil.runner import SCENARIOS, data_root, play
-from hil.scenario import ScenarioError, load
+from hil.scenario import SCHEMA_FILE, ScenarioError, load
 from drivers.modbus.profile import load_profile
 
 BUILDING = SCENARIOS / "buildings" / "rig-house.yaml"
@@ -81,10 +81,7 @@ steps:
 @pytest.mark.timeout(60)
 def test_a_wrong_expectation_fails_saying_what_was_expected_and_what_happened(tmp_path):
     path = _scenario(tmp_path, WRONG)
-    assert hil_main(["run", str(path), "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "j.json"), "--keep"]) == 1
-    kept = Path(json.loads((tmp_path / "j.json").read_text())["scenarios"][0]["workdir"])
-    assert (kept / "daemon.log").stat().st_size and (kept / "state" / "journal.db").exists() and (kept / "building.yaml").exists()
-    shutil.rmtree(kept)
+    assert hil_main(["run", str(path), "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "j.json")]) == 1
     result = asyncio.run(play(path))
     assert result.outcome == "failed"
     decision, relay = result.failures
@@ -386,12 +383,11 @@ def test_a_clip_plays_into_the_camera_as_a_live_stream_that_never_ends(tmp_path)
     path = _scenario(tmp_path, CAMERA.replace("not-in-the-data.jpg", "etoiles_2024-01-01_12-07-27.jpg")
                      .replace("source: filled-in,", "source: filled-in, collect: {enabled: true, every_s: 0.5},")
                      .replace("    for_ms: 100", "    for_ms: 100\n  - camera_clip: clip.avi\n  - expect_none: fault.camera\n    for_ms: 1000"))
-    result = asyncio.run(play(path, data=data, keep=True))
+    result = asyncio.run(play(path, data=data, keep=tmp_path / "kept"))
     assert result.outcome == "passed", report.text([result])
     assert result.steps[0].detail == "5 frames (1.0 s) read by camera lift-1-cam"
     assert result.steps[2].detail == "3 frames (0.6 s) read by camera lift-1-cam"
     collected = list((Path(result.workdir) / "state" / "vision" / "collect").rglob("*.jpg"))
-    shutil.rmtree(result.workdir)
     assert collected, "the camera's motion gate saw the clip's frames"
 
 
@@ -536,3 +532,85 @@ def test_an_expectation_first_looked_at_after_its_deadline_fails_however_true_it
     assert point.expected == "doors-io.relay_1 = false within 100 ms"
     assert point.detail.startswith("read false first ") and point.detail.endswith(" ms after the stimulus was done, past its 100 ms deadline")
     assert port.detail.startswith("open first ") and port.detail.endswith(" ms after the stimulus was done, past its 100 ms deadline")
+
+
+@pytest.mark.timeout(90)
+def test_keep_dir_holds_each_scenarios_state_and_edge_reads_the_kept_journal(tmp_path, capsys):
+    path = _scenario(tmp_path, WRONG, name="rent.yaml")
+    kept = tmp_path / "kept"
+    assert hil_main(["run", str(path), "--keep", str(kept), "--json", str(tmp_path / "j.json")]) == 1
+    assert hil_main(["run", str(path), "--keep", str(kept)]) == 1, "a second run keeps beside the first"
+    assert sorted(p.name for p in kept.iterdir()) == ["rent", "rent-2"]
+    first = kept / "rent"
+    assert json.loads((tmp_path / "j.json").read_text())["scenarios"][0]["workdir"] == str(first)
+    assert f"state kept in {first}" in capsys.readouterr().out
+    assert (first / "daemon.log").stat().st_size and (first / "state" / "journal.db").is_file()
+    assert not list(first.rglob("*.sock")), "sockets are nothing without their processes"
+    read = subprocess.run([sys.executable, "-m", "edge.cli", "events", "--config", str(first / "building.yaml"), "--json",
+                           "--kind", "access.decision"], capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stderr
+    decision = json.loads(read.stdout.splitlines()[-1])
+    assert decision["body"]["reason"] == "rent_unpaid"
+
+
+SKIPPING = CAMERA.replace("a clip from data that is not here", "NAME")
+
+
+def test_a_run_where_every_scenario_was_skipped_fails_unless_skips_are_allowed(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HIL_DATA", raising=False)
+    first = _scenario(tmp_path, SKIPPING.replace("NAME", "one"), name="one.yaml")
+    second = _scenario(tmp_path, SKIPPING.replace("NAME", "two"), name="two.yaml")
+    assert hil_main(["run", str(first), str(second)]) == 1
+    said = capsys.readouterr()
+    assert "0 of 2 scenario(s) passed, 2 skipped" in said.out
+    assert "every scenario (2) was skipped, so nothing was tested" in said.err and "--allow-skip" in said.err
+    assert hil_main(["run", str(first), str(second), "--allow-skip"]) == 0
+
+
+def test_list_and_k_select_scenarios_by_file_or_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HIL_DATA", raising=False)
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    _scenario(folder, SKIPPING.replace("NAME", "a scooter rides into lift one"), name="lift-scooter.yaml")
+    _scenario(folder, SKIPPING.replace("NAME", "a pram rides into lift two"), name="lift-pram.yaml")
+    broken = _scenario(folder, "name: no steps\nconfig: {file: BUILDING}\nsteps: []\n", name="broken.yaml")
+
+    assert hil_main(["run", str(folder), "--list"]) == 1, "a scenario that cannot be played is listed with why"
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{broken}  broken" and out[1].startswith(f"    cannot be played: {broken}:3:1: steps: List should have at least 1 item")
+    assert out[2:] == [f"{folder / 'lift-pram.yaml'}  a pram rides into lift two", f"{folder / 'lift-scooter.yaml'}  a scooter rides into lift one"]
+
+    assert hil_main(["run", str(folder), "--list", "-k", "SCOOTER"]) == 0, "by file, case-insensitive"
+    assert capsys.readouterr().out == f"{folder / 'lift-scooter.yaml'}  a scooter rides into lift one\n"
+    assert hil_main(["run", str(folder), "--list", "-k", "pram*two", "-k", "broken"]) == 1, "by name, a glob; either pattern"
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines() if not line.startswith(" ")] == [
+        str(broken), str(folder / "lift-pram.yaml")]
+    assert hil_main(["run", str(folder), "-k", "escalator"]) == 2
+    assert "no scenarios matching -k escalator in " in capsys.readouterr().err
+
+    assert hil_main(["run", str(folder), "-k", "lift one", "--json", str(tmp_path / "j.json"), "--allow-skip"]) == 0
+    played = json.loads((tmp_path / "j.json").read_text())["scenarios"]
+    assert [(s["name"], s["outcome"]) for s in played] == [("a scooter rides into lift one", "skipped")]
+
+
+def test_the_shipped_schema_is_what_hil_schema_prints_and_every_shipped_scenario_names_it(capsys):
+    assert hil_main(["schema"]) == 0
+    printed = capsys.readouterr().out
+    assert SCHEMA_FILE.read_text() == printed, "run: python -m hil schema > hil/scenarios/schema.json"
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), f"{path} does not name the schema on its first line"
+        assert (path.parent / first.split("=", 1)[1]).resolve() == SCHEMA_FILE, first
+
+
+def test_the_schema_takes_the_shipped_scenarios_and_refuses_what_the_runner_refuses(tmp_path):
+    """The schema is what an editor checks while a scenario is written: it must agree with the runner."""
+    jsonschema = pytest.importorskip("jsonschema")
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_FILE.read_text()))
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        assert not [e.message for e in validator.iter_errors(load(path).document.data)], path
+    wrong = {"name": "x", "config": {"file": "b.yaml"}, "tenants": {"bob": {"card": "zz", "paid_through": -6}},
+             "steps": [{"tap": "bob", "reader": "front-reader", "repeats": 0}, {"press": "the big red button"},
+                       {"expect": "access.decision", "within_ms": 0}]}
+    refused = sorted(".".join(map(str, e.absolute_path)) for e in validator.iter_errors(wrong))
+    assert refused == ["steps.0", "steps.1", "steps.2", "tenants.bob.card"]
