@@ -61,7 +61,7 @@ class PointSample:
 
 # A value is only served while it is a reading of now: offline, stale, voided or faulted points
 # have none (a broken 4-20 mA loop scales to a tank "-1.25 m"; a silent device repeats its past).
-TRUSTED_STATES = frozenset({PointState.OK, PointState.WARNING, PointState.ALARM})
+UNTRUSTED_STATES = frozenset({PointState.OFFLINE, PointState.STALE, PointState.INVALID, PointState.SENSOR_FAULT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +196,7 @@ def points(sampled: list[PointSample]) -> Iterator[Metric]:
     its state one-hot over every PointState, so an alert can say `state="offline"` and a state that
     ends sets its series to 0 rather than leaving it to go stale."""
     labels = ["device", "point", "owner", "quantity"]
-    value = GaugeMetricFamily("edge_point_value", "The point's reading in its engineering unit; absent unless its state is ok, warning or alarm",
+    value = GaugeMetricFamily("edge_point_value", "The point's reading in its engineering unit; absent while it is offline, stale, invalid or sensor_fault",
                               labels=[*labels, "unit"])
     state = GaugeMetricFamily("edge_point_state", "1 for the point's state as `edge points` shows it, 0 for the others", labels=[*labels, "state"])
     seen: set[tuple[str, str]] = set()
@@ -205,7 +205,7 @@ def points(sampled: list[PointSample]) -> Iterator[Metric]:
             continue
         seen.add((row.device, row.point))
         values = [row.device, row.point, row.owner, row.quantity]
-        if row.value is not None and row.state in TRUSTED_STATES:
+        if row.value is not None and row.state not in UNTRUSTED_STATES:
             value.add_metric([*values, row.unit], row.value)
         for each in PointState:
             state.add_metric([*values, str(each)], 1.0 if row.state is each else 0.0)

@@ -1,0 +1,143 @@
+"""What the metrics kit's tests share: a building that serves every metric the kit names, and a
+reader of PromQL that says which metrics an expression names.
+
+The building has a current monitor and its smart breaker, a hydrant riser's pressure and the roof
+tank's level on one pymodbus server (a free TCP port), a card reader whose adapter is unplugged,
+an elevator camera whose stream cannot open, and an uplink to a real mosquitto (a free port).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from drivers.modbus.profile import load_profile
+from edge.config import BUILT_IN_PROFILES
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from uplink_rig import uplink_config
+
+REPO = Path(__file__).resolve().parent.parent
+RULES = REPO / "contrib" / "prometheus" / "edge-rules.yml"
+RULE_TESTS = REPO / "contrib" / "prometheus" / "edge-rules.test.yml"
+DASHBOARD = REPO / "contrib" / "grafana" / "edge.json"
+
+# Served by Prometheus itself for every target, not by the daemon.
+PROMETHEUS_OWN = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
+
+BUILDING = """
+http: {{port: 0}}
+buses: [{{name: site-bus, type: tcp, host: 127.0.0.1, port: {modbus}, timeout_s: 0.3}}]
+devices:
+  - {{name: f1-c1-monitor, bus: site-bus, address: 1, profile: generic-efm8, poll_s: 0.2}}
+  - {{name: f1-c1-breaker, bus: site-bus, address: 2, profile: generic-breaker, poll_s: 0.2}}
+  - {{name: water-ai, bus: site-bus, address: 3, profile: generic-ai8, poll_s: 0.2}}
+readers:
+  - {{name: garage-reader, protocol: em4100, port: /dev/ttyEDGE-missing-adapter}}
+circuits:
+  - name: f1-c1
+    floor: 1
+    box: F1
+    currents: [f1-c1-monitor.current_a, f1-c1-monitor.current_b, f1-c1-monitor.current_c]
+    leakage: f1-c1-monitor.leakage_ma
+    temperatures: [f1-c1-monitor.cable_temp_1]
+    breaker: f1-c1-breaker
+    safety:
+      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.5, hysteresis: 2}}
+      power_cut: trip
+pressure_points:
+  - name: riser-1-pressure
+    point: water-ai.ch1_ma
+    riser: "1"
+    safety:
+      measures: pressure
+      sensor: {{unit: MPa, value_at_4ma: 0.0, value_at_20ma: 1.6}}
+      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 10, hysteresis: 0.02}}
+  - name: roof-tank-level
+    point: water-ai.ch3_ma
+    tank: roof
+    safety:
+      measures: level
+      sensor: {{unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}}
+      low_level: {{warning: 3.0, alarm: 2.0, duration_s: 60, hysteresis: 0.1}}
+cameras:
+  - {{name: lift-1-cam, elevator: lift-1, source: {clip}, stall_s: 1, collect: {{enabled: true}}}}
+"""
+
+
+def simulated_devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
+    """The monitor (12/11/10 A), the breaker (closed) and the water inputs (12 mA: 0.8 MPa; 14 mA: 3.125 m)."""
+    monitor = SimulatedDevice(load_profile(BUILT_IN_PROFILES / "generic-efm8.yaml"), 1)
+    for phase, amps in zip("abc", (12.0, 11.0, 10.0)):
+        monitor.set_value(f"current_{phase}", amps)
+    monitor.set_value("leakage_ma", 20)
+    monitor.set_value("cable_temp_1", 30.0)
+    breaker = SimulatedDevice(load_profile(BUILT_IN_PROFILES / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    water = SimulatedDevice(load_profile(BUILT_IN_PROFILES / "generic-ai8.yaml"), 3)
+    for channel in range(1, 9):
+        water.set_value(f"ch{channel}_ma", 4.0)
+    water.set_value("ch1_ma", 12.0)
+    water.set_value("ch3_ma", 14.0)
+    return monitor, breaker, water
+
+
+async def start_simulator() -> tuple[FieldSimulator, int, tuple[SimulatedDevice, ...]]:
+    devices = simulated_devices()
+    simulator = FieldSimulator(list(devices))
+    return simulator, await simulator.start_tcp(), devices
+
+
+def write_building(write_config, building_dir: Path, modbus_port: int, broker_port: int) -> Path:
+    """The whole building, uplink included; the camera's clip does not exist (its stream is down)."""
+    path = uplink_config(write_config, building_dir, broker_port)
+    path.write_text(path.read_text() + BUILDING.format(modbus=modbus_port, clip=building_dir / "no-such-clip.avi"))
+    return path
+
+
+def start_daemon(config_path: Path) -> subprocess.Popen:
+    log = open(config_path.parent / "daemon.log", "a")
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_daemon(daemon: subprocess.Popen) -> int:
+    if daemon.poll() is None:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            return daemon.wait(15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait(10)
+    return daemon.returncode
+
+
+# --- reading PromQL ------------------------------------------------------------------------
+
+_KEYWORDS = frozenset({"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
+                       "inf", "nan", "atan2"})
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_GROUPING = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_RANGE = re.compile(r"\[[^\]]*\]")
+_VARIABLE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def metric_names(expression: str) -> set[str]:
+    """The metric names an expression (a rule's or a Grafana target's) selects: identifiers that are
+    neither a function (followed by a parenthesis), a keyword, a label list, nor a label matcher."""
+    text = _VARIABLE.sub("1", expression)  # Grafana's $instance, ${__rate_interval}
+    text = _STRING.sub('""', text)
+    text = _MATCHERS.sub(" ", text)
+    text = _RANGE.sub(" ", text)
+    text = _GROUPING.sub(" ", text)
+    names = set()
+    for match in _NAME.finditer(text):
+        after = text[match.end():].lstrip()
+        before = text[:match.start()]
+        if after.startswith("(") or match.group() in _KEYWORDS or (before and (before[-1].isdigit() or before[-1] == ".")):
+            continue
+        names.add(match.group())
+    return names
