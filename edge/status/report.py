@@ -132,10 +132,6 @@ def render(config: BuildingConfig, status: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"ALARMS ({len(alarms)} active)" if alarms else "ALARMS: none active")
     lines += [f"  {_since(now, a['at']):>10}  {a.get('severity', 'alarm'):<8} {a['text']}" for a in alarms]
-    faults = status.get("faults", [])
-    if faults:
-        lines.append(f"FAULTS ({len(faults)} active)")
-        lines += [f"  {_since(now, f['at']):>10}  {f['text']}" for f in faults]
     lines.append("")
     lines.append(f"{'BUS / DEVICE':<28} {'STATE':<10} {'LAST GOOD':>10}  DETAIL")
     devices = {d["name"]: d for d in status["devices"]}
@@ -170,6 +166,11 @@ def render(config: BuildingConfig, status: dict[str, Any]) -> str:
         value = "-" if point["value"] is None else f"{point['value']:.3f}".rstrip("0").rstrip(".")
         name = f"{point['owner']} {point['point'].split('.', 1)[1]}"
         lines.append(f"{name:<42} {value:>10} {point['unit']:<5} {_age(point['age_s']):>8}  {point['state']}")
+    faults = status.get("faults", [])
+    if faults:  # what the gateway cannot watch now, also shown on its device's or reader's line above
+        lines.append("")
+        lines.append(f"FAULTS ({len(faults)} active)")
+        lines += [f"  {_since(now, f['at']):>10}  {f['text']}" for f in faults]
     lines.append("")
     uplink = status["uplink"]
     if not uplink["enabled"]:
