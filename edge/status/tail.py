@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from edge.bus import Notice
+from edge.bus import Notice, Subscriber
 from edge.events import Kind, Priority, StoredEvent
 from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower
@@ -103,7 +103,7 @@ class JournalTail:
         self.live = live  # adds what only the running daemon knows (devices online now, uplink backlog)
         self.listeners: set[Listener] = set()
         self.follower = Follower(journal, "status-tail", 0, reader=reader)
-        self.admitted = journal.bus.subscribe("status-overlay", size=UNWRITTEN)
+        self.admitted: Subscriber | None = None  # from catch_up on: a tail that never runs holds nothing
         self._unwritten: deque[Notice] = deque(maxlen=UNWRITTEN)
         self._overlaid: set[int] = set()
         self._overlaid_order: deque[int] = deque()
@@ -115,6 +115,8 @@ class JournalTail:
 
     async def catch_up(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.admitted is None:
+            self.admitted = self.journal.bus.subscribe("status-overlay", size=UNWRITTEN)
         through = self.journal.head_seq  # what is committed later is read by run(), not twice
         try:
             await loop.run_in_executor(self.reader, fold_journal, self.journal.path, self.view, through)
@@ -136,7 +138,8 @@ class JournalTail:
 
     def close(self) -> None:
         """Tell every stream to end (the server is stopping), and stop listening on the bus."""
-        self.admitted.close()
+        if self.admitted is not None:
+            self.admitted.close()
         for listener in self.listeners:
             listener.offer(None)
 
@@ -171,7 +174,8 @@ class JournalTail:
         """Fold what the journal admitted and has not written, while it cannot write (after all that is committed)."""
         head = self.journal.head_seq
         unwritten = self._unwritten
-        unwritten.extend(n for n in self.admitted.pending() if n.seq is not None and n.seq > head)
+        if self.admitted is not None:
+            unwritten.extend(n for n in self.admitted.pending() if n.seq is not None and n.seq > head)
         while unwritten and unwritten[0].seq <= head:  # type: ignore[operator]
             unwritten.popleft()
         if not self.journal.degraded or self.follower.behind:
