@@ -13,9 +13,11 @@ import subprocess
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client import generate_latest
 
 from conftest import edge
 from edge.points_status import PointState
+from edge.status.metrics import CircuitSample, PointSample, Sample, registry
 from hil.broker import Broker
 from hil.modbus_sim import Fault, FaultPlan, wire_break
 from metrics_kit_rig import (DASHBOARD, PROMETHEUS_OWN, RULE_TESTS, RULES, metric_names, start_daemon, start_simulator,
@@ -42,6 +44,48 @@ def _value(text: str, name: str, **labels: str) -> float | None:
     found = [v for (n, ls), v in _samples(text).items() if n == name and set(labels.items()) <= ls]
     assert len(found) <= 1, f"{name}{labels} matches {len(found)} series"
     return found[0] if found else None
+
+
+# --- the collector -------------------------------------------------------------------------
+
+
+def _sample(**changes) -> Sample:
+    base = dict(devices={}, readers={}, decisions={}, alarms_active=0, journal_head_seq=12, disk=None, uplink_enabled=False,
+                uplink_connected=None, uplink_synced_seq=None, loop_lag_s=0.0, page_streams=0, rss_bytes=None)
+    return Sample(**(base | changes))
+
+
+def test_a_degraded_journal_is_served_with_the_events_it_holds():
+    text = generate_latest(registry(lambda: _sample(journal_fault={"fault": "disk_full", "held": 7, "since_s": 3.0}))).decode()
+    assert _value(text, "edge_journal_degraded") == 1.0 and _value(text, "edge_journal_held_events") == 7.0
+    text = generate_latest(registry(lambda: _sample())).decode()
+    assert _value(text, "edge_journal_degraded") == 0.0 and _value(text, "edge_journal_held_events") == 0.0
+
+
+def test_a_point_is_served_once_and_its_value_only_while_it_can_be_trusted():
+    """A point that is both a circuit's and a device status row is one series (the first row, the
+    circuit's, wins), so device and point find one value; a faulted or offline point keeps its
+    state series and loses its value."""
+    points = [
+        PointSample("f1-c1-monitor", "current_a", "f1-c1", "phase_current", "A", 12.5, PointState.OK),
+        PointSample("f1-c1-monitor", "current_a", "f1-c1-monitor", "device_status", "A", 12.5, PointState.ALARM),
+        PointSample("water-ai", "ch3_ma", "roof-tank-level", "water_level", "m", -1.25, PointState.SENSOR_FAULT),
+        PointSample("water-ai", "ch1_ma", "riser-1-pressure", "water_pressure", "MPa", 0.8, PointState.OFFLINE),
+        PointSample("f1-c1-breaker", "closed", "f1-c1", "device_status", "", None, PointState.OK),
+    ]
+    circuits = {"f1-c1": CircuitSample("f1-c1-breaker", True), "f2-c1": CircuitSample("f2-c1-breaker", False)}
+    text = generate_latest(registry(lambda: _sample(points=points, circuits=circuits))).decode()
+    assert _value(text, "edge_point_value", point="current_a", owner="f1-c1", quantity="phase_current", unit="A") == 12.5
+    assert _value(text, "edge_point_state", point="current_a", state="ok") == 1.0
+    assert _value(text, "edge_point_state", point="current_a", state="alarm") == 0.0
+    assert _value(text, "edge_point_value", point="ch3_ma") is None
+    assert _value(text, "edge_point_state", point="ch3_ma", state="sensor_fault") == 1.0
+    assert _value(text, "edge_point_value", point="ch1_ma") is None
+    assert _value(text, "edge_point_state", point="ch1_ma", state="offline") == 1.0
+    assert _value(text, "edge_point_value", point="closed") is None
+    assert sum(v for (n, ls), v in _samples(text).items() if n == "edge_point_state" and ("point", "closed") in ls) == 1.0
+    assert _value(text, "edge_circuit_cut", circuit="f1-c1", breaker="f1-c1-breaker") == 1.0
+    assert _value(text, "edge_circuit_cut", circuit="f2-c1", breaker="f2-c1-breaker") == 0.0
 
 
 # --- the rules -----------------------------------------------------------------------------

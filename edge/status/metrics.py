@@ -192,7 +192,8 @@ def cameras(sampled: dict[str, CameraSample]) -> Iterator[Metric]:
 
 
 def points(sampled: list[PointSample]) -> Iterator[Metric]:
-    """Each watched point once (the first row of a DEVICE.POINT wins): its value while trusted, and
+    """Each watched point once (the first row of a DEVICE.POINT wins, so device and point select one
+    series even when a circuit's point also has status alarms): its value while trusted, and
     its state one-hot over every PointState, so an alert can say `state="offline"` and a state that
     ends sets its series to 0 rather than leaving it to go stale."""
     labels = ["device", "point", "owner", "quantity"]
