@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from importlib import resources
+from importlib.util import find_spec
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -519,9 +520,27 @@ def load(path: Path) -> BuildingConfig:
         profiles = {}
         problems += broken.problems
     problems += [problem(loc, message) for loc, message in cross_check(config, profiles)]
+    problems += [problem(loc, message) for loc, message in missing_extras(config)]
     if problems:
         raise ConfigError(problems)
     return config
+
+
+CAMERA_LIBRARIES = {"cv2": "opencv-python-headless", "onnxruntime": "onnxruntime", "numpy": "numpy"}
+"""What the camera extra installs (setup.cfg, `camera`), by import name: only the camera and vision modules use them."""
+
+
+def missing_extras(config: BuildingConfig) -> list[tuple[tuple, str]]:
+    """A camera on a gateway installed without the camera extra: a problem at each camera that names the
+    extra, found without importing anything (so `edge check-config` says it before `edge run` fails)."""
+    if not config.cameras:
+        return []
+    missing = [distribution for module, distribution in CAMERA_LIBRARIES.items() if find_spec(module) is None]
+    if not missing:
+        return []
+    return [(("cameras", index), f"camera {camera.name!r} needs the camera extra, which is not installed here "
+             f"({', '.join(missing)} missing): pip install 'building-edge[camera]'")
+            for index, camera in enumerate(config.cameras)]
 
 
 def device_profiles(config: BuildingConfig) -> dict[str, Profile]:

@@ -140,7 +140,7 @@ def test_the_installed_package_is_its_own_not_the_repository(installed, tmp_path
     assert missing.stdout.split() == list(CAMERA_LIBRARIES), "the base install has no camera libraries"
 
 
-def test_readme_steps_init_check_config_and_schema(installed, tmp_path):
+def test_readme_steps_init_check_config_and_schema(installed, rig, tmp_path):
     edge = installed / "bin" / "edge"
     etc = tmp_path / "etc" / "edge"
     elsewhere = tmp_path / "home"
@@ -153,13 +153,43 @@ def test_readme_steps_init_check_config_and_schema(installed, tmp_path):
     assert "ok: building hillside-court-7" in starter.stdout
 
     # README: copy the example over the starter, with no profiles/ beside it: the shipped ones are used.
+    # The example has an elevator camera: without the camera extra that is its one problem, at its line.
     shutil.copy(REPO / "config" / "example.yaml", etc / "building.yaml")
-    example = run(edge, "check-config", etc / "building.yaml", cwd=elsewhere)
-    assert "ok: building hillside-court-7, 4 buses, 50 devices" in example.stdout
-    assert "profile" not in example.stdout  # nothing shadowed
+    camera_line = next(n for n, line in enumerate((etc / "building.yaml").read_text().splitlines(), 1) if "elevator-1-camera" in line)
+    refused = subprocess.run([str(edge), "check-config", str(etc / "building.yaml")], cwd=elsewhere, capture_output=True, text=True)
+    assert refused.returncode == 78, refused
+    problems = [line for line in (refused.stdout + refused.stderr).splitlines() if line.startswith(f"{etc / 'building.yaml'}:")]
+    assert len(problems) == 2, problems  # the camera's line and the count
+    assert problems[0].startswith(f"{etc / 'building.yaml'}:{camera_line}:")
+    assert "pip install 'building-edge[camera]'" in problems[0]
+    with_camera = run(rig / "bin" / "edge", "check-config", etc / "building.yaml", cwd=elsewhere)
+    assert "ok: building hillside-court-7, 4 buses, 50 devices" in with_camera.stdout
+    assert "profile" not in with_camera.stdout  # nothing shadowed
 
     schema = run(edge, "schema", cwd=elsewhere)
     assert json.loads(schema.stdout) == json.loads((REPO / "config" / "schema.json").read_text())
+
+
+def test_only_the_camera_and_vision_modules_need_the_camera_libraries(installed, tmp_path):
+    """Every other module of the gateway imports on a base install (OpenCV, onnxruntime and numpy are absent)."""
+    imported = run(installed / "bin" / "python", "-c", """
+import importlib, pkgutil, edge, drivers
+failed = []
+for package in (edge, drivers):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if module.name.startswith(("edge.vision.", "drivers.camera.")):
+            continue
+        try:
+            importlib.import_module(module.name)
+        except ImportError as error:
+            failed.append(f"{module.name}: {error}")
+print("\\n".join(failed))
+""", cwd=tmp_path)
+    assert imported.stdout.strip() == ""
+
+
+def test_the_base_install_stays_small(installed):
+    assert tree_bytes(installed) <= 100_000_000  # hil.bench.install measures it against the camera extra
 
 
 def fetch(url: str) -> tuple[int, str, bytes]:
