@@ -33,7 +33,8 @@ QUEUE = 256  # notices a subscriber may hold before its oldest is dropped
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """An admitted event and its seq (None only while the journal cannot tell its seq yet)."""
+    """An admitted event and its seq (None only while the journal cannot tell its seq yet).
+    The event is the one the journal holds: read it, never change its body."""
 
     seq: int | None
     event: Event
