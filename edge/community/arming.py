@@ -26,6 +26,7 @@ from edge.community.settings import IntrusionZone
 from edge.community.zones import Outcome, Step, Zone, ZoneState
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.state_files import StateFile
 
 log = structlog.get_logger("edge.community.arming")
 
@@ -62,6 +63,7 @@ class Arming:
         self._doors = {z.door: z.name for z in zones if z.door}
         self._events: asyncio.Queue[Event] = asyncio.Queue(1024)  # one per zone change; a flood of sensor flaps is bounded
         self._saving = asyncio.Lock()
+        self.file = StateFile(self.path, "zone states across a restart (zones arm and disarm from memory)", journal)
 
     # --- in --------------------------------------------------------------------------
 
@@ -126,7 +128,9 @@ class Arming:
                         try:
                             await asyncio.to_thread(_save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
                         except OSError as refused:  # a refusing disk costs the restart memory, never the zone
-                            log.error("zone states not saved", path=str(self.path), error=str(refused))
+                            await self.file.refused(refused)
+                        else:
+                            await self.file.written()
 
     async def _ticking(self) -> None:
         while True:

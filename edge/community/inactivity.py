@@ -29,12 +29,15 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from edge import runtime
 from edge.bus import Subscriber
 from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, Route
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower
+from edge.runtime import Pool
+from edge.state_files import StateFile
 
 log = structlog.get_logger("edge.community.inactivity")
 
@@ -126,6 +129,7 @@ class InactivityWatch:
         self._alerted: dict[str, set[int]] = {}
         self.checks = 0
         self._io = asyncio.Lock()
+        self.file = StateFile(self.path, "care watches across a restart (the watch itself runs from memory)", journal)
 
     async def set_care(self, args: dict[str, Any]) -> dict[str, Any]:
         """The `care.set` operation: {tenant, limit_hours, contact, ...} to watch, or {tenant, end: true}."""
@@ -148,9 +152,17 @@ class InactivityWatch:
             self.cares[care.tenant] = care
             body = care.model_dump(mode="json")
         async with self._io:
-            await asyncio.to_thread(_save, self.path, {t: c.model_dump(mode="json") for t, c in self.cares.items()})
-        seq = await self.journal.append(Event(kind=Kind.CARE_SET, priority=Priority.ACCESS, source="care", body={**body, "operator": operator}))
-        return {"ok": True, "seq": seq}
+            try:
+                await runtime.call(Pool.FILES, _save, self.path, {t: c.model_dump(mode="json") for t, c in self.cares.items()})
+            except OSError as refused:  # a refusing disk costs the restart memory, never the watch
+                await self.file.refused(refused)
+                saved = False
+            else:
+                await self.file.written()
+                saved = True
+        seq = await self.journal.append(Event(kind=Kind.CARE_SET, priority=Priority.ACCESS, source="care",
+                                              body={**body, "operator": operator, **({} if saved else {"saved": False})}))
+        return {"ok": True, "seq": seq, **({} if saved else {"saved": False, "warning": "not saved: the state disk refuses writes"})}
 
     async def run(self) -> None:
         self.cares = {t: Care.model_validate(c) for t, c in (await asyncio.to_thread(_load, self.path)).items()}
@@ -212,6 +224,9 @@ def _load(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as unreadable:  # a worker that restarts on it would watch nobody
+        log.error("care watches unreadable; none is watched until set again", path=str(path), error=str(unreadable))
         return {}
 
 
