@@ -254,3 +254,47 @@ def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_d
     assert by_id[alarm["id"]] == alarm["seq"], "the alarm the cloud heard is in the journal under the same seq"
     assert len({e.seq for e in stored}) == len(stored), "no seq given twice"
     assert [e.seq for e in stored] == sorted(e.seq for e in stored)
+
+
+def test_a_care_watch_set_on_a_read_only_state_disk_runs_from_memory_and_says_it_is_not_saved(tmp_path: Path, small_disk: SmallDisk):
+    from edge.community.inactivity import InactivityWatch
+    from edge.journal import Journal
+
+    small_disk.read_only()
+
+    async def scenario():
+        journal = await Journal.open(tmp_path / "journal.db")
+        watch = InactivityWatch(small_disk.mount, "Asia/Shanghai", journal, None, lambda: None, {"warden"}, 60)
+        answers = [await watch.set_care({"op": "care.set", "operator": "op-1", "tenant": f"t{n}", "limit_hours": 12,
+                                         "contact": "warden"}) for n in range(2)]
+        await journal.close()
+        return watch, answers
+
+    watch, answers = asyncio.run(scenario())
+    assert all(a["ok"] and a["saved"] is False for a in answers), answers
+    assert set(watch.cares) == {"t0", "t1"}, "the watch runs from memory"
+    faults = read_events(tmp_path / "journal.db", EventQuery(kinds=(Kind.STATE_FILE_REFUSED,), limit=None))
+    assert len(faults) == 1 and faults[0].body["fault"] == "read_only" and faults[0].body["file"].endswith("care.json")
+
+
+def test_the_credential_store_on_a_refusing_disk_serves_cards_from_a_copy_and_refuses_updates(tmp_path: Path, small_disk: SmallDisk):
+    import secrets
+
+    from edge.access.credential import Credential
+    from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
+
+    secret = secrets.token_bytes(32)
+    path = small_disk.mount / "credentials.db"
+    with CredentialStore.open(path, secret) as store:
+        key = store.key_for(b"\x04\xa1\xb2\xc3")
+        store.upsert(Credential(key=key, tenant="t-101", valid_from="2026-01-01T00:00:00Z", valid_until="2036-01-01T00:00:00Z",
+                                paid_through="2036-01-01"))
+    small_disk.read_only()
+    store = CredentialStore.open(path, secret)
+    try:
+        assert store.read_only is not None and "the state disk refuses writes" in store.read_only
+        assert store.lookup(b"\x04\xa1\xb2\xc3").tenant == "t-101", "cards keep working"
+        with pytest.raises(CredentialStoreUnavailable, match="read-only"):
+            store.revoke(key)
+    finally:
+        store.close()
