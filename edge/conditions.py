@@ -121,8 +121,11 @@ class ActiveConditions:
         ended = None
         for rule in self._ending.get(event.kind, ()):
             ended = self.active.pop((rule.raised_by, (rule.end_key or rule.key)(event)), None) or ended
-        if event.kind == Kind.ALARM_ENDED:
-            ended = self.active.pop((str(event.body.get("alarm")), str(event.body.get("key"))), None) or ended
+        if event.kind == Kind.ALARM_ENDED:  # only the raise it names: never one raised after it was decided
+            key = (str(event.body.get("alarm")), str(event.body.get("key")))
+            open_ = self.active.get(key)
+            if open_ is not None and event.body.get("raised_seq", open_.seq) == open_.seq:
+                ended = self.active.pop(key)
         rule = self._raising.get(event.kind)
         if rule is not None:
             self._raise(rule, event)

@@ -69,6 +69,7 @@ log = structlog.get_logger("edge.field")
 
 TICK_S = 0.25
 CUTS_FILE = "power-cuts.json"
+GONE_ACROSS_RESTART = "condition_gone_across_restart"
 MAX_QUEUED_TELEMETRY = 4096
 
 
@@ -122,6 +123,9 @@ class FieldPoints:
         self.cuts: dict[str, dict[str, Any]] = load_cuts(self.state_dir / CUTS_FILE, self._circuits)  # circuit -> cause
         self._commanded_open.update(cut["breaker"] for cut in self.cuts.values())
         self._held_clears: dict[str, dict[tuple[str, str], Event]] = {}  # cut circuit -> (point, condition) -> clear
+        self._rechecks: dict[tuple[str, str, str], list[Any]] = {}  # open last run: (owner, point, condition) -> [clear, since, first fresh read]
+        self._settle_s = {c.name: _longest_duration(c.safety) for c in config.circuits} | {
+            w.name: _longest_duration(w.safety) for w in config.pressure_points}
         self._cuts_file = StateFile(self.state_dir / CUTS_FILE, "the record of circuits the gateway cut", journal)
         self.status = status_points(config, profiles)
         started = clock()
@@ -231,10 +235,55 @@ class FieldPoints:
             self._emit(status_event(status, rule, transition, value))
 
     def tick(self, now: float) -> None:
-        """Advance every monitor without readings, so a silent point goes stale."""
+        """Advance every monitor without readings, so a silent point goes stale; judge the alarms
+        the last run left open once their points have been read fresh."""
         for point in self.points:
             for transition in point.monitor.tick(now):
                 self._on_transition(point, transition)
+        if self._rechecks:
+            self._judge_carried(now)
+
+    # --- alarms the last run left open ---------------------------------------------
+
+    def recheck(self, carried: list[Any]) -> None:
+        """Point alarms (`edge.conditions.Active`) a previous run left open: each is cleared with
+        `condition_gone_across_restart` unless its monitor, fed fresh readings for as long as the
+        rule takes to raise, raises it again. One on a cut circuit stays until the re-close; one
+        whose point is no longer configured is cleared at once."""
+        points = {(p.owner, str(p.key)): p for p in self.points}
+        statuses = {(s.owner, str(s.key)) for s in self.status.values()}
+        started = self._clock()
+        for condition in carried:
+            where = (condition.source, str(condition.body.get("point")))
+            clear = Event(Kind.CONDITION_CLEARED, Priority.ALARM, condition.source, {**condition.body, "reason": GONE_ACROSS_RESTART})
+            point = points.get(where)
+            if point is None and where not in statuses:
+                self._emit(Event(clear.kind, clear.priority, clear.source, {**condition.body, "reason": "source_gone_from_config"}))
+            elif point is not None and point.circuit is not None and point.circuit.name in self.cuts:
+                self._held_clears.setdefault(point.circuit.name, {})[(where[1], str(condition.body.get("condition")))] = clear
+            else:
+                self._rechecks[(*where, str(condition.body.get("condition")))] = [clear, started, None]
+
+    def _judge_carried(self, now: float) -> None:
+        points = {(p.owner, str(p.key)): p for p in self.points}
+        statuses = {(s.owner, str(s.key)): s for s in self.status.values()}
+        for key, recheck in list(self._rechecks.items()):
+            (owner, ref, condition), (clear, since, fresh) = key, recheck
+            point, status = points.get((owner, ref)), statuses.get((owner, ref))
+            read_at = point.read_at if point is not None else status.read_at if status is not None else None
+            if read_at is None or read_at < since:
+                continue  # not read since the start: nothing to judge by yet
+            if fresh is None:
+                fresh = recheck[2] = read_at
+            if point is not None:
+                active = {str(c) for c in point.active}
+            else:
+                active = {"status"} if status is not None and status.active else set()
+            if condition not in active and now - fresh < self._settle_s.get(owner, 0.0) + 2 * self._poll_interval(PointKey.parse(ref)):
+                continue  # a rule that takes its time to raise gets it
+            del self._rechecks[key]
+            if condition not in active:
+                self._emit(clear)  # otherwise its monitor has raised it again in this run
 
     def _on_transition(self, point: FieldPoint, transition: Transition) -> None:
         if transition.change is Change.RAISED:
@@ -406,6 +455,15 @@ class FieldPoints:
             self.cuts[trip.circuit] = {"breaker": trip.breaker, "reason": str(trip.reason), **because, "since": self._wall()}
             await self._save_cuts()
 
+    def adopt_cut(self, circuit: str, cause: dict[str, Any]) -> None:
+        """The journal says `circuit` is cut and no re-close followed, but the state dir forgot it
+        (a damaged or refused power-cuts.json): the breaker is still the gateway's."""
+        found = self._circuits.get(circuit)
+        if found is None or found.breaker is None or circuit in self.cuts:
+            return
+        self.cuts[circuit] = {"breaker": found.breaker, **{k: cause.get(k) for k in ("reason", "point", "reading", "threshold", "unit")}}
+        self._commanded_open.add(found.breaker)
+
     def _cause_unit(self, point: str) -> str:
         return next((p.unit for p in self.points if str(p.key) == point), "")
 
@@ -507,3 +565,22 @@ def load_cuts(path: Path, circuits: dict[str, Circuit]) -> dict[str, dict[str, A
         return {}
     return {name: cut for name, cut in saved.items()
             if isinstance(cut, dict) and name in circuits and cut.get("breaker") == circuits[name].breaker}
+
+
+def _longest_duration(settings: Any) -> float:
+    """The longest `duration_s` anywhere in a point's safety settings: how long its rules may take
+    to raise an alarm that still holds."""
+    found = [0.0]
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for name, inner in value.items():
+                if name == "duration_s" and isinstance(inner, int | float):
+                    found.append(float(inner))
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(settings.model_dump() if hasattr(settings, "model_dump") else {})
+    return max(found)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from edge.carryover import carry_over
 from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
 from edge.control import ControlServer, socket_places
@@ -112,6 +113,9 @@ class Gateway:
             work.update(vision.work)
             control.update(vision.control)
             guards = vision.guards
+        # What the last run left open (an alarm before a SIGKILL) is kept, rechecked or ended.
+        fire = self.doors.fire if self.doors is not None else None
+        work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire)
         work["control"] = ControlServer(socket_places(self.config), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control,

@@ -1,0 +1,90 @@
+"""Conditions a previous run left open, and what this run does with each.
+
+A gateway stopped (or killed) while an alarm was active must not leave the cloud holding an
+alarm without an end. At start, the conditions the journal holds open are read off the loop and
+each goes the way its feature declared (`Rule.at_restart`):
+
+- kept: the state outlived the process (the fire latch, a cut circuit, a held car a new guard
+  releases), and its own event ends it; a cut the state dir forgot is taken back from the journal;
+- rechecked: a point's alarm is judged again on the first fresh reading (`FieldPoints.recheck`),
+  raised again by its monitor if it still holds, or cleared with `condition_gone_across_restart`;
+- ended: `alarm.ended` with the reason; the feature raises it again if it still holds.
+
+A condition whose source is no longer in the config is ended with `source_gone_from_config`.
+`alarm.ended` names the raising seq, so it never ends a raise of this run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import structlog
+
+from edge import runtime
+from edge.conditions import Active, ActiveConditions, AtRestart, ending_kinds, raising_kinds
+from edge.config import BuildingConfig
+from edge.events import Event, Kind, Priority
+from edge.journal import EventQuery, Journal, read_events
+from edge.runtime import Pool
+
+log = structlog.get_logger("edge.carryover")
+
+GONE = "source_gone_from_config"
+RESTARTED = "gateway_restarted"
+# Sources that are the gateway's own parts, not names in the config.
+OWN_SOURCES = frozenset({"fire", "journal", "uplink", "gateway", "state", "clock", "credentials", "care", "readers"})
+
+
+def open_conditions(path: Path, conditions: ActiveConditions) -> list[Active]:
+    """Blocking (the reads pool): the conditions the journal holds open now."""
+    kinds = tuple(sorted(raising_kinds(conditions.rules) | ending_kinds(conditions.rules)))
+    for event in read_events(path, EventQuery(kinds=kinds, limit=None)):
+        conditions.apply(event)
+    return conditions.now(time.time())
+
+
+def configured_names(config: BuildingConfig) -> frozenset[str]:
+    """Every name a condition's source can be."""
+    community = config.community
+    groups: list[Iterable[object]] = [config.doors, config.readers, config.devices, config.circuits, config.pressure_points,
+                                      config.cameras, community.detectors, community.inputs, community.zones]
+    return OWN_SOURCES | {str(getattr(item, "name")) for group in groups for item in group}
+
+
+def ending(condition: Active, reason: str) -> Event:
+    """The event that ends `condition` for a reason outside its feature."""
+    if condition.kind == Kind.CONDITION_RAISED:  # a point's alarm ends the way the cloud already knows
+        return Event(Kind.CONDITION_CLEARED, Priority.ALARM, condition.source, {**condition.body, "reason": reason})
+    return Event(Kind.ALARM_ENDED, Priority.ALARM, condition.source, {
+        "alarm": condition.kind, "key": condition.key, "raised_seq": condition.seq, "reason": reason, "text": condition.text})
+
+
+async def carry_over(journal: Journal, config: BuildingConfig, field: object | None = None, fire: object | None = None) -> None:
+    """Settle what the last run left open (a one-shot worker at start; the doors are already up)."""
+    conditions = ActiveConditions()
+    carried = await runtime.call(Pool.READS, open_conditions, journal.path, conditions)
+    known = configured_names(config)
+    recheck: list[Active] = []
+    for condition in carried:
+        rule = conditions.rule_of(condition.kind)
+        if rule is None:
+            continue
+        if condition.source not in known:
+            await journal.append(ending(condition, GONE))
+        elif rule.at_restart is AtRestart.RECHECK:
+            recheck.append(condition)
+        elif rule.at_restart is AtRestart.END:
+            await journal.append(ending(condition, RESTARTED))
+        elif condition.kind == Kind.FIRE_RELEASE and not getattr(fire, "active", False):
+            await journal.append(ending(condition, "fire_latch_not_held_at_start"))
+        elif condition.kind == Kind.TRIP_CONFIRMED and field is not None:
+            field.adopt_cut(condition.key, condition.body)  # the journal says cut: the breaker is the gateway's
+    if recheck:
+        if field is None:
+            for condition in recheck:
+                await journal.append(ending(condition, GONE))
+        else:
+            field.recheck(recheck)
+    log.info("conditions carried over from the last run", open=len(carried), rechecked=len(recheck))

@@ -1,0 +1,113 @@
+"""Alarms end: one open when the gateway stopped (SIGKILL or SIGTERM) is judged on the first fresh
+readings after the restart, and a cut circuit stays cut across a restart until its re-close."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from drivers.modbus.profile import load_profile
+from edge.conditions import ActiveConditions
+from edge.journal import EventQuery, read_events
+from hil.modbus_sim import SimulatedDevice
+
+from conftest import edge
+from test_points_cli import PROFILES, SimulatorThread, _config, _wait
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _start(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(daemon: subprocess.Popen, how: signal.Signals) -> None:
+    daemon.send_signal(how)
+    try:
+        daemon.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+
+
+def _open(journal: Path) -> list:
+    conditions = ActiveConditions()
+    for event in read_events(journal, EventQuery(limit=None)):
+        conditions.apply(event)
+    return conditions.now(time.time())
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_an_alarm_open_at_a_stop_ends_after_the_restart_when_its_condition_is_gone(write_config, how):
+    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
+    monitor.set_value("current_a", 10.0)
+    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    tank.set_value("ch1_ma", 8.0)  # 1.25 m: below the alarm level
+    with SimulatorThread([monitor, breaker, tank]) as port:
+        config = _config(write_config, port)
+        journal = config.parent / "state" / "journal.db"
+        daemon = _start(config)
+        try:
+            _wait(lambda: journal.exists() and [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
+                                                if e.source == "tank-roof" and e.body["severity"] == "alarm"])
+            _stop(daemon, how)
+            tank.set_value("ch1_ma", 16.0)  # refilled while the gateway was down: 3.75 m
+            daemon = _start(config)
+            cleared = _wait(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
+                                     if e.source == "tank-roof" and e.body.get("reason") == "condition_gone_across_restart"], 60)
+            still = [c for c in _open(journal) if c.source == "tank-roof"]
+        finally:
+            _stop(daemon, signal.SIGTERM)
+    assert cleared and cleared[0].body["condition"] == "under_threshold"
+    assert still == [], "no alarm of the tank is left without an end"
+
+
+def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left_the_config_ends(write_config):
+    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
+    monitor.set_value("current_a", 10.0)
+    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    tank.set_value("ch1_ma", 8.0)
+    with SimulatorThread([monitor, breaker, tank]) as port:
+        config = _config(write_config, port)
+        journal = config.parent / "state" / "journal.db"
+        daemon = _start(config)
+        try:
+            _wait(lambda: journal.exists() and [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
+                                                if e.source == "tank-roof" and e.body["severity"] == "alarm"])
+            monitor.set_value("current_a", 45.0)
+            _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
+            monitor.set_value("current_a", 0.0)
+            _stop(daemon, signal.SIGKILL)
+            text = config.read_text()
+            config.write_text(text[:text.index("pressure_points:")])  # the tank is taken out of the config
+            daemon = _start(config)
+            gone = _wait(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
+                                  if e.source == "tank-roof" and e.body.get("reason") == "source_gone_from_config"], 60)
+
+            def cut_rows():
+                listed = edge("points", "--config", str(config), "--json")
+                rows = {p["point"]: p for p in map(json.loads, listed.stdout.splitlines())} if listed.returncode == 0 else {}
+                return rows if rows.get("mon.current_a", {}).get("state") == "cut" and (rows["mon.current_a"].get("age_s") is not None and rows["mon.current_a"]["age_s"] < 5) else None
+
+            rows = _wait(cut_rows, 30)
+            cut_open = [c.kind for c in _open(journal) if c.source == "f2-c1"]
+            closed = edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
+                          "--config", str(config))
+            after = [c.kind for c in _open(journal) if c.source == "f2-c1"]
+        finally:
+            _stop(daemon, signal.SIGTERM)
+    assert gone and rows["brk.closed"]["state"] == "cut"
+    assert "power.trip_confirmed" in cut_open and "alarm.raised" in cut_open, "the cut and its cause outlived the kill"
+    assert closed.returncode == 0, closed.stderr
+    assert after == [], "the re-close ended the cut and, with it, the alarm held by it"
