@@ -87,6 +87,12 @@ def parse_request(line: bytes) -> dict[str, Any]:
         raw = json.loads(line)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         raise ValueError(f"the request is not one JSON line of at most {MAX_MESSAGE // 1024} KiB") from None
+    return check_request(raw)
+
+
+def check_request(raw: Any) -> dict[str, Any]:
+    """`raw` as a request every operation may be handed (the socket's and the cloud's alike); ValueError
+    says every problem, one per field."""
     if not isinstance(raw, dict):
         raise ValueError("the request is a JSON object: {\"op\": ..., ...}")
     try:

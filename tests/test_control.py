@@ -81,3 +81,27 @@ def test_a_reason_up_to_the_bound_in_any_script_is_taken(tmp_path, reason):
     from edge.control import parse_request
 
     assert parse_request(json.dumps({**GOOD, "reason": reason}).encode())["reason"] == reason
+
+
+def test_a_cloud_command_meets_the_same_bounds_before_its_operation_runs():
+    from edge.uplink.commands import CommandOutcome, CommandTable
+    from edge.uplink.wiring import as_command
+
+    seen: list[dict] = []
+
+    async def unlock(request: dict) -> dict:
+        seen.append(request)
+        return {"ok": True}
+
+    async def scenario():
+        table = CommandTable()
+        table.register("door.unlock", as_command("door.unlock", unlock))
+        long = await table.run("door.unlock", {"door": "front", "operator": "cloud-1", "reason": "x" * 60_000})
+        nested = await table.run("door.unlock", {"door": {"name": "front"}, "operator": "cloud-1"})
+        good = await table.run("door.unlock", {"door": "front", "operator": "cloud-1", "reason": "courier"})
+        return long, nested, good
+
+    long, nested, good = asyncio.run(scenario())
+    assert long.outcome is CommandOutcome.FAILED and long.detail["error"].startswith("reason: String should have at most 500")
+    assert nested.outcome is CommandOutcome.FAILED and nested.detail["error"].startswith("door: ")
+    assert good.outcome is CommandOutcome.DONE and seen == [{"door": "front", "operator": "cloud-1", "reason": "courier"}]

@@ -6,7 +6,7 @@ from typing import Callable, Mapping
 
 from edge.access.credentials import CredentialStore
 from edge.config import BuildingConfig
-from edge.control import Handler
+from edge.control import Handler, check_request
 from edge.deadline import Deadline
 from edge.doors.wiring import Doors, open_store
 from edge.journal import Journal
@@ -30,16 +30,20 @@ def assemble_uplink(
 
     commands = CommandTable()
     for name, handler in control.items():
-        commands.register(name, as_command(handler))
+        commands.register(name, as_command(name, handler))
     return Uplink(config, digest, journal, credentials, commands, stop_deadline=stop_deadline)
 
 
-def as_command(operation: Handler) -> CommandHandler:
+def as_command(name: str, operation: Handler) -> CommandHandler:
     """A control operation as a cloud command. An operation says no by answering
     `{"ok": false, "error": ...}` (the socket's protocol); to the cloud that is a failed
     command with its error, not one that was done."""
 
     async def run(args: dict) -> dict:
+        try:  # the cloud's arguments meet the same bounds as the socket's (a reason's length, flat fields)
+            check_request({"op": name, **args})
+        except ValueError as problem:
+            raise CommandFailed(str(problem)[:500]) from None
         answer = await operation(args)
         if answer.get("ok") is False:
             raise CommandFailed(str(answer.get("error") or "refused"), answer)
