@@ -50,7 +50,7 @@ def _value(text: str, name: str, **labels: str) -> float | None:
 
 
 def _sample(**changes) -> Sample:
-    base = dict(devices={}, readers={}, decisions={}, alarms_active=0, journal_head_seq=12, disk=None, uplink_enabled=False,
+    base = dict(devices={}, readers={}, decisions={}, alarms_active=[], journal_head_seq=12, disk=None, uplink_enabled=False,
                 uplink_connected=None, uplink_synced_seq=None, loop_lag_s=0.0, page_streams=0, rss_bytes=None)
     return Sample(**(base | changes))
 

@@ -79,7 +79,7 @@ class Sample:
     devices: dict[str, tuple[DeviceCounters, bool, float | None]]  # counters, online, seconds since the last good reading
     readers: dict[str, bool]
     decisions: dict[str, int]
-    alarms_active: int
+    alarms_active: list[tuple[str, str, str]]  # (kind, source, severity) of each condition active now (edge.conditions)
     journal_head_seq: int
     disk: Disk | None
     uplink_enabled: bool
@@ -125,7 +125,11 @@ class GatewayCollector(Collector):
         for reason, count in sorted(s.decisions.items()):
             decisions.add_metric([reason], count)
         yield decisions
-        yield GaugeMetricFamily("edge_alarms_active", "Alarms active now", value=s.alarms_active)
+        active = GaugeMetricFamily("edge_alarms_active", "Conditions active now, one series each (edge.conditions): alarms, "
+                                   "warnings and faults; the page and edge status list the same", labels=["kind", "source", "severity"])
+        for kind, source, severity in sorted(set(s.alarms_active)):
+            active.add_metric([kind, source, severity], 1.0)
+        yield active
         yield GaugeMetricFamily("edge_journal_head_seq", "Seq of the newest committed event", value=s.journal_head_seq)
         fault = s.journal_fault
         yield GaugeMetricFamily("edge_journal_degraded", "1 while the journal's disk refuses writes (events held in memory, doors and fire go on)",

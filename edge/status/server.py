@@ -225,7 +225,7 @@ class StatusServer:
         uplink = self.uplink
         return Sample(
             devices=devices, readers=self.readers_online(), decisions=dict(self.view.decisions),
-            alarms_active=len(self.view.alarms(time.time())), journal_head_seq=self.journal.head_seq, disk=disk,
+            alarms_active=[(c.kind, c.source, str(c.severity)) for c in self.view.active.now(time.time())], journal_head_seq=self.journal.head_seq, disk=disk,
             uplink_enabled=uplink is not None, uplink_connected=uplink.connected.is_set() if uplink is not None else None,
             uplink_synced_seq=uplink.pusher.synced_seq if uplink is not None else None,
             loop_lag_s=self.loop_lag_s, page_streams=len(self.tail.listeners), rss_bytes=resident_bytes(),
