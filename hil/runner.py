@@ -5,7 +5,9 @@ Expectations are judged from outside, as a rig engineer would: events from the d
 journal file (read-only, as `edge events` reads it), points from the devices themselves,
 the cloud from the reference cloud's own store. Only events journaled after the last stimulus
 began count for an expectation; its deadline counts from when the stimulus was complete (a
-person's Enter, a hook's return, a restarted daemon's READY), and measured times from when it began.
+person's Enter, a hook's return, the end of a clip, a restarted daemon's READY), and so does the
+time it reports, so the two compare: an event journaled while the stimulus was still being given
+shows a negative time.
 """
 
 from __future__ import annotations
@@ -185,7 +187,7 @@ class Player:
         self.modem: ModemSimulator | None = None
         self.feeds: dict[str, CameraFeed] = {}
         self._held = contextlib.ExitStack()  # the modem's pty pair
-        self.mark_ns = self.given_ns = time.time_ns()
+        self.given_ns = time.time_ns()
         self.mark_mono = self.given_mono = time.monotonic()
         self.mark_seq = 0
 
@@ -406,7 +408,7 @@ class Player:
 
     def describe(self, event: StoredEvent) -> str:
         body = json.dumps(event.body, separators=(",", ":"), default=str)
-        return f"seq {event.seq:<5} {(event.wall_ns - self.mark_ns) / 1e6:+8.0f} ms  {event.kind}  {event.source}  {body[:200]}"
+        return f"seq {event.seq:<5} {(event.wall_ns - self.given_ns) / 1e6:+8.0f} ms  {event.kind}  {event.source}  {body[:200]}"
 
     async def nearest(self, kind: str | None) -> list[str]:
         """What happened instead: events of the kind since the stimulus, else the alarms, faults and
@@ -426,13 +428,13 @@ class Player:
     # --- the timeline ---------------------------------------------------------------------
 
     async def mark(self) -> None:
-        """A stimulus begins: events after this seq count for the next expectations, and times are measured from now."""
+        """A stimulus begins: events after this seq (SMS after this instant) count for the next expectations."""
         self.mark_seq = await self.head_seq()
-        self.mark_ns = self.given_ns = time.time_ns()
+        self.given_ns = time.time_ns()
         self.mark_mono = self.given_mono = time.monotonic()
 
     def given(self) -> None:
-        """The stimulus is complete (a person pressed Enter, a hook returned): deadlines count from now."""
+        """The stimulus is complete (a person pressed Enter, a hook returned): deadlines and measured times count from now."""
         self.given_ns, self.given_mono = time.time_ns(), time.monotonic()
 
     def step_text(self, index: int) -> str:
@@ -540,19 +542,18 @@ class Player:
     def _deadline(self, within_ms: int) -> float:
         return self.given_mono + within_ms / 1000
 
-    def _late(self, after_ms: float, within_ms: int) -> str | None:
-        """Why something seen `after_ms` after the stimulus was done misses its deadline, or None.
+    @staticmethod
+    def _judge(result: StepResult, after_ms: float, within_ms: int, found: str) -> None:
+        """What an expectation found, `after_ms` after the stimulus was done, against its deadline.
 
         Every expectation asks this of what it found, not only of its waiting: the steps before it
         may have used its time up (a window, a slower expectation), and a point or a port first
         looked at after the deadline says nothing about whether it was so in time.
         """
-        if after_ms <= within_ms:
-            return None
-        return f"{after_ms:.0f} ms after the stimulus was done, past its {within_ms} ms deadline"
-
-    def _late_mono(self, seen_mono: float, within_ms: int) -> str | None:
-        return self._late((seen_mono - self.given_mono) * 1000, within_ms)
+        result.measured_ms, result.detail = after_ms, found
+        if after_ms > within_ms:
+            result.passed = False
+            result.detail = f"{found}, {after_ms:.0f} ms after the stimulus was done: past its {within_ms} ms deadline"
 
     @staticmethod
     def _matches(event: StoredEvent, source: str | None, fields: dict[str, Any], has: Sequence[str] = ()) -> bool:
@@ -574,11 +575,8 @@ class Player:
                         if self._matches(e, step.source, step.fields, step.has)]
             if len(matching) >= step.count:
                 event = matching[step.count - 1]
-                result.measured_ms = (event.wall_ns - self.mark_ns) / 1e6
-                result.detail = f"seq {event.seq}"
-                if late := self._late((event.wall_ns - self.given_ns) / 1e6, step.within_ms):
-                    result.passed = False
-                    result.detail = f"seq {event.seq} came {late}"
+                self._judge(result, (event.wall_ns - self.given_ns) / 1e6, step.within_ms, f"seq {event.seq}")
+                if not result.passed:
                     result.nearest = [self.describe(e) for e in matching[:NEAREST]]
                 return
             if time.monotonic() > deadline:
@@ -598,10 +596,7 @@ class Player:
             if not seen or seen[-1] != value:
                 seen.append(value)
             if _same(value, step.equals):
-                result.measured_ms = (read - self.mark_mono) * 1000
-                result.detail = f"read {json.dumps(value)}"
-                if late := self._late_mono(read, step.within_ms):
-                    result.passed, result.detail = False, f"read {json.dumps(value)} first {late}"
+                self._judge(result, (read - self.given_mono) * 1000, step.within_ms, f"read {json.dumps(value)}")
                 return
             if read > deadline:
                 break
@@ -616,10 +611,7 @@ class Player:
         while True:
             waiting = [w for w in self.rig.not_listening(self.daemon.pid) if w.startswith(f"reader {step.expect_open} ")]
             if not waiting:
-                seen = time.monotonic()
-                result.measured_ms = (seen - self.mark_mono) * 1000
-                if late := self._late_mono(seen, step.within_ms):
-                    result.passed, result.detail = False, f"open first {late}"
+                self._judge(result, (time.monotonic() - self.given_mono) * 1000, step.within_ms, "open")
                 return
             if time.monotonic() > deadline:
                 break
@@ -638,7 +630,7 @@ class Player:
         result.measured_ms = float(step.for_ms)
         if found:
             result.passed = False
-            result.detail = f"{len(found)} such event(s), the first {(found[0].wall_ns - self.mark_ns) / 1e6:.0f} ms after the stimulus"
+            result.detail = f"{len(found)} such event(s), the first {(found[0].wall_ns - self.given_ns) / 1e6:.0f} ms after the stimulus was done"
             result.nearest = [self.describe(e) for e in found[:NEAREST]]
         else:
             result.detail = "none"
@@ -653,10 +645,7 @@ class Player:
             messages = self._sms_since_mark()
             found = next((m for m in messages if m.number == step.to and step.contains in m.text), None)
             if found is not None:
-                result.measured_ms = (found.at - self.mark_mono) * 1000
-                result.detail = f"{found.text[:80]!r}"
-                if late := self._late_mono(found.at, step.within_ms):
-                    result.passed, result.detail = False, f"{found.text[:80]!r} came {late}"
+                self._judge(result, (found.at - self.given_mono) * 1000, step.within_ms, f"{found.text[:80]!r}")
                 return
             if time.monotonic() > deadline:
                 break
@@ -687,11 +676,8 @@ class Player:
         while True:
             held = [e for e in self.cloud.events(building) if e["seq"] <= head]
             if [e["id"] for e in held] == [e.id for e in journal]:
-                seen = time.monotonic()
-                result.measured_ms = (seen - self.mark_mono) * 1000
-                result.detail = f"{len(held)} events, {self.cloud.duplicates} duplicate deliveries dropped by id"
-                if late := self._late_mono(seen, step.within_ms):
-                    result.passed, result.detail = False, f"{result.detail}, held in full first {late}"
+                self._judge(result, (time.monotonic() - self.given_mono) * 1000, step.within_ms,
+                            f"{len(held)} events, {self.cloud.duplicates} duplicate deliveries dropped by id")
                 return
             if time.monotonic() > deadline:
                 break

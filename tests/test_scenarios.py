@@ -530,8 +530,9 @@ def test_an_expectation_first_looked_at_after_its_deadline_fails_however_true_it
     assert window.passed and in_time.passed
     assert not point.passed and not port.passed
     assert point.expected == "doors-io.relay_1 = false within 100 ms"
-    assert point.detail.startswith("read false first ") and point.detail.endswith(" ms after the stimulus was done, past its 100 ms deadline")
-    assert port.detail.startswith("open first ") and port.detail.endswith(" ms after the stimulus was done, past its 100 ms deadline")
+    assert point.detail.startswith("read false, ") and point.detail.endswith(" ms after the stimulus was done: past its 100 ms deadline")
+    assert port.detail.startswith("open, ") and port.detail.endswith(" ms after the stimulus was done: past its 100 ms deadline")
+    assert point.measured_ms >= 1000 and port.measured_ms >= 1000, "times count from the stimulus, like the deadline"
 
 
 @pytest.mark.timeout(90)
