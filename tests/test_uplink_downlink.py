@@ -64,13 +64,17 @@ def test_commands_are_verified_run_once_and_journaled_with_their_result(write_co
             await until(lambda: uplink.connected.is_set())
             result = await cloud.command(B, "status.snapshot")
             assert result["outcome"] == "done" and result["detail"]["credential_version"] == 0
+            await journal.append(Event(Kind.SMOKE_ALARM, Priority.ALARM, "room-301", {"area": "unit-301"}))
+            state = await cloud.command(B, "state")
+            assert state["outcome"] == "done"
+            assert [(a["kind"], a["source"], a["severity"]) for a in state["detail"]["active"]] == [("alarm.smoke", "room-301", "alarm")]
             unknown = await cloud.command(B, "door.unlock", {"door": "lobby"})
             assert unknown["outcome"] == "unknown_command"
             expired = cloud.sign(B, DownlinkKind.COMMAND, {"command": "status.snapshot", "args": {}}, ttl_s=10, now=0)
             await cloud.send(B, "commands", expired)
             replayed = cloud.sign(B, DownlinkKind.COMMAND, {"command": "status.snapshot", "args": {}})
             await cloud.send(B, "commands", replayed)
-            await until(lambda: len(cloud.book(B).command_results) == 3)
+            await until(lambda: len(cloud.book(B).command_results) == 4)
             await stop_gateway(journal, store, uplink, task)
             # a restart does not forget the nonce: the same message is still a replay
             journal, store, uplink, task = await start_gateway(config_path)
@@ -80,7 +84,7 @@ def test_commands_are_verified_run_once_and_journaled_with_their_result(write_co
             await stop_gateway(journal, store, uplink, task)
             await cloud.stop()
             executed = [e.body["command"] for e in journaled(config_path) if e.kind == Kind.COMMAND_EXECUTED]
-            assert executed == ["status.snapshot", "door.unlock", "status.snapshot"]
+            assert executed == ["status.snapshot", "state", "door.unlock", "status.snapshot"]
             assert sorted(refusals(config_path)) == ["expired", "replayed"]
 
     asyncio.run(scenario())

@@ -24,11 +24,15 @@ from typing import Callable
 
 import structlog
 
+from edge import runtime
 from edge.access.credentials import CredentialStore
+from edge.carryover import open_conditions
+from edge.conditions import ActiveConditions
 from edge.config import BuildingConfig
 from edge.deadline import Deadline
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.runtime import Pool
 from edge.supervisor import Backoff
 from edge.uplink.commands import CommandTable
 from edge.uplink.cursor import SyncCursor
@@ -93,6 +97,7 @@ class Uplink:
         self.nonces = NonceBook(state)
         self.commands = commands or CommandTable()
         self.commands.register("status.snapshot", self._status_snapshot)
+        self.commands.register("state", self._state)
         self.pusher = Pusher(
             journal, self.cursor, self.topics,
             Batching(uplink.batch_events, uplink.batch_ms / 1000, uplink.batch_bytes, uplink.bandwidth_bytes_per_s),
@@ -237,6 +242,13 @@ class Uplink:
             "credential_version": self._credential_version(),
             "commands": self.commands.names,
         }
+
+    async def _state(self, args: dict) -> dict:
+        """What is active in the building now (the cloud's `state` command): the same conditions the
+        page, edge status and /metrics show, folded from the journal on the reads pool."""
+        active = await runtime.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
+        return {"head_seq": self.journal.head_seq, "active": [c.as_json() for c in active],
+                "cut_circuits": [c.key for c in active if c.kind == Kind.TRIP_CONFIRMED]}
 
     def _credential_version(self) -> int | None:
         store = self.credentials()
