@@ -768,7 +768,7 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
                                            passed=False, expected="exit code 0", detail=f"exit code {code}: {player.daemon.log_tail(8)}"))
         result.duration_s = time.monotonic() - started
         try:
-            if keep is not None:
+            if keep is not None and result.outcome != "skipped":  # nothing ran: nothing to read afterwards
                 result.workdir = str(await asyncio.to_thread(keep_state, workdir, Path(keep), Path(path).stem))
         except OSError as problem:
             result.outcome = "error"

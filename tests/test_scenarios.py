@@ -565,7 +565,8 @@ def test_a_run_where_every_scenario_was_skipped_fails_unless_skips_are_allowed(t
     said = capsys.readouterr()
     assert "0 of 2 scenario(s) passed, 2 skipped" in said.out
     assert "every scenario (2) was skipped, so nothing was tested" in said.err and "--allow-skip" in said.err
-    assert hil_main(["run", str(first), str(second), "--allow-skip"]) == 0
+    assert hil_main(["run", str(first), str(second), "--allow-skip", "--keep", str(tmp_path / "kept")]) == 0
+    assert not (tmp_path / "kept").exists(), "a skipped scenario ran nothing, so nothing is kept"
 
 
 def test_list_and_k_select_scenarios_by_file_or_name(tmp_path, capsys, monkeypatch):
