@@ -723,7 +723,7 @@ async def play(path: Path, rig: RigFile | None = None, rig_path: Path | None = N
                prompt_in=None, prompt_out=None, data: Path | None = None) -> ScenarioResult:
     """Play one scenario file and say what happened; never raises for a scenario's own problems.
 
-    `keep`: a directory the scenario's own (config, journal, daemon log) is copied into afterwards.
+    `keep`: a directory to copy the scenario's state (config, journal, daemon log) into afterwards.
     """
     started = time.monotonic()
     result = ScenarioResult(path=str(path), name=Path(path).stem)
