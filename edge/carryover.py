@@ -16,6 +16,7 @@ A condition whose source is no longer in the config is ended with `source_gone_f
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -64,7 +65,11 @@ def ending(condition: Active, reason: str) -> Event:
 async def carry_over(journal: Journal, config: BuildingConfig, field: object | None = None, fire: object | None = None) -> None:
     """Settle what the last run left open (a one-shot worker at start; the doors are already up)."""
     conditions = ActiveConditions()
-    carried = await runtime.call(Pool.READS, open_conditions, journal.path, conditions)
+    try:
+        carried = await runtime.call(Pool.READS, open_conditions, journal.path, conditions)
+    except (OSError, sqlite3.Error) as unreadable:  # a journal the disk never let be made holds nothing open
+        log.warning("conditions of the last run not read; none carried over", error=str(unreadable))
+        return
     known = configured_names(config)
     recheck: list[Active] = []
     for condition in carried:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import structlog
 
+from edge import runtime
 from edge.carryover import carry_over
 from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
@@ -33,6 +34,7 @@ from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identit
 from edge.journal import Journal, JournalLimits
 from edge.journal.owner import JournalOwner
 from edge.notify import Systemd
+from edge.runtime import Pool
 from edge.status.server import StatusServer
 from edge.supervisor import Supervisor, Work
 from edge.uplink.wiring import Uplink, assemble_uplink
@@ -128,6 +130,15 @@ class Gateway:
         gc.freeze()
         return work
 
+    async def _close_uplink(self, budget: Deadline) -> None:
+        """Close the uplink's state files once its worker has stopped (a save in progress ends first)."""
+        assert self.uplink is not None
+        try:
+            async with asyncio.timeout(max(0.0, budget.left() - JOURNAL_KEEPS_S)):
+                await runtime.call(Pool.FILES, self.uplink.close)
+        except TimeoutError:
+            log.error("the uplink's state files did not close in time")
+
     def _wake(self, workers: Iterable[str]) -> None:
         """A device came back: its drivers restart now rather than at their backoff."""
         for name in workers:
@@ -154,7 +165,7 @@ class Gateway:
             loop.add_signal_handler(signum, self.stopping.set)
         # Only this process writes the journal: a command that would journal without us takes this lock
         # and so refuses while we run (edge/journal/owner.py). One that holds it now is done within seconds.
-        owner = await asyncio.to_thread(JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
+        owner = await runtime.call(Pool.FILES, JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
         journal = self.journal = await Journal.open(self.config.journal_path, journal_limits(self.config),
                                                     spill_places=self.config.spill_paths)
         started = Event(
@@ -179,6 +190,8 @@ class Gateway:
         # (each of their own deadlines on the way out is a share of what is left; see edge.deadline).
         budget = Deadline.within(STOP_WITHIN_S)
         stuck = await supervisor.stop(budget.keeping(JOURNAL_KEEPS_S))
+        if self.uplink is not None and not stuck:
+            await self._close_uplink(budget)
         if pinger:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)

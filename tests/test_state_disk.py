@@ -127,7 +127,9 @@ def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a
     with Broker() as broker, SimulatorThread([io]) as port:
         config = _config(write_config, building_dir, small_disk.mount, run, bus_port=port, broker_port=broker.port)
         if uplink_db:
-            SyncCursor(small_disk.mount / "uplink.db").close()
+            cursor = SyncCursor(small_disk.mount / "uplink.db")
+            cursor.opened()  # the file as a previous run left it
+            cursor.close()
         getattr(small_disk, refuse)()
         daemon = _start(config, log)
         try:

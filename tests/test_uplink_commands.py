@@ -62,10 +62,14 @@ def test_a_breaker_close_refused_while_in_alarm_is_a_failed_command_with_its_err
                 assert breaker.value_of("closed") is False
 
                 monitor.set_value("current_a", 0.0)
-                await until(lambda: any(e.kind == Kind.CONDITION_CLEARED for e in journaled(config_path)), timeout_s=30)
+                # the monitor judged the zero (its clear is held while the circuit is cut): the telemetry says so
+                await until(lambda: any(e.kind == Kind.POINT_READING and e.body.get("value") == 0.0
+                                        for e in journaled(config_path)), timeout_s=30)
+                assert not any(e.kind == Kind.CONDITION_CLEARED for e in journaled(config_path)), "the cut's zero clears nothing"
                 closed = await cloud.command(B, "breaker.close", CLOSE)
                 assert closed["outcome"] == "done" and closed["detail"]["confirmed"] is True
                 assert breaker.value_of("closed") is True
+                await until(lambda: any(e.kind == Kind.CONDITION_CLEARED for e in journaled(config_path)), timeout_s=30)
                 daemon.send_signal(signal.SIGTERM)
                 assert daemon.wait(15) == 0
             finally:

@@ -86,13 +86,29 @@ class SyncCursor:
         self.path = path
         self.state = StateFile(path, "the uplink's sync position (a restart resends what the cloud has)", journal)
         self._unreported: BaseException | None = None
-        try:
-            self._conn = _open(path)
-        except (sqlite3.Error, OSError) as refused:
-            log.error("uplink state file unavailable; sync progress kept in memory", path=str(path), **describe(refused))
-            self._conn = _in_memory(path)
-            self._unreported = refused
+        self._conn: sqlite3.Connection | None = None  # opened on the cursor's thread (`open`), never on the loop
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="uplink-cursor")
+
+    async def open(self) -> None:
+        """Open the state file on the cursor's thread (the uplink's first step; an open on a slow or
+        refusing disk must not hold the loop); a disk that refuses it leaves a cursor in memory."""
+        if self._conn is None:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._open)
+
+    def _open(self) -> None:
+        try:
+            self._conn = _open(self.path)
+        except (sqlite3.Error, OSError) as refused:
+            log.error("uplink state file unavailable; sync progress kept in memory", path=str(self.path), **describe(refused))
+            self._conn = _in_memory(self.path)
+            self._unreported = refused
+
+    def opened(self) -> sqlite3.Connection:
+        """Blocking: the connection, opened first where a caller (a test, a tool) did not `open` it."""
+        if self._conn is None:
+            self._open()
+        assert self._conn is not None
+        return self._conn
 
     async def report(self) -> None:
         """Journal a refusal met when the cursor was opened (opening happens before the uplink runs)."""
@@ -100,11 +116,14 @@ class SyncCursor:
         if refused is not None:
             await self.state.refused(refused)
 
-    def load(self) -> Progress:
-        """Read the saved progress (once, when the uplink is built, before anything saves)."""
-        row = self._conn.execute("SELECT value FROM sync_meta WHERE key='watermark'").fetchone()
+    async def load(self) -> Progress:
+        """Read the saved progress (once, when the uplink starts, before anything saves)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._load)
+
+    def _load(self) -> Progress:
+        row = self.opened().execute("SELECT value FROM sync_meta WHERE key='watermark'").fetchone()
         watermark = row[0] if row else 0
-        ahead = {seq for (seq,) in self._conn.execute("SELECT seq FROM sync_ahead WHERE seq > ?", (watermark,))}
+        ahead = {seq for (seq,) in self.opened().execute("SELECT seq FROM sync_ahead WHERE seq > ?", (watermark,))}
         return Progress(watermark=watermark, ahead=ahead, backlog_through=watermark)
 
     async def save(self, progress: Progress) -> None:
@@ -124,21 +143,26 @@ class SyncCursor:
             await self.state.written()
 
     def load_mark(self, key: str) -> int:
-        """Another lane's position (the snapshots'), 0 when never saved."""
-        row = self._conn.execute("SELECT value FROM sync_meta WHERE key=?", (key,)).fetchone()
+        """Blocking (on the cursor's thread, or before the loop runs): another lane's position (the
+        snapshots'), 0 when never saved."""
+        row = self.opened().execute("SELECT value FROM sync_meta WHERE key=?", (key,)).fetchone()
         return row[0] if row else 0
+
+    async def read_mark(self, key: str) -> int:
+        """`load_mark` on the cursor's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self.load_mark, key)
 
     async def save_mark(self, key: str, value: int) -> None:
         loop = asyncio.get_running_loop()
         await self._saving(loop.run_in_executor(self._thread, self._save_mark, key, value))
 
     def _save_mark(self, key: str, value: int) -> None:
-        self._conn.execute(
+        self.opened().execute(
             "INSERT INTO sync_meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value)
         )
 
     def _save(self, watermark: int, ahead: tuple[int, ...]) -> None:
-        conn = self._conn
+        conn = self.opened()
         conn.execute("BEGIN")
         try:
             conn.execute(
@@ -157,7 +181,8 @@ class SyncCursor:
 
     def close(self) -> None:
         """Close after any save in progress (blocks: call it when the uplink has stopped)."""
-        self._thread.submit(self._conn.close).result()
+        if self._conn is not None:
+            self._thread.submit(self._conn.close).result()
         self._thread.shutdown(wait=True)
 
 

@@ -113,7 +113,7 @@ class Pusher:
         self.cursor = cursor
         self.topics = topics
         self.batching = batching
-        self.progress: Progress = cursor.load()
+        self.progress = Progress()  # the saved progress is loaded by `resume`, off the loop, before the first session
         self.stats = PushStats()
         self.batch_cap = batching.max_bytes  # lowered, for the life of the process, when the broker refuses size
         self._refused: PublishRefused | None = None
@@ -124,6 +124,10 @@ class Pusher:
         self.acked = asyncio.Event()  # set whenever the watermark may have moved: the snapshots lane waits on it
         # Alarms as the journal admits them, for the direct lane while its disk refuses (see the module's note).
         self.held = journal.bus.subscribe("uplink-held-alarms", ALARM_KINDS, HELD_ALARMS)
+
+    async def resume(self) -> None:
+        """Take up the saved progress (read on the cursor's thread), once, before the first session."""
+        self.progress = await self.cursor.load()
 
     @property
     def synced_seq(self) -> int:

@@ -73,9 +73,12 @@ class SnapshotSender:
         self.state_dir = state_dir
         self.synced = synced  # every event at or below this seq is acknowledged by the broker
         self.acked = acked
-        self.follower = Follower(journal, "uplink-snapshots", cursor.load_mark(MARK), naming=FIELD,
-                                 mark=lambda seq: cursor.save_mark(MARK, seq))
+        self.follower = Follower(journal, "uplink-snapshots", 0, naming=FIELD, mark=lambda seq: cursor.save_mark(MARK, seq))
         self.stats = SnapshotStats()
+
+    async def resume(self) -> None:
+        """Take up the saved position (read on the cursor's thread), once, before the first session."""
+        self.follower.seq = await self.cursor.read_mark(MARK)
 
     @property
     def position(self) -> int:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
+from edge import runtime
 from edge.access.credentials import CredentialStore
 from edge.config import BuildingConfig
 from edge.control import Handler, check_request
 from edge.deadline import Deadline
 from edge.doors.wiring import Doors, open_store
 from edge.journal import Journal
+from edge.runtime import Pool
 from edge.uplink.commands import CommandFailed, CommandTable
 from edge.uplink.commands import Handler as CommandHandler
 from edge.uplink.worker import Uplink
@@ -19,19 +21,22 @@ def assemble_uplink(
     config: BuildingConfig, digest: str, journal: Journal, doors: Doors | None, control: Mapping[str, Handler],
     stop_deadline: Callable[[], Deadline] = Deadline.never,
 ) -> Uplink:
-    """The uplink with the credential store the doors read, and every control-socket operation
-    (breaker.close, fire.reset, ...) also available as a signed cloud command."""
-    own: CredentialStore | None = None
-    if doors is None:
-        own, _ = open_store(config)
+    """The uplink with the credential store the doors read (a building without doors gets its own,
+    opened by the uplink's first run on the files pool, never on the loop), and every control-socket
+    operation (breaker.close, fire.reset, ...) also available as a signed cloud command."""
+    own: list[CredentialStore | None] = [None]
 
     def credentials() -> CredentialStore | None:
-        return doors.access.store if doors is not None else own
+        return doors.access.store if doors is not None else own[0]
+
+    async def open_own() -> None:
+        own[0], _ = await runtime.call(Pool.FILES, open_store, config)
 
     commands = CommandTable()
     for name, handler in control.items():
         commands.register(name, as_command(name, handler))
-    return Uplink(config, digest, journal, credentials, commands, stop_deadline=stop_deadline)
+    return Uplink(config, digest, journal, credentials, commands, stop_deadline=stop_deadline,
+                  before_first_run=None if doors is not None else open_own)
 
 
 def as_command(name: str, operation: Handler) -> CommandHandler:

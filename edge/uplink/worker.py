@@ -20,7 +20,7 @@ import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 import structlog
 
@@ -83,6 +83,7 @@ class Uplink:
         self, config: BuildingConfig, config_digest: str, journal: Journal,
         credentials: Callable[[], CredentialStore | None], commands: CommandTable | None = None,
         state_path: Path | None = None, stop_deadline: Callable[[], Deadline] = Deadline.never,
+        before_first_run: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         uplink = config.uplink
         self.settings = broker_settings(config)
@@ -112,11 +113,20 @@ class Uplink:
             uplink.batch_bytes, on_credentials=self._rebirth.set,
         )
         self.connected = asyncio.Event()
+        self._resumed = False  # the saved positions are taken up by the first run, never again
+        self._before_first_run = before_first_run  # e.g. opening a credential store of its own
         self.stop_deadline = stop_deadline  # the gateway's stop in progress, if any (the supervisor's deadline)
 
     async def run(self) -> None:
         """Keep a session up until cancelled (the supervisor's worker); on the way out, journal
-        the refusal counts still held back."""
+        the refusal counts still held back. The state files open first, on their own threads."""
+        if not self._resumed:
+            if self._before_first_run is not None:
+                await self._before_first_run()
+            await self.cursor.open()
+            await self.pusher.resume()
+            await self.snapshots.resume()
+            self._resumed = True
         await self.cursor.report()
         try:
             await first_to_end(
@@ -255,5 +265,6 @@ class Uplink:
         return store.version if store is not None else None
 
     def close(self) -> None:
+        """Blocking: close the state files after the last run (the gateway's stop, on the files pool)."""
         self.cursor.close()
         self.nonces.close()
