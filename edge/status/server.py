@@ -16,6 +16,7 @@ import contextlib
 import hmac
 import json
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
@@ -27,10 +28,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edge import runtime
+from edge.conditions import ActiveConditions, Severity, ending_kinds, raising_kinds
 from edge.config import BuildingConfig
+from edge.event_words import table as event_words
 from edge.events import Priority
 from edge.fieldbus import FieldBus
 from edge.journal import EventQuery, Journal, read_events
+from edge.runtime import Pool
 from edge.status.admission import BoundedRunner, StreamPace, connection_cap, malformed
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
@@ -49,6 +53,11 @@ HISTORY_MAX_HOURS = 24
 HISTORY_POINTS = 240
 HISTORY_ROWS = 50_000  # a day of one circuit's telemetry is far less; the cap keeps a request cheap
 PAGE = resources.files("edge.status") / "page"
+ALARM_HISTORY_DAYS = 7
+ALARM_HISTORY_EVENTS = 20_000  # raises and ends read per request (the newest): a week of a busy building is far less
+ALARM_PAGE_MAX = 200
+SNAPSHOT_MAX_BYTES = 4 * 1024 * 1024  # a camera's JPEG; anything bigger is not one the worker wrote
+SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\.jpg")
 
 
 def endpoint_path(state_dir: Path) -> Path:
@@ -130,7 +139,7 @@ class StatusServer:
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             self.url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
             # A disk that refuses the address file costs `edge status` its way here, never the server.
-            endpoint = await asyncio.to_thread(_announce, endpoint_places(self.config), {"url": self.url, "pid": os.getpid()})
+            endpoint = await runtime.call(Pool.FILES, _announce, endpoint_places(self.config), {"url": self.url, "pid": os.getpid()})
             log.info("status page", url=self.url, beyond_localhost=self.settings.beyond_localhost)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.tail.run(), name="status-tail")
@@ -168,6 +177,9 @@ class StatusServer:
         app.router.add_get("/api/events", self._events)
         app.router.add_get("/api/history", self._history_handler)
         app.router.add_get("/api/stream", self._stream)
+        app.router.add_get("/api/alarms", self._alarms)
+        app.router.add_get("/api/words", self._words)
+        app.router.add_get("/snapshots/{camera}/{name}", self._snapshot)
         return app
 
     @web.middleware
@@ -345,6 +357,35 @@ class StatusServer:
             series = await loop.run_in_executor(self.reader, _history, self.journal.path, query)
         return web.json_response(series, dumps=_dumps)
 
+    async def _alarms(self, request: web.Request) -> web.Response:
+        """The alarm history: every alarm and warning raised in the last 7 days, newest first, each with
+        how it ended; paged by `before` (a seq) and `limit`, so a long week never leaves in one answer."""
+        try:
+            limit = max(1, min(ALARM_PAGE_MAX, int(request.query.get("limit", "50"))))
+            before = int(request.query["before"]) if "before" in request.query else None
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"limit: 1-{ALARM_PAGE_MAX}; before: a seq") from None
+        loop = asyncio.get_running_loop()
+        async with self._history:
+            history = await loop.run_in_executor(self.reader, alarm_history, self.journal.path, time.time(), before, limit)
+        return web.json_response(history, dumps=_dumps)
+
+    async def _words(self, request: web.Request) -> web.Response:
+        """Event kinds in words (edge/event_words.py), fetched once by the page."""
+        return web.json_response(event_words(), headers={"Cache-Control": "max-age=3600"})
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        """A configured camera's snapshot JPEG, read-only from STATE_DIR/vision/snapshots/CAMERA/ and nowhere else."""
+        camera, name = request.match_info["camera"], request.match_info["name"]
+        if camera not in {c.name for c in self.config.cameras} or not SNAPSHOT_NAME.fullmatch(name):
+            raise web.HTTPNotFound()
+        folder = self.config.state_path / "vision" / "snapshots" / camera
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(self.reader, _read_snapshot, folder, name)
+        if data is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         """Server-sent events: the whole state first, then journal events, readings and state as they come."""
         try:
@@ -415,6 +456,50 @@ def _write_endpoint(path: Path, document: dict[str, Any]) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(json.dumps(document))
     os.replace(temporary, path)
+
+
+def _read_snapshot(folder: Path, name: str) -> bytes | None:
+    """The file's bytes if it is a regular file inside `folder` (after links) and small enough (blocking)."""
+    try:
+        base = folder.resolve(strict=True)
+        path = (base / name).resolve(strict=True)
+        if path.parent != base or not path.is_file():
+            return None
+        with path.open("rb") as file:
+            data = file.read(SNAPSHOT_MAX_BYTES + 1)
+    except OSError:
+        return None
+    return data if len(data) <= SNAPSHOT_MAX_BYTES else None
+
+
+def alarm_history(path: Path, now: float, before: int | None, limit: int) -> dict[str, Any]:
+    """Alarms and warnings raised in the last ALARM_HISTORY_DAYS, newest first, each paired with its
+    end by the same fold every view uses (`edge.conditions`); `next` pages on (blocking)."""
+    since = now - ALARM_HISTORY_DAYS * 86400
+    conditions = ActiveConditions()
+    kinds = tuple(sorted(raising_kinds(conditions.rules) | ending_kinds(conditions.rules)))
+    events = read_events(path, EventQuery(since_ns=int(since * 1e9), kinds=kinds, limit=ALARM_HISTORY_EVENTS, newest_first=True))
+    rows: dict[int, dict[str, Any]] = {}
+    for event in reversed(events):
+        at = event.wall_ns / 1e9
+        rule = conditions.rule_of(event.kind)
+        earlier = conditions.active.get((rule.raised_by, rule.key(event))) if rule is not None else None
+        ended = conditions.apply(event)
+        if ended is not None and ended.seq in rows:
+            rows[ended.seq] |= {"ended_at": at, "ended_by": event.kind}
+        if earlier is not None and earlier.seq in rows and rows[earlier.seq]["ended_at"] is None:
+            lapsed = earlier.until is not None and earlier.until < at  # a one-shot that had ended by itself
+            rows[earlier.seq] |= {"ended_at": earlier.until, "ended_by": "time"} if lapsed else {"ended_at": at, "ended_by": "raised again"}
+        if rule is not None and (raised := conditions.active.get((rule.raised_by, rule.key(event)))) is not None \
+                and raised.seq == event.seq and raised.severity is not Severity.FAULT:  # faults are the gateway's own
+            rows[event.seq] = raised.as_json() | {"ended_at": None, "ended_by": None}
+    for row in rows.values():  # a one-shot alarm nothing ended ends by itself
+        if row["ended_at"] is None and row["until"] is not None and row["until"] <= now:
+            row |= {"ended_at": row["until"], "ended_by": "time"}
+    newest = sorted((r for r in rows.values() if before is None or r["seq"] < before), key=lambda r: -r["seq"])
+    page = newest[:limit]
+    return {"since": since, "days": ALARM_HISTORY_DAYS, "rows": page, "total": len(rows),
+            "next": page[-1]["seq"] if len(newest) > limit else None, "complete": len(events) < ALARM_HISTORY_EVENTS}
 
 
 def _history(path: Path, query: EventQuery) -> dict[str, Any]:

@@ -53,6 +53,8 @@ class PointView:
     quantity: str = ""
     unit: str = ""
     value: float | None = None
+    title: str = ""  # what a manager calls it ("Roof tank water level"), from the config
+    group: str = ""  # what it belongs to ("Circuit f1-c1, floor 1, box F1")
     at: float | None = None
     limits: dict[str, Any] | None = None  # warning and alarm, and whether low is bad: the chart's band
     history: list[tuple[float, float]] = field(default_factory=list)
@@ -88,7 +90,8 @@ class BuildingView:
     def __post_init__(self) -> None:
         for camera in self.config.cameras:
             self.cameras[camera.name] = {"elevator": camera.elevator, "mode": None, "reason": None, "stream": None,
-                                         "detail": None, "since": None, "vision_fault": None, "held": None, "observed": None}
+                                         "detail": None, "since": None, "vision_fault": None, "held": None, "observed": None,
+                                         "snapshot": None}
         for door in self.config.doors:
             self.doors[door.name] = DoorView(door.name, door.unlock_s, door.egress)
         for reader in self.config.readers:
@@ -97,13 +100,17 @@ class BuildingView:
             self.devices[device.name] = {"online": True, "detail": None, "since": None, "bus": device.bus}
         for circuit in self.config.circuits:
             safety = circuit.safety
-            owned = [(ref, safety.over_current_a) for ref in circuit.currents]
-            owned += [(circuit.leakage, safety.leakage_ma)] if circuit.leakage else []
-            owned += [(ref, safety.over_temperature_c) for ref in circuit.temperatures]
-            self.points[circuit.name] = {ref: PointView(ref, limits=_band(limits, low=False)) for ref, limits in owned}
+            owned = [(ref, safety.over_current_a, _phase(circuit.currents, n), "A") for n, ref in enumerate(circuit.currents)]
+            owned += [(circuit.leakage, safety.leakage_ma, "Leakage current", "mA")] if circuit.leakage else []
+            owned += [(ref, safety.over_temperature_c, "Cable temperature" + (f" {n + 1}" if len(circuit.temperatures) > 1 else ""), "°C")
+                      for n, ref in enumerate(circuit.temperatures)]
+            group = _label(circuit) or f"Circuit {circuit.name}, floor {circuit.floor}, box {circuit.box}"
+            self.points[circuit.name] = {ref: PointView(ref, unit=unit, title=title, group=group, limits=_band(limits, low=False))
+                                         for ref, limits, title, unit in owned}
         for water in self.config.pressure_points:
             limits = getattr(water.safety, "low_pressure", None) or getattr(water.safety, "low_level", None)
-            self.points[water.name] = {water.point: PointView(water.point, limits=_band(limits, low=True))}
+            self.points[water.name] = {water.point: PointView(water.point, unit=water.safety.sensor.unit, title=_water_title(water),
+                                                              group="Fire water", limits=_band(limits, low=True))}
         self.uplink = {"enabled": self.config.uplink.enabled, "up": None, "detail": None, "since": None}
 
     def apply(self, event: StoredEvent) -> None:
@@ -118,7 +125,7 @@ class BuildingView:
         elif kind == Kind.POINT_READING:
             view = self.points.get(event.source, {}).get(body.get("point", ""))
             if view is not None and isinstance(body.get("value"), int | float):
-                view.quantity, view.unit = body.get("quantity", ""), body.get("unit", "")
+                view.quantity, view.unit = body.get("quantity", ""), body.get("unit") or view.unit
                 view.add(at, float(body["value"]))
         elif kind == Kind.ACCESS_DECISION:
             self.decisions[str(body.get("reason"))] += 1
@@ -174,6 +181,8 @@ class BuildingView:
         camera = self.cameras.get(name)
         if camera is None:
             return
+        if kind in (Kind.ELEVATOR_HOLD, Kind.ELEVATOR_OBSERVED) and body.get("snapshot"):
+            camera["snapshot"] = {"at": at, "path": str(body["snapshot"]), "class": body.get("class")}  # the page's picture
         if kind == Kind.ELEVATOR_HOLD:
             camera["held"] = {"since": at, "class": body.get("class"), "snapshot": body.get("snapshot")}
         elif kind == Kind.ELEVATOR_RELEASED:
@@ -224,19 +233,21 @@ class BuildingView:
                     state = "warning"
                 points.append({
                     "owner": owner, "kind": "circuit" if circuit else "pressure_point", "point": ref,
+                    "title": view.title, "group": view.group,
                     "quantity": view.quantity, "unit": view.unit, "value": view.value,
                     "age_s": None if view.at is None else round(max(0.0, now - view.at), 1), "state": state,
                     "limits": view.limits, "history": view.history,
                 })
+        titles = {(p["owner"], p["point"]): f'{p["title"]} ({p["group"]})' for p in points}
         return {
-            "building": {"id": self.config.building.id, "name": self.config.building.name},
+            "building": {"id": self.config.building.id, "name": self.config.building.name, "timezone": self.config.building.timezone},
             "now": now,
             "head_seq": self.head_seq,
             "started_at": self.started_at,
             "last_event_at": self.last_event_at,
-            "alarms": self.alarms(now),
-            "faults": self.faults(now),
-            "cut_circuits": list(cut.values()),
+            "alarms": _titled(self.alarms(now), titles),
+            "faults": _titled(self.faults(now), titles),
+            "cut_circuits": _titled(list(cut.values()), titles),
             "doors": [{"name": d.name, "state": d.state(now, fire), "egress": d.egress, "last": d.last} for d in self.doors.values()],
             "readers": [{"name": name, **state} for name, state in self.readers.items()],
             "devices": [{"name": name, **state} for name, state in self.devices.items()],
@@ -246,6 +257,35 @@ class BuildingView:
             "decisions": dict(self.decisions),
             "cameras": [{"name": name, **state, "last_frame_age_s": None} for name, state in self.cameras.items()],
         }
+
+
+def _label(spec: Any) -> str | None:
+    """A name the config gives a thing for people, where it has one."""
+    label = getattr(spec, "label", None)
+    return str(label) if label else None
+
+
+def _phase(currents: list[Any], n: int) -> str:
+    return "Current" if len(currents) == 1 else f"Current, phase {'ABC'[n] if n < 3 else n + 1}"
+
+
+def _water_title(water: Any) -> str:
+    """"Roof tank water level", "Riser 1 water pressure": the point named by what it measures, not its wire."""
+    if (label := _label(water)) is not None:
+        return label
+    measures = "water level" if water.safety.measures == "level" else "water pressure"
+    if water.tank:
+        return f"{str(water.tank).capitalize()} tank {measures}"
+    if water.riser:
+        return f"Riser {water.riser} {measures}"
+    return f"{water.name.replace('-', ' ').capitalize()} ({measures})"
+
+
+def _titled(rows: list[dict[str, Any]], titles: dict[tuple[str, str], str]) -> list[dict[str, Any]]:
+    """Each condition row with the name a manager knows its point by, where it has a point."""
+    for row in rows:
+        row["title"] = titles.get((row["source"], str(row.get("point"))))
+    return rows
 
 
 def _band(limits: Any, low: bool) -> dict[str, Any] | None:
