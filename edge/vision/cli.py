@@ -1,11 +1,12 @@
-"""`edge models install|list` and `edge vision eval`: putting a model on a gateway and measuring it.
+"""`edge models install|fetch|list` and `edge vision eval`: putting a model on a gateway and measuring it.
 
 Nothing of the vision package is imported until a command runs: a gateway without a camera
 never loads numpy, OpenCV or onnxruntime (tests/test_daemon.py).
 
 Exit codes (sysexits): 0 ok, 65 EX_DATAERR (a manifest, model file or labels file that is
 wrong), 66 EX_NOINPUT (a file that is not there), 77 EX_NOPERM (a licence not accepted),
-74 EX_IOERR (the state directory cannot be written), 78 EX_CONFIG (the building config).
+74 EX_IOERR (the state directory cannot be written), 78 EX_CONFIG (the building config),
+69 EX_UNAVAILABLE (a download that failed or stopped: run it again to resume).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from os import EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOINPUT, EX_NOPERM  # sysexits codes
+from os import EX_CONFIG, EX_DATAERR, EX_IOERR, EX_NOINPUT, EX_NOPERM, EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 
 
@@ -27,9 +28,18 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "one unless it is accepted by name with --accept-licence."))
     install.add_argument("manifest", type=Path, metavar="MANIFEST")
     install.add_argument("--from", dest="source", type=Path, metavar="FILE", help="the model file (default: the manifest's `file` beside it)")
-    install.add_argument("--accept-licence", metavar="LICENCE", help="accept a non-permissive licence, spelled as in the manifest")
+    install.add_argument("--accept-licence", metavar="SPDX", help="accept a non-permissive licence by its SPDX id (e.g. AGPL-3.0)")
     _state_options(install)
     install.set_defaults(handler=_install)
+    fetch = actions.add_parser("fetch", help="download a model its manifest names by url, check it and install it", description=(
+        "Downloads the manifest's `url:` into STATE_DIR/models/.downloads/ (resuming a download that stopped), checks its "
+        "size and sha256 before anything is moved into place, then installs it as `install` does, readable by the "
+        "service (group edge, 0640) whoever runs it. NAME is a shipped manifest (edge/shipped/models: yolox_nano, ...) "
+        "or a manifest file."))
+    fetch.add_argument("manifest", metavar="NAME", help="a shipped manifest's name or a manifest file")
+    fetch.add_argument("--accept-licence", metavar="SPDX", help="accept a non-permissive licence by its SPDX id (e.g. AGPL-3.0)")
+    _state_options(fetch)
+    fetch.set_defaults(handler=_fetch)
     listing = actions.add_parser("list", help="list installed models and check their files")
     _state_options(listing)
     listing.set_defaults(handler=_list)
@@ -102,7 +112,10 @@ def _install(args: argparse.Namespace) -> int:
     if state_dir is None:
         return EX_CONFIG
     try:
-        done = install.install(args.manifest, state_dir, args.source, args.accept_licence)
+        if args.source is None and not _beside(args.manifest).is_file() and _names_url(args.manifest):
+            done = install.fetch(args.manifest, state_dir, args.accept_licence, install.progress_line(args.manifest.name))
+        else:
+            done = install.install(args.manifest, state_dir, args.source, args.accept_licence)
     except m.ManifestError as error:
         _print_problems(error)
         print(f"edge models install: {args.manifest}: not installed", file=sys.stderr)
@@ -112,6 +125,63 @@ def _install(args: argparse.Namespace) -> int:
         return EX_NOPERM if isinstance(error, install.LicenceNotAccepted) else EX_NOINPUT
     except OSError as error:
         print(f"edge models install: cannot write {install.models_dir(state_dir)}: {error}", file=sys.stderr)
+        return EX_IOERR
+    print(f"installed {done.name} ({done.licence}): {done.model}")
+    return 0
+
+
+def _beside(manifest_path: Path) -> Path:
+    """Where `install` looks for the model file without --from: the manifest's `file` beside it."""
+    from edge.vision import manifest as m
+
+    try:
+        return Path(manifest_path).parent / m.load(manifest_path).file
+    except m.ManifestError:
+        return Path(manifest_path)  # install reports the manifest's problems
+
+
+def _names_url(manifest_path: Path) -> bool:
+    from edge.vision import manifest as m
+
+    try:
+        return m.load(manifest_path).url is not None
+    except m.ManifestError:
+        return False
+
+
+def shipped_manifest(name: str) -> Path:
+    """A manifest file given by path, or by the name of one the package ships (models/NAME.yaml)."""
+    given = Path(name)
+    if given.suffix in (".yaml", ".yml") or given.exists():
+        return given
+    from edge import shipped
+
+    return Path(str(shipped.file("models", f"{name}.yaml")))
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from edge.vision import install
+    from edge.vision import manifest as m
+
+    manifest_path = shipped_manifest(args.manifest)
+    if not manifest_path.is_file():
+        print(f"edge models fetch: no manifest {args.manifest!r} (a file, or one of the shipped: "
+              f"{', '.join(sorted(p.stem for p in shipped_manifest('x').parent.glob('*.yaml')))})", file=sys.stderr)
+        return EX_NOINPUT
+    state_dir = _state_dir(args)
+    if state_dir is None:
+        return EX_CONFIG
+    try:
+        done = install.fetch(manifest_path, state_dir, args.accept_licence, install.progress_line(manifest_path.stem))
+    except m.ManifestError as error:
+        _print_problems(error)
+        print(f"edge models fetch: {manifest_path}: not installed (the download was deleted)", file=sys.stderr)
+        return EX_DATAERR
+    except install.InstallError as error:
+        print(f"edge models fetch: {error}; nothing was installed", file=sys.stderr)
+        return EX_NOPERM if isinstance(error, install.LicenceNotAccepted) else EX_UNAVAILABLE
+    except OSError as error:
+        print(f"edge models fetch: cannot write {install.models_dir(state_dir)}: {error}", file=sys.stderr)
         return EX_IOERR
     print(f"installed {done.name} ({done.licence}): {done.model}")
     return 0

@@ -11,11 +11,26 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge import yaml_source
 from edge.config import ConfigProblem as ManifestProblem  # a manifest's problems read like the config's: FILE:LINE:COL: path: message
 from edge.vision.detection import VisionClass
+
+
+def _download_url(url: str) -> str:
+    if not (url.startswith("https://") or url.startswith("http://")) or len(url) > 2048 or any(c.isspace() for c in url):
+        raise ValueError("url must be an http:// or https:// address of the model file")
+    return url
+
+
+DownloadUrl = Annotated[str, AfterValidator(_download_url)]
+
+
+def spdx_id(licence: str) -> str:
+    """The licence's SPDX id: its first word (the rest of the field may explain it), what --accept-licence takes."""
+    words = licence.split()
+    return words[0] if words else ""
 
 
 class Strict(BaseModel):
@@ -140,6 +155,8 @@ class DetectorManifest(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     licence: str = Field(min_length=1, description="SPDX id or a statement of the terms the weights were obtained under.")
     source: str | None = Field(None, description="Where the weights came from.")
+    url: DownloadUrl | None = Field(None, description="Where `edge models fetch` downloads the file (checked against sha256 before it is installed).")
+    size: int | None = Field(None, ge=1, description="The file's size in bytes: a longer download is stopped, a shorter one resumed.")
     input: Input
     output: Family
     num_classes: int = Field(ge=1, le=10_000, description="Classes the model scores (not counting an SSD background).")
@@ -171,6 +188,8 @@ class ClassifierManifest(Strict):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     licence: str = Field(min_length=1)
     source: str | None = None
+    url: DownloadUrl | None = None
+    size: int | None = Field(None, ge=1)
     input: Input
     output_name: str | None = Field(None, description="Output tensor [1, K]; default the first output.")
     softmax: bool = Field(True, description="Apply softmax to the output (false when the model already gives probabilities).")
