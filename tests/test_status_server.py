@@ -58,7 +58,7 @@ def test_health_metrics_and_the_page_stream_follow_the_building(write_config):
             assert _metric(metrics, "edge_device_last_success_age_seconds", device="f1-c1-monitor") is not None
             assert _metric(metrics, "edge_reader_online", reader="front-reader") == 1.0
             alarm_series = [line for line in metrics.splitlines() if line.startswith("edge_alarms_active{")]
-            assert any('severity="alarm"' in line and line.endswith(" 1.0") for line in alarm_series), alarm_series
+            assert any('kind="alarm.raised"' in line and line.endswith(" 1.0") for line in alarm_series), alarm_series
             assert _metric(metrics, "edge_journal_head_seq") > 0
             assert _metric(metrics, "edge_journal_bytes") > 0
             assert _metric(metrics, "process_resident_memory_bytes") > 0

@@ -21,11 +21,13 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from edge import runtime
 from edge.access.schedule import WeeklySchedule
 from edge.community.settings import IntrusionZone
 from edge.community.zones import Outcome, Step, Zone, ZoneState
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from edge.runtime import Pool
 from edge.state_files import StateFile
 
 log = structlog.get_logger("edge.community.arming")
@@ -126,7 +128,7 @@ class Arming:
                 if event.kind == Kind.ZONE_STATE:
                     async with self._saving:
                         try:
-                            await asyncio.to_thread(_save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
+                            await runtime.call(Pool.FILES, _save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
                         except OSError as refused:  # a refusing disk costs the restart memory, never the zone
                             await self.file.refused(refused)
                         else:

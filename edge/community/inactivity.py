@@ -165,7 +165,7 @@ class InactivityWatch:
         return {"ok": True, "seq": seq, **({} if saved else {"saved": False, "warning": "not saved: the state disk refuses writes"})}
 
     async def run(self) -> None:
-        self.cares = {t: Care.model_validate(c) for t, c in (await asyncio.to_thread(_load, self.path)).items()}
+        self.cares = {t: Care.model_validate(c) for t, c in (await runtime.call(Pool.FILES, _load, self.path)).items()}
         with self.journal.bus.subscribe("inactivity", kinds=(Kind.ACCESS_DECISION,)) as decisions:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._hear(decisions))
@@ -185,7 +185,7 @@ class InactivityWatch:
 
     async def check(self) -> None:
         store = self.credentials()
-        owned = await asyncio.to_thread(store.list) if store is not None else []
+        owned = await runtime.call(Pool.FILES, store.list) if store is not None else []
         now = self._wall()
         self._watched = {c.key[:KEY_PREFIX]: c.tenant for c in owned if c.tenant in self.cares}
         for tenant, care in list(self.cares.items()):
@@ -195,7 +195,7 @@ class InactivityWatch:
             try:
                 known = await last_pass(scan, prefixes, known)
                 if tenant not in self._alerted:
-                    self._alerted[tenant] = await asyncio.to_thread(alerted_for, self.journal.path, tenant)
+                    self._alerted[tenant] = await runtime.call(Pool.READS, alerted_for, self.journal.path, tenant)
             except (sqlite3.Error, OSError) as unreadable:  # a refusing disk: what the bus heard still counts
                 log.warning("journal unreadable; passes heard live only", tenant=tenant, error=str(unreadable))
             self._last[tenant] = known

@@ -11,7 +11,6 @@ credentials (from the credential store), and decisions are matched on those.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Iterable
 from datetime import datetime
@@ -19,9 +18,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from edge import runtime
 from edge.events import Event, Kind, Priority, StoredEvent
 from edge.journal import Journal
 from edge.journal.follower import Follower
+from edge.runtime import Pool
 
 MAX_ROWS = 500
 SCAN_PAGE = 2000
@@ -139,7 +140,7 @@ class TrailSearch:
                 store = self.credentials()
                 if store is None:
                     return {"ok": False, "error": "the credential store is unavailable: search by credential or door"}
-                keys += [c.key for c in await asyncio.to_thread(store.list) if c.tenant == request.tenant]
+                keys += [c.key for c in await runtime.call(Pool.FILES, store.list) if c.tenant == request.tenant]
         rows, next_after = await search(follower_for(self.journal, request), request, keys)
         seq = await self.journal.append(search_event(request, len(rows), None if keys is None else len(keys)))
         return {"ok": True, "rows": rows, "next_after_seq": next_after, "search_seq": seq}

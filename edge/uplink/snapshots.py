@@ -30,9 +30,11 @@ from pathlib import Path
 
 import structlog
 
+from edge import runtime
 from edge.events import Event, Kind, Priority, StoredEvent
 from edge.journal import Journal
 from edge.journal.follower import Follower
+from edge.runtime import Pool
 from edge.uplink.cursor import SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink.topics import WIRE_VERSION, Topics
@@ -138,7 +140,7 @@ class SnapshotSender:
             cap = min(cap, (max_packet - ENVELOPE_BYTES - len(self.topics.snapshot(event.id))) * 3 // 4)
         while True:
             try:
-                return await asyncio.to_thread(_envelope_of, path, cap, self.topics.building, event, name)
+                return await runtime.call(Pool.FILES, _envelope_of, path, cap, self.topics.building, event, name)
             except FileNotFoundError:
                 waited_s = time.time() - event.wall_ns / 1e9
                 if waited_s >= WAIT_FOR_FILE_S:
