@@ -1,9 +1,10 @@
 """The rig's scenarios, collected by pytest: each YAML file in hil/scenarios/ is one test.
 
 Beside them: a scenario with a wrong expectation must fail and say what it expected and what
-happened instead; bad scenario files are refused with their lines; the CLI's exit code, JUnit
-and JSON; and physical-rig mode, pointed at simulators started separately as a rig's real
-devices would be.
+happened instead, and one looked at after its deadline fails however right it is; bad scenario
+files are refused with their lines; the CLI's exit code (also when everything was skipped), JUnit,
+JSON, --keep DIR, --list and -k; the shipped JSON Schema; and physical-rig mode, pointed at
+simulators started separately as a rig's real devices would be.
 """
 
 from __future__ import annotations
