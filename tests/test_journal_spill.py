@@ -30,8 +30,12 @@ def decision(n: int) -> Event:
     return Event(kind="access.decision", priority=Priority.ACCESS, source="door-1", body={"n": n})
 
 
+async def _open(path: Path, places=()) -> Journal:
+    return await (Journal.open(path, FAST_RETRY, spill_places=places) if places else Journal.open(path, FAST_RETRY))
+
+
 async def _history(path: Path, count: int, places=()) -> list[int]:
-    journal = await Journal.open(path, FAST_RETRY, spill_places=places)
+    journal = await _open(path, places)
     seqs = [await journal.append(decision(-1 - n)) for n in range(count)]
     await journal.close()
     return seqs
@@ -39,7 +43,7 @@ async def _history(path: Path, count: int, places=()) -> list[int]:
 
 async def _stop_on_a_disk_turned_read_only(path: Path, disk: Ext4Disk, places=()) -> tuple[list[Event], list[int]]:
     """One event written, then the disk turns read-only under the journal; four decisions are held; stop."""
-    journal = await Journal.open(path, FAST_RETRY, spill_places=places)
+    journal = await _open(path, places)
     await journal.append(decision(0))
     disk.fail()
     held = [decision(n) for n in range(1, 5)]
@@ -56,7 +60,7 @@ def test_a_stop_on_a_refusing_disk_never_lets_the_next_start_give_its_seqs_again
         before = await _history(path, 54)
         held, seqs = await _stop_on_a_disk_turned_read_only(path, disk)
         disk.repair()
-        journal = await Journal.open(path, FAST_RETRY)
+        journal = await _open(path)
         after = await journal.append(decision(99))
         await journal.close()
         return before, held, seqs, after

@@ -198,7 +198,7 @@ circuits:
 
 @pytest.fixture
 def ext4(tmp_path: Path):
-    yield from mount_ext4_disk(tmp_path / "state")
+    yield from mount_ext4_disk(tmp_path / "state", size_mb=48)  # above /healthz's free-space floor
 
 
 def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_dir: Path, tmp_path: Path, ext4: Ext4Disk):
@@ -220,6 +220,7 @@ def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_d
                 await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30)
                 await until(lambda: any(e["kind"] == Kind.GATEWAY_STARTED for e in cloud.events(B)), timeout_s=30)
                 before = read_events(journal, EventQuery(limit=None))
+                await until(lambda: (h := _healthz(run)) is not None and h[0] == 200, timeout_s=30)
                 ext4.fail()
                 io.set_value("input_8", True)  # a fire: the first event the refusing disk meets
                 await until(lambda: io.value_of("relay_1") is True, timeout_s=30)
