@@ -1,6 +1,8 @@
-"""The uplink's loops run side by side and end together, and stopping them has a deadline.
+"""The one way the daemon runs loops side by side: they end together, and stopping them has a deadline.
 
-`first_to_end` is a TaskGroup with a bounded teardown: when one loop ends (a lost session,
+A part made of several loops runs them in an `asyncio.TaskGroup` (short helpers it starts later,
+a PIN check or a reader's LED, go into the same group), or, where a stop must not wait without
+limit for a loop stuck in a library, with `first_to_end`: a TaskGroup with a bounded teardown: when one loop ends (a lost session,
 a failure) or the caller is cancelled, the others are cancelled and waited for at most
 `stop_within_s`. A task that is still running by then is named in the log instead of
 hanging the gateway's shutdown (on Python 3.11 `wait_for` can swallow a cancellation that
@@ -15,7 +17,7 @@ from typing import Any
 
 import structlog
 
-log = structlog.get_logger("edge.uplink")
+log = structlog.get_logger("edge.tasks")
 
 
 async def first_to_end(loops: dict[str, Coroutine[Any, Any, Any]], stop_within_s: float | Callable[[], float]) -> Any:
@@ -44,5 +46,5 @@ async def cancel_within(tasks: Iterable[asyncio.Task[Any]], within_s: float) -> 
         if task.done() and not task.cancelled():
             task.exception()  # retrieved: the caller raised the one that mattered
     if stuck:
-        log.error("uplink tasks did not stop when cancelled", tasks=sorted(t.get_name() for t in stuck), within_s=within_s)
+        log.error("tasks did not stop when cancelled", tasks=sorted(t.get_name() for t in stuck), within_s=within_s)
     return not stuck

@@ -13,7 +13,7 @@ import asyncio
 
 import structlog
 
-from edge.uplink.tasks import cancel_within, first_to_end
+from edge.tasks import cancel_within, first_to_end
 from hil.broker import Broker
 
 from test_uplink_broker import reading, start_gateway, stop_gateway

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -112,6 +113,7 @@ class AccessPath:
             for reader in door.readers:
                 self.by_reader[reader] = point
         self._pending: dict[str, _PendingCard] = {}
+        self._group: asyncio.TaskGroup | None = None  # run()'s: PIN checks and indications are its helpers
         self._pin_checks: dict[str, asyncio.Task[None]] = {}  # one PIN check per reader at a time
         self._indications: dict[str, asyncio.Task[None]] = {}  # one indicator call per reader at a time
         self._next_indication: dict[str, bool] = {}  # the latest decision waiting for its reader's indicator
@@ -121,22 +123,20 @@ class AccessPath:
     async def run(self) -> None:
         """Drain the reader inbox, tick the doors and journal, until cancelled or one part fails.
 
-        At stop, what rate limits held back is journaled, and the queue reaches the journal
-        within DRAIN_S while each door in mid-pulse is secured (both within the supervisor's stop)."""
-        parts = [
-            asyncio.create_task(self._read_inbox(), name="access-inbox"),
-            asyncio.create_task(self._tick_doors(), name="access-ticks"),
-        ]
+        The inbox, the ticks, the PIN checks and the indications are one task group: a failed part
+        fails the access path (the supervisor journals each cause and restarts it), and a stop ends
+        them all. The journal's recorder runs beside the group, so that at stop what rate limits held
+        back is journaled and the queue reaches the journal within DRAIN_S while each door in
+        mid-pulse is secured (both within the supervisor's stop)."""
         recorder = asyncio.create_task(self.recorder.run(), name="access-journal")
         try:
-            done, _ = await asyncio.wait([*parts, recorder], return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                task.result()  # a failed part fails the access path: the supervisor journals and restarts it
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                group.create_task(self._read_inbox(), name="access-inbox")
+                group.create_task(self._tick_doors(), name="access-ticks")
+                group.create_task(_ended(recorder), name="access-journal-watch")
         finally:
-            helpers = [*parts, *self._pin_checks.values(), *self._indications.values()]
-            for task in helpers:
-                task.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            self._group = None
             for pending in self._pending.values():
                 pending.timeout.cancel()
             self._pending.clear()
@@ -186,7 +186,7 @@ class AccessPath:
         pending.timeout.cancel()
         key = pending.credential.key if pending.credential is not None else None
         locked = self.lockout.locked(key, entry.reader, self.mono()) is not None  # then no guess is answered
-        check = asyncio.create_task(self._pin_decision(point, pending, entry.pin, locked), name=f"pin:{entry.reader}")
+        check = self._helper(self._pin_decision(point, pending, entry.pin, locked), f"pin:{entry.reader}")
         self._pin_checks[entry.reader] = check
         check.add_done_callback(lambda task, reader=entry.reader: self._pin_checks.pop(reader, None))
 
@@ -338,7 +338,7 @@ class AccessPath:
             return
         self._next_indication[reader] = granted
         if reader not in self._indications:
-            task = asyncio.create_task(self._show(reader), name=f"indicate:{reader}")
+            task = self._helper(self._show(reader), f"indicate:{reader}")
             self._indications[reader] = task
             task.add_done_callback(lambda _, reader=reader: self._indications.pop(reader, None))
 
@@ -349,6 +349,13 @@ class AccessPath:
                 await runtime.call(Pool.DEVICES, indicate, reader, granted)
             except Exception:  # noqa: BLE001 - an indicator that fails shows nothing; the decision stands
                 log.exception("reader indication failed", reader=reader)
+
+    def _helper(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """A short helper of the access path, in run()'s group: it ends with the path, never alone."""
+        if self._group is None:
+            work.close()
+            raise RuntimeError(f"{name}: the access path is not running")
+        return self._group.create_task(work, name=name)
 
     def _reader_health(self, released: list[tuple[ReaderHealth, int]]) -> None:
         for health, suppressed in released:
@@ -372,3 +379,10 @@ class AccessPath:
         if event.priority >= Priority.ALARM:
             log.warning(event.kind, event_id=event.id, source=event.source, **event.body)
         self.recorder.record(event)
+
+
+async def _ended(recorder: asyncio.Task[None]) -> None:
+    """Fail the access path's group when its recorder ends (it runs until stopped): shielded, so the
+    group's own stop leaves the recorder to drain the queue after it."""
+    await asyncio.shield(recorder)
+    raise RuntimeError("the access journal's recorder ended")

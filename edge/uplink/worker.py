@@ -7,7 +7,7 @@ message until the session is lost, and start over. A clean stop publishes `offli
 itself, because a graceful DISCONNECT suppresses the will.
 
 Every loop here ends when cancelled, and every wait on the way out has a deadline
-(`edge.uplink.tasks`): a stop takes at most a few seconds, and says what did not stop. In the
+(`edge.tasks`): a stop takes at most a few seconds, and says what did not stop. In the
 gateway's stop each of those waits is its share of the time the worker has left
 (`stop_deadline`, see edge.deadline), so together they fit the worker's part of the stop.
 """
@@ -42,7 +42,7 @@ from edge.uplink.push import Batching, Pusher
 from edge.uplink.replay import NonceBook
 from edge.uplink.signing import MAX_DOWNLINK_BYTES, Verifier, load_public_key
 from edge.uplink.snapshots import SnapshotSender
-from edge.uplink.tasks import first_to_end
+from edge.tasks import first_to_end
 from edge.uplink.topics import WIRE_VERSION, Topics
 from edge.version import VERSION
 
