@@ -63,9 +63,13 @@ def test_a_stop_on_a_refusing_disk_never_lets_the_next_start_give_its_seqs_again
         journal = await _open(path)
         after = await journal.append(decision(99))
         await journal.close()
-        return before, held, seqs, after
+        journal = await _open(path)  # after a clean close: on from the head, no second jump
+        again = await journal.append(decision(100))
+        await journal.close()
+        return before, held, seqs, after, again
 
-    before, held, seqs, after = asyncio.run(scenario())
+    before, held, seqs, after, again = asyncio.run(scenario())
+    assert again == after + 1, "a clean close lets the next start continue without a hole"
     assert before == list(range(1, 55)) and seqs[0] > 55
     assert after > max(seqs), f"seq {after} was handed out again (the stopped run gave {seqs})"
     stored = read_events(path, EventQuery(limit=None))

@@ -228,12 +228,12 @@ class Journal:
         self._work.set()
 
     def _note_skipped(self) -> None:
-        """The file's head was below the seq mark: the range was maybe handed out, never written."""
+        """The file's head was below the seq mark: the range was maybe handed out, never written
+        (the store recorded it as a gap when it opened)."""
         skipped, self._store.skipped = self._store.skipped, None
         if skipped is not None:
             log.warning("journal continues above its seq mark: the last stop was not clean",
                         skipped_first_seq=skipped[0], skipped_last_seq=skipped[1])
-            self._gaps.append(Gap(skipped[0], skipped[1], "unclean_stop", 0))
 
     @property
     def head_seq(self) -> int:

@@ -140,6 +140,8 @@ class Store:
                 # Not closed cleanly (a refusing disk at the stop, a crash): the seqs up to the mark
                 # may have been handed out and never written. The mark wins; the range is a gap.
                 self.skipped = (self.next_seq, mark.reserved)
+                _record_gap(conn, Gap(self.next_seq, mark.reserved, "unclean_stop", 0))
+                conn.execute(_SET_NEXT_SEQ, (mark.reserved + 1,))  # the jump is made once, not at every open
                 self.next_seq = mark.reserved + 1
             return
         start = floor if floor is not None else (mark.reserved + 1 if mark else 1)
