@@ -86,8 +86,12 @@ class _Executor:
             started = time.monotonic()
             with self._lock:
                 self._queued.pop(job, None)
-                if started - queued > self.size.patience_s:
+                late = started - queued > self.size.patience_s
+                if late:
                     self.late_at, self.late_by_s = started, started - queued
+            if late:
+                log.warning("work waited past its pool's patience for a thread", pool=self.pool.value,
+                            waited_s=round(started - queued, 3), patience_s=self.size.patience_s)
             return function()
 
         future = self.threads.submit(run)
