@@ -37,8 +37,16 @@ EXIT_GRACE_S = 1.0  # after the gateway's stop (4 s), for calls still running in
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        args = _parser().parse_args(argv)
+        code = args.handler(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader went away (`edge events | head`): what it wanted was printed; end quietly, as a
+        # command killed by SIGPIPE would, and keep the interpreter's last flush off the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a building config and exit", description=(
         "Check a building config without starting anything. Prints every problem as FILE:LINE:COL: path: message "
         "and exits 78 if there is any, 0 if the file is good."))
-    check.add_argument("file", type=Path, nargs="?", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    check.add_argument("file", type=Path, nargs="?", help=f"config file (default {DEFAULT_CONFIG}); or --config FILE")
+    check.add_argument("--config", "-c", dest="config_option", type=Path, metavar="FILE", help="the same, as every other command takes it")
     check.set_defaults(handler=_check_config)
 
     events = commands.add_parser("events", help="show events from the journal", description=(
@@ -119,10 +128,31 @@ def _parser() -> argparse.ArgumentParser:
     status_cli.add_commands(commands)  # status, doctor, udev-rules: running in the field
     community_cli.add_commands(commands)
     camera_cli.add_commands(commands)  # `edge elevator release`, `edge vision export|import|status`
+    _describe(parser)
     return parser
 
 
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Every subcommand's --help opens with a description: its own, else its one-line help, and for a
+    group of commands the commands it holds (`edge breaker --help` said nothing of what it was for)."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        helps = {choice.dest: choice.help for choice in action._choices_actions}
+        for name, sub in action.choices.items():
+            if not sub.description:
+                text = (helps.get(name) or name).rstrip(".")
+                inner = next((a for a in sub._actions if isinstance(a, argparse._SubParsersAction)), None)
+                held = f" Commands: {', '.join(inner.choices)}; `{sub.prog} COMMAND --help` says more." if inner else ""
+                sub.description = text[:1].upper() + text[1:] + "." + held
+            _describe(sub)
+
+
 def _check_config(args: argparse.Namespace) -> int:
+    if args.file is not None and args.config_option is not None and args.file != args.config_option:
+        print(f"edge check-config: two files given ({args.file} and --config {args.config_option}); give one", file=sys.stderr)
+        return 2
+    args.file = args.file or args.config_option or DEFAULT_CONFIG
     config = cli_config.load_or_report(args.file, summary=True)
     if config is None:
         return EX_CONFIG

@@ -13,6 +13,7 @@ WORDS: dict[Kind, str] = {
     Kind.GATEWAY_STARTED: "Gateway started",
     Kind.GATEWAY_STOPPED: "Gateway stopped",
     Kind.TASK_FAILED: "Gateway part failed and was restarted",
+    Kind.STATUS_PORT_IN_USE: "Status page's port is taken by another program",
     Kind.JOURNAL_EVICTED: "Oldest records removed to make room",
     Kind.JOURNAL_OVER_CAPACITY: "Event record is full",
     Kind.JOURNAL_CORRUPT: "Event record damaged",

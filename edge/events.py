@@ -42,6 +42,7 @@ class Kind(StrEnum):
     GATEWAY_STARTED = "gateway.started"
     GATEWAY_STOPPED = "gateway.stopped"
     TASK_FAILED = "fault.task_failed"
+    STATUS_PORT_IN_USE = "fault.status_port_in_use"  # another process holds the status server's port: retried with backoff
     JOURNAL_EVICTED = "journal.evicted"
     JOURNAL_OVER_CAPACITY = "alarm.journal_over_capacity"
     JOURNAL_CORRUPT = "alarm.journal_corrupt"

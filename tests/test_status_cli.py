@@ -67,7 +67,7 @@ def test_doctor_names_the_dead_device_and_the_missing_port_with_their_fixes(writ
             assert f"FAIL  serial port of reader garage-reader: {MISSING_PORT} does not exist" in out
             assert "PASS  serial port of reader front-reader" in out
             assert "FAIL  device pump-room-io: does not answer" in out and "PASS  device doors-io: answers (polled)" in out
-            fixes = [line for line in out.splitlines() if line.strip().startswith("fix:")]
+            fixes = [line.split("; fix: ", 1)[1] for line in out.splitlines() if "; fix: " in line]  # one line per check
             assert any("ls -l /dev/serial/by-id/" in fix for fix in fixes) and any("Modbus address is 9" in fix for fix in fixes)
 
             await site.start()  # with the daemon up, it owns the ports: the doctor asks it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
@@ -61,7 +62,15 @@ def _udev_rules(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    import logging
+
     from edge.status import doctor, report
+
+    # The doctor's lines are its report; the libraries' own logs (pymodbus's "Failed to connect" per
+    # retry) would bury them, and every failure they describe is one of the doctor's lines already.
+    logging.getLogger().addHandler(logging.NullHandler())
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL + 1)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")  # read when cv2 is first imported (a camera's frame grab)
 
     try:
         live = report.from_daemon(load(args.config))

@@ -39,8 +39,9 @@ class Result:
     fix: str = ""
 
     def __str__(self) -> str:
+        """One line per check; a failure's fix on the same line, so `grep FAIL` shows what to do."""
         line = f"{'PASS' if self.passed else 'FAIL'}  {self.check}: {self.found}"
-        return line if self.passed else f"{line}\n      fix: {self.fix}"
+        return line if self.passed else f"{line}; fix: {self.fix}"
 
 
 def check_config(path: Path) -> tuple[BuildingConfig | None, list[Result]]:
@@ -89,7 +90,9 @@ def check_ports(config: BuildingConfig) -> list[Result]:
                 continue
             port = nodes[0]
         if not os.path.exists(port):
-            results.append(Result(name, False, f"{port} does not exist",
+            bus_devices = [d.name for d in config.devices if owner == f"bus {d.bus}"]
+            held = f", so its {len(bus_devices)} device(s) cannot answer ({_summary(bus_devices)})" if bus_devices else ""
+            results.append(Result(name, False, f"{port} does not exist{held}",
                                   f"plug the adapter in and look for it with `ls -l /dev/serial/by-id/`; give it a stable name "
                                   f"with `edge udev-rules --config FILE`, then set {owner}'s port to that name"))
         elif not os.access(port, os.R_OK | os.W_OK):
@@ -128,18 +131,58 @@ async def probe_devices(config: BuildingConfig, within_s: float = PROBE_S) -> di
     return {s.name: None if s.name in answered else faults.get(s.name, f"no answer within {within_s:.0f} s") for s in specs}
 
 
+def _summary(names: list[str], shown: int = 4) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
+def missing_buses(config: BuildingConfig) -> dict[str, str]:
+    """Serial buses whose port is not there (by path or by udev identity): bus name -> the port."""
+    identities = {i.name: i for i in config.udev}
+    serial = [b for b in config.buses if isinstance(b, SerialBus)]
+    present = present_devices({"tty"}) if any(b.port.startswith(PREFIX) for b in serial) else []
+    missing = {}
+    for bus in serial:
+        if bus.port.startswith(PREFIX):
+            identity = identities.get(bus.port.removeprefix(PREFIX))
+            if identity is None or sum(1 for d in present if matches(identity, d)) != 1:
+                missing[bus.name] = bus.port
+        elif not os.path.exists(bus.port):
+            missing[bus.name] = bus.port
+    return missing
+
+
 def check_devices(config: BuildingConfig, live: dict | None) -> list[Result]:
+    """One result per device; but a bus whose port is missing, or on which no device answers, is one
+    FAIL for the bus with its devices summarised (twelve FAILs for one unplugged adapter hide the cause)."""
     if not config.devices:
         return []
+    unplugged = missing_buses(config)
     if live is not None:
         states = {d["name"]: (None if d["online"] else (d.get("detail") or "offline")) for d in live["devices"]}
         how = "the running daemon reports"
     else:
-        states = asyncio.run(probe_devices(config))
+        reachable = config.model_copy(update={"devices": [d for d in config.devices if d.bus not in unplugged]})
+        states = asyncio.run(probe_devices(reachable)) if reachable.devices else {}
         how = "polled"
     buses = {b.name: b for b in config.buses}
     results = []
+    for bus in config.buses:
+        on_bus = [d.name for d in config.devices if d.bus == bus.name]
+        where = bus.port if isinstance(bus, SerialBus) else f"{bus.host}:{bus.port}"
+        if not on_bus:
+            continue
+        if bus.name in unplugged:
+            continue  # its serial port's FAIL (check_ports) names the bus and summarises its devices
+        if len(on_bus) > 1 and all(states.get(name, "unknown to the daemon") is not None for name in on_bus):
+            first = states.get(on_bus[0]) or "unknown to the daemon"
+            line = ("the adapter, the A/B wiring and the line settings (baud, parity)" if isinstance(bus, SerialBus)
+                    else f"that the Modbus TCP gateway at {where} is reachable from here")
+            results.append(Result(f"bus {bus.name}", False, f"none of its {len(on_bus)} devices answers on {where} "
+                                  f"({_summary(on_bus)}; first: {first})", f"check {line}"))
+    judged_buses = {r.check.removeprefix("bus ") for r in results} | set(unplugged)
     for device in config.devices:
+        if device.bus in judged_buses:
+            continue
         problem = states.get(device.name, "unknown to the daemon")
         bus = buses[device.bus]
         where = f"bus {bus.name} ({bus.port if isinstance(bus, SerialBus) else f'{bus.host}:{bus.port}'}), address {device.address}"
@@ -219,7 +262,12 @@ def check_state_dir(config: BuildingConfig) -> list[Result]:
     need = int(config.journal.cap_mb * 1024 * 1024)
     free = shutil.disk_usage(existing).free
     results = []
-    if not os.access(existing, os.W_OK):
+    if not directory.is_dir():
+        found = f"{directory} does not exist" if not directory.exists() else f"{directory} is not a directory"
+        results.append(Result("state directory", False, found,
+                              f"the unit's StateDirectory=edge makes /var/lib/edge when it starts; elsewhere: "
+                              f"sudo install -d -o {SERVICE_USER} -g {SERVICE_USER} -m 0750 {directory}"))
+    elif not os.access(directory, os.W_OK):
         results.append(Result("state directory", False, f"{directory} is not writable by this user",
                               f"the unit's StateDirectory=edge makes it for the service user; else: sudo install -d -o {SERVICE_USER} -m 0750 {directory}"))
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import errno
 import hmac
 import json
 import os
@@ -31,13 +32,15 @@ from edge import runtime
 from edge.conditions import ActiveConditions, Severity, ending_kinds, raising_kinds
 from edge.config import BuildingConfig
 from edge.event_words import table as event_words
-from edge.events import Priority
+from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus
 from edge.journal import EventQuery, Journal, read_events
 from edge.runtime import Pool
+from edge.supervisor import Backoff
 from edge.status.admission import BoundedRunner, StreamPace, connection_cap, malformed
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
+from edge.status.port import holder as port_holder
 from edge.status.metrics import CameraSample, CircuitSample, PointSample, Sample, registry, resident_bytes
 from edge.status.tail import JournalTail, TooManyListeners, sse
 from edge.status.view import BuildingView
@@ -133,8 +136,7 @@ class StatusServer:
         await runner.setup()
         endpoint: Path | None = None
         try:
-            site = web.TCPSite(runner, self.settings.bind, self.settings.port, reuse_address=True)
-            await site.start()
+            await self._listen(runner)
             host, port = runner.addresses[0][:2]
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             self.url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
@@ -151,6 +153,35 @@ class StatusServer:
                     endpoint.unlink(missing_ok=True)
             await runner.cleanup()
             self.reader.shutdown(wait=False, cancel_futures=True)
+
+    async def _listen(self, runner: web.BaseRunner) -> None:
+        """Listen on the configured port. One taken by another process is one `fault.status_port_in_use`
+        (the port, and its holder when /proc shows it), then retried with backoff until it is free; the
+        worker does not fail (a task_failed every backoff said nothing a technician could act on)."""
+        delays = Backoff(initial_s=1.0, max_s=60.0).delays()
+        reported = False
+        while True:
+            site = web.TCPSite(runner, self.settings.bind, self.settings.port, reuse_address=True)
+            try:
+                await site.start()
+            except OSError as refused:
+                await site.stop()
+                if refused.errno != errno.EADDRINUSE:
+                    raise
+                delay = next(delays)
+                if not reported:
+                    reported = True
+                    holder = await runtime.call(Pool.FILES, port_holder, self.settings.port)
+                    body = {"bind": self.settings.bind, "port": self.settings.port, "holder": holder,
+                            "detail": str(refused), "retry_in_s": round(delay, 3)}
+                    log.error("status port in use", **body)
+                    await self.journal.append(Event(kind=Kind.STATUS_PORT_IN_USE, priority=Priority.FAULT,
+                                                    source="status-server", body=body))
+                await asyncio.sleep(delay)
+                continue
+            if reported:
+                log.info("status port free again: serving", port=self.settings.port)
+            return
 
     async def _watch_loop(self) -> None:
         """How late the loop runs a timer (what a door's unlock would suffer right now); and the NTP state."""
