@@ -511,7 +511,7 @@ def alarm_history(path: Path, now: float, before: int | None, limit: int) -> dic
     kinds = tuple(sorted(raising_kinds(conditions.rules) | ending_kinds(conditions.rules)))
     events = read_events(path, EventQuery(since_ns=int(since * 1e9), kinds=kinds, limit=ALARM_HISTORY_EVENTS, newest_first=True))
     rows: dict[int, dict[str, Any]] = {}
-    for event in reversed(events):
+    for event in events:  # the newest ALARM_HISTORY_EVENTS, in seq order
         at = event.wall_ns / 1e9
         rule = conditions.rule_of(event.kind)
         earlier = conditions.active.get((rule.raised_by, rule.key(event))) if rule is not None else None

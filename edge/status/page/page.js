@@ -71,6 +71,12 @@ function pointTitle(owner, point) {
   const p = state && state.points.find(p => p.owner === owner && p.point === point);
   return p ? p.title : null;
 }
+// A condition's text, led by the name a manager knows its point by instead of the wire ("f1-c1 f1-c1-monitor.current_a: ...").
+function said(row) {
+  if (!row.title) return row.text;
+  const wire = `${row.source} ${row.point}: `;
+  return `${row.title}: ${row.text.startsWith(wire) ? row.text.slice(wire.length) : row.text}`;
+}
 const severityBadge = (severity) => el("span", {class: `sev ${severity}`, "data-severity": severity}, severity.toUpperCase());
 
 // --- charts: axes with units and the time range ------------------------------------------
@@ -89,7 +95,7 @@ function chart(rows, limits, u) {
   node("line", {class: "axis", x1: left, y1: top, x2: left, y2: bottom});
   node("line", {class: "axis", x1: left, y1: bottom, x2: right, y2: bottom});
   if (rows.length < 2) {
-    node("text", {x: (left + right) / 2, y: (top + bottom) / 2, "text-anchor": "middle", class: "empty"}, "no readings to chart yet");
+    node("text", {x: (left + right) / 2, y: (top + bottom) / 2, "text-anchor": "middle", class: "empty"}, "not enough readings to chart");
     return svg;
   }
   let values = rows.map(r => r[1]);
@@ -108,10 +114,11 @@ function chart(rows, limits, u) {
   node("polyline", {points: rows.map(r => `${x(r[0]).toFixed(1)},${y(r[1]).toFixed(1)}`).join(" ")});
   node("text", {x: left - 4, y: top + 8, "text-anchor": "end", class: "tick y-max"}, number(hi, u));
   node("text", {x: left - 4, y: bottom, "text-anchor": "end", class: "tick y-min"}, number(lo, u));
-  node("text", {x: left, y: bottom + 13, "text-anchor": "start", class: "tick x-from"}, hhmm(t0));
-  node("text", {x: right, y: bottom + 13, "text-anchor": "end", class: "tick x-to"}, hhmm(t1));
+  const tick = t1 - t0 < 600 ? (t => when(t).slice(11)) : hhmm;  // seconds on a short chart
+  node("text", {x: left, y: bottom + 13, "text-anchor": "start", class: "tick x-from"}, tick(t0));
+  node("text", {x: right, y: bottom + 13, "text-anchor": "end", class: "tick x-to"}, tick(t1));
   node("text", {x: (left + right) / 2, y: bottom + 24, "text-anchor": "middle", class: "tick range"},
-       `${lasted(t1 - t0)} to ${when(t1).slice(0, 10)} ${hhmm(t1)}, ${zone}`);
+       `the last ${lasted(t1 - t0)}, to ${when(t1).slice(0, 16)} ${zone}`);
   svg.dataset.unit = unit(u); svg.dataset.from = String(t0); svg.dataset.to = String(t1);
   return svg;
 }
@@ -142,17 +149,21 @@ function render() {
   alarms.replaceChildren(...(state.alarms.length ? state.alarms.map(a =>
     el("li", {class: a.severity, "data-kind": a.kind, "data-source": a.source, "data-severity": a.severity},
       severityBadge(a.severity), " ", el("span", {class: "time"}, when(a.at)), " ",
-      el("span", {class: "what"}, a.title ? `${a.title}: ${sayKind(a.kind)}` : sayKind(a.kind)), el("div", {class: "sub"}, a.text)))
+      el("span", {class: "what"}, said(a)), el("div", {class: "sub"}, sayKind(a.kind))))
     : [el("li", {class: "quiet"}, "none")]));
   const faults = state.faults || [];
   document.getElementById("faults-section").hidden = !faults.length;
   document.getElementById("faults").replaceChildren(...faults.map(f =>
     el("li", {class: "fault", "data-kind": f.kind, "data-source": f.source},
-      el("span", {class: "time"}, when(f.at)), " ", f.title ? `${f.title}: ${f.text}` : f.text)));
+      el("span", {class: "time"}, when(f.at)), " ", said(f))));
 
   document.getElementById("points").replaceChildren(...state.points.map(p => {
-    const rows = (series[p.owner] || {})[p.point] || [];
     const withheld = WITHHELD[p.state];
+    let rows = (series[p.owner] || {})[p.point] || [];
+    if (!withheld && p.value != null) {  // readings are sent on change: the newest value holds until now
+      if (!rows.length && p.age_s != null) rows = [[state.now - p.age_s, p.value]];
+      rows = [...rows, [state.now, p.value]];
+    }
     const reading = withheld ? withheld + (p.state === "stale" ? ` (last read ${age(p.age_s)})` : "")
       : p.value == null ? "no reading yet" : `${number(p.value, p.unit)}, ${age(p.age_s)}`;
     return el("div", {class: `card ${p.state}`, "data-point": p.point, "data-owner": p.owner, "data-state": p.state},
@@ -231,7 +242,7 @@ function renderHistory() {
   const body = document.getElementById("history");
   body.replaceChildren(...(history.rows.length ? history.rows.map(r => el("tr", {class: r.severity, "data-kind": r.kind, "data-seq": r.seq},
     el("td", {class: "time"}, when(r.at)), el("td", {}, severityBadge(r.severity)),
-    el("td", {}, el("span", {class: "what"}, sayKind(r.kind)), el("div", {class: "sub"}, r.text)),
+    el("td", {}, el("span", {class: "what"}, said(r)), el("div", {class: "sub"}, sayKind(r.kind))),
     el("td", {class: "time"}, r.ended_at == null ? "still active" : when(r.ended_at)),
     el("td", {}, lasted((r.ended_at ?? state.now) - r.at))))
     : [el("tr", {}, el("td", {colspan: 5, class: "quiet"}, "no alarms in the last 7 days"))]));

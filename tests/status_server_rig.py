@@ -1,0 +1,110 @@
+"""A real status server on a real journal in this process, for the page's tests that need a week of
+history, a camera's snapshot or repeated faults a live building would take too long to make.
+
+The events are appended through `Journal.append` with the wall times they would have had; the
+server runs as the daemon runs it (`StatusServer.run`), on a port the kernel picks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy
+
+from edge import config as building_config
+from edge.events import Event, Kind, Priority
+from edge.journal import Journal
+from edge.status.server import StatusServer, endpoint_path
+
+from conftest import MINIMAL
+
+BUILDING = MINIMAL + """http: {port: 0}
+buses: [{name: site-bus, type: tcp, host: 127.0.0.1, port: 9, timeout_s: 0.3}]
+devices:
+  - {name: water-ai, bus: site-bus, address: 3, profile: generic-ai8}
+pressure_points:
+  - name: roof-tank-level
+    point: water-ai.ch3_ma
+    tank: roof
+    safety:
+      measures: level
+      sensor: {unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}
+      low_level: {warning: 3.0, alarm: 2.0, duration_s: 60, hysteresis: 0.1}
+cameras:
+  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}
+"""
+DAY = 86400
+WEEK_RAISES = 45  # low-level warnings raised and cleared in the last six days
+SNAPSHOT = "vision/snapshots/lift-1-cam/20261207T101500-observed.jpg"
+
+
+def week(now: float) -> list[Event]:
+    """A gateway started eight days ago; smoke then (outside the week), 45 warnings raised and cleared
+    in the week, smoke an hour ago still active, a camera watching only with an e-bike it saw, and one
+    device fault journaled three times within a second."""
+    def at(seconds: float) -> int:
+        return int(seconds * 1e9)
+
+    events = [Event(Kind.GATEWAY_STARTED, Priority.FAULT, "gateway", {}, wall_ns=at(now - 8 * DAY)),
+              Event(Kind.SMOKE_ALARM, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 8 * DAY + 60)),
+              Event(Kind.SMOKE_CLEARED, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 8 * DAY + 120))]
+    for n in range(WEEK_RAISES):
+        raised = now - 6 * DAY + n * 3600
+        body = {"point": "water-ai.ch3_ma", "condition": "under_threshold", "severity": "warning", "reading": 2.8,
+                "threshold": 3.0, "unit": "m"}
+        events.append(Event(Kind.CONDITION_RAISED, Priority.ALARM, "roof-tank-level", body, wall_ns=at(raised)))
+        events.append(Event(Kind.CONDITION_CLEARED, Priority.ALARM, "roof-tank-level",
+                            {"point": "water-ai.ch3_ma", "condition": "under_threshold"}, wall_ns=at(raised + 600)))
+    events += [
+        Event(Kind.SMOKE_ALARM, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 3600)),
+        Event(Kind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "observe", "reason": "no qualification report"},
+              wall_ns=at(now - 1800)),
+        Event(Kind.ELEVATOR_OBSERVED, Priority.ALARM, "lift-1-cam", {"elevator": "lift-1", "class": "ebike", "snapshot": SNAPSHOT},
+              wall_ns=at(now - 900)),
+    ]
+    events += [Event(Kind.DEVICE_FAULT, Priority.FAULT, "water-ai", {"fault": "exception", "detail": "illegal data address"},
+                     wall_ns=at(now - 60 + n * 0.3)) for n in range(3)]
+    return events
+
+
+def write_snapshot(state_dir: Path) -> bytes:
+    """A real JPEG where the vision worker would have written it."""
+    frame = numpy.zeros((90, 160, 3), numpy.uint8)
+    frame[:, :80] = (40, 160, 40)
+    ok, data = cv2.imencode(".jpg", frame)
+    assert ok
+    path = state_dir / SNAPSHOT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.tobytes())
+    return data.tobytes()
+
+
+@contextlib.asynccontextmanager
+async def serving(write_config, now: float | None = None):
+    """(config, url, the snapshot's bytes) of a status server over the week's journal."""
+    config = building_config.load(write_config(BUILDING))
+    now = time.time() if now is None else now
+    journal = await Journal.open(config.journal_path)
+    server = StatusServer(config, journal)
+    running = None
+    try:
+        for event in week(now):
+            await journal.append(event)
+        snapshot = write_snapshot(config.state_path)
+        running = asyncio.create_task(server.run())
+        endpoint = endpoint_path(config.state_path)
+        deadline = asyncio.get_running_loop().time() + 20
+        while not endpoint.exists():
+            assert asyncio.get_running_loop().time() < deadline, "the status server did not announce itself"
+            assert not running.done(), running
+            await asyncio.sleep(0.02)
+        yield config, json.loads(endpoint.read_text())["url"], snapshot
+    finally:
+        if running is not None:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        await journal.close()
