@@ -73,9 +73,11 @@ function pointTitle(owner, point) {
 }
 // A condition's text, led by the name a manager knows its point by instead of the wire ("f1-c1 f1-c1-monitor.current_a: ...").
 function said(row) {
-  if (!row.title) return row.text;
+  const point = row.point && state && state.points.find(p => p.owner === row.source && p.point === row.point);
+  const title = row.title || (point ? `${point.title} (${point.group})` : null);  // history rows: named from the snapshot
+  if (!title) return row.text;
   const wire = `${row.source} ${row.point}: `;
-  return `${row.title}: ${row.text.startsWith(wire) ? row.text.slice(wire.length) : row.text}`;
+  return `${title}: ${row.text.startsWith(wire) ? row.text.slice(wire.length) : row.text}`;
 }
 const severityBadge = (severity) => el("span", {class: `sev ${severity}`, "data-severity": severity}, severity.toUpperCase());
 
