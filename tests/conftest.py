@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,14 +26,27 @@ def building_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def write_config(building_dir: Path):
-    """Write YAML (dedented) as building.yaml and return its path."""
+    """Write YAML (dedented) as building.yaml and return its path. A building without an `http:`
+    block of its own gets a free port for its status server: nothing a test starts binds a fixed
+    port (the default, 8780, is the one a gateway uses)."""
 
     def write(text: str, name: str = "building.yaml") -> Path:
         path = building_dir / name
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        text = textwrap.dedent(text).lstrip("\n")
+        if re.search(r"^building:", text, re.M) and not re.search(r"^http:", text, re.M) and _a_building(text):
+            text = text.rstrip("\n") + "\nhttp: {port: 0}\n"
+        path.write_text(text)
         return path
 
     return write
+
+
+def _a_building(text: str) -> bool:
+    """A well-formed building file (a test of broken YAML gets its bytes as written)."""
+    try:
+        return isinstance(yaml.safe_load(text), dict)
+    except yaml.YAMLError:
+        return False
 
 
 MINIMAL = """
