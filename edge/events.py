@@ -82,8 +82,15 @@ class Kind(StrEnum):
     RECLOSE_REFUSED = "power.reclose_refused"
     RECLOSE_CONFIRMED = "power.reclose_confirmed"
     RECLOSE_UNCONFIRMED = "power.reclose_unconfirmed"
+    TRIP_REFUSED = "power.trip_refused"  # nothing sent: a precondition refused it (breaker in local mode); retried when it passes
+    TRIP_WITHDRAWN = "power.trip_withdrawn"  # a refused trip's cause ended before the breaker could be cut
     POINT_READING = "telemetry.point"
     DEVICE_IDENTIFIED = "device.identified"  # a model/firmware register picked the device's profile variant
+    DEVICE_UNIDENTIFIED = "fault.device_unidentified"  # its identify read failed: polled by the base map, identify retried
+    DEVICE_COMMAND_REQUESTED = "device.command_requested"  # a technician's or the cloud's profile command (audited)
+    DEVICE_COMMAND_REFUSED = "device.command_refused"  # nothing sent: unknown, a bad argument or a precondition
+    DEVICE_COMMAND_CONFIRMED = "device.command_confirmed"
+    DEVICE_COMMAND_UNCONFIRMED = "device.command_unconfirmed"  # sent; no answer, the device refused, or no read-back in time
     # Doors (edge/doors/, edge/readers.py, edge/fire.py): decisions, door alarms, locks, fire release.
     ACCESS_DECISION = "access.decision"
     ACCESS_FLAGGED = "alarm.access_flagged"

@@ -8,6 +8,11 @@ breaker: one trip in flight per breaker, read back, judged by `confirm_trip`. Th
 never closes a breaker by itself; `reclose` is the operator's audited request, reached over
 the control socket.
 
+A trip a precondition refuses (the breaker's front switch in LOCAL) sends nothing: it is journaled
+`power.trip_refused` with the reason and kept in `refused`; when the precondition's point reads
+passing while a trip-worthy alarm of the circuit is still active, the trip is sent again (its
+`power.trip_sent` says after which refusal); when no such alarm is left, `power.trip_withdrawn`.
+
 A circuit the gateway cut stays cut (`cuts`) from the confirmed trip until the confirmed re-close,
 kept in STATE_DIR/power-cuts.json beside the fire latch, so a restart still knows the breaker is
 open by the gateway's hand. While it is cut, the alarm that caused it is not cleared by the zero
@@ -120,6 +125,9 @@ class FieldPoints:
         self._breaker_readback: dict[str, tuple[bool, float]] = {}  # breaker: (reads open, mono)
         self._commanded_open: set[str] = set()  # breakers the gateway tripped, until they read closed
         self._holds: dict[str, str] = {}  # circuit: why it must stay open (smoke in a charging area)
+        self.refused: dict[str, tuple[TripCommand, str]] = {}  # circuit -> (trip a precondition refused, why)
+        self._retries: dict[str, str] = {}  # circuit -> the refusal its next trip is sent after
+        self._raises: dict[tuple[str, Condition], Transition] = {}  # (point, condition) -> its raise, while active
         self.cuts: dict[str, dict[str, Any]] = load_cuts(self.state_dir / CUTS_FILE, self._circuits)  # circuit -> cause
         self._commanded_open.update(cut["breaker"] for cut in self.cuts.values())
         self._held_clears: dict[str, dict[tuple[str, str], Event]] = {}  # cut circuit -> (point, condition) -> clear
@@ -139,6 +147,7 @@ class FieldPoints:
             fieldbus.subscribe(status.key, lambda reading, status=status: self._on_status(status, reading))
         for breaker in {c.breaker for c in config.circuits if c.breaker}:
             self._watch_breaker(breaker)
+            self._watch_trip_preconditions(breaker)
 
     # --- building the points -------------------------------------------------------
 
@@ -202,6 +211,44 @@ class FieldPoints:
             severity=Severity.ALARM, text="breaker opened without a trip from the gateway",
         ))
         self.fieldbus.subscribe(key, seen)
+
+    def _watch_trip_preconditions(self, breaker: str) -> None:
+        """A refused trip is sent again when a precondition's point reads passing (a voided reading
+        never passes): the breaker back in REMOTE while the leakage is still there."""
+        profile = self._profiles[breaker]
+        if not any(c.name == "trip" for c in profile.commands):
+            return
+        for condition in profile.command("trip").preconditions:
+            passes = condition.predicate(profile.point(condition.point).enum)
+
+            def seen(reading: Reading, passes: Callable[[Any], bool] = passes) -> None:
+                if reading.value is not None and passes(reading.value):
+                    self._retry_refused(breaker)
+
+            self.fieldbus.subscribe(PointKey(breaker, condition.point), seen)
+
+    def _retry_refused(self, breaker: str) -> None:
+        for circuit, (trip, why) in list(self.refused.items()):
+            if trip.breaker != breaker or breaker in self._tripping:
+                continue
+            del self.refused[circuit]
+            self._retries[circuit] = why
+            self._tripping.add(breaker)
+            self._trips.put_nowait(trip)
+
+    def _trip_cause(self, circuit: Circuit) -> TripCommand | None:
+        """A trip one of `circuit`'s active alarms still asks for (None when none does)."""
+        if circuit.breaker is None:
+            return None
+        for point in self.points:
+            if point.circuit is not circuit:
+                continue
+            for condition in point.active:
+                raised = self._raises.get((str(point.key), condition))
+                trip = None if raised is None else decide_power_cut(circuit.name, circuit.breaker, circuit.safety.power_cut, raised)
+                if trip is not None:
+                    return trip
+        return None
 
     # --- readings in, events out ---------------------------------------------------
 
@@ -288,8 +335,10 @@ class FieldPoints:
     def _on_transition(self, point: FieldPoint, transition: Transition) -> None:
         if transition.change is Change.RAISED:
             point.active[transition.condition] = transition.severity
+            self._raises[(str(point.key), transition.condition)] = transition
         else:
             point.active.pop(transition.condition, None)
+            self._raises.pop((str(point.key), transition.condition), None)
         event = self._condition_event(point, transition)
         cut = point.circuit.name if point.circuit is not None and point.circuit.name in self.cuts else None
         if cut is not None:
@@ -302,10 +351,26 @@ class FieldPoints:
         circuit = point.circuit
         if circuit is None or circuit.breaker is None:
             return
+        if transition.change is Change.CLEARED and circuit.name in self.refused:
+            self._still_needed(circuit)
         trip = decide_power_cut(circuit.name, circuit.breaker, circuit.safety.power_cut, transition)
         if trip is not None and trip.breaker not in self._tripping:
             self._tripping.add(trip.breaker)  # several phases alarming at once: one trip
             self._trips.put_nowait(trip)
+
+    def _still_needed(self, circuit: Circuit) -> None:
+        """A refused trip whose cause cleared: kept for another alarm that still asks for it, else withdrawn."""
+        trip, why = self.refused[circuit.name]
+        if circuit.name in self._holds:
+            return
+        other = self._trip_cause(circuit)
+        if other is not None:
+            self.refused[circuit.name] = (other, why)
+            return
+        del self.refused[circuit.name]
+        self._emit(Event(kind=Kind.TRIP_WITHDRAWN, priority=Priority.ALARM, source=circuit.name,
+                         body={"circuit": circuit.name, "breaker": trip.breaker, "reason": str(trip.reason),
+                               "refused": why, "point": trip.cause.point}))
 
     def _condition_event(self, point: FieldPoint, transition: Transition) -> Event:
         owner_key = "circuit" if point.circuit is not None else "pressure_point"
@@ -394,6 +459,7 @@ class FieldPoints:
                 read_at=None if p.read_at is None else wall - (now - p.read_at),
                 state=PointState.CUT if p.circuit is not None and p.circuit.name in self.cuts
                 else point_state(self.fieldbus.is_online(p.key.device), p.active.items()),
+                alarms=self._alarm_words(p),
             )
             for p in self.points
         ]
@@ -408,6 +474,15 @@ class FieldPoints:
                 label=s.label(), alarms=sorted(s.active),
             ))
         return rows
+
+    def _alarm_words(self, point: FieldPoint) -> list[str]:
+        """Every condition active on the point (an `invalid` row still shows the alarm it holds), and a
+        cut the breaker refused, on the point that asked for it."""
+        words = [f"{severity}: {condition}".replace("_", " ") for condition, severity in sorted(point.active.items())]
+        refused = self.refused.get(point.circuit.name) if point.circuit is not None else None
+        if refused is not None and refused[0].cause.point == str(point.key):
+            words.append(f"could not cut: {refused[1]}")
+        return words
 
     def circuits_cut(self) -> dict[str, tuple[str, bool]]:
         """Each circuit with a breaker: (breaker, cut), cut while its read-back says open (the
@@ -426,24 +501,39 @@ class FieldPoints:
 
     async def _trip(self, trip: TripCommand) -> None:
         cause = trip.cause
-        self._emit(Event(
-            kind=Kind.TRIP_SENT, priority=Priority.ALARM, source=trip.circuit,
-            body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
-                  "point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold},
-        ))
+        after = self._retries.pop(trip.circuit, None)
+        because = {"point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold, "unit": self._cause_unit(cause.point)}
+
+        def sending() -> None:  # the preconditions passed: the write goes out now
+            self._commanded_open.add(trip.breaker)
+            self._emit(Event(
+                kind=Kind.TRIP_SENT, priority=Priority.ALARM, source=trip.circuit,
+                body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
+                      "point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold,
+                      **({"after_refusal": after} if after is not None else {})},
+            ))
+
         sent = self._clock()
-        self._commanded_open.add(trip.breaker)
         try:
-            outcome = await self.fieldbus.send(trip.breaker, "trip")
+            outcome = await self.fieldbus.send(trip.breaker, "trip", sending=sending)
             confirmed, detail = bool(outcome), outcome.reason
         except Exception as error:  # a driver bug must still end in an alarm, not in silence
             log.exception("trip command failed", breaker=trip.breaker)
-            confirmed, detail = False, f"gateway error: {error!r}"
+            outcome, confirmed, detail = None, False, f"gateway error: {error!r}"
+            self._commanded_open.add(trip.breaker)  # it may have gone out
         finally:
             self._tripping.discard(trip.breaker)
+        if outcome is not None and not outcome.sent:
+            refused = detail.removeprefix("refused: ")
+            self.refused[trip.circuit] = (trip, refused)
+            self._emit(Event(
+                kind=Kind.TRIP_REFUSED, priority=Priority.ALARM, source=trip.circuit,
+                body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason), "refused": refused,
+                      "precondition": None if outcome.refused_by is None else f"{trip.breaker}.{outcome.refused_by}", **because},
+            ))
+            return
         report = confirm_trip(trip, BreakerState.OPEN if confirmed else self._breaker_state(trip.breaker, since=sent), self._clock())
         confirmed_trip = report.outcome is TripOutcome.CONFIRMED
-        because = {"point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold, "unit": self._cause_unit(cause.point)}
         self._emit(Event(
             kind=Kind.TRIP_CONFIRMED if confirmed_trip else Kind.TRIP_UNCONFIRMED,
             priority=Priority.ALARM, source=trip.circuit,
@@ -497,8 +587,11 @@ class FieldPoints:
         return True
 
     def lift_hold(self, circuit: str) -> None:
-        """The cause of a `cut_power` has cleared: an operator may re-close (the gateway never does)."""
+        """The cause of a `cut_power` has cleared: an operator may re-close (the gateway never does);
+        a cut the breaker refused is no longer wanted, unless an alarm of its own still asks for it."""
         self._holds.pop(circuit, None)
+        if circuit in self.refused:
+            self._still_needed(self._circuits[circuit])
 
     # --- re-close ------------------------------------------------------------------
 
@@ -528,7 +621,10 @@ class FieldPoints:
             confirmed, detail = bool(outcome), outcome.reason
         except Exception as error:
             log.exception("close command failed", breaker=command.breaker)
-            confirmed, detail = False, f"gateway error: {error!r}"
+            outcome, confirmed, detail = None, False, f"gateway error: {error!r}"
+        if outcome is not None and not outcome.sent:  # a precondition refused it: the breaker was never asked
+            answer = await self._refuse({**audit, "request_seq": requested}, [detail])
+            return {**answer, "error": f"{detail}; nothing was sent to the breaker", "refused": True, "request_seq": requested}
         if confirmed:  # a breaker without a read-back point is known closed by this alone
             self._commanded_open.discard(command.breaker)
         kind = Kind.RECLOSE_CONFIRMED if confirmed else Kind.RECLOSE_UNCONFIRMED
@@ -545,7 +641,7 @@ class FieldPoints:
     async def _refuse(self, audit: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         seq = await self.journal.append(Event(
             kind=Kind.RECLOSE_REFUSED, priority=Priority.ALARM, source=str(audit.get("circuit")),
-            body={**{k: v if isinstance(v, str | None) else repr(v) for k, v in audit.items()}, "problems": problems},
+            body={**{k: v if isinstance(v, str | int | None) else repr(v) for k, v in audit.items()}, "problems": problems},
         ))
         return {"ok": False, "error": "; ".join(problems), "result_seq": seq}
 

@@ -95,10 +95,13 @@ class FieldBus:
         self._poller = Poller(self.specs, self._observe)
         await self._poller.run()
 
-    async def send(self, device: str, command: str, value: float | None = None) -> CommandOutcome:
+    async def send(
+        self, device: str, command: str, value: float | None = None, *, sending: Callable[[], None] | None = None
+    ) -> CommandOutcome:
         """Write a profile command, ahead of polls; the outcome is true when the device confirmed
-        it (result register and read-back included) and otherwise says why not."""
-        return await self._poller.write_command(device, command, value)
+        it (result register and read-back included) and otherwise says why not (`sent` False when
+        a precondition refused it and nothing went out). `sending` runs just before the write."""
+        return await self._poller.write_command(device, command, value, sending=sending)
 
     async def command(self, device: str, command: str, value: float | None = None) -> bool:
         """`send`, for callers that need only yes or no."""

@@ -418,7 +418,7 @@ def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_wri
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
-            await _until(lambda: _events(config.journal_path, "alarm.trip_unconfirmed"))
+            await _until(lambda: _events(config.journal_path, "power.trip_refused"))
 
         try:
             return await _run_building(_tcp_config(write_config, port), scenario), list(simulator.requests)
@@ -426,9 +426,9 @@ def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_wri
             await simulator.stop()
 
     config, requests = asyncio.run(main())
-    (unconfirmed,) = _events(config.journal_path, "alarm.trip_unconfirmed")
-    assert unconfirmed.body["detail"] == "refused: breaker in local mode"
-    assert unconfirmed.body["outcome"] != "confirmed" and unconfirmed.body["reason"] == "leakage"
+    (refused,) = _events(config.journal_path, "power.trip_refused")  # nothing sent: refused, not unconfirmed
+    assert refused.body["refused"] == "breaker in local mode" and refused.body["reason"] == "leakage"
+    assert not _events(config.journal_path, "alarm.trip_unconfirmed")
     assert (2, 5) not in requests, "a breaker in local mode is not sent the trip"
 
 

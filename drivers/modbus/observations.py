@@ -69,10 +69,15 @@ class PollFault:
 
 @dataclass(frozen=True, slots=True)
 class CommandOutcome:
-    """What became of a command: true only when confirmed; `reason` says why not (or "confirmed")."""
+    """What became of a command: true only when confirmed; `reason` says why not (or "confirmed").
+    `sent` is False when nothing reached the wire (a precondition or the argument refused it), so
+    the core journals a refusal, not a command the device failed; `refused_by` names the
+    precondition point that refused, so the core can try again when it reads otherwise."""
 
     confirmed: bool
     reason: str
+    sent: bool = True
+    refused_by: str | None = None
 
     def __bool__(self) -> bool:
         return self.confirmed

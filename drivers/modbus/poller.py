@@ -460,25 +460,31 @@ class Poller:
             state.failing.add(key)
             await self._emit(PollFault(state.spec.name, kind, detail))
 
-    async def write_command(self, device: str, command: str, value: float | None = None) -> CommandOutcome:
+    async def write_command(
+        self, device: str, command: str, value: float | None = None, *, sending: Callable[[], None] | None = None
+    ) -> CommandOutcome:
         """Write a named command (with `value` if it takes an argument). The outcome is true once
         the device acknowledged it, its result register (if any) says done, and its read-back
         point (if any) shows the expected value in time; otherwise `reason` says why not, e.g.
-        a precondition that refused it ("breaker in local mode") or the device's own refusal."""
+        a precondition that refused it ("breaker in local mode", `sent` False) or the device's
+        own refusal. `sending` is called once the preconditions passed, just before the write,
+        so a caller journals "sent" only for a command that goes out."""
         state = self._states[device]
         profile = state.spec.profile
         order = profile.command(command)
         try:
             words = command_words(profile, order, value)
         except EncodeError as error:
-            return CommandOutcome(False, f"refused: {error}")
+            return CommandOutcome(False, f"refused: {error}", sent=False)
         for condition in order.preconditions:
             point = profile.point(condition.point)
             seen, problem = await self._read_point(state, point)
             if problem is not None:
-                return CommandOutcome(False, f"refused: cannot read {point.name} ({problem})")
+                return CommandOutcome(False, f"refused: cannot read {point.name} ({problem})", sent=False, refused_by=point.name)
             if not condition.predicate(point.enum)(seen):
-                return CommandOutcome(False, f"refused: {condition.refuse}")
+                return CommandOutcome(False, f"refused: {condition.refuse}", sent=False, refused_by=point.name)
+        if sending is not None:
+            sending()
         try:
             response = await self._transact(
                 state, lambda client, unit: _write(client, order, words, unit), Priority.COMMAND

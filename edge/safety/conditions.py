@@ -50,6 +50,18 @@ def _cut(e: StoredEvent) -> str:
     return f"Circuit {e.body.get('circuit', e.source)} cut by the gateway: {reason}{cause}; no power until a technician re-closes it"
 
 
+def _could_not_cut(e: StoredEvent) -> str:
+    reading, unit = e.body.get("reading"), e.body.get("unit") or ""
+    cause = f" ({e.body.get('point')} {reading:g} {unit})".replace(" )", ")") if isinstance(reading, int | float) else ""
+    return (f"Circuit {e.body.get('circuit', e.source)} could not cut: {e.body.get('refused')}{cause}; "
+            "power is still on, tried again as soon as the breaker allows it")
+
+
+def _unidentified(e: StoredEvent) -> str:
+    return (f"Device {e.source} unidentified: {e.body.get('detail')}; watched by its common points only, "
+            f"identify tried again in {e.body.get('retry_in_s')} s")
+
+
 CONDITIONS = (
     Rule(Kind.CONDITION_RAISED, _point, ended_by=(Kind.CONDITION_CLEARED,), severity=_severity, key=_point_key,
          at_restart=AtRestart.RECHECK),
@@ -58,6 +70,10 @@ CONDITIONS = (
     Rule(Kind.TRIP_UNCONFIRMED, lambda e: f"Circuit {e.body.get('circuit', e.source)}: the breaker did not confirm the trip, "
          f"power may still be on ({e.body.get('detail')})", ended_by=(Kind.TRIP_CONFIRMED, Kind.RECLOSE_CONFIRMED),
          key=lambda e: str(e.body.get("circuit", e.source)), lasts_s=UNCONFIRMED_S, at_restart=AtRestart.KEEP),
+    # A trip a precondition refused (nothing sent): active until it is sent, its cause ends, or a re-close.
+    Rule(Kind.TRIP_REFUSED, _could_not_cut, ended_by=(Kind.TRIP_SENT, Kind.TRIP_WITHDRAWN, Kind.RECLOSE_CONFIRMED),
+         key=lambda e: str(e.body.get("circuit", e.source)), at_restart=AtRestart.END),
+    Rule(Kind.DEVICE_UNIDENTIFIED, _unidentified, ended_by=(Kind.DEVICE_IDENTIFIED,), severity=Severity.FAULT),
     Rule(Kind.DEVICE_OFFLINE, lambda e: f"Device {e.source} offline: {e.body.get('reason')}", ended_by=(Kind.DEVICE_BACK,),
          severity=Severity.FAULT),
 )
