@@ -210,6 +210,8 @@ class Player:
         secret.write_text(secrets.token_hex(32))
         data["building"] = {**data["building"], "secret": {"file": str(secret)}}
         data["state_dir"] = str(self.workdir / "state")
+        http = data.get("http") if isinstance(data.get("http"), dict) else {}
+        data["http"] = {**http, "port": 0}  # nothing the rig starts binds a fixed port: the page takes a free one
         for reader in data.get("readers") or []:
             if isinstance(reader, dict) and reader.get("protocol") == "osdp":
                 key = self.workdir / "secrets" / f"osdp-{reader.get('name')}.key"
