@@ -12,13 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import load_profile
 from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
-from hil.modbus_sim import SimulatedDevice
 
 from conftest import edge
-from test_points_cli import PROFILES, SimulatorThread, _config, _wait
+from test_points_cli import SimulatorThread, _config, _wait, devices
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,6 +35,11 @@ def _stop(daemon: subprocess.Popen, how: signal.Signals) -> None:
         daemon.wait()
 
 
+def _tank_alarm(journal: Path) -> list:
+    return journal.exists() and [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
+                                 if e.source == "tank-roof" and e.body["severity"] == "alarm"]
+
+
 def _open(journal: Path) -> list:
     conditions = ActiveConditions()
     for event in read_events(journal, EventQuery(limit=None)):
@@ -46,19 +49,13 @@ def _open(journal: Path) -> list:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 def test_an_alarm_open_at_a_stop_ends_after_the_restart_when_its_condition_is_gone(write_config, how):
-    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
-    monitor.set_value("current_a", 10.0)
-    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
-    breaker.set_value("closed", True)
-    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
-    tank.set_value("ch1_ma", 8.0)  # 1.25 m: below the alarm level
+    monitor, breaker, tank = devices()
     with SimulatorThread([monitor, breaker, tank]) as port:
         config = _config(write_config, port)
         journal = config.parent / "state" / "journal.db"
         daemon = _start(config)
         try:
-            _wait(lambda: journal.exists() and [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
-                                                if e.source == "tank-roof" and e.body["severity"] == "alarm"])
+            _wait(lambda: _tank_alarm(journal))
             _stop(daemon, how)
             tank.set_value("ch1_ma", 16.0)  # refilled while the gateway was down: 3.75 m
             daemon = _start(config)
@@ -72,19 +69,13 @@ def test_an_alarm_open_at_a_stop_ends_after_the_restart_when_its_condition_is_go
 
 
 def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left_the_config_ends(write_config):
-    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
-    monitor.set_value("current_a", 10.0)
-    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
-    breaker.set_value("closed", True)
-    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
-    tank.set_value("ch1_ma", 8.0)
+    monitor, breaker, tank = devices()
     with SimulatorThread([monitor, breaker, tank]) as port:
         config = _config(write_config, port)
         journal = config.parent / "state" / "journal.db"
         daemon = _start(config)
         try:
-            _wait(lambda: journal.exists() and [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
-                                                if e.source == "tank-roof" and e.body["severity"] == "alarm"])
+            _wait(lambda: _tank_alarm(journal))
             monitor.set_value("current_a", 45.0)
             _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
             monitor.set_value("current_a", 0.0)

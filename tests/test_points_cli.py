@@ -83,13 +83,20 @@ pressure_points:
 """)
 
 
-def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_request(write_config):
+def devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
+    """The monitor, breaker and tank input of `_config`: 10 A on a closed breaker, the roof tank at
+    1.25 m (8 mA of 0-5 m), below its alarm level."""
     monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
     monitor.set_value("current_a", 10.0)
     breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
     breaker.set_value("closed", True)
     tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
-    tank.set_value("ch1_ma", 8.0)  # 1.25 m: below the alarm level
+    tank.set_value("ch1_ma", 8.0)
+    return monitor, breaker, tank
+
+
+def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_request(write_config):
+    monitor, breaker, tank = devices()
     with SimulatorThread([monitor, breaker, tank]) as port:
         config = _config(write_config, port)
         journal = config.parent / "state" / "journal.db"
