@@ -75,9 +75,8 @@ function pointTitle(owner, point) {
 function said(row) {
   const point = row.point && state && state.points.find(p => p.owner === row.source && p.point === row.point);
   const title = row.title || (point ? `${point.title} (${point.group})` : null);  // history rows: named from the snapshot
-  if (!title) return row.text;
   const wire = `${row.source} ${row.point}: `;
-  return `${title}: ${row.text.startsWith(wire) ? row.text.slice(wire.length) : row.text}`;
+  return title && row.text.startsWith(wire) ? `${title}: ${row.text.slice(wire.length)}` : row.text;  // a text in words stays as it is
 }
 const severityBadge = (severity) => el("span", {class: `sev ${severity}`, "data-severity": severity}, severity.toUpperCase());
 
