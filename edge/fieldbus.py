@@ -15,7 +15,16 @@ from typing import Callable, Mapping
 
 import structlog
 
-from drivers.modbus.observations import CommandOutcome, DeviceBack, DeviceIdentified, DeviceOffline, Observation, PollFault, Reading
+from drivers.modbus.observations import (
+    CommandOutcome,
+    DeviceBack,
+    DeviceIdentified,
+    DeviceOffline,
+    DeviceUnidentified,
+    Observation,
+    PollFault,
+    Reading,
+)
 from drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, SerialLink, TcpLink
 from drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, SerialBus
@@ -90,6 +99,16 @@ class FieldBus:
     def is_online(self, device: str) -> bool:
         return self._poller.is_online(device)
 
+    def unidentified(self, device: str) -> str | None:
+        """Why `device`'s identify read picked no map (it is polled by its base map only), or None."""
+        return self._poller.unidentified(device)
+
+    def device_state(self, device: str) -> str:
+        """online, unidentified (answering, watched by its base map only) or offline: what every view shows."""
+        if not self.is_online(device):
+            return "offline"
+        return "unidentified" if self.unidentified(device) is not None else "online"
+
     async def run(self) -> None:
         """Poll until cancelled. After a crash the supervisor calls this again on fresh clients."""
         self._poller = Poller(self.specs, self._observe)
@@ -123,6 +142,9 @@ def _device_event(observation: Observation) -> Event:
         return Event(kind=Kind.DEVICE_OFFLINE, priority=Priority.FAULT, source=observation.device, body={"reason": str(observation.reason)})
     if isinstance(observation, DeviceBack):
         return Event(kind=Kind.DEVICE_BACK, priority=Priority.FAULT, source=observation.device)
+    if isinstance(observation, DeviceUnidentified):
+        return Event(kind=Kind.DEVICE_UNIDENTIFIED, priority=Priority.FAULT, source=observation.device,
+                     body={"point": observation.point, "detail": observation.detail, "retry_in_s": observation.retry_in_s})
     if isinstance(observation, DeviceIdentified):
         return Event(kind=Kind.DEVICE_IDENTIFIED, priority=Priority.FAULT, source=observation.device,
                      body={"identity": observation.identity, "variant": observation.variant})

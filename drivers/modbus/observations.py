@@ -59,6 +59,18 @@ class DeviceIdentified:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceUnidentified:
+    """The identify read got an answer that picks no map (a Modbus exception: a register one model
+    of a family has and another lacks, or an undecodable value). The device is polled by its base
+    map meanwhile and identify is tried again after `retry_in_s`, with backoff; reported once a streak."""
+
+    device: str
+    point: str
+    detail: str
+    retry_in_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class PollFault:
     """One failed transaction or value, after retries."""
 
@@ -83,4 +95,4 @@ class CommandOutcome:
         return self.confirmed
 
 
-Observation = Reading | DeviceOffline | DeviceBack | DeviceIdentified | PollFault
+Observation = Reading | DeviceOffline | DeviceBack | DeviceIdentified | DeviceUnidentified | PollFault

@@ -30,6 +30,7 @@ from drivers.modbus.observations import (
     DeviceBack,
     DeviceIdentified,
     DeviceOffline,
+    DeviceUnidentified,
     FaultKind,
     Observation,
     PollFault,
@@ -240,6 +241,9 @@ class _DeviceState:
     voiders: dict[str, tuple[Value, int]] = field(default_factory=dict)
     visit: int = 0
     identified: bool = True  # False while a profile with variants waits to read its identify register
+    unidentified: str | None = None  # why its identify read picked no map: polled by the base map meanwhile
+    identify_at: float = 0.0  # when identify is next tried
+    identify_delay: float = 0.0  # its backoff
 
     def adopt(self, profile: Profile) -> None:
         """Poll by `profile` from now on (the base map, or the variant the device identified as)."""
@@ -290,6 +294,10 @@ class Poller:
     def is_online(self, device: str) -> bool:
         return self._states[device].online
 
+    def unidentified(self, device: str) -> str | None:
+        """Why the device's identify read picked no map (it is polled by its base map), or None."""
+        return self._states[device].unidentified
+
     def queued(self, device: str) -> int:
         """Transactions waiting for the wire `device` hangs on."""
         return self._states[device].bus.lane.waiting
@@ -324,12 +332,14 @@ class Poller:
             return
         for group in due:
             group.due = now + group.interval_s
-        if not state.identified:
-            if not await self._identify(state):
+        if not state.identified and now >= state.identify_at:
+            identified = await self._identify(state)
+            if identified is None:  # no answer: the device is failing, nothing more this visit
                 return
-            due = tuple(state.groups)  # the variant's own groups, all due now
-            for group in due:
-                group.due = now + group.interval_s
+            if identified:
+                due = tuple(state.groups)  # the variant's own groups, all due now
+                for group in due:
+                    group.due = now + group.interval_s
         state.visit += 1
         reads = state.plans.get(due)
         if reads is None:  # a device has few distinct sets of due groups: plan each once
@@ -371,16 +381,41 @@ class Poller:
             await self._emit(Reading(device, point.name, value, point.unit, mono))
         return True
 
-    async def _identify(self, state: _DeviceState) -> bool:
-        """Read the model or firmware register and poll by the variant it picks; False if not read."""
-        base = self._specs[state.spec.name].profile
-        point = base.identify
-        identity, problem = await self._read_point(state, point, Priority.POLL, report=False)
+    async def _identify(self, state: _DeviceState) -> bool | None:
+        """Read the model or firmware register and poll by the variant it picks: True. An answer that
+        picks nothing (an exception, an undecodable value) leaves the base map polled and identify
+        retried with backoff: False, reported once a streak. No answer: None (the device is failing)."""
+        spec = self._specs[state.spec.name]
+        base, point = spec.profile, spec.profile.identify
+        (read,) = plan_reads([point])
+        reader = _READERS[read.function]
+        try:
+            response = await self._transact(state, lambda client, unit: reader(client, read, unit))
+        except TransactionFailed as failure:
+            await self._failed(state, failure, f"identify {point.name}")
+            return None
+        what = f"read {read.function.value} {read.address}+{read.count} ({point.name})"
+        problem, identity = None, None
+        if response.isError():
+            state.counters.count(FaultKind.EXCEPTION)
+            problem = f"{what} answered exception {response.exception_code}"
+        else:
+            words = list(response.bits[: read.count]) if read.function.is_bit else list(response.registers)
+            try:
+                identity = decode_point(base, point, words[read.slice_of(point)])
+            except DecodeError as error:
+                state.counters.count(FaultKind.DECODE)
+                problem = f"{what}: {error}"
         if problem is not None:
+            state.identify_delay = min(max(state.identify_delay * 2, spec.probe_min_s), spec.probe_max_s)
+            state.identify_at = self._clock() + state.identify_delay
+            if state.unidentified is None:
+                await self._emit(DeviceUnidentified(spec.name, point.name, problem, state.identify_delay))
+            state.unidentified = problem
             return False
         variant, profile = base.variant_for(identity)
         state.adopt(profile)
-        state.identified = True
+        state.identified, state.unidentified, state.identify_delay = True, None, 0.0
         await self._emit(DeviceIdentified(state.spec.name, identity, variant))
         return True
 
@@ -447,6 +482,7 @@ class Poller:
             return True
         state.online = False
         state.identified = self._specs[state.spec.name].profile.identify is None  # it may come back re-flashed
+        state.identify_at = 0.0  # and is identified at once when it does
         state.probe_delay = state.spec.probe_min_s
         state.probe_at = self._clock() + state.probe_delay
         await self._emit(DeviceOffline(state.spec.name, failure.kind))

@@ -419,7 +419,9 @@ class Command(_Strict):
 
 class Variant(_Strict):
     """A model or firmware revision whose map differs: the points and commands it moves or adds
-    (by name: a point named as in the base replaces it), picked by the `identify` register."""
+    (by name: a point named as in the base replaces it) and the base points it lacks (`drop`), picked
+    by the `identify` register. With `drop` the base map can hold every point of the family's common
+    model, not only those all share."""
 
     @model_validator(mode="before")
     @classmethod
@@ -436,10 +438,16 @@ class Variant(_Strict):
     below: float | None = Field(default=None, description="Covers identify values below this one.")
     points: list[Point] = Field(default_factory=list, description="Points moved or added.")
     commands: list[Command] = Field(default_factory=list, description="Commands moved or added.")
+    drop: list[Name] = Field(
+        default_factory=list, max_length=256, description="Base points this model or firmware lacks: not polled once identified."
+    )
     description: str = Field(default="", max_length=200)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        clash = sorted({p.name for p in self.points} & set(self.drop))
+        if clash:
+            raise ValueError(f"{', '.join(clash)}: a point is either dropped or given, not both")
         if self.when is None and self.at_least is None and self.below is None:
             raise ValueError("a variant needs 'when', 'at_least' or 'below'")
         if self.when is not None and (self.at_least is not None or self.below is not None):
@@ -550,8 +558,12 @@ class Profile(_Strict):
         return None, self.without_variants()
 
     def variant(self, variant: Variant) -> Profile:
-        """The base map with `variant`'s points and commands in place of those of the same name."""
-        points = {p.name: p for p in self.points} | {p.name: p for p in variant.points}
+        """The base map with `variant`'s points and commands in place of those of the same name, less
+        the points it drops."""
+        unknown = sorted(set(variant.drop) - {p.name for p in self.points})
+        if unknown:
+            raise ValueError(f"drop: {', '.join(unknown)} is not a point of the base map")
+        points = {p.name: p for p in self.points if p.name not in variant.drop} | {p.name: p for p in variant.points}
         commands = {c.name: c for c in self.commands} | {c.name: c for c in variant.commands}
         document = self.model_dump(exclude={"identify", "variants", "points", "commands", "addressing"})
         return Profile.model_validate({

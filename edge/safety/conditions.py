@@ -58,8 +58,8 @@ def _could_not_cut(e: StoredEvent) -> str:
 
 
 def _unidentified(e: StoredEvent) -> str:
-    return (f"Device {e.source} unidentified: {e.body.get('detail')}; watched by its common points only, "
-            f"identify tried again in {e.body.get('retry_in_s')} s")
+    return (f"Device {e.source} unidentified: {e.body.get('detail')}; watched by its base map only, "
+            "identify retried with backoff")
 
 
 CONDITIONS = (

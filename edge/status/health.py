@@ -48,6 +48,7 @@ class Probe:
     cameras: dict[str, bool] = field(default_factory=dict)  # camera whose guard runs -> stream up
     starved: list[str] = field(default_factory=list)  # executors whose work waits past its patience (edge.runtime)
     journal_fault: dict[str, Any] | None = None  # the journal's own word that it is degraded (Journal.fault)
+    unidentified: dict[str, str] = field(default_factory=dict)  # device -> why its identify read picked no map
 
 
 def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
@@ -68,6 +69,7 @@ def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
         if probe.disk.free_bytes < MIN_FREE_BYTES:
             problems.append(f"journal disk has only {probe.disk.free_bytes // 1024} KiB free")
     problems += [f"device {name} offline" for name, online in sorted(probe.devices.items()) if not online]
+    problems += [f"device {name} unidentified (polled by its base map only): {why}" for name, why in sorted(probe.unidentified.items())]
     problems += [f"reader {name} offline" for name, online in sorted(probe.readers.items()) if not online]
     problems += [f"camera {name} stream down" for name, up in sorted(probe.cameras.items()) if not up]
     problems += probe.starved
@@ -82,6 +84,7 @@ def verdict(probe: Probe) -> tuple[bool, dict[str, Any]]:
             "degraded": probe.journal_fault,
         },
         "devices": probe.devices,
+        "unidentified": probe.unidentified,
         "readers": probe.readers,
         "cameras": probe.cameras,
     }

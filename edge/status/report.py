@@ -142,9 +142,9 @@ def render(config: BuildingConfig, status: dict[str, Any]) -> str:
             if device.bus != bus.name:
                 continue
             d = devices.get(device.name, {})
-            state = "online" if d.get("online", True) else "OFFLINE"
+            state = "OFFLINE" if not d.get("online", True) else "UNIDENTIFIED" if d.get("unidentified") else "online"
             polls = f"{d['answers']}/{d['polls']} answered" if "polls" in d else ""
-            detail = d.get("detail") if not d.get("online", True) else polls
+            detail = d.get("detail") if not d.get("online", True) else d["unidentified"] if d.get("unidentified") else polls
             seen = d.get("last_good_age_s")
             shown = _age(seen) if seen is not None or status["source"] == "daemon" else "-"
             lines.append(f"  {device.name:<26} {state:<10} {shown:>10}  {detail or ''}")

@@ -247,6 +247,14 @@ class StatusServer:
             return {spec.name: self.fieldbus.is_online(spec.name) for spec in self.fieldbus.specs}
         return {name: state["online"] for name, state in self.view.devices.items()}
 
+    def devices_unidentified(self) -> dict[str, str]:
+        """Devices answering whose identify read picked no map: watched by their base map only."""
+        if self.fieldbus is not None:
+            found = {spec.name: self.fieldbus.unidentified(spec.name) for spec in self.fieldbus.specs}
+        else:
+            found = {name: state.get("unidentified") for name, state in self.view.devices.items()}
+        return {name: why for name, why in found.items() if why}
+
     def readers_online(self) -> dict[str, bool]:
         return {name: state["online"] for name, state in self.view.readers.items()}
 
@@ -316,7 +324,8 @@ class StatusServer:
     def _probe(self, disk: Disk | None) -> Probe:
         """What /healthz judges, for the endpoint and for the page's status alike."""
         return Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(),
-                     self.cameras_streaming(), runtime.starving(), journal_fault=self.journal.fault)
+                     self.cameras_streaming(), runtime.starving(), journal_fault=self.journal.fault,
+                     unidentified=self.devices_unidentified())
 
     async def _healthz(self, request: web.Request) -> web.Response:
         healthy, body = verdict(self._probe(await self._disk()))
@@ -329,9 +338,10 @@ class StatusServer:
 
     def _live(self, snapshot: dict[str, Any]) -> None:
         """What the page's state adds to the journal's view: devices online now, the uplink's backlog (all in memory)."""
-        online = self.devices_online()
+        online, unidentified = self.devices_online(), self.devices_unidentified()
         for device in snapshot["devices"]:
             device["online"] = online.get(device["name"], device["online"])
+            device["unidentified"] = unidentified.get(device["name"])
         if self.uplink is not None:
             synced = self.uplink.pusher.synced_seq
             snapshot["uplink"] |= {"connected": self.uplink.connected.is_set(), "backlog": max(0, self.journal.head_seq - synced)}

@@ -97,7 +97,7 @@ class BuildingView:
         for reader in self.config.readers:
             self.readers[reader.name] = {"online": True, "detail": None, "since": None}
         for device in self.config.devices:
-            self.devices[device.name] = {"online": True, "detail": None, "since": None, "bus": device.bus}
+            self.devices[device.name] = {"online": True, "detail": None, "since": None, "bus": device.bus, "unidentified": None}
         for circuit in self.config.circuits:
             safety = circuit.safety
             owned = [(ref, safety.over_current_a, _phase(circuit.currents, n), "A") for n, ref in enumerate(circuit.currents)]
@@ -158,6 +158,9 @@ class BuildingView:
         elif kind in (Kind.DEVICE_OFFLINE, Kind.DEVICE_BACK):
             if event.source in self.devices:
                 self.devices[event.source] |= {"online": kind == Kind.DEVICE_BACK, "detail": body.get("reason"), "since": at}
+        elif kind in (Kind.DEVICE_UNIDENTIFIED, Kind.DEVICE_IDENTIFIED):  # why its identify read picked no map, or None
+            if event.source in self.devices:
+                self.devices[event.source]["unidentified"] = body.get("detail") if kind == Kind.DEVICE_UNIDENTIFIED else None
         elif kind in (Kind.CONDITION_RAISED, Kind.CONDITION_CLEARED):
             key = (event.source, str(body.get("point")), str(body.get("condition")))
             if kind == Kind.CONDITION_RAISED:

@@ -1,0 +1,191 @@
+"""Identify that never silently stops polling (issue 21, item 3): an identify read answered with a
+Modbus exception is a named fault, the device is polled by its base map meanwhile and shown
+unidentified, identify is retried with backoff, and a variant may drop base points."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from pymodbus.constants import ExcCodes
+
+from drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
+from drivers.modbus.poller import Poller, SerialLink
+from drivers.modbus.profile import Function, Profile
+from edge import config as building_config
+from edge.conditions import ActiveConditions
+from edge.config import device_profiles
+from edge.fieldbus import FieldBus, device_specs
+from edge.journal import EventQuery, Journal, read_events
+from edge.status.health import Disk, Probe, verdict
+from edge.status.view import BuildingView
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.pty import pty_pair
+
+from conftest import MINIMAL
+from test_modbus_poller import WAIT_S, Running, spec, tcp_rig, wait_for
+
+ILLEGAL_ADDRESS = ExcCodes.ILLEGAL_ADDRESS
+FIRMWARE = 0x100  # input register 257 as the manual prints it
+
+# A residual-current relay family: the base map is the full model's; firmware 1 lacks the
+# temperature input, so its variant drops it.
+RCM = {
+    "model": "rcm-family",
+    "interval_s": 0.05,
+    "points": [
+        {"name": "leakage_ma", "function": "input", "address": 6, "type": "uint16", "unit": "mA"},
+        {"name": "temperature", "function": "input", "address": 8, "type": "int16", "scale": 0.1, "unit": "C"},
+    ],
+    "identify": {"name": "firmware", "function": "input", "address": FIRMWARE, "type": "uint16"},
+    "variants": [{"name": "fw1", "below": 0x200, "drop": ["temperature"]}],
+}
+
+
+class Unflashed(SimulatedDevice):
+    """Answers its firmware register with ILLEGAL_ADDRESS until `flashed`, as a model that lacks it does."""
+
+    def __init__(self, profile: Profile, unit_id: int) -> None:
+        super().__init__(profile, unit_id)
+        self.flashed = False
+        self.identify_reads = 0
+        self.set_registers(Function.INPUT, FIRMWARE, [0x0105])
+        self.set_value("leakage_ma", 12)
+        self.set_value("temperature", 31.5)
+
+    def read(self, function, address, count):
+        if function is Function.INPUT and address <= FIRMWARE < address + count:
+            self.identify_reads += 1
+            if not self.flashed:
+                return ILLEGAL_ADDRESS
+        return super().read(function, address, count)
+
+
+async def _unidentified_then_identified(link_of, start) -> dict:
+    profile = Profile.model_validate(RCM)
+    device = Unflashed(profile, 4)
+    simulator = FieldSimulator([device])
+    link = await start(simulator)
+    queue: asyncio.Queue = asyncio.Queue()
+    poller = Poller([spec("rcm", profile, link_of(link), 4, probe_min_s=0.05, probe_max_s=0.2)], queue)
+    seen: list = []
+    try:
+        async with Running(poller):
+            unidentified = await wait_for(queue, lambda o: isinstance(o, DeviceUnidentified), seen)
+            temperature = await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "temperature", seen)
+            state = poller.unidentified("rcm")
+            while device.identify_reads < 3:  # retried, with backoff
+                await wait_for(queue, lambda o: True, seen)
+            device.flashed = True
+            identified = await wait_for(queue, lambda o: isinstance(o, DeviceIdentified), seen)
+            after: list = []
+            for _ in range(3):
+                await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "leakage_ma", after)
+    finally:
+        await simulator.stop()
+    return {"unidentified": unidentified, "temperature": temperature, "state": state, "seen": seen,
+            "identified": identified, "after": after, "now": poller.unidentified("rcm")}
+
+
+def _judge(found: dict) -> None:
+    unidentified = found["unidentified"]
+    assert unidentified.device == "rcm" and unidentified.point == "firmware"
+    assert unidentified.detail == f"read input {FIRMWARE}+1 (firmware) answered exception {ILLEGAL_ADDRESS}"
+    assert found["temperature"].value == pytest.approx(31.5), "the base map is polled while unidentified"
+    assert found["state"] == unidentified.detail
+    assert sum(isinstance(o, DeviceUnidentified) for o in found["seen"]) == 1, "one report per streak, not one per retry"
+    assert found["identified"].identity == 0x0105 and found["identified"].variant == "fw1"
+    assert found["now"] is None
+    assert not [o for o in found["after"] if isinstance(o, Reading) and o.point == "temperature"], "fw1 drops it"
+
+
+def test_an_identify_answered_with_an_exception_polls_the_base_map_and_is_retried_over_tcp():
+    async def start(simulator):
+        return await simulator.start_tcp()
+
+    from drivers.modbus.poller import TcpLink
+
+    _judge(asyncio.run(_unidentified_then_identified(lambda port: TcpLink("127.0.0.1", port), start)))
+
+
+def test_an_identify_answered_with_an_exception_polls_the_base_map_and_is_retried_over_rtu():
+    with pty_pair() as pair:
+        async def start(simulator):
+            await simulator.start_rtu(pair.b, baudrate=19200)
+            return pair.a
+
+        _judge(asyncio.run(_unidentified_then_identified(lambda path: SerialLink(path, baudrate=19200), start)))
+
+
+def test_an_unidentified_device_is_a_named_fault_in_the_journal_every_view_and_healthz(write_config, building_dir: Path):
+    import yaml
+
+    (building_dir / "profiles" / "rcm-family.yaml").write_text(yaml.safe_dump(RCM))
+
+    async def scenario():
+        device = Unflashed(Profile.model_validate(RCM), 1)
+        simulator = FieldSimulator([device])
+        port = await simulator.start_tcp()
+        path = write_config(MINIMAL + f"""
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices: [{{name: rcm, bus: box, address: 1, profile: rcm-family, poll_s: 0.05}}]
+""")
+        config = building_config.load(path)
+        journal = await Journal.open(config.journal_path)
+        fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
+        running = asyncio.create_task(fieldbus.run())
+        states = []
+        try:
+            deadline = asyncio.get_running_loop().time() + WAIT_S
+            while fieldbus.unidentified("rcm") is None or device.identify_reads < 2:
+                assert asyncio.get_running_loop().time() < deadline, "never unidentified"
+                await asyncio.sleep(0.02)
+            states.append(fieldbus.device_state("rcm"))
+            device.flashed = True
+            while fieldbus.unidentified("rcm") is not None:
+                assert asyncio.get_running_loop().time() < deadline + WAIT_S, "never identified"
+                await asyncio.sleep(0.02)
+            states.append(fieldbus.device_state("rcm"))
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await simulator.stop()
+            await journal.close()
+        return config, states
+
+    config, states = asyncio.run(scenario())
+    assert states == ["unidentified", "online"]
+    events = read_events(config.journal_path, EventQuery(limit=None))
+    (fault,) = [e for e in events if e.kind == "fault.device_unidentified"]
+    assert fault.source == "rcm" and fault.body["point"] == "firmware" and "exception 2" in fault.body["detail"]
+    assert not [e for e in events if e.kind == "fault.device"], "the named fault, not a bare fault.device"
+    model, view = ActiveConditions(), BuildingView(config)
+    for event in events:
+        model.apply(event)
+        view.apply(event)
+        if event.seq == fault.seq:
+            (active,) = [c for c in model.now(1e12) if c.kind == "fault.device_unidentified"]
+            assert str(active.severity) == "fault" and "unidentified" in active.text and "exception 2" in active.text
+            assert view.devices["rcm"]["unidentified"] == fault.body["detail"]
+    assert not [c for c in model.now(1e12) if c.kind == "fault.device_unidentified"], "ended by device.identified"
+    assert view.devices["rcm"]["unidentified"] is None
+
+
+def test_unidentified_is_a_healthz_problem_and_a_device_row_of_the_status_view(write_config):
+    probe = Probe(0.0, 0.0, Disk(0, 1 << 30, True), {"rcm": True}, unidentified={"rcm": "read input 256+1 (firmware) answered exception 2"})
+    healthy, body = verdict(probe)
+    assert not healthy and body["unidentified"] == {"rcm": "read input 256+1 (firmware) answered exception 2"}
+    assert body["problems"] == ["device rcm unidentified (polled by its base map only): read input 256+1 (firmware) answered exception 2"]
+
+
+def test_a_variant_may_drop_base_points_and_a_drop_must_name_one():
+    profile = Profile.model_validate(RCM)
+    _, fw1 = profile.variant_for(0x105)
+    assert [p.name for p in fw1.points] == ["leakage_ma"]
+    with pytest.raises(ValidationError, match="drop: humidity is not a point of the base map"):
+        Profile.model_validate({**RCM, "variants": [{"name": "fw1", "below": 2, "drop": ["humidity"]}]})
+    with pytest.raises(ValidationError, match="temperature: a point is either dropped or given"):
+        Profile.model_validate({**RCM, "variants": [{"name": "fw1", "below": 2, "drop": ["temperature"],
+                                                     "points": [RCM["points"][1]]}]})
