@@ -44,6 +44,7 @@ def build(out: Path, source: Path = REPO, extras: tuple[str, ...] = (), rig: boo
     built = pip("wheel", "-q", "--no-deps", "--no-build-isolation", "--wheel-dir", out, *projects)
     if built.returncode != 0:
         raise SystemExit(f"wheelhouse: building {', '.join(map(str, projects))} failed\n{built.stdout}{built.stderr}")
+    sys.stderr.write(built.stderr)  # the build backend's warnings, if any (tests/test_install.py wants none)
     v = version(source)
     wanted = [f"building-edge[{','.join(extras)}]=={v}" if extras else f"building-edge=={v}"]
     if rig:

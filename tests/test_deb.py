@@ -2,9 +2,9 @@
 throwaway Debian root (install, upgrade, remove, purge) with `edge` run there as the edge user.
 
 The package is built from the wheelhouse in var/wheelhouse (tests/test_install.py and `./dev deb`
-fill it; it is filled here if empty). The throwaway root is made by debootstrap (Debian 12 minbase
-with python3 and adduser) once and kept as var/debian-root/bookworm.tar, so later runs only unpack
-it; it lives in the test's temporary folder and the machine itself is left as it was (no mounts,
+fill it; it is filled here if empty). The throwaway root is made by debootstrap (this machine's
+Debian release, minbase with python3 and adduser: about 45 s) once and kept as
+var/debian-root/RELEASE.tar, so later runs only unpack it; it lives in the test's temporary folder and the machine itself is left as it was (no mounts,
 nothing installed outside that folder). The root test needs root (chroot) and is skipped without.
 """
 
@@ -25,7 +25,10 @@ from conftest import REPO
 VERSION = configparser.ConfigParser()
 VERSION.read(REPO / "setup.cfg")
 VERSION = VERSION["metadata"]["version"]
-ROOT_CACHE = REPO / "var" / "debian-root" / "bookworm.tar"
+PYTHON = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+                        capture_output=True, text=True).stdout.strip()  # Debian's, which the package's venv runs
+RELEASE = dict(line.split("=", 1) for line in Path("/etc/os-release").read_text().splitlines() if "=" in line).get("VERSION_CODENAME", "bookworm").strip('"')
+ROOT_CACHE = REPO / "var" / "debian-root" / f"{RELEASE}.tar"  # the root is this machine's release: its python3 is the package's
 MIRROR = os.environ.get("EDGE_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True).stdout.strip()
 
@@ -57,8 +60,8 @@ def test_the_package_holds_the_unit_the_command_the_config_the_docs_and_the_venv
                  "/usr/share/doc/building-edge/README.md", "/usr/share/doc/building-edge/README.Debian",
                  "/usr/share/doc/building-edge/changelog.gz", "/usr/share/doc/building-edge/examples/99-edge-serial.rules",
                  "/usr/share/man/man1/edge.1.gz", "/opt/edge/bin/edge", "/opt/edge/pyvenv.cfg",
-                 "/opt/edge/lib/python3.11/site-packages/edge/status/page/index.html",
-                 "/opt/edge/lib/python3.11/site-packages/edge/shipped/systemd/edge.service"):
+                 f"/opt/edge/lib/python{PYTHON}/site-packages/edge/status/page/index.html",
+                 f"/opt/edge/lib/python{PYTHON}/site-packages/edge/shipped/systemd/edge.service"):
         assert path in files, path
     assert "-> /opt/edge/bin/edge" in files["/usr/bin/edge"]
     assert "-> /usr/bin/python3" in files["/opt/edge/bin/python3"]  # Debian's Python runs the venv
@@ -69,7 +72,8 @@ def test_the_package_holds_the_unit_the_command_the_config_the_docs_and_the_venv
 
     info = run("dpkg-deb", "-f", deb, "Package", "Version", "Architecture", "Depends").stdout
     assert f"Version: {VERSION}" in info and f"Architecture: {ARCH}" in info
-    assert "python3 (>= 3.11), python3 (<< 3.12)" in info and "adduser" in info
+    major, minor = PYTHON.split(".")
+    assert f"python3 (>= {PYTHON}), python3 (<< {major}.{int(minor) + 1})" in info and "adduser" in info
     control = run("dpkg-deb", "-I", deb, "conffiles").stdout.split()
     assert control == ["/etc/edge/example.yaml"]  # building.yaml is the operator's: postinst writes it once
 
@@ -114,7 +118,7 @@ def debian_root(into: Path) -> Path:
     """A Debian 12 minbase root with python3 and adduser, unpacked from the cache (made once)."""
     if not ROOT_CACHE.is_file():
         fresh = into.parent / "debootstrap"
-        run("debootstrap", "--variant=minbase", "--include=python3,adduser", "bookworm", fresh, MIRROR, timeout=1800)
+        run("debootstrap", "--variant=minbase", "--include=python3,adduser", RELEASE, fresh, MIRROR, timeout=1800)
         ROOT_CACHE.parent.mkdir(parents=True, exist_ok=True)
         run("tar", "-C", fresh, "-cf", f"{ROOT_CACHE}.part", ".")
         os.replace(f"{ROOT_CACHE}.part", ROOT_CACHE)
