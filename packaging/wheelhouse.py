@@ -9,6 +9,10 @@ source archive, such as sdnotify, is built into a wheel once). That step is trie
 index first (OUT already holds everything: offline); only when something is missing does it ask
 the package index, through pip's own cache. --offline refuses to ask.
 
+The versions are those of packaging/constraints.txt (the lock: every dependency pinned, written
+from a wheelhouse with --write-lock), so a package built next month bundles what was tested; a
+dependency the lock does not name yet is resolved from the index as usual.
+
 Then `pip install --no-index --find-links OUT building-edge` installs offline (tests/test_install.py,
 ./dev deb). Wheels are for this machine's Python and architecture, which is what a gateway of the
 same Debian release runs.
@@ -23,6 +27,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+LOCK = REPO / "packaging" / "constraints.txt"
+OURS = {"building-edge", "building-edge-rig"}
 
 
 def version(source: Path) -> str:
@@ -49,7 +55,8 @@ def build(out: Path, source: Path = REPO, extras: tuple[str, ...] = (), rig: boo
     wanted = [f"building-edge[{','.join(extras)}]=={v}" if extras else f"building-edge=={v}"]
     if rig:
         wanted.append(f"building-edge-rig=={v}")
-    download = ["wheel", "-q", "--wheel-dir", out, "--find-links", out, *wanted]
+    lock = ["--constraint", LOCK] if LOCK.is_file() else []
+    download = ["wheel", "-q", "--wheel-dir", out, "--find-links", out, *lock, *wanted]
     fetched = pip(*download[:1], "--no-index", *download[1:])
     if fetched.returncode != 0:
         if offline:
@@ -60,6 +67,21 @@ def build(out: Path, source: Path = REPO, extras: tuple[str, ...] = (), rig: boo
     return wanted
 
 
+def write_lock(house: Path, lock: Path = LOCK) -> list[str]:
+    """packaging/constraints.txt from the wheels in `house`: one `name==version` per dependency."""
+    pins = {}
+    for wheel in house.glob("*.whl"):
+        name, version = wheel.name.split("-")[:2]
+        name = name.replace("_", "-").lower()
+        if name not in OURS:
+            pins[name] = version
+    lines = [f"{name}=={version}" for name, version in sorted(pins.items())]
+    lock.write_text("# The lock: every dependency of building-edge[camera] and building-edge-rig, pinned to the\n"
+                    "# versions tested. Written by `python packaging/wheelhouse.py DIR --extra camera --rig --write-lock`.\n"
+                    + "\n".join(lines) + "\n")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the wheelhouse folder (created; wheels already there are reused)")
@@ -67,9 +89,12 @@ def main() -> int:
     parser.add_argument("--extra", action="append", default=[], help="an extra of building-edge to include (camera)")
     parser.add_argument("--rig", action="store_true", help="also building-edge-rig, the hardware-in-the-loop rig")
     parser.add_argument("--offline", action="store_true", help="never ask the package index")
+    parser.add_argument("--write-lock", action="store_true", help=f"then write {LOCK.relative_to(REPO)} from the wheelhouse")
     args = parser.parse_args()
     for requirement in build(args.out, args.source.resolve(), tuple(args.extra), args.rig, args.offline):
         print(requirement)
+    if args.write_lock:
+        write_lock(args.out)
     return 0
 
 
