@@ -140,3 +140,69 @@ def test_a_new_journal_file_is_0640_whatever_the_umask(tmp_path: Path):
     finally:
         os.umask(old)
     assert (tmp_path / "journal.db").stat().st_mode & 0o777 == 0o640
+
+
+HELD_THEN_KILLED = """
+import asyncio, sys
+from pathlib import Path
+import structlog
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries only seqs
+from edge.events import Event, Priority
+from edge.journal import Journal, JournalLimits
+
+async def main():
+    journal = await Journal.open(Path(sys.argv[1]), JournalLimits(retry_initial_s=0.05, retry_max_s=0.2),
+                                 spill_places=[Path(sys.argv[2])])
+    assert journal.degraded
+    for n in range(4):
+        seq = await journal.append(Event(kind="access.decision", priority=Priority.ACCESS, source="door-1", body={"n": n}))
+        print(seq, flush=True)
+    for _ in range(500):  # the lease is written off the loop: give it a moment (an old journal never writes one)
+        if list(Path(sys.argv[2]).glob("*.spill-lease.json")):
+            break
+        await asyncio.sleep(0.01)
+    print("waited", flush=True)
+    await asyncio.sleep(3600)  # killed here, holding its events
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path):
+    from journal_disk import mount_small_disk
+
+    yield from mount_small_disk(tmp_path / "tmpfs", size="2m")
+
+
+def test_a_daemon_killed_while_the_disk_refuses_leaves_a_lease_the_next_start_continues_above(tmpfs, tmp_path: Path):
+    """Started degraded after a clean stop (the seq mark drawn back to the head) and SIGKILLed: no spill,
+    and the mark could not move; the lease in the spill place still keeps its seqs from being given again."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmpfs.mount / "journal.db"
+    run = tmp_path / "run"
+    asyncio.run(_history(path, 10, [run]))
+    tmpfs.read_only()
+    held = subprocess.Popen([sys.executable, "-c", HELD_THEN_KILLED, str(path), str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = [held.stdout.readline().strip() for _ in range(5)]
+    finally:
+        held.send_signal(signal.SIGKILL)
+        held.wait()
+    assert lines[-1] == "waited", lines
+    given = [int(line) for line in lines[:4]]
+    tmpfs.writable()
+
+    async def restart():
+        journal = await _open(path, [run])
+        seq = await journal.append(decision(99))
+        await journal.close()
+        return seq
+
+    after = asyncio.run(restart())
+    assert min(given) == 12 and after > max(given), f"seq {after} given again (the killed run gave {given})"
+    assert not list(run.glob("journal.db.spill-*")), "the lease goes once the new run has written"

@@ -55,6 +55,7 @@ log = structlog.get_logger("edge.journal")
 T = TypeVar("T")
 
 CLOSE_WITHIN_S = 3.0
+LEASE_BLOCK = 65_536  # seqs a degraded journal leases ahead in a spill place; renewed at half-way
 # After these the connection is dropped and the file opened again (a remount, a replaced disk);
 # a full disk or a lock keeps the connection and simply tries again.
 _REOPEN_AFTER = {"read_only", "cannot_open", "io_error", "no_access"}
@@ -142,6 +143,10 @@ class Journal:
         self.spill_places = [Path(p) for p in spill_places]  # where a stop on a refusing disk leaves what it holds
         self._spill_files: list[Path] = []  # replayed at start; removed once their events are written
         self._replaying = 0  # replayed events not yet written
+        self._leased = 0  # while degraded: a lease in a spill place covers every seq up to here
+        self._lease_at: Path | None = None  # where the lease is
+        self._lease_jobs: set[asyncio.Task[None]] = set()  # lease writes and removals (awaited at close)
+        self._lease_refused: float | None = None  # when no place took the last lease (tried again a while after)
         self._store = store if store is not None else Store(self.path, limits)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
         self._loop = asyncio.get_running_loop()
@@ -282,6 +287,8 @@ class Journal:
             self._next_seq = seq + 1
         entry = _Entry(event, seq, waiter)
         self._pending.append(entry)
+        if self._outage is not None and seq is not None and seq > self._leased - LEASE_BLOCK // 2:
+            self._lease()
         self.bus.admit(seq, event)
         if self._outage is not None and len(self._pending) > self.limits.buffer_events:
             self._shed()
@@ -485,6 +492,7 @@ class Journal:
         self._space.set()
         body = {**described, "path": str(self.path), "buffer_events": self.limits.buffer_events}
         self._admit(Event(Kind.JOURNAL_UNAVAILABLE, Priority.ALARM, "journal", body), None)
+        self._lease()  # the seqs just given (and those to come) are covered before a crash can forget them
         return outage
 
     def _recovered(self) -> None:
@@ -498,6 +506,41 @@ class Journal:
         log.warning("journal writable again", **body)
         self._admit(Event(Kind.JOURNAL_RECOVERED, Priority.ALARM, "journal", body), None)
         self._report_losses("buffer_full")
+        if self._lease_at is not None:
+            self._job(self._drop_lease())
+
+    def _lease(self) -> None:
+        """Lease seqs ahead in a spill place (the state disk refuses the seq mark): a daemon killed
+        while degraded leaves no spill, and the next start must still continue above what it gave."""
+        if self._next_seq is None or any(not job.done() for job in self._lease_jobs):
+            return
+        if self._lease_refused is not None and self._loop.time() - self._lease_refused < self.limits.retry_max_s:
+            return
+        through = self._next_seq - 1 + LEASE_BLOCK
+        self._job(self._write_lease(through))
+
+    def _job(self, work: Awaitable[None]) -> None:
+        job = asyncio.ensure_future(work)
+        self._lease_jobs.add(job)
+        job.add_done_callback(self._lease_jobs.discard)
+
+    async def _write_lease(self, through: int) -> None:
+        lease = spill.Spill(str(self.path), through)
+        where = await asyncio.to_thread(spill.write, self._places(), lease, spill.lease_name(self.path))
+        if where is None:
+            if self._lease_refused is None:
+                log.error("journal seq lease taken by no place: a crash now could give a seq twice", through=through)
+            self._lease_refused = self._loop.time()
+            return
+        self._leased, self._lease_at, self._lease_refused = through, where, None
+        if self._outage is None:  # recovered meanwhile: the lease is no longer needed
+            await self._drop_lease()
+
+    async def _drop_lease(self) -> None:
+        """Every seq handed out is written now (or recorded lost): the lease goes."""
+        where, self._lease_at, self._leased = self._lease_at, None, 0
+        if where is not None:
+            await asyncio.to_thread(spill.remove, [where])
 
     def _report_losses(self, reason: str) -> None:
         losses = self._losses
@@ -605,6 +648,8 @@ class Journal:
                 log.error("journal writer did not finish in time; closing without it", timeout_s=timeout_s,
                           in_flight=len(self._in_flight), pending=len(self._pending))
                 writer.cancel()
+        if self._lease_jobs:
+            await asyncio.wait(set(self._lease_jobs), timeout=max(0.0, deadline - self._loop.time()))
         left = [*self._in_flight, *self._pending]
         given = None if self._next_seq is None else self._next_seq - 1
         spilled = None
@@ -627,6 +672,9 @@ class Journal:
                 done.set_result(False)
         clean = finished and not left and not self._losses.count and self._outage is None \
             and self._next_seq is not None and self._next_seq == self._store.next_seq
+        if (spilled is not None or clean) and self._lease_at is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(spill.remove, [self._lease_at])  # the spill (or the file) says it now
         if finished:
             try:
                 await self._run(self._store.close, clean)

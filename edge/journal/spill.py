@@ -8,6 +8,11 @@ is refused), and the next start writes them into the journal before anything new
 also says how far seq was handed out (`given_through`) and what was lost before it, so the
 next start neither gives a seq twice nor leaves a hole unexplained.
 
+While degraded, the journal also keeps a lease there (a spill with no events, one fixed name):
+how far it may have handed seqs out. A daemon killed while the disk refuses leaves no spill, and
+the seq mark in the state dir could not be moved; the lease still tells the next start where to
+continue.
+
 Blocking: used from a thread, never on the loop.
 """
 
@@ -56,14 +61,18 @@ def _decode(row: dict[str, Any]) -> tuple[int | None, Event]:
     return row["seq"], event
 
 
-def write(places: Sequence[Path], spill: Spill) -> Path | None:
+def lease_name(journal: Path) -> str:
+    return f"{journal.name}.spill-lease.json"
+
+
+def write(places: Sequence[Path], spill: Spill, name: str | None = None) -> Path | None:
     """Write the spill (temporary file, fsync, rename, fsync of the dir) to the first place that takes it.
 
     Returns where it went, or None when no place would (each refusal is logged)."""
     document = json.dumps({"format": FORMAT, "journal": spill.journal, "given_through": spill.given_through,
                            "lost": spill.lost, "events": [_encode(seq, e) for seq, e in spill.events]},
                           separators=(",", ":"), default=str).encode()
-    name = f"{Path(spill.journal).name}.spill-{time.time_ns()}-{os.getpid()}.json"
+    name = name or f"{Path(spill.journal).name}.spill-{time.time_ns()}-{os.getpid()}.json"
     for place in places:
         target = place / name
         temporary = place / f".{name}.tmp"
