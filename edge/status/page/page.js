@@ -213,6 +213,13 @@ function detailOf(e) {
   return [title, String(said).replace(/_/g, " ")].filter(Boolean).join(": ");
 }
 
+// Where an event happened: a water point by what it measures, a circuit as "Circuit f1-c1, floor 1, box F1".
+function place(source) {
+  const owned = state.points.filter(p => p.owner === source);
+  if (!owned.length) return source;
+  return owned.length === 1 ? owned[0].title : owned[0].group;
+}
+
 function renderEvents() {
   if (!state) return;  // times need the building's zone
   const rows = [];
@@ -227,7 +234,7 @@ function renderEvents() {
     rows.push({kind: e.kind, source: e.source, detail, at, oldest: at, count: 1, priority: e.priority});
   }
   document.getElementById("events").replaceChildren(...rows.map(r => el("tr", {class: `p${PRIORITIES.indexOf(r.priority)}`, "data-kind": r.kind, "data-count": r.count},
-    el("td", {class: "time"}, when(r.at)), el("td", {}, sayKind(r.kind)), el("td", {}, r.source), el("td", {}, r.detail),
+    el("td", {class: "time"}, when(r.at)), el("td", {}, sayKind(r.kind)), el("td", {}, place(r.source)), el("td", {}, r.detail),
     el("td", {class: "count"}, r.count > 1 ? `×${r.count}` : ""))));
 }
 
