@@ -143,6 +143,7 @@ class Journal:
         self.spill_places = [Path(p) for p in spill_places]  # where a stop on a refusing disk leaves what it holds
         self._spill_files: list[Path] = []  # replayed at start; removed once their events are written
         self._replaying = 0  # replayed events not yet written
+        self._given_floor: int | None = None  # the highest seq an earlier run handed out, as its spills say
         self._leased = 0  # while degraded: a lease in a spill place covers every seq up to here
         self._lease_at: Path | None = None  # where the lease is
         self._lease_jobs: set[asyncio.Task[None]] = set()  # lease writes and removals (awaited at close)
@@ -212,6 +213,7 @@ class Journal:
         if not spills:
             return
         given = max((s.given_through for s in spills if s.given_through is not None), default=None)
+        self._given_floor = given  # where numbering starts at the latest, once the file can say where it stands
         if given is not None and self._next_seq is not None and given >= self._next_seq:
             self._gaps.append(Gap(self._next_seq, given, "unclean_stop", 0))
             self._next_seq = given + 1
@@ -413,7 +415,8 @@ class Journal:
         self._note_skipped()
         if self._next_seq is None:
             # Above the file and above anything replayed from a spill with its seq.
-            self._next_seq = max(store.next_seq, 1 + max((e.seq for e in self._pending if e.seq is not None), default=0))
+            self._next_seq = max(store.next_seq, 1 + max((e.seq for e in self._pending if e.seq is not None), default=0),
+                                 1 + (self._given_floor or 0))
             self._head = self._settled_through = store.next_seq - 1
             for entry in self._pending:
                 if entry.seq is None:
