@@ -242,6 +242,7 @@ function renderEvents() {
 async function loadHistory(before) {
   const answer = await fetch(`api/alarms?limit=${HISTORY_PAGE}${before != null ? "&before=" + before : ""}`).then(r => r.json());
   history.before = before; history.rows = answer.rows; history.next = answer.next; history.total = answer.total;
+  history.complete = answer.complete;
   renderHistory();
 }
 
@@ -256,6 +257,7 @@ function renderHistory() {
     : [el("tr", {}, el("td", {colspan: 5, class: "quiet"}, "no alarms in the last 7 days"))]));
   const total = history.total || 0;
   document.getElementById("history-note").textContent = `${total} alarm${total === 1 ? "" : "s"} and warning${total === 1 ? "" : "s"} in the last 7 days`
+    + (history.complete === false ? " (at least: the week holds more than one answer reads)" : "")
     + (history.pages.length ? `, page ${history.pages.length + 1}` : "");
   document.getElementById("history-older").hidden = history.next == null;
   document.getElementById("history-newer").hidden = !history.pages.length;
