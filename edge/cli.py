@@ -25,6 +25,7 @@ from edge import cli_config, config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, ConfigError
 from edge.community import cli as community_cli
+from edge import device_cli
 from edge.doors import cli as doors_cli
 from edge.status import cli as status_cli
 from edge.events import Priority
@@ -125,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the version", description="Print the installed version (as edge --version).")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
     doors_cli.add_commands(commands)
+    device_cli.add_commands(commands)  # `edge device command|read|show`: any profile command, any point
     status_cli.add_commands(commands)  # status, doctor, udev-rules: running in the field
     community_cli.add_commands(commands)
     camera_cli.add_commands(commands)  # `edge elevator release`, `edge vision export|import|status`

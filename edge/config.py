@@ -42,6 +42,10 @@ PointRef = Annotated[
     str,
     Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[A-Za-z0-9_-]{1,64}$", description="DEVICE.POINT"),
 ]
+CommandRef = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[a-z][a-z0-9_]{0,63}$", description="DEVICE.COMMAND"),
+]
 
 
 class Strict(BaseModel):
@@ -425,6 +429,10 @@ class BuildingConfig(Strict):
     cameras: list[Camera] = Field(default_factory=list)
     uplink: Uplink = Uplink()
     fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
+    cloud_commands: list[CommandRef] = Field(
+        default_factory=list, max_length=256, description="Profile commands the cloud may run (signed `device.command`), as "
+        "DEVICE.COMMAND; none by default. A technician runs any of them with `edge device command`.",
+    )
     http: StatusServer = Field(StatusServer(), description="Health, metrics and the status page, on 127.0.0.1 by default.")
     udev: list[UsbIdentity] = Field(default_factory=list, description="USB adapters and cameras by udev identity; ports name them as udev:NAME.")
     community: CommunitySafety = Field(
@@ -719,6 +727,15 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tu
         if camera.hold is not None:
             commands_of(camera.hold.device, (camera.hold.hold, camera.hold.resume), ("cameras", index, "hold"))
     point_of(config.fire_alarm, ("fire_alarm",), bit=True)
+    for index, ref in enumerate(config.cloud_commands):
+        device_name, command = ref.split(".", 1)
+        device = devices.get(device_name)
+        profile = profiles.get(device.profile) if device else None
+        if device is None:
+            problems.append((("cloud_commands", index), f"no device named {device_name!r}"))
+        elif profile is not None and command not in {c.name for c in profile.commands} | {
+                c.name for v in profile.variants for c in v.commands}:
+            problems.append((("cloud_commands", index), f"device {device_name!r} ({device.profile}) has no command {command!r}"))
     for index, alarm in enumerate(config.alarms):
         point_of(alarm.point, ("alarms", index, "point"))
         device = devices.get(alarm.point.split(".", 1)[0])

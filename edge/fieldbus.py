@@ -5,13 +5,19 @@ line carries one transaction at a time, so there is one `Poller` for the whole b
 The parts of the core that care about a point subscribe to it; the field bus itself
 journals what is about devices rather than points: a device going offline, coming back,
 and each fault the poller reports.
+
+`DeviceCommands` lets a technician (and, for what the config allows, the cloud) run any command
+a profile defines and read any point now: commissioning a range, an address or a relay's flash
+must not need code. Each command is journaled before and after, like a breaker's re-close.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import structlog
 
@@ -99,6 +105,14 @@ class FieldBus:
     def is_online(self, device: str) -> bool:
         return self._poller.is_online(device)
 
+    def profile_of(self, device: str) -> Profile:
+        """The map `device` is polled by now (its variant once identified)."""
+        return self._poller.profile_of(device)
+
+    async def read_now(self, device: str, names: list[str]) -> dict[str, tuple[Any, str | None]]:
+        """Read points of `device` now, ahead of polls: name -> (value, None) or (None, why not)."""
+        return await self._poller.read_now(device, names)
+
     def unidentified(self, device: str) -> str | None:
         """Why `device`'s identify read picked no map (it is polled by its base map only), or None."""
         return self._poller.unidentified(device)
@@ -155,3 +169,105 @@ def _device_event(observation: Observation) -> Event:
         source=observation.device,
         body={"fault": str(observation.kind), "detail": observation.detail},
     )
+
+
+MAX_READ_POINTS = 64
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class DeviceCommands:
+    """`device.command` and `device.read`: any profile command, audited, and any point, read now.
+
+    `reserved` maps (device, command) to why it is not run here: a circuit's breaker closes only
+    through `breaker.close`, which checks the circuit's alarms and holds first. `cloud_allowed` holds
+    the DEVICE.COMMAND names the cloud may run (the config's `cloud_commands`; none by default)."""
+
+    def __init__(self, fieldbus: FieldBus, journal: Journal, reserved: Mapping[tuple[str, str], str] | None = None,
+                 cloud_allowed: frozenset[str] = frozenset()) -> None:
+        self.fieldbus = fieldbus
+        self.journal = journal
+        self.reserved = dict(reserved or {})
+        self.cloud_allowed = cloud_allowed
+        self._devices = {spec.name for spec in fieldbus.specs}
+
+    async def command(self, request: dict[str, Any], via: str = "control") -> dict[str, Any]:
+        """Run one profile command (control op `device.command`): journaled when asked and when it ends;
+        refused, with nothing sent, for an unknown device or command, a bad value or a precondition."""
+        device, name, value = request.get("device"), request.get("command"), request.get("value")
+        audit = {"device": device, "command": name, "value": value, "operator": request.get("operator"),
+                 "reason": request.get("reason"), "via": via}
+        problems = self._problems(device, name, value, request.get("reason"))
+        if not problems and via == "cloud" and f"{device}.{name}" not in self.cloud_allowed:
+            problems = [f"{device}.{name} is not in the config's cloud_commands: the cloud may not run it"]
+        if problems:
+            return await self._refused(audit, problems)
+        requested = await self.journal.append(Event(Kind.DEVICE_COMMAND_REQUESTED, Priority.ALARM, device, audit))
+        try:
+            outcome = await self.fieldbus.send(device, name, None if value is None else float(value))
+        except Exception as error:  # a driver bug is a failed command, never a crash of the channel
+            log.exception("device command failed", device=device, command=name)
+            outcome = CommandOutcome(False, f"gateway error: {error!r}")
+        if not outcome.sent:
+            answer = await self._refused({**audit, "request_seq": requested}, [outcome.reason])
+            return {**answer, "error": f"{outcome.reason}; nothing was sent to {device}", "request_seq": requested}
+        kind = Kind.DEVICE_COMMAND_CONFIRMED if outcome.confirmed else Kind.DEVICE_COMMAND_UNCONFIRMED
+        result = await self.journal.append(Event(kind, Priority.ALARM, device, {**audit, "request_seq": requested, "outcome": outcome.reason}))
+        answer = {"ok": outcome.confirmed, "device": device, "command": name, "outcome": outcome.reason,
+                  "request_seq": requested, "result_seq": result}
+        return answer if outcome.confirmed else {**answer, "error": f"{device} did not confirm {name}: {outcome.reason}"}
+
+    async def cloud_command(self, request: dict[str, Any]) -> dict[str, Any]:
+        """`device.command` from a signed cloud message: only what `cloud_commands` allows."""
+        return await self.command(request, via="cloud")
+
+    async def read(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Read points now (control op `device.read`; `points` a comma-separated list, none for all)."""
+        device = request.get("device")
+        if not isinstance(device, str) or device not in self._devices:
+            return {"ok": False, "error": f"no device named {device!r}; known: {', '.join(sorted(self._devices))}"}
+        profile = self.fieldbus.profile_of(device)
+        known = {p.name: p for p in profile.points}
+        asked = request.get("points")
+        names = [n.strip() for n in asked.split(",") if n.strip()] if isinstance(asked, str) and asked.strip() else list(known)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            return {"ok": False, "error": f"{device} has no point {', '.join(unknown)}; its points: {', '.join(known)}"}
+        if len(names) > MAX_READ_POINTS:
+            return {"ok": False, "error": f"at most {MAX_READ_POINTS} points a read"}
+        found = await self.fieldbus.read_now(device, names)
+        rows = []
+        for name in names:
+            value, problem = found[name]
+            point = known[name]
+            label = None
+            if isinstance(value, bool):
+                label = "on" if value else "off"
+            elif point.enum is not None and value is not None:
+                label = point.enum.get(value, f"unknown ({value})")
+            rows.append({"point": name, "value": value, "unit": point.unit, "type": point.type.value, "label": label,
+                         "problem": problem})
+        return {"ok": all(r["problem"] is None for r in rows), "device": device, "state": self.fieldbus.device_state(device),
+                "points": rows, **({} if all(r["problem"] is None for r in rows) else
+                                   {"error": "; ".join(f"{r['point']}: {r['problem']}" for r in rows if r["problem"])})}
+
+    def _problems(self, device: Any, name: Any, value: Any, reason: Any) -> list[str]:
+        if not isinstance(device, str) or device not in self._devices:
+            return [f"no device named {device!r}; known: {', '.join(sorted(self._devices))}"]
+        commands = {c.name: c for c in self.fieldbus.profile_of(device).commands}
+        if not isinstance(name, str) or name not in commands:
+            known = ", ".join(commands) or "none (its profile defines no commands)"
+            return [f"{device} has no command {name!r}; its commands: {known}"]
+        problems = []
+        if (device, name) in self.reserved:
+            problems.append(self.reserved[(device, name)])
+        if not isinstance(reason, str) or len(reason.strip()) < 10:
+            problems.append("reason: say why, in at least 10 characters")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+            problems.append(f"value: a number, not {value!r}")
+        return problems
+
+    async def _refused(self, audit: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+        body = {k: v if isinstance(v, str | int | float | None) else repr(v) for k, v in audit.items()}
+        seq = await self.journal.append(Event(Kind.DEVICE_COMMAND_REFUSED, Priority.ALARM, str(audit.get("device")),
+                                              {**body, "problems": problems}))
+        return {"ok": False, "refused": True, "error": "; ".join(problems), "result_seq": seq}

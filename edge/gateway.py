@@ -28,7 +28,7 @@ from edge.control import ControlServer, socket_places
 from edge.deadline import Deadline
 from edge.doors.wiring import Doors, assemble_doors
 from edge.field import FieldPoints
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus import DeviceCommands, FieldBus, device_specs
 from edge.events import Event, Kind, Priority
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
@@ -98,6 +98,13 @@ class Gateway:
             self.doors = assemble_doors(self.config, journal, self.fieldbus)
             work.update(self.doors.work)
         control = {"breaker.close": self.field.reclose} if self.field else {}
+        cloud: dict = {}  # operations the cloud reaches otherwise than the socket does
+        if self.fieldbus is not None:
+            devices = DeviceCommands(self.fieldbus, journal, reserved={
+                (c.breaker, "close"): f"{c.breaker} closes circuit {c.name}: use `edge breaker close {c.name}`, which checks its alarms"
+                for c in self.config.circuits if c.breaker}, cloud_allowed=frozenset(self.config.cloud_commands))
+            control["device.command"], control["device.read"] = devices.command, devices.read
+            cloud["device.command"] = devices.cloud_command
         if self.doors is not None and self.doors.fire is not None:
             control["fire.reset"] = self.doors.fire.reset_request
         if self.doors is not None:
@@ -120,7 +127,7 @@ class Gateway:
         work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire)
         work["control"] = ControlServer(socket_places(self.config), control).run
         if self.config.uplink.enabled:
-            self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control,
+            self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control | cloud,
                                           stop_deadline=lambda: self.supervisor.deadline if self.supervisor else Deadline.never())
             work["uplink"] = self.uplink.run
         if self.config.http.enabled:
