@@ -11,11 +11,15 @@ nothing installed outside that folder). The root test needs root (chroot) and is
 from __future__ import annotations
 
 import configparser
+import functools
 import gzip
+import hashlib
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -168,6 +172,27 @@ def test_install_upgrade_remove_and_purge_on_a_throwaway_debian_root(deb, tmp_pa
     assert "ok: building" in checked.stdout
     assert in_root(root, "stat", "-c", "%U:%G %a", "/etc/edge/secrets/building.key").stdout.split() == ["root:edge", "640"]
     assert list((root / "opt/edge/lib").rglob("*.pyc")), "postinst compiles the venv"
+
+    # A model fetched by root (from an HTTP server of this test's, on a free port) is the service's to read.
+    blob = os.urandom(50_000)
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "site.onnx").write_bytes(blob)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as web:
+        threading.Thread(target=web.serve_forever, daemon=True).start()
+        (root / "tmp" / "site.yaml").write_text(
+            f"name: site\nfile: site.onnx\nsha256: {hashlib.sha256(blob).hexdigest()}\nlicence: MIT\n"
+            f"url: http://127.0.0.1:{web.server_address[1]}/site.onnx\nsize: {len(blob)}\n"
+            "input: {width: 416, height: 416, colour: BGR, resize: letterbox}\noutput: {family: yolox}\n"
+            "num_classes: 80\nclasses: {1: bicycle}\n")
+        fetched = in_root(root, "/usr/bin/edge", "models", "fetch", "/tmp/site.yaml", "--config", "/etc/edge/building.yaml")
+        web.shutdown()
+    assert "installed site" in fetched.stdout
+    model = "/var/lib/edge/models/site/site.onnx"
+    assert in_root(root, "stat", "-c", "%U:%G %a", model).stdout.split() == ["root:edge", "640"]
+    assert as_edge(root, "sha256sum", model).stdout.split()[0] == hashlib.sha256(blob).hexdigest()
+    in_root(root, "rm", "-rf", "/var/lib/edge")
 
     # Upgrade: the operator's config and secret and an edited conffile are kept.
     config, key, example = root / "etc/edge/building.yaml", root / "etc/edge/secrets/building.key", root / "etc/edge/example.yaml"
