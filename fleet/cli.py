@@ -69,7 +69,8 @@ def _link(args: argparse.Namespace, subscriptions: tuple[str, ...] = ()) -> Link
 def _worker_argv(args: argparse.Namespace, index: int) -> list[str]:
     argv = [sys.executable, "-m", "fleet.cli", "--broker", args.broker, "--db", args.db, "--prefix", args.prefix,
             "worker", "--index", str(index), "--group", args.group, "--batch-messages", str(args.batch_messages),
-            "--batch-ms", str(args.batch_ms), "--gap-grace-s", str(args.gap_grace_s)]
+            "--batch-ms", str(args.batch_ms), "--gap-grace-s", str(args.gap_grace_s),
+            "--max-message-bytes", str(args.max_message_bytes)]
     if args.key:
         argv[3:3] = ["--key", args.key]
     if args.username:
@@ -128,13 +129,23 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_json_to_stderr() -> None:
+    import structlog
+
+    structlog.configure(processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
+                                    structlog.processors.format_exc_info, structlog.processors.JSONRenderer()],
+                        logger_factory=structlog.PrintLoggerFactory(sys.stderr))
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from fleet.worker import WorkerSettings, serve
+
+    _log_json_to_stderr()
 
     serve(WorkerSettings(
         broker=_broker(args), dsn=_need(args, "db"), group=args.group, prefix=args.prefix,
         client_id=f"edge-fleet-{args.group}-{args.index}", batch_messages=args.batch_messages, batch_ms=args.batch_ms,
-        key=Path(args.key) if args.key else None, gap_grace_s=args.gap_grace_s,
+        key=Path(args.key) if args.key else None, gap_grace_s=args.gap_grace_s, max_message_bytes=args.max_message_bytes,
     ))
     return 0
 
@@ -370,6 +381,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--batch-messages", type=int, default=200)
         s.add_argument("--batch-ms", type=int, default=50)
         s.add_argument("--gap-grace-s", type=float, default=3.0)
+        s.add_argument("--max-message-bytes", type=int, default=2 * 2**20, help="larger messages are kept aside, not taken")
         if name == "ingest":
             s.add_argument("--workers", type=int, default=2)
             s.add_argument("--stop-within-s", type=float, default=10.0)

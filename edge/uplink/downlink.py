@@ -12,7 +12,6 @@ instead of applying a change set on top of a hole. The store applies each atomic
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -26,7 +25,7 @@ from edge.access.credentials import CredentialStore, CredentialStoreUnavailable,
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.runtime import Pool
-from edge.uplink import pull
+from edge.uplink import pull, wire
 from edge.uplink.commands import CommandTable
 from edge.uplink.mqtt import Connection, Drop, Message
 from edge.uplink.refusals import Refusals
@@ -129,7 +128,7 @@ class Downlink:
         )
         if message.response_topic is None and correlation is not None:
             # MQTT 3.1.1 has no correlation property: echo it in the page instead.
-            page = page[:-1] + b',"correlation":' + json.dumps(correlation.decode(errors="replace")).encode() + b"}"
+            page = page[:-1] + b',"correlation":' + wire.encode(correlation.decode(errors="replace")).encode() + b"}"
         connection.publish(reply_to, page, correlation=correlation)
 
     async def _credentials(self, envelope: Envelope, message: Message, connection: Connection) -> None:
@@ -172,7 +171,7 @@ class Downlink:
         await self.journal.append(
             Event(kind=Kind.CREDENTIALS_SNAPSHOT_REQUESTED, priority=Priority.FAULT, source="uplink", body=body)
         )
-        payload = json.dumps({"v": WIRE_VERSION, "building": self.topics.building, **body}).encode()
+        payload = wire.encode({"v": WIRE_VERSION, "building": self.topics.building, **body}).encode()
         connection.publish(self.topics.credentials_request, payload)
 
     async def _command(self, envelope: Envelope, message: Message, connection: Connection) -> None:
@@ -183,7 +182,7 @@ class Downlink:
         body = {"command": name, "nonce": envelope.nonce, "outcome": str(result.outcome), "detail": result.detail}
         record = body | {"detail": _counted(result.detail)}
         await self.journal.append(Event(kind=Kind.COMMAND_EXECUTED, priority=Priority.ACCESS, source="uplink", body=record))
-        connection.publish(self.topics.command_results, json.dumps({"v": WIRE_VERSION, "building": self.topics.building, **body}, default=str).encode())
+        connection.publish(self.topics.command_results, wire.encode({"v": WIRE_VERSION, "building": self.topics.building, **body}).encode())
 
 
 def _counted(detail: dict[str, Any]) -> dict[str, Any]:

@@ -173,7 +173,7 @@ class Pusher:
             if head > max(alarms.seq, events.seq):
                 alarms.skip(await self._send_alarms(connection, alarms, max(alarms.seq, events.seq), head))
             if waiting is None and len(backlog) < self.batching.in_flight and head > events.seq:
-                waiting, through = await self._next_backlog(events)
+                waiting, through = await self._next_backlog(events, alarms.seq)
                 events.skip(through)
             if waiting is not None and self._may_send(waiting):
                 backlog.append(waiting)
@@ -245,12 +245,14 @@ class Pusher:
         return (self.journal.degraded and seq is not None and seq > self.journal.head_seq
                 and notice.event.priority is Priority.ALARM and not self.progress.skip(seq))
 
-    async def _next_backlog(self, follower: Follower) -> tuple[_Batch | None, int]:
+    async def _next_backlog(self, follower: Follower, alarms_read: int) -> tuple[_Batch | None, int]:
         """The next backlog batch after the follower's position (None while a small batch is still
-        filling), and the position read through."""
+        filling), and the position read through. It reads no further than the alarm lane has
+        (`alarms_read`): an alarm committed after the alarm lane looked must go out on the alarm
+        lane, not in a backlog batch (power.trip_confirmed once went out on "backlog" that way)."""
         after = follower.seq
         limit = self.batching.events
-        events = await follower.read(limit)
+        events = await follower.read(limit, through=alarms_read)
         if not events:
             return None, after
         if len(events) < limit:

@@ -100,7 +100,8 @@ def seal(key: Ed25519PrivateKey, envelope: Envelope) -> bytes:
     """The wire form of a signed envelope (what the cloud publishes)."""
     signed = envelope.to_json()
     return json.dumps(
-        {"v": ENVELOPE_VERSION, "signed": base64.b64encode(signed).decode(), "sig": base64.b64encode(key.sign(signed)).decode()}
+        {"v": ENVELOPE_VERSION, "signed": base64.b64encode(signed).decode(), "sig": base64.b64encode(key.sign(signed)).decode()},
+        separators=(",", ":"),
     ).encode()
 
 

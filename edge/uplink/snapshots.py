@@ -22,7 +22,6 @@ import asyncio
 import base64
 import contextlib
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from edge.journal.follower import Follower
 from edge.runtime import Pool
 from edge.uplink.cursor import SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
+from edge.uplink import wire
 from edge.uplink.topics import WIRE_VERSION, Topics
 
 log = structlog.get_logger("edge.uplink")
@@ -161,7 +161,7 @@ def _envelope_of(path: Path, cap: int, building: str, event: StoredEvent, name: 
 
 def envelope(building: str, event: StoredEvent, name: str, data: bytes) -> bytes:
     """The wire form: which event, which file, its sha256 and the JPEG in base64."""
-    return json.dumps({
+    return wire.encode({
         "v": WIRE_VERSION, "building": building, "event_id": event.id, "seq": event.seq, "kind": event.kind,
         "file": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
         "jpeg": base64.b64encode(data).decode("ascii"),

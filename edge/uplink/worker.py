@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -43,6 +42,7 @@ from edge.uplink.replay import NonceBook
 from edge.uplink.signing import MAX_DOWNLINK_BYTES, Verifier, load_public_key
 from edge.uplink.snapshots import SnapshotSender
 from edge.tasks import first_to_end
+from edge.uplink import wire
 from edge.uplink.topics import WIRE_VERSION, Topics
 from edge.version import VERSION
 
@@ -56,6 +56,10 @@ SESSION_STOP_S = 2.0  # for the session's loops to end when cancelled
 GOODBYE_S = 1.0  # for the `offline` message, and again for paho's thread to stop
 REFUSALS_CLOSE_S = 1.0  # for the held-back refusal counts to be journaled
 STOP_WITHIN_S = SESSION_STOP_S + 2 * GOODBYE_S + REFUSALS_CLOSE_S  # for the whole worker
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def broker_settings(config: BuildingConfig) -> BrokerSettings:
@@ -116,6 +120,7 @@ class Uplink:
         self._resumed = False  # the saved positions are taken up by the first run, never again
         self._before_first_run = before_first_run  # e.g. opening a credential store of its own
         self.stop_deadline = stop_deadline  # the gateway's stop in progress, if any (the supervisor's deadline)
+        self._since: str | None = None  # when the current session's attempt began (the will's time)
 
     async def run(self) -> None:
         """Keep a session up until cancelled (the supervisor's worker); on the way out, journal
@@ -143,8 +148,12 @@ class Uplink:
 
     async def _keep_connected(self) -> None:
         delays = RECONNECT.delays()
-        will = Will(self.topics.status, self._status("offline"))
         while True:
+            # The will is the broker's to send, later, when it loses us: its time is when this session
+            # began, and the birth says the same time as `since`, so the cloud can tell a will from an
+            # older session (arriving late) from this one's.
+            self._since = _utc_now()
+            will = Will(self.topics.status, self._status("offline", at=self._since))
             try:
                 connection = await Connection.open(self.settings, will, on_drop=self.downlink.dropped)
             except ConnectionError as failure:
@@ -228,8 +237,9 @@ class Uplink:
         except TimeoutError:
             log.error("uplink: paho's network thread did not stop", within_s=round(within, 3))
 
-    def _status(self, state: str) -> bytes:
-        """The birth (and will) message: what runs here and how far the cloud has it."""
+    def _status(self, state: str, at: str | None = None) -> bytes:
+        """The birth, will or goodbye message: what runs here, how far the cloud has it, and when
+        (`at`, default now; the will's is when its session began)."""
         body = {"v": WIRE_VERSION, "building": self.topics.building, "state": state}
         if state == "online":
             body |= {
@@ -238,9 +248,10 @@ class Uplink:
                 "head_seq": self.journal.head_seq,
                 "synced_seq": self.pusher.synced_seq,
                 "credential_version": self._credential_version(),
-                "time": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "since": self._since,
             }
-        return json.dumps(body).encode()
+        body["time"] = at or _utc_now()
+        return wire.encode(body).encode()
 
     async def _status_snapshot(self, args: dict) -> dict:
         return {

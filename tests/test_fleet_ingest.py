@@ -1,0 +1,182 @@
+"""edge-fleet ingest: real `edge run` gateways, mosquitto with shared subscriptions, PostgreSQL started
+here, W worker processes; and the faults: a worker killed mid-drain, the broker restarted, PostgreSQL
+stopped for a while, malformed and oversized messages. Nothing lost, nothing stored twice."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+
+import os
+
+import paho.mqtt.client as paho
+
+from hil.broker import Broker
+
+from fleet_rig import (Gateway, Ingest, assert_exactly_once, cloud_keys, postgres, query, until)  # noqa: F401 - fixtures
+
+PREPARED = 1500
+
+
+def _drained(dsn: str, gateways: list[Gateway], at_least: int = PREPARED):
+    def check() -> bool:
+        rows = dict(query(dsn, "SELECT building, watermark FROM buildings"))
+        return all(rows.get(g.building, 0) >= at_least for g in gateways)
+    return check
+
+
+def test_gateways_drain_through_shared_workers_once_with_alarms_on_their_lane(tmp_path, postgres, cloud_keys):
+    private, public = cloud_keys
+    with Broker() as broker:
+        gateways = [Gateway(tmp_path, f"b{i}", broker.port, public) for i in range(3)]
+        for g in gateways:
+            g.prepare(PREPARED)
+        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
+        try:
+            until(lambda: ingest.ready(2), 30)
+            for g in gateways:
+                g.start()
+            until(_drained(postgres.dsn, gateways), 90, what="every building drained")
+            until(lambda: {s for (s,) in query(postgres.dsn, "SELECT state FROM buildings")} == {"online"}, 30)
+            gateways[0].stop(signal.SIGTERM)  # a clean stop says offline itself
+            until(lambda: query(postgres.dsn, "SELECT state FROM buildings WHERE building='b0'")[0][0] == "offline", 30)
+        finally:
+            for g in gateways:
+                g.stop()
+            ingest.stop()
+        for g in gateways:
+            assert_exactly_once(postgres.dsn, g, PREPARED)
+        # every alarm-priority event went out on the alarm lane (power.trip_confirmed once went on "backlog")
+        lanes = dict(query(postgres.dsn, "SELECT lane, count(*) FROM events WHERE priority='alarm' GROUP BY lane"))
+        assert set(lanes) == {"alarm"}, lanes
+        assert query(postgres.dsn, "SELECT count(*) FROM events WHERE NOT valid")[0][0] == 0, \
+            query(postgres.dsn, "SELECT kind, problems FROM events WHERE NOT valid LIMIT 5")
+        assert query(postgres.dsn, "SELECT count(*) FROM gaps")[0][0] == 0
+        assert query(postgres.dsn, "SELECT count(*) FROM quarantine")[0][0] == 0
+
+
+def test_a_worker_killed_mid_drain_loses_and_duplicates_nothing(tmp_path, postgres, cloud_keys):
+    """No key, so no gap repair: what the killed worker held unacknowledged reaches the table only
+    because the broker sends it again (to the restarted worker, whose session it kept)."""
+    _, public = cloud_keys
+    with Broker() as broker:
+        gateways = [Gateway(tmp_path, f"k{i}", broker.port, public, "  bandwidth_bytes_per_s: 60000\n") for i in range(2)]
+        for g in gateways:
+            g.prepare(4000)
+        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, None, "--batch-messages", "20", "--batch-ms", "100")
+        try:
+            until(lambda: ingest.ready(2), 30)
+            for g in gateways:
+                g.start()
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 1000, 60, what="the drain under way")
+            victim = ingest.pids()[0]
+            os.kill(victim, signal.SIGKILL)
+            stored_at_kill = query(postgres.dsn, "SELECT count(*) FROM events")[0][0]
+            until(lambda: ingest.pids()[0] != victim, 30, what="the worker restarted")
+            until(_drained(postgres.dsn, gateways, 4000), 120, what="every building drained")
+        finally:
+            for g in gateways:
+                g.stop()
+            ingest.stop()
+        assert stored_at_kill < 8000, "killed in the middle of the drain"
+        for g in gateways:
+            assert_exactly_once(postgres.dsn, g, 4000)
+        assert query(postgres.dsn, "SELECT count(*) FROM gaps")[0][0] == 0
+
+
+def test_postgres_stopped_for_a_while_nothing_acknowledged_is_uncommitted(tmp_path, postgres, cloud_keys):
+    """No key, so no gap repair: a message acknowledged without its COMMIT would be missing for good."""
+    _, public = cloud_keys
+    with Broker() as broker:
+        gateways = [Gateway(tmp_path, f"p{i}", broker.port, public, "  bandwidth_bytes_per_s: 60000\n") for i in range(2)]
+        for g in gateways:
+            g.prepare(3000)
+        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2)
+        try:
+            until(lambda: ingest.ready(2), 30)
+            for g in gateways:
+                g.start()
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 500, 60, what="the drain under way")
+            postgres.stop("immediate")  # a crash: whatever was not committed is gone
+            time.sleep(10)  # the gateways keep sending; the workers back off and acknowledge nothing
+            postgres.start()
+            until(_drained(postgres.dsn, gateways, 3000), 120, what="every building drained")
+            pids = ingest.pids()
+        finally:
+            for g in gateways:
+                g.stop()
+            ingest.stop()
+        assert len(pids) == 2 and "exited" not in ingest.log.read_text(), "the workers rode the outage out"
+        for g in gateways:
+            assert_exactly_once(postgres.dsn, g, 3000)
+        assert "database unavailable" in "".join(p.read_text() for p in [ingest.log])
+
+
+def test_a_broker_restart_is_repaired_by_signed_pulls(tmp_path, postgres, cloud_keys):
+    """mosquitto without persistence loses what it had acknowledged to the gateways and not yet handed
+    to a worker: the gateways' status says how far they are synced, the gap is pulled and filled."""
+    private, public = cloud_keys
+    with Broker() as broker:
+        gateways = [Gateway(tmp_path, f"r{i}", broker.port, public, "  bandwidth_bytes_per_s: 80000\n") for i in range(2)]
+        for g in gateways:
+            g.prepare(3000)
+        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
+        try:
+            until(lambda: ingest.ready(2), 30)
+            for g in gateways:
+                g.start()
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 1000, 60, what="the drain under way")
+            broker.restart()
+            until(_drained(postgres.dsn, gateways, 3000), 120, what="every building drained")
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM gaps")[0][0] == 0, 60, what="no gap left")
+        finally:
+            for g in gateways:
+                g.stop()
+            ingest.stop()
+        for g in gateways:
+            assert_exactly_once(postgres.dsn, g, 3000)
+
+
+def test_malformed_oversized_and_schema_breaking_messages_are_kept_aside_and_the_worker_goes_on(tmp_path, postgres):
+    with Broker() as broker:
+        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 1, None, "--max-message-bytes", "100000")
+        try:
+            until(lambda: ingest.ready(1), 30)
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM information_schema.tables WHERE table_name='quarantine'")[0][0], 30)
+            client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="stranger", protocol=paho.MQTTv5)
+            client.connect("127.0.0.1", broker.port)
+            client.loop_start()
+            good = {"seq": 1, "id": "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3e", "time": "2026-12-01T09:20:00.000000Z", "mono_ns": 5,
+                    "kind": "telemetry.point", "priority": "telemetry", "source": "m", "body": {"point": "p", "value": 1.5}}
+            odd = {**good, "seq": 2, "id": "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3f", "kind": "power.trip_confirmed", "priority": "alarm",
+                   "body": {"reason": 7, "note": "bad\u0000byte"}}
+            batch = lambda *events: json.dumps({"v": 1, "building": "x1", "lane": "alarm", "events": list(events)})  # noqa: E731
+            messages = [
+                ("edge/v1/x1/events", b"{not json"),
+                ("edge/v1/x1/events", b"[" * 50_000 + b"]" * 50_000),
+                ("edge/v1/x1/events", json.dumps({"v": 1, "building": "someone-else", "events": [good]})),
+                ("edge/v1/x1/events", b"x" * 300_000),
+                ("edge/v1/x1/snapshots/abc", json.dumps({"v": 1, "building": "x1", "event_id": "abc", "seq": 1, "file": "f.jpg",
+                                                        "sha256": "0" * 64, "jpeg": "aGVsbG8="})),
+                ("edge/v1/x1/events", batch(odd)),
+                ("edge/v1/x1/events", batch(good)),
+            ]
+            for topic, payload in messages:
+                client.publish(topic, payload, qos=1).wait_for_publish(10)
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] == 2, 30, what="both events stored")
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM quarantine")[0][0] == 5, 30, what="five kept aside")
+            client.loop_stop()
+            client.disconnect()
+        finally:
+            ingest.stop()
+        reasons = sorted(r for (r,) in query(postgres.dsn, "SELECT reason FROM quarantine"))
+        assert "too_large" in reasons and "sha256 does not match the bytes" in reasons
+        assert "the building in the payload is not the topic's" in reasons
+        assert sum(r.startswith("malformed") for r in reasons) == 2
+        big = query(postgres.dsn, "SELECT size, length(payload) FROM quarantine WHERE reason='too_large'")[0]
+        assert big == (300_000, 64 * 1024)
+        flagged = query(postgres.dsn, "SELECT seq, valid, problems, body->>'note' FROM events ORDER BY seq")
+        assert flagged[0][1] is True
+        assert flagged[1][1] is False and "body/reason" in flagged[1][2] and "NUL" in flagged[1][2]
+        assert flagged[1][3] == "bad\ufffdbyte"
