@@ -515,7 +515,7 @@ def load(path: Path) -> BuildingConfig:
     try:
         config = BuildingConfig.model_validate(document.data, context={"base": path.parent.resolve()})
     except ValidationError as invalid:
-        raise ConfigError([problem(_data_loc(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in invalid.errors()]) from None
+        raise ConfigError([problem(_data_loc(e["loc"]), explained(e, document)) for e in invalid.errors()]) from None
     problems: list[ConfigProblem] = []
     if config.profiles_dir is None:
         config = config.model_copy(update={"profiles_dir": (path.parent / "profiles").resolve()})
@@ -567,7 +567,7 @@ def device_profiles(config: BuildingConfig) -> dict[str, Profile]:
         except ValidationError as invalid:
             for e in invalid.errors():
                 line, column = document.position(e["loc"])
-                problems.append(ConfigProblem(str(path), line, column, ".".join(map(str, e["loc"])) or "(root)", e["msg"].removeprefix("Value error, ")))
+                problems.append(ConfigProblem(str(path), line, column, ".".join(map(str, e["loc"])) or "(root)", explained(e, document)))
     if problems:
         raise ConfigError(problems)
     return profiles
@@ -590,6 +590,18 @@ def shadowed_profiles(config: BuildingConfig) -> dict[str, Path]:
         if path is not None and built_in.is_file() and not path.samefile(built_in):
             shadowed[name] = path
     return shadowed
+
+
+def explained(error: Any, document: yaml_source.Document) -> str:
+    """A pydantic error in words; a value YAML 1.1 read as a boolean (`off` in `enum: {0: off}`, `name: on`)
+    is named as the trap it is, with the fix, instead of "Input should be a valid string"."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if isinstance(error.get("input"), bool):
+        word = document.boolean_word(_data_loc(error["loc"]))
+        if word is not None:
+            return (f"{word} is read as the boolean {str(error['input']).lower()}, not as the word: YAML 1.1 reads "
+                    f"on/off/yes/no unquoted as booleans; quote it ('{word}') to mean the word ({message})")
+    return message
 
 
 def _data_loc(loc: tuple) -> tuple:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FilePath
 from typing import Any
 
@@ -48,6 +48,15 @@ class Document:
 
     data: Any
     positions: dict[Path, tuple[int, int]]
+    booleans: dict[Path, str] = field(default_factory=dict)  # plain words YAML 1.1 read as true/false: on, off, yes, no
+
+    def boolean_word(self, path: Path) -> str | None:
+        """The word written where a boolean was read (`on` for true), so an error can name the trap."""
+        for end in range(len(path), 0, -1):
+            word = self.booleans.get(tuple(path[:end]))
+            if word is not None:
+                return word
+        return None
 
     def position(self, path: Path) -> tuple[int, int]:
         """The position of `path`, or of its nearest ancestor that exists in the file."""
@@ -120,6 +129,7 @@ def load(text: str) -> Document:
         _measure(node)
         positions: dict[Path, tuple[int, int]] = {}
         data = _build(loader, node, (), positions)
+        booleans = _booleans(node, ())
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -128,7 +138,30 @@ def load(text: str) -> Document:
         raise SourceError(1, 1, str(error)) from None
     finally:
         loader.dispose()
-    return Document(data, positions)
+    return Document(data, positions, booleans)
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+def _booleans(node: yaml.Node, path: Path) -> dict[Path, str]:
+    """Plain scalars other than true/false that YAML 1.1 reads as booleans (on, off, yes, no), by path."""
+    found: dict[Path, str] = {}
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _BOOL and node.style is None and node.value.lower() not in ("true", "false"):
+            found[path] = node.value
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found |= _booleans(item, path + (index,))
+    elif isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE:
+                try:
+                    key = yaml.SafeLoader("").construct_object(key_node) if key_node.tag != _BOOL else key_node.value
+                except Exception:  # noqa: BLE001 - positions only; the build reports what cannot be read
+                    continue
+                found |= _booleans(value_node, path + (key,))
+    return found
 
 
 class _Loader(yaml.SafeLoader):

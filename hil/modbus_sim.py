@@ -177,9 +177,10 @@ class SimulatedDevice:
 
     def _obey(self, function: Function, address: int, values: list[int]) -> None:
         for command in self.profile.commands:
-            if command.values is None or command.readback is None:
+            fixed = [command.raw_word] if command.raw_word is not None else command.values
+            if fixed is None or command.readback is None:
                 continue
-            wire = [_coil_word(v) for v in command.values] if command.function_code == 5 else command.values
+            wire = [_coil_word(v) for v in fixed] if command.function is Function.COIL else fixed
             if (command.function, command.address, wire) == (function, address, values):
                 self.set_value(command.readback.point, command.readback.expect)
 

@@ -294,4 +294,4 @@ def test_command_fields_are_checked():
         command(function="coil", argument={"type": "uint16", "min": 0, "max": 1})
     with pytest.raises(ValidationError, match="precondition point 'q' is not a point"):
         command(function="coil", values=[1], preconditions=[{"point": "q", "when": 1, "refuse": "no"}])
-    assert command(function="coil", function_code=5, values=[0x5500]).commands[0].code == 5
+    assert command(function="coil", raw_word=0x5500).commands[0].code == 5

@@ -126,8 +126,11 @@ def test_commands_are_checked():
     assert "not a point" in _error_of(
         points, commands=[{"name": "trip", "function": "coil", "address": 0, "values": [1], "readback": {"point": "nope", "expect": 1}}]
     )
-    assert "values must be within 0..1" in _error_of(
+    assert "FC05 sends a coil ON (0xFF00) or OFF (0x0000), and 2 (0x0002) is neither" in _error_of(
         points, commands=[{"name": "trip", "function": "coil", "address": 0, "values": [2]}]
+    )
+    assert "values must be within 0..1" in _error_of(
+        points, commands=[{"name": "trip", "function": "coil", "address": 0, "values": [1, 2]}]
     )
     assert "coils or holding" in _error_of(
         points, commands=[{"name": "trip", "function": "input", "address": 0, "values": [1]}]

@@ -667,7 +667,7 @@ def _write(client: Client, command: Command, words: list[int], unit: dict[str, i
     """One request for the whole block, with the command's function code."""
     code = command.code
     if code == 5:
-        if command.function_code is None:  # 0/1, sent as the standard 0x0000/0xFF00
+        if command.raw_word is None and command.argument is None:  # on/off, sent as the standard 0xFF00/0x0000
             return client.write_coil(command.address, bool(words[0]), **unit)
         return client.execute(False, RawCoilWrite(command.address, words[0], unit[_UNIT]))
     if code == 15:

@@ -328,6 +328,12 @@ class Argument(_Strict):
     def _check(self) -> Self:
         if self.type is DataType.BOOL:
             raise ValueError("an argument is a number; a fixed on/off is 'values'")
+        if self.type in (DataType.INT8, DataType.UINT8):
+            raise ValueError(f"an argument cannot be {self.type.value}: a write sets whole registers, and the register's "
+                             "other byte is not known to the gateway; write the register as uint16/int16 (its manual's "
+                             "whole-register value)")
+        if self.type is DataType.STRING:
+            raise ValueError("an argument is a number, not a string")
         if self.scale == 0.0:
             raise ValueError("scale must not be 0")
         if self.min > self.max:
@@ -363,8 +369,8 @@ class Command(_Strict):
     function: Function = Field(description="coil or holding.")
     function_code: Literal[5, 6, 15, 16] | None = Field(
         default=None,
-        description="Modbus function code; default: 5 for one coil, 15 for several, 16 for registers. With 5, "
-        "values are the raw 16-bit word sent (0xFF00 on, 0x0000 off, or the device's own values).",
+        description="Modbus function code; default: 5 for one coil, 15 for several, 16 for registers. FC05 sends "
+        "ON as 0xFF00 and OFF as 0x0000 (values 1/0xFF00 and 0/0x0000); a device's own word is `raw_word`.",
     )
     address: Address
     values: list[int] | None = Field(
@@ -372,6 +378,10 @@ class Command(_Strict):
         min_length=1,
         max_length=123,
         description="Values written in one request: 0/1 for coils, 0-65535 for registers.",
+    )
+    raw_word: int | None = Field(
+        default=None, ge=0, le=0xFFFF, description="FC05 with the device's own 16-bit word, as its manual spells it "
+        "(a relay module's 0x5500 toggle, 0x0203 flash): sent as is, instead of ON/OFF.",
     )
     argument: Argument | None = Field(default=None, description="A value given at run time instead of fixed values.")
     preconditions: list[Precondition] = Field(default_factory=list, max_length=4, description="Checked before the write.")
@@ -389,19 +399,23 @@ class Command(_Strict):
             return self.function_code
         if self.function is Function.HOLDING:
             return 16
-        return 5 if self.values is not None and len(self.values) == 1 else 15
+        return 5 if self.raw_word is not None or (self.values is not None and len(self.values) == 1) else 15
 
     @property
     def width(self) -> int:
         """Coils or registers written."""
+        if self.raw_word is not None:
+            return 1
         return len(self.values) if self.values is not None else self.argument.type.width
 
     @model_validator(mode="after")
     def _check_values(self) -> Self:
         if self.function not in (Function.COIL, Function.HOLDING):
             raise ValueError("commands write coils or holding registers only")
-        if (self.values is None) == (self.argument is None):
-            raise ValueError("give exactly one of 'values' (fixed) or 'argument' (given at run time)")
+        if sum(x is not None for x in (self.values, self.argument, self.raw_word)) != 1:
+            raise ValueError("give exactly one of 'values' (fixed), 'raw_word' (a coil's vendor word) or 'argument' (given at run time)")
+        if self.raw_word is not None and (self.function is not Function.COIL or self.function_code not in (None, 5)):
+            raise ValueError("raw_word is a coil's FC05 word: give function: coil (function_code 5)")
         code = self.function_code
         if code is not None and (self.function is Function.COIL) != (code in (5, 15)):
             raise ValueError(f"function code {code} does not write {self.function.value}s")
@@ -409,7 +423,12 @@ class Command(_Strict):
             raise ValueError(f"function code {code} writes exactly one {self.function.value}")
         if self.function is Function.COIL and self.argument is not None and code != 5:
             raise ValueError("an argument written to a coil needs function_code: 5 (a raw word)")
-        top = 1 if self.function is Function.COIL and code != 5 else 0xFFFF
+        if self.function is Function.COIL and self.code == 5:
+            for value in self.values or ():
+                if value not in (0, 1, 0x0000, 0xFF00):
+                    raise ValueError(f"FC05 sends a coil ON (0xFF00) or OFF (0x0000), and {value} (0x{value:04X}) is neither: "
+                                     f"a device's own word is written raw_word: 0x{value:04X}, as its manual spells it")
+        top = 1 if self.function is Function.COIL and self.code != 5 else 0xFFFF
         if any(not 0 <= value <= top for value in self.values or ()):
             raise ValueError(f"{self.function.value} values must be within 0..{top}")
         if self.address + self.width - 1 > MAX_ADDRESS:

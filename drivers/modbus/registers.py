@@ -148,13 +148,13 @@ def command_words(profile: Profile, command: Command, value: float | None) -> li
     if argument is None:
         if value is not None:
             raise EncodeError(f"command {command.name} takes no value")
-        return list(command.values)
+        return [command.raw_word] if command.raw_word is not None else list(command.values)
     if value is None or not math.isfinite(value):
         raise EncodeError(f"command {command.name} needs a value ({argument.min:g}..{argument.max:g} {argument.unit})".rstrip())
     if not argument.min <= value <= argument.max:
         raise EncodeError(f"{value:g} is outside {argument.min:g}..{argument.max:g} {argument.unit}".rstrip())
     raw = (value - argument.offset) / argument.scale
-    if argument.type is not DataType.FLOAT32:
+    if argument.type.is_integer:  # a float32 or float64 keeps its fraction: 2.5 is sent as 2.5
         raw = round(raw)
     return encode_raw(
         argument.type, raw, argument.word_order or profile.word_order, argument.byte_order or profile.byte_order
