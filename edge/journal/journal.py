@@ -150,6 +150,9 @@ class Journal:
         self._lease_refused: float | None = None  # when no place took the last lease (tried again a while after)
         self._store = store if store is not None else Store(self.path, limits)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
+        # Spills and leases go to another disk on a thread of their own: never behind a writer stuck on
+        # the refusing disk, nor behind state-file writes stuck on it.
+        self._spiller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-spill")
         self._loop = asyncio.get_running_loop()
         self._pending: deque[_Entry] = deque()
         self._in_flight: list[_Entry] = []  # the batch the writer thread is committing
@@ -529,7 +532,7 @@ class Journal:
 
     async def _write_lease(self, through: int) -> None:
         lease = spill.Spill(str(self.path), through)
-        where = await asyncio.to_thread(spill.write, self._places(), lease, spill.lease_name(self.path))
+        where = await self._loop.run_in_executor(self._spiller, spill.write, self._places(), lease, spill.lease_name(self.path))
         if where is None:
             if self._lease_refused is None:
                 log.error("journal seq lease taken by no place: a crash now could give a seq twice", through=through)
@@ -543,7 +546,7 @@ class Journal:
         """Every seq handed out is written now (or recorded lost): the lease goes."""
         where, self._lease_at, self._leased = self._lease_at, None, 0
         if where is not None:
-            await asyncio.to_thread(spill.remove, [where])
+            await self._loop.run_in_executor(self._spiller, spill.remove, [where])
 
     def _report_losses(self, reason: str) -> None:
         losses = self._losses
@@ -677,13 +680,14 @@ class Journal:
             and self._next_seq is not None and self._next_seq == self._store.next_seq
         if (spilled is not None or clean) and self._lease_at is not None:
             with contextlib.suppress(OSError):
-                await asyncio.to_thread(spill.remove, [self._lease_at])  # the spill (or the file) says it now
+                await self._loop.run_in_executor(self._spiller, spill.remove, [self._lease_at])  # the spill (or the file) says it now
         if finished:
             try:
                 await self._run(self._store.close, clean)
             except (sqlite3.Error, OSError) as fault:
                 log.error("journal close failed", **describe(fault))
         self._thread.shutdown(wait=finished)
+        self._spiller.shutdown(wait=False)
 
     async def _spill(self, left: list[_Entry], given: int | None, deadline: float) -> Path | None:
         """Write what is held to the first spill place that takes it (its own thread: the writer's may hang)."""
@@ -691,9 +695,9 @@ class Journal:
                            self._losses.body("closed") if self._losses.count else None)
         try:
             async with asyncio.timeout(max(0.0, deadline - self._loop.time())):
-                where = await asyncio.to_thread(spill.write, self._places(), held)
+                where = await self._loop.run_in_executor(self._spiller, spill.write, self._places(), held)
                 if where is not None and self._spill_files:
-                    await asyncio.to_thread(spill.remove, self._spill_files)  # their events are in the new spill
+                    await self._loop.run_in_executor(self._spiller, spill.remove, self._spill_files)  # in the new spill now
         except TimeoutError:
             log.error("journal spill did not finish in time", events=len(left))
             return None
