@@ -313,7 +313,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 batch = json.loads(message.payload)
             except ValueError:
                 continue
-            for event in batch.get("events", []):
+            for event in batch.get("events", [])[: None if args.count is None else args.count - shown]:
                 print(_encode({"building": batch.get("building"), "lane": batch.get("lane"), **event}), flush=True)
                 shown += 1
     except KeyboardInterrupt:
