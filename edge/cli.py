@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
         "pressure point: last value, unit, age and state (ok, warning, alarm, sensor_fault, stale, offline)."))
     cli_config.add_option(points)
     points.add_argument("--json", action="store_true", help="one JSON object per point per line")
+    points.add_argument("--all", action="store_true", help=(
+        "every point of every device (voltages, energies, clocks, serials too): value, unit, state, age, the point "
+        "voiding it and every alarm active on it"))
     points.set_defaults(handler=_points)
 
     breaker = commands.add_parser("breaker", help="operate a circuit's breaker through the running daemon")
@@ -274,6 +277,8 @@ def _points(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
+    if args.all:
+        return device_cli.all_points(config, args.json)
     try:
         snapshot = points_status.read_snapshot(config.state_path)
     except FileNotFoundError:

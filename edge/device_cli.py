@@ -14,6 +14,7 @@ import argparse
 import getpass
 import json
 import sys
+import time
 from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 from typing import Any
 
@@ -102,6 +103,52 @@ def render_reads(rows: list[dict[str, Any]]) -> str:
             shown = f"{row['label']} ({value})" if not isinstance(value, bool) else row["label"]
             note = ""
         lines.append(f"{row['point']:<24}  {shown:>14}  {row['unit'] or '':<6}  {row['type']:<8}  {note}".rstrip())
+    return "\n".join(lines)
+
+
+def all_points(config: Any, as_json: bool) -> int:
+    """`edge points --all`: the daemon's device-points.json (written every 2 s), so it works for anyone who
+    may read the state dir and still shows the last values, ageing, when the daemon is down."""
+    from edge.fieldbus import DEVICE_POINTS_NAME
+    from edge.points_status import SNAPSHOT_EVERY_S
+
+    path = config.state_path / DEVICE_POINTS_NAME
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        written_at, points = float(document["written_at"]), list(document["points"])
+    except FileNotFoundError:
+        print(f"edge points: no {DEVICE_POINTS_NAME} in {config.state_path}: the daemon has not run with field devices", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        print(f"edge points: {path} cannot be read: {error}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    now = time.time()
+    silent = now - written_at > 3 * SNAPSHOT_EVERY_S  # the daemon is not updating it: every value may be anything by now
+    rows = []
+    for row in points:
+        age = None if row.get("read_at") is None else round(max(0.0, now - row["read_at"]), 1)
+        state = "stale" if silent and row.get("state") not in ("offline", "never_read") else row.get("state")
+        rows.append({**{k: v for k, v in row.items() if k != "read_at"}, "age_s": age, "state": state})
+    if as_json:
+        print("\n".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows))
+    else:
+        print(render_all(rows))
+    return 0
+
+
+def render_all(rows: list[dict[str, Any]]) -> str:
+    """One line a point: a label beside its code, '-' for no value, then what voids it and its alarms."""
+    lines = [f"{'DEVICE':<14}  {'POINT':<22}  {'VALUE':>14}  {'UNIT':<6}  {'AGE':>8}  STATE"]
+    for row in rows:
+        value = row["value"]
+        if row.get("label") is not None:
+            shown = row["label"] if value is None or isinstance(value, bool) else f"{row['label']} ({value:g})"
+        else:
+            shown = "-" if value is None else f"{value:.6g}"
+        age = "never" if row["age_s"] is None else f"{row['age_s']:.1f}s"
+        notes = ([f"voided by {row['voided_by']}"] if row.get("voided_by") else []) + list(row.get("alarms") or [])
+        lines.append(f"{row['device']:<14}  {row['point']:<22}  {shown:>14}  {row['unit'] or '':<6}  {age:>8}  {row['state']}"
+                     + "".join(f"  ({note})" for note in notes))
     return "\n".join(lines)
 
 

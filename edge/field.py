@@ -148,6 +148,7 @@ class FieldPoints:
         for breaker in {c.breaker for c in config.circuits if c.breaker}:
             self._watch_breaker(breaker)
             self._watch_trip_preconditions(breaker)
+        fieldbus.point_alarms = self.alarms_at
 
     # --- building the points -------------------------------------------------------
 
@@ -483,6 +484,21 @@ class FieldPoints:
         if refused is not None and refused[0].cause.point == str(point.key):
             words.append(f"could not cut: {refused[1]}")
         return words
+
+    def alarms_at(self, key: PointKey) -> list[tuple[str, str]]:
+        """(severity, words) of everything active on one device point, for `edge points --all`."""
+        found = []
+        for point in self.points:
+            if point.key != key:
+                continue
+            words = self._alarm_words(point)
+            severities = [str(severity) for _, severity in sorted(point.active.items())]
+            severities += ["alarm"] * (len(words) - len(severities))  # a cut the breaker refused
+            found += [(severity, f"{point.owner}: {text}") for severity, text in zip(severities, words)]
+        status = self.status.get(key)
+        if status is not None:
+            found += [(str(severity), text) for text, severity in sorted(status.active.items())]
+        return found
 
     def circuits_cut(self) -> dict[str, tuple[str, bool]]:
         """Each circuit with a breaker: (breaker, cut), cut while its read-back says open (the

@@ -13,10 +13,14 @@ must not need code. Each command is journaled before and after, like a breaker's
 
 from __future__ import annotations
 
+import asyncio
+import json
 import math
+import time
 from collections import defaultdict
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import structlog
@@ -35,7 +39,11 @@ from drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, Seri
 from drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, SerialBus
 from edge.events import Event, Kind, Priority
+from edge import runtime
 from edge.journal import Journal
+from edge.points_status import SNAPSHOT_EVERY_S
+from edge.runtime import Pool
+from edge.state_files import StateFile, write_atomically
 
 log = structlog.get_logger("edge.fieldbus")
 
@@ -81,9 +89,13 @@ def device_specs(config: BuildingConfig, profiles: Mapping[str, Profile]) -> lis
 class FieldBus:
     """One poller for the building; subscribers get readings, the journal gets device faults."""
 
-    def __init__(self, specs: list[DeviceSpec], journal: Journal) -> None:
+    def __init__(self, specs: list[DeviceSpec], journal: Journal, state_dir: Path | None = None) -> None:
         self.specs = specs
         self.journal = journal
+        self.state_dir = state_dir  # where `device-points.json` goes (every point of every device, for `edge points --all`)
+        self.latest: dict[PointKey, Reading] = {}  # the last reading of every point polled
+        # What the field points hold active on a point, as (severity, words): set by FieldPoints.
+        self.point_alarms: Callable[[PointKey], list[tuple[str, str]]] = lambda key: []
         self._listeners: dict[PointKey, list[Listener]] = defaultdict(list)
         self._specs = {spec.name: spec for spec in specs}
         self._poller = Poller(specs, self._observe)
@@ -124,9 +136,73 @@ class FieldBus:
         return "unidentified" if self.unidentified(device) is not None else "online"
 
     async def run(self) -> None:
-        """Poll until cancelled. After a crash the supervisor calls this again on fresh clients."""
+        """Poll until cancelled (and keep `device-points.json` written). After a crash the supervisor
+        calls this again on fresh clients."""
         self._poller = Poller(self.specs, self._observe)
-        await self._poller.run()
+        if self.state_dir is None:
+            await self._poller.run()
+            return
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._poller.run())
+            group.create_task(self._snapshots())
+
+    def device_points(self, now: float | None = None, wall: float | None = None) -> list[dict[str, Any]]:
+        """Every point of every device as `edge points --all` shows it: value, unit, label, state, when
+        read, the point voiding it and every alarm active on it (an invalid reading keeps its alarm)."""
+        now = time.monotonic() if now is None else now
+        wall = time.time() if wall is None else wall
+        rows = []
+        for spec in self.specs:
+            device_state = self.device_state(spec.name)
+            profile = self.profile_of(spec.name)
+            for point in profile.points:
+                key = PointKey(spec.name, point.name)
+                reading = self.latest.get(key)
+                value = None if reading is None else reading.value
+                voided = reading is not None and value is None
+                active = self.point_alarms(key)
+                if device_state == "offline":
+                    state = "offline"
+                elif reading is None:
+                    state = "never_read"
+                elif voided:
+                    state = "invalid"
+                elif any(severity == "alarm" for severity, _ in active):
+                    state = "alarm"
+                elif active:
+                    state = "warning"
+                else:
+                    state = "unidentified" if device_state == "unidentified" else "ok"
+                label = None
+                if isinstance(value, bool):
+                    label = "on" if value else "off"
+                elif point.enum is not None and value is not None:
+                    label = point.enum.get(value, f"unknown ({value})")
+                elif isinstance(value, str):
+                    label = value
+                rows.append({
+                    "device": spec.name, "point": point.name, "value": value if isinstance(value, int | float) else None,
+                    "label": label, "unit": point.unit, "state": state, "device_state": device_state,
+                    "read_at": None if reading is None else wall - (now - reading.mono),
+                    "voided_by": f"{spec.name}.{point.void_if.point}" if voided and point.void_if is not None else None,
+                    "alarms": [text for _, text in active],
+                })
+        return rows
+
+    async def _snapshots(self) -> None:
+        """device-points.json every couple of seconds; a disk that refuses it costs that file only."""
+        assert self.state_dir is not None
+        path = self.state_dir / DEVICE_POINTS_NAME
+        snapshot = StateFile(path, f"{DEVICE_POINTS_NAME} (edge points --all)", self.journal)
+        while True:
+            document = {"written_at": time.time(), "points": self.device_points()}
+            try:
+                await runtime.call(Pool.FILES, write_atomically, path, json.dumps(document, default=str).encode())
+            except OSError as refused:
+                await snapshot.refused(refused)
+            else:
+                await snapshot.written()
+            await asyncio.sleep(SNAPSHOT_EVERY_S)
 
     async def send(
         self, device: str, command: str, value: float | None = None, *, sending: Callable[[], None] | None = None
@@ -142,6 +218,7 @@ class FieldBus:
 
     async def _observe(self, observation: Observation) -> None:
         if isinstance(observation, Reading):
+            self.latest[PointKey(observation.device, observation.point)] = observation
             for listener in self._listeners.get(PointKey(observation.device, observation.point), ()):
                 listener(observation)
             return
@@ -171,6 +248,7 @@ def _device_event(observation: Observation) -> Event:
     )
 
 
+DEVICE_POINTS_NAME = "device-points.json"
 MAX_READ_POINTS = 64
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 

@@ -89,7 +89,7 @@ class Gateway:
             self.config = with_stable_ports(self.config)
         if self.config.devices:
             profiles = device_profiles(self.config)
-            self.fieldbus = FieldBus(device_specs(self.config, profiles), journal)
+            self.fieldbus = FieldBus(device_specs(self.config, profiles), journal, state_dir=self.config.state_path)
             work["fieldbus"] = self.fieldbus.run
             if self.config.circuits or self.config.pressure_points:
                 self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
