@@ -113,8 +113,7 @@ def test_metrics_and_status_follow_the_uplink_and_its_backlog(write_config, buil
 
     async def scenario():
         with Broker() as broker:
-            path = uplink_config(write_config, building_dir, broker.port)
-            path.write_text(path.read_text() + "http: {port: 0}\n")
+            path = uplink_config(write_config, building_dir, broker.port)  # its page on a free port (conftest)
             daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(path)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
