@@ -82,10 +82,18 @@ def _time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _json_text(value: Any) -> str:
+    """The JSON text of a value for a jsonb column (COPY takes it as it is). jsonb refuses NUL characters
+    in strings; they are replaced (and the event flagged by the caller)."""
+    text = _dumps(value)
+    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
+
+
 def _json(value: Any) -> Jsonb:
-    """jsonb refuses NUL characters in strings; they are replaced (and the event flagged by the caller)."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return Jsonb(json.loads(text.replace("\\u0000", "\\ufffd")) if "\\u0000" in text else value)
+    return Jsonb(json.loads(_json_text(value)))
 
 
 def _int(value: Any) -> int | None:
@@ -170,13 +178,17 @@ class Store:
             if not isinstance(body, dict):
                 body = {"_not_an_object": body}
             text_fields = [event.get(k) for k in ("kind", "priority", "source")]
-            if any("\x00" in str(v) for v in text_fields) or "\\u0000" in json.dumps(body):
+            body_text = _dumps(body)
+            if "\\u0000" in body_text:
+                body_text = body_text.replace("\\u0000", "\\ufffd")
+                problems.append("NUL characters replaced")
+            elif any("\x00" in str(v) for v in text_fields):
                 problems.append("NUL characters replaced")
             mono = event.get("mono_ns")
             row = (_no_nul(event["id"]), building, event["seq"], _time(event.get("time")),
                    mono if isinstance(mono, int) and not isinstance(mono, bool) and abs(mono) < 2**63 else None,
                    _no_nul(str(event.get("kind"))), _no_nul(str(event.get("priority"))), _no_nul(str(event.get("source"))),
-                   _json(body), lane, not problems, "; ".join(problems)[:2000] or None)
+                   body_text, lane, not problems, "; ".join(problems)[:2000] or None)
             if row[0] in out.events:
                 out.in_batch_duplicates += 1
             out.events[row[0]] = row
