@@ -165,7 +165,8 @@ def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothin
 
     rig, mode, observed, (worker_nice, worker_session, worker_autogroup) = asyncio.run(scenario())
     wait_for_file(tmp_path / "state" / observed.body["snapshot"])
-    assert mode.body == {"camera": "lift-1-cam", "elevator": "lift-1", "mode": "observe", "reason": "not qualified (test)"}
+    assert mode.body == {"camera": "lift-1-cam", "elevator": "lift-1", "mode": "observe", "reason": "not qualified (test)",
+                         "reasons": ["not qualified (test)"]}
     assert observed.body["class"] == "ebike" and observed.body["would_hold"] and observed.body["why_not"] == "not qualified (test)"
     snapshot = tmp_path / "state" / observed.body["snapshot"]
     assert snapshot.is_file() and 0 < snapshot.stat().st_size <= 300 * 1024 and snapshot.read_bytes()[:2] == b"\xff\xd8"
@@ -281,9 +282,23 @@ def test_release_request_checks_its_input():
     assert not unknown["ok"] and "nowhere" in unknown["error"]
 
 
+def site_model(folder: Path) -> Path:
+    """A site model's manifest with its file beside it: the base model's graph with an e-bike in its
+    class map (the verdict checks the manifest, the file's sha256 and the class map, not the weights)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "site.onnx"
+    weights.write_bytes(b"site model weights")
+    text = (Path(__file__).resolve().parent.parent / "models" / "yolox_nano.yaml").read_text()
+    text = text.replace("name: yolox_nano", "name: site-model").replace("file: yolox_nano.onnx", "file: site.onnx")
+    text = text.replace("695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14", file_sha256(weights))
+    text = text.replace("  3: motorcycle\n", "  3: motorcycle\n  2: ebike\n")
+    manifest = folder / "manifest.yaml"
+    manifest.write_text(text)
+    return manifest
+
+
 def test_qualification_needs_a_report_of_this_model_with_enough_frames(tmp_path):
-    manifest = tmp_path / "model.yaml"
-    manifest.write_text("name: site-model\n")
+    manifest = site_model(tmp_path / "site-model")
     report = tmp_path / "eval.json"
     hold = {"device": "io-lift", "hold": "release_7", "resume": "secure_7"}
 

@@ -226,6 +226,35 @@ def check_cameras(config: BuildingConfig, live: dict | None) -> list[Result]:
     return results
 
 
+def check_guards(config: BuildingConfig) -> list[Result]:
+    """Each camera's model (manifest, file and sha256, the hold classes in its class map) and every
+    reason its guard does not hold. A broken model fails; so does a wired hold relay the guard may
+    not use yet, listing what it still needs (a camera without a relay observes by design)."""
+    results = []
+    for camera in config.cameras:
+        if camera.model is None:
+            continue
+        from edge.vision.qualification import model_reasons, verdict
+
+        broken = model_reasons(camera)
+        if broken:
+            results.append(Result(f"model {camera.name}", False, "; ".join(broken),
+                                  "install the model with its manifest (edge models install MANIFEST --from FILE); a model "
+                                  "that cannot output a hold class needs a site model (models/TRAINING.md, edge vision train)"))
+        else:
+            results.append(Result(f"model {camera.name}", True, f"{camera.model}: file and sha256 match, class map has "
+                                  f"{', '.join(camera.hold_classes)}"))
+        found = verdict(camera)
+        if found.may_hold:
+            results.append(Result(f"guard {camera.name}", True, f"HOLD: {found.reason}"))
+        else:
+            said = f"OBSERVE (holds nothing), {len(found.reasons)} reason(s): " + "; ".join(found.reasons)
+            results.append(Result(f"guard {camera.name}", camera.hold is None, said,
+                                  "label this site's frames and qualify the model: edge vision eval --json > report, "
+                                  "named by qualification.report (edge vision status lists what is missing)"))
+    return results
+
+
 def check_broker(config: BuildingConfig) -> list[Result]:
     uplink = config.uplink
     if not uplink.enabled:
@@ -289,6 +318,7 @@ def run(path: Path, live: dict | None) -> list[Result]:
     results += check_ports(config)
     results += check_devices(config, live)
     results += check_cameras(config, live)
+    results += check_guards(config)
     results += check_broker(config)
     results += check_clock()
     return results

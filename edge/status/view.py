@@ -89,7 +89,7 @@ class BuildingView:
 
     def __post_init__(self) -> None:
         for camera in self.config.cameras:
-            self.cameras[camera.name] = {"elevator": camera.elevator, "mode": None, "reason": None, "stream": None,
+            self.cameras[camera.name] = {"elevator": camera.elevator, "mode": None, "reason": None, "reasons": [], "stream": None,
                                          "detail": None, "since": None, "vision_fault": None, "held": None, "observed": None,
                                          "snapshot": None}
         for door in self.config.doors:
@@ -193,7 +193,8 @@ class BuildingView:
         elif kind == Kind.ELEVATOR_OBSERVED:
             camera["observed"] = {"at": at, "class": body.get("class"), "snapshot": body.get("snapshot")}
         elif kind == Kind.VISION_MODE:
-            camera |= {"mode": body.get("mode"), "reason": body.get("reason"), "stream": "ok", "detail": None, "since": at,
+            reasons = body.get("reasons") or ([body["reason"]] if body.get("mode") == "observe" and body.get("reason") else [])
+            camera |= {"mode": body.get("mode"), "reason": body.get("reason"), "reasons": list(reasons), "stream": "ok", "detail": None, "since": at,
                        "vision_fault": None, "held": None}
         elif kind == Kind.CAMERA_FAULT:
             camera |= {"stream": "fault", "detail": body.get("reason"), "since": at}

@@ -152,10 +152,18 @@ def _replay(args: argparse.Namespace) -> int:
     except ReplayError as error:
         print(f"edge vision replay: {error}", file=sys.stderr)
         return EX_NOINPUT if isinstance(error, ClipUnreadable) else EX_CANTCREAT
-    found = verdict(camera)
     print(f"{camera.name}: {summary.render()}")
-    print(f"written to {args.out}; this camera today: {'HOLD' if found.may_hold else 'OBSERVE'}: {found.reason}")
+    print(f"written to {args.out}; this camera today: {said(verdict(camera))}")
     return 0
+
+
+def said(found) -> str:
+    """A verdict as the CLI prints it: HOLD and why, or OBSERVE and every reason, one a line."""
+    if found.may_hold:
+        return f"HOLD: {found.reason}"
+    if len(found.reasons) == 1:
+        return f"OBSERVE: {found.reasons[0]}"
+    return f"OBSERVE, for {len(found.reasons)} reasons:" + "".join(f"\n  - {r}" for r in found.reasons)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -167,6 +175,5 @@ def _status(args: argparse.Namespace) -> int:
     if not config.cameras:
         print("no camera is configured")
     for camera in config.cameras:
-        found = verdict(camera)
-        print(f"{camera.name} ({camera.elevator or 'no elevator'}): {'HOLD' if found.may_hold else 'OBSERVE'}: {found.reason}")
+        print(f"{camera.name} ({camera.elevator or 'no elevator'}): {said(verdict(camera))}")
     return 0

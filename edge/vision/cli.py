@@ -241,11 +241,18 @@ def _eval(args: argparse.Namespace) -> int:
     except m.ManifestError as error:
         _print_problems(error)
         return EX_DATAERR
+    from edge.vision.qualification import blind_classes
+
+    blind = blind_classes(args.model, hold)
     try:
         report = evaluation.evaluate(detector.detect, frames, args.images, hold)
     except evaluation.LabelsError as error:
         print(f"edge vision eval: {args.labels}: {error}", file=sys.stderr)
         return EX_DATAERR
+    report.cannot_output = tuple(blind)
+    if blind:
+        print(f"edge vision eval: {args.model} cannot output {', '.join(blind)} (not in its class map); "
+              f"this report cannot qualify a camera that holds for it", file=sys.stderr)
     if args.json:
         # manifest_sha256 ties the figures to the manifest measured (and so to its weights): qualification reads it
         print(json.dumps({"model": str(args.model), "manifest_sha256": m.sha256_of(args.model), **report.as_dict()}, ensure_ascii=False))

@@ -204,6 +204,25 @@ def pick_candidate(settings: Settings, detections: Iterable[Detection]) -> Detec
     return best
 
 
+def box_notes(settings: Settings, detections: Sequence[Detection]) -> list[str | None]:
+    """Why each hold-class box is not the candidate ('outside the region', 'explained by a
+    wheelchair', 'a better box is counted'); None for the candidate and for other classes. The
+    replay draws these so a technician sees why WATCHING never confirms."""
+    candidate = pick_candidate(settings, detections)
+    suppressors = [d for d in detections if d.cls in SUPPRESSORS and d.cls not in settings.hold_classes]
+    notes: list[str | None] = []
+    for detection in detections:
+        if detection.cls not in settings.hold_classes or detection is candidate:
+            notes.append(None)
+        elif not inside(settings.region, footpoint(detection.box)):
+            notes.append("not on the floor region")
+        elif (by := next((s for s in suppressors if iou(detection.box, s.box) >= settings.suppress_iou), None)) is not None:
+            notes.append(f"explained by the {by.cls} box")
+        else:
+            notes.append("a better box is counted")
+    return notes
+
+
 def footpoint(box: Box) -> Point:
     """Where an object stands: the bottom centre of its box."""
     return ((box[0] + box[2]) / 2, box[3])

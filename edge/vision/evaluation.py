@@ -111,11 +111,19 @@ class Report:
     ebike_recall: Rate = Rate(0, 0)
     false_hold_rate: Rate = Rate(0, 0)
     confusion: dict[VisionClass | str, dict[VisionClass | str, int]] = field(default_factory=dict)
+    cannot_output: tuple[str, ...] = ()  # hold classes the model's class map lacks: their recall is 0 by construction
+
+    @property
+    def may_qualify(self) -> bool:
+        """A report of a model blind to a hold class qualifies nothing, whatever its figures."""
+        return not self.cannot_output
 
     def as_dict(self) -> dict:
         return {
             "frames": self.frames,
             "hold_classes": [str(c) for c in self.hold_classes],
+            "cannot_output": list(self.cannot_output),
+            "may_qualify": self.may_qualify,
             "ebike_recall": self.ebike_recall.as_dict(),
             "false_hold_rate": self.false_hold_rate.as_dict(),
             "recall": {str(c): r.as_dict() for c, r in self.recall.items()},
@@ -125,6 +133,9 @@ class Report:
 
     def render(self) -> str:
         lines = [f"{self.frames} frames; a frame holds when the model finds: {', '.join(self.hold_classes)}", ""]
+        if self.cannot_output:
+            lines += [f"THE MODEL CANNOT OUTPUT {', '.join(self.cannot_output).upper()}: its class map has no such class, so its recall "
+                      f"is 0 by construction, not measured; this report qualifies no camera that holds for it", ""]
         lines.append(f"e-bike recall (frames with an e-bike that would hold)   {self.ebike_recall}")
         lines.append(f"false holds (frames without an e-bike that would hold) {self.false_hold_rate}")
         lines += ["", "false holds by what is in the frame (no e-bike):"]

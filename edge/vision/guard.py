@@ -157,7 +157,8 @@ class ElevatorGuard:
         loop = asyncio.get_running_loop()
         self.machine.suspended = self.fire_active()
         mode = "hold" if self.verdict.may_hold else "observe"
-        await self._journal(Kind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason})
+        await self._journal(Kind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason,
+                                                               "reasons": list(self.verdict.reasons)})
         log.info("elevator guard", camera=self.camera.name, mode=mode, reason=self.verdict.reason)
         context = multiprocessing.get_context("spawn")  # never fork a daemon that runs threads
         ours, child = context.Pipe()

@@ -201,7 +201,10 @@ function camera(c) {
   return el("div", {class: `card ${look}`, "data-camera": c.name, "data-state": shown},
     el("span", {class: "name"}, c.elevator ? `Lift ${c.elevator} (${c.name})` : c.name), el("span", {class: "state"}, shown),
     el("div", {class: "mode", "data-mode": c.mode || "none"}, c.mode ? MODE_WORDS[c.mode] || c.mode : "not started yet"),
-    c.reason ? el("div", {class: "sub"}, `why: ${c.reason}`) : null,
+    (c.reasons || []).length > 1
+      ? el("div", {class: "sub reasons"}, `not holding, for ${c.reasons.length} reasons:`,
+           el("ul", {}, ...c.reasons.map(r => el("li", {}, r))))
+      : c.reason ? el("div", {class: "sub"}, `why: ${c.reason}`) : null,
     detail ? el("div", {class: "sub"}, detail) : null, snapshot);
 }
 
