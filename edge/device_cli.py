@@ -32,7 +32,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "close`. Exit 0 when confirmed, 1 when refused or unconfirmed, 69 when the daemon is not running."))
     command.add_argument("device", help="device name from the config")
     command.add_argument("command", help="command name from its profile (`edge device show DEVICE` lists them)")
-    command.add_argument("--arg", type=float, metavar="VALUE", help="the value of a command that takes one, in its unit")
+    command.add_argument("--arg", type=_number_or_label, metavar="VALUE",
+                         help="the value of a command that takes one, in its unit (or a label of its codes, e.g. b9600)")
     command.add_argument("--reason", required=True, help="why (10-500 characters): it is journaled")
     command.add_argument("--operator", default=None, help="your staff id (default: your login name)")
     cli_config.add_option(command)
@@ -51,6 +52,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     show.add_argument("device", help="device name from the config")
     cli_config.add_option(show)
     show.set_defaults(handler=_show)
+
+
+def _number_or_label(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -192,11 +192,12 @@ class FieldPoints:
         readback = self._profiles[breaker].command("trip").readback
         if readback is None:
             return
+        expect = readback.expected(self._profiles[breaker].point(readback.point))
 
         def opened(value: Any) -> bool:
-            if isinstance(value, bool) or isinstance(readback.expect, bool):
-                return bool(value) == bool(readback.expect)
-            return math.isclose(value, readback.expect, rel_tol=1e-6, abs_tol=1e-6)
+            if isinstance(value, bool) or isinstance(expect, bool):
+                return bool(value) == bool(expect)
+            return math.isclose(value, expect, rel_tol=1e-6, abs_tol=1e-6)
 
         def seen(reading: Reading) -> None:
             if reading.value is None:

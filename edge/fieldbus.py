@@ -205,7 +205,7 @@ class FieldBus:
             await asyncio.sleep(SNAPSHOT_EVERY_S)
 
     async def send(
-        self, device: str, command: str, value: float | None = None, *, sending: Callable[[], None] | None = None
+        self, device: str, command: str, value: float | str | None = None, *, sending: Callable[[], None] | None = None
     ) -> CommandOutcome:
         """Write a profile command, ahead of polls; the outcome is true when the device confirmed
         it (result register and read-back included) and otherwise says why not (`sent` False when
@@ -281,7 +281,7 @@ class DeviceCommands:
             return await self._refused(audit, problems)
         requested = await self.journal.append(Event(Kind.DEVICE_COMMAND_REQUESTED, Priority.ALARM, device, audit))
         try:
-            outcome = await self.fieldbus.send(device, name, None if value is None else float(value))
+            outcome = await self.fieldbus.send(device, name, value if value is None or isinstance(value, str) else float(value))
         except Exception as error:  # a driver bug is a failed command, never a crash of the channel
             log.exception("device command failed", device=device, command=name)
             outcome = CommandOutcome(False, f"gateway error: {error!r}")
@@ -340,7 +340,10 @@ class DeviceCommands:
             problems.append(self.reserved[(device, name)])
         if not isinstance(reason, str) or len(reason.strip()) < 10:
             problems.append("reason: say why, in at least 10 characters")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+        if isinstance(value, str):
+            if commands[name].argument is None or commands[name].argument.enum is None:
+                problems.append(f"value: a number, not {value!r}")
+        elif value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
             problems.append(f"value: a number, not {value!r}")
         return problems
 

@@ -182,7 +182,7 @@ class SimulatedDevice:
                 continue
             wire = [_coil_word(v) for v in fixed] if command.function is Function.COIL else fixed
             if (command.function, command.address, wire) == (function, address, values):
-                self.set_value(command.readback.point, command.readback.expect)
+                self.set_value(command.readback.point, command.readback.expected(self.profile.point(command.readback.point)))
 
     def _covers(self, function: Function, address: int, count: int) -> bool:
         end = address + count - 1

@@ -501,7 +501,7 @@ class Poller:
             await self._emit(PollFault(state.spec.name, kind, detail))
 
     async def write_command(
-        self, device: str, command: str, value: float | None = None, *, sending: Callable[[], None] | None = None
+        self, device: str, command: str, value: float | str | None = None, *, sending: Callable[[], None] | None = None
     ) -> CommandOutcome:
         """Write a named command (with `value` if it takes an argument). The outcome is true once
         the device acknowledged it, its result register (if any) says done, and its read-back
@@ -518,7 +518,10 @@ class Poller:
             return CommandOutcome(False, f"refused: {error}", sent=False)
         for condition in order.preconditions:
             point = profile.point(condition.point)
-            seen, problem = await self._read_point(state, point)
+            if point.void_if is None:
+                seen, problem = await self._read_point(state, point)
+            else:  # its voider is read with it: a voided precondition cannot say the command is safe
+                ((seen, problem),) = (await self.read_now(device, [point.name])).values()
             if problem is not None:
                 return CommandOutcome(False, f"refused: cannot read {point.name} ({problem})", sent=False, refused_by=point.name)
             if not condition.predicate(point.enum)(seen):
@@ -543,10 +546,11 @@ class Poller:
         if order.readback is None:
             return CommandOutcome(True, "done")
         point = profile.point(order.readback.point)
+        expect = order.readback.expected(point, None if order.argument is None else order.argument.code_of(value))
         deadline = self._clock() + order.readback.within_s
         while True:
             seen, problem = await self._read_point(state, point)
-            if problem is None and _matches(seen, order.readback.expect):
+            if problem is None and _matches(seen, expect):
                 return CommandOutcome(True, "confirmed")
             if self._clock() >= deadline:
                 shown = problem or f"{point.name} reads {seen}"
@@ -595,6 +599,8 @@ class Poller:
         point = state.spec.profile.point(result.point)
         ok = Match(when=result.ok).values(point.enum)
         pending = Match(when=result.pending).values(point.enum) if result.pending else frozenset()
+        if result.settle_s:
+            await asyncio.sleep(result.settle_s)
         deadline = self._clock() + result.within_s
         while True:
             seen, problem = await self._read_point(state, point)

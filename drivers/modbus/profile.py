@@ -127,7 +127,7 @@ class Match(_Strict):
     """A test on a point's value: one of the values (or enum labels) in `when`, or above or
     below a limit. Exactly one of the three is given."""
 
-    when: list[bool | int | Label] | None = Field(
+    when: list[bool | int | float | Label] | None = Field(
         default=None, min_length=1, max_length=32, description="Values or enum labels that match, e.g. [overload, short_circuit]."
     )
     above: float | None = Field(default=None, allow_inf_nan=False, description="Matches values above this.")
@@ -153,7 +153,7 @@ class Match(_Strict):
             return
         self.values(point.enum)
 
-    def values(self, enum: Mapping[int, str] | None) -> frozenset[Any]:
+    def values(self, enum: Mapping[float, str] | None) -> frozenset[Any]:
         """The raw values `when` names, labels looked up in `enum`."""
         names = {label: raw for raw, label in (enum or {}).items()}
         wanted: set[Any] = set()
@@ -167,7 +167,7 @@ class Match(_Strict):
                 wanted.add(item)
         return frozenset(wanted)
 
-    def predicate(self, enum: Mapping[int, str] | None) -> Callable[[Any], bool]:
+    def predicate(self, enum: Mapping[float, str] | None) -> Callable[[Any], bool]:
         """A function telling whether a decoded value matches (True == 1, as Python has it)."""
         if self.above is not None:
             above = self.above
@@ -239,8 +239,9 @@ class Point(_Strict):
     valid_max: float | None = Field(
         default=None, description="Engineering values above this are a sensor fault, not a reading."
     )
-    enum: dict[int, Label] | None = Field(
-        default=None, max_length=256, description="Names of the values of a state or code point, e.g. {0: none, 1: overload}."
+    enum: dict[int | float, Label] | None = Field(
+        default=None, max_length=256, description="Names of the values of a state or code point, e.g. {0: none, 1: overload}; "
+        "on any numeric type, a float code matched exactly (a meter's {9600.0: b9600})."
     )
     alarms: list[PointAlarm] = Field(
         default_factory=list, max_length=8, description="Values that raise an alarm or a warning by themselves."
@@ -296,8 +297,8 @@ class Point(_Strict):
             )
         if self.valid_min is not None and self.valid_max is not None and self.valid_min > self.valid_max:
             raise ValueError("valid_min is above valid_max")
-        if self.enum is not None and not self.type.is_integer:
-            raise ValueError("enum applies to integer points only")
+        if self.enum is not None and self.type in (DataType.BOOL, DataType.STRING):
+            raise ValueError(f"enum names numeric codes; a {self.type.value} has none")
         for alarm in self.alarms:
             alarm.check_against(self)
         return self
@@ -307,8 +308,21 @@ class ReadBack(_Strict):
     """The point that shows a command took effect, and the value it must then show."""
 
     point: Name = Field(description="Name of a point of this profile.")
-    expect: float | bool = Field(description="Engineering value the point shows once done.")
+    expect: bool | float | Label = Field(
+        description="Engineering value the point shows once done; an enum label of the point; or `argument`: the value "
+        "the command was given (a setpoint, a range, an address read back)."
+    )
     within_s: float = Field(default=2.0, gt=0, le=60, description="How long the device may take.")
+
+    def expected(self, point: "Point", argument: float | None = None) -> bool | float:
+        """The value the point must show: `expect`, its label looked up, or the command's argument."""
+        if self.expect == "argument":
+            if argument is None:
+                raise ValueError("expect: argument needs a command that takes an argument")
+            return argument
+        if isinstance(self.expect, str):
+            return Match(when=[self.expect]).values(point.enum).__iter__().__next__()
+        return self.expect
 
 
 class Argument(_Strict):
@@ -323,9 +337,27 @@ class Argument(_Strict):
     unit: str = Field(default="", max_length=16)
     word_order: Order | None = Field(default=None, description="Profile default if unset.")
     byte_order: Order | None = Field(default=None, description="Profile default if unset.")
+    enum: dict[int | float, Label] | None = Field(
+        default=None, max_length=256, description="The only values accepted, by name (a baud rate's codes, a range's "
+        "codes): any other value is refused, and a technician may give the label instead of the code."
+    )
+
+    def code_of(self, given: float | str) -> float:
+        """The value to write for `given` (a number, or a label of `enum`); ValueError says why not."""
+        if isinstance(given, str):
+            codes = {label: code for code, label in (self.enum or {}).items()}
+            if given not in codes:
+                raise ValueError(f"{given!r} is not a label of the argument; its labels: {', '.join(codes) or 'none'}")
+            return float(codes[given])
+        if self.enum is not None and given not in self.enum:
+            known = ", ".join(f"{code:g} ({label})" for code, label in self.enum.items())
+            raise ValueError(f"{given:g} is not one of its codes: {known}")
+        return given
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if self.enum is not None and any(not self.min <= code <= self.max for code in self.enum):
+            raise ValueError("every enum code must lie within min..max")
         if self.type is DataType.BOOL:
             raise ValueError("an argument is a number; a fixed on/off is 'values'")
         if self.type in (DataType.INT8, DataType.UINT8):
@@ -355,6 +387,10 @@ class Result(_Strict):
     ok: list[int | Label] = Field(min_length=1, max_length=16, description="Values (or labels) meaning done.")
     pending: list[int | Label] = Field(default_factory=list, max_length=16, description="Values meaning still working.")
     within_s: float = Field(default=1.0, gt=0, le=60, description="How long the result may stay pending.")
+    settle_s: float = Field(
+        default=0.0, ge=0, le=10, description="How long after the write the register still shows the previous command's "
+        "result (read only after it, so an old 'done' is never taken for this command's)."
+    )
 
 
 class Command(_Strict):
@@ -637,6 +673,10 @@ def _check_command(command: Command, names: dict[str, Point]) -> None:
         if part is not None and part.point not in names:
             raise ValueError(f"command {command.name!r}: {what} point {part.point!r} is not a point")
     try:
+        if command.readback is not None and command.readback.expect == "argument" and command.argument is None:
+            raise ValueError("readback expect: argument needs a command with an argument")
+        if command.readback is not None and isinstance(command.readback.expect, str) and command.readback.expect != "argument":
+            Match(when=[command.readback.expect]).values(names[command.readback.point].enum)
         for condition in command.preconditions:
             condition.check_against(names[condition.point])
         if command.result is not None:

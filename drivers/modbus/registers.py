@@ -141,7 +141,7 @@ def encode_point(profile: Profile, point: Point, value: Value) -> list[int]:
     return encode_raw(point.type, raw, profile.word_order_of(point), profile.byte_order_of(point))
 
 
-def command_words(profile: Profile, command: Command, value: float | None) -> list[int]:
+def command_words(profile: Profile, command: Command, value: float | str | None) -> list[int]:
     """The words a command writes: its fixed values, or its argument `value` encoded (raises
     `EncodeError` for a missing, unexpected or out-of-range value)."""
     argument = command.argument
@@ -149,8 +149,12 @@ def command_words(profile: Profile, command: Command, value: float | None) -> li
         if value is not None:
             raise EncodeError(f"command {command.name} takes no value")
         return [command.raw_word] if command.raw_word is not None else list(command.values)
-    if value is None or not math.isfinite(value):
+    if value is None or (not isinstance(value, str) and not math.isfinite(value)):
         raise EncodeError(f"command {command.name} needs a value ({argument.min:g}..{argument.max:g} {argument.unit})".rstrip())
+    try:
+        value = argument.code_of(value)
+    except ValueError as error:
+        raise EncodeError(str(error)) from None
     if not argument.min <= value <= argument.max:
         raise EncodeError(f"{value:g} is outside {argument.min:g}..{argument.max:g} {argument.unit}".rstrip())
     raw = (value - argument.offset) / argument.scale
