@@ -85,16 +85,25 @@ def _worker_argv(args: argparse.Namespace, index: int) -> list[str]:
 def cmd_ingest(args: argparse.Namespace) -> int:
     """Run `--workers` worker processes; one that exits is started again (with backoff when it keeps dying).
     SIGTERM stops them all: each finishes the batch in hand first."""
+    import threading
+
     _need(args, "db")
-    db.migrate(args.db)
     stopping = False
+    stopped = threading.Event()
 
     def stop(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        stopped.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    try:
+        db.migrate_with_retry(args.db, stopped)  # a database not up yet is waited for
+    except Exception:  # noqa: BLE001 - stopped while waiting
+        if stopping:
+            return 0
+        raise
     workers: dict[int, subprocess.Popen] = {}
     delays = {i: RESTART_MIN_S for i in range(args.workers)}
     due = {i: 0.0 for i in range(args.workers)}
