@@ -215,3 +215,37 @@ def test_a_reset_waits_for_a_fire_input_read_clear_recently_and_validly():
     assert "io-1.fire has not been read for 3.0 s" in answers[2]["error"]
     assert [e.kind for e in events] == ["alarm.fire_release"] + ["alarm.fire_reset_refused"] * 3 + ["alarm.fire_reset"]
     assert [a["result_seq"] for a in answers[:3]] == [2, 3, 4]
+
+
+def test_a_fire_during_a_reset_releases_right_after_its_secure_writes_and_stays_latched(tmp_path: Path):
+    """The reset secures the doors under the relay lock and removes the latch file after it: a fire
+    arriving meanwhile releases as soon as the secure batch is written (never behind the latch's
+    fsync), and its own latch is saved after the reset's removal, so a restart still releases."""
+    latch = tmp_path / "state" / "fire-latch.json"
+
+    class SlowSecure(Bus):
+        async def command(self, device: str, command: str) -> bool:
+            if command.startswith("secure"):
+                await asyncio.sleep(0.2)  # a relay module answering slowly
+            return await super().command(device, command)
+
+    async def scenario():
+        bus, journal, holder, unconfirmed = SlowSecure(), Journal(), [], []
+        fire = FireRelease(_locks(bus, holder, unconfirmed), bus, journal, latch_path=latch)
+        holder.append(fire)
+        fire.trigger("panel")
+        await asyncio.gather(*fire._tasks)
+        reset = asyncio.create_task(fire.reset("tech-1"))
+        while not any(command.startswith("secure") for _, command in bus.writes):
+            await asyncio.sleep(0.005)
+        fire.trigger("panel")  # the panel again, while the doors are being secured
+        assert await reset
+        await asyncio.gather(*fire._tasks)
+        return bus.writes, fire.active, latch.exists(), [e.kind for e in journal.events]
+
+    writes, active, latched, kinds = asyncio.run(scenario())
+    commands = [command for _, command in writes]
+    last_secure = max(i for i, c in enumerate(commands) if c.startswith("secure"))
+    assert commands[last_secure + 1:] and all(c.startswith("release") for c in commands[last_secure + 1:]), commands
+    assert active and latched, "the second fire is latched across a restart"
+    assert kinds == ["alarm.fire_release", "alarm.fire_reset", "alarm.fire_release"]
