@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(handler=_init)
 
     schema = commands.add_parser("schema", help="print the config JSON Schema", description=(
-        "Print the JSON Schema of the building config (the same as config/schema.json)."))
+        "Print the JSON Schema of the building config (the same as config/schema.json); with --profile, that of a "
+        "Modbus device profile (config/profile.schema.json), for an editor to complete and check profiles."))
+    schema.add_argument("--profile", action="store_true", help="the device profile's schema instead of the building config's")
     schema.set_defaults(handler=_schema)
 
     vision_cli.add_commands(commands)  # `edge models install|list`, `edge vision eval`
@@ -334,6 +336,11 @@ def _building_id(text: str) -> str:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    if args.profile:
+        from drivers.modbus.profile import json_schema
+
+        print(json.dumps(json_schema(), indent=2))
+        return 0
     print(json.dumps(building_config.json_schema(), indent=2))
     return 0
 

@@ -127,8 +127,8 @@ class Match(_Strict):
     """A test on a point's value: one of the values (or enum labels) in `when`, or above or
     below a limit. Exactly one of the three is given."""
 
-    when: list[bool | int | float | Label] | None = Field(
-        default=None, min_length=1, max_length=32, description="Values or enum labels that match, e.g. [overload, short_circuit]."
+    when: list[bool | int | float | Label] | bool | int | float | Label | None = Field(
+        default=None, description="Values or enum labels that match, e.g. [overload, short_circuit] (one value alone: a list of it)."
     )
     above: float | None = Field(default=None, allow_inf_nan=False, description="Matches values above this.")
     below: float | None = Field(default=None, allow_inf_nan=False, description="Matches values below this.")
@@ -136,6 +136,8 @@ class Match(_Strict):
     @field_validator("when", mode="before")
     @classmethod
     def _one_is_a_list(cls, value: Any) -> Any:
+        if isinstance(value, list) and not 1 <= len(value) <= 32:
+            raise ValueError("give 1 to 32 values")
         return value if isinstance(value, list) or value is None else [value]
 
     @model_validator(mode="after")
@@ -727,6 +729,13 @@ def _require_no_overlap(points: list[Point]) -> None:
         if clash:
             names = ", ".join(p.name for p in sharing)
             raise ValueError(f"{function.value} address {address} is claimed by {names}")
+
+
+def json_schema() -> dict[str, Any]:
+    """The profile language as JSON Schema (config/profile.schema.json, `edge schema --profile`): an editor
+    with it completes and checks a profile while it is written, fields the README only shows by example."""
+    schema = Profile.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "Modbus device profile"}
 
 
 def load_profile(path: Path | str) -> Profile:
