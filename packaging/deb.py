@@ -42,6 +42,11 @@ DESCRIPTION = """Building-safety edge gateway
  The gateway and its Python libraries are bundled in a virtual environment
  under /opt/edge; nothing is fetched from a package index on the gateway."""
 
+CAMERA_NOTE = """
+ .
+ This build bundles the elevator camera's libraries (OpenCV, onnxruntime,
+ numpy): the e-bike guard runs."""
+
 sys.path.insert(0, str(REPO / "packaging"))
 import wheelhouse  # noqa: E402  (packaging/wheelhouse.py)
 
@@ -90,6 +95,10 @@ def build_venv(root: Path, house: Path, requirement: str) -> None:
     for shared in venv.rglob("*.so*"):
         if shared.is_file() and not shared.is_symlink() and shared.read_bytes()[:4] == b"\x7fELF":
             run("strip", "--strip-unneeded", "--remove-section=.comment", "--remove-section=.note", shared)
+    # Libraries are loaded, never run: 0644 under lib/ (some wheels ship 0755 modules and .so files), as dh_fixperms does.
+    for path in (venv / "lib").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(0o644)
 
 
 def manual_page(venv: Path, version: str, epoch: int) -> str:
@@ -152,7 +161,11 @@ def build(out: Path, house: Path, camera: bool = False, offline: bool = False) -
     install(REPO / "README.md", doc / "README.md")
     install(REPO / "systemd" / "99-edge-serial.rules", doc / "examples" / "99-edge-serial.rules")
     install(REPO / "config" / "schema.json", doc / "examples" / "schema.json")
-    install(DEBIAN / "lintian-overrides", root / "usr" / "share" / "lintian" / "overrides" / "building-edge")
+    overrides = root / "usr" / "share" / "lintian" / "overrides" / "building-edge"
+    install(DEBIAN / "lintian-overrides", overrides)
+    if camera:
+        with open(overrides, "a") as more:
+            more.write((DEBIAN / "lintian-overrides.camera").read_text())
     gzip_doc(manual_page(root / TARGET.relative_to("/"), version, epoch), root / "usr" / "share" / "man" / "man1" / "edge.1.gz", epoch)
     gzip_doc(f"building-edge ({version}) unstable; urgency=medium\n\n  * Release {version}.\n\n"
              f" -- {MAINTAINER}  {formatdate(epoch)}\n", doc / "changelog.gz", epoch)
@@ -169,7 +182,7 @@ def build(out: Path, house: Path, camera: bool = False, offline: bool = False) -
         f"Installed-Size: {size_kib}\n"
         f"Depends: python3 (>= {minor}), python3 (<< {next_minor}), libc6 (>= 2.34), adduser, init-system-helpers (>= 1.54~)\n"
         f"Section: net\nPriority: optional\nHomepage: https://github.com/building-edge/building-edge\n"
-        f"Description: {DESCRIPTION}{' (with the elevator camera)' if camera else ''}\n")
+        f"Description: {DESCRIPTION}{CAMERA_NOTE if camera else ''}\n")
     sums = []
     for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink() and control not in p.parents):
         sums.append(f"{hashlib.md5(path.read_bytes()).hexdigest()}  {path.relative_to(root)}\n")

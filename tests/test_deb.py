@@ -88,7 +88,7 @@ def test_the_venv_names_no_build_folder_and_its_unit_is_the_repositorys(deb, tmp
     assert "ExecStart=/opt/edge/bin/edge run --config /etc/edge/building.yaml" in unit.read_text()
     script = (tmp_path / "x" / "opt" / "edge" / "bin" / "edge").read_text()
     assert script.startswith("#!/opt/edge/bin/python\n")
-    stray = subprocess.run(["grep", "-rlI", "--", "building-edge_", str(tmp_path / "x" / "opt")], capture_output=True, text=True)
+    stray = subprocess.run(["grep", "-rlI", "--", str(deb.parent), str(tmp_path / "x" / "opt")], capture_output=True, text=True)
     assert stray.stdout == ""  # the staging folder is named nowhere
     with gzip.open(tmp_path / "x" / "usr" / "share" / "man" / "man1" / "edge.1.gz", "rt") as page:
         assert "check-config" in page.read()
@@ -229,3 +229,15 @@ def test_install_upgrade_remove_and_purge_on_a_throwaway_debian_root(deb, tmp_pa
     assert subprocess.run(["chroot", str(root), "getent", "passwd", "edge"], capture_output=True).returncode != 0
     status = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f=${db:Status-Abbrev}", "building-edge"], capture_output=True, text=True)
     assert status.returncode != 0 or status.stdout.strip() in ("", "un"), status  # dpkg has forgotten it
+
+
+@pytest.mark.skipif(not os.environ.get("EDGE_TEST_CAMERA_DEB") or shutil.which("lintian") is None,
+                    reason="builds the 80 MB camera package (about 5 minutes of xz on 2 cores): EDGE_TEST_CAMERA_DEB=1 runs it")
+def test_the_camera_build_bundles_the_camera_and_is_lintian_clean_too(tmp_path):
+    run(sys.executable, REPO / "packaging" / "deb.py", "--camera", "--out", tmp_path, "--wheelhouse", REPO / "var" / "wheelhouse")
+    package = tmp_path / f"building-edge_{VERSION}_{ARCH}.deb"
+    files = contents(package)
+    assert any("/site-packages/cv2/" in p for p in files) and any("/site-packages/onnxruntime/" in p for p in files)
+    result = subprocess.run(["lintian", "--fail-on", "error,warning", "--pedantic", str(package)], capture_output=True, text=True, timeout=900)
+    findings = [line for line in (result.stdout + result.stderr).splitlines() if line[:2] in ("E:", "W:", "P:")]
+    assert result.returncode == 0 and findings == [], "\n".join(findings[:40]) or result.stderr
