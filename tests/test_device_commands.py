@@ -322,3 +322,50 @@ cloud_commands: [io.release_1, io.explode, pump.start]
 buses: [{name: box, type: tcp, host: 127.0.0.1}]
 devices: [{name: io, bus: box, address: 1, profile: generic-dio8}]
 """)).cloud_commands == [], "none by default"
+
+
+def test_a_signed_cloud_device_command_runs_only_what_cloud_commands_allows_through_the_daemon(write_config, building_dir):
+    """The real path: a signed command over MQTT to `edge run`, its frame on the wire, the outcome back."""
+    import os
+
+    from edge.events import Kind
+    from hil.broker import Broker
+    from uplink_rig import journaled, open_cloud, until, uplink_config
+
+    simulator = WireSimulator([SimulatedDevice(BUILT_IN["generic-dio8"], 1)])
+
+    async def scenario(port: int):
+        with Broker() as broker:
+            config = uplink_config(write_config, building_dir, broker.port, f"""
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices: [{{name: io, bus: box, address: 1, profile: generic-dio8, poll_s: 0.2}}]
+cloud_commands: [io.pulse_2]
+""")
+            cloud = open_cloud(building_dir, broker.port)
+            await cloud.start()
+            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], env=dict(os.environ),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                await until(lambda: cloud.book("test-house").status.get("state") == "online", timeout_s=30)
+                allowed = await cloud.command("test-house", "device.command",
+                                              {"device": "io", "command": "pulse_2", "value": 0.5, "reason": REASON, "operator": "ops"})
+                denied = await cloud.command("test-house", "device.command",
+                                             {"device": "io", "command": "release_all", "reason": REASON, "operator": "ops"})
+            finally:
+                daemon.terminate()
+                try:
+                    daemon.wait(15)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+                await cloud.stop()
+            return config, allowed, denied, journaled(config)
+
+    with SimulatorThread(simulator) as thread:
+        port = thread.run(simulator.start_tcp())
+        config, allowed, denied, events = asyncio.run(scenario(port))
+    assert allowed["outcome"] == "done" and allowed["detail"]["outcome"] == "done"
+    assert denied["outcome"] == "failed" and "not in the config's cloud_commands" in denied["detail"]["error"]
+    assert simulator.writes(1) == [bytes.fromhex("0502010005")], "the pulse as its word; release_all never sent"
+    audit = [(e.kind, e.body.get("command"), e.body.get("via")) for e in events if e.kind.startswith("device.command")]
+    assert audit == [(Kind.DEVICE_COMMAND_REQUESTED, "pulse_2", "cloud"), (Kind.DEVICE_COMMAND_CONFIRMED, "pulse_2", "cloud"),
+                     (Kind.DEVICE_COMMAND_REFUSED, "release_all", "cloud")]
