@@ -31,107 +31,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import sqlite3
 import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-import backoff
 import structlog
 
 from edge.bus import Bus
 from edge.events import Event, Kind, Priority
 from edge.journal import spill
 from edge.journal.faults import describe, is_damage, is_rejected
+from edge.journal.outage import LEASE_BLOCK, REOPEN_AFTER, Losses, Refusal, retry_delays
 from edge.journal.reading import Gap
 from edge.journal.store import JournalLimits, Store
+from edge.journal.writer import Entry, JournalError
 
 log = structlog.get_logger("edge.journal")
 
 T = TypeVar("T")
 
 CLOSE_WITHIN_S = 3.0
-LEASE_BLOCK = 65_536  # seqs a degraded journal leases ahead in a spill place; renewed at half-way
-# After these the connection is dropped and the file opened again (a remount, a replaced disk);
-# a full disk or a lock keeps the connection and simply tries again.
-_REOPEN_AFTER = {"read_only", "cannot_open", "io_error", "no_access"}
-
-
-class JournalError(RuntimeError):
-    """The journal could not make an event durable."""
-
-
-@dataclass(slots=True)
-class _Entry:
-    """An appended event, its seq (None only while seq is unknown: see `append`), and its producer."""
-
-    event: Event
-    seq: int | None
-    waiter: asyncio.Future[int | None] | None
-    replayed: bool = False  # read back from a spill file at start
-
-    def settle(self, failure: Exception | None = None) -> None:
-        """Wake the producer with the seq (or the failure); a cancelled producer is skipped."""
-        if self.waiter is None or self.waiter.done():
-            return
-        if failure is None:
-            self.waiter.set_result(self.seq)
-        else:
-            self.waiter.set_exception(failure)
-
-
-@dataclass(slots=True)
-class _Losses:
-    """Events that never reached the disk: how many, of which priority, over which seqs."""
-
-    count: int = 0
-    first_seq: int | None = None
-    last_seq: int | None = None
-    by_priority: Counter[str] = field(default_factory=Counter)
-
-    def add(self, entry: _Entry) -> None:
-        self.count += 1
-        self.by_priority[entry.event.priority.name.lower()] += 1
-        if entry.seq is not None:
-            self.first_seq = entry.seq if self.first_seq is None else min(self.first_seq, entry.seq)
-            self.last_seq = entry.seq if self.last_seq is None else max(self.last_seq, entry.seq)
-
-    def body(self, reason: str) -> dict[str, Any]:
-        return {"reason": reason, "lost": self.count, "first_seq": self.first_seq, "last_seq": self.last_seq,
-                "by_priority": dict(self.by_priority)}
-
-    def merge(self, body: dict[str, Any]) -> None:
-        """Losses a previous run counted (from its spill file)."""
-        self.count += int(body.get("lost") or 0)
-        for name, count in (body.get("by_priority") or {}).items():
-            self.by_priority[name] += int(count)
-        for seq in (body.get("first_seq"), body.get("last_seq")):
-            if isinstance(seq, int):
-                self.first_seq = seq if self.first_seq is None else min(self.first_seq, seq)
-                self.last_seq = seq if self.last_seq is None else max(self.last_seq, seq)
-
-
-@dataclass(slots=True)
-class _Outage:
-    """Why the disk refuses writes, since when, and when to try again."""
-
-    fault: dict[str, Any]
-    since: float
-    delays: Iterator[float]
-    retry_at: float = 0.0
-    attempts: int = 0
-
-
-def _retry_delays(limits: JournalLimits) -> Iterator[float]:
-    """Exponential backoff, capped, each delay jittered to between half and all of it (as the supervisor)."""
-    wait = backoff.expo(factor=limits.retry_initial_s, max_value=limits.retry_max_s)
-    next(wait)  # the generator's first yield only primes it
-    for delay in wait:
-        yield delay / 2 + random.uniform(0, delay / 2)
 
 
 class Journal:
@@ -154,16 +76,16 @@ class Journal:
         # the refusing disk, nor behind state-file writes stuck on it.
         self._spiller = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-spill")
         self._loop = asyncio.get_running_loop()
-        self._pending: deque[_Entry] = deque()
-        self._in_flight: list[_Entry] = []  # the batch the writer thread is committing
+        self._pending: deque[Entry] = deque()
+        self._in_flight: list[Entry] = []  # the batch the writer thread is committing
         self._again = False  # the next batch follows a failed write, which may have reached the disk
         self._next_seq: int | None = None
         self._head = 0  # the last committed seq
         self._settled_through = 0  # every seq up to here is committed, or failed and reported
         self._flushes: list[tuple[int, asyncio.Future[bool]]] = []
-        self._outage: _Outage | None = None
+        self._outage: Refusal | None = None
         self._skipped: tuple[int, int] | None = None
-        self._losses = _Losses()
+        self._losses = Losses()
         self._gaps: list[Gap] = []  # seq ranges that will never be written, recorded with the next batch
         self._work = asyncio.Event()
         self._space = asyncio.Event()
@@ -223,7 +145,7 @@ class Journal:
         numbered = sorted(((seq, e) for s in spills for seq, e in s.events if seq is not None), key=lambda pair: pair[0])
         unnumbered = [e for s in spills for seq, e in s.events if seq is None]
         for seq, event in numbered:  # one written after all (a spill not removed last time) is skipped by id
-            self._pending.append(_Entry(event, seq, None, replayed=True))
+            self._pending.append(Entry(event, seq, None, replayed=True))
         for event in unnumbered:
             self._admit(event, None).replayed = True
         self._replaying = sum(1 for entry in self._pending if entry.replayed)
@@ -286,11 +208,11 @@ class Journal:
         entry = self._admit(event, self._loop.create_future())
         return await entry.waiter  # type: ignore[misc]
 
-    def _admit(self, event: Event, waiter: asyncio.Future[int | None] | None) -> _Entry:
+    def _admit(self, event: Event, waiter: asyncio.Future[int | None] | None) -> Entry:
         seq = self._next_seq
         if seq is not None:
             self._next_seq = seq + 1
-        entry = _Entry(event, seq, waiter)
+        entry = Entry(event, seq, waiter)
         self._pending.append(entry)
         if self._outage is not None and seq is not None and seq > self._leased - LEASE_BLOCK // 2:
             self._lease()
@@ -312,7 +234,7 @@ class Journal:
             take = min(quota, held[lowest])
             quota -= take
             held[lowest] -= take
-            kept: deque[_Entry] = deque()
+            kept: deque[Entry] = deque()
             for entry in self._pending:
                 if take and entry.event.priority is lowest:
                     take -= 1
@@ -321,7 +243,7 @@ class Journal:
                     kept.append(entry)
             self._pending = kept
 
-    def _lose(self, entry: _Entry, failure: Exception | None = None) -> None:
+    def _lose(self, entry: Entry, failure: Exception | None = None) -> None:
         self._losses.add(entry)
         if entry.replayed:
             self._replaying -= 1
@@ -386,7 +308,7 @@ class Journal:
         self._written(batch)
         await self._replayed(batch)
 
-    async def _replayed(self, batch: list[_Entry]) -> None:
+    async def _replayed(self, batch: list[Entry]) -> None:
         """Once every replayed event is written, the spill files they came from go."""
         if not self._spill_files:
             return
@@ -432,7 +354,7 @@ class Journal:
         for note in notes:
             self._admit(note, None)
 
-    def _written(self, batch: list[_Entry]) -> None:
+    def _written(self, batch: list[Entry]) -> None:
         # max: replayed events may sit below a head the seq mark already moved past
         self._head = self._settled_through = max(self._head, batch[-1].seq)  # type: ignore[type-var]
         for entry in batch:
@@ -443,10 +365,10 @@ class Journal:
         if self._outage is not None:
             self._recovered()
 
-    async def _write_singly(self, batch: list[_Entry], fault: Exception) -> None:
+    async def _write_singly(self, batch: list[Entry], fault: Exception) -> None:
         """The database refused the batch whatever the disk does (an event appended twice, a bug): write
         its events one by one, so only the event at fault is lost; its producer learns it, the loss is journaled."""
-        written: list[_Entry] = []
+        written: list[Entry] = []
         for index, entry in enumerate(batch):
             try:
                 await self._run(self._store.write, [(entry.seq, entry.event)], True)
@@ -476,7 +398,7 @@ class Journal:
         described = describe(fault)
         if writing:
             self._again = True
-        if is_damage(fault) or described["fault"] in _REOPEN_AFTER:
+        if is_damage(fault) or described["fault"] in REOPEN_AFTER:
             await self._run(self._store.disconnect)
         outage = self._outage or self._degrade(described)
         outage.attempts += 1
@@ -485,9 +407,9 @@ class Journal:
         if outage.attempts > 1:
             log.warning("journal still unavailable", retry_in_s=round(delay, 2), held=len(self._pending), **described)
 
-    def _degrade(self, described: dict[str, Any]) -> _Outage:
+    def _degrade(self, described: dict[str, Any]) -> Refusal:
         """Enter degraded mode: raise the alarm and let every waiting producer go with its seq."""
-        outage = self._outage = _Outage(described, time.monotonic(), _retry_delays(self.limits))
+        outage = self._outage = Refusal(described, time.monotonic(), retry_delays(self.limits))
         log.error("journal unavailable; events are held in memory", path=str(self.path), held=len(self._pending), **described)
         for entry in [*self._in_flight, *self._pending]:
             entry.settle()  # nobody waits on a disk that refuses: each producer gets its seq now
@@ -555,7 +477,7 @@ class Journal:
             log.error("journal lost events", **body)
             if losses.first_seq is not None and losses.last_seq is not None:
                 self._gaps.append(Gap(losses.first_seq, losses.last_seq, reason, losses.count))
-            self._losses = _Losses()
+            self._losses = Losses()
             self._admit(Event(Kind.JOURNAL_EVENTS_LOST, Priority.ALARM, "journal", body), None)
 
     def _writer_ended(self, task: asyncio.Task[None]) -> None:
@@ -689,7 +611,7 @@ class Journal:
         self._thread.shutdown(wait=finished)
         self._spiller.shutdown(wait=False)
 
-    async def _spill(self, left: list[_Entry], given: int | None, deadline: float) -> Path | None:
+    async def _spill(self, left: list[Entry], given: int | None, deadline: float) -> Path | None:
         """Write what is held to the first spill place that takes it (its own thread: the writer's may hang)."""
         held = spill.Spill(str(self.path), given, [(entry.seq, entry.event) for entry in left],
                            self._losses.body("closed") if self._losses.count else None)
