@@ -83,6 +83,8 @@ WORDS: dict[Kind, str] = {
     Kind.VISION_FAULT: "E-bike detection not working",
     Kind.CAMERA_FAULT: "Camera cannot see",
     Kind.CAMERA_RESTORED: "Camera sees again",
+    Kind.ELEVATOR_REVIEWED: "Lift hold reviewed by an operator",
+    Kind.VISION_DEMOTED: "Lift camera stopped holding: operators' reviews showed wrong holds",
     Kind.ACCESS_UNJOURNALED: "Door decision not recorded",
     Kind.READER_GARBAGE: "Card reader sent garbled data",
     Kind.PIN_LOCKOUT: "Too many wrong PINs: keypad locked",

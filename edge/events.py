@@ -117,6 +117,8 @@ class Kind(StrEnum):
     VISION_FAULT = "fault.vision"  # the model cannot be loaded or fails: the camera does not guard
     CAMERA_FAULT = "fault.camera"  # the stream ended, broke or stopped delivering (a hold is released)
     CAMERA_RESTORED = "fault.camera_restored"
+    ELEVATOR_REVIEWED = "elevator.hold_reviewed"  # an operator confirmed or denied a hold: who, via what, what was there
+    VISION_DEMOTED = "alarm.vision_demoted"  # reviews showed the model holds what it must not: back to observe mode, why
     ACCESS_UNJOURNALED = "access.unjournaled"
     READER_GARBAGE = "fault.reader_garbage"
     PIN_LOCKOUT = "alarm.pin_lockout"

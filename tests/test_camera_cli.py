@@ -59,7 +59,7 @@ def test_collect_export_label_import(tmp_path, write_config, clip, capsys):
     async def collect():
         journal = await Journal.open(tmp_path / "journal.db")
         vision = assemble_vision(config, journal, None, None)
-        assert list(vision.work) == ["camera:lift-1-cam"] and vision.control.keys() == {"elevator.release"}
+        assert list(vision.work) == ["camera:lift-1-cam"] and vision.control.keys() == {"elevator.release", "elevator.review"}
         guard = vision.guards["lift-1-cam"]
         task = asyncio.create_task(guard.run())
         try:

@@ -96,18 +96,20 @@ def camera(tmp_path: Path, clip: Path, **overrides) -> Camera:
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, cam: Camera, may_hold: bool, ebikes: list[Path], relay: Relay | None = None) -> None:
+    def __init__(self, tmp_path: Path, cam: Camera, may_hold: bool, ebikes: list[Path], relay: Relay | None = None,
+                 judged: Verdict | None = None) -> None:
         self.tmp = tmp_path
         self.camera = cam
         self.relay = relay or Relay()
         self.detector = LabelledDetector(ebikes)
         self.fire = False
         self.may_hold = may_hold
+        self.judged = judged  # the verdict the daemon would hand the guard; default one that says so
 
     async def __aenter__(self) -> "Rig":
         self.journal = await Journal.open(self.tmp / "journal.db")
         reason = "qualified (test)" if self.may_hold else "not qualified (test)"
-        self.guard = ElevatorGuard(self.camera, self.journal, self.relay, self.tmp / "state", Verdict(self.may_hold, reason),
+        self.guard = ElevatorGuard(self.camera, self.journal, self.relay, self.tmp / "state", self.judged or Verdict(self.may_hold, reason),
                                    Serve(self.detector), fire_active=lambda: self.fire)
         self.task = asyncio.create_task(self.guard.run())
         return self

@@ -244,7 +244,7 @@ def check_guards(config: BuildingConfig) -> list[Result]:
         else:
             results.append(Result(f"model {camera.name}", True, f"{camera.model}: file and sha256 match, class map has "
                                   f"{', '.join(camera.hold_classes)}"))
-        found = verdict(camera)
+        found = verdict(camera, config.state_path)
         if found.may_hold:
             results.append(Result(f"guard {camera.name}", True, f"HOLD: {found.reason}"))
         else:

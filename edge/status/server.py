@@ -2,7 +2,9 @@
 
 aiohttp on the daemon's own loop, bound to 127.0.0.1 unless the config opens it (then every
 request needs the token; a request without it gets a bare 401). Everything here is
-read-only: hardware actions stay on the audited CLI and signed commands. Whatever may block
+read-only but for one write: with the token configured, an operator's review of an elevator hold
+(POST /api/cameras/CAMERA/review, journaled with who); without a token every write is refused, and
+hardware actions stay on the audited CLI and signed commands. Whatever may block
 (journal reads, stat of the disk) runs in the status reader threads, never on the loop, and
 the journal is read through read-only connections. The bound address is written to
 STATE_DIR/http.json, so `edge status` finds the server even on a port picked by the kernel.
@@ -211,6 +213,7 @@ class StatusServer:
         app.router.add_get("/api/alarms", self._alarms)
         app.router.add_get("/api/words", self._words)
         app.router.add_get("/snapshots/{camera}/{name}", self._snapshot)
+        app.router.add_post("/api/cameras/{camera}/review", self._review)
         return app
 
     @web.middleware
@@ -219,7 +222,10 @@ class StatusServer:
             return web.Response(status=400, text=problem)
         if self.token is not None and not authorised(request.headers.get("Authorization", ""), self.token):
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="edge"'})
-        if request.method != "GET":
+        if request.method == "POST" and request.path.startswith("/api/cameras/") and request.path.endswith("/review"):
+            if self.token is None:  # a page without a token reads; it never writes
+                return web.Response(status=403, text="the page is read-only: configure http.token to review holds from it")
+        elif request.method != "GET":
             return web.Response(status=405)
         return await handler(request)
 
@@ -370,6 +376,7 @@ class StatusServer:
                                "bytes": None if disk is None else disk.journal_bytes, "free_bytes": None if disk is None else disk.free_bytes}
         snapshot["health"] = verdict(self._probe(disk))[1]
         snapshot["source"] = "daemon"
+        snapshot["writable"] = self.token is not None  # the page offers hold reviews only then
         return snapshot
 
     async def _status(self, request: web.Request) -> web.Response:
@@ -414,6 +421,25 @@ class StatusServer:
     async def _words(self, request: web.Request) -> web.Response:
         """Event kinds in words (edge/event_words.py), fetched once by the page."""
         return web.json_response(event_words(), headers={"Cache-Control": "max-age=3600"})
+
+    async def _review(self, request: web.Request) -> web.Response:
+        """An operator's review of a hold from the page (token checked by the middleware): {hold, outcome, seen, operator}."""
+        from edge.vision.wiring import review_request
+
+        camera = request.match_info["camera"]
+        if camera not in self.cameras:
+            raise web.HTTPNotFound()
+        try:
+            body = await request.json() if request.content_length and request.content_length <= 4096 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="a review is a small JSON object: {hold, outcome, seen, operator}")
+        fields = {k: body.get(k) for k in ("hold", "outcome", "seen", "operator")}
+        if not all(v is None or isinstance(v, int | str) for v in fields.values()) or len(str(fields.get("operator") or "")) > 64:
+            raise web.HTTPBadRequest(text="hold is a number; outcome, seen and operator are short texts")
+        answer = await review_request({camera: self.cameras[camera]}, {**fields, "elevator": camera, "via": "page"})
+        return web.json_response(answer, status=200 if answer.get("ok") else 409, dumps=_dumps)
 
     async def _snapshot(self, request: web.Request) -> web.Response:
         """A configured camera's snapshot JPEG, read-only from STATE_DIR/vision/snapshots/CAMERA/ and nowhere else."""

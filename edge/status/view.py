@@ -91,7 +91,7 @@ class BuildingView:
         for camera in self.config.cameras:
             self.cameras[camera.name] = {"elevator": camera.elevator, "mode": None, "reason": None, "reasons": [], "stream": None,
                                          "detail": None, "since": None, "vision_fault": None, "held": None, "observed": None,
-                                         "snapshot": None}
+                                         "snapshot": None, "reviews": []}
         for door in self.config.doors:
             self.doors[door.name] = DoorView(door.name, door.unlock_s, door.egress)
         for reader in self.config.readers:
@@ -172,12 +172,12 @@ class BuildingView:
         elif kind in (Kind.UPLINK_DOWN, Kind.UPLINK_UP):
             self.uplink |= {"up": kind == Kind.UPLINK_UP, "detail": body.get("detail"), "since": at}
         elif kind in (Kind.VISION_MODE, Kind.CAMERA_FAULT, Kind.CAMERA_RESTORED, Kind.VISION_FAULT,
-                      Kind.ELEVATOR_HOLD, Kind.ELEVATOR_RELEASED, Kind.ELEVATOR_OBSERVED):
-            self._camera(kind, event.source, body, at)
+                      Kind.ELEVATOR_HOLD, Kind.ELEVATOR_RELEASED, Kind.ELEVATOR_OBSERVED, Kind.ELEVATOR_REVIEWED, Kind.VISION_DEMOTED):
+            self._camera(kind, event.source, body, at, event.seq)
         elif kind == Kind.CLOCK_UNTRUSTED:
             self.clock |= {"trusted": False, "detail": body.get("fault"), "since": at}
 
-    def _camera(self, kind: str, name: str, body: dict[str, Any], at: float) -> None:
+    def _camera(self, kind: str, name: str, body: dict[str, Any], at: float, seq: int = 0) -> None:
         """The guard says its mode and why when it starts (a new run: no stream fault yet, no model
         fault, no hold: a guard that ends lets the car go), then journals each stream fault and
         recovery, each model fault, each hold and release and each e-bike it would have held."""
@@ -188,6 +188,14 @@ class BuildingView:
             camera["snapshot"] = {"at": at, "path": str(body["snapshot"]), "class": body.get("class")}  # the page's picture
         if kind == Kind.ELEVATOR_HOLD:
             camera["held"] = {"since": at, "class": body.get("class"), "snapshot": body.get("snapshot")}
+            if body.get("review") == "pending":  # the page lists it for an operator to confirm or deny
+                camera["reviews"] = [*camera["reviews"][-19:], {"seq": seq, "at": at, "class": body.get("class"),
+                                                                 "snapshot": body.get("snapshot")}]
+        elif kind == Kind.ELEVATOR_REVIEWED:
+            camera["reviews"] = [r for r in camera["reviews"] if r["seq"] != body.get("hold_seq")]
+        elif kind == Kind.VISION_DEMOTED:
+            reason = f"demoted by the operators' reviews: {body.get('reason')}"
+            camera |= {"mode": "observe", "reason": reason, "reasons": [reason]}
         elif kind == Kind.ELEVATOR_RELEASED:
             camera["held"] = None
         elif kind == Kind.ELEVATOR_OBSERVED:

@@ -1,7 +1,7 @@
-"""`edge elevator release` and `edge vision export|import|replay|status`: the elevator camera's commands.
+"""`edge elevator release|review` and `edge vision export|import|replay|status`: the elevator camera's commands.
 
-`elevator release` goes through the running daemon, which owns the hold relay (audited:
-who and why are journaled). The others work on files and need no daemon: `export` writes the
+`elevator release` and `elevator review` go through the running daemon, which owns the hold relay
+and the reviews (audited: who and why are journaled). The others work on files and need no daemon: `export` writes the
 collected frames as a YOLO dataset for a labelling tool, `import` reads the labelled result
 back as a labels.csv for `edge vision eval`, `replay` runs a camera's pipeline over a clip and
 draws it, `status` says whether each camera may hold or only observes, and why.
@@ -33,6 +33,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     release.add_argument("--reason", default="", help="why, journaled")
     cli_config.add_option(release)
     release.set_defaults(handler=_release)
+
+    reviewing = elevator_actions.add_parser("review", help="confirm or deny a hold (audited); list holds awaiting review", description=(
+        "Every hold awaits an operator's review. Confirm it (an e-bike was there) or deny it, saying what was there. "
+        "A hold denied as a wheelchair or a pram, or denials whose false-hold rate is above the site's limit even at "
+        "the lower end of its 95% interval, return the camera to observe mode at once until a new eval report "
+        "qualifies the model. Without --hold, lists the holds awaiting review. Exit 0 when done, 1 when refused, "
+        "69 when no daemon runs."))
+    reviewing.add_argument("--hold", type=int, metavar="SEQ", help="the hold's journal seq (alarm.elevator_hold)")
+    verdicts = reviewing.add_mutually_exclusive_group()
+    verdicts.add_argument("--confirm", action="store_true", help="an e-bike (or another hold class) was there")
+    verdicts.add_argument("--deny", metavar="SEEN", help="what was there instead: wheelchair, stroller, bicycle, person, empty, other")
+    reviewing.add_argument("--elevator", help="elevator (or camera) name")
+    reviewing.add_argument("--operator", help="your staff id, journaled")
+    cli_config.add_option(reviewing)
+    reviewing.set_defaults(handler=_review)
 
     vision = _group(commands, "vision", help="elevator camera tools", description="Tools for the elevator e-bike guard.")
     export = vision.add_parser("export", help="collected frames as a YOLO dataset for labelling", description=(
@@ -87,6 +102,51 @@ def _release(args: argparse.Namespace) -> int:
         return f"released by {args.operator}: {', '.join(held)}" if held else "no elevator was held; release journaled"
 
     return control.command("edge elevator release", config, request, done)
+
+
+def _review(args: argparse.Namespace) -> int:
+    from edge import control
+
+    config = cli_config.load_or_report(args.config)
+    if config is None:
+        return EX_CONFIG
+    if args.hold is None:
+        from edge.vision import review
+
+        waiting = 0
+        for camera in config.cameras:
+            tally = review.load(config.state_path, camera.name, _report_sha(camera))
+            for seq, hold in tally.pending.items():
+                waiting += 1
+                print(f"hold {seq}: {camera.elevator or camera.name} held ({hold.get('class')}), awaiting review")
+            if tally.demoted:
+                print(f"{camera.name}: demoted to observe mode: {tally.demoted}")
+        if not waiting:
+            print("no hold awaits review")
+        return 0
+    if not args.operator or not (args.confirm or args.deny):
+        print("edge elevator review: a review needs --operator and --confirm or --deny SEEN", file=sys.stderr)
+        return 2
+    request = {"op": "elevator.review", "elevator": args.elevator, "hold": args.hold, "operator": args.operator, "via": "cli",
+               "outcome": "confirm" if args.confirm else "deny", "seen": "ebike" if args.confirm else args.deny}
+
+    def done(answer: dict) -> str:
+        tally = answer.get("tally", {})
+        said = f"hold {args.hold} {'confirmed' if args.confirm else 'denied'} by {args.operator}: {tally.get('confirmed')} confirmed, {tally.get('denied')} denied"
+        return said + (f"; the camera is back in observe mode: {answer['demoted']}" if answer.get("demoted") else "")
+
+    return control.command("edge elevator review", config, request, done)
+
+
+def _report_sha(camera) -> str | None:
+    """The sha256 of the camera's eval report, which the review tally is kept against."""
+    from edge.vision.qualification import file_sha256
+
+    report = camera.qualification.report
+    try:
+        return file_sha256(report) if report is not None else None
+    except OSError:
+        return None
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -153,7 +213,7 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"edge vision replay: {error}", file=sys.stderr)
         return EX_NOINPUT if isinstance(error, ClipUnreadable) else EX_CANTCREAT
     print(f"{camera.name}: {summary.render()}")
-    print(f"written to {args.out}; this camera today: {said(verdict(camera))}")
+    print(f"written to {args.out}; this camera today: {said(verdict(camera, config.state_path))}")
     return 0
 
 
@@ -175,5 +235,5 @@ def _status(args: argparse.Namespace) -> int:
     if not config.cameras:
         print("no camera is configured")
     for camera in config.cameras:
-        print(f"{camera.name} ({camera.elevator or 'no elevator'}): {said(verdict(camera))}")
+        print(f"{camera.name} ({camera.elevator or 'no elevator'}): {said(verdict(camera, config.state_path))}")
     return 0

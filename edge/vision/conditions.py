@@ -1,7 +1,9 @@
-"""The conditions the elevator guard holds active: a held car, a camera that cannot see.
+"""The conditions the elevator guard holds active: a held car, a camera that cannot see, a guard
+its operators' reviews demoted.
 
 A guard that starts (`vision.mode`) holds nothing and has a stream: it ends a hold or a fault
-a previous run left open.
+a previous run left open. A demoted guard raises its demotion again right after (it lasts until a
+new eval report qualifies the model).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ CONDITIONS = (
          f"confirm '{e.body.get('command')}'", lasts_s=ONE_SHOT_S),
     Rule(Kind.CAMERA_FAULT, lambda e: f"Camera {e.source} cannot see: {e.body.get('reason')}",
          ended_by=(Kind.CAMERA_RESTORED, Kind.VISION_MODE), severity=Severity.FAULT, at_restart=AtRestart.KEEP),
+    Rule(Kind.VISION_DEMOTED, lambda e: f"Camera {e.source} holds nothing until a new eval report qualifies it: {e.body.get('reason')}",
+         ended_by=(Kind.VISION_MODE,), at_restart=AtRestart.KEEP),
     Rule(Kind.VISION_FAULT, lambda e: f"Camera {e.source}: e-bike detection not working: {e.body.get('reason')}",
          ended_by=(Kind.VISION_MODE,), severity=Severity.FAULT, lasts_s=ONE_SHOT_S, at_restart=AtRestart.KEEP),
 )

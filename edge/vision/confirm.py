@@ -48,6 +48,7 @@ class Release(StrEnum):
     FIRE = "fire"
     OPERATOR = "operator"
     CAMERA_FAULT = "camera_fault"
+    DEMOTED = "demoted"  # the operators' reviews returned the camera to observe mode
 
 
 @dataclass(frozen=True, slots=True)

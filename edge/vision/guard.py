@@ -14,6 +14,11 @@ qualified, a confirmed e-bike holds the car through the hold relay on the field 
 voice warning plays, and an alarm is journaled with a size-capped JPEG snapshot in the state
 dir. The hold ends when the e-bike has left for `leave_s`, after `max_hold_s` at most, and at
 once on a fire release, an operator's `edge elevator release` or a camera fault.
+
+Every hold awaits an operator's review (`edge elevator review`, the page with its token, the
+cloud's signed `elevator.review`): reviews that show the model holds wheelchairs or prams, or
+more false holds than the site allows (edge/vision/review.py), return the camera to observe mode
+at once, release the car and raise `alarm.vision_demoted` saying why.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import copy
+import dataclasses
 import math
 import multiprocessing
 import time
@@ -39,6 +46,7 @@ from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.runtime import Pool
 from edge.throttle import Throttle
+from edge.vision import review
 from edge.vision import worker as vision_worker
 from edge.vision.channel import WorkerChannel
 from edge.vision.confirm import Confirmation, Confirmed, Left, Release, Released, Settings, State
@@ -142,6 +150,8 @@ class ElevatorGuard:
         self._io = asyncio.Lock()  # relay writes of this car, in order
         self._voice: asyncio.Task[None] | None = None
         self._faults = Throttle(60.0, max_keys=16)
+        self.reviews: review.Tally | None = None  # holds awaiting review and the tally, once a qualified guard runs
+        self._saving = asyncio.Lock()
 
     @property
     def state(self) -> State:
@@ -159,6 +169,10 @@ class ElevatorGuard:
         mode = "hold" if self.verdict.may_hold else "observe"
         await self._journal(Kind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason,
                                                                "reasons": list(self.verdict.reasons)})
+        if self.verdict.demoted is not None:  # the demotion lasts until a new report qualifies: raised again
+            await self._journal(Kind.VISION_DEMOTED, Priority.ALARM, {"reason": self.verdict.demoted})
+        if self.verdict.may_hold:
+            self.reviews = await runtime.call(Pool.FILES, review.load, self.state_dir, self.camera.name, self.verdict.report_sha256)
         log.info("elevator guard", camera=self.camera.name, mode=mode, reason=self.verdict.reason)
         context = multiprocessing.get_context("spawn")  # never fork a daemon that runs threads
         ours, child = context.Pipe()
@@ -204,6 +218,46 @@ class ElevatorGuard:
         )
         await self._act(self.machine.release(time.monotonic(), Release.OPERATOR), None)
         return {"camera": self.camera.name, "elevator": self.camera.elevator, "was_holding": held, "seq": seq}
+
+    async def review_request(self, operator: str, hold_seq: int, outcome: str, seen: str, via: str) -> dict[str, Any]:
+        """An operator's review of one hold: journaled with who, how and what was there; a review
+        that shows the model holds what it must not demotes the camera at once."""
+        if self.reviews is None:
+            return {"ok": False, "error": f"camera {self.camera.name} has made no hold to review since it was qualified"}
+        try:
+            demote = review.review(self.reviews, hold_seq, outcome, seen, self.camera.qualification.max_false_hold)
+        except ValueError as error:
+            return {"ok": False, "error": str(error)}
+        tally = self.reviews.as_dict()
+        seq = await self._journal(Kind.ELEVATOR_REVIEWED, Priority.ACCESS, {
+            "operator": operator, "via": via, "hold_seq": hold_seq, "outcome": outcome, "seen": seen, "tally": tally})
+        if demote is not None:
+            await self._demote(demote)
+        else:
+            await self._save_reviews()
+        return {"ok": True, "camera": self.camera.name, "elevator": self.camera.elevator, "seq": seq,
+                "demoted": demote, "tally": self.reviews.as_dict()}
+
+    async def _demote(self, why: str) -> None:
+        """Observe mode now: the car let go if held, the tally saved (it outlives a restart) and the alarm raised."""
+        assert self.reviews is not None
+        self.reviews.demoted = why
+        await self._save_reviews()
+        reason = f"demoted by the operators' reviews until a new eval report qualifies the model: {why}"
+        self.verdict = dataclasses.replace(self.verdict, may_hold=False, reason=reason, reasons=(reason,), demoted=why)
+        self.machine.settings = dataclasses.replace(self.machine.settings, may_hold=False)
+        await self._act(self.machine.release(time.monotonic(), Release.DEMOTED), None)
+        await self._journal(Kind.VISION_DEMOTED, Priority.ALARM, {"reason": why, "tally": self.reviews.as_dict()})
+
+    async def _save_reviews(self) -> None:
+        """The tally as it is now, written in order (a hold's save never overtakes the review after it)."""
+        if self.reviews is not None:
+            tally = copy.deepcopy(self.reviews)
+            async with self._saving:
+                try:
+                    await runtime.call(Pool.FILES, review.save, self.state_dir, self.camera.name, tally)
+                except OSError as error:  # the reviews still count in memory; a restart would forget them
+                    await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": f"cannot save the hold reviews: {error}"})
 
     def _received(self, message: Any) -> None:
         """One whole message from the worker (on the loop): typed, into the inbox."""
@@ -292,6 +346,7 @@ class ElevatorGuard:
             confirmed = await self._write(self.camera.hold.hold) if self.camera.hold and self.bus else False
             body["relay_confirmed"] = confirmed
             self._warn()
+            body["review"] = "pending"  # edge elevator review --hold SEQ, the page, or the cloud's elevator.review
             kind, priority = Kind.ELEVATOR_HOLD, Priority.ALARM
         else:
             kind, priority = Kind.ELEVATOR_OBSERVED, Priority.FAULT
@@ -299,7 +354,10 @@ class ElevatorGuard:
             body["would_hold"] = True
             body["why_not"] = "fire release" if self.machine.suspended else self.verdict.reason
         body["snapshot"] = self._snapshot(frame.seq if frame else self._latest_seq, frame.wall if frame else time.time(), kind)
-        await self._journal(kind, priority, body)
+        seq = await self._journal(kind, priority, body)
+        if action.hold and seq is not None and self.reviews is not None:
+            review.held(self.reviews, seq, str(action.cls), time.time())
+            await self._save_reviews()
 
     async def _resume(self) -> None:
         if self.camera.hold is None or self.bus is None:

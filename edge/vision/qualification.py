@@ -37,6 +37,8 @@ class Verdict:
     may_hold: bool
     reason: str  # every reason in one line ("; "), as journaled and shown
     reasons: tuple[str, ...] = field(default=())  # each reason the guard does not hold; empty when it may
+    report_sha256: str | None = None  # the qualifying report's bytes: the operators' reviews are tallied against it
+    demoted: str | None = None  # why the operators' reviews returned a qualified model to observe mode
 
     def __post_init__(self) -> None:
         if not self.reasons and not self.may_hold:
@@ -71,9 +73,10 @@ def blind_classes(manifest_path: Path, hold_classes) -> list[str]:
     return sorted({str(c) for c in hold_classes} - outputs)
 
 
-def verdict(camera: Camera) -> Verdict:
+def verdict(camera: Camera, state_dir: Path | None = None) -> Verdict:
     """May this camera's model hold the car? Every reason it may not. Reads the manifest, the model
-    file (its sha256) and the report: call it off the loop."""
+    file (its sha256), the report and, given the state dir, the reviews (edge/vision/review.py) that
+    may have demoted it since the report qualified it: call it off the loop."""
     if camera.model is None:
         return Verdict(False, "no model is configured: the camera only collects frames")
     reasons: list[str] = []
@@ -84,7 +87,16 @@ def verdict(camera: Camera) -> Verdict:
     reasons += report_reasons
     if reasons:
         return Verdict(False, "; ".join(reasons), tuple(reasons))
-    return Verdict(True, good)
+    assert camera.qualification.report is not None
+    report = file_sha256(camera.qualification.report)
+    if state_dir is not None:
+        from edge.vision import review
+
+        demoted = review.load(state_dir, camera.name, report).demoted
+        if demoted is not None:
+            why = f"demoted by the operators' reviews until a new eval report qualifies the model: {demoted}"
+            return Verdict(False, why, (why,), report, demoted)
+    return Verdict(True, good, (), report)
 
 
 def model_reasons(camera: Camera) -> list[str]:

@@ -54,7 +54,7 @@ def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus
             continue
         factory = ModelLoader(camera.model, camera.threads) if camera.model is not None else None
         guard = ElevatorGuard(
-            camera, journal, fieldbus, config.state_path, verdict(camera), factory,
+            camera, journal, fieldbus, config.state_path, verdict(camera, config.state_path), factory,
             fire_active=(lambda: fire.active) if fire is not None else (lambda: False),
         )
         if fire is not None:
@@ -64,8 +64,35 @@ def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus
     async def release(request: dict[str, Any]) -> dict[str, Any]:
         return await release_request(guards, request)
 
+    async def reviewed(request: dict[str, Any]) -> dict[str, Any]:
+        return await review_request(guards, request)
+
     work: dict[str, Work] = {f"camera:{name}": guard.run for name, guard in guards.items()}
-    return Vision(guards, work, {"elevator.release": release} if guards else {})
+    return Vision(guards, work, {"elevator.release": release, "elevator.review": reviewed} if guards else {})
+
+
+async def review_request(guards: dict[str, ElevatorGuard], request: dict[str, Any]) -> dict[str, Any]:
+    """`edge elevator review`, the page and the cloud's `elevator.review`: an operator confirms or
+    denies one hold (`hold`, its journal seq) and says what was in the car (`seen`)."""
+    operator, hold, outcome = request.get("operator"), request.get("hold"), request.get("outcome")
+    if not isinstance(operator, str) or not operator.strip():
+        return {"ok": False, "error": "say who reviews the hold (operator)"}
+    if isinstance(hold, bool) or not isinstance(hold, int):
+        return {"ok": False, "error": "name the hold by its journal seq (hold: a number)"}
+    seen = request.get("seen") or ("ebike" if outcome == "confirm" else None)
+    if not isinstance(seen, str):
+        return {"ok": False, "error": "a denial says what was in the car (seen: wheelchair, stroller, bicycle, ...)"}
+    via = request.get("via") if isinstance(request.get("via"), str) else "cloud"
+    wanted = request.get("elevator")
+    chosen = [g for g in guards.values() if wanted in (None, g.camera.elevator, g.camera.name)
+              and g.reviews is not None and str(hold) in g.reviews.pending]
+    if not chosen:
+        return {"ok": False, "error": f"hold {hold} awaits no review" + (f" on {wanted}" if wanted else "")
+                + " (reviewed already, or not a hold)"}
+    answer = await chosen[0].review_request(operator.strip()[:64], hold, str(outcome), seen, via[:16])
+    if answer.get("ok") and answer.get("seq") is not None:
+        answer["result_seq"] = answer["seq"]
+    return answer
 
 
 async def release_request(guards: dict[str, ElevatorGuard], request: dict[str, Any]) -> dict[str, Any]:

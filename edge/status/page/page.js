@@ -205,7 +205,35 @@ function camera(c) {
       ? el("div", {class: "sub reasons"}, `not holding, for ${c.reasons.length} reasons:`,
            el("ul", {}, ...c.reasons.map(r => el("li", {}, r))))
       : c.reason ? el("div", {class: "sub"}, `why: ${c.reason}`) : null,
-    detail ? el("div", {class: "sub"}, detail) : null, snapshot);
+    detail ? el("div", {class: "sub"}, detail) : null, reviews(c), snapshot);
+}
+
+// A hold awaits an operator's review; the page offers it only with its token (state.writable).
+const REVIEW_CHOICES = [["confirm", "ebike", "right: an e-bike"], ["deny", "stroller", "wrong: a pram"],
+  ["deny", "wheelchair", "wrong: a wheelchair"], ["deny", "bicycle", "wrong: a bicycle"], ["deny", "person", "wrong: people only"],
+  ["deny", "other", "wrong: something else"]];
+
+function reviews(c) {
+  if (!state.writable || !(c.reviews || []).length) return null;
+  return el("div", {class: "reviews"}, el("div", {class: "sub"}, "holds awaiting your review:"),
+    ...c.reviews.map(r => el("div", {class: "review", "data-hold": String(r.seq)}, `${when(r.at)} held for a ${r.class}: `,
+      ...REVIEW_CHOICES.map(([outcome, seen, label]) => {
+        const button = el("button", {type: "button", "data-seen": seen}, label);
+        button.addEventListener("click", () => sendReview(c.name, r.seq, outcome, seen, button));
+        return button;
+      }))));
+}
+
+async function sendReview(camera, hold, outcome, seen, button) {
+  const operator = localStorage.getItem("edge-operator") || prompt("Your name or staff id (journaled with the review)");
+  if (!operator) return;
+  localStorage.setItem("edge-operator", operator);
+  const answer = await fetch(`api/cameras/${encodeURIComponent(camera)}/review`, {method: "POST",
+    headers: {"Content-Type": "application/json"}, body: JSON.stringify({hold, outcome, seen, operator})});
+  const said = await answer.json().catch(() => ({}));
+  button.parentNode.replaceChildren(answer.ok
+    ? `reviewed by ${operator}: ${outcome === "confirm" ? "confirmed" : "denied, " + seen}${said.demoted ? "; the camera now only watches: " + said.demoted : ""}`
+    : `not saved: ${said.error || answer.status}`);
 }
 
 // --- events: in words, repeats folded -------------------------------------------------------
