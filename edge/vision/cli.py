@@ -60,6 +60,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help=(
         "print the figures as one JSON object, with the manifest's sha256: the report a camera's qualification names"))
     evaluate.set_defaults(handler=_eval)
+    training = vision.add_parser("train", help="fit a crop-level e-bike head on the site's labelled frames", description=(
+        "Fit a head on the frozen base detector's features of each candidate box (RoI-pooled feature maps, the box's "
+        "geometry and the detector's class scores), on the site's labelled frames plus any base set in the same labels "
+        "CSV. Its threshold is chosen by grouped cross-validation on the training side only; the site group's latest "
+        "frames (--test-fraction, by file name) are held out and the eval report is made on them alone. Writes "
+        "OUT/NAME.onnx, NAME.head.npz, NAME.yaml (the manifest: sha256s, the base it needs, the data it saw) and "
+        "NAME.eval.json (the report a camera's qualification names). YOLOX bases only; needs the onnx package."))
+    training.add_argument("--base", type=Path, required=True, metavar="MANIFEST", help="the base detector's manifest (YOLOX)")
+    training.add_argument("--model-file", type=Path, metavar="FILE", help="the base model file, when it is not beside the manifest")
+    training.add_argument("--images", type=Path, required=True, metavar="DIR")
+    training.add_argument("--labels", type=Path, required=True, metavar="CSV")
+    training.add_argument("--boxes", type=Path, metavar="DIR", help="YOLO box files per image (class 0 e-bike); default DIR/../boxes")
+    training.add_argument("--site-group", metavar="GROUP", help="the labels' group of this site's frames (default: every frame is the site's)")
+    training.add_argument("--test-fraction", type=float, default=0.4, help="the site's latest frames held out for the report (default 0.4)")
+    training.add_argument("--features", metavar="NAMES", help="comma-separated feature map tensors, one per stride (known for yolox_nano)")
+    training.add_argument("--out", type=Path, required=True, metavar="DIR")
+    training.add_argument("--name", default="site-ebike", help="the trained model's name (default site-ebike)")
+    training.add_argument("--threads", type=_positive, default=1, help="onnxruntime intra-op threads (default 1)")
+    training.set_defaults(handler=_train)
 
 
 def _positive(text: str) -> int:
@@ -259,4 +278,38 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         print(f"model {args.model}, labels {args.labels}")
         print(report.render())
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from edge.vision import evaluation
+    from edge.vision import manifest as m
+    from edge.vision.train import TrainError, train
+
+    if not 0 < args.test_fraction < 1:
+        print("edge vision train: --test-fraction is between 0 and 1", file=sys.stderr)
+        return 2
+    if not args.images.is_dir():
+        print(f"edge vision train: no images folder {args.images}", file=sys.stderr)
+        return EX_NOINPUT
+    boxes = args.boxes or (args.labels.parent / "boxes")
+    try:
+        manifest, report = train(args.base, args.model_file, args.labels, args.images, boxes if boxes.is_dir() else None, args.out,
+                                 args.name, args.site_group, args.test_fraction,
+                                 tuple(args.features.split(",")) if args.features else None, args.threads)
+    except m.ManifestError as error:
+        _print_problems(error)
+        return EX_DATAERR
+    except (TrainError, evaluation.LabelsError) as error:
+        print(f"edge vision train: {error}", file=sys.stderr)
+        return EX_DATAERR
+    except OSError as error:
+        print(f"edge vision train: cannot write {args.out}: {error}", file=sys.stderr)
+        return EX_IOERR
+    recall, false = evaluation.Rate(report["ebike_recall"]["k"], report["ebike_recall"]["n"]), \
+        evaluation.Rate(report["false_hold_rate"]["k"], report["false_hold_rate"]["n"])
+    print(f"trained {manifest} in {report['train_s']} s of CPU on {report['split']['train_frames']} frames")
+    print(f"held-out site frames ({report['split']['test_frames']}, from {report['split']['held_out_from']}):")
+    print(f"  e-bike recall {recall}\n  false holds   {false}")
+    print(f"report: {args.out / (args.name + '.eval.json')} (name it as the camera's qualification.report once it is installed)")
     return 0

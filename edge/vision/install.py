@@ -88,6 +88,12 @@ def install(manifest_path: Path, state_dir: Path, source: Path | None = None, ac
     model_path, manifest_copy = target / manifest.file, target / MANIFEST_NAME
     _atomic_copy(source, model_path, group)
     m.verify_file(manifest, model_path, str(manifest_path))  # what landed on disk is what was checked
+    head = getattr(manifest, "head", None)
+    if head is not None:  # a trained crop head (edge vision train) travels with its model, checked the same way
+        head_source = manifest_path.parent / head.file
+        if not head_source.is_file() or m.sha256_of(head_source) != head.sha256:
+            raise InstallError(f"the crop head {head_source} is missing or not the one its manifest names")
+        _atomic_copy(head_source, target / head.file, group)
     _atomic_copy(manifest_path, manifest_copy, group)
     return Installed(manifest.name, manifest_copy, model_path, manifest.licence)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Union, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edge import yaml_source
+from edge import problem_lines, yaml_source
 from edge.config import ConfigProblem as ManifestProblem  # a manifest's problems read like the config's: FILE:LINE:COL: path: message
 from edge.vision.detection import VisionClass
 
@@ -69,9 +69,11 @@ class Yolox(Strict):
 
 
 class Yolov8(Strict):
-    """YOLOv8 / YOLO11: [1, 4 + C, N] centre boxes in input pixels and class scores, no objectness."""
+    """YOLOv8 / YOLO11 / YOLO-World / YOLOE: [1, 4 + C (+ M), N] centre boxes in input pixels and class
+    scores, no objectness; a segmentation export (YOLOE -seg) adds M mask coefficients after the scores."""
 
     family: Literal["yolov8"]
+    mask_coefficients: int = Field(0, ge=0, le=256, description="Rows after the class scores that are not classes (32 in a -seg export).")
 
 
 class Yolov5(Strict):
@@ -146,6 +148,32 @@ class Crop(Strict):
     margin: float = Field(0.1, ge=0, le=1, description="Box grown by this fraction of its size on each side.")
 
 
+class CropHead(Strict):
+    """A crop-level head `edge vision train` fitted on the frozen detector's features of each candidate box
+    (edge/vision/crops.py): the head file, the feature tensors it reads, and its hold threshold."""
+
+    file: str = Field(pattern=r"^[^/\\]+$", description="The head's .npz, beside this manifest.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    features: tuple[str, ...] = Field(min_length=1, description="The model's feature outputs, one per stride, that the head pools at each box.")
+    threshold: float = Field(gt=0, le=1, description="A box whose head probability reaches this is an e-bike (chosen by grouped CV on the training side).")
+    holds_as: VisionClass = VisionClass.EBIKE
+
+
+class Trained(Strict):
+    """What a trained model was made from: the base it needs and the data it saw."""
+
+    base: str = Field(description="The base detector's manifest name.")
+    base_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The base model file's sha256 (the graph this file extends).")
+    frames: int = Field(ge=0)
+    ebike_frames: int = Field(ge=0)
+    boxes: int = Field(ge=0, description="Candidate boxes the head was fitted on.")
+    groups: int = Field(ge=0)
+    labels_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    site_group: str | None = None
+    held_out: int = Field(0, ge=0, description="The site's later frames kept out of training for the eval report.")
+    train_s: float = Field(0, ge=0)
+
+
 class DetectorManifest(Strict):
     """An object detector: a frame in, boxes in the building's classes out."""
 
@@ -163,6 +191,8 @@ class DetectorManifest(Strict):
     classes: dict[int, VisionClass] = Field(min_length=1, description="Model class index -> our class; unmapped classes are dropped.")
     thresholds: Thresholds = Thresholds()
     second_stage: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Name of a classifier model (installed, or NAME.yaml beside this manifest) run on candidate boxes.")
+    head: CropHead | None = Field(None, description="A crop-level head on the detector's features of each candidate box (YOLOX only).")
+    trained: Trained | None = None
 
     @field_validator("licence")
     @classmethod
@@ -170,6 +200,12 @@ class DetectorManifest(Strict):
         if not licence.strip():
             raise ValueError("a model needs a licence: name the terms its weights were obtained under")
         return licence.strip()
+
+    @model_validator(mode="after")
+    def _head_on_yolox(self) -> "DetectorManifest":
+        if self.head is not None and not isinstance(self.output, Yolox):
+            raise ValueError("a crop head reads YOLOX feature maps: output.family must be yolox")
+        return self
 
     @model_validator(mode="after")
     def _class_map_in_range(self) -> "DetectorManifest":
@@ -250,15 +286,13 @@ def load(path: Path) -> DetectorManifest | ClassifierManifest:
     try:
         return _Any.model_validate({"manifest": data}).manifest
     except ValidationError as invalid:
-        problems = []
-        for e in invalid.errors():
-            # drop the wrapper key and pydantic's union tags, which are not keys in the file
-            loc = tuple(p for p in e["loc"][1:] if not (isinstance(p, str) and p in _FAMILY_TAGS))
-            if loc and loc[-1] == "[key]":
-                loc = loc[:-1]
-            line, column = document.position(loc)
-            problems.append(ManifestProblem(file, line, column, ".".join(map(str, loc)) or "(root)", e["msg"].removeprefix("Value error, ")))
-        raise ManifestError(problems) from None
+        raise ManifestError([ManifestProblem(file, *p) for p in problem_lines.located(invalid, document, loc=_file_loc)]) from None
+
+
+def _file_loc(loc: tuple) -> tuple:
+    """Drop the wrapper key and pydantic's union tags, which are not keys in the file."""
+    loc = tuple(p for p in loc[1:] if not (isinstance(p, str) and p in _FAMILY_TAGS))
+    return loc[:-1] if loc and loc[-1] == "[key]" else loc
 
 
 def problem_at(manifest_file: str, path: tuple, message: str) -> ManifestProblem:

@@ -57,6 +57,8 @@ def model_outputs(manifest_path: Path) -> set[str]:
 
     manifest = m.load(manifest_path)
     outputs = {str(c) for c in manifest.classes.values()}
+    if isinstance(manifest, m.DetectorManifest) and manifest.head is not None:
+        outputs.add(str(manifest.head.holds_as))  # a trained crop head says e-bike where the base cannot
     if isinstance(manifest, m.DetectorManifest) and manifest.second_stage:
         beside = manifest_path.parent / f"{manifest.second_stage}.yaml"
         second = beside if beside.exists() else manifest_path.parent.parent / manifest.second_stage / "manifest.yaml"

@@ -138,6 +138,9 @@ class OnnxDetector:
         """Every box after NMS as (model class, score, box in frame pixels), mapped or not."""
         prepared = self._ready(frame_bgr)
         outputs, placement = self.raw(prepared)
+        return self._decoded(outputs, placement, prepared)
+
+    def _decoded(self, outputs: dict[str, np.ndarray], placement: Placement, prepared: Prepared) -> list[tuple[int, float, tuple[float, float, float, float]]]:
         boxes, scores, classes = self._decode(self.manifest.output, outputs, self.manifest.input, self._floor)
         keep = nms(boxes, scores, classes, self.manifest.thresholds.nms_iou)
         h, w = prepared.frame.shape[:2]
@@ -146,9 +149,13 @@ class OnnxDetector:
 
     def infer(self, prepared: Prepared) -> list[Detection]:
         """The model on a prepared frame: detections in the building's classes above their thresholds."""
+        return self._mapped(self.candidates(prepared), prepared)
+
+    def _mapped(self, candidates: list[tuple[int, float, tuple[float, float, float, float]]], prepared: Prepared) -> list[Detection]:
+        """Candidates in the building's classes above their thresholds, through the second stage if any."""
         thresholds = self.manifest.thresholds
         found = []
-        for index, score, box in self.candidates(prepared):
+        for index, score, box in candidates:
             cls = self.manifest.classes.get(index)
             if cls is None or score < thresholds.per_class.get(cls, thresholds.score):
                 continue
@@ -159,6 +166,40 @@ class OnnxDetector:
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         return self.infer(self.prepare(frame_bgr))
+
+
+class HeadDetector(OnnxDetector):
+    """A YOLOX detector with a crop-level head (edge/vision/crops.py): each candidate box the base
+    proposes is judged an e-bike or not on the model's own features of that box. A box the head
+    calls an e-bike replaces the base's bicycle or motorcycle over it (the base's words for an
+    e-bike, which would otherwise suppress it); the base's other detections pass unchanged."""
+
+    def __init__(self, manifest: m.DetectorManifest, session: Any, head: Any, second_stage: "CropClassifier | None" = None) -> None:
+        super().__init__(manifest, session, second_stage)
+        self.head = head
+
+    def infer(self, prepared: Prepared) -> list[Detection]:
+        from edge.vision import crops
+
+        assert self.manifest.head is not None and isinstance(self.manifest.output, m.Yolox)
+        outputs, placement = self.raw(prepared)
+        spec, strides = self.manifest.input, self.manifest.output.strides
+        raw = next(iter(outputs.values()))  # YOLOX's one output comes first; the features follow it
+        maps = [outputs[name] for name in self.manifest.head.features]
+        candidates = crops.yolox_candidates(raw, strides, spec.width, spec.height)
+        h, w = prepared.frame.shape[:2]
+        ebikes = []
+        if candidates:
+            x = np.stack([crops.box_features(c, maps, strides, spec.width, spec.height) for c in candidates])
+            probabilities = self.head.probability(x)
+            framed = placement.to_frame(np.array([c.box for c in candidates], np.float32), w, h)
+            ebikes = [Detection(self.manifest.head.holds_as, float(p), tuple(float(v) for v in b))
+                      for p, b in zip(probabilities, framed) if p >= self.manifest.head.threshold]
+        from edge.vision.confirm import iou
+
+        base = [d for d in self._mapped(self._decoded(outputs, placement, prepared), prepared)
+                if not (d.cls in (VisionClass.BICYCLE, VisionClass.MOTORCYCLE) and any(iou(d.box, e.box) >= 0.5 for e in ebikes))]
+        return ebikes + base
 
 
 def check_against_model(manifest: m.DetectorManifest | m.ClassifierManifest, session: Any, file: str = "(manifest)") -> None:
@@ -257,4 +298,23 @@ def load_detector(manifest_path: Path, threads: int = 1, *, model_file: Path | N
     second = None
     if manifest.second_stage is not None:
         second = load_classifier(_second_stage_manifest(manifest_path, manifest.second_stage), threads, session_options=session_options)
+    if manifest.head is not None:
+        return HeadDetector(manifest, session, _load_head(manifest, manifest_path), second)
     return OnnxDetector(manifest, session, second)
+
+
+def _load_head(manifest: m.DetectorManifest, manifest_path: Path) -> Any:
+    """The crop head's .npz beside the manifest, after checking its sha256 and that the model has its features."""
+    from edge.vision import crops
+
+    assert manifest.head is not None
+    path = manifest_path.parent / manifest.head.file
+    try:
+        actual = m.sha256_of(path)
+    except OSError as error:
+        raise m.ManifestError([m.problem_at(str(manifest_path), ("head", "file"), f"cannot read the head {path}: {error}")]) from None
+    if actual != manifest.head.sha256:
+        raise m.ManifestError([m.problem_at(str(manifest_path), ("head", "sha256"), f"{path} has sha256 {actual}, the manifest says {manifest.head.sha256}")])
+    head = crops.Head.load(path)
+    head.threshold = manifest.head.threshold
+    return head
