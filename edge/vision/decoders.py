@@ -97,8 +97,10 @@ def _passing(class_scores: np.ndarray, threshold: float) -> np.ndarray:
 
 @decoder("yolov8")
 def decode_yolov8(params: m.Yolov8, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
-    """[1, 4 + C, N]: centre boxes in input pixels, then class scores; no objectness."""
+    """[1, 4 + C (+ M), N]: centre boxes in input pixels, then class scores (then mask coefficients); no objectness."""
     raw = _single(outputs)[0].T
+    if params.mask_coefficients:
+        raw = raw[:, :raw.shape[1] - params.mask_coefficients]
     raw = raw[_passing(raw[:, 4:], threshold)]
     return _best(raw[:, 4:], _cxcywh_to_xyxy(raw[:, :4]), threshold)
 
