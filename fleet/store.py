@@ -5,11 +5,12 @@ that is after COMMIT. Everything is idempotent, because the broker redelivers wh
 acknowledged: events are inserted `ON CONFLICT (id) DO NOTHING` (a duplicate costs nothing),
 command results and snapshots by their keys, a status only when it is newer than the one held.
 
-Per building, the watermark (every seq at or below it stored or recorded absent) and the gaps
-above it are worked out again from the rows, under the building's row lock, after this batch's
-rows are in: two workers writing the same building's batches see each other's rows in turn (the
-second waits for the first's COMMIT at the lock), so neither records a gap that the other filled.
-Buildings are locked in name order and events inserted in id order, so two workers never deadlock.
+An ingest transaction takes no building's lock for its events: it leaves a row in `touched`, and
+the advancer (`advance_touched`, on its own connection in every worker) works each touched
+building's watermark (every seq at or below it stored or recorded absent) and gaps out again from
+the rows after the COMMIT, one advancer per building at a time. So workers writing the same
+buildings never wait for one another. Events are inserted in id order, so two transactions that
+carry the same duplicates never deadlock.
 
 A message that is not what its topic carries (not JSON, the wrong shape, too large, a snapshot
 whose bytes do not match its sha256) goes to `quarantine` with the reason, is counted, and is
@@ -216,13 +217,11 @@ class Store:
 
     # --- writing (one transaction; the caller commits) --------------------------------
 
-    def write(self, batch: list[Incoming], head_hints: dict[str, int] | None = None) -> WriteStats:
+    def write(self, batch: list[Incoming]) -> WriteStats:
         """Write `batch` and commit; raises psycopg errors (nothing is then committed)."""
         parsed = self.parse(batch)
         stats = WriteStats(messages=len(batch), quarantined=len(parsed.quarantine))
         stats.reasons.update(q[2] for q in parsed.quarantine)
-        for building, head in (head_hints or {}).items():
-            parsed.touched[building] = max(parsed.touched.get(building, 0), head)
         with self.conn.transaction(), self.conn.cursor() as cur:
             if parsed.events:
                 rows = [parsed.events[i] for i in sorted(parsed.events)]
@@ -248,14 +247,12 @@ class Store:
                 cur.executemany("INSERT INTO quarantine (topic, building, reason, size, payload) VALUES (%s,%s,%s,%s,%s)",
                                 parsed.quarantine)
             buildings = sorted({*parsed.touched, *(b for b, _ in parsed.statuses), *(r[0] for r in parsed.results)})
-            if buildings:
-                cur.executemany("INSERT INTO buildings (building) VALUES (%s) ON CONFLICT DO NOTHING", [(b,) for b in buildings])
-            for building in buildings:
-                cur.execute("SELECT watermark FROM buildings WHERE building=%s FOR UPDATE", (building,))
-                for _, status in (s for s in parsed.statuses if s[0] == building):
-                    self._apply_status(cur, building, status)
-                if building in parsed.touched:
-                    advance(cur, building, parsed.touched[building])
+            if buildings:  # a new building gets its row; DO NOTHING takes no lock on an existing one
+                cur.execute("INSERT INTO buildings (building) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (buildings,))
+            for building, status in sorted(parsed.statuses, key=lambda s: s[0]):
+                self._apply_status(cur, building, status)
+            if parsed.touched:  # the advancer works the watermark out after the COMMIT (see advance_touched)
+                cur.execute("INSERT INTO touched (building) SELECT unnest(%s::text[])", (sorted(parsed.touched),))
         return stats
 
     def _apply_status(self, cur: psycopg.Cursor, building: str, status: dict[str, Any]) -> None:
@@ -280,20 +277,13 @@ class Store:
             cur.execute("UPDATE buildings SET last_seen=clock_timestamp() WHERE building=%s", (building,))
 
 
-def advance(cur: psycopg.Cursor, building: str, known_head: int = 0) -> tuple[int, list[tuple[int, int]]]:
-    """Recompute the building's watermark and gaps from its rows above the watermark (the caller holds
-    the building's row lock). `known_head`: a seq the gateway says the broker has (its synced_seq), so
-    a tail lost with a broker is a gap too. Returns (watermark, gaps)."""
-    watermark, max_seq, synced = cur.execute(
-        "SELECT watermark, max_seq, coalesce(synced_seq, 0) FROM buildings WHERE building=%s", (building,)).fetchone()
-    islands = cur.execute(
-        "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g FROM events"
-        " WHERE building=%s AND seq > %s) t GROUP BY g ORDER BY 1", (building, watermark)).fetchall()
-    absent = cur.execute("SELECT first_seq, last_seq FROM absent WHERE building=%s AND last_seq > %s ORDER BY first_seq",
-                         (building, watermark)).fetchall()
+def _plan(watermark: int, max_seq: int, synced: int, islands: list, absent: list) -> tuple[int, int, list[tuple[int, int]]]:
+    """(new watermark, highest seq stored, gaps) from the runs of stored seqs and the absent ranges above the
+    watermark. `synced`: what the gateway says the broker has (its status), so a tail a broker lost after
+    acknowledging it is a gap too."""
     ranges = sorted([*islands, *absent])
-    top = max([max_seq, known_head, synced, *(last for _, last in islands)])
     stored_top = max([max_seq, *(last for _, last in islands)])
+    top = max(stored_top, synced)
     mark, gaps = watermark, []
     for first, last in ranges:
         if first > mark + 1:
@@ -306,12 +296,78 @@ def advance(cur: psycopg.Cursor, building: str, known_head: int = 0) -> tuple[in
         if first > new_watermark + 1:
             break
         new_watermark = max(new_watermark, last)
-    cur.execute("UPDATE buildings SET watermark=%s, max_seq=%s WHERE building=%s", (new_watermark, stored_top, building))
-    held = set(cur.execute("SELECT first_seq, last_seq FROM gaps WHERE building=%s", (building,)).fetchall())
-    gone = held - set(gaps)
+    return new_watermark, stored_top, gaps
+
+
+def _save_gaps(cur: psycopg.Cursor, held: dict[str, set], planned: dict[str, list]) -> None:
+    gone = [(b, first) for b, gaps in planned.items() for first, last in held.get(b, set()) - set(gaps)]
+    new = [(b, first, last) for b, gaps in planned.items() for first, last in set(gaps) - held.get(b, set())]
     if gone:
-        cur.executemany("DELETE FROM gaps WHERE building=%s AND first_seq=%s", [(building, first) for first, _ in gone])
-    if gaps:
-        cur.executemany("INSERT INTO gaps (building, first_seq, last_seq) VALUES (%s,%s,%s) ON CONFLICT DO NOTHING",
-                        [(building, first, last) for first, last in gaps])
+        cur.executemany("DELETE FROM gaps WHERE building=%s AND first_seq=%s", gone)
+    if new:  # a gap keeps its found_at (and its owner) while it stays the same
+        cur.executemany("INSERT INTO gaps (building, first_seq, last_seq) VALUES (%s,%s,%s) ON CONFLICT (building, first_seq)"
+                        " DO UPDATE SET last_seq=excluded.last_seq", new)
+
+
+def advance(cur: psycopg.Cursor, building: str) -> tuple[int, list[tuple[int, int]]]:
+    """Recompute one building's watermark and gaps from its rows above the watermark; the caller holds the
+    building's row lock. Returns (watermark, gaps)."""
+    watermark, max_seq, synced = cur.execute(
+        "SELECT watermark, max_seq, coalesce(synced_seq, 0) FROM buildings WHERE building=%s", (building,)).fetchone()
+    islands = cur.execute(
+        "SELECT min(seq), max(seq) FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS g FROM events"
+        " WHERE building=%s AND seq > %s) t GROUP BY g ORDER BY 1", (building, watermark)).fetchall()
+    absent = cur.execute("SELECT first_seq, last_seq FROM absent WHERE building=%s AND last_seq > %s ORDER BY first_seq",
+                         (building, watermark)).fetchall()
+    new_watermark, stored_top, gaps = _plan(watermark, max_seq, synced, islands, absent)
+    cur.execute("UPDATE buildings SET watermark=%s, max_seq=%s WHERE building=%s", (new_watermark, stored_top, building))
+    held = {building: set(cur.execute("SELECT first_seq, last_seq FROM gaps WHERE building=%s", (building,)).fetchall())}
+    _save_gaps(cur, held, {building: gaps})
     return new_watermark, gaps
+
+
+def advance_touched(conn: psycopg.Connection, limit: int = 500) -> int:
+    """Advance the watermark of buildings whose rows changed (the `touched` rows ingest transactions left),
+    many at once, in one transaction; returns how many buildings it took.
+
+    A building is taken with `FOR UPDATE SKIP LOCKED`, so two workers' advancers never work the same one and
+    never wait for each other. Its touched rows are deleted before its rows are read: every event committed
+    with a deleted touched row is seen by the reads that follow (READ COMMITTED: each statement sees what was
+    committed before it began), and one committed later leaves a touched row for the next round."""
+    with conn.transaction(), conn.cursor() as cur:
+        names = [b for (b,) in cur.execute("SELECT DISTINCT building FROM touched LIMIT %s", (limit,))]
+        if not names:
+            return 0
+        rows = cur.execute("SELECT building, watermark, max_seq, coalesce(synced_seq, 0) FROM buildings"
+                           " WHERE building = ANY(%s) ORDER BY building FOR UPDATE SKIP LOCKED", (names,)).fetchall()
+        if not rows:
+            return 0
+        taken = [r[0] for r in rows]
+        seen = dict(cur.execute("WITH gone AS (DELETE FROM touched WHERE building = ANY(%s) RETURNING building, at)"
+                                " SELECT building, max(at) FROM gone GROUP BY building", (taken,)).fetchall())
+        marks = [r[1] for r in rows]
+        islands: dict[str, list] = {}
+        for b, first, last in cur.execute(
+                "SELECT building, min(seq), max(seq) FROM (SELECT e.building, e.seq, e.seq - row_number() OVER"
+                " (PARTITION BY e.building ORDER BY e.seq) AS g FROM unnest(%s::text[], %s::bigint[]) AS w(building, watermark)"
+                " JOIN events e ON e.building = w.building AND e.seq > w.watermark) t GROUP BY building, g", (taken, marks)):
+            islands.setdefault(b, []).append((first, last))
+        absent: dict[str, list] = {}
+        for b, first, last in cur.execute(
+                "SELECT a.building, a.first_seq, a.last_seq FROM unnest(%s::text[], %s::bigint[]) AS w(building, watermark)"
+                " JOIN absent a ON a.building = w.building AND a.last_seq > w.watermark", (taken, marks)):
+            absent.setdefault(b, []).append((first, last))
+        held: dict[str, set] = {}
+        for b, first, last in cur.execute("SELECT building, first_seq, last_seq FROM gaps WHERE building = ANY(%s)", (taken,)):
+            held.setdefault(b, set()).add((first, last))
+        updates, planned = [], {}
+        for building, watermark, max_seq, synced in rows:
+            new_watermark, stored_top, gaps = _plan(watermark, max_seq, synced, islands.get(building, []), absent.get(building, []))
+            planned[building] = gaps
+            if (new_watermark, stored_top) != (watermark, max_seq) or building in seen:
+                updates.append((new_watermark, stored_top, seen.get(building), building))
+        if updates:
+            cur.executemany("UPDATE buildings SET watermark=%s, max_seq=%s,"
+                            " last_seen=greatest(last_seen, coalesce(%s, last_seen)) WHERE building=%s", updates)
+        _save_gaps(cur, held, planned)
+    return len(rows)

@@ -10,7 +10,8 @@ unacknowledged messages, so nothing piles up in the worker. Killed mid-batch, th
 are sent again by the broker (to the same client id when the supervisor restarts it; the session
 outlives the connection) and the duplicates stop at the events' primary key.
 
-With the cloud's key, the worker also repairs gaps (fleet.repair) between batches, on its own
+Beside the batches, on a connection of its own, the worker advances the watermarks of the buildings
+the fleet's batches touched (fleet.store.advance_touched). With the cloud's key it also repairs gaps (fleet.repair) between batches, on its own
 connection, with a lease per gap.
 """
 
@@ -31,7 +32,7 @@ import structlog
 from fleet import db, keys
 from fleet.link import BrokerOptions, Link
 from fleet.repair import Repairer
-from fleet.store import Incoming, Store, WriteStats
+from fleet.store import Incoming, Store, WriteStats, advance_touched
 
 log = structlog.get_logger("fleet.worker")
 
@@ -55,6 +56,7 @@ class WorkerSettings:
     key: Path | None = None  # the cloud's private key: with it, gaps are repaired by signed pulls
     gap_grace_s: float = 3.0
     repair_every_s: float = 1.0
+    advance_every_s: float = 0.2
     stats_every_s: float = 10.0
 
 
@@ -94,9 +96,9 @@ class Worker:
     def run(self) -> None:
         db.migrate_with_retry(self.settings.dsn, self.stop)
         self.link.start(timeout_s=30)
-        repair = threading.Thread(target=self._repair_loop, name="fleet-repair", daemon=True) if self.key else None
-        if repair:
-            repair.start()
+        threading.Thread(target=self._advance_loop, name="fleet-advance", daemon=True).start()
+        if self.key:
+            threading.Thread(target=self._repair_loop, name="fleet-repair", daemon=True).start()
         log.info("worker started", client_id=self.settings.client_id, group=self.settings.group)
         next_stats = time.monotonic() + self.settings.stats_every_s
         try:
@@ -230,6 +232,21 @@ class Worker:
         finally:
             with self._pages_lock:
                 self._pages.pop(correlation, None)
+
+    def _advance_loop(self) -> None:
+        """Watermarks and gaps of the buildings this fleet's batches touched, on a connection of its own."""
+        delay = BACKOFF_MIN_S
+        while not self.stop.is_set():
+            try:
+                with db.connect(self.settings.dsn, autocommit=True) as conn:
+                    while not self.stop.is_set():
+                        if advance_touched(conn) == 0:
+                            self.stop.wait(self.settings.advance_every_s)
+                        delay = BACKOFF_MIN_S
+            except Exception as error:  # noqa: BLE001 - the database away: try again later
+                log.warning("watermarks paused", error=f"{type(error).__name__}: {error}"[:200], retry_in_s=round(delay, 2))
+                self.stop.wait(delay * random.uniform(0.5, 1.0))
+                delay = min(BACKOFF_MAX_S, delay * 2)
 
     def _repair_loop(self) -> None:
         delay = BACKOFF_MIN_S

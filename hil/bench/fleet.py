@@ -77,8 +77,12 @@ async def _gateways(root: Path, names: list[str], port: int, public: Path) -> No
 
     loop = asyncio.get_running_loop()
     commands: asyncio.Queue = asyncio.Queue(16)
-    threading.Thread(target=lambda: [loop.call_soon_threadsafe(commands.put_nowait, json.loads(line)) for line in sys.stdin],
-                     daemon=True).start()
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(commands.put_nowait, json.loads(line))
+        loop.call_soon_threadsafe(commands.put_nowait, {"cmd": "exit"})  # the conductor is gone: so are we
+
+    threading.Thread(target=read, daemon=True).start()
     configs = {n: load(_config(root, n, port, public)) for n in names}
     journals: dict = {}
     uplinks: dict = {}
@@ -97,18 +101,19 @@ async def _gateways(root: Path, names: list[str], port: int, public: Path) -> No
             uplinks[name] = Uplink(config, "bench", journals[name], lambda: None)
             tasks.append(asyncio.create_task(uplinks[name].run(), name=f"uplink-{name}"))
 
+    async def live(journal, rate: float, seconds: float) -> None:
+        """`rate` events per second on a schedule (a slow commit is caught up, not skipped)."""
+        started = time.monotonic()
+        n = 0
+        while (elapsed := time.monotonic() - started) < seconds:
+            while n < int(elapsed * rate) + 1:
+                await journal.append(_event(n, live=True))
+                n += 1
+            await asyncio.sleep(max(0.0, min((n / rate) - (time.monotonic() - started), seconds - elapsed)))
+
     async def run(rate: float, seconds: float) -> None:
         if rate:
-            n, step = 0, 0.1
-            deadline = time.monotonic() + seconds
-            carry = 0.0
-            while time.monotonic() < deadline:
-                carry += rate * step
-                count, carry = int(carry), carry - int(carry)
-                for _ in range(count):
-                    await asyncio.gather(*(j.append(_event(n, live=True)) for j in journals.values()))
-                    n += 1
-                await asyncio.sleep(step)
+            await asyncio.gather(*(live(j, rate, seconds) for j in journals.values()))
         end = time.monotonic() + PHASE_TIMEOUT_S
         while any(u.pusher.synced_seq < journals[n].head_seq for n, u in uplinks.items()):
             if time.monotonic() > end:
@@ -131,7 +136,7 @@ async def _gateways(root: Path, names: list[str], port: int, public: Path) -> No
             running = asyncio.create_task(run(command.get("rate", 0), command.get("seconds", 0)))
         elif command["cmd"] == "heads":
             say(ok="heads", heads={n: j.head_seq for n, j in journals.items()})
-        elif command["cmd"] == "stop":
+        elif command["cmd"] in ("stop", "exit"):
             for task in [*tasks, *([running] if running else [])]:
                 task.cancel()
             await asyncio.wait([*tasks, *([running] if running else [])], timeout=30)
@@ -141,9 +146,9 @@ async def _gateways(root: Path, names: list[str], port: int, public: Path) -> No
             tasks.clear()
             uplinks.clear()
             journals.clear()
+            if command["cmd"] == "exit":
+                return
             say(ok="stopped")
-        elif command["cmd"] == "exit":
-            return
 
 
 # --- the conductor ------------------------------------------------------------------------------
@@ -337,7 +342,8 @@ def conduct(args: argparse.Namespace) -> dict:
                 r.send(cmd="exit")
                 r.process.wait(30)
             result |= {
-                "live_events_per_s": round(args.rate * args.gateways),
+                "live_events_per_s": round(_sql(pg.dsn, "SELECT count(*) FROM events WHERE body->>'live' = 'true'")[0][0]
+                                           / args.live_s),
                 "live_samples": len(latencies),
                 "end_to_end_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
                 "end_to_end_p99_ms": round(latencies[max(0, math.ceil(len(latencies) * 0.99) - 1)], 1) if latencies else None,
@@ -369,6 +375,7 @@ def main() -> None:
     args = parser.parse_args()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr),
                         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))  # stdout is the JSON only
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: the `with` blocks still stop what they started
     if args.role == "gateways":
         asyncio.run(_gateways(Path(args.root), args.names.split(","), args.port, Path(args.public)))
         return
