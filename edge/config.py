@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from drivers.modbus.profile import Function, PointAlarm, Profile
+from edge import problem_lines
 from edge import yaml_source
 from edge.community.settings import CommunitySafety
 from edge.community.settings import check as community_check
@@ -509,13 +510,12 @@ def load(path: Path) -> BuildingConfig:
         raise ConfigError([ConfigProblem(file, 1, 1, "(root)", f"the file is {what}; expected the building config")])
 
     def problem(loc: tuple, message: str) -> ConfigProblem:
-        line, column = document.position(loc)
-        return ConfigProblem(file, line, column, ".".join(map(str, loc)) or "(root)", message)
+        return ConfigProblem(file, *problem_lines.at(document, loc, message))
 
     try:
         config = BuildingConfig.model_validate(document.data, context={"base": path.parent.resolve()})
     except ValidationError as invalid:
-        raise ConfigError([problem(_data_loc(e["loc"]), explained(e, document)) for e in invalid.errors()]) from None
+        raise ConfigError([ConfigProblem(file, *p) for p in problem_lines.located(invalid, document, loc=_data_loc, booleans=True)]) from None
     problems: list[ConfigProblem] = []
     if config.profiles_dir is None:
         config = config.model_copy(update={"profiles_dir": (path.parent / "profiles").resolve()})
@@ -565,9 +565,7 @@ def device_profiles(config: BuildingConfig) -> dict[str, Profile]:
         except yaml_source.SourceError as error:
             problems.append(ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error)))
         except ValidationError as invalid:
-            for e in invalid.errors():
-                line, column = document.position(e["loc"])
-                problems.append(ConfigProblem(str(path), line, column, ".".join(map(str, e["loc"])) or "(root)", explained(e, document)))
+            problems += [ConfigProblem(str(path), *p) for p in problem_lines.located(invalid, document, booleans=True)]
     if problems:
         raise ConfigError(problems)
     return profiles
@@ -592,21 +590,8 @@ def shadowed_profiles(config: BuildingConfig) -> dict[str, Path]:
     return shadowed
 
 
-def explained(error: Any, document: yaml_source.Document) -> str:
-    """A pydantic error in words; a value YAML 1.1 read as a boolean (`off` in `enum: {0: off}`, `name: on`)
-    is named as the trap it is, with the fix, instead of "Input should be a valid string"."""
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if isinstance(error.get("input"), bool):
-        word = document.boolean_word(_data_loc(error["loc"]))
-        if word is not None:
-            return (f"{word} is read as the boolean {str(error['input']).lower()}, not as the word: YAML 1.1 reads "
-                    f"on/off/yes/no unquoted as booleans; quote it ('{word}') to mean the word ({message})")
-    return message
-
-
-def _data_loc(loc: tuple) -> tuple:
-    """Drop pydantic's union-branch tags ('tcp', 'rtu') that are not keys in the file."""
-    return tuple(part for part in loc if not (isinstance(part, str) and part in {"rtu", "tcp"}))
+_data_loc = problem_lines.without({"rtu", "tcp"})
+"""Drop pydantic's union-branch tags ('tcp', 'rtu') that are not keys in the file."""
 
 
 def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[tuple[tuple, str]]:

@@ -33,7 +33,7 @@ from pymodbus.exceptions import ModbusException
 
 from drivers.modbus.profile import Function, Profile
 from drivers.modbus.registers import Value, decode_point
-from edge import yaml_source
+from edge import problem_lines, yaml_source
 from edge.config import BuildingConfig, ConfigProblem, SerialBus
 from hil import scenario as sc
 from hil.card_sim import CardReaderSim
@@ -347,12 +347,8 @@ def load_rig(path: Path) -> RigFile:
     try:
         return RigFile.model_validate(document.data or {})
     except ValidationError as invalid:
-        problems = []
-        for error in invalid.errors():
-            loc = tuple(p for p in error["loc"] if p not in ("tcp", "rtu"))
-            line, column = document.position(loc)
-            problems.append(ConfigProblem(str(path), line, column, ".".join(map(str, loc)), error["msg"].removeprefix("Value error, ")))
-        raise sc.ScenarioError(problems) from None
+        located = problem_lines.located(invalid, document, loc=problem_lines.without({"tcp", "rtu"}))
+        raise sc.ScenarioError([ConfigProblem(str(path), *p) for p in located]) from None
 
 
 class PhysicalRig:

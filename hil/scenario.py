@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from edge import yaml_source
+from edge import problem_lines, yaml_source
 from edge.config import ConfigProblem, Name, PointRef
 
 Value = Union[bool, float]
@@ -417,8 +417,7 @@ class LoadedScenario:
 
 
 def _problem(path: Path, document: yaml_source.Document, loc: tuple, message: str) -> ConfigProblem:
-    line, column = document.position(loc)
-    return ConfigProblem(str(path), line, column, ".".join(map(str, loc)) or "(root)", message)
+    return ConfigProblem(str(path), *problem_lines.at(document, loc, message))
 
 
 def load(path: Path) -> LoadedScenario:
@@ -433,8 +432,7 @@ def load(path: Path) -> LoadedScenario:
     try:
         scenario = Scenario.model_validate(document.data)
     except ValidationError as invalid:
-        raise ScenarioError([_problem(path, document, _step_loc(e["loc"]), e["msg"].removeprefix("Value error, "))
-                             for e in invalid.errors()]) from None
+        raise ScenarioError([ConfigProblem(str(path), *p) for p in problem_lines.located(invalid, document, loc=_step_loc)]) from None
     return LoadedScenario(path, scenario, document)
 
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from edge import runtime
+from edge import problem_lines, runtime
 from edge.events import Event, Kind, Priority, StoredEvent
 from edge.journal import Journal
 from edge.journal.follower import Follower
@@ -63,7 +63,7 @@ def parse_request(args: dict[str, Any]) -> TrailRequest:
     try:
         return TrailRequest.model_validate({k: v for k, v in args.items() if k != "op"})
     except ValidationError as invalid:
-        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc'])) or 'request'}: {e['msg'].removeprefix('Value error, ')}"
+        raise ValueError("; ".join(f"{problem_lines.dotted(e['loc'], 'request')}: {problem_lines.message(e)}"
                                    for e in invalid.errors())) from None
 
 
