@@ -1,8 +1,11 @@
 """The journal: every event, durable before anything else sees it (see journal.py).
 
-`Journal` is the writer's asyncio face; `store` is its SQLite side, `seqmark` the seq
-high-water mark kept beside the file, `faults` tells damage from a refusing disk, and
-`reading` holds the read-only queries the CLI and the uplink use.
+`Journal` is the writer's asyncio face, composed of two state machines: `writer` (group
+commit: batches, commits, flush, wait_beyond, maintenance) and `outage` (the disk refusing:
+degrade and recover, retries, what is held, the seq lease, losses, the spill and its replay);
+`store` is its SQLite side, `seqmark` the seq high-water mark kept beside the file, `faults`
+tells damage from a refusing disk, and `reading` holds the read-only queries the CLI and the
+uplink use.
 """
 
 from edge.journal.faults import JournalDamaged
