@@ -84,6 +84,7 @@ WORDS: dict[Kind, str] = {
     Kind.CAMERA_FAULT: "Camera cannot see",
     Kind.CAMERA_RESTORED: "Camera sees again",
     Kind.ELEVATOR_REVIEWED: "Lift hold reviewed by an operator",
+    Kind.FRAME_LABELLED: "Lift camera picture labelled",
     Kind.VISION_DEMOTED: "Lift camera stopped holding: operators' reviews showed wrong holds",
     Kind.ACCESS_UNJOURNALED: "Door decision not recorded",
     Kind.READER_GARBAGE: "Card reader sent garbled data",

@@ -118,6 +118,7 @@ class Kind(StrEnum):
     CAMERA_FAULT = "fault.camera"  # the stream ended, broke or stopped delivering (a hold is released)
     CAMERA_RESTORED = "fault.camera_restored"
     ELEVATOR_REVIEWED = "elevator.hold_reviewed"  # an operator confirmed or denied a hold: who, via what, what was there
+    FRAME_LABELLED = "vision.frame_labelled"  # an operator labelled a collected frame on the page: who, which, what
     VISION_DEMOTED = "alarm.vision_demoted"  # reviews showed the model holds what it must not: back to observe mode, why
     ACCESS_UNJOURNALED = "access.unjournaled"
     READER_GARBAGE = "fault.reader_garbage"

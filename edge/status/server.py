@@ -214,6 +214,9 @@ class StatusServer:
         app.router.add_get("/api/words", self._words)
         app.router.add_get("/snapshots/{camera}/{name}", self._snapshot)
         app.router.add_post("/api/cameras/{camera}/review", self._review)
+        app.router.add_get("/api/cameras/{camera}/frames", self._frames)
+        app.router.add_get("/frames/{camera}/{kind}/{name}", self._frame)
+        app.router.add_post("/api/cameras/{camera}/label", self._label)
         return app
 
     @web.middleware
@@ -222,9 +225,9 @@ class StatusServer:
             return web.Response(status=400, text=problem)
         if self.token is not None and not authorised(request.headers.get("Authorization", ""), self.token):
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="edge"'})
-        if request.method == "POST" and request.path.startswith("/api/cameras/") and request.path.endswith("/review"):
+        if request.method == "POST" and request.path.startswith("/api/cameras/") and request.path.endswith(("/review", "/label")):
             if self.token is None:  # a page without a token reads; it never writes
-                return web.Response(status=403, text="the page is read-only: configure http.token to review holds from it")
+                return web.Response(status=403, text="the page is read-only: configure http.token to review holds and label frames from it")
         elif request.method != "GET":
             return web.Response(status=405)
         return await handler(request)
@@ -344,6 +347,7 @@ class StatusServer:
 
     def _live(self, snapshot: dict[str, Any]) -> None:
         """What the page's state adds to the journal's view: devices online now, the uplink's backlog (all in memory)."""
+        snapshot["writable"] = self.token is not None  # the page offers hold reviews and frame labels only then
         online, unidentified = self.devices_online(), self.devices_unidentified()
         for device in snapshot["devices"]:
             device["online"] = online.get(device["name"], device["online"])
@@ -440,6 +444,65 @@ class StatusServer:
             raise web.HTTPBadRequest(text="hold is a number; outcome, seen and operator are short texts")
         answer = await review_request({camera: self.cameras[camera]}, {**fields, "elevator": camera, "via": "page"})
         return web.json_response(answer, status=200 if answer.get("ok") else 409, dumps=_dumps)
+
+    def _camera_named(self, request: web.Request) -> str:
+        camera = request.match_info["camera"]
+        if camera not in {c.name for c in self.config.cameras}:
+            raise web.HTTPNotFound()
+        return camera
+
+    async def _frames(self, request: web.Request) -> web.Response:
+        """The camera's collected frames and would-hold snapshots to label, newest first, with their labels
+        and the detector's box where the guard journaled one."""
+        from edge.vision import labels
+
+        camera = self._camera_named(request)
+        query = EventQuery(kinds=(Kind.ELEVATOR_OBSERVED,), sources=(camera,), limit=labels.MAX_LISTED, newest_first=True)
+        loop = asyncio.get_running_loop()
+        seen = await loop.run_in_executor(self.reader, read_events, self.journal.path, query)
+        observed = {Path(str(e.body["snapshot"])).name: {"class": e.body.get("class"), "box": e.body.get("box")}
+                    for e in seen if e.body.get("snapshot")}
+        found = await loop.run_in_executor(self.reader, labels.listing, self.config.state_path, camera, observed)
+        return web.json_response({"camera": camera, "labels": list(labels.LABELS), "writable": self.token is not None,
+                                  "frames": found}, dumps=_dumps)
+
+    async def _frame(self, request: web.Request) -> web.Response:
+        """A collected frame or a snapshot, read-only from the camera's own folders."""
+        from edge.vision import labels
+
+        camera = self._camera_named(request)
+        path = labels.frame_path(self.config.state_path, camera, request.match_info["kind"], request.match_info["name"])
+        if path is None:
+            raise web.HTTPNotFound()
+        data = await asyncio.get_running_loop().run_in_executor(self.reader, _read_snapshot, path.parent, path.name)
+        if data is None:
+            raise web.HTTPNotFound()
+        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    async def _label(self, request: web.Request) -> web.Response:
+        """One frame's label from the page (token checked by the middleware): {frame, label, box?, operator};
+        kept in the camera's label file and journaled with who and when."""
+        from edge.vision import labels
+
+        camera = self._camera_named(request)
+        try:
+            body = await request.json() if request.content_length and request.content_length <= 4096 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("frame"), str) or not isinstance(body.get("label"), str):
+            raise web.HTTPBadRequest(text="a label is a small JSON object: {frame, label, box (optional), operator}")
+        operator = body.get("operator")
+        if not isinstance(operator, str) or not operator.strip() or len(operator) > 64:
+            raise web.HTTPBadRequest(text="say who labels (operator, at most 64 characters)")
+        at = time.time()
+        try:
+            kept = await runtime.call(Pool.FILES, labels.write, self.config.state_path, camera, body["frame"][:200], body["label"],
+                                      body.get("box"), operator.strip(), at)
+        except labels.LabelError as refused:
+            return web.json_response({"ok": False, "error": str(refused)}, status=409)
+        seq = await self.journal.append(Event(Kind.FRAME_LABELLED, Priority.ACCESS, camera, {
+            "camera": camera, "frame": body["frame"][:200], "label": kept["label"], "box": kept["box"], "operator": kept["by"], "via": "page"}))
+        return web.json_response({"ok": True, "seq": seq, **kept}, dumps=_dumps)
 
     async def _snapshot(self, request: web.Request) -> web.Response:
         """A configured camera's snapshot JPEG, read-only from STATE_DIR/vision/snapshots/CAMERA/ and nowhere else."""

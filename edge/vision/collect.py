@@ -54,20 +54,46 @@ class Exported:
 
 
 def export_yolo(state_dir: Path, out: Path) -> Exported:
-    """Every collected frame as OUT/images/CAMERA_UNIXMS.jpg with an empty label file."""
+    """Every collected frame as OUT/images/CAMERA_UNIXMS.jpg with its label file: empty, or the box an
+    operator labelled on the page (edge/vision/labels.py); the would-hold snapshots labelled there too.
+    The page's labels are also written as OUT/labels.csv, the form `edge vision eval` reads."""
+    from edge.vision import labels as page_labels
+
     if out.exists() and any(out.iterdir()):
         raise DatasetError(f"{out} is not empty: export into a new folder")
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(exist_ok=True)
-    cameras, count = [], 0
+    cameras, count, rows = [], 0, []
     base = collect_dir(state_dir)
-    for camera in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-        cameras.append(camera.name)
-        for image in sorted(camera.glob("*.jpg")):
-            name = f"{camera.name}_{image.stem}"
+    names = {c.name for c in base.iterdir() if c.is_dir()} if base.is_dir() else set()
+    snapshots = state_dir / "vision" / "snapshots"
+    names |= {p.stem for p in (state_dir / "vision" / "labels").glob("*.json")} if (state_dir / "vision" / "labels").is_dir() else set()
+    for camera in sorted(names):
+        cameras.append(camera)
+        labelled = page_labels.read(state_dir, camera)
+        images = [("collect", p) for p in sorted((base / camera).glob("*.jpg"))]
+        images += [("snapshot", snapshots / camera / key.partition("/")[2]) for key in sorted(labelled)
+                   if key.startswith("snapshot/") and (snapshots / camera / key.partition("/")[2]).is_file()]
+        for kind, image in images:
+            name = f"{camera}_{image.stem}"
             shutil.copyfile(image, out / "images" / f"{name}.jpg")
-            (out / "labels" / f"{name}.txt").write_text("")
+            given = labelled.get(f"{kind}/{image.name}")
+            line = ""
+            if given and given.get("box") and page_labels.LABELS.get(given["label"]):
+                x1, y1, x2, y2 = given["box"]
+                cls = CLASSES.index(page_labels.LABELS[given["label"]])
+                line = f"{cls} {(x1 + x2) / 2:.6f} {(y1 + y2) / 2:.6f} {x2 - x1:.6f} {y2 - y1:.6f}\n"
+            (out / "labels" / f"{name}.txt").write_text(line)
+            if given:
+                present = {page_labels.LABELS[given["label"]]} - {None}
+                rows.append([f"images/{name}.jpg", *[int(c in present) for c in LABEL_COLUMNS], 1, camera,
+                             f"labelled {given['label']} on the gateway by {given.get('by')}"])
             count += 1
+    if rows:
+        with open(out / "labels.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", *LABEL_COLUMNS, "in_elevator", "group", "notes"])
+            writer.writerows(rows)
     (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
     (out / "data.yaml").write_text(f"path: .\ntrain: images\nval: images\nnames: {CLASSES}\n")
     return Exported(count, cameras)

@@ -91,16 +91,22 @@ def expose(model_file: Path, names: tuple[str, ...]) -> bytes:
 
 
 def ebike_boxes(boxes_dir: Path | None, file: str, width: int, height: int) -> list[tuple[float, float, float, float]] | None:
-    """The labelled e-bike boxes of a frame (YOLO class 0) in frame pixels; None when it has no box file."""
+    """The labelled e-bike boxes of a frame in frame pixels (YOLO class 0, or ebike's line in the folder's
+    classes.txt); None when it has no box file."""
     if boxes_dir is None:
         return None
     path = boxes_dir / (Path(file).stem + ".txt")
     if not path.is_file():
         return None
+    names = boxes_dir / "classes.txt"  # `edge vision import` keeps the labelling tool's class order here
+    ebike = "0"
+    if names.is_file():
+        listed = [n.strip() for n in names.read_text().splitlines() if n.strip()]
+        ebike = str(listed.index("ebike")) if "ebike" in listed else "-"
     found = []
     for line in path.read_text().splitlines():
         parts = line.split()
-        if len(parts) == 5 and parts[0] == "0":
+        if len(parts) == 5 and parts[0] == ebike:
             xc, yc, w, h = (float(v) for v in parts[1:])
             found.append(((xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height))
     return found

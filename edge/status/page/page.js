@@ -184,7 +184,9 @@ function render() {
     el("div", {class: "sub"}, `${kind}${h.detail && !h.online ? ": " + h.detail : ""}`))));
 
   document.getElementById("cameras-section").hidden = !state.cameras.length;
+  const labelling = document.activeElement?.closest?.(".labelling .frame")?.dataset.frame;  // a new state keeps the operator's place
   document.getElementById("cameras").replaceChildren(...state.cameras.map(camera));
+  if (labelling) document.querySelector(`.labelling .frame[data-frame="${CSS.escape(labelling)}"]`)?.focus();
   renderEvents();
 }
 
@@ -205,7 +207,80 @@ function camera(c) {
       ? el("div", {class: "sub reasons"}, `not holding, for ${c.reasons.length} reasons:`,
            el("ul", {}, ...c.reasons.map(r => el("li", {}, r))))
       : c.reason ? el("div", {class: "sub"}, `why: ${c.reason}`) : null,
-    detail ? el("div", {class: "sub"}, detail) : null, reviews(c), snapshot);
+    detail ? el("div", {class: "sub"}, detail) : null, reviews(c), snapshot, labelling(c));
+}
+
+// Labelling collected frames, one key a frame (the page's token only). Keys: the first letter of each.
+const LABEL_KEYS = {e: "ebike", b: "bicycle", p: "stroller", w: "wheelchair", s: "kick_scooter", o: "person", n: "empty"};
+const LABEL_WORDS = {ebike: "e-bike", bicycle: "bicycle", stroller: "pram/stroller", wheelchair: "wheelchair",
+                     kick_scooter: "scooter", person: "person only", empty: "empty"};
+const labelling_open = new Set();
+const labelHolders = new Map();  // kept across renders: a new state must not reload the frames under the operator's keys
+
+function labelling(c) {
+  if (!state.writable) return null;
+  if (labelHolders.has(c.name)) return labelHolders.get(c.name);
+  const holder = el("div", {class: "labelling", "data-camera": c.name});
+  labelHolders.set(c.name, holder);
+  const toggle = el("button", {type: "button", class: "label-frames"}, labelling_open.has(c.name) ? "hide frames" : "label collected frames");
+  toggle.addEventListener("click", () => {
+    labelling_open.has(c.name) ? labelling_open.delete(c.name) : labelling_open.add(c.name);
+    labelling_open.has(c.name) ? loadFrames(c.name, holder) : holder.replaceChildren(toggle);
+    toggle.textContent = labelling_open.has(c.name) ? "hide frames" : "label collected frames";
+  });
+  holder.append(toggle);
+  if (labelling_open.has(c.name)) loadFrames(c.name, holder);
+  return holder;
+}
+
+async function loadFrames(camera, holder) {
+  const answer = await fetch(`api/cameras/${encodeURIComponent(camera)}/frames`).then(r => r.json());
+  const toggle = holder.querySelector("button.label-frames");
+  const help = el("div", {class: "sub"}, "click a frame (drag on it to draw a box), then a key: " +
+    Object.entries(LABEL_KEYS).map(([k, v]) => `${k} ${LABEL_WORDS[v]}`).join(", "));
+  const tiles = answer.frames.map(f => frameTile(camera, f));
+  holder.replaceChildren(toggle, help, el("div", {class: "frames"}, ...tiles));
+  if (tiles.length) tiles.find(t => !t.dataset.label)?.focus();
+}
+
+function frameTile(camera, f) {
+  const img = el("img", {src: `frames/${encodeURIComponent(camera)}/${f.kind}/${encodeURIComponent(f.name)}`, alt: f.name, draggable: "false"});
+  const said = el("div", {class: "sub said"}, f.label ? `${LABEL_WORDS[f.label.label]} (${f.label.by})` : f.detector ? `detector: ${f.detector.class}` : "not labelled");
+  const tile = el("div", {class: "frame", tabindex: "0", "data-frame": f.frame, "data-label": f.label ? f.label.label : null}, img, said);
+  let start = null;
+  const at = e => { const r = img.getBoundingClientRect(); return [Math.min(1, Math.max(0, (e.clientX - r.left) / r.width)), Math.min(1, Math.max(0, (e.clientY - r.top) / r.height))]; };
+  img.addEventListener("mousedown", e => { start = at(e); e.preventDefault(); tile.focus(); });
+  img.addEventListener("mouseup", e => {
+    if (!start) return;
+    const end = at(e);
+    const box = [Math.min(start[0], end[0]), Math.min(start[1], end[1]), Math.max(start[0], end[0]), Math.max(start[1], end[1])];
+    start = null;
+    if (box[2] - box[0] > 0.01 && box[3] - box[1] > 0.01) { tile.box = box; said.textContent = "box drawn: now a key"; }
+  });
+  tile.addEventListener("keydown", e => {
+    const label = LABEL_KEYS[e.key];
+    if (!label) return;
+    e.preventDefault();
+    const box = label === "empty" ? null : tile.box || (f.detector && f.detector.box) || null;
+    sendLabel(camera, f.frame, label, box, tile, said);
+  });
+  return tile;
+}
+
+async function sendLabel(camera, frame, label, box, tile, said) {
+  const operator = localStorage.getItem("edge-operator") || prompt("Your name or staff id (journaled with each label)");
+  if (!operator) return;
+  localStorage.setItem("edge-operator", operator);
+  const answer = await fetch(`api/cameras/${encodeURIComponent(camera)}/label`, {method: "POST",
+    headers: {"Content-Type": "application/json"}, body: JSON.stringify({frame, label, box, operator})});
+  const body = await answer.json().catch(() => ({}));
+  said.textContent = answer.ok ? `${LABEL_WORDS[label]}${box ? " (box)" : ""} (${operator})` : `not saved: ${body.error || answer.status}`;
+  if (answer.ok) {
+    tile.dataset.label = label;
+    let next = tile.nextElementSibling;
+    while (next && next.dataset.label) next = next.nextElementSibling;
+    (next || tile).focus();
+  }
 }
 
 // A hold awaits an operator's review; the page offers it only with its token (state.writable).
