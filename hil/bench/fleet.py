@@ -14,6 +14,8 @@ mosquitto, W ingest workers (`edge-fleet ingest`) into a PostgreSQL started here
   on the gateway (taken just before its journal commit) to its row's commit in PostgreSQL.
 - `gap_repair_s`: the broker restarted (without persistence) during that live phase: the time until
   PostgreSQL holds every event the gateways had journaled when it went down, gaps pulled and filled.
+- `machine_busy_pct` (the whole machine's CPU while a phase ran: at 100 the machine, not the database,
+  is the bottleneck) and `events_per_worker_cpu_s` (rows per CPU second the workers spent: sizing).
 - `lost` and `duplicated`: journaled events missing from the table, and stored twice, over the whole
   run (both must be 0); `worker_rss_mb`: the largest worker's resident memory.
 
@@ -230,6 +232,18 @@ class Ingest:
                 best = max(best, kb / 1024)
         return best
 
+    def cpu_s(self) -> float:
+        """CPU seconds the workers have used (user + system), from /proc."""
+        total = 0.0
+        for line in self.log.read_text().splitlines():
+            if line.startswith('{"worker"') and '"pid"' in line:
+                try:
+                    fields = Path(f"/proc/{json.loads(line)['pid']}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         try:
@@ -237,6 +251,13 @@ class Ingest:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(5)
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
 
 
 def _lost_and_duplicated(dsn: str, root: Path, heads: dict) -> tuple[int, int]:
@@ -292,6 +313,7 @@ def conduct(args: argparse.Namespace) -> dict:
             for workers in args.workers:
                 _sql(pg.dsn, "TRUNCATE events, buildings, gaps, absent, quarantine, command_results, snapshots")
                 ingest = Ingest(root, broker.port, pg.dsn, workers, private)
+                busy_before, total_before = _machine_ticks()
                 started = time.time()
                 heads = _all(runners, "synced", cmd="run", reset=True)
                 _until(lambda: _holds(pg.dsn, heads), PHASE_TIMEOUT_S, f"W={workers}: every row")
@@ -304,6 +326,10 @@ def conduct(args: argparse.Namespace) -> dict:
                 result["ingest_events_per_s"][str(workers)] = round(0.8 * rows / max(1e-3, float(p90) - float(p10)))
                 result.setdefault("ingest_whole_phase_events_per_s", {})[str(workers)] = round(rows / (float(last) - started))
                 rss = max(rss, ingest.rss_mb())
+                busy, total = _machine_ticks()
+                result.setdefault("machine_busy_pct", {})[str(workers)] = round(100 * (busy - busy_before) / max(1, total - total_before))
+                cpu = ingest.cpu_s()
+                result.setdefault("events_per_worker_cpu_s", {})[str(workers)] = round(rows / cpu) if cpu else None
                 phase_lost, phase_dup = _lost_and_duplicated(pg.dsn, root, heads)
                 lost, duplicated = lost + phase_lost, duplicated + phase_dup
                 _all(runners, "stopped", cmd="stop")
@@ -362,7 +388,7 @@ def conduct(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m hil.bench.fleet", description=__doc__.splitlines()[0])
     parser.add_argument("--gateways", type=int, default=50)
-    parser.add_argument("--events", type=int, default=400, help="prepared backlog per gateway")
+    parser.add_argument("--events", type=int, default=1000, help="prepared backlog per gateway")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma-separated")
     parser.add_argument("--rate", type=float, default=10.0, help="events per second per gateway in the live phase")
     parser.add_argument("--live-s", type=float, default=24.0)
