@@ -238,3 +238,43 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
     assert Kind.ELEVATOR_REVIEWED in kinds and Kind.VISION_DEMOTED in kinds
     assert main(["elevator", "review", "-c", str(path)]) == 0
     assert "lift-1-cam: demoted to observe mode: hold" in capsys.readouterr().out
+
+
+def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config, tmp_path):
+    """Every control operation is also a signed cloud command (edge/uplink/wiring.py): the cloud's
+    elevator.review is the daemon's own, journaled with via cloud, and a refusal is a failed command."""
+    from edge import config as building_config
+    from edge.config import Camera
+    from edge.events import Event, Priority
+    from edge.journal import EventQuery, Journal, read_events
+    from edge.uplink.commands import CommandFailed
+    from edge.uplink.wiring import as_command
+    from edge.vision.guard import ElevatorGuard
+    from edge.vision.qualification import Verdict
+
+    config = building_config.load(write_config("building:\n  id: test-house\n  timezone: Asia/Shanghai\n"
+                                               "  secret: {file: secrets/building.key}\nstate_dir: state\n"))
+
+    async def scenario():
+        journal = await Journal.open(config.journal_path)
+        try:
+            guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
+                                  Verdict(True, "qualified (test)"), None)
+            guard.reviews = review.Tally(None)
+            hold = await journal.append(Event(Kind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
+            review.held(guard.reviews, hold, "ebike", 0.0)
+
+            async def reviewed(request):
+                return await review_request({"lift-1-cam": guard}, request)
+
+            command = as_command("elevator.review", reviewed)
+            answer = await command({"hold": hold, "outcome": "confirm", "operator": "manager-2", "elevator": "lift-1"})
+            with pytest.raises(CommandFailed, match="awaits no review"):
+                await command({"hold": hold, "outcome": "confirm", "operator": "manager-2"})
+            return answer, read_events(journal.path, EventQuery(limit=None))
+        finally:
+            await journal.close()
+
+    answer, events = asyncio.run(scenario())
+    assert answer["ok"] and answer["tally"]["confirmed"] == 1
+    assert [(e.body["operator"], e.body["via"]) for e in events if e.kind == Kind.ELEVATOR_REVIEWED] == [("manager-2", "cloud")]
