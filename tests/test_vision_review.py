@@ -278,3 +278,63 @@ def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config
     answer, events = asyncio.run(scenario())
     assert answer["ok"] and answer["tally"]["confirmed"] == 1
     assert [(e.body["operator"], e.body["via"]) for e in events if e.kind == Kind.ELEVATOR_REVIEWED] == [("manager-2", "cloud")]
+
+
+def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_path):
+    """The hold's review buttons on the camera card, with the page's token: 'wrong: a pram' denies it,
+    the review is journaled with the manager's name and the camera is demoted at once."""
+    from browser_rig import CHROMIUM, Chromium
+    from status_rig import until
+
+    from edge import config as building_config
+    from edge.config import Camera
+    from edge.events import Event, Priority
+    from edge.journal import EventQuery, Journal, read_events
+    from edge.status.server import StatusServer, endpoint_path
+    from edge.vision.guard import ElevatorGuard
+    from edge.vision.qualification import Verdict
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (./dev installs it)")
+    secret = "page-token-review-2"
+    (tmp_path / "secrets" / "page.key").write_text(secret)
+    config = building_config.load(write_config(
+        "building:\n  id: test-house\n  timezone: Asia/Shanghai\n  secret: {file: secrets/building.key}\nstate_dir: state\n"
+        "http: {port: 0, token: {file: secrets/page.key}}\ncameras:\n  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}\n"))
+
+    async def scenario():
+        journal = await Journal.open(config.journal_path)
+        guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
+                              Verdict(True, "qualified (test)"), None)
+        guard.reviews = review.Tally(None)
+        await journal.append(Event(Kind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "hold", "reason": "qualified (test)"}))
+        hold = await journal.append(Event(Kind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
+        review.held(guard.reviews, hold, "ebike", 0.0)
+        await journal.append(Event(Kind.ELEVATOR_RELEASED, Priority.ALARM, "lift-1-cam", {"reason": "left", "held_s": 9.0}))  # reviewed after
+        running = asyncio.create_task(StatusServer(config, journal, cameras={"lift-1-cam": guard}).run())
+        try:
+            while not endpoint_path(config.state_path).exists():
+                await asyncio.sleep(0.02)
+            url = json.loads(endpoint_path(config.state_path).read_text())["url"]
+            async with Chromium("about:blank") as browser:
+                await browser.send("Network.enable")
+                await browser.send("Network.setExtraHTTPHeaders", headers={"Authorization": f"Bearer {secret}"})
+                await browser.send("Page.navigate", url=url)
+                pram = f"document.querySelector('.review[data-hold=\"{hold}\"] button[data-seen=\"stroller\"]')"
+                await until(lambda: browser.evaluate(f"!!{pram}"), 30, "the hold's review buttons")
+                await browser.evaluate(f"localStorage.setItem('edge-operator', 'manager-2'); {pram}.click()")
+                await until(lambda: browser.evaluate(
+                    "document.querySelector('[data-camera=\"lift-1-cam\"]')?.dataset.state === 'observe mode'"), 20,
+                    "the camera shown back in observe mode")
+                shown = await browser.evaluate("document.querySelector('[data-camera=\"lift-1-cam\"]').textContent")
+            return hold, shown, read_events(journal.path, EventQuery(limit=None))
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            await journal.close()
+
+    hold, shown, events = asyncio.run(scenario())
+    assert "denied as a pram" in shown
+    assert [(e.body["hold_seq"], e.body["operator"], e.body["via"], e.body["seen"]) for e in events if e.kind == Kind.ELEVATOR_REVIEWED] == [
+        (hold, "manager-2", "page", "stroller")]
+    assert [e.kind for e in events][-1] == Kind.VISION_DEMOTED
