@@ -233,6 +233,7 @@ def test_install_upgrade_remove_and_purge_on_a_throwaway_debian_root(deb, tmp_pa
 
 @pytest.mark.skipif(not os.environ.get("EDGE_TEST_CAMERA_DEB") or shutil.which("lintian") is None,
                     reason="builds the 80 MB camera package (about 5 minutes of xz on 2 cores): EDGE_TEST_CAMERA_DEB=1 runs it")
+@pytest.mark.timeout(1800)
 def test_the_camera_build_bundles_the_camera_and_is_lintian_clean_too(tmp_path):
     run(sys.executable, REPO / "packaging" / "deb.py", "--camera", "--out", tmp_path, "--wheelhouse", REPO / "var" / "wheelhouse")
     package = tmp_path / f"building-edge_{VERSION}_{ARCH}.deb"
