@@ -20,6 +20,7 @@ from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, read_events
 from fleet import keys
 from fleet.localdb import LocalPostgres
+from hil.waiting import until_sync
 
 from conftest import MINIMAL
 
@@ -35,15 +36,9 @@ def cloud_keys(tmp_path: Path) -> tuple[Path, Path]:
     return keys.generate(tmp_path / "cloud")
 
 
-def until(predicate, timeout_s: float = 60.0, step_s: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not met within {timeout_s} s")
-        time.sleep(step_s)
+def until(predicate, timeout_s: float = 60.0, what: str = "condition"):
+    """The rig's wait (hil.waiting), asked every 0.1 s: the fleet's conditions are database queries."""
+    return until_sync(predicate, timeout_s, what, every_s=0.1)
 
 
 def event_for(n: int) -> Event:

@@ -34,7 +34,6 @@ import os
 import queue
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,9 @@ from pathlib import Path
 
 import psycopg
 import structlog
+
+from hil.bench.stats import percentile
+from hil.waiting import until_sync
 
 PHASE_TIMEOUT_S = 900.0
 
@@ -197,11 +199,8 @@ def _sql(dsn: str, sql: str, *params):
 
 
 def _until(predicate, timeout_s: float, what: str) -> float:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"benchmark: {what} not within {timeout_s} s")
-        time.sleep(0.1)
+    """Wait (hil.waiting) and return when it came true, in wall-clock seconds."""
+    until_sync(predicate, timeout_s, f"benchmark: {what}", every_s=0.1)
     return time.time()
 
 
@@ -371,8 +370,8 @@ def conduct(args: argparse.Namespace) -> dict:
                 "live_events_per_s": round(_sql(pg.dsn, "SELECT count(*) FROM events WHERE body->>'live' = 'true'")[0][0]
                                            / args.live_s),
                 "live_samples": len(latencies),
-                "end_to_end_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
-                "end_to_end_p99_ms": round(latencies[max(0, math.ceil(len(latencies) * 0.99) - 1)], 1) if latencies else None,
+                "end_to_end_p50_ms": round(percentile(latencies, 50), 1) if latencies else None,
+                "end_to_end_p99_ms": round(percentile(latencies, 99), 1) if latencies else None,
                 "gap_repair_s": round(repaired_at - restart_at, 2),
                 "events_pulled_after_restart": pulls,
                 "lost": lost,
