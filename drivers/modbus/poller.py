@@ -669,6 +669,12 @@ _READERS: dict[Function, Callable[[Client, Read, dict[str, int]], Awaitable[Modb
 }
 
 
+def read_request(client: Client, read: Read, unit_id: int) -> Awaitable[ModbusPDU]:
+    """The request the poller sends for `read` to device `unit_id`: public so that a raw pymodbus
+    baseline (hil.bench.modbus) sends exactly what the poller sends, with none of its scheduling."""
+    return _READERS[read.function](client, read, {_UNIT: unit_id})
+
+
 def _write(client: Client, command: Command, words: list[int], unit: dict[str, int]) -> Awaitable[ModbusPDU]:
     """One request for the whole block, with the command's function code."""
     code = command.code

@@ -26,7 +26,6 @@ import itertools
 import json
 import logging
 import multiprocessing
-import statistics
 import sys
 import tempfile
 import time
@@ -37,13 +36,14 @@ import structlog
 from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.modbus.plan import Read, plan_reads
-from drivers.modbus.poller import _READERS, _UNIT, DeviceSpec, Poller, SerialLink, TcpLink
+from drivers.modbus.poller import DeviceSpec, Poller, SerialLink, TcpLink, read_request
 from drivers.modbus.profile import Profile, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import Journal
+from hil.bench.stats import percentile
 from hil.line import SerialLine
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 
@@ -115,7 +115,7 @@ async def _raw_for(ports: list[int], seconds: float) -> int:
     async def loop(index: int, client: AsyncModbusTcpClient, reads: list[Read]) -> None:
         while time.perf_counter() < stop:
             for read in reads:
-                await _READERS[read.function](client, read, {_UNIT: 1})
+                await read_request(client, read, 1)
                 counts[index] += 1
 
     await asyncio.gather(*(loop(i, client, _reads(PROFILES[name]))
@@ -282,7 +282,7 @@ circuits:
             await asyncio.gather(*tasks, return_exceptions=True)
             await journal.close()
             await simulator.stop()
-    return statistics.median(latencies) * 1000
+    return percentile(latencies, 50) * 1000
 
 
 async def _bench(seconds: float) -> dict[str, float]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import osdp
 from drivers.cards.observations import CardRead
 from drivers.osdp.bus import OsdpBus, OsdpReader
 from drivers.osdp.keys import generate_key_file, load_key
+from hil.bench.stats import percentile
 from hil.line import SerialLine
 from hil.osdp_pd import SimulatedOsdpReader
 
@@ -64,10 +64,9 @@ def measure_osdp_tap_to_output(taps: int = 300, baud: int = 115200) -> dict[str,
         key_file = Path(tmp) / "bench.key"
         generate_key_file(key_file)
         latencies = asyncio.run(_measure(taps, baud, key_file))
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
     return {
-        "osdp_tap_to_output_p50_ms": round(statistics.median(latencies), 2),
-        "osdp_tap_to_output_p99_ms": round(cuts[98], 2),
+        "osdp_tap_to_output_p50_ms": round(percentile(latencies, 50), 2),
+        "osdp_tap_to_output_p99_ms": round(percentile(latencies, 99), 2),
     }
 
 

@@ -24,7 +24,6 @@ import contextlib
 import json
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
+from hil.bench.stats import percentile
 from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
@@ -142,9 +142,8 @@ def _run(readers: int, rounds: int, modbus_port: int, relays: _TimedRelays, brok
 
 
 def _p(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0], 2)
+    """The figure as the JSON carries it: rounded, None when no tap was decided."""
+    return round(percentile(values, q), 2) if values else None
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -31,6 +30,7 @@ from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import Journal, JournalLimits
 from edge.uplink.worker import Uplink
+from hil.bench.stats import percentile
 from hil.broker import Broker
 from hil.cloud import Cloud, generate_keys
 
@@ -138,8 +138,8 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
     latencies.sort()
     return {
         "drain_events_per_s": round(count / drain_s),
-        "e2e_p50_ms": round(statistics.median(latencies), 2),
-        "e2e_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 2),
+        "e2e_p50_ms": round(percentile(latencies, 50), 2),
+        "e2e_p99_ms": round(percentile(latencies, 99), 2),
         "rss_before_mb": round(rss_before, 1),
         "rss_after_mb": round(rss_after, 1),
         "rss_growth_mb": round(rss_after - rss_before, 1),

@@ -71,6 +71,7 @@ from edge.journal import Journal
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import Verdict
+from hil.bench.stats import percentile
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -333,11 +334,6 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def pipeline_keys(trials: int, seconds: float) -> dict[str, Any]:
     for need in (IMAGES, MODEL_FILE, MANIFEST):
         if not need.exists():
@@ -361,8 +357,8 @@ def pipeline_keys(trials: int, seconds: float) -> dict[str, Any]:
         "camera_fps_1080p": camera_fps,
         "raw_cpu_ms_per_run": round(statistics.mean(RAW_CPU_MS), 2),
         "pipeline_cpu_ms_per_frame": pipeline_cpu,
-        "confirm_latency_p50_ms": round(1000 * statistics.median(latencies), 1),
-        "confirm_latency_p99_ms": round(1000 * _percentile(latencies, 0.99), 1),
+        "confirm_latency_p50_ms": round(1000 * percentile(latencies, 50), 1),
+        "confirm_latency_p99_ms": round(1000 * percentile(latencies, 99), 1),
         "idle_cpu_pct": round(cpu, 2),
         "rss_mb_bench_worker": rss,
     }
@@ -388,8 +384,8 @@ def tap_keys(taps: int, rounds: int) -> dict[str, Any]:
         (base / "model" / MANIFEST.name).write_bytes(MANIFEST.read_bytes())
         (base / "model" / MODEL_FILE.name).symlink_to(MODEL_FILE)
         busy = write_clip(base / "busy.avi", [(EMPTY, 1), (PEOPLE[0], 1), (PEOPLE[1], 1)] * 40, (640, 360), fps=5.0)
-        io = access._TimedIO(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
-        port, sim_loop = access._start_simulator(io)
+        io = access.TimedIO(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
+        port, sim_loop = access.start_simulator(io)
         building = f"""
 building: {{id: bench, timezone: Asia/Shanghai, secret: {{file: secret.key}}}}
 state_dir: state
@@ -408,7 +404,7 @@ cameras:
 """)
         config = building_config.load(base / "plain.yaml")
         credentials_path(config).parent.mkdir(parents=True)
-        access._write_import(base / "tenants.csv", access.ENROLLED)
+        access.write_import(base / "tenants.csv", access.ENROLLED)
         with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
             store.import_file(base / "tenants.csv")
         load = subprocess.Popen([sys.executable, "-c", access.LOAD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -430,16 +426,16 @@ cameras:
                     latencies, sample = _taps(base / "camera.yaml", io, line, per_run,
                                               lambda: bool(set(collected.glob("*.jpg")) - earlier))
                     with_camera += latencies
-                runs.append({"config": config_name, "p99_ms": round(_percentile(latencies, 0.99), 2),
-                             "p50_ms": round(statistics.median(latencies), 2)})
+                runs.append({"config": config_name, "p99_ms": round(percentile(latencies, 99), 2),
+                             "p50_ms": round(percentile(latencies, 50), 2)})
                 seen.setdefault(config_name, sample)
         finally:
             os.killpg(load.pid, signal.SIGTERM)
             load.wait()
             sim_loop.call_soon_threadsafe(sim_loop.stop)
     return {
-        "tap_p99_ms_with_camera": round(_p99(with_camera), 2),
-        "tap_p99_ms_without_camera": round(_p99(without), 2),
+        "tap_p99_ms_with_camera": round(percentile(with_camera, 99), 2),
+        "tap_p99_ms_without_camera": round(percentile(without, 99), 2),
         "tap_p99_gap_ms": _p99_gap(with_camera, without),
         "taps_unlocked_with_camera": len(with_camera),
         "taps_unlocked_without_camera": len(without),
@@ -453,20 +449,15 @@ cameras:
     }
 
 
-def _p99(values: list[float]) -> float:
-    """The pooled taps' p99, as `hil.bench.access` computes it (the gap and both figures alike)."""
-    return statistics.quantiles(values, n=100)[98]
-
-
 def _p99_gap(with_camera: list[float], without: list[float], resamples: int = 2000) -> dict[str, Any]:
     """p99 with the camera minus without, and its 95 % bootstrap interval (taps resampled within
     each configuration): how far apart the two are, given how many taps each figure rests on."""
     import random
 
     draw = random.Random(0)
-    gaps = sorted(_p99(draw.choices(with_camera, k=len(with_camera))) - _p99(draw.choices(without, k=len(without)))
+    gaps = sorted(percentile(draw.choices(with_camera, k=len(with_camera)), 99) - percentile(draw.choices(without, k=len(without)), 99)
                   for _ in range(resamples))
-    return {"gap": round(_p99(with_camera) - _p99(without), 2),
+    return {"gap": round(percentile(with_camera, 99) - percentile(without, 99), 2),
             "ci95": [round(gaps[int(0.025 * resamples)], 2), round(gaps[int(0.975 * resamples) - 1], 2)]}
 
 
@@ -477,7 +468,7 @@ def _taps(config_path: Path, io: Any, line: Any, taps: int, running: Callable[[]
     were like once running: resident memory and the nice value of each worker thread."""
     from hil.bench import access
 
-    gateway = access._start_gateway(config_path)
+    gateway = access.start_gateway(config_path)
     latencies: list[float] = []
     fd = os.open(line.device_port, os.O_WRONLY | os.O_NOCTTY)
     try:
@@ -486,7 +477,7 @@ def _taps(config_path: Path, io: Any, line: Any, taps: int, running: Callable[[]
         while not io.released.is_set():  # warm-up: tap until the gateway answers
             if time.monotonic() > deadline or gateway.poll() is not None:
                 raise SystemExit(f"{config_path.name}: the gateway did not unlock the door within 60 s of starting")
-            os.write(fd, access.encode_frame(access._serial(access.ENROLLED - 1)))
+            os.write(fd, access.encode_frame(access.card_serial(access.ENROLLED - 1)))
             io.released.wait(0.5)
         deadline = time.monotonic() + 180  # a niced worker starts slowly on cores kept busy by the load
         while not running():
@@ -500,7 +491,7 @@ def _taps(config_path: Path, io: Any, line: Any, taps: int, running: Callable[[]
                   "threads": _thread_nice(worker) if worker else {}}
         for n in range(taps):
             io.released.clear()
-            os.write(fd, access.encode_frame(access._serial(n % (access.ENROLLED - 1))))
+            os.write(fd, access.encode_frame(access.card_serial(n % (access.ENROLLED - 1))))
             written = time.monotonic()
             if io.released.wait(2.0):
                 latencies.append((io.released_at - written) * 1000)
