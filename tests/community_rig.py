@@ -1,14 +1,22 @@
 """Shared pieces of the community safety tests: a building with smoke detectors, a charging
-area, a panic button and an SMS modem, on a pymodbus simulator and a socat pty pair."""
+area, a panic button and an SMS modem, on a pymodbus simulator and a socat pty pair; the gateway
+run in process; two tenants' passes through two doors for the trail and inactivity tests."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+from datetime import date
 from pathlib import Path
 
 from drivers.modbus.profile import load_profile
-from edge.journal import EventQuery, read_events
+from edge import config as building_config
+from edge.access.credential import Credential
+from edge.access.credentials import CredentialStore
+from edge.config import load
+from edge.events import Event, Kind, Priority
+from edge.gateway import Gateway
+from edge.journal import EventQuery, Journal, read_events
+from hil import waiting
 from hil.modbus_sim import SimulatedDevice
 
 from conftest import MINIMAL, REPO
@@ -76,9 +84,49 @@ def events(path: Path, *kinds: str):
     return read_events(path, EventQuery(kinds=kinds, limit=None))
 
 
-async def until(predicate, timeout_s: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout_s} s")
-        await asyncio.sleep(0.05)
+async def until(predicate, timeout_s: float = 20.0, what: str = "condition"):
+    """`hil.waiting.until` with the community tests' patience: a gateway in process, 20 s."""
+    return await waiting.until(predicate, timeout_s, what)
+
+
+async def run_gateway(config_path, scenario):
+    """The gateway on the config at `config_path`, in process, while `scenario(config, gateway)` plays."""
+    config = building_config.load(config_path)
+    gateway = Gateway(config, config_path)
+    running = asyncio.create_task(gateway.run())
+    try:
+        await until(lambda: gateway.journal is not None and events(config.journal_path, "gateway.started"), what="gateway start")
+        await scenario(config, gateway)
+    finally:
+        gateway.stopping.set()
+        await asyncio.wait_for(running, 10)
+    return config
+
+
+DOORS = """
+doors:
+  - {name: gate}
+  - {name: unit-301}
+"""
+
+
+async def trail_building(config_path) -> dict[str, str]:
+    """Two tenants' cards, and a day of passes as the door path journals them."""
+    config = load(config_path)
+    config.state_path.mkdir(parents=True, exist_ok=True)
+    store = CredentialStore.open(config.state_path / "credentials.db", config.building.secret.read())
+    keys = {}
+    for tenant, serial in (("elder-7", b"\x01\x02\x03\x04"), ("child-9", b"\x05\x06\x07\x08")):
+        keys[tenant] = store.key_for(serial)
+        store.upsert(Credential(key=keys[tenant], tenant=tenant, valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1),
+                                paid_through=date(2027, 1, 1)))
+    store.close()
+
+    journal = await Journal.open(config.journal_path)
+    for tenant, door in [("elder-7", "gate"), ("child-9", "gate"), ("elder-7", "unit-301"), ("child-9", "unit-301"), ("elder-7", "gate")]:
+        await journal.append(Event(Kind.ACCESS_DECISION, Priority.ACCESS, f"r-{door}", {
+            "door": door, "reader": f"r-{door}", "reason": "granted", "granted": True, "credential": keys[tenant][:12],
+            "frame_to_decision_ms": 1.0}))
+    await journal.append(Event(Kind.DOOR_EXIT, Priority.ACCESS, "gate", {"door": "gate"}))
+    await journal.close()
+    return keys

@@ -24,6 +24,7 @@ from edge import config as building_config
 from edge.config import BUILT_IN_PROFILES
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
+from hil import waiting
 from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
@@ -35,18 +36,9 @@ MISSING_PORT = "/dev/ttyEDGE-missing-adapter"
 
 
 async def until(predicate, timeout_s: float = 10.0, what: str = "condition", every_s: float = 0.05):
-    """What `predicate` (plain or async) gives once it is truthy, asked every `every_s` up to `timeout_s`."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not (result := await _call(predicate)):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout_s} s")
-        await asyncio.sleep(every_s)
-    return result
-
-
-async def _call(predicate):
-    result = predicate()
-    return await result if asyncio.iscoroutine(result) else result
+    """`hil.waiting.until` with the status tests' patience (10 s): what `predicate` (plain or async) gives
+    once it is truthy."""
+    return await waiting.until(predicate, timeout_s, what, every_s=every_s)
 
 
 class Site:

@@ -7,14 +7,13 @@ import random
 import shutil
 import subprocess
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from drivers.modbus.profile import load_profile
 from edge import config as building_config
-from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus import FieldBus, PointKey, device_specs
@@ -24,22 +23,15 @@ from hil.card_sim import CardReaderSim
 from edge.uplink.commands import CommandTable
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
+from hil.waiting import until
 
+from access_rig import KEYPAD_TENANT, PIN, enrol
 from conftest import MINIMAL, REPO
 
 pytestmark = pytest.mark.timeout(60)
 
 TENANT = b"\x01\x00\x12\x93\xd8"
 FLAGGED = b"\x01\x00\x00\x00\x07"
-KEYPAD_TENANT = bytes.fromhex("d41b81")
-PIN = "4321"
-
-
-def _enrol(config, serial: bytes, status: str = "active", pin: str | None = None) -> None:
-    credentials_path(config).parent.mkdir(parents=True, exist_ok=True)
-    with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
-        store.issue(Enrolment(serial=serial, tenant=f"t-{serial.hex()}", status=status, door_groups=frozenset({"entrances"}),
-                              valid_from=date(2024, 1, 1), valid_until=date(2099, 1, 1), paid_through=date(2099, 1, 1), pin=pin))
 
 
 class Building:
@@ -107,16 +99,8 @@ doors:
         return read_events(self.config.journal_path, EventQuery(kinds=(kind,), limit=None))
 
 
-async def wait_for(predicate, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
-
-
 async def wait_for_event(building: Building, kind: str, count: int = 1) -> list:
-    await wait_for(lambda: len(building.events(kind)) >= count)
+    await until(lambda: len(building.events(kind)) >= count, 5.0, every_s=0.02)
     return building.events(kind)
 
 
@@ -124,13 +108,13 @@ def test_granted_card_pulses_the_lock_and_unknown_and_flagged_are_journaled(writ
     async def scenario():
         with pty_pair() as cards, pty_pair() as keypad:
             async with Building(write_config, cards.b, keypad.b) as building:
-                _enrol(building.config, TENANT)
-                _enrol(building.config, FLAGGED, status="flagged")
+                enrol(building.config, TENANT)
+                enrol(building.config, FLAGGED, status="flagged")
                 await building.start()
                 with CardReaderSim(cards.a, "em4100") as reader:
                     reader.present(TENANT, repeats=3)  # a card lying on the reader: one read
-                    await wait_for(lambda: building.io.value_of("relay_1") is True)
-                    await wait_for(lambda: building.io.value_of("relay_1") is False)
+                    await until(lambda: building.io.value_of("relay_1") is True, 5.0, every_s=0.02)
+                    await until(lambda: building.io.value_of("relay_1") is False, 5.0, every_s=0.02)
                     reader.present(b"\x09\x09\x09\x09\x09")
                     reader.present(FLAGGED)
                     decisions = await wait_for_event(building, "access.decision", 3)
@@ -150,7 +134,7 @@ def test_keypad_reader_requires_the_right_pin(write_config):
     async def scenario():
         with pty_pair() as cards, pty_pair() as keypad:
             async with Building(write_config, cards.b, keypad.b) as building:
-                _enrol(building.config, KEYPAD_TENANT, pin=PIN)
+                enrol(building.config, KEYPAD_TENANT, pin=PIN)
                 await building.start()
                 with CardReaderSim(keypad.a, "wiegand") as reader:
                     reader.present(KEYPAD_TENANT)  # no PIN: times out
@@ -160,7 +144,7 @@ def test_keypad_reader_requires_the_right_pin(write_config):
                     await wait_for_event(building, "access.decision", 2)
                     reader.present(KEYPAD_TENANT)
                     reader.pin(PIN)
-                    await wait_for(lambda: building.io.value_of("relay_2") is True)
+                    await until(lambda: building.io.value_of("relay_2") is True, 5.0, every_s=0.02)
                     return await wait_for_event(building, "access.decision", 3)
 
     decisions = asyncio.run(scenario())
@@ -178,7 +162,7 @@ def test_door_forced_held_open_and_exit_button(write_config):
                 building.io.set_value("input_1", False)
                 await wait_for_event(building, "door.closed")
                 building.io.set_value("input_2", True)  # exit button: free exit, lock pulsed
-                await wait_for(lambda: building.io.value_of("relay_1") is True)
+                await until(lambda: building.io.value_of("relay_1") is True, 5.0, every_s=0.02)
                 building.io.set_value("input_2", False)
                 building.io.set_value("input_1", True)
                 await wait_for_event(building, "access.exit")
@@ -201,7 +185,7 @@ def test_fire_alarm_releases_egress_doors_with_a_broken_credential_store(write_c
                 path.write_bytes(b"\x00not a database" * 100)
                 await building.start()
                 building.io.set_value("input_8", True)
-                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                await until(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"), 5.0, every_s=0.02)
                 building.io.set_value("input_8", False)
                 with CardReaderSim(cards.a, "em4100") as reader:
                     reader.present(TENANT)
@@ -210,7 +194,7 @@ def test_fire_alarm_releases_egress_doors_with_a_broken_credential_store(write_c
                 assert building.io.value_of("relay_1") and building.io.value_of("relay_2")
                 released = await wait_for_event(building, "alarm.fire_release")
                 assert await building.doors.fire.reset("tech-7")
-                await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
+                await until(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"), 5.0, every_s=0.02)
                 return decisions, released, await wait_for_event(building, "alarm.fire_reset"), building.events("fault.credentials_unavailable")
 
     decisions, released, reset, unavailable = asyncio.run(scenario())
@@ -225,7 +209,7 @@ def test_an_implausible_clock_is_a_fault_and_denies_by_date(write_config):
     async def scenario():
         with pty_pair() as cards, pty_pair() as keypad:
             async with Building(write_config, cards.b, keypad.b, wall=lambda: datetime(1970, 1, 1, tzinfo=UTC)) as building:
-                _enrol(building.config, TENANT)
+                enrol(building.config, TENANT)
                 await building.start()
                 with CardReaderSim(cards.a, "em4100") as reader:
                     reader.present(TENANT)
@@ -251,7 +235,7 @@ def test_remote_unlock_pulses_the_lock_once_and_is_audited(write_config):
                 building.io.set_value("input_1", True)  # someone walks through while it is open: not forced
                 await asyncio.sleep(0.3)
                 building.io.set_value("input_1", False)
-                await wait_for(lambda: building.io.value_of("relay_1") is False)
+                await until(lambda: building.io.value_of("relay_1") is False, 5.0, every_s=0.02)
                 audit = await wait_for_event(building, "access.remote_unlock")
                 await asyncio.sleep(0.3)
                 return refused, answer, audit, building.events("alarm.door_forced")
@@ -271,7 +255,7 @@ def test_a_million_garbage_bytes_cost_a_handful_of_events_and_grant_nothing(writ
     async def scenario():
         with pty_pair() as cards, pty_pair() as keypad:
             async with Building(write_config, cards.b, keypad.b) as building:
-                _enrol(building.config, TENANT)
+                enrol(building.config, TENANT)
                 await building.start()
                 worker = building.doors.work["reader:front-reader"].__self__
                 relay_seen: list[bool] = []
@@ -284,7 +268,7 @@ def test_a_million_garbage_bytes_cost_a_handful_of_events_and_grant_nothing(writ
                     reader.write(b"\x03")  # end whatever frame the garbage left open
                     reader.present(TENANT)  # a real card after the flood: the line still works
                     decisions = await wait_for_event(building, "access.decision")
-                    await wait_for(lambda: building.io.value_of("relay_1") is True)
+                    await until(lambda: building.io.value_of("relay_1") is True, 5.0, every_s=0.02)
                 dropped = sum(worker.drops.values())
                 for task in building.tasks:  # a clean stop flushes the counts held back
                     task.cancel()
@@ -306,7 +290,7 @@ def test_a_stalled_journal_does_not_hold_up_the_unlock(write_config):
     async def scenario():
         with pty_pair() as cards, pty_pair() as keypad:
             async with Building(write_config, cards.b, keypad.b) as building:
-                _enrol(building.config, TENANT)
+                enrol(building.config, TENANT)
                 await building.start()
                 gate, append = asyncio.Event(), building.journal.append
 
@@ -317,7 +301,7 @@ def test_a_stalled_journal_does_not_hold_up_the_unlock(write_config):
                 building.journal.append = stalled  # the SD card stops answering
                 with CardReaderSim(cards.a, "em4100") as reader:
                     reader.present(TENANT)
-                    await wait_for(lambda: building.io.value_of("relay_1") is True)
+                    await until(lambda: building.io.value_of("relay_1") is True, 5.0, every_s=0.02)
                     journaled_before = building.events("access.decision")
                     gate.set()
                     decisions = await wait_for_event(building, "access.decision")
@@ -334,7 +318,7 @@ def test_wrong_pins_lock_the_card_out_until_the_lockout_expires(write_config):
     async def scenario():
         with pty_pair() as cards, pty_pair() as keypad:
             async with Building(write_config, cards.b, keypad.b, extra=lockout) as building:
-                _enrol(building.config, KEYPAD_TENANT, pin=PIN)
+                enrol(building.config, KEYPAD_TENANT, pin=PIN)
                 await building.start()
                 with CardReaderSim(keypad.a, "wiegand") as reader:
                     for attempt in (1, 2):
@@ -354,7 +338,7 @@ def test_wrong_pins_lock_the_card_out_until_the_lockout_expires(write_config):
                         reader.pin(PIN)
                         seen += 1
                         await wait_for_event(building, "access.decision", seen)
-                    await wait_for(lambda: building.io.value_of("relay_2") is True)
+                    await until(lambda: building.io.value_of("relay_2") is True, 5.0, every_s=0.02)
                 return lockouts, building.events("access.decision"), opened_while_locked
 
     lockouts, decisions, opened_while_locked = asyncio.run(scenario())
@@ -374,23 +358,23 @@ def test_the_fire_latch_survives_a_restart_until_reset(write_config):
             async with Building(write_config, cards.b, keypad.b) as building:
                 await building.start()
                 building.io.set_value("input_8", True)
-                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                await until(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"), 5.0, every_s=0.02)
                 await wait_for_event(building, "alarm.fire_release")
                 building.io.set_value("input_8", False)  # the panel clears; the latch holds
                 await building.stop()
                 building.io.set_value("relay_1", False)  # the IO module lost power with the gateway
                 building.io.set_value("relay_2", False)
                 await building.start()
-                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                await until(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"), 5.0, every_s=0.02)
                 released = await wait_for_event(building, "alarm.fire_release", 2)
                 assert building.doors.fire.active
-                await wait_for(lambda: building.doors.fire.inputs["doors-io.input_8"].read_at is not None)
+                await until(lambda: building.doors.fire.inputs["doors-io.input_8"].read_at is not None, 5.0, every_s=0.02)
                 answer = await building.doors.fire.reset_request({"operator": "tech-7"})
-                await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
+                await until(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"), 5.0, every_s=0.02)
                 latch_left = (building.config.state_path / "fire-latch.json").exists()
                 await building.stop()
                 await building.start()  # after the reset a restart releases nothing
-                await wait_for(lambda: building.fieldbus.is_online("doors-io"))
+                await until(lambda: building.fieldbus.is_online("doors-io"), 5.0, every_s=0.02)
                 return released, answer, latch_left, building.doors.fire.active
 
     released, answer, latch_left, active_after_reset = asyncio.run(scenario())
@@ -410,7 +394,7 @@ def test_a_fire_reset_is_refused_while_the_fire_input_is_active_or_not_known(wri
                 cloud = CommandTable()  # the table the uplink runs signed cloud commands through
                 cloud.register("fire.reset", fire.reset_request)
                 building.io.set_value("input_8", True)
-                await wait_for(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"))
+                await until(lambda: building.io.value_of("relay_1") and building.io.value_of("relay_2"), 5.0, every_s=0.02)
                 await wait_for_event(building, "alarm.fire_release")
                 local = await fire.reset_request({"operator": "tech-7"})
                 held_after_local = (building.io.value_of("relay_1"), building.io.value_of("relay_2"))
@@ -418,15 +402,15 @@ def test_a_fire_reset_is_refused_while_the_fire_input_is_active_or_not_known(wri
                 held_after_remote = (building.io.value_of("relay_1"), building.io.value_of("relay_2"))
 
                 building.io.set_value("input_8", False)  # the panel clears, then the module stops answering
-                await wait_for(lambda: fire.inputs["doors-io.input_8"].active is False)
+                await until(lambda: fire.inputs["doors-io.input_8"].active is False, 5.0, every_s=0.02)
                 building.io.fault = FaultPlan(Fault.SILENT)
-                await wait_for(lambda: not building.fieldbus.is_online("doors-io"))
+                await until(lambda: not building.fieldbus.is_online("doors-io"), 5.0, every_s=0.02)
                 unknown = await fire.reset_request({"operator": "tech-7"})
                 building.io.fault = None
-                await wait_for(lambda: building.fieldbus.is_online("doors-io"))
-                await wait_for(lambda: not fire.inputs["doors-io.input_8"].holds_reset(time.monotonic()))
+                await until(lambda: building.fieldbus.is_online("doors-io"), 5.0, every_s=0.02)
+                await until(lambda: not fire.inputs["doors-io.input_8"].holds_reset(time.monotonic()), 5.0, every_s=0.02)
                 done = await fire.reset_request({"operator": "tech-7"})
-                await wait_for(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"))
+                await until(lambda: not building.io.value_of("relay_1") and not building.io.value_of("relay_2"), 5.0, every_s=0.02)
                 refusals = await wait_for_event(building, "alarm.fire_reset_refused", 3)
                 return local, held_after_local, remote, held_after_remote, unknown, done, refusals, building.events("alarm.fire_reset")
 
@@ -454,7 +438,7 @@ class _Cable:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def plugged(self) -> None:
-        await wait_for(lambda: self.reader_end.exists() and self.gateway_end.exists())
+        await until(lambda: self.reader_end.exists() and self.gateway_end.exists(), 5.0, every_s=0.02)
 
     def pull(self) -> None:
         """Stop socat (SIGTERM: it removes its links, so no dangling link can meet a reused pty)."""
@@ -474,10 +458,10 @@ def test_a_reader_plugged_back_in_is_journaled_restored_before_any_tap(write_con
                 async with Building(write_config, str(cable.gateway_end), keypad.b, supervised=True) as building:
                     await building.start()
                     cable.pull()  # the adapter is pulled: read fails, then the port is missing
-                    await wait_for(lambda: {"disconnected", "port_missing"} <= reasons(building, "fault.reader"))
+                    await until(lambda: {"disconnected", "port_missing"} <= reasons(building, "fault.reader"), 5.0, every_s=0.02)
                     cable.plug()  # and plugged in again; nobody taps a card
                     await cable.plugged()
-                    await wait_for(lambda: reasons(building, "fault.reader_restored") == {"disconnected", "port_missing"})
+                    await until(lambda: reasons(building, "fault.reader_restored") == {"disconnected", "port_missing"}, 5.0, every_s=0.02)
                     return building.events("fault.reader"), building.events("fault.reader_restored"), building.events("access.decision")
             finally:
                 cable.pull()

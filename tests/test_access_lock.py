@@ -19,9 +19,10 @@ from edge.doors.wiring import assemble_doors
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import Journal
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.waiting import until
 
 from conftest import MINIMAL, REPO
-from test_modbus_commands import FlashingRelayModule
+from modbus_rig import FlashingRelayModule
 
 pytestmark = pytest.mark.timeout(60)
 LOCK = Lock(device="doors-io", release="release_1", secure="secure_1")
@@ -43,14 +44,6 @@ class GatedBus:
             await self.gate.wait()
         self.sent.append((command, asyncio.get_running_loop().time()))
         return await self.fieldbus.command(device, command)
-
-
-async def _until(predicate, what: str, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
-        await asyncio.sleep(0.01)
 
 
 async def _io_module(write_config):
@@ -78,16 +71,16 @@ def test_overlapping_pulses_secure_once_at_the_later_end(write_config):
 
         lock = DoorLock("front", LOCK, bus, note, lambda: False)
         try:
-            await _until(lambda: fieldbus.is_online("doors-io"), "the IO module coming online")
+            await until(lambda: fieldbus.is_online("doors-io"), 5.0, "the IO module coming online", every_s=0.01)
             short = asyncio.create_task(lock.pulse(0.4))
-            await _until(lambda: bus.holding, "the first release write starting")
+            await until(lambda: bus.holding, 5.0, "the first release write starting", every_s=0.01)
             long_started = asyncio.get_running_loop().time()
             long = asyncio.create_task(lock.pulse(1.0))  # its write overlaps the first one's
             await asyncio.sleep(0)  # let the second pulse reach its own wait
             bus.gate.set()
             confirmed = await asyncio.gather(short, long)
-            await _until(lambda: io.value_of("relay_1") is True, "the relay releasing")
-            await _until(lambda: io.value_of("relay_1") is False, "the relay securing")
+            await until(lambda: io.value_of("relay_1") is True, 5.0, "the relay releasing", every_s=0.01)
+            await until(lambda: io.value_of("relay_1") is False, 5.0, "the relay securing", every_s=0.01)
             return confirmed, list(bus.sent), long_started, unconfirmed
         finally:
             await lock.close()
@@ -117,11 +110,11 @@ def test_a_pulse_during_a_pulse_extends_it_and_a_fire_release_stops_it(write_con
 
         lock = DoorLock("front", LOCK, bus, note, lambda: fire[0])
         try:
-            await _until(lambda: fieldbus.is_online("doors-io"), "the IO module coming online")
+            await until(lambda: fieldbus.is_online("doors-io"), 5.0, "the IO module coming online", every_s=0.01)
             assert await lock.pulse(0.3)
             extended_at = asyncio.get_running_loop().time()
             assert await lock.pulse(0.8)
-            await _until(lambda: not lock.pulsing, "the extended pulse ending")
+            await until(lambda: not lock.pulsing, 5.0, "the extended pulse ending", every_s=0.01)
             first = list(bus.sent)
             assert await lock.pulse(5.0)
             fire[0] = True
@@ -180,7 +173,7 @@ devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, p
     fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
     doors = assemble_doors(config, journal, fieldbus)
     tasks = [asyncio.create_task(fieldbus.run()), *(asyncio.create_task(work()) for work in doors.work.values())]
-    await _until(lambda: fieldbus.is_online("doors-io"), "the IO module coming online")
+    await until(lambda: fieldbus.is_online("doors-io"), 5.0, "the IO module coming online", every_s=0.01)
     return module, simulator, journal, doors, tasks
 
 
@@ -197,8 +190,8 @@ def test_a_pulse_door_is_unlocked_by_the_modules_own_timer_and_a_pulse_during_it
         module, simulator, journal, doors, tasks = await _pulse_building(write_config)
         try:
             answer = await doors.access.remote_unlock({"door": "back", "operator": "T-17", "reason": "delivery"})
-            await _until(lambda: ("ended", 1) in module.log, "the module ending its pulse")
-            await _until(lambda: module.value_of("relay_2") is False, "the relay switched off by the module")
+            await until(lambda: ("ended", 1) in module.log, 5.0, "the module ending its pulse", every_s=0.01)
+            await until(lambda: module.value_of("relay_2") is False, 5.0, "the relay switched off by the module", every_s=0.01)
             single = list(module.log)
             lock = doors.access.doors["back"].lock
             assert await lock.pulse(1.5)
@@ -225,14 +218,14 @@ def test_fire_holds_a_pulse_door_by_its_release_even_when_the_modules_pulse_ends
         try:
             await doors.access.remote_unlock({"door": "front", "operator": "T-17"})  # a 1 s module-timed pulse
             doors.fire.trigger("panel")  # fire during the pulse: the door is released by release_1
-            await _until(lambda: (0x0000, 1) in module.log, "the fire release write")
-            await _until(lambda: ("ended", 0) in module.log, "the module ending the pulse sent before the fire")
+            await until(lambda: (0x0000, 1) in module.log, 5.0, "the fire release write", every_s=0.01)
+            await until(lambda: ("ended", 0) in module.log, 5.0, "the module ending the pulse sent before the fire", every_s=0.01)
             ended = module.log.index(("ended", 0))
-            await _until(lambda: (0x0000, 1) in module.log[ended:], "release written again after the pulse's end")
-            await _until(lambda: module.value_of("relay_1") is True, "the relay held on for the fire")
+            await until(lambda: (0x0000, 1) in module.log[ended:], 5.0, "release written again after the pulse's end", every_s=0.01)
+            await until(lambda: module.value_of("relay_1") is True, 5.0, "the relay held on for the fire", every_s=0.01)
             held = list(module.log)
             assert await doors.fire.reset("tech-7")
-            await _until(lambda: module.value_of("relay_1") is False, "the reset securing the door")
+            await until(lambda: module.value_of("relay_1") is False, 5.0, "the reset securing the door", every_s=0.01)
             return held
         finally:
             await _stop(simulator, journal, tasks)
@@ -251,6 +244,8 @@ def test_fire_holds_a_pulse_door_by_its_release_even_when_the_modules_pulse_ends
     ("{device: doors-io, pulse: release_1}", "", None),  # a fixed pulse: its length is the profile's
     ("{device: doors-io, release: pulse_1, secure: secure_1}", "", "pulse_1 takes a value at run time"),
 ])
+
+
 def test_a_pulse_lock_is_checked_when_the_config_loads(write_config, lock, extra, message):
     path = write_config(MINIMAL + f"""
 buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: 1502}}]

@@ -14,6 +14,7 @@ from edge.doors.recorder import CONCURRENT, QUEUE_SIZE
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, JournalError, read_events
 from edge.readers import ReaderInbox
+from hil.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -47,14 +48,6 @@ def _decision(n: int) -> Event:
     return Event(Kind.ACCESS_DECISION, Priority.ACCESS, "front-reader", {"door": "front", "n": n})
 
 
-async def _until(predicate, what: str, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout_s} s")
-        await asyncio.sleep(0.01)
-
-
 def _events(path: Path, kind: str) -> list:
     return read_events(path, EventQuery(kinds=(kind,), limit=None))
 
@@ -70,9 +63,9 @@ def test_a_journal_error_on_a_decision_is_logged_and_journaled(tmp_path: Path):
         try:
             with capture_logs() as logs:
                 access.record(lost)
-                await _until(lambda: access.recorder.failed == 1, "the failure being counted")
+                await until(lambda: access.recorder.failed == 1, 5.0, "the failure being counted", every_s=0.01)
                 access.record(_decision(2))  # the next event carries the report
-                await _until(lambda: _events(path, "access.unjournaled"), "the unjournaled report")
+                await until(lambda: _events(path, "access.unjournaled"), 5.0, "the unjournaled report", every_s=0.01)
         finally:
             running.cancel()
             await asyncio.gather(running, return_exceptions=True)
@@ -102,12 +95,12 @@ def test_a_stuck_journal_bounds_the_queue_and_the_drops_are_journaled(tmp_path: 
             with capture_logs() as logs:
                 for n in range(flood):
                     access.record(_decision(n))
-                await _until(lambda: stuck.waiting > 0, "the journaling task taking a batch")
+                await until(lambda: stuck.waiting > 0, 5.0, "the journaling task taking a batch", every_s=0.01)
                 tasks_while_stuck = len(asyncio.all_tasks())
                 for n in range(flood, flood + 10):
                     access.record(_decision(n))  # the stuck batch left the queue: these fit
                 stuck.gate.set()
-                await _until(lambda: _events(path, "access.unjournaled"), "the drop report")
+                await until(lambda: _events(path, "access.unjournaled"), 5.0, "the drop report", every_s=0.01)
                 await access.recorder.drain()
         finally:
             running.cancel()

@@ -16,7 +16,7 @@ from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
 
 from conftest import edge
-from test_points_cli import SimulatorThread, _config, _wait, devices
+from field_rig import SimulatorThread, devices, journal_until, points_config
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -51,15 +51,15 @@ def _open(journal: Path) -> list:
 def test_an_alarm_open_at_a_stop_ends_after_the_restart_when_its_condition_is_gone(write_config, how):
     monitor, breaker, tank = devices()
     with SimulatorThread([monitor, breaker, tank]) as port:
-        config = _config(write_config, port)
+        config = points_config(write_config, port)
         journal = config.parent / "state" / "journal.db"
         daemon = _start(config)
         try:
-            _wait(lambda: _tank_alarm(journal))
+            journal_until(lambda: _tank_alarm(journal))
             _stop(daemon, how)
             tank.set_value("ch1_ma", 16.0)  # refilled while the gateway was down: 3.75 m
             daemon = _start(config)
-            cleared = _wait(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
+            cleared = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
                                      if e.source == "tank-roof" and e.body.get("reason") == "condition_gone_across_restart"], 60)
             still = [c for c in _open(journal) if c.source == "tank-roof"]
         finally:
@@ -71,19 +71,19 @@ def test_an_alarm_open_at_a_stop_ends_after_the_restart_when_its_condition_is_go
 def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left_the_config_ends(write_config):
     monitor, breaker, tank = devices()
     with SimulatorThread([monitor, breaker, tank]) as port:
-        config = _config(write_config, port)
+        config = points_config(write_config, port)
         journal = config.parent / "state" / "journal.db"
         daemon = _start(config)
         try:
-            _wait(lambda: _tank_alarm(journal))
+            journal_until(lambda: _tank_alarm(journal))
             monitor.set_value("current_a", 45.0)
-            _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
+            journal_until(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
             monitor.set_value("current_a", 0.0)
             _stop(daemon, signal.SIGKILL)
             text = config.read_text()
             config.write_text(text[:text.index("pressure_points:")])  # the tank is taken out of the config
             daemon = _start(config)
-            gone = _wait(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
+            gone = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
                                   if e.source == "tank-roof" and e.body.get("reason") == "source_gone_from_config"], 60)
 
             def cut_rows():
@@ -91,7 +91,7 @@ def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left
                 rows = {p["point"]: p for p in map(json.loads, listed.stdout.splitlines())} if listed.returncode == 0 else {}
                 return rows if rows.get("mon.current_a", {}).get("state") == "cut" and (rows["mon.current_a"].get("age_s") is not None and rows["mon.current_a"]["age_s"] < 5) else None
 
-            rows = _wait(cut_rows, 30)
+            rows = journal_until(cut_rows, 30)
             cut_open = [c.kind for c in _open(journal) if c.source == "f2-c1"]
             closed = edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
                           "--config", str(config))

@@ -7,29 +7,14 @@ import time
 
 import pytest
 
-from edge import config as building_config
 from edge.control import ask, socket_path
-from edge.gateway import Gateway
 from hil.modbus_sim import FieldSimulator
 from hil.modem_sim import Mode, ModemSimulator
 from hil.pty import pty_pair
 
-from community_rig import community_config, devices, events, until
+from community_rig import community_config, devices, events, run_gateway, until
 
 SMOKE_TIMES: dict[str, float] = {}
-
-
-async def _run(config_path, scenario):
-    config = building_config.load(config_path)
-    gateway = Gateway(config, config_path)
-    running = asyncio.create_task(gateway.run())
-    try:
-        await until(lambda: gateway.journal is not None and events(config.journal_path, "gateway.started"), what="gateway start")
-        await scenario(config, gateway)
-    finally:
-        gateway.stopping.set()
-        await asyncio.wait_for(running, 10)
-    return config
 
 
 def play(write_config, sim, scenario, modem_port: str | None = None, fire_release: bool = False):
@@ -46,7 +31,7 @@ def play(write_config, sim, scenario, modem_port: str | None = None, fire_releas
                                 "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
             text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
         try:
-            return await _run(write_config(text), scenario)
+            return await run_gateway(write_config(text), scenario)
         finally:
             await simulator.stop()
 

@@ -22,10 +22,9 @@ from edge.control import DaemonUnavailable, ask, socket_path
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 
-from community_rig import events, until
+from community_rig import DOORS, events, trail_building, until
 from journal_disk import mount_failing_card
 from conftest import MINIMAL
-from test_community_trail import DOORS, _building
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)  # 20:00 in Shanghai
@@ -42,6 +41,8 @@ T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)  # 20:00 in Shanghai
     (dict(limit_hours=24, away_until=T0 + timedelta(days=3)), T0, T0 + timedelta(days=3, hours=23), False),  # counted from the return
     (dict(limit_hours=24, away_until=T0 + timedelta(days=3)), T0, T0 + timedelta(days=4), True),
 ])
+
+
 def test_an_elder_is_overdue_past_the_limit_outside_quiet_hours_and_absences(care, last, now, due):
     record = Care(tenant="elder-7", contact="son", since=T0 - timedelta(days=1), **care)
     assert overdue(record, LastPass(1, last) if last else None, now, SHANGHAI) is due
@@ -74,7 +75,7 @@ community:
     config = load(config_path)
 
     async def scenario():
-        await _building(config_path)  # elder-7 last passed the gate just now
+        await trail_building(config_path)  # elder-7 last passed the gate just now
         control = socket_path(config.state_path)
         daemon = _start(config_path, building_dir)
         try:
@@ -135,7 +136,7 @@ community:
     later = clock[0] + timedelta(hours=2)
 
     async def scenario():
-        keys = await _building(config_path)
+        keys = await trail_building(config_path)
         journal = await Journal.open(config.journal_path)
         store = CredentialStore.open(config.state_path / "credentials.db", config.building.secret.read())
         notifier = Notifier(config.building.id, config.building.timezone, config.community, journal,

@@ -10,56 +10,24 @@ import shutil
 import signal
 import subprocess
 import sys
-from datetime import date
 
-from edge.access.credential import Credential
-from edge.access.credentials import CredentialStore
 from edge.community.trail import TrailRequest, parse_request
 from edge.config import load
-from edge.events import Event, Kind, Priority
-from edge.journal import Journal
 from hil.broker import Broker
 from hil.cloud import generate_keys
 
 import pytest
 
-from community_rig import events, until
+from community_rig import DOORS, events, trail_building, until
 from conftest import MINIMAL, edge
 from uplink_rig import open_cloud
 
 B = "test-house"
-DOORS = """
-doors:
-  - {name: gate}
-  - {name: unit-301}
-"""
-
-
-async def _building(config_path) -> dict[str, str]:
-    """Two tenants' cards, and a day of passes as the door path journals them."""
-    config = load(config_path)
-    config.state_path.mkdir(parents=True, exist_ok=True)
-    store = CredentialStore.open(config.state_path / "credentials.db", config.building.secret.read())
-    keys = {}
-    for tenant, serial in (("elder-7", b"\x01\x02\x03\x04"), ("child-9", b"\x05\x06\x07\x08")):
-        keys[tenant] = store.key_for(serial)
-        store.upsert(Credential(key=keys[tenant], tenant=tenant, valid_from=date(2026, 1, 1), valid_until=date(2027, 1, 1),
-                                paid_through=date(2027, 1, 1)))
-    store.close()
-
-    journal = await Journal.open(config.journal_path)
-    for tenant, door in [("elder-7", "gate"), ("child-9", "gate"), ("elder-7", "unit-301"), ("child-9", "unit-301"), ("elder-7", "gate")]:
-        await journal.append(Event(Kind.ACCESS_DECISION, Priority.ACCESS, f"r-{door}", {
-            "door": door, "reader": f"r-{door}", "reason": "granted", "granted": True, "credential": keys[tenant][:12],
-            "frame_to_decision_ms": 1.0}))
-    await journal.append(Event(Kind.DOOR_EXIT, Priority.ACCESS, "gate", {"door": "gate"}))
-    await journal.close()
-    return keys
 
 
 def test_edge_trail_on_site_finds_one_tenants_passes_in_order_paged_and_journals_the_search(write_config):
     config_path = write_config(MINIMAL + DOORS)
-    keys = asyncio.run(_building(config_path))
+    keys = asyncio.run(trail_building(config_path))
     first = edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--limit", "2", "--json")
     assert first.returncode == 0, first.stderr
     page = json.loads(first.stdout)
@@ -75,7 +43,7 @@ def test_edge_trail_on_site_finds_one_tenants_passes_in_order_paged_and_journals
 
 def test_a_trail_search_without_an_operator_is_refused_and_searches_nothing(write_config):
     config_path = write_config(MINIMAL + DOORS)
-    asyncio.run(_building(config_path))
+    asyncio.run(trail_building(config_path))
     refused = edge("trail", "--config", str(config_path), "--tenant", "elder-7")
     assert refused.returncode == 2 and "--operator" in refused.stderr
     with pytest.raises(ValueError, match="operator: Field required"):
@@ -102,7 +70,7 @@ uplink:
   keepalive_s: 5
   cloud_public_key: cloud.pub
 """)
-            keys = await _building(config_path)
+            keys = await trail_building(config_path)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
             daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
@@ -140,7 +108,7 @@ def _as_a_reader(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs root and setpriv to drop its capabilities")
 def test_edge_trail_as_a_user_who_cannot_write_the_journal_shows_no_rows_and_says_why(write_config):
     config_path = write_config(MINIMAL + DOORS)
-    asyncio.run(_building(config_path))
+    asyncio.run(trail_building(config_path))
     journal = load(config_path).journal_path
     files = [p for p in journal.parent.iterdir() if p.name.startswith(journal.name)]
     for path in files:
@@ -161,7 +129,7 @@ def test_edge_trail_as_a_user_who_cannot_write_the_journal_shows_no_rows_and_say
 
 def test_edge_trail_with_the_daemon_running_but_not_answering_refuses_and_never_writes_its_journal(write_config):
     config_path = write_config(MINIMAL + DOORS)
-    keys = asyncio.run(_building(config_path))
+    keys = asyncio.run(trail_building(config_path))
     config = load(config_path)
     log = open(config_path.parent / "daemon.log", "a")
     daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], stdout=log, stderr=subprocess.STDOUT)

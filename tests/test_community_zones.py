@@ -18,9 +18,8 @@ from hil.card_sim import CardReaderSim
 from hil.modbus_sim import FieldSimulator
 from hil.pty import pty_pair
 
-from community_rig import community_config, devices, events, until
+from community_rig import community_config, devices, events, run_gateway, until
 from journal_disk import mount_failing_card
-from test_community_alarms import _run
 
 ZONE = """
     - {name: window-301, kind: intrusion, point: io.input_2, area: unit-301}
@@ -121,7 +120,7 @@ doors:
         path = write_config(text)
         enrol(path)
         try:
-            return await _run(path, scenario)
+            return await run_gateway(path, scenario)
         finally:
             await simulator.stop()
 
@@ -165,15 +164,14 @@ def test_an_armed_zone_stays_armed_across_a_restart(write_config):
             await until(lambda: events(config.journal_path, "alarm.intrusion"), what="the alarm after the restart")
 
         try:
-            await _run(path, arm)
-            return await _run(path, intrude)
+            await run_gateway(path, arm)
+            return await run_gateway(path, intrude)
         finally:
             await simulator.stop()
 
     config = asyncio.run(main())
     assert len(events(config.journal_path, "gateway.started")) == 2
     assert events(config.journal_path, "alarm.intrusion")[0].body["zone_state"] == "armed"
-
 
 
 @pytest.fixture
@@ -243,7 +241,7 @@ doors:
         path = write_config(text)
         enrol(path)
         try:
-            return await _run(path, scenario)
+            return await run_gateway(path, scenario)
         finally:
             await simulator.stop()
 

@@ -18,7 +18,7 @@ from hil.cloud import Cloud
 from hil.modbus_sim import Noise, SimulatedDevice
 
 from conftest import REPO
-from test_points_cli import SimulatorThread, _wait
+from field_rig import SimulatorThread, journal_until
 from uplink_rig import cloud_key, uplink_config
 
 README_STOP_S = 5.0  # "stopping within 5 s with the journal flushed" (README, Running under systemd)
@@ -65,12 +65,12 @@ pressure_points:{points}
             daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
                                       stdout=out, stderr=subprocess.STDOUT)
         try:
-            _wait(lambda: "uplink connected" in log.read_text())
+            journal_until(lambda: "uplink connected" in log.read_text())
             asyncio.run(_unsigned_downlinks(building_dir, broker.port, 20))
-            _wait(lambda: read_events(journal, EventQuery(kinds=("security.downlink_refused",), limit=None)))  # the rest are held back
+            journal_until(lambda: read_events(journal, EventQuery(kinds=("security.downlink_refused",), limit=None)))  # the rest are held back
             broker.pause()  # the connection stays open; nothing answers (no PUBACK, no goodbye)
-            head = _wait(lambda: read_events(journal, EventQuery(kinds=("telemetry.point",), limit=None)))[-1].seq
-            _wait(lambda: read_events(journal, EventQuery(after_seq=head + 500, limit=1)))  # the journal is busy
+            head = journal_until(lambda: read_events(journal, EventQuery(kinds=("telemetry.point",), limit=None)))[-1].seq
+            journal_until(lambda: read_events(journal, EventQuery(after_seq=head + 500, limit=1)))  # the journal is busy
             sent = time.monotonic()
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(timeout=15)

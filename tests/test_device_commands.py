@@ -9,55 +9,26 @@ import json
 import struct
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import Command, Function, Profile, load_profile, load_profiles
+from drivers.modbus.profile import Command, Function, Profile
 from drivers.modbus.registers import command_words
 from edge import config as building_config
-from edge.cli import main as edge_main
 from edge.config import device_profiles
 from edge.fieldbus import DeviceCommands, FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.uplink.commands import CommandOutcome, CommandTable
 from edge.uplink.wiring import as_command
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.modbus_sim import SimulatedDevice
 from hil.pty import pty_pair
+from hil.waiting import until_sync
 
-from conftest import MINIMAL, REPO
+from conftest import MINIMAL
+from field_rig import BUILT_IN, Daemon, SimulatorLoop, WireSimulator, edge_cli, socket_ready
 
-PROFILES = REPO / "drivers" / "modbus" / "profiles"
-BUILT_IN = load_profiles(PROFILES)
-WRITES = (5, 6, 15, 16)
 REASON = "commissioning the panel, ticket 4411"
-
-
-class WireSimulator(FieldSimulator):
-    """The simulator, keeping every request PDU it receives (unit id, PDU bytes) as the wire carried it."""
-
-    def __init__(self, devices, rtu: bool = False) -> None:
-        super().__init__(devices)
-        self.frames: list[tuple[int, bytes]] = []
-        self._rtu = rtu
-
-    def mangle_tcp(self, sending: bool, frame: bytes) -> bytes:
-        rest = frame
-        while not sending and len(rest) >= 8:  # MBAP: transaction, protocol, length (unit id + PDU), unit id
-            length = struct.unpack(">H", rest[4:6])[0]
-            self.frames.append((rest[6], bytes(rest[7 : 6 + length])))
-            rest = rest[6 + length :]
-        return super().mangle_tcp(sending, frame)
-
-    def mangle_rtu(self, sending: bool, frame: bytes) -> bytes:
-        if not sending and len(frame) >= 4:
-            self.frames.append((frame[0], bytes(frame[1:-2])))  # unit id, PDU, CRC
-        return super().mangle_rtu(sending, frame)
-
-    def writes(self, unit: int) -> list[bytes]:
-        return [pdu for u, pdu in self.frames if u == unit and pdu and pdu[0] in WRITES]
 
 
 def expected_pdu(profile: Profile, command: Command, value: float | None) -> bytes:
@@ -85,72 +56,8 @@ def value_for(command: Command) -> float | None:
     return round(argument.min + 0.6 * argument.scale * round((argument.max - argument.min) / argument.scale / 10), 6)
 
 
-class SimulatorThread:
-    """The simulator on an event loop of its own, so the test can block on the CLI and the daemon."""
-
-    def __init__(self, simulator: FieldSimulator) -> None:
-        self.simulator = simulator
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def run(self, coroutine):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
-
-    def __enter__(self) -> SimulatorThread:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.run(self.simulator.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-def _until(predicate, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
-def _edge(capsys, *args: str) -> tuple[int, str, str]:
-    code = edge_main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _with_commands() -> dict[str, Profile]:
     return {name: profile for name, profile in BUILT_IN.items() if profile.commands}
-
-
-class Daemon:
-    """`edge run` on a config, stopped (SIGTERM, with a deadline) on the way out."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.journal = config.parent / "state" / "journal.db"
-
-    def __enter__(self) -> Daemon:
-        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-    def events(self, *kinds: str):
-        try:
-            return read_events(self.journal, EventQuery(kinds=kinds, limit=None)) if self.journal.exists() else []
-        except Exception:  # the daemon is still creating the journal's tables
-            return []
 
 
 def _run_every_command(capsys, daemon: Daemon, simulator: WireSimulator, units: dict[str, int]) -> list[str]:
@@ -162,7 +69,7 @@ def _run_every_command(capsys, daemon: Daemon, simulator: WireSimulator, units: 
             before = len(simulator.writes(units[model]))
             args = ["device", "command", device, command.name, "--reason", REASON, "--operator", "tech-7",
                     "--config", str(daemon.config)]
-            code, out, err = _edge(capsys, *args, *(["--arg", f"{value:g}"] if value is not None else []))
+            code, out, err = edge_cli(capsys, *args, *(["--arg", f"{value:g}"] if value is not None else []))
             assert code == 0, f"{device} {command.name}: {err}"
             assert out.startswith(f"{device} {command.name}: ") and "journal seq" in out
             (sent,) = simulator.writes(units[model])[before:]
@@ -185,11 +92,11 @@ def _devices_for(units: dict[str, int]) -> list[SimulatedDevice]:
 def test_every_command_of_every_built_in_profile_runs_from_the_cli_and_its_frame_is_on_the_wire_over_tcp(write_config, capsys):
     units = {model: 10 + index for index, model in enumerate(_with_commands())}
     simulator = WireSimulator(_devices_for(units))
-    with SimulatorThread(simulator) as thread:
+    with SimulatorLoop(simulator) as thread:
         port = thread.run(simulator.start_tcp())
         config, units = _config_for_all(write_config, f"buses: [{{name: line, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]\n")
         with Daemon(config) as daemon:
-            _until(lambda: _socket_ready(config))
+            until_sync(lambda: socket_ready(config), 20.0)
             ran = _run_every_command(capsys, daemon, simulator, units)
             requested = daemon.events("device.command_requested")
             confirmed = daemon.events("device.command_confirmed")
@@ -199,15 +106,6 @@ def test_every_command_of_every_built_in_profile_runs_from_the_cli_and_its_frame
     first = requested[0].body
     assert first["operator"] == "tech-7" and first["reason"] == REASON and first["via"] == "control"
     assert {e.body["request_seq"] for e in confirmed} == {e.seq for e in requested}
-
-
-def _socket_ready(config: Path) -> bool:
-    from edge import control
-
-    try:
-        return control.ask(control.socket_path(building_config.load(config)), {"op": "no.such"}, timeout_s=2).get("ok") is False
-    except control.DaemonUnavailable:
-        return False
 
 
 def test_commands_and_reads_over_an_rtu_line_with_labels_units_refusals_and_the_audit(write_config, capsys):
@@ -220,7 +118,7 @@ def test_commands_and_reads_over_an_rtu_line_with_labels_units_refusals_and_the_
     devices[2].set_value("current_a", 7.25)
     with pty_pair() as pair:
         simulator = WireSimulator(devices, rtu=True)
-        with SimulatorThread(simulator) as thread:
+        with SimulatorLoop(simulator) as thread:
             thread.run(simulator.start_rtu(pair.b, baudrate=38400))
             config = write_config(MINIMAL + f"""
 buses: [{{name: line, type: rtu, port: {pair.a}, baud: 38400, timeout_s: 0.5}}]
@@ -233,17 +131,17 @@ circuits:
      safety: {{over_current_a: {{alarm: 32}}, power_cut: warn}}}}
 """)
             with Daemon(config) as daemon:
-                _until(lambda: _socket_ready(config))
-                pulse = _edge(capsys, "device", "command", "io", "pulse_3", "--arg", "0.7", "--reason", REASON, "--config", str(config))
-                every = _edge(capsys, "device", "command", "io", "release_all", "--reason", REASON, "--config", str(config))
-                local = _edge(capsys, "device", "command", "brk", "trip", "--reason", REASON, "--config", str(config))
-                reserved = _edge(capsys, "device", "command", "brk", "close", "--reason", REASON, "--config", str(config))
-                unknown = _edge(capsys, "device", "command", "io", "explode", "--reason", REASON, "--config", str(config))
-                wide = _edge(capsys, "device", "command", "io", "pulse_1", "--arg", "600", "--reason", REASON, "--config", str(config))
-                read = _edge(capsys, "device", "read", "brk", "current", "trip_cause", "local_mode", "--config", str(config))
-                as_json = _edge(capsys, "device", "read", "mon", "--json", "--config", str(config))
-                nothing = _edge(capsys, "device", "read", "mon", "voltage_x", "--config", str(config))
-                shown = _edge(capsys, "device", "show", "io", "--config", str(config))
+                until_sync(lambda: socket_ready(config), 20.0)
+                pulse = edge_cli(capsys, "device", "command", "io", "pulse_3", "--arg", "0.7", "--reason", REASON, "--config", str(config))
+                every = edge_cli(capsys, "device", "command", "io", "release_all", "--reason", REASON, "--config", str(config))
+                local = edge_cli(capsys, "device", "command", "brk", "trip", "--reason", REASON, "--config", str(config))
+                reserved = edge_cli(capsys, "device", "command", "brk", "close", "--reason", REASON, "--config", str(config))
+                unknown = edge_cli(capsys, "device", "command", "io", "explode", "--reason", REASON, "--config", str(config))
+                wide = edge_cli(capsys, "device", "command", "io", "pulse_1", "--arg", "600", "--reason", REASON, "--config", str(config))
+                read = edge_cli(capsys, "device", "read", "brk", "current", "trip_cause", "local_mode", "--config", str(config))
+                as_json = edge_cli(capsys, "device", "read", "mon", "--json", "--config", str(config))
+                nothing = edge_cli(capsys, "device", "read", "mon", "voltage_x", "--config", str(config))
+                shown = edge_cli(capsys, "device", "show", "io", "--config", str(config))
                 refused = daemon.events("device.command_refused")
     assert pulse[0] == 0 and every[0] == 0, (pulse, every)
     assert simulator.writes(1) == [bytes.fromhex("05 0202 0007".replace(" ", "")), bytes.fromhex("0f 0000 0008 01 ff".replace(" ", ""))]
@@ -360,7 +258,7 @@ cloud_commands: [io.pulse_2]
                 await cloud.stop()
             return config, allowed, denied, journaled(config)
 
-    with SimulatorThread(simulator) as thread:
+    with SimulatorLoop(simulator) as thread:
         port = thread.run(simulator.start_tcp())
         config, allowed, denied, events = asyncio.run(scenario(port))
     assert allowed["outcome"] == "done" and allowed["detail"]["outcome"] == "done"

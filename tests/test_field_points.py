@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from pathlib import Path
 
 import pytest
 
@@ -13,129 +11,54 @@ from edge import config as building_config
 from edge.config import device_profiles
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, PointKey, device_specs
-from edge.journal import EventQuery, Journal, read_events
 from edge.points_status import PointState, Snapshot, as_rows, read_snapshot, render_table
 from edge.safety import Condition
 from hil.line import SerialLine
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
+from hil.waiting import until
 
-from conftest import MINIMAL, REPO
-
-PROFILES = REPO / "drivers" / "modbus" / "profiles"
-
-CIRCUIT = """
-circuits:
-  - name: f3-c1
-    floor: 3
-    box: F3
-    currents: [mon.current_a, mon.current_b, mon.current_c]
-    leakage: mon.leakage_ma
-    breaker: brk
-    safety:
-      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.3, hysteresis: 2}}
-      leakage_ma: {{alarm: 500, duration_s: 0.2}}
-      power_cut: {policy}
-      stale: {{after_intervals: 10}}
-pressure_points:
-  - name: riser-1
-    point: ai.ch1_ma
-    riser: "1"
-    safety:
-      measures: pressure
-      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
-      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}
-      stale: {{after_intervals: 10}}
-"""
-
-
-def _devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
-    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
-    for phase in ("current_a", "current_b", "current_c"):
-        monitor.set_value(phase, 12.0)
-    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
-    breaker.set_value("closed", True)
-    ai = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
-    ai.set_value("ch1_ma", 12.0)  # 0.8 MPa
-    return monitor, breaker, ai
-
-
-def _events(path: Path, *kinds: str):
-    return read_events(path, EventQuery(kinds=kinds, limit=None))
-
-
-async def _until(predicate, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
-
-
-async def _run_building(config_path: Path, scenario) -> building_config.BuildingConfig:
-    config = building_config.load(config_path)
-    journal = await Journal.open(config.journal_path)
-    profiles = device_profiles(config)
-    fieldbus = FieldBus(device_specs(config, profiles), journal)
-    field = FieldPoints(config, fieldbus, journal, profiles)
-    tasks = [asyncio.create_task(fieldbus.run()), asyncio.create_task(field.run())]
-    try:
-        await scenario(config, field)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await journal.close()
-    return config
-
-
-def _tcp_config(write_config, port: int, policy: str = "trip") -> Path:
-    return write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices:
-  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.05}}
-  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.05}}
-  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.05}}
-""" + CIRCUIT.format(policy=policy))
+from conftest import MINIMAL
+from field_rig import BREAKER_STATUS_WORD, PROFILES, circuit_config, circuit_devices, events_of, run_building
 
 
 def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confirms(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
         port = await simulator.start_tcp()
 
         async def scenario(config, field):
-            await _until(lambda: len(_events(config.journal_path, "telemetry.point")) >= 3)
+            await until(lambda: len(events_of(config.journal_path, "telemetry.point")) >= 3, 15.0)
             for phase in ("current_a", "current_b", "current_c"):  # all three phases at once
                 monitor.set_value(phase, 40.0)
-            await _until(lambda: _events(config.journal_path, "power.trip_confirmed"))
+            await until(lambda: events_of(config.journal_path, "power.trip_confirmed"), 15.0)
             assert breaker.value_of("closed") is False
-            await _until(lambda: read_snapshot(config.state_path).points)
+            await until(lambda: read_snapshot(config.state_path).points, 15.0)
 
         try:
-            return await _run_building(_tcp_config(write_config, port), scenario)
+            return await run_building(circuit_config(write_config, port), scenario)
         finally:
             await simulator.stop()
 
     config = asyncio.run(main())
-    raised = _events(config.journal_path, "alarm.raised")
+    raised = events_of(config.journal_path, "alarm.raised")
     over = [e.body for e in raised if e.body["condition"] == "over_threshold" and e.body["severity"] == "alarm"]
     assert {b["point"] for b in over} == {"mon.current_a", "mon.current_b", "mon.current_c"}
     assert over[0]["circuit"] == "f3-c1" and over[0]["floor"] == 3 and over[0]["box"] == "F3"
     assert over[0]["reading"] == 40.0 and over[0]["threshold"] == 32 and over[0]["unit"] == "A"
-    sent = _events(config.journal_path, "power.trip_sent")
+    sent = events_of(config.journal_path, "power.trip_sent")
     assert len(sent) == 1, "three phases alarming at once give one trip"
     assert sent[0].body["breaker"] == "brk" and sent[0].body["reason"] == "over_current"
-    confirmed = _events(config.journal_path, "power.trip_confirmed")
+    confirmed = events_of(config.journal_path, "power.trip_confirmed")
     assert confirmed[0].body["outcome"] == "confirmed" and confirmed[0].body["readback"] == "open"
-    assert not _events(config.journal_path, "power.reclose_confirmed"), "the gateway never re-closes by itself"
+    assert not events_of(config.journal_path, "power.reclose_confirmed"), "the gateway never re-closes by itself"
     statuses = [e.body for e in raised if e.body["condition"] == "status"]
     assert not statuses, "a breaker the gateway tripped did not open by itself"
 
 
 def test_a_trip_the_breaker_does_not_confirm_is_an_alarm(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
     breaker.follow_commands = False  # the coil is written but the contacts stay closed
 
     async def main():
@@ -144,46 +67,46 @@ def test_a_trip_the_breaker_does_not_confirm_is_an_alarm(write_config):
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
-            await _until(lambda: _events(config.journal_path, "alarm.trip_unconfirmed"))
+            await until(lambda: events_of(config.journal_path, "alarm.trip_unconfirmed"), 15.0)
 
         try:
-            return await _run_building(_tcp_config(write_config, port), scenario)
+            return await run_building(circuit_config(write_config, port), scenario)
         finally:
             await simulator.stop()
 
     config = asyncio.run(main())
-    (unconfirmed,) = _events(config.journal_path, "alarm.trip_unconfirmed")
+    (unconfirmed,) = events_of(config.journal_path, "alarm.trip_unconfirmed")
     assert unconfirmed.priority.name == "ALARM"
     assert unconfirmed.body["outcome"] == "failed" and unconfirmed.body["readback"] == "closed"
     assert unconfirmed.body["reason"] == "leakage" and unconfirmed.body["severity"] == "alarm"
 
 
 def test_a_silent_device_is_offline_and_its_missing_values_raise_no_alarm(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
         port = await simulator.start_tcp()
 
         async def scenario(config, field):
-            await _until(lambda: field.points[0].value is not None)
+            await until(lambda: field.points[0].value is not None, 15.0)
             monitor.fault = FaultPlan(Fault.SILENT)
-            await _until(lambda: _events(config.journal_path, "fault.device_offline"))
-            await _until(lambda: any(p.state is PointState.STALE or p.state is PointState.OFFLINE
-                                     for p in read_snapshot(config.state_path).points if p.point.startswith("mon.")))
-            await _until(lambda: all(p.state is PointState.OFFLINE
-                                     for p in read_snapshot(config.state_path).points if p.point.startswith("mon.")))
+            await until(lambda: events_of(config.journal_path, "fault.device_offline"), 15.0)
+            await until(lambda: any(p.state is PointState.STALE or p.state is PointState.OFFLINE
+                                     for p in read_snapshot(config.state_path).points if p.point.startswith("mon.")), 15.0)
+            await until(lambda: all(p.state is PointState.OFFLINE
+                                     for p in read_snapshot(config.state_path).points if p.point.startswith("mon.")), 15.0)
 
         try:
-            return await _run_building(_tcp_config(write_config, port), scenario)
+            return await run_building(circuit_config(write_config, port), scenario)
         finally:
             await simulator.stop()
 
     config = asyncio.run(main())
-    conditions = {(e.body["point"], e.body["condition"]) for e in _events(config.journal_path, "alarm.raised")}
+    conditions = {(e.body["point"], e.body["condition"]) for e in events_of(config.journal_path, "alarm.raised")}
     assert not {c for c in conditions if c[1] in ("over_threshold", "under_threshold")}
-    assert not _events(config.journal_path, "power.trip_sent")
-    offline = _events(config.journal_path, "fault.device_offline")
+    assert not events_of(config.journal_path, "power.trip_sent")
+    offline = events_of(config.journal_path, "fault.device_offline")
     assert [e.source for e in offline] == ["mon"]
 
 
@@ -211,19 +134,19 @@ pressure_points:
 """)
 
         async def scenario(config, field):
-            await _until(lambda: field.points[0].value is not None and abs(field.points[0].value - 0.8) < 1e-9)  # 12 mA of 0-1.6 MPa
+            await until(lambda: field.points[0].value is not None and abs(field.points[0].value - 0.8) < 1e-9, 15.0)  # 12 mA of 0-1.6 MPa
             ai.play("ch1_ma", wire_break())
-            await _until(lambda: _events(config.journal_path, "alarm.raised"))
+            await until(lambda: events_of(config.journal_path, "alarm.raised"), 15.0)
             await asyncio.sleep(1.0)  # longer than the low-pressure duration: it must still not come
 
         try:
-            return await _run_building(path, scenario)
+            return await run_building(path, scenario)
         finally:
             await simulator.stop()
 
     with SerialLine(baud=baud, framing="8N1") as line:
         config = asyncio.run(main(line))
-    raised = [e.body for e in _events(config.journal_path, "alarm.raised")]
+    raised = [e.body for e in events_of(config.journal_path, "alarm.raised")]
     assert [(b["condition"], b["pressure_point"], b["riser"]) for b in raised] == [("sensor_fault", "riser-1", "1")]
     assert raised[0]["reading"] == 0.0 and raised[0]["threshold"] == 3.8 and raised[0]["unit"] == "mA"
 
@@ -278,47 +201,44 @@ pressure_points:
 """)
 
         async def scenario(config, field):
-            await _until(lambda: field.points[0].value is not None)
+            await until(lambda: field.points[0].value is not None, 15.0)
             ai.set_value("ch1_ma", 0.0)
-            await _until(lambda: field.statuses()[0].state is PointState.SENSOR_FAULT)
+            await until(lambda: field.statuses()[0].state is PointState.SENSOR_FAULT, 15.0)
             (row,) = field.statuses()
             assert row.value is None
             read_at = row.read_at
-            await _until(lambda: field.statuses()[0].read_at != read_at)  # read again, still faulted
+            await until(lambda: field.statuses()[0].read_at != read_at, 15.0)  # read again, still faulted
             assert field.statuses()[0].value is None
 
         try:
-            return await _run_building(path, scenario)
+            return await run_building(path, scenario)
         finally:
             await simulator.stop()
 
     config = asyncio.run(main())
-    faulted = [e.body for e in _events(config.journal_path, "telemetry.point") if e.body["loop_ma"] == 0.0]
+    faulted = [e.body for e in events_of(config.journal_path, "telemetry.point") if e.body["loop_ma"] == 0.0]
     assert faulted and all(body["value"] is None for body in faulted)
 
 
-BREAKER_STATUS_WORD = 3  # input register 3 (manual: 30004): bit 0 local mode, bit 1 protection trip, bit 2 fault
-
-
 def test_a_breaker_that_trips_by_itself_raises_its_alarms_and_clears_them(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
     breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b000])  # remote, healthy
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
         port = await simulator.start_tcp()
-        path = write_config(_tcp_config(write_config, port, policy="warn").read_text() + """
+        path = write_config(circuit_config(write_config, port, policy="warn").read_text() + """
 alarms:
   - {point: brk.trip_cause, when: [overload, short_circuit], severity: alarm, text: overload or short circuit on the circuit}
   - {point: mon.cable_temp_1, above: 70, severity: warning, text: cable warm by the monitor's own reckoning}
 """)
 
         async def scenario(config, field):
-            await _until(lambda: field.status[PointKey("brk", "closed")].value is True)
+            await until(lambda: field.status[PointKey("brk", "closed")].value is True, 15.0)
             breaker.set_value("closed", False)  # contacts open, nobody asked
             breaker.set_registers(Function.INPUT, 2, [2])  # trip cause: short circuit
             breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b010])  # protection trip
-            await _until(lambda: len(_events(config.journal_path, "alarm.raised")) >= 3)
+            await until(lambda: len(events_of(config.journal_path, "alarm.raised")) >= 3, 15.0)
             rows = {row.point: row for row in field.statuses()}
             assert rows["brk.closed"].label == "off" and rows["brk.closed"].state is PointState.ALARM
             assert rows["brk.trip_cause"].label == "short_circuit" and rows["brk.closed"].name == "f3-c1"
@@ -326,25 +246,25 @@ alarms:
             breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b000])
             breaker.set_registers(Function.INPUT, 2, [0])
             breaker.set_value("closed", True)  # reset and closed at the box
-            await _until(lambda: len(_events(config.journal_path, "alarm.cleared")) >= 3)
+            await until(lambda: len(events_of(config.journal_path, "alarm.cleared")) >= 3, 15.0)
             assert {row.state for row in field.statuses() if row.point.startswith("brk.")} == {PointState.OK}
 
         try:
-            return await _run_building(path, scenario)
+            return await run_building(path, scenario)
         finally:
             await simulator.stop()
 
     config = asyncio.run(main())
-    raised = {e.body["text"]: e.body for e in _events(config.journal_path, "alarm.raised")}
+    raised = {e.body["text"]: e.body for e in events_of(config.journal_path, "alarm.raised")}
     assert set(raised) == {"tripped by its own protection", "breaker opened without a trip from the gateway",
                            "overload or short circuit on the circuit"}
     own = raised["tripped by its own protection"]
     assert own["circuit"] == "f3-c1" and own["floor"] == 3 and own["point"] == "brk.protection_trip"
     assert own["condition"] == "status" and own["severity"] == "alarm" and own["label"] == "on"
     assert raised["overload or short circuit on the circuit"]["label"] == "short_circuit"
-    cleared = {e.body["text"] for e in _events(config.journal_path, "alarm.cleared")}
+    cleared = {e.body["text"] for e in events_of(config.journal_path, "alarm.cleared")}
     assert cleared == set(raised)
-    assert not _events(config.journal_path, "power.trip_sent")
+    assert not events_of(config.journal_path, "power.trip_sent")
 
 
 def test_a_config_alarm_naming_a_label_the_point_lacks_is_a_config_error_with_its_line(write_config):
@@ -367,7 +287,7 @@ EFM_ALARM_WORD = 17  # input register 17: bit 0 leakage alarm, 1 temperature, 2 
 
 
 def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
     monitor.set_registers(Function.INPUT, 6, [800])  # leakage 800 mA, over the 500 mA alarm
 
     async def main():
@@ -376,26 +296,26 @@ def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm
 
         async def scenario(config, field):
             leakage = next(p for p in field.points if str(p.key) == "mon.leakage_ma")
-            await _until(lambda: Condition.OVER_THRESHOLD in leakage.active)
+            await until(lambda: Condition.OVER_THRESHOLD in leakage.active, 15.0)
             monitor.set_registers(Function.INPUT, 6, [0])  # the CT is open: no current reaches the monitor
             monitor.set_registers(Function.INPUT, EFM_ALARM_WORD, [0b1000])
-            await _until(lambda: Condition.INVALID in leakage.active)
+            await until(lambda: Condition.INVALID in leakage.active, 15.0)
             read_at = leakage.read_at
-            await _until(lambda: leakage.read_at != read_at)  # polled again, still broken
+            await until(lambda: leakage.read_at != read_at, 15.0)  # polled again, still broken
             row = next(r for r in field.statuses() if r.point == "mon.leakage_ma")
             assert row.state is PointState.INVALID and row.value is None
             assert Condition.OVER_THRESHOLD in leakage.active, "a voided 0 must not clear the leakage alarm"
             monitor.set_registers(Function.INPUT, EFM_ALARM_WORD, [0])
             monitor.set_registers(Function.INPUT, 6, [810])  # CT back: the leakage is still there
-            await _until(lambda: Condition.INVALID not in leakage.active)
+            await until(lambda: Condition.INVALID not in leakage.active, 15.0)
 
         try:
-            return await _run_building(_tcp_config(write_config, port, policy="warn"), scenario)
+            return await run_building(circuit_config(write_config, port, policy="warn"), scenario)
         finally:
             await simulator.stop()
 
     config = asyncio.run(main())
-    raised = [e.body for e in _events(config.journal_path, "alarm.raised") if e.body["point"] in ("mon.leakage_ma", "mon.ct_break")]
+    raised = [e.body for e in events_of(config.journal_path, "alarm.raised") if e.body["point"] in ("mon.leakage_ma", "mon.ct_break")]
     assert [(b["point"], b["condition"]) for b in raised] == [
         ("mon.leakage_ma", "over_threshold"), ("mon.ct_break", "status"), ("mon.leakage_ma", "invalid")
     ] or [(b["point"], b["condition"]) for b in raised] == [
@@ -403,13 +323,13 @@ def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm
     ]
     invalid = next(b for b in raised if b["condition"] == "invalid")
     assert invalid["voided_by"] == "mon.ct_break" and invalid["reading"] is None
-    cleared = [(e.body["point"], e.body["condition"]) for e in _events(config.journal_path, "alarm.cleared")]
+    cleared = [(e.body["point"], e.body["condition"]) for e in events_of(config.journal_path, "alarm.cleared")]
     assert ("mon.leakage_ma", "invalid") in cleared and ("mon.ct_break", "status") in cleared
     assert ("mon.leakage_ma", "over_threshold") not in cleared
 
 
 def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_written(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
     breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, [0b001])  # front switch in LOCAL
 
     async def main():
@@ -418,17 +338,17 @@ def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_wri
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
-            await _until(lambda: _events(config.journal_path, "power.trip_refused"))
+            await until(lambda: events_of(config.journal_path, "power.trip_refused"), 15.0)
 
         try:
-            return await _run_building(_tcp_config(write_config, port), scenario), list(simulator.requests)
+            return await run_building(circuit_config(write_config, port), scenario), list(simulator.requests)
         finally:
             await simulator.stop()
 
     config, requests = asyncio.run(main())
-    (refused,) = _events(config.journal_path, "power.trip_refused")  # nothing sent: refused, not unconfirmed
+    (refused,) = events_of(config.journal_path, "power.trip_refused")  # nothing sent: refused, not unconfirmed
     assert refused.body["refused"] == "breaker in local mode" and refused.body["reason"] == "leakage"
-    assert not _events(config.journal_path, "alarm.trip_unconfirmed")
+    assert not events_of(config.journal_path, "alarm.trip_unconfirmed")
     assert (2, 5) not in requests, "a breaker in local mode is not sent the trip"
 
 

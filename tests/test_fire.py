@@ -18,7 +18,7 @@ from edge.journal import EventQuery, read_events
 from hil.modbus_sim import SimulatedDevice
 
 from conftest import MINIMAL, REPO, edge
-from test_points_cli import SimulatorThread, _wait
+from field_rig import SimulatorThread, journal_until
 
 
 class Bus:
@@ -146,12 +146,12 @@ fire_alarm: doors-io.input_8
         daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            _wait(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.fire_release",))))
-            _wait(lambda: io.value_of("relay_1") is True)
+            journal_until(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.fire_release",))))
+            journal_until(lambda: io.value_of("relay_1") is True)
             refused = edge("fire", "reset", "--operator", "tech-7", "--config", str(config))
             still_released = io.value_of("relay_1")
             io.set_value("input_8", False)
-            done = _wait(lambda: (r := edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r)
+            done = journal_until(lambda: (r := edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r)
             secured = io.value_of("relay_1")
         finally:
             daemon.send_signal(signal.SIGTERM)

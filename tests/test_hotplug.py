@@ -7,7 +7,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from edge.config import ConfigError, UsbIdentity
 from edge.hotplug import Hotplug
 from edge.journal import EventQuery, Journal, read_events
+from hil.waiting import until, until_sync
 
 FTDI = {"ID_VENDOR_ID": "0403", "ID_MODEL_ID": "6001", "ID_SERIAL_SHORT": "BUS1SERIAL", "ID_PATH": "pci-0000:00:14.0-usb-0:1.2:1.0"}
 CH340 = {"ID_VENDOR_ID": "1a86", "ID_MODEL_ID": "7523", "ID_PATH": "pci-0000:00:14.0-usb-0:1.3:1.0"}
@@ -308,21 +308,12 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
     def plug() -> subprocess.Popen:
         process = subprocess.Popen([shutil.which("socat"), f"pty,raw,echo=0,link={reader_end}", f"pty,raw,echo=0,link={gateway_end}"],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while not (reader_end.exists() and gateway_end.exists()):
-            assert time.monotonic() < deadline, "socat made no pty pair"
-            time.sleep(0.01)
+        until_sync(lambda: reader_end.exists() and gateway_end.exists(), 5, "socat's pty pair", every_s=0.01)
         return process
 
     def pull(process: subprocess.Popen) -> None:
         process.terminate()  # socat removes its links: the pty is gone, like an unplugged adapter's node
         process.wait()
-
-    async def until(predicate, what: str, timeout_s: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not predicate():
-            assert time.monotonic() < deadline, f"{what} did not happen within {timeout_s} s"
-            await asyncio.sleep(0.02)
 
     async def tap_until_read(inbox: ReaderInbox, timeout_s: float = 15.0) -> CardRead:
         """Present the card (again each second: bytes sent before the port opens are flushed) until it is read."""
@@ -358,10 +349,10 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
             node = os.path.realpath(gateway_end)
             pull(cable)
             monitor.send(Device(node, CH340, action="remove"))
-            await until(lambda: failures(), "the reader's failure")
+            await until(lambda: failures(), 15.0, "the reader's failure", every_s=0.02)
             cable = plug()
             monitor.send(Device(os.path.realpath(gateway_end), CH340, action="add"))
-            await until(lambda: os.path.realpath(link) == os.path.realpath(gateway_end), "the link to the new node")
+            await until(lambda: os.path.realpath(link) == os.path.realpath(gateway_end), 15.0, "the link to the new node", every_s=0.02)
             again = await tap_until_read(inbox)  # 15 s at most: inside the 30-60 s backoff
             restarts = supervisor.failures["reader:main"]
         finally:

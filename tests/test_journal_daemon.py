@@ -19,6 +19,7 @@ from edge.config import load
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
 from hil.broker import Broker
+from hil.waiting import until_sync
 
 from conftest import MINIMAL
 from journal_disk import SmallDisk, mount_small_disk
@@ -42,14 +43,6 @@ def _wait_for_datagram(sock: socket.socket, wanted: str, timeout_s: float) -> No
         except TimeoutError:
             break
     raise TimeoutError(f"the daemon did not send {wanted} within {timeout_s} s")
-
-
-def _wait_for(predicate, what: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout_s} s")
-        time.sleep(0.05)
 
 
 def _kinds(path: Path, pattern: str) -> list:
@@ -79,7 +72,7 @@ def test_daemon_on_a_read_only_journal_disk_keeps_running_and_catches_up_when_wr
         assert daemon.poll() is None
         assert not list(disk.mount.glob("journal.db.corrupt-*"))
         disk.writable()
-        _wait_for(lambda: _kinds(path, Kind.JOURNAL_RECOVERED), "alarm.journal_recovered on disk", 60)
+        until_sync(lambda: _kinds(path, Kind.JOURNAL_RECOVERED), 60, "alarm.journal_recovered on disk")
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(10) == 0
     finally:

@@ -7,13 +7,13 @@ the kernel's own ENOSPC and EROFS, not a simulation of them.
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, gaps_between, read_events
+from hil.waiting import until
 
 from journal_disk import SmallDisk, mount_small_disk
 
@@ -27,14 +27,6 @@ def disk(tmp_path: Path):
 
 def event(priority: Priority = Priority.TELEMETRY, kind: str = "telemetry.test", **body) -> Event:
     return Event(kind=kind, priority=priority, source="meter-1", body=body or {"value": 1.5})
-
-
-async def until(predicate, what: str, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not happen within {timeout_s} s")
-        await asyncio.sleep(0.01)
 
 
 def fill_journal(path: Path, count: int) -> list[int]:
@@ -66,7 +58,7 @@ def test_a_refusing_disk_at_start_keeps_the_journal_degrades_and_catches_up(disk
             assert seq == before[-1] + 2, "seq continues from the kept file (the unavailable alarm took one)"
             assert not moved_aside(disk)
             getattr(disk, allow)()
-            await until(lambda: not journal.degraded, "recovery after the disk allowed writes")
+            await until(lambda: not journal.degraded, 10.0, "recovery after the disk allowed writes", every_s=0.01)
             assert await journal.flush()
         finally:
             await journal.close()
@@ -101,7 +93,7 @@ def test_a_disk_that_fills_while_running_releases_waiting_producers_and_writes_t
             more = [event(Priority.FAULT, "fault.timeout", n=i) for i in range(10)]
             seqs += [await journal.append(e) for e in more]
             disk.free()
-            await until(lambda: not journal.degraded, "recovery after space was freed")
+            await until(lambda: not journal.degraded, 10.0, "recovery after space was freed", every_s=0.01)
             assert await journal.flush()
         finally:
             await journal.close()
@@ -133,7 +125,7 @@ def test_a_full_buffer_drops_the_oldest_least_important_events_and_journals_the_
                 e = event(priority, f"{priority.name.lower()}.test", n=i)
                 appended.append((e, await journal.append(e)))
             disk.free()
-            await until(lambda: not journal.degraded, "recovery after space was freed")
+            await until(lambda: not journal.degraded, 10.0, "recovery after space was freed", every_s=0.01)
             assert await journal.flush()
         finally:
             await journal.close()
@@ -173,7 +165,7 @@ def test_a_journal_directory_that_cannot_be_made_holds_events_unnumbered_until_i
             first = event(Priority.ACCESS, "access.decision")
             assert await journal.append(first) is None, "no file and no seq mark: the seq is not known yet"
             disk.writable()
-            await until(lambda: not journal.degraded, "recovery once the directory could be made")
+            await until(lambda: not journal.degraded, 10.0, "recovery once the directory could be made", every_s=0.01)
             assert await journal.flush()
         finally:
             await journal.close()
@@ -237,11 +229,11 @@ def test_fire_release_and_reset_on_a_full_disk_complete_and_are_journaled_once_i
             fire = FireRelease({"front": lock}, relays, journal)
             holder.append(fire)
             fire.trigger("panel")
-            await until(lambda: ("io-1", "release_1") in relays.writes, "the egress door's release")
+            await until(lambda: ("io-1", "release_1") in relays.writes, 10.0, "the egress door's release", every_s=0.01)
             assert await asyncio.wait_for(fire.reset("tech-1"), 5), "a technician's reset does not wait on the disk"
             assert ("io-1", "secure_1") in relays.writes
             disk.free()
-            await until(lambda: not journal.degraded, "recovery after space was freed")
+            await until(lambda: not journal.degraded, 10.0, "recovery after space was freed", every_s=0.01)
             assert await journal.flush()
         finally:
             await journal.close()

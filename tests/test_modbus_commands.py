@@ -7,18 +7,11 @@ import asyncio
 from drivers.modbus.observations import Reading
 from drivers.modbus.poller import Poller
 from hil.modbus_sim import Fault, FaultPlan, SimulatedDevice
+from hil.waiting import until
 
-from test_modbus_poller import ONCE, WAIT_S, Running, profile, spec, tcp_rig, wait_for
+from modbus_rig import ONCE, WAIT_S, FlashingRelayModule, Running, profile, spec, tcp_rig, wait_for
 
 FC_WRITE_COIL = 5
-
-
-async def until(predicate, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} did not happen within {WAIT_S} s")
-        await asyncio.sleep(0.005)
 
 
 def test_an_unlock_overtakes_a_queued_poll():
@@ -34,9 +27,9 @@ def test_an_unlock_overtakes_a_queued_poll():
                 drain = asyncio.create_task(_drain(queue))
                 busy.fault = FaultPlan(Fault.SLOW, delay_s=0.5)  # its next answer holds the wire
                 holding = asyncio.create_task(poller.write_command("busy", "release_1"))
-                await until(lambda: poller.queued("door") == 1, "the door's next poll queueing behind the slow write")
+                await until(lambda: poller.queued("door") == 1, WAIT_S, "the door's next poll queueing behind the slow write", every_s=0.005)
                 unlock = asyncio.create_task(poller.write_command("door", "release_1"))
-                await until(lambda: poller.queued("door") == 2, "the unlock queueing")
+                await until(lambda: poller.queued("door") == 2, WAIT_S, "the unlock queueing", every_s=0.005)
                 assert await asyncio.wait_for(unlock, WAIT_S)
                 holding.cancel()
                 drain.cancel()
@@ -71,7 +64,7 @@ def test_a_waiter_cancelled_in_the_lane_neither_blocks_nor_loses_the_wire():
         poll = asyncio.create_task(take("poll", Priority.POLL))
         gone = asyncio.create_task(take("gone", Priority.COMMAND))
         command = asyncio.create_task(take("command", Priority.COMMAND))
-        await until(lambda: lane.waiting == 3, "three waiters")
+        await until(lambda: lane.waiting == 3, WAIT_S, "three waiters", every_s=0.005)
         gone.cancel()
         lane.release()
         await asyncio.wait_for(asyncio.gather(poll, command), WAIT_S)
@@ -149,32 +142,6 @@ def test_a_float_given_at_run_time_is_written_as_two_registers_in_the_devices_wo
         assert (1, FC_WRITE_REGISTERS) in simulator.requests
 
     asyncio.run(scenario())
-
-
-class FlashingRelayModule(SimulatedDevice):
-    """An 8-relay module as its manual describes the flash command: FC05 to coil 0x0200 + n with
-    the word N switches relay n on for N x 100 ms; the module switches it off by itself."""
-
-    FLASH_BASE = 0x0200
-
-    def __init__(self, profile: Profile, unit_id: int) -> None:
-        super().__init__(profile, unit_id)
-        self.flashes: dict[int, float] = {}  # relay coil: when the module switches it off
-
-    def write(self, function, address, values):
-        if function is Function.COIL and address >= self.FLASH_BASE:
-            relay = address - self.FLASH_BASE
-            self.set_registers(Function.COIL, relay, [1])
-            self.flashes[relay] = self._clock() + values[0] * 0.1
-            return None
-        return super().write(function, address, values)
-
-    def read(self, function, address, count):
-        for relay, until in list(self.flashes.items()):
-            if self._clock() >= until:
-                self.set_registers(Function.COIL, relay, [0])
-                del self.flashes[relay]
-        return super().read(function, address, count)
 
 
 def test_a_device_timed_pulse_is_one_fc05_word_and_the_module_ends_it():

@@ -11,7 +11,7 @@ from drivers.modbus.poller import Poller
 from drivers.modbus.profile import Function, Profile
 from hil.modbus_sim import SimulatedDevice
 
-from test_modbus_poller import ONCE, Running, spec, tcp_rig, wait_for
+from modbus_rig import ONCE, Running, spec, tcp_rig, wait_for
 
 
 def _profile(document: dict) -> Profile:

@@ -25,7 +25,7 @@ from hil.modbus_sim import FieldSimulator, SimulatedDevice
 from hil.pty import pty_pair
 
 from conftest import MINIMAL
-from test_modbus_poller import WAIT_S, Running, spec, tcp_rig, wait_for
+from modbus_rig import WAIT_S, Running, spec, tcp_rig, wait_for
 
 ILLEGAL_ADDRESS = ExcCodes.ILLEGAL_ADDRESS
 FIRMWARE = 0x100  # input register 257 as the manual prints it

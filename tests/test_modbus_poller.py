@@ -3,69 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
 from drivers.modbus.observations import DeviceBack, DeviceOffline, FaultKind, Observation, PollFault, Reading
-from drivers.modbus.poller import DeviceSpec, Poller, SerialLink, TcpLink
-from drivers.modbus.profile import Function, Profile, load_profile
+from drivers.modbus.poller import Poller, SerialLink
+from drivers.modbus.profile import Function
 from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, Ramp, SimulatedDevice, wire_break
 from hil.pty import pty_pair
 
-PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
-WAIT_S = 10.0  # a safety net so a broken test fails instead of hanging; never a timing assertion
-ONCE = 3600.0  # a poll interval long enough that a test sees exactly one pass
-
-
-def profile(model: str, **changes) -> Profile:
-    return load_profile(PROFILES / f"{model}.yaml").model_copy(update=changes)
-
-
-def spec(name: str, prof: Profile, link, unit_id: int, **options) -> DeviceSpec:
-    options = {"timeout_s": 0.3, "retries": 0, "offline_after": 2, "probe_min_s": 0.05, "probe_max_s": 0.2} | options
-    return DeviceSpec(name, prof, link, unit_id, **options)
-
-
-async def wait_for(queue: asyncio.Queue, found: Callable[[Observation], bool], seen: list | None = None) -> Observation:
-    """Take observations until one matches; keep every one taken in `seen`."""
-
-    async def take() -> Observation:
-        while True:
-            observation = await queue.get()
-            if seen is not None:
-                seen.append(observation)
-            if found(observation):
-                return observation
-
-    return await asyncio.wait_for(take(), WAIT_S)
-
-
-def reading_of(device: str, point: str) -> Callable[[Observation], bool]:
-    return lambda o: isinstance(o, Reading) and o.device == device and o.point == point
-
-
-class Running:
-    """`async with Running(poller):` polls in a task, cancelled on the way out."""
-
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
-
-    async def __aenter__(self) -> Poller:
-        self.task = asyncio.create_task(self.poller.run())
-        return self.poller
-
-    async def __aexit__(self, *exc) -> None:
-        self.task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self.task
-
-
-async def tcp_rig(*devices: SimulatedDevice) -> tuple[FieldSimulator, TcpLink]:
-    simulator = FieldSimulator(list(devices))
-    port = await simulator.start_tcp()
-    return simulator, TcpLink("127.0.0.1", port)
+from modbus_rig import ONCE, Running, profile, reading_of, spec, tcp_rig, wait_for
 
 
 def test_readings_in_engineering_units_in_two_requests():

@@ -23,6 +23,7 @@ from edge.readers import FaultLimiter, ReaderInbox, reader_workers
 from hil.modbus_sim import FieldSimulator, SimulatedDevice
 from hil.osdp_pd import SimulatedOsdpReader
 from hil.pty import pty_pair
+from hil.waiting import until
 
 from conftest import MINIMAL, REPO
 
@@ -38,14 +39,6 @@ def _enrol(config, serial: bytes) -> None:
     with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
         store.issue(Enrolment(serial=serial, tenant="t-osdp", status="active", door_groups=frozenset({"entrances"}),
                               valid_from=date(2024, 1, 1), valid_until=date(2099, 1, 1), paid_through=date(2099, 1, 1)))
-
-
-async def _until(predicate, timeout_s: float = 8.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.02)
 
 
 def test_osdp_tap_unlocks_the_door_and_the_reader_shows_grant_and_deny(write_config, building_dir: Path) -> None:
@@ -73,10 +66,10 @@ doors:
             tasks = [asyncio.create_task(fieldbus.run())] + [asyncio.create_task(work()) for work in doors.work.values()]
             try:
                 with SimulatedOsdpReader(reader_end, BAUD, 1, load_key(building_dir / "secrets" / "front.key")) as pd:
-                    await _until(lambda: pd.secure)
+                    await until(lambda: pd.secure, 8.0, every_s=0.02)
                     before = len(pd.commands())
                     pd.tap(TENANT_CARD)
-                    await _until(lambda: io.value_of("relay_1") is True)
+                    await until(lambda: io.value_of("relay_1") is True, 8.0, every_s=0.02)
                     green = await asyncio.to_thread(pd.wait_command, osdp.Command.LED, before)
                     assert await asyncio.to_thread(pd.wait_command, osdp.Command.Buzzer, before) is not None
                     before = len(pd.commands())
@@ -84,9 +77,9 @@ doors:
                     red = await asyncio.to_thread(pd.wait_command, osdp.Command.LED, before)
                     beeps = await asyncio.to_thread(pd.wait_command, osdp.Command.Buzzer, before)
                     pd.tamper(True)
-                    await _until(lambda: read_events(config.journal_path, EventQuery(kinds=("fault.reader",), limit=None)))
+                    await until(lambda: read_events(config.journal_path, EventQuery(kinds=("fault.reader",), limit=None)), 8.0, every_s=0.02)
                     pd.tamper(False)
-                    await _until(lambda: read_events(config.journal_path, EventQuery(kinds=("fault.reader_restored",), limit=None)))
+                    await until(lambda: read_events(config.journal_path, EventQuery(kinds=("fault.reader_restored",), limit=None)), 8.0, every_s=0.02)
                 decisions = read_events(config.journal_path, EventQuery(kinds=("access.decision",), limit=None))
             finally:
                 for task in tasks:
@@ -133,6 +126,8 @@ readers:
     ("{name: b, protocol: osdp, port: /dev/ttyRS485-2, osdp_address: 1, osdp_key: {env: OSDP_TEST_KEY}}",
      "must be a key file"),
 ])
+
+
 def test_osdp_config_cross_checks(write_config, building_dir: Path, monkeypatch, second: str, message: str) -> None:
     monkeypatch.setenv("OSDP_TEST_KEY", "00" * 16)
     for name in ("a", "b"):

@@ -8,9 +8,10 @@ import json
 
 from drivers.modbus.profile import Function
 from hil.modbus_sim import SimulatedDevice
+from hil.waiting import until_sync
 
-from test_device_commands import BUILT_IN, Daemon, SimulatorThread, WireSimulator, _edge, _socket_ready, _until
 from conftest import MINIMAL
+from field_rig import BUILT_IN, Daemon, SimulatorLoop, WireSimulator, edge_cli, socket_ready
 
 EFM_ALARM_WORD = 17  # input register 17: bit 3 CT break, which voids the leakage reading
 
@@ -25,7 +26,7 @@ def test_points_all_shows_every_point_and_an_invalid_reading_with_its_alarm(writ
     level = SimulatedDevice(BUILT_IN["generic-level"], 3)
     level.set_value("level", 3.25)
     simulator = WireSimulator([monitor, breaker, level])
-    with SimulatorThread(simulator) as thread:
+    with SimulatorLoop(simulator) as thread:
         port = thread.run(simulator.start_tcp())
         config = write_config(MINIMAL + f"""
 buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
@@ -44,16 +45,16 @@ circuits:
 """)
 
         def rows():
-            code, out, _ = _edge(capsys, "points", "--all", "--json", "--config", str(config))
+            code, out, _ = edge_cli(capsys, "points", "--all", "--json", "--config", str(config))
             return {f"{r['device']}.{r['point']}": r for r in map(json.loads, out.splitlines())} if code == 0 else {}
 
         with Daemon(config):
-            _until(lambda: _socket_ready(config))
-            _until(lambda: any("over threshold" in a for a in rows().get("mon.leakage_ma", {}).get("alarms", [])))
+            until_sync(lambda: socket_ready(config), 20.0)
+            until_sync(lambda: any("over threshold" in a for a in rows().get("mon.leakage_ma", {}).get("alarms", [])), 20.0)
             monitor.set_registers(Function.INPUT, 6, [0])  # the CT opens: no current reaches the monitor
             monitor.set_registers(Function.INPUT, EFM_ALARM_WORD, [0b1000])
-            voided = _until(lambda: (found := rows()).get("mon.leakage_ma", {}).get("state") == "invalid" and found)
-            table = _edge(capsys, "points", "--all", "--config", str(config))
+            voided = until_sync(lambda: (found := rows()).get("mon.leakage_ma", {}).get("state") == "invalid" and found, 20.0)
+            table = edge_cli(capsys, "points", "--all", "--config", str(config))
     every = {f"{device}.{point.name}" for device, model in (("mon", "generic-efm8"), ("brk", "generic-breaker"), ("tank", "generic-level"))
              for point in BUILT_IN[model].points}
     assert set(voided) == every, "every point of every device"

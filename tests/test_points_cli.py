@@ -3,113 +3,32 @@ and `edge breaker close` reaches the daemon over its control socket."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
-import threading
-import time
-from pathlib import Path
 
-from drivers.modbus.profile import load_profile
 from edge.journal import EventQuery, read_events
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
 
-from conftest import MINIMAL, REPO, edge
-
-PROFILES = REPO / "drivers" / "modbus" / "profiles"
-
-
-class SimulatorThread:
-    """The field simulator on its own event loop, so the test can block on subprocesses."""
-
-    def __init__(self, devices: list[SimulatedDevice]) -> None:
-        self.simulator = FieldSimulator(devices)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> int:
-        self.thread.start()
-        return asyncio.run_coroutine_threadsafe(self.simulator.start_tcp(), self.loop).result(10)
-
-    def __exit__(self, *exc_info: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
-def _wait(predicate, timeout_s: float = 20.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            found = predicate()
-        except sqlite3.OperationalError:  # the daemon is still creating the journal's tables
-            found = None
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
-
-
-def _config(write_config, port: int) -> Path:
-    return write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices:
-  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}
-  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.1}}
-  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.1}}
-circuits:
-  - name: f2-c1
-    floor: 2
-    box: F2
-    currents: [mon.current_a]
-    leakage: mon.leakage_ma
-    breaker: brk
-    safety:
-      over_current_a: {{alarm: 32, duration_s: 0.3, hysteresis: 2}}
-      power_cut: trip
-      stale: {{after_intervals: 20}}
-pressure_points:
-  - name: tank-roof
-    point: ai.ch1_ma
-    tank: roof
-    safety:
-      measures: level
-      sensor: {{unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}}
-      low_level: {{warning: 3.0, alarm: 2.0, duration_s: 0.2}}
-      stale: {{after_intervals: 20}}
-""")
-
-
-def devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
-    """The monitor, breaker and tank input of `_config`: 10 A on a closed breaker, the roof tank at
-    1.25 m (8 mA of 0-5 m), below its alarm level."""
-    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
-    monitor.set_value("current_a", 10.0)
-    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
-    breaker.set_value("closed", True)
-    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
-    tank.set_value("ch1_ma", 8.0)
-    return monitor, breaker, tank
+from conftest import MINIMAL, edge
+from field_rig import SimulatorThread, devices, journal_until, points_config
 
 
 def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_request(write_config):
     monitor, breaker, tank = devices()
     with SimulatorThread([monitor, breaker, tank]) as port:
-        config = _config(write_config, port)
+        config = points_config(write_config, port)
         journal = config.parent / "state" / "journal.db"
         daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:
-            _wait(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.raised",))))
-            low = _wait(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
+            journal_until(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.raised",))))
+            low = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.raised",), limit=None))
                                  if e.body.get("condition") == "under_threshold" and e.body["severity"] == "alarm"])
             assert low[0].source == "tank-roof" and low[0].body["tank"] == "roof"
 
             monitor.set_value("current_a", 45.0)
-            _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
+            journal_until(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
             assert breaker.value_of("closed") is False
             monitor.set_value("current_a", 0.0)  # the breaker is open: no current
 
@@ -118,7 +37,7 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
                 rows = {p["point"]: p for p in map(json.loads, listed.stdout.splitlines())} if listed.returncode == 0 else {}
                 return rows if rows.get("ai.ch1_ma", {}).get("state") == "alarm" else None
 
-            by_point = _wait(points_when_tank_alarms)  # the snapshot is rewritten every 2 s
+            by_point = journal_until(points_when_tank_alarms)  # the snapshot is rewritten every 2 s
             assert by_point["ai.ch1_ma"]["value"] == 1.25  # 8 mA of 0-5 m
             assert by_point["mon.current_a"]["state"] == "cut", "a circuit the gateway cut is cut, not ok at 0 A"
             assert by_point["brk.closed"]["state"] == "cut"
@@ -138,7 +57,7 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
                            "--config", str(config))
             assert closed.returncode == 0, closed.stderr
             assert breaker.value_of("closed") is True
-            _wait(lambda: read_events(journal, EventQuery(kinds=("alarm.cleared",))))  # the held clear, after the re-close
+            journal_until(lambda: read_events(journal, EventQuery(kinds=("alarm.cleared",))))  # the held clear, after the re-close
             socket_mode = (config.parent / "state" / "control.sock").stat().st_mode & 0o777
             assert socket_mode == 0o600
         finally:

@@ -9,8 +9,9 @@ import asyncio
 from drivers.modbus.profile import Function
 from edge.conditions import ActiveConditions
 from hil.modbus_sim import FieldSimulator
+from hil.waiting import until
 
-from test_field_points import BREAKER_STATUS_WORD, _devices, _events, _run_building, _tcp_config, _until
+from field_rig import BREAKER_STATUS_WORD, circuit_config, circuit_devices, events_of, run_building
 
 FC_WRITE_COIL = 5
 LOCAL, REMOTE = [0b001], [0b000]
@@ -18,13 +19,13 @@ LOCAL, REMOTE = [0b001], [0b000]
 
 def _active(path) -> list:
     model = ActiveConditions()
-    for event in _events(path):
+    for event in events_of(path):
         model.apply(event)
     return model.now(1e12)
 
 
 def test_a_trip_refused_in_local_mode_is_refused_not_failed_and_sent_when_the_breaker_is_back_in_remote(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
     breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, LOCAL)
     seen: dict = {}
 
@@ -34,31 +35,31 @@ def test_a_trip_refused_in_local_mode_is_refused_not_failed_and_sent_when_the_br
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
-            await _until(lambda: _events(config.journal_path, "power.trip_refused"))
-            await _until(lambda: "f3-c1" in field.refused)
+            await until(lambda: events_of(config.journal_path, "power.trip_refused"), 15.0)
+            await until(lambda: "f3-c1" in field.refused, 15.0)
             seen["rows"] = {row.point: row for row in field.statuses()}
             seen["active"] = _active(config.journal_path)
             seen["writes_in_local"] = [r for r in simulator.requests if r == (2, FC_WRITE_COIL)]
             breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, REMOTE)  # the front switch back to REMOTE
-            await _until(lambda: _events(config.journal_path, "power.trip_confirmed"))
+            await until(lambda: events_of(config.journal_path, "power.trip_confirmed"), 15.0)
             seen["after"] = _active(config.journal_path)
 
         try:
-            return await _run_building(_tcp_config(write_config, port), scenario), list(simulator.requests)
+            return await run_building(circuit_config(write_config, port), scenario), list(simulator.requests)
         finally:
             await simulator.stop()
 
     config, requests = asyncio.run(main())
-    (refused,) = _events(config.journal_path, "power.trip_refused")
+    (refused,) = events_of(config.journal_path, "power.trip_refused")
     assert refused.body["refused"] == "breaker in local mode" and refused.body["precondition"] == "brk.local_mode"
     assert refused.body["reason"] == "leakage" and refused.body["point"] == "mon.leakage_ma" and refused.body["unit"] == "mA"
-    assert not _events(config.journal_path, "alarm.trip_unconfirmed"), "nothing was sent: no breaker failed"
+    assert not events_of(config.journal_path, "alarm.trip_unconfirmed"), "nothing was sent: no breaker failed"
     assert seen["writes_in_local"] == [], "a breaker in local mode is not sent the trip"
     leakage = seen["rows"]["mon.leakage_ma"]
     assert "could not cut: breaker in local mode" in leakage.alarms and "alarm: over threshold" in leakage.alarms
     (could_not,) = [c for c in seen["active"] if c.kind == "power.trip_refused"]
     assert "could not cut: breaker in local mode" in could_not.text and could_not.key == "f3-c1"
-    (sent,) = _events(config.journal_path, "power.trip_sent")
+    (sent,) = events_of(config.journal_path, "power.trip_sent")
     assert sent.seq > refused.seq and sent.body["after_refusal"] == "breaker in local mode"
     assert (2, FC_WRITE_COIL) in requests and breaker.value_of("closed") is False
     kinds = {c.kind for c in seen["after"]}
@@ -66,7 +67,7 @@ def test_a_trip_refused_in_local_mode_is_refused_not_failed_and_sent_when_the_br
 
 
 def test_a_refused_trip_whose_alarm_ends_is_withdrawn_and_never_sent(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
     breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, LOCAL)
 
     async def main():
@@ -75,27 +76,27 @@ def test_a_refused_trip_whose_alarm_ends_is_withdrawn_and_never_sent(write_confi
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
-            await _until(lambda: _events(config.journal_path, "power.trip_refused"))
+            await until(lambda: events_of(config.journal_path, "power.trip_refused"), 15.0)
             monitor.set_value("leakage_ma", 10)
-            await _until(lambda: _events(config.journal_path, "power.trip_withdrawn"))
+            await until(lambda: events_of(config.journal_path, "power.trip_withdrawn"), 15.0)
             breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, REMOTE)
             polled = breaker.reads
-            await _until(lambda: breaker.reads >= polled + 3)  # remote mode seen by several polls
+            await until(lambda: breaker.reads >= polled + 3, 15.0)  # remote mode seen by several polls
 
         try:
-            return await _run_building(_tcp_config(write_config, port), scenario), list(simulator.requests)
+            return await run_building(circuit_config(write_config, port), scenario), list(simulator.requests)
         finally:
             await simulator.stop()
 
     config, requests = asyncio.run(main())
-    (withdrawn,) = _events(config.journal_path, "power.trip_withdrawn")
+    (withdrawn,) = events_of(config.journal_path, "power.trip_withdrawn")
     assert withdrawn.body["refused"] == "breaker in local mode" and withdrawn.body["point"] == "mon.leakage_ma"
-    assert not _events(config.journal_path, "power.trip_sent") and (2, FC_WRITE_COIL) not in requests
+    assert not events_of(config.journal_path, "power.trip_sent") and (2, FC_WRITE_COIL) not in requests
     assert not [c for c in _active(config.journal_path) if c.kind == "power.trip_refused"]
 
 
 def test_a_reclose_refused_in_local_mode_is_journaled_refused_and_says_nothing_was_sent(write_config):
-    monitor, breaker, ai = _devices()
+    monitor, breaker, ai = circuit_devices()
     breaker.set_value("closed", False)
     breaker.set_registers(Function.INPUT, BREAKER_STATUS_WORD, LOCAL)
 
@@ -108,15 +109,15 @@ def test_a_reclose_refused_in_local_mode_is_journaled_refused_and_says_nothing_w
             answers.append(await field.reclose({"circuit": "f3-c1", "operator": "tech-7", "reason": "leak found and fixed"}))
 
         try:
-            return await _run_building(_tcp_config(write_config, port), scenario), answers, list(simulator.requests)
+            return await run_building(circuit_config(write_config, port), scenario), answers, list(simulator.requests)
         finally:
             await simulator.stop()
 
     config, (answer,), requests = asyncio.run(main())
     assert answer["ok"] is False and answer["refused"] is True
     assert answer["error"] == "refused: breaker in local mode; nothing was sent to the breaker"
-    (refused,) = _events(config.journal_path, "power.reclose_refused")
-    (requested,) = _events(config.journal_path, "power.reclose_requested")
+    (refused,) = events_of(config.journal_path, "power.reclose_refused")
+    (requested,) = events_of(config.journal_path, "power.reclose_requested")
     assert refused.body["problems"] == ["refused: breaker in local mode"] and refused.body["request_seq"] == requested.seq
-    assert not _events(config.journal_path, "power.reclose_unconfirmed")
+    assert not events_of(config.journal_path, "power.reclose_unconfirmed")
     assert (2, FC_WRITE_COIL) not in requests

@@ -14,8 +14,8 @@ from drivers.modbus.profile import Function, Profile
 from hil.modbus_sim import SimulatedDevice
 from hil.pty import pty_pair
 
-from test_device_commands import BUILT_IN, WireSimulator
-from test_modbus_poller import ONCE, Running, spec
+from field_rig import BUILT_IN, WireSimulator
+from modbus_rig import ONCE, Running, spec
 
 SDM630 = BUILT_IN["generic-meter3p"]
 BAUD = 0x001C  # holding 40029

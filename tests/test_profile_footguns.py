@@ -16,8 +16,8 @@ from hil.modbus_sim import SimulatedDevice
 from hil.pty import pty_pair
 
 from conftest import MINIMAL
-from test_device_commands import WireSimulator
-from test_modbus_poller import ONCE, Running, spec
+from field_rig import WireSimulator
+from modbus_rig import ONCE, Running, spec
 
 # A relay module whose manual gives FC05 words: 0xFF00 on, 0x0000 off, 0x5500 toggle; and a drive's
 # float64 setpoint (two words each way, four registers).

@@ -25,8 +25,8 @@ from hil.modbus_sim import SimulatedDevice
 from hil.pty import pty_pair
 
 from conftest import MINIMAL, REPO, edge
-from test_access_e2e import KEYPAD_TENANT, PIN, _enrol
-from test_points_cli import SimulatorThread, _wait
+from access_rig import KEYPAD_TENANT, PIN, enrol
+from field_rig import SimulatorThread, journal_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -55,7 +55,7 @@ def connect_blackhole():
         server.close()
 
 
-def _config(write_config, building_dir: Path, modbus: int, broker: int, readers: list[str], modem: str) -> Path:
+def points_config(write_config, building_dir: Path, modbus: int, broker: int, readers: list[str], modem: str) -> Path:
     generate_keys(building_dir)
     reader_lines = "\n".join(f"  - {{name: reader-{i}, protocol: wiegand, port: {port}, keypad: true}}"
                              for i, port in enumerate(readers, 1))
@@ -104,9 +104,9 @@ def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_
         modem = stack.enter_context(pty_pair())  # nothing ever answers on modem.a
         modbus = stack.enter_context(SimulatorThread([io]))
         broker = stack.enter_context(connect_blackhole())
-        path = _config(write_config, building_dir, modbus, broker, [pair.b for pair in pairs], modem.b)
+        path = points_config(write_config, building_dir, modbus, broker, [pair.b for pair in pairs], modem.b)
         config = load(path)
-        _enrol(config, KEYPAD_TENANT, pin=PIN)
+        enrol(config, KEYPAD_TENANT, pin=PIN)
         journal = config.journal_path
 
         def decisions() -> list:
@@ -114,18 +114,18 @@ def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_
 
         daemon = _daemon(path)
         try:
-            _wait(lambda: io.value_of("relay_1") is False and len(decisions()) == 0 and journal.exists(), 30)
+            journal_until(lambda: io.value_of("relay_1") is False and len(decisions()) == 0 and journal.exists(), 30)
             time.sleep(1.0)  # every reader's port opened, the uplink's first connect hanging
             for i, pair in enumerate(pairs, 1):
                 with CardReaderSim(pair.a, "wiegand") as reader:
                     reader.present(KEYPAD_TENANT)
                     reader.pin(PIN)
-                    _wait(lambda: len(decisions()) >= i, 10)
+                    journal_until(lambda: len(decisions()) >= i, 10)
             at_doors = {e.body["door"]: e.body["reason"] for e in decisions()}
 
             io.set_value("input_8", True)  # the fire panel
-            _wait(lambda: read_events(journal, EventQuery(kinds=("alarm.fire_release",))), 10)
-            _wait(lambda: (config.state_path / "fire-latch.json").exists(), 10)
+            journal_until(lambda: read_events(journal, EventQuery(kinds=("alarm.fire_release",))), 10)
+            journal_until(lambda: (config.state_path / "fire-latch.json").exists(), 10)
             released = read_events(journal, EventQuery(kinds=("alarm.fire_release",)))[0]
             reset = edge("fire", "reset", "--operator", "tech-7", "--config", str(path), timeout_s=60)
 
@@ -135,8 +135,8 @@ def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_
             for i in range(1, READERS + 1):
                 io.set_value(f"relay_{i}", False)  # the module lost power with the gateway
             daemon = _daemon(path)
-            _wait(lambda: len(read_events(journal, EventQuery(kinds=("alarm.fire_release",), limit=None))) >= 2, 30)
-            _wait(lambda: all(io.value_of(f"relay_{i}") for i in range(1, READERS + 1)), 10)
+            journal_until(lambda: len(read_events(journal, EventQuery(kinds=("alarm.fire_release",), limit=None))) >= 2, 30)
+            journal_until(lambda: all(io.value_of(f"relay_{i}") for i in range(1, READERS + 1)), 10)
             again = read_events(journal, EventQuery(kinds=("alarm.fire_release",), limit=None))[-1]
         finally:
             _stop(daemon)

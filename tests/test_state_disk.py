@@ -30,18 +30,17 @@ from hil.broker import Broker
 from hil.modbus_sim import SimulatedDevice
 
 from conftest import MINIMAL, REPO, edge
+from field_rig import SimulatorThread, journal_until
 from journal_disk import Ext4Disk, SmallDisk, mount_ext4_disk, mount_small_disk
-from test_points_cli import SimulatorThread, _wait
 from uplink_rig import open_cloud, until
 
-from cryptography.hazmat.primitives import serialization  # noqa: F401 - uplink_rig's keys
 from hil.cloud import generate_keys
 
 B = "test-house"
 DIO8 = REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"
 
 
-def _config(write_config, building_dir: Path, state: Path, run: Path, *, bus_port: int, broker_port: int | None = None,
+def points_config(write_config, building_dir: Path, state: Path, run: Path, *, bus_port: int, broker_port: int | None = None,
             journal: Path | None = None) -> Path:
     """A front door released by the fire panel's input, the status server on a port the kernel picks,
     the runtime dir `run` and, with a broker, the uplink."""
@@ -105,9 +104,9 @@ def _healthz(run: Path) -> tuple[int, dict] | None:
 def _fire_then_reset(io: SimulatedDevice, config: Path) -> subprocess.CompletedProcess:
     """The panel signals fire, the front door is released; the panel clears; the technician resets."""
     io.set_value("input_8", True)
-    _wait(lambda: io.value_of("relay_1") is True, 30)
+    journal_until(lambda: io.value_of("relay_1") is True, 30)
     io.set_value("input_8", False)
-    return _wait(lambda: (r := edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r, 30)
+    return journal_until(lambda: (r := edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r, 30)
 
 
 @pytest.fixture
@@ -117,6 +116,8 @@ def small_disk(tmp_path: Path):
 
 @pytest.mark.parametrize("refuse, uplink_db", [("read_only", False), ("fill", False), ("read_only", True)],
                          ids=["read-only", "full", "read-only-with-uplink-db"])
+
+
 def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a_reset(
         write_config, building_dir: Path, tmp_path: Path, small_disk: SmallDisk, refuse: str, uplink_db: bool):
     """F1 (the uplink's cursor ended `edge run` at start) and F2 (the status server restarted in a
@@ -125,7 +126,7 @@ def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a
     log = building_dir / "daemon.log"
     io = SimulatedDevice(load_profile(DIO8), 1)
     with Broker() as broker, SimulatorThread([io]) as port:
-        config = _config(write_config, building_dir, small_disk.mount, run, bus_port=port, broker_port=broker.port)
+        config = points_config(write_config, building_dir, small_disk.mount, run, bus_port=port, broker_port=broker.port)
         if uplink_db:
             cursor = SyncCursor(small_disk.mount / "uplink.db")
             cursor.opened()  # the file as a previous run left it
@@ -133,9 +134,9 @@ def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a
         getattr(small_disk, refuse)()
         daemon = _start(config, log)
         try:
-            health = _wait(lambda: _healthz(run), 30)
+            health = journal_until(lambda: _healthz(run), 30)
             reset = _fire_then_reset(io, config)
-            secured = _wait(lambda: io.value_of("relay_1") is False, 10)
+            secured = journal_until(lambda: io.value_of("relay_1") is False, 10)
             health = _healthz(run)
             alive = daemon.poll() is None
             socket_in_run = (run / "control.sock").is_socket()
@@ -182,10 +183,10 @@ circuits:
 """)
         daemon = _start(config, building_dir / "daemon.log")
         try:
-            refused = _wait(lambda: journal.exists() and [e for e in read_events(journal, EventQuery(kinds=(Kind.STATE_FILE_REFUSED,), limit=None))
+            refused = journal_until(lambda: journal.exists() and [e for e in read_events(journal, EventQuery(kinds=(Kind.STATE_FILE_REFUSED,), limit=None))
                                                           if Path(e.body["file"]).name == "points.json"], 30)
             monitor.set_value("current_a", 45.0)
-            _wait(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))), 30)
+            journal_until(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))), 30)
             opened = breaker.value_of("closed") is False
         finally:
             code = _stop(daemon)
@@ -213,7 +214,7 @@ def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_d
 
     async def scenario():
         with Broker() as broker, SimulatorThread([io]) as port:
-            config = _config(write_config, building_dir, ext4.mount, run, bus_port=port, broker_port=broker.port)
+            config = points_config(write_config, building_dir, ext4.mount, run, bus_port=port, broker_port=broker.port)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
             daemon = _start(config, log)

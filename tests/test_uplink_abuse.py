@@ -16,8 +16,7 @@ from edge.events import Event, Kind, Priority
 from edge.uplink.mqtt import BrokerSettings, Connection
 from edge.uplink.signing import DownlinkKind
 
-from test_uplink_broker import B, online
-from uplink_rig import journaled, until
+from uplink_rig import B, journaled, online, until
 
 TOPIC = f"edge/v1/{B}"
 

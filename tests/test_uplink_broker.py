@@ -3,69 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any, NamedTuple
 
 from edge.config import load
 from edge.events import Event, Priority
-from edge.journal import Journal, JournalLimits
+from edge.journal import Journal
 from edge.uplink.worker import Uplink
 from hil.broker import Broker, SlowLink
 
-from uplink_rig import assert_exactly_once_in_order, journaled, open_cloud, open_store, until, uplink_config
-
-B = "test-house"
-
-
-def reading(n: int) -> Event:
-    return Event(kind="telemetry.reading", priority=Priority.TELEMETRY, source="f3-monitor", body={"n": n, "pad": "x" * 100})
-
-
-async def start_gateway(config_path, limits=JournalLimits()):
-    config = load(config_path)
-    journal = await Journal.open(config.journal_path, limits)
-    store = open_store(config_path)
-    uplink = Uplink(config, "cafe", journal, lambda: store)
-    task = asyncio.create_task(uplink.run())
-    return journal, store, uplink, task
-
-
-async def stop_gateway(journal, store, uplink, task):
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    uplink.close()
-    store.close()
-    await journal.close()
-
-
-class Online(NamedTuple):
-    broker: Broker
-    config_path: Path
-    cloud: Any
-    journal: Journal
-    store: Any
-    uplink: Uplink
-    task: asyncio.Task
-
-
-@contextlib.asynccontextmanager
-async def online(write_config, building_dir, extra: str = "", limits=JournalLimits()) -> AsyncIterator[Online]:
-    """A mosquitto, the reference cloud and the gateway's uplink connected to it. When the block
-    ends the uplink stops first (what it journals on its way out is then in the journal), then
-    the cloud, then the broker; the journal stays on disk for the test's assertions."""
-    with Broker() as broker:
-        config_path = uplink_config(write_config, building_dir, broker.port, extra)
-        cloud = open_cloud(building_dir, broker.port)
-        await cloud.start()
-        journal, store, uplink, task = await start_gateway(config_path, limits)
-        try:
-            await until(lambda: uplink.connected.is_set())
-            yield Online(broker, config_path, cloud, journal, store, uplink, task)
-        finally:
-            await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
+from uplink_rig import B, assert_exactly_once_in_order, journaled, open_cloud, open_store, reading, start_gateway, stop_gateway, until, uplink_config
 
 
 def test_backlog_survives_broker_outage_and_clean_restart_exactly_once_in_order(write_config, building_dir):

@@ -13,7 +13,7 @@ from edge.events import Kind
 from hil.broker import Broker
 from hil.modbus_sim import SimulatedDevice
 
-from test_points_cli import PROFILES, SimulatorThread
+from field_rig import PROFILES, SimulatorThread
 from uplink_rig import journaled, open_cloud, until, uplink_config
 
 B = "test-house"

@@ -11,8 +11,7 @@ from edge.journal import JournalLimits
 from edge.uplink.signing import DownlinkKind
 from hil.broker import Broker
 
-from test_uplink_broker import B, online, start_gateway, stop_gateway
-from uplink_rig import journaled, open_cloud, until, uplink_config
+from uplink_rig import B, journaled, online, open_cloud, start_gateway, stop_gateway, until, uplink_config
 
 
 def credential(n: int) -> dict:

@@ -16,8 +16,7 @@ import structlog
 from edge.tasks import cancel_within, first_to_end
 from hil.broker import Broker
 
-from test_uplink_broker import reading, start_gateway, stop_gateway
-from uplink_rig import until, uplink_config
+from uplink_rig import reading, start_gateway, stop_gateway, until, uplink_config
 
 TURNS = range(8)
 

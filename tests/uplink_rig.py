@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 
 from edge.access.credentials import CredentialStore
 from edge.config import load
-from edge.journal import EventQuery, read_events
+from edge.events import Event, Priority
+from edge.journal import EventQuery, Journal, JournalLimits, read_events
+from edge.uplink.worker import Uplink
+from hil import waiting
+from hil.broker import Broker
 from hil.cloud import Cloud, generate_keys
 
 from conftest import MINIMAL
+
+B = "test-house"  # MINIMAL's building id, as the cloud keeps its book
 
 
 def uplink_config(write_config, building_dir: Path, port: int, extra: str = "") -> Path:
@@ -47,12 +55,9 @@ def open_store(config_path: Path) -> CredentialStore:
     return CredentialStore.open(config.state_path / "credentials.db", config.building.secret.read())
 
 
-async def until(predicate, timeout_s: float = 20.0, step_s: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        await asyncio.sleep(step_s)
+async def until(predicate, timeout_s: float = 20.0, step_s: float = 0.02):
+    """`hil.waiting.until` with the uplink tests' patience (20 s) and pace (every 20 ms)."""
+    return await waiting.until(predicate, timeout_s, every_s=step_s)
 
 
 def journaled(config_path: Path) -> list:
@@ -64,3 +69,55 @@ def assert_exactly_once_in_order(cloud: Cloud, building: str, journal_events: li
     got = cloud.events(building)
     assert [e["seq"] for e in got] == [e.seq for e in journal_events]
     assert [e["id"] for e in got] == [e.id for e in journal_events]
+
+
+def reading(n: int) -> Event:
+    """Telemetry event `n`, padded to a realistic size."""
+    return Event(kind="telemetry.reading", priority=Priority.TELEMETRY, source="f3-monitor", body={"n": n, "pad": "x" * 100})
+
+
+async def start_gateway(config_path, limits=JournalLimits()):
+    """The journal, credential store and a running uplink of the config at `config_path`."""
+    config = load(config_path)
+    journal = await Journal.open(config.journal_path, limits)
+    store = open_store(config_path)
+    uplink = Uplink(config, "cafe", journal, lambda: store)
+    task = asyncio.create_task(uplink.run())
+    return journal, store, uplink, task
+
+
+async def stop_gateway(journal, store, uplink, task):
+    """Undo `start_gateway`: the uplink stops first, the journal closes last."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    uplink.close()
+    store.close()
+    await journal.close()
+
+
+class Online(NamedTuple):
+    broker: Broker
+    config_path: Path
+    cloud: Any
+    journal: Journal
+    store: Any
+    uplink: Uplink
+    task: asyncio.Task
+
+
+@contextlib.asynccontextmanager
+async def online(write_config, building_dir, extra: str = "", limits=JournalLimits()) -> AsyncIterator[Online]:
+    """A mosquitto, the reference cloud and the gateway's uplink connected to it. When the block
+    ends the uplink stops first (what it journals on its way out is then in the journal), then
+    the cloud, then the broker; the journal stays on disk for the test's assertions."""
+    with Broker() as broker:
+        config_path = uplink_config(write_config, building_dir, broker.port, extra)
+        cloud = open_cloud(building_dir, broker.port)
+        await cloud.start()
+        journal, store, uplink, task = await start_gateway(config_path, limits)
+        try:
+            await until(lambda: uplink.connected.is_set())
+            yield Online(broker, config_path, cloud, journal, store, uplink, task)
+        finally:
+            await stop_gateway(journal, store, uplink, task)
+            await cloud.stop()

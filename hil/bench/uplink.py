@@ -20,7 +20,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 import paho.mqtt.client as paho
 import structlog
@@ -33,6 +32,7 @@ from edge.uplink.worker import Uplink
 from hil.bench.stats import percentile
 from hil.broker import Broker
 from hil.cloud import Cloud, generate_keys
+from hil.waiting import until
 
 BODY = {"point": "phase_a_current", "value": 12.345, "unit": "A", "pad": "x" * 60}
 
@@ -73,15 +73,6 @@ def raw_paho_rate(port: int, count: int) -> float:
     return count / elapsed
 
 
-async def until(predicate, timeout_s: float, what: str | Callable[[], str]) -> None:
-    """Wait for `predicate`; on timeout say what did not happen (a stalled run must not end silently)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"benchmark: {what() if callable(what) else what} not within {timeout_s} s")
-        await asyncio.sleep(0.005)
-
-
 async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) -> dict:
     generate_keys(workdir)
     (workdir / "building.key").write_text("k" * 64)
@@ -97,7 +88,7 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
     cloud = Cloud("127.0.0.1", broker.port, workdir / "cloud.db", key)
     await cloud.start()
     task = asyncio.create_task(uplink.run())
-    await until(uplink.connected.is_set, 10, "first connection")
+    await until(uplink.connected.is_set, 10, "first connection", every_s=0.005)
 
     latencies: list[float] = []
     committed: dict[str, int] = {}
@@ -109,21 +100,21 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
         await journal.append(event)
         committed[event.id] = time.perf_counter_ns()
         await asyncio.sleep(0.01)
-    await until(lambda: len(latencies) >= samples, 30, "latency samples at the cloud")
+    await until(lambda: len(latencies) >= samples, 30, "latency samples at the cloud", every_s=0.005)
     cloud.on_events = None
     await cloud.stop()  # the drain is measured to the broker, as the raw baseline is
     rss_before = _rss_mb()
 
     broker.stop()  # the outage: a backlog builds up in the journal
-    await until(lambda: not uplink.connected.is_set(), 10, "outage noticed")
+    await until(lambda: not uplink.connected.is_set(), 10, "outage noticed", every_s=0.005)
     for start in range(0, count, 5000):
         await asyncio.gather(*(journal.append(Event(kind="telemetry.reading", priority=Priority.TELEMETRY, source="m", body=dict(BODY, n=n)))
                                for n in range(start, min(count, start + 5000))))
     broker.start()
-    await until(uplink.connected.is_set, 30, "reconnection after the outage")
+    await until(uplink.connected.is_set, 30, "reconnection after the outage", every_s=0.005)
     started = time.perf_counter()
     await until(lambda: uplink.pusher.synced_seq >= journal.head_seq, 600,
-                lambda: f"drain (synced {uplink.pusher.synced_seq} of {journal.head_seq}, {uplink.pusher.stats})")
+                lambda: f"drain (synced {uplink.pusher.synced_seq} of {journal.head_seq}, {uplink.pusher.stats})", every_s=0.005)
     drain_s = time.perf_counter() - started
     rss_after = _rss_mb()
     stopping = time.perf_counter()

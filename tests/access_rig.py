@@ -1,0 +1,19 @@
+"""Access-path set-up shared by the access tests and the runtime's: the keypad tenant and enrolling a card."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from edge.access.credentials import CredentialStore, Enrolment
+from edge.doors.wiring import credentials_path
+
+KEYPAD_TENANT = bytes.fromhex("d41b81")
+PIN = "4321"
+
+
+def enrol(config, serial: bytes, status: str = "active", pin: str | None = None) -> None:
+    """Issue the card `serial` (with `pin`) to a tenant of the `entrances` doors, valid until 2099."""
+    credentials_path(config).parent.mkdir(parents=True, exist_ok=True)
+    with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
+        store.issue(Enrolment(serial=serial, tenant=f"t-{serial.hex()}", status=status, door_groups=frozenset({"entrances"}),
+                              valid_from=date(2024, 1, 1), valid_until=date(2099, 1, 1), paid_through=date(2099, 1, 1), pin=pin))

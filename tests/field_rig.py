@@ -1,0 +1,258 @@
+"""Field devices for tests: the Modbus simulator on a thread of its own, the devices and configs
+of a building's circuits, and `edge run` around them. Shared by the points, device-command, fire,
+runtime, state-disk and uplink tests, so no test module imports another."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from drivers.modbus.profile import load_profile, load_profiles
+from edge import config as building_config
+from edge.cli import main as edge_main
+from edge.config import device_profiles
+from edge.field import FieldPoints
+from edge.fieldbus import FieldBus, device_specs
+from edge.journal import EventQuery, Journal, read_events
+from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from hil.waiting import until_sync
+
+from conftest import MINIMAL, REPO
+
+PROFILES = REPO / "drivers" / "modbus" / "profiles"
+BUILT_IN = load_profiles(PROFILES)
+WRITES = (5, 6, 15, 16)
+BREAKER_STATUS_WORD = 3  # input register 3 (manual: 30004): bit 0 local mode, bit 1 protection trip, bit 2 fault
+
+
+class SimulatorThread:
+    """The field simulator on its own event loop, so the test can block on subprocesses."""
+
+    def __init__(self, devices: list[SimulatedDevice]) -> None:
+        self.simulator = FieldSimulator(devices)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> int:
+        self.thread.start()
+        return asyncio.run_coroutine_threadsafe(self.simulator.start_tcp(), self.loop).result(10)
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.simulator.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class SimulatorLoop:
+    """A given simulator on an event loop of its own, so the test can block on the CLI and the daemon;
+    `run` a coroutine there (`start_tcp`, `start_rtu`)."""
+
+    def __init__(self, simulator: FieldSimulator) -> None:
+        self.simulator = simulator
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def run(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(10)
+
+    def __enter__(self) -> SimulatorLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.run(self.simulator.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class WireSimulator(FieldSimulator):
+    """The simulator, keeping every request PDU it receives (unit id, PDU bytes) as the wire carried it."""
+
+    def __init__(self, devices, rtu: bool = False) -> None:
+        super().__init__(devices)
+        self.frames: list[tuple[int, bytes]] = []
+        self._rtu = rtu
+
+    def mangle_tcp(self, sending: bool, frame: bytes) -> bytes:
+        rest = frame
+        while not sending and len(rest) >= 8:  # MBAP: transaction, protocol, length (unit id + PDU), unit id
+            length = struct.unpack(">H", rest[4:6])[0]
+            self.frames.append((rest[6], bytes(rest[7 : 6 + length])))
+            rest = rest[6 + length :]
+        return super().mangle_tcp(sending, frame)
+
+    def mangle_rtu(self, sending: bool, frame: bytes) -> bytes:
+        if not sending and len(frame) >= 4:
+            self.frames.append((frame[0], bytes(frame[1:-2])))  # unit id, PDU, CRC
+        return super().mangle_rtu(sending, frame)
+
+    def writes(self, unit: int) -> list[bytes]:
+        return [pdu for u, pdu in self.frames if u == unit and pdu and pdu[0] in WRITES]
+
+
+class Daemon:
+    """`edge run` on a config, stopped (SIGTERM, with a deadline) on the way out."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.journal = config.parent / "state" / "journal.db"
+
+    def __enter__(self) -> Daemon:
+        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def events(self, *kinds: str):
+        try:
+            return read_events(self.journal, EventQuery(kinds=kinds, limit=None)) if self.journal.exists() else []
+        except Exception:  # the daemon is still creating the journal's tables
+            return []
+
+
+def journal_until(predicate, timeout_s: float = 20.0, what: str = "condition"):
+    """`until_sync` over the journal of a daemon just started: a table it has not created yet is "not yet"."""
+    return until_sync(predicate, timeout_s, what, every_s=0.1, ignore=(sqlite3.OperationalError,))
+
+
+def edge_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """`edge ARGS` in process: exit code, stdout, stderr."""
+    code = edge_main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def socket_ready(config: Path) -> bool:
+    """The daemon answers on its control socket."""
+    from edge import control
+
+    try:
+        return control.ask(control.socket_path(building_config.load(config)), {"op": "no.such"}, timeout_s=2).get("ok") is False
+    except control.DaemonUnavailable:
+        return False
+
+
+def points_config(write_config, port: int) -> Path:
+    """A building with a monitor, breaker and tank input on the simulator at `port` (see `devices`)."""
+    return write_config(MINIMAL + f"""
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices:
+  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}
+  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.1}}
+  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.1}}
+circuits:
+  - name: f2-c1
+    floor: 2
+    box: F2
+    currents: [mon.current_a]
+    leakage: mon.leakage_ma
+    breaker: brk
+    safety:
+      over_current_a: {{alarm: 32, duration_s: 0.3, hysteresis: 2}}
+      power_cut: trip
+      stale: {{after_intervals: 20}}
+pressure_points:
+  - name: tank-roof
+    point: ai.ch1_ma
+    tank: roof
+    safety:
+      measures: level
+      sensor: {{unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}}
+      low_level: {{warning: 3.0, alarm: 2.0, duration_s: 0.2}}
+      stale: {{after_intervals: 20}}
+""")
+
+
+def devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
+    """The monitor, breaker and tank input of `points_config`: 10 A on a closed breaker, the roof tank at
+    1.25 m (8 mA of 0-5 m), below its alarm level."""
+    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
+    monitor.set_value("current_a", 10.0)
+    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    tank.set_value("ch1_ma", 8.0)
+    return monitor, breaker, tank
+
+
+CIRCUIT = """
+circuits:
+  - name: f3-c1
+    floor: 3
+    box: F3
+    currents: [mon.current_a, mon.current_b, mon.current_c]
+    leakage: mon.leakage_ma
+    breaker: brk
+    safety:
+      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.3, hysteresis: 2}}
+      leakage_ma: {{alarm: 500, duration_s: 0.2}}
+      power_cut: {policy}
+      stale: {{after_intervals: 10}}
+pressure_points:
+  - name: riser-1
+    point: ai.ch1_ma
+    riser: "1"
+    safety:
+      measures: pressure
+      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
+      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}
+      stale: {{after_intervals: 10}}
+"""
+
+
+def circuit_devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
+    """The monitor (12 A a phase), closed breaker and riser pressure input (0.8 MPa) of `circuit_config`."""
+    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
+    for phase in ("current_a", "current_b", "current_c"):
+        monitor.set_value(phase, 12.0)
+    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
+    breaker.set_value("closed", True)
+    ai = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
+    ai.set_value("ch1_ma", 12.0)  # 0.8 MPa
+    return monitor, breaker, ai
+
+
+def events_of(path: Path, *kinds: str):
+    """The journal's events of `kinds` (all of them without), oldest first."""
+    return read_events(path, EventQuery(kinds=kinds, limit=None))
+
+
+async def run_building(config_path: Path, scenario) -> building_config.BuildingConfig:
+    """FieldBus and FieldPoints of the config at `config_path` running in process while `scenario(config, field)` plays."""
+    config = building_config.load(config_path)
+    journal = await Journal.open(config.journal_path)
+    profiles = device_profiles(config)
+    fieldbus = FieldBus(device_specs(config, profiles), journal)
+    field = FieldPoints(config, fieldbus, journal, profiles)
+    tasks = [asyncio.create_task(fieldbus.run()), asyncio.create_task(field.run())]
+    try:
+        await scenario(config, field)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await journal.close()
+    return config
+
+
+def circuit_config(write_config, port: int, policy: str = "trip") -> Path:
+    """The circuit and riser of CIRCUIT on the simulator at `port`, polled every 50 ms."""
+    return write_config(MINIMAL + f"""
+buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
+devices:
+  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.05}}
+  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.05}}
+  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.05}}
+""" + CIRCUIT.format(policy=policy))
