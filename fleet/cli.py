@@ -239,8 +239,17 @@ def cmd_command(args: argparse.Namespace) -> int:
             sys.exit(f"edge-fleet: --arg takes k=v, not {pair!r}")
         arguments[name] = _value(value)
     results = f"{args.prefix}/{args.building}/commands/result"
-    link = _link(args, (results,))
+    status = f"{args.prefix}/{args.building}/status"
+    link = _link(args, (results, status))
     try:
+        deadline = time.monotonic() + args.timeout
+        while True:  # a command to a gateway that is not connected would be lost: wait for its (retained) online
+            message = link.get(deadline - time.monotonic())
+            if message is None:
+                print(f"edge-fleet: {args.building} is not online (no online status within {args.timeout} s)", file=sys.stderr)
+                return EXIT_TIMEOUT
+            if message.topic == status and b'"online"' in message.payload:
+                break
         payload, nonce = keys.sign(key, args.building, DownlinkKind.COMMAND, {"command": args.name, "args": arguments},
                                    ttl_s=args.ttl_s)
         link.publish(f"{args.prefix}/{args.building}/commands", payload, timeout_s=args.timeout)

@@ -180,3 +180,97 @@ def test_malformed_oversized_and_schema_breaking_messages_are_kept_aside_and_the
         assert flagged[0][1] is True
         assert flagged[1][1] is False and "body/reason" in flagged[1][2] and "NUL" in flagged[1][2]
         assert flagged[1][3] == "bad\ufffdbyte"
+
+
+def test_evicted_ranges_are_pulled_once_and_recorded_absent_never_asked_for_again(tmp_path, postgres, cloud_keys):
+    """The gateway's journal lost old telemetry to retention before it could send it: the holes below its head
+    are pulled, the page says why they are gone, and they are recorded absent; the watermark passes them."""
+    import asyncio
+
+    from edge.config import load
+    from edge.events import Event, Kind, Priority
+    from edge.journal import Journal, JournalLimits
+
+    private, public = cloud_keys
+    with Broker() as broker:
+        gateway = Gateway(tmp_path, "e1", broker.port, public)
+
+        async def prepare() -> None:
+            journal = await Journal.open(load(gateway.config).journal_path,
+                                         JournalLimits(telemetry_retention_s=86400, maintenance_every_s=0.2))
+            old = time.time_ns() - 40 * 86400 * 10**9
+            for n in range(600):  # old telemetry between alarms: retention leaves holes in the middle
+                if n % 10 == 0:
+                    await journal.append(Event(kind=Kind.SMOKE_ALARM, priority=Priority.ALARM, source="room-1", body={"area": "a"}))
+                else:
+                    await journal.append(Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source="m",
+                                               body={"point": "p", "value": 1.0}, wall_ns=old + n))
+            await asyncio.sleep(1.5)  # a maintenance round or more
+            await journal.close()
+
+        asyncio.run(prepare())
+        retained = gateway.journaled()
+        assert len(retained) < 300, "retention evicted the old telemetry"
+        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
+        try:
+            until(lambda: ingest.ready(2), 30)
+            gateway.start()
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM gaps")[0][0] == 0 and
+                  query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='e1'") and
+                  query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='e1'")[0][0] >= 600, 60,
+                  what="the holes recorded absent")
+            pulls_then = query(postgres.dsn, "SELECT count(*) FROM events WHERE lane='pull'")[0][0]
+            time.sleep(3)  # longer than the gap grace: nothing is asked for again
+            absent = query(postgres.dsn, "SELECT reason, sum(last_seq - first_seq + 1) FROM absent GROUP BY reason")
+        finally:
+            gateway.stop()
+            ingest.stop()
+        assert query(postgres.dsn, "SELECT count(*) FROM events WHERE lane='pull'")[0][0] == pulls_then
+        # every seq up to the head is stored once or recorded absent, for the reason the gateway gave;
+        # what the gateway still holds is stored (it may evict more old telemetry after it was sent)
+        stored = dict(query(postgres.dsn, "SELECT seq, id FROM events WHERE building='e1' AND seq <= 600"))
+        assert dict(absent) == {"telemetry_retention": 600 - len(stored)}
+        assert all(stored[e.seq] == e.id for e in gateway.journaled() if e.seq <= 600)
+        assert set(stored) >= {e.seq for e in retained if e.seq <= 600}
+
+
+def test_command_results_and_snapshots_are_stored_once_with_their_sha256(tmp_path, postgres, cloud_keys):
+    import subprocess
+    import sys
+
+    from edge.events import Priority, StoredEvent
+    from edge.uplink.snapshots import envelope
+
+    private, public = cloud_keys
+    with Broker() as broker:
+        gateway = Gateway(tmp_path, "m1", broker.port, public)
+        gateway.prepare(50)
+        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
+        try:
+            until(lambda: ingest.ready(2), 30)
+            gateway.start()
+            done = subprocess.run([sys.executable, "-m", "fleet.cli", "--broker", f"127.0.0.1:{broker.port}", "--key", str(private),
+                                   "command", "m1", "status.snapshot"], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            nonce = json.loads(done.stdout)["nonce"]
+            jpeg = b"\xff\xd8\xff\xe0" + os.urandom(2000) + b"\xff\xd9"
+            event = StoredEvent(7, "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3e", time.time_ns(), 1, "alarm.elevator_hold", Priority.ALARM,
+                                "lift-1", {"snapshot": "vision/snapshots/cam/1.jpg"})
+            client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="camera-lane", protocol=paho.MQTTv5)
+            client.connect("127.0.0.1", broker.port)
+            client.loop_start()
+            for _ in range(2):  # a lost PUBACK: the gateway sends it again
+                client.publish(f"edge/v1/m1/snapshots/{event.id}", envelope("m1", event, "vision/snapshots/cam/1.jpg", jpeg),
+                               qos=1).wait_for_publish(10)
+            until(lambda: query(postgres.dsn, "SELECT count(*) FROM snapshots")[0][0] == 1 and
+                  query(postgres.dsn, "SELECT count(*) FROM command_results")[0][0] == 1, 30)
+            client.loop_stop()
+            client.disconnect()
+        finally:
+            gateway.stop()
+            ingest.stop()
+    assert query(postgres.dsn, "SELECT building, nonce, command, outcome FROM command_results") == \
+        [("m1", nonce, "status.snapshot", "done")]
+    import hashlib
+    assert query(postgres.dsn, "SELECT event_id, seq, bytes, sha256, jpeg FROM snapshots") == \
+        [(event.id, 7, len(jpeg), hashlib.sha256(jpeg).hexdigest(), jpeg)]
