@@ -248,6 +248,7 @@ class Circuit(Strict):
     """One outgoing circuit of a floor distribution box, with what may cut it."""
 
     name: Name
+    label: str | None = Field(None, min_length=1, max_length=80, description="What the page and the alarms call it, e.g. 'Floor 1 flats 101-104'; default: circuit NAME, floor, box.")
     floor: int = Field(ge=-10, le=200)
     box: Name
     currents: list[PointRef] = Field(default_factory=list, max_length=3, description="Phase current points.")
@@ -262,6 +263,7 @@ class PressurePoint(Strict):
     """A hydrant riser pressure or a fire-water tank level on a 4-20 mA loop."""
 
     name: Name
+    label: str | None = Field(None, min_length=1, max_length=80, description="What the page and the alarms call it, e.g. 'Roof tank, block B'; default: what it measures and where.")
     point: PointRef = Field(description="The loop current in mA, as DEVICE.POINT.")
     riser: str | None = Field(None, max_length=64)
     tank: str | None = Field(None, max_length=64)

@@ -77,3 +77,12 @@ def test_an_alarm_row_carries_its_points_name_and_a_camera_its_last_snapshot(wri
     assert camera["snapshot"] == {"at": T0 + 3, "path": "vision/snapshots/lift-1-cam/a.jpg", "class": "ebike"}, "kept across a new run's mode"
     tank = next(p for p in snapshot["points"] if p["owner"] == "roof-tank-level")
     assert tank["state"] == "sensor_fault"
+
+
+def test_a_label_in_the_config_names_the_circuit_and_the_water_point(write_config):
+    labelled = BUILDING.replace("  - name: f1-c1\n", "  - name: f1-c1\n    label: Flats 101-104\n").replace(
+        "  - name: roof-tank-level\n", "  - name: roof-tank-level\n    label: Roof tank, block B\n")
+    snapshot = BuildingView(building_config.load(write_config(labelled))).snapshot(T0)
+    shown = {p["point"]: (p["title"], p["group"]) for p in snapshot["points"]}
+    assert shown["mon.current_a"] == ("Current, phase A", "Flats 101-104")
+    assert shown["water-ai.ch3_ma"] == ("Roof tank, block B", "Fire water")
