@@ -11,6 +11,8 @@ import sys
 
 from hil.broker import Broker
 
+from conftest import REPO
+
 from fleet_rig import Gateway, Ingest, cloud_keys, postgres, query, until  # noqa: F401 - fixtures
 
 
@@ -85,6 +87,11 @@ def test_status_and_gaps_read_what_the_workers_stored(tmp_path, postgres, cloud_
             gateway.start()
             until(lambda: query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='s1'") and
                   query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='s1'")[0][0] >= 800, 60)
+            # the workers applied the migrations at start, once: a second run applies nothing
+            migrated = fleet("--db", postgres.dsn, "migrate")
+            assert migrated.returncode == 0 and json.loads(migrated.stdout) == {"applied": []}, migrated.stderr
+            names = [n for (n,) in query(postgres.dsn, "SELECT name FROM schema_migrations ORDER BY name")]
+            assert names == sorted(p.name for p in (REPO / "fleet" / "migrations").glob("*.sql"))
             status = fleet("--db", postgres.dsn, "status")
             assert status.returncode == 0, status.stderr
             row = json.loads(status.stdout)

@@ -292,7 +292,6 @@ def _raw_copy(dsn: str) -> float:
 
 
 def conduct(args: argparse.Namespace) -> dict:
-    from edge.uplink.signing import MAX_TTL_S  # noqa: F401 - the gateway's code must import here
     from fleet import db, keys
     from fleet.localdb import LocalPostgres
     from hil.broker import Broker
