@@ -45,7 +45,7 @@ SNAPSHOT = "vision/snapshots/lift-1-cam/20261207T101500-observed.jpg"
 def week(now: float) -> list[Event]:
     """A gateway started eight days ago; smoke then (outside the week), 45 warnings raised and cleared
     in the week, smoke an hour ago still active, a camera watching only with an e-bike it saw, and one
-    device fault journaled three times within a second."""
+    device fault journaled three times within a second, then its identify failing."""
     def at(seconds: float) -> int:
         return int(seconds * 1e9)
 
@@ -68,6 +68,8 @@ def week(now: float) -> list[Event]:
     ]
     events += [Event(Kind.DEVICE_FAULT, Priority.FAULT, "water-ai", {"fault": "exception", "detail": "illegal data address"},
                      wall_ns=at(now - 60 + n * 0.3)) for n in range(3)]
+    events.append(Event(Kind.DEVICE_UNIDENTIFIED, Priority.FAULT, "water-ai",  # its model register answered an exception
+                        {"point": "model", "detail": "exception 2 (illegal data address)", "retry_in_s": 30}, wall_ns=at(now - 30)))
     return events
 
 

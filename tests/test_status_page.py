@@ -344,6 +344,9 @@ def test_the_page_shows_a_week_of_alarms_paged_the_cameras_snapshot_and_mode_and
                 folded = await page("""[...document.querySelectorAll('#events tr[data-kind="fault.device"]')].map(tr =>
                     [tr.dataset.count, tr.children[1].textContent, tr.querySelector('.count').textContent])""")
                 assert folded == [["3", "Device answered wrongly", "×3"]], folded
+                device = await page("""(() => { const c = document.querySelector('[data-hardware="water-ai"]');
+                    return [c.dataset.state, c.querySelector('.sub').textContent]; })()""")
+                assert device == ["unidentified", "device: model not identified (exception 2 (illegal data address)), polled by its base map"], device
 
                 seen, pages = [], 0
                 while True:

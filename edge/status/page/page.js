@@ -179,9 +179,11 @@ function render() {
     el("div", {class: "sub"}, d.last ? `${when(d.last.at)} ${String(d.last.reason).replace(/_/g, " ")}${d.last.reader ? " at " + d.last.reader : ""}` : "no card yet"))));
 
   const hardware = [...state.readers.map(r => ["card reader", r]), ...state.devices.map(d => ["device", d])];
-  document.getElementById("hardware").replaceChildren(...hardware.map(([kind, h]) => el("div", {class: `card ${h.online ? "ok" : "offline"}`, "data-hardware": h.name},
-    el("span", {class: "name"}, h.name), el("span", {class: "state"}, h.online ? "online" : "offline"),
-    el("div", {class: "sub"}, `${kind}${h.detail && !h.online ? ": " + h.detail : ""}`))));
+  // An unidentified device answers but its model is not known: polled by its base map only, so not plainly online.
+  const shown = h => !h.online ? ["offline", "offline"] : h.unidentified ? ["warning", "unidentified"] : ["ok", "online"];
+  document.getElementById("hardware").replaceChildren(...hardware.map(([kind, h]) => el("div", {class: `card ${shown(h)[0]}`, "data-hardware": h.name, "data-state": shown(h)[1]},
+    el("span", {class: "name"}, h.name), el("span", {class: "state"}, shown(h)[1]),
+    el("div", {class: "sub"}, `${kind}${h.detail && !h.online ? ": " + h.detail : h.unidentified ? ": model not identified (" + h.unidentified + "), polled by its base map" : ""}`))));
 
   document.getElementById("cameras-section").hidden = !state.cameras.length;
   const labelling = document.activeElement?.closest?.(".labelling .frame")?.dataset.frame;  // a new state keeps the operator's place
