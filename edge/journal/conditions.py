@@ -21,7 +21,7 @@ CONDITIONS = (
     Rule(Kind.JOURNAL_CORRUPT, lambda e: f"The journal was damaged and set aside ({e.body.get('moved_to')})", key=_journal,
          lasts_s=DAMAGE_S),
     Rule(Kind.JOURNAL_MISSING, lambda e: "The journal that existed was empty or gone at start", key=_journal, lasts_s=DAMAGE_S),
-    Rule(Kind.JOURNAL_EVENTS_LOST, lambda e: f"{e.body.get('count')} events never reached the disk "
+    Rule(Kind.JOURNAL_EVENTS_LOST, lambda e: f"{e.body.get('lost')} events never reached the disk "
          f"(seq {e.body.get('first_seq')}-{e.body.get('last_seq')})", key=lambda e: f"{e.body.get('first_seq')}", lasts_s=DAMAGE_S),
     Rule(Kind.STATE_FILE_REFUSED, lambda e: f"The state disk refuses {e.body.get('file')}: {e.body.get('degraded')} degraded",
          ended_by=(Kind.STATE_FILE_WRITTEN,), severity=Severity.FAULT, key=lambda e: str(e.body.get("file"))),
