@@ -225,7 +225,8 @@ class Store:
         with self.conn.transaction(), self.conn.cursor() as cur:
             if parsed.events:
                 rows = [parsed.events[i] for i in sorted(parsed.events)]
-                cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+                if not getattr(self.conn, "_fleet_staging", False):  # once per connection (temp tables are per session)
+                    cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
                 with cur.copy("COPY staging (id, building, seq, time, mono_ns, kind, priority, source, body, lane, valid, problems)"
                               " FROM STDIN") as copy:
                     for row in rows:
@@ -253,6 +254,8 @@ class Store:
                 self._apply_status(cur, building, status)
             if parsed.touched:  # the advancer works the watermark out after the COMMIT (see advance_touched)
                 cur.execute("INSERT INTO touched (building) SELECT unnest(%s::text[])", (sorted(parsed.touched),))
+        if parsed.events:
+            self.conn._fleet_staging = True  # committed: the temp table stays for this session (a rollback undoes it)
         return stats
 
     def _apply_status(self, cur: psycopg.Cursor, building: str, status: dict[str, Any]) -> None:
@@ -366,8 +369,10 @@ def advance_touched(conn: psycopg.Connection, limit: int = 500) -> int:
             planned[building] = gaps
             if (new_watermark, stored_top) != (watermark, max_seq) or building in seen:
                 updates.append((new_watermark, stored_top, seen.get(building), building))
-        if updates:
-            cur.executemany("UPDATE buildings SET watermark=%s, max_seq=%s,"
-                            " last_seen=greatest(last_seen, coalesce(%s, last_seen)) WHERE building=%s", updates)
+        if updates:  # one statement for them all: a round trip per building was most of an advancer's time
+            w, m, seen_at, names_ = (list(column) for column in zip(*updates))
+            cur.execute("UPDATE buildings b SET watermark=u.w, max_seq=u.m, last_seen=greatest(b.last_seen, coalesce(u.seen, b.last_seen))"
+                        " FROM unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::text[]) AS u(w, m, seen, building)"
+                        " WHERE b.building = u.building", (w, m, seen_at, names_))
         _save_gaps(cur, held, planned)
     return len(rows)
