@@ -92,9 +92,9 @@ async def start_simulator() -> tuple[FieldSimulator, int, tuple[SimulatedDevice,
 
 def write_building(write_config, building_dir: Path, modbus_port: int, broker_port: int) -> Path:
     """The whole building, uplink included; the camera's clip does not exist (its stream is down)."""
-    path = uplink_config(write_config, building_dir, broker_port)
-    path.write_text(path.read_text() + BUILDING.format(modbus=modbus_port, clip=building_dir / "no-such-clip.avi"))
-    return path
+    # Given as the uplink config's extra, so write_config sees this building's own http block and adds none.
+    return uplink_config(write_config, building_dir, broker_port,
+                         extra=BUILDING.format(modbus=modbus_port, clip=building_dir / "no-such-clip.avi"))
 
 
 def start_daemon(config_path: Path) -> subprocess.Popen:
