@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -21,6 +20,7 @@ from edge.config import load
 from edge.control import DaemonUnavailable, ask, socket_path
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
+from hil import waiting
 
 from community_rig import DOORS, events, trail_building, until
 from journal_disk import mount_failing_card
@@ -50,14 +50,8 @@ def test_an_elder_is_overdue_past_the_limit_outside_quiet_hours_and_absences(car
 
 async def _ask_once_up(control, request, timeout_s: float = 20.0):
     """Ask the daemon, waiting (with a deadline) for its control socket after a (re)start."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return await asyncio.to_thread(ask, control, request)
-        except DaemonUnavailable:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
+    return await waiting.until(lambda: asyncio.to_thread(ask, control, request), timeout_s, "the daemon's answer",
+                               ignore=(DaemonUnavailable,))
 
 
 def _start(config_path, building_dir) -> subprocess.Popen:

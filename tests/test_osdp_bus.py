@@ -19,6 +19,7 @@ from drivers.osdp.keys import KeyFileError, generate_key_file, load_key
 from hil.line import SerialLine
 from hil.osdp_pd import SimulatedOsdpReader
 from hil.pty import pty_pair
+from hil.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 BAUD = 115200
@@ -39,10 +40,7 @@ async def _next(bus: OsdpBus, kind: type, timeout: float = 8.0) -> object:
 
 
 async def _online(bus: OsdpBus, reader: str = "front", timeout: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not bus.is_online(reader):
-        assert time.monotonic() < deadline, "reader did not come online"
-        await asyncio.sleep(0.02)
+    await until(lambda: bus.is_online(reader), timeout, "reader online", every_s=0.02)
 
 
 def _run(scenario: Callable[[], Awaitable[None]]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from drivers.cards.observations import CardRead, Protocol, ReaderFault
 from edge.config import Reader
 from edge.readers import ReaderInbox, ReaderWorker, RepeatFilter
 from hil.card_sim import CardReaderSim
+from hil.waiting import until_sync
 
 pytestmark = pytest.mark.timeout(60)
 CARD = b"\x01\x00\x12\x93\xd8"
@@ -34,9 +34,7 @@ def test_repeat_filter_collapses_a_card_lying_on_the_reader():
 def _socat(a: Path, b: Path) -> subprocess.Popen:
     process = subprocess.Popen([shutil.which("socat"), f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 5
-    while not (a.exists() and b.exists()) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    until_sync(lambda: a.exists() and b.exists(), 5, "socat's pty pair", every_s=0.01)
     return process
 
 
