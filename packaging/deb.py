@@ -159,6 +159,8 @@ def build(out: Path, house: Path, camera: bool = False, offline: bool = False) -
     install(DEBIAN / "copyright", doc / "copyright")
     install(DEBIAN / "README.Debian", doc / "README.Debian")
     install(REPO / "README.md", doc / "README.md")
+    for page in sorted((REPO / "docs").glob("*.md")):  # the README's links resolve beside it on the gateway
+        install(page, doc / "docs" / page.name)
     install(REPO / "systemd" / "99-edge-serial.rules", doc / "examples" / "99-edge-serial.rules")
     install(REPO / "config" / "schema.json", doc / "examples" / "schema.json")
     overrides = root / "usr" / "share" / "lintian" / "overrides" / "building-edge"

@@ -62,6 +62,7 @@ def test_the_package_holds_the_unit_the_command_the_config_the_docs_and_the_venv
     files = contents(deb)
     for path in ("/lib/systemd/system/edge.service", "/etc/edge/example.yaml", "/usr/share/doc/building-edge/copyright",
                  "/usr/share/doc/building-edge/README.md", "/usr/share/doc/building-edge/README.Debian",
+                 "/usr/share/doc/building-edge/docs/architecture.md", "/usr/share/doc/building-edge/docs/profiles.md",
                  "/usr/share/doc/building-edge/changelog.gz", "/usr/share/doc/building-edge/examples/99-edge-serial.rules",
                  "/usr/share/man/man1/edge.1.gz", "/opt/edge/bin/edge", "/opt/edge/pyvenv.cfg",
                  f"/opt/edge/lib/python{PYTHON}/site-packages/edge/status/page/index.html",
