@@ -351,7 +351,7 @@ class Uplink(Strict):
     port: int = Field(1883, ge=1, le=65535)
     protocol: Literal["3.1.1", "5"] = Field("5", description="MQTT version; pull replies use MQTT 5 response topics or, on 3.1.1, a reply_to field.")
     client_id: str | None = Field(None, max_length=128, description="MQTT client id; default edge-BUILDING.")
-    topic_prefix: str = Field("edge/v1", pattern=r"^[A-Za-z0-9_/-]{1,64}$", description="Topics are PREFIX/BUILDING/...; see README.")
+    topic_prefix: str = Field("edge/v1", pattern=r"^[A-Za-z0-9_/-]{1,64}$", description="Topics are PREFIX/BUILDING/...; see docs/uplink.md.")
     keepalive_s: int = Field(30, ge=5, le=3600)
     batch_events: int = Field(500, ge=1, le=10_000, description="Most events in one published batch.")
     batch_ms: int = Field(50, ge=0, le=60_000, description="Longest an event waits for a batch to fill.")

@@ -2,7 +2,7 @@
 
 The uplink verifies a command (signature, expiry, nonce) before it gets here; a handler
 only does the work and says how it went. Door access registers `door.unlock`, field
-points `circuit.reclose` and `fire.reset` (see README, "Commands"); the uplink itself
+points `circuit.reclose` and `fire.reset` (see docs/uplink.md, "Commands"); the uplink itself
 registers `status.snapshot`. An unknown command or a failing handler is a result, not
 a crash.
 """

@@ -1,4 +1,4 @@
-"""The topic layout, version 1. Stable: the README documents it and the cloud depends on it.
+"""The topic layout, version 1. Stable: docs/uplink.md documents it and the cloud depends on it.
 
 Everything of one building lives under PREFIX/BUILDING (PREFIX is `edge/v1` unless the
 config says otherwise); a new, incompatible layout gets a new prefix (`edge/v2`), so old
