@@ -2,7 +2,7 @@
 
 Every worker of a group subscribes to `$share/GROUP/PREFIX/+/events` (and status, command results,
 snapshots, credential requests), so the broker spreads the fleet's messages over the workers. The
-worker takes up to `batch_messages` messages (or what came within `batch_ms` of the first), writes
+worker takes up to `batch_messages` messages or `batch_bytes` of them (or what came within `batch_ms` of the first), writes
 them in one transaction (fleet.store) and only then acknowledges each. When PostgreSQL is away it
 backs off (exponential, with jitter, capped) and tries the same batch again, acknowledging nothing
 meanwhile; the broker, held to the worker's Receive Maximum, sends no more than that many
@@ -50,6 +50,7 @@ class WorkerSettings:
     client_id: str = "edge-fleet-0"
     batch_messages: int = 200
     batch_ms: int = 50
+    batch_bytes: int = 4 * 2**20  # payload bytes in one batch: bounds what a batch holds parsed in memory
     receive_maximum: int = 256  # unacknowledged messages the broker may send us: bounds the queue (and memory:
     # 256 event batches of the gateways' default 128 KiB are 32 MiB; the full benchmark's workers held 181 MB at 1000)
     max_message_bytes: int = 2 * 2**20  # larger ones are kept aside (their first 64 KiB), not taken
@@ -122,12 +123,14 @@ class Worker:
         if first is None:
             return []
         batch = [first]
+        size = len(first.payload)
         deadline = time.monotonic() + self.settings.batch_ms / 1000
-        while len(batch) < self.settings.batch_messages:
+        while len(batch) < self.settings.batch_messages and size < self.settings.batch_bytes:
             more = self.link.get(deadline - time.monotonic())
             if more is None:
                 break
             batch.append(more)
+            size += len(more.payload)
         return batch
 
     def _write(self, batch: list[Incoming]) -> bool:
