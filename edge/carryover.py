@@ -62,8 +62,10 @@ def ending(condition: Active, reason: str) -> Event:
         "alarm": condition.kind, "key": condition.key, "raised_seq": condition.seq, "reason": reason, "text": condition.text})
 
 
-async def carry_over(journal: Journal, config: BuildingConfig, field: object | None = None, fire: object | None = None) -> None:
-    """Settle what the last run left open (a one-shot worker at start; the doors are already up)."""
+async def carry_over(journal: Journal, config: BuildingConfig, field: object | None = None, fire: object | None = None,
+                     before_seq: int | None = None) -> None:
+    """Settle what the last run left open (a one-shot worker at start; the doors are already up): the
+    conditions raised before `before_seq` (this run's `gateway.started`), never one this run raised."""
     conditions = ActiveConditions()
     try:
         carried = await runtime.call(Pool.READS, open_conditions, journal.path, conditions)
@@ -72,6 +74,7 @@ async def carry_over(journal: Journal, config: BuildingConfig, field: object | N
         return
     known = configured_names(config)
     recheck: list[Active] = []
+    carried = [c for c in carried if before_seq is None or c.seq < before_seq]
     for condition in carried:
         rule = conditions.rule_of(condition.kind)
         if rule is None:

@@ -337,7 +337,7 @@ def _building_id(text: str) -> str:
 
 def _schema(args: argparse.Namespace) -> int:
     if args.profile:
-        from drivers.modbus.profile import json_schema
+        from edge.drivers.modbus.profile import json_schema
 
         print(json.dumps(json_schema(), indent=2))
         return 0

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from drivers.modbus.profile import Function, PointAlarm, Profile
+from edge.drivers.modbus.profile import Function, PointAlarm, Profile
 from edge import problem_lines
 from edge import yaml_source
 from edge.community.settings import CommunitySafety
@@ -32,7 +32,7 @@ from edge.telemetry import TelemetrySettings
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
 DEFAULT_RUNTIME_DIR = Path("/run/edge")  # systemd's RuntimeDirectory=edge: tmpfs, made at each start
-BUILT_IN_PROFILES = Path(str(resources.files("drivers.modbus") / "profiles"))
+BUILT_IN_PROFILES = Path(str(resources.files("edge.drivers.modbus") / "profiles"))
 """The device profiles installed with the package; a file of the same name in profiles_dir replaces one."""
 
 Name = Annotated[

@@ -38,8 +38,8 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from drivers.modbus.observations import Reading
-from drivers.modbus.profile import Profile
+from edge.drivers.modbus.observations import Reading
+from edge.drivers.modbus.profile import Profile
 from edge import runtime
 from edge.config import BuildingConfig, Circuit, PressurePoint
 from edge.device_status import StatusPoint, status_event, status_points

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 import structlog
 
-from drivers.modbus.observations import (
+from edge.drivers.modbus.observations import (
     CommandOutcome,
     DeviceBack,
     DeviceIdentified,
@@ -35,8 +35,8 @@ from drivers.modbus.observations import (
     PollFault,
     Reading,
 )
-from drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, SerialLink, TcpLink
-from drivers.modbus.profile import Profile
+from edge.drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, SerialLink, TcpLink
+from edge.drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, SerialBus
 from edge.events import Event, Kind, Priority
 from edge import runtime

@@ -33,8 +33,8 @@ from typing import Any
 
 import structlog
 
-from drivers.modbus.profile import Profile
-from drivers.modbus.observations import Reading
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.observations import Reading
 from edge import runtime
 from edge.config import BuildingConfig
 from edge.doors.lock import CommandBus, DoorLock

@@ -76,6 +76,7 @@ class Gateway:
         self.doors: Doors | None = None
         self.uplink: Uplink | None = None
         self.community: Community | None = None
+        self.started_seq: int | None = None  # this run's first event: what came before it is the last run's
 
     def assemble(self, journal: Journal) -> dict[str, Work]:
         """Build the building's parts from the config; returns every long-running job by name.
@@ -124,7 +125,7 @@ class Gateway:
             guards = vision.guards
         # What the last run left open (an alarm before a SIGKILL) is kept, rechecked or ended.
         fire = self.doors.fire if self.doors is not None else None
-        work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire)
+        work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire, before_seq=self.started_seq)
         work["control"] = ControlServer(socket_places(self.config), control).run
         if self.config.uplink.enabled:
             self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control | cloud,
@@ -181,7 +182,7 @@ class Gateway:
             source="gateway",
             body={"version": VERSION, "config": config_digest(self.config_path), "building": self.config.building.id, "pid": os.getpid()},
         )
-        await journal.append(started)
+        self.started_seq = await journal.append(started)
         log.info("gateway started", event_id=started.id, building=self.config.building.id, journal=str(journal.path), version=VERSION)
         supervisor = self.supervisor = Supervisor(journal)
         for name, work in self.assemble(journal).items():

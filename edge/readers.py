@@ -1,6 +1,6 @@
 """Card readers at run time: serial ports read in threads, observations handed to the loop.
 
-Each serial reader runs `drivers.cards.port.ReaderPort` on a thread of its own (`runtime.in_thread`); every
+Each serial reader runs `edge.drivers.cards.port.ReaderPort` on a thread of its own (`runtime.in_thread`); every
 observation crosses to the asyncio loop with `call_soon_threadsafe` into one bounded
 `ReaderInbox` that the access path drains. Any other driver posts its observations to
 the same inbox with `post()` from any thread, or `put()` from the loop's own.
@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from drivers.cards.em4100 import Em4100Parser
-from drivers.cards.observations import CardRead, DropCause, FaultReason, FrameDropped, PinEntry, ReaderFault, ReaderRestored
-from drivers.cards.port import FrameParser, ReaderPort
-from drivers.cards.wiegand import WiegandParser
-from drivers.osdp.bus import OsdpBus, OsdpReader
+from edge.drivers.cards.em4100 import Em4100Parser
+from edge.drivers.cards.observations import CardRead, DropCause, FaultReason, FrameDropped, PinEntry, ReaderFault, ReaderRestored
+from edge.drivers.cards.port import FrameParser, ReaderPort
+from edge.drivers.cards.wiegand import WiegandParser
+from edge.drivers.osdp.bus import OsdpBus, OsdpReader
 from edge import runtime
 from edge.config import Reader, ReaderProtocol
 

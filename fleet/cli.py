@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from edge.uplink.signing import DownlinkKind
-from fleet import db, keys
-from fleet.link import BrokerOptions, Link, LinkError
+from edge.fleet import db, keys
+from edge.fleet.link import BrokerOptions, Link, LinkError
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
@@ -67,7 +67,7 @@ def _link(args: argparse.Namespace, subscriptions: tuple[str, ...] = ()) -> Link
 # --- the service -------------------------------------------------------------------------------
 
 def _worker_argv(args: argparse.Namespace, index: int) -> list[str]:
-    argv = [sys.executable, "-m", "fleet.cli", "--broker", args.broker, "--db", args.db, "--prefix", args.prefix,
+    argv = [sys.executable, "-m", "edge.fleet.cli", "--broker", args.broker, "--db", args.db, "--prefix", args.prefix,
             "worker", "--index", str(index), "--group", args.group, "--batch-messages", str(args.batch_messages),
             "--batch-ms", str(args.batch_ms), "--gap-grace-s", str(args.gap_grace_s),
             "--max-message-bytes", str(args.max_message_bytes)]
@@ -147,7 +147,7 @@ def _log_json_to_stderr() -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from fleet.worker import WorkerSettings, serve
+    from edge.fleet.worker import WorkerSettings, serve
 
     _log_json_to_stderr()
 

@@ -23,7 +23,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet.store import Incoming
+from edge.fleet.store import Incoming
 
 
 @dataclass(frozen=True)

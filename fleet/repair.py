@@ -19,10 +19,10 @@ import psycopg
 import structlog
 
 from edge.uplink.signing import DownlinkKind
-from fleet import keys
-from fleet.store import Incoming, Store, advance
+from edge.fleet import keys
+from edge.fleet.store import Incoming, Store, advance
 
-log = structlog.get_logger("fleet.repair")
+log = structlog.get_logger("edge.fleet.repair")
 
 PAGE = 1000  # the gateway's largest page
 PULL_WAIT_S = 10.0

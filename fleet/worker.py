@@ -3,7 +3,7 @@
 Every worker of a group subscribes to `$share/GROUP/PREFIX/+/events` (and status, command results,
 snapshots, credential requests), so the broker spreads the fleet's messages over the workers. The
 worker takes up to `batch_messages` messages or `batch_bytes` of them (or what came within `batch_ms` of the first), writes
-them in one transaction (fleet.store) and only then acknowledges each. When PostgreSQL is away it
+them in one transaction (edge.fleet.store) and only then acknowledges each. When PostgreSQL is away it
 backs off (exponential, with jitter, capped) and tries the same batch again, acknowledging nothing
 meanwhile; the broker, held to the worker's Receive Maximum, sends no more than that many
 unacknowledged messages, so nothing piles up in the worker. Killed mid-batch, the worker's messages
@@ -11,7 +11,7 @@ are sent again by the broker (to the same client id when the supervisor restarts
 outlives the connection) and the duplicates stop at the events' primary key.
 
 Beside the batches, on a connection of its own, the worker advances the watermarks of the buildings
-the fleet's batches touched (fleet.store.advance_touched). With the cloud's key it also repairs gaps (fleet.repair) between batches, on its own
+the fleet's batches touched (edge.fleet.store.advance_touched). With the cloud's key it also repairs gaps (edge.fleet.repair) between batches, on its own
 connection, with a lease per gap.
 """
 
@@ -29,12 +29,12 @@ from pathlib import Path
 import psycopg
 import structlog
 
-from fleet import db, keys
-from fleet.link import BrokerOptions, Link
-from fleet.repair import Repairer
-from fleet.store import Incoming, Store, WriteStats, advance_touched
+from edge.fleet import db, keys
+from edge.fleet.link import BrokerOptions, Link
+from edge.fleet.repair import Repairer
+from edge.fleet.store import Incoming, Store, WriteStats, advance_touched
 
-log = structlog.get_logger("fleet.worker")
+log = structlog.get_logger("edge.fleet.worker")
 
 LEAVES = ("events", "status", "commands/result", "snapshots/+", "credentials/request")
 BACKOFF_MIN_S = 0.2
@@ -272,7 +272,7 @@ class Worker:
 
 def _validator():
     try:
-        from fleet.contract import event_validator
+        from edge.fleet.contract import event_validator
     except ImportError:  # pragma: no cover - the contract module ships with the package
         return None
     return event_validator()

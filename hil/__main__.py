@@ -1,4 +1,4 @@
-"""`python -m hil run [PATHS...]`: play rig scenarios and report; `python -m hil schema`: the
+"""`python -m edge.hil run [PATHS...]`: play rig scenarios and report; `python -m edge.hil schema`: the
 scenarios' JSON Schema.
 
 Exit code 0 only when every scenario passed or was skipped, and not every one was skipped (a
@@ -13,13 +13,13 @@ import json
 import sys
 from pathlib import Path
 
-from hil import report
-from hil.runner import SCENARIOS, listing, run
-from hil.scenario import ScenarioError, json_schema
+from edge.hil import report
+from edge.hil.runner import SCENARIOS, listing, run
+from edge.hil.scenario import ScenarioError, json_schema
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil", description="The hardware-in-the-loop rig.")
+    parser = argparse.ArgumentParser(prog="python -m edge.hil", description="The hardware-in-the-loop rig.")
     commands = parser.add_subparsers(dest="command", required=True)
     play = commands.add_parser("run", help="play scenarios against simulators or a physical rig", description=(
         "Start the simulators (or use the rig file's real devices), mosquitto, the reference cloud and "

@@ -1,15 +1,15 @@
 """Card-reader simulators: real reader frames written into a serial port (a pty end, a
-`hil.line.SerialLine` device port, or a USB adapter on the rig).
+`edge.hil.line.SerialLine` device port, or a USB adapter on the rig).
 
 * EM4100 (RDM6300 kind): the 14-byte ASCII frame, repeated every `repeat_gap_s` while
   the card "lies on the reader" (`repeats` frames), as the module does.
 * Wiegand bridge: the 26/34-bit card line, and keypad bursts for a PIN ('#' submits).
 
 GA 467 and OSDP readers are request/reply peers and are simulated with their drivers'
-encoders (drivers.cards.ga467) and libosdp's peripheral role respectively.
+encoders (edge.drivers.cards.ga467) and libosdp's peripheral role respectively.
 
-Run: python -m hil.card_sim --port /dev/pts/7 --protocol em4100 --card 01001293D8 [--repeats 3]
-     python -m hil.card_sim --port /dev/pts/7 --protocol wiegand --card D41B81 --pin 1234
+Run: python -m edge.hil.card_sim --port /dev/pts/7 --protocol em4100 --card 01001293D8 [--repeats 3]
+     python -m edge.hil.card_sim --port /dev/pts/7 --protocol wiegand --card D41B81 --pin 1234
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import serial
 
-from drivers.cards import em4100, wiegand
+from edge.drivers.cards import em4100, wiegand
 
 REPEAT_GAP_S = 0.1  # the RDM6300 repeats its frame about ten times a second
 
@@ -72,7 +72,7 @@ class CardReaderSim:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.card_sim", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.card_sim", description=__doc__.splitlines()[0])
     parser.add_argument("--port", required=True, help="serial port path to write frames into")
     parser.add_argument("--protocol", choices=("em4100", "wiegand"), required=True)
     parser.add_argument("--baud", type=int, default=9600)

@@ -4,7 +4,7 @@ It subscribes to every building's events and status, stores events in SQLite ded
 event id, checks seq continuity per building and pulls the missing ranges (a range the
 gateway no longer holds is recorded as evicted, not asked for forever), and signs and sends
 credential change sets, snapshots and commands. Tests and HIL scenarios drive it in-process;
-`python -m hil.cloud --port N --key cloud.key --db cloud.db` runs it on its own.
+`python -m edge.hil.cloud --port N --key cloud.key --db cloud.db` runs it on its own.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m hil.cloud", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.cloud", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1883)
     parser.add_argument("--db", type=Path, default=Path("cloud.db"))

@@ -27,7 +27,7 @@ import yaml
 from edge import config as building_config
 from edge.doors.wiring import credentials_path
 from edge.status.report import daemon_url
-from hil.demo_building import DemoBuilding, enrol_demo_tenants
+from edge.hil.demo_building import DemoBuilding, enrol_demo_tenants
 
 CONFIG = Path(__file__).resolve().parent / "config" / "demo.yaml"  # hil/config links to the repository's config/
 STATUS_WITHIN_S = 60.0  # the gateway's status page is up within this, or --seconds counts without it
@@ -52,13 +52,13 @@ def write_config(folder: Path, simulator_port: int, reader_port: Path, http_port
             reader["port"] = str(reader_port)
     document["http"] = {**document.get("http", {}), "port": http_port}
     path = folder / "demo.yaml"
-    path.write_text(f"# Written by python -m hil.demo from {CONFIG.name}, with this run's ports and folder.\n"
+    path.write_text(f"# Written by python -m edge.hil.demo from {CONFIG.name}, with this run's ports and folder.\n"
                     + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
     return path
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, help="stop this long after the status page is up (default: run until Ctrl-C)")
     parser.add_argument("--port", type=int, default=0, help="the status page's port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--dir", type=Path, help="the demo's folder: its config, journal and reader pty "

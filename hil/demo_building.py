@@ -25,11 +25,11 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Callable
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge.config import BUILT_IN_PROFILES
 from edge.access.credentials import CredentialStore, Enrolment
-from hil.card_sim import CardReaderSim
-from hil.modbus_sim import FieldSimulator, SimulatedDevice, wire_break
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice, wire_break
 
 PROFILES = BUILT_IN_PROFILES  # the gateway's shipped profiles, in the repository or installed
 TENANT_CARD = bytes.fromhex("01001293D8")

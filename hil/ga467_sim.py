@@ -15,7 +15,7 @@ import threading
 
 import serial
 
-from drivers.cards.ga467 import Command, Direction, Ga467Parser, Request, Status, encode_basic_info, encode_reply
+from edge.drivers.cards.ga467 import Command, Direction, Ga467Parser, Request, Status, encode_basic_info, encode_reply
 
 
 class SimulatedIdReader:

@@ -12,7 +12,7 @@ bit) with given probabilities from a seeded generator, per direction, so runs re
     with SerialLine(baud=9600, framing="8N1", drop=0.01, seed=1) as line:
         ... line.device_port, line.gateway_port, line.stats()
 
-Other processes use it as `python -m hil.line --baud 9600 --framing 8E1`, which prints
+Other processes use it as `python -m edge.hil.line --baud 9600 --framing 8E1`, which prints
 {"device_port": ..., "gateway_port": ...} as one JSON line, relays until SIGTERM or SIGINT, and
 then prints the stats as a second JSON line.
 """
@@ -34,8 +34,8 @@ from collections import deque
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 
-from drivers.cards.framing import Framing
-from hil.pty import pty_pair
+from edge.drivers.cards.framing import Framing
+from edge.hil.pty import pty_pair
 
 MAX_PENDING_BYTES = 65536  # bytes in flight per direction before the line overflows
 _IDLE_WAIT_S = 0.5
@@ -219,7 +219,7 @@ class SerialLine:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.line", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.line", description=__doc__.split("\n")[0])
     parser.add_argument("--baud", type=int, default=9600)
     parser.add_argument("--framing", default="8N1")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every byte")

@@ -6,7 +6,7 @@ scripts (constant, ramp, step, noise, a 4-20 mA loop with a broken wire) and tak
 faults on demand: no answer, an exception code, a slow answer, a corrupted CRC, a frame
 cut short. Commands from the profile move their read-back point, as the real device would.
 
-Run: python -m hil.modbus_sim --profile drivers/modbus/profiles/generic-breaker.yaml --port 5020
+Run: python -m edge.hil.modbus_sim --profile drivers/modbus/profiles/generic-breaker.yaml --port 5020
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
-from drivers.modbus.profile import DataType, Function, Point, Profile, load_profile
-from drivers.modbus.registers import Value, decode_point, encode_point
+from edge.drivers.modbus.profile import DataType, Function, Point, Profile, load_profile
+from edge.drivers.modbus.registers import Value, decode_point, encode_point
 
 _FUNCTION_OF_CODE = {1: Function.COIL, 5: Function.COIL, 15: Function.COIL, 2: Function.DISCRETE, 4: Function.INPUT}
 _FUNCTION_OF_CODE.update({code: Function.HOLDING for code in (3, 6, 16, 22, 23)})
@@ -377,7 +377,7 @@ def _parse_device(text: str, default_unit: int) -> SimulatedDevice:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m hil.modbus_sim", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.modbus_sim", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", action="append", required=True, metavar="PATH[@UNIT]",
                         help="device profile, optionally with its unit id (default 1, 2, ... in order)")
     wire = parser.add_mutually_exclusive_group(required=True)

@@ -15,7 +15,7 @@ It speaks what drivers/modem/at.py needs (AT, ATE0, +CMEE, +CPIN, +CSQ, +CREG, +
 Messages are recorded (long ones joined from their parts) with the monotonic time they came
 in; a status report (+CDS) follows each part unless `reports` is off.
 
-    python -m hil.modem_sim --port /dev/pts/7 [--mode ok]
+    python -m edge.hil.modem_sim --port /dev/pts/7 [--mode ok]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from enum import StrEnum
 
 import serial
 
-from drivers.modem.pdu import decode_submit
+from edge.drivers.modem.pdu import decode_submit
 
 
 class Mode(StrEnum):
@@ -176,7 +176,7 @@ class ModemSimulator:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m hil.modem_sim", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.modem_sim", description=__doc__.splitlines()[0])
     parser.add_argument("--port", required=True, help="the simulator's end of a pty pair")
     parser.add_argument("--mode", choices=[m.value for m in Mode], default="ok")
     parser.add_argument("--pin")

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import osdp
 
-from drivers.osdp.bus import refresh_often
-from drivers.osdp.channel import SerialChannel
+from edge.drivers.osdp.bus import refresh_often
+from edge.drivers.osdp.channel import SerialChannel
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,7 @@
 """A pair of linked pseudo-terminals from socat: the stand-in for a serial cable in tests.
 
 Bytes written to one end come out of the other at once, whatever baud rate either side sets;
-`hil.line.SerialLine` adds wire timing and noise on top. Killing socat (`unplug()`) is how tests
+`edge.hil.line.SerialLine` adds wire timing and noise on top. Killing socat (`unplug()`) is how tests
 pull the cable: the open ends then fail with EIO, like an unplugged USB adapter.
 """
 

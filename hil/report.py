@@ -81,7 +81,7 @@ def junit(results: list[ScenarioResult], path: Path) -> None:
                        skipped=str(sum(r.outcome == "skipped" for r in results)),
                        time=f"{sum(r.duration_s for r in results):.3f}")
     for result in results:
-        case = ET.SubElement(suite, "testcase", classname=f"hil.scenarios.{Path(result.path).stem}", name=result.name,
+        case = ET.SubElement(suite, "testcase", classname=f"edge.hil.scenarios.{Path(result.path).stem}", name=result.name,
                              file=result.path, time=f"{result.duration_s:.3f}")
         if result.outcome == "failed":
             first = result.failures[0]

@@ -31,15 +31,15 @@ from pydantic import Field, ValidationError, model_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from drivers.modbus.profile import Function, Profile
-from drivers.modbus.registers import Value, decode_point
+from edge.drivers.modbus.profile import Function, Profile
+from edge.drivers.modbus.registers import Value, decode_point
 from edge import problem_lines, yaml_source
 from edge.config import BuildingConfig, ConfigProblem, SerialBus
-from hil import scenario as sc
-from hil.card_sim import CardReaderSim
-from drivers.osdp.keys import load_key
-from hil.modbus_sim import FieldSimulator, Ramp, SimulatedDevice
-from hil.osdp_pd import SimulatedOsdpReader
+from edge.hil import scenario as sc
+from edge.hil.card_sim import CardReaderSim
+from edge.drivers.osdp.keys import load_key
+from edge.hil.modbus_sim import FieldSimulator, Ramp, SimulatedDevice
+from edge.hil.osdp_pd import SimulatedOsdpReader
 
 LOOP_MA = {"broken": 0.0, "shorted": 24.0}  # a cut wire carries nothing; a short drives the loop past 20.5 mA
 HOOK_WITHIN_S = 60.0

@@ -36,22 +36,22 @@ from zoneinfo import ZoneInfo
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from drivers.osdp.keys import generate_key_file
+from edge.drivers.osdp.keys import generate_key_file
 from edge import yaml_source
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import BUILT_IN_PROFILES, BuildingConfig, ConfigError, ConfigProblem, device_profiles, load as load_config
 from edge.doors.wiring import credentials_path
 from edge.events import Priority, StoredEvent
 from edge.journal import EventQuery, read_events
-from hil import scenario as sc
-from hil.broker import Broker
-from hil.camera_feed import CAPTURE_ENV, PLAYED_WITHIN_MARGIN_S, CameraFeed, FeedProblem, still, video_frames
-from hil.cloud import Cloud, generate_keys
-from hil.daemon import Daemon, DaemonFailed
-from hil.modem_sim import Mode, ModemSimulator
-from hil.pty import pty_pair
-from hil.report import ScenarioResult, StepResult
-from hil.rig import PhysicalRig, RigFile, RigProblem, SimulatedRig, load_rig
+from edge.hil import scenario as sc
+from edge.hil.broker import Broker
+from edge.hil.camera_feed import CAPTURE_ENV, PLAYED_WITHIN_MARGIN_S, CameraFeed, FeedProblem, still, video_frames
+from edge.hil.cloud import Cloud, generate_keys
+from edge.hil.daemon import Daemon, DaemonFailed
+from edge.hil.modem_sim import Mode, ModemSimulator
+from edge.hil.pty import pty_pair
+from edge.hil.report import ScenarioResult, StepResult
+from edge.hil.rig import PhysicalRig, RigFile, RigProblem, SimulatedRig, load_rig
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"  # package data of building-edge-rig, so also when installed
 POLL_S = 0.05

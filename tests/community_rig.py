@@ -8,7 +8,7 @@ import asyncio
 from datetime import date
 from pathlib import Path
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore
@@ -16,8 +16,8 @@ from edge.config import load
 from edge.events import Event, Kind, Priority
 from edge.gateway import Gateway
 from edge.journal import EventQuery, Journal, read_events
-from hil import waiting
-from hil.modbus_sim import SimulatedDevice
+from edge.hil import waiting
+from edge.hil.modbus_sim import SimulatedDevice
 
 from conftest import MINIMAL, REPO
 
@@ -85,7 +85,7 @@ def events(path: Path, *kinds: str):
 
 
 async def until(predicate, timeout_s: float = 20.0, what: str = "condition"):
-    """`hil.waiting.until` with the community tests' patience: a gateway in process, 20 s."""
+    """`edge.hil.waiting.until` with the community tests' patience: a gateway in process, 20 s."""
     return await waiting.until(predicate, timeout_s, what)
 
 

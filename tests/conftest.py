@@ -2,7 +2,7 @@
 
 Set-up that several test modules share lives in the *_rig.py modules beside this one (field_rig,
 modbus_rig, access_rig, community_rig, uplink_rig, status_rig, ...), never in a test module, so
-no test imports another. Waiting for something is the rig's own `hil.waiting.until` (async) or
+no test imports another. Waiting for something is the rig's own `edge.hil.waiting.until` (async) or
 `until_sync`; a rig module's `until` only gives it that rig's default patience.
 """
 

@@ -12,15 +12,15 @@ import sys
 import threading
 from pathlib import Path
 
-from drivers.modbus.profile import load_profile, load_profiles
+from edge.drivers.modbus.profile import load_profile, load_profiles
 from edge import config as building_config
 from edge.cli import main as edge_main
 from edge.config import device_profiles
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.waiting import until_sync
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.waiting import until_sync
 
 from conftest import MINIMAL, REPO
 

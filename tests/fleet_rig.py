@@ -18,9 +18,9 @@ import pytest
 from edge.config import load
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, read_events
-from fleet import keys
-from fleet.localdb import LocalPostgres
-from hil.waiting import until_sync
+from edge.fleet import keys
+from edge.fleet.localdb import LocalPostgres
+from edge.hil.waiting import until_sync
 
 from conftest import MINIMAL
 
@@ -37,7 +37,7 @@ def cloud_keys(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def until(predicate, timeout_s: float = 60.0, what: str = "condition"):
-    """The rig's wait (hil.waiting), asked every 0.1 s: the fleet's conditions are database queries."""
+    """The rig's wait (edge.hil.waiting), asked every 0.1 s: the fleet's conditions are database queries."""
     return until_sync(predicate, timeout_s, what, every_s=0.1)
 
 
@@ -105,7 +105,7 @@ class Ingest:
 
     def __init__(self, root: Path, broker_port: int, dsn: str, workers: int, key: Path | None = None, *extra: str) -> None:
         self.log = root / f"ingest-{time.monotonic_ns()}.log"
-        argv = [sys.executable, "-m", "fleet.cli", "--broker", f"127.0.0.1:{broker_port}", "--db", dsn]
+        argv = [sys.executable, "-m", "edge.fleet.cli", "--broker", f"127.0.0.1:{broker_port}", "--db", dsn]
         if key is not None:
             argv += ["--key", str(key)]
         argv += ["ingest", "--workers", str(workers), "--gap-grace-s", "1", *extra]

@@ -14,9 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge.config import BUILT_IN_PROFILES
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from uplink_rig import uplink_config
 
 REPO = Path(__file__).resolve().parent.parent

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.observations import Observation, Reading
-from drivers.modbus.poller import DeviceSpec, Poller, TcpLink
-from drivers.modbus.profile import Function, Profile, load_profile
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.drivers.modbus.observations import Observation, Reading
+from edge.drivers.modbus.poller import DeviceSpec, Poller, TcpLink
+from edge.drivers.modbus.profile import Function, Profile, load_profile
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 
 PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
 WAIT_S = 10.0  # a safety net so a broken test fails instead of hanging; never a timing assertion

@@ -19,15 +19,15 @@ from datetime import date
 
 import aiohttp
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.config import BUILT_IN_PROFILES
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
-from hil import waiting
-from hil.card_sim import CardReaderSim
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.pty import pty_pair
+from edge.hil import waiting
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.pty import pty_pair
 
 from conftest import MINIMAL
 
@@ -36,7 +36,7 @@ MISSING_PORT = "/dev/ttyEDGE-missing-adapter"
 
 
 async def until(predicate, timeout_s: float = 10.0, what: str = "condition", every_s: float = 0.05):
-    """`hil.waiting.until` with the status tests' patience (10 s): what `predicate` (plain or async) gives
+    """`edge.hil.waiting.until` with the status tests' patience (10 s): what `predicate` (plain or async) gives
     once it is truthy."""
     return await waiting.until(predicate, timeout_s, what, every_s=every_s)
 

@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.supervisor import Backoff, Supervisor
-from hil.card_sim import CardReaderSim
+from edge.hil.card_sim import CardReaderSim
 from edge.uplink.commands import CommandTable
-from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
-from hil.pty import pty_pair
-from hil.waiting import until
+from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
+from edge.hil.pty import pty_pair
+from edge.hil.waiting import until
 
 from access_rig import KEYPAD_TENANT, PIN, enrol
 from conftest import MINIMAL, REPO

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from drivers.cards.observations import DropCause
+from edge.drivers.cards.observations import DropCause
 from edge.doors.access import AccessPath
 from edge.journal import EventQuery, Journal, read_events
 from edge.readers import ReaderInbox

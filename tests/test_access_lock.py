@@ -11,15 +11,15 @@ import asyncio
 
 import pytest
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.config import Lock, device_profiles
 from edge.doors.lock import DoorLock
 from edge.doors.wiring import assemble_doors
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import Journal
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.waiting import until
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.waiting import until
 
 from conftest import MINIMAL, REPO
 from modbus_rig import FlashingRelayModule

@@ -15,7 +15,7 @@ import pytest
 from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
 
-from conftest import edge
+from conftest import MINIMAL, edge
 from field_rig import SimulatorThread, devices, journal_until, points_config
 
 pytestmark = pytest.mark.timeout(180)
@@ -102,3 +102,30 @@ def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left
     assert "power.trip_confirmed" in cut_open and "alarm.raised" in cut_open, "the cut and its cause outlived the kill"
     assert closed.returncode == 0, closed.stderr
     assert after == [], "the re-close ended the cut and, with it, the alarm held by it"
+
+
+def test_the_carry_over_never_ends_a_condition_this_run_raised(write_config, tmp_path: Path):
+    """The uplink of this run went down before the carry-over read the journal: only what came before
+    this run's gateway.started is the last run's to settle."""
+    import asyncio
+
+    from edge.carryover import carry_over
+    from edge.config import load
+    from edge.events import Event, Kind, Priority
+    from edge.journal import Journal
+
+    config = load(write_config(MINIMAL))
+
+    async def scenario():
+        journal = await Journal.open(config.journal_path)
+        await journal.append(Event(Kind.UPLINK_DOWN, Priority.FAULT, "uplink", {"detail": "last run"}))
+        await journal.append(Event(Kind.DOOR_HELD_OPEN, Priority.ALARM, "front", {"door": "front"}))
+        started = await journal.append(Event(Kind.GATEWAY_STARTED, Priority.FAULT, "gateway", {}))
+        await journal.append(Event(Kind.UPLINK_DOWN, Priority.FAULT, "uplink", {"detail": "this run"}))
+        await carry_over(journal, config, before_seq=started)
+        await journal.close()
+
+    asyncio.run(scenario())
+    ended = read_events(config.journal_path, EventQuery(kinds=(Kind.ALARM_ENDED,), limit=None))
+    assert [(e.body["alarm"], e.body["reason"]) for e in ended] == [("alarm.door_held_open", "source_gone_from_config")]
+    assert [c.body["detail"] for c in _open(config.journal_path) if c.kind == Kind.UPLINK_DOWN] == ["this run"]

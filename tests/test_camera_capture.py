@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.camera.capture import Capture, CameraFault, CameraRestored, grab_one
+from edge.drivers.camera.capture import Capture, CameraFault, CameraRestored, grab_one
 from vision_media import EMPTY_CAR, EBIKE, labelled, need_shared, write_clip
 
 

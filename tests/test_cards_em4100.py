@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.cards.em4100 import Em4100Parser, encode_frame
-from drivers.cards.observations import CardFrame, DropCause, FrameDropped, Protocol
+from edge.drivers.cards.em4100 import Em4100Parser, encode_frame
+from edge.drivers.cards.observations import CardFrame, DropCause, FrameDropped, Protocol
 
 # Public trace (forum.arduino.cc 1221511): fob printed 0001217496 read "01001293D858".
 PUBLIC_FRAME = b"\x0201001293D858\x03"

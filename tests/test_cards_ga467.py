@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.cards.ga467 import (
+from edge.drivers.cards.ga467 import (
     PREAMBLE,
     Command,
     Direction,
@@ -21,7 +21,7 @@ from drivers.cards.ga467 import (
     id_number_is_valid,
     parse_basic_info,
 )
-from drivers.cards.observations import DropCause, FrameDropped
+from edge.drivers.cards.observations import DropCause, FrameDropped
 
 # Literal frames from the reader interface description and public drivers (module docstring).
 FIND = bytes.fromhex("AAAAAA9669 0003 2001 22")

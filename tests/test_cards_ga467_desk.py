@@ -8,15 +8,15 @@ import time
 import pytest
 import serial
 
-from drivers.cards.ga467 import encode_basic_info, encode_reply
-from drivers.cards.ga467_desk import Ga467Desk
+from edge.drivers.cards.ga467 import encode_basic_info, encode_reply
+from edge.drivers.cards.ga467_desk import Ga467Desk
 from edge import config as building_config
 from edge.access.credentials import CredentialStore
 from edge.cli import main
 from edge.doors.wiring import credentials_path
-from hil.card_sim import CardReaderSim
-from hil.ga467_sim import SimulatedIdReader
-from hil.pty import pty_pair
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.ga467_sim import SimulatedIdReader
+from edge.hil.pty import pty_pair
 
 from conftest import MINIMAL
 

@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import serial
 
-from drivers.cards.em4100 import Em4100Parser, encode_frame
-from drivers.cards.observations import (
+from edge.drivers.cards.em4100 import Em4100Parser, encode_frame
+from edge.drivers.cards.observations import (
     CardRead,
     DropCause,
     FaultReason,
@@ -19,10 +19,10 @@ from drivers.cards.observations import (
     Protocol,
     ReaderFault,
 )
-from drivers.cards.port import ReaderPort
-from drivers.cards.wiegand import WiegandParser, encode_key
-from hil.line import SerialLine
-from hil.pty import pty_pair
+from edge.drivers.cards.port import ReaderPort
+from edge.drivers.cards.wiegand import WiegandParser, encode_key
+from edge.hil.line import SerialLine
+from edge.hil.pty import pty_pair
 
 SERIAL = bytes.fromhex("01001293D8")
 WAIT_S = 5.0

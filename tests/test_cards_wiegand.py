@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.cards.observations import CardFrame, DropCause, FrameDropped, PinFrame, Protocol
-from drivers.cards.wiegand import WiegandParser, encode_card, encode_key
+from edge.drivers.cards.observations import CardFrame, DropCause, FrameDropped, PinFrame, Protocol
+from edge.drivers.cards.wiegand import WiegandParser, encode_card, encode_key
 
 
 def cards(items):

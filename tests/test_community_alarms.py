@@ -8,9 +8,9 @@ import time
 import pytest
 
 from edge.control import ask, socket_path
-from hil.modbus_sim import FieldSimulator
-from hil.modem_sim import Mode, ModemSimulator
-from hil.pty import pty_pair
+from edge.hil.modbus_sim import FieldSimulator
+from edge.hil.modem_sim import Mode, ModemSimulator
+from edge.hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, run_gateway, until
 

@@ -12,11 +12,11 @@ import sys
 import time
 
 from edge.config import load
-from hil.broker import Broker
-from hil.cloud import generate_keys
-from hil.modbus_sim import FieldSimulator
-from hil.modem_sim import ModemSimulator
-from hil.pty import pty_pair
+from edge.hil.broker import Broker
+from edge.hil.cloud import generate_keys
+from edge.hil.modbus_sim import FieldSimulator
+from edge.hil.modem_sim import ModemSimulator
+from edge.hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, until
 from uplink_rig import open_cloud

@@ -20,7 +20,7 @@ from edge.config import load
 from edge.control import DaemonUnavailable, ask, socket_path
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
-from hil import waiting
+from edge.hil import waiting
 
 from community_rig import DOORS, events, trail_building, until
 from journal_disk import mount_failing_card

@@ -10,8 +10,8 @@ from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, CommunitySafety
 from edge.community.sms import SmsSender
 from edge.journal import Journal
-from hil.modem_sim import Mode, ModemSimulator
-from hil.pty import pty_pair
+from edge.hil.modem_sim import Mode, ModemSimulator
+from edge.hil.pty import pty_pair
 
 from community_rig import events, until
 

@@ -13,8 +13,8 @@ import sys
 
 from edge.community.trail import TrailRequest, parse_request
 from edge.config import load
-from hil.broker import Broker
-from hil.cloud import generate_keys
+from edge.hil.broker import Broker
+from edge.hil.cloud import generate_keys
 
 import pytest
 

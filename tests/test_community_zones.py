@@ -14,9 +14,9 @@ from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import load
 from edge.doors.wiring import credentials_path
 from edge.readers import REPEAT_GAP_S
-from hil.card_sim import CardReaderSim
-from hil.modbus_sim import FieldSimulator
-from hil.pty import pty_pair
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.modbus_sim import FieldSimulator
+from edge.hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, run_gateway, until
 from journal_disk import mount_failing_card

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from edge.cli import main
-from hil.card_sim import CardReaderSim
-from hil.pty import pty_pair
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.pty import pty_pair
 
 from conftest import MINIMAL
 

@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge.config import load
 from edge.journal import EventQuery, read_events
-from hil.broker import Broker
-from hil.cloud import Cloud
-from hil.modbus_sim import Noise, SimulatedDevice
+from edge.hil.broker import Broker
+from edge.hil.cloud import Cloud
+from edge.hil.modbus_sim import Noise, SimulatedDevice
 
 from conftest import REPO
 from field_rig import SimulatorThread, journal_until

@@ -72,7 +72,7 @@ def test_the_package_holds_the_unit_the_command_the_config_the_docs_and_the_venv
     assert "-> /usr/bin/python3" in files["/opt/edge/bin/python3"]  # Debian's Python runs the venv
     assert all(" root/root " in line for line in files.values())
     assert not [p for p in files if "__pycache__" in p or p.endswith(".pyc")]  # postinst compiles
-    assert not [p for p in files if "/site-packages/hil/" in p or "/cv2/" in p or "/onnxruntime/" in p]
+    assert not [p for p in files if "/site-packages/edge/hil/" in p or "/cv2/" in p or "/onnxruntime/" in p]
     assert not [p for p in files if p.startswith("/etc/edge/") and p not in ("/etc/edge/", "/etc/edge/example.yaml")]
 
     info = run("dpkg-deb", "-f", deb, "Package", "Version", "Architecture", "Depends").stdout

@@ -16,7 +16,7 @@ from conftest import REPO
 def test_demo_runs_the_gateway_on_simulated_hardware_and_stops_cleanly(tmp_path):
     started_ns = time.time_ns()
     result = subprocess.run(
-        [sys.executable, "-m", "hil.demo", "--seconds", "14", "--dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "edge.hil.demo", "--seconds", "14", "--dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "newest events above telemetry" in result.stdout

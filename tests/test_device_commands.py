@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import Command, Function, Profile
-from drivers.modbus.registers import command_words
+from edge.drivers.modbus.profile import Command, Function, Profile
+from edge.drivers.modbus.registers import command_words
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.fieldbus import DeviceCommands, FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.uplink.commands import CommandOutcome, CommandTable
 from edge.uplink.wiring import as_command
-from hil.modbus_sim import SimulatedDevice
-from hil.pty import pty_pair
-from hil.waiting import until_sync
+from edge.hil.modbus_sim import SimulatedDevice
+from edge.hil.pty import pty_pair
+from edge.hil.waiting import until_sync
 
 from conftest import MINIMAL
 from field_rig import BUILT_IN, Daemon, SimulatorLoop, WireSimulator, edge_cli, socket_ready
@@ -227,7 +227,7 @@ def test_a_signed_cloud_device_command_runs_only_what_cloud_commands_allows_thro
     import os
 
     from edge.events import Kind
-    from hil.broker import Broker
+    from edge.hil.broker import Broker
     from uplink_rig import journaled, open_cloud, until, uplink_config
 
     simulator = WireSimulator([SimulatedDevice(BUILT_IN["generic-dio8"], 1)])

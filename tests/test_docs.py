@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO
-from hil.broker import Broker
+from edge.hil.broker import Broker
 from metrics_kit_rig import start_daemon, start_simulator, stop_daemon, write_building
 from status_rig import fetch, until
 

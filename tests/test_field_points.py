@@ -6,16 +6,16 @@ import asyncio
 
 import pytest
 
-from drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.points_status import PointState, Snapshot, as_rows, read_snapshot, render_table
 from edge.safety import Condition
-from hil.line import SerialLine
-from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
-from hil.waiting import until
+from edge.hil.line import SerialLine
+from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
+from edge.hil.waiting import until
 
 from conftest import MINIMAL
 from field_rig import BREAKER_STATUS_WORD, PROFILES, circuit_config, circuit_devices, events_of, run_building

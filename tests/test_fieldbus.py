@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
-from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
+from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 
 from conftest import MINIMAL, REPO
 

@@ -9,13 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from drivers.modbus.observations import Reading
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.observations import Reading
+from edge.drivers.modbus.profile import load_profile
 from edge.config import Lock
 from edge.doors.lock import DoorLock
 from edge.fire import FireRelease
 from edge.journal import EventQuery, read_events
-from hil.modbus_sim import SimulatedDevice
+from edge.hil.modbus_sim import SimulatedDevice
 
 from conftest import MINIMAL, REPO, edge
 from field_rig import SimulatorThread, journal_until

@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 
-from hil.broker import Broker
+from edge.hil.broker import Broker
 
 from conftest import REPO
 
@@ -17,7 +17,7 @@ from fleet_rig import Gateway, Ingest, cloud_keys, postgres, query, until  # noq
 
 
 def fleet(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fleet.cli", *args], capture_output=True, text=True, timeout=timeout_s)
+    return subprocess.run([sys.executable, "-m", "edge.fleet.cli", *args], capture_output=True, text=True, timeout=timeout_s)
 
 
 def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites_it(tmp_path):
@@ -47,7 +47,7 @@ def test_pull_command_credentials_and_watch_against_a_running_gateway(tmp_path, 
 
             out = tmp_path / "events.jsonl"
             with open(out, "w") as sink:
-                done = subprocess.run([sys.executable, "-m", "fleet.cli", *base, "pull", "c1", "--after", "10", "--through", "2100"],
+                done = subprocess.run([sys.executable, "-m", "edge.fleet.cli", *base, "pull", "c1", "--after", "10", "--through", "2100"],
                                       stdout=sink, stderr=subprocess.PIPE, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             pulled = [json.loads(line) for line in out.read_text().splitlines()]

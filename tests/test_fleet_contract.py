@@ -8,13 +8,13 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from edge.events import Kind
-from fleet.contract import DOCUMENT, _body_name, document, event_validator, render
+from edge.fleet.contract import DOCUMENT, _body_name, document, event_validator, render
 
 
 def test_the_asyncapi_document_is_generated_from_the_code():
     assert DOCUMENT.read_text() == render(), (
         "docs/uplink.asyncapi.yaml is not what the code generates (a kind, a body field or an envelope changed): "
-        "run `python -m fleet.contract` and commit the document with the change")
+        "run `python -m edge.fleet.contract` and commit the document with the change")
 
 
 def test_the_document_is_asyncapi_3_with_every_kind_and_examples_that_keep_to_their_schemas():

@@ -12,7 +12,7 @@ import os
 
 import paho.mqtt.client as paho
 
-from hil.broker import Broker
+from edge.hil.broker import Broker
 
 from fleet_rig import (Gateway, Ingest, assert_exactly_once, cloud_keys, postgres, query, until)  # noqa: F401 - fixtures
 
@@ -260,7 +260,7 @@ def test_command_results_and_snapshots_are_stored_once_with_their_sha256(tmp_pat
         try:
             until(lambda: ingest.ready(2), 30)
             gateway.start()
-            done = subprocess.run([sys.executable, "-m", "fleet.cli", "--broker", f"127.0.0.1:{broker.port}", "--key", str(private),
+            done = subprocess.run([sys.executable, "-m", "edge.fleet.cli", "--broker", f"127.0.0.1:{broker.port}", "--key", str(private),
                                    "command", "m1", "status.snapshot"], capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             nonce = json.loads(done.stdout)["nonce"]

@@ -13,9 +13,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from edge.uplink import wire
-from fleet.contract import document
-from fleet.link import BrokerOptions, Link
-from hil.broker import Broker
+from edge.fleet.contract import document
+from edge.fleet.link import BrokerOptions, Link
+from edge.hil.broker import Broker
 
 from fleet_rig import Gateway, cloud_keys, until  # noqa: F401 - fixtures
 
@@ -46,7 +46,7 @@ def test_a_gateway_speaks_the_contract_alarms_on_their_lane_compact_json_and_a_w
                 return sum(len(json.loads(m.payload).get("events", [])) for m in seen if m.topic.endswith("/events"))
 
             until(lambda: events_seen() >= 4000, 60, what="the backlog drained")
-            done = subprocess.run([sys.executable, "-m", "fleet.cli", "--broker", f"127.0.0.1:{broker.port}", "--key", str(private),
+            done = subprocess.run([sys.executable, "-m", "edge.fleet.cli", "--broker", f"127.0.0.1:{broker.port}", "--key", str(private),
                                    "command", "w1", "status.snapshot"], capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
             births = [json.loads(m.payload) for m in seen if m.topic.endswith("/status")]

@@ -15,7 +15,7 @@ import pytest
 from edge.config import ConfigError, UsbIdentity
 from edge.hotplug import Hotplug
 from edge.journal import EventQuery, Journal, read_events
-from hil.waiting import until, until_sync
+from edge.hil.waiting import until, until_sync
 
 FTDI = {"ID_VENDOR_ID": "0403", "ID_MODEL_ID": "6001", "ID_SERIAL_SHORT": "BUS1SERIAL", "ID_PATH": "pci-0000:00:14.0-usb-0:1.2:1.0"}
 CH340 = {"ID_VENDOR_ID": "1a86", "ID_MODEL_ID": "7523", "ID_PATH": "pci-0000:00:14.0-usb-0:1.3:1.0"}
@@ -294,12 +294,12 @@ readers: [{name: front, protocol: em4100, port: "udev:reader-main"}]
 def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backoff(tmp_path):
     """A technician re-plugs the reader's adapter: the reader reads again right away, although
     its worker failed on the unplug and the supervisor's backoff would hold it for 30-60 s."""
-    from drivers.cards.observations import CardRead
+    from edge.drivers.cards.observations import CardRead
     from edge.config import Reader
     from edge.events import Kind
     from edge.readers import ReaderInbox, ReaderWorker
     from edge.supervisor import Backoff, Supervisor
-    from hil.card_sim import CardReaderSim
+    from edge.hil.card_sim import CardReaderSim
 
     card = b"\x01\x00\x12\x93\xd8"
     reader_end, gateway_end = tmp_path / "reader-end", tmp_path / "gateway-end"

@@ -106,8 +106,11 @@ def test_the_wheels_hold_the_gateway_and_its_files_and_the_rig_apart(wheelhouse)
     for manifest in (REPO / "models").glob("*.yaml"):
         assert f"edge/shipped/models/{manifest.name}" in names
     for profile in (REPO / "drivers" / "modbus" / "profiles").glob("*.yaml"):
-        assert f"drivers/modbus/profiles/{profile.name}" in names
-    assert {n.split("/")[0] for n in names if not n.startswith("building_edge-")} == {"edge", "drivers", "fleet"}  # no hil/ (fleet/: the cloud side, its libraries in the `fleet` extra)
+        assert f"edge/drivers/modbus/profiles/{profile.name}" in names
+    # one import name: drivers/ and fleet/ are edge.drivers and edge.fleet; no edge/hil (the rig's own wheel)
+    assert {n.split("/")[0] for n in names if not n.startswith("building_edge-")} == {"edge"}
+    assert {n.split("/")[1] for n in names if n.startswith("edge/") and n.count("/") > 1} >= {"drivers", "fleet", "status"}
+    assert not any(n.startswith("edge/hil/") for n in names)
     assert not any("demo" in n or n.endswith(".key") for n in names), "the demo building ships with the rig"
     metadata = gateway.read(f"building_edge-{VERSION}.dist-info/METADATA").decode()
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
@@ -117,10 +120,11 @@ def test_the_wheels_hold_the_gateway_and_its_files_and_the_rig_apart(wheelhouse)
 
     rig_wheel = zipfile.ZipFile(next(wheelhouse.glob(f"building_edge_rig-{VERSION}-*.whl")))
     rig_names = set(rig_wheel.namelist())
-    assert {n.split("/")[0] for n in rig_names if not n.startswith("building_edge_rig-")} == {"hil"}
+    assert {n.split("/")[0] for n in rig_names if not n.startswith("building_edge_rig-")} == {"edge"}
+    assert all(n.startswith(("edge/hil/", "building_edge_rig-")) for n in rig_names), "the rig adds edge.hil and nothing else"
     for scenario in (REPO / "hil" / "scenarios").rglob("*.yaml"):
-        assert f"hil/{scenario.relative_to(REPO / 'hil')}" in rig_names
-    assert {"hil/config/demo.yaml", "hil/config/secrets/demo-building.key"} <= rig_names
+        assert f"edge/hil/{scenario.relative_to(REPO / 'hil')}" in rig_names
+    assert {"edge/hil/config/demo.yaml", "edge/hil/config/secrets/demo-building.key"} <= rig_names
     rig_project = tomllib.loads((REPO / "rig" / "pyproject.toml").read_text())["project"]
     assert rig_project["version"] == VERSION  # one version for both distributions
     assert f"building-edge[camera]=={VERSION}" in rig_project["dependencies"]
@@ -129,8 +133,8 @@ def test_the_wheels_hold_the_gateway_and_its_files_and_the_rig_apart(wheelhouse)
 def test_the_installed_package_is_its_own_not_the_repository(installed, wheelhouse, tmp_path):
     site = site_packages(installed, tmp_path)
     found = run(installed / "bin" / "python", "-c",
-                "import edge, drivers.modbus, edge.config as c, edge.version as v, edge.shipped as s; "
-                "print(edge.__file__); print(drivers.modbus.__file__); print(c.BUILT_IN_PROFILES); print(v.VERSION); "
+                "import edge, edge.drivers.modbus, edge.config as c, edge.version as v, edge.shipped as s; "
+                "print(edge.__file__); print(edge.drivers.modbus.__file__); print(c.BUILT_IN_PROFILES); print(v.VERSION); "
                 "print(s.file('systemd', 'edge.service'))", cwd=tmp_path)
     edge_file, drivers_file, profiles, version, unit = found.stdout.splitlines()
     for path in (edge_file, drivers_file, profiles, unit):
@@ -142,7 +146,7 @@ def test_the_installed_package_is_its_own_not_the_repository(installed, wheelhou
     assert b"ExecStart=/opt/edge/bin/edge run" in Path(unit).read_bytes()
     assert version == VERSION
     assert run(installed / "bin" / "edge", "--version", cwd=tmp_path).stdout.strip() == f"edge {VERSION}"
-    assert not (site / "hil").exists()
+    assert not (site / "edge" / "hil").exists() and not (site / "drivers").exists()
     missing = run(installed / "bin" / "python", "-c",
                   "import importlib.util as u; print(' '.join(m for m in " + repr(CAMERA_LIBRARIES) + " if u.find_spec(m) is None))", cwd=tmp_path)
     assert missing.stdout.split() == list(CAMERA_LIBRARIES), "the base install has no camera libraries"
@@ -181,11 +185,11 @@ def test_readme_steps_init_check_config_and_schema(installed, rig, tmp_path):
 def test_only_the_camera_and_vision_modules_need_the_camera_libraries(installed, tmp_path):
     """Every other module of the gateway imports on a base install (OpenCV, onnxruntime and numpy are absent)."""
     imported = run(installed / "bin" / "python", "-c", """
-import importlib, pkgutil, edge, drivers
+import importlib, pkgutil, edge
 failed = []
-for package in (edge, drivers):
+for package in (edge,):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
-        if module.name.startswith(("edge.vision.", "drivers.camera.")):
+        if module.name.startswith(("edge.vision.", "edge.drivers.camera.", "edge.fleet.")):  # the camera and fleet extras
             continue
         try:
             importlib.import_module(module.name)
@@ -197,7 +201,7 @@ print("\\n".join(failed))
 
 
 def test_the_base_install_stays_small(installed):
-    assert tree_bytes(installed) <= 100_000_000  # hil.bench.install measures it against the camera extra
+    assert tree_bytes(installed) <= 100_000_000  # edge.hil.bench.install measures it against the camera extra
 
 
 def fetch(url: str) -> tuple[int, str, bytes]:
@@ -244,10 +248,10 @@ def test_the_installed_daemon_serves_its_page_health_and_metrics(installed, whee
 
 def test_the_installed_rig_plays_a_scenario_from_its_own_files(rig, tmp_path):
     site = site_packages(rig, tmp_path)
-    scenarios = site / "hil" / "scenarios"
+    scenarios = site / "edge" / "hil" / "scenarios"
     assert sorted(p.name for p in scenarios.glob("*.yaml")) == sorted(p.name for p in (REPO / "hil" / "scenarios").glob("*.yaml"))
     env = {**os.environ, "PATH": f"{rig / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    played = run(rig / "bin" / "python", "-m", "hil", "run", scenarios / "power-leakage.yaml",
+    played = run(rig / "bin" / "python", "-m", "edge.hil", "run", scenarios / "power-leakage.yaml",
                  "--json", tmp_path / "results.json", cwd=tmp_path, env=env)
     results = json.loads((tmp_path / "results.json").read_text())["scenarios"]
     assert [r["outcome"] for r in results] == ["passed"], played.stdout
@@ -257,10 +261,10 @@ def test_the_installed_rig_plays_a_scenario_from_its_own_files(rig, tmp_path):
 def test_the_installed_demo_finds_its_building_and_keeps_to_its_folder(rig, tmp_path):
     folder = tmp_path / "demo"
     env = {**os.environ, "PATH": f"{rig / 'bin'}{os.pathsep}{os.environ['PATH']}"}
-    shown = run(rig / "bin" / "python", "-m", "hil.demo", "--seconds", "8", "--dir", folder, cwd=tmp_path, env=env)
+    shown = run(rig / "bin" / "python", "-m", "edge.hil.demo", "--seconds", "8", "--dir", folder, cwd=tmp_path, env=env)
     assert f"demo folder: {folder}" in shown.stdout
     assert "status page: http://127.0.0.1:" in shown.stdout, shown.stdout[-2000:]
     assert "newest events above telemetry" in shown.stdout
     assert (folder / "demo.yaml").is_file() and (folder / "state").is_dir()
     site = site_packages(rig, tmp_path)
-    assert not list((site / "hil").rglob("*.sqlite*")) and not (site / "var").exists()  # nothing written beside the code
+    assert not list((site / "edge" / "hil").rglob("*.sqlite*")) and not (site / "var").exists()  # nothing written beside the code

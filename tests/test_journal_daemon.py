@@ -18,8 +18,8 @@ import pytest
 from edge.config import load
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
-from hil.broker import Broker
-from hil.waiting import until_sync
+from edge.hil.broker import Broker
+from edge.hil.waiting import until_sync
 
 from conftest import MINIMAL
 from journal_disk import SmallDisk, mount_small_disk

@@ -13,7 +13,7 @@ import pytest
 
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, gaps_between, read_events
-from hil.waiting import until
+from edge.hil.waiting import until
 
 from journal_disk import SmallDisk, mount_small_disk
 

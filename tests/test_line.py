@@ -1,4 +1,4 @@
-"""hil.line: the paced serial line between two socat pty pairs."""
+"""edge.hil.line: the paced serial line between two socat pty pairs."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import serial
 
-from drivers.cards.framing import Framing
-from hil.line import SerialLine
-from hil.pty import pty_pair
+from edge.drivers.cards.framing import Framing
+from edge.hil.line import SerialLine
+from edge.hil.pty import pty_pair
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -135,7 +135,7 @@ def test_probabilities_outside_0_1_are_refused(name, value):
 
 def test_runs_as_a_subprocess_printing_ports_and_stats():
     process = subprocess.Popen(
-        [sys.executable, "-m", "hil.line", "--baud", "115200", "--framing", "8E1"],
+        [sys.executable, "-m", "edge.hil.line", "--baud", "115200", "--framing", "8E1"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,

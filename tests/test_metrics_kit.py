@@ -18,8 +18,8 @@ from prometheus_client import generate_latest
 from conftest import edge
 from edge.points_status import PointState
 from edge.status.metrics import CircuitSample, PointSample, Sample, registry
-from hil.broker import Broker
-from hil.modbus_sim import Fault, FaultPlan, wire_break
+from edge.hil.broker import Broker
+from edge.hil.modbus_sim import Fault, FaultPlan, wire_break
 from metrics_kit_rig import (DASHBOARD, PROMETHEUS_OWN, RULE_TESTS, RULES, metric_names, start_daemon, start_simulator,
                              stop_daemon, write_building)
 from status_rig import fetch, until

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from drivers.modbus.observations import Reading
-from drivers.modbus.poller import Poller
-from hil.modbus_sim import Fault, FaultPlan, SimulatedDevice
-from hil.waiting import until
+from edge.drivers.modbus.observations import Reading
+from edge.drivers.modbus.poller import Poller
+from edge.hil.modbus_sim import Fault, FaultPlan, SimulatedDevice
+from edge.hil.waiting import until
 
 from modbus_rig import ONCE, WAIT_S, FlashingRelayModule, Running, profile, spec, tcp_rig, wait_for
 
@@ -49,7 +49,7 @@ async def _drain(queue: asyncio.Queue) -> None:
 
 
 def test_a_waiter_cancelled_in_the_lane_neither_blocks_nor_loses_the_wire():
-    from drivers.modbus.lane import Lane, Priority
+    from edge.drivers.modbus.lane import Lane, Priority
 
     async def scenario():
         lane = Lane()
@@ -78,7 +78,7 @@ def test_a_waiter_cancelled_in_the_lane_neither_blocks_nor_loses_the_wire():
 
 import struct  # noqa: E402
 
-from drivers.modbus.profile import Function, Profile  # noqa: E402
+from edge.drivers.modbus.profile import Function, Profile  # noqa: E402
 
 FC_READ_HOLDING, FC_WRITE_REGISTER, FC_WRITE_REGISTERS = 3, 6, 16
 

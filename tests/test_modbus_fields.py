@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-from drivers.modbus.observations import Reading
-from drivers.modbus.poller import Poller
-from drivers.modbus.profile import Function, Profile
-from hil.modbus_sim import SimulatedDevice
+from edge.drivers.modbus.observations import Reading
+from edge.drivers.modbus.poller import Poller
+from edge.drivers.modbus.profile import Function, Profile
+from edge.hil.modbus_sim import SimulatedDevice
 
 from modbus_rig import ONCE, Running, spec, tcp_rig, wait_for
 
@@ -184,7 +184,7 @@ def test_bad_fields_are_refused_at_their_point():
 
 # --- a variant picked by the firmware register (issue 9, item 4) ----------------------------
 
-from drivers.modbus.observations import DeviceIdentified  # noqa: E402
+from edge.drivers.modbus.observations import DeviceIdentified  # noqa: E402
 
 # A residual-current relay whose manual says: firmware (30257, 0x0105 = 1.05) before 2.00 keeps
 # the leakage at 30007; from 2.00 the leakage is a float at 30101-30102 and the alarm limit moved.

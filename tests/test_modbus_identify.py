@@ -11,9 +11,9 @@ import pytest
 from pydantic import ValidationError
 from pymodbus.constants import ExcCodes
 
-from drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
-from drivers.modbus.poller import Poller, SerialLink
-from drivers.modbus.profile import Function, Profile
+from edge.drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
+from edge.drivers.modbus.poller import Poller, SerialLink
+from edge.drivers.modbus.profile import Function, Profile
 from edge import config as building_config
 from edge.conditions import ActiveConditions
 from edge.config import device_profiles
@@ -21,8 +21,8 @@ from edge.fieldbus import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.status.health import Disk, Probe, verdict
 from edge.status.view import BuildingView
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.pty import pty_pair
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.pty import pty_pair
 
 from conftest import MINIMAL
 from modbus_rig import WAIT_S, Running, spec, tcp_rig, wait_for
@@ -105,7 +105,7 @@ def test_an_identify_answered_with_an_exception_polls_the_base_map_and_is_retrie
     async def start(simulator):
         return await simulator.start_tcp()
 
-    from drivers.modbus.poller import TcpLink
+    from edge.drivers.modbus.poller import TcpLink
 
     _judge(asyncio.run(_unidentified_then_identified(lambda port: TcpLink("127.0.0.1", port), start)))
 

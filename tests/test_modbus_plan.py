@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.modbus.plan import plan_reads
-from drivers.modbus.profile import Function, Point
+from edge.drivers.modbus.plan import plan_reads
+from edge.drivers.modbus.profile import Function, Point
 
 
 def _point(address: int, type_: str = "uint16", function: str = "holding", name: str | None = None, **extra) -> Point:

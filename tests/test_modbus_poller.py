@@ -6,11 +6,11 @@ import asyncio
 
 import pytest
 
-from drivers.modbus.observations import DeviceBack, DeviceOffline, FaultKind, Observation, PollFault, Reading
-from drivers.modbus.poller import Poller, SerialLink
-from drivers.modbus.profile import Function
-from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, Ramp, SimulatedDevice, wire_break
-from hil.pty import pty_pair
+from edge.drivers.modbus.observations import DeviceBack, DeviceOffline, FaultKind, Observation, PollFault, Reading
+from edge.drivers.modbus.poller import Poller, SerialLink
+from edge.drivers.modbus.profile import Function
+from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, Ramp, SimulatedDevice, wire_break
+from edge.hil.pty import pty_pair
 
 from modbus_rig import ONCE, Running, profile, reading_of, spec, tcp_rig, wait_for
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.modbus.profile import DataType, Order, Profile
-from drivers.modbus.registers import DecodeError, EncodeError, decode_point, decode_raw, encode_point, encode_raw
+from edge.drivers.modbus.profile import DataType, Order, Profile
+from edge.drivers.modbus.registers import DecodeError, EncodeError, decode_point, decode_raw, encode_point, encode_raw
 
 B, L = Order.BIG, Order.LITTLE
 ORDERS = [(B, B), (L, B), (B, L), (L, L)]  # ABCD, CDAB, BADC, DCBA

@@ -11,8 +11,8 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 
-from drivers.modbus.profile import Function, load_profile
-from hil.modbus_sim import Constant, Noise, Ramp, SimulatedDevice, Step, wire_break
+from edge.drivers.modbus.profile import Function, load_profile
+from edge.hil.modbus_sim import Constant, Noise, Ramp, SimulatedDevice, Step, wire_break
 
 REPO = Path(__file__).resolve().parent.parent
 PROFILES = REPO / "drivers" / "modbus" / "profiles"
@@ -77,7 +77,7 @@ def test_status_word_bits_are_set_apart():
 
 def test_command_line_serves_a_profile_over_tcp():
     process = subprocess.Popen(
-        [sys.executable, "-m", "hil.modbus_sim", "--profile", f"{PROFILES / 'generic-level.yaml'}@4",
+        [sys.executable, "-m", "edge.hil.modbus_sim", "--profile", f"{PROFILES / 'generic-level.yaml'}@4",
          "--port", "0", "--set", "4.level=2.5"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

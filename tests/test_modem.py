@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.modem.at import AtModem, ModemError, NoAnswer, NoNetwork, SimLocked
-from drivers.modem.pdu import decode_submit, parse_status_report, submit_pdus
-from hil.modem_sim import Mode, ModemSimulator, status_report_pdu
-from hil.pty import pty_pair
+from edge.drivers.modem.at import AtModem, ModemError, NoAnswer, NoNetwork, SimLocked
+from edge.drivers.modem.pdu import decode_submit, parse_status_report, submit_pdus
+from edge.hil.modem_sim import Mode, ModemSimulator, status_report_pdu
+from edge.hil.pty import pty_pair
 
 
 def test_pin_signal_registration_a_long_chinese_message_and_its_delivery_reports():

@@ -13,13 +13,13 @@ import osdp
 import osdp.control_panel
 import pytest
 
-from drivers.cards.observations import CardRead, FaultReason, PinEntry, ReaderFault, ReaderRestored
-from drivers.osdp.bus import OsdpBus, OsdpReader
-from drivers.osdp.keys import KeyFileError, generate_key_file, load_key
-from hil.line import SerialLine
-from hil.osdp_pd import SimulatedOsdpReader
-from hil.pty import pty_pair
-from hil.waiting import until
+from edge.drivers.cards.observations import CardRead, FaultReason, PinEntry, ReaderFault, ReaderRestored
+from edge.drivers.osdp.bus import OsdpBus, OsdpReader
+from edge.drivers.osdp.keys import KeyFileError, generate_key_file, load_key
+from edge.hil.line import SerialLine
+from edge.hil.osdp_pd import SimulatedOsdpReader
+from edge.hil.pty import pty_pair
+from edge.hil.waiting import until
 
 pytestmark = pytest.mark.timeout(60)
 BAUD = 115200

@@ -6,10 +6,10 @@ import osdp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drivers.cards.observations import CardRead, DropCause, FaultReason, PinEntry, ReaderFault, ReaderRestored
-from drivers.osdp.events import EventTranslator
-from drivers.osdp.frames import FrameAssembler, crc16, seal
-from hil.osdp_pd import wiegand26
+from edge.drivers.cards.observations import CardRead, DropCause, FaultReason, PinEntry, ReaderFault, ReaderRestored
+from edge.drivers.osdp.events import EventTranslator
+from edge.drivers.osdp.frames import FrameAssembler, crc16, seal
+from edge.hil.osdp_pd import wiegand26
 
 # osdp_POLL to address 1, CRC, SQN 0 (OSDP v2.2 annex: 53 01 08 00 04 60 then CRC low, high)
 POLL = seal(bytes([0x53, 0x01, 0x08, 0x00, 0x04, 0x60]))

@@ -10,9 +10,9 @@ from pathlib import Path
 import osdp
 import pytest
 
-from drivers.cards.observations import FaultReason, ReaderFault, ReaderRestored
-from drivers.modbus.profile import load_profile
-from drivers.osdp.keys import generate_key_file, load_key
+from edge.drivers.cards.observations import FaultReason, ReaderFault, ReaderRestored
+from edge.drivers.modbus.profile import load_profile
+from edge.drivers.osdp.keys import generate_key_file, load_key
 from edge import config as building_config
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import ConfigError, device_profiles
@@ -20,10 +20,10 @@ from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.readers import FaultLimiter, ReaderInbox, reader_workers
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.osdp_pd import SimulatedOsdpReader
-from hil.pty import pty_pair
-from hil.waiting import until
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.osdp_pd import SimulatedOsdpReader
+from edge.hil.pty import pty_pair
+from edge.hil.waiting import until
 
 from conftest import MINIMAL, REPO
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 
-from drivers.modbus.profile import Function
-from hil.modbus_sim import SimulatedDevice
-from hil.waiting import until_sync
+from edge.drivers.modbus.profile import Function
+from edge.hil.modbus_sim import SimulatedDevice
+from edge.hil.waiting import until_sync
 
 from conftest import MINIMAL
 from field_rig import BUILT_IN, Daemon, SimulatorLoop, WireSimulator, edge_cli, socket_ready

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 
-from drivers.modbus.profile import Function
+from edge.drivers.modbus.profile import Function
 from edge.conditions import ActiveConditions
-from hil.modbus_sim import FieldSimulator
-from hil.waiting import until
+from edge.hil.modbus_sim import FieldSimulator
+from edge.hil.waiting import until
 
 from field_rig import BREAKER_STATUS_WORD, circuit_config, circuit_devices, events_of, run_building
 

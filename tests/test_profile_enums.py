@@ -9,10 +9,10 @@ import struct
 import pytest
 from pydantic import ValidationError
 
-from drivers.modbus.poller import Poller, SerialLink, TcpLink
-from drivers.modbus.profile import Function, Profile
-from hil.modbus_sim import SimulatedDevice
-from hil.pty import pty_pair
+from edge.drivers.modbus.poller import Poller, SerialLink, TcpLink
+from edge.drivers.modbus.profile import Function, Profile
+from edge.hil.modbus_sim import SimulatedDevice
+from edge.hil.pty import pty_pair
 
 from field_rig import BUILT_IN, WireSimulator
 from modbus_rig import ONCE, Running, spec

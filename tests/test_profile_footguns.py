@@ -9,11 +9,11 @@ import struct
 import pytest
 from pydantic import ValidationError
 
-from drivers.modbus.poller import Poller, SerialLink, TcpLink
-from drivers.modbus.profile import Profile
+from edge.drivers.modbus.poller import Poller, SerialLink, TcpLink
+from edge.drivers.modbus.profile import Profile
 from edge import config as building_config
-from hil.modbus_sim import SimulatedDevice
-from hil.pty import pty_pair
+from edge.hil.modbus_sim import SimulatedDevice
+from edge.hil.pty import pty_pair
 
 from conftest import MINIMAL
 from field_rig import WireSimulator

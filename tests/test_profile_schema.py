@@ -9,7 +9,7 @@ import json
 import jsonschema
 import yaml
 
-from drivers.modbus.profile import json_schema
+from edge.drivers.modbus.profile import json_schema
 
 from conftest import REPO, edge
 

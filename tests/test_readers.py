@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from drivers.cards.observations import CardRead, Protocol, ReaderFault
+from edge.drivers.cards.observations import CardRead, Protocol, ReaderFault
 from edge.config import Reader
 from edge.readers import ReaderInbox, ReaderWorker, RepeatFilter
-from hil.card_sim import CardReaderSim
-from hil.waiting import until_sync
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.waiting import until_sync
 
 pytestmark = pytest.mark.timeout(60)
 CARD = b"\x01\x00\x12\x93\xd8"

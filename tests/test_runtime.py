@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge import runtime
 from edge.config import load
 from edge.journal import EventQuery, read_events
-from hil.card_sim import CardReaderSim
-from hil.cloud import generate_keys
-from hil.modbus_sim import SimulatedDevice
-from hil.pty import pty_pair
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.cloud import generate_keys
+from edge.hil.modbus_sim import SimulatedDevice
+from edge.hil.pty import pty_pair
 
 from conftest import MINIMAL, REPO, edge
 from access_rig import KEYPAD_TENANT, PIN, enrol

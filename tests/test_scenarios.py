@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from hil import report
-from hil.__main__ import main as hil_main
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.pty import pty_pair
-from hil.rig import load_rig
+from edge.hil import report
+from edge.hil.__main__ import main as hil_main
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.pty import pty_pair
+from edge.hil.rig import load_rig
 from edge.config import BUILT_IN_PROFILES
-from hil.runner import SCENARIOS, data_root, play
-from hil.scenario import SCHEMA_FILE, ScenarioError, load
-from drivers.modbus.profile import load_profile
+from edge.hil.runner import SCENARIOS, data_root, play
+from edge.hil.scenario import SCHEMA_FILE, ScenarioError, load
+from edge.drivers.modbus.profile import load_profile
 
 BUILDING = SCENARIOS / "buildings" / "rig-house.yaml"
 QUIET = """
@@ -232,7 +232,7 @@ def test_rig_mode_plays_a_scenario_on_separately_started_devices_through_hooks_a
               front-reader: {{port: {front.b}}}
               side-keypad: {{port: {side.b}}}
             stimuli:
-              tap: {{hook: "{sys.executable} -m hil.card_sim --port {front.a} --protocol em4100 --card {{card}} --repeats 3"}}
+              tap: {{hook: "{sys.executable} -m edge.hil.card_sim --port {front.a} --protocol em4100 --card {{card}} --repeats 3"}}
               fire: {{prompt: "Fire panel: {{fire}} the alarm input"}}
             """))
         person = Person(devices.doors)
@@ -599,7 +599,7 @@ def test_list_and_k_select_scenarios_by_file_or_name(tmp_path, capsys, monkeypat
 def test_the_shipped_schema_is_what_hil_schema_prints_and_every_shipped_scenario_names_it(capsys):
     assert hil_main(["schema"]) == 0
     printed = capsys.readouterr().out
-    assert SCHEMA_FILE.read_text() == printed, "run: python -m hil schema > hil/scenarios/schema.json"
+    assert SCHEMA_FILE.read_text() == printed, "run: python -m edge.hil schema > hil/scenarios/schema.json"
     for path in sorted(SCENARIOS.glob("*.yaml")):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# yaml-language-server: $schema="), f"{path} does not name the schema on its first line"

@@ -22,19 +22,19 @@ from pathlib import Path
 
 import pytest
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge.events import Kind
 from edge.journal import EventQuery, read_events
 from edge.uplink.cursor import SyncCursor
-from hil.broker import Broker
-from hil.modbus_sim import SimulatedDevice
+from edge.hil.broker import Broker
+from edge.hil.modbus_sim import SimulatedDevice
 
 from conftest import MINIMAL, REPO, edge
 from field_rig import SimulatorThread, journal_until
 from journal_disk import Ext4Disk, SmallDisk, mount_ext4_disk, mount_small_disk
 from uplink_rig import open_cloud, until
 
-from hil.cloud import generate_keys
+from edge.hil.cloud import generate_keys
 
 B = "test-house"
 DIO8 = REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"

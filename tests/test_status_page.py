@@ -149,10 +149,10 @@ SMOKE_ADDRESS = 5
 def _demo_with_smoke(folder: Path):
     """The demo building (hil/demo_building.py, config/demo.yaml) and one smoke detector in unit 301,
     so the page can be shown with a smoke alarm; everything else is the demo as `./dev demo` runs it."""
-    from drivers.modbus.profile import load_profile
+    from edge.drivers.modbus.profile import load_profile
     from edge.config import BUILT_IN_PROFILES
-    from hil.demo_building import DemoBuilding, devices
-    from hil.modbus_sim import FieldSimulator, SimulatedDevice
+    from edge.hil.demo_building import DemoBuilding, devices
+    from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 
     smoke = SimulatedDevice(load_profile(BUILT_IN_PROFILES / "generic-smoke.yaml"), SMOKE_ADDRESS)
     for signal in ("alarm", "fault", "low_battery", "test", "tamper"):
@@ -165,7 +165,7 @@ def _demo_with_smoke(folder: Path):
 def _write_demo_config(folder: Path, building) -> Path:
     import yaml
 
-    from hil.demo import write_config
+    from edge.hil.demo import write_config
 
     path = write_config(folder, building.port, building.reader_port, 0)
     document = yaml.safe_load(path.read_text())
@@ -194,7 +194,7 @@ def test_the_demo_building_reads_for_a_property_manager_normal_cut_and_smoke(tmp
     after its texts are found in the DOM (EDGE_SCREENSHOTS=docs writes them into docs/ for the README)."""
     from edge import config as building_config
     from edge.doors.wiring import credentials_path
-    from hil.demo_building import enrol_demo_tenants
+    from edge.hil.demo_building import enrol_demo_tenants
 
     shots = DOCS if os.environ.get("EDGE_SCREENSHOTS") == "docs" else tmp_path
     folder = tmp_path / "demo"

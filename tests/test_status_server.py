@@ -108,7 +108,7 @@ def test_metrics_and_status_follow_the_uplink_and_its_backlog(write_config, buil
     import subprocess
     import sys
 
-    from hil.broker import Broker
+    from edge.hil.broker import Broker
     from uplink_rig import uplink_config
 
     async def scenario():

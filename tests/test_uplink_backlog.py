@@ -8,7 +8,7 @@ from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import Journal, JournalLimits
 from edge.uplink.worker import Uplink
-from hil.broker import Broker
+from edge.hil.broker import Broker
 
 from uplink_rig import assert_exactly_once_in_order, journaled, open_cloud, open_store, until, uplink_config
 

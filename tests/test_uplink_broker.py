@@ -8,7 +8,7 @@ from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import Journal
 from edge.uplink.worker import Uplink
-from hil.broker import Broker, SlowLink
+from edge.hil.broker import Broker, SlowLink
 
 from uplink_rig import B, assert_exactly_once_in_order, journaled, open_cloud, open_store, reading, start_gateway, stop_gateway, until, uplink_config
 

@@ -8,10 +8,10 @@ import signal
 import subprocess
 import sys
 
-from drivers.modbus.profile import load_profile
+from edge.drivers.modbus.profile import load_profile
 from edge.events import Kind
-from hil.broker import Broker
-from hil.modbus_sim import SimulatedDevice
+from edge.hil.broker import Broker
+from edge.hil.modbus_sim import SimulatedDevice
 
 from field_rig import PROFILES, SimulatorThread
 from uplink_rig import journaled, open_cloud, until, uplink_config

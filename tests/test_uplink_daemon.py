@@ -11,7 +11,7 @@ import sys
 from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import Journal
-from hil.broker import Broker
+from edge.hil.broker import Broker
 
 from uplink_rig import journaled, open_cloud, until, uplink_config
 

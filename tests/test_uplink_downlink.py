@@ -9,7 +9,7 @@ import json
 from edge.events import Event, Kind, Priority
 from edge.journal import JournalLimits
 from edge.uplink.signing import DownlinkKind
-from hil.broker import Broker
+from edge.hil.broker import Broker
 
 from uplink_rig import B, journaled, online, open_cloud, start_gateway, stop_gateway, until, uplink_config
 

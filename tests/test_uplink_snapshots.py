@@ -17,7 +17,7 @@ from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.uplink.snapshots import MAX_BYTES
 from edge.uplink.worker import Uplink
-from hil.broker import Broker
+from edge.hil.broker import Broker
 
 from uplink_rig import journaled, open_cloud, until, uplink_config
 

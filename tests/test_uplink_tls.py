@@ -20,8 +20,8 @@ from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import EventQuery, Journal, read_events
 from edge.uplink.worker import Uplink
-from hil.broker import Broker, ListenerTls
-from hil.cloud import Cloud
+from edge.hil.broker import Broker, ListenerTls
+from edge.hil.cloud import Cloud
 
 from uplink_rig import open_cloud, open_store, until, uplink_config
 

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("sklearn", reason="the quality bench needs scikit-learn (test extra)")
 
 from edge.vision.detection import VisionClass  # noqa: E402
-from hil.bench import vision_quality  # noqa: E402
+from edge.hil.bench import vision_quality  # noqa: E402
 from tests.vision_data import EBIKE, need  # noqa: E402
 
 

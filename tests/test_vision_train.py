@@ -2,7 +2,7 @@
 and manifest, a held-out time split of the site's frames and the report qualification reads.
 
 Small on purpose (car 89's 52 frames and 30 others, about 80 frames): it checks what is written and
-that the gateway loads and qualifies by it, never how good the head is (hil.bench.vision_quality
+that the gateway loads and qualifies by it, never how good the head is (edge.hil.bench.vision_quality
 reports that, with intervals)."""
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, read_events
 from edge.uplink.worker import Uplink
-from hil import waiting
-from hil.broker import Broker
-from hil.cloud import Cloud, generate_keys
+from edge.hil import waiting
+from edge.hil.broker import Broker
+from edge.hil.cloud import Cloud, generate_keys
 
 from conftest import MINIMAL
 
@@ -56,7 +56,7 @@ def open_store(config_path: Path) -> CredentialStore:
 
 
 async def until(predicate, timeout_s: float = 20.0, step_s: float = 0.02):
-    """`hil.waiting.until` with the uplink tests' patience (20 s) and pace (every 20 ms)."""
+    """`edge.hil.waiting.until` with the uplink tests' patience (20 s) and pace (every 20 ms)."""
     return await waiting.until(predicate, timeout_s, every_s=step_s)
 
 

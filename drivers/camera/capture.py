@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 import structlog
 
-log = structlog.get_logger("drivers.camera")
+log = structlog.get_logger("edge.drivers.camera")
 
 NETWORK = ("rtsp://", "rtsps://", "http://", "https://")
 

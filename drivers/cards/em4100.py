@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 
-from drivers.cards.observations import BytewiseParser, CardFrame, DropCause, DropCounts, ParsedItem, Protocol
+from edge.drivers.cards.observations import BytewiseParser, CardFrame, DropCause, DropCounts, ParsedItem, Protocol
 
 STX = 0x02
 ETX = 0x03

@@ -32,7 +32,7 @@ photo is a 1024-byte WLT image. Privacy: `parse_basic_info` keeps only the name 
 ID number, in an object whose repr shows neither; the gateway stores a keyed hash of the number
 (made by the credential store, `CredentialStore.id_key_for`, the one way ID numbers are hashed)
 and its last four characters, and never logs or stores the text or the photo. The registration
-desk's read session is `drivers.cards.ga467_desk`.
+desk's read session is `edge.drivers.cards.ga467_desk`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from drivers.cards.observations import DropCause, DropCounts, FrameDropped
+from edge.drivers.cards.observations import DropCause, DropCounts, FrameDropped
 
 PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 _HEADER = len(PREAMBLE) + 2

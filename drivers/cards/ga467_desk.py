@@ -15,7 +15,7 @@ import time
 
 import serial
 
-from drivers.cards.ga467 import Command, Ga467Parser, IdentityText, Reply, Status, encode_request, parse_basic_info
+from edge.drivers.cards.ga467 import Command, Ga467Parser, IdentityText, Reply, Status, encode_request, parse_basic_info
 
 REPLY_S = 1.0  # the longest reply (1295 bytes) takes 0.11 s at 115200 baud
 FIND_EVERY_S = 0.2  # how often an empty reader is asked again

@@ -17,8 +17,8 @@ from typing import Protocol as TypingProtocol
 
 import serial
 
-from drivers.cards.framing import Framing
-from drivers.cards.observations import (
+from edge.drivers.cards.framing import Framing
+from edge.drivers.cards.observations import (
     CardFrame,
     CardRead,
     FaultReason,

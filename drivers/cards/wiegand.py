@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import enum
 
-from drivers.cards.observations import (
+from edge.drivers.cards.observations import (
     BytewiseParser,
     CardFrame,
     DropCause,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pymodbus.framer import FramerRTU
 
-from drivers.modbus.observations import FaultKind
+from edge.drivers.modbus.observations import FaultKind
 
 _MBAP_HEADER = 6  # transaction id, protocol id, length: the length counts what follows
 

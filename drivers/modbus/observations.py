@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from drivers.modbus.registers import Value
+from edge.drivers.modbus.registers import Value
 
 
 class FaultKind(StrEnum):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from drivers.modbus.profile import Function, Point
+from edge.drivers.modbus.profile import Function, Point
 
 
 @dataclass(frozen=True, slots=True)

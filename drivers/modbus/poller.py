@@ -23,9 +23,9 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.bit_message import WriteSingleCoilRequest
 
-from drivers.modbus.frames import classify_rtu, classify_tcp
-from drivers.modbus.lane import Lane, Priority
-from drivers.modbus.observations import (
+from edge.drivers.modbus.frames import classify_rtu, classify_tcp
+from edge.drivers.modbus.lane import Lane, Priority
+from edge.drivers.modbus.observations import (
     CommandOutcome,
     DeviceBack,
     DeviceIdentified,
@@ -36,9 +36,9 @@ from drivers.modbus.observations import (
     PollFault,
     Reading,
 )
-from drivers.modbus.plan import Read, plan_reads
-from drivers.modbus.profile import Command, Function, Match, Point, Profile, Result
-from drivers.modbus.registers import DecodeError, EncodeError, Value, command_words, decode_point
+from edge.drivers.modbus.plan import Read, plan_reads
+from edge.drivers.modbus.profile import Command, Function, Match, Point, Profile, Result
+from edge.drivers.modbus.registers import DecodeError, EncodeError, Value, command_words, decode_point
 
 # pymodbus 3.10 renamed slave= to device_id=.
 _UNIT = "device_id" if "device_id" in inspect.signature(AsyncModbusTcpClient.read_coils).parameters else "slave"
@@ -671,7 +671,7 @@ _READERS: dict[Function, Callable[[Client, Read, dict[str, int]], Awaitable[Modb
 
 def read_request(client: Client, read: Read, unit_id: int) -> Awaitable[ModbusPDU]:
     """The request the poller sends for `read` to device `unit_id`: public so that a raw pymodbus
-    baseline (hil.bench.modbus) sends exactly what the poller sends, with none of its scheduling."""
+    baseline (edge.hil.bench.modbus) sends exactly what the poller sends, with none of its scheduling."""
     return _READERS[read.function](client, read, {_UNIT: unit_id})
 
 

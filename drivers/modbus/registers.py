@@ -10,7 +10,7 @@ import math
 import struct
 from collections.abc import Sequence
 
-from drivers.modbus.profile import Command, DataType, Order, Point, Profile
+from edge.drivers.modbus.profile import Command, DataType, Order, Point, Profile
 
 Value = bool | int | float | str
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import serial
 
-from drivers.modem.pdu import StatusReport, parse_status_report, submit_pdus
+from edge.drivers.modem.pdu import StatusReport, parse_status_report, submit_pdus
 
 FINAL_OK = "OK"
 _FINAL_ERROR = re.compile(r"^(ERROR|\+CMS ERROR:.*|\+CME ERROR:.*|NO CARRIER)$")

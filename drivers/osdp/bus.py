@@ -30,10 +30,10 @@ from typing import Any
 
 import osdp
 
-from drivers.cards.observations import FaultReason, ReaderFault, ReaderRestored
-from drivers.osdp.channel import SerialChannel
-from drivers.osdp.events import EventTranslator, Observation
-from drivers.osdp.keys import load_key
+from edge.drivers.cards.observations import FaultReason, ReaderFault, ReaderRestored
+from edge.drivers.osdp.channel import SerialChannel
+from edge.drivers.osdp.events import EventTranslator, Observation
+from edge.drivers.osdp.keys import load_key
 
 REFRESH_S = 0.002
 WATCH_S = 0.05

@@ -1,7 +1,7 @@
 """The RS-485 port libosdp talks through: pyserial underneath, whole frames on top.
 
 libosdp calls `read`, `write` and `flush` from its refresh thread. `read` never blocks (the
-port has timeout 0) and returns at most one whole OSDP frame (see `drivers.osdp.frames`): the
+port has timeout 0) and returns at most one whole OSDP frame (see `edge.drivers.osdp.frames`): the
 control panel of libosdp 3.2.9 rejects a reply handed over in pieces. A port error is kept
 in `error` for the reader's monitor to report and reads as silence to libosdp, which then
 takes the reader offline by its own reply timeout.
@@ -16,9 +16,9 @@ import time
 import osdp
 import serial
 
-from drivers.cards.framing import Framing
-from drivers.cards.observations import DropCause
-from drivers.osdp.frames import MARK, FrameAssembler
+from edge.drivers.cards.framing import Framing
+from edge.drivers.cards.observations import DropCause
+from edge.drivers.osdp.frames import MARK, FrameAssembler
 
 
 class SerialChannel(osdp.Channel):

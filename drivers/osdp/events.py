@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import osdp
 
-from drivers.cards.observations import (
+from edge.drivers.cards.observations import (
     CardFrame,
     CardRead,
     DropCause,
@@ -30,7 +30,7 @@ from drivers.cards.observations import (
     ReaderFault,
     ReaderRestored,
 )
-from drivers.cards.wiegand import WiegandParser
+from edge.drivers.cards.wiegand import WiegandParser
 
 MAX_PIN_LEN = 16
 _SUBMIT = {0x0D, ord("#")}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import binascii
 
-from drivers.cards.observations import DropCause, DropCounts
+from edge.drivers.cards.observations import DropCause, DropCounts
 
 SOM = 0x53
 MARK = 0xFF

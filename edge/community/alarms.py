@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from drivers.modbus.observations import Reading
+from edge.drivers.modbus.observations import Reading
 from edge.community.arming import Arming
 from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import SMOKE_SIGNALS, AlarmInput, AlarmKind, CommunitySafety, IntrusionZone, SmokeDetector

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from drivers.modbus.observations import Reading
-from drivers.modem.at import ModemError
+from edge.drivers.modbus.observations import Reading
+from edge.drivers.modem.at import ModemError
 from edge.community.routing import Incident, RoutingTable
 from edge.community.settings import AlarmKind, Channel, CommunitySafety, Contact, Route
 from edge.community.sms import SmsSender

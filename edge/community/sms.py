@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 
-from drivers.modem.at import AtModem, ModemError, ModemStatus
-from drivers.modem.pdu import StatusReport
+from edge.drivers.modem.at import AtModem, ModemError, ModemStatus
+from edge.drivers.modem.pdu import StatusReport
 from edge import runtime
 from edge.community.settings import Modem
 from edge.runtime import Pool

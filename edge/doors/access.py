@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from drivers.cards.observations import CardRead, PinEntry, ReaderFault
-from drivers.modbus.observations import Reading
+from edge.drivers.cards.observations import CardRead, PinEntry, ReaderFault
+from edge.drivers.modbus.observations import Reading
 from edge.access.clock import ClockGuard, TrustedTime
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore

@@ -274,7 +274,7 @@ def _desk(config: BuildingConfig, name: str) -> DeskReader | int:
 
 def read_id_card(desk: DeskReader, wait_s: float):
     """The identity on the next resident ID card placed on the desk reader."""
-    from drivers.cards.ga467_desk import Ga467Desk
+    from edge.drivers.cards.ga467_desk import Ga467Desk
 
     print(f"place the ID card on {desk.name} ...", file=sys.stderr)
     with Ga467Desk(desk.port, desk.baud) as reader:
@@ -311,9 +311,9 @@ def read_one_card(port: str, protocol: str, baud: int, wait_s: float) -> bytes:
     """The serial of the next card presented at a desk reader (EM4100 or Wiegand bridge)."""
     import serial
 
-    from drivers.cards.em4100 import Em4100Parser
-    from drivers.cards.observations import CardFrame
-    from drivers.cards.wiegand import WiegandParser
+    from edge.drivers.cards.em4100 import Em4100Parser
+    from edge.drivers.cards.observations import CardFrame
+    from edge.drivers.cards.wiegand import WiegandParser
 
     parser = Em4100Parser() if protocol == "em4100" else WiegandParser()
     deadline = time.monotonic() + wait_s

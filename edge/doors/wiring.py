@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from drivers.modbus.profile import Profile
+from edge.drivers.modbus.profile import Profile
 from edge import runtime
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
 from edge.config import BuildingConfig, Lock, device_profiles

@@ -19,8 +19,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.modbus.observations import Observation, PollFault, Reading
-from drivers.modbus.poller import Poller
+from edge.drivers.modbus.observations import Observation, PollFault, Reading
+from edge.drivers.modbus.poller import Poller
 from edge.config import BuildingConfig, ConfigError, SerialBus, device_profiles, load
 from edge.fieldbus import device_specs
 from edge.hotplug import PREFIX, matches, present_devices
@@ -215,7 +215,7 @@ def check_cameras(config: BuildingConfig, live: dict | None) -> list[Result]:
                 found = state.get("detail") or (f"no frame for {age:.0f} s" if age is not None else "no frame yet")
                 results.append(Result(f"camera {camera.name}", False, f"the running daemon reports: {found}", fix))
             continue
-        from drivers.camera.capture import grab_one
+        from edge.drivers.camera.capture import grab_one
 
         frame = grab_one(camera.source, PROBE_S)
         if frame is None:

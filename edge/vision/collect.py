@@ -15,7 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from drivers.camera.capture import Frame
+from edge.drivers.camera.capture import Frame
 from edge.vision.detection import VisionClass
 from edge.vision.stills import FrameFolder
 

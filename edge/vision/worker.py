@@ -104,7 +104,7 @@ class _Worker:
     def run(self) -> None:
         import cv2
 
-        from drivers.camera.capture import CameraFault, Capture
+        from edge.drivers.camera.capture import CameraFault, Capture
         from edge.vision.collect import Collector, collect_dir
         from edge.vision.detection import StagedDetector
         from edge.vision.motion import MotionGate
@@ -187,7 +187,7 @@ class _Worker:
                 self.stopping = True
 
     def _snapshot(self, seq: int, stem: str) -> None:
-        from drivers.camera.capture import grab_one
+        from edge.drivers.camera.capture import grab_one
         from edge.vision.stills import FrameFolder
 
         try:

@@ -9,18 +9,18 @@ Prints one JSON object:
   credentials, with every core kept busy by a separate load process.
 * frame_wire_ms: the frame's own wire time at that baud (the baseline: p99 minus it is
   what the gateway adds; target at most 20 ms).
-* osdp_tap_to_output_p99_ms (and _p50_ms): an OSDP reader (libosdp PD, `hil.osdp_pd`) on a
+* osdp_tap_to_output_p99_ms (and _p50_ms): an OSDP reader (libosdp PD, `edge.hil.osdp_pd`) on a
   paced 115200 baud line, Secure Channel on, driven by its own `edge run` under the same
   load: from the card event submitted at the reader to the grant indication (the LED
   command, the gateway's answer to the card) arriving back at it, through the whole path
   (OsdpBus, inbox, decide, unlock, indication).
 * tap_to_unlock_watched_p50_ms / _p99_ms: the same taps on a fresh `edge run` with two
-  status page streams attached (`hil.bench.page_watchers`, its own process, as browsers
+  status page streams attached (`edge.hil.bench.page_watchers`, its own process, as browsers
   are); page_messages says the streams were live. The page must not move these numbers.
 * decisions_per_s: pure `decide` calls (granting path, no PIN) per second.
 * import_10k_rows_s: `CredentialStore.import_file` of a 10,000-row CSV.
 
-Run: python -m hil.bench.access [--taps 2000]
+Run: python -m edge.hil.bench.access [--taps 2000]
 """
 
 from __future__ import annotations
@@ -41,20 +41,20 @@ from zoneinfo import ZoneInfo
 
 import osdp
 
-from drivers.cards.em4100 import encode_frame
-from drivers.cards.framing import Framing
-from drivers.modbus.profile import Function, load_profile
-from drivers.osdp.keys import generate_key_file, load_key
+from edge.drivers.cards.em4100 import encode_frame
+from edge.drivers.cards.framing import Framing
+from edge.drivers.modbus.profile import Function, load_profile
+from edge.drivers.osdp.keys import generate_key_file, load_key
 from edge import config as building_config
 from edge.access.clock import TrustedTime
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.access.decision import decide
 from edge.access.door import DoorPolicy, DoorState
 from edge.doors.wiring import credentials_path
-from hil.bench.stats import percentile
-from hil.line import SerialLine
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.osdp_pd import SimulatedOsdpReader
+from edge.hil.bench.stats import percentile
+from edge.hil.line import SerialLine
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.osdp_pd import SimulatedOsdpReader
 
 REPO = Path(__file__).resolve().parents[2]
 ENROLLED = 10_000
@@ -166,7 +166,7 @@ def _page_watchers(state_dir: Path, count: int) -> subprocess.Popen:
             if time.monotonic() > deadline:
                 raise RuntimeError("the gateway did not announce its status server within 30 s") from None
             time.sleep(0.05)
-    return subprocess.Popen([sys.executable, "-m", "hil.bench.page_watchers", url, str(count)], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "edge.hil.bench.page_watchers", url, str(count)], stdout=subprocess.PIPE, text=True)
 
 
 def _taps(config_path: Path, io: TimedIO, line: SerialLine, taps: int, watchers: int = 0, seen: dict | None = None) -> list[float]:
@@ -206,7 +206,7 @@ def _taps(config_path: Path, io: TimedIO, line: SerialLine, taps: int, watchers:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench.access", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.bench.access", description=__doc__.splitlines()[0])
     parser.add_argument("--taps", type=int, default=2000)
     args = parser.parse_args(argv)
     sys.setswitchinterval(0.0005)  # this process is the rig (line, IO module, tapper): keep its threads prompt

@@ -44,8 +44,8 @@ from pathlib import Path
 import psycopg
 import structlog
 
-from hil.bench.stats import percentile
-from hil.waiting import until_sync
+from edge.hil.bench.stats import percentile
+from edge.hil.waiting import until_sync
 
 PHASE_TIMEOUT_S = 900.0
 
@@ -163,7 +163,7 @@ class Runner:
     def __init__(self, root: Path, names: list[str], port: int, public: Path) -> None:
         self.names = names
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hil.bench.fleet", "--role", "gateways", "--root", str(root), "--port", str(port),
+            [sys.executable, "-m", "edge.hil.bench.fleet", "--role", "gateways", "--root", str(root), "--port", str(port),
              "--public", str(public), "--names", ",".join(names)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         self.lines: queue.Queue = queue.Queue(1000)
@@ -199,7 +199,7 @@ def _sql(dsn: str, sql: str, *params):
 
 
 def _until(predicate, timeout_s: float, what: str) -> float:
-    """Wait (hil.waiting) and return when it came true, in wall-clock seconds."""
+    """Wait (edge.hil.waiting) and return when it came true, in wall-clock seconds."""
     until_sync(predicate, timeout_s, f"benchmark: {what}", every_s=0.1)
     return time.time()
 
@@ -214,7 +214,7 @@ class Ingest:
         self.log = root / f"ingest-w{workers}-{time.monotonic_ns()}.log"
         self.workers = workers
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fleet.cli", "--broker", f"127.0.0.1:{port}", "--db", dsn, "--key", str(key), "ingest",
+            [sys.executable, "-m", "edge.fleet.cli", "--broker", f"127.0.0.1:{port}", "--db", dsn, "--key", str(key), "ingest",
              "--workers", str(workers), "--gap-grace-s", "1", "--batch-messages", "200", "--batch-ms", "20"],
             stdout=subprocess.DEVNULL, stderr=open(self.log, "w"))
         _until(lambda: self.log.read_text().count('"worker started"') >= workers, 60, f"{workers} workers up")
@@ -292,9 +292,9 @@ def _raw_copy(dsn: str) -> float:
 
 
 def conduct(args: argparse.Namespace) -> dict:
-    from fleet import db, keys
-    from fleet.localdb import LocalPostgres
-    from hil.broker import Broker
+    from edge.fleet import db, keys
+    from edge.fleet.localdb import LocalPostgres
+    from edge.hil.broker import Broker
 
     root = Path(tempfile.mkdtemp(prefix="edge-bench-fleet-"))
     try:
@@ -385,7 +385,7 @@ def conduct(args: argparse.Namespace) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench.fleet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.bench.fleet", description=__doc__.splitlines()[0])
     parser.add_argument("--gateways", type=int, default=50)
     parser.add_argument("--events", type=int, default=2000, help="prepared backlog per gateway")
     parser.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma-separated")

@@ -38,7 +38,7 @@ def venv_with(root: Path, wheelhouse: Path, *requirements: str) -> int:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench.install", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.bench.install", description=__doc__.splitlines()[0])
     parser.add_argument("--wheelhouse", type=Path, default=WHEELHOUSE, help=f"default: {WHEELHOUSE}")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO / "packaging"))

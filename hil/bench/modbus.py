@@ -7,7 +7,7 @@ Prints one JSON object. Every ratio has its baseline measured in the same run:
   same simulators, which run in a child process; windows alternate. `cycles_per_s` and
   `raw_cycles_per_s` are per second of the gateway process's CPU (the simulators, not the
   client, limit the wall-clock rate, shown as `wall_cycles_per_s`, `raw_wall_cycles_per_s`);
-- transactions per second on a paced RTU line (hil.line.SerialLine, 8E1: 11 bits a
+- transactions per second on a paced RTU line (edge.hil.line.SerialLine, 8E1: 11 bits a
   character) against the wire-time limit of those same transactions (both frames plus the
   3.5-character gap before the next request, 1.75 ms above 19200 baud as the Modbus spec
   fixes it; the simulator answers without a turnaround gap, so none is counted);
@@ -15,7 +15,7 @@ Prints one JSON object. Every ratio has its baseline measured in the same run:
 - the time from a value change in the simulator to the durable alarm event, with a rule
   duration of zero and the device polled every 100 ms (so the poll interval is in it).
 
-Run: python -m hil.bench.modbus [--seconds 3]
+Run: python -m edge.hil.bench.modbus [--seconds 3]
 """
 
 from __future__ import annotations
@@ -35,17 +35,17 @@ from pathlib import Path
 import structlog
 from pymodbus.client import AsyncModbusTcpClient
 
-from drivers.modbus.plan import Read, plan_reads
-from drivers.modbus.poller import DeviceSpec, Poller, SerialLink, TcpLink, read_request
-from drivers.modbus.profile import Profile, load_profile
+from edge.drivers.modbus.plan import Read, plan_reads
+from edge.drivers.modbus.poller import DeviceSpec, Poller, SerialLink, TcpLink, read_request
+from edge.drivers.modbus.profile import Profile, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.field import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import Journal
-from hil.bench.stats import percentile
-from hil.line import SerialLine
-from hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
+from edge.hil.bench.stats import percentile
+from edge.hil.line import SerialLine
+from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = {p.stem: load_profile(p) for p in sorted((REPO / "drivers" / "modbus" / "profiles").glob("*.yaml"))}
@@ -306,7 +306,7 @@ async def _bench(seconds: float) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench.modbus", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.bench.modbus", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="length of each measured window")
     args = parser.parse_args()
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout is the JSON

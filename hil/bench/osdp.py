@@ -18,12 +18,12 @@ from pathlib import Path
 
 import osdp
 
-from drivers.cards.observations import CardRead
-from drivers.osdp.bus import OsdpBus, OsdpReader
-from drivers.osdp.keys import generate_key_file, load_key
-from hil.bench.stats import percentile
-from hil.line import SerialLine
-from hil.osdp_pd import SimulatedOsdpReader
+from edge.drivers.cards.observations import CardRead
+from edge.drivers.osdp.bus import OsdpBus, OsdpReader
+from edge.drivers.osdp.keys import generate_key_file, load_key
+from edge.hil.bench.stats import percentile
+from edge.hil.line import SerialLine
+from edge.hil.osdp_pd import SimulatedOsdpReader
 
 READER = "bench"
 ADDRESS = 1
@@ -71,7 +71,7 @@ def measure_osdp_tap_to_output(taps: int = 300, baud: int = 115200) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench.osdp", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.bench.osdp", description=__doc__.split("\n")[0])
     parser.add_argument("--taps", type=int, default=300)
     parser.add_argument("--baud", type=int, default=115200)
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Browsers watching the status page, for the access benchmark: N streams held open, as a page does.
 
-Run: python -m hil.bench.page_watchers URL N. Each watcher loads the page's history and
+Run: python -m edge.hil.bench.page_watchers URL N. Each watcher loads the page's history and
 newest events once, then reads the server-sent event stream until SIGTERM; on exit it
 prints {"watchers": N, "messages": total} so the benchmark can show the streams were live.
 """

@@ -13,7 +13,7 @@ turn. Prints one JSON object:
   pools it was every one);
 * p99_ratio_8_to_1: what seven more readers cost the slowest PIN (1.0 is nothing).
 
-Run: python -m hil.bench.readers [--rounds 20]
+Run: python -m edge.hil.bench.readers [--rounds 20]
 """
 
 from __future__ import annotations
@@ -32,14 +32,14 @@ import time
 from datetime import date
 from pathlib import Path
 
-from drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
-from hil.bench.stats import percentile
-from hil.card_sim import CardReaderSim
-from hil.modbus_sim import FieldSimulator, SimulatedDevice
-from hil.pty import pty_pair
+from edge.hil.bench.stats import percentile
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.pty import pty_pair
 
 REPO = Path(__file__).resolve().parents[2]
 CARD = bytes.fromhex("d41b81")  # a Wiegand-26 card
@@ -147,7 +147,7 @@ def _p(values: list[float], q: float) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench.readers", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.bench.readers", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20, help="card + PIN taps per door")
     args = parser.parse_args()
     relays = _TimedRelays(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)

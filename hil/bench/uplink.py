@@ -29,10 +29,10 @@ from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import Journal, JournalLimits
 from edge.uplink.worker import Uplink
-from hil.bench.stats import percentile
-from hil.broker import Broker
-from hil.cloud import Cloud, generate_keys
-from hil.waiting import until
+from edge.hil.bench.stats import percentile
+from edge.hil.broker import Broker
+from edge.hil.cloud import Cloud, generate_keys
+from edge.hil.waiting import until
 
 BODY = {"point": "phase_a_current", "value": 12.345, "unit": "A", "pad": "x" * 60}
 
@@ -139,7 +139,7 @@ async def uplink_run(broker: Broker, workdir: Path, count: int, samples: int) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m hil.bench.uplink", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m edge.hil.bench.uplink", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--samples", type=int, default=300, help="events for the latency measurement")
     args = parser.parse_args()

@@ -33,7 +33,7 @@ Prints one JSON object:
   gateway without a camera, pss_mb the two with shared pages counted once; rss_mb_bench_worker
   is the worker of the idle-CPU run above.
 * tap_p99_ms_with_camera / _without_camera: tap-to-unlock p99 through `edge run` as
-  `hil.bench.access` measures it (paced 9600 baud line, simulated IO module, every core kept
+  `edge.hil.bench.access` measures it (paced 9600 baud line, simulated IO module, every core kept
   busy by a load process), without a camera and with a camera whose stream changes on every
   frame, so the gate never closes and the model runs at the analysis rate (5 fps); the runs
   alternate A B B A, `--tap-rounds` times, and each figure pools its runs. tap_p99_ms_runs
@@ -45,7 +45,7 @@ Prints one JSON object:
 Only the JSON goes to standard output; logs (of this process and the workers) go to stderr.
 
 Needs ../shared/data (the images and models/yolox_nano.onnx) and edge/vision/runtime.py.
-Run: python -m hil.bench.vision [--trials 20] [--seconds 10] [--taps 1200] [--tap-rounds 3]
+Run: python -m edge.hil.bench.vision [--trials 20] [--seconds 10] [--taps 1200] [--tap-rounds 3]
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ from edge.journal import Journal
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import Verdict
-from hil.bench.stats import percentile
+from edge.hil.bench.stats import percentile
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = REPO.parent / "shared" / "data"
@@ -369,12 +369,12 @@ def tap_keys(taps: int, rounds: int) -> dict[str, Any]:
     import signal
     import subprocess
 
-    from drivers.modbus.profile import load_profile
+    from edge.drivers.modbus.profile import load_profile
     from edge import config as building_config
     from edge.access.credentials import CredentialStore
     from edge.doors.wiring import credentials_path
-    from hil.bench import access
-    from hil.line import SerialLine
+    from edge.hil.bench import access
+    from edge.hil.line import SerialLine
 
     with tempfile.TemporaryDirectory(prefix="bench-vision-taps-") as tmp, SerialLine(baud=9600, framing="8N1") as line:
         base = Path(tmp)
@@ -462,11 +462,11 @@ def _p99_gap(with_camera: list[float], without: list[float], resamples: int = 20
 
 
 def _taps(config_path: Path, io: Any, line: Any, taps: int, running: Callable[[], bool]) -> tuple[list[float], dict[str, Any]]:
-    """`hil.bench.access`'s taps, started only once `running()` says the camera analyses (its
+    """`edge.hil.bench.access`'s taps, started only once `running()` says the camera analyses (its
     first collected frame: the model is loaded and the stream read), so the figure is the
     steady state, not the worker's start-up. Also what the gateway and its vision worker
     were like once running: resident memory and the nice value of each worker thread."""
-    from hil.bench import access
+    from edge.hil.bench import access
 
     gateway = access.start_gateway(config_path)
     latencies: list[float] = []
@@ -550,9 +550,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.setswitchinterval(0.0005)  # as the access bench: this process is the rig
         result.update(tap_keys(args.taps, args.tap_rounds))
     try:  # the quality figures (recall, false holds) live in their own module
-        from hil.bench import vision_quality  # type: ignore[attr-defined]
+        from edge.hil.bench import vision_quality  # type: ignore[attr-defined]
     except ImportError:
-        print("hil.bench.vision_quality is absent: quality keys left out", file=sys.stderr)
+        print("edge.hil.bench.vision_quality is absent: quality keys left out", file=sys.stderr)
     else:
         result.update(vision_quality.quality_keys())
     print(json.dumps(result), file=out, flush=True)

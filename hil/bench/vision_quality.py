@@ -28,7 +28,7 @@ Two detectors are scored, image by image (a frame "holds" when the detector says
 
 Every rate comes with its 95 % Wilson interval. Needs scikit-learn and onnx (the `bench`
 extra); the data folder is read in place (EDGE_SHARED_DATA, default ../shared/data).
-Run alone: python -m hil.bench.vision_quality; `python -m hil.bench.vision` adds these keys to
+Run alone: python -m edge.hil.bench.vision_quality; `python -m edge.hil.bench.vision` adds these keys to
 the camera pipeline's.
 """
 
@@ -288,7 +288,7 @@ def crop_comparison(data: Path, model: Path, items: list[Frame], folds: list, so
 
 
 def quality_keys() -> dict:
-    """What `hil.bench.vision` adds to its JSON: the four quality keys and their detail."""
+    """What `edge.hil.bench.vision` adds to its JSON: the four quality keys and their detail."""
     return quality()
 
 
