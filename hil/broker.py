@@ -8,12 +8,14 @@ front of it that paces bytes in both directions, to play a cellular link.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def unreachable_broker() -> Iterator[int]:
+    """A port whose accept queue is full, so a connect to it hangs until the client's own timeout (a
+    broker behind a firewall that drops packets): the uplink's connect holds its thread that long."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers = []
+    for _ in range(4):  # more than the queue takes; the extra SYNs are dropped too
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(server.getsockname())
+        fillers.append(filler)
+    try:
+        yield server.getsockname()[1]
+    finally:
+        for filler in fillers:
+            filler.close()
+        server.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from edge.drivers.modbus.profile import load_profile
 from edge import runtime
 from edge.config import load
 from edge.journal import EventQuery, read_events
+from edge.hil.broker import unreachable_broker
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.cloud import generate_keys
 from edge.hil.modbus_sim import SimulatedDevice
@@ -31,28 +31,6 @@ from field_rig import SimulatorThread, journal_until
 pytestmark = pytest.mark.timeout(240)
 
 READERS = 8
-
-
-@contextlib.contextmanager
-def connect_blackhole():
-    """A TCP port whose accept queue is full: a connect to it hangs until the client's own timeout
-    (a broker behind a firewall that drops packets)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    fillers = []
-    for _ in range(4):  # more than the queue takes; the extra SYNs are dropped too
-        filler = socket.socket()
-        filler.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            filler.connect(server.getsockname())
-        fillers.append(filler)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        for filler in fillers:
-            filler.close()
-        server.close()
 
 
 def points_config(write_config, building_dir: Path, modbus: int, broker: int, readers: list[str], modem: str) -> Path:
@@ -103,7 +81,7 @@ def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_
         pairs = [stack.enter_context(pty_pair()) for _ in range(READERS)]
         modem = stack.enter_context(pty_pair())  # nothing ever answers on modem.a
         modbus = stack.enter_context(SimulatorThread([io]))
-        broker = stack.enter_context(connect_blackhole())
+        broker = stack.enter_context(unreachable_broker())
         path = points_config(write_config, building_dir, modbus, broker, [pair.b for pair in pairs], modem.b)
         config = load(path)
         enrol(config, KEYPAD_TENANT, pin=PIN)

@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from edge import config as building_config
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
 from edge.hil.bench.stats import percentile
+from edge.hil.broker import unreachable_broker
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.pty import pty_pair
@@ -60,27 +60,6 @@ class _TimedRelays(SimulatedDevice):
             self.released_at[address] = time.monotonic()
             self.released[address].set()
         return super().write(function, address, values)
-
-
-@contextlib.contextmanager
-def _blackhole():
-    """A port whose accept queue is full: a connect to it hangs until the client's own timeout."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(0)
-    fillers = []
-    for _ in range(4):
-        filler = socket.socket()
-        filler.setblocking(False)
-        with contextlib.suppress(BlockingIOError):
-            filler.connect(server.getsockname())
-        fillers.append(filler)
-    try:
-        yield server.getsockname()[1]
-    finally:
-        for filler in fillers:
-            filler.close()
-        server.close()
 
 
 def _building(folder: Path, modbus: int, broker: int, ports: list[str]) -> Path:
@@ -154,7 +133,7 @@ def main() -> None:
     loop = asyncio.new_event_loop()
     threading.Thread(target=loop.run_forever, daemon=True).start()
     port = asyncio.run_coroutine_threadsafe(FieldSimulator([relays]).start_tcp(), loop).result(10)
-    with _blackhole() as broker:
+    with unreachable_broker() as broker:
         one, one_missed = _run(1, args.rounds * 8, port, relays, broker)
         eight, eight_missed = _run(8, args.rounds, port, relays, broker)
     p99_one, p99_eight = _p(one, 99), _p(eight, 99)
