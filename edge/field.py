@@ -96,6 +96,17 @@ class FieldPoint:
     active: dict[Condition, Severity] = field(default_factory=dict)
 
 
+@dataclass
+class _Recheck:
+    """An alarm the last run left open, waiting for its point's first fresh reading and the rule's time."""
+
+    clear: Event  # journaled if the condition is gone once judged
+    watched: FieldPoint | StatusPoint
+    since: float  # monotonic, when this run took it over
+    settle_s: float  # the rule's own duration and two polls: how long a condition that holds takes to raise
+    fresh: float | None = None  # the first reading after `since`
+
+
 class FieldPoints:
     """The building's circuits and water points, watched and acted on."""
 
@@ -131,7 +142,7 @@ class FieldPoints:
         self.cuts: dict[str, dict[str, Any]] = load_cuts(self.state_dir / CUTS_FILE, self._circuits)  # circuit -> cause
         self._commanded_open.update(cut["breaker"] for cut in self.cuts.values())
         self._held_clears: dict[str, dict[tuple[str, str], Event]] = {}  # cut circuit -> (point, condition) -> clear
-        self._rechecks: dict[tuple[str, str, str], list[Any]] = {}  # open last run: (owner, point, condition) -> [clear, since, first fresh read]
+        self._rechecks: dict[tuple[str, str, str], _Recheck] = {}  # open last run: (owner, point, condition)
         self._settle_s = {c.name: _longest_duration(c.safety) for c in config.circuits} | {
             w.name: _longest_duration(w.safety) for w in config.pressure_points}
         self._cuts_file = StateFile(self.state_dir / CUTS_FILE, "the record of circuits the gateway cut", journal)
@@ -300,39 +311,36 @@ class FieldPoints:
         rule takes to raise, raises it again. One on a cut circuit stays until the re-close; one
         whose point is no longer configured is cleared at once."""
         points = {(p.owner, str(p.key)): p for p in self.points}
-        statuses = {(s.owner, str(s.key)) for s in self.status.values()}
+        statuses = {(s.owner, str(s.key)): s for s in self.status.values()}
         started = self._clock()
         for condition in carried:
             where = (condition.source, str(condition.body.get("point")))
             clear = Event(Kind.CONDITION_CLEARED, Priority.ALARM, condition.source, {**condition.body, "reason": GONE_ACROSS_RESTART})
-            point = points.get(where)
-            if point is None and where not in statuses:
+            watched = points.get(where) or statuses.get(where)
+            if watched is None:
                 self._emit(Event(clear.kind, clear.priority, clear.source, {**condition.body, "reason": "source_gone_from_config"}))
-            elif point is not None and point.circuit is not None and point.circuit.name in self.cuts:
-                self._held_clears.setdefault(point.circuit.name, {})[(where[1], str(condition.body.get("condition")))] = clear
+            elif isinstance(watched, FieldPoint) and watched.circuit is not None and watched.circuit.name in self.cuts:
+                self._held_clears.setdefault(watched.circuit.name, {})[(where[1], str(condition.body.get("condition")))] = clear
             else:
-                self._rechecks[(*where, str(condition.body.get("condition")))] = [clear, started, None]
+                settle_s = self._settle_s.get(where[0], 0.0) + 2 * self._poll_interval(watched.key)
+                self._rechecks[(*where, str(condition.body.get("condition")))] = _Recheck(clear, watched, started, settle_s)
 
     def _judge_carried(self, now: float) -> None:
-        points = {(p.owner, str(p.key)): p for p in self.points}
-        statuses = {(s.owner, str(s.key)): s for s in self.status.values()}
         for key, recheck in list(self._rechecks.items()):
-            (owner, ref, condition), (clear, since, fresh) = key, recheck
-            point, status = points.get((owner, ref)), statuses.get((owner, ref))
-            read_at = point.read_at if point is not None else status.read_at if status is not None else None
-            if read_at is None or read_at < since:
+            condition, watched = key[2], recheck.watched
+            if watched.read_at is None or watched.read_at < recheck.since:
                 continue  # not read since the start: nothing to judge by yet
-            if fresh is None:
-                fresh = recheck[2] = read_at
-            if point is not None:
-                active = {str(c) for c in point.active}
+            if recheck.fresh is None:
+                recheck.fresh = watched.read_at
+            if isinstance(watched, FieldPoint):
+                active = {str(c) for c in watched.active}
             else:
-                active = {"status"} if status is not None and status.active else set()
-            if condition not in active and now - fresh < self._settle_s.get(owner, 0.0) + 2 * self._poll_interval(PointKey.parse(ref)):
+                active = {"status"} if watched.active else set()
+            if condition not in active and now - recheck.fresh < recheck.settle_s:
                 continue  # a rule that takes its time to raise gets it
             del self._rechecks[key]
             if condition not in active:
-                self._emit(clear)  # otherwise its monitor has raised it again in this run
+                self._emit(recheck.clear)  # otherwise its monitor has raised it again in this run
 
     def _on_transition(self, point: FieldPoint, transition: Transition) -> None:
         if transition.change is Change.RAISED:
