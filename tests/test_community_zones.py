@@ -114,6 +114,9 @@ doors:
             await until(lambda: len(zone_events("armed")) == 3, what="armed again")
             sim["io"].set_value("input_3", True)
             await until(lambda: len(events(config.journal_path, "alarm.intrusion")) == 2, timeout_s=10, what="the entry-delay alarm")
+            # the gateway stops only once both alarms were handed to the notifier (it tells them after the journal)
+            await until(lambda: {a.id for a in events(config.journal_path, "alarm.intrusion")}
+                        <= {e.body["incident"] for e in events(config.journal_path, "notify.sent")}, what="both alarms told")
 
         config_path_holder: list = []
         tapped = [0.0]
