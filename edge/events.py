@@ -41,6 +41,8 @@ class Kind(StrEnum):
 
     GATEWAY_STARTED = "gateway.started"
     GATEWAY_STOPPED = "gateway.stopped"
+    CONFIG_RELOADED = "config.reloaded"
+    CONFIG_RELOAD_REFUSED = "config.reload_refused"
     TASK_FAILED = "fault.task_failed"
     STATUS_PORT_IN_USE = "fault.status_port_in_use"  # another process holds the status server's port: retried with backoff
     JOURNAL_EVICTED = "journal.evicted"
@@ -71,6 +73,11 @@ class Kind(StrEnum):
     UPLINK_UP = "uplink.up"
     SNAPSHOT_UNSENT = "fault.snapshot_unsent"  # an event's snapshot cannot be sent (missing, too large, refused): once per snapshot
     DOWNLINK_DROPPED = "fault.downlink_dropped"
+    # A building config from the fleet (edge/config_apply.py): applied, refused, watched, rolled back.
+    CONFIG_APPLIED = "config.applied"
+    CONFIG_APPLY_REFUSED = "config.apply_refused"  # invalid: every problem answered, nothing changed
+    CONFIG_KEPT = "config.kept"  # healthy at the end of its watch
+    CONFIG_ROLLED_BACK = "config.rolled_back"  # the previous file restored and applied, with the reasons
     # Field points (edge/field.py): safety conditions, power cut and re-close, telemetry.
     CONDITION_RAISED = "alarm.raised"
     CONDITION_CLEARED = "alarm.cleared"

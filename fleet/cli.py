@@ -6,6 +6,8 @@
     edge-fleet pull BUILDING --after SEQ [--through SEQ] > events.jsonl
     edge-fleet credentials push BUILDING changes.jsonl [--version N]
     edge-fleet command BUILDING NAME [--arg k=v ...]   waits for the gateway's result
+    edge-fleet config push BUILDING FILE [--version N]   signed; waits for the outcome and the watch after it
+    edge-fleet config get BUILDING               the config it runs, secrets as references
     edge-fleet watch [BUILDING]                  live events, one JSON line each
     edge-fleet gaps [BUILDING]                   holes still open, ranges recorded absent
     edge-fleet status [BUILDING]                 online, backlog and last seen per building
@@ -26,7 +28,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from edge.uplink.signing import DownlinkKind
 from edge.fleet import db, keys
@@ -231,43 +233,121 @@ def _value(text: str) -> Any:
 
 
 def cmd_command(args: argparse.Namespace) -> int:
-    key = keys.load(Path(_need(args, "key")))
     arguments = {}
     for pair in args.arg:
         name, sep, value = pair.partition("=")
         if not sep:
             sys.exit(f"edge-fleet: --arg takes k=v, not {pair!r}")
         arguments[name] = _value(value)
-    results = f"{args.prefix}/{args.building}/commands/result"
+    code, result = _command(args, DownlinkKind.COMMAND, "commands", {"command": args.name, "args": arguments})
+    if result is not None:
+        print(_encode(result))
+    return code
+
+
+def _online(link: Link, args: argparse.Namespace) -> dict | None:
+    """The building's (retained) online status: a message to a gateway that is not connected would be lost."""
     status = f"{args.prefix}/{args.building}/status"
-    link = _link(args, (results, status))
+    deadline = time.monotonic() + args.timeout
+    while True:
+        message = link.get(deadline - time.monotonic())
+        if message is None:
+            print(f"edge-fleet: {args.building} is not online (no online status within {args.timeout} s)", file=sys.stderr)
+            return None
+        if message.topic == status and b'"online"' in message.payload:
+            try:
+                return json.loads(message.payload)
+            except ValueError:
+                continue
+
+
+def _command(args: argparse.Namespace, kind: DownlinkKind, topic: str, body: dict | Callable[[dict], dict],
+             also: tuple[str, ...] = (), then: Callable[[Link, dict], int] | None = None) -> tuple[int, dict | None]:
+    """Sign `body` (or what `body(online status)` makes) as `kind`, publish it on the building's `topic` once
+    the building is online, and wait for its result on commands/result: (exit code, the result)."""
+    key = keys.load(Path(_need(args, "key")))
+    results = f"{args.prefix}/{args.building}/commands/result"
+    link = _link(args, (results, f"{args.prefix}/{args.building}/status", *also))
     try:
-        deadline = time.monotonic() + args.timeout
-        while True:  # a command to a gateway that is not connected would be lost: wait for its (retained) online
-            message = link.get(deadline - time.monotonic())
-            if message is None:
-                print(f"edge-fleet: {args.building} is not online (no online status within {args.timeout} s)", file=sys.stderr)
-                return EXIT_TIMEOUT
-            if message.topic == status and b'"online"' in message.payload:
-                break
-        payload, nonce = keys.sign(key, args.building, DownlinkKind.COMMAND, {"command": args.name, "args": arguments},
-                                   ttl_s=args.ttl_s)
-        link.publish(f"{args.prefix}/{args.building}/commands", payload, timeout_s=args.timeout)
+        online = _online(link, args)
+        if online is None:
+            return EXIT_TIMEOUT, None
+        payload, nonce = keys.sign(key, args.building, kind, body(online) if callable(body) else body, ttl_s=args.ttl_s)
+        link.publish(f"{args.prefix}/{args.building}/{topic}", payload, timeout_s=args.timeout)
         deadline = time.monotonic() + args.timeout
         while True:
             message = link.get(deadline - time.monotonic())
             if message is None:
                 print(f"edge-fleet: no result from {args.building} within {args.timeout} s", file=sys.stderr)
-                return EXIT_TIMEOUT
+                return EXIT_TIMEOUT, None
+            if message.topic != results:
+                continue
             try:
                 result = json.loads(message.payload)
             except ValueError:
                 continue
-            if message.topic == results and result.get("nonce") == nonce:
-                print(_encode(result))
-                return 0 if result.get("outcome") == "done" else EXIT_FAILED
+            if result.get("nonce") == nonce:
+                code = 0 if result.get("outcome") == "done" else EXIT_FAILED
+                if code == 0 and then is not None:
+                    print(_encode(result))
+                    return then(link, result), None
+                return code, result
     finally:
         link.close()
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """`config push BUILDING FILE`: the file, signed, applied and watched by the gateway; `config get BUILDING`:
+    the config it runs (secrets as references), as YAML (`--json`: the whole answer)."""
+    if args.action == "get":
+        code, result = _command(args, DownlinkKind.COMMAND, "commands", {"command": "config.get", "args": {}})
+        if result is not None:
+            detail = result.get("detail", {})
+            if args.json or code != 0:
+                print(_encode(result))
+            else:
+                import yaml
+
+                print(f"# {args.building}: config {detail.get('digest')}, fleet version {detail.get('version')}")
+                print(yaml.safe_dump(detail.get("config"), sort_keys=False, allow_unicode=True), end="")
+        return code
+    if args.file is None:
+        sys.exit("edge-fleet: config push needs BUILDING FILE")
+    text = Path(args.file).read_text()
+    events = f"{args.prefix}/{args.building}/events"
+
+    def body(online: dict) -> dict:
+        version = args.version or int(online.get("config_version") or 0) + 1
+        return {"version": version, "yaml": text} | ({"watch_s": args.watch_s} if args.watch_s is not None else {})
+
+    def watched(link: Link, result: dict) -> int:
+        """Wait for the gateway's word on its watch: config.kept (0) or config.rolled_back (1)."""
+        detail = result.get("detail", {})
+        if args.no_watch or detail.get("redelivery"):
+            return 0
+        deadline = time.monotonic() + float(detail.get("watch_s") or 0) + args.timeout + 30.0  # and a restart
+        while True:
+            message = link.get(deadline - time.monotonic())
+            if message is None:
+                print(f"edge-fleet: no word from {args.building} on its watch of version {detail.get('version')}", file=sys.stderr)
+                return EXIT_TIMEOUT
+            if message.topic != events:
+                continue
+            try:
+                batch = json.loads(message.payload)
+            except ValueError:
+                continue
+            for event in batch.get("events", []):
+                if event.get("kind") in ("config.kept", "config.rolled_back") and event.get("body", {}).get("nonce") == result["nonce"]:
+                    print(_encode({"building": args.building, **event}))
+                    return 0 if event["kind"] == "config.kept" else EXIT_FAILED
+
+    code, result = _command(args, DownlinkKind.CONFIG_APPLY, "config", body, also=(events,), then=watched)
+    if result is not None:
+        print(_encode(result))
+        for problem in result.get("detail", {}).get("problems", []):
+            print(problem, file=sys.stderr)
+    return code
 
 
 def cmd_credentials(args: argparse.Namespace) -> int:
@@ -420,6 +500,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("name")
     s.add_argument("--arg", action="append", default=[], help="k=v (v as JSON if it parses)")
     s.add_argument("--ttl-s", type=float, default=300.0)
+    s = sub.add_parser("config", help="config push BUILDING FILE | config get BUILDING")
+    s.add_argument("action", choices=["push", "get"])
+    s.add_argument("building")
+    s.add_argument("file", nargs="?", help="push: the building config (YAML), checked by the gateway as check-config does")
+    s.add_argument("--version", type=int, help="push: the config's version (default: the gateway's last + 1)")
+    s.add_argument("--watch-s", type=float, help="push: how long the gateway watches its health after the apply (default 120)")
+    s.add_argument("--no-watch", action="store_true", help="push: return once applied, not after the watch")
+    s.add_argument("--json", action="store_true", help="get: the whole answer as JSON, not the config as YAML")
+    s.add_argument("--ttl-s", type=float, default=300.0)
     s = sub.add_parser("watch", help="live events of one building or all")
     s.add_argument("building", nargs="?")
     s.add_argument("--count", type=int)
@@ -431,7 +520,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"ingest": cmd_ingest, "worker": cmd_worker, "migrate": cmd_migrate, "keygen": cmd_keygen, "pull": cmd_pull,
-            "command": cmd_command, "credentials": cmd_credentials, "watch": cmd_watch, "gaps": cmd_gaps, "status": cmd_status}
+            "command": cmd_command, "credentials": cmd_credentials, "config": cmd_config, "watch": cmd_watch, "gaps": cmd_gaps, "status": cmd_status}
 
 
 def main(argv: list[str] | None = None) -> int:

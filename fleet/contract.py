@@ -27,6 +27,7 @@ import yaml
 from edge.events import Kind, Priority, StoredEvent
 from edge.event_words import WORDS
 from edge.uplink import pull, snapshots
+from edge.config_apply import MAX_WATCH_S, MAX_YAML_BYTES, MIN_WATCH_S, WATCH_S
 from edge.uplink.commands import CommandOutcome
 from edge.uplink.push import Lane
 from edge.uplink.signing import MAX_DOWNLINK_BYTES, MAX_TTL_S, DownlinkKind
@@ -212,7 +213,8 @@ def schemas() -> dict[str, Any]:
             "properties": {**header, "state": {"enum": ["online", "offline"]}, "time": stamp, "since": stamp,
                            "version": {"type": "string"}, "config": {"type": "string"},
                            "head_seq": {"type": "integer", "minimum": 0}, "synced_seq": {"type": "integer", "minimum": 0},
-                           "credential_version": {"type": ["integer", "null"]}},
+                           "credential_version": {"type": ["integer", "null"]},
+                           "config_version": {"type": ["integer", "null"], "description": "the last config.apply version applied (0: none)"}},
         },
         "PullPage": {
             "type": "object", "title": "PullPage",
@@ -272,6 +274,15 @@ def schemas() -> dict[str, Any]:
                                                                                                           "credential": {"type": "object"}}},
                                         {"type": "object", "required": ["op", "key"], "properties": {"op": {"const": "remove"},
                                                                                                    "key": {"type": "string"}}}]}}}},
+        "ConfigApplyBody": {
+            "type": "object", "required": ["version", "yaml"],
+            "description": "A building config from the fleet (edge/config_apply.py): checked as check-config does, written, applied, "
+                           "watched for watch_s seconds and rolled back if it breaks the building. Answered on commands/result as "
+                           "command config.apply (detail: version, ok, applied, restart, digest, previous_digest, problems, watch_s).",
+            "properties": {"version": {"type": "integer", "minimum": 1, "description": "older or equal to the last applied: a redelivery"},
+                           "yaml": {"type": "string", "maxLength": MAX_YAML_BYTES, "description": "the whole file, as a technician writes it"},
+                           "watch_s": {"type": "number", "minimum": MIN_WATCH_S, "maximum": MAX_WATCH_S, "default": WATCH_S}},
+        },
         "CredentialSnapshotBody": {"type": "object", "required": ["version", "credentials"],
                                    "properties": {"version": {"type": "integer", "minimum": 1},
                                                   "credentials": {"type": "array", "items": {"type": "object"}}}},
@@ -306,7 +317,7 @@ def _examples() -> dict[str, Any]:
     return {
         "alarm": json.loads(alarm_batch), "backlog": json.loads(backlog_batch),
         "online": {"v": 1, "building": "hillside-court-7", "state": "online", "version": "0.1.0", "config": "sha256:3f1c0e",
-                   "head_seq": 43, "synced_seq": 42, "credential_version": 7, "time": "2026-12-01T09:20:01Z",
+                   "config_version": 3, "head_seq": 43, "synced_seq": 42, "credential_version": 7, "time": "2026-12-01T09:20:01Z",
                    "since": "2026-12-01T09:20:00Z"},
         "offline": {"v": 1, "building": "hillside-court-7", "state": "offline", "time": "2026-12-01T09:20:00Z"},
         "result": {"v": 1, "building": "hillside-court-7", "command": "breaker.close", "nonce": "5f0c6e0b9a8d4e1f8a7b6c5d4e3f2a1b",
@@ -339,6 +350,8 @@ def document() -> dict[str, Any]:
         "credentialsRequest": ("edge/v1/{building}/credentials/request", "credentialsRequest", "CredentialsRequest",
                                "a version gap: send a snapshot", []),
         "commands": ("edge/v1/{building}/commands", "command", "SignedEnvelope", "signed, kind command, body CommandBody", []),
+        "config": ("edge/v1/{building}/config", "config", "SignedEnvelope",
+                   "signed, kind config.apply, body ConfigApplyBody; answered on commands/result", []),
         "commandResults": ("edge/v1/{building}/commands/result", "commandResult", "CommandResult", "a command's outcome", ["result"]),
     }
     doc_channels, messages = {}, {}

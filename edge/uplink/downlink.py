@@ -12,6 +12,8 @@ instead of applying a change set on top of a hole. The store applies each atomic
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -22,6 +24,7 @@ from pydantic import ValidationError
 from edge import runtime
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Removal
+from edge.config_apply import MAX_WATCH_S, MIN_WATCH_S, ConfigApplier
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.runtime import Pool
@@ -33,6 +36,8 @@ from edge.uplink.signing import DownlinkKind, DownlinkRefused, Envelope, Refusal
 from edge.uplink.topics import WIRE_VERSION, Topics
 
 log = structlog.get_logger("edge.uplink")
+
+ANSWER_WITHIN_S = 5.0  # for a config's answer to be acknowledged before the apply may restart the daemon
 
 
 def _change(entry: Any) -> Credential | Removal:
@@ -67,6 +72,7 @@ class Downlink:
         commands: CommandTable,
         page_bytes: int,
         on_credentials: Callable[[], None] = lambda: None,
+        config: ConfigApplier | None = None,
     ) -> None:
         self.verifier = verifier
         self.topics = topics
@@ -75,6 +81,7 @@ class Downlink:
         self.commands = commands
         self.page_bytes = page_bytes
         self.on_credentials = on_credentials
+        self.config = config  # the building config from the fleet (edge/config_apply.py); None: refused
         self.stats = DownlinkStats()
         self.refusals = Refusals(journal)
 
@@ -85,6 +92,7 @@ class Downlink:
             self.topics.pull_request: ({DownlinkKind.PULL}, self._pull),
             self.topics.credentials: ({DownlinkKind.CHANGE_SET, DownlinkKind.SNAPSHOT}, self._credentials),
             self.topics.commands: ({DownlinkKind.COMMAND}, self._command),
+            self.topics.config: ({DownlinkKind.CONFIG_APPLY}, self._config),
         }
         route = routes.get(message.topic)
         if route is None:
@@ -183,6 +191,35 @@ class Downlink:
         record = body | {"detail": _counted(result.detail)}
         await self.journal.append(Event(kind=Kind.COMMAND_EXECUTED, priority=Priority.ACCESS, source="uplink", body=record))
         connection.publish(self.topics.command_results, wire.encode({"v": WIRE_VERSION, "building": self.topics.building, **body}).encode())
+
+
+    async def _config(self, envelope: Envelope, message: Message, connection: Connection) -> None:
+        """A building config from the fleet: checked, written, applied and watched (edge/config_apply.py);
+        the outcome, with every problem, goes back as the result of a `config.apply` command. The answer
+        is waited for (its PUBACK, a few seconds at most): an apply that restarts the daemon comes next."""
+        if self.config is None:
+            raise DownlinkRefused(Refusal.BAD_BODY, "this gateway takes no config from the fleet")
+        body = envelope.body
+        try:
+            version = _version(body)
+        except ValueError as error:
+            raise DownlinkRefused(Refusal.BAD_BODY, str(error)) from None
+        text, watch_s = body.get("yaml"), body.get("watch_s")
+        if not isinstance(text, str):
+            raise DownlinkRefused(Refusal.BAD_BODY, "a config is {version: N, yaml: TEXT[, watch_s: S]}")
+        if watch_s is not None and (isinstance(watch_s, bool) or not isinstance(watch_s, int | float)
+                                    or not MIN_WATCH_S <= watch_s <= MAX_WATCH_S):
+            raise DownlinkRefused(Refusal.BAD_BODY, f"watch_s must be {MIN_WATCH_S:g} to {MAX_WATCH_S:g} seconds")
+
+        async def answer(ok: bool, detail: dict[str, Any]) -> None:
+            result = {"v": WIRE_VERSION, "building": self.topics.building, "command": str(DownlinkKind.CONFIG_APPLY),
+                      "nonce": envelope.nonce, "outcome": "done" if ok else "failed", "detail": detail}
+            sent = connection.publish(self.topics.command_results, wire.encode(result).encode())
+            with contextlib.suppress(TimeoutError, ConnectionError):
+                async with asyncio.timeout(ANSWER_WITHIN_S):
+                    await sent
+
+        await self.config.apply(version, text, envelope.nonce, None if watch_s is None else float(watch_s), answer)
 
 
 def _counted(detail: dict[str, Any]) -> dict[str, Any]:

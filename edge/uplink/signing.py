@@ -51,6 +51,7 @@ class DownlinkKind(StrEnum):
     SNAPSHOT = "credentials.snapshot"
     COMMAND = "command"
     PULL = "pull"
+    CONFIG_APPLY = "config.apply"
 
 
 class Refusal(StrEnum):

@@ -55,6 +55,11 @@ class Topics:
         return f"{self.base}/credentials/request"
 
     @property
+    def config(self) -> str:
+        """Signed building configs, each with a version (cloud -> gateway); answered on command_results."""
+        return f"{self.base}/config"
+
+    @property
     def commands(self) -> str:
         return f"{self.base}/commands"
 
@@ -64,4 +69,4 @@ class Topics:
 
     def downlink(self) -> tuple[str, ...]:
         """What the gateway subscribes to."""
-        return (self.pull_request, self.credentials, self.commands)
+        return (self.pull_request, self.credentials, self.commands, self.config)

@@ -7,6 +7,7 @@ from typing import Callable, Mapping
 from edge import runtime
 from edge.access.credentials import CredentialStore
 from edge.config import BuildingConfig
+from edge.config_apply import ConfigApplier
 from edge.control import Handler, check_request
 from edge.deadline import Deadline
 from edge.doors.wiring import Doors, open_store
@@ -19,7 +20,7 @@ from edge.uplink.worker import Uplink
 
 def assemble_uplink(
     config: BuildingConfig, digest: str, journal: Journal, doors: Doors | None, control: Mapping[str, Handler],
-    stop_deadline: Callable[[], Deadline] = Deadline.never,
+    stop_deadline: Callable[[], Deadline] = Deadline.never, config_apply: ConfigApplier | None = None,
 ) -> Uplink:
     """The uplink with the credential store the doors read (a building without doors gets its own,
     opened by the uplink's first run on the files pool, never on the loop), and every control-socket
@@ -36,7 +37,7 @@ def assemble_uplink(
     for name, handler in control.items():
         commands.register(name, as_command(name, handler))
     return Uplink(config, digest, journal, credentials, commands, stop_deadline=stop_deadline,
-                  before_first_run=None if doors is not None else open_own)
+                  before_first_run=None if doors is not None else open_own, config_apply=config_apply)
 
 
 def as_command(name: str, operation: Handler) -> CommandHandler:

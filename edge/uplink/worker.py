@@ -28,6 +28,7 @@ from edge.access.credentials import CredentialStore
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions
 from edge.config import BuildingConfig
+from edge.config_apply import ConfigApplier
 from edge.deadline import Deadline
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
@@ -88,6 +89,7 @@ class Uplink:
         credentials: Callable[[], CredentialStore | None], commands: CommandTable | None = None,
         state_path: Path | None = None, stop_deadline: Callable[[], Deadline] = Deadline.never,
         before_first_run: Callable[[], Awaitable[None]] | None = None,
+        config_apply: ConfigApplier | None = None,
     ) -> None:
         uplink = config.uplink
         self.settings = broker_settings(config)
@@ -103,6 +105,9 @@ class Uplink:
         self.commands = commands or CommandTable()
         self.commands.register("status.snapshot", self._status_snapshot)
         self.commands.register("state", self._state)
+        self.config_apply = config_apply  # the fleet's config.apply and config.get (edge/config_apply.py)
+        if config_apply is not None:
+            self.commands.register("config.get", config_apply.get)
         self.pusher = Pusher(
             journal, self.cursor, self.topics,
             Batching(uplink.batch_events, uplink.batch_ms / 1000, uplink.batch_bytes, uplink.bandwidth_bytes_per_s),
@@ -114,8 +119,10 @@ class Uplink:
         self._rebirth = asyncio.Event()
         self.downlink = Downlink(
             Verifier(key, config.building.id, self.nonces), self.topics, journal, credentials, self.commands,
-            uplink.batch_bytes, on_credentials=self._rebirth.set,
+            uplink.batch_bytes, on_credentials=self._rebirth.set, config=config_apply,
         )
+        if config_apply is not None:
+            config_apply.on_change = self._rebirth.set  # the birth message names the config that runs
         self.connected = asyncio.Event()
         self._resumed = False  # the saved positions are taken up by the first run, never again
         self._before_first_run = before_first_run  # e.g. opening a credential store of its own
@@ -129,6 +136,8 @@ class Uplink:
             if self._before_first_run is not None:
                 await self._before_first_run()
             await self.cursor.open()
+            if self.config_apply is not None:  # the birth message names the fleet's last config version
+                await self.config_apply.start()
             await self.pusher.resume()
             await self.snapshots.resume()
             self._resumed = True
@@ -244,7 +253,8 @@ class Uplink:
         if state == "online":
             body |= {
                 "version": VERSION,
-                "config": self.config_digest,
+                "config": self._config_digest(),
+                "config_version": self.config_apply.version if self.config_apply is not None else None,
                 "head_seq": self.journal.head_seq,
                 "synced_seq": self.pusher.synced_seq,
                 "credential_version": self._credential_version(),
@@ -256,7 +266,7 @@ class Uplink:
     async def _status_snapshot(self, args: dict) -> dict:
         return {
             "version": VERSION,
-            "config": self.config_digest,
+            "config": self._config_digest(),
             "uptime_s": round(time.monotonic() - self.started),
             "head_seq": self.journal.head_seq,
             "synced_seq": self.pusher.synced_seq,
@@ -270,6 +280,9 @@ class Uplink:
         active = await runtime.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
         return {"head_seq": self.journal.head_seq, "active": [c.as_json() for c in active],
                 "cut_circuits": [c.key for c in active if c.kind == Kind.TRIP_CONFIRMED]}
+
+    def _config_digest(self) -> str:
+        return self.config_apply.digest if self.config_apply is not None else self.config_digest
 
     def _credential_version(self) -> int | None:
         store = self.credentials()
