@@ -40,6 +40,7 @@ EXIT_GRACE_S = 1.0  # after the gateway's stop (4 s), for calls still running in
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # `run` executes itself again with these
         code = args.handler(args)
         sys.stdout.flush()
         return code
@@ -112,6 +113,16 @@ def _parser() -> argparse.ArgumentParser:
     cli_config.add_option(close)
     close.set_defaults(handler=_breaker_close)
 
+    reload = commands.add_parser("reload", help="apply the edited config to the running daemon", description=(
+        "Ask the running daemon to check its config file again, exactly as check-config does, and apply it: "
+        "thresholds, contacts, door settings and readers change in place (other doors keep their readers); "
+        "a change of buses, devices, locks, cameras, the uplink or the page restarts the daemon under the same "
+        "PID. Exit 0 when applied, 78 when the file has a problem (each is printed; nothing changed), "
+        "69 when the daemon is not running. `systemctl reload edge` runs this."))
+    reload.add_argument("--operator", help="your staff id, journaled with the reload")
+    cli_config.add_option(reload)
+    reload.set_defaults(handler=_reload)
+
     init = commands.add_parser("init", help="write a starter building config and a new building secret", description=(
         "Create DIR (0700) with DIR/building.yaml, a starter config to edit, and DIR/secrets/building.key, a new "
         "building secret (32 random bytes, hex), both 0600. Refuses, writing nothing, if either exists. "
@@ -174,6 +185,11 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from edge.config_apply import at_start
+
+    rolled_back = at_start(args.config)  # a config from the fleet that keeps the daemon falling over is undone first
+    if rolled_back:
+        print(rolled_back, file=sys.stderr)
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
@@ -183,12 +199,17 @@ def _run(args: argparse.Namespace) -> int:
     from edge import shutdown
     from edge.gateway import Gateway  # the daemon's imports are not paid by quick commands
 
+    gateway = Gateway(config, args.config, overrides={"state_dir": config.state_dir} if args.state_dir is not None else None)
     try:
-        stuck = shutdown.run(Gateway(config, args.config).run(), EXIT_GRACE_S)
+        stuck = shutdown.run(gateway.run(), EXIT_GRACE_S)
     except ConfigError as error:  # found only with the hardware in view (a udev identity matching two devices)
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return EX_CONFIG
+    if gateway.reexec:  # a reload that needs a restart: the same command again, under the same PID
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, "-m", "edge.cli", *args.argv])
     if stuck:  # the journal is closed: only a call stuck in a library is left, and it must not hold the stop
         sys.stdout.flush()
         sys.stderr.flush()
@@ -311,6 +332,27 @@ def _breaker_close(args: argparse.Namespace) -> int:
     request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
     return control.command("edge breaker close", config, request,
                            lambda answer: f"breaker of circuit {args.circuit} closed and confirmed")
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from edge import control
+
+    request = {"op": "config.reload"} | ({"operator": args.operator} if args.operator else {})
+    try:
+        answer = control.ask(control.socket_for_file(args.config), request)
+    except control.DaemonUnavailable as error:
+        print(f"edge reload: {error}; nothing was done", file=sys.stderr)
+        return EX_UNAVAILABLE
+    if not answer.get("ok"):
+        for problem in answer.get("problems") or [answer.get("error", "refused")]:
+            print(problem, file=sys.stderr)
+        print(f"{answer.get('file', args.config)}: refused; the running config ({answer.get('digest')}) is unchanged", file=sys.stderr)
+        return EX_CONFIG
+    for line in answer.get("applied", []):
+        print(line)
+    what = "restarting for it" if answer.get("restart") else "applied" if answer.get("applied") else "nothing changed"
+    print(f"{answer.get('file', args.config)}: config {answer.get('digest')} {what}")
+    return 0
 
 
 def _init(args: argparse.Namespace) -> int:

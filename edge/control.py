@@ -55,6 +55,29 @@ def socket_path(where: BuildingConfig | Path) -> Path:
     return next((place for place in places if place.is_socket()), places[0])
 
 
+def socket_for_file(path: Path) -> Path:
+    """The socket of the daemon that runs the config at `path`, found even when the file now has a
+    problem (`edge reload` must reach the daemon to have the refusal journaled): its runtime_dir and
+    state_dir are read as written, the defaults otherwise."""
+    from edge import yaml_source
+    from edge.config import DEFAULT_STATE_DIR, ConfigError, load
+
+    try:
+        return socket_path(load(path))
+    except ConfigError:
+        pass
+    try:
+        data = yaml_source.load(yaml_source.read(path)).data
+    except (yaml_source.SourceError, OSError):
+        data = None
+    data = data if isinstance(data, dict) else {}
+    places = [Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])] if os.environ.get("RUNTIME_DIRECTORY") else []
+    places += [path.parent / str(data[key]) for key in ("runtime_dir", "state_dir") if isinstance(data.get(key), str)]
+    places += [DEFAULT_RUNTIME_DIR, Path(DEFAULT_STATE_DIR)]
+    candidates = [place / SOCKET_NAME for place in places]
+    return next((candidate for candidate in candidates if candidate.is_socket()), candidates[0])
+
+
 _Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]
 _Flat = StrictBool | StrictInt | StrictFloat | _Text | None
 

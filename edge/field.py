@@ -126,6 +126,7 @@ class FieldPoints:
         self._clock, self._wall = clock, wall
         self._profiles = {d.name: profiles[d.profile] for d in config.devices}
         self._circuits = {c.name: c for c in config.circuits}
+        self._waters = {w.name: w for w in config.pressure_points}
         self.points: list[FieldPoint] = []
         self.dropped_telemetry = 0
         self._urgent: deque[Event] = deque()
@@ -160,6 +161,42 @@ class FieldPoints:
             self._watch_breaker(breaker)
             self._watch_trip_preconditions(breaker)
         fieldbus.point_alarms = self.alarms_at
+
+    # --- a reload's new settings ----------------------------------------------------
+
+    def retune(self, config: BuildingConfig) -> list[str]:
+        """New limits, durations, labels and places for the same circuits and water points (the
+        reload checked that every point and breaker is the one watched now), in place: each point
+        keeps its alarms, which clear by the new limits; an alarm whose rule or level is gone ends
+        now. Returns the circuits and water points that changed."""
+        now = self._clock()
+        circuits = {c.name: c for c in config.circuits}
+        waters = {w.name: w for w in config.pressure_points}
+        changed = sorted({name for name, c in circuits.items() if c != self._circuits[name]}
+                         | {name for name, w in waters.items() if w != self._waters[name]})
+        for point in self.points:
+            if point.owner not in changed:
+                continue
+            if point.circuit is not None:
+                circuit = point.circuit = circuits[point.owner]
+                point.place = {"floor": circuit.floor, "box": circuit.box}
+                point.telemetry = Deadband.for_point(point.quantity, circuit.telemetry)
+                monitor = circuit_point_monitor(str(point.key), point.quantity, circuit.safety,
+                                                poll_interval_s=self._poll_interval(point.key), started_at=now)
+            else:
+                water = waters[point.owner]
+                point.place = {k: v for k, v in (("riser", water.riser), ("tank", water.tank)) if v is not None}
+                point.telemetry = Deadband.for_point(point.quantity, water.telemetry)
+                point.unit, point.scale = water.safety.sensor.unit, water.safety.sensor.to_value
+                monitor = water_point_monitor(water.point, water.safety, poll_interval_s=self._poll_interval(point.key), started_at=now)
+            ended = monitor.take_over(point.monitor, point.value if point.value is not None else 0.0, now)
+            point.monitor = monitor
+            for transition in ended:
+                self._on_transition(point, transition)
+        self._circuits, self._waters = circuits, waters
+        self._settle_s = {c.name: _longest_duration(c.safety) for c in config.circuits} | {
+            w.name: _longest_duration(w.safety) for w in config.pressure_points}
+        return changed
 
     # --- building the points -------------------------------------------------------
 

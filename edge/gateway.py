@@ -17,6 +17,7 @@ import signal
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -24,27 +25,32 @@ from edge import runtime
 from edge.carryover import carry_over
 from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
+from edge.config_apply import ConfigApplier
 from edge.control import ControlServer, socket_places
 from edge.deadline import Deadline
 from edge.doors.wiring import Doors, assemble_doors
-from edge.field import FieldPoints
-from edge.fieldbus import DeviceCommands, FieldBus, device_specs
 from edge.events import Event, Kind, Priority
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
 from edge.journal.owner import JournalOwner
 from edge.notify import Systemd
+from edge.reload import Reloader
 from edge.runtime import Pool
-from edge.status.server import StatusServer
 from edge.supervisor import Supervisor, Work
-from edge.uplink.wiring import Uplink, assemble_uplink
 from edge.version import VERSION
+
+if TYPE_CHECKING:  # each is imported where the config uses it (docs/performance.md): a door never waits for the page's imports
+    from edge.field import FieldPoints
+    from edge.fieldbus import DeviceCommands, FieldBus
+    from edge.status.server import StatusServer
+    from edge.uplink.wiring import Uplink
 
 log = structlog.get_logger("edge.gateway")
 
 STOP_WITHIN_S = 4.0  # the whole stop (the README promises 5 s; systemd's TimeoutStopSec is 10 s)
 JOURNAL_KEEPS_S = 1.0  # of it, kept for the stopped event and the journal's flush whatever the workers do
 HEARTBEAT_S = 60.0
+ANSWER_FIRST_S = 0.3  # a reload that restarts the daemon answers who asked before the stop begins
 OWNER_WAIT_S = 10.0  # for the journal's lock at start: a command journaling without the daemon holds it a moment
 
 
@@ -64,9 +70,13 @@ def config_digest(path: Path) -> str:
 class Gateway:
     """One building's daemon."""
 
-    def __init__(self, config: BuildingConfig, config_path: Path) -> None:
+    def __init__(self, config: BuildingConfig, config_path: Path, overrides: dict | None = None) -> None:
         self.config = config
+        self.loaded = config  # as the file says it (udev:NAME ports unresolved): what a reload compares with
         self.config_path = config_path
+        self.digest = config_digest(config_path)
+        self.reloader = Reloader(self, overrides)
+        self.reexec = False  # a reload needs a restart: `edge run` executes itself again after the stop
         self.systemd = Systemd()
         self.stopping = asyncio.Event()
         self.journal: Journal | None = None
@@ -76,6 +86,10 @@ class Gateway:
         self.doors: Doors | None = None
         self.uplink: Uplink | None = None
         self.community: Community | None = None
+        self.config_apply: ConfigApplier | None = None
+        self.devices: DeviceCommands | None = None
+        self.status: StatusServer | None = None
+        self._reload_wanted = asyncio.Event()  # SIGHUP
         self.started_seq: int | None = None  # this run's first event: what came before it is the last run's
 
     def assemble(self, journal: Journal) -> dict[str, Work]:
@@ -89,10 +103,14 @@ class Gateway:
             work["hotplug"] = assemble_hotplug(self.config, journal, on_arrival=lambda name: self._wake(users.get(name, ()))).run
             self.config = with_stable_ports(self.config)
         if self.config.devices:
+            from edge.fieldbus import DeviceCommands, FieldBus, device_specs  # pymodbus
+
             profiles = device_profiles(self.config)
             self.fieldbus = FieldBus(device_specs(self.config, profiles), journal, state_dir=self.config.state_path)
             work["fieldbus"] = self.fieldbus.run
             if self.config.circuits or self.config.pressure_points:
+                from edge.field import FieldPoints
+
                 self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
                 work["field-points"] = self.field.run
         if self.config.doors or self.config.readers:
@@ -101,7 +119,7 @@ class Gateway:
         control = {"breaker.close": self.field.reclose} if self.field else {}
         cloud: dict = {}  # operations the cloud reaches otherwise than the socket does
         if self.fieldbus is not None:
-            devices = DeviceCommands(self.fieldbus, journal, reserved={
+            devices = self.devices = DeviceCommands(self.fieldbus, journal, reserved={
                 (c.breaker, "close"): f"{c.breaker} closes circuit {c.name}: use `edge breaker close {c.name}`, which checks its alarms"
                 for c in self.config.circuits if c.breaker}, cloud_allowed=frozenset(self.config.cloud_commands))
             control["device.command"], control["device.read"] = devices.command, devices.read
@@ -126,17 +144,49 @@ class Gateway:
         # What the last run left open (an alarm before a SIGKILL) is kept, rechecked or ended.
         fire = self.doors.fire if self.doors is not None else None
         work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire, before_seq=self.started_seq)
+        control["config.reload"] = self._reload_request
+        work["reload-on-hangup"] = self._reload_on_hangup
         work["control"] = ControlServer(socket_places(self.config), control).run
+        # A config from the fleet (edge/config_apply.py): applied by the reloader, watched on /healthz's verdict.
+        self.config_apply = ConfigApplier(self.config_path, journal, lambda: self.reloader, lambda: self.loaded,
+                                          lambda: self.status.health if self.status is not None else None, lambda: self.digest,
+                                          linked=lambda: self.uplink.connected.is_set() if self.uplink is not None else None)
+        work["config-watch"] = self.config_apply.run
         if self.config.uplink.enabled:
-            self.uplink = assemble_uplink(self.config, config_digest(self.config_path), journal, self.doors, control | cloud,
-                                          stop_deadline=lambda: self.supervisor.deadline if self.supervisor else Deadline.never())
+            from edge.uplink.wiring import assemble_uplink  # paho and cryptography
+
+            self.uplink = assemble_uplink(self.config, self.digest, journal, self.doors, control | cloud,
+                                          stop_deadline=lambda: self.supervisor.deadline if self.supervisor else Deadline.never(),
+                                          config_apply=self.config_apply)
             work["uplink"] = self.uplink.run
         if self.config.http.enabled:
-            work["status-server"] = StatusServer(self.config, journal, self.fieldbus, self.uplink, guards, field=self.field).run
+            from edge.status.server import StatusServer  # aiohttp and prometheus-client
+
+            self.status = StatusServer(self.config, journal, self.fieldbus, self.uplink, guards, field=self.field, digest=self.digest)
+            work["status-server"] = self.status.run
         # What is built by now lives as long as the daemon: keep it out of the cyclic collector,
         # whose full passes over it (~90k objects, tens of ms under load) would stall a door's unlock.
         gc.freeze()
         return work
+
+    async def _reload_request(self, request: dict) -> dict:
+        """Control-socket handler (`edge reload`): the daemon's own file, checked and applied."""
+        outcome = await self.reloader.reload(via="control", operator=request.get("operator"))
+        return outcome.answer() | {"file": str(self.config_path)}
+
+    async def _reload_on_hangup(self) -> None:
+        """SIGHUP (`kill -HUP`): a reload of the daemon's own file, one after another."""
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            await self.reloader.reload(via="signal")
+
+    def restart_for_config(self) -> None:
+        """A reload that needs a restart: stop as for systemd once the answer is out, then `edge run`
+        executes itself again (same PID: systemd sees the service go on)."""
+        self.reexec = True
+        self.systemd.reloading()
+        asyncio.get_running_loop().call_later(ANSWER_FIRST_S, self.stopping.set)
 
     async def _close_uplink(self, budget: Deadline) -> None:
         """Close the uplink's state files once its worker has stopped (a save in progress ends first)."""
@@ -171,6 +221,7 @@ class Gateway:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self._reload_wanted.set)
         # Only this process writes the journal: a command that would journal without us takes this lock
         # and so refuses while we run (edge/journal/owner.py). One that holds it now is done within seconds.
         owner = await runtime.call(Pool.FILES, JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
@@ -180,7 +231,7 @@ class Gateway:
             kind=Kind.GATEWAY_STARTED,
             priority=Priority.FAULT,
             source="gateway",
-            body={"version": VERSION, "config": config_digest(self.config_path), "building": self.config.building.id, "pid": os.getpid()},
+            body={"version": VERSION, "config": self.digest, "building": self.config.building.id, "pid": os.getpid()},
         )
         self.started_seq = await journal.append(started)
         log.info("gateway started", event_id=started.id, building=self.config.building.id, journal=str(journal.path), version=VERSION)
@@ -192,8 +243,9 @@ class Gateway:
         self.systemd.ready(f"building {self.config.building.id}: {len(supervisor.tasks)} workers")
         await self.stopping.wait()
 
-        self.systemd.stopping()
-        log.info("gateway stopping")
+        if not self.reexec:
+            self.systemd.stopping()
+        log.info("gateway stopping", reexec=self.reexec)
         # One budget for the whole stop: the workers share all of it but what the journal keeps
         # (each of their own deadlines on the way out is a share of what is left; see edge.deadline).
         budget = Deadline.within(STOP_WITHIN_S)
@@ -203,7 +255,7 @@ class Gateway:
         if pinger:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)
-        body = {"reason": "signal", "stop_budget_s": STOP_WITHIN_S} | ({"workers_not_stopped": stuck} if stuck else {})
+        body = {"reason": "config_reload" if self.reexec else "signal", "stop_budget_s": STOP_WITHIN_S} | ({"workers_not_stopped": stuck} if stuck else {})
         stopped = Event(kind=Kind.GATEWAY_STOPPED, priority=Priority.FAULT, source="gateway", body=body)
         # A disk that hangs must not hold up systemd's stop: the event's commit waits half of what is
         # left (a wait cut short still leaves it queued) and the close, which writes the queue, the rest.

@@ -1,4 +1,4 @@
-"""Telling systemd how we are: READY, WATCHDOG pings, STOPPING.
+"""Telling systemd how we are: READY, WATCHDOG pings, RELOADING, STOPPING.
 
 The watchdog ping is sent from a task on the main loop, so a loop that hangs (a blocking
 call where none belongs) stops the pings and systemd restarts the daemon.
@@ -27,6 +27,10 @@ class Systemd:
 
     def stopping(self) -> None:
         self.send("STOPPING=1")
+
+    def reloading(self) -> None:
+        """The daemon restarts itself under its own PID (a reload that needs it); READY=1 follows."""
+        self.send("RELOADING=1\nSTATUS=restarting for a new config")
 
     @staticmethod
     def watchdog_interval_s() -> float | None:

@@ -24,6 +24,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -31,9 +32,11 @@ from edge.drivers.cards.em4100 import Em4100Parser
 from edge.drivers.cards.observations import CardRead, DropCause, FaultReason, FrameDropped, PinEntry, ReaderFault, ReaderRestored
 from edge.drivers.cards.port import FrameParser, ReaderPort
 from edge.drivers.cards.wiegand import WiegandParser
-from edge.drivers.osdp.bus import OsdpBus, OsdpReader
 from edge import runtime
 from edge.config import Reader, ReaderProtocol
+
+if TYPE_CHECKING:
+    from edge.drivers.osdp.bus import OsdpBus
 
 log = structlog.get_logger("edge.readers")
 
@@ -224,6 +227,8 @@ class OsdpBusWorker:
     (then raises, so the supervisor journals it and restarts with backoff) or is cancelled."""
 
     def __init__(self, port: str, baud: int, readers: list[Reader], inbox: ReaderInbox) -> None:
+        from edge.drivers.osdp.bus import OsdpReader  # libosdp is loaded only where an OSDP reader is configured
+
         self.port, self.baud = port, baud
         self.readers = [OsdpReader(r.name, r.osdp_address, r.osdp_key.file) for r in readers]  # type: ignore[arg-type, union-attr]
         self.inbox = inbox
@@ -233,6 +238,8 @@ class OsdpBusWorker:
         self.indications_refused = 0
 
     async def run(self) -> None:
+        from edge.drivers.osdp.bus import OsdpBus
+
         bus = OsdpBus(self.port, self.baud, self.readers)  # reads the key files: a bad one fails here
         async with bus:
             self.bus, self._tallied = bus, {}
@@ -275,22 +282,35 @@ class ReaderWork:
 
     jobs: dict[str, Work]
     indicators: dict[str, Callable[[str, bool], None]]
+    readers: dict[str, tuple[Reader, ...]] = field(default_factory=dict)  # job -> the readers it drives (a reload compares them)
 
 
-def reader_workers(readers: list[Reader], inbox: ReaderInbox) -> ReaderWork:
-    """A job per serial reader (`reader:NAME`) and per OSDP port (`osdp:PORT`); others are skipped here."""
-    jobs: dict[str, Work] = {}
-    indicators: dict[str, Callable[[str, bool], None]] = {}
-    osdp_ports: dict[str, list[Reader]] = {}
+def reader_jobs(readers: list[Reader]) -> dict[str, tuple[Reader, ...]]:
+    """Which job drives which readers: `reader:NAME` per serial reader, `osdp:PORT` per OSDP line
+    (a reload compares these to start, stop or restart a job alone)."""
+    jobs: dict[str, tuple[Reader, ...]] = {}
     for reader in readers:
         if reader.protocol in SERIAL_PARSERS:
-            jobs[f"reader:{reader.name}"] = ReaderWorker(reader, inbox).run
+            jobs[f"reader:{reader.name}"] = (reader,)
         elif reader.protocol is ReaderProtocol.OSDP:
-            osdp_ports.setdefault(reader.port, []).append(reader)
+            jobs[f"osdp:{reader.port}"] = jobs.get(f"osdp:{reader.port}", ()) + (reader,)
+    return jobs
+
+
+def reader_workers(readers: list[Reader], inbox: ReaderInbox, only: set[str] | None = None) -> ReaderWork:
+    """A job per serial reader (`reader:NAME`) and per OSDP port (`osdp:PORT`), or only the jobs
+    named in `only`; readers of other protocols are skipped here."""
+    jobs: dict[str, Work] = {}
+    indicators: dict[str, Callable[[str, bool], None]] = {}
+    driven = {job: on_job for job, on_job in reader_jobs(readers).items() if only is None or job in only}
+    for job, on_job in driven.items():
+        if job.startswith("reader:"):
+            jobs[job] = ReaderWorker(on_job[0], inbox).run
         else:
+            worker = OsdpBusWorker(on_job[0].port, on_job[0].baud, list(on_job), inbox)
+            jobs[job] = worker.run
+            indicators.update((reader.name, worker.indicate) for reader in on_job)
+    for reader in readers if only is None else ():
+        if reader.protocol not in SERIAL_PARSERS and reader.protocol is not ReaderProtocol.OSDP:
             log.info("reader not driven by a serial port loop", reader=reader.name, protocol=str(reader.protocol))
-    for port, on_port in osdp_ports.items():
-        worker = OsdpBusWorker(port, on_port[0].baud, on_port, inbox)
-        jobs[f"osdp:{port}"] = worker.run
-        indicators.update((reader.name, worker.indicate) for reader in on_port)
-    return ReaderWork(jobs, indicators)
+    return ReaderWork(jobs, indicators, driven)

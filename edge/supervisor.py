@@ -127,6 +127,20 @@ class Supervisor:
                       restart_in_s=round(delay, 3), exc_info=cause)
         await self.journal.append(event)
 
+    async def retire(self, name: str, within_s: float) -> bool:
+        """Stop one worker (a reader a reload removed or changed) and forget it; False when it did not
+        end within `within_s` (it is left cancelled, and logged)."""
+        task = self.tasks.pop(name, None)
+        self._woken.pop(name, None)
+        self.failures.pop(name, None)
+        if task is None:
+            return True
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=within_s)
+        if not done:
+            log.error("worker did not stop in time", worker=name, within_s=within_s)
+        return bool(done)
+
     async def stop(self, deadline: Deadline | None = None) -> list[str]:
         """Cancel every worker and wait, until `deadline`, for them to finish their cleanup (which
         shares `self.deadline`); returns the workers still running then (logged by name)."""

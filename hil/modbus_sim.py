@@ -295,7 +295,8 @@ def _placeholder() -> SimDevice:
 class _TcpServer(ModbusTcpServer):
     def __init__(self, simulator: FieldSimulator, host: str, port: int) -> None:
         super().__init__(
-            _placeholder(), address=(host, port), trace_packet=simulator.mangle_tcp, custom_pdu=[_RawCoilRequest]
+            _placeholder(), address=(host, port), trace_packet=simulator.mangle_tcp, custom_pdu=[_RawCoilRequest],
+            trace_connect=simulator.connected,
         )
         self.simulator = simulator
 
@@ -325,6 +326,11 @@ class FieldSimulator:
         self.store = _FieldStore(self.devices)
         self.requests: deque[tuple[int, int]] = deque(maxlen=10_000)  # (unit id, function code), in arrival order
         self._server: _TcpServer | _SerialServer | None = None
+        self.connections = 0  # TCP clients accepted: a gateway that reopened its line shows here
+
+    def connected(self, opened: bool) -> None:
+        """pymodbus's trace_connect: a TCP client came (True) or went (False)."""
+        self.connections += opened
 
     def device(self, unit_id: int) -> SimulatedDevice:
         return self.devices[unit_id]

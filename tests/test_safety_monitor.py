@@ -143,3 +143,31 @@ def test_circuit_monitor_refuses_a_water_quantity():
     circuit = CircuitSafety(power_cut="warn")
     with pytest.raises(ValueError, match="water_level"):
         circuit_point_monitor("x", Quantity.WATER_LEVEL, circuit, poll_interval_s=1, started_at=0)
+
+
+def circuit(limits: dict) -> object:
+    safety = CircuitSafety.model_validate({"over_current_a": limits | {"hysteresis": 1.0}, "power_cut": "warn"})
+    return circuit_point_monitor("f1-c1/L1", Quantity.PHASE_CURRENT, safety, poll_interval_s=1.0, started_at=0.0)
+
+
+def test_a_retuned_monitor_keeps_a_raised_alarm_clears_it_by_the_new_limit_and_ends_a_level_that_is_gone():
+    old = circuit({"warning": 20.0, "alarm": 30.0})
+    raised = old.observe(35.0, 1.0)
+    assert {(t.severity, t.change) for t in raised} == {(Severity.WARNING, Change.RAISED), (Severity.ALARM, Change.RAISED)}
+
+    new = circuit({"alarm": 40.0})  # the warning level is dropped, the alarm's limit raised
+    ended = new.take_over(old, 35.0, 2.0)
+    assert [(t.severity, t.change, t.threshold) for t in ended] == [(Severity.WARNING, Change.CLEARED, 20.0)]
+    assert new.observe(39.5, 3.0) == [], "still raised (not back by the hysteresis), and raised once only"
+    cleared = new.observe(38.5, 4.0)  # below 40 by the 1 A hysteresis
+    assert [(t.severity, t.change, t.threshold) for t in cleared] == [(Severity.ALARM, Change.CLEARED, 40.0)]
+
+
+def test_a_retuned_monitor_that_was_quiet_raises_by_the_new_limit_and_keeps_the_stale_clock():
+    old = circuit({"alarm": 30.0})
+    assert old.observe(25.0, 1.0) == []
+    new = circuit({"alarm": 20.0})
+    assert new.take_over(old, 25.0, 2.0) == []
+    assert [(t.condition, t.change) for t in new.observe(25.0, 3.0)] == [(Condition.OVER_THRESHOLD, Change.RAISED)]
+    stale = new.tick(3.0 + 3 * 5.0)  # the default stale limit counts from the last reading the old monitor saw
+    assert [t.condition for t in stale] == [Condition.STALE]

@@ -29,7 +29,7 @@ def test_unit_verifies_without_warnings(tmp_path: Path):
 
 def test_unit_has_the_hardening_and_notify_settings():
     text = UNIT.read_text()
-    for setting in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=edge", "SupplementaryGroups=dialout video",
+    for setting in ("Type=notify", "ExecReload=/opt/edge/bin/edge reload", "WatchdogSec=", "Restart=on-failure", "User=edge", "SupplementaryGroups=dialout video",
                     "StateDirectory=edge", "ConfigurationDirectory=edge", "ProtectSystem=strict", "ProtectHome=yes",
                     "PrivateTmp=yes", "NoNewPrivileges=yes", "DevicePolicy=closed", "RestrictAddressFamilies="):
         assert setting in text, setting

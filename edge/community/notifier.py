@@ -126,6 +126,13 @@ class Notifier:
         self._buttons: dict[str, bool] = {}
         self.ticks = 0  # passes of the escalation clock: tests wait on it to see a deadline judged
 
+    def retune(self, settings: CommunitySafety) -> None:
+        """A reload's contacts, routes and rates: incidents open now are told to whom the new routes
+        name from their next step on; what was already sent or is waiting for the modem goes on."""
+        self.settings = settings
+        self.table = RoutingTable(settings)
+        self.cap.per_hour = settings.sms_per_hour
+
     # --- in --------------------------------------------------------------------------
 
     def alarm(self, alarm: Alarm) -> None:

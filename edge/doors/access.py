@@ -19,7 +19,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -105,13 +105,7 @@ class AccessPath:
         self.fire_released = False
         self.doors: dict[str, DoorPoint] = {}
         self.by_reader: dict[str, DoorPoint] = {}
-        for door in doors:
-            pin_readers = frozenset(door.readers) if door.require_pin else frozenset()
-            policy = DoorPolicy(door.name, zone, frozenset(door.groups), pin_readers)
-            point = DoorPoint(door, policy, DoorMachine(door.held_open_s), locks.get(door.name))
-            self.doors[door.name] = point
-            for reader in door.readers:
-                self.by_reader[reader] = point
+        self._place(doors, zone, locks)
         self._pending: dict[str, _PendingCard] = {}
         self._group: asyncio.TaskGroup | None = None  # run()'s: PIN checks and indications are its helpers
         self._pin_checks: dict[str, asyncio.Task[None]] = {}  # one PIN check per reader at a time
@@ -119,6 +113,31 @@ class AccessPath:
         self._next_indication: dict[str, bool] = {}  # the latest decision waiting for its reader's indicator
         self.unassigned_reads = 0
         self.pins_ignored = 0
+
+    def _place(self, doors: list[Door], zone: ZoneInfo, locks: dict[str, DoorLock]) -> None:
+        """Each door's policy and point, and which door each reader serves. A door already here
+        keeps its state machine (open, authorised, released) and its lock."""
+        points: dict[str, DoorPoint] = {}
+        for door in doors:
+            pin_readers = frozenset(door.readers) if door.require_pin else frozenset()
+            policy = DoorPolicy(door.name, zone, frozenset(door.groups), pin_readers)
+            kept = self.doors.get(door.name)
+            if kept is None:
+                points[door.name] = DoorPoint(door, policy, DoorMachine(door.held_open_s).release(self.fire_released), locks.get(door.name))
+            else:
+                kept.config, kept.policy = door, policy
+                kept.machine = replace(kept.machine, held_open_s=door.held_open_s)
+                points[door.name] = kept
+        self.doors = points
+        self.by_reader = {reader: point for point in points.values() for reader in point.config.readers}
+
+    def retune(self, doors: list[Door], zone: ZoneInfo, pin_lockout: PinLockoutSettings) -> None:
+        """A reload's door settings (readers, groups, PIN, unlock and held-open times), in place.
+
+        Only settings: a door whose lock, contact or exit button changed is wired anew by a restart
+        (the reload decides that), so every lock here is the one the door had."""
+        self._place(doors, zone, {name: point.lock for name, point in self.doors.items() if point.lock is not None})
+        self.lockout.retune(pin_lockout)
 
     async def run(self) -> None:
         """Drain the reader inbox, tick the doors and journal, until cancelled or one part fails.

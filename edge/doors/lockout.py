@@ -48,6 +48,11 @@ class PinLockout:
         self._limits = {Scope.credential: settings.attempts, Scope.reader: settings.reader_attempts}
         self._counters: dict[tuple[Scope, str], _Counter] = {}
 
+    def retune(self, settings: PinLockoutSettings) -> None:
+        """New limits from a reload; the counts and lockouts running now go on under them."""
+        self.settings = settings
+        self._limits = {Scope.credential: settings.attempts, Scope.reader: settings.reader_attempts}
+
     def locked(self, credential: str | None, reader: str, now: float) -> Scope | None:
         """Which lockout, if any, holds a PIN for `credential` at `reader` now."""
         for scope, subject in ((Scope.reader, reader), (Scope.credential, credential)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from edge.safety.sensor_fault import SensorFaultRule
 from edge.safety.staleness import StaleRule
@@ -17,9 +17,15 @@ from edge.safety.transition import Change, Condition, Transition
 
 
 class Rule(Protocol):
+    condition: Condition
+
     def observe(self, value: float | None, now: float) -> list[Transition]: ...
 
     def tick(self, now: float) -> list[Transition]: ...
+
+    def take_over(self, previous: Any, reading: float, now: float) -> list[Transition]: ...
+
+    def ended(self, reading: float, now: float) -> list[Transition]: ...
 
 
 class PointMonitor:
@@ -41,6 +47,27 @@ class PointMonitor:
         self._scale = scale
         self.rejected = 0
         self.invalid = False  # the device said the last reading was not valid
+
+    def take_over(self, previous: PointMonitor, reading: float, now: float) -> list[Transition]:
+        """Carry `previous`'s state into this monitor of the same point with a reload's new limits:
+        what is raised stays raised and clears by the new rules; a rule or level that is gone ends
+        its alarm now (the transitions returned). `reading` is the point's last value."""
+        self.stale.take_over(previous.stale)
+        self.invalid, self.rejected = previous.invalid, previous.rejected
+        ended: list[Transition] = []
+        if self.fault is not None and previous.fault is not None:
+            self.fault.take_over(previous.fault)
+        elif previous.fault is not None and previous.fault.faulted:
+            ended += [Transition(self.point, previous.fault.quantity, Condition.SENSOR_FAULT, previous.fault.severity,
+                                 Change.CLEARED, reading=reading, threshold=None, at=now)]
+        rules = {rule.condition: rule for rule in self.value_rules}
+        for old in previous.value_rules:
+            new = rules.get(old.condition)
+            if new is not None and type(new) is type(old):
+                ended += new.take_over(old, reading, now)
+            else:  # the rule is gone: each level it had raised ends
+                ended += old.ended(reading, now)
+        return ended
 
     def observe_void(self, now: float) -> list[Transition]:
         """The device says its reading is not valid now (a CT-break bit voids the leakage, which

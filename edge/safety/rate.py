@@ -63,6 +63,18 @@ class DropRateRule:
             return None
         return (anchor_value - value) / (now - anchor_at)
 
+    @property
+    def condition(self) -> Condition:
+        return self._limit.condition
+
+    def take_over(self, previous: DropRateRule, reading: float, now: float) -> list[Transition]:
+        """Keep `previous`'s raised levels under the new limits, and its window of readings."""
+        self._history = previous._history
+        return self._limit.take_over(previous._limit, reading, now)
+
+    def ended(self, reading: float, now: float) -> list[Transition]:
+        return self._limit.ended(reading, now)
+
     def observe(self, value: float | None, now: float) -> list[Transition]:
         return self._limit.observe(self._drop_rate(value, now), now)
 

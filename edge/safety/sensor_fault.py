@@ -32,6 +32,10 @@ class SensorFaultRule:
         self.faulted = False
         self._crossed: float = low
 
+    def take_over(self, previous: SensorFaultRule) -> None:
+        """Keep a raised fault raised (a reload's new range judges the next reading)."""
+        self.faulted, self._crossed = previous.faulted, previous._crossed
+
     def observe(self, value: float | None, now: float) -> list[Transition]:
         """None (unreadable) says nothing about the sensor and leaves the state alone."""
         if value is None:

@@ -31,6 +31,10 @@ class StaleRule:
         self.stale = False
         self._last_reading_at = started_at
 
+    def take_over(self, previous: StaleRule) -> None:
+        """Keep when the point last answered and whether it is stale (a reload's new limit)."""
+        self.stale, self._last_reading_at = previous.stale, previous._last_reading_at
+
     def _transition(self, change: Change, now: float) -> Transition:
         return Transition(
             self.point, self.quantity, Condition.STALE, self.severity, change,

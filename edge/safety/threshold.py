@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edge.safety.latch import Direction, Latch
-from edge.safety.transition import Condition, Quantity, Severity, Transition
+from edge.safety.transition import Change, Condition, Quantity, Severity, Transition
 
 
 class ThresholdRule:
@@ -49,6 +49,21 @@ class ThresholdRule:
             )
             for severity, limit in sorted(limits.items(), key=lambda item: _ORDER[item[0]])
         }
+
+    def take_over(self, previous: ThresholdRule, reading: float, now: float) -> list[Transition]:
+        """Carry `previous`'s raised levels into these limits (a reload retuned them): a level both
+        have stays raised, to clear by the new limit and hysteresis; a raised level these limits no
+        longer have clears now (`reading` is the point's last value)."""
+        for severity, latch in self._latches.items():
+            old = previous._latches.get(severity)
+            latch.active = old is not None and old.active
+        return previous.ended(reading, now, keep=set(self._latches))
+
+    def ended(self, reading: float, now: float, keep: set[Severity] = set()) -> list[Transition]:
+        """The clears of every raised level but those in `keep` (their rule leaves the point)."""
+        return [Transition(self.point, self.quantity, self.condition, severity, Change.CLEARED,
+                           reading=reading, threshold=latch.threshold, at=now)
+                for severity, latch in self._latches.items() if latch.active and severity not in keep]
 
     def observe(self, value: float | None, now: float) -> list[Transition]:
         transitions = []

@@ -92,6 +92,7 @@ class Sample:
     points: list[PointSample] = field(default_factory=list)
     circuits: dict[str, CircuitSample] = field(default_factory=dict)
     journal_fault: dict | None = None  # Journal.fault: why the disk refuses and how much is held; None while it writes
+    config_digest: str = ""  # of the config file running now (a reload changes it)
 
 
 ERROR_KINDS = ("timeouts", "crc_errors", "short_frames", "exceptions", "connection_errors", "decode_errors")
@@ -131,6 +132,9 @@ class GatewayCollector(Collector):
             active.add_metric([kind, source, severity], 1.0)
         yield active
         yield GaugeMetricFamily("edge_journal_head_seq", "Seq of the newest committed event", value=s.journal_head_seq)
+        config = GaugeMetricFamily("edge_config_info", "1, labelled with the digest of the config file running now", labels=["digest"])
+        config.add_metric([s.config_digest], 1.0)
+        yield config
         fault = s.journal_fault
         yield GaugeMetricFamily("edge_journal_degraded", "1 while the journal's disk refuses writes (events held in memory, doors and fire go on)",
                                 value=0.0 if fault is None else 1.0)

@@ -92,7 +92,7 @@ class StatusServer:
     """Health, metrics and the status page of one building."""
 
     def __init__(self, config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None = None, uplink: Any = None,
-                 cameras: dict[str, Any] | None = None, field: Any = None) -> None:
+                 cameras: dict[str, Any] | None = None, field: Any = None, digest: str = "") -> None:
         self.config = config
         self.field = field  # FieldPoints: each point's value and state, each circuit's breaker (in memory, read on the loop)
         self.cameras = cameras or {}  # camera name -> its ElevatorGuard (the age of its last frame)
@@ -102,7 +102,8 @@ class StatusServer:
         self.uplink = uplink
         self.token = self.settings.token.read() if self.settings.token is not None else None
         self.reader = _reader_threads()
-        self.view = BuildingView(config)
+        self.digest = digest
+        self.view = BuildingView(config, config_digest=digest)
         self.tail = JournalTail(journal, self.view, self.reader, self._live)
         self.loop_lag_s = 0.0
         self.last_good: dict[str, float] = {}  # device -> monotonic time of its last answer (to LOOP_TICK_S)
@@ -124,13 +125,19 @@ class StatusServer:
                 self._answers[name] = counters.answers
                 self.last_good[name] = now
 
+    def retune(self, config: BuildingConfig, digest: str) -> None:
+        """A reload applied in place: names, labels and limits the page shows come from `config` now,
+        and the page and /metrics name the new file's digest."""
+        self.config, self.digest = config, digest
+        self.view.retune(config, digest)
+
     # --- running ---------------------------------------------------------------------
 
     async def run(self) -> None:
         """Serve until cancelled (the supervisor's worker; after a failure it calls this again)."""
         if self._runs:  # a previous run ended (and shut its threads down): fresh threads, fresh view
             self.reader = _reader_threads()
-            self.view = BuildingView(self.config)
+            self.view = BuildingView(self.config, config_digest=self.digest)
             self.tail = JournalTail(self.journal, self.view, self.reader, self._live)
         self._runs += 1
         await self.tail.catch_up()
@@ -290,6 +297,7 @@ class StatusServer:
             uplink_synced_seq=uplink.pusher.synced_seq if uplink is not None else None,
             loop_lag_s=self.loop_lag_s, page_streams=len(self.tail.listeners), rss_bytes=resident_bytes(),
             cameras=self._cameras(now), points=self._points(), circuits=self._circuits(), journal_fault=self.journal.fault,
+            config_digest=self.view.config_digest,
         )
 
     def _points(self) -> list[PointSample]:
@@ -336,8 +344,12 @@ class StatusServer:
                      self.cameras_streaming(), runtime.starving(), journal_fault=self.journal.fault,
                      unidentified=self.devices_unidentified())
 
+    async def health(self) -> tuple[bool, dict[str, Any]]:
+        """/healthz's verdict without the HTTP round trip (the watch after a config from the fleet)."""
+        return verdict(self._probe(await self._disk()))
+
     async def _healthz(self, request: web.Request) -> web.Response:
-        healthy, body = verdict(self._probe(await self._disk()))
+        healthy, body = await self.health()
         return web.json_response(body, status=200 if healthy else 503)
 
     async def _metrics(self, request: web.Request) -> web.Response:

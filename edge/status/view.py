@@ -71,6 +71,7 @@ class BuildingView:
     """Doors, readers, devices, points, alarms, uplink and clock, from events in seq order."""
 
     config: BuildingConfig
+    config_digest: str = ""  # of the config file running (the page names it: which config is this?)
     head_seq: int = 0
     last_event_at: float | None = None
     started_at: float | None = None
@@ -112,6 +113,23 @@ class BuildingView:
             self.points[water.name] = {water.point: PointView(water.point, unit=water.safety.sensor.unit, title=_water_title(water),
                                                               group="Fire water", limits=_band(limits, low=True))}
         self.uplink = {"enabled": self.config.uplink.enabled, "up": None, "detail": None, "since": None}
+
+    def retune(self, config: BuildingConfig, digest: str) -> None:
+        """A reload applied in place: a door or reader added gets its tile and one removed loses it (so
+        a reader taken out is not an offline reader in /healthz); each point's limits and names follow
+        the new config; what was seen stays."""
+        fresh = BuildingView(config)
+        self.config, self.config_digest = config, digest
+        for door in self.doors.values():
+            if door.name in fresh.doors:
+                door.unlock_s = fresh.doors[door.name].unlock_s
+        self.doors = {name: self.doors.get(name, view) for name, view in fresh.doors.items()}
+        self.readers = {name: self.readers.get(name, state) for name, state in fresh.readers.items()}
+        for owner, points in fresh.points.items():
+            for ref, point in points.items():
+                kept = self.points.get(owner, {}).get(ref)
+                if kept is not None:
+                    kept.title, kept.group, kept.limits, kept.unit = point.title, point.group, point.limits, point.unit
 
     def apply(self, event: StoredEvent) -> None:
         """Fold one event in; events must come in seq order."""
@@ -252,7 +270,8 @@ class BuildingView:
                 })
         titles = {(p["owner"], p["point"]): f'{p["title"]} ({p["group"]})' for p in points}
         return {
-            "building": {"id": self.config.building.id, "name": self.config.building.name, "timezone": self.config.building.timezone},
+            "building": {"id": self.config.building.id, "name": self.config.building.name, "timezone": self.config.building.timezone,
+                         "config": self.config_digest},
             "now": now,
             "head_seq": self.head_seq,
             "started_at": self.started_at,

@@ -129,6 +129,7 @@ function render() {
   if (!state) return;
   useZone(state.building.timezone || "UTC");
   document.getElementById("building").textContent = state.building.name || state.building.id;
+  document.getElementById("config").textContent = state.building.config ? `config ${state.building.config}` : "";
   const zoneBadge = document.getElementById("zone");
   zoneBadge.textContent = `times: ${zone} ${offset(state.now)}, 24-hour`;
   zoneBadge.dataset.zone = zone;

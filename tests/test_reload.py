@@ -1,0 +1,163 @@
+"""Changing a running building's config: `edge reload` and SIGHUP, in place, alone, or by a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from edge import config as building_config
+from edge.drivers.modbus.profile import load_profile
+from edge.gateway import config_digest
+from edge.hil.card_sim import CardReaderSim
+from edge.hil.modbus_sim import SimulatedDevice
+from edge.hil.pty import pty_pair
+
+from access_rig import enrol
+from conftest import MINIMAL
+from field_rig import PROFILES, Daemon, SimulatorThread, devices, edge_cli, journal_until, points_config, socket_ready
+
+pytestmark = pytest.mark.timeout(120)
+
+TENANT = b"\x01\x00\x12\x93\xd8"
+DOOR = """
+readers:
+  - {{name: hall-reader, protocol: em4100, port: {port}}}
+doors:
+  - {{name: hall, readers: [hall-reader], groups: [entrances]}}
+"""
+
+
+def port_fds(pid: int, port: str) -> dict[str, str]:
+    """The daemon's descriptors open on the tty `port` links to: fd -> its position line (a reopened
+    port is a new descriptor)."""
+    tty = os.path.realpath(port)
+    fds = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == tty:
+                fds[fd] = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:
+            continue
+    return fds
+
+
+def granted_at(daemon: Daemon, door: str) -> list:
+    return [e for e in daemon.events("access.decision") if e.body.get("door") == door and e.body.get("granted")]
+
+
+def test_a_threshold_changed_under_a_running_daemon_takes_effect_without_reopening_a_port(write_config, capsys):
+    monitor, breaker, tank = devices()  # 10 A on the circuit, whose alarm limit is 32 A
+    field = SimulatorThread([monitor, breaker, tank])
+    with pty_pair() as cards, field as modbus_port:
+        config = points_config(write_config, modbus_port)
+        config.write_text(config.read_text() + DOOR.format(port=cards.b))
+        enrol(building_config.load(config), TENANT)
+        with Daemon(config) as daemon, CardReaderSim(cards.a, "em4100") as reader:
+            journal_until(lambda: socket_ready(config), what="the control socket")
+            journal_until(lambda: port_fds(daemon.process.pid, cards.b), what="the reader's port open")
+            reader.present(TENANT)
+            journal_until(lambda: granted_at(daemon, "hall"), what="a card granted before the reload")
+            connections, fds = field.simulator.connections, port_fds(daemon.process.pid, cards.b)
+            assert connections >= 1 and fds
+            assert not daemon.events("power.trip_sent")
+
+            config.write_text(config.read_text().replace("over_current_a: {alarm: 32,", "over_current_a: {alarm: 8,"))
+            code, out, err = edge_cli(capsys, "reload", "--config", str(config), "--operator", "tech-7")
+
+            assert code == 0, err
+            assert "f2-c1: in place" in out and "reader:" not in out and "restart" not in out
+            raised = journal_until(lambda: [e for e in daemon.events("alarm.raised")
+                                            if e.source == "f2-c1" and e.body.get("condition") == "over_threshold"],
+                                   what="the over-current alarm at the new limit")
+            assert raised[0].body["threshold"] == 8
+            journal_until(lambda: daemon.events("power.trip_confirmed"), what="the trip the new limit asks for")
+            reader.present(TENANT)
+            journal_until(lambda: len(granted_at(daemon, "hall")) >= 2, what="a card granted after the reload")
+            assert field.simulator.connections == connections, "the Modbus line was not reopened"
+            assert port_fds(daemon.process.pid, cards.b) == fds, "the reader's port was not reopened"
+            (reloaded,) = daemon.events("config.reloaded")
+            assert reloaded.body["applied"] == ["f2-c1: in place"] and reloaded.body["restart"] is False
+            assert reloaded.body["digest"] == config_digest(config) != reloaded.body["previous"]
+            assert reloaded.body["operator"] == "tech-7" and reloaded.body["via"] == "control"
+
+
+def test_a_reader_added_starts_alone_and_an_invalid_file_changes_nothing(write_config, capsys):
+    with pty_pair() as first, pty_pair() as second:
+        config = write_config(MINIMAL + DOOR.format(port=first.b))
+        enrol(building_config.load(config), TENANT)
+        good = config.read_text()
+        with Daemon(config) as daemon, CardReaderSim(first.a, "em4100") as hall, CardReaderSim(second.a, "em4100") as yard:
+            journal_until(lambda: socket_ready(config), what="the control socket")
+            journal_until(lambda: port_fds(daemon.process.pid, first.b), what="the first reader's port open")
+            fds = port_fds(daemon.process.pid, first.b)
+
+            config.write_text(good.replace("groups: [entrances]}", "groups: [entrances], held_open_s: -3}"))
+            code, out, err = edge_cli(capsys, "reload", "--config", str(config))
+            assert code == 78
+            assert f"{config}:" in err and "held_open_s" in err and "unchanged" in err
+            (refused,) = journal_until(lambda: daemon.events("config.reload_refused"), what="the refusal journaled")
+            assert any("held_open_s" in problem for problem in refused.body["problems"])
+            assert not daemon.events("config.reloaded")
+
+            config.write_text(good.replace("readers:\n", f"readers:\n  - {{name: yard-reader, protocol: em4100, port: {second.b}}}\n")
+                              .replace("doors:\n", "doors:\n  - {name: yard, readers: [yard-reader], groups: [entrances]}\n"))
+            daemon.process.send_signal(signal.SIGHUP)
+            (reloaded,) = journal_until(lambda: daemon.events("config.reloaded"), what="the reload on SIGHUP")
+            assert reloaded.body["via"] == "signal" and reloaded.body["restart"] is False
+            assert "reader:yard-reader: started" in reloaded.body["applied"]
+            assert not [line for line in reloaded.body["applied"] if "hall-reader" in line], "the other reader was left alone"
+            yard.present(TENANT)
+            journal_until(lambda: granted_at(daemon, "yard"), what="a card granted at the added reader's door")
+            hall.present(TENANT)
+            journal_until(lambda: granted_at(daemon, "hall"), what="a card granted at the first reader")
+            assert port_fds(daemon.process.pid, first.b) == fds
+
+            config.write_text(config.read_text().replace(f"  - {{name: hall-reader, protocol: em4100, port: {first.b}}}\n", "")
+                              .replace("readers: [hall-reader], ", ""))
+            code, out, err = edge_cli(capsys, "reload", "--config", str(config))
+            assert code == 0 and "reader:hall-reader: stopped" in out and "yard" not in out, err
+            journal_until(lambda: not port_fds(daemon.process.pid, first.b), what="the removed reader's port closed")
+
+
+FIRE_DOORS = """
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
+doors:
+  - {{name: front, groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}}, fail: safe, egress: true,
+      unlock_s: 0.5, held_open_s: 30}}
+fire_alarm: doors-io.input_8
+"""
+
+
+def test_a_reload_during_a_fire_keeps_the_doors_released_in_place_and_across_its_restart(write_config, capsys):
+    io = SimulatedDevice(load_profile(PROFILES / "generic-dio8.yaml"), 1)
+    io.set_value("input_8", True)  # the panel says fire from the start
+    field = SimulatorThread([io])
+    with field as modbus_port:
+        config = write_config(MINIMAL + FIRE_DOORS.format(port=modbus_port))
+        with Daemon(config) as daemon:
+            journal_until(lambda: daemon.events("alarm.fire_release"), what="the fire release")
+            journal_until(lambda: io.value_of("relay_1"), what="the egress door released")
+            journal_until(lambda: socket_ready(config), what="the control socket")
+
+            config.write_text(config.read_text().replace("held_open_s: 30", "held_open_s: 60"))
+            code, out, err = edge_cli(capsys, "reload", "--config", str(config))
+            assert code == 0 and "door front: in place" in out, err
+            assert io.value_of("relay_1")
+
+            config.write_text(config.read_text().replace("poll_s: 0.05", "poll_s: 0.1"))
+            code, out, err = edge_cli(capsys, "reload", "--config", str(config))
+            assert code == 0, err
+            assert "restart: devices changed" in out and "restarting" in out
+            starts = journal_until(lambda: [e for e in daemon.events("gateway.started") if e.body["config"] == config_digest(config)],
+                                   what="the daemon back under the new config")
+            assert starts[0].body["pid"] == daemon.process.pid, "the same process executed itself again"
+            (stopped,) = daemon.events("gateway.stopped")
+            assert stopped.body["reason"] == "config_reload"
+            journal_until(lambda: socket_ready(config), what="the control socket after the restart")
+            assert io.value_of("relay_1"), "the latch holds the egress door released across the restart"
+            assert not daemon.events("alarm.fire_reset")
+            assert daemon.process.poll() is None
