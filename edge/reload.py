@@ -161,15 +161,17 @@ class Reloader:
             plan.restart.append("doors or readers added to a building that had none")
             return
         before, after = {d.name: d for d in old.doors}, {d.name: d for d in new.doors}
+        rewired: list[str] = []
         for name in sorted(before.keys() | after.keys()):
             was, now = before.get(name), after.get(name)
             if was is None or now is None:
                 door = was or now
                 if door.lock or door.contact or door.exit_button or door.egress:
-                    plan.restart.append(f"door {name} with a lock, contact, exit button or egress {'added' if was is None else 'removed'}")
-            elif _dump(was.model_dump(exclude=DOOR_SETTINGS)) != _dump(now.model_dump(exclude=DOOR_SETTINGS)):
-                plan.restart.append(f"door {name}: its lock, contact, exit button or fail mode changed")
-        if not plan.restart:
+                    rewired.append(f"door {name} with a lock, contact, exit button or egress {'added' if was is None else 'removed'}")
+            elif was.model_dump(exclude=DOOR_SETTINGS) != now.model_dump(exclude=DOOR_SETTINGS):
+                rewired.append(f"door {name}: its lock, contact, exit button, fail mode or egress changed")
+        plan.restart += rewired
+        if not rewired:
             plan.steps.append(lambda: self._apply_doors(old, new))
 
     async def _apply_doors(self, old: BuildingConfig, new: BuildingConfig) -> list[str]:
