@@ -35,6 +35,8 @@ from pydantic import BaseModel
 
 from edge import config as building_config
 from edge import runtime, yaml_source
+from edge.carryover import open_conditions
+from edge.conditions import ActiveConditions, Severity
 from edge.events import Event, Kind, Priority
 from edge.runtime import Pool
 from edge.state_files import remove_durably, sync_directory, write_atomically
@@ -45,7 +47,8 @@ MAX_YAML_BYTES = yaml_source.MAX_BYTES  # what check-config reads at most; the d
 WATCH_S = 120.0  # how long an apply is watched unless the push says otherwise
 MIN_WATCH_S, MAX_WATCH_S = 3.0, 3600.0
 GRACE_SHARE = 0.25  # the watch's first quarter: devices and readers come up, nothing is judged yet
-CRASH_STARTS = 2  # starts during a watch beyond the one a restart planned: a crash loop
+CRASH_STARTS = 2  # starts during a watch that no clean stop came before: a crash loop
+CLEAN_STOP_NOTE_S = 0.5  # of the stop, to note in the marker that this run ended cleanly
 MAX_PROBLEMS = 200  # lines answered (each a FILE:LINE:COL problem); the rest are counted
 JOURNAL_PROBLEMS = 20  # lines kept in the journal's record of a refusal
 SECRET_NAMES = ("password", "passphrase", "token", "secret", "pin", "private_key")
@@ -106,6 +109,7 @@ class Watch:
     deadline_at: float  # Unix time the watch ends
     restart: bool | None = None  # None until the reload said; True: one start is planned
     starts: int = 0  # `edge run` starts since the apply
+    clean_stops: int = 0  # runs that ended by a stop (a restart the apply planned, systemctl restart), not a crash
     before: list[str] = field(default_factory=list)  # /healthz's problems before the apply (not the new file's fault)
     state: str = "watching"  # "rolled_back": `edge run` restored the previous file; the gateway journals it
     reasons: list[str] = field(default_factory=list)
@@ -126,7 +130,7 @@ class Watch:
 
     @property
     def crash_loop(self) -> bool:
-        return self.starts - (0 if self.restart is False else 1) >= CRASH_STARTS  # None: a restart may have been planned
+        return self.starts - self.clean_stops >= CRASH_STARTS
 
 
 def applied_version(files: ConfigFiles) -> int:
@@ -182,22 +186,56 @@ def at_start(config: Path, now: float | None = None) -> str | None:
     a crash loop restores the previous file (the gateway journals why once its journal is open).
     Returns a line for the log when it rolled back."""
     files = ConfigFiles(config)
-    watch = Watch.read(files.watch)
-    if watch is None or watch.state != "watching":
-        return None
-    watch.starts += 1
-    now = time.time() if now is None else now
-    if watch.crash_loop and watch.previous_digest is not None and files.previous.exists():
-        watch.state = "rolled_back"
-        watch.reasons = [f"the daemon started {watch.starts} times within the watch of version {watch.version} "
-                         f"(a crash loop after the apply)"]
-        restored = restore(files)
+    try:
+        watch = Watch.read(files.watch)
+        if watch is None or watch.state != "watching":
+            return None
+        watch.starts += 1
+        now = time.time() if now is None else now
+        if watch.crash_loop:
+            crashes = watch.starts - watch.clean_stops
+            return _roll_back_at_start(files, watch, [f"the daemon fell over {crashes} times within the watch of version "
+                                                      f"{watch.version} (a crash loop after the apply)"])[0]
+        if now > watch.deadline_at:  # stopped through the deadline (not a crash): watch this run afresh
+            watch.deadline_at = now + watch.watch_s
         watch.write(files.watch)
-        return f"{config}: config version {watch.version} rolled back to {restored}: {watch.reasons[0]}"
-    if now > watch.deadline_at:  # stopped through the deadline (not a crash): watch this run afresh
-        watch.deadline_at = now + watch.watch_s
-    watch.write(files.watch)
+    except OSError as error:  # a refusing disk must not keep the daemon from starting
+        return f"{config}: the config's watch could not be kept ({error}); started without it"
     return None
+
+
+def failed_start(config: Path, problems: list[str]) -> tuple[str | None, bool]:
+    """Blocking, `edge run` when the config under watch does not start (a problem found only with the
+    hardware in view): the previous file back at once, rather than an exit systemd will not restart.
+    (a line for the log, whether the previous file is back)."""
+    files = ConfigFiles(config)
+    try:
+        watch = Watch.read(files.watch)
+        if watch is None or watch.state != "watching":
+            return None, False
+        return _roll_back_at_start(files, watch, [f"the config did not start: {line}" for line in problems[:JOURNAL_PROBLEMS]]
+                                   or ["the config did not start"])
+    except OSError as error:
+        return f"{config}: the previous config could not be restored ({error})", False
+
+
+def _roll_back_at_start(files: ConfigFiles, watch: Watch, reasons: list[str]) -> tuple[str, bool]:
+    """Blocking: the previous file back, the marker saying so for the gateway to journal: (log line, restored)."""
+    if watch.previous_digest is None or not files.previous.exists():
+        remove_durably(files.watch)
+        return f"{files.config}: config version {watch.version} cannot be rolled back (no previous file): {reasons[0]}", False
+    watch.state, watch.reasons = "rolled_back", reasons
+    restored = restore(files)
+    watch.write(files.watch)  # the gateway journals it once its journal is open
+    return f"{files.config}: config version {watch.version} rolled back to {restored}: {reasons[0]}", True
+
+
+def note_clean_stop(files: ConfigFiles) -> None:
+    """Blocking: this run ends by a stop, not a crash (the next start is then not counted as one)."""
+    watch = Watch.read(files.watch)
+    if watch is not None and watch.state == "watching":
+        watch.clean_stops += 1
+        watch.write(files.watch)
 
 
 def public_view(value: Any) -> Any:
@@ -231,12 +269,14 @@ class ConfigApplier:
     """The cloud's `config.apply` and `config.get`, and the watch after an apply (a supervised worker)."""
 
     def __init__(self, config_path: Path, journal: Any, reloader: Callable[[], Any], running: Callable[[], Any],
-                 health: Callable[[], Health | None], digest: Callable[[], str]) -> None:
+                 health: Callable[[], Health | None], digest: Callable[[], str],
+                 linked: Callable[[], bool | None] = lambda: None) -> None:
         self.files = ConfigFiles(Path(config_path).absolute())
         self.journal = journal
         self.reloader = reloader  # the gateway's Reloader (None: this daemon cannot apply)
         self.running = running  # the BuildingConfig running now
         self.health = health  # /healthz's verdict, without the HTTP round trip (None: no status server)
+        self.linked = linked  # is the uplink connected (None: no uplink)
         self.running_digest = digest  # of the file running now (the reloader keeps it)
         self.version = 0  # read by the first apply, and by `start` (the birth message says it)
         self._lock = asyncio.Lock()
@@ -283,10 +323,7 @@ class ConfigApplier:
             await runtime.call(Pool.FILES, remove_durably, files.incoming)
             await answer(False, {"version": version, "ok": False, "error": "this gateway cannot reload its config", "digest": self.digest})
             return
-        before: list[str] = []
-        health = self.health()
-        if health is not None:
-            before = list((await health())[1].get("problems", []))
+        before = await self._look()
         current = await runtime.call(Pool.FILES, Watch.read, files.watch)
         keep_previous = current is None  # during a watch, `.previous` is still the last good file
         watch = Watch(version=version, nonce=nonce, digest="", previous_digest=None, watch_s=watch_s,
@@ -344,13 +381,24 @@ class ConfigApplier:
     # --- the watch ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """The worker: journal a rollback `edge run` made, then watch each apply to its deadline."""
+        """The worker: journal a rollback `edge run` made, then watch each apply to its deadline. Its
+        cancellation is the daemon's stop: the marker then says this run ended cleanly."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            with contextlib.suppress(TimeoutError, OSError):
+                async with asyncio.timeout(CLEAN_STOP_NOTE_S):
+                    await asyncio.shield(runtime.call(Pool.FILES, note_clean_stop, self.files))
+            raise
+
+    async def _run(self) -> None:
         await self.start()
         while True:
             self._watch_changed.clear()
             watch = await runtime.call(Pool.FILES, Watch.read, self.files.watch)
             if watch is not None and watch.state == "rolled_back":
-                await self._journal_rollback(watch, "crash_loop", watch.reasons, self.digest)
+                why = "start_failed" if watch.reasons and watch.reasons[0].startswith("the config did not start") else "crash_loop"
+                await self._journal_rollback(watch, why, watch.reasons, self.digest)
                 await runtime.call(Pool.FILES, remove_durably, self.files.watch)
                 continue
             if watch is None:
@@ -365,7 +413,6 @@ class ConfigApplier:
         grace_until = watch.deadline_at - watch.watch_s * (1 - GRACE_SHARE)
         step = max(0.25, min(5.0, watch.watch_s / 20))
         looks, failing, last_new = 0, 0, []
-        health = self.health()
         while True:
             now = time.time()
             if now >= watch.deadline_at:
@@ -374,22 +421,36 @@ class ConfigApplier:
                 async with asyncio.timeout(min(step, watch.deadline_at - now)):
                     await self._watch_changed.wait()
                     return  # a newer apply (or a rollback) replaced this watch
-            if health is None or time.time() < grace_until:
+            if time.time() < grace_until:
                 continue
-            healthy, body = await health()
-            new = [p for p in body.get("problems", []) if p not in watch.before]
+            new = [p for p in await self._look() if p not in watch.before]
             looks += 1
             if new:
                 failing += 1
                 last_new = new
-        if health is not None and looks and failing == looks:
-            await self._roll_back(watch, [f"/healthz: {problem}" for problem in last_new], "health", reload=True)
+        if looks and failing == looks:
+            await self._roll_back(watch, last_new, "health", reload=True)
             return
         await runtime.call(Pool.FILES, remove_durably, self.files.watch)
         await self.journal.append(Event(kind=Kind.CONFIG_KEPT, priority=Priority.ACCESS, source="config", body={
             "version": watch.version, "nonce": watch.nonce, "digest": watch.digest, "watched_s": round(time.time() - start, 1),
-            "looks": looks, "health_watched": health is not None, "problems": last_new if failing else []}))
+            "looks": looks, "problems": last_new if failing else []}))
         log.info("config kept after its watch", version=watch.version, digest=watch.digest)
+
+    async def _look(self) -> list[str]:
+        """What is wrong with the building now, one line each: /healthz's problems (without the status
+        server, the fault conditions the journal holds open: a reader, a device, a camera that cannot be
+        watched), and the uplink when it is not connected (a config that cuts the building off the
+        fleet could never be fixed from it)."""
+        health = self.health()
+        if health is not None:
+            problems = [f"/healthz: {problem}" for problem in (await health())[1].get("problems", [])]
+        else:
+            active = await runtime.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
+            problems = [f"{c.source}: {c.text}" for c in active if c.severity == Severity.FAULT and c.kind != Kind.UPLINK_DOWN]
+        if self.linked() is False:
+            problems.append("the uplink is not connected to the cloud")
+        return problems
 
     async def _roll_back(self, watch: Watch, reasons: list[str], why: str, reload: bool) -> None:
         """The previous file back, journaled with why, then applied (a reload; or a restart if it needs one)."""
