@@ -24,22 +24,17 @@ from pathlib import Path
 from edge import cli_config, config as building_config
 from edge import logs
 from edge.config import DEFAULT_CONFIG, ConfigError
-from edge.community import cli as community_cli
-from edge import device_cli
-from edge.doors import cli as doors_cli
-from edge.status import cli as status_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
-from edge.vision import cli as vision_cli
-from edge.vision import camera_cli
 
 EXIT_GRACE_S = 1.0  # after the gateway's stop (4 s), for calls still running in threads; systemd kills at 10 s
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = _parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        args = _parser(daemon=words[:1] == ["run"]).parse_args(argv)
         args.argv = list(sys.argv[1:] if argv is None else argv)  # `run` executes itself again with these
         code = args.handler(args)
         sys.stdout.flush()
@@ -51,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + 13
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(daemon: bool = False) -> argparse.ArgumentParser:
+    """Every command; with `daemon`, only `run`: what systemd starts does not import (or keep in
+    memory) the technician's commands (docs/performance.md)."""
     parser = argparse.ArgumentParser(
         prog="edge",
         description="Building-safety gateway: door access, breaker and pressure monitoring, event journal.",
@@ -65,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
     cli_config.add_option(run)
     run.add_argument("--state-dir", type=Path, help="override state_dir from the config (journal and credentials)")
     run.set_defaults(handler=_run)
+    if daemon:
+        return parser
+    from edge import device_cli
+    from edge.community import cli as community_cli
+    from edge.doors import cli as doors_cli
+    from edge.status import cli as status_cli
+    from edge.vision import camera_cli, cli as vision_cli
 
     check = commands.add_parser("check-config", help="validate a building config and exit", description=(
         "Check a building config without starting anything. Prints every problem as FILE:LINE:COL: path: message "
@@ -185,14 +189,14 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge.config_apply import at_start
+    from edge import config_apply
 
-    rolled_back = at_start(args.config)  # a config from the fleet that keeps the daemon falling over is undone first
+    rolled_back = config_apply.at_start(args.config)  # a config from the fleet that keeps the daemon falling over is undone first
     if rolled_back:
         print(rolled_back, file=sys.stderr)
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
-        return EX_CONFIG
+        return _previous_config(args, [], EX_CONFIG)
     if args.state_dir is not None:
         config = config.model_copy(update={"state_dir": args.state_dir.resolve()})
     logs.configure(config.logging.format, config.logging.level)
@@ -205,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as error:  # found only with the hardware in view (a udev identity matching two devices)
         for problem in error.problems:
             print(problem, file=sys.stderr)
-        return EX_CONFIG
+        return _previous_config(args, [str(problem) for problem in error.problems], EX_CONFIG)
     if gateway.reexec:  # a reload that needs a restart: the same command again, under the same PID
         sys.stdout.flush()
         sys.stderr.flush()
@@ -215,6 +219,21 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os._exit(0)
     return 0
+
+
+def _previous_config(args: argparse.Namespace, problems: list[str], code: int) -> int:
+    """A config from the fleet that does not start is rolled back and the daemon started again on the
+    previous one (an exit 78 would leave the building down: systemd does not restart it)."""
+    from edge import config_apply
+
+    line, restored = config_apply.failed_start(args.config, problems)
+    if line is not None:
+        print(line, file=sys.stderr)
+    if not restored:
+        return code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "edge.cli", *args.argv])
 
 
 def _events(args: argparse.Namespace) -> int:
@@ -295,7 +314,7 @@ def _not_a_journal(path: Path) -> tuple[int, str] | None:
 
 
 def _points(args: argparse.Namespace) -> int:
-    from edge import points_status
+    from edge import device_cli, points_status
 
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:

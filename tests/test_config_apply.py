@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import subprocess
 import sys
 import time
@@ -300,3 +301,32 @@ def test_a_daemon_that_keeps_falling_over_after_an_apply_is_rolled_back_by_edge_
     rolled = daemon.events("config.rolled_back")
     assert len(rolled) == 1 and rolled[0].body["why"] == "crash_loop" and "fell over 2 times" in rolled[0].body["reasons"][0]
     assert not daemon.events("config.kept")
+
+
+def test_a_config_under_watch_that_does_not_start_is_rolled_back_at_once_not_left_exiting_78(building_dir, write_config):
+    good = write_config(MINIMAL)
+    files = ConfigFiles(good)
+    files.previous.write_bytes(good.read_bytes())
+    good.write_text(MINIMAL + "  building_secret_typo: true\n")  # valid when applied, say; not now
+    Watch(version=4, nonce="n" * 32, digest=digest_of(good.read_bytes()), previous_digest=digest_of(files.previous.read_bytes()),
+          watch_s=120, deadline_at=time.time() + 120, restart=True).write(files.watch)
+    log = building_dir / "daemon.log"
+    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(good)], stdout=open(log, "a"),
+                              stderr=subprocess.STDOUT)
+    try:
+        def rolled_back() -> bool:
+            if good.read_bytes() != files.previous.read_bytes():
+                return False
+            try:
+                return any(e.kind == "config.rolled_back" for e in read_events(load(good).journal_path, EventQuery(limit=None)))
+            except (FileNotFoundError, sqlite3.Error):  # the journal is not made yet
+                return False
+
+        until_sync(rolled_back, 60, "the previous file restored and the rollback journaled")
+        assert daemon.poll() is None, log.read_text()  # running on the previous file, under the same PID
+        rolled = [e for e in read_events(load(good).journal_path, EventQuery(limit=None)) if e.kind == "config.rolled_back"]
+        assert rolled[0].body["why"] == "start_failed" and rolled[0].body["version"] == 4
+        assert "building_secret_typo" in files.failed.read_text() and not files.watch.exists()
+    finally:
+        daemon.terminate()
+        daemon.wait(15)
