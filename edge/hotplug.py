@@ -28,7 +28,9 @@ from typing import Any, Callable, Protocol
 import structlog
 
 from edge import runtime
-from edge.config import BuildingConfig, ConfigError, ConfigProblem, ReaderProtocol, SerialBus, UsbIdentity
+from edge.config import BuildingConfig, ConfigError, ConfigProblem, SerialBus
+from edge.doors.settings import ReaderProtocol
+from edge.settings import UsbIdentity
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.runtime import Pool

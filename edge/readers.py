@@ -33,7 +33,7 @@ from edge.drivers.cards.observations import CardRead, DropCause, FaultReason, Fr
 from edge.drivers.cards.port import FrameParser, ReaderPort
 from edge.drivers.cards.wiegand import WiegandParser
 from edge import runtime
-from edge.config import Reader, ReaderProtocol
+from edge.doors.settings import Reader, ReaderProtocol
 
 if TYPE_CHECKING:
     from edge.drivers.osdp.bus import OsdpBus

@@ -21,7 +21,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from edge import problem_lines, yaml_source
-from edge.config import ConfigProblem, Name, PointRef
+from edge.config import ConfigProblem
+from edge.settings import Name, PointRef
 
 Value = Union[bool, float]
 

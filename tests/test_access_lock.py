@@ -13,7 +13,8 @@ import pytest
 
 from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
-from edge.config import Lock, device_profiles
+from edge.config import device_profiles
+from edge.doors.settings import Lock
 from edge.doors.lock import DoorLock
 from edge.doors.wiring import assemble_doors
 from edge.fieldbus import FieldBus, device_specs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.config import PinLockoutSettings
+from edge.doors.settings import PinLockoutSettings
 from edge.doors.lockout import PinLockout, Scope
 
 SETTINGS = PinLockoutSettings(attempts=3, reader_attempts=5, window_s=60, lockout_s=300)

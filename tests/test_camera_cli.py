@@ -157,7 +157,7 @@ cameras:
 
 
 def test_elevator_release_through_the_control_socket_is_audited(tmp_path, clip):
-    from edge.config import Camera
+    from edge.vision.settings import Camera
     from edge.vision.wiring import release_request
 
     socket = tmp_path / "control.sock"

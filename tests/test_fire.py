@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import load_profile
-from edge.config import Lock
+from edge.doors.settings import Lock
 from edge.doors.lock import DoorLock
 from edge.fire import FireRelease
 from edge.journal import EventQuery, read_events

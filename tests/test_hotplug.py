@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, UsbIdentity
+from edge.config import ConfigError
+from edge.settings import UsbIdentity
 from edge.hotplug import Hotplug
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil.waiting import until, until_sync
@@ -295,7 +296,7 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
     """A technician re-plugs the reader's adapter: the reader reads again right away, although
     its worker failed on the unplug and the supervisor's backoff would hold it for 30-60 s."""
     from edge.drivers.cards.observations import CardRead
-    from edge.config import Reader
+    from edge.doors.settings import Reader
     from edge.events import Kind
     from edge.readers import ReaderInbox, ReaderWorker
     from edge.supervisor import Backoff, Supervisor

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.drivers.cards.observations import CardRead, Protocol, ReaderFault
-from edge.config import Reader
+from edge.doors.settings import Reader
 from edge.readers import ReaderInbox, ReaderWorker, RepeatFilter
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.waiting import until_sync

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import Camera
+from edge.vision.settings import Camera
 from edge.events import Kind
 from edge.journal import EventQuery, Journal, read_events
 from edge.vision.detection import Detection, VisionClass

@@ -18,6 +18,7 @@ from edge import config as building_config
 from edge import cli
 from edge.events import Kind
 from edge.vision.qualification import file_sha256, verdict
+from edge.vision.settings import Camera
 from tests.test_vision_guard import site_model
 from tests.vision_data import EBIKE, MANIFESTS, MODELS, need
 from vision_media import EMPTY_CAR, labelled, write_clip
@@ -84,7 +85,7 @@ def test_eval_names_the_hold_class_the_base_model_cannot_output_and_its_report_q
     body = {"manifest_sha256": file_sha256(manifest), "hold_classes": ["ebike"], "cannot_output": ["ebike"],
             "ebike_recall": {"k": 400, "n": 400, "rate": 1.0}, "false_hold_rate": {"k": 0, "n": 700, "rate": 0.0}}
     (tmp_path / "eval.json").write_text(json.dumps(body))
-    camera = building_config.Camera.model_validate({
+    camera = Camera.model_validate({
         "name": "c", "source": "x", "model": manifest, "hold": {"device": "io", "hold": "h", "resume": "r"},
         "qualification": {"report": tmp_path / "eval.json"}})
     judged = verdict(camera)
@@ -154,7 +155,7 @@ def test_replay_draws_the_counted_box_with_its_frames_median_and_threshold_and_k
     manifest = tmp_path / "persons-as-ebikes.yaml"
     manifest.write_text(YOLOX.read_text().replace("  0: person\n", "  0: ebike\n"))
     detector = load_detector(manifest, 1, model_file=MODELS / "yolox_nano.onnx")
-    camera = building_config.Camera.model_validate({"name": "lift-1-cam", "source": str(clip), "analysis_fps": 10, "leave_s": 30,
+    camera = Camera.model_validate({"name": "lift-1-cam", "source": str(clip), "analysis_fps": 10, "leave_s": 30,
                                                     "region": [[0, 0], [1, 0], [1, 1], [0, 1]]})
     frames = []
     summary = replay(camera, clip, tmp_path / "out.avi", detector, drawn=frames.append)

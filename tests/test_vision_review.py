@@ -129,7 +129,7 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
     import aiohttp
 
     from edge import config as building_config
-    from edge.config import Camera
+    from edge.vision.settings import Camera
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
     from edge.status.server import StatusServer, endpoint_path
@@ -192,7 +192,7 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
     assembled by edge.vision.wiring): listing needs no daemon, a review goes through it."""
     from edge import config as building_config
     from edge.cli import main
-    from edge.config import Camera
+    from edge.vision.settings import Camera
     from edge.control import ControlServer, socket_places
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
@@ -244,7 +244,7 @@ def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config
     """Every control operation is also a signed cloud command (edge/uplink/wiring.py): the cloud's
     elevator.review is the daemon's own, journaled with via cloud, and a refusal is a failed command."""
     from edge import config as building_config
-    from edge.config import Camera
+    from edge.vision.settings import Camera
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
     from edge.uplink.commands import CommandFailed
@@ -287,7 +287,7 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
     from status_rig import until
 
     from edge import config as building_config
-    from edge.config import Camera
+    from edge.vision.settings import Camera
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
     from edge.status.server import StatusServer, endpoint_path

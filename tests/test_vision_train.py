@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from edge import cli
-from edge.config import Camera
+from edge.vision.settings import Camera
 from edge.vision import manifest as m
 from edge.vision.train import group_folds, time_split
 from edge.vision.evaluation import LabelledFrame

@@ -9,16 +9,17 @@ the config's other problems, all at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.access.schedule import WeeklySchedule
+from edge.settings import Name, PointRef, Problem, References, Strict, unique
 
-Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
-PointRef = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[A-Za-z0-9_-]{1,64}$", description="DEVICE.POINT")]
+if TYPE_CHECKING:
+    from edge.config import BuildingConfig
+
 Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$", description="E.164 or national number, digits only.")]
 
 SMOKE_SIGNALS = ("alarm", "fault", "low_battery", "test", "tamper")
@@ -51,11 +52,7 @@ class Channel(StrEnum):
     SMS = "sms"  # through the gateway's own modem, when the cloud cannot
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SmokeDetector(_Strict):
+class SmokeDetector(Strict):
     """A networked smoke detector: a device whose profile has the SMOKE_SIGNALS points."""
 
     name: Name
@@ -64,7 +61,7 @@ class SmokeDetector(_Strict):
     fire_release: bool = Field(False, description="Its alarm also releases every egress door (the fire release).")
 
 
-class AlarmInput(_Strict):
+class AlarmInput(Strict):
     """An on/off input that means trouble: a door or window contact, or a panic button."""
 
     name: Name
@@ -74,7 +71,7 @@ class AlarmInput(_Strict):
     active: bool = Field(True, description="The value that means open (a contact) or pressed (a button).")
 
 
-class ChargingArea(_Strict):
+class ChargingArea(Strict):
     """An e-bike charging area: smoke from its detectors opens its posts' circuits."""
 
     name: Name
@@ -82,7 +79,7 @@ class ChargingArea(_Strict):
     circuits: list[Name] = Field(min_length=1, description="Circuits of the charging posts (circuits names, each with a breaker).")
 
 
-class Contact(_Strict):
+class Contact(Strict):
     """Someone to tell: a person or a duty desk."""
 
     name: Name
@@ -91,7 +88,7 @@ class Contact(_Strict):
     channels: list[Channel] = Field(default_factory=lambda: [Channel.CLOUD, Channel.SMS], min_length=1)
 
 
-class Route(_Strict):
+class Route(Strict):
     """Who is told of which alarms in which areas; unacknowledged, it escalates."""
 
     name: Name
@@ -102,7 +99,7 @@ class Route(_Strict):
     escalate_to: Name | None = Field(None, description="The next route (its name), told when this one is not acknowledged.")
 
 
-class Modem(_Strict):
+class Modem(Strict):
     """The serial GSM/4G modem for SMS when the uplink cannot deliver."""
 
     port: str = Field(description="Serial device path, e.g. /dev/serial/by-id/usb-...-if02.")
@@ -113,7 +110,7 @@ class Modem(_Strict):
     delivery_within_s: float = Field(120, gt=0, le=86400, description="A message with no delivery report by then is journaled as unconfirmed.")
 
 
-class IntrusionZone(_Strict):
+class IntrusionZone(Strict):
     """A unit's door and window sensors, armed while the tenant is away."""
 
     name: Name
@@ -126,12 +123,12 @@ class IntrusionZone(_Strict):
     entry_delay_s: float = Field(30, ge=0, le=600)
 
 
-class AckButton(_Strict):
+class AckButton(Strict):
     point: PointRef
     area: str = Field("*", description="Acknowledges the open alarms of this area ('*': all).")
 
 
-class CommunitySafety(_Strict):
+class CommunitySafety(Strict):
     """Smoke, intrusion and panic inputs, charging areas, and who is told."""
 
     detectors: list[SmokeDetector] = Field(default_factory=list)
@@ -152,33 +149,24 @@ class CommunitySafety(_Strict):
         return bool(self.detectors or self.inputs or self.contacts)
 
 
-Problem = tuple[tuple, str]
-
-
-def check(
-    community: CommunitySafety, point_of: Callable[[str, tuple, bool], None], circuits: dict[str, bool], doors: set[str]
-) -> list[Problem]:
-    """Checks that span sections. `point_of(ref, loc, on_off)` reports a bad point reference;
-    `circuits` maps each circuit name to whether it has a breaker; `doors` are the door names."""
+def check(config: BuildingConfig, refs: References) -> list[Problem]:
+    """Checks that span sections: the inputs' points, the circuits a charging area cuts (each
+    needs a breaker), a zone's door, the routes' recipients and escalations."""
+    community = config.community
+    circuits = {c.name: c.breaker is not None for c in config.circuits}
+    doors = {d.name for d in config.doors}
     problems: list[Problem] = []
     base = ("community",)
-
-    def unique(section: str, items: list) -> None:
-        seen: set[str] = set()
-        for index, item in enumerate(items):
-            if item.name in seen:
-                problems.append(((*base, section, index, "name"), f"{item.name!r} is already defined"))
-            seen.add(item.name)
-
-    for section in ("detectors", "inputs", "charging_areas", "zones", "contacts", "routes"):
-        unique(section, getattr(community, section))
+    for section, kind in (("detectors", "detector"), ("inputs", "input"), ("charging_areas", "charging area"),
+                          ("zones", "zone"), ("contacts", "contact"), ("routes", "route")):
+        problems += unique((*base, section), getattr(community, section), kind)
     for index, detector in enumerate(community.detectors):
         for signal in SMOKE_SIGNALS:
-            point_of(f"{detector.device}.{signal}", (*base, "detectors", index, "device"), True)
+            problems += refs.point(f"{detector.device}.{signal}", (*base, "detectors", index, "device"), True)
     for index, alarm_input in enumerate(community.inputs):
-        point_of(alarm_input.point, (*base, "inputs", index, "point"), True)
+        problems += refs.point(alarm_input.point, (*base, "inputs", index, "point"), True)
     for index, button in enumerate(community.ack_buttons):
-        point_of(button.point, (*base, "ack_buttons", index, "point"), True)
+        problems += refs.point(button.point, (*base, "ack_buttons", index, "point"), True)
     detectors = {d.name for d in community.detectors}
     for index, area in enumerate(community.charging_areas):
         for d_index, name in enumerate(area.detectors):

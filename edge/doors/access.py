@@ -34,7 +34,7 @@ from edge.access.credentials import CredentialStore
 from edge.access.decision import Decision, decide
 from edge.access.door import DoorPolicy, DoorState
 from edge.access.reason import Reason
-from edge.config import Door, PinLockoutSettings
+from edge.doors.settings import Door, PinLockoutSettings
 from edge.doors.lock import DoorLock
 from edge.doors.lockout import Lockout, PinLockout, Scope
 from edge.doors.machine import DoorAlarm, DoorMachine

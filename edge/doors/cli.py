@@ -24,7 +24,8 @@ from pydantic import ValidationError
 from edge import cli_config
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialImportError, CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
-from edge.config import BuildingConfig, ReaderProtocol
+from edge.config import BuildingConfig
+from edge.doors.settings import ReaderProtocol
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import structlog
 
-from edge.config import Lock
+from edge.doors.settings import Lock
 
 log = structlog.get_logger("edge.doors")
 

@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from edge.config import PinLockoutSettings
+from edge.doors.settings import PinLockoutSettings
 
 
 class Scope(StrEnum):

@@ -12,7 +12,8 @@ import structlog
 from edge.drivers.modbus.profile import Profile
 from edge import runtime
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
-from edge.config import BuildingConfig, Lock, device_profiles
+from edge.config import BuildingConfig, device_profiles
+from edge.doors.settings import Lock
 from edge.doors.access import AccessPath
 from edge.doors.lock import DoorLock
 from edge.events import Event, Kind, Priority

@@ -40,7 +40,7 @@ from typing import Any
 import structlog
 
 from edge import runtime
-from edge.config import Camera
+from edge.vision.settings import Camera
 from edge.doors.lock import CommandBus
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal

@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.config import Camera
+from edge.vision.settings import Camera
 
 
 @dataclass(frozen=True, slots=True)

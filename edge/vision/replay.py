@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config import Camera
+from edge.vision.settings import Camera
 from edge.vision.confirm import SUPPRESSORS, Confirmation, Confirmed, Released, State, box_notes
 from edge.vision.detection import Detection, Detector
 from edge.vision.guard import confirmation_settings, normalised

@@ -36,7 +36,7 @@ from typing import Any
 
 import structlog
 
-from edge.config import Camera
+from edge.vision.settings import Camera
 from edge.vision.detection import Detector
 
 log = structlog.get_logger("edge.vision")

@@ -66,7 +66,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.config import Camera
+from edge.vision.settings import Camera
 from edge.journal import Journal
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.guard import ElevatorGuard
