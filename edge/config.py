@@ -14,6 +14,7 @@ Secrets are never inline: the YAML names a file or an environment variable.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -302,15 +303,26 @@ def device_profiles(config: BuildingConfig) -> dict[str, Profile]:
         if path is None:
             continue  # reported against the device that names it
         try:
-            document = yaml_source.load_file(path)
-            profiles[name] = Profile.model_validate(document.data)
+            stat = path.stat()
+            profiles[name] = _read_profile(path, stat.st_mtime_ns, stat.st_size)
+        except OSError as error:
+            problems.append(ConfigProblem(str(path), 1, 1, "(yaml)", f"cannot open: {error.strerror}"))
         except yaml_source.SourceError as error:
             problems.append(ConfigProblem(str(path), error.line, error.column, "(yaml)", str(error)))
         except ValidationError as invalid:
+            document = yaml_source.load_file(path)
             problems += [ConfigProblem(str(path), *p) for p in problem_lines.located(invalid, document, booleans=True)]
     if problems:
         raise ConfigError(problems)
     return profiles
+
+
+@functools.lru_cache(maxsize=64)
+def _read_profile(path: Path, mtime_ns: int, size: int) -> Profile:
+    """One profile file, parsed once per version of it (its stamp is in the key): the check, the
+    field bus and the doors each ask for it at start, and parsing YAML with lines is slow. Bounded:
+    a building names a handful of profiles, and a changed file is a new key."""
+    return Profile.model_validate(yaml_source.load_file(path).data)
 
 
 def profile_path(config: BuildingConfig, name: str) -> Path | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import importlib
 import os
 import signal
 import time
@@ -95,8 +96,16 @@ class Gateway:
     def assemble(self, journal: Journal) -> dict[str, Work]:
         """Build the building's parts from the config; returns every long-running job by name.
 
-        Each part is built here and only here, so this reads as the building's wiring diagram.
+        Each part is built here and only here, so this reads as the building's wiring diagram:
+        first what decides doors and safety, then what is slower to import (`run` starts the first
+        before it builds the rest, so a tap never waits for the page's or the uplink's imports).
         """
+        work, control, cloud = self._assemble_first(journal)
+        return work | self._assemble_rest(journal, control, cloud)
+
+    def _assemble_first(self, journal: Journal) -> tuple[dict[str, Work], dict, dict]:
+        """Doors, readers, fire release, the field bus, field points and community safety; with the
+        control-socket and cloud operations they serve."""
         work: dict[str, Work] = {"heartbeat": lambda: self._heartbeat(journal)}
         if self.config.udev:  # ports named udev:NAME open links that follow the device (ConfigError if one matches twice)
             users = workers_by_identity(self.config)
@@ -133,6 +142,14 @@ class Gateway:
         community = self.community = assemble_community(self.config, journal, self.fieldbus, self.field, self.doors, lambda: self.uplink)
         work.update(community.work)
         control.update(community.control)
+        # What the last run left open (an alarm before a SIGKILL) is kept, rechecked or ended.
+        fire = self.doors.fire if self.doors is not None else None
+        work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire, before_seq=self.started_seq)
+        return work, control, cloud
+
+    def _assemble_rest(self, journal: Journal, control: dict, cloud: dict) -> dict[str, Work]:
+        """The camera, the control socket, the fleet's config watch, the uplink and the status server."""
+        work: dict[str, Work] = {}
         guards: dict = {}
         if self.config.cameras:
             from edge.vision.wiring import assemble_vision  # OpenCV is loaded only where a camera is configured
@@ -141,9 +158,6 @@ class Gateway:
             work.update(vision.work)
             control.update(vision.control)
             guards = vision.guards
-        # What the last run left open (an alarm before a SIGKILL) is kept, rechecked or ended.
-        fire = self.doors.fire if self.doors is not None else None
-        work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire, before_seq=self.started_seq)
         control["config.reload"] = self._reload_request
         work["reload-on-hangup"] = self._reload_on_hangup
         work["control"] = ControlServer(socket_places(self.config), control).run
@@ -236,7 +250,13 @@ class Gateway:
         self.started_seq = await journal.append(started)
         log.info("gateway started", event_id=started.id, building=self.config.building.id, journal=str(journal.path), version=VERSION)
         supervisor = self.supervisor = Supervisor(journal)
-        for name, work in self.assemble(journal).items():
+        first, control, cloud = self._assemble_first(journal)
+        for name, work in first.items():
+            supervisor.start(name, work)
+        # Doors and fire release decide from here on. What is slower to import (aiohttp, paho and
+        # cryptography, the camera's modules) loads on a thread meanwhile, never ahead of a tap.
+        await runtime.call(Pool.FILES, _import_all, _slower_modules(self.config))
+        for name, work in self._assemble_rest(journal, control, cloud).items():
             supervisor.start(name, work)
         watchdog = self.systemd.watchdog_interval_s()
         pinger = asyncio.create_task(self.systemd.keep_alive(watchdog)) if watchdog else None
@@ -267,6 +287,17 @@ class Gateway:
         await journal.close(timeout_s=budget.left())
         owner.release()
         log.info("gateway stopped", event_id=stopped.id, head_seq=journal.head_seq, stop_s=round(STOP_WITHIN_S - budget.left(), 3))
+
+
+def _slower_modules(config: BuildingConfig) -> list[str]:
+    """The modules `_assemble_rest` imports for this config: the ones a door must not wait for."""
+    return ((["edge.vision.wiring"] if config.cameras else []) + (["edge.uplink.wiring"] if config.uplink.enabled else [])
+            + (["edge.status.server"] if config.http.enabled else []))
+
+
+def _import_all(names: list[str]) -> None:
+    for name in names:
+        importlib.import_module(name)
 
 
 def _rss_mb() -> float:

@@ -7,20 +7,19 @@ from dataclasses import dataclass
 from dataclasses import field as default
 from typing import TYPE_CHECKING
 
-from edge.community.alarms import AlarmInputs
-from edge.community.inactivity import InactivityWatch
-from edge.community.notifier import Notifier
 from edge.community.settings import CommunitySafety
-from edge.community.sms import SmsSender
 from edge.community.trail import TrailSearch
 from edge.config import BuildingConfig
 from edge.control import Handler
-from edge.fieldbus import FieldBus, PointKey
-from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
 from edge.supervisor import Work
 
 if TYPE_CHECKING:
+    from edge.community.alarms import AlarmInputs
+    from edge.community.inactivity import InactivityWatch
+    from edge.community.notifier import Notifier
+    from edge.fieldbus import FieldBus
+    from edge.fire import FireRelease
     from edge.field import FieldPoints
     from edge.doors.wiring import Doors
     from edge.uplink.worker import Uplink
@@ -56,6 +55,9 @@ def uplink_views(uplink: Callable[[], Uplink | None]) -> tuple[Callable[[], bool
 def watch_smoke(settings: CommunitySafety, fieldbus: FieldBus, fire: FireRelease) -> None:
     """A detector that releases the egress doors also holds their reset: while its alarm bit
     reads active (or unknown, like the panel's fire input) the doors stay released."""
+    from edge.fieldbus import PointKey
+    from edge.fire import STALE_FLOOR_S, STALE_INTERVALS
+
     for detector in settings.detectors:
         if detector.fire_release:
             key = PointKey(detector.device, "alarm")
@@ -83,6 +85,13 @@ def assemble_community(
     community = Community(None, None, work={}, control={"trail.search": TrailSearch(journal, credentials)})
     if not settings.active:
         return community
+    # A building without alarm inputs or anyone to tell never loads the notifier, the modem or the alarm rules.
+    from edge.community.alarms import AlarmInputs
+    from edge.community.inactivity import InactivityWatch
+    from edge.community.notifier import Notifier
+    from edge.community.sms import SmsSender
+    from edge.fieldbus import PointKey
+
     up, took = uplink_views(uplink)
     sms = SmsSender(settings.modem) if settings.modem is not None else None
     notifier = community.notifier = Notifier(
