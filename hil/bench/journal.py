@@ -1,9 +1,12 @@
-"""Benchmark: durable journal appends against raw sqlite3 on the same disk, and the demo's memory.
+"""Benchmark: durable journal appends against raw sqlite3 on the same disk, and the daemon's memory.
 
 Prints one JSON object. The journal is measured with producers that each await the
 durability of their event (as the access path does); the baseline is plain
 `executemany` + commit of the same rows, with the same pragmas and the journal's own
 mean batch size, so the ratio is the cost of the journal's machinery, not of the disk.
+demo_rss_mb is `edge run`'s resident memory 3 s after READY=1 on the demo building (its page
+on, its simulators off); rss_mb_minimal the same for the smallest building, one door with its
+reader and lock, no uplink and no page (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -82,15 +85,36 @@ def _raw_rate(path: Path, count: int, batch: int) -> float:
     return count / elapsed
 
 
-def _demo_rss_mb(state: Path, settle_s: float) -> float:
-    """Start the demo gateway as systemd would, wait for READY=1, then read its VmRSS."""
+# The smallest building a gateway runs: one door, its reader and its lock's IO module; no uplink, no page.
+MINIMAL = """
+building: {id: minimal, timezone: Asia/Shanghai, secret: {file: secret.key}}
+buses: [{name: doors-bus, type: tcp, host: 127.0.0.1, port: 15020, timeout_s: 0.5}]
+devices: [{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}]
+readers: [{name: front-reader, protocol: em4100, port: /tmp/edge-minimal/front-reader}]
+doors:
+  - {name: front, readers: [front-reader], groups: [entrances], lock: {device: doors-io, release: release_1, secure: secure_1}}
+uplink: {enabled: false}
+http: {enabled: false}
+"""
+
+
+def _minimal_rss_mb(base: Path, settle_s: float) -> float:
+    """`_demo_rss_mb` for the MINIMAL building."""
+    (base / "secret.key").write_text("bench-" + "0" * 40)
+    (base / "building.yaml").write_text(MINIMAL)
+    (base / "state").mkdir()
+    return _demo_rss_mb(base / "state", settle_s, base / "building.yaml")
+
+
+def _demo_rss_mb(state: Path, settle_s: float, config: Path = REPO / "config" / "demo.yaml") -> float:
+    """Start the demo gateway (or `config`'s) as systemd would, wait for READY=1, then read its VmRSS."""
     notify = state / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
     sock.settimeout(30)
     env = dict(os.environ, NOTIFY_SOCKET=str(notify))
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(REPO / "config" / "demo.yaml"), "--state-dir", str(state)],
+        [sys.executable, "-m", "edge.cli", "run", "--config", str(config), "--state-dir", str(state)],
         env=env, stdout=subprocess.DEVNULL,
     )
     try:
@@ -118,6 +142,8 @@ def main() -> None:
         raw_rate = _raw_rate(base / "raw.db", args.events, max(1, round(mean_batch)))
         (base / "demo").mkdir()
         rss = _demo_rss_mb(base / "demo", settle_s=3)
+        (base / "minimal").mkdir()
+        minimal_rss = _minimal_rss_mb(base / "minimal", settle_s=3)
     print(json.dumps({
         "journal_events_per_s": round(journal_rate),
         "raw_sqlite_rows_per_s": round(raw_rate),
@@ -126,6 +152,7 @@ def main() -> None:
         "events": args.events,
         "producers": args.producers,
         "demo_rss_mb": round(rss, 1),
+        "rss_mb_minimal": round(minimal_rss, 1),
     }))
 
 
