@@ -38,6 +38,7 @@ from edge import runtime, yaml_source
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions, Severity
 from edge.events import Event, Kind, Priority
+from edge.uplink.kinds import UplinkKind
 from edge.runtime import Pool
 from edge.state_files import remove_durably, sync_directory, write_atomically
 
@@ -314,9 +315,9 @@ class ConfigApplier:
                 await answer(False, _unwritable(version, files, refused, self.digest))
                 return
         if problems:
-            await answer(False, _refused(version, problems, self.digest))
-            await self.journal.append(Event(kind=Kind.CONFIG_APPLY_REFUSED, priority=Priority.ACCESS, source="config", body={
-                "version": version, "nonce": nonce, "problems": problems[:JOURNAL_PROBLEMS], "count": len(problems)}))
+            await asyncio.gather(answer(False, _refused(version, problems, self.digest)), self.journal.append(Event(
+                kind=Kind.CONFIG_APPLY_REFUSED, priority=Priority.ACCESS, source="config", body={
+                    "version": version, "nonce": nonce, "problems": problems[:JOURNAL_PROBLEMS], "count": len(problems)})))
             return
         reloader = self.reloader()
         if reloader is None:
@@ -341,11 +342,14 @@ class ConfigApplier:
             await answer(False, _refused(version, list(outcome.problems), self.digest) | {"rolled_back": True})
             await self._journal_rollback(watch, "reload_refused", list(outcome.problems) or ["the reload refused it"], self.digest)
             return
-        await answer(True, {"version": version, "ok": True, "applied": list(outcome.applied), "restart": outcome.restart,
-                            "digest": outcome.digest or new, "previous_digest": previous, "problems": [], "watch_s": watch_s})
-        await self.journal.append(Event(kind=Kind.CONFIG_APPLIED, priority=Priority.ACCESS, source="config", body={
-            "version": version, "nonce": nonce, "digest": outcome.digest or new, "previous_digest": previous,
-            "applied": list(outcome.applied), "restart": outcome.restart, "watch_s": watch_s}))
+        # Answered and journaled at once: a restart begins a moment after the reload returns, and its stop
+        # cancels this handler (an event once admitted is still written).
+        await asyncio.gather(
+            answer(True, {"version": version, "ok": True, "applied": list(outcome.applied), "restart": outcome.restart,
+                          "digest": outcome.digest or new, "previous_digest": previous, "problems": [], "watch_s": watch_s}),
+            self.journal.append(Event(kind=Kind.CONFIG_APPLIED, priority=Priority.ACCESS, source="config", body={
+                "version": version, "nonce": nonce, "digest": outcome.digest or new, "previous_digest": previous,
+                "applied": list(outcome.applied), "restart": outcome.restart, "watch_s": watch_s})))
         watch.restart = outcome.restart
         await runtime.call(Pool.FILES, watch.write, files.watch)
         self._watch_changed.set()
@@ -447,7 +451,7 @@ class ConfigApplier:
             problems = [f"/healthz: {problem}" for problem in (await health())[1].get("problems", [])]
         else:
             active = await runtime.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
-            problems = [f"{c.source}: {c.text}" for c in active if c.severity == Severity.FAULT and c.kind != Kind.UPLINK_DOWN]
+            problems = [f"{c.source}: {c.text}" for c in active if c.severity == Severity.FAULT and c.kind != UplinkKind.UPLINK_DOWN]
         if self.linked() is False:
             problems.append("the uplink is not connected to the cloud")
         return problems
