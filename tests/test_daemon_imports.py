@@ -1,0 +1,82 @@
+"""The daemon loads a part only where the building's config uses it (docs/performance.md).
+
+`edge run` is started as systemd starts it, with `python -X importtime`, which names every module
+the process imports on stderr; once READY=1 is sent every part has been built, so what is not
+named by then is not in the process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import MINIMAL
+
+from edge.hil.broker import free_port
+
+ONE_DOOR = """
+buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {io_port}, timeout_s: 0.5}}]
+devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]
+readers: [{{name: front-reader, protocol: em4100, port: {reader_port}}}]
+doors:
+  - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}}}}
+"""
+NOT_FOR_ONE_DOOR = {
+    "aiohttp", "prometheus_client", "edge.status.server",  # the status server
+    "paho", "cryptography", "edge.uplink.worker",  # the uplink
+    "osdp", "edge.drivers.osdp.bus",  # OSDP readers
+    "edge.community.notifier", "edge.drivers.modem.at",  # community safety's notifications and the SMS modem
+    "edge.field", "cv2", "onnxruntime", "numpy",  # field points, the camera
+    "edge.doors.cli", "edge.vision.cli", "edge.device_cli",  # the technician's commands
+}
+
+
+def _imported_until_ready(config: Path, building_dir: Path) -> set[str]:
+    """Every module `edge run` on `config` imported by the time it sent READY=1."""
+    notify_path = building_dir / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    daemon = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "edge.cli", "run", "--config", str(config)],
+                              env=dict(os.environ, NOTIFY_SOCKET=str(notify_path)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while not ready and time.monotonic() < deadline and daemon.poll() is None:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                ready = b"READY=1" in sock.recv(4096)
+            except TimeoutError:
+                break
+        assert ready, f"no READY=1 (exit {daemon.poll()})"
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=20)
+    finally:
+        daemon.kill()
+        sock.close()
+    return {line.split("|")[2].strip() for line in err.splitlines() if line.startswith("import time:") and line.count("|") == 2}
+
+
+def _top_and_full(modules: set[str]) -> set[str]:
+    return modules | {name.split(".")[0] for name in modules}
+
+
+def test_a_one_door_building_without_page_or_uplink_loads_neither(write_config, building_dir):
+    config = write_config(MINIMAL + ONE_DOOR.format(io_port=free_port(), reader_port=building_dir / "no-reader")
+                          + "http: {enabled: false}\n")
+    imported = _top_and_full(_imported_until_ready(config, building_dir))
+    assert {"edge.doors.access", "edge.fieldbus", "pymodbus"} <= imported  # what a door needs, and the list is read right
+    assert imported & NOT_FOR_ONE_DOOR == set()
+
+
+def test_the_page_and_the_uplink_are_loaded_where_the_config_has_them(write_config, building_dir):
+    config = write_config(MINIMAL + ONE_DOOR.format(io_port=free_port(), reader_port=building_dir / "no-reader")
+                          + f"http: {{port: 0}}\nuplink: {{enabled: true, host: 127.0.0.1, port: {free_port()}}}\n")
+    imported = _top_and_full(_imported_until_ready(config, building_dir))
+    assert {"aiohttp", "prometheus_client", "edge.status.server", "paho", "cryptography", "edge.uplink.worker"} <= imported
+    assert imported & {"osdp", "edge.community.notifier", "cv2"} == set()
