@@ -453,12 +453,15 @@ def _kept(credential: Credential, shared: dict[Any, Any]) -> Credential:
     """The credential as the store holds it in memory: the same (validated) values, with those many
     cards have alike (door groups, lease and rent dates, status, the set of fields given) shared
     between them rather than one copy per card: 10,000 cards take ~5 MB instead of ~18 MB."""
-    values = dict(credential.__dict__)
+    # Each value is swapped for an equal one in place (a second model_construct would double the
+    # load, which a door waits for at start); a frozen model never changes these itself, and
+    # model_copy copies its set of given fields before it touches it.
+    values = credential.__dict__
     for name in _SHARED_FIELDS:
         values[name] = shared.setdefault((name, values[name]), values[name])
-    # Shared between instances: a frozen model never changes its own, and model_copy copies it first.
     given = shared.setdefault(("fields set", frozenset(credential.model_fields_set)), credential.model_fields_set)
-    return Credential.model_construct(_fields_set=given, **values)
+    object.__setattr__(credential, "__pydantic_fields_set__", given)
+    return credential
 
 
 def _from_row(row: tuple[Any, ...], path: str) -> Credential:
