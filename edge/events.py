@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uuid_utils
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 # One encoder for every body: building it per call costs more than encoding 200 bytes.
@@ -37,7 +41,11 @@ class Priority(IntEnum):
 
 
 class Kind(StrEnum):
-    """What happened. Other modules add their own kinds here, one member each."""
+    """What happened, in the gateway's shared parts: start and stop, the journal, state files,
+    devices and hotplug, a config from the fleet, field points and the power cut.
+
+    A feature declares its own kinds in its package (edge/doors/kinds.py, edge/vision/kinds.py,
+    edge/uplink/kinds.py, edge/community/kinds.py) and `edge.kinds` composes them with these."""
 
     GATEWAY_STARTED = "gateway.started"
     GATEWAY_STOPPED = "gateway.stopped"
@@ -63,16 +71,6 @@ class Kind(StrEnum):
     HOTPLUG_REMOVED = "fault.device_removed"
     HOTPLUG_AMBIGUOUS = "fault.device_ambiguous"
     HOTPLUG_FLAPPING = "fault.device_flapping"
-    # Uplink (edge/uplink/): downlink refusals, credential updates, cloud commands, pulls.
-    DOWNLINK_REFUSED = "security.downlink_refused"
-    CREDENTIALS_APPLIED = "credentials.applied"
-    CREDENTIALS_SNAPSHOT_REQUESTED = "credentials.snapshot_requested"
-    COMMAND_EXECUTED = "command.executed"
-    PULL_ANSWERED = "uplink.pull_answered"
-    UPLINK_DOWN = "fault.uplink_down"
-    UPLINK_UP = "uplink.up"
-    SNAPSHOT_UNSENT = "fault.snapshot_unsent"  # an event's snapshot cannot be sent (missing, too large, refused): once per snapshot
-    DOWNLINK_DROPPED = "fault.downlink_dropped"
     # A building config from the fleet (edge/config_apply.py): applied, refused, watched, rolled back.
     CONFIG_APPLIED = "config.applied"
     CONFIG_APPLY_REFUSED = "config.apply_refused"  # invalid: every problem answered, nothing changed
@@ -98,60 +96,24 @@ class Kind(StrEnum):
     DEVICE_COMMAND_REFUSED = "device.command_refused"  # nothing sent: unknown, a bad argument or a precondition
     DEVICE_COMMAND_CONFIRMED = "device.command_confirmed"
     DEVICE_COMMAND_UNCONFIRMED = "device.command_unconfirmed"  # sent; no answer, the device refused, or no read-back in time
-    # Doors (edge/doors/, edge/readers.py, edge/fire.py): decisions, door alarms, locks, fire release.
-    ACCESS_DECISION = "access.decision"
-    ACCESS_FLAGGED = "alarm.access_flagged"
-    DOOR_EXIT = "access.exit"
-    DOOR_REMOTE_UNLOCK = "access.remote_unlock"
-    DOOR_FORCED = "alarm.door_forced"
-    DOOR_HELD_OPEN = "alarm.door_held_open"
-    DOOR_CLOSED = "door.closed"
-    LOCK_UNCONFIRMED = "fault.lock_unconfirmed"
-    READER_FAULT = "fault.reader"
-    READER_RESTORED = "fault.reader_restored"
-    CLOCK_UNTRUSTED = "fault.clock_untrusted"
-    CREDENTIALS_UNAVAILABLE = "fault.credentials_unavailable"
-    FIRE_RELEASE = "alarm.fire_release"
-    FIRE_RESET = "alarm.fire_reset"
-    FIRE_RESET_REFUSED = "alarm.fire_reset_refused"  # a fire input still active or not known: doors stay released
-    # Elevator camera (edge/vision/): e-bike holds, what observe mode would have done, releases, camera faults.
-    ELEVATOR_HOLD = "alarm.elevator_hold"  # a confirmed e-bike: the car is held, the rider warned; body names the snapshot
-    ELEVATOR_OBSERVED = "vision.ebike_observed"  # observe mode (or fire): what the guard would have done, with the snapshot
-    ELEVATOR_RELEASED = "elevator.released"  # a hold ended: left, time_limit, fire, operator or camera_fault
-    ELEVATOR_RELEASE_REQUESTED = "elevator.release_requested"  # an operator's release (audited)
-    ELEVATOR_RELAY_UNCONFIRMED = "alarm.elevator_relay_unconfirmed"  # the hold relay did not confirm a write
-    VISION_MODE = "vision.mode"  # at start: observe or hold, and why
-    VISION_FAULT = "fault.vision"  # the model cannot be loaded or fails: the camera does not guard
-    CAMERA_FAULT = "fault.camera"  # the stream ended, broke or stopped delivering (a hold is released)
-    CAMERA_RESTORED = "fault.camera_restored"
-    ELEVATOR_REVIEWED = "elevator.hold_reviewed"  # an operator confirmed or denied a hold: who, via what, what was there
-    FRAME_LABELLED = "vision.frame_labelled"  # an operator labelled a collected frame on the page: who, which, what
-    VISION_DEMOTED = "alarm.vision_demoted"  # reviews showed the model holds what it must not: back to observe mode, why
-    ACCESS_UNJOURNALED = "access.unjournaled"
-    READER_GARBAGE = "fault.reader_garbage"
-    PIN_LOCKOUT = "alarm.pin_lockout"
-    # Community safety (edge/community/): smoke, intrusion and panic inputs, notification and its SMS path.
-    SMOKE_ALARM = "alarm.smoke"
-    SMOKE_CLEARED = "alarm.smoke_cleared"
-    PANIC_ALARM = "alarm.panic"
-    INTRUSION_ALARM = "alarm.intrusion"
-    INTRUSION_LOGGED = "community.intrusion_disarmed"  # a sensor that opened on a disarmed zone
-    DETECTOR_TROUBLE = "fault.detector"  # fault, low battery, tamper, test, alarm and fault together
-    DETECTOR_TROUBLE_CLEARED = "fault.detector_cleared"
-    NOTIFICATION_SENT = "notify.sent"  # one recipient, one channel; the cloud delivers "cloud"
-    NOTIFICATION_ESCALATED = "notify.escalated"
-    NOTIFICATION_ACKNOWLEDGED = "notify.acknowledged"
-    NOTIFICATION_UNDELIVERED = "alarm.notification_undelivered"  # every channel to a recipient failed
-    SMS_SENT = "notify.sms_sent"
-    SMS_DELIVERED = "notify.sms_delivered"
-    SMS_CAPPED = "notify.sms_capped"
-    SMS_FAILED = "fault.sms_failed"
-    MODEM_FAULT = "fault.modem"
-    TRAIL_SEARCHED = "privacy.trail_searched"  # who searched whose entry trail, how many rows
-    INACTIVITY_ALERT = "alarm.inactivity"  # a resident in care has not passed a door within their limit
-    CARE_SET = "community.care_set"  # a resident's care watch set, changed, paused or ended by command
-    ZONE_STATE = "community.zone"  # an intrusion zone arming, armed, disarmed, or its entry delay started
-    ZONE_NOT_ARMED = "fault.zone_not_armed"  # could not arm: a sensor is open
+
+
+@dataclass(frozen=True)
+class Kinds:
+    """One feature's event kinds: its enum (the wire names), each kind in a property manager's
+    words (the page shows these), and, where the feature has typed a body, its pydantic model
+    (the fleet contract publishes that model's schema). `edge.kinds` composes every feature's."""
+
+    feature: str
+    enum: type[StrEnum]
+    words: Mapping[StrEnum, str]
+    bodies: Mapping[StrEnum, type[BaseModel]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = [str(kind) for kind in self.enum if not self.words.get(kind, "").strip()]
+        strangers = [str(kind) for kind in (*self.words, *self.bodies) if not isinstance(kind, self.enum)]
+        if missing or strangers:
+            raise ValueError(f"{self.feature}: kinds without words {missing}, words or bodies for kinds not its own {strangers}")
 
 
 @dataclass(frozen=True, slots=True)

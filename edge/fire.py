@@ -38,7 +38,8 @@ from edge.drivers.modbus.observations import Reading
 from edge import runtime
 from edge.config import BuildingConfig
 from edge.doors.lock import CommandBus, DoorLock
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.runtime import Pool
 from edge.state_files import remove_durably, write_atomically
@@ -147,6 +148,10 @@ class FireRelease:
         """Call `listener(active)` when the latch sets or resets (on the loop, must not block)."""
         self._listeners.append(listener)
 
+    def off_change(self, listener: Callable[[bool], None]) -> None:
+        """Stop telling `listener` (a camera's guard a reload replaced)."""
+        self._listeners = [known for known in self._listeners if known != listener]
+
     def watch(self, name: str, stale_after_s: float, online: Callable[[], bool] = lambda: True, label: str | None = None) -> None:
         """Register a fire input (DEVICE.POINT) whose readings `alarm_input` or `input_read` gets:
         a reset waits until it reads clear, no older than `stale_after_s`, with its device `online()`."""
@@ -207,7 +212,7 @@ class FireRelease:
             body["restored"] = True  # latched before a restart, not reset since
         elif saved is not None:
             body["latch_saved"] = await saved
-        event = Event(kind=Kind.FIRE_RELEASE, priority=Priority.ALARM, source="fire", body=body)
+        event = Event(kind=DoorKind.FIRE_RELEASE, priority=Priority.ALARM, source="fire", body=body)
         log.error("fire release", event_id=event.id, **body)
         await self.journal.append(event)
 
@@ -245,12 +250,12 @@ class FireRelease:
             # A crash before the removal releases again at the next start: the safe side.
             await self._remove_latch()
         if holds:  # journaled outside the relay lock: an alarm's release never waits on the journal
-            refusal = Event(kind=Kind.FIRE_RESET_REFUSED, priority=Priority.ALARM, source="fire",
+            refusal = Event(kind=DoorKind.FIRE_RESET_REFUSED, priority=Priority.ALARM, source="fire",
                             body={"operator": operator, "inputs": holds})
             log.error("fire reset refused", event_id=refusal.id, **refusal.body)
             raise FireResetRefused(holds, await self.journal.append(refusal))
         body = {"operator": operator, "unconfirmed": sorted(d for d, ok in zip(self.locks, results) if not ok)}
-        event = Event(kind=Kind.FIRE_RESET, priority=Priority.ALARM, source="fire", body=body)
+        event = Event(kind=DoorKind.FIRE_RESET, priority=Priority.ALARM, source="fire", body=body)
         log.warning("fire release reset", event_id=event.id, **body)
         await self.journal.append(event)
         return True

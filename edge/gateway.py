@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # each is imported where the config uses it (docs/performance
     from edge.fieldbus import DeviceCommands, FieldBus
     from edge.status.server import StatusServer
     from edge.uplink.wiring import Uplink
+    from edge.vision.wiring import Vision
 
 log = structlog.get_logger("edge.gateway")
 
@@ -89,6 +90,7 @@ class Gateway:
         self.config_apply: ConfigApplier | None = None
         self.devices: DeviceCommands | None = None
         self.status: StatusServer | None = None
+        self.vision: Vision | None = None
         self._reload_wanted = asyncio.Event()  # SIGHUP
         self.started_seq: int | None = None  # this run's first event: what came before it is the last run's
 
@@ -153,7 +155,7 @@ class Gateway:
         if self.config.cameras:
             from edge.vision.wiring import assemble_vision  # OpenCV is loaded only where a camera is configured
 
-            vision = assemble_vision(self.config, journal, self.fieldbus, self.doors)
+            vision = self.vision = assemble_vision(self.config, journal, self.fieldbus, self.doors)
             work.update(vision.work)
             control.update(vision.control)
             guards = vision.guards

@@ -9,9 +9,11 @@ running one section by section, and each part that changed is told, in place whe
   changed is started, stopped or restarted alone, so the other doors never lose their reader;
 - circuits and water points: limits, durations, labels and places in place, each point keeping its
   raised alarms, which then clear by the new limits (edge.safety PointMonitor.take_over);
-- community: contacts, routes and SMS rates in place; cloud commands allowed, in place.
+- community: contacts, routes and SMS rates in place; cloud commands allowed, in place;
+- cameras: each camera added, removed or changed has its guard (and worker process) started,
+  stopped or restarted alone; the other cars' guards, and a hold they keep, go on.
 
-Anything else (a bus, a device, a lock, a camera, the uplink, the page, the journal...) is wired by
+Anything else (a bus, a device, a lock, the uplink, the page, the journal...) is wired by
 a restart: the daemon stops as it does for systemd, then executes itself again under the same
 PID, so the fire latch, cut circuits and open alarms come back as after any restart (their files and
 the journal keep them). One reload runs at a time; `config.reloaded` names what was applied and the
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("edge.reload")
 
 MAX_PROBLEMS = 50  # journaled of a refused file (all are answered to who asked)
-READER_STOP_S = 2.0  # a reader's worker ends within a read timeout; longer is logged and left cancelled
+READER_STOP_S = 2.0
+CAMERA_STOP_S = 8.0  # a camera's worker process is asked to stop, then terminated (edge/vision/guard.py)  # a reader's worker ends within a read timeout; longer is logged and left cancelled
 DOOR_SETTINGS = frozenset({"readers", "groups", "require_pin", "unlock_s", "extended_unlock_s", "held_open_s"})
 NOTIFIER_SETTINGS = frozenset({"contacts", "routes", "sms_per_hour", "cloud_confirm_s", "inactivity_check_s"})
 WATCHED_REFS = ("currents", "leakage", "temperatures", "breaker")  # what a circuit reads and trips
@@ -151,7 +154,9 @@ class Reloader:
             self._plan_community(old, new, plan)
         if "cloud_commands" in sections:
             self._plan_cloud_commands(new, plan)
-        for section in sorted(sections - door_part - {"circuits", "pressure_points", "community", "cloud_commands"}):
+        if "cameras" in sections:
+            self._plan_cameras(old, new, plan)
+        for section in sorted(sections - door_part - {"circuits", "pressure_points", "community", "cloud_commands", "cameras"}):
             plan.restart.append(f"{section} changed")
         return plan
 
@@ -250,5 +255,30 @@ class Reloader:
         async def apply() -> list[str]:
             devices.cloud_allowed = frozenset(new.cloud_commands)
             return ["cloud_commands: in place"]
+
+        plan.steps.append(apply)
+
+    def _plan_cameras(self, old: BuildingConfig, new: BuildingConfig, plan: Plan) -> None:
+        vision = self.gateway.vision
+        if vision is None or not new.cameras:
+            plan.restart.append("cameras added to a building that had none" if vision is None else "every camera removed")
+            return
+        before, after = {c.name: c for c in old.cameras}, {c.name: c for c in new.cameras}
+        moved = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+        async def apply() -> list[str]:
+            supervisor = self.gateway.supervisor
+            assert supervisor is not None
+            cameras = {c.name: c for c in self.gateway.config.cameras}  # sources resolved (udev:NAME)
+            applied = []
+            for name in moved:
+                if f"camera:{name}" in supervisor.tasks:
+                    await supervisor.retire(f"camera:{name}", CAMERA_STOP_S)
+                guard = vision.replace(name, cameras.get(name))
+                if guard is not None:
+                    supervisor.start(f"camera:{name}", guard.run)
+                state = "started" if name not in before else "stopped" if guard is None else "restarted"
+                applied.append(f"camera:{name}: {state}")
+            return applied
 
         plan.steps.append(apply)

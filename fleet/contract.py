@@ -2,9 +2,11 @@
 
 Nothing here is written twice. The envelopes' fields and enums come from the gateway's own code
 (`StoredEvent.as_dict`, `Priority`, the push lanes, `CommandOutcome`, `DownlinkKind`, the pull
-limits, the snapshot cap); every event kind is `edge.events.Kind`, described in the words of
-`edge.event_words`. The gateway's event bodies are plain dicts built where each event is made, so
-each kind's body schema is read from those places in the source (`Event(kind=Kind.X, ..., body={...})`):
+limits, the snapshot cap); every event kind is in `edge.kinds` (the shared parts' `Kind` and each
+feature's own enum), described in its words. Where a feature has typed a kind's body (a pydantic
+model in its `Kinds`), the body's schema is that model's; the other bodies are plain dicts built
+where each event is made, so their schema is read from those places in the source
+(`Event(kind=DoorKind.X, ..., body={...})`):
 the fields the code writes and, where the code makes it certain, their JSON type. A body field the
 code does not name is allowed (bodies grow), a field of the wrong type is not.
 
@@ -24,8 +26,8 @@ from typing import Any
 
 import yaml
 
+from edge import kinds as event_kinds
 from edge.events import Kind, Priority, StoredEvent
-from edge.event_words import WORDS
 from edge.uplink import pull, snapshots
 from edge.config_apply import MAX_WATCH_S, MAX_YAML_BYTES, MIN_WATCH_S, WATCH_S
 from edge.uplink.commands import CommandOutcome
@@ -80,11 +82,11 @@ def _type(node: ast.AST) -> set[str] | None:
 
 
 def _kinds_in(node: ast.AST | None) -> list[str]:
-    """Every `Kind.X` an expression names (`Kind.A if ok else Kind.B` names two)."""
+    """Every kind an expression names, as `Kind.X` or a feature's `DoorKind.X` (`Kind.A if ok else Kind.B` names two)."""
     if node is None:
         return []
-    return [str(Kind[n.attr]) for n in ast.walk(node) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-            and n.value.id == "Kind" and n.attr in Kind.__members__]
+    return [str(event_kinds.ENUMS[n.value.id][n.attr]) for n in ast.walk(node) if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name) and n.value.id in event_kinds.ENUMS and n.attr in event_kinds.ENUMS[n.value.id].__members__]
 
 
 def _priority_of(node: ast.AST | None) -> str | None:
@@ -160,7 +162,7 @@ def _json_type(types: set[str] | None) -> dict[str, Any]:
 
 def body_schema(kind: str) -> dict[str, Any]:
     site = body_sites().get(kind, {"fields": {}, "priorities": set(), "sites": []})
-    schema: dict[str, Any] = {"type": "object", "title": f"{kind} body", "description": WORDS.get(Kind(kind), kind)}
+    schema: dict[str, Any] = {"type": "object", "title": f"{kind} body", "description": event_kinds.words(kind)}
     if site["priorities"]:
         schema["x-priority"] = sorted(site["priorities"])
     if site["fields"]:
@@ -177,7 +179,7 @@ def schemas() -> dict[str, Any]:
     """Every message's JSON Schema, and one per event kind's body."""
     event_fields = list(StoredEvent(1, "", 0, 0, "", Priority.TELEMETRY, "", {}).as_dict())
     assert [f.name for f in dataclasses.fields(StoredEvent)] and event_fields  # the wire shape comes from as_dict
-    kinds = sorted(str(k) for k in Kind)
+    kinds = sorted(str(k) for k in event_kinds.every())
     event = {
         "type": "object", "title": "Event", "description": "One journaled event, as `edge events --json` prints it.",
         "required": event_fields, "additionalProperties": False,
@@ -420,7 +422,7 @@ def event_validator():
     time_pattern = re.compile(fields["time"]["pattern"])
     seq_min, seq_max = fields["seq"]["minimum"], fields["seq"]["maximum"]
     check_envelope = Draft202012Validator(envelope, format_checker=FormatChecker(["uuid"]))
-    bodies = {kind: Draft202012Validator(all_schemas[_body_name(kind)]) for kind in (str(k) for k in Kind)}
+    bodies = {kind: Draft202012Validator(all_schemas[_body_name(kind)]) for kind in (str(k) for k in event_kinds.every())}
     valid_shapes: set = set()
 
     def full(event: dict[str, Any]) -> list[str]:

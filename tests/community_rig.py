@@ -13,7 +13,8 @@ from edge import config as building_config
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore
 from edge.config import load
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.doors.kinds import DoorKind
 from edge.gateway import Gateway
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil import waiting
@@ -124,9 +125,9 @@ async def trail_building(config_path) -> dict[str, str]:
 
     journal = await Journal.open(config.journal_path)
     for tenant, door in [("elder-7", "gate"), ("child-9", "gate"), ("elder-7", "unit-301"), ("child-9", "unit-301"), ("elder-7", "gate")]:
-        await journal.append(Event(Kind.ACCESS_DECISION, Priority.ACCESS, f"r-{door}", {
+        await journal.append(Event(DoorKind.ACCESS_DECISION, Priority.ACCESS, f"r-{door}", {
             "door": door, "reader": f"r-{door}", "reason": "granted", "granted": True, "credential": keys[tenant][:12],
             "frame_to_decision_ms": 1.0}))
-    await journal.append(Event(Kind.DOOR_EXIT, Priority.ACCESS, "gate", {"door": "gate"}))
+    await journal.append(Event(DoorKind.DOOR_EXIT, Priority.ACCESS, "gate", {"door": "gate"}))
     await journal.close()
     return keys

@@ -17,6 +17,8 @@ import numpy
 
 from edge import config as building_config
 from edge.events import Event, Kind, Priority
+from edge.community.kinds import CommunityKind
+from edge.vision.kinds import VisionKind
 from edge.journal import Journal
 from edge.status.server import StatusServer, endpoint_path
 
@@ -50,8 +52,8 @@ def week(now: float) -> list[Event]:
         return int(seconds * 1e9)
 
     events = [Event(Kind.GATEWAY_STARTED, Priority.FAULT, "gateway", {}, wall_ns=at(now - 8 * DAY)),
-              Event(Kind.SMOKE_ALARM, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 8 * DAY + 60)),
-              Event(Kind.SMOKE_CLEARED, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 8 * DAY + 120))]
+              Event(CommunityKind.SMOKE_ALARM, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 8 * DAY + 60)),
+              Event(CommunityKind.SMOKE_CLEARED, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 8 * DAY + 120))]
     for n in range(WEEK_RAISES):
         raised = now - 6 * DAY + n * 3600
         body = {"point": "water-ai.ch3_ma", "condition": "under_threshold", "severity": "warning", "reading": 2.8,
@@ -60,10 +62,10 @@ def week(now: float) -> list[Event]:
         events.append(Event(Kind.CONDITION_CLEARED, Priority.ALARM, "roof-tank-level",
                             {"point": "water-ai.ch3_ma", "condition": "under_threshold"}, wall_ns=at(raised + 600)))
     events += [
-        Event(Kind.SMOKE_ALARM, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 3600)),
-        Event(Kind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "observe", "reason": "no qualification report"},
+        Event(CommunityKind.SMOKE_ALARM, Priority.ALARM, "smoke-301", {"area": "unit-301"}, wall_ns=at(now - 3600)),
+        Event(VisionKind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "observe", "reason": "no qualification report"},
               wall_ns=at(now - 1800)),
-        Event(Kind.ELEVATOR_OBSERVED, Priority.ALARM, "lift-1-cam", {"elevator": "lift-1", "class": "ebike", "snapshot": SNAPSHOT},
+        Event(VisionKind.ELEVATOR_OBSERVED, Priority.ALARM, "lift-1-cam", {"elevator": "lift-1", "class": "ebike", "snapshot": SNAPSHOT},
               wall_ns=at(now - 900)),
     ]
     events += [Event(Kind.DEVICE_FAULT, Priority.FAULT, "water-ai", {"fault": "exception", "detail": "illegal data address"},

@@ -11,7 +11,8 @@ from structlog.testing import capture_logs
 
 from edge.doors.access import AccessPath
 from edge.doors.recorder import CONCURRENT, QUEUE_SIZE
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, JournalError, read_events
 from edge.readers import ReaderInbox
 from edge.hil.waiting import until
@@ -45,7 +46,7 @@ class Stuck:
 
 
 def _decision(n: int) -> Event:
-    return Event(Kind.ACCESS_DECISION, Priority.ACCESS, "front-reader", {"door": "front", "n": n})
+    return Event(DoorKind.ACCESS_DECISION, Priority.ACCESS, "front-reader", {"door": "front", "n": n})
 
 
 def _events(path: Path, kind: str) -> list:
@@ -57,7 +58,7 @@ def test_a_journal_error_on_a_decision_is_logged_and_journaled(tmp_path: Path):
 
     async def scenario():
         journal = await Journal.open(path)
-        access = AccessPath([], ZoneInfo("UTC"), {}, None, Refusing(journal, Kind.ACCESS_DECISION), ReaderInbox(asyncio.get_running_loop()))  # type: ignore[arg-type]
+        access = AccessPath([], ZoneInfo("UTC"), {}, None, Refusing(journal, DoorKind.ACCESS_DECISION), ReaderInbox(asyncio.get_running_loop()))  # type: ignore[arg-type]
         running = asyncio.create_task(access.run())
         lost = _decision(1)
         try:

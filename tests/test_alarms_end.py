@@ -112,20 +112,22 @@ def test_the_carry_over_never_ends_a_condition_this_run_raised(write_config, tmp
     from edge.carryover import carry_over
     from edge.config import load
     from edge.events import Event, Kind, Priority
+    from edge.doors.kinds import DoorKind
+    from edge.uplink.kinds import UplinkKind
     from edge.journal import Journal
 
     config = load(write_config(MINIMAL))
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
-        await journal.append(Event(Kind.UPLINK_DOWN, Priority.FAULT, "uplink", {"detail": "last run"}))
-        await journal.append(Event(Kind.DOOR_HELD_OPEN, Priority.ALARM, "front", {"door": "front"}))
+        await journal.append(Event(UplinkKind.UPLINK_DOWN, Priority.FAULT, "uplink", {"detail": "last run"}))
+        await journal.append(Event(DoorKind.DOOR_HELD_OPEN, Priority.ALARM, "front", {"door": "front"}))
         started = await journal.append(Event(Kind.GATEWAY_STARTED, Priority.FAULT, "gateway", {}))
-        await journal.append(Event(Kind.UPLINK_DOWN, Priority.FAULT, "uplink", {"detail": "this run"}))
+        await journal.append(Event(UplinkKind.UPLINK_DOWN, Priority.FAULT, "uplink", {"detail": "this run"}))
         await carry_over(journal, config, before_seq=started)
         await journal.close()
 
     asyncio.run(scenario())
     ended = read_events(config.journal_path, EventQuery(kinds=(Kind.ALARM_ENDED,), limit=None))
     assert [(e.body["alarm"], e.body["reason"]) for e in ended] == [("alarm.door_held_open", "source_gone_from_config")]
-    assert [c.body["detail"] for c in _open(config.journal_path) if c.kind == Kind.UPLINK_DOWN] == ["this run"]
+    assert [c.body["detail"] for c in _open(config.journal_path) if c.kind == UplinkKind.UPLINK_DOWN] == ["this run"]

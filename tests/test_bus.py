@@ -8,11 +8,12 @@ from pathlib import Path
 
 from edge.bus import Bus
 from edge.events import Event, Kind, Priority
+from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 
 
 def decision(n: int) -> Event:
-    return Event(kind=Kind.ACCESS_DECISION, priority=Priority.ACCESS, source="gate", body={"n": n, "granted": True})
+    return Event(kind=DoorKind.ACCESS_DECISION, priority=Priority.ACCESS, source="gate", body={"n": n, "granted": True})
 
 
 def reading(n: int) -> Event:
@@ -23,7 +24,7 @@ def test_a_subscriber_hears_its_kinds_with_their_seqs_as_the_journal_admits_them
     async def scenario():
         journal = await Journal.open(tmp_path / "journal.db")
         try:
-            with journal.bus.subscribe("cards", kinds=(Kind.ACCESS_DECISION,)) as cards, journal.bus.subscribe("all") as everything:
+            with journal.bus.subscribe("cards", kinds=(DoorKind.ACCESS_DECISION,)) as cards, journal.bus.subscribe("all") as everything:
                 seqs = [await journal.append(e) for e in (reading(0), decision(1), reading(2), decision(3))]
                 heard = [await cards.get() for _ in range(2)]
                 assert [(n.seq, n.body["n"]) for n in heard] == [(seqs[1], 1), (seqs[3], 3)]

@@ -12,7 +12,7 @@ import pytest
 from edge import config as building_config
 from edge.cli import main
 from edge.control import ControlServer, ask
-from edge.events import Kind
+from edge.vision.kinds import VisionKind
 from edge.gateway import Gateway
 from edge.journal import EventQuery, Journal, read_events
 from edge.vision.collect import CLASSES
@@ -187,7 +187,7 @@ def test_elevator_release_through_the_control_socket_is_audited(tmp_path, clip):
 
     answer, refused, events = asyncio.run(scenario())
     assert answer["ok"] and answer["released"][0]["was_holding"] is False
-    audit = [e for e in events if e.kind == Kind.ELEVATOR_RELEASE_REQUESTED]
+    audit = [e for e in events if e.kind == VisionKind.ELEVATOR_RELEASE_REQUESTED]
     assert len(audit) == 1 and audit[0].body["operator"] == "tech-7" and audit[0].body["reason"] == "rider asked"
     assert audit[0].seq == answer["result_seq"]
     assert not refused["ok"] and "operator" in refused["error"]

@@ -19,6 +19,8 @@ from edge.community.notifier import Notifier
 from edge.config import load
 from edge.control import DaemonUnavailable, ask, socket_path
 from edge.events import Event, Kind, Priority
+from edge.community.kinds import CommunityKind
+from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.hil import waiting
 
@@ -142,7 +144,7 @@ community:
             answer = await watch.set_care({"tenant": "elder-7", "limit_hours": 1, "contact": "care-son", "operator": "grid-1",
                                            "since": (later - timedelta(hours=3)).isoformat()})
             assert answer["ok"], answer
-            with journal.bus.subscribe("test", kinds=(Kind.INACTIVITY_ALERT,)) as alerts:
+            with journal.bus.subscribe("test", kinds=(CommunityKind.INACTIVITY_ALERT,)) as alerts:
                 watching = asyncio.create_task(watch.run())
                 listening = asyncio.create_task(_collect(alerts, heard))
                 try:
@@ -152,7 +154,7 @@ community:
                     await journal.append(Event(Kind.POINT_READING, Priority.TELEMETRY, "mon", {"value": 1}))
                     await until(lambda: journal.degraded, what="the journal degraded")
                     head = journal.head_seq
-                    await journal.append(Event(Kind.ACCESS_DECISION, Priority.ACCESS, "r-gate", {
+                    await journal.append(Event(DoorKind.ACCESS_DECISION, Priority.ACCESS, "r-gate", {
                         "door": "gate", "reader": "r-gate", "reason": "granted", "granted": True,
                         "credential": keys["elder-7"][:12]}, wall_ns=int((later - timedelta(minutes=1)).timestamp() * 1e9)))
                     clock[0] = later  # two hours after her last pass on disk, a minute after the one the bus heard

@@ -4,8 +4,10 @@ then ends (edge/conditions.py and each feature's CONDITIONS)."""
 from __future__ import annotations
 
 from edge import config as building_config
+from edge import kinds
 from edge.conditions import ActiveConditions, all_rules, ending_kinds, raising_kinds
 from edge.events import Kind, Priority, StoredEvent
+from edge.doors.kinds import DoorKind
 from edge.status.report import render
 from edge.status.view import BuildingView
 
@@ -32,7 +34,7 @@ doors: [{name: front, readers: [front-reader], egress: true, unlock_s: 3}]
 
 def test_every_alarm_kind_the_code_names_is_raised_or_ended_by_a_feature():
     rules = all_rules()
-    alarm_kinds = {kind.value for kind in Kind if kind.value.startswith("alarm.")}
+    alarm_kinds = set(kinds.ALARMS)
     assert alarm_kinds - raising_kinds(rules) - ending_kinds(rules) == set()
     assert len({rule.raised_by for rule in rules}) == len(rules), "one rule per raising kind"
 
@@ -60,10 +62,10 @@ def test_each_condition_is_active_in_the_page_state_and_edge_status_then_ends(wr
 
 def test_one_shot_alarms_end_by_themselves():
     conditions = ActiveConditions()
-    conditions.apply(_event(1, Kind.ACCESS_FLAGGED, {"door": "front", "credential": "ab12"}, T0, source="front-reader"))
-    conditions.apply(_event(2, Kind.PIN_LOCKOUT, {"scope": "credential", "lockout_s": 60, "attempts": 3}, T0, source="front-reader"))
-    assert sorted(c.kind for c in conditions.now(T0 + 30)) == sorted([Kind.ACCESS_FLAGGED, Kind.PIN_LOCKOUT])
-    assert [c.kind for c in conditions.now(T0 + 61)] == [Kind.ACCESS_FLAGGED], "the lockout ended with its time"
+    conditions.apply(_event(1, DoorKind.ACCESS_FLAGGED, {"door": "front", "credential": "ab12"}, T0, source="front-reader"))
+    conditions.apply(_event(2, DoorKind.PIN_LOCKOUT, {"scope": "credential", "lockout_s": 60, "attempts": 3}, T0, source="front-reader"))
+    assert sorted(c.kind for c in conditions.now(T0 + 30)) == sorted([DoorKind.ACCESS_FLAGGED, DoorKind.PIN_LOCKOUT])
+    assert [c.kind for c in conditions.now(T0 + 61)] == [DoorKind.ACCESS_FLAGGED], "the lockout ended with its time"
     assert conditions.now(T0 + 3601) == []
 
 

@@ -95,7 +95,7 @@ def test_the_uplinks_steps_on_the_way_out_share_the_stop_it_is_given(write_confi
     the held-back refusal counts) add up to 5 s; given half a second of a stop, it ends inside it
     and still journals the refusal counts it held back."""
     from edge.deadline import Deadline
-    from edge.events import Kind
+    from edge.uplink.kinds import UplinkKind
     from edge.journal import Journal
     from edge.supervisor import Supervisor
     from edge.uplink.worker import Uplink
@@ -125,7 +125,7 @@ def test_the_uplinks_steps_on_the_way_out_share_the_stop_it_is_given(write_confi
                 uplink.close()
                 store.close()
                 await journal.close()
-            refused = [e for e in read_events(config.journal_path, EventQuery(limit=None)) if e.kind == Kind.DOWNLINK_REFUSED]
+            refused = [e for e in read_events(config.journal_path, EventQuery(limit=None)) if e.kind == UplinkKind.DOWNLINK_REFUSED]
             return stuck, refused
 
     stuck, refused = asyncio.run(scenario())

@@ -189,6 +189,7 @@ def test_evicted_ranges_are_pulled_once_and_recorded_absent_never_asked_for_agai
 
     from edge.config import load
     from edge.events import Event, Kind, Priority
+    from edge.community.kinds import CommunityKind
     from edge.journal import Journal, JournalLimits
 
     private, public = cloud_keys
@@ -201,14 +202,14 @@ def test_evicted_ranges_are_pulled_once_and_recorded_absent_never_asked_for_agai
             old = time.time_ns() - 40 * 86400 * 10**9
             for n in range(600):  # old telemetry between alarms: retention leaves holes in the middle
                 if n % 10 == 0:
-                    await journal.append(Event(kind=Kind.SMOKE_ALARM, priority=Priority.ALARM, source="room-1", body={"area": "a"}))
+                    await journal.append(Event(kind=CommunityKind.SMOKE_ALARM, priority=Priority.ALARM, source="room-1", body={"area": "a"}))
                 else:
                     await journal.append(Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source="m",
                                                body={"point": "p", "value": 1.0}, wall_ns=old + n))
             deadline = time.monotonic() + 60
             while sum(e.seq <= 600 for e in gateway.journaled()) >= 300 and time.monotonic() < deadline:
                 await asyncio.sleep(0.3)  # maintenance runs with a commit once due: give it one (an alarm, kept)
-                await journal.append(Event(kind=Kind.SMOKE_ALARM, priority=Priority.ALARM, source="room-2", body={"area": "b"}))
+                await journal.append(Event(kind=CommunityKind.SMOKE_ALARM, priority=Priority.ALARM, source="room-2", body={"area": "b"}))
             await journal.close()
 
         asyncio.run(prepare())

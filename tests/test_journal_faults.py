@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.events import Event, Kind, Priority
+from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, JournalLimits, gaps_between, read_events
 from edge.hil.waiting import until
 
@@ -240,4 +241,4 @@ def test_fire_release_and_reset_on_a_full_disk_complete_and_are_journaled_once_i
 
     asyncio.run(scenario())
     kinds = [e.kind for e in read_events(path, EventQuery(kinds=("alarm.fire_*",), limit=None))]
-    assert kinds == [Kind.FIRE_RELEASE, Kind.FIRE_RESET]
+    assert kinds == [DoorKind.FIRE_RELEASE, DoorKind.FIRE_RESET]

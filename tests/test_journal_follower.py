@@ -7,13 +7,16 @@ import asyncio
 from pathlib import Path
 
 from edge.events import Event, Kind, Priority
+from edge.community.kinds import CommunityKind
+from edge.doors.kinds import DoorKind
+from edge.vision.kinds import VisionKind
 from edge.journal import Journal
 from edge.journal.follower import Follower
 from edge.uplink.cursor import SyncCursor
 
 
 def decision(door: str = "gate", granted: bool = True) -> Event:
-    return Event(kind=Kind.ACCESS_DECISION, priority=Priority.ACCESS, source=door, body={"door": door, "granted": granted})
+    return Event(kind=DoorKind.ACCESS_DECISION, priority=Priority.ACCESS, source=door, body={"door": door, "granted": granted})
 
 
 def reading(n: int) -> Event:
@@ -58,11 +61,11 @@ def test_a_follower_reads_only_its_kinds_priority_and_named_field(tmp_path: Path
             start = journal.head_seq
             seqs = {}
             for n, event in enumerate([reading(1), decision("gate"), reading(2), decision("lobby", False),
-                                       Event(kind=Kind.DOOR_EXIT, priority=Priority.ACCESS, source="gate", body={"door": "gate"}),
-                                       Event(kind=Kind.ELEVATOR_HOLD, priority=Priority.ALARM, source="car", body={"snapshot": "vision/snapshots/a.jpg"}),
-                                       Event(kind=Kind.SMOKE_ALARM, priority=Priority.ALARM, source="room", body={})]):
+                                       Event(kind=DoorKind.DOOR_EXIT, priority=Priority.ACCESS, source="gate", body={"door": "gate"}),
+                                       Event(kind=VisionKind.ELEVATOR_HOLD, priority=Priority.ALARM, source="car", body={"snapshot": "vision/snapshots/a.jpg"}),
+                                       Event(kind=CommunityKind.SMOKE_ALARM, priority=Priority.ALARM, source="room", body={})]):
                 seqs[n] = await journal.append(event)
-            doors = Follower(journal, "doors", start, (Kind.ACCESS_DECISION, Kind.DOOR_EXIT))
+            doors = Follower(journal, "doors", start, (DoorKind.ACCESS_DECISION, DoorKind.DOOR_EXIT))
             assert [e.seq for e in await doors.read(100)] == [seqs[1], seqs[3], seqs[4]]
             alarms = Follower(journal, "alarms", start, min_priority=Priority.ALARM)
             assert [e.seq for e in await alarms.read(100)] == [seqs[5], seqs[6]]
@@ -71,7 +74,7 @@ def test_a_follower_reads_only_its_kinds_priority_and_named_field(tmp_path: Path
             assert [e.seq for e in await snapshots.read(100, through=seqs[4])] == [], "never beyond `through`"
             everything = Follower(journal, "all", start)
             assert [e.seq for e in await everything.read(3)] == [seqs[0], seqs[1], seqs[2]]
-            paged = [[e.seq for e in page] async for page in Follower(journal, "pages", start, (Kind.ACCESS_DECISION, Kind.DOOR_EXIT)).pages(2)]
+            paged = [[e.seq for e in page] async for page in Follower(journal, "pages", start, (DoorKind.ACCESS_DECISION, DoorKind.DOOR_EXIT)).pages(2)]
             assert paged == [[seqs[1], seqs[3]], [seqs[4]]]
         finally:
             await journal.close()
@@ -88,7 +91,7 @@ def test_a_follower_resumes_from_its_saved_position_after_a_restart(tmp_path: Pa
         cursor = SyncCursor(tmp_path / "uplink.db")
         try:
             seqs = [await journal.append(decision(f"door-{n}")) for n in range(6)]
-            follower = Follower(journal, "test-lane", cursor.load_mark("test_through"), (Kind.ACCESS_DECISION,),
+            follower = Follower(journal, "test-lane", cursor.load_mark("test_through"), (DoorKind.ACCESS_DECISION,),
                                 mark=lambda seq: cursor.save_mark("test_through", seq))
             for event in (await follower.read(100))[:4]:
                 await follower.advance(event.seq)  # dealt with, one by one
@@ -101,7 +104,7 @@ def test_a_follower_resumes_from_its_saved_position_after_a_restart(tmp_path: Pa
         journal = await Journal.open(tmp_path / "journal.db")
         cursor = SyncCursor(tmp_path / "uplink.db")
         try:
-            follower = Follower(journal, "test-lane", cursor.load_mark("test_through"), (Kind.ACCESS_DECISION,))
+            follower = Follower(journal, "test-lane", cursor.load_mark("test_through"), (DoorKind.ACCESS_DECISION,))
             later = await journal.append(decision("door-6"))
             assert follower.behind
             return [e.seq for e in await follower.read(100)], later

@@ -16,6 +16,7 @@ from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.pty import pty_pair
 
 from access_rig import enrol
+from vision_media import EBIKE, EMPTY_CAR, need_shared, write_clip
 from conftest import MINIMAL
 from field_rig import PROFILES, Daemon, SimulatorThread, devices, edge_cli, journal_until, points_config, socket_ready
 
@@ -161,3 +162,33 @@ def test_a_reload_during_a_fire_keeps_the_doors_released_in_place_and_across_its
             assert io.value_of("relay_1"), "the latch holds the egress door released across the restart"
             assert not daemon.events("alarm.fire_reset")
             assert daemon.process.poll() is None
+
+
+CAMERAS = """
+cameras:
+  - {{name: lift-1-cam, elevator: lift-1, source: {clip}, analysis_fps: 5, collect: {{enabled: true, every_s: 5, cap_mb: 1}}}}
+  - {{name: lift-2-cam, elevator: lift-2, source: {clip}, analysis_fps: 5, collect: {{enabled: true, every_s: 5, cap_mb: 1}}}}
+"""
+
+
+def test_a_camera_changed_restarts_its_own_guard_alone(write_config, tmp_path, capsys):
+    need_shared()
+    clip = write_clip(tmp_path / "car.avi", [EBIKE / EMPTY_CAR] * 300, (320, 180), fps=10.0)
+    config = write_config(MINIMAL + CAMERAS.format(clip=clip))
+    with Daemon(config) as daemon:
+        def started(camera: str) -> list:
+            return [e for e in daemon.events("vision.mode") if e.source == camera]
+
+        journal_until(lambda: started("lift-1-cam") and started("lift-2-cam"), timeout_s=60, what="both guards started")
+        journal_until(lambda: socket_ready(config), what="the control socket")
+
+        text = config.read_text()
+        at = text.index("name: lift-2-cam")
+        config.write_text(text[:at] + text[at:].replace("analysis_fps: 5", "analysis_fps: 4", 1))
+        code, out, err = edge_cli(capsys, "reload", "--config", str(config))
+
+        assert code == 0, err
+        assert "camera:lift-2-cam: restarted" in out and "lift-1-cam" not in out and "restart:" not in out
+        journal_until(lambda: len(started("lift-2-cam")) == 2, timeout_s=60, what="the changed camera's guard started again")
+        assert len(started("lift-1-cam")) == 1, "the other camera's guard went on"
+        assert daemon.process.poll() is None

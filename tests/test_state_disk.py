@@ -24,6 +24,7 @@ import pytest
 
 from edge.drivers.modbus.profile import load_profile
 from edge.events import Kind
+from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, read_events
 from edge.uplink.cursor import SyncCursor
 from edge.hil.broker import Broker
@@ -252,7 +253,7 @@ def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_d
     (alarm,) = heard
     assert alarm["seq"] > before[-1].seq and alarm["body"]["fault"] in ("read_only", "io_error")
     kinds = {row["kind"] for row in held}
-    assert {Kind.JOURNAL_UNAVAILABLE, Kind.FIRE_RELEASE, Kind.FIRE_RESET, Kind.GATEWAY_STOPPED} <= kinds, kinds
+    assert {Kind.JOURNAL_UNAVAILABLE, DoorKind.FIRE_RELEASE, DoorKind.FIRE_RESET, Kind.GATEWAY_STOPPED} <= kinds, kinds
     stored = read_events(journal, EventQuery(limit=None))
     by_id = {e.id: e.seq for e in stored}
     assert all(by_id.get(row["id"]) == row["seq"] for row in held), "every held event written under the seq it was given"

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from edge.config import load
-from edge.events import Kind, Priority, StoredEvent
+from edge.events import Priority, StoredEvent
+from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, read_events
 from edge.status.report import render
 from edge.status.view import BuildingView
@@ -87,7 +88,7 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
             assert age.endswith(("s", "min")), line
 
             clip.unlink()  # the file plays to its end and cannot be opened again: the stream is down
-            await _until(lambda: Kind.CAMERA_FAULT in kinds(), 60, "fault.camera journaled")
+            await _until(lambda: VisionKind.CAMERA_FAULT in kinds(), 60, "fault.camera journaled")
             live = await asyncio.to_thread(edge, "status", "--config", str(config_path))
             line = _camera_line(live.stdout)
             assert "OBSERVE" in line and "stream FAULT: " in line and "no model is configured" in line
@@ -240,9 +241,9 @@ def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
 
     reason = "the model is not qualified on this site: 12 e-bike frames < 200"
     for seq, kind, body in [
-        (1, Kind.VISION_MODE, {"mode": "observe", "reason": reason}),
-        (2, Kind.CAMERA_FAULT, {"reason": "the stream ended"}),
-        (3, Kind.VISION_FAULT, {"reason": "the vision worker process ended"}),
+        (1, VisionKind.VISION_MODE, {"mode": "observe", "reason": reason}),
+        (2, VisionKind.CAMERA_FAULT, {"reason": "the stream ended"}),
+        (3, VisionKind.VISION_FAULT, {"reason": "the vision worker process ended"}),
     ]:
         view.apply(_event(seq, kind, body))
     camera = view.snapshot(2_000)["cameras"][0]
@@ -250,10 +251,10 @@ def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
     line = _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
     assert "OBSERVE" in line and "stream FAULT: the stream ended" in line and "model fault: the vision worker process ended" in line
 
-    view.apply(_event(4, Kind.CAMERA_RESTORED, {"after_s": 2.0}))
+    view.apply(_event(4, VisionKind.CAMERA_RESTORED, {"after_s": 2.0}))
     assert view.snapshot(2_000)["cameras"][0]["stream"] == "ok"
-    view.apply(_event(5, Kind.CAMERA_FAULT, {"reason": "no frame for 1 s"}))
-    view.apply(_event(6, Kind.VISION_MODE, {"mode": "hold", "reason": "qualified: recall 0.97 on 412 e-bike frames"}))  # restarted
+    view.apply(_event(5, VisionKind.CAMERA_FAULT, {"reason": "no frame for 1 s"}))
+    view.apply(_event(6, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified: recall 0.97 on 412 e-bike frames"}))  # restarted
     camera = view.snapshot(2_000)["cameras"][0]
     assert (camera["mode"], camera["stream"], camera["vision_fault"]) == ("hold", "ok", None)
     assert "HOLD" in _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
@@ -267,24 +268,24 @@ def test_a_held_car_is_an_active_alarm_until_its_release_and_a_would_hold_is_sho
         snapshot = view.snapshot(2_000)
         return snapshot["cameras"][0], snapshot["alarms"], _camera_line(render(config, {**snapshot, "source": "journal", "journal": {}}))
 
-    view.apply(_event(1, Kind.VISION_MODE, {"mode": "observe", "reason": "not qualified"}))
-    view.apply(_event(2, Kind.ELEVATOR_OBSERVED, {"class": "ebike", "would_hold": True, "snapshot": "vision/snapshots/a.jpg"}))
+    view.apply(_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "not qualified"}))
+    view.apply(_event(2, VisionKind.ELEVATOR_OBSERVED, {"class": "ebike", "would_hold": True, "snapshot": "vision/snapshots/a.jpg"}))
     camera, alarms, line = seen()
     assert camera["observed"]["class"] == "ebike" and camera["held"] is None and alarms == []
     assert "would have held for a ebike" in line and "OBSERVE" in line
 
-    view.apply(_event(3, Kind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))
-    view.apply(_event(4, Kind.ELEVATOR_HOLD, {"class": "ebike", "snapshot": "vision/snapshots/b.jpg", "relay_confirmed": True}))
+    view.apply(_event(3, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))
+    view.apply(_event(4, VisionKind.ELEVATOR_HOLD, {"class": "ebike", "snapshot": "vision/snapshots/b.jpg", "relay_confirmed": True}))
     camera, alarms, line = seen()
     assert camera["held"]["snapshot"] == "vision/snapshots/b.jpg"
-    assert [(a["kind"], a["source"]) for a in alarms] == [(Kind.ELEVATOR_HOLD, "lift-1-cam")] and "held: ebike" in alarms[0]["text"]
+    assert [(a["kind"], a["source"]) for a in alarms] == [(VisionKind.ELEVATOR_HOLD, "lift-1-cam")] and "held: ebike" in alarms[0]["text"]
     assert line.split()[2] == "HOLDING" and "car held for a ebike" in line
 
-    view.apply(_event(5, Kind.ELEVATOR_RELEASED, {"reason": "left", "held_s": 12.0}))
+    view.apply(_event(5, VisionKind.ELEVATOR_RELEASED, {"reason": "left", "held_s": 12.0}))
     camera, alarms, line = seen()
     assert camera["held"] is None and alarms == [] and "HOLDING" not in line
-    view.apply(_event(6, Kind.ELEVATOR_HOLD, {"class": "ebike"}))
-    view.apply(_event(7, Kind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))  # a new run let the car go
+    view.apply(_event(6, VisionKind.ELEVATOR_HOLD, {"class": "ebike"}))
+    view.apply(_event(7, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))  # a new run let the car go
     assert seen()[1] == []
 
 

@@ -10,7 +10,7 @@ import os
 import aiohttp
 import pytest
 
-from edge.events import Kind
+from edge import kinds
 from edge.status.server import ALARM_PAGE_MAX, SNAPSHOT_MAX_BYTES
 from status_server_rig import SNAPSHOT, WEEK_RAISES, serving
 
@@ -57,7 +57,7 @@ def test_the_words_endpoint_gives_every_kind(write_config):
     async def scenario():
         async with serving(write_config) as (_, url, _snapshot):
             status, body, _ = await _get(url, "api/words")
-            assert status == 200 and set(json.loads(body)) == {str(kind) for kind in Kind}
+            assert status == 200 and set(json.loads(body)) == {str(kind) for kind in kinds.every()}
 
     asyncio.run(scenario())
 

@@ -13,6 +13,7 @@ import pytest
 
 from edge import config as building_config
 from edge.events import Event, Kind, Priority
+from edge.doors.kinds import DoorKind
 from edge.journal import Journal, JournalLimits
 from edge.status.tail import JournalTail
 from edge.status.view import BuildingView
@@ -60,7 +61,7 @@ doors: [{{name: stair, readers: [stair-reader], egress: true, unlock_s: 3}}]
             while not journal.degraded:  # the WAL may still have room for a commit or two
                 await journal.append(Event(Kind.POINT_READING, Priority.TELEMETRY, "mon", {"point": "p", "value": 1, "pad": "x" * 2000}))
             head = journal.head_seq
-            fire = await journal.append(Event(Kind.FIRE_RELEASE, Priority.ALARM, "fire", {"source": "panel"}))
+            fire = await journal.append(Event(DoorKind.FIRE_RELEASE, Priority.ALARM, "fire", {"source": "panel"}))
             shown: list[dict] = []
             await until(lambda: shown.extend(_journal_messages(listener)) or any(m["seq"] == fire for m in shown),
                         what="the fire release on the page while the disk is full")
@@ -68,7 +69,7 @@ doors: [{{name: stair, readers: [stair-reader], egress: true, unlock_s: 3}}]
             assert tail.view.snapshot(0)["doors"][0]["state"] == "fire_release"
             disk.free()
             await until(lambda: not journal.degraded and journal.head_seq >= fire, what="written once the disk had room")
-            after = await journal.append(Event(Kind.FIRE_RESET, Priority.ALARM, "fire", {}))
+            after = await journal.append(Event(DoorKind.FIRE_RESET, Priority.ALARM, "fire", {}))
             await until(lambda: shown.extend(_journal_messages(listener)) or any(m["seq"] == after for m in shown),
                         what="the reset, read from the journal")
             assert [m["seq"] for m in shown].count(fire) == 1, "the page showed the fire release once"

@@ -12,7 +12,8 @@ import json
 import sqlite3
 
 from edge.config import load
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.uplink.kinds import UplinkKind
 from edge.uplink.mqtt import BrokerSettings, Connection
 from edge.uplink.signing import DownlinkKind
 
@@ -23,7 +24,7 @@ TOPIC = f"edge/v1/{B}"
 
 def nuisances(config_path) -> list:
     """Refusal and drop events as journaled (each stands for `count` messages)."""
-    return [e for e in journaled(config_path) if e.kind in (Kind.DOWNLINK_REFUSED, Kind.DOWNLINK_DROPPED)]
+    return [e for e in journaled(config_path) if e.kind in (UplinkKind.DOWNLINK_REFUSED, UplinkKind.DOWNLINK_DROPPED)]
 
 
 def counted(events) -> int:
@@ -101,7 +102,7 @@ def test_five_thousand_unsigned_messages_cost_a_handful_of_evictable_events_that
         assert counted(events) == 5000
         assert len(events) <= 4, f"{len(events)} events for one burst of one kind of garbage"
         assert all(e.priority == Priority.FAULT for e in events), "eviction may take them"
-        assert {e.body["reason"] for e in events if e.kind == Kind.DOWNLINK_REFUSED} == {"unsigned"}
+        assert {e.body["reason"] for e in events if e.kind == UplinkKind.DOWNLINK_REFUSED} == {"unsigned"}
         assert store.version == 0
 
     asyncio.run(scenario())
@@ -151,7 +152,7 @@ def test_a_flood_of_signed_pulls_is_answered_or_dropped_and_every_drop_is_counte
             assert stats.dropped > 0, "the incoming queue is bounded"
             page = await cloud.pull(B, 0, limit=1)  # still answering
             assert page["building"] == B and page["after_seq"] == 0  # answered
-        dropped = [e for e in nuisances(config_path) if e.kind == Kind.DOWNLINK_DROPPED]
+        dropped = [e for e in nuisances(config_path) if e.kind == UplinkKind.DOWNLINK_DROPPED]
         assert counted(dropped) == stats.dropped and len(dropped) <= 2
         assert {e.body["reason"] for e in dropped} == {"queue_full"}
 

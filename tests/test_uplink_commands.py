@@ -10,6 +10,7 @@ import sys
 
 from edge.drivers.modbus.profile import load_profile
 from edge.events import Kind
+from edge.uplink.kinds import UplinkKind
 from edge.hil.broker import Broker
 from edge.hil.modbus_sim import SimulatedDevice
 
@@ -75,7 +76,7 @@ def test_a_breaker_close_refused_while_in_alarm_is_a_failed_command_with_its_err
             finally:
                 daemon.kill()
                 await cloud.stop()
-            executed = [e.body for e in journaled(config_path) if e.kind == Kind.COMMAND_EXECUTED]
+            executed = [e.body for e in journaled(config_path) if e.kind == UplinkKind.COMMAND_EXECUTED]
             assert [(e["command"], e["outcome"]) for e in executed] == [("breaker.close", "failed"), ("breaker.close", "done")]
             assert "still in alarm" in executed[0]["detail"]["error"]
 

@@ -6,7 +6,9 @@ import asyncio
 import base64
 import json
 
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.community.kinds import CommunityKind
+from edge.uplink.kinds import UplinkKind
 from edge.journal import JournalLimits
 from edge.uplink.signing import DownlinkKind
 from edge.hil.broker import Broker
@@ -19,7 +21,7 @@ def credential(n: int) -> dict:
 
 
 def refusals(config_path) -> list[str]:
-    return [e.body["reason"] for e in journaled(config_path) if e.kind == Kind.DOWNLINK_REFUSED]
+    return [e.body["reason"] for e in journaled(config_path) if e.kind == UplinkKind.DOWNLINK_REFUSED]
 
 
 def test_change_sets_out_of_order_twice_with_a_gap_unsigned_or_badly_signed(write_config, building_dir):
@@ -63,7 +65,7 @@ def test_commands_are_verified_run_once_and_journaled_with_their_result(write_co
             await until(lambda: uplink.connected.is_set())
             result = await cloud.command(B, "status.snapshot")
             assert result["outcome"] == "done" and result["detail"]["credential_version"] == 0
-            await journal.append(Event(Kind.SMOKE_ALARM, Priority.ALARM, "room-301", {"area": "unit-301"}))
+            await journal.append(Event(CommunityKind.SMOKE_ALARM, Priority.ALARM, "room-301", {"area": "unit-301"}))
             state = await cloud.command(B, "state")
             assert state["outcome"] == "done"
             assert [(a["kind"], a["source"], a["severity"]) for a in state["detail"]["active"]] == [("alarm.smoke", "room-301", "alarm")]
@@ -82,7 +84,7 @@ def test_commands_are_verified_run_once_and_journaled_with_their_result(write_co
             await until(lambda: "replayed" in refusals(config_path))
             await stop_gateway(journal, store, uplink, task)
             await cloud.stop()
-            executed = [e.body["command"] for e in journaled(config_path) if e.kind == Kind.COMMAND_EXECUTED]
+            executed = [e.body["command"] for e in journaled(config_path) if e.kind == UplinkKind.COMMAND_EXECUTED]
             assert executed == ["status.snapshot", "state", "door.unlock", "status.snapshot"]
             assert sorted(refusals(config_path)) == ["expired", "replayed"]
 

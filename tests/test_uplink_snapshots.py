@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 
 from edge.config import load
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.uplink.kinds import UplinkKind
+from edge.vision.kinds import VisionKind
 from edge.journal import Journal
 from edge.uplink.snapshots import MAX_BYTES
 from edge.uplink.worker import Uplink
@@ -35,12 +37,12 @@ def jpeg(seed: int) -> bytes:
 def hold(snapshot: str, wall_ns: int | None = None) -> Event:
     body = {"camera": "lift-1-cam", "elevator": "lift-1", "class": "ebike", "score": 0.9, "snapshot": snapshot}
     if wall_ns is None:
-        return Event(kind=Kind.ELEVATOR_HOLD, priority=Priority.ALARM, source="lift-1-cam", body=body)
-    return Event(kind=Kind.ELEVATOR_HOLD, priority=Priority.ALARM, source="lift-1-cam", body=body, wall_ns=wall_ns)
+        return Event(kind=VisionKind.ELEVATOR_HOLD, priority=Priority.ALARM, source="lift-1-cam", body=body)
+    return Event(kind=VisionKind.ELEVATOR_HOLD, priority=Priority.ALARM, source="lift-1-cam", body=body, wall_ns=wall_ns)
 
 
 def observed(snapshot: str) -> Event:
-    return Event(kind=Kind.ELEVATOR_OBSERVED, priority=Priority.FAULT, source="lift-1-cam",
+    return Event(kind=VisionKind.ELEVATOR_OBSERVED, priority=Priority.FAULT, source="lift-1-cam",
                  body={"camera": "lift-1-cam", "would_hold": True, "snapshot": snapshot})
 
 
@@ -77,7 +79,7 @@ def open_store_for(config):
 
 
 def unsent(config_path: Path) -> list:
-    return [e for e in journaled(config_path) if e.kind == Kind.SNAPSHOT_UNSENT]
+    return [e for e in journaled(config_path) if e.kind == UplinkKind.SNAPSHOT_UNSENT]
 
 
 def test_a_snapshot_follows_its_event_on_its_own_topic_intact(write_config, building_dir):

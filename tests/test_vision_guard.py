@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from edge.vision.settings import Camera
-from edge.events import Kind
+from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, Journal, read_events
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.guard import ElevatorGuard
@@ -156,8 +156,8 @@ def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothin
 
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), False, ebikes) as rig:
-            mode = (await rig.wait_for(Kind.VISION_MODE))[0]
-            observed = (await rig.wait_for(Kind.ELEVATOR_OBSERVED))[0]
+            mode = (await rig.wait_for(VisionKind.VISION_MODE))[0]
+            observed = (await rig.wait_for(VisionKind.ELEVATOR_OBSERVED))[0]
             assert rig.guard.worker_pid is not None
             pid = rig.guard.worker_pid
             autogroup = Path(f"/proc/{pid}/autogroup")
@@ -191,8 +191,8 @@ def test_qualified_hold_warns_and_releases_when_the_ebike_has_left(tmp_path, med
 
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), True, ebikes) as rig:
-            hold = (await rig.wait_for(Kind.ELEVATOR_HOLD))[0]
-            released = (await rig.wait_for(Kind.ELEVATOR_RELEASED))[0]
+            hold = (await rig.wait_for(VisionKind.ELEVATOR_HOLD))[0]
+            released = (await rig.wait_for(VisionKind.ELEVATOR_RELEASED))[0]
             return rig, hold, released
 
     rig, hold, released = asyncio.run(scenario())
@@ -210,7 +210,7 @@ def test_an_empty_still_car_runs_no_inference(tmp_path, media):
 
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), True, ebikes) as rig:
-            await rig.wait_for(Kind.VISION_MODE)
+            await rig.wait_for(VisionKind.VISION_MODE)
             while rig.guard.frames_seen < 20:  # frames that reached the gate
                 await asyncio.sleep(0.05)
             return rig
@@ -228,19 +228,19 @@ def test_a_hold_ends_at_once_on_fire_operator_time_limit_and_camera_fault(tmp_pa
 
     async def scenario():
         async with Rig(tmp_path, cam, True, ebikes) as rig:
-            await rig.wait_for(Kind.ELEVATOR_HOLD)
+            await rig.wait_for(VisionKind.ELEVATOR_HOLD)
             answer = None
             if how == "fire":
                 rig.fire = True
                 rig.guard.fire_changed(True)
             elif how == "operator":
                 answer = await release_request({"lift-1-cam": rig.guard}, {"operator": "tech-7", "reason": "stuck", "elevator": "lift-1"})
-            released = (await rig.wait_for(Kind.ELEVATOR_RELEASED))[0]
+            released = (await rig.wait_for(VisionKind.ELEVATOR_RELEASED))[0]
             # The e-bike is still in the car: more frames are analysed, and none holds it again.
             analysed = rig.guard.frames_analysed
             while how != "camera_fault" and rig.guard.frames_analysed < analysed + 10:
                 await asyncio.sleep(0.05)
-            holds = [e for e in await rig.events() if e.kind == Kind.ELEVATOR_HOLD]
+            holds = [e for e in await rig.events() if e.kind == VisionKind.ELEVATOR_HOLD]
             return rig, released, answer, holds
 
     rig, released, answer, holds = asyncio.run(scenario())
@@ -251,7 +251,7 @@ def test_a_hold_ends_at_once_on_fire_operator_time_limit_and_camera_fault(tmp_pa
     if how == "operator":
         assert answer["ok"] and answer["released"][0]["was_holding"] and "result_seq" in answer
     if how == "camera_fault":
-        assert any(e.kind == Kind.CAMERA_FAULT for e in asyncio.run(_read(tmp_path / "journal.db")))
+        assert any(e.kind == VisionKind.CAMERA_FAULT for e in asyncio.run(_read(tmp_path / "journal.db")))
 
 
 async def _read(path: Path) -> list:
@@ -264,8 +264,8 @@ def test_an_unconfirmed_hold_relay_is_an_alarm(tmp_path, media):
 
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), True, ebikes, Relay(refuse=frozenset({"release_7"}))) as rig:
-            alarm = (await rig.wait_for(Kind.ELEVATOR_RELAY_UNCONFIRMED))[0]
-            hold = (await rig.wait_for(Kind.ELEVATOR_HOLD))[0]
+            alarm = (await rig.wait_for(VisionKind.ELEVATOR_RELAY_UNCONFIRMED))[0]
+            hold = (await rig.wait_for(VisionKind.ELEVATOR_HOLD))[0]
             return alarm, hold
 
     alarm, hold = asyncio.run(scenario())
@@ -370,7 +370,7 @@ def test_the_real_base_model_runs_in_the_guard(tmp_path, media):
 
     analysed, kinds = asyncio.run(scenario())
     assert analysed >= 3, f"the real model analysed {analysed} frames; journal: {kinds}"
-    assert Kind.VISION_FAULT not in kinds
+    assert VisionKind.VISION_FAULT not in kinds
 
 
 def test_a_killed_worker_releases_the_hold_and_the_guard_ends_for_the_supervisor(tmp_path, media):
@@ -385,10 +385,10 @@ def test_a_killed_worker_releases_the_hold_and_the_guard_ends_for_the_supervisor
 
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), True, ebikes) as rig:
-            await rig.wait_for(Kind.ELEVATOR_HOLD)
+            await rig.wait_for(VisionKind.ELEVATOR_HOLD)
             os.kill(rig.guard.worker_pid, signal.SIGKILL)
-            released = (await rig.wait_for(Kind.ELEVATOR_RELEASED))[0]
-            fault = (await rig.wait_for(Kind.VISION_FAULT))[0]
+            released = (await rig.wait_for(VisionKind.ELEVATOR_RELEASED))[0]
+            fault = (await rig.wait_for(VisionKind.VISION_FAULT))[0]
             with pytest.raises(WorkerGone):
                 await asyncio.wait_for(asyncio.shield(rig.task), 10)
             return rig, released, fault
@@ -435,17 +435,17 @@ def test_a_full_state_disk_costs_the_snapshots_and_collected_frames_not_the_guar
 
         async def scenario():
             async with Rig(tmp_path, cam, False, ebikes) as rig:
-                first = (await rig.wait_for(Kind.ELEVATOR_OBSERVED))[0]
+                first = (await rig.wait_for(VisionKind.ELEVATOR_OBSERVED))[0]
                 seen = rig.guard.frames_seen
-                await rig.wait_for(Kind.VISION_MODE)
+                await rig.wait_for(VisionKind.VISION_MODE)
                 deadline = asyncio.get_running_loop().time() + 20
                 while rig.guard.frames_seen < seen + 10:  # the worker goes on after the failed writes
                     assert asyncio.get_running_loop().time() < deadline, "the worker stopped analysing on a full disk"
                     await asyncio.sleep(0.05)
                 unsaved = not (tmp_path / "state" / first.body["snapshot"]).exists()
                 disk.free()
-                second = (await rig.wait_for(Kind.ELEVATOR_OBSERVED, count=2, timeout_s=60))[1]
-                faults = [e for e in await rig.events() if e.kind == Kind.VISION_FAULT]
+                second = (await rig.wait_for(VisionKind.ELEVATOR_OBSERVED, count=2, timeout_s=60))[1]
+                faults = [e for e in await rig.events() if e.kind == VisionKind.VISION_FAULT]
                 return first, second, unsaved, faults
 
         first, second, unsaved, faults = asyncio.run(scenario())
@@ -477,7 +477,7 @@ def test_a_model_failing_on_every_frame_is_one_fault_a_minute_and_the_camera_goe
             while guard.frames_seen < 30:  # three seconds of frames, each one failing in the model
                 assert not task.done() and asyncio.get_running_loop().time() < deadline, f"{guard.frames_seen} frames"
                 await asyncio.sleep(0.05)
-            return [e for e in read_events(journal.path, EventQuery(limit=None)) if e.kind == Kind.VISION_FAULT]
+            return [e for e in read_events(journal.path, EventQuery(limit=None)) if e.kind == VisionKind.VISION_FAULT]
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

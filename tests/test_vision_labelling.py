@@ -17,7 +17,8 @@ import pytest
 
 from edge import cli
 from edge import config as building_config
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, Journal, read_events
 from edge.status.server import StatusServer, endpoint_path
 from vision_media import EBIKE, labelled, need_shared
@@ -53,7 +54,7 @@ def frames_on_disk(state: Path) -> list[str]:
 
 async def serve(config, token: bool, work):
     journal = await Journal.open(config.journal_path)
-    await journal.append(Event(Kind.ELEVATOR_OBSERVED, Priority.FAULT, "lift-1-cam", {
+    await journal.append(Event(VisionKind.ELEVATOR_OBSERVED, Priority.FAULT, "lift-1-cam", {
         "camera": "lift-1-cam", "class": "ebike", "box": [0.2, 0.3, 0.6, 0.9], "snapshot": f"vision/snapshots/lift-1-cam/{OBSERVED}"}))
     server = StatusServer(config, journal)
     running = asyncio.create_task(server.run())
@@ -112,7 +113,7 @@ def test_frames_are_listed_labelled_with_the_token_journaled_and_exported(write_
     assert "label is one of" in said[3][1] and "no collected frame" in said[4][1]
     marks = {f["name"]: f.get("label", {}).get("label") for f in after["frames"]}
     assert marks == {OBSERVED: "ebike", names[0]: "person", names[1]: "stroller", names[2]: None}
-    journaled = [e for e in events if e.kind == Kind.FRAME_LABELLED]
+    journaled = [e for e in events if e.kind == VisionKind.FRAME_LABELLED]
     assert [(e.body["frame"], e.body["label"], e.body["operator"], e.body["via"]) for e in journaled] == [
         (f"snapshot/{OBSERVED}", "ebike", "T-17", "page"), (f"collect/{names[0]}", "person", "T-17", "page"),
         (f"collect/{names[1]}", "stroller", "M-2", "page")]
@@ -147,7 +148,7 @@ def test_without_a_token_the_page_lists_frames_but_never_writes_a_label(write_co
     (listed, status, text), events = asyncio.run(serve(config, False, work))
     assert listed["writable"] is False and len(listed["frames"]) == 4
     assert status == 403 and "read-only" in text
-    assert not [e for e in events if e.kind == Kind.FRAME_LABELLED]
+    assert not [e for e in events if e.kind == VisionKind.FRAME_LABELLED]
     assert not (config.state_path / "vision" / "labels").exists()
 
 
@@ -179,6 +180,6 @@ def test_an_operator_labels_a_frame_with_one_key_in_chromium(write_config, tmp_p
 
     focused, events = asyncio.run(serve(config, True, work))
     assert focused and focused.startswith("collect/"), "the next unlabelled frame takes the focus"
-    journaled = [e.body for e in events if e.kind == Kind.FRAME_LABELLED]
+    journaled = [e.body for e in events if e.kind == VisionKind.FRAME_LABELLED]
     assert [(b["frame"], b["label"], b["box"], b["operator"]) for b in journaled] == [
         (f"snapshot/{OBSERVED}", "wheelchair", [0.2, 0.3, 0.6, 0.9], "T-17")]

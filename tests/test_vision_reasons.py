@@ -16,7 +16,7 @@ import pytest
 
 from edge import config as building_config
 from edge import cli
-from edge.events import Kind
+from edge.vision.kinds import VisionKind
 from edge.vision.qualification import file_sha256, verdict
 from edge.vision.settings import Camera
 from tests.test_vision_guard import site_model
@@ -135,11 +135,11 @@ def test_the_page_view_keeps_every_reason_a_camera_gave_at_start(write_config, t
     config = building_config.load(write_config(BUILDING.format(model=tmp_path / "m.yaml")))
     view = BuildingView(config)
     reasons = ["no hold relay is configured", "the model cannot output ebike: its class map has bicycle, motorcycle, person"]
-    view.apply(_event(1, Kind.VISION_MODE, {"mode": "observe", "reason": "; ".join(reasons), "reasons": reasons}))
+    view.apply(_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "; ".join(reasons), "reasons": reasons}))
     assert view.cameras["lift-1-cam"]["reasons"] == reasons
-    view.apply(_event(2, Kind.VISION_MODE, {"mode": "observe", "reason": "an older gateway said one thing"}))
+    view.apply(_event(2, VisionKind.VISION_MODE, {"mode": "observe", "reason": "an older gateway said one thing"}))
     assert view.cameras["lift-1-cam"]["reasons"] == ["an older gateway said one thing"]
-    view.apply(_event(3, Kind.VISION_MODE, {"mode": "hold", "reason": "qualified", "reasons": []}))
+    view.apply(_event(3, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified", "reasons": []}))
     assert view.cameras["lift-1-cam"]["reasons"] == []
 
 

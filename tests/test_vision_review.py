@@ -14,8 +14,7 @@ import json
 import pytest
 
 from edge.conditions import all_rules
-from edge.event_words import WORDS
-from edge.events import Kind
+from edge.vision.kinds import KINDS as VISION_KINDS, VisionKind
 from edge.vision import review
 from edge.vision.evaluation import wilson
 from edge.vision.qualification import file_sha256, verdict
@@ -66,8 +65,8 @@ def test_one_wheelchair_or_pram_denial_demotes_and_a_hold_is_reviewed_once():
 
 
 def test_the_demotion_alarm_and_the_review_are_declared_with_words():
-    assert Kind.VISION_DEMOTED in {rule.raised_by for rule in all_rules()}
-    assert WORDS[Kind.VISION_DEMOTED] and WORDS[Kind.ELEVATOR_REVIEWED]
+    assert VisionKind.VISION_DEMOTED in {rule.raised_by for rule in all_rules()}
+    assert VISION_KINDS.words[VisionKind.VISION_DEMOTED] and VISION_KINDS.words[VisionKind.ELEVATOR_REVIEWED]
 
 
 def test_a_qualified_guard_demotes_itself_at_once_when_a_hold_is_denied_as_a_pram(tmp_path, media):
@@ -88,18 +87,18 @@ def test_a_qualified_guard_demotes_itself_at_once_when_a_hold_is_denied_as_a_pra
 
     async def scenario():
         async with Rig(tmp_path, cam, True, ebikes, judged=qualified) as rig:  # the verdict the daemon hands its guard
-            first = (await rig.wait_for(Kind.ELEVATOR_HOLD))[0]
+            first = (await rig.wait_for(VisionKind.ELEVATOR_HOLD))[0]
             assert first.body["review"] == "pending"
             refused = await review_request({"lift-1-cam": rig.guard}, {"operator": "", "hold": first.seq, "outcome": "confirm"})
             confirmed = await review_request({"lift-1-cam": rig.guard},
                                              {"operator": "T-17", "hold": first.seq, "outcome": "confirm", "via": "cli"})
             again = await review_request({"lift-1-cam": rig.guard},
                                          {"operator": "T-17", "hold": first.seq, "outcome": "confirm", "via": "cli"})
-            second = (await rig.wait_for(Kind.ELEVATOR_HOLD, count=2))[1]
+            second = (await rig.wait_for(VisionKind.ELEVATOR_HOLD, count=2))[1]
             denied = await review_request({"lift-1-cam": rig.guard},  # the cloud's signed command names no `via`
                                           {"operator": "manager-2", "hold": second.seq, "outcome": "deny", "seen": "stroller"})
-            alarm = (await rig.wait_for(Kind.VISION_DEMOTED))[0]
-            observed = (await rig.wait_for(Kind.ELEVATOR_OBSERVED, timeout_s=40.0))[0]
+            alarm = (await rig.wait_for(VisionKind.VISION_DEMOTED))[0]
+            observed = (await rig.wait_for(VisionKind.ELEVATOR_OBSERVED, timeout_s=40.0))[0]
             return rig, refused, confirmed, again, denied, alarm, observed, await rig.events()
 
     rig, refused, confirmed, again, denied, alarm, observed, events = asyncio.run(scenario())
@@ -107,11 +106,11 @@ def test_a_qualified_guard_demotes_itself_at_once_when_a_hold_is_denied_as_a_pra
     assert confirmed["ok"] and confirmed["demoted"] is None and confirmed["tally"]["confirmed"] == 1
     assert not again["ok"] and "awaits no review" in again["error"]
     assert denied["ok"] and "denied as a pram" in denied["demoted"]
-    reviews = [e.body for e in events if e.kind == Kind.ELEVATOR_REVIEWED]
+    reviews = [e.body for e in events if e.kind == VisionKind.ELEVATOR_REVIEWED]
     assert [(r["operator"], r["via"], r["outcome"], r["seen"]) for r in reviews] == [
         ("T-17", "cli", "confirm", "ebike"), ("manager-2", "cloud", "deny", "stroller")]
     assert "denied as a pram" in alarm.body["reason"]
-    assert len([e for e in events if e.kind == Kind.ELEVATOR_HOLD]) == 2, "no hold after the demotion"
+    assert len([e for e in events if e.kind == VisionKind.ELEVATOR_HOLD]) == 2, "no hold after the demotion"
     assert observed.body["why_not"].startswith("demoted by the operators' reviews")
     assert rig.relay.writes.count("release_7") == 2 and rig.relay.writes[-1] == "secure_7"
 
@@ -148,7 +147,7 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
         guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
                               Verdict(True, "qualified (test)"), None)
         guard.reviews = review.Tally(None)
-        hold = await journal.append(Event(Kind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
+        hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
         review.held(guard.reviews, hold, "ebike", 0.0)
         server = StatusServer(config, journal, cameras={"lift-1-cam": guard})
         running = asyncio.create_task(server.run())
@@ -179,7 +178,7 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
     status, code, said, second, events = asyncio.run(scenario())
     camera = status["cameras"][0]
     assert status["writable"] is token and [r["class"] for r in camera["reviews"]] == ["ebike"]
-    reviewed = [e.body for e in events if e.kind == Kind.ELEVATOR_REVIEWED]
+    reviewed = [e.body for e in events if e.kind == VisionKind.ELEVATOR_REVIEWED]
     if token:
         assert code == 200 and json.loads(said)["ok"] and second == 409  # a hold is reviewed once
         assert [(r["operator"], r["via"], r["outcome"], r["seen"]) for r in reviewed] == [("manager-2", "page", "deny", "bicycle")]
@@ -208,7 +207,7 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
         guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
                               Verdict(True, "qualified (test)"), None)
         guard.reviews = review.Tally(None)
-        hold = await journal.append(Event(Kind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
+        hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
         review.held(guard.reviews, hold, "ebike", 0.0)
         await guard._save_reviews()
 
@@ -235,7 +234,7 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
     assert code == 0, said.err
     assert f"hold {hold} denied by T-17" in said.out and "the camera is back in observe mode" in said.out
     kinds = [e.kind for e in events]
-    assert Kind.ELEVATOR_REVIEWED in kinds and Kind.VISION_DEMOTED in kinds
+    assert VisionKind.ELEVATOR_REVIEWED in kinds and VisionKind.VISION_DEMOTED in kinds
     assert main(["elevator", "review", "-c", str(path)]) == 0
     assert "lift-1-cam: demoted to observe mode: hold" in capsys.readouterr().out
 
@@ -261,7 +260,7 @@ def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config
             guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
                                   Verdict(True, "qualified (test)"), None)
             guard.reviews = review.Tally(None)
-            hold = await journal.append(Event(Kind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
+            hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
             review.held(guard.reviews, hold, "ebike", 0.0)
 
             async def reviewed(request):
@@ -277,7 +276,7 @@ def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config
 
     answer, events = asyncio.run(scenario())
     assert answer["ok"] and answer["tally"]["confirmed"] == 1
-    assert [(e.body["operator"], e.body["via"]) for e in events if e.kind == Kind.ELEVATOR_REVIEWED] == [("manager-2", "cloud")]
+    assert [(e.body["operator"], e.body["via"]) for e in events if e.kind == VisionKind.ELEVATOR_REVIEWED] == [("manager-2", "cloud")]
 
 
 def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_path):
@@ -307,10 +306,10 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
         guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
                               Verdict(True, "qualified (test)"), None)
         guard.reviews = review.Tally(None)
-        await journal.append(Event(Kind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "hold", "reason": "qualified (test)"}))
-        hold = await journal.append(Event(Kind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
+        await journal.append(Event(VisionKind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "hold", "reason": "qualified (test)"}))
+        hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
         review.held(guard.reviews, hold, "ebike", 0.0)
-        await journal.append(Event(Kind.ELEVATOR_RELEASED, Priority.ALARM, "lift-1-cam", {"reason": "left", "held_s": 9.0}))  # reviewed after
+        await journal.append(Event(VisionKind.ELEVATOR_RELEASED, Priority.ALARM, "lift-1-cam", {"reason": "left", "held_s": 9.0}))  # reviewed after
         running = asyncio.create_task(StatusServer(config, journal, cameras={"lift-1-cam": guard}).run())
         try:
             while not endpoint_path(config.state_path).exists():
@@ -335,6 +334,6 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
 
     hold, shown, events = asyncio.run(scenario())
     assert "denied as a pram" in shown
-    assert [(e.body["hold_seq"], e.body["operator"], e.body["via"], e.body["seen"]) for e in events if e.kind == Kind.ELEVATOR_REVIEWED] == [
+    assert [(e.body["hold_seq"], e.body["operator"], e.body["via"], e.body["seen"]) for e in events if e.kind == VisionKind.ELEVATOR_REVIEWED] == [
         (hold, "manager-2", "page", "stroller")]
-    assert [e.kind for e in events][-1] == Kind.VISION_DEMOTED
+    assert [e.kind for e in events][-1] == VisionKind.VISION_DEMOTED

@@ -28,7 +28,8 @@ from edge.community.arming import Arming
 from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import SMOKE_SIGNALS, AlarmInput, AlarmKind, CommunitySafety, IntrusionZone, SmokeDetector
 from edge.community.smoke import DetectorState, Finding, Trouble
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.community.kinds import CommunityKind
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
 from edge.safety import Change, Condition, Quantity, Severity, Transition, TripReason
@@ -116,14 +117,14 @@ class AlarmInputs:
                 for circuit in detector.circuits:
                     if self.power is not None and not self._area_smoky(detector.charging_area):
                         self.power.lift_hold(circuit)
-                self._emit(Event(kind=Kind.SMOKE_CLEARED, priority=Priority.ALARM, source=settings.name, body=place))
+                self._emit(Event(kind=CommunityKind.SMOKE_CLEARED, priority=Priority.ALARM, source=settings.name, body=place))
             else:
                 raised = change.finding is Finding.TROUBLE
                 trouble = change.trouble
                 assert trouble is not None
                 priority = Priority.ALARM if trouble is Trouble.ALARM_AND_FAULT else Priority.FAULT
                 event = Event(
-                    kind=Kind.DETECTOR_TROUBLE if raised else Kind.DETECTOR_TROUBLE_CLEARED, priority=priority,
+                    kind=CommunityKind.DETECTOR_TROUBLE if raised else CommunityKind.DETECTOR_TROUBLE_CLEARED, priority=priority,
                     source=settings.name, body={**place, "trouble": str(trouble)},
                 )
                 notify = raised and trouble in NOTIFIED_TROUBLES
@@ -146,7 +147,7 @@ class AlarmInputs:
             body |= {"charging_area": detector.charging_area, "power_cut": cut}
         if settings.fire_release:
             body["fire_release"] = released
-        event = Event(kind=Kind.SMOKE_ALARM, priority=Priority.ALARM, source=settings.name, body=body)
+        event = Event(kind=CommunityKind.SMOKE_ALARM, priority=Priority.ALARM, source=settings.name, body=body)
         detail = f"已断电{','.join(cut)}" if cut else ""
         self._emit(event, Alarm(AlarmKind.SMOKE, settings.area, settings.name, event.id, detector.read_at, detail))
 
@@ -167,7 +168,7 @@ class AlarmInputs:
             return
         if not active or was:  # only the change to active (a contact found open at start counts)
             return
-        kind = Kind.PANIC_ALARM if settings.kind == "panic" else Kind.INTRUSION_ALARM
+        kind = CommunityKind.PANIC_ALARM if settings.kind == "panic" else CommunityKind.INTRUSION_ALARM
         event = Event(kind=kind, priority=Priority.ALARM, source=settings.name,
                       body={"input": settings.name, "point": settings.point, "area": settings.area})
         self._emit(event, Alarm(AlarmKind(settings.kind), settings.area, settings.name, event.id, reading.mono))
@@ -175,7 +176,7 @@ class AlarmInputs:
     def _intrusion(self, zone: IntrusionZone, sensor: str, mono: float, state: str) -> None:
         """An armed zone's sensor (or its entry delay run out): the alarm, with the zone."""
         point = next((i.point for i in self._inputs if i.name == sensor), None)
-        event = Event(kind=Kind.INTRUSION_ALARM, priority=Priority.ALARM, source=sensor or zone.name,
+        event = Event(kind=CommunityKind.INTRUSION_ALARM, priority=Priority.ALARM, source=sensor or zone.name,
                       body={"input": sensor, "point": point, "area": zone.area, "zone": zone.name, "zone_state": state})
         self._emit(event, Alarm(AlarmKind.INTRUSION, zone.area, sensor or zone.name, event.id, mono, f"防区{zone.name}"))
 

@@ -25,7 +25,9 @@ from edge import runtime
 from edge.access.schedule import WeeklySchedule
 from edge.community.settings import IntrusionZone
 from edge.community.zones import Outcome, Step, Zone, ZoneState
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.community.kinds import CommunityKind
+from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.runtime import Pool
 from edge.state_files import StateFile
@@ -104,11 +106,11 @@ class Arming:
             self.alarm(settings, step.sensor or "", mono, "armed")
             return
         if step.outcome is Outcome.LOGGED:
-            event = Event(kind=Kind.INTRUSION_LOGGED, priority=Priority.ACCESS, source=step.sensor or zone.name, body={**body, "input": step.sensor})
+            event = Event(kind=CommunityKind.INTRUSION_LOGGED, priority=Priority.ACCESS, source=step.sensor or zone.name, body={**body, "input": step.sensor})
         elif step.outcome is Outcome.NOT_ARMED:
-            event = Event(kind=Kind.ZONE_NOT_ARMED, priority=Priority.FAULT, source=zone.name, body={**body, "open": list(step.open_sensors)})
+            event = Event(kind=CommunityKind.ZONE_NOT_ARMED, priority=Priority.FAULT, source=zone.name, body={**body, "open": list(step.open_sensors)})
         else:
-            event = Event(kind=Kind.ZONE_STATE, priority=Priority.ACCESS, source=zone.name,
+            event = Event(kind=CommunityKind.ZONE_STATE, priority=Priority.ACCESS, source=zone.name,
                           body={**body, **({"input": step.sensor} if step.sensor else {})})
         try:
             self._events.put_nowait(event)
@@ -125,7 +127,7 @@ class Arming:
             while True:
                 event = await self._events.get()
                 await self.journal.append(event)
-                if event.kind == Kind.ZONE_STATE:
+                if event.kind == CommunityKind.ZONE_STATE:
                     async with self._saving:
                         try:
                             await runtime.call(Pool.FILES, _save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
@@ -151,7 +153,7 @@ class Arming:
     async def _cards(self) -> None:
         """Granted cards at a zone's door, taken from the bus as the journal admits them: a disk that
         refuses writes stops the journal's head, and must not stop a tenant disarming her home."""
-        with self.journal.bus.subscribe("arming", kinds=(Kind.ACCESS_DECISION,)) as decisions:
+        with self.journal.bus.subscribe("arming", kinds=(DoorKind.ACCESS_DECISION,)) as decisions:
             async for notice in decisions:
                 name = self._doors.get(notice.body.get("door"))
                 if name is not None and notice.body.get("granted"):

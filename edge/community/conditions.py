@@ -9,7 +9,8 @@ raising event's id), or at a restart, where the notifier's incidents do not surv
 from __future__ import annotations
 
 from edge.conditions import Rule, Severity
-from edge.events import Kind, StoredEvent
+from edge.events import StoredEvent
+from edge.community.kinds import CommunityKind
 
 ONE_SHOT_S = 3600.0
 
@@ -28,15 +29,15 @@ def _where(e: StoredEvent) -> str:
 
 
 CONDITIONS = (
-    Rule(Kind.SMOKE_ALARM, lambda e: f"Smoke at {e.source}{_where(e)}", ended_by=(Kind.SMOKE_CLEARED,)),
-    Rule(Kind.PANIC_ALARM, lambda e: f"Panic button {e.source}{_where(e)} pressed", ended_by=(Kind.NOTIFICATION_ACKNOWLEDGED,),
+    Rule(CommunityKind.SMOKE_ALARM, lambda e: f"Smoke at {e.source}{_where(e)}", ended_by=(CommunityKind.SMOKE_CLEARED,)),
+    Rule(CommunityKind.PANIC_ALARM, lambda e: f"Panic button {e.source}{_where(e)} pressed", ended_by=(CommunityKind.NOTIFICATION_ACKNOWLEDGED,),
          key=_incident, end_key=_acknowledged),
-    Rule(Kind.INTRUSION_ALARM, lambda e: f"Intrusion at {e.source}{_where(e)}", ended_by=(Kind.NOTIFICATION_ACKNOWLEDGED,),
+    Rule(CommunityKind.INTRUSION_ALARM, lambda e: f"Intrusion at {e.source}{_where(e)}", ended_by=(CommunityKind.NOTIFICATION_ACKNOWLEDGED,),
          key=_incident, end_key=_acknowledged),
-    Rule(Kind.INACTIVITY_ALERT, lambda e: f"Resident in care{_where(e)} not seen at any door within their limit",
-         ended_by=(Kind.NOTIFICATION_ACKNOWLEDGED,), key=_incident, end_key=_acknowledged),
-    Rule(Kind.NOTIFICATION_UNDELIVERED, lambda e: f"Alarm {e.body.get('alarm')}{_where(e)} reached nobody: {e.body.get('problem')}",
-         ended_by=(Kind.NOTIFICATION_ACKNOWLEDGED,), key=_acknowledged, lasts_s=ONE_SHOT_S),
-    Rule(Kind.DETECTOR_TROUBLE, lambda e: f"Detector {e.source} needs service: {e.body.get('trouble') or e.body.get('detail') or 'trouble'}",
-         ended_by=(Kind.DETECTOR_TROUBLE_CLEARED,), severity=Severity.FAULT, key=lambda e: f"{e.source}|{e.body.get('trouble')}"),
+    Rule(CommunityKind.INACTIVITY_ALERT, lambda e: f"Resident in care{_where(e)} not seen at any door within their limit",
+         ended_by=(CommunityKind.NOTIFICATION_ACKNOWLEDGED,), key=_incident, end_key=_acknowledged),
+    Rule(CommunityKind.NOTIFICATION_UNDELIVERED, lambda e: f"Alarm {e.body.get('alarm')}{_where(e)} reached nobody: {e.body.get('problem')}",
+         ended_by=(CommunityKind.NOTIFICATION_ACKNOWLEDGED,), key=_acknowledged, lasts_s=ONE_SHOT_S),
+    Rule(CommunityKind.DETECTOR_TROUBLE, lambda e: f"Detector {e.source} needs service: {e.body.get('trouble') or e.body.get('detail') or 'trouble'}",
+         ended_by=(CommunityKind.DETECTOR_TROUBLE_CLEARED,), severity=Severity.FAULT, key=lambda e: f"{e.source}|{e.body.get('trouble')}"),
 )

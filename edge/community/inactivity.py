@@ -33,7 +33,9 @@ from edge import runtime
 from edge.bus import Subscriber
 from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, Route
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.community.kinds import CommunityKind
+from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower
 from edge.runtime import Pool
@@ -97,7 +99,7 @@ async def last_pass(decisions: Follower, prefixes: set[str], known: LastPass | N
 
 def alerted_for(journal: Path, tenant: str) -> set[int]:
     """The passes (seq, 0 for none) whose silence has already raised an alert: from the journal."""
-    alerts = read_events(journal, EventQuery(kinds=(str(Kind.INACTIVITY_ALERT),), limit=None))
+    alerts = read_events(journal, EventQuery(kinds=(str(CommunityKind.INACTIVITY_ALERT),), limit=None))
     return {int(e.body.get("last_pass_seq") or 0) for e in alerts if e.body.get("tenant") == tenant}
 
 
@@ -160,13 +162,13 @@ class InactivityWatch:
             else:
                 await self.file.written()
                 saved = True
-        seq = await self.journal.append(Event(kind=Kind.CARE_SET, priority=Priority.ACCESS, source="care",
+        seq = await self.journal.append(Event(kind=CommunityKind.CARE_SET, priority=Priority.ACCESS, source="care",
                                               body={**body, "operator": operator, **({} if saved else {"saved": False})}))
         return {"ok": True, "seq": seq, **({} if saved else {"saved": False, "warning": "not saved: the state disk refuses writes"})}
 
     async def run(self) -> None:
         self.cares = {t: Care.model_validate(c) for t, c in (await runtime.call(Pool.FILES, _load, self.path)).items()}
-        with self.journal.bus.subscribe("inactivity", kinds=(Kind.ACCESS_DECISION,)) as decisions:
+        with self.journal.bus.subscribe("inactivity", kinds=(DoorKind.ACCESS_DECISION,)) as decisions:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._hear(decisions))
                 while True:
@@ -190,7 +192,7 @@ class InactivityWatch:
         self._watched = {c.key[:KEY_PREFIX]: c.tenant for c in owned if c.tenant in self.cares}
         for tenant, care in list(self.cares.items()):
             prefixes = {c.key[:KEY_PREFIX] for c in owned if c.tenant == tenant}
-            scan = self._scans.setdefault(tenant, Follower(self.journal, f"inactivity-{tenant}", 0, (Kind.ACCESS_DECISION,)))
+            scan = self._scans.setdefault(tenant, Follower(self.journal, f"inactivity-{tenant}", 0, (DoorKind.ACCESS_DECISION,)))
             known = self._last.get(tenant)
             try:
                 known = await last_pass(scan, prefixes, known)
@@ -207,7 +209,7 @@ class InactivityWatch:
             if counted_from in alerted or not overdue(care, known, now, self.zone):
                 continue
             self._alerted.setdefault(tenant, set()).add(counted_from)
-            event = Event(kind=Kind.INACTIVITY_ALERT, priority=Priority.ALARM, source="care", body={
+            event = Event(kind=CommunityKind.INACTIVITY_ALERT, priority=Priority.ALARM, source="care", body={
                 "tenant": tenant, "area": care.area, "limit_hours": care.limit_hours, "contact": care.contact,
                 "last_pass_seq": known.seq if known else None,
                 "last_pass": known.wall.isoformat() if known else None,

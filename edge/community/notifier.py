@@ -31,6 +31,7 @@ from edge.community.settings import AlarmKind, Channel, CommunitySafety, Contact
 from edge.community.sms import SmsSender
 from edge.community.sms_cap import SmsCap
 from edge.events import Event, Kind, Priority
+from edge.community.kinds import CommunityKind
 from edge.journal import Journal
 
 log = structlog.get_logger("edge.community.notifier")
@@ -192,7 +193,7 @@ class Notifier:
         self._remember(incident)
         routes = [alarm.route] if alarm.route is not None else self.table.first(alarm.kind, alarm.area)
         if not routes:
-            await self._journal(Kind.NOTIFICATION_UNDELIVERED, incident, {"problem": "no route covers this alarm"})
+            await self._journal(CommunityKind.NOTIFICATION_UNDELIVERED, incident, {"problem": "no route covers this alarm"})
             return
         for route in routes:
             await self._tell(incident, route, now, level=0)
@@ -207,7 +208,7 @@ class Notifier:
         incident.tell(route, now)
         for contact in self.table.recipients(route):
             channel = Channel.CLOUD if Channel.CLOUD in contact.channels else Channel.SMS
-            seq = await self._journal(Kind.NOTIFICATION_SENT, incident, {
+            seq = await self._journal(CommunityKind.NOTIFICATION_SENT, incident, {
                 "route": route.name, "level": level, "recipient": contact.name, "role": str(contact.role),
                 "channel": str(channel), **({"ack_within_s": route.ack_within_s} if route.ack_within_s else {}),
             })
@@ -219,14 +220,14 @@ class Notifier:
     async def _ack(self, incident: Incident, operator: str, via: str) -> int | None:
         incident.acknowledged_by = operator
         self._pending = [p for p in self._pending if p.incident is not incident]
-        return await self._journal(Kind.NOTIFICATION_ACKNOWLEDGED, incident, {"operator": operator, "via": via})
+        return await self._journal(CommunityKind.NOTIFICATION_ACKNOWLEDGED, incident, {"operator": operator, "via": via})
 
     async def _ticking(self) -> None:
         while True:
             now = self._clock()
             for incident in list(self.incidents.values()):
                 for source, target in incident.due(now, self.table):
-                    await self._journal(Kind.NOTIFICATION_ESCALATED, incident, {
+                    await self._journal(CommunityKind.NOTIFICATION_ESCALATED, incident, {
                         "from": source.name, "to": target.name, "after_s": source.ack_within_s,
                     })
                     await self._tell(incident, target, now, level=len(incident.steps))
@@ -282,11 +283,11 @@ class Notifier:
             if not sms.incident.open:
                 continue  # acknowledged while it waited
             if self.sms is None:
-                await self._journal(Kind.NOTIFICATION_UNDELIVERED, sms.incident, {
+                await self._journal(CommunityKind.NOTIFICATION_UNDELIVERED, sms.incident, {
                     "recipient": sms.contact.name, "problem": "the cloud has not taken it and no modem is configured"})
                 continue
             if sms.attempt == 1 and not self.cap.allow(sms.contact.name, str(sms.incident.kind), self._clock()):  # a retry was counted
-                await self._journal(Kind.SMS_CAPPED, sms.incident, {"recipient": sms.contact.name, "per_hour": self.settings.sms_per_hour}, Priority.FAULT)
+                await self._journal(CommunityKind.SMS_CAPPED, sms.incident, {"recipient": sms.contact.name, "per_hour": self.settings.sms_per_hour}, Priority.FAULT)
                 continue
             await self._send(sms)
 
@@ -303,12 +304,12 @@ class Notifier:
                 due = self._clock() + RETRY_DELAYS_S[min(sms.attempt - 1, len(RETRY_DELAYS_S) - 1)]
                 self._retries.append((due, replace(sms, attempt=sms.attempt + 1, errors=errors)))
                 return
-            await self._journal(Kind.SMS_FAILED, sms.incident, {"recipient": sms.contact.name, "attempts": len(errors), "errors": list(errors[-3:])}, Priority.ALARM)
+            await self._journal(CommunityKind.SMS_FAILED, sms.incident, {"recipient": sms.contact.name, "attempts": len(errors), "errors": list(errors[-3:])}, Priority.ALARM)
             return
         now = self._clock()
         for reference in references:
             self._awaiting[reference] = _Awaiting(sms.incident.id, sms.contact.name, sms.incident.raised_at, now + self.sms.settings.delivery_within_s)
-        await self._journal(Kind.SMS_SENT, sms.incident, {
+        await self._journal(CommunityKind.SMS_SENT, sms.incident, {
             "recipient": sms.contact.name, "attempts": sms.attempt, "parts": len(references), "references": references,
         })
 
@@ -323,14 +324,14 @@ class Notifier:
         for report in reports:
             waiting = self._awaiting.pop(report.reference, None)
             if waiting is not None:
-                await self.journal.append(Event(kind=Kind.SMS_DELIVERED, priority=Priority.ALARM, source="sms", body={
+                await self.journal.append(Event(kind=CommunityKind.SMS_DELIVERED, priority=Priority.ALARM, source="sms", body={
                     "incident": waiting.incident, "recipient": waiting.recipient, "delivered": report.delivered, "status": report.status,
                     "since_detection_ms": round((now - waiting.detected) * 1000),
                 }))
         for reference, waiting in list(self._awaiting.items()):
             if now >= waiting.deadline:
                 del self._awaiting[reference]
-                await self.journal.append(Event(kind=Kind.SMS_FAILED, priority=Priority.ALARM, source="sms", body={
+                await self.journal.append(Event(kind=CommunityKind.SMS_FAILED, priority=Priority.ALARM, source="sms", body={
                     "incident": waiting.incident, "recipient": waiting.recipient, "reference": reference,
                     "errors": [f"no delivery report within {self.sms.settings.delivery_within_s:g} s"],
                 }))
@@ -349,7 +350,7 @@ class Notifier:
                 healthy = problem is None
                 body = {"port": self.sms.settings.port}
                 body |= {"signal": status.signal, "registration": status.registration} if problem is None else {"problem": problem}
-                await self.journal.append(Event(kind=Kind.MODEM_FAULT, priority=Priority.FAULT, source="modem", body={**body, "healthy": healthy}))
+                await self.journal.append(Event(kind=CommunityKind.MODEM_FAULT, priority=Priority.FAULT, source="modem", body={**body, "healthy": healthy}))
             await asyncio.sleep(MODEM_CHECK_S)
 
     async def _journal(self, kind: Kind, incident: Incident, body: dict[str, Any], priority: Priority = Priority.ALARM) -> int | None:

@@ -19,7 +19,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from edge import problem_lines, runtime
-from edge.events import Event, Kind, Priority, StoredEvent
+from edge.events import Event, Priority, StoredEvent
+from edge.community.kinds import CommunityKind
+from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.journal.follower import Follower
 from edge.runtime import Pool
@@ -89,7 +91,7 @@ async def search(follower: Follower, request: TrailRequest, keys: Iterable[str] 
 
 def follower_for(journal: Journal, request: TrailRequest) -> Follower:
     """A follower over the passes a request may see: decisions and exits, in its window, after its after_seq."""
-    return Follower(journal, "trail", request.after_seq, (Kind.ACCESS_DECISION, Kind.DOOR_EXIT),
+    return Follower(journal, "trail", request.after_seq, (DoorKind.ACCESS_DECISION, DoorKind.DOOR_EXIT),
                     since_ns=None if request.since is None else int(request.since.timestamp() * 1e9),
                     until_ns=None if request.until is None else int(request.until.timestamp() * 1e9))
 
@@ -99,14 +101,14 @@ def _row(event: StoredEvent, request: TrailRequest, prefixes: set[str] | None) -
     body = event.body
     if request.door is not None and body.get("door") != request.door:
         return None
-    if event.kind == Kind.DOOR_EXIT:
+    if event.kind == DoorKind.DOOR_EXIT:
         if prefixes is not None:
             return None  # an exit button names nobody
     elif prefixes is not None and body.get("credential") not in prefixes:
         return None
     return {
         "seq": event.seq, "time": event.as_dict()["time"], "door": body.get("door"),
-        "kind": "exit" if event.kind == Kind.DOOR_EXIT else "card", "granted": body.get("granted", True),
+        "kind": "exit" if event.kind == DoorKind.DOOR_EXIT else "card", "granted": body.get("granted", True),
         "reason": body.get("reason"), "reader": body.get("reader"), "credential": body.get("credential"),
     }
 
@@ -115,7 +117,7 @@ def search_event(request: TrailRequest, rows: int, keys: int | None) -> Event:
     """The audit record of one search: who asked, for what, how many rows came back."""
     asked = {k: v for k, v in (("tenant", request.tenant), ("credential", request.credential), ("door", request.door)) if v is not None}
     window = {k: v.isoformat() for k, v in (("since", request.since), ("until", request.until)) if v is not None}
-    return Event(kind=Kind.TRAIL_SEARCHED, priority=Priority.ACCESS, source="trail", body={
+    return Event(kind=CommunityKind.TRAIL_SEARCHED, priority=Priority.ACCESS, source="trail", body={
         "operator": request.operator, "via": request.via, **asked, **window, "after_seq": request.after_seq,
         "rows": rows, **({"credentials": keys} if keys is not None else {}),
     })

@@ -39,7 +39,8 @@ from edge.doors.lock import DoorLock
 from edge.doors.lockout import Lockout, PinLockout, Scope
 from edge.doors.machine import DoorAlarm, DoorMachine
 from edge.doors.recorder import Recorder
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.doors.kinds import DoorKind
 from edge import runtime
 from edge.journal import Journal
 from edge.readers import FaultLimiter, ReaderHealth, ReaderInbox
@@ -53,7 +54,7 @@ PIN_WAIT_S = 10.0
 TICK_S = 0.5
 GARBAGE_WINDOW_S = 60.0  # one fault.reader_garbage per reader and cause per window, with a count
 KEY_PREFIX = 12
-_ALARM_KIND = {DoorAlarm.forced: Kind.DOOR_FORCED, DoorAlarm.held_open: Kind.DOOR_HELD_OPEN, DoorAlarm.closed: Kind.DOOR_CLOSED}
+_ALARM_KIND = {DoorAlarm.forced: DoorKind.DOOR_FORCED, DoorAlarm.held_open: DoorKind.DOOR_HELD_OPEN, DoorAlarm.closed: DoorKind.DOOR_CLOSED}
 
 
 @dataclass
@@ -234,7 +235,7 @@ class AccessPath:
 
     def _lockout(self, point: DoorPoint, reader: str, lockout: Lockout) -> None:
         subject = lockout.subject[:KEY_PREFIX] if lockout.scope is Scope.credential else lockout.subject
-        self.record(Event(Kind.PIN_LOCKOUT, Priority.ALARM, reader, {
+        self.record(Event(DoorKind.PIN_LOCKOUT, Priority.ALARM, reader, {
             "door": point.config.name, "scope": lockout.scope.value, lockout.scope.value: subject,
             "attempts": lockout.attempts, "lockout_s": self.lockout.settings.lockout_s,
         }))
@@ -267,15 +268,15 @@ class AccessPath:
         }
         if self.store is None:
             body["store"] = "unavailable"
-        self.record(Event(Kind.ACCESS_DECISION, Priority.ACCESS, read.reader, body))
+        self.record(Event(DoorKind.ACCESS_DECISION, Priority.ACCESS, read.reader, body))
         if decision.alarm:
-            self.record(Event(Kind.ACCESS_FLAGGED, Priority.ALARM, read.reader,
+            self.record(Event(DoorKind.ACCESS_FLAGGED, Priority.ALARM, read.reader,
                               {"door": door.name, "credential": body["credential"]}))
 
     def _trusted_now(self) -> TrustedTime:
         self.clock, now, fault = self.clock.observe(self.wall(), self.mono())
         if fault is not None:
-            self.record(Event(Kind.CLOCK_UNTRUSTED, Priority.FAULT, "clock", {
+            self.record(Event(DoorKind.CLOCK_UNTRUSTED, Priority.FAULT, "clock", {
                 "fault": fault.kind.value,
                 "wall": fault.wall.isoformat(),
                 "using": fault.used.isoformat() if fault.used else None,
@@ -306,7 +307,7 @@ class AccessPath:
         point.machine = point.machine.grant(reading.mono, point.config.unlock_s)
         if point.lock is not None and not self.fire_released:
             point.lock.open_for(point.config.unlock_s)
-        self.record(Event(Kind.DOOR_EXIT, Priority.ACCESS, door, {"door": door}))
+        self.record(Event(DoorKind.DOOR_EXIT, Priority.ACCESS, door, {"door": door}))
 
     async def remote_unlock(self, request: dict[str, object]) -> dict[str, object]:
         """Control op `door.unlock` (a technician on site, or a signed cloud command): one
@@ -323,7 +324,7 @@ class AccessPath:
         point.machine = point.machine.grant(self.mono(), door.unlock_s)
         confirmed = self.fire_released or await point.lock.pulse(door.unlock_s)
         body = {"door": door.name, "operator": operator.strip(), "reason": reason[:500], "confirmed": confirmed}
-        self.record(Event(Kind.DOOR_REMOTE_UNLOCK, Priority.ACCESS, door.name, body))
+        self.record(Event(DoorKind.DOOR_REMOTE_UNLOCK, Priority.ACCESS, door.name, body))
         return {"ok": confirmed, **body, **({} if confirmed else {"error": "the lock relay did not confirm"})}
 
     async def _tick_doors(self) -> None:
@@ -348,7 +349,7 @@ class AccessPath:
 
     def _garbage(self, key: object, count: int) -> None:
         reader, cause = key if key != OVERFLOW_KEY else ("readers", "other")  # type: ignore[misc]
-        self.record(Event(Kind.READER_GARBAGE, Priority.FAULT, reader, {"cause": cause, "count": count}))
+        self.record(Event(DoorKind.READER_GARBAGE, Priority.FAULT, reader, {"cause": cause, "count": count}))
 
     def _indicate(self, reader: str, granted: bool) -> None:
         """Show a decision on the reader, on the devices pool (the call waits on the driver's lock).
@@ -378,7 +379,7 @@ class AccessPath:
 
     def _reader_health(self, released: list[tuple[ReaderHealth, int]]) -> None:
         for health, suppressed in released:
-            kind = Kind.READER_FAULT if isinstance(health, ReaderFault) else Kind.READER_RESTORED
+            kind = DoorKind.READER_FAULT if isinstance(health, ReaderFault) else DoorKind.READER_RESTORED
             body: dict[str, object] = {"reason": health.reason.value, "detail": health.detail[:200]}
             if suppressed:
                 body["suppressed"] = suppressed  # transitions held back by the rate limit before this one
@@ -391,7 +392,7 @@ class AccessPath:
 
     async def lock_unconfirmed(self, door: str, command: str) -> None:
         """A relay write the module did not confirm: a fault, journaled (the lock goes on at once)."""
-        self.record(Event(Kind.LOCK_UNCONFIRMED, Priority.FAULT, door, {"door": door, "command": command}))
+        self.record(Event(DoorKind.LOCK_UNCONFIRMED, Priority.FAULT, door, {"door": door, "command": command}))
 
     def record(self, event: Event) -> None:
         """Queue for the journal without waiting for the commit; the caller goes on at once."""

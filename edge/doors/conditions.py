@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from edge.conditions import AtRestart, Rule, Severity, by_body
-from edge.events import Kind, StoredEvent
+from edge.events import StoredEvent
+from edge.doors.kinds import DoorKind
+from edge.uplink.kinds import UplinkKind
 
 ONE_SHOT_S = 3600.0  # an alarm that no event ends stays on the page this long
 
@@ -21,19 +23,19 @@ def _refused(e: StoredEvent) -> str:
 
 
 CONDITIONS = (
-    Rule(Kind.DOOR_FORCED, _door("forced open"), ended_by=(Kind.DOOR_CLOSED,), key=by_body("door")),
-    Rule(Kind.DOOR_HELD_OPEN, _door("held open"), ended_by=(Kind.DOOR_CLOSED,), key=by_body("door")),
-    Rule(Kind.FIRE_RELEASE, _fire, ended_by=(Kind.FIRE_RESET,), key=lambda e: "fire", at_restart=AtRestart.KEEP),
-    Rule(Kind.FIRE_RESET_REFUSED, _refused, ended_by=(Kind.FIRE_RESET,), key=lambda e: "fire", lasts_s=ONE_SHOT_S),
-    Rule(Kind.ACCESS_FLAGGED, _door("was opened at by a flagged card"), key=by_body("door", "credential"), lasts_s=ONE_SHOT_S),
-    Rule(Kind.PIN_LOCKOUT, lambda e: f"PIN entry locked at {e.source} after {e.body.get('attempts')} wrong PINs",
+    Rule(DoorKind.DOOR_FORCED, _door("forced open"), ended_by=(DoorKind.DOOR_CLOSED,), key=by_body("door")),
+    Rule(DoorKind.DOOR_HELD_OPEN, _door("held open"), ended_by=(DoorKind.DOOR_CLOSED,), key=by_body("door")),
+    Rule(DoorKind.FIRE_RELEASE, _fire, ended_by=(DoorKind.FIRE_RESET,), key=lambda e: "fire", at_restart=AtRestart.KEEP),
+    Rule(DoorKind.FIRE_RESET_REFUSED, _refused, ended_by=(DoorKind.FIRE_RESET,), key=lambda e: "fire", lasts_s=ONE_SHOT_S),
+    Rule(DoorKind.ACCESS_FLAGGED, _door("was opened at by a flagged card"), key=by_body("door", "credential"), lasts_s=ONE_SHOT_S),
+    Rule(DoorKind.PIN_LOCKOUT, lambda e: f"PIN entry locked at {e.source} after {e.body.get('attempts')} wrong PINs",
          key=lambda e: f"{e.source}|{e.body.get('scope')}", lasts_s=lambda e: float(e.body.get("lockout_s") or 0)),
-    Rule(Kind.LOCK_UNCONFIRMED, lambda e: f"Door {e.body.get('door', e.source)}: the lock did not confirm '{e.body.get('command')}'",
+    Rule(DoorKind.LOCK_UNCONFIRMED, lambda e: f"Door {e.body.get('door', e.source)}: the lock did not confirm '{e.body.get('command')}'",
          severity=Severity.FAULT, key=by_body("door"), lasts_s=ONE_SHOT_S),
-    Rule(Kind.READER_FAULT, lambda e: f"Card reader {e.source} not working: {str(e.body.get('reason', '')).replace('_', ' ')}",
-         ended_by=(Kind.READER_RESTORED,), severity=Severity.FAULT, key=lambda e: f"{e.source}|{e.body.get('reason')}"),
-    Rule(Kind.CLOCK_UNTRUSTED, lambda e: "The gateway's clock is not trusted: access by date is judged on the last good time",
+    Rule(DoorKind.READER_FAULT, lambda e: f"Card reader {e.source} not working: {str(e.body.get('reason', '')).replace('_', ' ')}",
+         ended_by=(DoorKind.READER_RESTORED,), severity=Severity.FAULT, key=lambda e: f"{e.source}|{e.body.get('reason')}"),
+    Rule(DoorKind.CLOCK_UNTRUSTED, lambda e: "The gateway's clock is not trusted: access by date is judged on the last good time",
          severity=Severity.FAULT, key=lambda e: "clock", lasts_s=ONE_SHOT_S),
-    Rule(Kind.CREDENTIALS_UNAVAILABLE, lambda e: f"The card list cannot be read: {e.body.get('detail')}",
-         ended_by=(Kind.CREDENTIALS_APPLIED,), severity=Severity.FAULT, key=lambda e: "credentials"),
+    Rule(DoorKind.CREDENTIALS_UNAVAILABLE, lambda e: f"The card list cannot be read: {e.body.get('detail')}",
+         ended_by=(UplinkKind.CREDENTIALS_APPLIED,), severity=Severity.FAULT, key=lambda e: "credentials"),
 )

@@ -20,7 +20,8 @@ from collections import Counter, deque
 
 import structlog
 
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 
 log = structlog.get_logger("edge.doors")
@@ -94,9 +95,9 @@ class Recorder:
         for event, result in zip(batch, results):
             if isinstance(result, Exception):
                 self._last_error = f"{type(result).__name__}: {result}"[:300]
-                if event.kind != Kind.ACCESS_UNJOURNALED:  # a lost report is sent again with the next batch
+                if event.kind != DoorKind.ACCESS_UNJOURNALED:  # a lost report is sent again with the next batch
                     lost.append(event.id)
-            elif event.kind == Kind.ACCESS_UNJOURNALED:
+            elif event.kind == DoorKind.ACCESS_UNJOURNALED:
                 self._unreported.subtract(event.body["counts"])
                 self._unreported = +self._unreported  # forget zeros
         if lost:
@@ -106,4 +107,4 @@ class Recorder:
 
     def _fault(self) -> Event:
         counts = dict(self._unreported)
-        return Event(Kind.ACCESS_UNJOURNALED, Priority.ACCESS, "doors", {"counts": counts, "error": self._last_error})
+        return Event(DoorKind.ACCESS_UNJOURNALED, Priority.ACCESS, "doors", {"counts": counts, "error": self._last_error})

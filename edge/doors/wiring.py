@@ -16,7 +16,8 @@ from edge.config import BuildingConfig, device_profiles
 from edge.doors.settings import Lock
 from edge.doors.access import AccessPath
 from edge.doors.lock import DoorLock
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.doors.kinds import DoorKind
 from edge.fieldbus import FieldBus, PointKey
 from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
@@ -110,7 +111,7 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
     async def run_access() -> None:
         if problem is not None:
             log.error("credential store unavailable", detail=problem)
-            await journal.append(Event(Kind.CREDENTIALS_UNAVAILABLE, Priority.FAULT, "credentials", {"detail": problem}))
+            await journal.append(Event(DoorKind.CREDENTIALS_UNAVAILABLE, Priority.FAULT, "credentials", {"detail": problem}))
         await access.run()
 
     work: dict[str, Work] = {"access": run_access}

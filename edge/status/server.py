@@ -33,8 +33,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from edge import runtime
 from edge.conditions import ActiveConditions, Severity, ending_kinds, raising_kinds
 from edge.config import BuildingConfig
-from edge.event_words import table as event_words
+from edge.kinds import table as event_words
 from edge.events import Event, Kind, Priority
+from edge.vision.kinds import VisionKind
 from edge.fieldbus import FieldBus
 from edge.journal import EventQuery, Journal, read_events
 from edge.runtime import Pool
@@ -95,7 +96,7 @@ class StatusServer:
                  cameras: dict[str, Any] | None = None, field: Any = None, digest: str = "") -> None:
         self.config = config
         self.field = field  # FieldPoints: each point's value and state, each circuit's breaker (in memory, read on the loop)
-        self.cameras = cameras or {}  # camera name -> its ElevatorGuard (the age of its last frame)
+        self.cameras = cameras if cameras is not None else {}  # camera name -> its ElevatorGuard (the age of its last frame)
         self.settings = config.http
         self.journal = journal
         self.fieldbus = fieldbus
@@ -435,7 +436,7 @@ class StatusServer:
         return web.json_response(history, dumps=_dumps)
 
     async def _words(self, request: web.Request) -> web.Response:
-        """Event kinds in words (edge/event_words.py), fetched once by the page."""
+        """Event kinds in words (every part's, composed by edge/kinds.py), fetched once by the page."""
         return web.json_response(event_words(), headers={"Cache-Control": "max-age=3600"})
 
     async def _review(self, request: web.Request) -> web.Response:
@@ -469,7 +470,7 @@ class StatusServer:
         from edge.vision import labels
 
         camera = self._camera_named(request)
-        query = EventQuery(kinds=(Kind.ELEVATOR_OBSERVED,), sources=(camera,), limit=labels.MAX_LISTED, newest_first=True)
+        query = EventQuery(kinds=(VisionKind.ELEVATOR_OBSERVED,), sources=(camera,), limit=labels.MAX_LISTED, newest_first=True)
         loop = asyncio.get_running_loop()
         seen = await loop.run_in_executor(self.reader, read_events, self.journal.path, query)
         observed = {Path(str(e.body["snapshot"])).name: {"class": e.body.get("class"), "box": e.body.get("box")}
@@ -512,7 +513,7 @@ class StatusServer:
                                       body.get("box"), operator.strip(), at)
         except labels.LabelError as refused:
             return web.json_response({"ok": False, "error": str(refused)}, status=409)
-        seq = await self.journal.append(Event(Kind.FRAME_LABELLED, Priority.ACCESS, camera, {
+        seq = await self.journal.append(Event(VisionKind.FRAME_LABELLED, Priority.ACCESS, camera, {
             "camera": camera, "frame": body["frame"][:200], "label": kept["label"], "box": kept["box"], "operator": kept["by"], "via": "page"}))
         return web.json_response({"ok": True, "seq": seq, **kept}, dumps=_dumps)
 

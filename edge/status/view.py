@@ -16,6 +16,9 @@ from typing import Any
 from edge.conditions import ActiveConditions, Severity
 from edge.config import BuildingConfig
 from edge.events import Kind, Priority, StoredEvent
+from edge.doors.kinds import DoorKind
+from edge.uplink.kinds import UplinkKind
+from edge.vision.kinds import VisionKind
 
 HISTORY_POINTS = 240  # per chart series kept in memory: the page asks the journal for longer ranges
 
@@ -115,7 +118,7 @@ class BuildingView:
         self.uplink = {"enabled": self.config.uplink.enabled, "up": None, "detail": None, "since": None}
 
     def retune(self, config: BuildingConfig, digest: str) -> None:
-        """A reload applied in place: a door or reader added gets its tile and one removed loses it (so
+        """A reload applied in place: a door, reader or camera added gets its tile and one removed loses it (so
         a reader taken out is not an offline reader in /healthz); each point's limits and names follow
         the new config; what was seen stays."""
         fresh = BuildingView(config)
@@ -125,6 +128,7 @@ class BuildingView:
                 door.unlock_s = fresh.doors[door.name].unlock_s
         self.doors = {name: self.doors.get(name, view) for name, view in fresh.doors.items()}
         self.readers = {name: self.readers.get(name, state) for name, state in fresh.readers.items()}
+        self.cameras = {name: self.cameras.get(name, state) for name, state in fresh.cameras.items()}
         for owner, points in fresh.points.items():
             for ref, point in points.items():
                 kept = self.points.get(owner, {}).get(ref)
@@ -145,34 +149,34 @@ class BuildingView:
             if view is not None and isinstance(body.get("value"), int | float):
                 view.quantity, view.unit = body.get("quantity", ""), body.get("unit") or view.unit
                 view.add(at, float(body["value"]))
-        elif kind == Kind.ACCESS_DECISION:
+        elif kind == DoorKind.ACCESS_DECISION:
             self.decisions[str(body.get("reason"))] += 1
             door = self.doors.get(body.get("door", ""))
             if door is not None:
                 door.last = {"at": at, "reason": body.get("reason"), "granted": body.get("granted"), "reader": event.source}
                 if body.get("granted"):
                     door.released_until = at + door.unlock_s
-        elif kind in (Kind.DOOR_EXIT, Kind.DOOR_REMOTE_UNLOCK):
+        elif kind in (DoorKind.DOOR_EXIT, DoorKind.DOOR_REMOTE_UNLOCK):
             door = self.doors.get(body.get("door", event.source))
             if door is not None:
                 door.released_until = at + door.unlock_s
-                door.last = {"at": at, "reason": "exit" if kind == Kind.DOOR_EXIT else "remote_unlock", "granted": True}
-        elif kind in (Kind.DOOR_FORCED, Kind.DOOR_HELD_OPEN):
+                door.last = {"at": at, "reason": "exit" if kind == DoorKind.DOOR_EXIT else "remote_unlock", "granted": True}
+        elif kind in (DoorKind.DOOR_FORCED, DoorKind.DOOR_HELD_OPEN):
             door = self.doors.get(body.get("door", event.source))
             if door is not None:
-                door.alarm = DoorState.FORCED if kind == Kind.DOOR_FORCED else DoorState.HELD_OPEN
-        elif kind == Kind.DOOR_CLOSED:
+                door.alarm = DoorState.FORCED if kind == DoorKind.DOOR_FORCED else DoorState.HELD_OPEN
+        elif kind == DoorKind.DOOR_CLOSED:
             door = self.doors.get(body.get("door", event.source))
             if door is not None:
                 door.alarm = None
-        elif kind == Kind.FIRE_RELEASE:
+        elif kind == DoorKind.FIRE_RELEASE:
             self.fire = {"since": at, "source": body.get("source")}
-        elif kind == Kind.FIRE_RESET:
+        elif kind == DoorKind.FIRE_RESET:
             self.fire = None
-        elif kind in (Kind.READER_FAULT, Kind.READER_RESTORED):
+        elif kind in (DoorKind.READER_FAULT, DoorKind.READER_RESTORED):
             if event.source in self.readers:
                 detail = ": ".join(str(part) for part in (body.get("reason"), body.get("detail")) if part)
-                self.readers[event.source] = {"online": kind == Kind.READER_RESTORED, "detail": detail, "since": at}
+                self.readers[event.source] = {"online": kind == DoorKind.READER_RESTORED, "detail": detail, "since": at}
         elif kind in (Kind.DEVICE_OFFLINE, Kind.DEVICE_BACK):
             if event.source in self.devices:
                 self.devices[event.source] |= {"online": kind == Kind.DEVICE_BACK, "detail": body.get("reason"), "since": at}
@@ -185,14 +189,14 @@ class BuildingView:
                 self.conditions[key] = {"at": at, "seq": event.seq, "source": event.source, **body}
             else:
                 self.conditions.pop(key, None)
-        elif kind == Kind.PIN_LOCKOUT:
+        elif kind == DoorKind.PIN_LOCKOUT:
             self.lockouts[f"{event.source}:{body.get('scope')}"] = {"at": at, "until": at + float(body.get("lockout_s", 0)), "reader": event.source, **body}
-        elif kind in (Kind.UPLINK_DOWN, Kind.UPLINK_UP):
-            self.uplink |= {"up": kind == Kind.UPLINK_UP, "detail": body.get("detail"), "since": at}
-        elif kind in (Kind.VISION_MODE, Kind.CAMERA_FAULT, Kind.CAMERA_RESTORED, Kind.VISION_FAULT,
-                      Kind.ELEVATOR_HOLD, Kind.ELEVATOR_RELEASED, Kind.ELEVATOR_OBSERVED, Kind.ELEVATOR_REVIEWED, Kind.VISION_DEMOTED):
+        elif kind in (UplinkKind.UPLINK_DOWN, UplinkKind.UPLINK_UP):
+            self.uplink |= {"up": kind == UplinkKind.UPLINK_UP, "detail": body.get("detail"), "since": at}
+        elif kind in (VisionKind.VISION_MODE, VisionKind.CAMERA_FAULT, VisionKind.CAMERA_RESTORED, VisionKind.VISION_FAULT,
+                      VisionKind.ELEVATOR_HOLD, VisionKind.ELEVATOR_RELEASED, VisionKind.ELEVATOR_OBSERVED, VisionKind.ELEVATOR_REVIEWED, VisionKind.VISION_DEMOTED):
             self._camera(kind, event.source, body, at, event.seq)
-        elif kind == Kind.CLOCK_UNTRUSTED:
+        elif kind == DoorKind.CLOCK_UNTRUSTED:
             self.clock |= {"trusted": False, "detail": body.get("fault"), "since": at}
 
     def _camera(self, kind: str, name: str, body: dict[str, Any], at: float, seq: int = 0) -> None:
@@ -202,29 +206,29 @@ class BuildingView:
         camera = self.cameras.get(name)
         if camera is None:
             return
-        if kind in (Kind.ELEVATOR_HOLD, Kind.ELEVATOR_OBSERVED) and body.get("snapshot"):
+        if kind in (VisionKind.ELEVATOR_HOLD, VisionKind.ELEVATOR_OBSERVED) and body.get("snapshot"):
             camera["snapshot"] = {"at": at, "path": str(body["snapshot"]), "class": body.get("class")}  # the page's picture
-        if kind == Kind.ELEVATOR_HOLD:
+        if kind == VisionKind.ELEVATOR_HOLD:
             camera["held"] = {"since": at, "class": body.get("class"), "snapshot": body.get("snapshot")}
             if body.get("review") == "pending":  # the page lists it for an operator to confirm or deny
                 camera["reviews"] = [*camera["reviews"][-19:], {"seq": seq, "at": at, "class": body.get("class"),
                                                                  "snapshot": body.get("snapshot")}]
-        elif kind == Kind.ELEVATOR_REVIEWED:
+        elif kind == VisionKind.ELEVATOR_REVIEWED:
             camera["reviews"] = [r for r in camera["reviews"] if r["seq"] != body.get("hold_seq")]
-        elif kind == Kind.VISION_DEMOTED:
+        elif kind == VisionKind.VISION_DEMOTED:
             reason = f"demoted by the operators' reviews: {body.get('reason')}"
             camera |= {"mode": "observe", "reason": reason, "reasons": [reason]}
-        elif kind == Kind.ELEVATOR_RELEASED:
+        elif kind == VisionKind.ELEVATOR_RELEASED:
             camera["held"] = None
-        elif kind == Kind.ELEVATOR_OBSERVED:
+        elif kind == VisionKind.ELEVATOR_OBSERVED:
             camera["observed"] = {"at": at, "class": body.get("class"), "snapshot": body.get("snapshot")}
-        elif kind == Kind.VISION_MODE:
+        elif kind == VisionKind.VISION_MODE:
             reasons = body.get("reasons") or ([body["reason"]] if body.get("mode") == "observe" and body.get("reason") else [])
             camera |= {"mode": body.get("mode"), "reason": body.get("reason"), "reasons": list(reasons), "stream": "ok", "detail": None, "since": at,
                        "vision_fault": None, "held": None}
-        elif kind == Kind.CAMERA_FAULT:
+        elif kind == VisionKind.CAMERA_FAULT:
             camera |= {"stream": "fault", "detail": body.get("reason"), "since": at}
-        elif kind == Kind.CAMERA_RESTORED:
+        elif kind == VisionKind.CAMERA_RESTORED:
             camera |= {"stream": "ok", "detail": None, "since": at}
         else:
             camera["vision_fault"] = body.get("reason")

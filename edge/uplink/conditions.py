@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from edge.conditions import Rule, Severity
-from edge.events import Kind
+from edge.uplink.kinds import UplinkKind
 
 CONDITIONS = (
-    Rule(Kind.UPLINK_DOWN, lambda e: f"No connection to the cloud: {e.body.get('detail')} (events wait in the journal)",
-         ended_by=(Kind.UPLINK_UP,), severity=Severity.FAULT, key=lambda e: "uplink"),
+    Rule(UplinkKind.UPLINK_DOWN, lambda e: f"No connection to the cloud: {e.body.get('detail')} (events wait in the journal)",
+         ended_by=(UplinkKind.UPLINK_UP,), severity=Severity.FAULT, key=lambda e: "uplink"),
 )

@@ -25,7 +25,8 @@ from edge import runtime
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Removal
 from edge.config_apply import MAX_WATCH_S, MIN_WATCH_S, ConfigApplier
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal
 from edge.runtime import Pool
 from edge.uplink import pull, wire
@@ -114,11 +115,11 @@ class Downlink:
             self._refuse(topic, DownlinkRefused(Refusal.TOO_LARGE, "larger than the connection takes"))
         else:
             self.stats.dropped += 1
-            self.refusals.note(Kind.DOWNLINK_DROPPED, topic, str(reason))
+            self.refusals.note(UplinkKind.DOWNLINK_DROPPED, topic, str(reason))
 
     def _refuse(self, topic: str, refusal: DownlinkRefused) -> bool:
         self.stats.refused += 1
-        return self.refusals.note(Kind.DOWNLINK_REFUSED, topic, str(refusal.reason), refusal.detail)
+        return self.refusals.note(UplinkKind.DOWNLINK_REFUSED, topic, str(refusal.reason), refusal.detail)
 
     async def _pull(self, envelope: Envelope, message: Message, connection: Connection) -> None:
         try:
@@ -167,7 +168,7 @@ class Downlink:
         applied = report is not None and report.applied
         await self.journal.append(
             Event(
-                kind=Kind.CREDENTIALS_APPLIED, priority=Priority.ACCESS, source="uplink",
+                kind=UplinkKind.CREDENTIALS_APPLIED, priority=Priority.ACCESS, source="uplink",
                 body={"kind": envelope.kind, "version": version, "applied": applied, "store_version": store.version},
             )
         )
@@ -177,7 +178,7 @@ class Downlink:
     async def _ask_for_snapshot(self, connection: Connection, have: int, seen: int) -> None:
         body = {"have_version": have, "seen_version": seen}
         await self.journal.append(
-            Event(kind=Kind.CREDENTIALS_SNAPSHOT_REQUESTED, priority=Priority.FAULT, source="uplink", body=body)
+            Event(kind=UplinkKind.CREDENTIALS_SNAPSHOT_REQUESTED, priority=Priority.FAULT, source="uplink", body=body)
         )
         payload = wire.encode({"v": WIRE_VERSION, "building": self.topics.building, **body}).encode()
         connection.publish(self.topics.credentials_request, payload)
@@ -189,7 +190,7 @@ class Downlink:
         result = await self.commands.run(name, args)
         body = {"command": name, "nonce": envelope.nonce, "outcome": str(result.outcome), "detail": result.detail}
         record = body | {"detail": _counted(result.detail)}
-        await self.journal.append(Event(kind=Kind.COMMAND_EXECUTED, priority=Priority.ACCESS, source="uplink", body=record))
+        await self.journal.append(Event(kind=UplinkKind.COMMAND_EXECUTED, priority=Priority.ACCESS, source="uplink", body=record))
         connection.publish(self.topics.command_results, wire.encode({"v": WIRE_VERSION, "building": self.topics.building, **body}).encode())
 
 

@@ -41,8 +41,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge import kinds
 from edge.bus import Notice
-from edge.events import Kind, Priority, StoredEvent
+from edge.events import Priority, StoredEvent
 from edge.journal import Journal
 from edge.journal.follower import Follower
 from edge.uplink.cursor import Progress, SyncCursor
@@ -59,7 +60,7 @@ ALARM_READ = 256
 PACKET_OVERHEAD = 64  # MQTT fixed header, message id and properties, beside the topic
 MIN_BATCH_BYTES = 1024
 HELD_ALARMS = 256  # alarms held by a degraded journal, queued for the direct lane (the oldest go past it)
-ALARM_KINDS = frozenset(kind for kind in Kind if kind.startswith("alarm."))
+ALARM_KINDS = kinds.ALARMS
 
 log = structlog.get_logger("edge.uplink")
 

@@ -22,6 +22,7 @@ from typing import Hashable
 import structlog
 
 from edge.events import Event, Kind, Priority
+from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal, JournalError
 from edge.throttle import Throttle
 
@@ -48,12 +49,12 @@ class Refusals:
         return count is not None
 
     def _release(self, key: Hashable, count: int, detail: str) -> None:
-        kind, topic, reason = key if isinstance(key, tuple) else (Kind.DOWNLINK_REFUSED, str(key), str(key))
+        kind, topic, reason = key if isinstance(key, tuple) else (UplinkKind.DOWNLINK_REFUSED, str(key), str(key))
         body = {"topic": topic, "reason": reason, "count": count, "window_s": self.throttle.window_s}
         if detail:
             body["detail"] = detail[:300]
         event = Event(kind=kind, priority=Priority.FAULT, source="uplink", body=body)
-        log.warning("downlink refused" if kind == Kind.DOWNLINK_REFUSED else "downlink dropped",
+        log.warning("downlink refused" if kind == UplinkKind.DOWNLINK_REFUSED else "downlink dropped",
                     event_id=event.id, topic=topic, reason=reason, count=count)
         self._ready.append(event)
         self._wake.set()

@@ -30,7 +30,8 @@ from pathlib import Path
 import structlog
 
 from edge import runtime
-from edge.events import Event, Kind, Priority, StoredEvent
+from edge.events import Event, Priority, StoredEvent
+from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal
 from edge.journal.follower import Follower
 from edge.runtime import Pool
@@ -119,7 +120,7 @@ class SnapshotSender:
         except Unsendable as error:
             self.stats.unsent += 1
             log.error("snapshot not sent", seq=event.seq, snapshot=event.body.get(FIELD), reason=str(error))
-            await self.journal.append(Event(kind=Kind.SNAPSHOT_UNSENT, priority=Priority.FAULT, source="uplink", body={
+            await self.journal.append(Event(kind=UplinkKind.SNAPSHOT_UNSENT, priority=Priority.FAULT, source="uplink", body={
                 "event_id": event.id, "seq": event.seq, "file": str(event.body.get(FIELD))[:200], "reason": str(error)[:300]}))
             return
         self.stats.sent += 1

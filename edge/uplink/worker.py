@@ -31,6 +31,7 @@ from edge.config import BuildingConfig
 from edge.config_apply import ConfigApplier
 from edge.deadline import Deadline
 from edge.events import Event, Kind, Priority
+from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal
 from edge.runtime import Pool
 from edge.supervisor import Backoff
@@ -196,7 +197,7 @@ class Uplink:
         previous, self._link_up = self._link_up, up
         if previous is up or (previous is None and up):
             return  # no change, or the first connect: only coming back after being down is news
-        kind = Kind.UPLINK_UP if up else Kind.UPLINK_DOWN
+        kind = UplinkKind.UPLINK_UP if up else UplinkKind.UPLINK_DOWN
         await self.journal.append(Event(kind=kind, priority=Priority.FAULT, source="uplink", body={"detail": detail[:300]}))
 
     async def _session(self, connection: Connection) -> None:

@@ -9,7 +9,8 @@ new eval report qualifies the model).
 from __future__ import annotations
 
 from edge.conditions import AtRestart, Rule, Severity
-from edge.events import Kind, StoredEvent
+from edge.events import StoredEvent
+from edge.vision.kinds import VisionKind
 
 ONE_SHOT_S = 3600.0
 
@@ -19,13 +20,13 @@ def _held(e: StoredEvent) -> str:
 
 
 CONDITIONS = (
-    Rule(Kind.ELEVATOR_HOLD, _held, ended_by=(Kind.ELEVATOR_RELEASED, Kind.VISION_MODE), at_restart=AtRestart.KEEP),
-    Rule(Kind.ELEVATOR_RELAY_UNCONFIRMED, lambda e: f"Elevator {e.body.get('elevator') or e.source}: the hold relay did not "
+    Rule(VisionKind.ELEVATOR_HOLD, _held, ended_by=(VisionKind.ELEVATOR_RELEASED, VisionKind.VISION_MODE), at_restart=AtRestart.KEEP),
+    Rule(VisionKind.ELEVATOR_RELAY_UNCONFIRMED, lambda e: f"Elevator {e.body.get('elevator') or e.source}: the hold relay did not "
          f"confirm '{e.body.get('command')}'", lasts_s=ONE_SHOT_S),
-    Rule(Kind.CAMERA_FAULT, lambda e: f"Camera {e.source} cannot see: {e.body.get('reason')}",
-         ended_by=(Kind.CAMERA_RESTORED, Kind.VISION_MODE), severity=Severity.FAULT, at_restart=AtRestart.KEEP),
-    Rule(Kind.VISION_DEMOTED, lambda e: f"Camera {e.source} holds nothing until a new eval report qualifies it: {e.body.get('reason')}",
-         ended_by=(Kind.VISION_MODE,), at_restart=AtRestart.KEEP),
-    Rule(Kind.VISION_FAULT, lambda e: f"Camera {e.source}: e-bike detection not working: {e.body.get('reason')}",
-         ended_by=(Kind.VISION_MODE,), severity=Severity.FAULT, lasts_s=ONE_SHOT_S, at_restart=AtRestart.KEEP),
+    Rule(VisionKind.CAMERA_FAULT, lambda e: f"Camera {e.source} cannot see: {e.body.get('reason')}",
+         ended_by=(VisionKind.CAMERA_RESTORED, VisionKind.VISION_MODE), severity=Severity.FAULT, at_restart=AtRestart.KEEP),
+    Rule(VisionKind.VISION_DEMOTED, lambda e: f"Camera {e.source} holds nothing until a new eval report qualifies it: {e.body.get('reason')}",
+         ended_by=(VisionKind.VISION_MODE,), at_restart=AtRestart.KEEP),
+    Rule(VisionKind.VISION_FAULT, lambda e: f"Camera {e.source}: e-bike detection not working: {e.body.get('reason')}",
+         ended_by=(VisionKind.VISION_MODE,), severity=Severity.FAULT, lasts_s=ONE_SHOT_S, at_restart=AtRestart.KEEP),
 )

@@ -42,7 +42,8 @@ import structlog
 from edge import runtime
 from edge.vision.settings import Camera
 from edge.doors.lock import CommandBus
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.vision.kinds import VisionKind
 from edge.journal import Journal
 from edge.runtime import Pool
 from edge.throttle import Throttle
@@ -132,6 +133,7 @@ class ElevatorGuard:
         self.verdict = verdict
         self.detector_factory = detector_factory
         self.fire_active = fire_active
+        self.fire_listener: Callable[[], None] | None = None  # undoes its fire latch listener (a reload replacing it)
         self.machine = Confirmation(confirmation_settings(camera, verdict.may_hold))
         self.worker_pid: int | None = None  # the worker process, once it runs
         self.frames_analysed = 0  # frames that went through the model
@@ -167,10 +169,10 @@ class ElevatorGuard:
         loop = asyncio.get_running_loop()
         self.machine.suspended = self.fire_active()
         mode = "hold" if self.verdict.may_hold else "observe"
-        await self._journal(Kind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason,
+        await self._journal(VisionKind.VISION_MODE, Priority.FAULT, {"mode": mode, "reason": self.verdict.reason,
                                                                "reasons": list(self.verdict.reasons)})
         if self.verdict.demoted is not None:  # the demotion lasts until a new report qualifies: raised again
-            await self._journal(Kind.VISION_DEMOTED, Priority.ALARM, {"reason": self.verdict.demoted})
+            await self._journal(VisionKind.VISION_DEMOTED, Priority.ALARM, {"reason": self.verdict.demoted})
         if self.verdict.may_hold:
             self.reviews = await runtime.call(Pool.FILES, review.load, self.state_dir, self.camera.name, self.verdict.report_sha256)
         log.info("elevator guard", camera=self.camera.name, mode=mode, reason=self.verdict.reason)
@@ -214,7 +216,7 @@ class ElevatorGuard:
         """An operator's release: audited first, then the car is let go."""
         held = self.holding
         seq = await self._journal(
-            Kind.ELEVATOR_RELEASE_REQUESTED, Priority.ACCESS, {"operator": operator, "reason": reason, "was_holding": held}
+            VisionKind.ELEVATOR_RELEASE_REQUESTED, Priority.ACCESS, {"operator": operator, "reason": reason, "was_holding": held}
         )
         await self._act(self.machine.release(time.monotonic(), Release.OPERATOR), None)
         return {"camera": self.camera.name, "elevator": self.camera.elevator, "was_holding": held, "seq": seq}
@@ -229,7 +231,7 @@ class ElevatorGuard:
         except ValueError as error:
             return {"ok": False, "error": str(error)}
         tally = self.reviews.as_dict()
-        seq = await self._journal(Kind.ELEVATOR_REVIEWED, Priority.ACCESS, {
+        seq = await self._journal(VisionKind.ELEVATOR_REVIEWED, Priority.ACCESS, {
             "operator": operator, "via": via, "hold_seq": hold_seq, "outcome": outcome, "seen": seen, "tally": tally})
         if demote is not None:
             await self._demote(demote)
@@ -247,7 +249,7 @@ class ElevatorGuard:
         self.verdict = dataclasses.replace(self.verdict, may_hold=False, reason=reason, reasons=(reason,), demoted=why)
         self.machine.settings = dataclasses.replace(self.machine.settings, may_hold=False)
         await self._act(self.machine.release(time.monotonic(), Release.DEMOTED), None)
-        await self._journal(Kind.VISION_DEMOTED, Priority.ALARM, {"reason": why, "tally": self.reviews.as_dict()})
+        await self._journal(VisionKind.VISION_DEMOTED, Priority.ALARM, {"reason": why, "tally": self.reviews.as_dict()})
 
     async def _save_reviews(self) -> None:
         """The tally as it is now, written in order (a hold's save never overtakes the review after it)."""
@@ -257,7 +259,7 @@ class ElevatorGuard:
                 try:
                     await runtime.call(Pool.FILES, review.save, self.state_dir, self.camera.name, tally)
                 except OSError as error:  # the reviews still count in memory; a restart would forget them
-                    await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": f"cannot save the hold reviews: {error}"})
+                    await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": f"cannot save the hold reviews: {error}"})
 
     def _received(self, message: Any) -> None:
         """One whole message from the worker (on the loop): typed, into the inbox."""
@@ -315,16 +317,16 @@ class ElevatorGuard:
         elif isinstance(item, tuple) and item[0] == "release":
             await self._act(self.machine.release(now, item[1]), None)
         elif isinstance(item, CameraFault):
-            await self._journal(Kind.CAMERA_FAULT, Priority.FAULT, {"reason": item.reason})
+            await self._journal(VisionKind.CAMERA_FAULT, Priority.FAULT, {"reason": item.reason})
             await self._act(self.machine.release(now, Release.CAMERA_FAULT), None)
         elif isinstance(item, CameraRestored):
-            await self._journal(Kind.CAMERA_RESTORED, Priority.FAULT, {"after_s": round(item.after_s, 1)})
+            await self._journal(VisionKind.CAMERA_RESTORED, Priority.FAULT, {"after_s": round(item.after_s, 1)})
         elif isinstance(item, Failed):
             count = self._faults.offer(item.reason, now)  # a model failing on every frame is one event a minute
             if count is not None:
-                await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": item.reason, "count": count})
+                await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": item.reason, "count": count})
         elif isinstance(item, WorkerGone):
-            await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": "the vision worker process ended"})
+            await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": "the vision worker process ended"})
             await self._act(self.machine.release(now, Release.CAMERA_FAULT), None)
             raise item
 
@@ -334,7 +336,7 @@ class ElevatorGuard:
                 await self._confirmed(action, frame)
             elif isinstance(action, Released):
                 await self._resume()
-                await self._journal(Kind.ELEVATOR_RELEASED, Priority.ALARM, {"reason": str(action.reason), "held_s": round(action.held_s, 1)})
+                await self._journal(VisionKind.ELEVATOR_RELEASED, Priority.ALARM, {"reason": str(action.reason), "held_s": round(action.held_s, 1)})
             elif isinstance(action, Left):
                 log.info("confirmed object left the car", camera=self.camera.name)
 
@@ -347,9 +349,9 @@ class ElevatorGuard:
             body["relay_confirmed"] = confirmed
             self._warn()
             body["review"] = "pending"  # edge elevator review --hold SEQ, the page, or the cloud's elevator.review
-            kind, priority = Kind.ELEVATOR_HOLD, Priority.ALARM
+            kind, priority = VisionKind.ELEVATOR_HOLD, Priority.ALARM
         else:
-            kind, priority = Kind.ELEVATOR_OBSERVED, Priority.FAULT
+            kind, priority = VisionKind.ELEVATOR_OBSERVED, Priority.FAULT
             self.would_hold += 1
             body["would_hold"] = True
             body["why_not"] = "fire release" if self.machine.suspended else self.verdict.reason
@@ -370,7 +372,7 @@ class ElevatorGuard:
         async with self._io:
             confirmed = await self.bus.command(self.camera.hold.device, command)
         if not confirmed:
-            await self._journal(Kind.ELEVATOR_RELAY_UNCONFIRMED, Priority.ALARM, {"device": self.camera.hold.device, "command": command})
+            await self._journal(VisionKind.ELEVATOR_RELAY_UNCONFIRMED, Priority.ALARM, {"device": self.camera.hold.device, "command": command})
         return confirmed
 
     def _warn(self) -> None:
@@ -388,13 +390,13 @@ class ElevatorGuard:
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
             )
         except OSError as error:
-            await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {error}"})
+            await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {error}"})
             return
         try:
             async with asyncio.timeout(VOICE_TIMEOUT_S):
                 code = await process.wait()
             if code != 0:
-                await self._journal(Kind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {warning.command[0]} exited {code}"})
+                await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {warning.command[0]} exited {code}"})
         finally:
             if process.returncode is None:
                 process.kill()

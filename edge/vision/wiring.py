@@ -6,6 +6,7 @@ never loaded in a building without one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +22,28 @@ from edge.supervisor import Work
 from edge.vision.detection import Detector
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import verdict
+from edge.vision.settings import Camera
 
 log = structlog.get_logger("edge.vision")
 
 
 @dataclass
 class Vision:
-    guards: dict[str, ElevatorGuard]
+    guards: dict[str, ElevatorGuard]  # the control handlers and the status server read this dict: kept, never replaced
     work: dict[str, Work]
     control: dict[str, Handler]
+    wire: Callable[[Camera], ElevatorGuard | None] = lambda camera: None  # a guard for one camera, as at start
+
+    def replace(self, name: str, camera: Camera | None) -> ElevatorGuard | None:
+        """A reload changed, added or removed camera `name` (its old guard's worker is stopped by
+        then): its guard now, or None when it is gone or opens nothing."""
+        old = self.guards.pop(name, None)
+        if old is not None and old.fire_listener is not None:
+            old.fire_listener()
+        guard = self.wire(camera) if camera is not None else None
+        if guard is not None:
+            self.guards[name] = guard
+        return guard
 
 
 @dataclass(frozen=True)
@@ -48,10 +62,11 @@ class ModelLoader:
 def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None, doors: Doors | None) -> Vision:
     guards: dict[str, ElevatorGuard] = {}
     fire = doors.fire if doors is not None else None
-    for camera in config.cameras:
+
+    def wire(camera: Camera) -> ElevatorGuard | None:
         if camera.model is None and not camera.collect.enabled:
             log.info("camera has neither a model nor collect mode: not opened", camera=camera.name)
-            continue
+            return None
         factory = ModelLoader(camera.model, camera.threads) if camera.model is not None else None
         guard = ElevatorGuard(
             camera, journal, fieldbus, config.state_path, verdict(camera, config.state_path), factory,
@@ -59,7 +74,12 @@ def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus
         )
         if fire is not None:
             fire.on_change(guard.fire_changed)
-        guards[camera.name] = guard
+            guard.fire_listener = lambda: fire.off_change(guard.fire_changed)
+        return guard
+
+    for camera in config.cameras:
+        if (guard := wire(camera)) is not None:
+            guards[camera.name] = guard
 
     async def release(request: dict[str, Any]) -> dict[str, Any]:
         return await release_request(guards, request)
@@ -68,7 +88,7 @@ def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus
         return await review_request(guards, request)
 
     work: dict[str, Work] = {f"camera:{name}": guard.run for name, guard in guards.items()}
-    return Vision(guards, work, {"elevator.release": release, "elevator.review": reviewed} if guards else {})
+    return Vision(guards, work, {"elevator.release": release, "elevator.review": reviewed}, wire)
 
 
 async def review_request(guards: dict[str, ElevatorGuard], request: dict[str, Any]) -> dict[str, Any]:
