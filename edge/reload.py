@@ -272,9 +272,15 @@ class Reloader:
             cameras = {c.name: c for c in self.gateway.config.cameras}  # sources resolved (udev:NAME)
             applied = []
             for name in moved:
+                held = name in vision.guards and vision.guards[name].holding
                 if f"camera:{name}" in supervisor.tasks:
-                    await supervisor.retire(f"camera:{name}", CAMERA_STOP_S)
+                    await supervisor.retire(f"camera:{name}", CAMERA_STOP_S)  # a guard that stops lets its car go
                 guard = vision.replace(name, cameras.get(name))
+                if held and guard is None:  # a restarted guard's vision.mode ends the hold; a removed one says so here
+                    from edge.vision.kinds import VisionKind
+
+                    await self.gateway.journal.append(Event(VisionKind.ELEVATOR_RELEASED, Priority.ALARM, name, {
+                        "reason": "camera_removed", "elevator": before[name].elevator}))
                 if guard is not None:
                     supervisor.start(f"camera:{name}", guard.run)
                 state = "started" if name not in before else "stopped" if guard is None else "restarted"
