@@ -165,9 +165,17 @@ def body_schema(kind: str) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "title": f"{kind} body", "description": event_kinds.words(kind)}
     if site["priorities"]:
         schema["x-priority"] = sorted(site["priorities"])
-    if site["fields"]:
+    model = event_kinds.body(kind)
+    if model is not None:
+        declared = model.model_json_schema()
+        if "$defs" in declared:
+            raise ValueError(f"{model.__name__}: a body model is flat (a nested model has no place in the document yet)")
+        schema["properties"] = declared.get("properties", {})
+        if declared.get("required"):
+            schema["required"] = declared["required"]
+    elif site["fields"]:
         schema["properties"] = {name: _json_type(types) for name, types in sorted(site["fields"].items())}
-    schema["additionalProperties"] = True
+    schema["additionalProperties"] = True  # bodies grow: a field a newer gateway adds is no error
     return schema
 
 

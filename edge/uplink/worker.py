@@ -31,7 +31,7 @@ from edge.config import BuildingConfig
 from edge.config_apply import ConfigApplier
 from edge.deadline import Deadline
 from edge.events import Event, Kind, Priority
-from edge.uplink.kinds import UplinkKind
+from edge.uplink.kinds import LinkBody, UplinkKind
 from edge.journal import Journal
 from edge.runtime import Pool
 from edge.supervisor import Backoff
@@ -198,7 +198,7 @@ class Uplink:
         if previous is up or (previous is None and up):
             return  # no change, or the first connect: only coming back after being down is news
         kind = UplinkKind.UPLINK_UP if up else UplinkKind.UPLINK_DOWN
-        await self.journal.append(Event(kind=kind, priority=Priority.FAULT, source="uplink", body={"detail": detail[:300]}))
+        await self.journal.append(Event(kind=kind, priority=Priority.FAULT, source="uplink", body=LinkBody(detail=detail[:300]).model_dump()))
 
     async def _session(self, connection: Connection) -> None:
         """Push, answer and refresh the birth message until one of them, or the link, ends."""
