@@ -100,6 +100,13 @@ class FieldBus:
         self._specs = {spec.name: spec for spec in specs}
         self._poller = Poller(specs, self._observe)
 
+    def respec(self, specs: list[DeviceSpec]) -> None:
+        """New lines and addresses for the same devices (a reload; the poller is stopped): the next
+        `run` polls by these. Subscriptions and the last readings stay."""
+        self.specs = specs
+        self._specs = {spec.name: spec for spec in specs}
+        self._poller = Poller(specs, self._observe)
+
     def interval_of(self, key: PointKey) -> float:
         """How often the poller reads `key`: the point's own `interval_s` if it has one, else
         the device's `poll_s`, else the profile's default (the staleness limits count these)."""

@@ -11,9 +11,11 @@ running one section by section, and each part that changed is told, in place whe
   raised alarms, which then clear by the new limits (edge.safety PointMonitor.take_over);
 - community: contacts, routes and SMS rates in place; cloud commands allowed, in place;
 - cameras: each camera added, removed or changed has its guard (and worker process) started,
-  stopped or restarted alone; the other cars' guards, and a hold they keep, go on.
+  stopped or restarted alone; the other cars' guards, and a hold they keep, go on;
+- buses and devices: a line's port, speed or timeout, a device's address: the field bus alone
+  restarts on the new lines (its subscribers keep their subscriptions).
 
-Anything else (a bus, a device, a lock, the uplink, the page, the journal...) is wired by
+Anything else (a device added or with another profile, a lock, the uplink, the page, the journal...) is wired by
 a restart: the daemon stops as it does for systemd, then executes itself again under the same
 PID, so the fire latch, cut circuits and open alarms come back as after any restart (their files and
 the journal keep them). One reload runs at a time; `config.reloaded` names what was applied and the
@@ -46,6 +48,7 @@ log = structlog.get_logger("edge.reload")
 
 MAX_PROBLEMS = 50  # journaled of a refused file (all are answered to who asked)
 READER_STOP_S = 2.0
+FIELD_BUS_STOP_S = 3.0  # the poller's transaction in flight ends within its bus timeout
 CAMERA_STOP_S = 8.0  # a camera's worker process is asked to stop, then terminated (edge/vision/guard.py)  # a reader's worker ends within a read timeout; longer is logged and left cancelled
 DOOR_SETTINGS = frozenset({"readers", "groups", "require_pin", "unlock_s", "extended_unlock_s", "held_open_s"})
 NOTIFIER_SETTINGS = frozenset({"contacts", "routes", "sms_per_hour", "cloud_confirm_s", "inactivity_check_s"})
@@ -156,7 +159,11 @@ class Reloader:
             self._plan_cloud_commands(new, plan)
         if "cameras" in sections:
             self._plan_cameras(old, new, plan)
-        for section in sorted(sections - door_part - {"circuits", "pressure_points", "community", "cloud_commands", "cameras"}):
+        field_bus = sections & {"buses", "devices"}
+        if field_bus:
+            self._plan_field_bus(old, new, plan)
+        alone = door_part | field_bus | {"circuits", "pressure_points", "community", "cloud_commands", "cameras"}
+        for section in sorted(sections - alone):
             plan.restart.append(f"{section} changed")
         return plan
 
@@ -286,5 +293,38 @@ class Reloader:
                 state = "started" if name not in before else "stopped" if guard is None else "restarted"
                 applied.append(f"camera:{name}: {state}")
             return applied
+
+        plan.steps.append(apply)
+
+    def _plan_field_bus(self, old: BuildingConfig, new: BuildingConfig, plan: Plan) -> None:
+        """A bus's port, speed, host or timeout, a device's address or bus: the field bus alone
+        restarts on the new lines (readers, the page, the uplink and the cameras go on). A device
+        added or removed, or its profile or polling changed, moves what the points, the fire inputs
+        and the status rules were built on: a restart."""
+        fieldbus = self.gateway.fieldbus
+        if fieldbus is None:
+            plan.restart.append("devices added to a building that had none")
+            return
+
+        def polled(config: BuildingConfig) -> dict[str, tuple[str, float | None]]:
+            return {d.name: (d.profile, d.poll_s) for d in config.devices}
+
+        if polled(old) != polled(new):
+            plan.restart.append("devices added or removed, or a device's profile or polling changed")
+            return
+        buses = sorted(b.name for b in new.buses if b not in old.buses) + sorted(b.name for b in old.buses if b.name not in {n.name for n in new.buses})
+        moved = sorted(d.name for d in new.devices if d not in old.devices)
+
+        async def apply() -> list[str]:
+            from edge.fieldbus import device_specs
+
+            supervisor = self.gateway.supervisor
+            assert supervisor is not None
+            running = self.gateway.config
+            profiles = await runtime.call(Pool.FILES, building_config.device_profiles, running)
+            await supervisor.retire("fieldbus", FIELD_BUS_STOP_S)
+            fieldbus.respec(device_specs(running, profiles))
+            supervisor.start("fieldbus", fieldbus.run)
+            return [f"field bus: restarted on its new lines (buses {', '.join(buses) or 'unchanged'}; devices {', '.join(moved) or 'unchanged'})"]
 
         plan.steps.append(apply)

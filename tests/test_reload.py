@@ -85,6 +85,29 @@ def test_a_threshold_changed_under_a_running_daemon_takes_effect_without_reopeni
             assert reloaded.body["operator"] == "tech-7" and reloaded.body["via"] == "control"
 
 
+def test_a_line_changed_restarts_the_field_bus_alone(write_config, capsys):
+    monitor, breaker, tank = devices()
+    field = SimulatorThread([monitor, breaker, tank])
+    with pty_pair() as cards, field as modbus_port:
+        config = points_config(write_config, modbus_port)
+        config.write_text(config.read_text() + DOOR.format(port=cards.b))
+        with Daemon(config) as daemon:
+            journal_until(lambda: socket_ready(config), what="the control socket")
+            journal_until(lambda: field.simulator.connections and port_fds(daemon.process.pid, cards.b), what="the lines open")
+            connections, fds = field.simulator.connections, port_fds(daemon.process.pid, cards.b)
+
+            config.write_text(config.read_text().replace("timeout_s: 0.3", "timeout_s: 0.4"))
+            code, out, err = edge_cli(capsys, "reload", "--config", str(config))
+
+            assert code == 0, err
+            assert "field bus: restarted on its new lines (buses box; devices unchanged)" in out and "restart:" not in out
+            journal_until(lambda: field.simulator.connections > connections, what="the field bus on its line again")
+            requests = len(field.simulator.requests)
+            journal_until(lambda: len(field.simulator.requests) > requests + 10, what="polls after the restart")
+            assert port_fds(daemon.process.pid, cards.b) == fds, "the reader's port was not reopened"
+            assert [e.body["restart"] for e in daemon.events("config.reloaded")] == [False]
+
+
 def test_a_reader_added_starts_alone_and_an_invalid_file_changes_nothing(write_config, capsys):
     with pty_pair() as first, pty_pair() as second:
         config = write_config(MINIMAL + DOOR.format(port=first.b))
@@ -152,7 +175,7 @@ def test_a_reload_during_a_fire_keeps_the_doors_released_in_place_and_across_its
             config.write_text(config.read_text().replace("poll_s: 0.05", "poll_s: 0.1"))
             code, out, err = edge_cli(capsys, "reload", "--config", str(config))
             assert code == 0, err
-            assert "restart: devices changed" in out and "restarting" in out
+            assert "restart: devices added or removed, or a device's profile or polling changed" in out and "restarting" in out
             starts = journal_until(lambda: [e for e in daemon.events("gateway.started") if e.body["config"] == config_digest(config)],
                                    what="the daemon back under the new config")
             assert starts[0].body["pid"] == daemon.process.pid, "the same process executed itself again"
