@@ -2,9 +2,10 @@
 
 The schema is pydantic (so the JSON Schema in config/schema.json comes from the same
 models). `BuildingConfig` composes the sections: the building's shared parts (buses, devices,
-circuits, water points, the journal) are here; each feature's own models live in its package
-(edge/doors/settings.py, edge/vision/settings.py, edge/uplink/settings.py,
-edge/status/settings.py, edge/community/settings.py), built from edge/settings.py. The checks
+the fire panel, point alarms, the journal) are here; each feature's own models live in its
+package (edge/doors/settings.py, edge/power/settings.py, edge/water/settings.py,
+edge/vision/settings.py, edge/uplink/settings.py, edge/status/settings.py,
+edge/community/settings.py), built from edge/settings.py. The checks
 that span sections run after validation: those of the shared parts here (two devices on one
 Modbus address), then each feature's own (`FEATURE_CHECKS`: a door naming a reader that does
 not exist). Every problem is reported at once as
@@ -33,15 +34,16 @@ from edge.community import settings as community_settings
 from edge.community.settings import CommunitySafety
 from edge.doors import settings as doors_settings
 from edge.doors.settings import AccessSettings, Door, Reader
-from edge.safety.power_cut import PowerCutPolicy
-from edge.safety.settings import CircuitSafety, WaterPointSafety
+from edge.power import settings as power_settings
+from edge.power.settings import Circuit
 from edge.settings import CommandRef, LocalPath, Name, PointRef, Problem, References, Secret, Strict, UsbIdentity, unique
 from edge.status.settings import HttpSettings
-from edge.telemetry import TelemetrySettings
 from edge.uplink import settings as uplink_settings
 from edge.uplink.settings import UplinkSettings
 from edge.vision import settings as vision_settings
 from edge.vision.settings import Camera
+from edge.water import settings as water_settings
+from edge.water.settings import PressurePoint
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
@@ -127,33 +129,6 @@ class Device(Strict):
     address: int = Field(ge=1, le=247, description="Modbus unit id.")
     profile: Name = Field(description="Profile name: a file stem in profiles_dir, else a built-in profile (generic-efm8, ...).")
     poll_s: float | None = Field(None, gt=0, le=3600, description="Poll interval for its points; default: the profile's.")
-
-
-class Circuit(Strict):
-    """One outgoing circuit of a floor distribution box, with what may cut it."""
-
-    name: Name
-    label: str | None = Field(None, min_length=1, max_length=80, description="What the page and the alarms call it, e.g. 'Floor 1 flats 101-104'; default: circuit NAME, floor, box.")
-    floor: int = Field(ge=-10, le=200)
-    box: Name
-    currents: list[PointRef] = Field(default_factory=list, max_length=3, description="Phase current points.")
-    leakage: PointRef | None = Field(None, description="Residual current point, mA.")
-    temperatures: list[PointRef] = Field(default_factory=list, description="Cable temperature points.")
-    breaker: Name | None = Field(None, description="Smart breaker device with a `trip` command.")
-    safety: CircuitSafety
-    telemetry: TelemetrySettings | None = Field(None, description="Upstream reporting of every point of the circuit.")
-
-
-class PressurePoint(Strict):
-    """A hydrant riser pressure or a fire-water tank level on a 4-20 mA loop."""
-
-    name: Name
-    label: str | None = Field(None, min_length=1, max_length=80, description="What the page and the alarms call it, e.g. 'Roof tank, block B'; default: what it measures and where.")
-    point: PointRef = Field(description="The loop current in mA, as DEVICE.POINT.")
-    riser: str | None = Field(None, max_length=64)
-    tank: str | None = Field(None, max_length=64)
-    safety: WaterPointSafety
-    telemetry: TelemetrySettings | None = Field(None, description="Upstream reporting of the loop current.")
 
 
 class PointAlarmRule(PointAlarm):
@@ -348,7 +323,8 @@ _data_loc = problem_lines.without({"rtu", "tcp"})
 """Drop pydantic's union-branch tags ('tcp', 'rtu') that are not keys in the file."""
 
 FEATURE_CHECKS: tuple[Callable[[BuildingConfig, References], list[Problem]], ...] = (
-    doors_settings.check, vision_settings.check, uplink_settings.check, community_settings.check,
+    doors_settings.check, power_settings.check, water_settings.check, vision_settings.check, uplink_settings.check,
+    community_settings.check,
 )
 """Each feature checks the references of its own sections, after the checks the building's shared parts need."""
 
@@ -368,8 +344,6 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[Pr
             problems.append(((section, index, "name"), f"device name {item.name!r} is already used by {first[item.name]}"))
         else:
             first[item.name] = f"{section}.{index}"
-    problems += unique(("circuits",), config.circuits, "circuit")
-    problems += unique(("pressure_points",), config.pressure_points, "pressure point")
 
     buses = {b.name for b in config.buses}
     addresses: dict[tuple[str, int], str] = {}
@@ -385,19 +359,6 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[Pr
             built_in = ", ".join(sorted(p.stem for p in BUILT_IN_PROFILES.glob("*.yaml")))
             problems.append((("devices", index, "profile"), f"no profile {device.profile!r} in {config.profiles_dir} nor built in ({built_in})"))
 
-    for index, circuit in enumerate(config.circuits):
-        for p_index, ref in enumerate(circuit.currents):
-            problems += refs.point(ref, ("circuits", index, "currents", p_index))
-        problems += refs.point(circuit.leakage, ("circuits", index, "leakage"))
-        for p_index, ref in enumerate(circuit.temperatures):
-            problems += refs.point(ref, ("circuits", index, "temperatures", p_index))
-        if not (circuit.currents or circuit.leakage or circuit.temperatures):
-            problems.append((("circuits", index), "a circuit needs at least one current, leakage or temperature point"))
-        problems += refs.commands(circuit.breaker, ("trip", "close"), ("circuits", index, "breaker"))
-        if circuit.safety.power_cut is PowerCutPolicy.TRIP and circuit.breaker is None:
-            problems.append((("circuits", index, "safety", "power_cut"), "power_cut: trip needs a breaker to trip"))
-    for index, point in enumerate(config.pressure_points):
-        problems += refs.point(point.point, ("pressure_points", index, "point"))
     problems += refs.point(config.fire_alarm, ("fire_alarm",), bit=True)
     for index, alarm in enumerate(config.alarms):
         problems += refs.point(alarm.point, ("alarms", index, "point"))

@@ -41,7 +41,9 @@ from pydantic import ValidationError
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import Profile
 from edge import runtime
-from edge.config import BuildingConfig, Circuit, PressurePoint
+from edge.config import BuildingConfig
+from edge.power.settings import Circuit
+from edge.water.settings import PressurePoint
 from edge.device_status import StatusPoint, status_event, status_points
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
