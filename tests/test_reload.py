@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,11 @@ def test_a_threshold_changed_under_a_running_daemon_takes_effect_without_reopeni
             assert reloaded.body["applied"] == ["f2-c1: in place"] and reloaded.body["restart"] is False
             assert reloaded.body["digest"] == config_digest(config) != reloaded.body["previous"]
             assert reloaded.body["operator"] == "tech-7" and reloaded.body["via"] == "control"
+            url = json.loads((config.parent / "state" / "http.json").read_text())["url"]
+            metrics = urllib.request.urlopen(url + "metrics", timeout=10).read().decode()
+            assert f'edge_config_info{{digest="{config_digest(config)}"}} 1.0' in metrics
+            status = json.loads(urllib.request.urlopen(url + "api/status", timeout=10).read())
+            assert status["building"]["config"] == config_digest(config)
 
 
 def test_a_line_changed_restarts_the_field_bus_alone(write_config, capsys):
