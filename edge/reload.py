@@ -15,11 +15,12 @@ running one section by section, and each part that changed is told, in place whe
 - buses and devices: a line's port, speed or timeout, a device's address: the field bus alone
   restarts on the new lines (its subscribers keep their subscriptions).
 
-Anything else (a device added or with another profile, a lock, the uplink, the page, the journal...) is wired by
-a restart: the daemon stops as it does for systemd, then executes itself again under the same
-PID, so the fire latch, cut circuits and open alarms come back as after any restart (their files and
-the journal keep them). One reload runs at a time; `config.reloaded` names what was applied and the
-new file's digest, which the status page and /metrics show.
+Anything else (a device added or given another profile or poll interval, a lock, the uplink, the
+page, the journal...) is wired by a restart: the daemon stops as it does for systemd, then executes
+itself again under the same PID, so the fire latch, cut circuits and open alarms come back as after
+any restart (their files and the journal keep them). So is a part that fails to take its change in
+place. One reload runs at a time; `config.reloaded` names what was applied and the new file's
+digest, which the status page and /metrics show.
 """
 
 from __future__ import annotations
@@ -133,8 +134,15 @@ class Reloader:
         applied: list[str] = []
         gateway.loaded = new
         gateway.config = with_stable_ports(new) if new.udev else new
-        for step in plan.steps:
-            applied += await step()
+        try:
+            for step in plan.steps:
+                applied += await step()
+        except Exception as error:  # noqa: BLE001 - a part half-changed: a restart wires the whole file cleanly
+            log.exception("applying the config in place failed: restarting on it", applied=applied)
+            applied.append(f"restart: applying in place failed ({type(error).__name__}: {error})"[:300])
+            await gateway.journal.append(Event(Kind.CONFIG_RELOADED, Priority.FAULT, "gateway", body | {"applied": applied, "restart": True}))
+            gateway.restart_for_config()
+            return ReloadOutcome(True, [], applied, True, digest)
         gateway.digest = digest
         if gateway.status is not None:
             gateway.status.retune(gateway.config, digest)
