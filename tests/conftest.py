@@ -47,6 +47,16 @@ def write_config(building_dir: Path):
     return write
 
 
+@pytest.fixture
+def media():
+    """The empty car and two e-bike images from the shared data folder (skipped without it), for
+    the vision tests that make their clips from real images."""
+    from vision_media import EBIKE, EMPTY_CAR, labelled, need_shared
+
+    need_shared()
+    return EBIKE / EMPTY_CAR, labelled("ebike", 2)
+
+
 def _a_building(text: str) -> bool:
     """A well-formed building file (a test of broken YAML gets its bytes as written)."""
     try:

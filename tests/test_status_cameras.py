@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 
 from edge.config import load
-from edge.events import Priority, StoredEvent
 from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, read_events
 from edge.status.report import render
 from edge.status.view import BuildingView
 from status_rig import fetch, until
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, write_clip
+from vision_rig import camera_event
 from conftest import edge
 
 pytestmark = pytest.mark.timeout(180)
@@ -230,10 +230,6 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
     asyncio.run(scenario())
 
 
-def _event(seq: int, kind: str, body: dict) -> StoredEvent:
-    return StoredEvent(seq, f"id-{seq}", (1_000 + seq) * 10**9, 0, kind, Priority.FAULT, "lift-1-cam", body)
-
-
 def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
     config = load(write_config(CONFIG.format(clip=tmp_path / "car.avi")))
     view = BuildingView(config)
@@ -245,16 +241,16 @@ def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
         (2, VisionKind.CAMERA_FAULT, {"reason": "the stream ended"}),
         (3, VisionKind.VISION_FAULT, {"reason": "the vision worker process ended"}),
     ]:
-        view.apply(_event(seq, kind, body))
+        view.apply(camera_event(seq, kind, body))
     camera = view.snapshot(2_000)["cameras"][0]
     assert (camera["mode"], camera["reason"], camera["stream"], camera["detail"]) == ("observe", reason, "fault", "the stream ended")
     line = _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
     assert "OBSERVE" in line and "stream FAULT: the stream ended" in line and "model fault: the vision worker process ended" in line
 
-    view.apply(_event(4, VisionKind.CAMERA_RESTORED, {"after_s": 2.0}))
+    view.apply(camera_event(4, VisionKind.CAMERA_RESTORED, {"after_s": 2.0}))
     assert view.snapshot(2_000)["cameras"][0]["stream"] == "ok"
-    view.apply(_event(5, VisionKind.CAMERA_FAULT, {"reason": "no frame for 1 s"}))
-    view.apply(_event(6, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified: recall 0.97 on 412 e-bike frames"}))  # restarted
+    view.apply(camera_event(5, VisionKind.CAMERA_FAULT, {"reason": "no frame for 1 s"}))
+    view.apply(camera_event(6, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified: recall 0.97 on 412 e-bike frames"}))  # restarted
     camera = view.snapshot(2_000)["cameras"][0]
     assert (camera["mode"], camera["stream"], camera["vision_fault"]) == ("hold", "ok", None)
     assert "HOLD" in _camera_line(render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}}))
@@ -268,24 +264,24 @@ def test_a_held_car_is_an_active_alarm_until_its_release_and_a_would_hold_is_sho
         snapshot = view.snapshot(2_000)
         return snapshot["cameras"][0], snapshot["alarms"], _camera_line(render(config, {**snapshot, "source": "journal", "journal": {}}))
 
-    view.apply(_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "not qualified"}))
-    view.apply(_event(2, VisionKind.ELEVATOR_OBSERVED, {"class": "ebike", "would_hold": True, "snapshot": "vision/snapshots/a.jpg"}))
+    view.apply(camera_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "not qualified"}))
+    view.apply(camera_event(2, VisionKind.ELEVATOR_OBSERVED, {"class": "ebike", "would_hold": True, "snapshot": "vision/snapshots/a.jpg"}))
     camera, alarms, line = seen()
     assert camera["observed"]["class"] == "ebike" and camera["held"] is None and alarms == []
     assert "would have held for a ebike" in line and "OBSERVE" in line
 
-    view.apply(_event(3, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))
-    view.apply(_event(4, VisionKind.ELEVATOR_HOLD, {"class": "ebike", "snapshot": "vision/snapshots/b.jpg", "relay_confirmed": True}))
+    view.apply(camera_event(3, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))
+    view.apply(camera_event(4, VisionKind.ELEVATOR_HOLD, {"class": "ebike", "snapshot": "vision/snapshots/b.jpg", "relay_confirmed": True}))
     camera, alarms, line = seen()
     assert camera["held"]["snapshot"] == "vision/snapshots/b.jpg"
     assert [(a["kind"], a["source"]) for a in alarms] == [(VisionKind.ELEVATOR_HOLD, "lift-1-cam")] and "held: ebike" in alarms[0]["text"]
     assert line.split()[2] == "HOLDING" and "car held for a ebike" in line
 
-    view.apply(_event(5, VisionKind.ELEVATOR_RELEASED, {"reason": "left", "held_s": 12.0}))
+    view.apply(camera_event(5, VisionKind.ELEVATOR_RELEASED, {"reason": "left", "held_s": 12.0}))
     camera, alarms, line = seen()
     assert camera["held"] is None and alarms == [] and "HOLDING" not in line
-    view.apply(_event(6, VisionKind.ELEVATOR_HOLD, {"class": "ebike"}))
-    view.apply(_event(7, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))  # a new run let the car go
+    view.apply(camera_event(6, VisionKind.ELEVATOR_HOLD, {"class": "ebike"}))
+    view.apply(camera_event(7, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified"}))  # a new run let the car go
     assert seen()[1] == []
 
 

@@ -19,9 +19,9 @@ from edge import cli
 from edge.vision.kinds import VisionKind
 from edge.vision.qualification import file_sha256, verdict
 from edge.vision.settings import Camera
-from tests.test_vision_guard import site_model
 from tests.vision_data import EBIKE, MANIFESTS, MODELS, need
 from vision_media import EMPTY_CAR, labelled, write_clip
+from vision_rig import camera_event, site_model
 
 YOLOX = MANIFESTS / "yolox_nano.yaml"
 BUILDING = """
@@ -130,16 +130,15 @@ def test_status_and_doctor_list_every_reason_the_guard_is_not_holding(tmp_path, 
 
 def test_the_page_view_keeps_every_reason_a_camera_gave_at_start(write_config, tmp_path):
     from edge.status.view import BuildingView
-    from tests.test_status_cameras import _event
 
     config = building_config.load(write_config(BUILDING.format(model=tmp_path / "m.yaml")))
     view = BuildingView(config)
     reasons = ["no hold relay is configured", "the model cannot output ebike: its class map has bicycle, motorcycle, person"]
-    view.apply(_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "; ".join(reasons), "reasons": reasons}))
+    view.apply(camera_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "; ".join(reasons), "reasons": reasons}))
     assert view.cameras["lift-1-cam"]["reasons"] == reasons
-    view.apply(_event(2, VisionKind.VISION_MODE, {"mode": "observe", "reason": "an older gateway said one thing"}))
+    view.apply(camera_event(2, VisionKind.VISION_MODE, {"mode": "observe", "reason": "an older gateway said one thing"}))
     assert view.cameras["lift-1-cam"]["reasons"] == ["an older gateway said one thing"]
-    view.apply(_event(3, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified", "reasons": []}))
+    view.apply(camera_event(3, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified", "reasons": []}))
     assert view.cameras["lift-1-cam"]["reasons"] == []
 
 

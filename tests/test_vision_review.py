@@ -19,7 +19,7 @@ from edge.vision import review
 from edge.vision.evaluation import wilson
 from edge.vision.qualification import file_sha256, verdict
 from edge.vision.wiring import review_request
-from tests.test_vision_guard import Rig, camera, media, site_model  # noqa: F401 (media is a fixture)
+from vision_rig import Rig, camera, site_model
 from vision_media import write_clip
 
 SIZE = (320, 180)
