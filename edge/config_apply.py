@@ -13,19 +13,15 @@ before, at every look for the whole watch, or the daemon keeps falling over afte
 run` counts its starts in the marker before it loads the config), the previous file is restored and
 applied, and `config.rolled_back` says why. Healthy at the deadline: `config.kept`, the marker goes.
 
-Everything lives beside the config file rather than in the state dir: `edge run` must find the
-marker before it has a config to name a state dir, and the new config may name another one.
+The files beside the config, and what `edge run` does with them before it loads the config, are
+edge/config_files.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
-import os
 import time
-from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -33,14 +29,26 @@ from typing import Any, Awaitable, Callable
 import structlog
 from pydantic import BaseModel
 
-from edge import config as building_config
 from edge import runtime, yaml_source
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions, Severity
 from edge.events import Event, Kind, Priority
 from edge.uplink.kinds import UplinkKind
 from edge.runtime import Pool
-from edge.state_files import remove_durably, sync_directory, write_atomically
+from edge.settings import Secret
+from edge.config_files import (
+    JOURNAL_PROBLEMS,
+    ConfigFiles,
+    Watch,
+    applied_version,
+    check_text,
+    digest_of,
+    install,
+    note_clean_stop,
+    record_version,
+    restore,
+)
+from edge.state_files import remove_durably, write_atomically
 
 log = structlog.get_logger("edge.config_apply")
 
@@ -48,201 +56,18 @@ MAX_YAML_BYTES = yaml_source.MAX_BYTES  # what check-config reads at most; the d
 WATCH_S = 120.0  # how long an apply is watched unless the push says otherwise
 MIN_WATCH_S, MAX_WATCH_S = 3.0, 3600.0
 GRACE_SHARE = 0.25  # the watch's first quarter: devices and readers come up, nothing is judged yet
-CRASH_STARTS = 2  # starts during a watch that no clean stop came before: a crash loop
 CLEAN_STOP_NOTE_S = 0.5  # of the stop, to note in the marker that this run ended cleanly
 MAX_PROBLEMS = 200  # lines answered (each a FILE:LINE:COL problem); the rest are counted
-JOURNAL_PROBLEMS = 20  # lines kept in the journal's record of a refusal
 SECRET_NAMES = ("password", "passphrase", "token", "secret", "pin", "private_key")
 
 Health = Callable[[], Awaitable[tuple[bool, dict[str, Any]]]]
 Answer = Callable[[bool, dict[str, Any]], Awaitable[None]]
 
 
-def digest_of(data: bytes) -> str:
-    """The config's short hash, as the birth message and `gateway.started` name it."""
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigFiles:
-    """The daemon's config file and the files kept beside it."""
-
-    config: Path
-
-    def beside(self, suffix: str) -> Path:
-        return self.config.with_name(self.config.name + suffix)
-
-    @property
-    def previous(self) -> Path:
-        """The file the last apply replaced: what a rollback restores."""
-        return self.beside(".previous")
-
-    @property
-    def incoming(self) -> Path:
-        """A pushed text while it is checked (never the file the daemon runs)."""
-        return self.beside(".incoming")
-
-    @property
-    def failed(self) -> Path:
-        """The file a rollback took away, kept for a technician to read."""
-        return self.beside(".failed")
-
-    @property
-    def applied(self) -> Path:
-        """The last version the fleet applied (JSON): an older or equal one is a redelivery."""
-        return self.beside(".applied")
-
-    @property
-    def watch(self) -> Path:
-        """The marker of an apply being watched (JSON `Watch`)."""
-        return self.beside(".watch")
-
-
-@dataclass(slots=True)
-class Watch:
-    """An apply under watch, as the marker file holds it."""
-
-    version: int
-    nonce: str
-    digest: str  # the file applied
-    previous_digest: str | None  # the file it replaced (None: there was none to restore)
-    watch_s: float
-    deadline_at: float  # Unix time the watch ends
-    restart: bool | None = None  # None until the reload said; True: one start is planned
-    starts: int = 0  # `edge run` starts since the apply
-    clean_stops: int = 0  # runs that ended by a stop (a restart the apply planned, systemctl restart), not a crash
-    before: list[str] = field(default_factory=list)  # /healthz's problems before the apply (not the new file's fault)
-    state: str = "watching"  # "rolled_back": `edge run` restored the previous file; the gateway journals it
-    reasons: list[str] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, path: Path) -> "Watch | None":
-        try:
-            raw = json.loads(path.read_text())
-            return cls(**{name: raw[name] for name in cls.__dataclass_fields__ if name in raw})
-        except FileNotFoundError:
-            return None
-        except (ValueError, TypeError, KeyError) as damaged:  # a torn marker cannot be trusted: no watch
-            log.error("config watch marker unreadable; ignored", path=str(path), error=str(damaged))
-            return None
-
-    def write(self, path: Path) -> None:
-        write_atomically(path, json.dumps(asdict(self), separators=(",", ":")).encode())
-
-    @property
-    def crash_loop(self) -> bool:
-        return self.starts - self.clean_stops >= CRASH_STARTS
-
-
-def applied_version(files: ConfigFiles) -> int:
-    """Blocking: the last version applied from the fleet (0: none yet)."""
-    try:
-        version = json.loads(files.applied.read_text()).get("version", 0)
-    except (FileNotFoundError, ValueError, AttributeError):
-        return 0
-    return version if isinstance(version, int) else 0
-
-
-def check_text(files: ConfigFiles, text: str) -> list[str]:
-    """Blocking: every problem `edge check-config` would print for `text` placed at the daemon's config,
-    one FILE:LINE:COL line each (empty: valid). The text waits in `.incoming` beside the config."""
-    write_atomically(files.incoming, text.encode())
-    try:
-        building_config.load(files.incoming)
-    except building_config.ConfigError as error:
-        remove_durably(files.incoming)
-        named = str(files.incoming)
-        return [str(problem).replace(named, str(files.config), 1) for problem in error.problems]
-    return []
-
-
-def install(files: ConfigFiles, keep_previous: bool) -> tuple[str | None, str]:
-    """Blocking: the checked `.incoming` becomes the daemon's config (atomically); the file it replaces
-    is kept as `.previous` unless a watch still holds the last good one there. (previous, new) digests."""
-    if keep_previous and files.config.exists():
-        write_atomically(files.previous, files.config.read_bytes())
-    previous = digest_of(files.previous.read_bytes()) if files.previous.exists() else None
-    new = digest_of(files.incoming.read_bytes())
-    os.replace(files.incoming, files.config)
-    sync_directory(files.config.parent)
-    return previous, new
-
-
-def restore(files: ConfigFiles) -> str:
-    """Blocking: the previous file back in place (the one taken away kept as `.failed`); its digest."""
-    if files.config.exists():
-        write_atomically(files.failed, files.config.read_bytes())
-    data = files.previous.read_bytes()
-    write_atomically(files.config, data)
-    return digest_of(data)
-
-
-def record_version(files: ConfigFiles, version: int, nonce: str, digest: str) -> None:
-    write_atomically(files.applied, json.dumps({"version": version, "nonce": nonce, "digest": digest,
-                                                "at": round(time.time(), 3)}).encode())
-
-
-def at_start(config: Path, now: float | None = None) -> str | None:
-    """Blocking, `edge run` before it loads the config: count this start against an apply under watch;
-    a crash loop restores the previous file (the gateway journals why once its journal is open).
-    Returns a line for the log when it rolled back."""
-    files = ConfigFiles(config)
-    try:
-        watch = Watch.read(files.watch)
-        if watch is None or watch.state != "watching":
-            return None
-        watch.starts += 1
-        now = time.time() if now is None else now
-        if watch.crash_loop:
-            crashes = watch.starts - watch.clean_stops
-            return _roll_back_at_start(files, watch, [f"the daemon fell over {crashes} times within the watch of version "
-                                                      f"{watch.version} (a crash loop after the apply)"])[0]
-        if now > watch.deadline_at:  # stopped through the deadline (not a crash): watch this run afresh
-            watch.deadline_at = now + watch.watch_s
-        watch.write(files.watch)
-    except OSError as error:  # a refusing disk must not keep the daemon from starting
-        return f"{config}: the config's watch could not be kept ({error}); started without it"
-    return None
-
-
-def failed_start(config: Path, problems: list[str]) -> tuple[str | None, bool]:
-    """Blocking, `edge run` when the config under watch does not start (a problem found only with the
-    hardware in view): the previous file back at once, rather than an exit systemd will not restart.
-    (a line for the log, whether the previous file is back)."""
-    files = ConfigFiles(config)
-    try:
-        watch = Watch.read(files.watch)
-        if watch is None or watch.state != "watching":
-            return None, False
-        return _roll_back_at_start(files, watch, [f"the config did not start: {line}" for line in problems[:JOURNAL_PROBLEMS]]
-                                   or ["the config did not start"])
-    except OSError as error:
-        return f"{config}: the previous config could not be restored ({error})", False
-
-
-def _roll_back_at_start(files: ConfigFiles, watch: Watch, reasons: list[str]) -> tuple[str, bool]:
-    """Blocking: the previous file back, the marker saying so for the gateway to journal: (log line, restored)."""
-    if watch.previous_digest is None or not files.previous.exists():
-        remove_durably(files.watch)
-        return f"{files.config}: config version {watch.version} cannot be rolled back (no previous file): {reasons[0]}", False
-    watch.state, watch.reasons = "rolled_back", reasons
-    restored = restore(files)
-    watch.write(files.watch)  # the gateway journals it once its journal is open
-    return f"{files.config}: config version {watch.version} rolled back to {restored}: {reasons[0]}", True
-
-
-def note_clean_stop(files: ConfigFiles) -> None:
-    """Blocking: this run ends by a stop, not a crash (the next start is then not counted as one)."""
-    watch = Watch.read(files.watch)
-    if watch is not None and watch.state == "watching":
-        watch.clean_stops += 1
-        watch.write(files.watch)
-
-
 def public_view(value: Any) -> Any:
     """The config as the cloud may see it: secrets as their references (a file's path, a variable's
     name), never a value; anything else named like a secret is withheld too."""
-    if isinstance(value, building_config.Secret):
+    if isinstance(value, Secret):
         return {"file": str(value.file)} if value.file is not None else {"env": value.env}
     if isinstance(value, BaseModel):
         shown = {}
