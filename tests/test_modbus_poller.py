@@ -329,3 +329,40 @@ def test_rtu_unplugged_line_takes_its_devices_offline():
 
     with pty_pair() as pair:
         asyncio.run(scenario(pair))
+
+
+def test_an_unchanged_answer_is_reported_again_and_a_change_at_once():
+    """The poller keeps each read's last whole answer to skip decoding an unchanged one: every poll is still
+    reported with its own time, a changed register with its new value, a value turned undecodable is a fault
+    (not the kept value), and the point reads again once the device fixes it."""
+
+    async def scenario():
+        ai = profile("generic-ai8", interval_s=0.02)
+        device = SimulatedDevice(ai, 4)
+        for channel in range(1, 9):
+            device.set_value(f"ch{channel}_ma", 4.0)
+        simulator, link = await tcp_rig(device)
+        queue: asyncio.Queue = asyncio.Queue()
+        poller = Poller([spec("ai", ai, link, 4)], queue)
+        seen: list[Observation] = []
+        try:
+            async with Running(poller):
+                for _ in range(3):
+                    await wait_for(queue, reading_of("ai", "ch8_ma"), seen)
+                device.set_value("ch1_ma", 12.5)
+                await wait_for(queue, lambda o: reading_of("ai", "ch1_ma")(o) and o.value == 12.5, seen)
+                device.set_registers(Function.INPUT, 4, [0x7FC0, 0x0000])  # ch3: NaN
+                await wait_for(queue, lambda o: isinstance(o, PollFault), seen)
+                device.set_value("ch3_ma", 7.0)
+                await wait_for(queue, lambda o: reading_of("ai", "ch3_ma")(o) and o.value == 7.0, seen)
+        finally:
+            await simulator.stop()
+        ch1 = [o for o in seen if isinstance(o, Reading) and o.point == "ch1_ma"]
+        assert [o.value for o in ch1][:3] == [4.0, 4.0, 4.0] and ch1[-1].value == 12.5
+        assert all(a.mono < b.mono for a, b in zip(ch1, ch1[1:]))  # each poll reported with its own time
+        ch3 = [o.value for o in seen if isinstance(o, Reading) and o.point == "ch3_ma"]
+        fault = next(i for i, o in enumerate(seen) if isinstance(o, PollFault))
+        assert "ch3_ma" in seen[fault].detail
+        assert ch3[-1] == 7.0 and 4.0 not in [o.value for o in seen[fault:] if isinstance(o, Reading) and o.point == "ch3_ma"]
+
+    asyncio.run(scenario())

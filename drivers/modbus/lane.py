@@ -39,6 +39,13 @@ class Lane:
         """Transactions queued for the wire (for diagnostics and tests)."""
         return sum(1 for _, _, turn in self._waiting if not turn.done())
 
+    def take(self) -> bool:
+        """Take a free wire at once, without a coroutine (the common case); False when it is busy."""
+        if self._busy:
+            return False
+        self._busy = True
+        return True
+
     async def acquire(self, priority: Priority) -> None:
         if not self._busy:  # the common case; a free wire has no waiters (release drains them)
             self._busy = True

@@ -153,7 +153,8 @@ class Bus:
         priority: Priority = Priority.POLL,
     ) -> ModbusPDU:
         """Run one request; raises `TransactionFailed`. Exception responses are returned."""
-        await self.lane.acquire(priority)
+        if not self.lane.take():
+            await self.lane.acquire(priority)
         try:
             if self._client is None:
                 self._client = self._build()
@@ -180,7 +181,8 @@ class Bus:
                 self.drop()
                 raise TransactionFailed(FaultKind.CONNECTION, str(error)) from error
             finally:
-                self._quiet_at = time.monotonic() + self._gap_s
+                if self._gap_s:
+                    self._quiet_at = time.monotonic() + self._gap_s
                 if asyncio.current_task().cancelling():  # type: ignore[union-attr]
                     # pymodbus awaits the answer under asyncio.wait_for, which on 3.11 swallows a
                     # cancellation that lands as the answer arrives: the poller must still stop.
@@ -235,6 +237,12 @@ class _DeviceState:
     # The last registers of each point and their value: most registers read the same as last
     # time (states, alarms, a steady load), and decoding is pure, so they are not decoded again.
     decoded: dict[str, tuple[list[int] | list[bool], Value]] = field(default_factory=dict)
+    # The whole answer of each planned read (by the id of its Read, which `plans` keeps alive) with
+    # every point's value, when all decoded: an answer equal to the last one is reported from here,
+    # without slicing or decoding (a steady building's usual poll).
+    answers: dict[int, tuple[list[int] | list[bool], tuple[tuple[str, Value, str], ...]]] = field(default_factory=dict)
+    # Each planned read's request and whether it reads bits, made once (by the id of its Read, as `answers`).
+    requests: dict[int, tuple[Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]], bool]] = field(default_factory=dict)
     # Validity: each voided point's test, and each voider's value with the visit it was read in
     # (a voider read in an earlier visit says nothing about this one's reading).
     void_tests: dict[str, Callable[[Value], bool]] = field(default_factory=dict)
@@ -251,6 +259,8 @@ class _DeviceState:
         self.groups = _point_groups(profile)
         self.plans.clear()
         self.decoded.clear()
+        self.answers.clear()
+        self.requests.clear()
         self.void_tests.clear()
         self.voiders.clear()
         for point in profile.points:
@@ -260,7 +270,10 @@ class _DeviceState:
                 self.voiders.setdefault(voider.name, (None, -1))
 
     def next_wake(self) -> float:
-        return min(group.due for group in self.groups) if self.online else self.probe_at
+        if not self.online:
+            return self.probe_at
+        groups = self.groups
+        return groups[0].due if len(groups) == 1 else min(group.due for group in groups)
 
 
 class Poller:
@@ -321,7 +334,7 @@ class Poller:
         while True:
             for state in states:
                 await self._visit(state)
-            wake = min(state.next_wake() for state in states)
+            wake = states[0].next_wake() if len(states) == 1 else min(state.next_wake() for state in states)
             await asyncio.sleep(max(0.0, wake - self._clock()))
 
     async def _visit(self, state: _DeviceState) -> None:
@@ -353,16 +366,30 @@ class Poller:
                 return
 
     async def _poll(self, state: _DeviceState, read: Read) -> bool:
-        """Read one block and report its points; False when the device is (now) offline."""
+        """Read one block and report its points; False when the device is (now) offline.
+        (What `_read` does, without its per-call request and one coroutine less: this runs for every poll.)"""
+        prepared = state.requests.get(id(read))
+        if prepared is None:
+            prepared = state.requests[id(read)] = (_request_for(read), read.function.is_bit)
         try:
-            words = await self._read(state, read)
+            response = await self._transact(state, prepared[0])
+            words = None if response.isError() else _words(state, read, response, prepared[1])
         except TransactionFailed as failure:
             return await self._failed(state, failure, f"read {read.function.value} {read.address}+{read.count}")
         if words is None:
+            what = f"read {read.function.value} {read.address}+{read.count}"
+            await self._fault(state, FaultKind.EXCEPTION, what, f"{what}: code {response.exception_code}")
             return True
         mono = self._clock()
         device, profile, failing, decoded = state.spec.name, state.spec.profile, state.failing, state.decoded
-        voiders = state.voiders
+        voiders, emit, reading = state.voiders, self._emit, Reading._make
+        if not failing and not voiders:
+            last = state.answers.get(id(read))
+            if last is not None and last[0] == words:
+                for name, value, unit in last[1]:
+                    await emit(reading((device, name, value, unit, mono)))
+                return True
+        values: list[tuple[str, Value, str]] | None = [] if not voiders else None
         for point, where in read.slices:
             raw = words[where]
             known = decoded.get(point.name)
@@ -372,6 +399,7 @@ class Poller:
                 try:
                     value = decode_point(profile, point, raw)
                 except DecodeError as error:
+                    values = None  # not a whole answer: the next one is decoded point by point
                     await self._fault(state, FaultKind.DECODE, point.name, f"{point.name}: {error}")
                     continue
                 decoded[point.name] = (raw, value)
@@ -382,7 +410,11 @@ class Poller:
                     voiders[point.name] = (value, state.visit)
                 if point.void_if is not None and self._voided(state, point):
                     value = None  # the device says this reading is not valid now
-            await self._emit(Reading(device, point.name, value, point.unit, mono))
+            elif values is not None:
+                values.append((point.name, value, point.unit))
+            await emit(reading((device, point.name, value, point.unit, mono)))
+        if values is not None:
+            state.answers[id(read)] = (words, tuple(values))
         return True
 
     async def _identify(self, state: _DeviceState) -> bool | None:
@@ -434,19 +466,12 @@ class Poller:
         self, state: _DeviceState, read: Read, priority: Priority = Priority.POLL
     ) -> list[int] | list[bool] | None:
         """The words of one read; None after an exception response (already reported)."""
-        reader = _READERS[read.function]
-        response = await self._transact(state, lambda client, unit: reader(client, read, unit), priority)
-        if response.isError() or state.failing:
+        response = await self._transact(state, _request_for(read), priority)
+        if response.isError():
             what = f"read {read.function.value} {read.address}+{read.count}"
-            if response.isError():
-                await self._fault(state, FaultKind.EXCEPTION, what, f"{what}: code {response.exception_code}")
-                return None
-            state.failing.discard(what)
-        words = list(response.bits[: read.count]) if read.function.is_bit else list(response.registers)
-        if len(words) < read.count:
-            state.counters.count(FaultKind.SHORT_FRAME)
-            raise TransactionFailed(FaultKind.SHORT_FRAME, f"{len(words)} of {read.count} values")
-        return words
+            await self._fault(state, FaultKind.EXCEPTION, what, f"{what}: code {response.exception_code}")
+            return None
+        return _words(state, read, response, read.function.is_bit)
 
     async def _transact(
         self,
@@ -634,6 +659,22 @@ class Poller:
         if report:
             await self._emit(Reading(state.spec.name, point.name, value, point.unit, self._clock()))
         return value, None
+
+
+def _request_for(read: Read) -> Callable[[Client, dict[str, int]], Awaitable[ModbusPDU]]:
+    reader = _READERS[read.function]
+    return lambda client, unit: reader(client, read, unit)
+
+
+def _words(state: _DeviceState, read: Read, response: ModbusPDU, bits: bool) -> list[int] | list[bool]:
+    """The values of an answer that is not an exception; a short one raises `TransactionFailed`."""
+    if state.failing:
+        state.failing.discard(f"read {read.function.value} {read.address}+{read.count}")
+    words = list(response.bits[: read.count]) if bits else list(response.registers)
+    if len(words) < read.count:
+        state.counters.count(FaultKind.SHORT_FRAME)
+        raise TransactionFailed(FaultKind.SHORT_FRAME, f"{len(words)} of {read.count} values")
+    return words
 
 
 def _plan(profile: Profile, names: frozenset[str]) -> list[Read]:
