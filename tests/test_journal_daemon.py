@@ -18,12 +18,11 @@ import pytest
 from edge.config import load
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
-from edge.hil.broker import Broker
 from edge.hil.waiting import until_sync
 
 from conftest import MINIMAL
 from journal_disk import SmallDisk, mount_small_disk
-from uplink_rig import journaled, open_cloud, until, uplink_config
+from uplink_rig import cloud_online, journaled, until
 
 B = "test-house"
 
@@ -104,11 +103,8 @@ def _stop(daemon: subprocess.Popen) -> None:
 
 def test_after_a_damaged_journal_the_cloud_gets_the_alarm_the_new_events_and_the_lost_range(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
+        async with cloud_online(write_config, building_dir) as (_, config_path, cloud):
             journal_path = load(config_path).journal_path
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
             daemon = _run(config_path)
             try:
                 await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30)
@@ -129,7 +125,6 @@ def test_after_a_damaged_journal_the_cloud_gets_the_alarm_the_new_events_and_the
                 _stop(daemon)
             finally:
                 daemon.kill()
-            await cloud.stop()
         return old_head, alarm, page, cloud
 
     old_head, alarm, page, cloud = asyncio.run(scenario())

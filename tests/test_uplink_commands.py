@@ -11,11 +11,10 @@ import sys
 from edge.drivers.modbus.profile import load_profile
 from edge.events import Kind
 from edge.uplink.kinds import UplinkKind
-from edge.hil.broker import Broker
 from edge.hil.modbus_sim import SimulatedDevice
 
 from field_rig import PROFILES, SimulatorThread
-from uplink_rig import journaled, open_cloud, until, uplink_config
+from uplink_rig import cloud_online, journaled, until
 
 B = "test-house"
 CLOSE = {"circuit": "f2-c1", "operator": "tech-7", "reason": "cable replaced and tested"}
@@ -46,10 +45,7 @@ def test_a_breaker_close_refused_while_in_alarm_is_a_failed_command_with_its_err
     breaker.set_value("closed", True)
 
     async def scenario(field_port: int):
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port, _field(field_port))
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
+        async with cloud_online(write_config, building_dir, _field(field_port)) as (_, config_path, cloud):
             daemon = subprocess.Popen(
                 [sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
                 env=dict(os.environ), stdout=open(config_path.parent / "daemon.log", "a"), stderr=subprocess.STDOUT,
@@ -75,7 +71,6 @@ def test_a_breaker_close_refused_while_in_alarm_is_a_failed_command_with_its_err
                 assert daemon.wait(15) == 0
             finally:
                 daemon.kill()
-                await cloud.stop()
             executed = [e.body for e in journaled(config_path) if e.kind == UplinkKind.COMMAND_EXECUTED]
             assert [(e["command"], e["outcome"]) for e in executed] == [("breaker.close", "failed"), ("breaker.close", "done")]
             assert "still in alarm" in executed[0]["detail"]["error"]

@@ -19,9 +19,8 @@ from edge.vision.kinds import VisionKind
 from edge.journal import Journal
 from edge.uplink.snapshots import MAX_BYTES
 from edge.uplink.worker import Uplink
-from edge.hil.broker import Broker
 
-from uplink_rig import journaled, open_cloud, until, uplink_config
+from uplink_rig import cloud_online, journaled, until
 
 B = "test-house"
 FOLDER = Path("vision") / "snapshots" / "lift-1-cam"
@@ -84,10 +83,7 @@ def unsent(config_path: Path) -> list:
 
 def test_a_snapshot_follows_its_event_on_its_own_topic_intact(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
+        async with cloud_online(write_config, building_dir) as (broker, config_path, cloud):
             async with Gateway(config_path) as gw:
                 data = [jpeg(1), jpeg(2)]
                 events = [hold(gw.write("1-hold.jpg", data[0])), observed(gw.write("2-observed.jpg", data[1]))]
@@ -102,17 +98,13 @@ def test_a_snapshot_follows_its_event_on_its_own_topic_intact(write_config, buil
                 assert cloud.snapshots_before_event == 0 and cloud.bad_snapshots == 0
                 assert {e["id"] for e in cloud.events(B)} >= {e.id for e in events}
                 assert gw.uplink.snapshots.stats.sent == 2
-            await cloud.stop()
 
     asyncio.run(scenario())
 
 
 def test_a_snapshot_that_cannot_be_sent_is_journaled_once_and_passed_over(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
+        async with cloud_online(write_config, building_dir) as (broker, config_path, cloud):
             long_ago = time.time_ns() - 600 * 10**9  # its file never came (the worker died before writing it)
             async with Gateway(config_path) as gw:
                 bad = [
@@ -138,17 +130,13 @@ def test_a_snapshot_that_cannot_be_sent_is_journaled_once_and_passed_over(write_
                 assert len(unsent(config_path)) == 3
                 assert gw.uplink.snapshots.stats.sent == 1  # `after.jpg` was acknowledged and saved before: not sent twice
             assert set(cloud.snapshots(B)) == {good.id, again.id}
-            await cloud.stop()
 
     asyncio.run(scenario())
 
 
 def test_a_late_file_is_waited_for_and_a_broker_outage_is_retried(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
+        async with cloud_online(write_config, building_dir) as (broker, config_path, cloud):
             async with Gateway(config_path) as gw:
                 late = hold(str(FOLDER / "late.jpg"))
                 await gw.journal.append(late)
@@ -167,6 +155,5 @@ def test_a_late_file_is_waited_for_and_a_broker_outage_is_retried(write_config, 
                 assert cloud.snapshots(B)[during.id]["jpeg"] == jpeg(6)
                 assert unsent(config_path) == []
             assert cloud.snapshots_before_event == 0
-            await cloud.stop()
 
     asyncio.run(scenario())

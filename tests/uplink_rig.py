@@ -95,6 +95,26 @@ async def stop_gateway(journal, store, uplink, task):
     await journal.close()
 
 
+class Cloudside(NamedTuple):
+    broker: Broker
+    config_path: Path
+    cloud: Any
+
+
+@contextlib.asynccontextmanager
+async def cloud_online(write_config, building_dir, extra: str = "") -> AsyncIterator[Cloudside]:
+    """A mosquitto, the reference cloud on it and a building config whose uplink points there (with
+    `extra` appended); the cloud stops when the block ends, also when the test failed, then the broker."""
+    with Broker() as broker:
+        config_path = uplink_config(write_config, building_dir, broker.port, extra)
+        cloud = open_cloud(building_dir, broker.port)
+        await cloud.start()
+        try:
+            yield Cloudside(broker, config_path, cloud)
+        finally:
+            await cloud.stop()
+
+
 class Online(NamedTuple):
     broker: Broker
     config_path: Path
@@ -110,14 +130,10 @@ async def online(write_config, building_dir, extra: str = "", limits=JournalLimi
     """A mosquitto, the reference cloud and the gateway's uplink connected to it. When the block
     ends the uplink stops first (what it journals on its way out is then in the journal), then
     the cloud, then the broker; the journal stays on disk for the test's assertions."""
-    with Broker() as broker:
-        config_path = uplink_config(write_config, building_dir, broker.port, extra)
-        cloud = open_cloud(building_dir, broker.port)
-        await cloud.start()
+    async with cloud_online(write_config, building_dir, extra) as (broker, config_path, cloud):
         journal, store, uplink, task = await start_gateway(config_path, limits)
         try:
             await until(lambda: uplink.connected.is_set())
             yield Online(broker, config_path, cloud, journal, store, uplink, task)
         finally:
             await stop_gateway(journal, store, uplink, task)
-            await cloud.stop()
