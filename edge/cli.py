@@ -189,9 +189,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge import config_apply
+    from edge import config_files
 
-    rolled_back = config_apply.at_start(args.config)  # a config from the fleet that keeps the daemon falling over is undone first
+    rolled_back = config_files.at_start(args.config)  # a config from the fleet that keeps the daemon falling over is undone first
     if rolled_back:
         print(rolled_back, file=sys.stderr)
     config = cli_config.load_or_report(args.config, summary=True)
@@ -224,9 +224,9 @@ def _run(args: argparse.Namespace) -> int:
 def _previous_config(args: argparse.Namespace, problems: list[str], code: int) -> int:
     """A config from the fleet that does not start is rolled back and the daemon started again on the
     previous one (an exit 78 would leave the building down: systemd does not restart it)."""
-    from edge import config_apply
+    from edge import config_files
 
-    line, restored = config_apply.failed_start(args.config, problems)
+    line, restored = config_files.failed_start(args.config, problems)
     if line is not None:
         print(line, file=sys.stderr)
     if not restored:

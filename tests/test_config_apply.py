@@ -19,7 +19,7 @@ import paho.mqtt.client as paho
 import pytest
 
 from edge.config import load
-from edge.config_apply import ConfigFiles, Watch, at_start, digest_of, note_clean_stop
+from edge.config_files import ConfigFiles, Watch, at_start, digest_of, note_clean_stop
 from edge.fleet import keys
 from edge.hil.broker import Broker
 from edge.hil.waiting import until_sync
