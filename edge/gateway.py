@@ -40,7 +40,7 @@ from edge.supervisor import Supervisor, Work
 from edge.version import VERSION
 
 if TYPE_CHECKING:  # each is imported where the config uses it (docs/performance.md): a door never waits for the page's imports
-    from edge.field import FieldPoints
+    from edge.power.points import FieldPoints
     from edge.fieldbus import DeviceCommands, FieldBus
     from edge.status.server import StatusServer
     from edge.uplink.wiring import Uplink
@@ -119,7 +119,7 @@ class Gateway:
             self.fieldbus = FieldBus(device_specs(self.config, profiles), journal, state_dir=self.config.state_path)
             work["fieldbus"] = self.fieldbus.run
             if self.config.circuits or self.config.pressure_points:
-                from edge.field import FieldPoints
+                from edge.power.points import FieldPoints
 
                 self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
                 work["field-points"] = self.field.run

@@ -16,7 +16,7 @@ from edge.drivers.modbus.profile import load_profile, load_profiles
 from edge import config as building_config
 from edge.cli import main as edge_main
 from edge.config import device_profiles
-from edge.field import FieldPoints
+from edge.power.points import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice

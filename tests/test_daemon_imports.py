@@ -31,7 +31,7 @@ NOT_FOR_ONE_DOOR = {
     "paho", "cryptography", "edge.uplink.worker",  # the uplink
     "osdp", "edge.drivers.osdp.bus",  # OSDP readers
     "edge.community.notifier", "edge.drivers.modem.at",  # community safety's notifications and the SMS modem
-    "edge.field", "cv2", "onnxruntime", "numpy",  # field points, the camera
+    "edge.power.points", "cv2", "onnxruntime", "numpy",  # field points, the camera
     "edge.doors.cli", "edge.vision.cli", "edge.device_cli",  # the technician's commands
 }
 

@@ -9,7 +9,7 @@ import pytest
 from edge.drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
-from edge.field import FieldPoints
+from edge.power.points import FieldPoints
 from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.points_status import PointState, Snapshot, as_rows, read_snapshot, render_table
 from edge.safety import Condition

@@ -40,7 +40,7 @@ NOTIFIED_TROUBLES = {Trouble.FAULT, Trouble.LOW_BATTERY, Trouble.TAMPER, Trouble
 
 
 class PowerCut(Protocol):
-    """What the alarms need of the field points (edge.field.FieldPoints)."""
+    """What the alarms need of the field points (edge.power.points.FieldPoints)."""
 
     def cut_power(self, circuit: str, reason: TripReason, cause: Transition, hold: str) -> bool: ...
     def lift_hold(self, circuit: str) -> None: ...

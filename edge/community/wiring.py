@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from edge.community.notifier import Notifier
     from edge.fieldbus import FieldBus
     from edge.fire import FireRelease
-    from edge.field import FieldPoints
+    from edge.power.points import FieldPoints
     from edge.doors.wiring import Doors
     from edge.uplink.worker import Uplink
 

@@ -1,4 +1,7 @@
 """Circuits: the current, leakage and temperature points of a floor's outgoing circuits and the
-breaker that may cut them. Its config section lives here (`settings.py`); the monitors, the trip
-and re-close and the telemetry still run in edge/field.py and edge/safety/, which move here next.
+breaker that may cut them. Its config section (`settings.py`); the points' monitors and events
+(`points.py`, `FieldPoints`, which also watches the water points: same monitors, no breaker); the
+breakers' trips, refusals, holds, cuts and re-close (`breakers.py`); the rows of `edge points`
+(`snapshot.py`); the alarms a restart carries over (`recheck.py`). The rules themselves are pure
+code in edge/safety/.
 """

@@ -3,7 +3,7 @@ a device offline.
 
 A circuit the gateway cut is a condition of its own from the confirmed trip until the confirmed
 re-close, whatever its currents read (zero, because it is cut): floor 1 without power must say
-so in every view. It outlives a restart (the cut is kept in the state dir, `edge/field.py`).
+so in every view. It outlives a restart (the cut is kept in the state dir, `edge/power/breakers.py`).
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from edge.drivers.modbus.poller import DeviceSpec, Poller, SerialLink, TcpLink, 
 from edge.drivers.modbus.profile import Profile, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
-from edge.field import FieldPoints
+from edge.power.points import FieldPoints
 from edge.fieldbus import FieldBus, device_specs
 from edge.journal import Journal
 from edge.hil.bench.stats import percentile
