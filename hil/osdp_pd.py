@@ -27,9 +27,15 @@ class ReceivedCommand:
 
 
 class _PeripheralDevice(osdp.PeripheralDevice):
-    """libosdp's PD refreshing every 2 ms, so the simulator adds no latency of its own."""
+    """libosdp's PD refreshing as the gateway's bus does (every 2 ms, at once after a frame), so
+    the simulator adds no latency of its own."""
 
-    refresh = staticmethod(refresh_often)
+    def __init__(self, *args: object, channel: SerialChannel, **kwargs: object) -> None:
+        self._channel = channel
+        super().__init__(*args, **kwargs)
+
+    def refresh(self, event: threading.Event, lock: threading.Lock, ctx: object) -> None:  # type: ignore[override]
+        refresh_often(event, lock, ctx, channel=self._channel)
 
 
 def wiegand26(card: int) -> bytes:
@@ -55,7 +61,7 @@ class SimulatedOsdpReader:
         ])
         self._pd = _PeripheralDevice(
             osdp.PDInfo(address, self._channel, scbk=key), caps, log_level=osdp.LogLevel.Emergency,
-            command_handler=self._on_command,
+            command_handler=self._on_command, channel=self._channel,
         )
         self._received: list[ReceivedCommand] = []
         self._arrived = threading.Condition()

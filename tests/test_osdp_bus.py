@@ -263,3 +263,44 @@ def _drain(bus: OsdpBus) -> list[object]:
     while not bus.observations.empty():
         items.append(bus.observations.get_nowait())
     return items
+
+
+class _Steps:
+    """A stand-in for libosdp's context, the stop flag, the wake-up and the channel of `refresh_often`:
+    it records whether each refresh came at once or after a wait (no clock involved)."""
+
+    def __init__(self, frame_on: set[int], woken_on: set[int], refreshes: int) -> None:
+        self.log: list[str] = []
+        self.frames_received = 0
+        self._frame_on, self._woken_on, self._refreshes = frame_on, woken_on, refreshes
+
+    def refresh(self) -> None:  # libosdp's refresh: reads a frame on the given calls
+        self.log.append("refresh")
+        if self.log.count("refresh") in self._frame_on:
+            self.frames_received += 1
+
+    def is_set(self) -> bool:  # the stop flag
+        return self.log.count("refresh") >= self._refreshes
+
+    def wait(self, timeout: float) -> bool:  # the wake-up: set (a command queued) on the given waits
+        self.log.append("wait")
+        return self.log.count("wait") in self._woken_on
+
+    def clear(self) -> None:
+        pass
+
+
+def test_libosdp_takes_its_next_steps_at_once_after_a_frame_and_after_a_queued_command() -> None:
+    """libosdp moves one step per refresh (a reply read; the next command taken from the queue; that
+    command written): after a frame, and once the loop queued a command, the refresh thread runs
+    those steps back to back instead of waiting between each."""
+    from edge.drivers.osdp.bus import refresh_often
+
+    steps = _Steps(frame_on={1}, woken_on={2}, refreshes=7)
+    refresh_often(steps, threading.Lock(), steps, channel=steps, wake=steps)  # type: ignore[arg-type]
+    assert steps.log == [
+        "refresh", "refresh", "refresh",  # a frame read: two more at once
+        "wait", "refresh",  # nothing to do: wait for the period
+        "wait", "refresh", "refresh",  # woken by a queued command: taken, then written
+        "wait", "refresh", "wait",
+    ], steps.log

@@ -2,7 +2,13 @@
 
 Threads and the loop (traps found in libosdp 3.2.9):
 - libosdp's latency is set by how often its refresh runs (its wrapper sleeps 20 ms between
-  refreshes); the bus runs refresh every REFRESH_S (2 ms) in its own thread.
+  refreshes); the bus runs refresh every REFRESH_S (2 ms) in its own thread. libosdp takes one
+  step per refresh (a reply read; the next command taken from the queue; that command written),
+  so after a frame arrives, and when the loop queues a command, the thread refreshes again at
+  once for those steps instead of a 2 ms sleep between each (4 ms of every tap's answer).
+- An idle reader is polled OSDP_PD_POLL_TIMEOUT_MS (50 ms, fixed when libosdp is compiled) after
+  its last reply: a card waits up to that long for its poll, most of a tap's answer time. See
+  docs/performance.md.
 - The CP calls the event callback from inside refresh, holding the CP lock: calling the CP
   from there deadlocks. The callback only translates the event and hands the observations to
   the asyncio loop with call_soon_threadsafe into a bounded queue (full: counted drop).
@@ -36,6 +42,7 @@ from edge.drivers.osdp.events import EventTranslator, Observation
 from edge.drivers.osdp.keys import load_key
 
 REFRESH_S = 0.002
+FOLLOW_UP = 2  # refreshes at once after a frame arrives: take the next command, write it
 WATCH_S = 0.05
 SILENCE_S = 1.0
 RETRY_S = 2.0
@@ -84,29 +91,52 @@ class _Health:
 def refresh_often(
     event: threading.Event, lock: threading.Lock, ctx: object,
     watch: Callable[[object, float], None] | None = None,
+    channel: SerialChannel | None = None, wake: threading.Event | None = None,
 ) -> None:
     """libosdp's refresh loop at REFRESH_S instead of its 20 ms: its latency is set by this.
-    `watch(ctx, now)`, if given, runs every WATCH_S right after a refresh, with the lock held."""
+    `watch(ctx, now)`, if given, runs every WATCH_S right after a refresh, with the lock held.
+    A refresh that read a frame from `channel` is followed at once by FOLLOW_UP more, and `wake`
+    (set when a command is queued) ends the wait, so each of libosdp's one-step-per-refresh
+    moves does not wait REFRESH_S for the next."""
     next_watch = 0.0
+    follow = 0
     while not event.is_set():
         with lock:
+            seen = channel.frames_received if channel is not None else 0
             ctx.refresh()  # type: ignore[attr-defined]
+            if channel is not None and channel.frames_received != seen:
+                follow = FOLLOW_UP
             if watch is not None and (now := time.monotonic()) >= next_watch:
                 next_watch = now + WATCH_S
                 watch(ctx, now)
-        time.sleep(REFRESH_S)
+        if follow:
+            follow -= 1
+        elif wake is None:
+            time.sleep(REFRESH_S)
+        elif wake.wait(REFRESH_S):
+            wake.clear()
+            follow = FOLLOW_UP - 1  # the next refresh takes the command from the queue, the one after writes it
 
 
 class _ControlPanel(osdp.ControlPanel):
     """libosdp's CP with a refresh loop fast enough for a door (2 ms instead of 20 ms) that
-    also runs the bus's link checks."""
+    also runs the bus's link checks, and is woken when a command is queued."""
 
-    def __init__(self, *args: Any, watch: Callable[[object, float], None], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, watch: Callable[[object, float], None], channel: SerialChannel, **kwargs: Any,
+    ) -> None:
         self._watch = watch
+        self._channel = channel
+        self.wake = threading.Event()
         super().__init__(*args, **kwargs)
 
     def refresh(self, event: threading.Event, lock: threading.Lock, ctx: object) -> None:  # type: ignore[override]
-        refresh_often(event, lock, ctx, self._watch)
+        refresh_often(event, lock, ctx, self._watch, self._channel, self.wake)
+
+    def submit_command(self, address: int, cmd: dict[str, object]) -> bool:  # type: ignore[override]
+        queued = bool(super().submit_command(address, cmd))
+        self.wake.set()
+        return queued
 
 
 class OsdpBus:
@@ -130,7 +160,7 @@ class OsdpBus:
         self._health = {reader.address: _Health() for reader in readers}
         self._cp = _ControlPanel(
             [self._with_channel(info) for info in self._infos], log_level=log_level,
-            event_handler=self._on_event, watch=self._watch,
+            event_handler=self._on_event, watch=self._watch, channel=self._channel,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self.observations: asyncio.Queue[Observation] = asyncio.Queue(QUEUE_SIZE)

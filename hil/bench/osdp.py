@@ -4,7 +4,16 @@ From the moment the simulated reader (libosdp PD) submits a card-read event, thr
 paced serial line, libosdp's CP, the OsdpBus and the asyncio loop, to the output command
 (`set_output`, the CP's answer to the card) arriving back at the reader. Both ends run in one
 process on one monotonic clock. Prints one JSON object:
-{"osdp_tap_to_output_p50_ms": ..., "osdp_tap_to_output_p99_ms": ...}
+{"osdp_tap_to_output_p50_ms": ..., "osdp_tap_to_output_p99_ms": ...} and where the time went:
+osdp_tap_to_reply_*_ms, from the tap to the bus reading the reply that carried it (waiting for
+libosdp's next poll, the poll and the reply on the wire), and osdp_reply_to_output_*_ms, from
+there to the output command at the reader (libosdp's queue, the loop, the command on the wire).
+
+libosdp polls an idle reader 50 ms after its last reply, the output command's included. A tap
+a fixed time after the last answer would therefore always land at the same point of that wait
+and measure one figure of it (and any time saved answering would come back as waiting for the
+poll); a card arrives at any moment, so the pause between taps is drawn at random (seeded) over
+more than one poll period.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -28,10 +38,12 @@ from edge.hil.osdp_pd import SimulatedOsdpReader
 READER = "bench"
 ADDRESS = 1
 TAP_TIMEOUT_S = 2.0
+PAUSE_S = (0.01, 0.08)  # between an answer and the next tap: 10 ms and up to 1.4 poll periods more
 
 
-async def _measure(taps: int, baud: int, key_file: Path) -> list[float]:
-    latencies: list[float] = []
+async def _measure(taps: int, baud: int, key_file: Path) -> list[tuple[float, float]]:
+    latencies: list[tuple[float, float]] = []  # (tapped, read) and (read, arrived) in ms
+    pauses = random.Random(0)
     with SerialLine(baud=baud) as line, SimulatedOsdpReader(
         line.device_port, baud, ADDRESS, load_key(key_file)
     ) as pd:
@@ -45,16 +57,14 @@ async def _measure(taps: int, baud: int, key_file: Path) -> list[float]:
                 before = len(pd.commands())
                 tapped = time.monotonic()
                 pd.tap(card)
-                while not isinstance(
-                    await asyncio.wait_for(bus.observations.get(), TAP_TIMEOUT_S), CardRead
-                ):
+                while not isinstance(read := await asyncio.wait_for(bus.observations.get(), TAP_TIMEOUT_S), CardRead):
                     pass
                 bus.set_output(READER, 0, True, 500)
                 arrived = await asyncio.to_thread(pd.wait_command, osdp.Command.Output, before, TAP_TIMEOUT_S)
                 if arrived is None:
                     raise RuntimeError("an output command never reached the reader")
-                latencies.append((arrived.received_mono - tapped) * 1000)
-                await asyncio.sleep(0.01)
+                latencies.append(((read.received_mono - tapped) * 1000, (arrived.received_mono - read.received_mono) * 1000))
+                await asyncio.sleep(pauses.uniform(*PAUSE_S))
     return latencies
 
 
@@ -63,11 +73,10 @@ def measure_osdp_tap_to_output(taps: int = 300, baud: int = 115200) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="osdp-bench-") as tmp:
         key_file = Path(tmp) / "bench.key"
         generate_key_file(key_file)
-        latencies = asyncio.run(_measure(taps, baud, key_file))
-    return {
-        "osdp_tap_to_output_p50_ms": round(percentile(latencies, 50), 2),
-        "osdp_tap_to_output_p99_ms": round(percentile(latencies, 99), 2),
-    }
+        parts = asyncio.run(_measure(taps, baud, key_file))
+    keys = {"tap_to_output": [a + b for a, b in parts], "tap_to_reply": [a for a, _ in parts],
+            "reply_to_output": [b for _, b in parts]}
+    return {f"osdp_{key}_p{p}_ms": round(percentile(values, p), 2) for key, values in keys.items() for p in (50, 99)}
 
 
 def main(argv: list[str] | None = None) -> int:
