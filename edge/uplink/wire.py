@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring as _string  # what `encode` does to a str (ensure_ascii=False)
 from typing import Any
 
-from edge.events import StoredEvent
+from edge.events import Priority, StoredEvent
 
 encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
+_PRIORITY = {priority: f'"{priority.name.lower()}"' for priority in Priority}
 
 
 def fit(events: Sequence[StoredEvent], budget: int) -> list[bytes]:
@@ -20,12 +23,21 @@ def fit(events: Sequence[StoredEvent], budget: int) -> list[bytes]:
     parts: list[bytes] = []
     size = 0
     for event in events:
-        part = encode(event.as_dict()).encode()
+        part = event_json(event)
         if parts and size + len(part) + 1 > budget:
             break
         parts.append(part)
         size += len(part) + 1
     return parts
+
+
+def event_json(event: StoredEvent) -> bytes:
+    """`encode(event.as_dict())`, the same bytes put together field by field: a backlog drain encodes
+    every event, and a dict per event through the encoder cost most of it."""
+    time = event.wall.isoformat(timespec="microseconds").replace("+00:00", "Z")  # as as_dict() writes it
+    return (f'{{"seq":{event.seq},"id":{_string(event.id)},"time":"{time}","mono_ns":{event.mono_ns},'
+            f'"kind":{_string(event.kind)},"priority":{_PRIORITY[event.priority]},"source":{_string(event.source)},'
+            f'"body":{encode(event.body)}}}').encode()
 
 
 def message(header: dict[str, Any], parts: Sequence[bytes]) -> bytes:
