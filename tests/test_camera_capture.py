@@ -185,3 +185,17 @@ def test_prepare_runs_in_the_reader_thread_and_a_failing_one_leaves_the_frame_to
     assert threading.current_thread().name not in threads
     assert {f.prepared for f in taken} >= {None} and any(f.prepared == f.image.shape for f in taken), [f.prepared for f in taken]
     assert all(f.prepared in (None, f.image.shape) for f in taken)
+
+
+def test_a_stream_asks_for_hardware_decoding_and_says_which_decoding_it_got(clip: Path):
+    """Hardware decoding where the box has it (VA-API, DRM, QSV), software where it has none: either
+    way the frames come and the capture names the decoding in use."""
+    capture = Capture(str(clip), Seen(), stall_s=2.0, backoff_s=(0.05, 0.2))
+    capture.start()
+    try:
+        assert capture.latest(0, timeout_s=10.0) is not None
+        assert capture.decoding in ("software", "vaapi", "drm", "mfx", "d3d11")
+        if not Path("/dev/dri").exists():  # no GPU to decode with: OpenCV's own fallback
+            assert capture.decoding == "software"
+    finally:
+        assert capture.stop()

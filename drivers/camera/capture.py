@@ -14,6 +14,13 @@ consumer may also hand the reader a `prepare` function (resizing for a model, sa
 each converted frame in the reader thread, so on two cores the consumer's thread spends its
 time on its own work while the next frame is made ready beside it.
 
+Decoding is the reader's main cost (a 1080p stream costs about five times a 640x360 substream,
+which is why the analysis stream is a camera's substream). Network streams and files are opened
+with OpenCV's FFmpeg backend asking for hardware decoding (`VIDEO_ACCELERATION_ANY`: VA-API, DRM,
+QSV, whatever the box and its FFmpeg build have); OpenCV decodes in software where there is none,
+and a stream that will not open, or gives no frame, with hardware decoding is decoded in software
+from then on. `decoding` says which is in use.
+
 A stream that ends, breaks or cannot be opened is reported (`CameraFault`) and opened again
 with exponential backoff; the first frame after that is reported (`CameraRestored`). A
 stream that simply stops delivering is caught by the watchdog in `latest`: no frame for
@@ -37,6 +44,12 @@ import structlog
 log = structlog.get_logger("edge.drivers.camera")
 
 NETWORK = ("rtsp://", "rtsps://", "http://", "https://")
+_ACCELERATIONS = {
+    getattr(cv2, name): name.removeprefix("VIDEO_ACCELERATION_").lower()
+    for name in ("VIDEO_ACCELERATION_VAAPI", "VIDEO_ACCELERATION_DRM", "VIDEO_ACCELERATION_MFX",
+                 "VIDEO_ACCELERATION_D3D11", "VIDEO_ACCELERATION_ANY")
+    if hasattr(cv2, name)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +79,30 @@ class CameraRestored:
 CameraObservation = CameraFault | CameraRestored
 
 
-def open_stream(source: str, timeout_s: float = 5.0) -> cv2.VideoCapture:
-    """The right OpenCV backend for the kind of source; the caller checks isOpened()."""
-    if source.startswith(NETWORK):
-        ms = int(timeout_s * 1000)
-        return cv2.VideoCapture(source, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+def open_stream(source: str, timeout_s: float = 5.0, hardware: bool = True) -> cv2.VideoCapture:
+    """The right OpenCV backend for the kind of source, decoding in hardware where the box can
+    (FFmpeg sources; `hardware=False` asks for software); the caller checks isOpened()."""
     if source.startswith("/dev/"):
         return cv2.VideoCapture(source, cv2.CAP_V4L2)
     if "%" in source:
         return cv2.VideoCapture(source, cv2.CAP_IMAGES)
-    return cv2.VideoCapture(source, cv2.CAP_FFMPEG)
+    params: list[int] = []
+    if source.startswith(NETWORK):
+        ms = int(timeout_s * 1000)
+        params += [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+    if hardware and hasattr(cv2, "CAP_PROP_HW_ACCELERATION"):
+        stream = cv2.VideoCapture(source, cv2.CAP_FFMPEG, [*params, cv2.CAP_PROP_HW_ACCELERATION, cv2.VIDEO_ACCELERATION_ANY])
+        if stream.isOpened():
+            return stream
+        stream.release()
+    return cv2.VideoCapture(source, cv2.CAP_FFMPEG, params)
+
+
+def decoding(stream: cv2.VideoCapture) -> str:
+    """'software', or the hardware decoder an opened stream uses ('vaapi', 'drm', 'mfx', 'd3d11')."""
+    if not hasattr(cv2, "CAP_PROP_HW_ACCELERATION"):
+        return "software"
+    return _ACCELERATIONS.get(int(stream.get(cv2.CAP_PROP_HW_ACCELERATION)), "software")
 
 
 def is_file(source: str) -> bool:
@@ -119,6 +146,8 @@ class Capture:
         self.backoff_s = backoff_s
         self.file_fps = file_fps
         self.opened = 0  # how many times the stream was opened (reopens are this minus one)
+        self.decoding = ""  # 'software' or the hardware decoder, once the stream is open
+        self._hardware = True  # False once hardware decoding failed this stream: software from then on
         self._newest: Frame | None = None
         self._seq = 0
         self._due = 0.0  # monotonic time before which the consumer wants no frame
@@ -182,7 +211,7 @@ class Capture:
     def _read_forever(self) -> None:
         delay = self.backoff_s[0]
         while not self._stopping.is_set():
-            stream = open_stream(self.source, self.stall_s)
+            stream = open_stream(self.source, self.stall_s, self._hardware)
             try:
                 if not stream.isOpened():
                     reason = "cannot open the stream"
@@ -190,10 +219,17 @@ class Capture:
                         reason = "no such file"
                 else:
                     self.opened += 1
+                    used = decoding(stream)
+                    if used != self.decoding:
+                        log.info("camera decoding", source=self.source, decoding=used)
+                        self.decoding = used
                     got = self._read_stream(stream)
                     reason = "the stream ended" if got else "the stream gave no frame"
                     if got:
                         delay = self.backoff_s[0]  # it worked for a while: start the backoff afresh
+                    elif used != "software":
+                        self._hardware = False
+                        reason += f" with {used} decoding: decoding in software from now on"
             except cv2.error as error:  # a decoder that chokes on a broken file or packet
                 reason = f"OpenCV: {error}".splitlines()[0]
             finally:
