@@ -31,3 +31,29 @@ def test_fit_keeps_whole_events_within_the_budget():
     parts = wire.fit(events, 3 * one)
     assert parts == [wire.event_json(e) for e in events[:3]]
     assert wire.fit(events, 1) == [wire.event_json(events[0])]  # never fewer than one
+
+
+def test_rows_read_for_sending_are_what_the_stored_events_encode_to(tmp_path):
+    """The push lanes take each row's wire form on the reader thread, the body as the journal's own JSON text:
+    the same bytes as reading the event (its body decoded) and encoding it."""
+    import asyncio
+
+    from edge.events import Event
+    from edge.journal import Journal
+    from edge.journal.reading import _COLUMNS, _reader, _stored
+
+    async def scenario():
+        journal = await Journal.open(tmp_path / "journal.db")
+        try:
+            for n, body in enumerate(BODIES):
+                await journal.append(Event("alarm.smoke" if n % 2 else "telemetry.point", list(Priority)[n % 4], f"src-{n}\"", body))
+        finally:
+            await journal.close()
+
+    asyncio.run(scenario())
+    with _reader(tmp_path / "journal.db") as conn:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM events ORDER BY seq").fetchall()
+    assert len(rows) == len(BODIES)
+    encoded = wire.encoded(rows)
+    assert [e.json for e in encoded] == [wire.event_json(e) for e in _stored(rows)]
+    assert [(e.seq, e.mono_ns) for e in encoded] == [(e.seq, e.mono_ns) for e in _stored(rows)]

@@ -48,8 +48,10 @@ class Slice:
         if self.naming is not None and not self.naming.isidentifier():
             raise ValueError(f"not a body field name: {self.naming!r}")
 
-    def page(self, path: Path, after: int, through: int | None, limit: int) -> list[StoredEvent]:
-        """Up to `limit` events in (after, through], oldest first. Blocking: on a reader thread."""
+    def page(self, path: Path, after: int, through: int | None, limit: int,
+             shape: Callable[[list[tuple]], list[Any]] = _stored) -> list[Any]:
+        """Up to `limit` events in (after, through], oldest first, as `shape` makes them of the rows
+        (StoredEvents by default). Blocking: on a reader thread."""
         where, params = ["seq > ?"], [after]
         if through is not None:
             where.append("seq <= ?")
@@ -71,7 +73,7 @@ class Slice:
         sql = f"SELECT {_COLUMNS} FROM events WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
         with _reader(path) as conn:
             rows = conn.execute(sql, (*params, limit)).fetchall()
-        return _stored(rows)
+        return shape(rows)
 
 
 class Follower:
@@ -111,10 +113,13 @@ class Follower:
             return True
         return await self.journal.wait_beyond(self.seq, timeout_s)
 
-    async def read(self, limit: int, *, after: int | None = None, through: int | None = None) -> list[StoredEvent]:
+    async def read(self, limit: int, *, after: int | None = None, through: int | None = None,
+                   shape: Callable[[list[tuple]], list[Any]] = _stored) -> list[Any]:
         """Up to `limit` committed events after `after` (default: this follower's seq), up to
-        `through`, oldest first, read off the loop. The position does not move: see `skip`/`advance`."""
-        return await self._off_loop(self.slice.page, self.journal.path, self.seq if after is None else after, through, limit)
+        `through`, oldest first, read off the loop. The position does not move: see `skip`/`advance`.
+        `shape` makes what is returned of the rows (`_COLUMNS`), on the reader thread: StoredEvents by
+        default; the uplink takes each event's wire form at once (`edge.uplink.wire.encoded`)."""
+        return await self._off_loop(self.slice.page, self.journal.path, self.seq if after is None else after, through, limit, shape)
 
     def skip(self, seq: int) -> None:
         """Everything up to `seq` is dealt with; the saved mark (if any) moves with the next `advance`."""

@@ -98,7 +98,7 @@ class PushStats:
     undeliverable: int = 0  # sessions that ended with a single event unacknowledged (it is retried, not skipped)
 
 
-def encode_batch(building: str, lane: str, events: list[StoredEvent], max_bytes: int) -> tuple[bytes, int]:
+def encode_batch(building: str, lane: str, events: list[StoredEvent] | list[wire.Encoded], max_bytes: int) -> tuple[bytes, int]:
     """The wire form of a batch, as many events as fit in `max_bytes` (at least one); returns (payload, count)."""
     header = {"v": WIRE_VERSION, "building": building, "lane": lane}
     parts = wire.fit(events, max_bytes - len(wire.message(header, [])))
@@ -215,7 +215,7 @@ class Pusher:
 
     async def _send_alarms(self, connection: Connection, alarms: Follower, after: int, head: int) -> int:
         """Publish every alarm journaled after `after` (up to `head`) at once; returns the read position."""
-        events = await alarms.read(ALARM_READ, after=after)
+        events = await alarms.read(ALARM_READ, after=after, shape=wire.encoded)
         fresh = [e for e in events if not self.progress.skip(e.seq)]
         while fresh:
             payload, count = encode_batch(self.topics.building, Lane.ALARM, fresh, self.batch_cap)
@@ -253,7 +253,7 @@ class Pusher:
         lane, not in a backlog batch (power.trip_confirmed once went out on "backlog" that way)."""
         after = follower.seq
         limit = self.batching.events
-        events = await follower.read(limit, through=alarms_read)
+        events = await follower.read(limit, through=alarms_read, shape=wire.encoded)
         if not events:
             return None, after
         if len(events) < limit:

@@ -8,22 +8,51 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from json.encoder import encode_basestring as _string  # what `encode` does to a str (ensure_ascii=False)
 from typing import Any
 
 from edge.events import Priority, StoredEvent
+from edge.journal.reading import _COLUMNS
 
 encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 _PRIORITY = {priority: f'"{priority.name.lower()}"' for priority in Priority}
 
 
-def fit(events: Sequence[StoredEvent], budget: int) -> list[bytes]:
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An event read for sending: its seq, its monotonic time and its wire form, nothing else."""
+
+    seq: int
+    mono_ns: int
+    json: bytes
+
+
+def encoded(rows: Sequence[tuple]) -> list[Encoded]:
+    """Journal rows (`_COLUMNS`) in their wire form, made on the reader thread. The body is the
+    journal's own JSON text, put in as it is: it was written by the same encoder with the same
+    settings, so it is what decoding and encoding it again would give (tests/test_uplink_wire.py),
+    without doing either for every event of a backlog."""
+    out = []
+    for seq, id_, wall_ns, mono_ns, kind, priority, source, body in rows:
+        time = datetime.fromtimestamp(wall_ns / 1e9, tz=timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        out.append(Encoded(seq, mono_ns, (
+            f'{{"seq":{seq},"id":{_string(id_)},"time":"{time}","mono_ns":{mono_ns},"kind":{_string(kind)},'
+            f'"priority":{_PRIORITY[Priority(priority)]},"source":{_string(source)},"body":{body}}}').encode()))
+    return out
+
+
+assert _COLUMNS == "seq, id, wall_ns, mono_ns, kind, priority, source, body"  # the order `encoded` takes them in
+
+
+def fit(events: Sequence[StoredEvent | Encoded], budget: int) -> list[bytes]:
     """The events' JSON, oldest first, as many as fit in `budget` bytes (at least one)."""
     parts: list[bytes] = []
     size = 0
     for event in events:
-        part = event_json(event)
+        part = event.json if isinstance(event, Encoded) else event_json(event)
         if parts and size + len(part) + 1 > budget:
             break
         parts.append(part)
