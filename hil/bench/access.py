@@ -154,7 +154,7 @@ def _osdp_taps(config_path: Path, line: SerialLine, key: bytes, taps: int) -> li
     return latencies
 
 
-def _page_watchers(state_dir: Path, count: int) -> subprocess.Popen:
+def page_watchers(state_dir: Path, count: int) -> subprocess.Popen:
     """`count` status page streams on the running gateway, from a process of their own."""
     endpoint = state_dir / "http.json"
     deadline = time.monotonic() + 30
@@ -184,7 +184,7 @@ def _taps(config_path: Path, io: TimedIO, line: SerialLine, taps: int, watchers:
             os.write(fd, encode_frame(card_serial(ENROLLED - 1)))
             io.released.wait(0.5)
         if watchers:
-            page = _page_watchers(config_path.parent / "state", watchers)
+            page = page_watchers(config_path.parent / "state", watchers)
         time.sleep(1.0)
         for n in range(taps):
             io.released.clear()
