@@ -52,6 +52,7 @@ from edge.hil.modem_sim import Mode, ModemSimulator
 from edge.hil.pty import pty_pair
 from edge.hil.report import ScenarioResult, StepResult
 from edge.hil.rig import PhysicalRig, RigFile, RigProblem, SimulatedRig, load_rig
+from edge.hil.waiting import by_deadline
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"  # package data of building-edge-rig, so also when installed
 POLL_S = 0.05
@@ -356,11 +357,15 @@ class Player:
         """`edge run`, READY=1, and then every reader port open and every device polled: only then is a tap heard."""
         self.rig.before_start()
         await asyncio.to_thread(self.daemon.start)
-        deadline = time.monotonic() + SETTLE_WITHIN_S
-        while waiting := self.rig.not_listening(self.daemon.pid):
-            if time.monotonic() > deadline or not self.daemon.alive():
-                raise DaemonFailed(f"{SETTLE_WITHIN_S:.0f} s after READY=1: {'; '.join(waiting)}\n{self.daemon.log_tail()}")
-            await asyncio.sleep(POLL_S)
+        waiting: list[str] = []
+
+        def listening() -> bool:
+            nonlocal waiting
+            waiting = self.rig.not_listening(self.daemon.pid)
+            return not waiting or not self.daemon.alive()
+
+        if not await by_deadline(listening, time.monotonic() + SETTLE_WITHIN_S, every_s=POLL_S) or waiting:
+            raise DaemonFailed(f"{SETTLE_WITHIN_S:.0f} s after READY=1: {'; '.join(waiting) or 'the daemon ended'}\n{self.daemon.log_tail()}")
 
     def _today(self):
         return datetime.now(ZoneInfo(self.config.building.timezone)).date()
@@ -571,53 +576,55 @@ class Player:
     async def _expect_event(self, step: sc.ExpectEvent, result: StepResult) -> None:
         wanted = self._wanted(step.expect, step.source, step.fields, step.has)
         result.expected = f"{step.count} x {wanted} within {step.within_ms} ms" if step.count > 1 else f"{wanted} within {step.within_ms} ms"
-        deadline = self._deadline(step.within_ms)
-        while True:
+        matching: list[StoredEvent] = []
+
+        async def enough() -> bool:
+            nonlocal matching
             matching = [e for e in await self.events(after_seq=self.mark_seq, kinds=(step.expect,))
                         if self._matches(e, step.source, step.fields, step.has)]
-            if len(matching) >= step.count:
-                event = matching[step.count - 1]
-                self._judge(result, (event.wall_ns - self.given_ns) / 1e6, step.within_ms, f"seq {event.seq}")
-                if not result.passed:
-                    result.nearest = [self.describe(e) for e in matching[:NEAREST]]
-                return
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(POLL_S)
+            return len(matching) >= step.count
+
+        if await by_deadline(enough, self._deadline(step.within_ms), every_s=POLL_S):
+            event = matching[step.count - 1]
+            self._judge(result, (event.wall_ns - self.given_ns) / 1e6, step.within_ms, f"seq {event.seq}")
+            if not result.passed:
+                result.nearest = [self.describe(e) for e in matching[:NEAREST]]
+            return
         result.passed = False
         result.detail = f"{len(matching)} matching event(s) in {step.within_ms} ms"
         result.nearest = await self.nearest(step.expect)
 
     async def _expect_point(self, step: sc.ExpectPoint, result: StepResult) -> None:
         result.expected = f"{step.expect_point} = {json.dumps(step.equals)} within {step.within_ms} ms"
-        deadline = self._deadline(step.within_ms)
         seen: list[Any] = []
-        while True:
+
+        async def equal() -> float | None:
             value = await self.rig.read_point(step.expect_point)
             read = time.monotonic()  # when the read is complete: a slow read (a rig's hook) is no excuse
             if not seen or seen[-1] != value:
                 seen.append(value)
-            if _same(value, step.equals):
-                self._judge(result, (read - self.given_mono) * 1000, step.within_ms, f"read {json.dumps(value)}")
-                return
-            if read > deadline:
-                break
-            await asyncio.sleep(POLL_S)
+            return read if _same(value, step.equals) else None
+
+        read = await by_deadline(equal, self._deadline(step.within_ms), every_s=POLL_S)
+        if read is not None:
+            self._judge(result, (read - self.given_mono) * 1000, step.within_ms, f"read {json.dumps(seen[-1])}")
+            return
         result.passed = False
         result.detail = f"{step.expect_point} read {' then '.join(json.dumps(v) for v in seen[-5:])}"
         result.nearest = await self.nearest(None)
 
     async def _expect_open(self, step: sc.ExpectOpen, result: StepResult) -> None:
         result.expected = f"the daemon holds reader {step.expect_open}'s port open within {step.within_ms} ms"
-        deadline = self._deadline(step.within_ms)
-        while True:
+        waiting: list[str] = []
+
+        def opened() -> bool:
+            nonlocal waiting
             waiting = [w for w in self.rig.not_listening(self.daemon.pid) if w.startswith(f"reader {step.expect_open} ")]
-            if not waiting:
-                self._judge(result, (time.monotonic() - self.given_mono) * 1000, step.within_ms, "open")
-                return
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(POLL_S)
+            return not waiting
+
+        if await by_deadline(opened, self._deadline(step.within_ms), every_s=POLL_S):
+            self._judge(result, (time.monotonic() - self.given_mono) * 1000, step.within_ms, "open")
+            return
         result.passed, result.detail = False, waiting[0]
         result.nearest = await self.nearest(None)
 
@@ -642,16 +649,17 @@ class Player:
 
     async def _expect_sms(self, step: sc.Sms, result: StepResult) -> None:
         result.expected = f"an SMS to {step.to}" + (f" containing {step.contains!r}" if step.contains else "") + f" within {step.within_ms} ms"
-        deadline = self._deadline(step.within_ms)
-        while True:
+        messages: list[Any] = []
+
+        def sent() -> Any:
+            nonlocal messages
             messages = self._sms_since_mark()
-            found = next((m for m in messages if m.number == step.to and step.contains in m.text), None)
-            if found is not None:
-                self._judge(result, (found.at - self.given_mono) * 1000, step.within_ms, f"{found.text[:80]!r}")
-                return
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(POLL_S)
+            return next((m for m in messages if m.number == step.to and step.contains in m.text), None)
+
+        found = await by_deadline(sent, self._deadline(step.within_ms), every_s=POLL_S)
+        if found is not None:
+            self._judge(result, (found.at - self.given_mono) * 1000, step.within_ms, f"{found.text[:80]!r}")
+            return
         result.passed = False
         result.detail = f"the modem took {len(messages)} SMS since the stimulus"
         result.nearest = [f"SMS to {m.number}: {m.text[:120]!r}" for m in messages[:NEAREST]] + await self.nearest("notify.sms_sent")
@@ -673,23 +681,26 @@ class Player:
         journal = await self.events()
         head = journal[-1].seq if journal else 0
         result.expected = f"the cloud holds the journal's {len(journal)} events through seq {head} exactly once, no gap, within {step.within_ms} ms"
-        deadline = self._deadline(step.within_ms)
         filled = time.monotonic()
-        while True:
+        held: list[dict[str, Any]] = []
+
+        async def exactly_once() -> bool:
+            nonlocal held, filled
             held = [e for e in self.cloud.events(building) if e["seq"] <= head]
             if [e["id"] for e in held] == [e.id for e in journal]:
-                self._judge(result, (time.monotonic() - self.given_mono) * 1000, step.within_ms,
-                            f"{len(held)} events, {self.cloud.duplicates} duplicate deliveries dropped by id")
-                return
-            if time.monotonic() > deadline:
-                break
+                return True
             if time.monotonic() - filled > FILL_GAPS_EVERY_S:
                 filled = time.monotonic()
                 try:
                     await self.cloud.fill_gaps(building, head)
                 except (TimeoutError, ConnectionError, AttributeError):
                     pass  # the gateway or the broker is not back yet; try again
-            await asyncio.sleep(POLL_S * 4)
+            return False
+
+        if await by_deadline(exactly_once, self._deadline(step.within_ms), every_s=POLL_S * 4):
+            self._judge(result, (time.monotonic() - self.given_mono) * 1000, step.within_ms,
+                        f"{len(held)} events, {self.cloud.duplicates} duplicate deliveries dropped by id")
+            return
         seqs = [e["seq"] for e in held]
         ids = {e.seq: e.id for e in journal}
         missing = sorted(set(ids) - set(seqs))

@@ -56,6 +56,21 @@ async def until(predicate: Callable[[], Any], timeout_s: float, what: str | Call
         await asyncio.sleep(every_s)
 
 
+async def by_deadline(probe: Callable[[], Any], deadline: float, *, every_s: float) -> Any:
+    """The first truthy answer of `probe()` (it may be async), asked at once and every `every_s`
+    until the monotonic `deadline` has passed; None when it never came. For a waiter that says for
+    itself what a miss means (the runner's expectations report what they saw instead)."""
+    while True:
+        found = probe()
+        if inspect.isawaitable(found):
+            found = await found
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(every_s)
+
+
 def _ask(predicate: Callable[[], Any], ignore: tuple[type[BaseException], ...]) -> Any:
     try:
         return predicate()
