@@ -182,8 +182,10 @@ class Writer:
     def _written(self, batch: list[Entry]) -> None:
         # max: replayed events may sit below a head the seq mark already moved past
         self.head = self.settled_through = max(self.head, batch[-1].seq)  # type: ignore[type-var]
-        for entry in batch:
-            entry.settle()
+        for entry in batch:  # Entry.settle, inline: once per event
+            waiter = entry.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(entry.seq)
         self._committed.set()
         self._committed = asyncio.Event()
         self._resolve_flushes()
