@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -61,6 +62,7 @@ ENROLLED = 10_000
 OSDP_BAUD = 115200
 OSDP_CARD = 0x123456  # the 24-bit number a Wiegand-26 read carries; its serial is these three bytes
 OSDP_TAPS = 300
+OSDP_PAUSE_S = (0.01, 0.08)  # random, as in edge.hil.bench.osdp: a fixed pause lands every tap at one point of libosdp's poll wait
 LOAD = "import multiprocessing as m\ndef spin():\n    while True: pass\nif __name__ == '__main__':\n    ps=[m.Process(target=spin) for _ in range(m.cpu_count())]\n    [p.start() for p in ps]; [p.join() for p in ps]\n"
 
 
@@ -131,6 +133,7 @@ def _osdp_taps(config_path: Path, line: SerialLine, key: bytes, taps: int) -> li
     """An OSDP reader on its own `edge run`: tap, and time until the grant LED command arrives."""
     gateway = start_gateway(config_path)
     latencies: list[float] = []
+    pauses = random.Random(0)
     try:
         with SimulatedOsdpReader(line.device_port, OSDP_BAUD, 1, key) as pd:
             deadline = time.monotonic() + 30
@@ -147,7 +150,7 @@ def _osdp_taps(config_path: Path, line: SerialLine, key: bytes, taps: int) -> li
                 if shown is not None:
                     latencies.append((shown.received_mono - tapped) * 1000)
                 pd.wait_command(osdp.Command.Buzzer, before, 2.0)  # the rest of the answer, before the next tap
-                time.sleep(0.01)
+                time.sleep(pauses.uniform(*OSDP_PAUSE_S))
     finally:
         gateway.terminate()
         gateway.wait(10)
