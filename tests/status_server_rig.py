@@ -20,7 +20,8 @@ from edge.events import Event, Kind, Priority
 from edge.community.kinds import CommunityKind
 from edge.vision.kinds import VisionKind
 from edge.journal import Journal
-from edge.status.server import StatusServer, endpoint_path
+from edge.status.address import endpoint_path
+from edge.status.server import StatusServer
 
 from conftest import MINIMAL
 

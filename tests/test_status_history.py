@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 
 from edge import kinds
-from edge.status.server import ALARM_PAGE_MAX, SNAPSHOT_MAX_BYTES
+from edge.status.cameras import SNAPSHOT_MAX_BYTES
+from edge.status.history import ALARM_PAGE_MAX
 from status_server_rig import SNAPSHOT, WEEK_RAISES, serving
 
 pytestmark = pytest.mark.timeout(120)

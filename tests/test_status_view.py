@@ -88,7 +88,8 @@ def test_the_server_serves_again_after_the_supervisor_restarts_it(write_config):
     import aiohttp
 
     from edge.journal import Journal
-    from edge.status.server import StatusServer, endpoint_path
+    from edge.status.address import endpoint_path
+    from edge.status.server import StatusServer
 
     config = building_config.load(write_config(MINIMAL + "http: {port: 0}\n"))
 

@@ -20,7 +20,8 @@ from edge import config as building_config
 from edge.events import Event, Priority
 from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, Journal, read_events
-from edge.status.server import StatusServer, endpoint_path
+from edge.status.address import endpoint_path
+from edge.status.server import StatusServer
 from vision_media import EBIKE, labelled, need_shared
 
 SECRET = "page-token-label-1"

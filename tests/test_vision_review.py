@@ -131,7 +131,8 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
     from edge.vision.settings import Camera
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
-    from edge.status.server import StatusServer, endpoint_path
+    from edge.status.address import endpoint_path
+    from edge.status.server import StatusServer
     from edge.vision.guard import ElevatorGuard
     from edge.vision.qualification import Verdict
 
@@ -289,7 +290,8 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
     from edge.vision.settings import Camera
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
-    from edge.status.server import StatusServer, endpoint_path
+    from edge.status.address import endpoint_path
+    from edge.status.server import StatusServer
     from edge.vision.guard import ElevatorGuard
     from edge.vision.qualification import Verdict
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from edge.config import BuildingConfig
 from edge.status.clock import ntp_synchronised
-from edge.status.server import endpoint_places
+from edge.status.address import endpoint_places
 from edge.status.tail import fold_journal
 from edge.status.view import BuildingView
 

@@ -48,9 +48,14 @@ UNWRITTEN = 4096  # admitted events not yet written, held for the overlay (the o
 OVERLAID = 16384  # overlay seqs remembered so the follower does not fold them twice (the journal's own buffer)
 
 
+def dumps(data: object) -> str:
+    """JSON as the page's stream and endpoints send it: compact, UTF-8, anything else as its str."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def sse(name: str, data: object) -> bytes:
     """One server-sent event, encoded once for every listener."""
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'), ensure_ascii=False, default=str)}\n\n".encode()
+    return f"event: {name}\ndata: {dumps(data)}\n\n".encode()
 
 
 @dataclass(eq=False)
