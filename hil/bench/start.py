@@ -13,13 +13,16 @@ building waits for is the first door it can open. Each of `--starts` starts (def
   write of the granted door reaches the simulated IO module (Modbus TCP).
 * exec_to_uplink_connected_ms: until the gateway's retained `online` birth reaches a subscriber
   on the broker.
-Each is the median over the starts, with its `_max`; `decided_before_uplink` counts the starts
+Each is the median over the starts, with its `_max`; `cpu_to_ready_ms` and `cpu_to_first_decision_ms`
+are the daemon's CPU time (all its threads, 10 ms ticks) by then, which the machine's other load
+moves much less than the wall-clock figures; `decided_before_uplink` counts the starts
 whose door was decided before the uplink connected. As on a gateway, whose package compiles the
 byte-code when it is installed, every process runs with byte-code cached (in the run's temp dir,
 whatever PYTHONDONTWRITEBYTECODE says), after one start that is not counted.
 
 Baselines measured in the same run: python_exec_ms (`python -c pass`, exec to exit) and
-import_gateway_ms (`python -c "import edge.gateway"`), medians of `--starts` runs; frame_wire_ms
+import_gateway_ms (`python -c "import edge.gateway"`), medians of `--starts` runs, each with its
+CPU time (`_cpu_ms`); frame_wire_ms
 is one card frame's time on the line (part of every decision figure).
 
 Run: python -m edge.hil.bench.start [--starts 20] [--events 1000000]
@@ -31,6 +34,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -97,15 +101,37 @@ def _compiled(cache: Path) -> dict[str, str]:
     return env
 
 
-def _exec_ms(code: str, runs: int, env: dict[str, str]) -> float:
-    """Median of exec to exit of `python -c code` (after one run that is not counted)."""
+def _exec_ms(code: str, runs: int, env: dict[str, str]) -> tuple[float, float]:
+    """Medians of exec to exit of `python -c code` and of its CPU time (after one run that is not counted)."""
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         subprocess.run([sys.executable, "-c", code], check=True, env=env)
         times.append((time.monotonic() - started) * 1000)
-    return percentile(times, 50)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000)
+    return percentile(times, 50), percentile(cpu, 50)
+
+
+def _cpu_ms(pid: int) -> float:
+    """CPU time (user + system, all threads) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+class _LockIO(access.TimedIO):
+    """The door's IO module, also noting the daemon's CPU time when the release arrives."""
+
+    daemon: int | None = None
+    cpu_at_release: float | None = None
+
+    def write(self, function, address, values):
+        answer = super().write(function, address, values)
+        if self.released.is_set() and self.cpu_at_release is None and self.daemon is not None:
+            self.cpu_at_release = _cpu_ms(self.daemon)
+        return answer
 
 
 class _Birth:
@@ -146,13 +172,14 @@ def _held_card(device_port: str, stop: threading.Event) -> None:
         os.close(fd)
 
 
-def _start_once(config_path: Path, notify_path: Path, io: access.TimedIO, line: SerialLine, birth: _Birth,
+def _start_once(config_path: Path, notify_path: Path, io: _LockIO, line: SerialLine, birth: _Birth,
                 env: dict[str, str]) -> dict[str, float]:
     """One start with a card held from before the exec: ms from the exec to READY, the grant and the uplink's birth."""
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify_path.unlink(missing_ok=True)
     notify.bind(str(notify_path))
     io.released.clear()
+    io.daemon, io.cpu_at_release = None, None
     birth.online.clear()
     stop_card = threading.Event()
     card = threading.Thread(target=_held_card, args=(line.device_port, stop_card), daemon=True)
@@ -162,7 +189,8 @@ def _start_once(config_path: Path, notify_path: Path, io: access.TimedIO, line: 
     execed = time.monotonic()
     gateway = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ready_at = None
+    io.daemon = gateway.pid
+    ready_at = ready_cpu = None
     try:
         deadline = execed + START_WITHIN_S
         notify.settimeout(0.01)
@@ -172,7 +200,7 @@ def _start_once(config_path: Path, notify_path: Path, io: access.TimedIO, line: 
                                  f"granted {io.released.is_set()}, uplink {birth.online.is_set()}, exit {gateway.poll()})")
             try:
                 if b"READY=1" in notify.recv(4096):
-                    ready_at = time.monotonic()
+                    ready_at, ready_cpu = time.monotonic(), _cpu_ms(gateway.pid)
             except TimeoutError:
                 pass
     finally:
@@ -182,7 +210,7 @@ def _start_once(config_path: Path, notify_path: Path, io: access.TimedIO, line: 
         gateway.wait(15)
         notify.close()
     return {"ready": (ready_at - execed) * 1000, "decision": (io.released_at - execed) * 1000,
-            "uplink": (birth.online_at - execed) * 1000}
+            "uplink": (birth.online_at - execed) * 1000, "ready_cpu": ready_cpu, "decision_cpu": io.cpu_at_release}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
             Broker() as broker:
         base = Path(tmp)
         env = _compiled(base / "pycache")
-        python_exec = _exec_ms("pass", args.starts, env)
-        import_gateway = _exec_ms("import edge.gateway", args.starts, env)
+        python_exec, python_exec_cpu = _exec_ms("pass", args.starts, env)
+        import_gateway, import_gateway_cpu = _exec_ms("import edge.gateway", args.starts, env)
         (base / "secret.key").write_text("bench-" + "0" * 40)
         (base / "profiles").symlink_to(REPO / "drivers" / "modbus" / "profiles")
-        io = access.TimedIO(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
+        io = _LockIO(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
         io_port, sim_loop = access.start_simulator(io)
         config_path = base / "building.yaml"
         config_path.write_text(_building(io_port, line.gateway_port, broker.port))
@@ -228,9 +256,13 @@ def main(argv: list[str] | None = None) -> int:
         result[key] = round(percentile(values, 50), 1)
         result[key.removesuffix("_ms") + "_max_ms"] = round(max(values), 1)
     result.update({
+        "cpu_to_ready_ms": round(percentile([run["ready_cpu"] for run in runs], 50)),
+        "cpu_to_first_decision_ms": round(percentile([run["decision_cpu"] for run in runs if run["decision_cpu"] is not None], 50)),
         "decided_before_uplink": sum(run["decision"] < run["uplink"] for run in runs),
         "python_exec_ms": round(python_exec, 1),
+        "python_exec_cpu_ms": round(python_exec_cpu),
         "import_gateway_ms": round(import_gateway, 1),
+        "import_gateway_cpu_ms": round(import_gateway_cpu),
         "frame_wire_ms": round(len(encode_frame(access.card_serial(0))) * 10 / BAUD * 1000, 1),
         "starts": args.starts,
         "journal_events": args.events,
