@@ -13,8 +13,8 @@ import pytest
 
 from edge.access.clock import TrustedTime
 from edge.access.credential import Credential, CredentialStatus
+from edge.access.card_import import CredentialImportError, import_cards
 from edge.access.credentials import (
-    CredentialImportError,
     CredentialStore,
     CredentialStoreUnavailable,
     Enrolment,
@@ -78,8 +78,8 @@ def test_raw_serials_and_id_numbers_never_reach_the_file(tmp_path):
     )) + "\n")  # fmt: skip
     with CredentialStore.open(path, SECRET) as store:
         store.issue(enrolment(id_number="P 5544-3322-11", pin="73915046"))
-        assert store.import_file(csv_file).imported == 1
-        assert store.import_file(jsonl_file).imported == 1
+        assert import_cards(store, csv_file).imported == 1
+        assert import_cards(store, jsonl_file).imported == 1
         assert store.lookup(bytes.fromhex(SERIALS[2])).id_last4 == "4455"
         files = [p for p in tmp_path.iterdir() if p.name.startswith("credentials.db")]
         raw = b"".join(p.read_bytes() for p in files)
@@ -133,7 +133,7 @@ def test_csv_import_reports_bad_rows_by_line_and_keeps_good_ones(store, tmp_path
         f"{SERIALS[2]},tenant-6,2025-01-01,2025-12-31,2025-06-30,lobby,,,,extra\n"
         f"{SERIALS[1]},tenant-7,2025-01-01,2025-12-31,2025-06-30,lobby,,,\n"
     )
-    report = store.import_file(path)
+    report = import_cards(store, path)
     assert report.imported == 2
     lines = {error.line: error.message for error in report.errors}
     assert sorted(lines) == [3, 5, 6, 7, 8]
@@ -162,7 +162,7 @@ def test_jsonl_import_reports_bad_rows_by_line(store, tmp_path):
             json.dumps({**good, "serial": SERIALS[2], "status": "evicted"}),
         ])
     )  # fmt: skip
-    report = store.import_file(path)
+    report = import_cards(store, path)
     assert report.imported == 1
     lines = {error.line: error.message for error in report.errors}
     assert sorted(lines) == [2, 3, 4, 5, 6]
@@ -175,7 +175,7 @@ def test_import_keeps_a_pin_set_earlier(store, tmp_path):
     store.issue(enrolment(pin="2468"))
     path = tmp_path / "rent-update.csv"
     path.write_text(f"{HEADER}\n{SERIALS[0]},tenant-7,2025-01-01,2025-12-31,2025-09-30,lobby,,,\n")
-    assert store.import_file(path).imported == 1
+    assert import_cards(store, path).imported == 1
     credential = store.lookup(bytes.fromhex(SERIALS[0]))
     assert credential.paid_through == date(2025, 9, 30) and credential.pin_hash is not None
 
@@ -196,18 +196,18 @@ def test_unreadable_import_files_are_clear_errors(store, tmp_path, name, content
     else:
         path.write_text(content)
     with pytest.raises(CredentialImportError, match=message):
-        store.import_file(path)
+        import_cards(store, path)
 
 
 def test_an_import_file_beyond_the_cap_is_refused_before_it_is_read_whole(store, tmp_path):
-    from edge.access.credentials import MAX_IMPORT_BYTES
+    from edge.access.card_import import MAX_IMPORT_BYTES
 
     path = tmp_path / "estate.csv"
     with path.open("wb") as file:
         file.write((HEADER + "\n").encode())
         file.truncate(MAX_IMPORT_BYTES + 1)  # sparse: the size without the disk
     with pytest.raises(CredentialImportError, match="larger than 32 MiB"):
-        store.import_file(path)
+        import_cards(store, path)
 
 
 def test_ten_thousand_rows_import_in_one_batch(store, tmp_path):
@@ -215,7 +215,7 @@ def test_ten_thousand_rows_import_in_one_batch(store, tmp_path):
     rows = [f"{i:08x},tenant-{i},2025-01-01,2025-12-31,2025-06-30,{i % 40};lobby,entrances,mon-sun 06:00-23:00,"
             for i in range(10_000)]  # fmt: skip
     path.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
-    report = store.import_file(path)
+    report = import_cards(store, path)
     assert report.imported == 10_000 and report.errors == ()
     assert store.lookup(bytes.fromhex("00002710")) is None
     assert store.lookup(bytes.fromhex(f"{9_999:08x}")).tenant == "tenant-9999"

@@ -4,21 +4,22 @@ The door path reads only the in-memory dict, rebuilt and swapped in after each
 committed write, so a card read never waits on the SD card and never sees half of a
 change set. Cards are keyed by HMAC-SHA256(building secret, card serial), ID numbers
 likewise, so a stolen gateway or a copied store file discloses no card or ID numbers;
-raw serials come in (import files, `Enrolment`) and are hashed before anything is
-written. The store remembers a check value of its secret and refuses a different
+raw serials come in (`Enrolment`, also from import files: `card_import.py`) and are
+hashed before anything is written. The store remembers a check value of its secret and refuses a different
 one, because a wrong secret would silently make every card unknown.
 
 `version` is the cloud's change-set version last applied. Local writes (`upsert`,
-`issue`, `revoke`, `import_file`) leave it alone: the next snapshot from the cloud,
+`issue`, `revoke`, `issue_all` of an import) leave it alone: the next snapshot from the cloud,
 which is the source of truth, replaces them.
+
+About 440 lines, one idea: the store (its schema, its open and read-only fallback, its writes under
+one lock and the cache each swaps in); reading import files is `card_import.py`'s.
 """
 
 from __future__ import annotations
 
-import csv
 import functools
 import hmac
-import io
 import json
 import os
 import shutil
@@ -28,11 +29,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 import structlog
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field
 
 from edge.access.credential import Credential, CredentialStatus, Tenancy
 from edge.access.pin import PIN_PATTERN, PinHash
@@ -66,8 +66,6 @@ _SCHEMA = (
 _UPSERT = f"INSERT OR REPLACE INTO credential ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SECRET_CHECK_MESSAGE = b"edge.access.credential-store.secret-check"
 _ID_NUMBER_DOMAIN = b"id-number:"
-_CSV_REQUIRED = ("serial", "tenant", "valid_from", "valid_until", "paid_through")
-MAX_IMPORT_BYTES = 32 * 2**20  # ~300,000 cards: an estate, never one building; read whole, so capped
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -78,10 +76,6 @@ _REFUSED_BY_DISK = {"disk_full", "read_only", "cannot_open", "io_error"}  # the 
 class CredentialStoreUnavailable(Exception):
     """The store file cannot be used (corrupt, locked, wrong secret, unreadable).
     The door path must then deny card access; fire release does not depend on it."""
-
-
-class CredentialImportError(ValueError):
-    """The import file as a whole cannot be read (format, encoding, header)."""
 
 
 def parse_serial(text: str) -> bytes:
@@ -103,7 +97,7 @@ def _serial(value: object) -> object:
 
 class Enrolment(Tenancy):
     """A card as a building manager hands it in: raw serial, raw PIN, raw ID number.
-    `CredentialStore.issue` and `import_file` hash these; they are never stored."""
+    `CredentialStore.issue` and `issue_all` hash these; they are never stored."""
 
     serial: Annotated[bytes, BeforeValidator(_serial)] = Field(min_length=1, repr=False)
     pin: str | None = Field(default=None, pattern=PIN_PATTERN.pattern, repr=False)
@@ -119,24 +113,6 @@ class Removal:
     def __post_init__(self) -> None:
         if len(self.key) != 64 or not all(c in "0123456789abcdef" for c in self.key):
             raise ValueError("a credential key is 64 lowercase hex digits")
-
-
-@dataclass(frozen=True, slots=True)
-class RowError:
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
-
-
-@dataclass(frozen=True, slots=True)
-class ImportReport:
-    """Rows written and rows refused. Good rows are written even when others are bad:
-    one typo in a 300-tenant file must not lock 299 tenants out until it is fixed."""
-
-    imported: int
-    errors: tuple[RowError, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,38 +289,26 @@ class CredentialStore:
         return revoked
 
     @_one_writer
-    def import_file(self, path: str | os.PathLike[str]) -> ImportReport:
-        """Import a CSV (.csv) or JSON-lines (.jsonl, .ndjson) file of enrolments.
-
-        Every row is checked first; the good ones are then written in one transaction,
-        the bad ones reported by line number. Rows upsert: cards not in the file stay.
-        CSV columns: serial, tenant, valid_from, valid_until, paid_through (required),
-        status, doors, door_groups (``;``-separated), schedule, pin, id_number.
-        A PIN costs one scrypt run (~50 ms) to hash, so PINs are better set per card.
-        """
-        rows = _read_rows(Path(path))
-        errors: list[RowError] = []
+    def issue_all(self, enrolments: Iterable[tuple[int, Enrolment]]) -> tuple[int, dict[int, str]]:
+        """Hash many enrolments, each with its line in a file, against the store as it is, and write
+        them in one transaction (`edge.access.card_import`). A row the store cannot take (an ID
+        number it cannot read, the same card as an earlier row) is left out: {line: why}."""
+        refused: dict[int, str] = {}
         credentials: dict[str, Credential] = {}
         first_line: dict[str, int] = {}
-        for line, fields in rows:
-            if isinstance(fields, str):
-                errors.append(RowError(line, fields))
-                continue
+        for line, enrolment in enrolments:
             try:
-                credential = self._credential_from(Enrolment.model_validate(fields), self._cache)
-            except ValidationError as exc:
-                errors.append(RowError(line, _describe(exc)))
-                continue
+                credential = self._credential_from(enrolment, self._cache)
             except ValueError as exc:
-                errors.append(RowError(line, str(exc)))
+                refused[line] = str(exc)
                 continue
             if credential.key in credentials:
-                errors.append(RowError(line, f"same card as line {first_line[credential.key]}"))
+                refused[line] = f"same card as line {first_line[credential.key]}"
                 continue
             credentials[credential.key] = credential
             first_line[credential.key] = line
         self._write_many(credentials.values())
-        return ImportReport(len(credentials), tuple(errors))
+        return len(credentials), refused
 
     @_one_writer
     def apply_change_set(self, version: int, changes: Iterable[Credential | Removal]) -> VersionReport:
@@ -474,85 +438,3 @@ def _from_row(row: tuple[Any, ...], path: str) -> Credential:
         raise CredentialStoreUnavailable(
             f"credential store {path}: credential {record['key']} is unreadable: {exc}"
         ) from exc
-
-
-def _describe(exc: ValidationError) -> str:
-    """Pydantic errors without the input values (which may be serials or PINs)."""
-    return "; ".join(
-        f"{'.'.join(str(part) for part in error['loc']) or 'row'}: {error['msg']}"
-        for error in exc.errors(include_input=False, include_url=False)
-    )
-
-
-Row = tuple[int, dict[str, Any] | str]
-"""(line number, fields), or (line number, why the line is not a row)."""
-
-
-def _read_rows(path: Path) -> list[Row]:
-    """The rows of an import file; a whole-file problem raises CredentialImportError."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".jsonl", ".ndjson"):  # asked first: /dev/zero would never finish reading
-        raise CredentialImportError(f"{path}: unknown import format {suffix!r}; use .csv, .jsonl or .ndjson")
-    if path.exists() and not path.is_file():
-        raise CredentialImportError(f"{path}: not a regular file")
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_IMPORT_BYTES + 1)
-    except OSError as exc:
-        raise CredentialImportError(f"{path}: {exc.strerror}") from exc
-    if len(data) > MAX_IMPORT_BYTES:
-        raise CredentialImportError(f"{path}: larger than {MAX_IMPORT_BYTES // 2**20} MiB, more than an import takes; split it")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CredentialImportError(f"{path}:{line}: not UTF-8 text") from None
-    return _csv_rows(path, text) if suffix == ".csv" else _jsonl_rows(text)
-
-
-def _csv_rows(path: Path, text: str) -> list[Row]:
-    reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
-    try:
-        header = reader.fieldnames
-        if header is None:
-            raise CredentialImportError(f"{path}: empty file, expected a header row")
-        columns = [name.strip() for name in header]
-        allowed = set(Enrolment.model_fields)
-        unknown = [name for name in columns if name not in allowed]
-        missing = [name for name in _CSV_REQUIRED if name not in columns]
-        if unknown or missing:
-            problems = [f"unknown column {name!r}" for name in unknown]
-            problems += [f"missing column {name!r}" for name in missing]
-            raise CredentialImportError(
-                f"{path}:1: {', '.join(problems)}; columns are {', '.join(sorted(allowed))}"
-            )
-        rows: list[Row] = []
-        for raw in reader:
-            if "\0extra" in raw:
-                rows.append((reader.line_num, "more cells than the header has columns"))
-                continue
-            cells = {name.strip(): (value or "").strip() for name, value in raw.items()}
-            if not any(cells.values()):
-                continue
-            fields: dict[str, Any] = {name: value for name, value in cells.items() if value}
-            for name in _LIST_COLUMNS:
-                if name in fields:
-                    fields[name] = [item.strip() for item in fields[name].split(";") if item.strip()]
-            rows.append((reader.line_num, fields))
-        return rows
-    except csv.Error as exc:
-        raise CredentialImportError(f"{path}:{reader.line_num}: {exc}") from exc
-
-
-def _jsonl_rows(text: str) -> list[Row]:
-    rows: list[Row] = []
-    for line, content in enumerate(text.splitlines(), start=1):
-        if not content.strip():
-            continue
-        try:
-            fields = json.loads(content)
-        except json.JSONDecodeError as exc:
-            rows.append((line, f"not valid JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        rows.append((line, fields if isinstance(fields, dict) else "each line must be one JSON object"))
-    return rows

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 
 from edge import cli_config
 from edge.access.credential import Credential
-from edge.access.credentials import CredentialImportError, CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
+from edge.access.card_import import CredentialImportError, import_cards
+from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
 from edge.config import BuildingConfig
 from edge.doors.settings import ReaderProtocol
 
@@ -145,7 +146,7 @@ def _import(args: argparse.Namespace) -> int:
     def action(store: CredentialStore, config: BuildingConfig) -> int:
         started = time.monotonic()
         try:
-            report = store.import_file(args.file)
+            report = import_cards(store, args.file)
         except CredentialImportError as error:
             print(f"edge credentials import: {error}", file=sys.stderr)
             return EX_DATAERR

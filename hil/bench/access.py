@@ -18,7 +18,7 @@ Prints one JSON object:
   status page streams attached (`edge.hil.bench.page_watchers`, its own process, as browsers
   are); page_messages says the streams were live. The page must not move these numbers.
 * decisions_per_s: pure `decide` calls (granting path, no PIN) per second.
-* import_10k_rows_s: `CredentialStore.import_file` of a 10,000-row CSV.
+* import_10k_rows_s: `import_cards` (edge.access.card_import) of a 10,000-row CSV.
 
 Run: python -m edge.hil.bench.access [--taps 2000]
 """
@@ -48,6 +48,7 @@ from edge.drivers.modbus.profile import Function, load_profile
 from edge.drivers.osdp.keys import generate_key_file, load_key
 from edge import config as building_config
 from edge.access.clock import TrustedTime
+from edge.access.card_import import import_cards
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.access.decision import decide
 from edge.access.door import DoorPolicy, DoorState
@@ -253,7 +254,7 @@ doors:
         write_import(base / "tenants.csv", ENROLLED)
         with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
             started = time.perf_counter()
-            report = store.import_file(base / "tenants.csv")
+            report = import_cards(store, base / "tenants.csv")
             import_s = time.perf_counter() - started
             assert report.imported == ENROLLED and not report.errors, report.errors[:3]
             decisions = _decisions_per_s(store)

@@ -47,6 +47,7 @@ from pathlib import Path
 import paho.mqtt.client as paho
 
 from edge import config as building_config
+from edge.access.card_import import import_cards
 from edge.access.credentials import CredentialStore
 from edge.doors.wiring import credentials_path
 from edge.drivers.cards.em4100 import encode_frame
@@ -237,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         credentials_path(config).parent.mkdir(parents=True)
         access.write_import(base / "tenants.csv", args.cards)
         with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
-            store.import_file(base / "tenants.csv")
+            import_cards(store, base / "tenants.csv")
         asyncio.run(_fill_journal(config.journal_path, args.events))
         build_s = time.monotonic() - built
         birth = _Birth(broker.port, f"{config.uplink.topic_prefix}/{config.building.id}/status")

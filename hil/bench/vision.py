@@ -389,6 +389,7 @@ def tap_keys(taps: int, rounds: int) -> dict[str, Any]:
     from edge.drivers.cards.framing import Framing
     from edge.drivers.modbus.profile import load_profile
     from edge import config as building_config
+    from edge.access.card_import import import_cards
     from edge.access.credentials import CredentialStore
     from edge.doors.wiring import credentials_path
     from edge.hil.bench import access
@@ -425,7 +426,7 @@ cameras:
         credentials_path(config).parent.mkdir(parents=True)
         access.write_import(base / "tenants.csv", access.ENROLLED)
         with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
-            store.import_file(base / "tenants.csv")
+            import_cards(store, base / "tenants.csv")
         load = subprocess.Popen([sys.executable, "-c", access.LOAD], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
         try:
