@@ -16,7 +16,6 @@ import re
 import sqlite3
 import stat
 import sys
-import time
 from datetime import datetime, timedelta, timezone
 from os import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
@@ -67,6 +66,7 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
     from edge import device_cli
     from edge.community import cli as community_cli
     from edge.doors import cli as doors_cli
+    from edge.power import cli as power_cli
     from edge.status import cli as status_cli
     from edge.vision import camera_cli, cli as vision_cli
 
@@ -95,27 +95,7 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
     events.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     events.set_defaults(handler=_events)
 
-    points = commands.add_parser("points", help="show each field point's last value, age and state", description=(
-        "Read the daemon's status snapshot (written every 2 s into the state dir) and show every circuit and "
-        "pressure point: last value, unit, age and state (ok, warning, alarm, sensor_fault, stale, offline)."))
-    cli_config.add_option(points)
-    points.add_argument("--json", action="store_true", help="one JSON object per point per line")
-    points.add_argument("--all", action="store_true", help=(
-        "every point of every device (voltages, energies, clocks, serials too): value, unit, state, age, the point "
-        "voiding it and every alarm active on it"))
-    points.set_defaults(handler=_points)
-
-    breaker = commands.add_parser("breaker", help="operate a circuit's breaker through the running daemon")
-    breaker_commands = breaker.add_subparsers(dest="breaker_command", required=True, metavar="ACTION")
-    close = breaker_commands.add_parser("close", help="re-close a tripped breaker (audited)", description=(
-        "Ask the running daemon to close CIRCUIT's breaker. The request, who made it and why are journaled, and so "
-        "is whether the breaker confirmed it closed. Exit 0 when confirmed, 1 when refused or unconfirmed, "
-        "69 when the daemon is not running."))
-    close.add_argument("circuit", help="circuit name from the config")
-    close.add_argument("--operator", required=True, help="your staff id: you take responsibility for re-energising")
-    close.add_argument("--reason", required=True, help="why it is safe now (10-500 characters)")
-    cli_config.add_option(close)
-    close.set_defaults(handler=_breaker_close)
+    power_cli.add_commands(commands)  # `edge points`, `edge breaker close`: circuits and water points
 
     reload = commands.add_parser("reload", help="apply the edited config to the running daemon", description=(
         "Ask the running daemon to check its config file again, exactly as check-config does, and apply it: "
@@ -311,46 +291,6 @@ def _not_a_journal(path: Path) -> tuple[int, str] | None:
     if header != _SQLITE_HEADER:
         return EX_DATAERR, f"{path} is not a journal (not an SQLite file)"
     return None
-
-
-def _points(args: argparse.Namespace) -> int:
-    from edge import device_cli, points_status
-
-    config = cli_config.load_or_report(args.config, summary=True)
-    if config is None:
-        return EX_CONFIG
-    if args.all:
-        return device_cli.all_points(config, args.json)
-    try:
-        snapshot = points_status.read_snapshot(config.state_path)
-    except FileNotFoundError:
-        print(f"edge points: no status in {config.state_path}: the daemon has not run with field points", file=sys.stderr)
-        return EX_UNAVAILABLE
-    except OSError as error:
-        print(f"edge points: cannot read the status in {config.state_path}: {error.strerror}", file=sys.stderr)
-        return EX_UNAVAILABLE
-    except ValueError as error:
-        print(f"edge points: {error}", file=sys.stderr)
-        return EX_UNAVAILABLE
-    try:
-        rows = points_status.as_rows(snapshot, time.time(), stale_after_s=3 * points_status.SNAPSHOT_EVERY_S)
-        lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows] if args.json else [points_status.render_table(rows)]
-    except (TypeError, ValueError) as error:  # a snapshot with the right keys and wrong types
-        print(f"edge points: points snapshot is malformed: {error}", file=sys.stderr)
-        return EX_UNAVAILABLE
-    print("\n".join(lines))
-    return 0
-
-
-def _breaker_close(args: argparse.Namespace) -> int:
-    from edge import control
-
-    config = cli_config.load_or_report(args.config, summary=True)
-    if config is None:
-        return EX_CONFIG
-    request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
-    return control.command("edge breaker close", config, request,
-                           lambda answer: f"breaker of circuit {args.circuit} closed and confirmed")
 
 
 def _reload(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ NOT_FOR_ONE_DOOR = {
     "osdp", "edge.drivers.osdp.bus",  # OSDP readers
     "edge.community.notifier", "edge.drivers.modem.at",  # community safety's notifications and the SMS modem
     "edge.power.points", "cv2", "onnxruntime", "numpy",  # field points, the camera
-    "edge.doors.cli", "edge.vision.cli", "edge.device_cli",  # the technician's commands
+    "edge.doors.cli", "edge.power.cli", "edge.vision.cli", "edge.device_cli",  # the technician's commands
 }
 
 
