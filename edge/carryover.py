@@ -27,6 +27,7 @@ from edge import runtime
 from edge.conditions import Active, ActiveConditions, AtRestart, ending_kinds, raising_kinds
 from edge.config import BuildingConfig
 from edge.events import Event, Kind, Priority
+from edge.power.kinds import PowerKind
 from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, read_events
 from edge.runtime import Pool
@@ -88,7 +89,7 @@ async def carry_over(journal: Journal, config: BuildingConfig, field: object | N
             await journal.append(ending(condition, RESTARTED))
         elif condition.kind == DoorKind.FIRE_RELEASE and not getattr(fire, "active", False):
             await journal.append(ending(condition, "fire_latch_not_held_at_start"))
-        elif condition.kind == Kind.TRIP_CONFIRMED and field is not None:
+        elif condition.kind == PowerKind.TRIP_CONFIRMED and field is not None:
             field.adopt_cut(condition.key, condition.body)  # the journal says cut: the breaker is the gateway's
     if recheck:
         if field is None:

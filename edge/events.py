@@ -43,10 +43,11 @@ class Priority(IntEnum):
 
 class Kind(StrEnum):
     """What happened, in the gateway's shared parts: start and stop, the journal, state files,
-    devices and hotplug, a config from the fleet, field points and the power cut.
+    devices and hotplug, a config from the fleet, field points' conditions and readings.
 
     A feature declares its own kinds in its package (edge/doors/kinds.py, edge/vision/kinds.py,
-    edge/uplink/kinds.py, edge/community/kinds.py) and `edge.kinds` composes them with these."""
+    edge/uplink/kinds.py, edge/community/kinds.py, edge/power/kinds.py) and `edge.kinds`
+    composes them with these."""
 
     GATEWAY_STARTED = "gateway.started"
     GATEWAY_STOPPED = "gateway.stopped"
@@ -77,19 +78,10 @@ class Kind(StrEnum):
     CONFIG_APPLY_REFUSED = "config.apply_refused"  # invalid: every problem answered, nothing changed
     CONFIG_KEPT = "config.kept"  # healthy at the end of its watch
     CONFIG_ROLLED_BACK = "config.rolled_back"  # the previous file restored and applied, with the reasons
-    # Field points (edge/field.py): safety conditions, power cut and re-close, telemetry.
+    # Field points (edge/power/points.py): safety conditions of circuits and water points, telemetry.
     CONDITION_RAISED = "alarm.raised"
     CONDITION_CLEARED = "alarm.cleared"
     ALARM_ENDED = "alarm.ended"  # an active condition ended for a reason outside its feature (a restart, a source gone)
-    TRIP_SENT = "power.trip_sent"
-    TRIP_CONFIRMED = "power.trip_confirmed"
-    TRIP_UNCONFIRMED = "alarm.trip_unconfirmed"
-    RECLOSE_REQUESTED = "power.reclose_requested"
-    RECLOSE_REFUSED = "power.reclose_refused"
-    RECLOSE_CONFIRMED = "power.reclose_confirmed"
-    RECLOSE_UNCONFIRMED = "power.reclose_unconfirmed"
-    TRIP_REFUSED = "power.trip_refused"  # nothing sent: a precondition refused it (breaker in local mode); retried when it passes
-    TRIP_WITHDRAWN = "power.trip_withdrawn"  # a refused trip's cause ended before the breaker could be cut
     POINT_READING = "telemetry.point"
     DEVICE_IDENTIFIED = "device.identified"  # a model/firmware register picked the device's profile variant
     DEVICE_UNIDENTIFIED = "fault.device_unidentified"  # its identify read failed: polled by the base map, identify retried

@@ -17,10 +17,11 @@ from edge import event_words
 from edge.community.kinds import KINDS as COMMUNITY
 from edge.doors.kinds import KINDS as DOORS
 from edge.events import Kinds
+from edge.power.kinds import KINDS as POWER
 from edge.uplink.kinds import KINDS as UPLINK
 from edge.vision.kinds import KINDS as VISION
 
-FEATURES: tuple[Kinds, ...] = (event_words.KINDS, DOORS, VISION, UPLINK, COMMUNITY)
+FEATURES: tuple[Kinds, ...] = (event_words.KINDS, DOORS, POWER, VISION, UPLINK, COMMUNITY)
 
 _BY_NAME: dict[str, tuple[Kinds, StrEnum]] = {}
 for _declared in FEATURES:

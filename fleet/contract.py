@@ -28,6 +28,7 @@ import yaml
 
 from edge import kinds as event_kinds
 from edge.events import Kind, Priority, StoredEvent
+from edge.power.kinds import PowerKind
 from edge.uplink import pull, snapshots
 from edge.config_apply import MAX_WATCH_S, MAX_YAML_BYTES, MIN_WATCH_S, WATCH_S
 from edge.uplink.commands import CommandOutcome
@@ -315,10 +316,10 @@ def _examples() -> dict[str, Any]:
     from edge.uplink.push import encode_batch
 
     t = 1_796_000_000_000_000_000
-    trip_sent = StoredEvent(41, "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3e", t, 912_000_000_000, str(Kind.TRIP_SENT), Priority.ALARM,
+    trip_sent = StoredEvent(41, "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3e", t, 912_000_000_000, str(PowerKind.TRIP_SENT), Priority.ALARM,
                             "f2-kitchen", {"circuit": "f2-kitchen", "breaker": "f2-cb", "reason": "overcurrent", "value": 41.2})
     trip_confirmed = StoredEvent(42, "019aeb3c-2010-7d11-8a4b-0c9d8e7f6a5b", t + 180_000_000, 912_180_000_000,
-                                 str(Kind.TRIP_CONFIRMED), Priority.ALARM, "f2-kitchen", {"circuit": "f2-kitchen", "breaker": "f2-cb"})
+                                 str(PowerKind.TRIP_CONFIRMED), Priority.ALARM, "f2-kitchen", {"circuit": "f2-kitchen", "breaker": "f2-cb"})
     reading = StoredEvent(43, "019aeb3c-2100-7e22-9b5c-1d0e9f8a7b6c", t + 1_000_000_000, 913_000_000_000, str(Kind.POINT_READING),
                           Priority.TELEMETRY, "f2-monitor", {"point": "phase_a_current", "value": 12.3, "unit": "A"})
     alarm_batch, _ = encode_batch("hillside-court-7", Lane.ALARM, [trip_sent, trip_confirmed], 1 << 20)

@@ -17,6 +17,7 @@ import pytest
 
 from edge.config import load
 from edge.events import Event, Kind, Priority
+from edge.power.kinds import PowerKind
 from edge.journal import EventQuery, Journal, JournalLimits, read_events
 from edge.fleet import keys
 from edge.fleet.localdb import LocalPostgres
@@ -44,7 +45,7 @@ def until(predicate, timeout_s: float = 60.0, what: str = "condition"):
 def event_for(n: int) -> Event:
     """Mostly telemetry; every 7th an alarm-priority power event (which must travel on the alarm lane)."""
     if n % 7 == 3:
-        return Event(kind=Kind.TRIP_CONFIRMED, priority=Priority.ALARM, source=f"c{n % 5}",
+        return Event(kind=PowerKind.TRIP_CONFIRMED, priority=Priority.ALARM, source=f"c{n % 5}",
                      body={"circuit": f"c{n % 5}", "breaker": "cb", "reason": "overcurrent", "outcome": "confirmed",
                            "readback": "open", "severity": None, "detail": "ok"})
     return Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source="m1",

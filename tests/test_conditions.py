@@ -7,6 +7,7 @@ from edge import config as building_config
 from edge import kinds
 from edge.conditions import ActiveConditions, all_rules, ending_kinds, raising_kinds
 from edge.events import Kind, Priority, StoredEvent
+from edge.power.kinds import PowerKind
 from edge.doors.kinds import DoorKind
 from edge.status.report import render
 from edge.status.view import BuildingView
@@ -86,7 +87,7 @@ circuits:
       power_cut: trip
 """)))
     view.apply(_event(1, Kind.CONDITION_RAISED, dict(BODY), T0))
-    view.apply(_event(2, Kind.TRIP_CONFIRMED, {"circuit": "f1-c1", "breaker": "brk", "reason": "over_current",
+    view.apply(_event(2, PowerKind.TRIP_CONFIRMED, {"circuit": "f1-c1", "breaker": "brk", "reason": "over_current",
                                                 "point": "mon.current_a", "reading": 41.2, "unit": "A"}, T0 + 1))
     view.apply(_event(3, Kind.POINT_READING, {"point": "mon.current_a", "value": 0.0, "unit": "A"}, T0 + 2))
     cut = view.snapshot(T0 + 3)
@@ -95,7 +96,7 @@ circuits:
     assert {p["point"]: p["state"] for p in cut["points"]} == {"mon.current_a": "cut"}
     assert [a["kind"] for a in cut["alarms"]] == ["power.trip_confirmed", "alarm.raised"], "the cause stays active"
     assert "CUT CIRCUITS (1)" in render(view.config, {**cut, "source": "journal"})
-    view.apply(_event(4, Kind.RECLOSE_CONFIRMED, {"circuit": "f1-c1", "breaker": "brk"}, T0 + 4))
+    view.apply(_event(4, PowerKind.RECLOSE_CONFIRMED, {"circuit": "f1-c1", "breaker": "brk"}, T0 + 4))
     view.apply(_event(5, Kind.CONDITION_CLEARED, {**BODY, "after": "reclose"}, T0 + 4))
     closed = view.snapshot(T0 + 5)
     assert closed["cut_circuits"] == [] and closed["alarms"] == [] and closed["points"][0]["state"] == "ok"

@@ -31,7 +31,8 @@ from edge import runtime
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import Profile
 from edge.device_status import StatusPoint
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.power.kinds import PowerKind
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
 from edge.power.settings import Circuit
@@ -211,7 +212,7 @@ class Breakers:
             self.refused[circuit.name] = (other, why)
             return
         del self.refused[circuit.name]
-        self._emit(Event(kind=Kind.TRIP_WITHDRAWN, priority=Priority.ALARM, source=circuit.name,
+        self._emit(Event(kind=PowerKind.TRIP_WITHDRAWN, priority=Priority.ALARM, source=circuit.name,
                          body={"circuit": circuit.name, "breaker": trip.breaker, "reason": str(trip.reason),
                                "refused": why, "point": trip.cause.point}))
 
@@ -244,7 +245,7 @@ class Breakers:
         def sending() -> None:  # the preconditions passed: the write goes out now
             self._commanded_open.add(trip.breaker)
             self._emit(Event(
-                kind=Kind.TRIP_SENT, priority=Priority.ALARM, source=trip.circuit,
+                kind=PowerKind.TRIP_SENT, priority=Priority.ALARM, source=trip.circuit,
                 body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
                       "point": cause.point, "reading": round(cause.reading, 6), "threshold": cause.threshold,
                       **({"after_refusal": after} if after is not None else {})},
@@ -264,7 +265,7 @@ class Breakers:
             refused = detail.removeprefix("refused: ")
             self.refused[trip.circuit] = (trip, refused)
             self._emit(Event(
-                kind=Kind.TRIP_REFUSED, priority=Priority.ALARM, source=trip.circuit,
+                kind=PowerKind.TRIP_REFUSED, priority=Priority.ALARM, source=trip.circuit,
                 body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason), "refused": refused,
                       "precondition": None if outcome.refused_by is None else f"{trip.breaker}.{outcome.refused_by}", **because},
             ))
@@ -272,7 +273,7 @@ class Breakers:
         report = confirm_trip(trip, BreakerState.OPEN if confirmed else self._breaker_state(trip.breaker, since=sent), self._clock())
         confirmed_trip = report.outcome is TripOutcome.CONFIRMED
         self._emit(Event(
-            kind=Kind.TRIP_CONFIRMED if confirmed_trip else Kind.TRIP_UNCONFIRMED,
+            kind=PowerKind.TRIP_CONFIRMED if confirmed_trip else PowerKind.TRIP_UNCONFIRMED,
             priority=Priority.ALARM, source=trip.circuit,
             body={"circuit": trip.circuit, "breaker": trip.breaker, "reason": str(trip.reason),
                   "outcome": str(report.outcome), "readback": None if report.readback is None else str(report.readback),
@@ -352,7 +353,7 @@ class Breakers:
         if circuit.name in self._holds:
             return await self._refuse(audit, [f"held open: {self._holds[circuit.name]}"])
         audit = {"circuit": command.circuit, "breaker": command.breaker, "operator": command.operator, "reason": command.reason}
-        requested = await self.journal.append(Event(kind=Kind.RECLOSE_REQUESTED, priority=Priority.ALARM, source=circuit.name, body=audit))
+        requested = await self.journal.append(Event(kind=PowerKind.RECLOSE_REQUESTED, priority=Priority.ALARM, source=circuit.name, body=audit))
         try:
             outcome = await self.fieldbus.send(command.breaker, "close")
             confirmed, detail = bool(outcome), outcome.reason
@@ -364,7 +365,7 @@ class Breakers:
             return {**answer, "error": f"{detail}; nothing was sent to the breaker", "refused": True, "request_seq": requested}
         if confirmed:  # a breaker without a read-back point is known closed by this alone
             self._commanded_open.discard(command.breaker)
-        kind = Kind.RECLOSE_CONFIRMED if confirmed else Kind.RECLOSE_UNCONFIRMED
+        kind = PowerKind.RECLOSE_CONFIRMED if confirmed else PowerKind.RECLOSE_UNCONFIRMED
         body = {**audit, "request_seq": requested, **({} if confirmed else {"detail": detail})}
         result = await self.journal.append(Event(kind=kind, priority=Priority.ALARM, source=circuit.name, body=body))
         if confirmed and self.cuts.pop(circuit.name, None) is not None:
@@ -377,7 +378,7 @@ class Breakers:
 
     async def _refuse(self, audit: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         seq = await self.journal.append(Event(
-            kind=Kind.RECLOSE_REFUSED, priority=Priority.ALARM, source=str(audit.get("circuit")),
+            kind=PowerKind.RECLOSE_REFUSED, priority=Priority.ALARM, source=str(audit.get("circuit")),
             body={**{k: v if isinstance(v, str | int | None) else repr(v) for k, v in audit.items()}, "problems": problems},
         ))
         return {"ok": False, "error": "; ".join(problems), "result_seq": seq}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from edge.conditions import AtRestart, Rule, Severity
 from edge.events import Kind, StoredEvent
+from edge.power.kinds import PowerKind
 
 UNCONFIRMED_S = 86400.0  # a trip nobody confirmed: on the page for a day unless a trip or re-close ends it
 
@@ -65,13 +66,13 @@ def _unidentified(e: StoredEvent) -> str:
 CONDITIONS = (
     Rule(Kind.CONDITION_RAISED, _point, ended_by=(Kind.CONDITION_CLEARED,), severity=_severity, key=_point_key,
          at_restart=AtRestart.RECHECK),
-    Rule(Kind.TRIP_CONFIRMED, _cut, ended_by=(Kind.RECLOSE_CONFIRMED,), key=lambda e: str(e.body.get("circuit", e.source)),
+    Rule(PowerKind.TRIP_CONFIRMED, _cut, ended_by=(PowerKind.RECLOSE_CONFIRMED,), key=lambda e: str(e.body.get("circuit", e.source)),
          at_restart=AtRestart.KEEP),
-    Rule(Kind.TRIP_UNCONFIRMED, lambda e: f"Circuit {e.body.get('circuit', e.source)}: the breaker did not confirm the trip, "
-         f"power may still be on ({e.body.get('detail')})", ended_by=(Kind.TRIP_CONFIRMED, Kind.RECLOSE_CONFIRMED),
+    Rule(PowerKind.TRIP_UNCONFIRMED, lambda e: f"Circuit {e.body.get('circuit', e.source)}: the breaker did not confirm the trip, "
+         f"power may still be on ({e.body.get('detail')})", ended_by=(PowerKind.TRIP_CONFIRMED, PowerKind.RECLOSE_CONFIRMED),
          key=lambda e: str(e.body.get("circuit", e.source)), lasts_s=UNCONFIRMED_S, at_restart=AtRestart.KEEP),
     # A trip a precondition refused (nothing sent): active until it is sent, its cause ends, or a re-close.
-    Rule(Kind.TRIP_REFUSED, _could_not_cut, ended_by=(Kind.TRIP_SENT, Kind.TRIP_WITHDRAWN, Kind.RECLOSE_CONFIRMED),
+    Rule(PowerKind.TRIP_REFUSED, _could_not_cut, ended_by=(PowerKind.TRIP_SENT, PowerKind.TRIP_WITHDRAWN, PowerKind.RECLOSE_CONFIRMED),
          key=lambda e: str(e.body.get("circuit", e.source)), at_restart=AtRestart.END),
     Rule(Kind.DEVICE_UNIDENTIFIED, _unidentified, ended_by=(Kind.DEVICE_IDENTIFIED,), severity=Severity.FAULT),
     Rule(Kind.DEVICE_OFFLINE, lambda e: f"Device {e.source} offline: {e.body.get('reason')}", ended_by=(Kind.DEVICE_BACK,),

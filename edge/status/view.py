@@ -16,6 +16,7 @@ from typing import Any
 from edge.conditions import ActiveConditions, Severity
 from edge.config import BuildingConfig
 from edge.events import Kind, Priority, StoredEvent
+from edge.power.kinds import PowerKind
 from edge.doors.kinds import DoorKind
 from edge.uplink.kinds import UplinkKind
 from edge.vision.kinds import VisionKind
@@ -244,7 +245,7 @@ class BuildingView:
 
     def cut_circuits(self, now: float) -> dict[str, dict[str, Any]]:
         """Circuits the gateway cut and nobody re-closed yet: circuit -> the cut's row."""
-        return {c.key: c.as_json() for c in self.active.now(now) if c.kind == Kind.TRIP_CONFIRMED}
+        return {c.key: c.as_json() for c in self.active.now(now) if c.kind == PowerKind.TRIP_CONFIRMED}
 
     def snapshot(self, now: float) -> dict[str, Any]:
         """Plain JSON for the page and `edge status`."""

@@ -30,7 +30,8 @@ from edge.conditions import ActiveConditions
 from edge.config import BuildingConfig
 from edge.config_apply import ConfigApplier
 from edge.deadline import Deadline
-from edge.events import Event, Kind, Priority
+from edge.events import Event, Priority
+from edge.power.kinds import PowerKind
 from edge.uplink.kinds import LinkBody, UplinkKind
 from edge.journal import Journal
 from edge.runtime import Pool
@@ -280,7 +281,7 @@ class Uplink:
         page, edge status and /metrics show, folded from the journal on the reads pool."""
         active = await runtime.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
         return {"head_seq": self.journal.head_seq, "active": [c.as_json() for c in active],
-                "cut_circuits": [c.key for c in active if c.kind == Kind.TRIP_CONFIRMED]}
+                "cut_circuits": [c.key for c in active if c.kind == PowerKind.TRIP_CONFIRMED]}
 
     def _config_digest(self) -> str:
         return self.config_apply.digest if self.config_apply is not None else self.config_digest

@@ -54,9 +54,10 @@ PHASE_TIMEOUT_S = 900.0
 
 def _event(n: int, live: bool = False):
     from edge.events import Event, Kind, Priority
+    from edge.power.kinds import PowerKind
 
     if n % 50 == 7:
-        return Event(kind=Kind.TRIP_CONFIRMED, priority=Priority.ALARM, source=f"c{n % 9}",
+        return Event(kind=PowerKind.TRIP_CONFIRMED, priority=Priority.ALARM, source=f"c{n % 9}",
                      body={"circuit": f"c{n % 9}", "breaker": "cb", "reason": "overcurrent", "outcome": "confirmed",
                            "readback": "open", "severity": None, "detail": "bench"})
     return Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source="m1",
