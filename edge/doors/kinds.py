@@ -1,8 +1,7 @@
 """The doors' event kinds: decisions, door alarms, locks, readers, the clock and credential guards,
 the fire release, with their words on the page.
 
-Declared here, composed with the other features' kinds by `edge.kinds`: a kind's wire name
-(the string) never changes, since the journal, the cloud and docs/uplink.asyncapi.yaml match on it.
+Composed by `edge.kinds` (see there); a wire name never changes once journaled.
 """
 
 from __future__ import annotations

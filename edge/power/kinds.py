@@ -1,8 +1,7 @@
 """The power cut's event kinds: a trip sent, confirmed, refused or withdrawn, and a re-close
 requested, refused or confirmed, with their words on the page.
 
-Declared here, composed with the other parts' kinds by `edge.kinds`: a kind's wire name
-(the string) never changes, since the journal, the cloud and docs/uplink.asyncapi.yaml match on it.
+Composed by `edge.kinds` (see there); a wire name never changes once journaled.
 The point conditions (`alarm.raised`, `alarm.cleared`) and readings stay in `edge.events.Kind`:
 circuits and water points both raise them.
 """

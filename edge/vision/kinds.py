@@ -3,8 +3,7 @@ reviews and camera faults, with their words on the page.
 
 Imports nothing of OpenCV or onnxruntime: every gateway's registry reads it.
 
-Declared here, composed with the other features' kinds by `edge.kinds`: a kind's wire name
-(the string) never changes, since the journal, the cloud and docs/uplink.asyncapi.yaml match on it.
+Composed by `edge.kinds` (see there); a wire name never changes once journaled.
 """
 
 from __future__ import annotations
