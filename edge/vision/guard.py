@@ -19,6 +19,11 @@ Every hold awaits an operator's review (`edge elevator review`, the page with it
 cloud's signed `elevator.review`): reviews that show the model holds wheelchairs or prams, or
 more false holds than the site allows (edge/vision/review.py), return the camera to observe mode
 at once, release the car and raise `alarm.vision_demoted` saying why.
+
+About 420 lines, kept whole: the worker's start and stop, its messages typed into the inbox, the
+operator's release and review, the demotion and the relay writes all act on one state (the
+confirmation machine, the verdict and the held car) under one ordering, and split apart they would
+pass it around rather than own it. The car's speaker is `speaker.py`.
 """
 
 from __future__ import annotations
@@ -53,12 +58,12 @@ from edge.vision.channel import WorkerChannel
 from edge.vision.confirm import Confirmation, Confirmed, Left, Release, Released, Settings, State
 from edge.vision.detection import Detection, Detector, VisionClass
 from edge.vision.qualification import Verdict
+from edge.vision.speaker import Speaker
 
 log = structlog.get_logger("edge.vision")
 
 INBOX = 4  # analysed frames waiting for the loop; older ones are dropped
 TICK_S = 0.5  # time limits run even when no frame comes
-VOICE_TIMEOUT_S = 30.0
 STOP_S = 3.0
 
 DetectorFactory = Callable[[], Detector]  # picklable: the worker process calls it
@@ -150,7 +155,7 @@ class ElevatorGuard:
         self._watching = False  # what the worker was last told
         self._latest_seq = 0
         self._io = asyncio.Lock()  # relay writes of this car, in order
-        self._voice: asyncio.Task[None] | None = None
+        self.speaker = Speaker(camera.name, camera.warning, self._voice_fault)
         self._faults = Throttle(60.0, max_keys=16)
         self.reviews: review.Tally | None = None  # holds awaiting review and the tally, once a qualified guard runs
         self._saving = asyncio.Lock()
@@ -195,9 +200,7 @@ class ElevatorGuard:
                     await self._handle(self._inbox.popleft())
                 await self._act(self.machine.tick(time.monotonic()), None)
         finally:
-            if self._voice is not None:
-                self._voice.cancel()
-                await asyncio.gather(self._voice, return_exceptions=True)
+            await self.speaker.stop()
             if self.holding:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
@@ -347,7 +350,7 @@ class ElevatorGuard:
             self.hold_latencies_s.append(time.monotonic() - action.since)
             confirmed = await self._write(self.camera.hold.hold) if self.camera.hold and self.bus else False
             body["relay_confirmed"] = confirmed
-            self._warn()
+            self.speaker.warn()
             body["review"] = "pending"  # edge elevator review --hold SEQ, the page, or the cloud's elevator.review
             kind, priority = VisionKind.ELEVATOR_HOLD, Priority.ALARM
         else:
@@ -375,32 +378,8 @@ class ElevatorGuard:
             await self._journal(VisionKind.ELEVATOR_RELAY_UNCONFIRMED, Priority.ALARM, {"device": self.camera.hold.device, "command": command})
         return confirmed
 
-    def _warn(self) -> None:
-        """Start the voice warning unless one is still playing; it ends by itself (or at stop)."""
-        if self.camera.warning is None or (self._voice is not None and not self._voice.done()):
-            return
-        self._voice = asyncio.create_task(self._play(), name=f"voice:{self.camera.name}")
-
-    async def _play(self) -> None:
-        warning = self.camera.warning
-        assert warning is not None
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *warning.command, str(warning.sound), stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
-        except OSError as error:
-            await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {error}"})
-            return
-        try:
-            async with asyncio.timeout(VOICE_TIMEOUT_S):
-                code = await process.wait()
-            if code != 0:
-                await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": f"voice warning: {warning.command[0]} exited {code}"})
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+    async def _voice_fault(self, reason: str) -> None:
+        await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": reason})
 
     def _snapshot(self, seq: int, wall: float, kind: str) -> str:
         """Ask the worker to save the frame as a capped JPEG; returns its path relative to the
