@@ -8,12 +8,15 @@ no test imports another. Waiting for something is the rig's own `edge.hil.waitin
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import yaml
@@ -32,13 +35,13 @@ def building_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def write_config(building_dir: Path):
-    """Write YAML (dedented) as building.yaml and return its path. A building without an `http:`
+    """Write YAML (dedented; or a config as data, see `building`) as building.yaml and return its path. A building without an `http:`
     block of its own gets a free port for its status server: nothing a test starts binds a fixed
     port (the default, 8780, is the one a gateway uses)."""
 
-    def write(text: str, name: str = "building.yaml") -> Path:
+    def write(text: str | dict, name: str = "building.yaml") -> Path:
         path = building_dir / name
-        text = textwrap.dedent(text).lstrip("\n")
+        text = as_yaml(text) if isinstance(text, dict) else textwrap.dedent(text).lstrip("\n")
         if re.search(r"^building:", text, re.M) and not re.search(r"^http:", text, re.M) and _a_building(text):
             text = text.rstrip("\n") + "\nhttp: {port: 0}\n"
         path.write_text(text)
@@ -74,6 +77,111 @@ state_dir: state
 """
 
 
+def as_yaml(data: dict) -> str:
+    """A config given as data, in YAML as a technician's file holds it (keys in the order given)."""
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def merged(*parts: dict) -> dict:
+    """The sections of `parts` in one config: a list section (devices, circuits, ...) gathers every
+    part's entries in order, a later part's other sections win."""
+    config: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            config[key] = [*config.get(key, []), *value] if isinstance(value, list) else value
+    return config
+
+
+def building(*parts: dict) -> dict:
+    """MINIMAL as data with `parts` merged in (see `merged`), for `write_config`."""
+    return merged(yaml.safe_load(MINIMAL), *parts)
+
+
+def modbus_device(name: str, address: int, profile: str, *, poll_s: float = 0.1, bus: str = "box") -> dict:
+    return {"name": name, "bus": bus, "address": address, "profile": profile, "poll_s": poll_s}
+
+
+def modbus_tcp(port: int, *, timeout_s: float = 0.3, name: str = "box") -> dict:
+    """The `buses:` section of one Modbus TCP bus: the simulator at `port` on this machine."""
+    return {"buses": [{"name": name, "type": "tcp", "host": "127.0.0.1", "port": port, "timeout_s": timeout_s}]}
+
+
+def one_circuit(port: int, *, poll_s: float = 0.1, **safety: Any) -> dict:
+    """A current monitor (`mon`, unit 1) and a breaker (`brk`, unit 2) on the simulator at `port`, and
+    circuit f2-c1 between them: 32 A for 0.3 s is an alarm that trips the breaker; `safety` adds to its
+    safety block (`stale={"after_intervals": 20}`)."""
+    return merged(modbus_tcp(port), {
+        "devices": [modbus_device("mon", 1, "generic-efm8", poll_s=poll_s), modbus_device("brk", 2, "generic-breaker", poll_s=poll_s)],
+        "circuits": [{"name": "f2-c1", "floor": 2, "box": "F2", "currents": ["mon.current_a"], "breaker": "brk",
+                      "safety": {"over_current_a": {"alarm": 32, "duration_s": 0.3, "hysteresis": 2}, "power_cut": "trip", **safety}}],
+    })
+
+
 def edge(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     """`edge ARGS` as a technician runs it: a subprocess, its output captured as text."""
     return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, timeout=timeout_s)
+
+
+class Daemon:
+    """`edge run --config CONFIG` as systemd starts it: a subprocess, stopped on the way out (SIGTERM,
+    `stop_s` to finish, then a kill), so a failing test leaves no daemon behind. Its output goes to
+    `log` (appended; the file a test reads the daemon's lines from) or to `stdout`/`stderr`."""
+
+    def __init__(self, config: Path, *, log: Path | None = None, stdout: Any = subprocess.DEVNULL,
+                 stderr: Any = subprocess.DEVNULL, env: dict[str, str] | None = None, text: bool = False,
+                 stop_s: float = 20) -> None:
+        self.config = config
+        self.journal = config.parent / "state" / "journal.db"
+        self.log, self.stdout, self.stderr, self.env, self.text, self.stop_s = log, stdout, stderr, env, text, stop_s
+        self.process: subprocess.Popen | None = None
+        self._log: IO[str] | None = None
+
+    def start(self) -> Daemon:
+        if self.log is not None:
+            self._log = open(self.log, "a")
+            self.stdout, self.stderr = self._log, subprocess.STDOUT
+        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
+                                        env=dict(os.environ, **(self.env or {})), stdout=self.stdout,
+                                        stderr=self.stderr, text=self.text)
+        return self
+
+    def stop(self, how: signal.Signals = signal.SIGTERM, timeout_s: float | None = None) -> int:
+        """Signal it (if it still runs) and wait `timeout_s` (default `stop_s`) for its exit; a kill after
+        that. Its exit code (negative: the signal that ended it)."""
+        process = self.process
+        if process.poll() is None:
+            process.send_signal(how)
+            try:
+                process.wait(self.stop_s if timeout_s is None else timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if self._log is not None:
+            self._log.close()
+        return process.returncode
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def kill(self) -> None:
+        """Kill it at once if it still runs (a test's `finally` after a failure)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        if self._log is not None:
+            self._log.close()
+
+    def events(self, *kinds: str):
+        """The journal's events of `kinds` so far (none while the daemon is still creating it)."""
+        from edge.journal import EventQuery, read_events
+
+        try:
+            return read_events(self.journal, EventQuery(kinds=kinds, limit=None)) if self.journal.exists() else []
+        except Exception:  # the daemon is still creating the journal's tables
+            return []
+
+    def __enter__(self) -> Daemon:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

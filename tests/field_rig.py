@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import struct
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -22,7 +20,7 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL, REPO
+from conftest import MINIMAL, REPO, Daemon  # noqa: F401 (the points, reload and device tests run it from here)
 
 PROFILES = REPO / "drivers" / "modbus" / "profiles"
 BUILT_IN = load_profiles(PROFILES)
@@ -93,33 +91,6 @@ class WireSimulator(FieldSimulator):
 
     def writes(self, unit: int) -> list[bytes]:
         return [pdu for u, pdu in self.frames if u == unit and pdu and pdu[0] in WRITES]
-
-
-class Daemon:
-    """`edge run` on a config, stopped (SIGTERM, with a deadline) on the way out."""
-
-    def __init__(self, config: Path) -> None:
-        self.config = config
-        self.journal = config.parent / "state" / "journal.db"
-
-    def __enter__(self) -> Daemon:
-        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-    def events(self, *kinds: str):
-        try:
-            return read_events(self.journal, EventQuery(kinds=kinds, limit=None)) if self.journal.exists() else []
-        except Exception:  # the daemon is still creating the journal's tables
-            return []
 
 
 def journal_until(predicate, timeout_s: float = 20.0, what: str = "condition"):

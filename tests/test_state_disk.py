@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -30,8 +28,8 @@ from edge.uplink.cursor import SyncCursor
 from edge.hil.broker import Broker
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL, REPO, edge
-from field_rig import SimulatorThread, journal_until
+from conftest import MINIMAL, REPO, Daemon, building, edge, one_circuit
+from field_rig import SimulatorThread, devices, journal_until
 from journal_disk import Ext4Disk, SmallDisk, mount_ext4_disk, mount_small_disk
 from uplink_rig import open_cloud, until
 
@@ -69,20 +67,6 @@ uplink:
   cloud_public_key: cloud.pub
 """
     return write_config(text)
-
-
-def _start(config: Path, log: Path) -> subprocess.Popen:
-    with open(log, "a") as out:
-        return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
-def _stop(daemon: subprocess.Popen) -> int:
-    daemon.send_signal(signal.SIGTERM)
-    try:
-        return daemon.wait(15)
-    finally:
-        daemon.kill()
 
 
 def _log(path: Path) -> list[dict]:
@@ -133,7 +117,7 @@ def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a
             cursor.opened()  # the file as a previous run left it
             cursor.close()
         getattr(small_disk, refuse)()
-        daemon = _start(config, log)
+        daemon = Daemon(config, log=log, stop_s=15).start()
         try:
             health = journal_until(lambda: _healthz(run), 30)
             reset = _fire_then_reset(io, config)
@@ -142,7 +126,7 @@ def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a
             alive = daemon.poll() is None
             socket_in_run = (run / "control.sock").is_socket()
         finally:
-            code = _stop(daemon)
+            code = daemon.stop()
     assert alive and code == 0, log.read_text()[-3000:]
     assert "front secured" in reset.stdout and secured
     assert socket_in_run, "the control socket lives in the runtime dir"
@@ -157,32 +141,13 @@ def test_edge_run_on_a_refusing_state_disk_starts_releases_on_fire_and_answers_a
 
 def test_a_full_state_disk_never_stops_an_over_current_trip(write_config, building_dir: Path, tmp_path: Path, small_disk: SmallDisk):
     """points.json's ENOSPC ended the field-points task group: the trip came late or never."""
-    monitor = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-efm8.yaml"), 1)
-    monitor.set_value("current_a", 10.0)
-    breaker = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-breaker.yaml"), 2)
-    breaker.set_value("closed", True)
+    monitor, breaker, _ = devices()  # 10 A on a closed breaker
     journal = tmp_path / "journal" / "journal.db"  # the journal on a disk of its own: only the state files are refused
     small_disk.fill()
     with SimulatorThread([monitor, breaker]) as port:
-        config = write_config(MINIMAL.replace("state_dir: state", f"state_dir: {small_disk.mount}") + f"""
-runtime_dir: {tmp_path / 'run'}
-http: {{enabled: false}}
-journal: {{path: {journal}}}
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices:
-  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}
-  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.1}}
-circuits:
-  - name: f2-c1
-    floor: 2
-    box: F2
-    currents: [mon.current_a]
-    breaker: brk
-    safety:
-      over_current_a: {{alarm: 32, duration_s: 0.3, hysteresis: 2}}
-      power_cut: trip
-""")
-        daemon = _start(config, building_dir / "daemon.log")
+        config = write_config(building(one_circuit(port), {"state_dir": str(small_disk.mount), "runtime_dir": str(tmp_path / "run"),
+                                                           "http": {"enabled": False}, "journal": {"path": str(journal)}}))
+        daemon = Daemon(config, log=building_dir / "daemon.log", stop_s=15).start()
         try:
             refused = journal_until(lambda: journal.exists() and [e for e in read_events(journal, EventQuery(kinds=(Kind.STATE_FILE_REFUSED,), limit=None))
                                                           if Path(e.body["file"]).name == "points.json"], 30)
@@ -190,7 +155,7 @@ circuits:
             journal_until(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))), 30)
             opened = breaker.value_of("closed") is False
         finally:
-            code = _stop(daemon)
+            code = daemon.stop()
     assert code == 0 and opened
     assert any(Path(r.body["file"]).name == "points.json" and r.body["fault"] == "disk_full" for r in refused), refused
     failures = read_events(journal, EventQuery(kinds=(Kind.TASK_FAILED,), limit=None))
@@ -218,7 +183,7 @@ def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_d
             config = points_config(write_config, building_dir, ext4.mount, run, bus_port=port, broker_port=broker.port)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
-            daemon = _start(config, log)
+            daemon = Daemon(config, log=log, stop_s=15).start()
             try:
                 await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30)
                 await until(lambda: any(e["kind"] == Kind.GATEWAY_STARTED for e in cloud.events(B)), timeout_s=30)
@@ -232,16 +197,16 @@ def test_a_state_disk_turned_read_only_under_the_daemon(write_config, building_d
                 await until(lambda: any(e["kind"] == Kind.JOURNAL_UNAVAILABLE for e in cloud.events(B)), timeout_s=30)
                 heard = [e for e in cloud.events(B) if e["kind"] == Kind.JOURNAL_UNAVAILABLE]
                 reset = await asyncio.to_thread(_fire_then_reset, io, config)
-                code = await asyncio.to_thread(_stop, daemon)
+                code = await asyncio.to_thread(daemon.stop)
                 spills = sorted(run.glob("journal.db.spill-*.json"))
                 held = [row for s in spills for row in json.loads(s.read_text())["events"]]
 
                 await asyncio.to_thread(ext4.repair)
-                daemon = _start(config, log)
+                daemon = Daemon(config, log=log, stop_s=15).start()
                 await until(lambda: journal.exists() and any(e.kind == Kind.GATEWAY_STARTED and e.seq > max(r["seq"] for r in held)
                                                              for e in read_events(journal, EventQuery(limit=None))), timeout_s=30)
                 await until(lambda: not list(run.glob("journal.db.spill-*")), timeout_s=30)
-                second = await asyncio.to_thread(_stop, daemon)
+                second = await asyncio.to_thread(daemon.stop)
             finally:
                 daemon.kill()
                 await cloud.stop()
