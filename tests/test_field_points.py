@@ -371,3 +371,34 @@ devices: [{name: r, bus: b, address: 1, profile: odd-relay}]
     profile = str(building_dir / "profiles" / "odd-relay.yaml")
     assert any(p.startswith(profile + ":5:5: points.1: ") and "30002 is not a holding register number" in p for p in found), found
     assert any(p.startswith(profile + ":7:5: commands.0: ") and "function code 6 does not write coils" in p for p in found), found
+
+
+
+def test_a_reload_that_changes_another_point_keeps_a_circuit_in_alarm_from_being_reclosed(write_config):
+    """A reload rebuilt every circuit from the new file but re-bound only the changed ones to their
+    points: the re-close's 'still in alarm' check compared the points' old circuit with the new one
+    and let an operator re-energise a circuit over its current limit."""
+    monitor, breaker, ai = circuit_devices()
+    answers = []
+
+    async def main():
+        simulator = FieldSimulator([monitor, breaker, ai])
+        port = await simulator.start_tcp()
+        path = circuit_config(write_config, port, policy="warn")
+
+        async def scenario(config, field):
+            monitor.set_value("current_a", 40.0)
+            await until(lambda: field.points[0].active.get(Condition.OVER_THRESHOLD) is not None, 15.0)
+            retuned = building_config.load(write_config(path.read_text().replace("warning: 0.25", "warning: 0.3"), "reloaded.yaml"))
+            assert field.retune(retuned) == ["riser-1"]
+            answers.append(await field.reclose({"circuit": "f3-c1", "operator": "tech-7", "reason": "checked the cable myself"}))
+
+        try:
+            return await run_building(path, scenario)
+        finally:
+            await simulator.stop()
+
+    config = asyncio.run(main())
+    (answer,) = answers
+    assert answer["ok"] is False and answer["error"] == "still in alarm: mon.current_a"
+    assert not events_of(config.journal_path, "power.reclose_requested")

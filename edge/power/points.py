@@ -163,10 +163,12 @@ class FieldPoints:
         changed = sorted({name for name, c in circuits.items() if c != self._circuits[name]}
                          | {name for name, w in waters.items() if w != self._waters[name]})
         for point in self.points:
+            if point.circuit is not None:  # every point on its circuit as the breakers now hold it, changed or not
+                point.circuit = circuits[point.owner]
             if point.owner not in changed:
                 continue
             if point.circuit is not None:
-                circuit = point.circuit = circuits[point.owner]
+                circuit = point.circuit
                 point.place = {"floor": circuit.floor, "box": circuit.box}
                 point.telemetry = Deadband.for_point(point.quantity, circuit.telemetry)
                 monitor = circuit_point_monitor(str(point.key), point.quantity, circuit.safety,
