@@ -7,6 +7,7 @@ import time
 from datetime import date
 
 import pytest
+import yaml
 
 from edge.community.zones import Outcome, Zone, ZoneState
 from edge.control import ask, socket_path
@@ -21,11 +22,19 @@ from edge.hil.pty import pty_pair
 from community_rig import community_config, devices, events, run_gateway, until
 from journal_disk import mount_failing_card
 
-ZONE = """
-    - {name: window-301, kind: intrusion, point: io.input_2, area: unit-301}
-    - {name: door-301, kind: intrusion, point: io.input_3, area: unit-301}
-  zones:
-    - {name: unit-301, area: unit-301, inputs: [window-301, door-301], entry: door-301, door: unit-301, exit_delay_s: 1, entry_delay_s: 1}"""
+def zone_config(port: int, card_port: str | None = None) -> dict:
+    """The community building with the unit's window and door as intrusion inputs of zone unit-301 (exit and
+    entry delays of 1 s); with `card_port`, the unit's door and its reader too, whose card arms and disarms it."""
+    config = yaml.safe_load(community_config(port, None))
+    config["community"]["inputs"] += [{"name": "window-301", "kind": "intrusion", "point": "io.input_2", "area": "unit-301"},
+                                      {"name": "door-301", "kind": "intrusion", "point": "io.input_3", "area": "unit-301"}]
+    zone = {"name": "unit-301", "area": "unit-301", "inputs": ["window-301", "door-301"], "entry": "door-301"}
+    config["community"]["zones"] = [{**zone, **({"door": "unit-301"} if card_port else {}), "exit_delay_s": 1, "entry_delay_s": 1}]
+    if card_port:
+        config["readers"] = [{"name": "unit-301-reader", "protocol": "em4100", "port": card_port}]
+        config["doors"] = [{"name": "unit-301", "readers": ["unit-301-reader"], "groups": ["units"],
+                            "lock": {"device": "io", "release": "release_4", "secure": "secure_4"}}]
+    return config
 
 
 def test_the_zone_machine():
@@ -64,14 +73,7 @@ def test_armed_and_disarmed_intrusion_arming_by_command_and_by_card(write_config
     async def main():
         simulator = FieldSimulator(list(sim.values()))
         port = await simulator.start_tcp()
-        text = community_config(port, None).replace(
-            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}",
-            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}" + ZONE.split("\n  zones:")[0],
-        ).replace("  ack_buttons:", "  zones:" + ZONE.split("\n  zones:")[1] + "\n  ack_buttons:")
-        text += f"""readers: [{{name: unit-301-reader, protocol: em4100, port: {card_port}}}]
-doors:
-  - {{name: unit-301, readers: [unit-301-reader], groups: [units], lock: {{device: io, release: release_4, secure: secure_4}}}}
-"""
+        text = zone_config(port, card_port)
 
         def zone_events(outcome):
             return [e for e in events(config_path_holder[0], "community.zone") if e.body["outcome"] == outcome]
@@ -148,11 +150,7 @@ def test_an_armed_zone_stays_armed_across_a_restart(write_config):
     async def main():
         simulator = FieldSimulator(list(sim.values()))
         port = await simulator.start_tcp()
-        text = community_config(port, None).replace(
-            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}",
-            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}" + ZONE.split("\n  zones:")[0],
-        ).replace("  ack_buttons:", "  zones:" + ZONE.split("\n  zones:")[1].replace(", door: unit-301", "") + "\n  ack_buttons:")
-        path = write_config(text)
+        path = write_config(zone_config(port))
 
         async def arm(config, gateway):
             await until(lambda: events(config.journal_path, "telemetry.point"), what="first readings")
@@ -192,14 +190,7 @@ def test_a_tenants_card_arms_and_disarms_the_zone_while_the_state_disk_is_read_o
     async def main():
         simulator = FieldSimulator(list(sim.values()))
         port = await simulator.start_tcp()
-        text = community_config(port, None).replace(
-            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}",
-            "    - {name: panic-301, kind: panic, point: io.input_1, area: unit-301}" + ZONE.split("\n  zones:")[0],
-        ).replace("  ack_buttons:", "  zones:" + ZONE.split("\n  zones:")[1] + "\n  ack_buttons:")
-        text += f"""readers: [{{name: unit-301-reader, protocol: em4100, port: {card_port}}}]
-doors:
-  - {{name: unit-301, readers: [unit-301-reader], groups: [units], lock: {{device: io, release: release_4, secure: secure_4}}}}
-"""
+        text = zone_config(port, card_port)
 
         def said(kind, outcome=None):
             return [n for n in heard if n.kind == kind and (outcome is None or n.body.get("outcome") == outcome)]
