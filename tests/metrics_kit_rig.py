@@ -8,15 +8,19 @@ an elevator camera whose stream cannot open, and an uplink to a real mosquitto (
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
-import signal
-import subprocess
-import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NamedTuple
 
 from edge.drivers.modbus.profile import load_profile
 from edge.config import BUILT_IN_PROFILES
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.broker import Broker
+from conftest import Daemon
+from status_rig import until
 from uplink_rig import uplink_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -97,20 +101,30 @@ def write_building(write_config, building_dir: Path, modbus_port: int, broker_po
                          extra=BUILDING.format(modbus=modbus_port, clip=building_dir / "no-such-clip.avi"))
 
 
-def start_daemon(config_path: Path) -> subprocess.Popen:
-    log = open(config_path.parent / "daemon.log", "a")
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+class Running(NamedTuple):
+    config: Path
+    url: str  # the status server's, as it wrote it to http.json
+    devices: tuple[SimulatedDevice, ...]  # monitor, breaker, water inputs
 
 
-def stop_daemon(daemon: subprocess.Popen) -> int:
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            return daemon.wait(15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
-    return daemon.returncode
+@contextlib.asynccontextmanager
+async def running_building(write_config, building_dir: Path) -> AsyncIterator[Running]:
+    """`edge run` on the kit's whole building (the simulator, a mosquitto) once its status server says
+    where it listens; on the way out the daemon must stop cleanly (exit 0), then the simulator stops."""
+    simulator, modbus_port, devices = await start_simulator()
+    try:
+        with Broker() as broker:
+            config = write_building(write_config, building_dir, modbus_port, broker.port)
+            daemon = Daemon(config, log=config.parent / "daemon.log", stop_s=15).start()
+            try:
+                endpoint = building_dir / "state" / "http.json"
+                await until(lambda: endpoint.exists() or daemon.poll() is not None, 30, "the status server's address")
+                assert daemon.poll() is None, (building_dir / "daemon.log").read_text()[-3000:]
+                yield Running(config, json.loads(endpoint.read_text())["url"], devices)
+            finally:
+                assert daemon.stop() == 0
+    finally:
+        await simulator.stop()
 
 
 # --- reading PromQL ------------------------------------------------------------------------

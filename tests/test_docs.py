@@ -7,7 +7,6 @@ a running daemon."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from pathlib import Path
 from urllib.parse import unquote
@@ -16,8 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO
-from edge.hil.broker import Broker
-from metrics_kit_rig import start_daemon, start_simulator, stop_daemon, write_building
+from metrics_kit_rig import running_building
 from status_rig import fetch, until
 
 README = REPO / "README.md"
@@ -216,28 +214,14 @@ def test_every_metric_the_docs_list_is_served_by_a_running_daemon(write_config, 
     reader, a camera, an uplink to mosquitto), scraped once every part has reported."""
 
     async def scrape() -> str:
-        simulator, modbus_port, _ = await start_simulator()
-        try:
-            with Broker() as broker:
-                config = write_building(write_config, building_dir, modbus_port, broker.port)
-                daemon = start_daemon(config)
-                try:
-                    endpoint = building_dir / "state" / "http.json"
-                    await until(lambda: endpoint.exists() or daemon.poll() is not None, 30, "the status server's address")
-                    assert daemon.poll() is None, (building_dir / "daemon.log").read_text()[-3000:]
-                    url = json.loads(endpoint.read_text())["url"]
+        async with running_building(write_config, building_dir) as daemon:
+            async def everything_reported():
+                _, text = await fetch(daemon.url, "/metrics")
+                with_samples, _ = _served(text)
+                return text if {"edge_point_value", "edge_journal_unsynced_events", "edge_circuit_cut",
+                                "edge_device_last_success_age_seconds", "edge_camera_car_held"} <= with_samples else None
 
-                    async def everything_reported():
-                        _, text = await fetch(url, "/metrics")
-                        with_samples, _ = _served(text)
-                        return text if {"edge_point_value", "edge_journal_unsynced_events", "edge_circuit_cut",
-                                        "edge_device_last_success_age_seconds", "edge_camera_car_held"} <= with_samples else None
-
-                    return await until(everything_reported, 30, "every part of the building on /metrics")
-                finally:
-                    assert stop_daemon(daemon) == 0
-        finally:
-            await simulator.stop()
+            return await until(everything_reported, 30, "every part of the building on /metrics")
 
     with_samples, declared = _served(asyncio.run(scrape()))
     listed = listed_metrics()

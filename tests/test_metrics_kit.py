@@ -18,10 +18,8 @@ from prometheus_client import generate_latest
 from conftest import edge
 from edge.points_status import PointState
 from edge.status.metrics import CircuitSample, PointSample, Sample, registry
-from edge.hil.broker import Broker
 from edge.hil.modbus_sim import Fault, FaultPlan, wire_break
-from metrics_kit_rig import (DASHBOARD, PROMETHEUS_OWN, RULE_TESTS, RULES, metric_names, start_daemon, start_simulator,
-                             stop_daemon, write_building)
+from metrics_kit_rig import DASHBOARD, PROMETHEUS_OWN, RULE_TESTS, RULES, metric_names, running_building
 from status_rig import fetch, until
 
 pytestmark = pytest.mark.timeout(240)
@@ -180,30 +178,18 @@ def test_every_metric_the_rules_and_the_dashboard_name_is_served_by_a_running_da
     the dashboard's too, but for two whose samples need an event first (their families are declared)."""
 
     async def scenario():
-        simulator, modbus_port, _ = await start_simulator()
-        try:
-            with Broker() as broker:
-                config = write_building(write_config, building_dir, modbus_port, broker.port)
-                daemon = start_daemon(config)
-                try:
-                    endpoint = building_dir / "state" / "http.json"
-                    await until(lambda: endpoint.exists() or daemon.poll() is not None, 30, "the status server's address")
-                    assert daemon.poll() is None, (building_dir / "daemon.log").read_text()[-3000:]
-                    url = json.loads(endpoint.read_text())["url"]
+        async with running_building(write_config, building_dir) as running:
+            url = running.url
 
-                    async def everything_reported():
-                        _, text = await fetch(url, "/metrics")
-                        return text if (_value(text, "edge_point_value", point="ch3_ma") is not None
-                                        and _value(text, "edge_journal_unsynced_events") is not None
-                                        and _value(text, "edge_point_value", point="closed") is not None
-                                        and _value(text, "edge_device_last_success_age_seconds", device="water-ai") is not None
-                                        and _value(text, "edge_camera_car_held") is not None) else None
+            async def everything_reported():
+                _, text = await fetch(url, "/metrics")
+                return text if (_value(text, "edge_point_value", point="ch3_ma") is not None
+                                and _value(text, "edge_journal_unsynced_events") is not None
+                                and _value(text, "edge_point_value", point="closed") is not None
+                                and _value(text, "edge_device_last_success_age_seconds", device="water-ai") is not None
+                                and _value(text, "edge_camera_car_held") is not None) else None
 
-                    text = await until(everything_reported, 30, "every part of the building on /metrics")
-                finally:
-                    assert stop_daemon(daemon) == 0
-        finally:
-            await simulator.stop()
+            text = await until(everything_reported, 30, "every part of the building on /metrics")
         with_samples, declared = _served(text)
 
         rules = yaml.safe_load(RULES.read_text())
@@ -228,73 +214,61 @@ def test_point_values_states_and_a_cut_circuit_follow_the_building(write_config,
     circuit until an operator re-closes it; a broken loop and a silent bus leave states, not values."""
 
     async def scenario():
-        simulator, modbus_port, (monitor, breaker, water) = await start_simulator()
-        try:
-            with Broker() as broker:
-                config = write_building(write_config, building_dir, modbus_port, broker.port)
-                daemon = start_daemon(config)
-                try:
-                    endpoint = building_dir / "state" / "http.json"
-                    await until(lambda: endpoint.exists() or daemon.poll() is not None, 30, "the status server's address")
-                    assert daemon.poll() is None, (building_dir / "daemon.log").read_text()[-3000:]
-                    url = json.loads(endpoint.read_text())["url"]
+        async with running_building(write_config, building_dir) as running:
+            config, url, (monitor, breaker, water) = running
 
-                    async def scrape_when(check, what: str, timeout_s: float = 30):
-                        async def ready():
-                            _, text = await fetch(url, "/metrics")
-                            return text if check(text) else None
-                        return await until(ready, timeout_s, what, every_s=0.2)
+            async def scrape_when(check, what: str, timeout_s: float = 30):
+                async def ready():
+                    _, text = await fetch(url, "/metrics")
+                    return text if check(text) else None
+                return await until(ready, timeout_s, what, every_s=0.2)
 
-                    def state(text: str, point: str) -> str | None:
-                        on = [str(s) for s in PointState if _value(text, "edge_point_state", point=point, state=str(s)) == 1.0]
-                        assert len(on) <= 1, f"{point}: {on}"
-                        return on[0] if on else None
+            def state(text: str, point: str) -> str | None:
+                on = [str(s) for s in PointState if _value(text, "edge_point_state", point=point, state=str(s)) == 1.0]
+                assert len(on) <= 1, f"{point}: {on}"
+                return on[0] if on else None
 
-                    text = await scrape_when(lambda t: _value(t, "edge_point_value", point="ch3_ma") is not None, "first readings")
-                    assert _value(text, "edge_point_value", device="f1-c1-monitor", point="current_a", owner="f1-c1",
-                                  quantity="phase_current", unit="A") == pytest.approx(12.0)
-                    assert _value(text, "edge_point_value", device="water-ai", point="ch1_ma", owner="riser-1-pressure",
-                                  quantity="water_pressure", unit="MPa") == pytest.approx(0.8)
-                    assert _value(text, "edge_point_value", point="ch3_ma", owner="roof-tank-level", unit="m") == pytest.approx(3.125)
-                    assert _value(text, "edge_point_value", device="f1-c1-breaker", point="closed") == 1.0
-                    assert state(text, "current_a") == state(text, "ch3_ma") == "ok"
-                    assert _value(text, "edge_circuit_cut", circuit="f1-c1", breaker="f1-c1-breaker") == 0.0
-                    series = [s for s in _samples(text) if s[0] == "edge_point_state"]
-                    assert len(series) == len(PointState) * len({(dict(ls)["device"], dict(ls)["point"]) for _, ls in series}), "each point once, every state"
+            text = await scrape_when(lambda t: _value(t, "edge_point_value", point="ch3_ma") is not None, "first readings")
+            assert _value(text, "edge_point_value", device="f1-c1-monitor", point="current_a", owner="f1-c1",
+                          quantity="phase_current", unit="A") == pytest.approx(12.0)
+            assert _value(text, "edge_point_value", device="water-ai", point="ch1_ma", owner="riser-1-pressure",
+                          quantity="water_pressure", unit="MPa") == pytest.approx(0.8)
+            assert _value(text, "edge_point_value", point="ch3_ma", owner="roof-tank-level", unit="m") == pytest.approx(3.125)
+            assert _value(text, "edge_point_value", device="f1-c1-breaker", point="closed") == 1.0
+            assert state(text, "current_a") == state(text, "ch3_ma") == "ok"
+            assert _value(text, "edge_circuit_cut", circuit="f1-c1", breaker="f1-c1-breaker") == 0.0
+            series = [s for s in _samples(text) if s[0] == "edge_point_state"]
+            assert len(series) == len(PointState) * len({(dict(ls)["device"], dict(ls)["point"]) for _, ls in series}), "each point once, every state"
 
-                    monitor.set_value("current_a", 40.0)  # over the 32 A alarm: the gateway trips the breaker
-                    text = await scrape_when(lambda t: _value(t, "edge_circuit_cut", circuit="f1-c1") == 1.0, "the circuit cut")
-                    text = await scrape_when(lambda t: _value(t, "edge_point_value", point="closed") == 0.0
-                                             and state(t, "current_a") in ("alarm", "cut"), "the breaker read open, phase A in alarm")
-                    assert _value(text, "edge_point_value", point="current_a") == pytest.approx(40.0)
+            monitor.set_value("current_a", 40.0)  # over the 32 A alarm: the gateway trips the breaker
+            text = await scrape_when(lambda t: _value(t, "edge_circuit_cut", circuit="f1-c1") == 1.0, "the circuit cut")
+            text = await scrape_when(lambda t: _value(t, "edge_point_value", point="closed") == 0.0
+                                     and state(t, "current_a") in ("alarm", "cut"), "the breaker read open, phase A in alarm")
+            assert _value(text, "edge_point_value", point="current_a") == pytest.approx(40.0)
 
-                    monitor.set_value("current_a", 12.0)  # repaired; the breaker stays open until someone closes it
-                    text = await scrape_when(lambda t: _value(t, "edge_point_value", point="current_a") == pytest.approx(12.0),
-                                             "phase A back to normal")
-                    assert _value(text, "edge_circuit_cut", circuit="f1-c1") == 1.0
+            monitor.set_value("current_a", 12.0)  # repaired; the breaker stays open until someone closes it
+            text = await scrape_when(lambda t: _value(t, "edge_point_value", point="current_a") == pytest.approx(12.0),
+                                     "phase A back to normal")
+            assert _value(text, "edge_circuit_cut", circuit="f1-c1") == 1.0
 
-                    async def reclosed():  # refused while the monitor still holds the over-current alarm
-                        result = await asyncio.to_thread(edge, "breaker", "close", "f1-c1", "--operator", "tech-7",
-                                                         "--reason", "cable replaced and tested", "--config", str(config))
-                        assert result.returncode in (0, 1), result.stdout + result.stderr
-                        return result.returncode == 0
-                    await until(reclosed, 30, "the operator's re-close confirmed", every_s=0.5)
-                    await scrape_when(lambda t: _value(t, "edge_circuit_cut", circuit="f1-c1") == 0.0
-                                      and _value(t, "edge_point_value", point="closed") == 1.0, "the circuit re-closed")
+            async def reclosed():  # refused while the monitor still holds the over-current alarm
+                result = await asyncio.to_thread(edge, "breaker", "close", "f1-c1", "--operator", "tech-7",
+                                                 "--reason", "cable replaced and tested", "--config", str(config))
+                assert result.returncode in (0, 1), result.stdout + result.stderr
+                return result.returncode == 0
+            await until(reclosed, 30, "the operator's re-close confirmed", every_s=0.5)
+            await scrape_when(lambda t: _value(t, "edge_circuit_cut", circuit="f1-c1") == 0.0
+                              and _value(t, "edge_point_value", point="closed") == 1.0, "the circuit re-closed")
 
-                    water.play("ch3_ma", wire_break())  # the roof tank's loop wire breaks: a fault, never an empty tank
-                    text = await scrape_when(lambda t: state(t, "ch3_ma") == "sensor_fault", "the tank's sensor fault")
-                    assert _value(text, "edge_point_value", point="ch3_ma") is None
-                    assert _value(text, "edge_point_value", point="ch1_ma") == pytest.approx(0.8)
+            water.play("ch3_ma", wire_break())  # the roof tank's loop wire breaks: a fault, never an empty tank
+            text = await scrape_when(lambda t: state(t, "ch3_ma") == "sensor_fault", "the tank's sensor fault")
+            assert _value(text, "edge_point_value", point="ch3_ma") is None
+            assert _value(text, "edge_point_value", point="ch1_ma") == pytest.approx(0.8)
 
-                    water.fault = FaultPlan(Fault.SILENT)  # the water inputs stop answering; the monitor goes on
-                    text = await scrape_when(lambda t: state(t, "ch1_ma") == "offline", "the water points offline")
-                    assert _value(text, "edge_point_value", point="ch1_ma") is None
-                    assert _value(text, "edge_device_online", device="water-ai") == 0.0
-                    assert state(text, "current_b") == "ok" and _value(text, "edge_point_value", point="current_b") == pytest.approx(11.0)
-                finally:
-                    assert stop_daemon(daemon) == 0
-        finally:
-            await simulator.stop()
+            water.fault = FaultPlan(Fault.SILENT)  # the water inputs stop answering; the monitor goes on
+            text = await scrape_when(lambda t: state(t, "ch1_ma") == "offline", "the water points offline")
+            assert _value(text, "edge_point_value", point="ch1_ma") is None
+            assert _value(text, "edge_device_online", device="water-ai") == 0.0
+            assert state(text, "current_b") == "ok" and _value(text, "edge_point_value", point="current_b") == pytest.approx(11.0)
 
     asyncio.run(scenario())
