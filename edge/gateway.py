@@ -28,7 +28,7 @@ from edge.config import BuildingConfig, device_profiles
 from edge.config_apply import ConfigApplier
 from edge.control import ControlServer, socket_places
 from edge.deadline import Deadline
-from edge.doors.wiring import Doors, assemble_doors
+from edge.doors.wiring import Doors, assemble_doors, open_store
 from edge.events import Event, Kind, Priority
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
@@ -93,6 +93,7 @@ class Gateway:
         self.vision: Vision | None = None
         self._reload_wanted = asyncio.Event()  # SIGHUP
         self.started_seq: int | None = None  # this run's first event: what came before it is the last run's
+        self._cards: tuple | None = None  # open_store's answer, when `run` loaded the cards beside the journal's open
 
     def assemble(self, journal: Journal) -> dict[str, Work]:
         """Build the building's parts from the config; returns every long-running job by name.
@@ -124,7 +125,7 @@ class Gateway:
                 self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
                 work["field-points"] = self.field.run
         if self.config.doors or self.config.readers:
-            self.doors = assemble_doors(self.config, journal, self.fieldbus)
+            self.doors = assemble_doors(self.config, journal, self.fieldbus, self._cards)
             work.update(self.doors.work)
         control = {"breaker.close": self.field.reclose} if self.field else {}
         cloud: dict = {}  # operations the cloud reaches otherwise than the socket does
@@ -237,6 +238,10 @@ class Gateway:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_wanted.set)
+        # The cards load (every row validated) while the journal checks its whole file (quick_check,
+        # in SQLite without the GIL): a door's first decision waits for both.
+        cards = (asyncio.ensure_future(runtime.call(Pool.FILES, open_store, self.config))
+                 if self.config.doors or self.config.readers else None)
         # Only this process writes the journal: a command that would journal without us takes this lock
         # and so refuses while we run (edge/journal/owner.py). One that holds it now is done within seconds.
         owner = await runtime.call(Pool.FILES, JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
@@ -251,6 +256,7 @@ class Gateway:
         self.started_seq = await journal.append(started)
         log.info("gateway started", event_id=started.id, building=self.config.building.id, journal=str(journal.path), version=VERSION)
         supervisor = self.supervisor = Supervisor(journal)
+        self._cards = await cards if cards is not None else None
         first, control, cloud = self._assemble_first(journal)
         for name, work in first.items():
             supervisor.start(name, work)

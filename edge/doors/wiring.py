@@ -73,10 +73,13 @@ def pulse_range(config: BuildingConfig, profiles: Mapping[str, Profile], lock: L
     return None if argument is None else (argument.min, argument.max)
 
 
-def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None) -> Doors:
-    """Build the doors from the config; must run on the event loop (the inbox belongs to it)."""
+def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus | None,
+                   opened: tuple[CredentialStore | None, str | None] | None = None) -> Doors:
+    """Build the doors from the config; must run on the event loop (the inbox belongs to it).
+    `opened` is `open_store`'s answer when the caller already has it (the gateway loads the cards
+    while the journal checks its file)."""
     inbox = ReaderInbox(asyncio.get_running_loop())
-    store, problem = open_store(config)
+    store, problem = opened if opened is not None else open_store(config)
     locks: dict[str, DoorLock] = {}
     access: AccessPath
 
