@@ -1,8 +1,9 @@
 """The running gateway: journal, supervised workers, systemd, and a clean stop.
 
 Start-up order matters: the config is already valid (checked before we get here), the
-journal opens first (so the first failure of anything is recorded), then the workers,
-then READY=1. On SIGTERM: STOPPING=1, workers cancelled, the journal flushed and
+journal opens first (so the first failure of anything is recorded; the cards load meanwhile),
+then the workers that decide doors and safety, then the camera, the uplink and the page, whose
+imports are slower (docs/performance.md), then READY=1. On SIGTERM: STOPPING=1, workers cancelled, the journal flushed and
 checkpointed, all inside one budget (STOP_WITHIN_S) well inside systemd's stop timeout: the
 workers get it less what the journal keeps, and share it down to their own last steps.
 """
