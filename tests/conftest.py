@@ -124,15 +124,17 @@ def edge(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
 
 class Daemon:
     """`edge run --config CONFIG` as systemd starts it: a subprocess, stopped on the way out (SIGTERM,
-    `stop_s` to finish, then a kill), so a failing test leaves no daemon behind. Its output goes to
-    `log` (appended; the file a test reads the daemon's lines from) or to `stdout`/`stderr`."""
+    `stop_s` to finish, then a kill), so a failing test leaves no daemon behind; `strict`: a daemon
+    that had to be killed fails the test (TimeoutExpired). Its output goes to `log` (appended; the file
+    a test reads the daemon's lines from) or to `stdout`/`stderr`; `env` adds to the environment."""
 
     def __init__(self, config: Path, *, log: Path | None = None, stdout: Any = subprocess.DEVNULL,
                  stderr: Any = subprocess.DEVNULL, env: dict[str, str] | None = None, text: bool = False,
-                 stop_s: float = 20) -> None:
+                 stop_s: float = 20, strict: bool = False) -> None:
         self.config = config
         self.journal = config.parent / "state" / "journal.db"
         self.log, self.stdout, self.stderr, self.env, self.text, self.stop_s = log, stdout, stderr, env, text, stop_s
+        self.strict = strict
         self.process: subprocess.Popen | None = None
         self._log: IO[str] | None = None
 
@@ -149,15 +151,19 @@ class Daemon:
         """Signal it (if it still runs) and wait `timeout_s` (default `stop_s`) for its exit; a kill after
         that. Its exit code (negative: the signal that ended it)."""
         process = self.process
-        if process.poll() is None:
-            process.send_signal(how)
-            try:
-                process.wait(self.stop_s if timeout_s is None else timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        if self._log is not None:
-            self._log.close()
+        try:
+            if process.poll() is None:
+                process.send_signal(how)
+                try:
+                    process.wait(self.stop_s if timeout_s is None else timeout_s)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(10)
+                    if self.strict:
+                        raise
+        finally:
+            if self._log is not None:
+                self._log.close()
         return process.returncode
 
     def poll(self) -> int | None:

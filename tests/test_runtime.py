@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from edge.hil.cloud import generate_keys
 from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL, REPO, edge
+from conftest import MINIMAL, REPO, Daemon, edge
 from access_rig import KEYPAD_TENANT, PIN, enrol
 from field_rig import SimulatorThread, journal_until
 
@@ -60,21 +58,6 @@ community:
 """)
 
 
-def _daemon(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _stop(daemon: subprocess.Popen) -> None:
-    if daemon.poll() is None:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-
-
 def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_fire_latch(write_config, building_dir: Path):
     io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
     with contextlib.ExitStack() as stack:
@@ -90,8 +73,7 @@ def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_
         def decisions() -> list:
             return read_events(journal, EventQuery(kinds=("access.decision",), limit=None)) if journal.exists() else []
 
-        daemon = _daemon(path)
-        try:
+        with Daemon(path, stop_s=15) as daemon:
             journal_until(lambda: io.value_of("relay_1") is False and len(decisions()) == 0 and journal.exists(), 30)
             time.sleep(1.0)  # every reader's port opened, the uplink's first connect hanging
             for i, pair in enumerate(pairs, 1):
@@ -107,17 +89,14 @@ def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_
             released = read_events(journal, EventQuery(kinds=("alarm.fire_release",)))[0]
             reset = edge("fire", "reset", "--operator", "tech-7", "--config", str(path), timeout_s=60)
 
-            daemon.send_signal(signal.SIGKILL)
-            daemon.wait()
+            daemon.stop(signal.SIGKILL)
             io.set_value("input_8", False)
             for i in range(1, READERS + 1):
                 io.set_value(f"relay_{i}", False)  # the module lost power with the gateway
-            daemon = _daemon(path)
+            daemon.start()
             journal_until(lambda: len(read_events(journal, EventQuery(kinds=("alarm.fire_release",), limit=None))) >= 2, 30)
             journal_until(lambda: all(io.value_of(f"relay_{i}") for i in range(1, READERS + 1)), 10)
             again = read_events(journal, EventQuery(kinds=("alarm.fire_release",), limit=None))[-1]
-        finally:
-            _stop(daemon)
     assert at_doors == {f"door-{i}": "granted" for i in range(1, READERS + 1)}, "every reader opened, every PIN decided"
     assert released.body["latch_saved"] is True
     assert reset.returncode == 1 and "still reads active" in reset.stderr, (reset.returncode, reset.stderr)
