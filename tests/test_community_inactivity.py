@@ -4,10 +4,7 @@ also across a SIGKILL and restart of the daemon (the watch reads the journal, no
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -26,7 +23,7 @@ from edge.hil import waiting
 
 from community_rig import DOORS, events, trail_building, until
 from journal_disk import mount_failing_card
-from conftest import MINIMAL
+from conftest import MINIMAL, Daemon
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)  # 20:00 in Shanghai
@@ -56,11 +53,6 @@ async def _ask_once_up(control, request, timeout_s: float = 20.0):
                                ignore=(DaemonUnavailable,))
 
 
-def _start(config_path, building_dir) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-                            env=dict(os.environ), stdout=open(building_dir / "daemon.log", "a"), stderr=subprocess.STDOUT)
-
-
 def test_no_passes_for_the_limit_alerts_the_care_contact_once_across_restarts(write_config, building_dir):
     config_path = write_config(MINIMAL + DOORS + """
 community:
@@ -73,7 +65,7 @@ community:
     async def scenario():
         await trail_building(config_path)  # elder-7 last passed the gate just now
         control = socket_path(config.state_path)
-        daemon = _start(config_path, building_dir)
+        daemon = Daemon(config_path, log=building_dir / "daemon.log").start()
         try:
             await until(lambda: events(config.journal_path, "gateway.started"), timeout_s=30, what="daemon up")
             refused = await _ask_once_up(control, {"op": "care.set", "tenant": "elder-7", "limit_hours": 0.002, "contact": "nobody", "operator": "grid-1"})
@@ -81,14 +73,12 @@ community:
             answer = await asyncio.to_thread(ask, control, {"op": "care.set", "tenant": "elder-7", "limit_hours": 0.002,  # 7.2 s
                                                              "contact": "care-son", "area": "unit-301", "operator": "grid-1"})
             assert answer["ok"], answer
-            daemon.send_signal(signal.SIGKILL)  # before the limit: the restarted daemon must still know
-            daemon.wait(10)
-            daemon = _start(config_path, building_dir)
+            daemon.stop(signal.SIGKILL, timeout_s=10)  # before the limit: the restarted daemon must still know
+            daemon.start()
             await until(lambda: events(config.journal_path, "alarm.inactivity"), timeout_s=40, what="the elder's alert")
             await until(lambda: events(config.journal_path, "notify.sent"), timeout_s=10, what="the care contact told")
-            daemon.send_signal(signal.SIGKILL)
-            daemon.wait(10)
-            daemon = _start(config_path, building_dir)
+            daemon.stop(signal.SIGKILL, timeout_s=10)
+            daemon.start()
             await until(lambda: len(events(config.journal_path, "gateway.started")) == 3, timeout_s=30, what="restart")
             answer = await _ask_once_up(control, {"op": "care.set", "tenant": "child-9", "limit_hours": 0.0005,
                                                   "contact": "care-son", "operator": "grid-1"})
@@ -96,8 +86,7 @@ community:
             # the watch checked the elder again after this restart before it could alert for the child
             await until(lambda: any(e.body["tenant"] == "child-9" for e in events(config.journal_path, "alarm.inactivity")),
                         timeout_s=40, what="the second resident's alert")
-            daemon.send_signal(signal.SIGTERM)
-            assert daemon.wait(15) == 0
+            assert daemon.stop(timeout_s=15) == 0
         finally:
             daemon.kill()
 
