@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,24 +13,10 @@ import pytest
 from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
 
-from conftest import MINIMAL, edge
+from conftest import MINIMAL, Daemon, edge
 from field_rig import SimulatorThread, devices, journal_until, points_config
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def _start(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _stop(daemon: subprocess.Popen, how: signal.Signals) -> None:
-    daemon.send_signal(how)
-    try:
-        daemon.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        daemon.kill()
-        daemon.wait()
 
 
 def _tank_alarm(journal: Path) -> list:
@@ -53,17 +37,14 @@ def test_an_alarm_open_at_a_stop_ends_after_the_restart_when_its_condition_is_go
     with SimulatorThread([monitor, breaker, tank]) as port:
         config = points_config(write_config, port)
         journal = config.parent / "state" / "journal.db"
-        daemon = _start(config)
-        try:
+        with Daemon(config, stop_s=15) as daemon:
             journal_until(lambda: _tank_alarm(journal))
-            _stop(daemon, how)
+            daemon.stop(how)
             tank.set_value("ch1_ma", 16.0)  # refilled while the gateway was down: 3.75 m
-            daemon = _start(config)
+            daemon.start()
             cleared = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
                                      if e.source == "tank-roof" and e.body.get("reason") == "condition_gone_across_restart"], 60)
             still = [c for c in _open(journal) if c.source == "tank-roof"]
-        finally:
-            _stop(daemon, signal.SIGTERM)
     assert cleared and cleared[0].body["condition"] == "under_threshold"
     assert still == [], "no alarm of the tank is left without an end"
 
@@ -73,16 +54,15 @@ def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left
     with SimulatorThread([monitor, breaker, tank]) as port:
         config = points_config(write_config, port)
         journal = config.parent / "state" / "journal.db"
-        daemon = _start(config)
-        try:
+        with Daemon(config, stop_s=15) as daemon:
             journal_until(lambda: _tank_alarm(journal))
             monitor.set_value("current_a", 45.0)
             journal_until(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
             monitor.set_value("current_a", 0.0)
-            _stop(daemon, signal.SIGKILL)
+            daemon.stop(signal.SIGKILL)
             text = config.read_text()
             config.write_text(text[:text.index("pressure_points:")])  # the tank is taken out of the config
-            daemon = _start(config)
+            daemon.start()
             gone = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
                                   if e.source == "tank-roof" and e.body.get("reason") == "source_gone_from_config"], 60)
 
@@ -96,8 +76,6 @@ def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left
             closed = edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
                           "--config", str(config))
             after = [c.kind for c in _open(journal) if c.source == "f2-c1"]
-        finally:
-            _stop(daemon, signal.SIGTERM)
     assert gone and rows["brk.closed"]["state"] == "cut"
     assert "power.trip_confirmed" in cut_open and "alarm.raised" in cut_open, "the cut and its cause outlived the kill"
     assert closed.returncode == 0, closed.stderr
