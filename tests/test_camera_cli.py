@@ -122,7 +122,10 @@ def test_a_camera_without_model_or_collect_is_not_opened(tmp_path, write_config,
             await journal.close()
 
     vision = asyncio.run(scenario())
-    assert vision.work == {} and vision.control == {}
+    assert vision.work == {} and vision.guards == {}
+    # The release command is there (a reload may add a guard), and says no car is guarded.
+    answer = asyncio.run(vision.control["elevator.release"]({"operator": "tech-7", "reason": "test"}))
+    assert answer["ok"] is False and "elevator" in answer["error"]
 
 
 def test_the_gateway_wires_the_camera_and_its_release_command(tmp_path, write_config, clip):
