@@ -79,7 +79,7 @@ state_dir: state
 
 def as_yaml(data: dict) -> str:
     """A config given as data, in YAML as a technician's file holds it (keys in the order given)."""
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(data, sort_keys=False, width=1000)
 
 
 def merged(*parts: dict) -> dict:
@@ -130,27 +130,31 @@ class Daemon:
 
     def __init__(self, config: Path, *, log: Path | None = None, stdout: Any = subprocess.DEVNULL,
                  stderr: Any = subprocess.DEVNULL, env: dict[str, str] | None = None, text: bool = False,
-                 stop_s: float = 20, strict: bool = False) -> None:
+                 stop_s: float = 20, strict: bool = False, **popen: Any) -> None:
         self.config = config
         self.journal = config.parent / "state" / "journal.db"
         self.log, self.stdout, self.stderr, self.env, self.text, self.stop_s = log, stdout, stderr, env, text, stop_s
-        self.strict = strict
+        self.strict, self.popen = strict, popen  # more of Popen's arguments (preexec_fn)
         self.process: subprocess.Popen | None = None
         self._log: IO[str] | None = None
 
     def start(self) -> Daemon:
         if self.log is not None:
+            if self._log is not None:
+                self._log.close()  # the last run's, ended some other way (a SIGKILL through `process`)
             self._log = open(self.log, "a")
             self.stdout, self.stderr = self._log, subprocess.STDOUT
         self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
                                         env=dict(os.environ, **(self.env or {})), stdout=self.stdout,
-                                        stderr=self.stderr, text=self.text)
+                                        stderr=self.stderr, text=self.text, **self.popen)
         return self
 
-    def stop(self, how: signal.Signals = signal.SIGTERM, timeout_s: float | None = None) -> int:
+    def stop(self, how: signal.Signals = signal.SIGTERM, timeout_s: float | None = None) -> int | None:
         """Signal it (if it still runs) and wait `timeout_s` (default `stop_s`) for its exit; a kill after
-        that. Its exit code (negative: the signal that ended it)."""
+        that. Its exit code (negative: the signal that ended it; None if it never started)."""
         process = self.process
+        if process is None:
+            return None
         try:
             if process.poll() is None:
                 process.send_signal(how)

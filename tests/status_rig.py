@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import resource
-import signal
-import subprocess
-import sys
 from contextlib import ExitStack
 from datetime import date
 
@@ -29,7 +25,7 @@ from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL
+from conftest import MINIMAL, Daemon
 
 TENANT = b"\x01\x00\x12\x93\xd8"
 MISSING_PORT = "/dev/ttyEDGE-missing-adapter"
@@ -53,7 +49,7 @@ class Site:
         self.dead_device = dead_device
         self.missing_reader = missing_reader
         self.http = http
-        self.daemon: subprocess.Popen | None = None
+        self.daemon: Daemon | None = None
         self.url = ""
         self._stack = ExitStack()
 
@@ -106,11 +102,9 @@ circuits:
 
     async def start(self) -> None:
         """Start the daemon and wait until its status server has said where it listens."""
-        log = open(self.config_path.parent / "daemon.log", "a")
         files = self.files
         limit = None if files is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (files, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-        self.daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config_path)],
-                                       stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), preexec_fn=limit)
+        self.daemon = Daemon(self.config_path, log=self.config_path.parent / "daemon.log", preexec_fn=limit).start()
         endpoint = self.config.state_path / "http.json"
 
         def announced() -> bool:
@@ -121,20 +115,17 @@ circuits:
             except (OSError, ValueError):
                 return False
             self.url = document["url"]
-            return document["pid"] == self.daemon.pid
+            return document["pid"] == self.daemon.process.pid
 
         await until(announced, 20, "the status server's address in http.json")
 
     async def stop(self) -> int:
         assert self.daemon is not None
-        self.daemon.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(self.daemon.wait, 10)
-        return code
+        return await asyncio.to_thread(self.daemon.stop, timeout_s=10)
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.daemon is not None and self.daemon.poll() is None:
-            self.daemon.kill()
-            await asyncio.to_thread(self.daemon.wait, 10)
+        if self.daemon is not None:
+            await asyncio.to_thread(self.daemon.kill)
         self.reader.close()
         self._stack.close()
         await self.simulator.stop()

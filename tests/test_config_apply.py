@@ -26,7 +26,7 @@ from edge.hil.waiting import until_sync
 from edge.journal import EventQuery, read_events
 from edge.uplink.signing import DownlinkKind, Envelope, seal
 
-from conftest import MINIMAL
+from conftest import MINIMAL, Daemon
 
 B = "test-house"
 MQTT_PASSWORD = "mqtt-" + secrets.token_hex(12)
@@ -51,7 +51,7 @@ http: {{port: 0}}
 {extra}"""
 
 
-class Daemon:
+class Site(Daemon):
     """`edge run` in a folder of its own; the folder, its config and its journal."""
 
     def __init__(self, root: Path, broker: Broker, public: Path) -> None:
@@ -59,35 +59,21 @@ class Daemon:
         (self.dir / "secrets").mkdir(parents=True)
         (self.dir / "secrets" / "building.key").write_text(secrets.token_hex(32))
         (self.dir / "secrets" / "mqtt.pass").write_text(MQTT_PASSWORD)
-        self.config = self.dir / "building.yaml"
+        super().__init__(self.dir / "building.yaml", log=root / "daemon.log", stop_s=15)
         self.config.write_text(building_text(broker.port, public))
         self.files = ConfigFiles(self.config)
-        self.log = root / "daemon.log"
         self.start()
-
-    def start(self) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
-                                        stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
 
     def events(self, kind: str | None = None) -> list:
         found = read_events(load(self.config).journal_path, EventQuery(limit=None))
         return [e for e in found if kind is None or e.kind == kind]
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
 
 
 @pytest.fixture
 def site(tmp_path):
     private, public = keys.generate(tmp_path / "cloud")
     with Broker() as broker:
-        daemon = Daemon(tmp_path, broker, public)
+        daemon = Site(tmp_path, broker, public)
         base = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(private), "--timeout", "30")
         try:
             yield daemon, broker, base, private, public
@@ -311,8 +297,7 @@ def test_a_config_under_watch_that_does_not_start_is_rolled_back_at_once_not_lef
     Watch(version=4, nonce="n" * 32, digest=digest_of(good.read_bytes()), previous_digest=digest_of(files.previous.read_bytes()),
           watch_s=120, deadline_at=time.time() + 120, restart=True).write(files.watch)
     log = building_dir / "daemon.log"
-    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(good)], stdout=open(log, "a"),
-                              stderr=subprocess.STDOUT)
+    daemon = Daemon(good, log=log, stop_s=15, strict=True).start()
     try:
         def rolled_back() -> bool:
             if good.read_bytes() != files.previous.read_bytes():
@@ -328,5 +313,4 @@ def test_a_config_under_watch_that_does_not_start_is_rolled_back_at_once_not_lef
         assert rolled[0].body["why"] == "start_failed" and rolled[0].body["version"] == 4
         assert "building_secret_typo" in files.failed.read_text() and not files.watch.exists()
     finally:
-        daemon.terminate()
-        daemon.wait(15)
+        daemon.stop()

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +20,7 @@ from edge.status.view import BuildingView
 from status_rig import fetch, until
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, write_clip
 from vision_rig import camera_event
-from conftest import edge
+from conftest import Daemon, edge
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -77,8 +73,7 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
         return None if " never " in f" {line} " else result.stdout
 
     async def scenario():
-        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], env=dict(os.environ),
-                                  stdout=open(tmp_path / "daemon.log", "a"), stderr=subprocess.STDOUT)
+        daemon = Daemon(config_path, log=tmp_path / "daemon.log").start()
         try:
             out = await _until(live_with_a_frame, 60, "a live `edge status` with the camera's first frame")
             line = _camera_line(out)
@@ -93,12 +88,9 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
             line = _camera_line(live.stdout)
             assert "OBSERVE" in line and "stream FAULT: " in line and "no model is configured" in line
 
-            daemon.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(daemon.wait, 20) == 0
+            assert await asyncio.to_thread(daemon.stop, timeout_s=20) == 0
         finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait(10)
+            daemon.kill()
         offline = await asyncio.to_thread(edge, "status", "--config", str(config_path))
         assert offline.returncode == 0, offline.stderr
         assert "DAEMON NOT RUNNING" in offline.stdout.splitlines()[0]
@@ -182,8 +174,7 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
         return value(cameras, "lift-1-cam", "edge_camera_inference_seconds_count") or 0.0
 
     async def scenario():
-        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], env=dict(os.environ),
-                                  stdout=open(tmp_path / "daemon.log", "a"), stderr=subprocess.STDOUT)
+        daemon = Daemon(config_path, log=tmp_path / "daemon.log").start()
         try:
             counters = ("edge_camera_frames_read_total", "edge_camera_frames_analysed_total", "edge_camera_inference_seconds_count")
 
@@ -220,12 +211,9 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
             assert status == 503 and "camera lift-2-cam stream down" in json.loads(health)["problems"], health
             assert json.loads(health)["cameras"] == {"lift-1-cam": True, "lift-2-cam": False}
 
-            daemon.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(daemon.wait, 20) == 0
+            assert await asyncio.to_thread(daemon.stop, timeout_s=20) == 0
         finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait(10)
+            daemon.kill()
 
     asyncio.run(scenario())
 
