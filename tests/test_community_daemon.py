@@ -5,10 +5,6 @@ the broker killed, and the next alarm goes out by SMS through the simulated mode
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 
 from edge.config import load
@@ -19,22 +15,10 @@ from edge.hil.modem_sim import ModemSimulator
 from edge.hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, until
-from uplink_rig import open_cloud
+from conftest import Daemon, as_yaml
+from uplink_rig import open_cloud, uplink_section
 
 B = "test-house"
-
-
-def _uplink(port: int) -> str:
-    return f"""
-uplink:
-  enabled: true
-  host: 127.0.0.1
-  port: {port}
-  batch_events: 200
-  batch_ms: 10
-  keepalive_s: 5
-  cloud_public_key: cloud.pub
-"""
 
 
 def test_smoke_notified_through_the_cloud_escalated_acknowledged_and_by_sms_once_the_broker_is_gone(write_config, building_dir):
@@ -46,14 +30,11 @@ def test_smoke_notified_through_the_cloud_escalated_acknowledged_and_by_sms_once
         simulator = FieldSimulator(list(sim.values()))
         modbus_port = await simulator.start_tcp()
         with Broker() as broker:
-            config_path = write_config(community_config(modbus_port, modem_port, extra=_uplink(broker.port)))
+            config_path = write_config(community_config(modbus_port, modem_port, extra=as_yaml(uplink_section(broker.port))))
             config = load(config_path)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
-            daemon = subprocess.Popen(
-                [sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-                env=dict(os.environ), stdout=open(building_dir / "daemon.log", "a"), stderr=subprocess.STDOUT,
-            )
+            daemon = Daemon(config_path, log=building_dir / "daemon.log").start()
             try:
                 await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30, what="the gateway online")
                 await until(lambda: events(config.journal_path, "fault.modem"), timeout_s=30, what="the modem checked")
@@ -79,8 +60,7 @@ def test_smoke_notified_through_the_cloud_escalated_acknowledged_and_by_sms_once
                 sim["io"].set_value("input_1", True)  # panic in unit 301
                 await until(lambda: any(m.number == "+8613800000001" for m in modem.messages), timeout_s=30, what="the landlord's SMS")
                 measured["uplink_down_detection_to_sms_s"] = next(m.at for m in modem.messages if m.number == "+8613800000001") - started
-                daemon.send_signal(signal.SIGTERM)
-                assert daemon.wait(15) == 0
+                assert daemon.stop(timeout_s=15) == 0
             finally:
                 daemon.kill()
                 await cloud.stop()

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ from edge.hil.cloud import generate_keys
 import pytest
 
 from community_rig import DOORS, events, trail_building, until
-from conftest import MINIMAL, edge
+from conftest import MINIMAL, Daemon, edge
 from uplink_rig import open_cloud
 
 B = "test-house"
@@ -73,15 +72,13 @@ uplink:
             keys = await trail_building(config_path)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
-            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-                                      env=dict(os.environ), stdout=open(building_dir / "daemon.log", "a"), stderr=subprocess.STDOUT)
+            daemon = Daemon(config_path, log=building_dir / "daemon.log").start()
             try:
                 await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30, what="the gateway online")
                 refused = await cloud.command(B, "trail.search", {"tenant": "child-9"})
                 answer = await cloud.command(B, "trail.search", {"tenant": "child-9", "operator": "police-desk-2", "via": "cloud"})
                 by_door = await cloud.command(B, "trail.search", {"door": "gate", "since": "2020-01-01T00:00:00+00:00", "operator": "police-desk-2"})
-                daemon.send_signal(signal.SIGTERM)
-                assert daemon.wait(15) == 0
+                assert daemon.stop(timeout_s=15) == 0
             finally:
                 daemon.kill()
                 await cloud.stop()
@@ -131,8 +128,7 @@ def test_edge_trail_with_the_daemon_running_but_not_answering_refuses_and_never_
     config_path = write_config(MINIMAL + DOORS)
     keys = asyncio.run(trail_building(config_path))
     config = load(config_path)
-    log = open(config_path.parent / "daemon.log", "a")
-    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)], stdout=log, stderr=subprocess.STDOUT)
+    daemon = Daemon(config_path, log=config_path.parent / "daemon.log").start()
     try:
         socket = asyncio.run(_socket_up(config, daemon))
         moved = socket.with_name("moved-away.sock")
@@ -140,8 +136,7 @@ def test_edge_trail_with_the_daemon_running_but_not_answering_refuses_and_never_
         refused = edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--json")
         moved.rename(socket)
         answered = edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--json")
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(15) == 0
+        assert daemon.stop(timeout_s=15) == 0
     finally:
         daemon.kill()
     assert refused.returncode == os.EX_UNAVAILABLE and refused.stdout == ""

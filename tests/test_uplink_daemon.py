@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 
 from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import Journal
 from edge.hil.broker import Broker
 
+from conftest import Daemon
 from uplink_rig import journaled, open_cloud, until, uplink_config
 
 B = "test-house"
-
-
-def _run(config_path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-        env=dict(os.environ), stdout=open(config_path.parent / "daemon.log", "a"), stderr=subprocess.STDOUT,
-    )
 
 
 def test_sigkill_mid_drain_resumes_from_the_cursor_and_the_cloud_has_everything_once(write_config, building_dir):
@@ -37,18 +28,16 @@ def test_sigkill_mid_drain_resumes_from_the_cursor_and_the_cloud_has_everything_
             await journal.close()
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
-            daemon = _run(config_path)
+            daemon = Daemon(config_path, log=config_path.parent / "daemon.log").start()
             try:
                 await until(lambda: cloud.received > 500, timeout_s=30)
-                daemon.send_signal(signal.SIGKILL)
-                daemon.wait(10)
+                daemon.stop(signal.SIGKILL, timeout_s=10)
                 assert cloud.received < 6000, "killed in the middle of the drain"
-                daemon = _run(config_path)
+                daemon.start()
                 await until(lambda: cloud.book(B).status.get("state") == "online" and cloud.received >= 6000, timeout_s=60)
                 events = journaled(config_path)
                 await cloud.fill_gaps(B, events[-1].seq)  # whatever the cloud missed, while the gateway is up
-                daemon.send_signal(signal.SIGTERM)
-                assert daemon.wait(10) == 0
+                assert daemon.stop(timeout_s=10) == 0
             finally:
                 daemon.kill()
             await cloud.stop()

@@ -19,27 +19,21 @@ from edge.hil import waiting
 from edge.hil.broker import Broker
 from edge.hil.cloud import Cloud, generate_keys
 
-from conftest import MINIMAL
+from conftest import MINIMAL, as_yaml
 
 B = "test-house"  # MINIMAL's building id, as the cloud keeps its book
+
+
+def uplink_section(port: int) -> dict:
+    """The `uplink:` section for the mosquitto at `port`, the cloud's key (`generate_keys`) beside the config."""
+    return {"uplink": {"enabled": True, "host": "127.0.0.1", "port": port, "batch_events": 200, "batch_ms": 10,
+                       "keepalive_s": 5, "cloud_public_key": "cloud.pub"}}
 
 
 def uplink_config(write_config, building_dir: Path, port: int, extra: str = "") -> Path:
     if not (building_dir / "cloud.pub").exists():
         generate_keys(building_dir)
-    return write_config(
-        MINIMAL
-        + f"""
-uplink:
-  enabled: true
-  host: 127.0.0.1
-  port: {port}
-  batch_events: 200
-  batch_ms: 10
-  keepalive_s: 5
-  cloud_public_key: cloud.pub
-{extra}"""
-    )
+    return write_config(MINIMAL + as_yaml(uplink_section(port)) + extra)
 
 
 def cloud_key(building_dir: Path):
