@@ -35,7 +35,7 @@ from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identit
 from edge.journal import Journal, JournalLimits
 from edge.journal.owner import JournalOwner
 from edge.notify import Systemd
-from edge.reload import Reloader
+from edge.reload import Reloader, Retuner, cloud_commands_retuner, field_bus_retuner
 from edge.runtime import Pool
 from edge.supervisor import Supervisor, Work
 from edge.version import VERSION
@@ -92,6 +92,7 @@ class Gateway:
         self.devices: DeviceCommands | None = None
         self.status: StatusServer | None = None
         self.vision: Vision | None = None
+        self.retuners: list[Retuner] = []  # each wired part's answer to a reload (edge/reload.py)
         self._reload_wanted = asyncio.Event()  # SIGHUP
         self.started_seq: int | None = None  # this run's first event: what came before it is the last run's
         self._cards: tuple | None = None  # open_store's answer, when `run` loaded the cards beside the journal's open
@@ -120,14 +121,21 @@ class Gateway:
             profiles = device_profiles(self.config)
             self.fieldbus = FieldBus(device_specs(self.config, profiles), journal, state_dir=self.config.state_path)
             work["fieldbus"] = self.fieldbus.run
+            self.retuners.append(field_bus_retuner(self.fieldbus))
             if self.config.circuits or self.config.pressure_points:
                 from edge.power.points import FieldPoints
 
                 self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
                 work["field-points"] = self.field.run
+                from edge.power import retune as power_retune
+
+                self.retuners.append(power_retune.retuner(self.field))
         if self.config.doors or self.config.readers:
             self.doors = assemble_doors(self.config, journal, self.fieldbus, self._cards)
             work.update(self.doors.work)
+            from edge.doors import retune as doors_retune
+
+            self.retuners.append(doors_retune.retuner(self.doors))
         control = {"breaker.close": self.field.reclose} if self.field else {}
         cloud: dict = {}  # operations the cloud reaches otherwise than the socket does
         if self.fieldbus is not None:
@@ -135,6 +143,7 @@ class Gateway:
                 (c.breaker, "close"): f"{c.breaker} closes circuit {c.name}: use `edge breaker close {c.name}`, which checks its alarms"
                 for c in self.config.circuits if c.breaker}, cloud_allowed=frozenset(self.config.cloud_commands))
             control["device.command"], control["device.read"] = devices.command, devices.read
+            self.retuners.append(cloud_commands_retuner(devices))
             cloud["device.command"] = devices.cloud_command
         if self.doors is not None and self.doors.fire is not None:
             control["fire.reset"] = self.doors.fire.reset_request
@@ -145,6 +154,10 @@ class Gateway:
         community = self.community = assemble_community(self.config, journal, self.fieldbus, self.field, self.doors, lambda: self.uplink)
         work.update(community.work)
         control.update(community.control)
+        if community.notifier is not None:
+            from edge.community import retune as community_retune
+
+            self.retuners.append(community_retune.retuner(community))
         # What the last run left open (an alarm before a SIGKILL) is kept, rechecked or ended.
         fire = self.doors.fire if self.doors is not None else None
         work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire, before_seq=self.started_seq)
@@ -157,7 +170,10 @@ class Gateway:
         if self.config.cameras:
             from edge.vision.wiring import assemble_vision  # OpenCV is loaded only where a camera is configured
 
+            from edge.vision import retune as vision_retune
+
             vision = self.vision = assemble_vision(self.config, journal, self.fieldbus, self.doors)
+            self.retuners.append(vision_retune.retuner(vision, journal))
             work.update(vision.work)
             control.update(vision.control)
             guards = vision.guards
