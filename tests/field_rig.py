@@ -1,14 +1,17 @@
 """Field devices for tests: the Modbus simulator on a thread of its own, the devices and configs
-of a building's circuits, and `edge run` around them. Shared by the points, device-command, fire,
+of a building's circuits (conftest's Daemon runs `edge run` on them). Shared by the points, device-command, fire,
 runtime, state-disk and uplink tests, so no test module imports another."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import struct
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from edge.drivers.modbus.profile import load_profile, load_profiles
 from edge import config as building_config
@@ -20,7 +23,7 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL, REPO, Daemon  # noqa: F401 (the points, reload and device tests run it from here)
+from conftest import MINIMAL, REPO, Daemon
 
 PROFILES = REPO / "drivers" / "modbus" / "profiles"
 BUILT_IN = load_profiles(PROFILES)
@@ -146,6 +149,17 @@ pressure_points:
 """)
 
 
+@contextlib.contextmanager
+def points_daemon(write_config, **daemon: Any) -> Iterator[tuple[tuple[SimulatedDevice, ...], Path, Daemon]]:
+    """`edge run` (conftest's Daemon, with `daemon`'s arguments) on `points_config` and the `devices()`
+    on a simulator thread: yields the monitor, breaker and tank, the config and the daemon."""
+    monitor, breaker, tank = devices()
+    with SimulatorThread([monitor, breaker, tank]) as port:
+        config = points_config(write_config, port)
+        with Daemon(config, **daemon) as running:
+            yield (monitor, breaker, tank), config, running
+
+
 def devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
     """The monitor, breaker and tank input of `points_config`: 10 A on a closed breaker, the roof tank at
     1.25 m (8 mA of 0-5 m), below its alarm level."""
@@ -216,6 +230,16 @@ async def run_building(config_path: Path, scenario) -> building_config.BuildingC
         await asyncio.gather(*tasks, return_exceptions=True)
         await journal.close()
     return config
+
+
+async def run_simulated(simulator: FieldSimulator, config_of, scenario) -> building_config.BuildingConfig:
+    """`run_building` on the config `config_of(port)` writes for `simulator`, started on a free TCP port
+    for the run and stopped after it (also when the scenario failed)."""
+    port = await simulator.start_tcp()
+    try:
+        return await run_building(config_of(port), scenario)
+    finally:
+        await simulator.stop()
 
 
 def circuit_config(write_config, port: int, policy: str = "trip") -> Path:

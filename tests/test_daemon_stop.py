@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 import time
 
 from edge.drivers.modbus.profile import load_profile
@@ -17,7 +14,7 @@ from edge.hil.broker import Broker
 from edge.hil.cloud import Cloud
 from edge.hil.modbus_sim import Noise, SimulatedDevice
 
-from conftest import REPO
+from conftest import REPO, Daemon
 from field_rig import SimulatorThread, journal_until
 from uplink_rig import cloud_key, uplink_config
 
@@ -61,9 +58,7 @@ pressure_points:{points}
 """)
         journal = load(config_path).journal_path
         log = building_dir / "daemon.log"
-        with open(log, "w") as out:
-            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-                                      stdout=out, stderr=subprocess.STDOUT)
+        daemon = Daemon(config_path, log=log).start()
         try:
             journal_until(lambda: "uplink connected" in log.read_text())
             asyncio.run(_unsigned_downlinks(building_dir, broker.port, 20))
@@ -72,8 +67,7 @@ pressure_points:{points}
             head = journal_until(lambda: read_events(journal, EventQuery(kinds=("telemetry.point",), limit=None)))[-1].seq
             journal_until(lambda: read_events(journal, EventQuery(after_seq=head + 500, limit=1)))  # the journal is busy
             sent = time.monotonic()
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=15)
+            daemon.stop(timeout_s=15)
             stop_s = time.monotonic() - sent
         finally:
             daemon.kill()
@@ -81,7 +75,7 @@ pressure_points:{points}
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     print(f"stop took {stop_s:.2f} s (budget {README_STOP_S} s); the gateway's own count:",
           next((line.get("stop_s") for line in lines if line["event"] == "gateway stopped"), None))
-    assert daemon.returncode == 0
+    assert daemon.poll() == 0
     assert stop_s < README_STOP_S, f"the stop took {stop_s:.2f} s"
     events = read_events(journal, EventQuery(limit=None))
     assert events[-1].kind == "gateway.stopped", "the stop is the journal's last word"

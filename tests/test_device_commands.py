@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,8 +23,8 @@ from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.pty import pty_pair
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL
-from field_rig import BUILT_IN, Daemon, SimulatorLoop, WireSimulator, edge_cli, socket_ready
+from conftest import MINIMAL, Daemon
+from field_rig import BUILT_IN, SimulatorLoop, WireSimulator, edge_cli, socket_ready
 
 REASON = "commissioning the panel, ticket 4411"
 
@@ -224,8 +222,6 @@ devices: [{name: io, bus: box, address: 1, profile: generic-dio8}]
 
 def test_a_signed_cloud_device_command_runs_only_what_cloud_commands_allows_through_the_daemon(write_config, building_dir):
     """The real path: a signed command over MQTT to `edge run`, its frame on the wire, the outcome back."""
-    import os
-
     from edge.events import Kind
     from edge.hil.broker import Broker
     from uplink_rig import journaled, open_cloud, until, uplink_config
@@ -241,8 +237,7 @@ cloud_commands: [io.pulse_2]
 """)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
-            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], env=dict(os.environ),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            daemon = Daemon(config, stop_s=15).start()
             try:
                 await until(lambda: cloud.book("test-house").status.get("state") == "online", timeout_s=30)
                 allowed = await cloud.command("test-house", "device.command",
@@ -250,11 +245,7 @@ cloud_commands: [io.pulse_2]
                 denied = await cloud.command("test-house", "device.command",
                                              {"device": "io", "command": "release_all", "reason": REASON, "operator": "ops"})
             finally:
-                daemon.terminate()
-                try:
-                    daemon.wait(15)
-                except subprocess.TimeoutExpired:
-                    daemon.kill()
+                daemon.stop()
                 await cloud.stop()
             return config, allowed, denied, journaled(config)
 

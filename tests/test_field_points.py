@@ -18,7 +18,7 @@ from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevic
 from edge.hil.waiting import until
 
 from conftest import MINIMAL
-from field_rig import BREAKER_STATUS_WORD, PROFILES, circuit_config, circuit_devices, events_of, run_building
+from field_rig import BREAKER_STATUS_WORD, PROFILES, circuit_config, circuit_devices, events_of, run_building, run_simulated
 
 
 def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confirms(write_config):
@@ -26,7 +26,6 @@ def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confi
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
 
         async def scenario(config, field):
             await until(lambda: len(events_of(config.journal_path, "telemetry.point")) >= 3, 15.0)
@@ -36,10 +35,7 @@ def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confi
             assert breaker.value_of("closed") is False
             await until(lambda: read_snapshot(config.state_path).points, 15.0)
 
-        try:
-            return await run_building(circuit_config(write_config, port), scenario)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port), scenario)
 
     config = asyncio.run(main())
     raised = events_of(config.journal_path, "alarm.raised")
@@ -63,16 +59,12 @@ def test_a_trip_the_breaker_does_not_confirm_is_an_alarm(write_config):
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
             await until(lambda: events_of(config.journal_path, "alarm.trip_unconfirmed"), 15.0)
 
-        try:
-            return await run_building(circuit_config(write_config, port), scenario)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port), scenario)
 
     config = asyncio.run(main())
     (unconfirmed,) = events_of(config.journal_path, "alarm.trip_unconfirmed")
@@ -86,7 +78,6 @@ def test_a_silent_device_is_offline_and_its_missing_values_raise_no_alarm(write_
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
 
         async def scenario(config, field):
             await until(lambda: field.points[0].value is not None, 15.0)
@@ -97,10 +88,7 @@ def test_a_silent_device_is_offline_and_its_missing_values_raise_no_alarm(write_
             await until(lambda: all(p.state is PointState.OFFLINE
                                      for p in read_snapshot(config.state_path).points if p.point.startswith("mon.")), 15.0)
 
-        try:
-            return await run_building(circuit_config(write_config, port), scenario)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port), scenario)
 
     config = asyncio.run(main())
     conditions = {(e.body["point"], e.body["condition"]) for e in events_of(config.journal_path, "alarm.raised")}
@@ -292,7 +280,6 @@ def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
 
         async def scenario(config, field):
             leakage = next(p for p in field.points if str(p.key) == "mon.leakage_ma")
@@ -309,10 +296,7 @@ def test_a_ct_break_voids_the_leakage_reading_so_its_zero_never_clears_the_alarm
             monitor.set_registers(Function.INPUT, 6, [810])  # CT back: the leakage is still there
             await until(lambda: Condition.INVALID not in leakage.active, 15.0)
 
-        try:
-            return await run_building(circuit_config(write_config, port, policy="warn"), scenario)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port, policy="warn"), scenario)
 
     config = asyncio.run(main())
     raised = [e.body for e in events_of(config.journal_path, "alarm.raised") if e.body["point"] in ("mon.leakage_ma", "mon.ct_break")]
@@ -334,16 +318,12 @@ def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_wri
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
             await until(lambda: events_of(config.journal_path, "power.trip_refused"), 15.0)
 
-        try:
-            return await run_building(circuit_config(write_config, port), scenario), list(simulator.requests)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port), scenario), list(simulator.requests)
 
     config, requests = asyncio.run(main())
     (refused,) = events_of(config.journal_path, "power.trip_refused")  # nothing sent: refused, not unconfirmed

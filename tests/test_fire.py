@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 from edge.drivers.modbus.observations import Reading
@@ -17,7 +14,7 @@ from edge.fire import FireRelease
 from edge.journal import EventQuery, read_events
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL, REPO, edge
+from conftest import MINIMAL, REPO, Daemon, edge
 from field_rig import SimulatorThread, journal_until
 
 
@@ -143,9 +140,7 @@ doors: [{{name: front, egress: true, lock: {{device: doors-io, release: release_
 fire_alarm: doors-io.input_8
 """)
         journal = config.parent / "state" / "journal.db"
-        daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
+        with Daemon(config, stop_s=10, strict=True):
             journal_until(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.fire_release",))))
             journal_until(lambda: io.value_of("relay_1") is True)
             refused = edge("fire", "reset", "--operator", "tech-7", "--config", str(config))
@@ -153,12 +148,6 @@ fire_alarm: doors-io.input_8
             io.set_value("input_8", False)
             done = journal_until(lambda: (r := edge("fire", "reset", "--operator", "tech-7", "--config", str(config))).returncode == 0 and r)
             secured = io.value_of("relay_1")
-        finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.communicate(timeout=10)
-            finally:
-                daemon.kill()
     assert refused.returncode == 1 and still_released is True
     assert "doors-io.input_8 still reads active" in refused.stderr and "journal seq" in refused.stderr, refused.stderr
     assert "front secured" in done.stdout and secured is False

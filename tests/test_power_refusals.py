@@ -11,7 +11,7 @@ from edge.conditions import ActiveConditions
 from edge.hil.modbus_sim import FieldSimulator
 from edge.hil.waiting import until
 
-from field_rig import BREAKER_STATUS_WORD, circuit_config, circuit_devices, events_of, run_building
+from field_rig import BREAKER_STATUS_WORD, circuit_config, circuit_devices, events_of, run_simulated
 
 FC_WRITE_COIL = 5
 LOCAL, REMOTE = [0b001], [0b000]
@@ -31,7 +31,6 @@ def test_a_trip_refused_in_local_mode_is_refused_not_failed_and_sent_when_the_br
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
@@ -44,10 +43,7 @@ def test_a_trip_refused_in_local_mode_is_refused_not_failed_and_sent_when_the_br
             await until(lambda: events_of(config.journal_path, "power.trip_confirmed"), 15.0)
             seen["after"] = _active(config.journal_path)
 
-        try:
-            return await run_building(circuit_config(write_config, port), scenario), list(simulator.requests)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port), scenario), list(simulator.requests)
 
     config, requests = asyncio.run(main())
     (refused,) = events_of(config.journal_path, "power.trip_refused")
@@ -72,7 +68,6 @@ def test_a_refused_trip_whose_alarm_ends_is_withdrawn_and_never_sent(write_confi
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
 
         async def scenario(config, field):
             monitor.set_value("leakage_ma", 800)
@@ -83,10 +78,7 @@ def test_a_refused_trip_whose_alarm_ends_is_withdrawn_and_never_sent(write_confi
             polled = breaker.reads
             await until(lambda: breaker.reads >= polled + 3, 15.0)  # remote mode seen by several polls
 
-        try:
-            return await run_building(circuit_config(write_config, port), scenario), list(simulator.requests)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port), scenario), list(simulator.requests)
 
     config, requests = asyncio.run(main())
     (withdrawn,) = events_of(config.journal_path, "power.trip_withdrawn")
@@ -102,16 +94,12 @@ def test_a_reclose_refused_in_local_mode_is_journaled_refused_and_says_nothing_w
 
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
-        port = await simulator.start_tcp()
         answers = []
 
         async def scenario(config, field):
             answers.append(await field.reclose({"circuit": "f3-c1", "operator": "tech-7", "reason": "leak found and fixed"}))
 
-        try:
-            return await run_building(circuit_config(write_config, port), scenario), answers, list(simulator.requests)
-        finally:
-            await simulator.stop()
+        return await run_simulated(simulator, lambda port: circuit_config(write_config, port), scenario), answers, list(simulator.requests)
 
     config, (answer,), requests = asyncio.run(main())
     assert answer["ok"] is False and answer["refused"] is True

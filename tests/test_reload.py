@@ -19,8 +19,8 @@ from edge.hil.pty import pty_pair
 
 from access_rig import enrol
 from vision_media import EBIKE, EMPTY_CAR, need_shared, write_clip
-from conftest import MINIMAL
-from field_rig import PROFILES, Daemon, SimulatorThread, devices, edge_cli, journal_until, points_config, socket_ready
+from conftest import MINIMAL, Daemon
+from field_rig import PROFILES, SimulatorThread, devices, edge_cli, journal_until, points_config, socket_ready
 
 pytestmark = pytest.mark.timeout(120)
 
