@@ -75,6 +75,7 @@ building:
   secret: {file: secrets/building.key}
 state_dir: state
 """
+MINIMAL_FORMAT = MINIMAL.replace("{", "{{").replace("}", "}}")  # MINIMAL at the head of a str.format template
 
 
 def as_yaml(data: dict) -> str:

@@ -19,15 +19,9 @@ from edge.vision.collect import CLASSES
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import Verdict
 from edge.vision.wiring import assemble_vision
+from conftest import MINIMAL
 from vision_media import EBIKE, EMPTY_CAR, labelled, need_shared, write_clip
 
-MINIMAL = """
-building:
-  id: test-house
-  timezone: Asia/Shanghai
-  secret: {file: secrets/building.key}
-state_dir: state
-"""
 
 
 def camera_config(write_config, clip: Path, extra: str = "") -> Path:

@@ -20,17 +20,12 @@ from edge.vision.kinds import VisionKind
 from edge.vision.qualification import file_sha256, verdict
 from edge.vision.settings import Camera
 from tests.vision_data import EBIKE, MANIFESTS, MODELS, need
+from conftest import MINIMAL_FORMAT
 from vision_media import EMPTY_CAR, labelled, write_clip
 from vision_rig import camera_event, site_model
 
 YOLOX = MANIFESTS / "yolox_nano.yaml"
-BUILDING = """
-building:
-  id: test-house
-  timezone: Asia/Shanghai
-  secret: {{file: secrets/building.key}}
-state_dir: state
-buses:
+BUILDING = MINIMAL_FORMAT + """buses:
   - {{name: rs485-1, type: tcp, host: 127.0.0.1, port: 5020}}
 devices:
   - {{name: io-lift, bus: rs485-1, address: 9, profile: generic-dio8}}

@@ -18,18 +18,13 @@ from edge import config as building_config
 from edge.cli import main
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.replay import REGION_COLOUR, replay
+from conftest import MINIMAL_FORMAT
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, read, write_clip
 
 MANIFEST = Path(__file__).resolve().parent.parent / "models" / "yolox_nano.yaml"
 SIZE = (640, 360)
 REGION = [(0.1, 0.5), (0.9, 0.5), (0.9, 1.0), (0.1, 1.0)]
-CONFIG = """
-building:
-  id: test-house
-  timezone: Asia/Shanghai
-  secret: {{file: secrets/building.key}}
-state_dir: state
-cameras:
+CONFIG = MINIMAL_FORMAT + """cameras:
   - name: lift-1-cam
     elevator: lift-1
     source: {clip}
