@@ -99,9 +99,9 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
 
     reload = commands.add_parser("reload", help="apply the edited config to the running daemon", description=(
         "Ask the running daemon to check its config file again, exactly as check-config does, and apply it: "
-        "thresholds, contacts, door settings and readers change in place (other doors keep their readers); "
-        "a change of buses, devices, locks, cameras, the uplink or the page restarts the daemon under the same "
-        "PID. Exit 0 when applied, 78 when the file has a problem (each is printed; nothing changed), "
+        "thresholds, contacts and door settings change in place; a reader, a camera or a line's settings restart "
+        "alone (other doors keep their readers); a device added, a lock, the uplink or the page restarts the daemon "
+        "under the same PID. Exit 0 when applied, 78 when the file has a problem (each is printed; nothing changed), "
         "69 when the daemon is not running. `systemctl reload edge` runs this."))
     reload.add_argument("--operator", help="your staff id, journaled with the reload")
     cli_config.add_option(reload)
