@@ -13,8 +13,8 @@ import pytest
 from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
 
-from conftest import MINIMAL, Daemon, edge
-from field_rig import SimulatorThread, devices, journal_until, points_config
+from conftest import MINIMAL, edge
+from field_rig import journal_until, points_daemon
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -33,49 +33,43 @@ def _open(journal: Path) -> list:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
 def test_an_alarm_open_at_a_stop_ends_after_the_restart_when_its_condition_is_gone(write_config, how):
-    monitor, breaker, tank = devices()
-    with SimulatorThread([monitor, breaker, tank]) as port:
-        config = points_config(write_config, port)
+    with points_daemon(write_config, stop_s=15) as ((monitor, breaker, tank), config, daemon):
         journal = config.parent / "state" / "journal.db"
-        with Daemon(config, stop_s=15) as daemon:
-            journal_until(lambda: _tank_alarm(journal))
-            daemon.stop(how)
-            tank.set_value("ch1_ma", 16.0)  # refilled while the gateway was down: 3.75 m
-            daemon.start()
-            cleared = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
-                                     if e.source == "tank-roof" and e.body.get("reason") == "condition_gone_across_restart"], 60)
-            still = [c for c in _open(journal) if c.source == "tank-roof"]
+        journal_until(lambda: _tank_alarm(journal))
+        daemon.stop(how)
+        tank.set_value("ch1_ma", 16.0)  # refilled while the gateway was down: 3.75 m
+        daemon.start()
+        cleared = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
+                                 if e.source == "tank-roof" and e.body.get("reason") == "condition_gone_across_restart"], 60)
+        still = [c for c in _open(journal) if c.source == "tank-roof"]
     assert cleared and cleared[0].body["condition"] == "under_threshold"
     assert still == [], "no alarm of the tank is left without an end"
 
 
 def test_a_cut_circuit_stays_cut_across_a_sigkill_and_an_alarm_whose_source_left_the_config_ends(write_config):
-    monitor, breaker, tank = devices()
-    with SimulatorThread([monitor, breaker, tank]) as port:
-        config = points_config(write_config, port)
+    with points_daemon(write_config, stop_s=15) as ((monitor, breaker, tank), config, daemon):
         journal = config.parent / "state" / "journal.db"
-        with Daemon(config, stop_s=15) as daemon:
-            journal_until(lambda: _tank_alarm(journal))
-            monitor.set_value("current_a", 45.0)
-            journal_until(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
-            monitor.set_value("current_a", 0.0)
-            daemon.stop(signal.SIGKILL)
-            text = config.read_text()
-            config.write_text(text[:text.index("pressure_points:")])  # the tank is taken out of the config
-            daemon.start()
-            gone = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
-                                  if e.source == "tank-roof" and e.body.get("reason") == "source_gone_from_config"], 60)
+        journal_until(lambda: _tank_alarm(journal))
+        monitor.set_value("current_a", 45.0)
+        journal_until(lambda: read_events(journal, EventQuery(kinds=("power.trip_confirmed",))))
+        monitor.set_value("current_a", 0.0)
+        daemon.stop(signal.SIGKILL)
+        text = config.read_text()
+        config.write_text(text[:text.index("pressure_points:")])  # the tank is taken out of the config
+        daemon.start()
+        gone = journal_until(lambda: [e for e in read_events(journal, EventQuery(kinds=("alarm.cleared",), limit=None))
+                              if e.source == "tank-roof" and e.body.get("reason") == "source_gone_from_config"], 60)
 
-            def cut_rows():
-                listed = edge("points", "--config", str(config), "--json")
-                rows = {p["point"]: p for p in map(json.loads, listed.stdout.splitlines())} if listed.returncode == 0 else {}
-                return rows if rows.get("mon.current_a", {}).get("state") == "cut" and (rows["mon.current_a"].get("age_s") is not None and rows["mon.current_a"]["age_s"] < 5) else None
+        def cut_rows():
+            listed = edge("points", "--config", str(config), "--json")
+            rows = {p["point"]: p for p in map(json.loads, listed.stdout.splitlines())} if listed.returncode == 0 else {}
+            return rows if rows.get("mon.current_a", {}).get("state") == "cut" and (rows["mon.current_a"].get("age_s") is not None and rows["mon.current_a"]["age_s"] < 5) else None
 
-            rows = journal_until(cut_rows, 30)
-            cut_open = [c.kind for c in _open(journal) if c.source == "f2-c1"]
-            closed = edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
-                          "--config", str(config))
-            after = [c.kind for c in _open(journal) if c.source == "f2-c1"]
+        rows = journal_until(cut_rows, 30)
+        cut_open = [c.kind for c in _open(journal) if c.source == "f2-c1"]
+        closed = edge("breaker", "close", "f2-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
+                      "--config", str(config))
+        after = [c.kind for c in _open(journal) if c.source == "f2-c1"]
     assert gone and rows["brk.closed"]["state"] == "cut"
     assert "power.trip_confirmed" in cut_open and "alarm.raised" in cut_open, "the cut and its cause outlived the kill"
     assert closed.returncode == 0, closed.stderr

@@ -21,7 +21,7 @@ from edge.cli import _parser
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 
-from conftest import MINIMAL, REPO, edge
+from conftest import MINIMAL, REPO, Daemon, edge
 
 
 def test_version():
@@ -107,8 +107,7 @@ def test_a_status_port_another_process_holds_is_one_fault_then_the_server_waits_
     state = tmp_path / "state"
     path = write_config(MINIMAL.replace("state_dir: state", f"state_dir: {state}") + f"http: {{port: {port}}}\n")
     started_ns = time.time_ns()
-    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    daemon = Daemon(path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).start()
     try:
         journal = building_config.load(path).journal_path
 
@@ -138,6 +137,6 @@ def test_a_status_port_another_process_holds_is_one_fault_then_the_server_waits_
         assert [e.kind for e in faults()] == ["fault.status_port_in_use"]  # still the one fault: no task_failed
     finally:
         squatter.close()
-        daemon.send_signal(signal.SIGTERM)
-        output, _ = daemon.communicate(timeout=30)
-    assert daemon.returncode == 0, output[-3000:]
+        daemon.process.send_signal(signal.SIGTERM)
+        output, _ = daemon.process.communicate(timeout=30)
+    assert daemon.poll() == 0, output[-3000:]

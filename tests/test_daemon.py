@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -14,7 +13,7 @@ import pytest
 
 from edge.journal import EventQuery, read_events
 
-from conftest import MINIMAL
+from conftest import MINIMAL, Daemon
 
 
 def _datagrams(sock: socket.socket, until: str, deadline_s: float) -> list[str]:
@@ -36,26 +35,23 @@ def test_daemon_notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm
     notify_path = building_dir / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    env = dict(os.environ, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="200000")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    daemon = Daemon(config, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000"},
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).start()
     try:
         ready = _datagrams(sock, "READY=1", 20)
         assert any("READY=1" in m for m in ready), ready
         pings = [m for m in _datagrams(sock, "never", 0.6) if m == "WATCHDOG=1"]
         assert len(pings) >= 3, "the main loop pings at half the watchdog interval"
         sent = time.monotonic()
-        daemon.send_signal(signal.SIGTERM)
+        daemon.process.send_signal(signal.SIGTERM)
         stopping = _datagrams(sock, "STOPPING=1", 5)
         assert any("STOPPING=1" in m for m in stopping)
-        out, err = daemon.communicate(timeout=5)
+        out, err = daemon.process.communicate(timeout=5)
         assert time.monotonic() - sent < 5
     finally:
         daemon.kill()
         sock.close()
-    assert daemon.returncode == 0, err
+    assert daemon.poll() == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     started = next(line for line in lines if line["event"] == "gateway started")
     assert started["level"] == "info" and started["event_id"]
@@ -70,14 +66,14 @@ def test_daemon_starts_over_a_damaged_journal_and_keeps_the_old_file(write_confi
     state = building_dir / "state"
     state.mkdir()
     (state / "journal.db").write_bytes(b"\x00garbage" * 512)
-    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)], stdout=subprocess.PIPE, text=True)
+    daemon = Daemon(config, stdout=subprocess.PIPE, text=True).start()
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not list(state.glob("journal.db.corrupt-*")):
             time.sleep(0.05)
         time.sleep(0.5)
-        daemon.send_signal(signal.SIGTERM)
-        daemon.communicate(timeout=10)
+        daemon.process.send_signal(signal.SIGTERM)
+        daemon.process.communicate(timeout=10)
     finally:
         daemon.kill()
     (kept,) = [p for p in state.glob("journal.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))]

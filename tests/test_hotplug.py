@@ -232,13 +232,11 @@ buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
 
 def test_the_daemon_opens_a_udev_port_through_its_link_and_journals_an_absent_adapter(write_config):
     """In a container udev knows no such adapter: the daemon runs, says the adapter is absent, and the reader is offline."""
-    import signal
     import sqlite3
     import subprocess
-    import sys
     import time
 
-    from conftest import MINIMAL
+    from conftest import MINIMAL, Daemon
 
     path = write_config(MINIMAL + """
 http: {enabled: false}
@@ -248,7 +246,7 @@ readers:
   - {name: front-reader, protocol: em4100, port: "udev:reader-main"}
 """)
     journal = path.parent / "state" / "journal.db"
-    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    daemon = Daemon(path, stderr=subprocess.PIPE, text=True).start()
     try:
         deadline = time.monotonic() + 20
         def reader_fault() -> bool:
@@ -258,11 +256,10 @@ readers:
                 return False
 
         while not reader_fault():
-            assert daemon.poll() is None, daemon.stderr.read()
+            assert daemon.poll() is None, daemon.process.stderr.read()
             assert time.monotonic() < deadline, "no reader fault journaled"
             time.sleep(0.05)
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.stop(timeout_s=10) == 0
     finally:
         daemon.kill()
     absent = read_events(journal, EventQuery(kinds=("fault.device_removed",), limit=None))

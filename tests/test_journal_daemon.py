@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +16,7 @@ from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL
+from conftest import MINIMAL, Daemon
 from journal_disk import SmallDisk, mount_small_disk
 from uplink_rig import cloud_online, journaled, until
 
@@ -63,21 +59,17 @@ def test_daemon_on_a_read_only_journal_disk_keeps_running_and_catches_up_when_wr
     notify = building_dir / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify))
-    log = open(building_dir / "daemon.log", "w")
-    daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config)],
-                              env=dict(os.environ, NOTIFY_SOCKET=str(notify)), stdout=log, stderr=subprocess.STDOUT)
+    daemon = Daemon(config, log=building_dir / "daemon.log", env={"NOTIFY_SOCKET": str(notify)}).start()
     try:
         _wait_for_datagram(sock, "READY=1", 30)  # the building runs although its journal cannot be written
         assert daemon.poll() is None
         assert not list(disk.mount.glob("journal.db.corrupt-*"))
         disk.writable()
         until_sync(lambda: _kinds(path, Kind.JOURNAL_RECOVERED), 60, "alarm.journal_recovered on disk")
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(10) == 0
+        assert daemon.stop(timeout_s=10) == 0
     finally:
         daemon.kill()
         sock.close()
-        log.close()
     assert not list(disk.mount.glob("journal.db.corrupt-*")), "a read-only disk is not damage"
     events = read_events(path, EventQuery(limit=None))
     assert [e.seq for e in events[:3]] == [1, 2, 3] and all(e.kind == "telemetry.reading" for e in events[:3])
@@ -89,40 +81,28 @@ def test_daemon_on_a_read_only_journal_disk_keeps_running_and_catches_up_when_wr
     assert any(line["event"] == "journal unavailable; events are held in memory" for line in lines)
 
 
-def _run(config_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-        env=dict(os.environ), stdout=open(config_path.parent / "daemon.log", "a"), stderr=subprocess.STDOUT,
-    )
-
-
-def _stop(daemon: subprocess.Popen) -> None:
-    daemon.send_signal(signal.SIGTERM)
-    assert daemon.wait(10) == 0
-
-
 def test_after_a_damaged_journal_the_cloud_gets_the_alarm_the_new_events_and_the_lost_range(write_config, building_dir):
     async def scenario():
         async with cloud_online(write_config, building_dir) as (_, config_path, cloud):
             journal_path = load(config_path).journal_path
-            daemon = _run(config_path)
+            daemon = Daemon(config_path, log=config_path.parent / "daemon.log").start()
             try:
                 await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30)
                 first = journaled(config_path)
                 await until(lambda: {e.id for e in first} <= {e["id"] for e in cloud.events(B)}, timeout_s=30)
-                _stop(daemon)
+                assert daemon.stop(timeout_s=10) == 0
                 old_head = journaled(config_path)[-1].seq
                 for suffix in ("-wal", "-shm"):
                     Path(f"{journal_path}{suffix}").unlink(missing_ok=True)
                 journal_path.write_bytes(b"\x00damaged by a power cut" * 400)
 
-                daemon = _run(config_path)
+                daemon.start()
                 await until(lambda: any(e["kind"] == Kind.JOURNAL_CORRUPT for e in cloud.events(B)), timeout_s=30)
                 (alarm,) = [e for e in cloud.events(B) if e["kind"] == Kind.JOURNAL_CORRUPT]
                 await until(lambda: any(e["kind"] == Kind.GATEWAY_STARTED and e["seq"] > alarm["seq"] for e in cloud.events(B)),
                             timeout_s=30)
                 page = await cloud.pull(B, after_seq=old_head)
-                _stop(daemon)
+                assert daemon.stop(timeout_s=10) == 0
             finally:
                 daemon.kill()
         return old_head, alarm, page, cloud

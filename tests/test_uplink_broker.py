@@ -10,15 +10,12 @@ from edge.journal import Journal
 from edge.uplink.worker import Uplink
 from edge.hil.broker import Broker, SlowLink
 
-from uplink_rig import B, assert_exactly_once_in_order, journaled, open_cloud, open_store, reading, start_gateway, stop_gateway, until, uplink_config
+from uplink_rig import B, assert_exactly_once_in_order, cloud_online, journaled, open_cloud, open_store, reading, start_gateway, stop_gateway, until, uplink_config
 
 
 def test_backlog_survives_broker_outage_and_clean_restart_exactly_once_in_order(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
+        async with cloud_online(write_config, building_dir) as (broker, config_path, cloud):
             journal, store, uplink, task = await start_gateway(config_path)
             for n in range(300):
                 await journal.append(reading(n))

@@ -11,9 +11,8 @@ from edge.community.kinds import CommunityKind
 from edge.uplink.kinds import UplinkKind
 from edge.journal import JournalLimits
 from edge.uplink.signing import DownlinkKind
-from edge.hil.broker import Broker
 
-from uplink_rig import B, journaled, online, open_cloud, start_gateway, stop_gateway, until, uplink_config
+from uplink_rig import B, cloud_online, journaled, online, start_gateway, stop_gateway, until
 
 
 def credential(n: int) -> dict:
@@ -57,10 +56,7 @@ def test_change_sets_out_of_order_twice_with_a_gap_unsigned_or_badly_signed(writ
 
 def test_commands_are_verified_run_once_and_journaled_with_their_result(write_config, building_dir):
     async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            cloud = open_cloud(building_dir, broker.port)
-            await cloud.start()
+        async with cloud_online(write_config, building_dir) as (broker, config_path, cloud):
             journal, store, uplink, task = await start_gateway(config_path)
             await until(lambda: uplink.connected.is_set())
             result = await cloud.command(B, "status.snapshot")
