@@ -4,7 +4,8 @@ specs, a simulator on loopback TCP, a running poller and taking its observations
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from edge.drivers.modbus.observations import Observation, Reading
 from edge.drivers.modbus.poller import DeviceSpec, Poller, TcpLink
 from edge.drivers.modbus.profile import Function, Profile, load_profile
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+
+from conftest import building, modbus_device, modbus_tcp
 
 PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
 WAIT_S = 10.0  # a safety net so a broken test fails instead of hanging; never a timing assertion
@@ -92,3 +95,32 @@ class FlashingRelayModule(SimulatedDevice):
                 self.set_registers(Function.COIL, relay, [0])
                 del self.flashes[relay]
         return super().read(function, address, count)
+
+
+@contextlib.asynccontextmanager
+async def one_device_bus(write_config, device: SimulatedDevice, name: str, profile: str, *, bus: str = "box",
+                         timeout_s: float = 0.3, subscriptions: tuple = ()) -> AsyncIterator[tuple]:
+    """`device` (unit 1, polled every 50 ms) on a simulator of its own, a building with it as `name` on
+    TCP bus `bus`, and that building's FieldBus running in process, each (point, callback) of
+    `subscriptions` subscribed before it runs; yields the config and the field bus; all stopped after."""
+    from edge import config as building_config
+    from edge.config import device_profiles
+    from edge.fieldbus import FieldBus, PointKey, device_specs
+    from edge.journal import Journal
+
+    simulator = FieldSimulator([device])
+    port = await simulator.start_tcp()
+    config = building_config.load(write_config(building(modbus_tcp(port, timeout_s=timeout_s, name=bus),
+                                                        {"devices": [modbus_device(name, 1, profile, poll_s=0.05, bus=bus)]})))
+    journal = await Journal.open(config.journal_path)
+    fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
+    for point, callback in subscriptions:
+        fieldbus.subscribe(PointKey.parse(point), callback)
+    running = asyncio.create_task(fieldbus.run())
+    try:
+        yield config, fieldbus
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await simulator.stop()
+        await journal.close()

@@ -47,16 +47,31 @@ class GatedBus:
         return await self.fieldbus.command(device, command)
 
 
-async def _io_module(write_config):
-    io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
-    simulator = FieldSimulator([io])
+async def _doors_bus(write_config, module: SimulatedDevice, doors: str = ""):
+    """`module` as doors-io (unit 1) on a simulator of its own, the building's config with `doors`, its
+    journal and its field bus (not yet running)."""
+    simulator = FieldSimulator([module])
     port = await simulator.start_tcp()
     config = building_config.load(write_config(MINIMAL + f"""
 buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
 devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
-"""))
+""" + doors))
     journal = await Journal.open(config.journal_path)
-    fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
+    return simulator, config, journal, FieldBus(device_specs(config, device_profiles(config)), journal)
+
+
+async def _close(lock, running: asyncio.Task, journal, simulator) -> None:
+    """The lock, then the field bus's task, the journal and the simulator (a test's `finally`)."""
+    await lock.close()
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await journal.close()
+    await simulator.stop()
+
+
+async def _io_module(write_config):
+    io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
+    simulator, _, journal, fieldbus = await _doors_bus(write_config, io)
     return io, simulator, journal, fieldbus
 
 
@@ -84,11 +99,7 @@ def test_overlapping_pulses_secure_once_at_the_later_end(write_config):
             await until(lambda: io.value_of("relay_1") is False, 5.0, "the relay securing", every_s=0.01)
             return confirmed, list(bus.sent), long_started, unconfirmed
         finally:
-            await lock.close()
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            await journal.close()
-            await simulator.stop()
+            await _close(lock, running, journal, simulator)
 
     confirmed, sent, long_started, unconfirmed = asyncio.run(scenario())
     assert confirmed == [True, True] and unconfirmed == []
@@ -123,11 +134,7 @@ def test_a_pulse_during_a_pulse_extends_it_and_a_fire_release_stops_it(write_con
             assert not lock.pulsing
             return first, extended_at, io.value_of("relay_1")
         finally:
-            await lock.close()
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            await journal.close()
-            await simulator.stop()
+            await _close(lock, running, journal, simulator)
 
     first, extended_at, relay = asyncio.run(scenario())
     assert [command for command, _ in first] == ["release_1", "release_1", "secure_1"]
@@ -164,14 +171,7 @@ class RecordingFlasher(FlashingRelayModule):
 
 async def _pulse_building(write_config, doors: str = PULSE_DOORS):
     module = RecordingFlasher(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
-    simulator = FieldSimulator([module])
-    port = await simulator.start_tcp()
-    config = building_config.load(write_config(MINIMAL + f"""
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
-""" + doors))
-    journal = await Journal.open(config.journal_path)
-    fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
+    simulator, config, journal, fieldbus = await _doors_bus(write_config, module, doors)
     doors = assemble_doors(config, journal, fieldbus)
     tasks = [asyncio.create_task(fieldbus.run()), *(asyncio.create_task(work()) for work in doors.work.values())]
     await until(lambda: fieldbus.is_online("doors-io"), 5.0, "the IO module coming online", every_s=0.01)

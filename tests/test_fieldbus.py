@@ -6,32 +6,20 @@ import asyncio
 from pathlib import Path
 
 from edge.drivers.modbus.profile import Function, load_profile
-from edge import config as building_config
-from edge.config import device_profiles
-from edge.fieldbus import FieldBus, PointKey, device_specs
-from edge.journal import EventQuery, Journal, read_events
-from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
+from edge.journal import EventQuery, read_events
+from edge.hil.modbus_sim import Fault, FaultPlan, SimulatedDevice
 
-from conftest import MINIMAL, REPO
+from conftest import REPO
+from modbus_rig import one_device_bus
 
 
 def test_readings_reach_subscribers_and_an_offline_device_is_journaled(write_config, building_dir: Path):
     async def scenario():
         monitor = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-efm8.yaml"), 1)
         monitor.set_value("current_a", 12.5)
-        simulator = FieldSimulator([monitor])
-        port = await simulator.start_tcp()
-        path = write_config(MINIMAL + f"""
-buses: [{{name: floor-1, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.2}}]
-devices: [{{name: f1-monitor, bus: floor-1, address: 1, profile: generic-efm8, poll_s: 0.05}}]
-""")
-        config = building_config.load(path)
-        journal = await Journal.open(config.journal_path)
-        fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
         currents: list[float] = []
-        fieldbus.subscribe(PointKey.parse("f1-monitor.current_a"), lambda reading: currents.append(reading.value))
-        running = asyncio.create_task(fieldbus.run())
-        try:
+        async with one_device_bus(write_config, monitor, "f1-monitor", "generic-efm8", bus="floor-1", timeout_s=0.2,
+                                  subscriptions=[("f1-monitor.current_a", lambda reading: currents.append(reading.value))]) as (config, fieldbus):
             while len(currents) < 3:
                 await asyncio.sleep(0.02)
             monitor.fault = FaultPlan(Fault.SILENT)
@@ -40,11 +28,6 @@ devices: [{{name: f1-monitor, bus: floor-1, address: 1, profile: generic-efm8, p
             monitor.fault = None
             while not fieldbus.is_online("f1-monitor"):
                 await asyncio.sleep(0.05)
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            await simulator.stop()
-            await journal.close()
         return config, currents
 
     config, currents = asyncio.run(scenario())
@@ -68,28 +51,13 @@ variants:
         relay = SimulatedDevice(load_profile(building_dir / "profiles" / "rcm-relay.yaml"), 1)
         relay.set_registers(Function.INPUT, 256, [0x0203])
         relay.set_registers(Function.INPUT, 100, [0x41C8, 0x0000])  # 25.0 as an IEEE float, high word first
-        simulator = FieldSimulator([relay])
-        port = await simulator.start_tcp()
-        path = write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.2}}]
-devices: [{{name: rcm, bus: box, address: 1, profile: rcm-relay, poll_s: 0.05}}]
-""")
-        config = building_config.load(path)
-        journal = await Journal.open(config.journal_path)
-        fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
         leakage: list[float] = []
-        fieldbus.subscribe(PointKey.parse("rcm.leakage_ma"), lambda reading: leakage.append(reading.value))
-        running = asyncio.create_task(fieldbus.run())
-        try:
+        async with one_device_bus(write_config, relay, "rcm", "rcm-relay", timeout_s=0.2,
+                                  subscriptions=[("rcm.leakage_ma", lambda reading: leakage.append(reading.value))]) as (config, fieldbus):
             deadline = asyncio.get_running_loop().time() + 10
             while not leakage:
                 assert asyncio.get_running_loop().time() < deadline, "no leakage reading within 10 s"
                 await asyncio.sleep(0.02)
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            await simulator.stop()
-            await journal.close()
         return config, leakage
 
     config, leakage = asyncio.run(scenario())

@@ -14,18 +14,14 @@ from pymodbus.constants import ExcCodes
 from edge.drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
 from edge.drivers.modbus.poller import Poller, SerialLink
 from edge.drivers.modbus.profile import Function, Profile
-from edge import config as building_config
 from edge.conditions import ActiveConditions
-from edge.config import device_profiles
-from edge.fieldbus import FieldBus, device_specs
-from edge.journal import EventQuery, Journal, read_events
+from edge.journal import EventQuery, read_events
 from edge.status.health import Disk, Probe, verdict
 from edge.status.view import BuildingView
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL
-from modbus_rig import WAIT_S, Running, spec, tcp_rig, wait_for
+from modbus_rig import WAIT_S, Running, one_device_bus, spec, tcp_rig, wait_for
 
 ILLEGAL_ADDRESS = ExcCodes.ILLEGAL_ADDRESS
 FIRMWARE = 0x100  # input register 257 as the manual prints it
@@ -126,18 +122,8 @@ def test_an_unidentified_device_is_a_named_fault_in_the_journal_every_view_and_h
 
     async def scenario():
         device = Unflashed(Profile.model_validate(RCM), 1)
-        simulator = FieldSimulator([device])
-        port = await simulator.start_tcp()
-        path = write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices: [{{name: rcm, bus: box, address: 1, profile: rcm-family, poll_s: 0.05}}]
-""")
-        config = building_config.load(path)
-        journal = await Journal.open(config.journal_path)
-        fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
-        running = asyncio.create_task(fieldbus.run())
         states = []
-        try:
+        async with one_device_bus(write_config, device, "rcm", "rcm-family") as (config, fieldbus):
             deadline = asyncio.get_running_loop().time() + WAIT_S
             while fieldbus.unidentified("rcm") is None or device.identify_reads < 2:
                 assert asyncio.get_running_loop().time() < deadline, "never unidentified"
@@ -148,11 +134,6 @@ devices: [{{name: rcm, bus: box, address: 1, profile: rcm-family, poll_s: 0.05}}
                 assert asyncio.get_running_loop().time() < deadline + WAIT_S, "never identified"
                 await asyncio.sleep(0.02)
             states.append(fieldbus.device_state("rcm"))
-        finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-            await simulator.stop()
-            await journal.close()
         return config, states
 
     config, states = asyncio.run(scenario())

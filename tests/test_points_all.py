@@ -10,8 +10,8 @@ from edge.drivers.modbus.profile import Function
 from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL
-from field_rig import BUILT_IN, Daemon, SimulatorLoop, WireSimulator, edge_cli, socket_ready
+from conftest import Daemon, building, modbus_device, modbus_tcp
+from field_rig import BUILT_IN, SimulatorLoop, WireSimulator, edge_cli, socket_ready
 
 EFM_ALARM_WORD = 17  # input register 17: bit 3 CT break, which voids the leakage reading
 
@@ -28,21 +28,13 @@ def test_points_all_shows_every_point_and_an_invalid_reading_with_its_alarm(writ
     simulator = WireSimulator([monitor, breaker, level])
     with SimulatorLoop(simulator) as thread:
         port = thread.run(simulator.start_tcp())
-        config = write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices:
-  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}
-  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.1}}
-  - {{name: tank, bus: box, address: 3, profile: generic-level, poll_s: 0.1}}
-circuits:
-  - name: f3-c1
-    floor: 3
-    box: F3
-    currents: [mon.current_a]
-    leakage: mon.leakage_ma
-    breaker: brk
-    safety: {{leakage_ma: {{alarm: 500, duration_s: 0.2}}, power_cut: warn, stale: {{after_intervals: 50}}}}
-""")
+        config = write_config(building(modbus_tcp(port, timeout_s=0.5), {
+            "devices": [modbus_device("mon", 1, "generic-efm8"), modbus_device("brk", 2, "generic-breaker"),
+                        modbus_device("tank", 3, "generic-level")],
+            "circuits": [{"name": "f3-c1", "floor": 3, "box": "F3", "currents": ["mon.current_a"], "leakage": "mon.leakage_ma",
+                          "breaker": "brk", "safety": {"leakage_ma": {"alarm": 500, "duration_s": 0.2}, "power_cut": "warn",
+                                                       "stale": {"after_intervals": 50}}}],
+        }))
 
         def rows():
             code, out, _ = edge_cli(capsys, "points", "--all", "--json", "--config", str(config))

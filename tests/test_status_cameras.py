@@ -20,17 +20,11 @@ from edge.status.view import BuildingView
 from status_rig import fetch, until
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, write_clip
 from vision_rig import camera_event
-from conftest import Daemon, edge
+from conftest import MINIMAL_FORMAT, Daemon, edge
 
 pytestmark = pytest.mark.timeout(180)
 
-BUILDING = """
-building:
-  id: test-house
-  timezone: Asia/Shanghai
-  secret: {{file: secrets/building.key}}
-state_dir: state
-http: {{port: 0}}
+BUILDING = MINIMAL_FORMAT + """http: {{port: 0}}
 """  # the building both configs share; their cameras follow
 
 CONFIG = BUILDING + """cameras:

@@ -31,13 +31,19 @@ async def _stops(task: asyncio.Task, within_s: float = 10.0) -> bool:
     return task in done
 
 
+async def _synced_gateway(config_path):
+    """The gateway's uplink started, connected, and with nothing left to send."""
+    journal, store, uplink, task = await start_gateway(config_path)
+    await until(lambda: uplink.connected.is_set() and uplink.pusher.synced_seq >= journal.head_seq)
+    return journal, store, uplink, task
+
+
 def test_a_cancel_landing_as_the_push_loop_is_woken_still_ends_the_uplink(write_config, building_dir):
     async def scenario():
         with Broker() as broker:
             config_path = uplink_config(write_config, building_dir, broker.port)
             for turns in TURNS:
-                journal, store, uplink, task = await start_gateway(config_path)
-                await until(lambda: uplink.connected.is_set() and uplink.pusher.synced_seq >= journal.head_seq)
+                journal, store, uplink, task = await _synced_gateway(config_path)
                 uplink.pusher.wake()
                 await _turns(turns)
                 task.cancel()
@@ -53,8 +59,7 @@ def test_a_cancel_landing_as_a_commit_wakes_the_uplink_still_ends_it(write_confi
         with Broker() as broker:
             config_path = uplink_config(write_config, building_dir, broker.port)
             for turns in TURNS:
-                journal, store, uplink, task = await start_gateway(config_path)
-                await until(lambda: uplink.connected.is_set() and uplink.pusher.synced_seq >= journal.head_seq)
+                journal, store, uplink, task = await _synced_gateway(config_path)
                 head = journal.head_seq
                 appended = asyncio.create_task(journal.append(reading(turns)))
                 assert await journal.wait_beyond(head, 10)  # this task and the uplink wake in the same turn
