@@ -23,7 +23,8 @@ from edge.fleet import keys
 from edge.fleet.localdb import LocalPostgres
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL
+from conftest import MINIMAL, Daemon, as_yaml
+from uplink_rig import uplink_section
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def event_for(n: int) -> Event:
                  body={"point": "phase_a_current", "value": round(10 + n % 13 * 0.1, 2), "unit": "A", "n": n})
 
 
-class Gateway:
+class Gateway(Daemon):
     """One building: a config in its own folder, a journal written before it starts, `edge run` as a subprocess."""
 
     def __init__(self, root: Path, building: str, broker_port: int, public_key: Path, extra: str = "", batch_events: int = 200) -> None:
@@ -60,18 +61,10 @@ class Gateway:
         self.dir = root / building
         (self.dir / "secrets").mkdir(parents=True, exist_ok=True)
         (self.dir / "secrets" / "building.key").write_text(os.urandom(32).hex())
-        self.config = self.dir / "building.yaml"
-        self.config.write_text(MINIMAL.replace("test-house", building).lstrip("\n") + f"""
-uplink:
-  enabled: true
-  host: 127.0.0.1
-  port: {broker_port}
-  batch_events: {batch_events}
-  batch_ms: 10
-  keepalive_s: 5
-  cloud_public_key: {public_key}
-{extra}""")
-        self.process: subprocess.Popen | None = None
+        super().__init__(self.dir / "building.yaml", log=self.dir / "daemon.log", stop_s=15)
+        uplink = uplink_section(broker_port)
+        uplink["uplink"].update(batch_events=batch_events, cloud_public_key=str(public_key))
+        self.config.write_text(MINIMAL.replace("test-house", building).lstrip("\n") + as_yaml(uplink) + extra)
 
     def prepare(self, events: int) -> None:
         async def write() -> None:
@@ -81,21 +74,6 @@ uplink:
             await journal.close()
 
         asyncio.run(write())
-
-    def start(self) -> "Gateway":
-        self.process = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(self.config)],
-                                        stdout=open(self.dir / "daemon.log", "a"), stderr=subprocess.STDOUT)
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(5)
 
     def journaled(self) -> list:
         return read_events(load(self.config).journal_path, EventQuery(limit=None))

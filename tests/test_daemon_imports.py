@@ -7,15 +7,13 @@ named by then is not in the process.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from conftest import MINIMAL
+from conftest import MINIMAL, Daemon
 
 from edge.hil.broker import free_port
 
@@ -41,9 +39,8 @@ def _imported_until_ready(config: Path, building_dir: Path) -> set[str]:
     notify_path = building_dir / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
-    daemon = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "edge.cli", "run", "--config", str(config)],
-                              env=dict(os.environ, NOTIFY_SOCKET=str(notify_path)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    daemon = Daemon(config, python=("-X", "importtime"), env={"NOTIFY_SOCKET": str(notify_path)},
+                    stderr=subprocess.PIPE, text=True).start()
     try:
         deadline = time.monotonic() + 60
         ready = False
@@ -54,8 +51,8 @@ def _imported_until_ready(config: Path, building_dir: Path) -> set[str]:
             except TimeoutError:
                 break
         assert ready, f"no READY=1 (exit {daemon.poll()})"
-        daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=20)
+        daemon.process.send_signal(signal.SIGTERM)
+        _, err = daemon.process.communicate(timeout=20)
     finally:
         daemon.kill()
         sock.close()

@@ -7,9 +7,6 @@ import base64
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from browser_rig import CHROMIUM, Chromium
-from conftest import edge
+from conftest import Daemon, edge
 from edge.journal import EventQuery, read_events
 from status_rig import TENANT, Site, until
 
@@ -206,9 +203,7 @@ def test_the_demo_building_reads_for_a_property_manager_normal_cut_and_smoke(tmp
             config = building_config.load(config_path)
             zone = ZoneInfo(config.building.timezone)
             enrol_demo_tenants(credentials_path(config), config.building.secret.read(), datetime.now(zone).date())
-            log = open(folder / "daemon.log", "a")
-            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(config_path)],
-                                      stdout=log, stderr=subprocess.STDOUT)
+            daemon = Daemon(config_path, log=folder / "daemon.log").start()
             try:
                 def announced():
                     assert daemon.poll() is None, (folder / "daemon.log").read_text()[-3000:]
@@ -223,8 +218,7 @@ def test_the_demo_building_reads_for_a_property_manager_normal_cut_and_smoke(tmp
                     smoke.set_value("alarm", True)
                     await _smoke(browser, config, shots)
             finally:
-                daemon.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(daemon.wait, 15) == 0
+                assert await asyncio.to_thread(daemon.stop, timeout_s=15) == 0
 
     asyncio.run(scenario())
     for name in SCREENSHOTS.values():

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from conftest import Daemon
 from status_rig import TENANT, Site, Stream, fetch, until
 
 pytestmark = pytest.mark.timeout(120)
@@ -104,18 +105,13 @@ def test_beyond_localhost_every_request_needs_the_token(write_config, building_d
 
 
 def test_metrics_and_status_follow_the_uplink_and_its_backlog(write_config, building_dir):
-    import signal
-    import subprocess
-    import sys
-
     from edge.hil.broker import Broker
     from uplink_rig import uplink_config
 
     async def scenario():
         with Broker() as broker:
             path = uplink_config(write_config, building_dir, broker.port)  # its page on a free port (conftest)
-            daemon = subprocess.Popen([sys.executable, "-m", "edge.cli", "run", "--config", str(path)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            daemon = Daemon(path).start()
             try:
                 endpoint = building_dir / "state" / "http.json"
                 await until(lambda: endpoint.exists(), 20, "the status server")
@@ -133,8 +129,7 @@ def test_metrics_and_status_follow_the_uplink_and_its_backlog(write_config, buil
                     _, metrics = await fetch(url, "/metrics")
                     return _metric(metrics, "edge_uplink_connected") == 0.0
                 await until(down, 30, "the uplink seen down")
-                daemon.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(daemon.wait, 10) == 0
+                assert await asyncio.to_thread(daemon.stop, timeout_s=10) == 0
             finally:
                 daemon.kill()
 
