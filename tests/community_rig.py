@@ -104,6 +104,16 @@ async def run_gateway(config_path, scenario):
     return config
 
 
+async def gateway_on(simulator, config_of, scenario):
+    """`run_gateway` on the config `config_of(port)` writes for `simulator`, started on a free TCP port
+    for the run and stopped after it (also when the scenario failed)."""
+    port = await simulator.start_tcp()
+    try:
+        return await run_gateway(config_of(port), scenario)
+    finally:
+        await simulator.stop()
+
+
 DOORS = """
 doors:
   - {name: gate}

@@ -12,7 +12,7 @@ from edge.hil.modbus_sim import FieldSimulator
 from edge.hil.modem_sim import Mode, ModemSimulator
 from edge.hil.pty import pty_pair
 
-from community_rig import community_config, devices, events, run_gateway, until
+from community_rig import community_config, devices, events, gateway_on, until
 
 SMOKE_TIMES: dict[str, float] = {}
 
@@ -22,18 +22,16 @@ def play(write_config, sim, scenario, modem_port: str | None = None, fire_releas
     (the room's smoke detector also releasing a stair exit when `fire_release`), `scenario(config,
     gateway)` played; returns the config."""
 
-    async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
+    def config_of(port: int):
         text = community_config(port, modem_port)
         if fire_release:
             text = text.replace("{name: room-301, device: smoke-301, area: unit-301}",
                                 "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
             text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
-        try:
-            return await run_gateway(write_config(text), scenario)
-        finally:
-            await simulator.stop()
+        return write_config(text)
+
+    async def main():
+        return await gateway_on(FieldSimulator(list(sim.values())), config_of, scenario)
 
     return asyncio.run(main())
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import date
+from pathlib import Path
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator
 from edge.hil.pty import pty_pair
 
-from community_rig import community_config, devices, events, run_gateway, until
+from community_rig import community_config, devices, events, gateway_on, run_gateway, until
 from journal_disk import mount_failing_card
 
 def zone_config(port: int, card_port: str | None = None) -> dict:
@@ -59,22 +60,20 @@ def test_the_zone_machine():
 TENANT = b"\x01\x00\x12\x93\xd8"
 
 
-def enrol(config_path) -> None:
+def enrol(config_path: Path) -> Path:
+    """The tenant's card for the units' doors in the building at `config_path` (returned)."""
     config = load(config_path)
     credentials_path(config).parent.mkdir(parents=True, exist_ok=True)
     with CredentialStore.open(credentials_path(config), config.building.secret.read()) as store:
         store.issue(Enrolment(serial=TENANT, tenant="tenant-301", door_groups=frozenset({"units"}),
                               valid_from=date(2024, 1, 1), valid_until=date(2099, 1, 1), paid_through=date(2099, 1, 1)))
+    return config_path
 
 
 def test_armed_and_disarmed_intrusion_arming_by_command_and_by_card(write_config):
     sim = devices()
 
     async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
-        text = zone_config(port, card_port)
-
         def zone_events(outcome):
             return [e for e in events(config_path_holder[0], "community.zone") if e.body["outcome"] == outcome]
 
@@ -122,12 +121,8 @@ def test_armed_and_disarmed_intrusion_arming_by_command_and_by_card(write_config
 
         config_path_holder: list = []
         tapped = [0.0]
-        path = write_config(text)
-        enrol(path)
-        try:
-            return await run_gateway(path, scenario)
-        finally:
-            await simulator.stop()
+        return await gateway_on(FieldSimulator(list(sim.values())), lambda port: enrol(write_config(zone_config(port, card_port))),
+                                scenario)
 
     with pty_pair() as (card_port, reader_port), CardReaderSim(reader_port, "em4100") as reader:
         config = asyncio.run(main())
@@ -188,10 +183,6 @@ def test_a_tenants_card_arms_and_disarms_the_zone_while_the_state_disk_is_read_o
     heard: list = []
 
     async def main():
-        simulator = FieldSimulator(list(sim.values()))
-        port = await simulator.start_tcp()
-        text = zone_config(port, card_port)
-
         def said(kind, outcome=None):
             return [n for n in heard if n.kind == kind and (outcome is None or n.body.get("outcome") == outcome)]
 
@@ -232,12 +223,8 @@ def test_a_tenants_card_arms_and_disarms_the_zone_while_the_state_disk_is_read_o
                     await asyncio.gather(listening, return_exceptions=True)
 
         tapped = [0.0]
-        path = write_config(text)
-        enrol(path)
-        try:
-            return await run_gateway(path, scenario)
-        finally:
-            await simulator.stop()
+        return await gateway_on(FieldSimulator(list(sim.values())), lambda port: enrol(write_config(zone_config(port, card_port))),
+                                scenario)
 
     with pty_pair() as (card_port, reader_port), CardReaderSim(reader_port, "em4100") as reader:
         asyncio.run(main())
