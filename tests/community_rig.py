@@ -8,7 +8,6 @@ import asyncio
 from datetime import date
 from pathlib import Path
 
-from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore
@@ -20,21 +19,16 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.hil import waiting
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL, REPO
-
-PROFILES = REPO / "drivers" / "modbus" / "profiles"
+from conftest import MINIMAL
+from field_rig import simulated
 
 
 def devices() -> dict[str, SimulatedDevice]:
-    room = SimulatedDevice(load_profile(PROFILES / "generic-smoke.yaml"), 1)
-    charging = SimulatedDevice(load_profile(PROFILES / "generic-smoke.yaml"), 2)
-    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 3)
-    for phase in ("current_a", "current_b", "current_c"):
-        monitor.set_value(phase, 8.0)
-    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 4)
-    breaker.set_value("closed", True)
-    io = SimulatedDevice(load_profile(PROFILES / "generic-dio8.yaml"), 5)
-    return {"room": room, "charging": charging, "monitor": monitor, "breaker": breaker, "io": io}
+    """Two smoke detectors (a room's, the charging area's), the posts' monitor at 8 A a phase on a
+    closed breaker, and an IO module, as units 1 to 5 of `community_config`."""
+    return {"room": simulated("generic-smoke", 1), "charging": simulated("generic-smoke", 2),
+            "monitor": simulated("generic-efm8", 3, current_a=8.0, current_b=8.0, current_c=8.0),
+            "breaker": simulated("generic-breaker", 4, closed=True), "io": simulated("generic-dio8", 5)}
 
 
 def community_config(port: int, modem: str | None, *, routes: str | None = None, extra: str = "") -> str:

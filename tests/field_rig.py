@@ -149,6 +149,14 @@ pressure_points:
 """)
 
 
+def simulated(profile: str, unit: int, **values: float | bool) -> SimulatedDevice:
+    """A device of a shipped profile answering as `unit`, its points set to `values`."""
+    device = SimulatedDevice(load_profile(PROFILES / f"{profile}.yaml"), unit)
+    for point, value in values.items():
+        device.set_value(point, value)
+    return device
+
+
 @contextlib.contextmanager
 def points_daemon(write_config, **daemon: Any) -> Iterator[tuple[tuple[SimulatedDevice, ...], Path, Daemon]]:
     """`edge run` (conftest's Daemon, with `daemon`'s arguments) on `points_config` and the `devices()`
@@ -163,13 +171,8 @@ def points_daemon(write_config, **daemon: Any) -> Iterator[tuple[tuple[Simulated
 def devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
     """The monitor, breaker and tank input of `points_config`: 10 A on a closed breaker, the roof tank at
     1.25 m (8 mA of 0-5 m), below its alarm level."""
-    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
-    monitor.set_value("current_a", 10.0)
-    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
-    breaker.set_value("closed", True)
-    tank = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
-    tank.set_value("ch1_ma", 8.0)
-    return monitor, breaker, tank
+    return (simulated("generic-efm8", 1, current_a=10.0), simulated("generic-breaker", 2, closed=True),
+            simulated("generic-ai8", 3, ch1_ma=8.0))
 
 
 CIRCUIT = """
@@ -199,14 +202,8 @@ pressure_points:
 
 def circuit_devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
     """The monitor (12 A a phase), closed breaker and riser pressure input (0.8 MPa) of `circuit_config`."""
-    monitor = SimulatedDevice(load_profile(PROFILES / "generic-efm8.yaml"), 1)
-    for phase in ("current_a", "current_b", "current_c"):
-        monitor.set_value(phase, 12.0)
-    breaker = SimulatedDevice(load_profile(PROFILES / "generic-breaker.yaml"), 2)
-    breaker.set_value("closed", True)
-    ai = SimulatedDevice(load_profile(PROFILES / "generic-ai8.yaml"), 3)
-    ai.set_value("ch1_ma", 12.0)  # 0.8 MPa
-    return monitor, breaker, ai
+    return (simulated("generic-efm8", 1, current_a=12.0, current_b=12.0, current_c=12.0), simulated("generic-breaker", 2, closed=True),
+            simulated("generic-ai8", 3, ch1_ma=12.0))  # 0.8 MPa
 
 
 def events_of(path: Path, *kinds: str):

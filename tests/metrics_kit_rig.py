@@ -20,7 +20,8 @@ from edge.config import BUILT_IN_PROFILES
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.broker import Broker
 from conftest import Daemon
-from status_rig import until
+from status_rig import f1_circuit, until
+from conftest import as_yaml
 from uplink_rig import uplink_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,17 +41,7 @@ devices:
   - {{name: water-ai, bus: site-bus, address: 3, profile: generic-ai8, poll_s: 0.2}}
 readers:
   - {{name: garage-reader, protocol: em4100, port: /dev/ttyEDGE-missing-adapter}}
-circuits:
-  - name: f1-c1
-    floor: 1
-    box: F1
-    currents: [f1-c1-monitor.current_a, f1-c1-monitor.current_b, f1-c1-monitor.current_c]
-    leakage: f1-c1-monitor.leakage_ma
-    temperatures: [f1-c1-monitor.cable_temp_1]
-    breaker: f1-c1-breaker
-    safety:
-      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.5, hysteresis: 2}}
-      power_cut: trip
+""" + as_yaml({"circuits": [f1_circuit("trip", breaker="f1-c1-breaker")]}) + """\
 pressure_points:
   - name: riser-1-pressure
     point: water-ai.ch1_ma

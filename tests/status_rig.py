@@ -25,7 +25,7 @@ from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL, Daemon
+from conftest import MINIMAL, Daemon, as_yaml
 
 TENANT = b"\x01\x00\x12\x93\xd8"
 MISSING_PORT = "/dev/ttyEDGE-missing-adapter"
@@ -79,17 +79,7 @@ readers:
 doors:
   - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}},
       contact: doors-io.input_1, unlock_s: 1, held_open_s: 30}}
-circuits:
-  - name: f1-c1
-    floor: 1
-    box: F1
-    currents: [f1-c1-monitor.current_a, f1-c1-monitor.current_b, f1-c1-monitor.current_c]
-    leakage: f1-c1-monitor.leakage_ma
-    temperatures: [f1-c1-monitor.cable_temp_1]
-    safety:
-      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.5, hysteresis: 2}}
-      power_cut: warn
-""" + self.more)
+""" + as_yaml({"circuits": [f1_circuit()]}) + self.more)
         self.config_path = path
         self.config = building_config.load(path)
         store_path = credentials_path(self.config)
@@ -133,6 +123,25 @@ circuits:
     async def get(self, path: str, **kwargs):
         """(status, text) of GET url+path."""
         return await fetch(self.url, path, **kwargs)
+
+
+async def served_url(config, running: asyncio.Task) -> str:
+    """The url a StatusServer run in process (its task `running`) wrote to the state dir, once it has
+    (a server that ended instead fails the test)."""
+    from edge.status.address import endpoint_path
+
+    while not endpoint_path(config.state_path).exists():
+        assert not running.done(), running
+        await asyncio.sleep(0.02)
+    return json.loads(endpoint_path(config.state_path).read_text())["url"]
+
+
+def f1_circuit(power_cut: str = "warn", **more) -> dict:
+    """Circuit f1-c1 on its three-phase monitor f1-c1-monitor (leakage, a cable temperature): 28 A a
+    warning, 32 A for 0.5 s an alarm; `more` adds to it (its breaker)."""
+    return {"name": "f1-c1", "floor": 1, "box": "F1", "currents": [f"f1-c1-monitor.current_{phase}" for phase in "abc"],
+            "leakage": "f1-c1-monitor.leakage_ma", "temperatures": ["f1-c1-monitor.cable_temp_1"],
+            "safety": {"over_current_a": {"warning": 28, "alarm": 32, "duration_s": 0.5, "hysteresis": 2}, "power_cut": power_cut}} | more
 
 
 async def fetch(url: str, path: str, **kwargs):

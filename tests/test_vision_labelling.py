@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -20,8 +19,8 @@ from edge import config as building_config
 from edge.events import Event, Priority
 from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, Journal, read_events
-from edge.status.address import endpoint_path
 from edge.status.server import StatusServer
+from status_rig import served_url
 from vision_media import EBIKE, labelled, need_shared
 
 SECRET = "page-token-label-1"
@@ -60,10 +59,7 @@ async def serve(config, token: bool, work):
     server = StatusServer(config, journal)
     running = asyncio.create_task(server.run())
     try:
-        while not endpoint_path(config.state_path).exists():
-            assert not running.done(), running
-            await asyncio.sleep(0.02)
-        url = json.loads(endpoint_path(config.state_path).read_text())["url"]
+        url = await served_url(config, running)
         import aiohttp
 
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {SECRET}"} if token else {}) as session:
