@@ -19,7 +19,8 @@ from edge.vision import review
 from edge.vision.evaluation import wilson
 from edge.vision.qualification import file_sha256, verdict
 from edge.vision.wiring import review_request
-from vision_rig import Rig, camera, site_model
+from status_rig import served_url
+from vision_rig import Rig, camera, pending_hold, review_guard, site_model
 from vision_media import write_clip
 
 SIZE = (320, 180)
@@ -128,13 +129,8 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
     import aiohttp
 
     from edge import config as building_config
-    from edge.vision.settings import Camera
-    from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
-    from edge.status.address import endpoint_path
     from edge.status.server import StatusServer
-    from edge.vision.guard import ElevatorGuard
-    from edge.vision.qualification import Verdict
 
     secret = "page-token-7f3a"
     (tmp_path / "secrets" / "page.key").write_text(secret)
@@ -145,18 +141,12 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
-        guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
-                              Verdict(True, "qualified (test)"), None)
-        guard.reviews = review.Tally(None)
-        hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
-        review.held(guard.reviews, hold, "ebike", 0.0)
+        guard = review_guard(journal, config)
+        hold = await pending_hold(journal, guard)
         server = StatusServer(config, journal, cameras={"lift-1-cam": guard})
         running = asyncio.create_task(server.run())
         try:
-            while not endpoint_path(config.state_path).exists():
-                assert not running.done(), running
-                await asyncio.sleep(0.02)
-            url = json.loads(endpoint_path(config.state_path).read_text())["url"]
+            url = await served_url(config, running)
             headers = {"Authorization": f"Bearer {secret}"} if token else {}
             body = {"hold": hold, "outcome": "deny", "seen": "bicycle", "operator": "manager-2"}
             async with aiohttp.ClientSession(headers=headers) as session:
@@ -192,12 +182,8 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
     assembled by edge.vision.wiring): listing needs no daemon, a review goes through it."""
     from edge import config as building_config
     from edge.cli import main
-    from edge.vision.settings import Camera
     from edge.control import ControlServer, socket_places
-    from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
-    from edge.vision.guard import ElevatorGuard
-    from edge.vision.qualification import Verdict
 
     path = write_config("building:\n  id: test-house\n  timezone: Asia/Shanghai\n  secret: {file: secrets/building.key}\n"
                         "state_dir: state\ncameras:\n  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}\n")
@@ -205,11 +191,8 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
-        guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
-                              Verdict(True, "qualified (test)"), None)
-        guard.reviews = review.Tally(None)
-        hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
-        review.held(guard.reviews, hold, "ebike", 0.0)
+        guard = review_guard(journal, config)
+        hold = await pending_hold(journal, guard)
         await guard._save_reviews()
 
         async def reviewed(request):
@@ -244,13 +227,9 @@ def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config
     """Every control operation is also a signed cloud command (edge/uplink/wiring.py): the cloud's
     elevator.review is the daemon's own, journaled with via cloud, and a refusal is a failed command."""
     from edge import config as building_config
-    from edge.vision.settings import Camera
-    from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
     from edge.uplink.commands import CommandFailed
     from edge.uplink.wiring import as_command
-    from edge.vision.guard import ElevatorGuard
-    from edge.vision.qualification import Verdict
 
     config = building_config.load(write_config("building:\n  id: test-house\n  timezone: Asia/Shanghai\n"
                                                "  secret: {file: secrets/building.key}\nstate_dir: state\n"))
@@ -258,11 +237,8 @@ def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config
     async def scenario():
         journal = await Journal.open(config.journal_path)
         try:
-            guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
-                                  Verdict(True, "qualified (test)"), None)
-            guard.reviews = review.Tally(None)
-            hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
-            review.held(guard.reviews, hold, "ebike", 0.0)
+            guard = review_guard(journal, config)
+            hold = await pending_hold(journal, guard)
 
             async def reviewed(request):
                 return await review_request({"lift-1-cam": guard}, request)
@@ -287,13 +263,9 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
     from status_rig import until
 
     from edge import config as building_config
-    from edge.vision.settings import Camera
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
-    from edge.status.address import endpoint_path
     from edge.status.server import StatusServer
-    from edge.vision.guard import ElevatorGuard
-    from edge.vision.qualification import Verdict
 
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (./dev installs it)")
@@ -305,18 +277,13 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
-        guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
-                              Verdict(True, "qualified (test)"), None)
-        guard.reviews = review.Tally(None)
+        guard = review_guard(journal, config)
         await journal.append(Event(VisionKind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "hold", "reason": "qualified (test)"}))
-        hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
-        review.held(guard.reviews, hold, "ebike", 0.0)
+        hold = await pending_hold(journal, guard)
         await journal.append(Event(VisionKind.ELEVATOR_RELEASED, Priority.ALARM, "lift-1-cam", {"reason": "left", "held_s": 9.0}))  # reviewed after
         running = asyncio.create_task(StatusServer(config, journal, cameras={"lift-1-cam": guard}).run())
         try:
-            while not endpoint_path(config.state_path).exists():
-                await asyncio.sleep(0.02)
-            url = json.loads(endpoint_path(config.state_path).read_text())["url"]
+            url = await served_url(config, running)
             async with Chromium("about:blank") as browser:
                 await browser.send("Network.enable")
                 await browser.send("Network.setExtraHTTPHeaders", headers={"Authorization": f"Bearer {secret}"})

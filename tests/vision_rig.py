@@ -152,3 +152,24 @@ def site_model(folder: Path) -> Path:
 def camera_event(seq: int, kind: str, body: dict) -> StoredEvent:
     """An event of the camera lift-1-cam as the journal gives it back, `seq` seconds after 1,000 s."""
     return StoredEvent(seq, f"id-{seq}", (1_000 + seq) * 10**9, 0, kind, Priority.FAULT, "lift-1-cam", body)
+
+
+def review_guard(journal: Journal, config) -> ElevatorGuard:
+    """lift-1-cam's guard, qualified, without model or relay, with an empty review tally."""
+    from edge.vision import review
+
+    guard = ElevatorGuard(Camera(name="lift-1-cam", elevator="lift-1", source="/dev/null"), journal, None, config.state_path,
+                          Verdict(True, "qualified (test)"), None)
+    guard.reviews = review.Tally(None)
+    return guard
+
+
+async def pending_hold(journal: Journal, guard: ElevatorGuard) -> int:
+    """An e-bike hold journaled and awaiting its review at `guard`; its seq."""
+    from edge.events import Event
+    from edge.vision import review
+    from edge.vision.kinds import VisionKind
+
+    hold = await journal.append(Event(VisionKind.ELEVATOR_HOLD, Priority.ALARM, "lift-1-cam", {"class": "ebike", "review": "pending"}))
+    review.held(guard.reviews, hold, "ebike", 0.0)
+    return hold
