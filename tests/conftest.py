@@ -8,6 +8,7 @@ no test imports another. Waiting for something is the rig's own `edge.hil.waitin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -197,3 +198,16 @@ class Daemon:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def running(*daemons: Daemon):
+    """Every daemon started, in order; each stopped on the way out, in the same order, also when the
+    test failed."""
+    try:
+        for daemon in daemons:
+            daemon.start()
+        yield daemons
+    finally:
+        for daemon in daemons:
+            daemon.stop()

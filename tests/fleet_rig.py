@@ -83,6 +83,7 @@ class Ingest:
     """`edge-fleet ingest` as a subprocess; the workers' pids come from its lines on stderr."""
 
     def __init__(self, root: Path, broker_port: int, dsn: str, workers: int, key: Path | None = None, *extra: str) -> None:
+        self.workers = workers
         self.log = root / f"ingest-{time.monotonic_ns()}.log"
         argv = [sys.executable, "-m", "edge.fleet.cli", "--broker", f"127.0.0.1:{broker_port}", "--db", dsn]
         if key is not None:
@@ -102,6 +103,18 @@ class Ingest:
     def ready(self, workers: int) -> bool:
         """At least `workers` workers have their subscriptions (a message published before any has is lost)."""
         return self.log.read_text().count('"worker started"') >= workers
+
+    def __enter__(self) -> Ingest:
+        """Once every worker has its subscriptions; `stop` on the way out."""
+        try:
+            until(lambda: self.ready(self.workers), 30)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self) -> int:
         if self.process.poll() is None:

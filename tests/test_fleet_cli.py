@@ -81,10 +81,7 @@ def test_status_and_gaps_read_what_the_workers_stored(tmp_path, postgres, cloud_
     with Broker() as broker:
         gateway = Gateway(tmp_path, "s1", broker.port, public)
         gateway.prepare(800)
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 1, private)
-        try:
-            until(lambda: ingest.ready(1), 30)
-            gateway.start()
+        with Ingest(tmp_path, broker.port, postgres.dsn, 1, private), gateway:
             until(lambda: query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='s1'") and
                   query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='s1'")[0][0] >= 800, 60)
             # the workers applied the migrations at start, once: a second run applies nothing
@@ -107,6 +104,3 @@ def test_status_and_gaps_read_what_the_workers_stored(tmp_path, postgres, cloud_
             rows = [json.loads(line) for line in gaps.stdout.splitlines()]
             assert rows == [{**rows[0], "building": "s1", "first_seq": 100000, "last_seq": 100009, "state": "absent",
                              "reason": "disk_cap"}]
-        finally:
-            gateway.stop()
-            ingest.stop()

@@ -14,6 +14,7 @@ import paho.mqtt.client as paho
 
 from edge.hil.broker import Broker
 
+from conftest import running
 from fleet_rig import (Gateway, Ingest, assert_exactly_once, cloud_keys, postgres, query, until)  # noqa: F401 - fixtures
 
 PREPARED = 1500
@@ -32,19 +33,11 @@ def test_gateways_drain_through_shared_workers_once_with_alarms_on_their_lane(tm
         gateways = [Gateway(tmp_path, f"b{i}", broker.port, public) for i in range(3)]
         for g in gateways:
             g.prepare(PREPARED)
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
-        try:
-            until(lambda: ingest.ready(2), 30)
-            for g in gateways:
-                g.start()
+        with Ingest(tmp_path, broker.port, postgres.dsn, 2, private), running(*gateways):
             until(_drained(postgres.dsn, gateways), 90, what="every building drained")
             until(lambda: {s for (s,) in query(postgres.dsn, "SELECT state FROM buildings")} == {"online"}, 30)
             gateways[0].stop(signal.SIGTERM)  # a clean stop says offline itself
             until(lambda: query(postgres.dsn, "SELECT state FROM buildings WHERE building='b0'")[0][0] == "offline", 30)
-        finally:
-            for g in gateways:
-                g.stop()
-            ingest.stop()
         for g in gateways:
             assert_exactly_once(postgres.dsn, g, PREPARED)
         # every alarm-priority event went out on the alarm lane (power.trip_confirmed once went on "backlog")
@@ -64,21 +57,13 @@ def test_a_worker_killed_mid_drain_loses_and_duplicates_nothing(tmp_path, postgr
         gateways = [Gateway(tmp_path, f"k{i}", broker.port, public, "  bandwidth_bytes_per_s: 60000\n") for i in range(2)]
         for g in gateways:
             g.prepare(4000)
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, None, "--batch-messages", "20", "--batch-ms", "100")
-        try:
-            until(lambda: ingest.ready(2), 30)
-            for g in gateways:
-                g.start()
+        with Ingest(tmp_path, broker.port, postgres.dsn, 2, None, "--batch-messages", "20", "--batch-ms", "100") as ingest, running(*gateways):
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 1000, 60, what="the drain under way")
             victim = ingest.pids()[0]
             os.kill(victim, signal.SIGKILL)
             stored_at_kill = query(postgres.dsn, "SELECT count(*) FROM events")[0][0]
             until(lambda: ingest.pids()[0] != victim, 30, what="the worker restarted")
             until(_drained(postgres.dsn, gateways, 4000), 120, what="every building drained")
-        finally:
-            for g in gateways:
-                g.stop()
-            ingest.stop()
         assert stored_at_kill < 8000, "killed in the middle of the drain"
         for g in gateways:
             assert_exactly_once(postgres.dsn, g, 4000)
@@ -92,21 +77,13 @@ def test_postgres_stopped_for_a_while_nothing_acknowledged_is_uncommitted(tmp_pa
         gateways = [Gateway(tmp_path, f"p{i}", broker.port, public, "  bandwidth_bytes_per_s: 60000\n") for i in range(2)]
         for g in gateways:
             g.prepare(3000)
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2)
-        try:
-            until(lambda: ingest.ready(2), 30)
-            for g in gateways:
-                g.start()
+        with Ingest(tmp_path, broker.port, postgres.dsn, 2) as ingest, running(*gateways):
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 500, 60, what="the drain under way")
             postgres.stop("immediate")  # a crash: whatever was not committed is gone
             time.sleep(10)  # the gateways keep sending; the workers back off and acknowledge nothing
             postgres.start()
             until(_drained(postgres.dsn, gateways, 3000), 120, what="every building drained")
             pids = ingest.pids()
-        finally:
-            for g in gateways:
-                g.stop()
-            ingest.stop()
         assert len(pids) == 2 and "exited" not in ingest.log.read_text(), "the workers rode the outage out"
         for g in gateways:
             assert_exactly_once(postgres.dsn, g, 3000)
@@ -121,28 +98,18 @@ def test_a_broker_restart_is_repaired_by_signed_pulls(tmp_path, postgres, cloud_
         gateways = [Gateway(tmp_path, f"r{i}", broker.port, public, "  bandwidth_bytes_per_s: 80000\n") for i in range(2)]
         for g in gateways:
             g.prepare(3000)
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
-        try:
-            until(lambda: ingest.ready(2), 30)
-            for g in gateways:
-                g.start()
+        with Ingest(tmp_path, broker.port, postgres.dsn, 2, private), running(*gateways):
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 1000, 60, what="the drain under way")
             broker.restart()
             until(_drained(postgres.dsn, gateways, 3000), 120, what="every building drained")
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM gaps")[0][0] == 0, 60, what="no gap left")
-        finally:
-            for g in gateways:
-                g.stop()
-            ingest.stop()
         for g in gateways:
             assert_exactly_once(postgres.dsn, g, 3000)
 
 
 def test_malformed_oversized_and_schema_breaking_messages_are_kept_aside_and_the_worker_goes_on(tmp_path, postgres):
     with Broker() as broker:
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 1, None, "--max-message-bytes", "100000")
-        try:
-            until(lambda: ingest.ready(1), 30)
+        with Ingest(tmp_path, broker.port, postgres.dsn, 1, None, "--max-message-bytes", "100000"):
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM information_schema.tables WHERE table_name='quarantine'")[0][0], 30)
             client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="stranger", protocol=paho.MQTTv5)
             client.connect("127.0.0.1", broker.port)
@@ -168,8 +135,6 @@ def test_malformed_oversized_and_schema_breaking_messages_are_kept_aside_and_the
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM quarantine")[0][0] == 5, 30, what="five kept aside")
             client.loop_stop()
             client.disconnect()
-        finally:
-            ingest.stop()
         reasons = sorted(r for (r,) in query(postgres.dsn, "SELECT reason FROM quarantine"))
         assert "too_large" in reasons and "sha256 does not match the bytes" in reasons
         assert "the building in the payload is not the topic's" in reasons
@@ -215,10 +180,7 @@ def test_evicted_ranges_are_pulled_once_and_recorded_absent_never_asked_for_agai
         asyncio.run(prepare())
         retained = gateway.journaled()
         assert sum(e.seq <= 600 for e in retained) < 300, "retention evicted the old telemetry"
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
-        try:
-            until(lambda: ingest.ready(2), 30)
-            gateway.start()
+        with Ingest(tmp_path, broker.port, postgres.dsn, 2, private), gateway:
             kept = {e.seq for e in retained if e.seq <= 600}
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM gaps")[0][0] == 0 and
                   query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='e1'") and
@@ -229,9 +191,6 @@ def test_evicted_ranges_are_pulled_once_and_recorded_absent_never_asked_for_agai
             pulls_then = query(postgres.dsn, "SELECT count(*) FROM events WHERE lane='pull'")[0][0]
             time.sleep(3)  # longer than the gap grace: nothing is asked for again
             absent = query(postgres.dsn, "SELECT reason, sum(last_seq - first_seq + 1) FROM absent GROUP BY reason")
-        finally:
-            gateway.stop()
-            ingest.stop()
         assert query(postgres.dsn, "SELECT count(*) FROM events WHERE lane='pull'")[0][0] == pulls_then
         assert query(postgres.dsn, "SELECT first_seq, last_seq, reason FROM absent ORDER BY 1") == absent_then
         # every seq up to the head is stored once or recorded absent, for the reason the gateway gave
@@ -257,10 +216,7 @@ def test_command_results_and_snapshots_are_stored_once_with_their_sha256(tmp_pat
     with Broker() as broker:
         gateway = Gateway(tmp_path, "m1", broker.port, public)
         gateway.prepare(50)
-        ingest = Ingest(tmp_path, broker.port, postgres.dsn, 2, private)
-        try:
-            until(lambda: ingest.ready(2), 30)
-            gateway.start()
+        with Ingest(tmp_path, broker.port, postgres.dsn, 2, private), gateway:
             done = subprocess.run([sys.executable, "-m", "edge.fleet.cli", "--broker", f"127.0.0.1:{broker.port}", "--key", str(private),
                                    "command", "m1", "status.snapshot"], capture_output=True, text=True, timeout=60)
             assert done.returncode == 0, done.stderr
@@ -278,9 +234,6 @@ def test_command_results_and_snapshots_are_stored_once_with_their_sha256(tmp_pat
                   query(postgres.dsn, "SELECT count(*) FROM command_results")[0][0] == 1, 30)
             client.loop_stop()
             client.disconnect()
-        finally:
-            gateway.stop()
-            ingest.stop()
     assert query(postgres.dsn, "SELECT building, nonce, command, outcome FROM command_results") == \
         [("m1", nonce, "status.snapshot", "done")]
     import hashlib
