@@ -52,6 +52,18 @@ def write_config(building_dir: Path):
 
 
 @pytest.fixture
+def unit_to_analyze(tmp_path: Path) -> Path:
+    """systemd/edge.service in tmp_path, its ExecStart pointing at a stand-in `edge` (systemd-analyze
+    wants the binary to exist)."""
+    stand_in = tmp_path / "edge"
+    stand_in.write_text("#!/bin/sh\n")
+    stand_in.chmod(0o755)
+    unit = tmp_path / "edge.service"
+    unit.write_text((REPO / "systemd" / "edge.service").read_text().replace("/opt/edge/bin/edge", str(stand_in)))
+    return unit
+
+
+@pytest.fixture
 def media():
     """The empty car and two e-bike images from the shared data folder (skipped without it), for
     the vision tests that make their clips from real images."""
