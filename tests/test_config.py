@@ -13,7 +13,7 @@ import pytest
 from edge import config as building_config
 from edge.config import ConfigError
 
-from conftest import MINIMAL, REPO
+from conftest import MINIMAL, REPO, building
 
 
 def problems_of(path: Path) -> list[str]:
@@ -210,29 +210,17 @@ def test_a_profiles_dir_named_in_the_file_must_exist(write_config, building_dir)
 
 
 def test_udev_ports_must_name_an_identity_of_their_kind(write_config):
-    path = write_config(MINIMAL + """
-udev:
-  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: BUS1SERIAL}
-  - {name: cam, subsystem: video4linux, serial: CAM1}
-  - {name: empty}
-buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
-readers:
-  - {name: front, protocol: em4100, port: "udev:cam"}
-  - {name: back, protocol: em4100, port: "udev:nowhere"}
-""")
+    udev = [{"name": "rs485-1", "vendor_id": "0403", "product_id": "6001", "serial": "BUS1SERIAL"},
+            {"name": "cam", "subsystem": "video4linux", "serial": "CAM1"}]
+    ports = {"buses": [{"name": "line-1", "type": "rtu", "port": "udev:rs485-1"}],
+             "readers": [{"name": "front", "protocol": "em4100", "port": "udev:cam"},
+                         {"name": "back", "protocol": "em4100", "port": "udev:nowhere"}]}
+    path = write_config(building({"udev": [*udev, {"name": "empty"}]}, ports))
     with pytest.raises(building_config.ConfigError) as error:
         building_config.load(path)
     found = str(error.value)
     assert "udev.2: give at least one of vendor_id, product_id, serial, usb_path" in found
-    path = write_config(MINIMAL + """
-udev:
-  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: BUS1SERIAL}
-  - {name: cam, subsystem: video4linux, serial: CAM1}
-buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
-readers:
-  - {name: front, protocol: em4100, port: "udev:cam"}
-  - {name: back, protocol: em4100, port: "udev:nowhere"}
-""")
+    path = write_config(building({"udev": udev}, ports))
     with pytest.raises(building_config.ConfigError) as error:
         building_config.load(path)
     found = str(error.value)
