@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import os
 import signal
 import time
@@ -27,6 +26,7 @@ from edge.carryover import carry_over
 from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
 from edge.config_apply import ConfigApplier
+from edge.config_files import digest_of
 from edge.control import ControlServer, socket_places
 from edge.deadline import Deadline
 from edge.doors.wiring import Doors, assemble_doors, open_store
@@ -65,8 +65,9 @@ def journal_limits(config: BuildingConfig) -> JournalLimits:
 
 
 def config_digest(path: Path) -> str:
-    """Short hash of the config file, reported upstream so the cloud knows what runs."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    """Short hash of the config file, reported upstream so the cloud knows what runs (the same
+    hash a config from the fleet is named by: edge/config_files.py)."""
+    return digest_of(path.read_bytes())
 
 
 class Gateway:

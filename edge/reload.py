@@ -130,16 +130,9 @@ class Reloader:
         try:
             new, digest = await runtime.call(Pool.FILES, self._load, path)
         except ConfigError as error:
-            problems = [str(p) for p in error.problems]
-            await gateway.journal.append(Event(Kind.CONFIG_RELOAD_REFUSED, Priority.FAULT, "gateway", who | {
-                "file": str(path), "problems": problems[:MAX_PROBLEMS], "count": len(problems), "running": gateway.digest}))
-            log.error("config reload refused", file=str(path), problems=len(problems))
-            return ReloadOutcome(False, problems, [], False, gateway.digest)
-        except OSError as error:  # a digest of a file that went away between the two reads
-            problem = f"{path}:1:1: (file): {error.strerror or error}"
-            await gateway.journal.append(Event(Kind.CONFIG_RELOAD_REFUSED, Priority.FAULT, "gateway", who | {
-                "file": str(path), "problems": [problem], "count": 1, "running": gateway.digest}))
-            return ReloadOutcome(False, [problem], [], False, gateway.digest)
+            return await self._refuse(path, [str(p) for p in error.problems], who)
+        except OSError as error:  # the file went away between the check and its digest
+            return await self._refuse(path, [f"{path}:1:1: (file): {error.strerror or error}"], who)
         running = with_stable_ports(new) if new.udev else new
         plan = self.plan(gateway.loaded, new, running)
         body = who | {"file": str(path), "digest": digest, "previous": gateway.digest}
@@ -166,6 +159,14 @@ class Reloader:
         await gateway.journal.append(Event(Kind.CONFIG_RELOADED, Priority.FAULT, "gateway", body | {"applied": applied, "restart": False}))
         log.info("config reloaded", digest=digest, applied=applied)
         return ReloadOutcome(True, [], applied, False, digest)
+
+    async def _refuse(self, path: Path, problems: list[str], who: dict[str, Any]) -> ReloadOutcome:
+        """Nothing changes; every problem is answered, the first MAX_PROBLEMS journaled."""
+        gateway = self.gateway
+        await gateway.journal.append(Event(Kind.CONFIG_RELOAD_REFUSED, Priority.FAULT, "gateway", who | {
+            "file": str(path), "problems": problems[:MAX_PROBLEMS], "count": len(problems), "running": gateway.digest}))
+        log.error("config reload refused", file=str(path), problems=len(problems))
+        return ReloadOutcome(False, problems, [], False, gateway.digest)
 
     # --- the plan ---------------------------------------------------------------------
 
