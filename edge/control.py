@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -58,7 +59,8 @@ def socket_path(where: BuildingConfig | Path) -> Path:
 def socket_for_file(path: Path) -> Path:
     """The socket of the daemon that runs the config at `path`, found even when the file now has a
     problem (`edge reload` must reach the daemon to have the refusal journaled): its runtime_dir and
-    state_dir are read as written, the defaults otherwise."""
+    state_dir are read as written (a line scan of the file's first MiB, so a file too large or too
+    deep for the YAML reader still names them), the defaults otherwise."""
     from edge import yaml_source
     from edge.config import DEFAULT_STATE_DIR, ConfigError, load
 
@@ -67,15 +69,19 @@ def socket_for_file(path: Path) -> Path:
     except ConfigError:
         pass
     try:
-        data = yaml_source.load(yaml_source.read(path)).data
-    except (yaml_source.SourceError, OSError):
-        data = None
-    data = data if isinstance(data, dict) else {}
+        with open(path, "rb") as file:
+            head = file.read(yaml_source.MAX_BYTES).decode(errors="replace")
+    except OSError:
+        head = ""
+    written = {key: "".join(value) for key, *value in _PLACE_LINE.findall(head)}
     places = [Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])] if os.environ.get("RUNTIME_DIRECTORY") else []
-    places += [path.parent / str(data[key]) for key in ("runtime_dir", "state_dir") if isinstance(data.get(key), str)]
+    places += [path.parent / written[key] for key in ("runtime_dir", "state_dir") if key in written]
     places += [DEFAULT_RUNTIME_DIR, Path(DEFAULT_STATE_DIR)]
     candidates = [place / SOCKET_NAME for place in places]
     return next((candidate for candidate in candidates if candidate.is_socket()), candidates[0])
+
+
+_PLACE_LINE = re.compile(r"""^(runtime_dir|state_dir):[ \t]*(?:"([^"]*)"|'([^']*)'|([^#\s]+))""", re.M)
 
 
 _Text = Annotated[str, StringConstraints(max_length=MAX_TEXT)]

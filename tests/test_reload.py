@@ -131,6 +131,12 @@ def test_a_reader_added_starts_alone_and_an_invalid_file_changes_nothing(write_c
             assert f"{config}:" in err and "held_open_s" in err and "unchanged" in err
             (refused,) = journal_until(lambda: daemon.events("config.reload_refused"), what="the refusal journaled")
             assert any("held_open_s" in problem for problem in refused.body["problems"])
+            for too_much in ("# " + "x" * 10 * 2**20 + "\n", "extra: " + "[" * 100_000 + "]" * 100_000 + "\n"):  # 10 MB; deep
+                config.write_text(good + too_much)
+                code, out, err = edge_cli(capsys, "reload", "--config", str(config))
+                assert code == 78 and f"{config}:" in err and "unchanged" in err, err[-500:]
+            assert len(journal_until(lambda: len(daemon.events("config.reload_refused")) == 3 and daemon.events("config.reload_refused"),
+                                     what="every refusal journaled")) == 3
             assert not daemon.events("config.reloaded")
 
             config.write_text(good.replace("readers:\n", f"readers:\n  - {{name: yard-reader, protocol: em4100, port: {second.b}}}\n")
