@@ -23,14 +23,14 @@ from pathlib import Path
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 from edge.conditions import Active, ActiveConditions, AtRestart, ending_kinds, raising_kinds
 from edge.config import BuildingConfig
 from edge.events import Event, Kind, Priority
 from edge.power.kinds import PowerKind
 from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, read_events
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 
 log = structlog.get_logger("edge.carryover")
 
@@ -70,7 +70,7 @@ async def carry_over(journal: Journal, config: BuildingConfig, field: object | N
     conditions raised before `before_seq` (this run's `gateway.started`), never one this run raised."""
     conditions = ActiveConditions()
     try:
-        carried = await runtime.call(Pool.READS, open_conditions, journal.path, conditions)
+        carried = await pools.call(Pool.READS, open_conditions, journal.path, conditions)
     except (OSError, sqlite3.Error) as unreadable:  # a journal the disk never let be made holds nothing open
         log.warning("conditions of the last run not read; none carried over", error=str(unreadable))
         return

@@ -180,7 +180,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.state_dir is not None:
         config = config.model_copy(update={"state_dir": args.state_dir.resolve()})
     logs.configure(config.logging.format, config.logging.level)
-    from edge import shutdown
+    from edge.runtime import shutdown
     from edge.gateway import Gateway  # the daemon's imports are not paid by quick commands
 
     gateway = Gateway(config, args.config, overrides={"state_dir": config.state_dir} if args.state_dir is not None else None)
@@ -294,7 +294,7 @@ def _not_a_journal(path: Path) -> tuple[int, str] | None:
 
 
 def _reload(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     request = {"op": "config.reload"} | ({"operator": args.operator} if args.operator else {})
     try:

@@ -29,12 +29,13 @@ from typing import Any, Awaitable, Callable
 import structlog
 from pydantic import BaseModel
 
-from edge import runtime, yaml_source
+from edge import yaml_source
+from edge.runtime import pools
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions, Severity
 from edge.events import Event, Kind, Priority
 from edge.uplink.kinds import UplinkKind
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.settings import Secret
 from edge.config_files import (
     JOURNAL_PROBLEMS,
@@ -114,7 +115,7 @@ class ConfigApplier:
         return self.running_digest()
 
     async def start(self) -> None:
-        self.version = await runtime.call(Pool.FILES, applied_version, self.files)
+        self.version = await pools.call(Pool.FILES, applied_version, self.files)
 
     # --- config.apply ------------------------------------------------------------------------------
 
@@ -126,7 +127,7 @@ class ConfigApplier:
 
     async def _apply(self, version: int, text: str, nonce: str, watch_s: float, answer: Answer) -> None:
         files = self.files
-        self.version = await runtime.call(Pool.FILES, applied_version, files)
+        self.version = await pools.call(Pool.FILES, applied_version, files)
         if version <= self.version:
             await answer(True, {"version": version, "redelivery": True, "applied_version": self.version, "digest": self.digest})
             return
@@ -135,7 +136,7 @@ class ConfigApplier:
             problems = [f"{files.config}:1:1: (file): {size} bytes; a building config is at most {MAX_YAML_BYTES}"]
         else:
             try:
-                problems = await runtime.call(Pool.FILES, check_text, files, text)
+                problems = await pools.call(Pool.FILES, check_text, files, text)
             except OSError as refused:
                 await answer(False, _unwritable(version, files, refused, self.digest))
                 return
@@ -146,24 +147,24 @@ class ConfigApplier:
             return
         reloader = self.reloader()
         if reloader is None:
-            await runtime.call(Pool.FILES, remove_durably, files.incoming)
+            await pools.call(Pool.FILES, remove_durably, files.incoming)
             await answer(False, {"version": version, "ok": False, "error": "this gateway cannot reload its config", "digest": self.digest})
             return
         before = await self._look()
-        current = await runtime.call(Pool.FILES, Watch.read, files.watch)
+        current = await pools.call(Pool.FILES, Watch.read, files.watch)
         keep_previous = current is None  # during a watch, `.previous` is still the last good file
         watch = Watch(version=version, nonce=nonce, digest="", previous_digest=None, watch_s=watch_s,
                       deadline_at=time.time() + watch_s, before=before if current is None else current.before)
         try:
-            previous, new, replaced = await runtime.call(Pool.FILES, self._install, watch, keep_previous)
+            previous, new, replaced = await pools.call(Pool.FILES, self._install, watch, keep_previous)
         except OSError as refused:  # nothing replaced yet, or the rename did not happen: the old file runs
-            await runtime.call(Pool.FILES, self._put_back, None, current)
+            await pools.call(Pool.FILES, self._put_back, None, current)
             await answer(False, _unwritable(version, files, refused, self.digest))
             return
         self.version = version
         outcome = await reloader.reload(via="cloud", operator=f"fleet:{nonce}")
         if not outcome.ok:  # found only with the hardware in view: the file that runs goes back at once
-            await runtime.call(Pool.FILES, self._put_back, replaced, current)
+            await pools.call(Pool.FILES, self._put_back, replaced, current)
             await answer(False, _refused(version, list(outcome.problems), self.digest) | {"rolled_back": True})
             await self._journal_rollback(watch, "reload_refused", list(outcome.problems) or ["the reload refused it"], self.digest)
             return
@@ -176,7 +177,7 @@ class ConfigApplier:
                 "version": version, "nonce": nonce, "digest": outcome.digest or new, "previous_digest": previous,
                 "applied": list(outcome.applied), "restart": outcome.restart, "watch_s": watch_s})))
         watch.restart = outcome.restart
-        await runtime.call(Pool.FILES, watch.write, files.watch)
+        await pools.call(Pool.FILES, watch.write, files.watch)
         self._watch_changed.set()
         self.on_change()
 
@@ -217,18 +218,18 @@ class ConfigApplier:
         except asyncio.CancelledError:
             with contextlib.suppress(TimeoutError, OSError):
                 async with asyncio.timeout(CLEAN_STOP_NOTE_S):
-                    await asyncio.shield(runtime.call(Pool.FILES, note_clean_stop, self.files))
+                    await asyncio.shield(pools.call(Pool.FILES, note_clean_stop, self.files))
             raise
 
     async def _run(self) -> None:
         await self.start()
         while True:
             self._watch_changed.clear()
-            watch = await runtime.call(Pool.FILES, Watch.read, self.files.watch)
+            watch = await pools.call(Pool.FILES, Watch.read, self.files.watch)
             if watch is not None and watch.state == "rolled_back":
                 why = "start_failed" if watch.reasons and watch.reasons[0].startswith("the config did not start") else "crash_loop"
                 await self._journal_rollback(watch, why, watch.reasons, self.digest)
-                await runtime.call(Pool.FILES, remove_durably, self.files.watch)
+                await pools.call(Pool.FILES, remove_durably, self.files.watch)
                 continue
             if watch is None:
                 await self._watch_changed.wait()
@@ -260,7 +261,7 @@ class ConfigApplier:
         if looks and failing == looks:
             await self._roll_back(watch, last_new, "health", reload=True)
             return
-        await runtime.call(Pool.FILES, remove_durably, self.files.watch)
+        await pools.call(Pool.FILES, remove_durably, self.files.watch)
         await self.journal.append(Event(kind=Kind.CONFIG_KEPT, priority=Priority.ACCESS, source="config", body={
             "version": watch.version, "nonce": watch.nonce, "digest": watch.digest, "watched_s": round(time.time() - start, 1),
             "looks": looks, "problems": last_new if failing else []}))
@@ -275,7 +276,7 @@ class ConfigApplier:
         if health is not None:
             problems = [f"/healthz: {problem}" for problem in (await health())[1].get("problems", [])]
         else:
-            active = await runtime.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
+            active = await pools.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
             problems = [f"{c.source}: {c.text}" for c in active if c.severity == Severity.FAULT and c.kind != UplinkKind.UPLINK_DOWN]
         if self.linked() is False:
             problems.append("the uplink is not connected to the cloud")
@@ -283,13 +284,13 @@ class ConfigApplier:
 
     async def _roll_back(self, watch: Watch, reasons: list[str], why: str, reload: bool) -> None:
         """The previous file back, journaled with why, then applied (a reload; or a restart if it needs one)."""
-        if watch.previous_digest is None or not await runtime.call(Pool.FILES, self.files.previous.exists):
+        if watch.previous_digest is None or not await pools.call(Pool.FILES, self.files.previous.exists):
             log.error("config cannot be rolled back: no previous file", version=watch.version, reasons=reasons)
-            await runtime.call(Pool.FILES, remove_durably, self.files.watch)
+            await pools.call(Pool.FILES, remove_durably, self.files.watch)
             await self._journal_rollback(watch, why, reasons + ["no previous file to restore"], None)
             return
-        restored = await runtime.call(Pool.FILES, restore, self.files)
-        await runtime.call(Pool.FILES, remove_durably, self.files.watch)
+        restored = await pools.call(Pool.FILES, restore, self.files)
+        await pools.call(Pool.FILES, remove_durably, self.files.watch)
         await self._journal_rollback(watch, why, reasons, restored)
         self.on_change()
         reloader = self.reloader()
@@ -308,8 +309,8 @@ class ConfigApplier:
 
     async def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """The running config with secrets as references, its digest and the fleet's last version."""
-        self.version = await runtime.call(Pool.FILES, applied_version, self.files)
-        watch = await runtime.call(Pool.FILES, Watch.read, self.files.watch)
+        self.version = await pools.call(Pool.FILES, applied_version, self.files)
+        watch = await pools.call(Pool.FILES, Watch.read, self.files.watch)
         return {"digest": self.digest, "version": self.version, "path": str(self.files.config),
                 "watching": None if watch is None else {"version": watch.version, "deadline_at": watch.deadline_at},
                 "config": public_view(self.running())}

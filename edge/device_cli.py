@@ -62,7 +62,7 @@ def _number_or_label(text: str) -> float | str:
 
 
 def _command(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
@@ -74,7 +74,7 @@ def _command(args: argparse.Namespace) -> int:
 
 
 def _read(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:

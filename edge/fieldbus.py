@@ -35,14 +35,16 @@ from edge.drivers.modbus.observations import (
     PollFault,
     Reading,
 )
-from edge.drivers.modbus.poller import DeviceCounters, DeviceSpec, Link, Poller, SerialLink, TcpLink
+from edge.drivers.modbus.device import DeviceCounters, DeviceSpec
+from edge.drivers.modbus.poller import Poller
+from edge.drivers.modbus.wire import Link, SerialLink, TcpLink
 from edge.drivers.modbus.profile import Profile
 from edge.config import BuildingConfig, SerialBus
 from edge.events import Event, Kind, Priority
-from edge import runtime
+from edge.runtime import pools
 from edge.journal import Journal
 from edge.points_status import SNAPSHOT_EVERY_S
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.state_files import StateFile, write_atomically
 
 log = structlog.get_logger("edge.fieldbus")
@@ -204,7 +206,7 @@ class FieldBus:
         while True:
             document = {"written_at": time.time(), "points": self.device_points()}
             try:
-                await runtime.call(Pool.FILES, write_atomically, path, json.dumps(document, default=str).encode())
+                await pools.call(Pool.FILES, write_atomically, path, json.dumps(document, default=str).encode())
             except OSError as refused:
                 await snapshot.refused(refused)
             else:

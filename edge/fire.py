@@ -35,13 +35,13 @@ import structlog
 
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.observations import Reading
-from edge import runtime
+from edge.runtime import pools
 from edge.config import BuildingConfig
 from edge.doors.lock import CommandBus, DoorLock
 from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind
 from edge.journal import Journal
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.state_files import remove_durably, write_atomically
 
 log = structlog.get_logger("edge.fire")
@@ -267,7 +267,7 @@ class FireRelease:
         record = {"source": source, "since": datetime.now(UTC).isoformat(timespec="seconds")}
         async with self._latch_io:
             try:
-                await runtime.call(Pool.ACCESS, write_atomically, self.latch_path, json.dumps(record).encode())
+                await pools.call(Pool.ACCESS, write_atomically, self.latch_path, json.dumps(record).encode())
             except OSError as exc:
                 log.error("fire latch not saved: a restart would forget it", path=str(self.latch_path), error=str(exc))
                 return False
@@ -278,6 +278,6 @@ class FireRelease:
             return
         async with self._latch_io:
             try:
-                await runtime.call(Pool.ACCESS, remove_durably, self.latch_path)
+                await pools.call(Pool.ACCESS, remove_durably, self.latch_path)
             except OSError as exc:
                 log.error("fire latch file not removed: a restart would release again", path=str(self.latch_path), error=str(exc))

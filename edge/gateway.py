@@ -21,23 +21,23 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 from edge.carryover import carry_over
 from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
 from edge.config_apply import ConfigApplier
 from edge.config_files import digest_of
-from edge.control import ControlServer, socket_places
-from edge.deadline import Deadline
+from edge.runtime.control import ControlServer, socket_places
+from edge.runtime.deadline import Deadline
 from edge.doors.wiring import Doors, assemble_doors, open_store
 from edge.events import Event, Kind, Priority
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
 from edge.journal.owner import JournalOwner
-from edge.notify import Systemd
+from edge.runtime.notify import Systemd
 from edge.reload import Reloader, Retuner, cloud_commands_retuner, field_bus_retuner
-from edge.runtime import Pool
-from edge.supervisor import Supervisor, Work
+from edge.runtime.pools import Pool
+from edge.runtime.supervisor import Supervisor, Work
 from edge.version import VERSION
 
 if TYPE_CHECKING:  # each is imported where the config uses it (docs/performance.md): a door never waits for the page's imports
@@ -227,7 +227,7 @@ class Gateway:
         assert self.uplink is not None
         try:
             async with asyncio.timeout(max(0.0, budget.left() - JOURNAL_KEEPS_S)):
-                await runtime.call(Pool.FILES, self.uplink.close)
+                await pools.call(Pool.FILES, self.uplink.close)
         except TimeoutError:
             log.error("the uplink's state files did not close in time")
 
@@ -258,11 +258,11 @@ class Gateway:
         loop.add_signal_handler(signal.SIGHUP, self._reload_wanted.set)
         # The cards load (every row validated) while the journal checks its whole file (quick_check,
         # in SQLite without the GIL): a door's first decision waits for both.
-        cards = (asyncio.ensure_future(runtime.call(Pool.FILES, open_store, self.config))
+        cards = (asyncio.ensure_future(pools.call(Pool.FILES, open_store, self.config))
                  if self.config.doors or self.config.readers else None)
         # Only this process writes the journal: a command that would journal without us takes this lock
         # and so refuses while we run (edge/journal/owner.py). One that holds it now is done within seconds.
-        owner = await runtime.call(Pool.FILES, JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
+        owner = await pools.call(Pool.FILES, JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
         journal = self.journal = await Journal.open(self.config.journal_path, journal_limits(self.config),
                                                     spill_places=self.config.spill_paths)
         started = Event(
@@ -280,7 +280,7 @@ class Gateway:
             supervisor.start(name, work)
         # Doors and fire release decide from here on. What is slower to import (aiohttp, paho and
         # cryptography, the camera's modules) loads on a thread meanwhile, never ahead of a tap.
-        await runtime.call(Pool.FILES, _import_all, _slower_modules(self.config))
+        await pools.call(Pool.FILES, _import_all, _slower_modules(self.config))
         for name, work in self._assemble_rest(journal, control, cloud).items():
             supervisor.start(name, work)
         watchdog = self.systemd.watchdog_interval_s()
@@ -292,7 +292,7 @@ class Gateway:
             self.systemd.stopping()
         log.info("gateway stopping", reexec=self.reexec)
         # One budget for the whole stop: the workers share all of it but what the journal keeps
-        # (each of their own deadlines on the way out is a share of what is left; see edge.deadline).
+        # (each of their own deadlines on the way out is a share of what is left; see edge.runtime.deadline).
         budget = Deadline.within(STOP_WITHIN_S)
         stuck = await supervisor.stop(budget.keeping(JOURNAL_KEEPS_S))
         if self.uplink is not None and not stuck:

@@ -27,14 +27,14 @@ from typing import Any, Callable, Protocol
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 from edge.config import BuildingConfig, ConfigError, ConfigProblem, SerialBus
 from edge.doors.settings import ReaderProtocol
 from edge.settings import UsbIdentity
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
-from edge.runtime import Pool
-from edge.throttle import Throttle
+from edge.runtime.pools import Pool
+from edge.runtime.throttle import Throttle
 
 log = structlog.get_logger("edge.hotplug")
 
@@ -217,7 +217,7 @@ class Hotplug:
         """Change links and journal what is queued (links in a thread: a file system may stall)."""
         while self._pending:
             name, node, event = self._pending.popleft()
-            await runtime.call(Pool.DEVICES, _relink, self.directory / name, node)
+            await pools.call(Pool.DEVICES, _relink, self.directory / name, node)
             if event is not None and event.kind is Kind.HOTPLUG_ARRIVED and self.on_arrival is not None:
                 self.on_arrival(name)  # the link is in place: its drivers may open it now
             if event is not None:

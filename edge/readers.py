@@ -1,6 +1,6 @@
 """Card readers at run time: serial ports read in threads, observations handed to the loop.
 
-Each serial reader runs `edge.drivers.cards.port.ReaderPort` on a thread of its own (`runtime.in_thread`); every
+Each serial reader runs `edge.drivers.cards.port.ReaderPort` on a thread of its own (`pools.in_thread`); every
 observation crosses to the asyncio loop with `call_soon_threadsafe` into one bounded
 `ReaderInbox` that the access path drains. Any other driver posts its observations to
 the same inbox with `post()` from any thread, or `put()` from the loop's own.
@@ -32,7 +32,7 @@ from edge.drivers.cards.em4100 import Em4100Parser
 from edge.drivers.cards.observations import CardRead, DropCause, FaultReason, FrameDropped, PinEntry, ReaderFault, ReaderRestored
 from edge.drivers.cards.port import FrameParser, ReaderPort
 from edge.drivers.cards.wiegand import WiegandParser
-from edge import runtime
+from edge.runtime import pools
 from edge.doors.settings import Reader, ReaderProtocol
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ class ReaderWorker:
             self.reader.name, self.reader.port, self.reader.baud, SERIAL_PARSERS[self.reader.protocol](),
             on_observation=self._observe, on_fault=self._fault, on_open=self._opened,
         )
-        reading = runtime.in_thread(f"reader-{self.reader.name}", port.run)  # never a pooled thread: it blocks for life
+        reading = pools.in_thread(f"reader-{self.reader.name}", port.run)  # never a pooled thread: it blocks for life
         try:
             await asyncio.shield(reading)
         except asyncio.CancelledError:  # stop the port and see its thread end, not abandon it

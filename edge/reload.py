@@ -33,16 +33,16 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from edge import config as building_config
-from edge import runtime
+from edge.runtime import pools
 from edge.config import BuildingConfig, ConfigError
 from edge.events import Event, Kind, Priority
 from edge.hotplug import with_stable_ports
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 
 if TYPE_CHECKING:
     from edge.fieldbus import DeviceCommands, FieldBus
     from edge.gateway import Gateway
-    from edge.supervisor import Supervisor
+    from edge.runtime.supervisor import Supervisor
 
 log = structlog.get_logger("edge.reload")
 
@@ -128,7 +128,7 @@ class Reloader:
         gateway = self.gateway
         who = {"via": via} | ({"operator": operator} if operator else {})
         try:
-            new, digest = await runtime.call(Pool.FILES, self._load, path)
+            new, digest = await pools.call(Pool.FILES, self._load, path)
         except ConfigError as error:
             return await self._refuse(path, [str(p) for p in error.problems], who)
         except OSError as error:  # the file went away between the check and its digest
@@ -204,7 +204,7 @@ def field_bus_retuner(fieldbus: FieldBus) -> Retuner:
         async def apply() -> list[str]:
             from edge.fieldbus import device_specs
 
-            profiles = await runtime.call(Pool.FILES, building_config.device_profiles, change.running)
+            profiles = await pools.call(Pool.FILES, building_config.device_profiles, change.running)
             await change.supervisor.retire("fieldbus", FIELD_BUS_STOP_S)
             fieldbus.respec(device_specs(change.running, profiles))
             change.supervisor.start("fieldbus", fieldbus.run)

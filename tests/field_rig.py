@@ -110,7 +110,7 @@ def edge_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 def socket_ready(config: Path) -> bool:
     """The daemon answers on its control socket."""
-    from edge import control
+    from edge.runtime import control
 
     try:
         return control.ask(control.socket_path(building_config.load(config)), {"op": "no.such"}, timeout_s=2).get("ok") is False

@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from edge.drivers.modbus.observations import Observation, Reading
-from edge.drivers.modbus.poller import DeviceSpec, Poller, TcpLink
+from edge.drivers.modbus.device import DeviceSpec
+from edge.drivers.modbus.poller import Poller
+from edge.drivers.modbus.wire import TcpLink
 from edge.drivers.modbus.profile import Function, Profile, load_profile
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 

@@ -18,7 +18,7 @@ from edge.config import device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
-from edge.supervisor import Backoff, Supervisor
+from edge.runtime.supervisor import Backoff, Supervisor
 from edge.hil.card_sim import CardReaderSim
 from edge.uplink.commands import CommandTable
 from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice

@@ -13,7 +13,7 @@ from edge.drivers.cards.observations import DropCause
 from edge.doors.access import AccessPath
 from edge.journal import EventQuery, Journal, read_events
 from edge.readers import ReaderInbox
-from edge.throttle import Throttle
+from edge.runtime.throttle import Throttle
 
 pytestmark = pytest.mark.timeout(60)
 

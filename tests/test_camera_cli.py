@@ -11,7 +11,7 @@ import pytest
 
 from edge import config as building_config
 from edge.cli import main
-from edge.control import ControlServer, ask
+from edge.runtime.control import ControlServer, ask
 from edge.vision.kinds import VisionKind
 from edge.gateway import Gateway
 from edge.journal import EventQuery, Journal, read_events

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from edge.control import ask, socket_path
+from edge.runtime.control import ask, socket_path
 from edge.hil.modbus_sim import FieldSimulator
 from edge.hil.modem_sim import Mode, ModemSimulator
 from edge.hil.pty import pty_pair

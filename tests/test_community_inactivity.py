@@ -14,7 +14,7 @@ from edge.access.credentials import CredentialStore
 from edge.community.inactivity import Care, InactivityWatch, LastPass, overdue
 from edge.community.notifier import Notifier
 from edge.config import load
-from edge.control import DaemonUnavailable, ask, socket_path
+from edge.runtime.control import DaemonUnavailable, ask, socket_path
 from edge.events import Event, Kind, Priority
 from edge.community.kinds import CommunityKind
 from edge.doors.kinds import DoorKind

@@ -151,7 +151,7 @@ def test_edge_trail_with_the_daemon_running_but_not_answering_refuses_and_never_
 
 
 async def _socket_up(config, daemon):
-    from edge.control import socket_path
+    from edge.runtime.control import socket_path
 
     def up():
         if daemon.poll() is not None:

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from edge.community.zones import Outcome, Zone, ZoneState
-from edge.control import ask, socket_path
+from edge.runtime.control import ask, socket_path
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import load
 from edge.doors.wiring import credentials_path

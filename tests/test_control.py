@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from edge.control import MAX_TEXT, ControlServer, ask
+from edge.runtime.control import MAX_TEXT, ControlServer, ask
 
 GOOD = {"op": "door.unlock", "door": "front", "operator": "tech-4", "reason": "delivery for flat 402"}
 
@@ -78,7 +78,7 @@ def test_every_bad_request_gets_an_error_reply_and_never_reaches_a_handler(tmp_p
 
 @pytest.mark.parametrize("reason", ["", "x" * MAX_TEXT, "送货到402室"])
 def test_a_reason_up_to_the_bound_in_any_script_is_taken(tmp_path, reason):
-    from edge.control import parse_request
+    from edge.runtime.control import parse_request
 
     assert parse_request(json.dumps({**GOOD, "reason": reason}).encode())["reason"] == reason
 

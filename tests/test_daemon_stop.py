@@ -88,10 +88,10 @@ def test_the_uplinks_steps_on_the_way_out_share_the_stop_it_is_given(write_confi
     """With its broker hung, the uplink's own waits (session loops, the goodbye, paho's thread,
     the held-back refusal counts) add up to 5 s; given half a second of a stop, it ends inside it
     and still journals the refusal counts it held back."""
-    from edge.deadline import Deadline
+    from edge.runtime.deadline import Deadline
     from edge.uplink.kinds import UplinkKind
     from edge.journal import Journal
-    from edge.supervisor import Supervisor
+    from edge.runtime.supervisor import Supervisor
     from edge.uplink.worker import Uplink
     from uplink_rig import open_store, until
 

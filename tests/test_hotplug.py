@@ -296,7 +296,7 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
     from edge.doors.settings import Reader
     from edge.events import Kind
     from edge.readers import ReaderInbox, ReaderWorker
-    from edge.supervisor import Backoff, Supervisor
+    from edge.runtime.supervisor import Backoff, Supervisor
     from edge.hil.card_sim import CardReaderSim
 
     card = b"\x01\x00\x12\x93\xd8"

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from pymodbus.constants import ExcCodes
 
 from edge.drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
-from edge.drivers.modbus.poller import Poller, SerialLink
+from edge.drivers.modbus.poller import Poller
+from edge.drivers.modbus.wire import SerialLink
 from edge.drivers.modbus.profile import Function, Profile
 from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
@@ -101,7 +102,7 @@ def test_an_identify_answered_with_an_exception_polls_the_base_map_and_is_retrie
     async def start(simulator):
         return await simulator.start_tcp()
 
-    from edge.drivers.modbus.poller import TcpLink
+    from edge.drivers.modbus.wire import TcpLink
 
     _judge(asyncio.run(_unidentified_then_identified(lambda port: TcpLink("127.0.0.1", port), start)))
 

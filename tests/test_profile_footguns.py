@@ -9,7 +9,8 @@ import struct
 import pytest
 from pydantic import ValidationError
 
-from edge.drivers.modbus.poller import Poller, SerialLink, TcpLink
+from edge.drivers.modbus.poller import Poller
+from edge.drivers.modbus.wire import SerialLink, TcpLink
 from edge.drivers.modbus.profile import Profile
 from edge import config as building_config
 from edge.hil.modbus_sim import SimulatedDevice

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.drivers.modbus.profile import load_profile
-from edge import runtime
+from edge.runtime import pools
 from edge.config import load
 from edge.journal import EventQuery, read_events
 from edge.hil.broker import unreachable_broker
@@ -107,12 +107,12 @@ def test_a_job_that_waits_past_its_pools_patience_is_named():
     """The access pool's two threads held by slow calls: a third call waits, and `starving` says so."""
     async def scenario():
         loop = asyncio.get_running_loop()
-        hold = [runtime.call(runtime.Pool.ACCESS, time.sleep, 1.2) for _ in range(runtime.SIZES[runtime.Pool.ACCESS].threads)]
-        waiting = asyncio.gather(*hold, runtime.call(runtime.Pool.ACCESS, lambda: None))
+        hold = [pools.call(pools.Pool.ACCESS, time.sleep, 1.2) for _ in range(pools.SIZES[pools.Pool.ACCESS].threads)]
+        waiting = asyncio.gather(*hold, pools.call(pools.Pool.ACCESS, lambda: None))
         await asyncio.sleep(0.8)
-        while_waiting = runtime.starving()
+        while_waiting = pools.starving()
         await waiting
-        return while_waiting, runtime.starving(), runtime.starving(loop.time() + runtime.STARVED_KEEP_S + 1)
+        return while_waiting, pools.starving(), pools.starving(loop.time() + pools.STARVED_KEEP_S + 1)
 
     while_waiting, after, much_later = asyncio.run(scenario())
     assert len(while_waiting) == 1 and while_waiting[0].startswith("access work has waited")
@@ -132,8 +132,8 @@ def test_a_serial_loop_runs_on_a_thread_of_its_own_not_a_pool():
             stop.wait(5)
             return "ended"
 
-        running = [runtime.in_thread(f"reader-{i}", loop_forever) for i in range(8)]
-        answer = await runtime.call(runtime.Pool.ACCESS, lambda: threading.current_thread().name)
+        running = [pools.in_thread(f"reader-{i}", loop_forever) for i in range(8)]
+        answer = await pools.call(pools.Pool.ACCESS, lambda: threading.current_thread().name)
         stop.set()
         return names, answer, await asyncio.gather(*running)
 

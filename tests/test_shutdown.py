@@ -11,7 +11,7 @@ import pytest
 
 STUCK = textwrap.dedent("""
     import asyncio, sys, threading
-    from edge import shutdown
+    from edge.runtime import shutdown
 
     async def main():
         # a library call that never returns (a read a USB adapter never answers)
@@ -50,7 +50,7 @@ def test_without_it_asyncio_run_waits_for_the_stuck_call_forever():
 
 
 def test_a_clean_exit_names_nothing_and_returns_what_main_raised():
-    from edge import shutdown
+    from edge.runtime import shutdown
 
     async def ok() -> None:
         import asyncio

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edge.events import Kind
 from edge.journal import EventQuery, Journal, read_events
-from edge.supervisor import Backoff, Supervisor
+from edge.runtime.supervisor import Backoff, Supervisor
 
 
 def test_backoff_grows_exponentially_with_jitter_up_to_the_cap():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from edge.throttle import OVERFLOW_KEY, Throttle
+from edge.runtime.throttle import OVERFLOW_KEY, Throttle
 
 
 def test_first_passes_then_counted_then_released_once():

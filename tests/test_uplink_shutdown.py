@@ -13,7 +13,7 @@ import asyncio
 
 import structlog
 
-from edge.tasks import cancel_within, first_to_end
+from edge.runtime.tasks import cancel_within, first_to_end
 from edge.hil.broker import Broker
 
 from uplink_rig import reading, start_gateway, stop_gateway, until, uplink_config

@@ -182,7 +182,7 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
     assembled by edge.vision.wiring): listing needs no daemon, a review goes through it."""
     from edge import config as building_config
     from edge.cli import main
-    from edge.control import ControlServer, socket_places
+    from edge.runtime.control import ControlServer, socket_places
     from edge.journal import EventQuery, Journal, read_events
 
     path = write_config("building:\n  id: test-house\n  timezone: Asia/Shanghai\n  secret: {file: secrets/building.key}\n"

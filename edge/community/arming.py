@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 from edge.access.schedule import WeeklySchedule
 from edge.community.settings import IntrusionZone
 from edge.community.zones import Outcome, Step, Zone, ZoneState
@@ -29,7 +29,7 @@ from edge.events import Event, Priority
 from edge.community.kinds import CommunityKind
 from edge.doors.kinds import DoorKind
 from edge.journal import Journal
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.state_files import StateFile
 
 log = structlog.get_logger("edge.community.arming")
@@ -130,7 +130,7 @@ class Arming:
                 if event.kind == CommunityKind.ZONE_STATE:
                     async with self._saving:
                         try:
-                            await runtime.call(Pool.FILES, _save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
+                            await pools.call(Pool.FILES, _save, self.path, {n: ("armed" if z.armed else "disarmed") for n, z in self.zones.items()})
                         except OSError as refused:  # a refusing disk costs the restart memory, never the zone
                             await self.file.refused(refused)
                         else:

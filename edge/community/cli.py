@@ -55,7 +55,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _trail(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config)
     if config is None:
@@ -144,7 +144,7 @@ async def _search_here(config: BuildingConfig, request: dict) -> dict:
 
 
 def _ack(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config)
     if config is None:

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from edge import runtime
+from edge.runtime import pools
 from edge.bus import Subscriber
 from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, Route
@@ -38,7 +38,7 @@ from edge.community.kinds import CommunityKind
 from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.state_files import StateFile
 
 log = structlog.get_logger("edge.community.inactivity")
@@ -155,7 +155,7 @@ class InactivityWatch:
             body = care.model_dump(mode="json")
         async with self._io:
             try:
-                await runtime.call(Pool.FILES, _save, self.path, {t: c.model_dump(mode="json") for t, c in self.cares.items()})
+                await pools.call(Pool.FILES, _save, self.path, {t: c.model_dump(mode="json") for t, c in self.cares.items()})
             except OSError as refused:  # a refusing disk costs the restart memory, never the watch
                 await self.file.refused(refused)
                 saved = False
@@ -167,7 +167,7 @@ class InactivityWatch:
         return {"ok": True, "seq": seq, **({} if saved else {"saved": False, "warning": "not saved: the state disk refuses writes"})}
 
     async def run(self) -> None:
-        self.cares = {t: Care.model_validate(c) for t, c in (await runtime.call(Pool.FILES, _load, self.path)).items()}
+        self.cares = {t: Care.model_validate(c) for t, c in (await pools.call(Pool.FILES, _load, self.path)).items()}
         with self.journal.bus.subscribe("inactivity", kinds=(DoorKind.ACCESS_DECISION,)) as decisions:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._hear(decisions))
@@ -187,7 +187,7 @@ class InactivityWatch:
 
     async def check(self) -> None:
         store = self.credentials()
-        owned = await runtime.call(Pool.FILES, store.list) if store is not None else []
+        owned = await pools.call(Pool.FILES, store.list) if store is not None else []
         now = self._wall()
         self._watched = {c.key[:KEY_PREFIX]: c.tenant for c in owned if c.tenant in self.cares}
         for tenant, care in list(self.cares.items()):
@@ -197,7 +197,7 @@ class InactivityWatch:
             try:
                 known = await last_pass(scan, prefixes, known)
                 if tenant not in self._alerted:
-                    self._alerted[tenant] = await runtime.call(Pool.READS, alerted_for, self.journal.path, tenant)
+                    self._alerted[tenant] = await pools.call(Pool.READS, alerted_for, self.journal.path, tenant)
             except (sqlite3.Error, OSError) as unreadable:  # a refusing disk: what the bus heard still counts
                 log.warning("journal unreadable; passes heard live only", tenant=tenant, error=str(unreadable))
             self._last[tenant] = known

@@ -12,9 +12,9 @@ import os
 
 from edge.drivers.modem.at import AtModem, ModemError, ModemStatus
 from edge.drivers.modem.pdu import StatusReport
-from edge import runtime
+from edge.runtime import pools
 from edge.community.settings import Modem
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 
 
 class SmsSender:
@@ -39,16 +39,16 @@ class SmsSender:
 
     async def close(self) -> None:
         async with self._lock:
-            await runtime.call(Pool.NETWORK, self.modem.close)
+            await pools.call(Pool.NETWORK, self.modem.close)
             self._open = False
 
     async def _call(self, function, *args):
         async with self._lock:
             try:
-                return await runtime.call(Pool.NETWORK, function, *args)
+                return await pools.call(Pool.NETWORK, function, *args)
             except ModemError:
                 self._open = False
-                await runtime.call(Pool.NETWORK, self.modem.close)
+                await pools.call(Pool.NETWORK, self.modem.close)
                 raise
 
     def _ensure_open(self) -> ModemStatus | None:

@@ -18,13 +18,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from edge import problem_lines, runtime
+from edge import problem_lines
+from edge.runtime import pools
 from edge.events import Event, Priority, StoredEvent
 from edge.community.kinds import CommunityKind
 from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.journal.follower import Follower
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 
 MAX_ROWS = 500
 SCAN_PAGE = 2000
@@ -142,7 +143,7 @@ class TrailSearch:
                 store = self.credentials()
                 if store is None:
                     return {"ok": False, "error": "the credential store is unavailable: search by credential or door"}
-                keys += [c.key for c in await runtime.call(Pool.FILES, store.list) if c.tenant == request.tenant]
+                keys += [c.key for c in await pools.call(Pool.FILES, store.list) if c.tenant == request.tenant]
         rows, next_after = await search(follower_for(self.journal, request), request, keys)
         seq = await self.journal.append(search_event(request, len(rows), None if keys is None else len(keys)))
         return {"ok": True, "rows": rows, "next_after_seq": next_after, "search_seq": seq}

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from edge.community.settings import CommunitySafety
 from edge.community.trail import TrailSearch
 from edge.config import BuildingConfig
-from edge.control import Handler
+from edge.runtime.control import Handler
 from edge.journal import Journal
-from edge.supervisor import Work
+from edge.runtime.supervisor import Work
 
 if TYPE_CHECKING:
     from edge.community.alarms import AlarmInputs

@@ -41,11 +41,11 @@ from edge.doors.machine import DoorAlarm, DoorMachine
 from edge.doors.recorder import Recorder
 from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind
-from edge import runtime
+from edge.runtime import pools
 from edge.journal import Journal
 from edge.readers import FaultLimiter, ReaderHealth, ReaderInbox
-from edge.runtime import Pool
-from edge.throttle import OVERFLOW_KEY, Throttle
+from edge.runtime.pools import Pool
+from edge.runtime.throttle import OVERFLOW_KEY, Throttle
 
 log = structlog.get_logger("edge.doors")
 
@@ -215,7 +215,7 @@ class AccessPath:
         at stop, errors logged here."""
         try:
             now = self._trusted_now()
-            decision = await runtime.call(
+            decision = await pools.call(
                 Pool.ACCESS, decide, pending.credential, point.policy, pending.read.reader, now, self._door_state(), pin, locked)
             self._conclude(point, pending.read, pending.credential, decision)
             self._count_pin(point, pending, decision)
@@ -366,7 +366,7 @@ class AccessPath:
         indicate = self.indicators[reader]
         while (granted := self._next_indication.pop(reader, None)) is not None:
             try:
-                await runtime.call(Pool.DEVICES, indicate, reader, granted)
+                await pools.call(Pool.DEVICES, indicate, reader, granted)
             except Exception:  # noqa: BLE001 - an indicator that fails shows nothing; the decision stands
                 log.exception("reader indication failed", reader=reader)
 

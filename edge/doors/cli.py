@@ -124,7 +124,7 @@ def _with_store(args: argparse.Namespace, action) -> int:
 
 
 def _ask_daemon(config: BuildingConfig, request: dict) -> dict | None:
-    from edge import control
+    from edge.runtime import control
 
     try:
         return control.ask(control.socket_path(config), request, timeout_s=10)
@@ -332,7 +332,7 @@ def read_one_card(port: str, protocol: str, baud: int, wait_s: float) -> bytes:
 
 
 def _fire_reset(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config)
     if config is None:
@@ -342,7 +342,7 @@ def _fire_reset(args: argparse.Namespace) -> int:
 
 
 def _door_unlock(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config)
     if config is None:

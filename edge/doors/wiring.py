@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from edge.drivers.modbus.profile import Profile
-from edge import runtime
+from edge.runtime import pools
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
 from edge.config import BuildingConfig, device_profiles
 from edge.doors.settings import Lock
@@ -22,7 +22,7 @@ from edge.fieldbus import FieldBus, PointKey
 from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
 from edge.readers import ReaderInbox, reader_workers
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 
 log = structlog.get_logger("edge.doors")
 
@@ -54,7 +54,7 @@ class Doors:
 
     async def reload_request(self, request: dict) -> dict:
         """Control-socket handler: reopen the store after `edge credentials` wrote to it."""
-        store, problem = await runtime.call(Pool.FILES, open_store, self.config)
+        store, problem = await pools.call(Pool.FILES, open_store, self.config)
         if store is None:
             return {"ok": False, "error": problem}
         previous, self.access.store = self.access.store, store

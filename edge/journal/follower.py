@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from edge import runtime
+from edge.runtime import pools
 from edge.events import Priority, StoredEvent
 from edge.journal.reading import _COLUMNS, _reader, _stored
 
@@ -154,4 +154,4 @@ class Follower:
     async def _off_loop(self, function: Callable[..., T], *args: Any) -> T:
         if self.reader is not None:
             return await asyncio.get_running_loop().run_in_executor(self.reader, function, *args)
-        return await runtime.call(runtime.Pool.READS, function, *args)
+        return await pools.call(pools.Pool.READS, function, *args)

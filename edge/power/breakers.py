@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import ValidationError
 
-from edge import runtime
+from edge.runtime import pools
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import Profile
 from edge.device_status import StatusPoint
@@ -36,7 +36,7 @@ from edge.power.kinds import PowerKind
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
 from edge.power.settings import Circuit
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.safety import (
     BreakerState,
     Change,
@@ -298,7 +298,7 @@ class Breakers:
     async def _save_cuts(self) -> None:
         """Keep the cut circuits beside the fire latch; a refusing disk costs the record, never the cut."""
         try:
-            await runtime.call(Pool.FILES, write_atomically, self.state_dir / CUTS_FILE, json.dumps(self.cuts).encode())
+            await pools.call(Pool.FILES, write_atomically, self.state_dir / CUTS_FILE, json.dumps(self.cuts).encode())
         except OSError as refused:
             await self._cuts_file.refused(refused)
         else:

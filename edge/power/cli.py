@@ -73,7 +73,7 @@ def _points(args: argparse.Namespace) -> int:
 
 
 def _breaker_close(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge import runtime
+from edge.runtime import pools
 from edge.device_status import StatusPoint
 from edge.fieldbus import PointKey
 from edge.journal import Journal
 from edge.points_status import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointState, PointStatus, point_state, write_snapshot
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.safety import Condition, Quantity, TripCommand
 from edge.state_files import StateFile
 
@@ -91,7 +91,7 @@ async def keep_snapshot(state_dir: Path, journal: Journal, rows: Callable[[], li
     snapshot = StateFile(state_dir / SNAPSHOT_NAME, "points.json (edge points without the daemon)", journal)
     while True:
         try:
-            await runtime.call(Pool.FILES, write_snapshot, state_dir, rows(), wall())
+            await pools.call(Pool.FILES, write_snapshot, state_dir, rows(), wall())
         except OSError as refused:
             await snapshot.refused(refused)
         else:

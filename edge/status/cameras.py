@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from edge import runtime
+from edge.runtime import pools
 from edge.events import Event, Priority
 from edge.journal import EventQuery, read_events
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.status.tail import dumps
 from edge.vision.kinds import VisionKind
 
@@ -111,7 +111,7 @@ class CameraEndpoints:
             raise web.HTTPBadRequest(text="say who labels (operator, at most 64 characters)")
         at = time.time()
         try:
-            kept = await runtime.call(Pool.FILES, labels.write, self.server.config.state_path, camera, body["frame"][:200], body["label"],
+            kept = await pools.call(Pool.FILES, labels.write, self.server.config.state_path, camera, body["frame"][:200], body["label"],
                                       body.get("box"), operator.strip(), at)
         except labels.LabelError as refused:
             return web.json_response({"ok": False, "error": str(refused)}, status=409)

@@ -5,7 +5,7 @@ The verdict is a pure function of what the server probed (`Probe`), so each rule
 without a daemon. Every configured Modbus device and card reader is critical: a door whose
 reader is dead, or a circuit whose monitor is silent, is a building that is not watched. So is
 an elevator camera whose guard runs and whose stream is down: no e-bike would be seen. So is a
-pool of threads whose work waits past its patience (edge/runtime.py): a PIN check or the fire
+pool of threads whose work waits past its patience (edge/runtime/pools.py): a PIN check or the fire
 latch that cannot get a thread is a door or a release that does not happen in time.
 """
 
@@ -46,7 +46,7 @@ class Probe:
     devices: dict[str, bool] = field(default_factory=dict)  # Modbus device -> online
     readers: dict[str, bool] = field(default_factory=dict)  # card reader -> online
     cameras: dict[str, bool] = field(default_factory=dict)  # camera whose guard runs -> stream up
-    starved: list[str] = field(default_factory=list)  # executors whose work waits past its patience (edge.runtime)
+    starved: list[str] = field(default_factory=list)  # executors whose work waits past its patience (edge.runtime.pools)
     journal_fault: dict[str, Any] | None = None  # the journal's own word that it is degraded (Journal.fault)
     unidentified: dict[str, str] = field(default_factory=dict)  # device -> why its identify read picked no map
 

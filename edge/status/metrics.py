@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from edge.drivers.modbus.poller import DeviceCounters
+from edge.drivers.modbus.device import DeviceCounters
 from edge.points_status import PointState
 from edge.status.health import Disk
 

@@ -16,7 +16,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from edge import runtime
+from edge.runtime import pools
 from edge.status.clock import ntp_synchronised
 from edge.status.health import Disk, Probe, probe_disk, verdict
 from edge.status.metrics import CameraSample, CircuitSample, PointSample, Sample, registry, resident_bytes
@@ -118,7 +118,7 @@ class Sampler:
     def probe(self, disk: Disk | None) -> Probe:
         """What /healthz judges, for the endpoint and for the page's status alike."""
         return Probe(self.loop_lag_s, self._commit_silence(), disk, self.devices_online(), self.readers_online(),
-                     self.cameras_streaming(), runtime.starving(), journal_fault=self.server.journal.fault,
+                     self.cameras_streaming(), pools.starving(), journal_fault=self.server.journal.fault,
                      unidentified=self.devices_unidentified())
 
     async def health(self) -> tuple[bool, dict[str, Any]]:

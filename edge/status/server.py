@@ -30,12 +30,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from edge import runtime
+from edge.runtime import pools
 from edge.config import BuildingConfig
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus
 from edge.journal import Journal
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.status import cameras as camera_endpoints
 from edge.status.address import announce, endpoint_places
 from edge.status.admission import BoundedRunner, connection_cap, malformed
@@ -48,7 +48,7 @@ from edge.status.sampling import Sampler
 from edge.status.stream import PageEndpoints
 from edge.status.tail import JournalTail, dumps
 from edge.status.view import BuildingView
-from edge.supervisor import Backoff
+from edge.runtime.supervisor import Backoff
 
 log = structlog.get_logger("edge.status")
 
@@ -118,7 +118,7 @@ class StatusServer:
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             self.url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}/"
             # A disk that refuses the address file costs `edge status` its way here, never the server.
-            endpoint = await runtime.call(Pool.FILES, announce, endpoint_places(self.config), {"url": self.url, "pid": os.getpid()})
+            endpoint = await pools.call(Pool.FILES, announce, endpoint_places(self.config), {"url": self.url, "pid": os.getpid()})
             log.info("status page", url=self.url, beyond_localhost=self.settings.beyond_localhost)
             async with asyncio.TaskGroup() as group:
                 group.create_task(self.tail.run(), name="status-tail")
@@ -148,7 +148,7 @@ class StatusServer:
                 delay = next(delays)
                 if not reported:
                     reported = True
-                    holder = await runtime.call(Pool.FILES, port_holder, self.settings.port)
+                    holder = await pools.call(Pool.FILES, port_holder, self.settings.port)
                     body = {"bind": self.settings.bind, "port": self.settings.port, "holder": holder,
                             "detail": str(refused), "retry_in_s": round(delay, 3)}
                     log.error("status port in use", **body)

@@ -21,14 +21,14 @@ from typing import Any, Callable
 import structlog
 from pydantic import ValidationError
 
-from edge import runtime
+from edge.runtime import pools
 from edge.access.credential import Credential
 from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Removal
 from edge.config_apply import MAX_WATCH_S, MIN_WATCH_S, ConfigApplier
 from edge.events import Event, Priority
 from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.uplink import pull, wire
 from edge.uplink.commands import CommandTable
 from edge.uplink.mqtt import Connection, Drop, Message
@@ -132,7 +132,7 @@ class Downlink:
         correlation = message.correlation
         if correlation is None and isinstance(envelope.body.get("correlation"), str):
             correlation = envelope.body["correlation"].encode()
-        page = await runtime.call(
+        page = await pools.call(
             Pool.READS, pull.answer, self.journal.path, self.topics.building, request, self.journal.head_seq, self.page_bytes
         )
         if message.response_topic is None and correlation is not None:
@@ -158,9 +158,9 @@ class Downlink:
             return
         try:
             if envelope.kind == DownlinkKind.SNAPSHOT:
-                report = await runtime.call(Pool.FILES, store.replace_snapshot, version, records)
+                report = await pools.call(Pool.FILES, store.replace_snapshot, version, records)
             elif version == have + 1:
-                report = await runtime.call(Pool.FILES, store.apply_change_set, version, changes)
+                report = await pools.call(Pool.FILES, store.apply_change_set, version, changes)
             else:
                 report = None  # older or equal: a redelivery, already applied
         except (CredentialStoreUnavailable, ValueError) as error:

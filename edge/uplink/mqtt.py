@@ -27,8 +27,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge import runtime
-from edge.runtime import Pool
+from edge.runtime import pools
+from edge.runtime.pools import Pool
 
 INCOMING_QUEUE = 256
 INCOMING_BYTES = 16 * 2**20  # payload bytes queued and not yet read
@@ -151,7 +151,7 @@ class Connection:
         client.connect_timeout = timeout_s
         v5 = {"clean_start": True, "properties": connection._connect_properties()} if connection._v5 else {}
         try:
-            await runtime.call(Pool.NETWORK, client.connect, settings.host, settings.port, settings.keepalive_s, **v5)
+            await pools.call(Pool.NETWORK, client.connect, settings.host, settings.port, settings.keepalive_s, **v5)
             client.loop_start()
             async with asyncio.timeout(timeout_s):
                 await asyncio.shield(connection._connected)
@@ -220,7 +220,7 @@ class Connection:
         """End the session: a graceful DISCONNECT suppresses the will; then stop paho's thread."""
         if graceful and not self.lost.is_set():
             self._client.disconnect()
-        await runtime.call(Pool.NETWORK, self._client.loop_stop)
+        await pools.call(Pool.NETWORK, self._client.loop_stop)
         self._mark_lost("closed")
 
     # --- paho's thread: hop onto the loop, nothing else -----------------------------

@@ -50,7 +50,7 @@ from edge.uplink.cursor import Progress, SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink.pacing import Pacer
 from edge.uplink import wire
-from edge.tasks import cancel_within
+from edge.runtime.tasks import cancel_within
 from edge.uplink.topics import WIRE_VERSION, Topics
 
 FOLLOW_S = 60.0  # one wait on the journal's commits; renewed, so it is a deadline, not a poll

@@ -4,7 +4,7 @@ Anyone who can reach the broker can publish to the gateway's downlink topics, as
 they like. Each refused message (unsigned, malformed, too large...) or dropped one (the
 incoming queue was full) costs a counter here; the journal gets the first of a burst at
 once and then one event per (topic, reason) per window saying how many it stands for
-(`edge.throttle.Throttle`). They are FAULT priority, which the disk cap may evict: a flood
+(`edge.runtime.throttle.Throttle`). They are FAULT priority, which the disk cap may evict: a flood
 must not grow the protected part of the journal. Counts still held back are journaled when
 their window ends (`run`) and when the uplink stops (`close`). The handler of a message only
 counts; `run` does the journaling, so a refusal never waits on an fsync.
@@ -24,7 +24,7 @@ import structlog
 from edge.events import Event, Kind, Priority
 from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal, JournalError
-from edge.throttle import Throttle
+from edge.runtime.throttle import Throttle
 
 log = structlog.get_logger("edge.uplink")
 

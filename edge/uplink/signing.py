@@ -31,8 +31,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from edge import runtime
-from edge.runtime import Pool
+from edge.runtime import pools
+from edge.runtime.pools import Pool
 from edge.uplink.replay import NonceBook
 
 ENVELOPE_VERSION = 1
@@ -176,7 +176,7 @@ class Verifier:
         """The envelope if every check passes; raises DownlinkRefused otherwise. Records the nonce
         (durably: a replay after a power cut is still refused) before returning."""
         if len(payload) > CHECK_OFF_LOOP_BYTES:
-            envelope = await runtime.call(Pool.NETWORK, self.check, payload, expected, now)
+            envelope = await pools.call(Pool.NETWORK, self.check, payload, expected, now)
         else:
             envelope = self.check(payload, expected, now)
         try:

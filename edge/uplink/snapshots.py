@@ -29,12 +29,12 @@ from pathlib import Path
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 from edge.events import Event, Priority, StoredEvent
 from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal
 from edge.journal.follower import Follower
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.uplink.cursor import SyncCursor
 from edge.uplink.mqtt import Connection, ConnectionLost, PublishRefused
 from edge.uplink import wire
@@ -141,7 +141,7 @@ class SnapshotSender:
             cap = min(cap, (max_packet - ENVELOPE_BYTES - len(self.topics.snapshot(event.id))) * 3 // 4)
         while True:
             try:
-                return await runtime.call(Pool.FILES, _envelope_of, path, cap, self.topics.building, event, name)
+                return await pools.call(Pool.FILES, _envelope_of, path, cap, self.topics.building, event, name)
             except FileNotFoundError:
                 waited_s = time.time() - event.wall_ns / 1e9
                 if waited_s >= WAIT_FOR_FILE_S:

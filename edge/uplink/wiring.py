@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Callable, Mapping
 
-from edge import runtime
+from edge.runtime import pools
 from edge.access.credentials import CredentialStore
 from edge.config import BuildingConfig
 from edge.config_apply import ConfigApplier
-from edge.control import Handler, check_request
-from edge.deadline import Deadline
+from edge.runtime.control import Handler, check_request
+from edge.runtime.deadline import Deadline
 from edge.doors.wiring import Doors, open_store
 from edge.journal import Journal
-from edge.runtime import Pool
+from edge.runtime.pools import Pool
 from edge.uplink.commands import CommandFailed, CommandTable
 from edge.uplink.commands import Handler as CommandHandler
 from edge.uplink.worker import Uplink
@@ -31,7 +31,7 @@ def assemble_uplink(
         return doors.access.store if doors is not None else own[0]
 
     async def open_own() -> None:
-        own[0], _ = await runtime.call(Pool.FILES, open_store, config)
+        own[0], _ = await pools.call(Pool.FILES, open_store, config)
 
     commands = CommandTable()
     for name, handler in control.items():

@@ -7,9 +7,9 @@ message until the session is lost, and start over. A clean stop publishes `offli
 itself, because a graceful DISCONNECT suppresses the will.
 
 Every loop here ends when cancelled, and every wait on the way out has a deadline
-(`edge.tasks`): a stop takes at most a few seconds, and says what did not stop. In the
+(`edge.runtime.tasks`): a stop takes at most a few seconds, and says what did not stop. In the
 gateway's stop each of those waits is its share of the time the worker has left
-(`stop_deadline`, see edge.deadline), so together they fit the worker's part of the stop.
+(`stop_deadline`, see edge.runtime.deadline), so together they fit the worker's part of the stop.
 """
 
 from __future__ import annotations
@@ -23,19 +23,19 @@ from typing import Awaitable, Callable
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 from edge.access.credentials import CredentialStore
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions
 from edge.config import BuildingConfig
 from edge.config_apply import ConfigApplier
-from edge.deadline import Deadline
+from edge.runtime.deadline import Deadline
 from edge.events import Event, Priority
 from edge.power.kinds import PowerKind
 from edge.uplink.kinds import LinkBody, UplinkKind
 from edge.journal import Journal
-from edge.runtime import Pool
-from edge.supervisor import Backoff
+from edge.runtime.pools import Pool
+from edge.runtime.supervisor import Backoff
 from edge.uplink.commands import CommandTable
 from edge.uplink.cursor import SyncCursor
 from edge.uplink.downlink import Downlink
@@ -44,7 +44,7 @@ from edge.uplink.push import Batching, Pusher
 from edge.uplink.replay import NonceBook
 from edge.uplink.signing import MAX_DOWNLINK_BYTES, Verifier, load_public_key
 from edge.uplink.snapshots import SnapshotSender
-from edge.tasks import first_to_end
+from edge.runtime.tasks import first_to_end
 from edge.uplink import wire
 from edge.uplink.topics import WIRE_VERSION, Topics
 from edge.version import VERSION
@@ -279,7 +279,7 @@ class Uplink:
     async def _state(self, args: dict) -> dict:
         """What is active in the building now (the cloud's `state` command): the same conditions the
         page, edge status and /metrics show, folded from the journal on the reads pool."""
-        active = await runtime.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
+        active = await pools.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
         return {"head_seq": self.journal.head_seq, "active": [c.as_json() for c in active],
                 "cut_circuits": [c.key for c in active if c.kind == PowerKind.TRIP_CONFIRMED]}
 

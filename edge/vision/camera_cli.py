@@ -90,7 +90,7 @@ def _group(commands: argparse._SubParsersAction, name: str, **kwargs) -> argpars
 
 
 def _release(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config)
     if config is None:
@@ -105,7 +105,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _review(args: argparse.Namespace) -> int:
-    from edge import control
+    from edge.runtime import control
 
     config = cli_config.load_or_report(args.config)
     if config is None:

@@ -44,14 +44,14 @@ from typing import Any
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 from edge.vision.settings import Camera
 from edge.doors.lock import CommandBus
 from edge.events import Event, Priority
 from edge.vision.kinds import VisionKind
 from edge.journal import Journal
-from edge.runtime import Pool
-from edge.throttle import Throttle
+from edge.runtime.pools import Pool
+from edge.runtime.throttle import Throttle
 from edge.vision import review
 from edge.vision import worker as vision_worker
 from edge.vision.channel import WorkerChannel
@@ -179,13 +179,13 @@ class ElevatorGuard:
         if self.verdict.demoted is not None:  # the demotion lasts until a new report qualifies: raised again
             await self._journal(VisionKind.VISION_DEMOTED, Priority.ALARM, {"reason": self.verdict.demoted})
         if self.verdict.may_hold:
-            self.reviews = await runtime.call(Pool.FILES, review.load, self.state_dir, self.camera.name, self.verdict.report_sha256)
+            self.reviews = await pools.call(Pool.FILES, review.load, self.state_dir, self.camera.name, self.verdict.report_sha256)
         log.info("elevator guard", camera=self.camera.name, mode=mode, reason=self.verdict.reason)
         context = multiprocessing.get_context("spawn")  # never fork a daemon that runs threads
         ours, child = context.Pipe()
         spec = vision_worker.WorkerSpec(self.camera, self.state_dir, self.detector_factory)
         process = context.Process(target=vision_worker.run, args=(spec, child), name=f"vision:{self.camera.name}", daemon=True)
-        await runtime.call(Pool.FILES, process.start)
+        await pools.call(Pool.FILES, process.start)
         child.close()
         self.worker_pid = process.pid
         self._channel = WorkerChannel(ours, self._received, self._gone)
@@ -206,7 +206,7 @@ class ElevatorGuard:
                     async with asyncio.timeout(1.0):
                         await self._resume()  # never leave a car held by a guard that is gone
             self._tell(("stop",))
-            await runtime.call(Pool.FILES, _end, process)
+            await pools.call(Pool.FILES, _end, process)
             self._channel.close()
 
     def fire_changed(self, active: bool) -> None:
@@ -260,7 +260,7 @@ class ElevatorGuard:
             tally = copy.deepcopy(self.reviews)
             async with self._saving:
                 try:
-                    await runtime.call(Pool.FILES, review.save, self.state_dir, self.camera.name, tally)
+                    await pools.call(Pool.FILES, review.save, self.state_dir, self.camera.name, tally)
                 except OSError as error:  # the reviews still count in memory; a restart would forget them
                     await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": f"cannot save the hold reviews: {error}"})
 

@@ -14,11 +14,11 @@ from typing import Any
 import structlog
 
 from edge.config import BuildingConfig
-from edge.control import Handler
+from edge.runtime.control import Handler
 from edge.doors.wiring import Doors
 from edge.fieldbus import FieldBus
 from edge.journal import Journal
-from edge.supervisor import Work
+from edge.runtime.supervisor import Work
 from edge.vision.detection import Detector
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import verdict

@@ -36,7 +36,9 @@ import structlog
 from pymodbus.client import AsyncModbusTcpClient
 
 from edge.drivers.modbus.plan import Read, plan_reads
-from edge.drivers.modbus.poller import DeviceSpec, Poller, SerialLink, TcpLink, read_request
+from edge.drivers.modbus.device import DeviceSpec
+from edge.drivers.modbus.poller import Poller
+from edge.drivers.modbus.wire import SerialLink, TcpLink, read_request
 from edge.drivers.modbus.profile import Profile, load_profile
 from edge import config as building_config
 from edge.config import device_profiles

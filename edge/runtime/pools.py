@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-log = structlog.get_logger("edge.runtime")
+log = structlog.get_logger("edge.runtime.pools")
 
 T = TypeVar("T")
 PREFIX = "edge-"  # every thread the daemon starts for blocking work is named edge-...
@@ -178,7 +178,7 @@ def starving(now: float | None = None) -> list[str]:
 
 def shutdown() -> None:
     """Stop taking work; jobs not yet started are dropped, running ones are not waited for here
-    (the daemon's exit waits for them with a deadline, `edge.shutdown`)."""
+    (the daemon's exit waits for them with a deadline, `edge.runtime.shutdown`)."""
     with _executors_lock:
         executors = list(_executors.values())
         _executors.clear()

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-log = structlog.get_logger("edge.tasks")
+log = structlog.get_logger("edge.runtime.tasks")
 
 
 async def first_to_end(loops: dict[str, Coroutine[Any, Any, Any]], stop_within_s: float | Callable[[], float]) -> Any:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, 
 
 from edge.config import DEFAULT_RUNTIME_DIR, BuildingConfig
 
-log = structlog.get_logger("edge.control")
+log = structlog.get_logger("edge.runtime.control")
 
 SOCKET_NAME = "control.sock"
 MAX_MESSAGE = 65536

@@ -3,7 +3,7 @@
 `asyncio.run` waits without limit for every call still running in the loop's default executor
 (a serial read a USB adapter never answers, a library's stop that hangs), and the interpreter
 waits for the same threads again at exit; systemd would then kill the daemon at TimeoutStopSec
-and report a failed stop. Here the default executor and the daemon's named pools (`edge.runtime`)
+and report a failed stop. Here the default executor and the daemon's named pools (`edge.runtime.pools`)
 get one deadline once the gateway has stopped (its journal closed and flushed): calls still
 running then are named in the log, and the caller ends the process at once with `os._exit`.
 """
@@ -19,11 +19,11 @@ from typing import Any
 
 import structlog
 
-from edge import runtime
+from edge.runtime import pools
 
 log = structlog.get_logger("edge.gateway")
 
-PREFIX = "edge-call"  # the default executor's threads: edge-call_0, ...; all share runtime.PREFIX
+PREFIX = "edge-call"  # the default executor's threads: edge-call_0, ...; all share pools.PREFIX
 
 
 def run(main: Coroutine[Any, Any, Any], grace_s: float) -> list[str]:
@@ -46,7 +46,7 @@ def run(main: Coroutine[Any, Any, Any], grace_s: float) -> list[str]:
             loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
             executor.shutdown(wait=False, cancel_futures=True)
-            runtime.shutdown()
+            pools.shutdown()
             stuck = _join(grace_s)
             asyncio.set_event_loop(None)
             loop.close()
@@ -57,6 +57,6 @@ def run(main: Coroutine[Any, Any, Any], grace_s: float) -> list[str]:
 
 def _join(grace_s: float) -> list[str]:
     deadline = time.monotonic() + grace_s
-    for thread in [t for t in threading.enumerate() if t.name.startswith(runtime.PREFIX)]:
+    for thread in [t for t in threading.enumerate() if t.name.startswith(pools.PREFIX)]:
         thread.join(max(0.0, deadline - time.monotonic()))
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith(runtime.PREFIX) and t.is_alive())
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith(pools.PREFIX) and t.is_alive())

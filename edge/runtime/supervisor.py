@@ -22,11 +22,11 @@ from typing import Awaitable, Callable, Iterator
 import backoff
 import structlog
 
-from edge.deadline import Deadline
+from edge.runtime.deadline import Deadline
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 
-log = structlog.get_logger("edge.supervisor")
+log = structlog.get_logger("edge.runtime.supervisor")
 
 Work = Callable[[], Awaitable[None]]
 
