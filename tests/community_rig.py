@@ -19,7 +19,7 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.hil import waiting
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL
+from conftest import building, modbus_device, modbus_tcp
 from field_rig import simulated
 
 
@@ -31,48 +31,38 @@ def devices() -> dict[str, SimulatedDevice]:
             "breaker": simulated("generic-breaker", 4, closed=True), "io": simulated("generic-dio8", 5)}
 
 
-def community_config(port: int, modem: str | None, *, routes: str | None = None, extra: str = "") -> str:
-    modem_block = f"""
-  modem: {{port: {modem}, baud: 115200, timeout_s: 1.0, retries: 2, delivery_within_s: 10}}""" if modem else ""
-    routes = routes or """
-  routes:
-    - {name: first, alarms: [smoke, panic, intrusion, trouble], notify: [landlord, tenant], ack_within_s: 2, escalate_to: station}
-    - {name: station, notify: [micro-fire-station], ack_within_s: 2, escalate_to: command}
-    - {name: command, notify: [command-centre]}"""
-    return MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices:
-  - {{name: smoke-301, bus: box, address: 1, profile: generic-smoke, poll_s: 0.05}}
-  - {{name: smoke-bike, bus: box, address: 2, profile: generic-smoke, poll_s: 0.05}}
-  - {{name: mon, bus: box, address: 3, profile: generic-efm8, poll_s: 0.05}}
-  - {{name: brk, bus: box, address: 4, profile: generic-breaker, poll_s: 0.05}}
-  - {{name: io, bus: box, address: 5, profile: generic-dio8, poll_s: 0.05}}
-circuits:
-  - name: bike-posts
-    floor: 0
-    box: B0
-    currents: [mon.current_a, mon.current_b, mon.current_c]
-    breaker: brk
-    safety:
-      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.3, hysteresis: 2}}
-      power_cut: warn
-community:
-  detectors:
-    - {{name: room-301, device: smoke-301, area: unit-301}}
-    - {{name: bike-shed, device: smoke-bike, area: charging-1}}
-  inputs:
-    - {{name: panic-301, kind: panic, point: io.input_1, area: unit-301}}
-  charging_areas:
-    - {{name: charging-1, detectors: [bike-shed], circuits: [bike-posts]}}
-  ack_buttons:
-    - {{point: io.input_8, area: "*"}}
-  contacts:
-    - {{name: landlord, role: landlord, phone: "+8613800000001"}}
-    - {{name: tenant, role: tenant, phone: "+8613800000002", channels: [cloud]}}
-    - {{name: micro-fire-station, role: micro_fire_station, phone: "+8613800000003"}}
-    - {{name: command-centre, role: command_centre, phone: "+8613800000004"}}{routes}{modem_block}
-  cloud_confirm_s: 5
-{extra}"""
+ROUTES = [{"name": "first", "alarms": ["smoke", "panic", "intrusion", "trouble"], "notify": ["landlord", "tenant"], "ack_within_s": 2,
+           "escalate_to": "station"},
+          {"name": "station", "notify": ["micro-fire-station"], "ack_within_s": 2, "escalate_to": "command"},
+          {"name": "command", "notify": ["command-centre"]}]
+
+
+def community_config(port: int, modem: str | None, *, routes: list[dict] | None = None) -> dict:
+    """The building of `devices()` on the simulator at `port`: two smoke detectors, a panic button and
+    an acknowledge button on the IO module, the charging area's posts on circuit bike-posts, four
+    contacts and `routes` (ROUTES: first, station, command); the SMS modem on the pty `modem` if given."""
+    devices = [("smoke-301", 1, "generic-smoke"), ("smoke-bike", 2, "generic-smoke"), ("mon", 3, "generic-efm8"),
+               ("brk", 4, "generic-breaker"), ("io", 5, "generic-dio8")]
+    community = {
+        "detectors": [{"name": "room-301", "device": "smoke-301", "area": "unit-301"},
+                      {"name": "bike-shed", "device": "smoke-bike", "area": "charging-1"}],
+        "inputs": [{"name": "panic-301", "kind": "panic", "point": "io.input_1", "area": "unit-301"}],
+        "charging_areas": [{"name": "charging-1", "detectors": ["bike-shed"], "circuits": ["bike-posts"]}],
+        "ack_buttons": [{"point": "io.input_8", "area": "*"}],
+        "contacts": [{"name": "landlord", "role": "landlord", "phone": "+8613800000001"},
+                     {"name": "tenant", "role": "tenant", "phone": "+8613800000002", "channels": ["cloud"]},
+                     {"name": "micro-fire-station", "role": "micro_fire_station", "phone": "+8613800000003"},
+                     {"name": "command-centre", "role": "command_centre", "phone": "+8613800000004"}],
+        "routes": routes or ROUTES,
+        **({"modem": {"port": modem, "baud": 115200, "timeout_s": 1.0, "retries": 2, "delivery_within_s": 10}} if modem else {}),
+        "cloud_confirm_s": 5,
+    }
+    return building(modbus_tcp(port), {
+        "devices": [modbus_device(name, unit, profile, poll_s=0.05) for name, unit, profile in devices],
+        "circuits": [{"name": "bike-posts", "floor": 0, "box": "B0", "currents": ["mon.current_a", "mon.current_b", "mon.current_c"],
+                      "breaker": "brk", "safety": {"over_current_a": {"warning": 28, "alarm": 32, "duration_s": 0.3, "hysteresis": 2},
+                                                   "power_cut": "warn"}}],
+        "community": community})
 
 
 def events(path: Path, *kinds: str):
@@ -108,11 +98,7 @@ async def gateway_on(simulator, config_of, scenario):
         await simulator.stop()
 
 
-DOORS = """
-doors:
-  - {name: gate}
-  - {name: unit-301}
-"""
+DOORS = {"doors": [{"name": "gate"}, {"name": "unit-301"}]}  # the trail's two doors, for `building`
 
 
 async def trail_building(config_path) -> dict[str, str]:

@@ -23,7 +23,7 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL, REPO, Daemon
+from conftest import REPO, Daemon, building, modbus_device, modbus_tcp, one_circuit
 
 PROFILES = REPO / "drivers" / "modbus" / "profiles"
 BUILT_IN = load_profiles(PROFILES)
@@ -120,33 +120,18 @@ def socket_ready(config: Path) -> bool:
 
 def points_config(write_config, port: int) -> Path:
     """A building with a monitor, breaker and tank input on the simulator at `port` (see `devices`)."""
-    return write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices:
-  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.1}}
-  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.1}}
-  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.1}}
-circuits:
-  - name: f2-c1
-    floor: 2
-    box: F2
-    currents: [mon.current_a]
-    leakage: mon.leakage_ma
-    breaker: brk
-    safety:
-      over_current_a: {{alarm: 32, duration_s: 0.3, hysteresis: 2}}
-      power_cut: trip
-      stale: {{after_intervals: 20}}
-pressure_points:
-  - name: tank-roof
-    point: ai.ch1_ma
-    tank: roof
-    safety:
-      measures: level
-      sensor: {{unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}}
-      low_level: {{warning: 3.0, alarm: 2.0, duration_s: 0.2}}
-      stale: {{after_intervals: 20}}
-""")
+    return write_config(points_building(port))
+
+
+def points_building(port: int) -> dict:
+    """`points_config` as data: circuit f2-c1 (`one_circuit`, its leakage and staleness too) and the roof
+    tank on an 8-channel analogue input."""
+    config = building(one_circuit(port, stale={"after_intervals": 20}), {"devices": [modbus_device("ai", 3, "generic-ai8")]})
+    config["circuits"][0] = {**config["circuits"][0], "leakage": "mon.leakage_ma"}
+    config["pressure_points"] = [{"name": "tank-roof", "point": "ai.ch1_ma", "tank": "roof", "safety": {
+        "measures": "level", "sensor": {"unit": "m", "value_at_4ma": 0.0, "value_at_20ma": 5.0},
+        "low_level": {"warning": 3.0, "alarm": 2.0, "duration_s": 0.2}, "stale": {"after_intervals": 20}}}]
+    return config
 
 
 def simulated(profile: str, unit: int, **values: float | bool) -> SimulatedDevice:
@@ -175,29 +160,19 @@ def devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
             simulated("generic-ai8", 3, ch1_ma=8.0))
 
 
-CIRCUIT = """
-circuits:
-  - name: f3-c1
-    floor: 3
-    box: F3
-    currents: [mon.current_a, mon.current_b, mon.current_c]
-    leakage: mon.leakage_ma
-    breaker: brk
-    safety:
-      over_current_a: {{warning: 28, alarm: 32, duration_s: 0.3, hysteresis: 2}}
-      leakage_ma: {{alarm: 500, duration_s: 0.2}}
-      power_cut: {policy}
-      stale: {{after_intervals: 10}}
-pressure_points:
-  - name: riser-1
-    point: ai.ch1_ma
-    riser: "1"
-    safety:
-      measures: pressure
-      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
-      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}
-      stale: {{after_intervals: 10}}
-"""
+def circuit_section(policy: str = "trip") -> dict:
+    """Circuit f3-c1 (three phases, leakage, breaker `brk`, power cut `policy`) and riser 1's pressure on
+    `ai`, their staleness after 10 polls."""
+    return {
+        "circuits": [{"name": "f3-c1", "floor": 3, "box": "F3", "currents": ["mon.current_a", "mon.current_b", "mon.current_c"],
+                      "leakage": "mon.leakage_ma", "breaker": "brk", "safety": {
+                          "over_current_a": {"warning": 28, "alarm": 32, "duration_s": 0.3, "hysteresis": 2},
+                          "leakage_ma": {"alarm": 500, "duration_s": 0.2}, "power_cut": policy, "stale": {"after_intervals": 10}}}],
+        "pressure_points": [{"name": "riser-1", "point": "ai.ch1_ma", "riser": "1", "safety": {
+            "measures": "pressure", "sensor": {"value_at_4ma": 0.0, "value_at_20ma": 1.6},
+            "low_pressure": {"warning": 0.25, "alarm": 0.15, "duration_s": 0.2, "hysteresis": 0.02},
+            "stale": {"after_intervals": 10}}}],
+    }
 
 
 def circuit_devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
@@ -240,11 +215,11 @@ async def run_simulated(simulator: FieldSimulator, config_of, scenario) -> build
 
 
 def circuit_config(write_config, port: int, policy: str = "trip") -> Path:
-    """The circuit and riser of CIRCUIT on the simulator at `port`, polled every 50 ms."""
-    return write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices:
-  - {{name: mon, bus: box, address: 1, profile: generic-efm8, poll_s: 0.05}}
-  - {{name: brk, bus: box, address: 2, profile: generic-breaker, poll_s: 0.05}}
-  - {{name: ai, bus: box, address: 3, profile: generic-ai8, poll_s: 0.05}}
-""" + CIRCUIT.format(policy=policy))
+    """The circuit and riser of `circuit_section` on the simulator at `port`, polled every 50 ms."""
+    return write_config(circuit_building(port, policy))
+
+
+def circuit_building(port: int, policy: str = "trip") -> dict:
+    """`circuit_config` as data."""
+    return building(modbus_tcp(port), {"devices": [modbus_device(name, unit, profile, poll_s=0.05) for name, unit, profile in (
+        ("mon", 1, "generic-efm8"), ("brk", 2, "generic-breaker"), ("ai", 3, "generic-ai8"))]}, circuit_section(policy))

@@ -23,12 +23,12 @@ def play(write_config, sim, scenario, modem_port: str | None = None, fire_releas
     gateway)` played; returns the config."""
 
     def config_of(port: int):
-        text = community_config(port, modem_port)
+        config = community_config(port, modem_port)
         if fire_release:
-            text = text.replace("{name: room-301, device: smoke-301, area: unit-301}",
-                                "{name: room-301, device: smoke-301, area: unit-301, fire_release: true}")
-            text += "doors:\n  - {name: stair-exit, lock: {device: io, release: release_5, secure: secure_5}, egress: true, fail: safe}\n"
-        return write_config(text)
+            config["community"]["detectors"][0]["fire_release"] = True  # room-301
+            config["doors"] = [{"name": "stair-exit", "lock": {"device": "io", "release": "release_5", "secure": "secure_5"}, "egress": True,
+                                "fail": "safe"}]
+        return write_config(config)
 
     async def main():
         return await gateway_on(FieldSimulator(list(sim.values())), config_of, scenario)

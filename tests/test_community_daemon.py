@@ -15,7 +15,7 @@ from edge.hil.modem_sim import ModemSimulator
 from edge.hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, until
-from conftest import Daemon, as_yaml
+from conftest import Daemon, merged
 from uplink_rig import open_cloud, uplink_section
 
 B = "test-house"
@@ -30,7 +30,7 @@ def test_smoke_notified_through_the_cloud_escalated_acknowledged_and_by_sms_once
         simulator = FieldSimulator(list(sim.values()))
         modbus_port = await simulator.start_tcp()
         with Broker() as broker:
-            config_path = write_config(community_config(modbus_port, modem_port, extra=as_yaml(uplink_section(broker.port))))
+            config_path = write_config(merged(community_config(modbus_port, modem_port), uplink_section(broker.port)))
             config = load(config_path)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()

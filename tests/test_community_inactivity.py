@@ -23,9 +23,10 @@ from edge.hil import waiting
 
 from community_rig import DOORS, events, trail_building, until
 from journal_disk import mount_failing_card
-from conftest import MINIMAL, Daemon
+from conftest import Daemon, building
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+CARE_SON = {"name": "care-son", "role": "care_contact", "channels": ["cloud"]}
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=timezone.utc)  # 20:00 in Shanghai
 
 
@@ -54,12 +55,7 @@ async def _ask_once_up(control, request, timeout_s: float = 20.0):
 
 
 def test_no_passes_for_the_limit_alerts_the_care_contact_once_across_restarts(write_config, building_dir):
-    config_path = write_config(MINIMAL + DOORS + """
-community:
-  contacts:
-    - {name: care-son, role: care_contact, channels: [cloud]}
-  inactivity_check_s: 0.2
-""")
+    config_path = write_config(building(DOORS, {"community": {"contacts": [CARE_SON], "inactivity_check_s": 0.2}}))
     config = load(config_path)
 
     async def scenario():
@@ -111,11 +107,7 @@ def state_card(building_dir):
 def test_a_pass_while_the_state_disk_is_read_only_keeps_the_care_watch_quiet(write_config, state_card):
     """The elder passes the gate while the disk refuses writes: the journal cannot hold the pass
     (and may not even be readable), the bus has it, so no one is told she has been silent."""
-    config_path = write_config(MINIMAL + DOORS + """
-community:
-  contacts:
-    - {name: care-son, role: care_contact, channels: [cloud]}
-""")
+    config_path = write_config(building(DOORS, {"community": {"contacts": [CARE_SON]}}))
     config = load(config_path)
     clock = [datetime.now(timezone.utc)]  # the watch's; moved on two hours once the disk refuses
     later = clock[0] + timedelta(hours=2)

@@ -67,17 +67,15 @@ def test_an_incident_escalates_once_per_step_and_not_after_acknowledgement():
     assert incident.due(500.0, table) == [] and incident.next_deadline() is None
 
 
-def _problems(write_config, text: str) -> list[str]:
+def _problems(write_config, config: dict) -> list[str]:
     with pytest.raises(building_config.ConfigError) as error:
-        building_config.load(write_config(text))
+        building_config.load(write_config(config))
     return [str(p) for p in error.value.problems]
 
 
 def test_an_unknown_recipient_and_an_escalation_loop_are_config_errors_at_their_lines(write_config, building_dir):
-    routes = """
-  routes:
-    - {name: first, alarms: [smoke], notify: [landlord, janitor], ack_within_s: 60, escalate_to: station}
-    - {name: station, notify: [micro-fire-station], ack_within_s: 60, escalate_to: first}"""
+    routes = [{"name": "first", "alarms": ["smoke"], "notify": ["landlord", "janitor"], "ack_within_s": 60, "escalate_to": "station"},
+              {"name": "station", "notify": ["micro-fire-station"], "ack_within_s": 60, "escalate_to": "first"}]
     problems = _problems(write_config, community_config(1502, None, routes=routes))
     assert any("community.routes.0.notify.1: unknown recipient 'janitor'" in p for p in problems), problems
     assert any("community.routes.1.escalate_to: escalation loops back: station -> first -> station" in p for p in problems), problems
@@ -88,12 +86,12 @@ def test_an_unknown_recipient_and_an_escalation_loop_are_config_errors_at_their_
 
 
 def test_bad_community_references_are_config_errors(write_config):
-    text = community_config(1502, None).replace(
-        "    - {name: charging-1, detectors: [bike-shed], circuits: [bike-posts]}",
-        "    - {name: charging-1, detectors: [nobody], circuits: [no-such-circuit]}",
-    ).replace("- {name: room-301, device: smoke-301, area: unit-301}", "- {name: room-301, device: io, area: unit-301}").replace(
-        '- {name: landlord, role: landlord, phone: "+8613800000001"}', "- {name: landlord, role: landlord}")
-    problems = _problems(write_config, text)
+    config = community_config(1502, None)
+    community = config["community"]
+    community["charging_areas"][0].update(detectors=["nobody"], circuits=["no-such-circuit"])
+    community["detectors"][0]["device"] = "io"  # room-301
+    del community["contacts"][0]["phone"]  # the landlord's
+    problems = _problems(write_config, config)
     joined = "\n".join(problems)
     assert "community.charging_areas.0.detectors.0: no detector named 'nobody'" in joined
     assert "community.charging_areas.0.circuits.0: no circuit named 'no-such-circuit'" in joined

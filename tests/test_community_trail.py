@@ -18,14 +18,14 @@ from edge.hil.cloud import generate_keys
 import pytest
 
 from community_rig import DOORS, events, trail_building, until
-from conftest import MINIMAL, Daemon, edge
-from uplink_rig import open_cloud
+from conftest import Daemon, building, edge
+from uplink_rig import open_cloud, uplink_section
 
 B = "test-house"
 
 
 def test_edge_trail_on_site_finds_one_tenants_passes_in_order_paged_and_journals_the_search(write_config):
-    config_path = write_config(MINIMAL + DOORS)
+    config_path = write_config(building(DOORS))
     keys = asyncio.run(trail_building(config_path))
     first = edge("trail", "--config", str(config_path), "--tenant", "elder-7", "--operator", "officer-12", "--limit", "2", "--json")
     assert first.returncode == 0, first.stderr
@@ -41,7 +41,7 @@ def test_edge_trail_on_site_finds_one_tenants_passes_in_order_paged_and_journals
 
 
 def test_a_trail_search_without_an_operator_is_refused_and_searches_nothing(write_config):
-    config_path = write_config(MINIMAL + DOORS)
+    config_path = write_config(building(DOORS))
     asyncio.run(trail_building(config_path))
     refused = edge("trail", "--config", str(config_path), "--tenant", "elder-7")
     assert refused.returncode == 2 and "--operator" in refused.stderr
@@ -60,15 +60,7 @@ def test_a_signed_cloud_trail_request_is_answered_from_the_journal_journaled_and
 
     async def scenario():
         with Broker() as broker:
-            config_path = write_config(MINIMAL + DOORS + f"""
-uplink:
-  enabled: true
-  host: 127.0.0.1
-  port: {broker.port}
-  batch_ms: 10
-  keepalive_s: 5
-  cloud_public_key: cloud.pub
-""")
+            config_path = write_config(building(DOORS, uplink_section(broker.port)))
             keys = await trail_building(config_path)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
@@ -104,7 +96,7 @@ def _as_a_reader(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs root and setpriv to drop its capabilities")
 def test_edge_trail_as_a_user_who_cannot_write_the_journal_shows_no_rows_and_says_why(write_config):
-    config_path = write_config(MINIMAL + DOORS)
+    config_path = write_config(building(DOORS))
     asyncio.run(trail_building(config_path))
     journal = load(config_path).journal_path
     files = [p for p in journal.parent.iterdir() if p.name.startswith(journal.name)]
@@ -125,7 +117,7 @@ def test_edge_trail_as_a_user_who_cannot_write_the_journal_shows_no_rows_and_say
 
 
 def test_edge_trail_with_the_daemon_running_but_not_answering_refuses_and_never_writes_its_journal(write_config):
-    config_path = write_config(MINIMAL + DOORS)
+    config_path = write_config(building(DOORS))
     keys = asyncio.run(trail_building(config_path))
     config = load(config_path)
     daemon = Daemon(config_path, log=config_path.parent / "daemon.log").start()
@@ -164,7 +156,7 @@ async def _socket_up(config, daemon):
 
 
 def test_edge_alarm_ack_without_a_daemon_says_nothing_was_done(write_config):
-    config_path = write_config(MINIMAL + DOORS)
+    config_path = write_config(building(DOORS))
     answer = edge("alarm", "ack", "--config", str(config_path), "--area", "*", "--operator", "guard-7")
     assert answer.returncode == 69 and "nothing was done" in answer.stderr
     assert edge("alarm", "ack", "--config", str(config_path), "--area", "*").returncode == 2, "--operator is required"

@@ -8,7 +8,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-import yaml
 
 from edge.community.zones import Outcome, Zone, ZoneState
 from edge.runtime.control import ask, socket_path
@@ -26,7 +25,7 @@ from journal_disk import mount_failing_card
 def zone_config(port: int, card_port: str | None = None) -> dict:
     """The community building with the unit's window and door as intrusion inputs of zone unit-301 (exit and
     entry delays of 1 s); with `card_port`, the unit's door and its reader too, whose card arms and disarms it."""
-    config = yaml.safe_load(community_config(port, None))
+    config = community_config(port, None)
     config["community"]["inputs"] += [{"name": "window-301", "kind": "intrusion", "point": "io.input_2", "area": "unit-301"},
                                       {"name": "door-301", "kind": "intrusion", "point": "io.input_3", "area": "unit-301"}]
     zone = {"name": "unit-301", "area": "unit-301", "inputs": ["window-301", "door-301"], "entry": "door-301"}

@@ -17,8 +17,9 @@ from edge.hil.line import SerialLine
 from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
 from edge.hil.waiting import until
 
-from conftest import MINIMAL
-from field_rig import BREAKER_STATUS_WORD, PROFILES, circuit_config, circuit_devices, events_of, run_building, run_simulated
+from conftest import MINIMAL, building, merged, modbus_device, modbus_tcp
+from field_rig import (BREAKER_STATUS_WORD, PROFILES, circuit_building, circuit_config, circuit_devices, circuit_section, events_of,
+                       run_building, run_simulated)
 
 
 def test_sustained_over_current_raises_an_alarm_trips_once_and_the_breaker_confirms(write_config):
@@ -106,20 +107,10 @@ def test_a_wire_break_on_an_rtu_pressure_loop_is_a_sensor_fault_never_low_pressu
     async def main(line: SerialLine):
         simulator = FieldSimulator([ai])
         await simulator.start_rtu(line.device_port, baud)
-        path = write_config(MINIMAL + f"""
-buses: [{{name: water, type: rtu, port: {line.gateway_port}, baud: {baud}, timeout_s: 0.3}}]
-devices: [{{name: ai, bus: water, address: 3, profile: generic-ai8, poll_s: 0.1}}]
-pressure_points:
-  - name: riser-1
-    point: ai.ch1_ma
-    riser: "1"
-    safety:
-      measures: pressure
-      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
-      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}
-      drop_rate: {{alarm: 0.05, window_s: 1}}
-      stale: {{after_intervals: 20}}
-""")
+        riser = circuit_section()["pressure_points"][0]
+        riser["safety"] = {**riser["safety"], "drop_rate": {"alarm": 0.05, "window_s": 1}, "stale": {"after_intervals": 20}}
+        path = write_config(building({"buses": [{"name": "water", "type": "rtu", "port": line.gateway_port, "baud": baud, "timeout_s": 0.3}],
+                                      "devices": [modbus_device("ai", 3, "generic-ai8", bus="water")], "pressure_points": [riser]}))
 
         async def scenario(config, field):
             await until(lambda: field.points[0].value is not None and abs(field.points[0].value - 0.8) < 1e-9, 15.0)  # 12 mA of 0-1.6 MPa
@@ -142,16 +133,10 @@ pressure_points:
 def test_a_point_with_its_own_interval_under_a_device_poll_s_is_not_called_stale_every_cycle(write_config):
     """generic-level's probe_temp is read every 30 s whatever the device's poll_s says; its stale
     limit must count 30 s intervals, not the device's 0.05 s (issue 9, defect 1)."""
-    path = write_config(MINIMAL + """
-buses: [{name: box, type: tcp, host: 127.0.0.1, port: 1502}]
-devices: [{name: lvl, bus: box, address: 1, profile: generic-level, poll_s: 0.05}]
-circuits:
-  - name: f1-c1
-    floor: 1
-    box: F1
-    temperatures: [lvl.probe_temp, lvl.level]
-    safety: {power_cut: warn, stale: {after_intervals: 10}}
-""")
+    path = write_config(building({"buses": [{"name": "box", "type": "tcp", "host": "127.0.0.1", "port": 1502}],
+                                  "devices": [modbus_device("lvl", 1, "generic-level", poll_s=0.05)],
+                                  "circuits": [{"name": "f1-c1", "floor": 1, "box": "F1", "temperatures": ["lvl.probe_temp", "lvl.level"],
+                                                "safety": {"power_cut": "warn", "stale": {"after_intervals": 10}}}]}))
     config = building_config.load(path)
     profiles = device_profiles(config)
     now = [1000.0]
@@ -175,18 +160,11 @@ def test_a_faulted_loop_shows_no_scaled_value(write_config):
     async def main():
         simulator = FieldSimulator([ai])
         port = await simulator.start_tcp()
-        path = write_config(MINIMAL + f"""
-buses: [{{name: water, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices: [{{name: ai, bus: water, address: 3, profile: generic-ai8, poll_s: 0.05}}]
-pressure_points:
-  - name: riser-1
-    point: ai.ch1_ma
-    safety:
-      measures: pressure
-      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
-      low_pressure: {{alarm: 0.15}}
-      stale: {{after_intervals: 20}}
-""")
+        path = write_config(building(modbus_tcp(port, name="water"), {
+            "devices": [modbus_device("ai", 3, "generic-ai8", poll_s=0.05, bus="water")],
+            "pressure_points": [{"name": "riser-1", "point": "ai.ch1_ma", "safety": {
+                "measures": "pressure", "sensor": {"value_at_4ma": 0.0, "value_at_20ma": 1.6}, "low_pressure": {"alarm": 0.15},
+                "stale": {"after_intervals": 20}}}]}))
 
         async def scenario(config, field):
             await until(lambda: field.points[0].value is not None, 15.0)
@@ -215,11 +193,9 @@ def test_a_breaker_that_trips_by_itself_raises_its_alarms_and_clears_them(write_
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
         port = await simulator.start_tcp()
-        path = write_config(circuit_config(write_config, port, policy="warn").read_text() + """
-alarms:
-  - {point: brk.trip_cause, when: [overload, short_circuit], severity: alarm, text: overload or short circuit on the circuit}
-  - {point: mon.cable_temp_1, above: 70, severity: warning, text: cable warm by the monitor's own reckoning}
-""")
+        path = write_config(merged(circuit_building(port, policy="warn"), {"alarms": [
+            {"point": "brk.trip_cause", "when": ["overload", "short_circuit"], "severity": "alarm", "text": "overload or short circuit on the circuit"},
+            {"point": "mon.cable_temp_1", "above": 70, "severity": "warning", "text": "cable warm by the monitor's own reckoning"}]}))
 
         async def scenario(config, field):
             await until(lambda: field.status[PointKey("brk", "closed")].value is True, 15.0)
@@ -256,6 +232,7 @@ alarms:
 
 
 def test_a_config_alarm_naming_a_label_the_point_lacks_is_a_config_error_with_its_line(write_config):
+    # text, not data: the problems name the alarms' FILE:LINE:COL in it
     path = write_config(MINIMAL + """
 buses: [{name: box, type: tcp, host: 127.0.0.1, port: 1502}]
 devices: [{name: brk, bus: box, address: 2, profile: generic-breaker}]
@@ -341,10 +318,8 @@ points:
 commands:
   - {name: flash, function: coil, function_code: 6, address: 1, values: [7]}
 """)
-    path = write_config(MINIMAL + """
-buses: [{name: b, type: tcp, host: 127.0.0.1}]
-devices: [{name: r, bus: b, address: 1, profile: odd-relay}]
-""")
+    path = write_config(building({"buses": [{"name": "b", "type": "tcp", "host": "127.0.0.1"}],
+                                  "devices": [{"name": "r", "bus": "b", "address": 1, "profile": "odd-relay"}]}))
     with pytest.raises(building_config.ConfigError) as caught:
         building_config.load(path)
     found = [str(p) for p in caught.value.problems]
@@ -364,12 +339,14 @@ def test_a_reload_that_changes_another_point_keeps_a_circuit_in_alarm_from_being
     async def main():
         simulator = FieldSimulator([monitor, breaker, ai])
         port = await simulator.start_tcp()
-        path = circuit_config(write_config, port, policy="warn")
+        path = write_config(circuit_building(port, policy="warn"))
 
         async def scenario(config, field):
             monitor.set_value("current_a", 40.0)
             await until(lambda: field.points[0].active.get(Condition.OVER_THRESHOLD) is not None, 15.0)
-            retuned = building_config.load(write_config(path.read_text().replace("warning: 0.25", "warning: 0.3"), "reloaded.yaml"))
+            edited = circuit_building(port, policy="warn")
+            edited["pressure_points"][0]["safety"]["low_pressure"]["warning"] = 0.3
+            retuned = building_config.load(write_config(edited, "reloaded.yaml"))
             assert field.retune(retuned) == ["riser-1"]
             answers.append(await field.reclose({"circuit": "f3-c1", "operator": "tech-7", "reason": "checked the cable myself"}))
 
