@@ -10,6 +10,7 @@ overwrite, 2 for a wrong command line.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from os import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 
-from edge import cli_config, config as building_config
+from edge import cli_config, config as building_config, features
 from edge import logs
 from edge.config import DEFAULT_CONFIG, ConfigError
 from edge.events import Priority
@@ -64,11 +65,6 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
     if daemon:
         return parser
     from edge import device_cli
-    from edge.community import cli as community_cli
-    from edge.doors import cli as doors_cli
-    from edge.power import cli as power_cli
-    from edge.status import cli as status_cli
-    from edge.vision import camera_cli, cli as vision_cli
 
     check = commands.add_parser("check-config", help="validate a building config and exit", description=(
         "Check a building config without starting anything. Prints every problem as FILE:LINE:COL: path: message "
@@ -95,7 +91,6 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
     events.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     events.set_defaults(handler=_events)
 
-    power_cli.add_commands(commands)  # `edge points`, `edge breaker close`: circuits and water points
 
     reload = commands.add_parser("reload", help="apply the edited config to the running daemon", description=(
         "Ask the running daemon to check its config file again, exactly as check-config does, and apply it: "
@@ -122,14 +117,12 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
     schema.add_argument("--profile", action="store_true", help="the device profile's schema instead of the building config's")
     schema.set_defaults(handler=_schema)
 
-    vision_cli.add_commands(commands)  # `edge models install|list`, `edge vision eval`
     version = commands.add_parser("version", help="print the version", description="Print the installed version (as edge --version).")
     version.set_defaults(handler=lambda args: print(f"edge {VERSION}") or 0)
-    doors_cli.add_commands(commands)
     device_cli.add_commands(commands)  # `edge device command|read|show`: any profile command, any point
-    status_cli.add_commands(commands)  # status, doctor, udev-rules: running in the field
-    community_cli.add_commands(commands)
-    camera_cli.add_commands(commands)  # `edge elevator release`, `edge vision export|import|status`
+    for feature in features.every():  # each feature's own commands (edge/feature.py): `edge breaker close`, `edge elevator release`...
+        for module in feature.commands:
+            importlib.import_module(module).add_commands(commands)
     _describe(parser)
     return parser
 

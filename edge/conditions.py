@@ -4,7 +4,8 @@ A state a safety action creates (a cut circuit, released doors, a held car) or a
 by a rule is active until an event ends it. The page, `edge status`, `/metrics` and the uplink's
 `state` answer all read `ActiveConditions`, so a kind of alarm cannot be shown in one and missed
 in another. Each feature declares the conditions it can hold (`CONDITIONS` in its own module:
-which event raises one, which events end it, how it is named); this module only composes them.
+which event raises one, which events end it, how it is named), named by its `Feature`; this
+module only composes them.
 
 An alarm always ends: by its feature's own end event, by `alarm.ended` (journaled for it when
 the gateway restarts and the condition is gone, or its source left the config), or, for a
@@ -19,17 +20,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from edge import features
 from edge.events import Kind, StoredEvent
 
-# The features that hold conditions, each with a CONDITIONS tuple in this module.
-FEATURES = (
-    "edge.doors.conditions",
-    "edge.safety.conditions",
-    "edge.community.conditions",
-    "edge.vision.conditions",
-    "edge.uplink.conditions",
-    "edge.journal.conditions",
-)
+SHARED = ("edge.safety.conditions", "edge.journal.conditions")
+"""The shared parts' conditions: field points' alarms (circuits' and water points' alike), the journal's."""
 MAX_ACTIVE = 4096  # conditions held at once; beyond it the oldest one-shot alarms go first
 
 
@@ -97,10 +92,10 @@ class Active:
 
 
 def all_rules() -> tuple[Rule, ...]:
-    """Every feature's conditions, in FEATURES order."""
+    """Every feature's conditions (edge/feature.py), then the shared parts'."""
     rules: list[Rule] = []
-    for module in FEATURES:
-        rules += importlib.import_module(module).CONDITIONS
+    for module in [*features.modules("conditions"), *map(importlib.import_module, SHARED)]:
+        rules += module.CONDITIONS
     return tuple(rules)
 
 

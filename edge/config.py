@@ -2,13 +2,11 @@
 
 The schema is pydantic (so the JSON Schema in config/schema.json comes from the same
 models). `BuildingConfig` composes the sections: the building's shared parts (buses, devices,
-the fire panel, point alarms, the journal) are here; each feature's own models live in its
-package (edge/doors/settings.py, edge/power/settings.py, edge/water/settings.py,
-edge/vision/settings.py, edge/uplink/settings.py, edge/status/settings.py,
-edge/community/settings.py), built from edge/settings.py. The checks
-that span sections run after validation: those of the shared parts here (two devices on one
-Modbus address), then each feature's own (`FEATURE_CHECKS`: a door naming a reader that does
-not exist). Every problem is reported at once as
+point alarms, the journal, udev identities) are here; each feature declares its own in its
+package (`SECTIONS` in edge/<feature>/settings.py, found through edge/features.py), built from
+edge/settings.py. The checks that span sections run after validation: those of the shared parts
+here (two devices on one Modbus address), then each feature's own `check` (a door naming a
+reader that does not exist). Every problem is reported at once as
 `FILE:LINE:COL: dotted.path: message`, because a technician on site fixes them in one go.
 Secrets are never inline: the YAML names a file or an environment variable.
 """
@@ -25,25 +23,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, create_model, field_validator
 
 from edge.drivers.modbus.profile import PointAlarm, Profile
 from edge import problem_lines
 from edge import yaml_source
-from edge.community import settings as community_settings
-from edge.community.settings import CommunitySafety
-from edge.doors import settings as doors_settings
-from edge.doors.settings import AccessSettings, Door, Reader
-from edge.power import settings as power_settings
-from edge.power.settings import Circuit
+from edge import features
 from edge.settings import CommandRef, LocalPath, Name, PointRef, Problem, References, Secret, Strict, UsbIdentity, unique
-from edge.status.settings import HttpSettings
-from edge.uplink import settings as uplink_settings
-from edge.uplink.settings import UplinkSettings
-from edge.vision import settings as vision_settings
-from edge.vision.settings import Camera
-from edge.water import settings as water_settings
-from edge.water.settings import PressurePoint
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
@@ -137,8 +123,9 @@ class PointAlarmRule(PointAlarm):
     point: PointRef = Field(description="The point watched, as DEVICE.POINT.")
 
 
-class BuildingConfig(Strict):
-    """The whole building, as one file describes it."""
+class SharedSections(Strict):
+    """The building's shared parts, as one file describes them; `BuildingConfig` adds each
+    feature's sections (its `SECTIONS`, edge/feature.py) after these."""
 
     building: Building
     state_dir: LocalPath | None = Field(None, description="Journal and credential store; default $STATE_DIRECTORY or /var/lib/edge.")
@@ -154,26 +141,14 @@ class BuildingConfig(Strict):
     logging: Logging = Logging()
     buses: list[Bus] = Field(default_factory=list)
     devices: list[Device] = Field(default_factory=list)
-    readers: list[Reader] = Field(default_factory=list)
-    doors: list[Door] = Field(default_factory=list)
-    access: AccessSettings = AccessSettings()
-    circuits: list[Circuit] = Field(default_factory=list)
-    pressure_points: list[PressurePoint] = Field(default_factory=list)
     alarms: list[PointAlarmRule] = Field(
         default_factory=list, description="Any point's value (a bit, an enum code, a limit) as an alarm or a warning."
     )
-    cameras: list[Camera] = Field(default_factory=list)
-    uplink: UplinkSettings = UplinkSettings()
-    fire_alarm: PointRef | None = Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")
     cloud_commands: list[CommandRef] = Field(
         default_factory=list, max_length=256, description="Profile commands the cloud may run (signed `device.command`), as "
         "DEVICE.COMMAND; none by default. A technician runs any of them with `edge device command`.",
     )
-    http: HttpSettings = Field(HttpSettings(), description="Health, metrics and the status page, on 127.0.0.1 by default.")
     udev: list[UsbIdentity] = Field(default_factory=list, description="USB adapters and cameras by udev identity; ports name them as udev:NAME.")
-    community: CommunitySafety = Field(
-        CommunitySafety(), description="Smoke, intrusion and panic inputs, charging areas, and who is told (edge/community/)."
-    )
 
     @property
     def journal_path(self) -> Path:
@@ -207,6 +182,20 @@ class BuildingConfig(Strict):
             places.append(self.journal.spill_dir)
         return places
 
+
+def _compose() -> type[SharedSections]:
+    """The building config: the shared sections, then each feature's, in the features' order."""
+    sections: dict[str, Any] = {}
+    for settings in features.modules("settings"):
+        for name, section in settings.SECTIONS.items():
+            if name in SharedSections.model_fields or name in sections:
+                raise ValueError(f"config section {name!r} is declared twice ({settings.__name__})")
+            sections[name] = section
+    return create_model("BuildingConfig", __base__=SharedSections, __module__=__name__,
+                        __doc__="The whole building, as one file describes it.", **sections)
+
+
+BuildingConfig = _compose()
 
 @dataclass(frozen=True, slots=True)
 class ConfigProblem:
@@ -263,7 +252,9 @@ def load(path: Path) -> BuildingConfig:
         profiles = {}
         problems += broken.problems
     problems += [problem(loc, message) for loc, message in cross_check(config, profiles)]
-    problems += [problem(loc, message) for loc, message in vision_settings.missing_extras(config)]
+    for settings in features.modules("settings"):  # what a feature needs installed (the camera's extra)
+        if hasattr(settings, "missing_extras"):
+            problems += [problem(loc, message) for loc, message in settings.missing_extras(config)]
     if problems:
         raise ConfigError(problems)
     return config
@@ -322,11 +313,6 @@ def shadowed_profiles(config: BuildingConfig) -> dict[str, Path]:
 _data_loc = problem_lines.without({"rtu", "tcp"})
 """Drop pydantic's union-branch tags ('tcp', 'rtu') that are not keys in the file."""
 
-FEATURE_CHECKS: tuple[Callable[[BuildingConfig, References], list[Problem]], ...] = (
-    doors_settings.check, power_settings.check, water_settings.check, vision_settings.check, uplink_settings.check,
-    community_settings.check,
-)
-"""Each feature checks the references of its own sections, after the checks the building's shared parts need."""
 
 
 def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[Problem]:
@@ -335,9 +321,9 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[Pr
     refs = References(config.devices, profiles, serial_ports)
     problems = unique(("buses",), config.buses, "bus")
     # Devices, readers and cameras all appear as event sources: one name space.
-    hardware = [("devices", i, d) for i, d in enumerate(config.devices)]
-    hardware += [("readers", i, r) for i, r in enumerate(config.readers)]
-    hardware += [("cameras", i, c) for i, c in enumerate(config.cameras)]
+    plugged = [(section, index, item, port, subsystem) for settings in features.modules("settings")
+               if hasattr(settings, "hardware") for section, index, item, port, subsystem in settings.hardware(config)]
+    hardware = [("devices", i, d) for i, d in enumerate(config.devices)] + [(section, i, item) for section, i, item, _, _ in plugged]
     first: dict[str, str] = {}
     for section, index, item in hardware:
         if item.name in first:
@@ -373,14 +359,14 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[Pr
     problems += unique(("udev",), config.udev, "udev identity")
     identities = {i.name: i.subsystem for i in config.udev}
     users = [(("buses", i, "port"), b.port, "tty") for i, b in enumerate(config.buses) if isinstance(b, SerialBus)]
-    users += [(("readers", i, "port"), r.port, "tty") for i, r in enumerate(config.readers)]
-    users += [(("cameras", i, "source"), c.source, "video4linux") for i, c in enumerate(config.cameras)]
+    users += [((section, i, "port" if subsystem == "tty" else "source"), port, subsystem) for section, i, _, port, subsystem in plugged]
     for loc, port, subsystem in users:
         name = port.removeprefix("udev:")
         if port.startswith("udev:") and identities.get(name) != subsystem:
             problems.append((loc, f"no {subsystem} udev identity named {name!r} (udev: section)"))
-    for feature_check in FEATURE_CHECKS:
-        problems += feature_check(config, refs)
+    for settings in features.modules("settings"):  # each feature checks the references of its own sections
+        if hasattr(settings, "check"):
+            problems += settings.check(config, refs)
     return problems
 
 

@@ -15,37 +15,38 @@ import gc
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from edge.runtime import pools
 from edge.carryover import carry_over
-from edge.community.wiring import Community, assemble_community
 from edge.config import BuildingConfig, device_profiles
 from edge.config_apply import ConfigApplier
 from edge.config_files import digest_of
 from edge.runtime.control import ControlServer, socket_places
 from edge.runtime.deadline import Deadline
-from edge.doors.wiring import Doors, assemble_doors, open_store
 from edge.events import Event, Kind, Priority
+from edge.feature import Feature, Site, Stage, Wired
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
 from edge.journal.owner import JournalOwner
 from edge.runtime.notify import Systemd
 from edge.reload import Reloader, Retuner, cloud_commands_retuner, field_bus_retuner
 from edge.runtime.pools import Pool
+from edge import features
 from edge.runtime.supervisor import Supervisor, Work
 from edge.version import VERSION
 
 if TYPE_CHECKING:  # each is imported where the config uses it (docs/performance.md): a door never waits for the page's imports
-    from edge.power.points import FieldPoints
+    from edge.community.wiring import Community
+    from edge.doors.wiring import Doors
     from edge.fieldbus import DeviceCommands, FieldBus
+    from edge.power.points import FieldPoints
     from edge.status.server import StatusServer
-    from edge.uplink.wiring import Uplink
-    from edge.vision.wiring import Vision
+    from edge.uplink.worker import Uplink
 
 log = structlog.get_logger("edge.gateway")
 
@@ -86,122 +87,116 @@ class Gateway:
         self.supervisor: Supervisor | None = None
         self.fieldbus: FieldBus | None = None
         self.field: FieldPoints | None = None
-        self.doors: Doors | None = None
-        self.uplink: Uplink | None = None
-        self.community: Community | None = None
-        self.config_apply: ConfigApplier | None = None
         self.devices: DeviceCommands | None = None
-        self.status: StatusServer | None = None
-        self.vision: Vision | None = None
+        self.config_apply: ConfigApplier | None = None
+        self.parts: dict[str, Any] = {}  # each wired feature's part, by the feature's name (edge/feature.py)
+        self.closing: list[Callable[[], None]] = []  # the features' state files, closed after their work stops
         self.retuners: list[Retuner] = []  # each wired part's answer to a reload (edge/reload.py)
         self._reload_wanted = asyncio.Event()  # SIGHUP
         self.started_seq: int | None = None  # this run's first event: what came before it is the last run's
-        self._cards: tuple | None = None  # open_store's answer, when `run` loaded the cards beside the journal's open
+        self.prepared: dict[str, Any] = {}  # what features loaded on a thread while the journal opened (the doors' cards)
 
     def assemble(self, journal: Journal) -> dict[str, Work]:
         """Build the building's parts from the config; returns every long-running job by name.
 
-        Each part is built here and only here, so this reads as the building's wiring diagram:
-        first what decides doors and safety, then what is slower to import (`run` starts the first
-        before it builds the rest, so a tap never waits for the page's or the uplink's imports).
+        The shared parts (the field bus, field points, device commands, the control socket, the
+        fleet's config watch) are built here; each feature wires its own (edge/feature.py), in
+        order: first what decides doors and safety, then what is slower to import (`run` starts
+        the first before it builds the rest, so a tap never waits for the page's or the uplink's
+        imports).
         """
-        work, control, cloud = self._assemble_first(journal)
-        return work | self._assemble_rest(journal, control, cloud)
+        work, site = self._assemble_first(journal)
+        return work | self._assemble_rest(site)
 
-    def _assemble_first(self, journal: Journal) -> tuple[dict[str, Work], dict, dict]:
-        """Doors, readers, fire release, the field bus, field points and community safety; with the
-        control-socket and cloud operations they serve."""
+    def _assemble_first(self, journal: Journal) -> tuple[dict[str, Work], Site]:
+        """The field bus and field points, then the features that decide doors and safety."""
         work: dict[str, Work] = {"heartbeat": lambda: self._heartbeat(journal)}
         if self.config.udev:  # ports named udev:NAME open links that follow the device (ConfigError if one matches twice)
             users = workers_by_identity(self.config)
             work["hotplug"] = assemble_hotplug(self.config, journal, on_arrival=lambda name: self._wake(users.get(name, ()))).run
             self.config = with_stable_ports(self.config)
+        site = Site(self.config, journal, self.digest, None, None, self.parts, {}, {}, self.prepared, self)
         if self.config.devices:
-            from edge.fieldbus import DeviceCommands, FieldBus, device_specs  # pymodbus
-
-            profiles = device_profiles(self.config)
-            self.fieldbus = FieldBus(device_specs(self.config, profiles), journal, state_dir=self.config.state_path)
-            work["fieldbus"] = self.fieldbus.run
-            self.retuners.append(field_bus_retuner(self.fieldbus))
-            if self.config.circuits or self.config.pressure_points:
-                from edge.power.points import FieldPoints
-
-                self.field = FieldPoints(self.config, self.fieldbus, journal, profiles)
-                work["field-points"] = self.field.run
-                from edge.power import retune as power_retune
-
-                self.retuners.append(power_retune.retuner(self.field))
-        if self.config.doors or self.config.readers:
-            self.doors = assemble_doors(self.config, journal, self.fieldbus, self._cards)
-            work.update(self.doors.work)
-            from edge.doors import retune as doors_retune
-
-            self.retuners.append(doors_retune.retuner(self.doors))
-        control = {"breaker.close": self.field.reclose} if self.field else {}
-        cloud: dict = {}  # operations the cloud reaches otherwise than the socket does
-        if self.fieldbus is not None:
-            devices = self.devices = DeviceCommands(self.fieldbus, journal, reserved={
-                (c.breaker, "close"): f"{c.breaker} closes circuit {c.name}: use `edge breaker close {c.name}`, which checks its alarms"
-                for c in self.config.circuits if c.breaker}, cloud_allowed=frozenset(self.config.cloud_commands))
-            control["device.command"], control["device.read"] = devices.command, devices.read
-            self.retuners.append(cloud_commands_retuner(devices))
-            cloud["device.command"] = devices.cloud_command
-        if self.doors is not None and self.doors.fire is not None:
-            control["fire.reset"] = self.doors.fire.reset_request
-        if self.doors is not None:
-            control["credentials.reload"] = self.doors.reload_request
-            control["door.unlock"] = self.doors.access.remote_unlock
-        # Community safety (edge/community/): alarm inputs, notification, the entry-trail search.
-        community = self.community = assemble_community(self.config, journal, self.fieldbus, self.field, self.doors, lambda: self.uplink)
-        work.update(community.work)
-        control.update(community.control)
-        if community.notifier is not None:
-            from edge.community import retune as community_retune
-
-            self.retuners.append(community_retune.retuner(community))
+            work |= self._assemble_field(site)
+        for feature in _wanted(self.config, Stage.FIRST):
+            work |= self._wire(feature, site)
         # What the last run left open (an alarm before a SIGKILL) is kept, rechecked or ended.
-        fire = self.doors.fire if self.doors is not None else None
+        doors = self.parts.get("doors")
+        fire = doors.fire if doors is not None else None
         work["carryover"] = lambda: carry_over(journal, self.config, self.field, fire, before_seq=self.started_seq)
-        return work, control, cloud
+        return work, site
 
-    def _assemble_rest(self, journal: Journal, control: dict, cloud: dict) -> dict[str, Work]:
-        """The camera, the control socket, the fleet's config watch, the uplink and the status server."""
+    def _assemble_field(self, site: Site) -> dict[str, Work]:
+        """The Modbus field bus, the field points of circuits and water points on it, and the
+        profile commands a technician or the cloud may run on its devices."""
+        from edge.fieldbus import DeviceCommands, FieldBus, device_specs  # pymodbus
+
+        journal = site.journal
+        profiles = device_profiles(self.config)
+        fieldbus = site.fieldbus = self.fieldbus = FieldBus(device_specs(self.config, profiles), journal, state_dir=self.config.state_path)
+        work: dict[str, Work] = {"fieldbus": fieldbus.run}
+        self.retuners.append(field_bus_retuner(fieldbus))
+        if self.config.circuits or self.config.pressure_points:
+            from edge.power import retune as points_retune
+            from edge.power.points import FieldPoints
+
+            field = site.field = self.field = FieldPoints(self.config, fieldbus, journal, profiles)
+            work["field-points"] = field.run
+            self.retuners.append(points_retune.retuner(field))
+        devices = self.devices = DeviceCommands(fieldbus, journal, reserved={
+            (c.breaker, "close"): f"{c.breaker} closes circuit {c.name}: use `edge breaker close {c.name}`, which checks its alarms"
+            for c in self.config.circuits if c.breaker}, cloud_allowed=frozenset(self.config.cloud_commands))
+        site.control["device.command"], site.control["device.read"] = devices.command, devices.read
+        site.cloud["device.command"] = devices.cloud_command
+        self.retuners.append(cloud_commands_retuner(devices))
+        return work
+
+    def _wire(self, feature: Feature, site: Site) -> dict[str, Work]:
+        """One feature's part, wired and registered: its operations, its reload, its closing."""
+        wired: Wired = feature.module("wiring").wire(site)
+        self.parts[feature.name] = wired.part
+        site.control |= wired.control
+        site.cloud |= wired.cloud
+        if wired.retuner is not None:
+            self.retuners.append(wired.retuner)
+        if wired.close is not None:
+            self.closing.append(wired.close)
+        return wired.work
+
+    def _assemble_rest(self, site: Site) -> dict[str, Work]:
+        """The fleet's config watch, the features that import slowly (the camera, the uplink, the
+        page), and the control socket with every feature's operations."""
         work: dict[str, Work] = {}
-        guards: dict = {}
-        if self.config.cameras:
-            from edge.vision.wiring import assemble_vision  # OpenCV is loaded only where a camera is configured
-
-            from edge.vision import retune as vision_retune
-
-            vision = self.vision = assemble_vision(self.config, journal, self.fieldbus, self.doors)
-            self.retuners.append(vision_retune.retuner(vision, journal))
-            work.update(vision.work)
-            control.update(vision.control)
-            guards = vision.guards
-        control["config.reload"] = self._reload_request
+        site.control["config.reload"] = self._reload_request
         work["reload-on-hangup"] = self._reload_on_hangup
-        work["control"] = ControlServer(socket_places(self.config), control).run
         # A config from the fleet (edge/config_apply.py): applied by the reloader, watched on /healthz's verdict.
-        self.config_apply = ConfigApplier(self.config_path, journal, lambda: self.reloader, lambda: self.loaded,
+        self.config_apply = ConfigApplier(self.config_path, site.journal, lambda: self.reloader, lambda: self.loaded,
                                           lambda: self.status.health if self.status is not None else None, lambda: self.digest,
                                           linked=lambda: self.uplink.connected.is_set() if self.uplink is not None else None)
         work["config-watch"] = self.config_apply.run
-        if self.config.uplink.enabled:
-            from edge.uplink.wiring import assemble_uplink  # paho and cryptography
-
-            self.uplink = assemble_uplink(self.config, self.digest, journal, self.doors, control | cloud,
-                                          stop_deadline=lambda: self.supervisor.deadline if self.supervisor else Deadline.never(),
-                                          config_apply=self.config_apply)
-            work["uplink"] = self.uplink.run
-        if self.config.http.enabled:
-            from edge.status.server import StatusServer  # aiohttp and prometheus-client
-
-            self.status = StatusServer(self.config, journal, self.fieldbus, self.uplink, guards, field=self.field, digest=self.digest)
-            work["status-server"] = self.status.run
+        for feature in _wanted(self.config, Stage.LATER):
+            work |= self._wire(feature, site)
+        work["control"] = ControlServer(socket_places(self.config), site.control).run
         # What is built by now lives as long as the daemon: keep it out of the cyclic collector,
         # whose full passes over it (~90k objects, tens of ms under load) would stall a door's unlock.
         gc.freeze()
         return work
+
+    @property
+    def doors(self) -> Doors | None:
+        return self.parts.get("doors")
+
+    @property
+    def uplink(self) -> Uplink | None:
+        return self.parts.get("uplink")
+
+    @property
+    def status(self) -> StatusServer | None:
+        return self.parts.get("status")
+
+    @property
+    def community(self) -> Community | None:
+        return self.parts.get("community")
 
     async def _reload_request(self, request: dict) -> dict:
         """Control-socket handler (`edge reload`): the daemon's own file, checked and applied."""
@@ -222,14 +217,14 @@ class Gateway:
         self.systemd.reloading()
         asyncio.get_running_loop().call_later(ANSWER_FIRST_S, self.stopping.set)
 
-    async def _close_uplink(self, budget: Deadline) -> None:
-        """Close the uplink's state files once its worker has stopped (a save in progress ends first)."""
-        assert self.uplink is not None
-        try:
-            async with asyncio.timeout(max(0.0, budget.left() - JOURNAL_KEEPS_S)):
-                await pools.call(Pool.FILES, self.uplink.close)
-        except TimeoutError:
-            log.error("the uplink's state files did not close in time")
+    async def _close_parts(self, budget: Deadline) -> None:
+        """Close the features' state files once their workers have stopped (a save in progress ends first)."""
+        for close in self.closing:
+            try:
+                async with asyncio.timeout(max(0.0, budget.left() - JOURNAL_KEEPS_S)):
+                    await pools.call(Pool.FILES, close)
+            except TimeoutError:
+                log.error("a feature's state files did not close in time", close=getattr(close, "__qualname__", repr(close)))
 
     def _wake(self, workers: Iterable[str]) -> None:
         """A device came back: its drivers restart now rather than at their backoff."""
@@ -256,10 +251,10 @@ class Gateway:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
         loop.add_signal_handler(signal.SIGHUP, self._reload_wanted.set)
-        # The cards load (every row validated) while the journal checks its whole file (quick_check,
-        # in SQLite without the GIL): a door's first decision waits for both.
-        cards = (asyncio.ensure_future(pools.call(Pool.FILES, open_store, self.config))
-                 if self.config.doors or self.config.readers else None)
+        # What a feature loads before it decides (the doors' cards, every row validated) loads on a
+        # thread while the journal checks its whole file (quick_check, in SQLite without the GIL).
+        preparing = {feature.name: asyncio.ensure_future(pools.call(Pool.FILES, feature.module("wiring").prepare, self.config))
+                     for feature in _wanted(self.config, Stage.FIRST) if hasattr(feature.module("wiring"), "prepare")}
         # Only this process writes the journal: a command that would journal without us takes this lock
         # and so refuses while we run (edge/journal/owner.py). One that holds it now is done within seconds.
         owner = await pools.call(Pool.FILES, JournalOwner.take, self.config.journal_path, OWNER_WAIT_S)
@@ -274,14 +269,14 @@ class Gateway:
         self.started_seq = await journal.append(started)
         log.info("gateway started", event_id=started.id, building=self.config.building.id, journal=str(journal.path), version=VERSION)
         supervisor = self.supervisor = Supervisor(journal)
-        self._cards = await cards if cards is not None else None
-        first, control, cloud = self._assemble_first(journal)
+        self.prepared = {name: await loading for name, loading in preparing.items()}
+        first, site = self._assemble_first(journal)
         for name, work in first.items():
             supervisor.start(name, work)
         # Doors and fire release decide from here on. What is slower to import (aiohttp, paho and
         # cryptography, the camera's modules) loads on a thread meanwhile, never ahead of a tap.
         await pools.call(Pool.FILES, _import_all, _slower_modules(self.config))
-        for name, work in self._assemble_rest(journal, control, cloud).items():
+        for name, work in self._assemble_rest(site).items():
             supervisor.start(name, work)
         watchdog = self.systemd.watchdog_interval_s()
         pinger = asyncio.create_task(self.systemd.keep_alive(watchdog)) if watchdog else None
@@ -295,8 +290,8 @@ class Gateway:
         # (each of their own deadlines on the way out is a share of what is left; see edge.runtime.deadline).
         budget = Deadline.within(STOP_WITHIN_S)
         stuck = await supervisor.stop(budget.keeping(JOURNAL_KEEPS_S))
-        if self.uplink is not None and not stuck:
-            await self._close_uplink(budget)
+        if not stuck:
+            await self._close_parts(budget)
         if pinger:
             pinger.cancel()
             await asyncio.gather(pinger, return_exceptions=True)
@@ -316,8 +311,12 @@ class Gateway:
 
 def _slower_modules(config: BuildingConfig) -> list[str]:
     """The modules `_assemble_rest` imports for this config: the ones a door must not wait for."""
-    return ((["edge.vision.wiring"] if config.cameras else []) + (["edge.uplink.wiring"] if config.uplink.enabled else [])
-            + (["edge.status.server"] if config.http.enabled else []))
+    return [feature.wiring for feature in _wanted(config, Stage.LATER) if feature.wiring]
+
+
+def _wanted(config: BuildingConfig, stage: Stage) -> list[Feature]:
+    """The features this building has, of one stage of the wiring, in their order."""
+    return [feature for feature in features.every() if feature.stage == stage and feature.wiring and feature.wanted(config)]
 
 
 def _import_all(names: list[str]) -> None:

@@ -2,9 +2,9 @@
 
 The shared parts' kinds are `edge.events.Kind` (words in edge/event_words.py); each feature
 declares its own in its package (`edge/<feature>/kinds.py`: a StrEnum, its words and any typed
-bodies, as one `Kinds`). Whatever must know every kind reads it here: the uplink's alarm lane,
+bodies, as one `Kinds`, named by its `Feature`). Whatever must know every kind reads it here: the uplink's alarm lane,
 the page's words, the fleet contract (docs/uplink.asyncapi.yaml) and its ingest's validator. A new
-feature adds its `Kinds` to FEATURES and touches no other feature and no shared enum.
+feature declares its `Kinds` in its own package and touches no other feature and no shared enum.
 """
 
 from __future__ import annotations
@@ -13,15 +13,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from edge import event_words
-from edge.community.kinds import KINDS as COMMUNITY
-from edge.doors.kinds import KINDS as DOORS
+from edge import event_words, features
 from edge.events import Kinds
-from edge.power.kinds import KINDS as POWER
-from edge.uplink.kinds import KINDS as UPLINK
-from edge.vision.kinds import KINDS as VISION
 
-FEATURES: tuple[Kinds, ...] = (event_words.KINDS, DOORS, POWER, VISION, UPLINK, COMMUNITY)
+FEATURES: tuple[Kinds, ...] = (event_words.KINDS, *(module.KINDS for module in features.modules("kinds")))
 
 _BY_NAME: dict[str, tuple[Kinds, StrEnum]] = {}
 for _declared in FEATURES:

@@ -227,3 +227,8 @@ def escalation_loop(start: str, routes: dict[str, Route]) -> list[str]:
             return chain
         current = routes[current].escalate_to
     return []
+
+
+SECTIONS = {"community": (CommunitySafety, Field(
+    CommunitySafety(), description="Smoke, intrusion and panic inputs, charging areas, and who is told (edge/community/)."))}
+"""The building config's sections this feature owns (edge/feature.py)."""

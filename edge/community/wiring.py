@@ -11,6 +11,7 @@ from edge.community.settings import CommunitySafety
 from edge.community.trail import TrailSearch
 from edge.config import BuildingConfig
 from edge.runtime.control import Handler
+from edge.feature import Site, Wired
 from edge.journal import Journal
 from edge.runtime.supervisor import Work
 
@@ -120,3 +121,16 @@ def assemble_community(
         community.work["inactivity-watch"] = watch.run
         community.control["care.set"] = watch.set_care
     return community
+
+
+def wire(site: Site) -> Wired:
+    """Community safety as a feature of the building (edge/feature.py); the uplink, wired after
+    it, is looked up when a notice would go out."""
+    community = assemble_community(site.config, site.journal, site.fieldbus, site.field, site.part("doors"),
+                                   lambda: site.part("uplink"))
+    retuner = None
+    if community.notifier is not None:
+        from edge.community import retune
+
+        retuner = retune.retuner(community)
+    return Wired(community, community.work, community.control, retuner=retuner)

@@ -155,3 +155,17 @@ def _lock_problems(door: Door, profile: Profile | None, index: int) -> list[Prob
             problems.append((("doors", index, "unlock_s"),
                              f"unlock_s {door.unlock_s:g} is outside what {lock.pulse} takes ({low:g}..{high:g}{' ' + unit if unit else ''})"))
     return problems
+
+
+SECTIONS = {
+    "readers": (list[Reader], Field(default_factory=list)),
+    "doors": (list[Door], Field(default_factory=list)),
+    "access": (AccessSettings, AccessSettings()),
+    "fire_alarm": (PointRef | None, Field(None, description="Fire alarm panel input (true = fire), as DEVICE.POINT: releases every egress door.")),
+}
+"""The building config's sections this feature owns (edge/feature.py)."""
+
+
+def hardware(config: BuildingConfig) -> list[tuple[str, int, Reader, str, str]]:
+    """Its devices the building names and plugs: (section, index, item, port, udev subsystem)."""
+    return [("readers", i, r, r.port, "tty") for i, r in enumerate(config.readers)]

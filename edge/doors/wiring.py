@@ -17,6 +17,7 @@ from edge.doors.settings import Lock
 from edge.doors.access import AccessPath
 from edge.doors.lock import DoorLock
 from edge.events import Event, Priority
+from edge.feature import Site, Wired
 from edge.doors.kinds import DoorKind
 from edge.fieldbus import FieldBus, PointKey
 from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
@@ -31,6 +32,11 @@ Work = Callable[[], Awaitable[None]]
 
 def credentials_path(config: BuildingConfig):
     return config.state_path / "credentials.db"
+
+
+def prepare(config: BuildingConfig) -> tuple[CredentialStore | None, str | None]:
+    """The cards, loaded on a thread while the journal opens at start (edge/feature.py)."""
+    return open_store(config)
 
 
 def open_store(config: BuildingConfig) -> tuple[CredentialStore | None, str | None]:
@@ -120,3 +126,15 @@ def assemble_doors(config: BuildingConfig, journal: Journal, fieldbus: FieldBus 
     work: dict[str, Work] = {"access": run_access}
     work.update(readers.jobs)
     return Doors(config, access, fire, work)
+
+
+def wire(site: Site) -> Wired:
+    """The doors as a feature of the building (edge/feature.py): their jobs, the operations a
+    technician and the cloud reach them by, their answer to a reload."""
+    from edge.doors import retune
+
+    doors = assemble_doors(site.config, site.journal, site.fieldbus, site.prepared.get("doors"))
+    control: dict = {"credentials.reload": doors.reload_request, "door.unlock": doors.access.remote_unlock}
+    if doors.fire is not None:
+        control["fire.reset"] = doors.fire.reset_request
+    return Wired(doors, doors.work, control, retuner=retune.retuner(doors))

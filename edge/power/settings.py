@@ -46,3 +46,7 @@ def check(config: BuildingConfig, refs: References) -> list[Problem]:
         if circuit.safety.power_cut is PowerCutPolicy.TRIP and circuit.breaker is None:
             problems.append((("circuits", index, "safety", "power_cut"), "power_cut: trip needs a breaker to trip"))
     return problems
+
+
+SECTIONS = {"circuits": (list[Circuit], Field(default_factory=list))}
+"""The building config's sections this feature owns (edge/feature.py)."""

@@ -28,3 +28,7 @@ class HttpSettings(Strict):
         if self.beyond_localhost and self.token is None:
             raise ValueError("beyond_localhost needs a token ({file: ...}): nothing unauthenticated may reach the building")
         return self
+
+
+SECTIONS = {"http": (HttpSettings, Field(HttpSettings(), description="Health, metrics and the status page, on 127.0.0.1 by default."))}
+"""The building config's sections this feature owns (edge/feature.py)."""

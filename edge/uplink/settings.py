@@ -62,3 +62,7 @@ def check(config: BuildingConfig, refs: References) -> list[Problem]:
                 c.name for v in profile.variants for c in v.commands}:
             problems.append((("cloud_commands", index), f"device {device_name!r} ({device.profile}) has no command {command!r}"))
     return problems
+
+
+SECTIONS = {"uplink": (UplinkSettings, UplinkSettings())}
+"""The building config's sections this feature owns (edge/feature.py)."""

@@ -11,6 +11,7 @@ from edge.config_apply import ConfigApplier
 from edge.runtime.control import Handler, check_request
 from edge.runtime.deadline import Deadline
 from edge.doors.wiring import Doors, open_store
+from edge.feature import Site, Wired
 from edge.journal import Journal
 from edge.runtime.pools import Pool
 from edge.uplink.commands import CommandFailed, CommandTable
@@ -56,3 +57,13 @@ def as_command(name: str, operation: Handler) -> CommandHandler:
         return answer
 
     return run
+
+
+def wire(site: Site) -> Wired:
+    """The uplink as a feature of the building (edge/feature.py), wired after the features whose
+    operations it serves to the cloud; its state files close after its worker has stopped."""
+    gateway = site.gateway
+    uplink = assemble_uplink(site.config, site.digest, site.journal, site.part("doors"), site.control | site.cloud,
+                             stop_deadline=lambda: gateway.supervisor.deadline if gateway.supervisor else Deadline.never(),
+                             config_apply=gateway.config_apply)
+    return Wired(uplink, {"uplink": uplink.run}, close=uplink.close)

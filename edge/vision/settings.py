@@ -98,3 +98,12 @@ def missing_extras(config: BuildingConfig) -> list[Problem]:
     return [(("cameras", index), f"camera {camera.name!r} needs the camera extra, which is not installed here "
              f"({', '.join(missing)} missing): pip install 'building-edge[camera]'")
             for index, camera in enumerate(config.cameras)]
+
+
+SECTIONS = {"cameras": (list[Camera], Field(default_factory=list))}
+"""The building config's sections this feature owns (edge/feature.py)."""
+
+
+def hardware(config: BuildingConfig) -> list[tuple[str, int, Camera, str, str]]:
+    """Its devices the building names and plugs: (section, index, item, port, udev subsystem)."""
+    return [("cameras", i, c, c.source, "video4linux") for i, c in enumerate(config.cameras)]

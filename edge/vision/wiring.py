@@ -17,6 +17,7 @@ from edge.config import BuildingConfig
 from edge.runtime.control import Handler
 from edge.doors.wiring import Doors
 from edge.fieldbus import FieldBus
+from edge.feature import Site, Wired
 from edge.journal import Journal
 from edge.runtime.supervisor import Work
 from edge.vision.detection import Detector
@@ -133,3 +134,12 @@ async def release_request(guards: dict[str, ElevatorGuard], request: dict[str, A
     if seqs:
         answer["result_seq"] = max(seqs)
     return answer
+
+
+def wire(site: Site) -> Wired:
+    """The e-bike guard as a feature of the building (edge/feature.py): a guard and a worker
+    process per camera, the elevator's operations."""
+    from edge.vision import retune
+
+    vision = assemble_vision(site.config, site.journal, site.fieldbus, site.part("doors"))
+    return Wired(vision, vision.work, vision.control, retuner=retune.retuner(vision, site.journal))

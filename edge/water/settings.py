@@ -32,3 +32,7 @@ def check(config: BuildingConfig, refs: References) -> list[Problem]:
     for index, point in enumerate(config.pressure_points):
         problems += refs.point(point.point, ("pressure_points", index, "point"))
     return problems
+
+
+SECTIONS = {"pressure_points": (list[PressurePoint], Field(default_factory=list))}
+"""The building config's sections this feature owns (edge/feature.py)."""

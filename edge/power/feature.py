@@ -1,0 +1,9 @@
+"""Power: circuits in the floors' distribution boxes, their monitors, trips and breakers; `edge
+points` shows water points too, as both run in the same field points."""
+
+from edge.feature import Feature
+
+FEATURE = Feature(
+    "power", order=20, settings="edge.power.settings", kinds="edge.power.kinds", wiring="edge.power.wiring",
+    wanted=lambda config: bool(config.circuits and config.devices), commands=("edge.power.cli",),
+)

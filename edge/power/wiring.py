@@ -1,0 +1,12 @@
+"""Circuits as a feature of the building (edge/feature.py). Their monitors, trips and breakers run
+in the field points the gateway wires for circuits and water points alike (edge/power/points.py);
+what power adds is the technician's and the cloud's re-close, which checks a circuit's alarms."""
+
+from __future__ import annotations
+
+from edge.feature import Site, Wired
+
+
+def wire(site: Site) -> Wired:
+    assert site.field is not None, "circuits are wired with the field points"
+    return Wired(site.field, control={"breaker.close": site.field.reclose})

@@ -1,0 +1,8 @@
+"""The uplink: events to the cloud over MQTT, signed commands and credential changes back."""
+
+from edge.feature import Feature, Stage
+
+FEATURE = Feature(
+    "uplink", order=60, settings="edge.uplink.settings", kinds="edge.uplink.kinds", conditions="edge.uplink.conditions",
+    wiring="edge.uplink.wiring", wanted=lambda config: config.uplink.enabled, stage=Stage.LATER,
+)
