@@ -23,7 +23,7 @@ from typing import Any
 from edge import features
 from edge.events import Kind, StoredEvent
 
-SHARED = ("edge.safety.conditions", "edge.journal.conditions")
+SHARED = ("edge.points.conditions", "edge.journal.conditions")
 """The shared parts' conditions: field points' alarms (circuits' and water points' alike), the journal's."""
 MAX_ACTIVE = 4096  # conditions held at once; beyond it the oldest one-shot alarms go first
 

@@ -43,7 +43,7 @@ from edge.config import BuildingConfig, SerialBus
 from edge.events import Event, Kind, Priority
 from edge.runtime import pools
 from edge.journal import Journal
-from edge.points_status import SNAPSHOT_EVERY_S
+from edge.points.status_file import SNAPSHOT_EVERY_S
 from edge.runtime.pools import Pool
 from edge.state_files import StateFile, write_atomically
 

@@ -17,8 +17,7 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from edge.drivers.modbus.profile import Profile
-from edge.drivers.modbus.tables import Function
+from edge.drivers.modbus.profile import Function, Profile
 
 Name = Annotated[
     str,

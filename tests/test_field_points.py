@@ -6,14 +6,13 @@ import asyncio
 
 import pytest
 
-from edge.drivers.modbus.profile import load_profile
-from edge.drivers.modbus.tables import Function
+from edge.drivers.modbus.profile import Function, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.power.points import FieldPoints
 from edge.fieldbus import FieldBus, PointKey, device_specs
-from edge.points_status import PointState, Snapshot, as_rows, read_snapshot, render_table
-from edge.safety import Condition
+from edge.points.status_file import PointState, Snapshot, as_rows, read_snapshot, render_table
+from edge.points import Condition
 from edge.hil.line import SerialLine
 from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
 from edge.hil.waiting import until

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client import generate_latest
 
 from conftest import edge
-from edge.points_status import PointState
+from edge.points.status_file import PointState
 from edge.status.metrics import CircuitSample, PointSample, Sample, registry
 from edge.hil.modbus_sim import Fault, FaultPlan, wire_break
 from metrics_kit_rig import DASHBOARD, PROMETHEUS_OWN, RULE_TESTS, RULES, metric_names, running_building

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from edge.safety import (
+from edge.points import (
     Change,
     CircuitSafety,
     Condition,

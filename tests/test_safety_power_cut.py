@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edge.safety import (
+from edge.points import (
     BreakerState,
     Change,
     Condition,

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.safety.latch import Direction
-from edge.safety.rate import DropRateRule
-from edge.safety.sensor_fault import SensorFaultRule
-from edge.safety.staleness import StaleRule
-from edge.safety.threshold import ThresholdRule
-from edge.safety.transition import Change, Condition, Quantity, Severity, Transition
+from edge.points.latch import Direction
+from edge.points.rate import DropRateRule
+from edge.points.sensor_fault import SensorFaultRule
+from edge.points.staleness import StaleRule
+from edge.points.threshold import ThresholdRule
+from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 W, A = Severity.WARNING, Severity.ALARM
 RAISED, CLEARED = Change.RAISED, Change.CLEARED
@@ -295,9 +295,9 @@ def test_stale_raised_iff_gap_reaches_limit(times, values):
 
 # --- device status and validity (issue 9, items 1 and 2) -------------------------------------
 
-from edge.drivers.modbus.points import PointAlarm  # noqa: E402
-from edge.safety.point import PointMonitor  # noqa: E402
-from edge.safety.status import StatusRule  # noqa: E402
+from edge.drivers.modbus.profile import PointAlarm  # noqa: E402
+from edge.points.point import PointMonitor  # noqa: E402
+from edge.points.status_rule import StatusRule  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from edge.safety import CircuitSafety, LevelPointSafety, PowerCutPolicy, Severity, WaterPointSafety
+from edge.points import CircuitSafety, LevelPointSafety, PowerCutPolicy, Severity, WaterPointSafety
 
 WATER = TypeAdapter(WaterPointSafety)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.safety.transition import Quantity
-from edge.telemetry import DEFAULT_DEADBAND, DEFAULT_MAX_INTERVAL_S, Deadband, TelemetrySettings
+from edge.points.transition import Quantity
+from edge.points.telemetry import DEFAULT_DEADBAND, DEFAULT_MAX_INTERVAL_S, Deadband, TelemetrySettings
 
 
 def test_first_reading_is_reported_then_only_changes_beyond_the_deadband():

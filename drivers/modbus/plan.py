@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from edge.drivers.modbus.points import Point
-from edge.drivers.modbus.tables import Function
+from edge.drivers.modbus.profile import Function, Point
 
 
 @dataclass(frozen=True, slots=True)

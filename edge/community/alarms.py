@@ -32,7 +32,7 @@ from edge.events import Event, Priority
 from edge.community.kinds import CommunityKind
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
-from edge.safety import Change, Condition, Quantity, Severity, Transition, TripReason
+from edge.points import Change, Condition, Quantity, Severity, Transition, TripReason
 
 log = structlog.get_logger("edge.community.alarms")
 

@@ -30,14 +30,14 @@ from pydantic import ValidationError
 from edge.runtime import pools
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import Profile
-from edge.device_status import StatusPoint
+from edge.points.device_status import StatusPoint
 from edge.events import Event, Priority
 from edge.power.kinds import PowerKind
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
 from edge.power.settings import Circuit
 from edge.runtime.pools import Pool
-from edge.safety import (
+from edge.points import (
     BreakerState,
     Change,
     Condition,
@@ -50,7 +50,7 @@ from edge.safety import (
     decide_power_cut,
     reclose_request,
 )
-from edge.safety.status import StatusRule
+from edge.points.status_rule import StatusRule
 from edge.state_files import StateFile, write_atomically
 
 if TYPE_CHECKING:

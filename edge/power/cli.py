@@ -44,7 +44,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _points(args: argparse.Namespace) -> int:
-    from edge import device_cli, points_status
+    from edge import device_cli
+    from edge.points import status_file
 
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
@@ -52,7 +53,7 @@ def _points(args: argparse.Namespace) -> int:
     if args.all:
         return device_cli.all_points(config, args.json)
     try:
-        snapshot = points_status.read_snapshot(config.state_path)
+        snapshot = status_file.read_snapshot(config.state_path)
     except FileNotFoundError:
         print(f"edge points: no status in {config.state_path}: the daemon has not run with field points", file=sys.stderr)
         return EX_UNAVAILABLE
@@ -63,8 +64,8 @@ def _points(args: argparse.Namespace) -> int:
         print(f"edge points: {error}", file=sys.stderr)
         return EX_UNAVAILABLE
     try:
-        rows = points_status.as_rows(snapshot, time.time(), stale_after_s=3 * points_status.SNAPSHOT_EVERY_S)
-        lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows] if args.json else [points_status.render_table(rows)]
+        rows = status_file.as_rows(snapshot, time.time(), stale_after_s=3 * status_file.SNAPSHOT_EVERY_S)
+        lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in rows] if args.json else [status_file.render_table(rows)]
     except (TypeError, ValueError) as error:  # a snapshot with the right keys and wrong types
         print(f"edge points: points snapshot is malformed: {error}", file=sys.stderr)
         return EX_UNAVAILABLE

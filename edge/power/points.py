@@ -26,18 +26,18 @@ from typing import Any
 import structlog
 
 from edge.config import BuildingConfig
-from edge.device_status import StatusPoint, status_event, status_points
+from edge.points.device_status import StatusPoint, status_event, status_points
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import Profile
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import FieldBus, PointKey
 from edge.journal import Journal
-from edge.points_status import PointStatus
+from edge.points.status_file import PointStatus
 from edge.power import snapshot
 from edge.power.breakers import Breakers
 from edge.power.recheck import Rechecks, longest_duration
 from edge.power.settings import Circuit
-from edge.safety import (
+from edge.points import (
     Change,
     Condition,
     PointMonitor,
@@ -49,8 +49,8 @@ from edge.safety import (
     circuit_point_monitor,
     water_point_monitor,
 )
-from edge.safety.settings import PressurePointSafety
-from edge.telemetry import Deadband
+from edge.points.settings import PressurePointSafety
+from edge.points.telemetry import Deadband
 from edge.water.settings import PressurePoint
 
 log = structlog.get_logger("edge.power.points")

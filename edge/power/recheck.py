@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edge.device_status import StatusPoint
+from edge.points.device_status import StatusPoint
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import PointKey
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from edge.safety.power_cut import PowerCutPolicy
-from edge.safety.settings import CircuitSafety
+from edge.points.power_cut import PowerCutPolicy
+from edge.points.settings import CircuitSafety
 from edge.settings import Name, PointRef, Problem, References, Strict, unique
-from edge.telemetry import TelemetrySettings
+from edge.points.telemetry import TelemetrySettings
 
 if TYPE_CHECKING:
     from edge.config import BuildingConfig

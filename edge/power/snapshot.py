@@ -2,7 +2,7 @@
 
 Rows are built from what the monitors last saw (values, active conditions, the cut circuits and the
 trips a breaker refused) and written to STATE_DIR/points.json every couple of seconds, so `edge
-points` works without the daemon (edge/points_status.py says why a file).
+points` works without the daemon (edge/points/status_file.py says why a file).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.runtime import pools
-from edge.device_status import StatusPoint
+from edge.points.device_status import StatusPoint
 from edge.fieldbus import PointKey
 from edge.journal import Journal
-from edge.points_status import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointState, PointStatus, point_state, write_snapshot
+from edge.points.status_file import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointState, PointStatus, point_state, write_snapshot
 from edge.runtime.pools import Pool
-from edge.safety import Condition, Quantity, TripCommand
+from edge.points import Condition, Quantity, TripCommand
 from edge.state_files import StateFile
 
 if TYPE_CHECKING:

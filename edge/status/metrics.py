@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from edge.drivers.modbus.device import DeviceCounters
-from edge.points_status import PointState
+from edge.points.status_file import PointState
 from edge.status.health import Disk
 
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from edge.safety.settings import WaterPointSafety
+from edge.points.settings import WaterPointSafety
 from edge.settings import Name, PointRef, Problem, References, Strict, unique
-from edge.telemetry import TelemetrySettings
+from edge.points.telemetry import TelemetrySettings
 
 if TYPE_CHECKING:
     from edge.config import BuildingConfig

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 
-from edge.safety.latch import Direction
-from edge.safety.threshold import ThresholdRule
-from edge.safety.transition import Condition, Quantity, Severity, Transition
+from edge.points.latch import Direction
+from edge.points.threshold import ThresholdRule
+from edge.points.transition import Condition, Quantity, Severity, Transition
 
 
 class DropRateRule:

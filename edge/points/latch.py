@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from edge.safety.transition import Change
+from edge.points.transition import Change
 
 
 class Direction(Enum):

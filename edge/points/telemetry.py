@@ -12,7 +12,7 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.safety.transition import Quantity
+from edge.points.transition import Quantity
 
 
 class TelemetrySettings(BaseModel):

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from edge.safety.transition import Change, Condition, Quantity, Severity, Transition
+from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 
 class PowerCutPolicy(StrEnum):

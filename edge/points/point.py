@@ -11,9 +11,9 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from edge.safety.sensor_fault import SensorFaultRule
-from edge.safety.staleness import StaleRule
-from edge.safety.transition import Change, Condition, Transition
+from edge.points.sensor_fault import SensorFaultRule
+from edge.points.staleness import StaleRule
+from edge.points.transition import Change, Condition, Transition
 
 
 class Rule(Protocol):

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from edge.safety.latch import Direction
-from edge.safety.point import PointMonitor, Rule
-from edge.safety.rate import DropRateRule
-from edge.safety.sensor_fault import SensorFaultRule
-from edge.safety.settings import (
+from edge.points.latch import Direction
+from edge.points.point import PointMonitor, Rule
+from edge.points.rate import DropRateRule
+from edge.points.sensor_fault import SensorFaultRule
+from edge.points.settings import (
     CircuitSafety,
     LevelPointSafety,
     Limits,
     PressurePointSafety,
     Staleness,
 )
-from edge.safety.staleness import StaleRule
-from edge.safety.threshold import ThresholdRule
-from edge.safety.transition import Quantity
+from edge.points.staleness import StaleRule
+from edge.points.threshold import ThresholdRule
+from edge.points.transition import Quantity
 
 
 def _stale_rule(

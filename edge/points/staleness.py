@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.safety.transition import Change, Condition, Quantity, Severity, Transition
+from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 
 class StaleRule:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from edge.safety.transition import Condition, Severity
+from edge.points.transition import Condition, Severity
 
 SNAPSHOT_NAME = "points.json"
 SNAPSHOT_EVERY_S = 2.0

@@ -7,7 +7,7 @@ sensor and never a low-pressure alarm.
 
 from __future__ import annotations
 
-from edge.safety.transition import Change, Condition, Quantity, Severity, Transition
+from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 
 class SensorFaultRule:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from edge.safety.transition import Change, Condition, Quantity, Severity, Transition
+from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 
 class StatusRule:

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.drivers.modbus.points import Point, PointAlarm
-from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.profile import Point, PointAlarm, Profile
 from edge.config import BuildingConfig
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import PointKey
-from edge.safety import Change, Severity, Transition
-from edge.safety.status import StatusRule
+from edge.points import Change, Severity, Transition
+from edge.points.status_rule import StatusRule
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from edge.safety.latch import Direction, Latch
-from edge.safety.transition import Change, Condition, Quantity, Severity, Transition
+from edge.points.latch import Direction, Latch
+from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 
 class ThresholdRule:

@@ -10,8 +10,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.safety.power_cut import PowerCutPolicy
-from edge.safety.transition import Severity
+from edge.points.power_cut import PowerCutPolicy
+from edge.points.transition import Severity
 
 _DURATION = dict(ge=0, le=3600, allow_inf_nan=False)
 
