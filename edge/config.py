@@ -25,7 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, create_model, field_validator
 
-from edge.drivers.modbus.profile import PointAlarm, Profile
+from edge.drivers.modbus.points import PointAlarm
+from edge.drivers.modbus.profile import Profile
 from edge import problem_lines
 from edge import yaml_source
 from edge import features

@@ -17,7 +17,8 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from edge.drivers.modbus.profile import Function, Profile
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import Function
 
 Name = Annotated[
     str,

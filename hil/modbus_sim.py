@@ -31,7 +31,9 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType as SimDataType
 from pymodbus.simulator import SimData, SimDevice
 
-from edge.drivers.modbus.profile import DataType, Function, Point, Profile, load_profile
+from edge.drivers.modbus.points import Point
+from edge.drivers.modbus.profile import Profile, load_profile
+from edge.drivers.modbus.tables import DataType, Function
 from edge.drivers.modbus.registers import Value, decode_point, encode_point
 
 _FUNCTION_OF_CODE = {1: Function.COIL, 5: Function.COIL, 15: Function.COIL, 2: Function.DISCRETE, 4: Function.INPUT}

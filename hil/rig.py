@@ -31,7 +31,8 @@ from pydantic import Field, ValidationError, model_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from edge.drivers.modbus.profile import Function, Profile
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import Function
 from edge.drivers.modbus.registers import Value, decode_point
 from edge import problem_lines, yaml_source
 from edge.config import BuildingConfig, ConfigProblem, SerialBus

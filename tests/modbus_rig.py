@@ -14,7 +14,8 @@ from edge.drivers.modbus.observations import Observation, Reading
 from edge.drivers.modbus.device import DeviceSpec
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.wire import TcpLink
-from edge.drivers.modbus.profile import Function, Profile, load_profile
+from edge.drivers.modbus.profile import Profile, load_profile
+from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 
 from conftest import building, modbus_device, modbus_tcp

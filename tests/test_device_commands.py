@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.drivers.modbus.profile import Command, Function, Profile
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import Function
+from edge.drivers.modbus.writes import Command
 from edge.drivers.modbus.registers import command_words
 from edge import config as building_config
 from edge.config import device_profiles

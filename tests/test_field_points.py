@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from edge.drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import load_profile
+from edge.drivers.modbus.tables import Function
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.power.points import FieldPoints

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge.drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import load_profile
+from edge.drivers.modbus.tables import Function
 from edge.journal import EventQuery, read_events
 from edge.hil.modbus_sim import Fault, FaultPlan, SimulatedDevice
 

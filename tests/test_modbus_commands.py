@@ -78,7 +78,8 @@ def test_a_waiter_cancelled_in_the_lane_neither_blocks_nor_loses_the_wire():
 
 import struct  # noqa: E402
 
-from edge.drivers.modbus.profile import Function, Profile  # noqa: E402
+from edge.drivers.modbus.profile import Profile  # noqa: E402
+from edge.drivers.modbus.tables import Function  # noqa: E402
 
 FC_READ_HOLDING, FC_WRITE_REGISTER, FC_WRITE_REGISTERS = 3, 6, 16
 

@@ -8,7 +8,8 @@ import asyncio
 
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.poller import Poller
-from edge.drivers.modbus.profile import Function, Profile
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import SimulatedDevice
 
 from modbus_rig import ONCE, Running, spec, tcp_rig, wait_for

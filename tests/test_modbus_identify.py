@@ -14,7 +14,8 @@ from pymodbus.constants import ExcCodes
 from edge.drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.wire import SerialLink
-from edge.drivers.modbus.profile import Function, Profile
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import Function
 from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
 from edge.status.health import Disk, Probe, verdict

@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.drivers.modbus.plan import plan_reads
-from edge.drivers.modbus.profile import Function, Point
+from edge.drivers.modbus.points import Point
+from edge.drivers.modbus.tables import Function
 
 
 def _point(address: int, type_: str = "uint16", function: str = "holding", name: str | None = None, **extra) -> Point:

@@ -9,7 +9,7 @@ import pytest
 from edge.drivers.modbus.observations import DeviceBack, DeviceOffline, FaultKind, Observation, PollFault, Reading
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.wire import SerialLink
-from edge.drivers.modbus.profile import Function
+from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, Ramp, SimulatedDevice, wire_break
 from edge.hil.pty import pty_pair
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge.drivers.modbus.profile import Function, Order, Profile, load_profile, load_profiles
+from edge.drivers.modbus.profile import Profile, load_profile, load_profiles
+from edge.drivers.modbus.tables import Function, Order
 
 PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
 

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.drivers.modbus.profile import DataType, Order, Profile
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import DataType, Order
 from edge.drivers.modbus.registers import DecodeError, EncodeError, decode_point, decode_raw, encode_point, encode_raw
 
 B, L = Order.BIG, Order.LITTLE

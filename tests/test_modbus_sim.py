@@ -11,7 +11,8 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
 
-from edge.drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import load_profile
+from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import Constant, Noise, Ramp, SimulatedDevice, Step, wire_break
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from edge.drivers.modbus.profile import Function
+from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.waiting import until_sync
 

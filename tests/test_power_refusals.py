@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from edge.drivers.modbus.profile import Function
+from edge.drivers.modbus.tables import Function
 from edge.conditions import ActiveConditions
 from edge.hil.modbus_sim import FieldSimulator
 from edge.hil.waiting import until

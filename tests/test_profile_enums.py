@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.wire import SerialLink, TcpLink
-from edge.drivers.modbus.profile import Function, Profile
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.pty import pty_pair
 

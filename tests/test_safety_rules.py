@@ -295,7 +295,7 @@ def test_stale_raised_iff_gap_reaches_limit(times, values):
 
 # --- device status and validity (issue 9, items 1 and 2) -------------------------------------
 
-from edge.drivers.modbus.profile import PointAlarm  # noqa: E402
+from edge.drivers.modbus.points import PointAlarm  # noqa: E402
 from edge.points.point import PointMonitor  # noqa: E402
 from edge.points.status_rule import StatusRule  # noqa: E402
 

@@ -16,7 +16,8 @@ from edge.drivers.modbus.device import Device
 from edge.drivers.modbus.lane import Priority
 from edge.drivers.modbus.observations import CommandOutcome, FaultKind, Reading
 from edge.drivers.modbus.plan import plan_reads
-from edge.drivers.modbus.profile import Match, Point, Result
+from edge.drivers.modbus.points import Match, Point
+from edge.drivers.modbus.writes import Result
 from edge.drivers.modbus.registers import DecodeError, EncodeError, Value, command_words, decode_point
 from edge.drivers.modbus.wire import TransactionFailed, answer_words, read_for, write_for
 

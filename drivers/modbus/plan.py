@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from edge.drivers.modbus.profile import Function, Point
+from edge.drivers.modbus.points import Point
+from edge.drivers.modbus.tables import Function
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,8 @@ from edge.drivers.modbus.observations import (
     Reading,
 )
 from edge.drivers.modbus.plan import Read, plan_reads
-from edge.drivers.modbus.profile import Point, Profile
+from edge.drivers.modbus.points import Point
+from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.registers import DecodeError, Value, decode_point
 from edge.drivers.modbus.wire import Bus, Client, Link, TransactionFailed, answer_words, read_for
 

@@ -10,7 +10,10 @@ import math
 import struct
 from collections.abc import Sequence
 
-from edge.drivers.modbus.profile import Command, DataType, Order, Point, Profile
+from edge.drivers.modbus.points import Point
+from edge.drivers.modbus.profile import Profile
+from edge.drivers.modbus.tables import DataType, Order
+from edge.drivers.modbus.writes import Command
 
 Value = bool | int | float | str
 

@@ -25,7 +25,8 @@ from edge.drivers.modbus.frames import classify_rtu, classify_tcp
 from edge.drivers.modbus.lane import Lane, Priority
 from edge.drivers.modbus.observations import FaultKind
 from edge.drivers.modbus.plan import Read
-from edge.drivers.modbus.profile import Command, Function
+from edge.drivers.modbus.tables import Function
+from edge.drivers.modbus.writes import Command
 
 # pymodbus 3.10 renamed slave= to device_id=.
 UNIT = "device_id" if "device_id" in inspect.signature(AsyncModbusTcpClient.read_coils).parameters else "slave"

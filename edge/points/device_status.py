@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from edge.drivers.modbus.profile import Point, PointAlarm, Profile
+from edge.drivers.modbus.points import Point, PointAlarm
+from edge.drivers.modbus.profile import Profile
 from edge.config import BuildingConfig
 from edge.events import Event, Kind, Priority
 from edge.fieldbus import PointKey

@@ -44,7 +44,8 @@ import osdp
 
 from edge.drivers.cards.em4100 import encode_frame
 from edge.drivers.cards.framing import Framing
-from edge.drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import load_profile
+from edge.drivers.modbus.tables import Function
 from edge.drivers.osdp.keys import generate_key_file, load_key
 from edge import config as building_config
 from edge.access.clock import TrustedTime

@@ -31,7 +31,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-from edge.drivers.modbus.profile import Function, load_profile
+from edge.drivers.modbus.profile import load_profile
+from edge.drivers.modbus.tables import Function
 from edge import config as building_config
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
