@@ -64,7 +64,7 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
     if daemon:
         return parser
-    from edge import device_cli
+    from edge.fieldbus import cli as device_cli
 
     check = commands.add_parser("check-config", help="validate a building config and exit", description=(
         "Check a building config without starting anything. Prints every problem as FILE:LINE:COL: path: message "

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edge.config import BuildingConfig
-    from edge.fieldbus import FieldBus
+    from edge.fieldbus.devices import FieldBus
     from edge.journal import Journal
     from edge.power.points import FieldPoints
     from edge.reload import Retuner

@@ -43,7 +43,7 @@ from edge.version import VERSION
 if TYPE_CHECKING:  # each is imported where the config uses it (docs/performance.md): a door never waits for the page's imports
     from edge.community.wiring import Community
     from edge.doors.wiring import Doors
-    from edge.fieldbus import DeviceCommands, FieldBus
+    from edge.fieldbus.devices import DeviceCommands, FieldBus
     from edge.power.points import FieldPoints
     from edge.status.server import StatusServer
     from edge.uplink.worker import Uplink
@@ -129,7 +129,7 @@ class Gateway:
     def _assemble_field(self, site: Site) -> dict[str, Work]:
         """The Modbus field bus, the field points of circuits and water points on it, and the
         profile commands a technician or the cloud may run on its devices."""
-        from edge.fieldbus import DeviceCommands, FieldBus, device_specs  # pymodbus
+        from edge.fieldbus.devices import DeviceCommands, FieldBus, device_specs  # pymodbus
 
         journal = site.journal
         profiles = device_profiles(self.config)

@@ -40,7 +40,7 @@ from edge.hotplug import with_stable_ports
 from edge.runtime.pools import Pool
 
 if TYPE_CHECKING:
-    from edge.fieldbus import DeviceCommands, FieldBus
+    from edge.fieldbus.devices import DeviceCommands, FieldBus
     from edge.gateway import Gateway
     from edge.runtime.supervisor import Supervisor
 
@@ -202,7 +202,7 @@ def field_bus_retuner(fieldbus: FieldBus) -> Retuner:
         moved = sorted(d.name for d in new.devices if d not in old.devices)
 
         async def apply() -> list[str]:
-            from edge.fieldbus import device_specs
+            from edge.fieldbus.devices import device_specs
 
             profiles = await pools.call(Pool.FILES, building_config.device_profiles, change.running)
             await change.supervisor.retire("fieldbus", FIELD_BUS_STOP_S)

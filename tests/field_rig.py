@@ -18,7 +18,7 @@ from edge import config as building_config
 from edge.cli import main as edge_main
 from edge.config import device_profiles
 from edge.power.points import FieldPoints
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until_sync

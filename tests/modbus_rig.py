@@ -108,7 +108,7 @@ async def one_device_bus(write_config, device: SimulatedDevice, name: str, profi
     `subscriptions` subscribed before it runs; yields the config and the field bus; all stopped after."""
     from edge import config as building_config
     from edge.config import device_profiles
-    from edge.fieldbus import FieldBus, PointKey, device_specs
+    from edge.fieldbus.devices import FieldBus, PointKey, device_specs
     from edge.journal import Journal
 
     simulator = FieldSimulator([device])

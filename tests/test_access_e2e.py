@@ -16,7 +16,7 @@ from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
-from edge.fieldbus import FieldBus, PointKey, device_specs
+from edge.fieldbus.devices import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.runtime.supervisor import Backoff, Supervisor
 from edge.hil.card_sim import CardReaderSim

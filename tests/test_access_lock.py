@@ -17,7 +17,7 @@ from edge.config import device_profiles
 from edge.doors.settings import Lock
 from edge.doors.lock import DoorLock
 from edge.doors.wiring import assemble_doors
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import Journal
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until

@@ -30,7 +30,7 @@ NOT_FOR_ONE_DOOR = {
     "osdp", "edge.drivers.osdp.bus",  # OSDP readers
     "edge.community.notifier", "edge.drivers.modem.at",  # community safety's notifications and the SMS modem
     "edge.power.points", "cv2", "onnxruntime", "numpy",  # field points, the camera
-    "edge.doors.cli", "edge.power.cli", "edge.vision.cli", "edge.device_cli",  # the technician's commands
+    "edge.doors.cli", "edge.power.cli", "edge.vision.cli", "edge.fieldbus.cli",  # the technician's commands
 }
 
 
@@ -67,7 +67,7 @@ def test_a_one_door_building_without_page_or_uplink_loads_neither(write_config, 
     config = write_config(MINIMAL + ONE_DOOR.format(io_port=free_port(), reader_port=building_dir / "no-reader")
                           + "http: {enabled: false}\n")
     imported = _top_and_full(_imported_until_ready(config, building_dir))
-    assert {"edge.doors.access", "edge.fieldbus", "pymodbus"} <= imported  # what a door needs, and the list is read right
+    assert {"edge.doors.access", "edge.fieldbus.devices", "pymodbus"} <= imported  # what a door needs, and the list is read right
     assert imported & NOT_FOR_ONE_DOOR == set()
 
 

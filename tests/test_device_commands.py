@@ -17,7 +17,7 @@ from edge.drivers.modbus.writes import Command
 from edge.drivers.modbus.registers import command_words
 from edge import config as building_config
 from edge.config import device_profiles
-from edge.fieldbus import DeviceCommands, FieldBus, device_specs
+from edge.fieldbus.devices import DeviceCommands, FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.uplink.commands import CommandOutcome, CommandTable
 from edge.uplink.wiring import as_command

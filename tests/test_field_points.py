@@ -11,7 +11,7 @@ from edge.drivers.modbus.tables import Function
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.power.points import FieldPoints
-from edge.fieldbus import FieldBus, PointKey, device_specs
+from edge.fieldbus.devices import FieldBus, PointKey, device_specs
 from edge.points.status_file import PointState, Snapshot, as_rows, read_snapshot, render_table
 from edge.points import Condition
 from edge.hil.line import SerialLine

@@ -17,7 +17,7 @@ from edge import config as building_config
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import ConfigError, device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.readers import FaultLimiter, ReaderInbox, reader_workers
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice

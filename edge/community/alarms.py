@@ -30,7 +30,7 @@ from edge.community.settings import SMOKE_SIGNALS, AlarmInput, AlarmKind, Commun
 from edge.community.smoke import DetectorState, Finding, Trouble
 from edge.events import Event, Priority
 from edge.community.kinds import CommunityKind
-from edge.fieldbus import FieldBus, PointKey
+from edge.fieldbus.devices import FieldBus, PointKey
 from edge.journal import Journal
 from edge.points import Change, Condition, Quantity, Severity, Transition, TripReason
 

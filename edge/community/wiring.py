@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from edge.community.alarms import AlarmInputs
     from edge.community.inactivity import InactivityWatch
     from edge.community.notifier import Notifier
-    from edge.fieldbus import FieldBus
+    from edge.fieldbus.devices import FieldBus
     from edge.fire import FireRelease
     from edge.power.points import FieldPoints
     from edge.doors.wiring import Doors
@@ -56,7 +56,7 @@ def uplink_views(uplink: Callable[[], Uplink | None]) -> tuple[Callable[[], bool
 def watch_smoke(settings: CommunitySafety, fieldbus: FieldBus, fire: FireRelease) -> None:
     """A detector that releases the egress doors also holds their reset: while its alarm bit
     reads active (or unknown, like the panel's fire input) the doors stay released."""
-    from edge.fieldbus import PointKey
+    from edge.fieldbus.devices import PointKey
     from edge.fire import STALE_FLOOR_S, STALE_INTERVALS
 
     for detector in settings.detectors:
@@ -91,7 +91,7 @@ def assemble_community(
     from edge.community.inactivity import InactivityWatch
     from edge.community.notifier import Notifier
     from edge.community.sms import SmsSender
-    from edge.fieldbus import PointKey
+    from edge.fieldbus.devices import PointKey
 
     up, took = uplink_views(uplink)
     sms = SmsSender(settings.modem) if settings.modem is not None else None

@@ -19,7 +19,7 @@ from edge.doors.lock import DoorLock
 from edge.events import Event, Priority
 from edge.feature import Site, Wired
 from edge.doors.kinds import DoorKind
-from edge.fieldbus import FieldBus, PointKey
+from edge.fieldbus.devices import FieldBus, PointKey
 from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
 from edge.readers import ReaderInbox, reader_workers

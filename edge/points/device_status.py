@@ -16,7 +16,7 @@ from edge.drivers.modbus.points import Point, PointAlarm
 from edge.drivers.modbus.profile import Profile
 from edge.config import BuildingConfig
 from edge.events import Event, Kind, Priority
-from edge.fieldbus import PointKey
+from edge.fieldbus.devices import PointKey
 from edge.points import Change, Severity, Transition
 from edge.points.status_rule import StatusRule
 

@@ -33,7 +33,7 @@ from edge.drivers.modbus.profile import Profile
 from edge.points.device_status import StatusPoint
 from edge.events import Event, Priority
 from edge.power.kinds import PowerKind
-from edge.fieldbus import FieldBus, PointKey
+from edge.fieldbus.devices import FieldBus, PointKey
 from edge.journal import Journal
 from edge.power.settings import Circuit
 from edge.runtime.pools import Pool

@@ -44,7 +44,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _points(args: argparse.Namespace) -> int:
-    from edge import device_cli
+    from edge.fieldbus import cli as device_cli
     from edge.points import status_file
 
     config = cli_config.load_or_report(args.config, summary=True)

@@ -30,7 +30,7 @@ from edge.points.device_status import StatusPoint, status_event, status_points
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import Profile
 from edge.events import Event, Kind, Priority
-from edge.fieldbus import FieldBus, PointKey
+from edge.fieldbus.devices import FieldBus, PointKey
 from edge.journal import Journal
 from edge.points.status_file import PointStatus
 from edge.power import snapshot

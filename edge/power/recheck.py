@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.points.device_status import StatusPoint
 from edge.events import Event, Kind, Priority
-from edge.fieldbus import PointKey
+from edge.fieldbus.devices import PointKey
 
 if TYPE_CHECKING:
     from edge.power.breakers import Breakers

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from edge.runtime import pools
 from edge.points.device_status import StatusPoint
-from edge.fieldbus import PointKey
+from edge.fieldbus.devices import PointKey
 from edge.journal import Journal
 from edge.points.status_file import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointState, PointStatus, point_state, write_snapshot
 from edge.runtime.pools import Pool

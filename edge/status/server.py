@@ -33,7 +33,7 @@ from aiohttp import web
 from edge.runtime import pools
 from edge.config import BuildingConfig
 from edge.events import Event, Kind, Priority
-from edge.fieldbus import FieldBus
+from edge.fieldbus.devices import FieldBus
 from edge.journal import Journal
 from edge.runtime.pools import Pool
 from edge.status import cameras as camera_endpoints

@@ -16,7 +16,7 @@ import structlog
 from edge.config import BuildingConfig
 from edge.runtime.control import Handler
 from edge.doors.wiring import Doors
-from edge.fieldbus import FieldBus
+from edge.fieldbus.devices import FieldBus
 from edge.feature import Site, Wired
 from edge.journal import Journal
 from edge.runtime.supervisor import Work

@@ -43,7 +43,7 @@ from edge.drivers.modbus.profile import Profile, load_profile
 from edge import config as building_config
 from edge.config import device_profiles
 from edge.power.points import FieldPoints
-from edge.fieldbus import FieldBus, device_specs
+from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import Journal
 from edge.hil.bench.stats import percentile
 from edge.hil.line import SerialLine

@@ -47,7 +47,7 @@ from edge.points.status_file import SNAPSHOT_EVERY_S
 from edge.runtime.pools import Pool
 from edge.state_files import StateFile, write_atomically
 
-log = structlog.get_logger("edge.fieldbus")
+log = structlog.get_logger("edge.fieldbus.devices")
 
 Listener = Callable[[Reading], None]
 

@@ -117,7 +117,7 @@ def render_reads(rows: list[dict[str, Any]]) -> str:
 def all_points(config: Any, as_json: bool) -> int:
     """`edge points --all`: the daemon's device-points.json (written every 2 s), so it works for anyone who
     may read the state dir and still shows the last values, ageing, when the daemon is down."""
-    from edge.fieldbus import DEVICE_POINTS_NAME
+    from edge.fieldbus.devices import DEVICE_POINTS_NAME
     from edge.points.status_file import SNAPSHOT_EVERY_S
 
     path = config.state_path / DEVICE_POINTS_NAME
