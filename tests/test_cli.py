@@ -12,7 +12,7 @@ from pathlib import Path
 from edge.events import Event, Priority
 from edge.journal import Journal
 
-from conftest import MINIMAL, edge
+from conftest import building, edge
 
 
 def _fill(path: Path) -> None:
@@ -28,7 +28,7 @@ def _fill(path: Path) -> None:
 
 
 def test_events_table_json_and_filters(write_config, building_dir):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     _fill(building_dir / "state" / "journal.db")
 
     table = edge("events", "--config", str(config))
@@ -56,7 +56,7 @@ def test_events_table_json_and_filters(write_config, building_dir):
 
 
 def test_events_errors_are_clear(write_config, building_dir):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     missing = edge("events", "--config", str(config))
     assert missing.returncode == 66 and "no journal at" in missing.stderr
     bad_time = edge("events", "--config", str(config), "--since", "yesterday-ish")
@@ -106,7 +106,7 @@ def test_events_on_a_journal_that_holds_none_says_so(tmp_path):
 
 
 def test_points_on_a_broken_status_file_is_one_line(write_config, building_dir):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     status = building_dir / "state" / "points.json"
     status.parent.mkdir()
     status.write_text(json.dumps({"written_at": 1.0, "points": [
@@ -156,7 +156,7 @@ def test_init_refuses_a_building_id_that_is_not_a_name(tmp_path):
 
 
 def test_credentials_import_of_a_device_or_a_directory_is_refused_without_reading_it(write_config, building_dir):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     (building_dir / "tenants.csv").mkdir()
     for source, message in (("/dev/zero", "unknown import format ''"), (str(building_dir / "tenants.csv"), "not a regular file")):
         result = subprocess.run([sys.executable, "-m", "edge.cli", "credentials", "import", source, "--config", str(config)],

@@ -21,7 +21,7 @@ from edge.cli import _parser
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 
-from conftest import MINIMAL, REPO, Daemon, edge
+from conftest import REPO, Daemon, building, edge, merged, modbus_tcp
 
 
 def test_version():
@@ -30,7 +30,7 @@ def test_version():
 
 
 def test_check_config_takes_the_file_as_every_command_does_and_as_before(write_config):
-    path = write_config(MINIMAL)
+    path = write_config(building())
     for args in (["check-config", str(path)], ["check-config", "--config", str(path)], ["check-config", "-c", str(path)]):
         result = edge(*args)
         assert result.returncode == 0 and "ok: building test-house" in result.stdout, (args, result.stderr)
@@ -74,17 +74,12 @@ def free_port() -> int:
 
 def test_doctor_one_line_per_check_one_fail_per_missing_bus_and_no_library_logs(write_config, tmp_path):
     closed = free_port()  # nothing listens there: a Modbus TCP gateway that is not reachable
-    path = write_config(MINIMAL.replace("state_dir: state", f"state_dir: {tmp_path / 'no-such-dir' / 'state'}") + f"""
-buses:
-  - {{name: line-1, type: rtu, port: {tmp_path / 'ttyUSB-gone'}, baud: 9600}}
-  - {{name: tcp-box, type: tcp, host: 127.0.0.1, port: {closed}, timeout_s: 0.3}}
-devices:
-  - {{name: f1-monitor, bus: line-1, address: 1, profile: generic-efm8}}
-  - {{name: f2-monitor, bus: line-1, address: 2, profile: generic-efm8}}
-  - {{name: f3-monitor, bus: line-1, address: 3, profile: generic-efm8}}
-  - {{name: pump-io, bus: tcp-box, address: 1, profile: generic-dio8}}
-  - {{name: tank-io, bus: tcp-box, address: 2, profile: generic-dio8}}
-""")
+    lines = merged({"buses": [{"name": "line-1", "type": "rtu", "port": str(tmp_path / "ttyUSB-gone"), "baud": 9600}]},
+                   modbus_tcp(closed, name="tcp-box"))
+    devices = [("f1-monitor", "line-1", 1, "generic-efm8"), ("f2-monitor", "line-1", 2, "generic-efm8"), ("f3-monitor", "line-1", 3, "generic-efm8"),
+               ("pump-io", "tcp-box", 1, "generic-dio8"), ("tank-io", "tcp-box", 2, "generic-dio8")]
+    path = write_config(building({"state_dir": str(tmp_path / "no-such-dir" / "state")}, lines, {
+        "devices": [{"name": name, "bus": bus, "address": address, "profile": profile} for name, bus, address, profile in devices]}))
     result = edge("doctor", "--config", str(path), timeout_s=120)
     assert result.returncode == 1
     assert result.stderr.strip() == "", result.stderr  # no pymodbus "Failed to connect" or any other library log
@@ -105,7 +100,7 @@ def test_a_status_port_another_process_holds_is_one_fault_then_the_server_waits_
     squatter.listen()
     port = squatter.getsockname()[1]
     state = tmp_path / "state"
-    path = write_config(MINIMAL.replace("state_dir: state", f"state_dir: {state}") + f"http: {{port: {port}}}\n")
+    path = write_config(building({"state_dir": str(state), "http": {"port": port}}))
     started_ns = time.time_ns()
     daemon = Daemon(path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True).start()
     try:

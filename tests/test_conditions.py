@@ -12,7 +12,7 @@ from edge.doors.kinds import DoorKind
 from edge.status.report import render
 from edge.status.view import BuildingView
 
-from conftest import MINIMAL
+from conftest import building, modbus_tcp
 
 T0 = 1_800_000_000.0
 BODY = {"door": "front", "circuit": "f1-c1", "breaker": "brk", "point": "mon.current_a", "condition": "over_threshold",
@@ -27,10 +27,9 @@ def _event(seq: int, kind: str, body: dict, at: float, source: str = "f1-c1") ->
 
 
 def _view(write_config) -> BuildingView:
-    return BuildingView(building_config.load(write_config(MINIMAL + """
-readers: [{name: front-reader, protocol: em4100, port: /dev/ttyUSB9}]
-doors: [{name: front, readers: [front-reader], egress: true, unlock_s: 3}]
-""")))
+    return BuildingView(building_config.load(write_config(building({
+        "readers": [{"name": "front-reader", "protocol": "em4100", "port": "/dev/ttyUSB9"}],
+        "doors": [{"name": "front", "readers": ["front-reader"], "egress": True, "unlock_s": 3}]}))))
 
 
 def test_every_alarm_kind_the_code_names_is_raised_or_ended_by_a_feature():
@@ -71,21 +70,11 @@ def test_one_shot_alarms_end_by_themselves():
 
 
 def test_a_cut_circuit_is_active_until_the_reclose_is_confirmed_and_its_points_read_cut(write_config):
-    view = BuildingView(building_config.load(write_config(MINIMAL + """
-buses: [{name: box, type: tcp, host: 127.0.0.1, port: 5020}]
-devices:
-  - {name: mon, bus: box, address: 1, profile: generic-efm8}
-  - {name: brk, bus: box, address: 2, profile: generic-breaker}
-circuits:
-  - name: f1-c1
-    floor: 1
-    box: B1
-    currents: [mon.current_a]
-    breaker: brk
-    safety:
-      over_current_a: {warning: 28, alarm: 32, duration_s: 0.3}
-      power_cut: trip
-""")))
+    view = BuildingView(building_config.load(write_config(building(modbus_tcp(5020, timeout_s=None), {
+        "devices": [{"name": "mon", "bus": "box", "address": 1, "profile": "generic-efm8"},
+                    {"name": "brk", "bus": "box", "address": 2, "profile": "generic-breaker"}],
+        "circuits": [{"name": "f1-c1", "floor": 1, "box": "B1", "currents": ["mon.current_a"], "breaker": "brk",
+                      "safety": {"over_current_a": {"warning": 28, "alarm": 32, "duration_s": 0.3}, "power_cut": "trip"}}]}))))
     view.apply(_event(1, Kind.CONDITION_RAISED, dict(BODY), T0))
     view.apply(_event(2, PowerKind.TRIP_CONFIRMED, {"circuit": "f1-c1", "breaker": "brk", "reason": "over_current",
                                                 "point": "mon.current_a", "reading": 41.2, "unit": "A"}, T0 + 1))

@@ -13,7 +13,7 @@ import pytest
 from edge import config as building_config
 from edge.config import ConfigError
 
-from conftest import MINIMAL, REPO, building
+from conftest import MINIMAL, REPO, building, modbus_tcp
 
 
 def problems_of(path: Path) -> list[str]:
@@ -23,7 +23,7 @@ def problems_of(path: Path) -> list[str]:
 
 
 def test_minimal_config_loads_with_paths_beside_the_file(write_config, building_dir):
-    config = building_config.load(write_config(MINIMAL))
+    config = building_config.load(write_config(building()))
     assert config.building.id == "test-house"
     assert config.state_path == building_dir / "state"
     assert config.journal_path == building_dir / "state" / "journal.db"
@@ -46,7 +46,7 @@ def test_the_example_config_is_valid_beside_the_secret_edge_init_writes(tmp_path
     assert "ok: building hillside-court-7" in result.stdout
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # text, not data: each problem names its FILE:LINE:COL in it, and some are broken YAML
     "snippet, expected",
     [
         ("building:\n  id: a\n  secret: {file: secrets/building.key}\n  colour: red\n", ":4:3: building.colour: Extra inputs are not permitted"),
@@ -71,7 +71,7 @@ def test_each_error_names_file_line_column_and_path(write_config, snippet, expec
     assert any(p.startswith(str(path)) and expected in p for p in found), found
 
 
-CROSS = MINIMAL + """
+CROSS = MINIMAL + """  # text, not data: the problems name their FILE:LINE:COL in it
 buses:
   - {name: rs485-1, type: rtu, port: /dev/ttyUSB0}
   - {name: rs485-1, type: tcp, host: 10.0.0.2}
@@ -113,7 +113,7 @@ def test_cross_references_are_checked_and_reported_together(write_config, buildi
 
 
 def test_cli_check_config_exits_78_and_lists_every_problem(write_config):
-    path = write_config("building:\n  id: 'no spaces allowed'\n  secret: {file: nope}\n  colour: red\njournal: {cap_mb: -1}\n")
+    path = write_config({"building": {"id": "no spaces allowed", "secret": {"file": "nope"}, "colour": "red"}, "journal": {"cap_mb": -1}})
     result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(path)], capture_output=True, text=True)
     assert result.returncode == EX_CONFIG
     lines = [line for line in result.stderr.splitlines() if line.startswith(str(path) + ":")]
@@ -122,7 +122,7 @@ def test_cli_check_config_exits_78_and_lists_every_problem(write_config):
 
 
 def test_run_with_a_broken_config_starts_nothing(write_config, building_dir):
-    path = write_config(MINIMAL + "journal: {cap_mb: nope}\n")
+    path = write_config(building({"journal": {"cap_mb": "nope"}}))
     result = subprocess.run([sys.executable, "-m", "edge.cli", "run", "--config", str(path)], capture_output=True, text=True, timeout=30)
     assert result.returncode == EX_CONFIG
     assert not (building_dir / "state").exists()
@@ -137,44 +137,33 @@ def test_a_broken_profile_is_reported_at_its_own_line(write_config, building_dir
     (building_dir / "profiles" / "odd-meter.yaml").write_text(
         "model: odd-meter\npoints:\n  - {name: volts, function: holding, address: 0, type: float16}\n"
     )
-    path = write_config(MINIMAL + """
-buses: [{name: b, type: tcp, host: 127.0.0.1}]
-devices: [{name: m, bus: b, address: 1, profile: odd-meter}]
-""")
+    path = write_config(building(modbus_tcp(None, timeout_s=None, name="b"), {"devices": [{"name": "m", "bus": "b", "address": 1, "profile": "odd-meter"}]}))
     found = problems_of(path)
     assert any(p.startswith(str(building_dir / "profiles" / "odd-meter.yaml") + ":3:") and "points.0.type" in p for p in found), found
 
 
 def test_points_must_exist_in_the_device_profile(write_config):
-    path = write_config(MINIMAL + """
-buses: [{name: b, type: tcp, host: 127.0.0.1}]
-devices:
-  - {name: f1-monitor, bus: b, address: 1, profile: generic-efm8}
-  - {name: f1-breaker, bus: b, address: 2, profile: generic-efm8}
-circuits:
-  - name: f1-c1
-    floor: 1
-    box: F1
-    currents: [f1-monitor.current_a, f1-monitor.current_x]
-    breaker: f1-breaker
-    safety: {power_cut: trip, over_current_a: {alarm: 32}}
-""")
+    path = write_config(building(modbus_tcp(None, timeout_s=None, name="b"), {
+        "devices": [{"name": "f1-monitor", "bus": "b", "address": 1, "profile": "generic-efm8"},
+                    {"name": "f1-breaker", "bus": "b", "address": 2, "profile": "generic-efm8"}],
+        "circuits": [{"name": "f1-c1", "floor": 1, "box": "F1", "currents": ["f1-monitor.current_a", "f1-monitor.current_x"],
+                      "breaker": "f1-breaker", "safety": {"power_cut": "trip", "over_current_a": {"alarm": 32}}}]}))
     found = "\n".join(problems_of(path))
     assert "circuits.0.currents.1: device 'f1-monitor' (generic-efm8) has no point 'current_x'" in found
     assert "circuits.0.breaker: device 'f1-breaker' (generic-efm8) has no command 'close'" in found
 
 
-ONE_MONITOR = MINIMAL + """
-buses: [{name: b, type: tcp, host: 127.0.0.1}]
-devices: [{name: f1-monitor, bus: b, address: 1, profile: generic-efm8}]
-circuits:
-  - {name: f1-c1, floor: 1, box: F1, currents: [f1-monitor.current_a], safety: {power_cut: warn, over_current_a: {alarm: 32}}}
-"""
+def one_monitor(profile: str = "generic-efm8", current: str = "current_a") -> dict:
+    """Circuit f1-c1 on the monitor f1-monitor (of `profile`), its phase A read as `current`."""
+    return building(modbus_tcp(None, timeout_s=None, name="b"), {
+        "devices": [{"name": "f1-monitor", "bus": "b", "address": 1, "profile": profile}],
+        "circuits": [{"name": "f1-c1", "floor": 1, "box": "F1", "currents": [f"f1-monitor.{current}"],
+                      "safety": {"power_cut": "warn", "over_current_a": {"alarm": 32}}}]})
 
 
 def test_a_shipped_profile_is_found_without_a_local_profiles_dir(write_config, building_dir):
     (building_dir / "profiles").rmdir()
-    config = building_config.load(write_config(ONE_MONITOR))
+    config = building_config.load(write_config(one_monitor()))
     assert building_config.profile_path(config, "generic-efm8") == building_config.BUILT_IN_PROFILES / "generic-efm8.yaml"
     assert building_config.device_profiles(config)["generic-efm8"].model == "generic-efm8"
     assert building_config.shadowed_profiles(config) == {}
@@ -184,29 +173,31 @@ def test_a_local_profile_replaces_the_built_in_one_and_check_config_says_so(writ
     built_in = (building_config.BUILT_IN_PROFILES / "generic-efm8.yaml").read_text()
     local = building_dir / "profiles" / "generic-efm8.yaml"
     local.write_text(built_in.replace("name: current_a,", "name: current_l1,"))
-    path = write_config(ONE_MONITOR)
+    path = write_config(one_monitor())
     found = "\n".join(problems_of(path))  # the building's own file is the one read
     assert "circuits.0.currents.0: device 'f1-monitor' (generic-efm8) has no point 'current_a'" in found
 
-    path.write_text(path.read_text().replace("f1-monitor.current_a", "f1-monitor.current_l1"))
+    write_config(one_monitor(current="current_l1"))
     result = subprocess.run([sys.executable, "-m", "edge.cli", "check-config", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"{path}: profile 'generic-efm8' is read from {local}, not the built-in one" in result.stdout
 
 
 def test_an_unknown_profile_names_where_it_was_looked_for(write_config, building_dir):
-    found = "\n".join(problems_of(write_config(ONE_MONITOR.replace("profile: generic-efm8", "profile: acme-9000"))))
+    found = "\n".join(problems_of(write_config(one_monitor("acme-9000"))))
     assert f"devices.0.profile: no profile 'acme-9000' in {building_dir / 'profiles'} nor built in (generic-ai8" in found
 
 
 def test_a_profile_name_is_a_name_not_a_path(write_config):
-    found = "\n".join(problems_of(write_config(ONE_MONITOR.replace("profile: generic-efm8", "profile: ../../secrets/building"))))
+    found = "\n".join(problems_of(write_config(one_monitor("../../secrets/building"))))
     assert "devices.0.profile: String should match pattern" in found
 
 
 def test_a_profiles_dir_named_in_the_file_must_exist(write_config, building_dir):
-    found = problems_of(write_config(ONE_MONITOR + "profiles_dir: site-profiles\n"))
-    assert found == [f"{building_dir / 'building.yaml'}:11:1: profiles_dir: {building_dir / 'site-profiles'} is not a directory"], found
+    path = write_config(one_monitor() | {"profiles_dir": "site-profiles"})
+    line = path.read_text().splitlines().index("profiles_dir: site-profiles") + 1
+    found = problems_of(path)
+    assert found == [f"{building_dir / 'building.yaml'}:{line}:1: profiles_dir: {building_dir / 'site-profiles'} is not a directory"], found
 
 
 def test_udev_ports_must_name_an_identity_of_their_kind(write_config):

@@ -37,6 +37,7 @@ def first_problem(result: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.parametrize(
     "content, expected",
     [
+        # text, not data: the bytes of a file, and their FILE:LINE:COL
         (MINIMAL.lstrip().replace("test-house", "test\x00house").encode(), ":2:11: (yaml): control character U+0000 is not allowed"),
         (MINIMAL.lstrip().replace("test-house", "test\x1bhouse").encode(), ":2:11: (yaml): control character U+001B is not allowed"),
         (("building: " + "[" * 5000 + "]" * 5000 + "\n").encode(), ":1:60: (yaml): nested more than 50 levels deep"),

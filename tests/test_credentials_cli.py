@@ -11,7 +11,7 @@ from edge.cli import main
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL
+from conftest import building
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,7 +24,7 @@ zz,t-103,2024-01-01,2099-12-31,2099-01-31,entrances
 
 
 def test_import_reports_bad_rows_by_line_and_exits_65(write_config, building_dir, capsys):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     (building_dir / "tenants.csv").write_text(ROWS)
     assert main(["credentials", "import", str(building_dir / "tenants.csv"), "--config", str(config)]) == 65
     out, err = capsys.readouterr()
@@ -39,7 +39,7 @@ def test_import_reports_bad_rows_by_line_and_exits_65(write_config, building_dir
 
 
 def test_show_revoke_by_key_prefix(write_config, building_dir, capsys):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     (building_dir / "tenants.csv").write_text(ROWS.splitlines()[0] + "\n" + ROWS.splitlines()[1] + "\n")
     assert main(["credentials", "import", str(building_dir / "tenants.csv"), "--config", str(config)]) == 0
     capsys.readouterr()
@@ -57,7 +57,7 @@ def test_show_revoke_by_key_prefix(write_config, building_dir, capsys):
 
 
 def test_issue_from_hex_and_from_a_desk_reader(write_config, capsys):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     common = ["--tenant", "t-201", "--valid-from", "2024-01-01", "--valid-until", "2099-01-01",
               "--paid-through", "2099-01-01", "--group", "entrances", "--config", str(config)]
     assert main(["credentials", "issue", "--serial", "01:00:12:93:D8", "--pin", "2468"] + common) == 0
@@ -81,9 +81,9 @@ def test_issue_from_hex_and_from_a_desk_reader(write_config, capsys):
 
 
 def test_config_and_store_problems_have_their_own_exit_codes(write_config, building_dir, capsys):
-    broken = write_config("building: {id: x}\n", name="broken.yaml")
+    broken = write_config({"building": {"id": "x"}}, name="broken.yaml")
     assert main(["credentials", "list", "--config", str(broken)]) == 78
-    config = write_config(MINIMAL)
+    config = write_config(building())
     (building_dir / "state").mkdir()
     (building_dir / "state" / "credentials.db").write_bytes(b"\x00garbage" * 200)
     assert main(["credentials", "list", "--config", str(config)]) == 74

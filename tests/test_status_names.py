@@ -7,40 +7,21 @@ from edge import config as building_config
 from edge.events import Priority, StoredEvent
 from edge.status.view import BuildingView
 
-from conftest import MINIMAL
+from conftest import building, modbus_tcp, riser_pressure, tank_level
 
 T0 = 1_800_000_000.0
-BUILDING = MINIMAL + """
-buses: [{name: site-bus, type: tcp, host: 127.0.0.1, port: 9, timeout_s: 0.3}]
-devices:
-  - {name: mon, bus: site-bus, address: 1, profile: generic-efm8}
-  - {name: water-ai, bus: site-bus, address: 3, profile: generic-ai8}
-circuits:
-  - name: f1-c1
-    floor: 1
-    box: F1
-    currents: [mon.current_a, mon.current_b, mon.current_c]
-    leakage: mon.leakage_ma
-    temperatures: [mon.cable_temp_1]
-    safety: {over_current_a: {warning: 28, alarm: 32, duration_s: 5, hysteresis: 2}, power_cut: warn}
-pressure_points:
-  - name: roof-tank-level
-    point: water-ai.ch3_ma
-    tank: roof
-    safety:
-      measures: level
-      sensor: {unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}
-      low_level: {warning: 3.0, alarm: 2.0, duration_s: 60, hysteresis: 0.1}
-  - name: riser-1-pressure
-    point: water-ai.ch1_ma
-    riser: "1"
-    safety:
-      measures: pressure
-      sensor: {unit: MPa, value_at_4ma: 0.0, value_at_20ma: 1.6}
-      low_pressure: {warning: 0.25, alarm: 0.15, duration_s: 10, hysteresis: 0.02}
-cameras:
-  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}
-"""
+
+
+def _building() -> dict:
+    """A circuit, the roof tank and a riser on a bus no one answers, and a camera: names before any reading."""
+    return building(modbus_tcp(9, name="site-bus"), {
+        "devices": [{"name": "mon", "bus": "site-bus", "address": 1, "profile": "generic-efm8"},
+                    {"name": "water-ai", "bus": "site-bus", "address": 3, "profile": "generic-ai8"}],
+        "circuits": [{"name": "f1-c1", "floor": 1, "box": "F1", "currents": ["mon.current_a", "mon.current_b", "mon.current_c"],
+                      "leakage": "mon.leakage_ma", "temperatures": ["mon.cable_temp_1"],
+                      "safety": {"over_current_a": {"warning": 28, "alarm": 32, "duration_s": 5, "hysteresis": 2}, "power_cut": "warn"}}],
+        "pressure_points": [tank_level("roof-tank-level", "water-ai.ch3_ma"), riser_pressure("riser-1-pressure", "water-ai.ch1_ma")],
+        "cameras": [{"name": "lift-1-cam", "elevator": "lift-1", "source": "/dev/null"}]})
 
 
 def _event(seq: int, kind: str, source: str, body: dict, at: float, priority: Priority = Priority.ALARM) -> StoredEvent:
@@ -48,7 +29,7 @@ def _event(seq: int, kind: str, source: str, body: dict, at: float, priority: Pr
 
 
 def test_points_are_named_by_what_they_measure_with_their_units_before_any_reading(write_config):
-    snapshot = BuildingView(building_config.load(write_config(BUILDING))).snapshot(T0)
+    snapshot = BuildingView(building_config.load(write_config(_building()))).snapshot(T0)
     assert snapshot["building"]["timezone"] == "Asia/Shanghai"
     shown = {p["point"]: (p["title"], p["group"], p["unit"]) for p in snapshot["points"]}
     assert shown == {
@@ -63,7 +44,7 @@ def test_points_are_named_by_what_they_measure_with_their_units_before_any_readi
 
 
 def test_an_alarm_row_carries_its_points_name_and_a_camera_its_last_snapshot(write_config):
-    view = BuildingView(building_config.load(write_config(BUILDING)))
+    view = BuildingView(building_config.load(write_config(_building())))
     view.apply(_event(1, "alarm.raised", "roof-tank-level", {"point": "water-ai.ch3_ma", "condition": "sensor_fault",
                                                              "severity": "warning"}, T0))
     view.apply(_event(2, "alarm.smoke", "smoke-301", {"area": "unit-301"}, T0 + 1))
@@ -80,8 +61,9 @@ def test_an_alarm_row_carries_its_points_name_and_a_camera_its_last_snapshot(wri
 
 
 def test_a_label_in_the_config_names_the_circuit_and_the_water_point(write_config):
-    labelled = BUILDING.replace("  - name: f1-c1\n", "  - name: f1-c1\n    label: Flats 101-104\n").replace(
-        "  - name: roof-tank-level\n", "  - name: roof-tank-level\n    label: Roof tank, block B\n")
+    labelled = _building()
+    labelled["circuits"][0]["label"] = "Flats 101-104"
+    labelled["pressure_points"][0]["label"] = "Roof tank, block B"  # roof-tank-level
     snapshot = BuildingView(building_config.load(write_config(labelled))).snapshot(T0)
     shown = {p["point"]: (p["title"], p["group"]) for p in snapshot["points"]}
     assert shown["mon.current_a"] == ("Current, phase A", "Flats 101-104")
