@@ -115,9 +115,16 @@ def modbus_device(name: str, address: int, profile: str, *, poll_s: float = 0.1,
     return {"name": name, "bus": bus, "address": address, "profile": profile, "poll_s": poll_s}
 
 
-def modbus_tcp(port: int, *, timeout_s: float = 0.3, name: str = "box") -> dict:
-    """The `buses:` section of one Modbus TCP bus: the simulator at `port` on this machine."""
-    return {"buses": [{"name": name, "type": "tcp", "host": "127.0.0.1", "port": port, "timeout_s": timeout_s}]}
+def modbus_tcp(port: int | None, *, timeout_s: float | None = 0.3, name: str = "box") -> dict:
+    """The `buses:` section of one Modbus TCP bus: the simulator at `port` on this machine (a config
+    only loaded, never run, may leave out the port and the timeout: None)."""
+    bus = {"name": name, "type": "tcp", "host": "127.0.0.1", "port": port, "timeout_s": timeout_s}
+    return {"buses": [{key: value for key, value in bus.items() if value is not None}]}
+
+
+def modbus_rtu(port: str, baud: int, *, timeout_s: float = 0.5, name: str = "line") -> dict:
+    """The `buses:` section of one Modbus RTU line on the serial device `port` (a socat pty)."""
+    return {"buses": [{"name": name, "type": "rtu", "port": port, "baud": baud, "timeout_s": timeout_s}]}
 
 
 def one_circuit(port: int, *, poll_s: float = 0.1, **safety: Any) -> dict:
@@ -129,6 +136,22 @@ def one_circuit(port: int, *, poll_s: float = 0.1, **safety: Any) -> dict:
         "circuits": [{"name": "f2-c1", "floor": 2, "box": "F2", "currents": ["mon.current_a"], "breaker": "brk",
                       "safety": {"over_current_a": {"alarm": 32, "duration_s": 0.3, "hysteresis": 2}, "power_cut": "trip", **safety}}],
     })
+
+
+def tank_level(name: str, point: str, *, duration_s: float = 60, hysteresis: float | None = 0.1, **safety: Any) -> dict:
+    """A pressure point for the roof tank's level on a 4-20 mA loop of 0-5 m: a warning under 3 m, an
+    alarm under 2 m for `duration_s`; `safety` adds to its safety block (`stale=...`)."""
+    low = {"warning": 3.0, "alarm": 2.0, "duration_s": duration_s} | ({} if hysteresis is None else {"hysteresis": hysteresis})
+    return {"name": name, "point": point, "tank": "roof", "safety": {
+        "measures": "level", "sensor": {"unit": "m", "value_at_4ma": 0.0, "value_at_20ma": 5.0}, "low_level": low, **safety}}
+
+
+def riser_pressure(name: str, point: str, *, duration_s: float = 10, unit: str = "MPa", riser: str | None = "1", **safety: Any) -> dict:
+    """A pressure point for a hydrant `riser` on a 4-20 mA loop of 0-1.6 MPa (`unit` as the file names it,
+    "" for none): a warning under 0.25, an alarm under 0.15 for `duration_s`; `safety` adds to its safety block."""
+    return {"name": name, "point": point, **({} if riser is None else {"riser": riser}), "safety": {
+        "measures": "pressure", "sensor": ({"unit": unit} if unit else {}) | {"value_at_4ma": 0.0, "value_at_20ma": 1.6},
+        "low_pressure": {"warning": 0.25, "alarm": 0.15, "duration_s": duration_s, "hysteresis": 0.02}, **safety}}
 
 
 def edge(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
