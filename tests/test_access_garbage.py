@@ -12,7 +12,7 @@ import pytest
 from edge.drivers.cards.observations import DropCause
 from edge.doors.access import AccessPath
 from edge.journal import EventQuery, Journal, read_events
-from edge.readers import ReaderInbox
+from edge.doors.readers import ReaderInbox
 from edge.runtime.throttle import Throttle
 
 pytestmark = pytest.mark.timeout(60)

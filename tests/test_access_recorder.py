@@ -14,7 +14,7 @@ from edge.doors.recorder import CONCURRENT, QUEUE_SIZE
 from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, JournalError, read_events
-from edge.readers import ReaderInbox
+from edge.doors.readers import ReaderInbox
 from edge.hil.waiting import until
 
 pytestmark = pytest.mark.timeout(60)

@@ -14,7 +14,7 @@ from edge.runtime.control import ask, socket_path
 from edge.access.credentials import CredentialStore, Enrolment
 from edge.config import load
 from edge.doors.wiring import credentials_path
-from edge.readers import REPEAT_GAP_S
+from edge.doors.readers import REPEAT_GAP_S
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator
 from edge.hil.pty import pty_pair

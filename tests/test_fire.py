@@ -10,7 +10,7 @@ from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import load_profile
 from edge.doors.settings import Lock
 from edge.doors.lock import DoorLock
-from edge.fire import FireRelease
+from edge.doors.fire import FireRelease
 from edge.journal import EventQuery, read_events
 from edge.hil.modbus_sim import SimulatedDevice
 

@@ -295,7 +295,7 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
     from edge.drivers.cards.observations import CardRead
     from edge.doors.settings import Reader
     from edge.events import Kind
-    from edge.readers import ReaderInbox, ReaderWorker
+    from edge.doors.readers import ReaderInbox, ReaderWorker
     from edge.runtime.supervisor import Backoff, Supervisor
     from edge.hil.card_sim import CardReaderSim
 

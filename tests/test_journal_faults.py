@@ -200,7 +200,7 @@ def test_close_on_a_disk_that_still_refuses_ends_and_keeps_the_file(disk: SmallD
 def test_fire_release_and_reset_on_a_full_disk_complete_and_are_journaled_once_it_has_room(disk: SmallDisk):
     from edge.doors.settings import Lock
     from edge.doors.lock import DoorLock
-    from edge.fire import FireRelease
+    from edge.doors.fire import FireRelease
 
     class Relays:
         """A relay module that confirms every write."""

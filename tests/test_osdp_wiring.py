@@ -19,7 +19,7 @@ from edge.config import ConfigError, device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
-from edge.readers import FaultLimiter, ReaderInbox, reader_workers
+from edge.doors.readers import FaultLimiter, ReaderInbox, reader_workers
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.osdp_pd import SimulatedOsdpReader
 from edge.hil.pty import pty_pair

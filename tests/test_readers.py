@@ -11,7 +11,7 @@ import pytest
 
 from edge.drivers.cards.observations import CardRead, Protocol, ReaderFault
 from edge.doors.settings import Reader
-from edge.readers import ReaderInbox, ReaderWorker, RepeatFilter
+from edge.doors.readers import ReaderInbox, ReaderWorker, RepeatFilter
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.waiting import until_sync
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from edge.community.inactivity import InactivityWatch
     from edge.community.notifier import Notifier
     from edge.fieldbus.devices import FieldBus
-    from edge.fire import FireRelease
+    from edge.doors.fire import FireRelease
     from edge.power.points import FieldPoints
     from edge.doors.wiring import Doors
     from edge.uplink.worker import Uplink
@@ -57,7 +57,7 @@ def watch_smoke(settings: CommunitySafety, fieldbus: FieldBus, fire: FireRelease
     """A detector that releases the egress doors also holds their reset: while its alarm bit
     reads active (or unknown, like the panel's fire input) the doors stay released."""
     from edge.fieldbus.devices import PointKey
-    from edge.fire import STALE_FLOOR_S, STALE_INTERVALS
+    from edge.doors.fire import STALE_FLOOR_S, STALE_INTERVALS
 
     for detector in settings.detectors:
         if detector.fire_release:

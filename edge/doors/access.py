@@ -43,7 +43,7 @@ from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind
 from edge.runtime import pools
 from edge.journal import Journal
-from edge.readers import FaultLimiter, ReaderHealth, ReaderInbox
+from edge.doors.readers import FaultLimiter, ReaderHealth, ReaderInbox
 from edge.runtime.pools import Pool
 from edge.runtime.throttle import OVERFLOW_KEY, Throttle
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from edge.doors.wiring import Doors
 from edge.hotplug import with_stable_ports
-from edge.readers import reader_jobs, reader_workers
+from edge.doors.readers import reader_jobs, reader_workers
 from edge.reload import Change, Plan, Retuner
 
 SECTIONS = frozenset({"doors", "readers", "access"})

@@ -20,9 +20,9 @@ from edge.events import Event, Priority
 from edge.feature import Site, Wired
 from edge.doors.kinds import DoorKind
 from edge.fieldbus.devices import FieldBus, PointKey
-from edge.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
+from edge.doors.fire import STALE_FLOOR_S, STALE_INTERVALS, FireRelease
 from edge.journal import Journal
-from edge.readers import ReaderInbox, reader_workers
+from edge.doors.readers import ReaderInbox, reader_workers
 from edge.runtime.pools import Pool
 
 log = structlog.get_logger("edge.doors")

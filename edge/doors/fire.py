@@ -44,7 +44,7 @@ from edge.journal import Journal
 from edge.runtime.pools import Pool
 from edge.state_files import remove_durably, write_atomically
 
-log = structlog.get_logger("edge.fire")
+log = structlog.get_logger("edge.doors.fire")
 
 BLOCK_RELEASE = "release_all"
 LATCH_FILE = "fire-latch.json"

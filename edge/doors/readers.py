@@ -38,7 +38,7 @@ from edge.doors.settings import Reader, ReaderProtocol
 if TYPE_CHECKING:
     from edge.drivers.osdp.bus import OsdpBus
 
-log = structlog.get_logger("edge.readers")
+log = structlog.get_logger("edge.doors.readers")
 
 INBOX_SIZE = 256
 REPEAT_GAP_S = 0.5  # a frame of the same card sooner than this after the last is a repeat
