@@ -5,7 +5,7 @@ edge/power/, edge/water/, edge/community/, edge/vision/, edge/uplink/, edge/stat
 declares itself there in `feature.py` as one `Feature`. Whatever must know every feature finds
 them (`edge.features`): the building config composes their sections and runs their checks, the
 event registry takes their kinds, the active conditions their rules, the gateway their wiring,
-the `edge` command their commands. A new feature adds its own package and touches no other
+the `edge` command their commands, the page their tiles. A new feature adds its own package and touches no other
 feature's and no shared enum.
 
 Each part is named by its module and imported only where it is used, so declaring a feature
@@ -57,6 +57,7 @@ class Feature:
     wanted: Callable[[BuildingConfig], bool] = lambda config: False
     stage: Stage = Stage.FIRST
     commands: tuple[str, ...] = ()  # each has add_commands(subparsers) for the `edge` command
+    tiles: str | None = None  # Tiles(config): its part of the page and `edge status`, folded from the journal (edge/tiles.py)
 
     def module(self, name: str) -> ModuleType:
         """One of its parts, imported now."""

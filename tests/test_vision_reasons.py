@@ -130,11 +130,11 @@ def test_the_page_view_keeps_every_reason_a_camera_gave_at_start(write_config, t
     view = BuildingView(config)
     reasons = ["no hold relay is configured", "the model cannot output ebike: its class map has bicycle, motorcycle, person"]
     view.apply(camera_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "; ".join(reasons), "reasons": reasons}))
-    assert view.cameras["lift-1-cam"]["reasons"] == reasons
+    assert view.tile("vision").cameras["lift-1-cam"]["reasons"] == reasons
     view.apply(camera_event(2, VisionKind.VISION_MODE, {"mode": "observe", "reason": "an older gateway said one thing"}))
-    assert view.cameras["lift-1-cam"]["reasons"] == ["an older gateway said one thing"]
+    assert view.tile("vision").cameras["lift-1-cam"]["reasons"] == ["an older gateway said one thing"]
     view.apply(camera_event(3, VisionKind.VISION_MODE, {"mode": "hold", "reason": "qualified", "reasons": []}))
-    assert view.cameras["lift-1-cam"]["reasons"] == []
+    assert view.tile("vision").cameras["lift-1-cam"]["reasons"] == []
 
 
 def test_replay_draws_the_counted_box_with_its_frames_median_and_threshold_and_keeps_gated_boxes_marked(tmp_path):

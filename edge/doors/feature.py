@@ -4,5 +4,5 @@ from edge.feature import Feature
 
 FEATURE = Feature(
     "doors", order=10, settings="edge.doors.settings", kinds="edge.doors.kinds", conditions="edge.doors.conditions",
-    wiring="edge.doors.wiring", wanted=lambda config: bool(config.doors or config.readers), commands=("edge.doors.cli",),
+    wiring="edge.doors.wiring", wanted=lambda config: bool(config.doors or config.readers), commands=("edge.doors.cli",), tiles="edge.doors.tiles",
 )

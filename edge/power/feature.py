@@ -5,5 +5,5 @@ from edge.feature import Feature
 
 FEATURE = Feature(
     "power", order=20, settings="edge.power.settings", kinds="edge.power.kinds", wiring="edge.power.wiring",
-    wanted=lambda config: bool(config.circuits and config.devices), commands=("edge.power.cli",),
+    wanted=lambda config: bool(config.circuits and config.devices), commands=("edge.power.cli",), tiles="edge.power.tiles",
 )

@@ -71,7 +71,7 @@ class Sampler:
             self._note_answers(time.monotonic())
             if before - clock_checked >= CLOCK_EVERY_S:  # NTP state for the page's clock badge
                 clock_checked = before
-                self.server.view.clock["ntp_synchronised"] = await loop.run_in_executor(self.server.reader, ntp_synchronised)
+                self.server.view.ntp_synchronised = await loop.run_in_executor(self.server.reader, ntp_synchronised)
 
     # --- probes ------------------------------------------------------------------------
 
@@ -109,11 +109,11 @@ class Sampler:
         return {name: why for name, why in found.items() if why}
 
     def readers_online(self) -> dict[str, bool]:
-        return {name: state["online"] for name, state in self.server.view.readers.items()}
+        return {name: state["online"] for name, state in self.server.view.tile("doors").readers.items()}
 
     def cameras_streaming(self) -> dict[str, bool]:
         """Cameras whose guard runs: is the stream up, as the journal tells it (as `edge status`)."""
-        return {name: state["stream"] != "fault" for name, state in self.server.view.cameras.items() if name in self.server.cameras}
+        return {name: state["stream"] != "fault" for name, state in self.server.view.tile("vision").cameras.items() if name in self.server.cameras}
 
     def probe(self, disk: Disk | None) -> Probe:
         """What /healthz judges, for the endpoint and for the page's status alike."""
@@ -141,7 +141,7 @@ class Sampler:
                 devices[spec.name] = (server.fieldbus.counters[spec.name], server.fieldbus.is_online(spec.name), None if seen is None else now - seen)
         uplink, journal, view = server.uplink, server.journal, server.view
         return Sample(
-            devices=devices, readers=self.readers_online(), decisions=dict(view.decisions),
+            devices=devices, readers=self.readers_online(), decisions=dict(view.tile("doors").decisions),
             alarms_active=[(c.kind, c.source, str(c.severity)) for c in view.active.now(time.time())], journal_head_seq=journal.head_seq, disk=disk,
             uplink_enabled=uplink is not None, uplink_connected=uplink.connected.is_set() if uplink is not None else None,
             uplink_synced_seq=uplink.pusher.synced_seq if uplink is not None else None,
@@ -172,7 +172,7 @@ class Sampler:
     def _cameras(self, now: float) -> dict[str, CameraSample]:
         """Each configured camera: its stream as the journal tells it (`edge status`), its guard's counters."""
         sampled = {}
-        for name, state in self.server.view.cameras.items():
+        for name, state in self.server.view.tile("vision").cameras.items():
             guard = self.server.cameras.get(name)
             up = state["stream"] == "ok"
             if guard is None:

@@ -4,5 +4,5 @@ from edge.feature import Feature, Stage
 
 FEATURE = Feature(
     "uplink", order=60, settings="edge.uplink.settings", kinds="edge.uplink.kinds", conditions="edge.uplink.conditions",
-    wiring="edge.uplink.wiring", wanted=lambda config: config.uplink.enabled, stage=Stage.LATER,
+    wiring="edge.uplink.wiring", wanted=lambda config: config.uplink.enabled, stage=Stage.LATER, tiles="edge.uplink.tiles",
 )

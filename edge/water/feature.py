@@ -2,4 +2,4 @@
 
 from edge.feature import Feature
 
-FEATURE = Feature("water", order=30, settings="edge.water.settings")
+FEATURE = Feature("water", order=30, settings="edge.water.settings", tiles="edge.water.tiles")

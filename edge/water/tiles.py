@@ -1,0 +1,48 @@
+"""The water points' tiles on the page: each hydrant pressure and tank level, its low limits and a
+short history (edge/tiles.py)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edge.events import Kind
+from edge.tiles import PointView, band, keep_points, label, point_state
+
+if TYPE_CHECKING:
+    from edge.config import BuildingConfig
+    from edge.events import StoredEvent
+    from edge.status.view import BuildingView
+
+
+class Tiles:
+    def __init__(self, config: BuildingConfig) -> None:
+        self.points: dict[str, dict[str, PointView]] = {}  # water point -> its one point -> view
+        for water in config.pressure_points:
+            limits = getattr(water.safety, "low_pressure", None) or getattr(water.safety, "low_level", None)
+            self.points[water.name] = {water.point: PointView(water.point, unit=water.safety.sensor.unit, title=_title(water),
+                                                              group="Fire water", limits=band(limits, low=True))}
+
+    def keep(self, older: Tiles) -> None:
+        self.points = keep_points(self.points, older.points)
+
+    def apply(self, event: StoredEvent, at: float) -> None:
+        if event.kind == Kind.POINT_READING:
+            view = self.points.get(event.source, {}).get(event.body.get("point", ""))
+            if view is not None:
+                view.reading(event.body, at)
+
+    def snapshot(self, now: float, view: BuildingView) -> dict[str, Any]:
+        return {"points": [point.row(owner, "pressure_point", point_state(view, owner, ref), now)
+                           for owner, points in self.points.items() for ref, point in points.items()]}
+
+
+def _title(water: Any) -> str:
+    """"Roof tank water level", "Riser 1 water pressure": the point named by what it measures, not its wire."""
+    if (given := label(water)) is not None:
+        return given
+    measures = "water level" if water.safety.measures == "level" else "water pressure"
+    if water.tank:
+        return f"{str(water.tank).capitalize()} tank {measures}"
+    if water.riser:
+        return f"Riser {water.riser} {measures}"
+    return f"{water.name.replace('-', ' ').capitalize()} ({measures})"
