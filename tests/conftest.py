@@ -127,6 +127,19 @@ def modbus_rtu(port: str, baud: int, *, timeout_s: float = 0.5, name: str = "lin
     return {"buses": [{"name": name, "type": "rtu", "port": port, "baud": baud, "timeout_s": timeout_s}]}
 
 
+def doors_io(port: int | None, *, poll_s: float | None = 0.05, timeout_s: float | None = 0.5) -> dict:
+    """The doors' IO module doors-io (generic-dio8, unit 1) on a Modbus TCP bus of its own, doors-bus, at
+    `port` (None, and no poll_s or timeout: a config only loaded)."""
+    device = {"name": "doors-io", "bus": "doors-bus", "address": 1, "profile": "generic-dio8", "poll_s": poll_s}
+    return merged(modbus_tcp(port, timeout_s=timeout_s, name="doors-bus"),
+                  {"devices": [{key: value for key, value in device.items() if value is not None}]})
+
+
+def io_lock(relay: int, device: str = "doors-io") -> dict:
+    """A door's `lock:` on relay `relay` of an IO module: release_N opens it, secure_N locks it."""
+    return {"device": device, "release": f"release_{relay}", "secure": f"secure_{relay}"}
+
+
 def one_circuit(port: int, *, poll_s: float = 0.1, **safety: Any) -> dict:
     """A current monitor (`mon`, unit 1) and a breaker (`brk`, unit 2) on the simulator at `port`, and
     circuit f2-c1 between them: 32 A for 0.3 s is an alarm that trips the breaker; `safety` adds to its

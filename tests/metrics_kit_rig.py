@@ -19,9 +19,8 @@ from edge.drivers.modbus.profile import load_profile
 from edge.config import BUILT_IN_PROFILES
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.broker import Broker
-from conftest import Daemon
+from conftest import Daemon, merged, modbus_device, modbus_tcp, riser_pressure, tank_level
 from status_rig import f1_circuit, until
-from conftest import as_yaml
 from uplink_rig import uplink_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,34 +31,17 @@ DASHBOARD = REPO / "contrib" / "grafana" / "edge.json"
 # Served by Prometheus itself for every target, not by the daemon.
 PROMETHEUS_OWN = frozenset({"up", "scrape_duration_seconds", "scrape_samples_scraped"})
 
-BUILDING = """
-http: {{port: 0}}
-buses: [{{name: site-bus, type: tcp, host: 127.0.0.1, port: {modbus}, timeout_s: 0.3}}]
-devices:
-  - {{name: f1-c1-monitor, bus: site-bus, address: 1, profile: generic-efm8, poll_s: 0.2}}
-  - {{name: f1-c1-breaker, bus: site-bus, address: 2, profile: generic-breaker, poll_s: 0.2}}
-  - {{name: water-ai, bus: site-bus, address: 3, profile: generic-ai8, poll_s: 0.2}}
-readers:
-  - {{name: garage-reader, protocol: em4100, port: /dev/ttyEDGE-missing-adapter}}
-""" + as_yaml({"circuits": [f1_circuit("trip", breaker="f1-c1-breaker")]}) + """\
-pressure_points:
-  - name: riser-1-pressure
-    point: water-ai.ch1_ma
-    riser: "1"
-    safety:
-      measures: pressure
-      sensor: {{unit: MPa, value_at_4ma: 0.0, value_at_20ma: 1.6}}
-      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 10, hysteresis: 0.02}}
-  - name: roof-tank-level
-    point: water-ai.ch3_ma
-    tank: roof
-    safety:
-      measures: level
-      sensor: {{unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}}
-      low_level: {{warning: 3.0, alarm: 2.0, duration_s: 60, hysteresis: 0.1}}
-cameras:
-  - {{name: lift-1-cam, elevator: lift-1, source: {clip}, stall_s: 1, collect: {{enabled: true}}}}
-"""
+def kit_building(modbus: int, clip: Path) -> dict:
+    """The sections of the kit's building beside its uplink: the monitor, breaker and water inputs on the
+    simulator at `modbus`, a reader on an adapter that is not there, a camera on `clip`."""
+    return merged({"http": {"port": 0}}, modbus_tcp(modbus, name="site-bus"), {
+        "devices": [modbus_device("f1-c1-monitor", 1, "generic-efm8", poll_s=0.2, bus="site-bus"),
+                    modbus_device("f1-c1-breaker", 2, "generic-breaker", poll_s=0.2, bus="site-bus"),
+                    modbus_device("water-ai", 3, "generic-ai8", poll_s=0.2, bus="site-bus")],
+        "readers": [{"name": "garage-reader", "protocol": "em4100", "port": "/dev/ttyEDGE-missing-adapter"}],
+        "circuits": [f1_circuit("trip", breaker="f1-c1-breaker")],
+        "pressure_points": [riser_pressure("riser-1-pressure", "water-ai.ch1_ma"), tank_level("roof-tank-level", "water-ai.ch3_ma")],
+        "cameras": [{"name": "lift-1-cam", "elevator": "lift-1", "source": str(clip), "stall_s": 1, "collect": {"enabled": True}}]})
 
 
 def simulated_devices() -> tuple[SimulatedDevice, SimulatedDevice, SimulatedDevice]:
@@ -87,9 +69,7 @@ async def start_simulator() -> tuple[FieldSimulator, int, tuple[SimulatedDevice,
 
 def write_building(write_config, building_dir: Path, modbus_port: int, broker_port: int) -> Path:
     """The whole building, uplink included; the camera's clip does not exist (its stream is down)."""
-    # Given as the uplink config's extra, so write_config sees this building's own http block and adds none.
-    return uplink_config(write_config, building_dir, broker_port,
-                         extra=BUILDING.format(modbus=modbus_port, clip=building_dir / "no-such-clip.avi"))
+    return uplink_config(write_config, building_dir, broker_port, kit_building(modbus_port, building_dir / "no-such-clip.avi"))
 
 
 class Running(NamedTuple):

@@ -18,14 +18,14 @@ import aiohttp
 from edge.drivers.modbus.profile import load_profile
 from edge import config as building_config
 from edge.config import BUILT_IN_PROFILES
-from edge.access.credentials import CredentialStore, Enrolment
+from edge.doors.credentials.store import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
 from edge.hil import waiting
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL, Daemon, as_yaml
+from conftest import Daemon, building, modbus_device, modbus_tcp
 
 TENANT = b"\x01\x00\x12\x93\xd8"
 MISSING_PORT = "/dev/ttyEDGE-missing-adapter"
@@ -40,12 +40,13 @@ async def until(predicate, timeout_s: float = 10.0, what: str = "condition", eve
 class Site:
     """The building, its simulated hardware and its daemon; `url` is the status server."""
 
-    def __init__(self, write_config, dead_device: bool = False, missing_reader: bool = False, http: str | None = None,
-                 more: str = "", files: int | None = None) -> None:
-        """`more`: YAML appended to the building (cameras, say); `files`: the daemon's soft RLIMIT_NOFILE."""
+    def __init__(self, write_config, dead_device: bool = False, missing_reader: bool = False, http: dict | None = None,
+                 more: dict | None = None, files: int | None = None) -> None:
+        """`http`: the status server's section (a free port on localhost without); `more`: sections added
+        to the building (cameras, say); `files`: the daemon's soft RLIMIT_NOFILE."""
         self.write_config = write_config
         self.files = files
-        self.more = more
+        self.more = more or {}
         self.dead_device = dead_device
         self.missing_reader = missing_reader
         self.http = http
@@ -66,20 +67,18 @@ class Site:
         self.simulator = FieldSimulator([self.io, self.monitor])
         port = await self.simulator.start_tcp()
         self.cards = self._stack.enter_context(pty_pair())
-        dead = "\n  - {name: pump-room-io, bus: site-bus, address: 9, profile: generic-dio8, poll_s: 0.2}" if self.dead_device else ""
-        spare = f"\n  - {{name: garage-reader, protocol: em4100, port: {MISSING_PORT}}}" if self.missing_reader else ""
-        base = MINIMAL + (self.http or "http: {port: 0}") + "\n"
-        path = self.write_config(base + f"""
-buses: [{{name: site-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices:
-  - {{name: doors-io, bus: site-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}
-  - {{name: f1-c1-monitor, bus: site-bus, address: 2, profile: generic-efm8, poll_s: 0.2}}{dead}
-readers:
-  - {{name: front-reader, protocol: em4100, port: {self.cards.b}}}{spare}
-doors:
-  - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}},
-      contact: doors-io.input_1, unlock_s: 1, held_open_s: 30}}
-""" + as_yaml({"circuits": [f1_circuit()]}) + self.more)
+        devices = [modbus_device("doors-io", 1, "generic-dio8", bus="site-bus"), modbus_device("f1-c1-monitor", 2, "generic-efm8", poll_s=0.2, bus="site-bus")]
+        if self.dead_device:
+            devices.append(modbus_device("pump-room-io", 9, "generic-dio8", poll_s=0.2, bus="site-bus"))
+        readers = [{"name": "front-reader", "protocol": "em4100", "port": self.cards.b}]
+        if self.missing_reader:
+            readers.append({"name": "garage-reader", "protocol": "em4100", "port": MISSING_PORT})
+        path = self.write_config(building({"http": self.http or {"port": 0}}, modbus_tcp(port, name="site-bus"), {
+            "devices": devices, "readers": readers,
+            "doors": [{"name": "front", "readers": ["front-reader"], "groups": ["entrances"],
+                       "lock": {"device": "doors-io", "release": "release_1", "secure": "secure_1"},
+                       "contact": "doors-io.input_1", "unlock_s": 1, "held_open_s": 30}],
+            "circuits": [f1_circuit()]}, self.more))
         self.config_path = path
         self.config = building_config.load(path)
         store_path = credentials_path(self.config)

@@ -23,23 +23,12 @@ from edge.journal import Journal
 from edge.status.address import endpoint_path
 from edge.status.server import StatusServer
 
-from conftest import MINIMAL
+from conftest import building, modbus_tcp, tank_level
 
-BUILDING = MINIMAL + """http: {port: 0}
-buses: [{name: site-bus, type: tcp, host: 127.0.0.1, port: 9, timeout_s: 0.3}]
-devices:
-  - {name: water-ai, bus: site-bus, address: 3, profile: generic-ai8}
-pressure_points:
-  - name: roof-tank-level
-    point: water-ai.ch3_ma
-    tank: roof
-    safety:
-      measures: level
-      sensor: {unit: m, value_at_4ma: 0.0, value_at_20ma: 5.0}
-      low_level: {warning: 3.0, alarm: 2.0, duration_s: 60, hysteresis: 0.1}
-cameras:
-  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}
-"""
+BUILDING = building(modbus_tcp(9, name="site-bus"), {
+    "http": {"port": 0}, "devices": [{"name": "water-ai", "bus": "site-bus", "address": 3, "profile": "generic-ai8"}],
+    "pressure_points": [tank_level("roof-tank-level", "water-ai.ch3_ma")],
+    "cameras": [{"name": "lift-1-cam", "elevator": "lift-1", "source": "/dev/null"}]})
 DAY = 86400
 WEEK_RAISES = 45  # low-level warnings raised and cleared in the last six days
 SNAPSHOT = "vision/snapshots/lift-1-cam/20261207T101500-observed.jpg"

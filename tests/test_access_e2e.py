@@ -26,7 +26,7 @@ from edge.hil.pty import pty_pair
 from edge.hil.waiting import until
 
 from access_rig import KEYPAD_TENANT, PIN, enrol
-from conftest import MINIMAL, REPO
+from conftest import REPO, building, doors_io, io_lock
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,30 +37,24 @@ FLAGGED = b"\x01\x00\x00\x00\x07"
 class Building:
     """The doors of a building wired as the gateway wires them, with simulated hardware."""
 
-    def __init__(self, write_config, card_port: str, keypad_port: str, wall=None, fire: bool = True, extra: str = "",
+    def __init__(self, write_config, card_port: str, keypad_port: str, wall=None, fire: bool = True, extra: dict | None = None,
                  supervised: bool = False) -> None:
         self.write_config, self.card_port, self.keypad_port, self.wall, self.fire = write_config, card_port, keypad_port, wall, fire
-        self.extra = extra
+        self.extra = extra or {}  # sections added to the building
         self.supervised = supervised  # the doors' jobs restarted as the gateway's Supervisor does (quickly)
 
     async def __aenter__(self) -> Building:
         self.io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
         self.simulator = FieldSimulator([self.io])
         port = await self.simulator.start_tcp()
-        path = self.write_config(MINIMAL + f"""
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
-readers:
-  - {{name: front-reader, protocol: em4100, port: {self.card_port}}}
-  - {{name: keypad-reader, protocol: wiegand, port: {self.keypad_port}, keypad: true}}
-doors:
-  - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}},
-      contact: doors-io.input_1, exit_button: doors-io.input_2, fail: safe, egress: true, unlock_s: 0.5, held_open_s: 0.6}}
-  - {{name: side, readers: [keypad-reader], groups: [entrances], lock: {{device: doors-io, release: release_2, secure: secure_2}},
-      egress: true, require_pin: true, unlock_s: 0.5}}
-{"fire_alarm: doors-io.input_8" if self.fire else ""}
-{self.extra}
-""")
+        path = self.write_config(building(doors_io(port), {
+            "readers": [{"name": "front-reader", "protocol": "em4100", "port": self.card_port},
+                        {"name": "keypad-reader", "protocol": "wiegand", "port": self.keypad_port, "keypad": True}],
+            "doors": [{"name": "front", "readers": ["front-reader"], "groups": ["entrances"], "lock": io_lock(1), "contact": "doors-io.input_1",
+                       "exit_button": "doors-io.input_2", "fail": "safe", "egress": True, "unlock_s": 0.5, "held_open_s": 0.6},
+                      {"name": "side", "readers": ["keypad-reader"], "groups": ["entrances"], "lock": io_lock(2), "egress": True,
+                       "require_pin": True, "unlock_s": 0.5}]},
+            {"fire_alarm": "doors-io.input_8"} if self.fire else {}, self.extra))
         self.config = building_config.load(path)
         return self
 
@@ -313,7 +307,7 @@ def test_a_stalled_journal_does_not_hold_up_the_unlock(write_config):
 
 
 def test_wrong_pins_lock_the_card_out_until_the_lockout_expires(write_config):
-    lockout = "access: {pin_lockout: {attempts: 2, window_s: 60, lockout_s: 1.5}}"
+    lockout = {"access": {"pin_lockout": {"attempts": 2, "window_s": 60, "lockout_s": 1.5}}}
 
     async def scenario():
         with pty_pair() as cards, pty_pair() as keypad:

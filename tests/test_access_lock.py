@@ -22,7 +22,7 @@ from edge.journal import Journal
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until
 
-from conftest import MINIMAL, REPO
+from conftest import MINIMAL, REPO, building, doors_io, io_lock
 from modbus_rig import FlashingRelayModule
 
 pytestmark = pytest.mark.timeout(60)
@@ -47,15 +47,12 @@ class GatedBus:
         return await self.fieldbus.command(device, command)
 
 
-async def _doors_bus(write_config, module: SimulatedDevice, doors: str = ""):
+async def _doors_bus(write_config, module: SimulatedDevice, doors: dict | None = None):
     """`module` as doors-io (unit 1) on a simulator of its own, the building's config with `doors`, its
     journal and its field bus (not yet running)."""
     simulator = FieldSimulator([module])
     port = await simulator.start_tcp()
-    config = building_config.load(write_config(MINIMAL + f"""
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
-""" + doors))
+    config = building_config.load(write_config(building(doors_io(port), doors or {})))
     journal = await Journal.open(config.journal_path)
     return simulator, config, journal, FieldBus(device_specs(config, device_profiles(config)), journal)
 
@@ -143,12 +140,8 @@ def test_a_pulse_during_a_pulse_extends_it_and_a_fire_release_stops_it(write_con
 
 
 # Doors driven by a module-timed pulse (the relay module's flash command, `pulse_N` of generic-dio8).
-PULSE_DOORS = """
-doors:
-  - {name: front, egress: true, unlock_s: 1.0,
-     lock: {device: doors-io, pulse: pulse_1, release: release_1, secure: secure_1}}
-  - {name: back, unlock_s: 0.7, lock: {device: doors-io, pulse: pulse_2}}
-"""
+PULSE_DOORS = {"doors": [{"name": "front", "egress": True, "unlock_s": 1.0, "lock": {**io_lock(1), "pulse": "pulse_1"}},
+                         {"name": "back", "unlock_s": 0.7, "lock": {"device": "doors-io", "pulse": "pulse_2"}}]}
 
 
 class RecordingFlasher(FlashingRelayModule):
@@ -169,7 +162,7 @@ class RecordingFlasher(FlashingRelayModule):
         return super().read(function, address, count)
 
 
-async def _pulse_building(write_config, doors: str = PULSE_DOORS):
+async def _pulse_building(write_config, doors: dict = PULSE_DOORS):
     module = RecordingFlasher(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
     simulator, config, journal, fieldbus = await _doors_bus(write_config, module, doors)
     doors = assemble_doors(config, journal, fieldbus)
@@ -211,11 +204,11 @@ def test_a_pulse_door_is_unlocked_by_the_modules_own_timer_and_a_pulse_during_it
     assert overlapping[2] == 40
 
 
-@pytest.mark.parametrize("building", [PULSE_DOORS, PULSE_DOORS.split("  - {name: back")[0]], ids=["per-door", "block-write"])
-def test_fire_holds_a_pulse_door_by_its_release_even_when_the_modules_pulse_ends(write_config, building):
+@pytest.mark.parametrize("pulse_doors", [PULSE_DOORS, {"doors": PULSE_DOORS["doors"][:1]}], ids=["per-door", "block-write"])
+def test_fire_holds_a_pulse_door_by_its_release_even_when_the_modules_pulse_ends(write_config, pulse_doors):
     """With only egress doors on the module the fire release is its one release_all write."""
     async def scenario():
-        module, simulator, journal, doors, tasks = await _pulse_building(write_config, building)
+        module, simulator, journal, doors, tasks = await _pulse_building(write_config, pulse_doors)
         try:
             await doors.access.remote_unlock({"door": "front", "operator": "T-17"})  # a 1 s module-timed pulse
             doors.fire.trigger("panel")  # fire during the pulse: the door is released by release_1
@@ -248,6 +241,7 @@ def test_fire_holds_a_pulse_door_by_its_release_even_when_the_modules_pulse_ends
 
 
 def test_a_pulse_lock_is_checked_when_the_config_loads(write_config, lock, extra, message):
+    # text, not data: the problem names the door's line, one line in flow style
     path = write_config(MINIMAL + f"""
 buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: 1502}}]
 devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]

@@ -14,27 +14,20 @@ from edge.hil.broker import Broker
 from edge.hil.cloud import Cloud
 from edge.hil.modbus_sim import Noise, SimulatedDevice
 
-from conftest import REPO, Daemon
+from conftest import REPO, Daemon, merged, modbus_device, modbus_tcp, riser_pressure
 from field_rig import SimulatorThread, journal_until
 from uplink_rig import cloud_key, uplink_config
 
 README_STOP_S = 5.0  # "stopping within 5 s with the journal flushed" (README, Running under systemd)
 
 
-def _busy_building() -> tuple[SimulatedDevice, str]:
+def _busy_building() -> tuple[SimulatedDevice, list[dict]]:
     """Eight 4-20 mA pressure loops read 50 times a second, every reading journaled (deadband 0)."""
     ai = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-ai8.yaml"), 3)
-    points = ""
+    points = []
     for channel in range(1, 9):
         ai.play(f"ch{channel}_ma", Noise(12.0, 0.5, seed=channel))
-        points += f"""
-  - name: riser-{channel}
-    point: ai.ch{channel}_ma
-    telemetry: {{deadband: 0}}
-    safety:
-      measures: pressure
-      sensor: {{value_at_4ma: 0.0, value_at_20ma: 1.6}}
-      low_pressure: {{warning: 0.25, alarm: 0.15, duration_s: 0.2, hysteresis: 0.02}}"""
+        points.append(riser_pressure(f"riser-{channel}", f"ai.ch{channel}_ma", duration_s=0.2, unit="", riser=None) | {"telemetry": {"deadband": 0}})
     return ai, points
 
 
@@ -51,11 +44,8 @@ async def _unsigned_downlinks(building_dir, port: int, count: int) -> None:
 def test_sigterm_with_a_hung_broker_and_a_busy_journal_stops_within_the_readmes_bound_flushed(write_config, building_dir):
     ai, points = _busy_building()
     with Broker() as broker, SimulatorThread([ai]) as port:
-        config_path = uplink_config(write_config, building_dir, broker.port, extra=f"""
-buses: [{{name: water, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices: [{{name: ai, bus: water, address: 3, profile: generic-ai8, poll_s: 0.02}}]
-pressure_points:{points}
-""")
+        config_path = uplink_config(write_config, building_dir, broker.port, merged(modbus_tcp(port, timeout_s=0.5, name="water"), {
+            "devices": [modbus_device("ai", 3, "generic-ai8", poll_s=0.02, bus="water")], "pressure_points": points}))
         journal = load(config_path).journal_path
         log = building_dir / "daemon.log"
         daemon = Daemon(config_path, log=log).start()

@@ -25,7 +25,7 @@ from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.pty import pty_pair
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL, Daemon
+from conftest import MINIMAL, Daemon, building, merged, modbus_device, modbus_rtu, modbus_tcp
 from field_rig import BUILT_IN, SimulatorLoop, WireSimulator, edge_cli, socket_ready
 
 REASON = "commissioning the panel, ticket 4411"
@@ -78,11 +78,10 @@ def _run_every_command(capsys, daemon: Daemon, simulator: WireSimulator, units: 
     return ran
 
 
-def _config_for_all(write_config, bus: str) -> tuple[Path, dict[str, int]]:
+def _config_for_all(write_config, bus: dict) -> tuple[Path, dict[str, int]]:
     units = {model: 10 + index for index, model in enumerate(_with_commands())}
-    devices = "\n".join(f"  - {{name: {model.replace('generic-', 'd-')}, bus: line, address: {unit}, profile: {model}, poll_s: 0.2}}"
-                        for model, unit in units.items())
-    return write_config(MINIMAL + bus + "devices:\n" + devices + "\n"), units
+    devices = [modbus_device(model.replace("generic-", "d-"), unit, model, poll_s=0.2, bus="line") for model, unit in units.items()]
+    return write_config(building(bus, {"devices": devices})), units
 
 
 def _devices_for(units: dict[str, int]) -> list[SimulatedDevice]:
@@ -94,7 +93,7 @@ def test_every_command_of_every_built_in_profile_runs_from_the_cli_and_its_frame
     simulator = WireSimulator(_devices_for(units))
     with SimulatorLoop(simulator) as thread:
         port = thread.run(simulator.start_tcp())
-        config, units = _config_for_all(write_config, f"buses: [{{name: line, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]\n")
+        config, units = _config_for_all(write_config, modbus_tcp(port, timeout_s=0.5, name="line"))
         with Daemon(config) as daemon:
             until_sync(lambda: socket_ready(config), 20.0)
             ran = _run_every_command(capsys, daemon, simulator, units)
@@ -120,16 +119,11 @@ def test_commands_and_reads_over_an_rtu_line_with_labels_units_refusals_and_the_
         simulator = WireSimulator(devices, rtu=True)
         with SimulatorLoop(simulator) as thread:
             thread.run(simulator.start_rtu(pair.b, baudrate=38400))
-            config = write_config(MINIMAL + f"""
-buses: [{{name: line, type: rtu, port: {pair.a}, baud: 38400, timeout_s: 0.5}}]
-devices:
-  - {{name: io, bus: line, address: 1, profile: generic-dio8, poll_s: 0.2}}
-  - {{name: brk, bus: line, address: 2, profile: generic-breaker, poll_s: 0.2}}
-  - {{name: mon, bus: line, address: 3, profile: generic-efm8, poll_s: 0.2}}
-circuits:
-  - {{name: f1-c1, floor: 1, box: F1, currents: [mon.current_a], breaker: brk,
-     safety: {{over_current_a: {{alarm: 32}}, power_cut: warn}}}}
-""")
+            config = write_config(building(modbus_rtu(pair.a, 38400), {
+                "devices": [modbus_device(name, unit, profile, poll_s=0.2, bus="line")
+                            for name, unit, profile in (("io", 1, "generic-dio8"), ("brk", 2, "generic-breaker"), ("mon", 3, "generic-efm8"))],
+                "circuits": [{"name": "f1-c1", "floor": 1, "box": "F1", "currents": ["mon.current_a"], "breaker": "brk",
+                              "safety": {"over_current_a": {"alarm": 32}, "power_cut": "warn"}}]}))
             with Daemon(config) as daemon:
                 until_sync(lambda: socket_ready(config), 20.0)
                 pulse = edge_cli(capsys, "device", "command", "io", "pulse_3", "--arg", "0.7", "--reason", REASON, "--config", str(config))
@@ -173,11 +167,7 @@ def test_the_cloud_runs_only_the_commands_the_config_allows_and_hears_the_real_o
     async def scenario():
         simulator = WireSimulator([SimulatedDevice(dio, 1)])
         port = await simulator.start_tcp()
-        path = write_config(MINIMAL + f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices: [{{name: io, bus: box, address: 1, profile: generic-dio8, poll_s: 0.1}}]
-cloud_commands: [io.release_2]
-""")
+        path = write_config(building(modbus_tcp(port), {"devices": [modbus_device("io", 1, "generic-dio8")], "cloud_commands": ["io.release_2"]}))
         config = building_config.load(path)
         journal = await Journal.open(config.journal_path)
         fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
@@ -206,6 +196,7 @@ cloud_commands: [io.release_2]
 
 
 def test_cloud_commands_must_name_a_device_and_a_command_of_its_profile(write_config):
+    # text, not data: a problem names its FILE:LINE:COL in it
     path = write_config(MINIMAL + """
 buses: [{name: box, type: tcp, host: 127.0.0.1}]
 devices: [{name: io, bus: box, address: 1, profile: generic-dio8}]
@@ -216,10 +207,8 @@ cloud_commands: [io.release_1, io.explode, pump.start]
     problems = [str(p) for p in caught.value.problems]
     assert any(":9:32: cloud_commands.1: device 'io' (generic-dio8) has no command 'explode'" in p for p in problems), problems
     assert any("cloud_commands.2: no device named 'pump'" in p for p in problems), problems
-    assert building_config.load(write_config(MINIMAL + """
-buses: [{name: box, type: tcp, host: 127.0.0.1}]
-devices: [{name: io, bus: box, address: 1, profile: generic-dio8}]
-""")).cloud_commands == [], "none by default"
+    assert building_config.load(write_config(building(modbus_tcp(None, timeout_s=None), {
+        "devices": [{"name": "io", "bus": "box", "address": 1, "profile": "generic-dio8"}]}))).cloud_commands == [], "none by default"
 
 
 def test_a_signed_cloud_device_command_runs_only_what_cloud_commands_allows_through_the_daemon(write_config, building_dir):
@@ -232,11 +221,8 @@ def test_a_signed_cloud_device_command_runs_only_what_cloud_commands_allows_thro
 
     async def scenario(port: int):
         with Broker() as broker:
-            config = uplink_config(write_config, building_dir, broker.port, f"""
-buses: [{{name: box, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.3}}]
-devices: [{{name: io, bus: box, address: 1, profile: generic-dio8, poll_s: 0.2}}]
-cloud_commands: [io.pulse_2]
-""")
+            config = uplink_config(write_config, building_dir, broker.port, merged(
+                modbus_tcp(port), {"devices": [modbus_device("io", 1, "generic-dio8", poll_s=0.2)], "cloud_commands": ["io.pulse_2"]}))
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
             daemon = Daemon(config, stop_s=15).start()

@@ -164,7 +164,7 @@ def test_stream_clients_that_never_read_are_dropped_and_a_reading_browser_gets_a
 def test_a_header_that_is_not_utf8_is_a_400_before_authentication(write_config, building_dir):
     (building_dir / "secrets").mkdir(exist_ok=True)
     (building_dir / "secrets" / "status.token").write_text("s3cret-token-for-the-tunnel\n")
-    http = "http: {bind: 127.0.0.1, port: 0, beyond_localhost: true, token: {file: secrets/status.token}}"
+    http = {"bind": "127.0.0.1", "port": 0, "beyond_localhost": True, "token": {"file": "secrets/status.token"}}
 
     async def scenario():
         async with LimitedSite(write_config, http=http) as site:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from status_rig import MISSING_PORT, Site, until
-from conftest import edge
+from conftest import building, edge
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,9 +49,7 @@ def test_status_names_the_dead_device_and_the_missing_port_with_and_without_the_
 
 
 def test_status_without_daemon_or_journal_says_so(write_config):
-    from conftest import MINIMAL
-
-    config = write_config(MINIMAL)
+    config = write_config(building())
     result = edge("status", "--config", str(config))
     assert result.returncode == 69
     assert "the daemon is not running and there is no journal" in result.stderr

@@ -86,7 +86,7 @@ async def _unhealthy(site: Site) -> bool:
 
 def test_beyond_localhost_every_request_needs_the_token(write_config, building_dir):
     (building_dir / "secrets" / "status.token").write_text("s3cret-token-for-the-tunnel\n")
-    http = "http: {bind: 0.0.0.0, port: 0, beyond_localhost: true, token: {file: secrets/status.token}}"
+    http = {"bind": "0.0.0.0", "port": 0, "beyond_localhost": True, "token": {"file": "secrets/status.token"}}
 
     async def scenario():
         async with Site(write_config, http=http) as site:

@@ -66,7 +66,7 @@ def test_a_10_mb_downlink_is_refused_by_its_size_before_it_is_parsed(write_confi
     by its length (on MQTT 5 the broker does not even send it: see the next test)."""
 
     async def scenario():
-        async with online(write_config, building_dir, "  protocol: '3.1.1'\n") as (broker, config_path, cloud, journal, store, uplink, task):
+        async with online(write_config, building_dir, protocol="3.1.1") as (broker, config_path, cloud, journal, store, uplink, task):
             await cloud.send(B, "credentials", b"{" + b" " * (10 * 2**20) + b"}")
             await until(lambda: uplink.downlink.stats.refused == 1)
         (refused,) = nuisances(config_path)

@@ -61,7 +61,7 @@ def test_a_broker_that_drops_oversized_messages_gets_smaller_batches(write_confi
 
     async def scenario():
         with Broker(message_size_limit=6000) as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port, "  batch_bytes: 65536\n")
+            config_path = uplink_config(write_config, building_dir, broker.port, batch_bytes=65536)
             cloud, uplink = await drain(config_path, broker, building_dir, 2000, timeout_s=60)
             assert_exactly_once_in_order(cloud, B, journaled(config_path))
             assert uplink.pusher.stats.batch_cap_cuts >= 1
@@ -74,7 +74,7 @@ def test_a_broker_that_drops_oversized_messages_gets_smaller_batches(write_confi
 def test_a_broker_maximum_packet_size_caps_the_batches_from_the_first_session(write_config, building_dir):
     async def scenario():
         with Broker(max_packet_size=8192) as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port, "  batch_bytes: 65536\n")
+            config_path = uplink_config(write_config, building_dir, broker.port, batch_bytes=65536)
             cloud, uplink = await drain(config_path, broker, building_dir, 2000, timeout_s=60)
             assert_exactly_once_in_order(cloud, B, journaled(config_path))
             assert uplink.pusher.batch_cap < 8192

@@ -49,7 +49,7 @@ def test_alarms_jump_ahead_of_a_paced_backlog_on_a_slow_link(write_config, build
     async def scenario():
         with Broker() as broker:
             link = await SlowLink("127.0.0.1", broker.port, 40_000).start()
-            config_path = uplink_config(write_config, building_dir, link.port, "  bandwidth_bytes_per_s: 20000\n")
+            config_path = uplink_config(write_config, building_dir, link.port, bandwidth_bytes_per_s=20000)
             cloud = open_cloud(building_dir, broker.port)
             await cloud.start()
             config = load(config_path)

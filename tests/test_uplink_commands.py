@@ -9,7 +9,7 @@ from edge.events import Kind
 from edge.uplink.kinds import UplinkKind
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import Daemon, as_yaml, one_circuit
+from conftest import Daemon, one_circuit
 from field_rig import PROFILES, SimulatorThread
 from uplink_rig import cloud_online, journaled, until
 
@@ -24,7 +24,7 @@ def test_a_breaker_close_refused_while_in_alarm_is_a_failed_command_with_its_err
     breaker.set_value("closed", True)
 
     async def scenario(field_port: int):
-        async with cloud_online(write_config, building_dir, as_yaml(one_circuit(field_port, stale={"after_intervals": 20}))) as (_, config_path, cloud):
+        async with cloud_online(write_config, building_dir, one_circuit(field_port, stale={"after_intervals": 20})) as (_, config_path, cloud):
             with Daemon(config_path, log=config_path.parent / "daemon.log") as daemon:
                 await until(lambda: breaker.value_of("closed") is False, timeout_s=30)  # tripped, still over current
                 await until(lambda: cloud.book(B).status.get("state") == "online", timeout_s=30)

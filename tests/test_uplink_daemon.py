@@ -19,7 +19,7 @@ B = "test-house"
 def test_sigkill_mid_drain_resumes_from_the_cursor_and_the_cloud_has_everything_once(write_config, building_dir):
     async def scenario():
         with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port, "  bandwidth_bytes_per_s: 200000\n")
+            config_path = uplink_config(write_config, building_dir, broker.port, bandwidth_bytes_per_s=200000)
             config = load(config_path)
             journal = await Journal.open(config.journal_path)  # a backlog from a week offline
             for start in range(0, 6000, 1000):

@@ -89,11 +89,9 @@ def make_pki(directory: Path, name: str) -> Pki:
     )
 
 
-def tls_block(ca: Path, cert: Path | None = None, key: Path | None = None) -> str:
-    block = f"  tls:\n    ca: {ca}\n"
-    if cert is not None:
-        block += f"    cert: {cert}\n    key: {key}\n"
-    return block
+def tls_block(ca: Path, cert: Path | None = None, key: Path | None = None) -> dict:
+    """The uplink's `tls` field: the CA, and the client's certificate and key if given."""
+    return {"ca": str(ca)} | ({} if cert is None else {"cert": str(cert), "key": str(key)})
 
 
 def tls_cloud(building_dir: Path, port: int, pki: Pki) -> Cloud:
@@ -139,7 +137,7 @@ def test_the_gateway_verifies_the_broker_with_its_ca_and_its_events_reach_the_cl
 
     async def scenario():
         with Broker(tls=ListenerTls(pki.ca, pki.server_cert, pki.server_key)) as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port, tls_block(pki.ca))
+            config_path = uplink_config(write_config, building_dir, broker.port, tls=tls_block(pki.ca))
             cloud = tls_cloud(building_dir, broker.port, pki)
             await cloud.start()
             await events_reach_the_cloud(config_path, cloud)
@@ -154,7 +152,7 @@ def test_a_broker_signed_by_another_ca_is_refused_with_the_reason_logged(write_c
 
     async def scenario():
         with Broker(tls=ListenerTls(impostor.ca, impostor.server_cert, impostor.server_key)) as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port, tls_block(pki.ca))
+            config_path = uplink_config(write_config, building_dir, broker.port, tls=tls_block(pki.ca))
             cloud = tls_cloud(building_dir, broker.port, impostor)  # the impostor's own consumer trusts it
             await cloud.start()
             with capture_logs() as logs:
@@ -183,9 +181,7 @@ def test_a_broker_that_requires_client_certificates_accepts_the_gateways(write_c
 
     async def scenario():
         with Broker(tls=ListenerTls(pki.ca, pki.server_cert, pki.server_key, require_certificate=True)) as broker:
-            config_path = uplink_config(
-                write_config, building_dir, broker.port, tls_block(pki.ca, pki.client_cert, pki.client_key)
-            )
+            config_path = uplink_config(write_config, building_dir, broker.port, tls=tls_block(pki.ca, pki.client_cert, pki.client_key))
             cloud = tls_cloud(building_dir, broker.port, pki)
             await cloud.start()
             await events_reach_the_cloud(config_path, cloud)

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 
-from edge.access.credentials import CredentialStore
+from edge.doors.credentials.store import CredentialStore
 from edge.config import load
 from edge.events import Event, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, read_events
@@ -19,7 +19,7 @@ from edge.hil import waiting
 from edge.hil.broker import Broker
 from edge.hil.cloud import Cloud, generate_keys
 
-from conftest import MINIMAL, as_yaml
+from conftest import building
 
 B = "test-house"  # MINIMAL's building id, as the cloud keeps its book
 
@@ -30,10 +30,14 @@ def uplink_section(port: int) -> dict:
                        "keepalive_s": 5, "cloud_public_key": "cloud.pub"}}
 
 
-def uplink_config(write_config, building_dir: Path, port: int, extra: str = "") -> Path:
+def uplink_config(write_config, building_dir: Path, port: int, extra: dict | None = None, **uplink: Any) -> Path:
+    """A building whose uplink (`uplink_section`, `uplink` added to it: batch_bytes=65536) goes to the
+    mosquitto at `port`, the sections of `extra` merged in (see conftest's `merged`)."""
     if not (building_dir / "cloud.pub").exists():
         generate_keys(building_dir)
-    return write_config(MINIMAL + as_yaml(uplink_section(port)) + extra)
+    section = uplink_section(port)
+    section["uplink"].update(uplink)
+    return write_config(building(section, extra or {}))
 
 
 def cloud_key(building_dir: Path):
@@ -96,11 +100,12 @@ class Cloudside(NamedTuple):
 
 
 @contextlib.asynccontextmanager
-async def cloud_online(write_config, building_dir, extra: str = "") -> AsyncIterator[Cloudside]:
-    """A mosquitto, the reference cloud on it and a building config whose uplink points there (with
-    `extra` appended); the cloud stops when the block ends, also when the test failed, then the broker."""
+async def cloud_online(write_config, building_dir, extra: dict | None = None, **uplink: Any) -> AsyncIterator[Cloudside]:
+    """A mosquitto, the reference cloud on it and a building config whose uplink points there (`extra`
+    and `uplink` as `uplink_config` takes them); the cloud stops when the block ends, also when the test
+    failed, then the broker."""
     with Broker() as broker:
-        config_path = uplink_config(write_config, building_dir, broker.port, extra)
+        config_path = uplink_config(write_config, building_dir, broker.port, extra, **uplink)
         cloud = open_cloud(building_dir, broker.port)
         await cloud.start()
         try:
@@ -120,11 +125,11 @@ class Online(NamedTuple):
 
 
 @contextlib.asynccontextmanager
-async def online(write_config, building_dir, extra: str = "", limits=JournalLimits()) -> AsyncIterator[Online]:
+async def online(write_config, building_dir, extra: dict | None = None, limits=JournalLimits(), **uplink: Any) -> AsyncIterator[Online]:
     """A mosquitto, the reference cloud and the gateway's uplink connected to it. When the block
     ends the uplink stops first (what it journals on its way out is then in the journal), then
     the cloud, then the broker; the journal stays on disk for the test's assertions."""
-    async with cloud_online(write_config, building_dir, extra) as (broker, config_path, cloud):
+    async with cloud_online(write_config, building_dir, extra, **uplink) as (broker, config_path, cloud):
         journal, store, uplink, task = await start_gateway(config_path, limits)
         try:
             await until(lambda: uplink.connected.is_set())
