@@ -27,7 +27,7 @@ from typing import Callable
 
 from edge.drivers.modbus.profile import load_profile
 from edge.config import BUILT_IN_PROFILES
-from edge.access.credentials import CredentialStore, Enrolment
+from edge.doors.credentials.store import CredentialStore, Enrolment
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice, wire_break
 

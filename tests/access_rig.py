@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from edge.access.credentials import CredentialStore, Enrolment
+from edge.doors.credentials.store import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
 
 KEYPAD_TENANT = bytes.fromhex("d41b81")

@@ -9,8 +9,8 @@ from datetime import date
 from pathlib import Path
 
 from edge import config as building_config
-from edge.access.credential import Credential
-from edge.access.credentials import CredentialStore
+from edge.doors.credentials.credential import Credential
+from edge.doors.credentials.store import CredentialStore
 from edge.config import load
 from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind

@@ -4,11 +4,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from edge.access.clock import ClockFaultKind, ClockGuard, TrustedTime
-from edge.access.credential import Credential
-from edge.access.decision import decide
-from edge.access.door import DoorPolicy, DoorState
-from edge.access.reason import Reason
+from edge.doors.clock import ClockFaultKind, ClockGuard, TrustedTime
+from edge.doors.credentials.credential import Credential
+from edge.doors.decision import decide
+from edge.doors.policy import DoorPolicy, DoorState
+from edge.doors.reason import Reason
 
 RELEASE = date(2025, 1, 15)
 T0 = datetime(2025, 5, 14, 9, 0, tzinfo=UTC)

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.access.clock import UNTRUSTED, TrustedTime
-from edge.access.credential import Credential, CredentialStatus
-from edge.access.decision import Decision, decide
-from edge.access.door import DoorPolicy, DoorState
-from edge.access.pin import PinHash
-from edge.access.reason import Reason
-from edge.access.schedule import WeeklySchedule
+from edge.doors.clock import UNTRUSTED, TrustedTime
+from edge.doors.credentials.credential import Credential, CredentialStatus
+from edge.doors.decision import Decision, decide
+from edge.doors.policy import DoorPolicy, DoorState
+from edge.doors.credentials.pin import PinHash
+from edge.doors.reason import Reason
+from edge.doors.schedule import WeeklySchedule
 
 NEW_YORK = ZoneInfo("America/New_York")
 TOKYO = ZoneInfo("Asia/Tokyo")

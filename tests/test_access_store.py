@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.access.clock import TrustedTime
-from edge.access.credential import Credential, CredentialStatus
-from edge.access.card_import import CredentialImportError, import_cards
-from edge.access.credentials import (
+from edge.doors.clock import TrustedTime
+from edge.doors.credentials.credential import Credential, CredentialStatus
+from edge.doors.credentials.card_import import CredentialImportError, import_cards
+from edge.doors.credentials.store import (
     CredentialStore,
     CredentialStoreUnavailable,
     Enrolment,
@@ -22,9 +22,9 @@ from edge.access.credentials import (
     VersionReport,
     parse_serial,
 )
-from edge.access.decision import decide
-from edge.access.door import DoorPolicy, DoorState
-from edge.access.reason import Reason
+from edge.doors.decision import decide
+from edge.doors.policy import DoorPolicy, DoorState
+from edge.doors.reason import Reason
 
 SECRET = bytes.fromhex("5e" * 32)
 SERIALS = ["04A1B2C3D4E5F6", "0499887766554433", "DEADBEEF4711"]
@@ -200,7 +200,7 @@ def test_unreadable_import_files_are_clear_errors(store, tmp_path, name, content
 
 
 def test_an_import_file_beyond_the_cap_is_refused_before_it_is_read_whole(store, tmp_path):
-    from edge.access.card_import import MAX_IMPORT_BYTES
+    from edge.doors.credentials.card_import import MAX_IMPORT_BYTES
 
     path = tmp_path / "estate.csv"
     with path.open("wb") as file:

@@ -11,7 +11,7 @@ import serial
 from edge.drivers.cards.ga467 import encode_basic_info, encode_reply
 from edge.drivers.cards.ga467_desk import Ga467Desk
 from edge import config as building_config
-from edge.access.credentials import CredentialStore
+from edge.doors.credentials.store import CredentialStore
 from edge.cli import main
 from edge.doors.wiring import credentials_path
 from edge.hil.card_sim import CardReaderSim

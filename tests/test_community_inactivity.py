@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from edge.access.credentials import CredentialStore
+from edge.doors.credentials.store import CredentialStore
 from edge.community.inactivity import Care, InactivityWatch, LastPass, overdue
 from edge.community.notifier import Notifier
 from edge.config import load

@@ -11,7 +11,7 @@ import pytest
 
 from edge.community.zones import Outcome, Zone, ZoneState
 from edge.runtime.control import ask, socket_path
-from edge.access.credentials import CredentialStore, Enrolment
+from edge.doors.credentials.store import CredentialStore, Enrolment
 from edge.config import load
 from edge.doors.wiring import credentials_path
 from edge.doors.readers import REPEAT_GAP_S

@@ -251,8 +251,8 @@ def test_a_care_watch_set_on_a_read_only_state_disk_runs_from_memory_and_says_it
 def test_the_credential_store_on_a_refusing_disk_serves_cards_from_a_copy_and_refuses_updates(tmp_path: Path, small_disk: SmallDisk):
     import secrets
 
-    from edge.access.credential import Credential
-    from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
+    from edge.doors.credentials.credential import Credential
+    from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable
 
     secret = secrets.token_bytes(32)
     path = small_disk.mount / "credentials.db"

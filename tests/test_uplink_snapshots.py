@@ -72,7 +72,7 @@ class Gateway:
 
 
 def open_store_for(config):
-    from edge.access.credentials import CredentialStore
+    from edge.doors.credentials.store import CredentialStore
 
     return CredentialStore.open(config.state_path / "credentials.db", config.building.secret.read())
 

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from edge.runtime import pools
-from edge.access.schedule import WeeklySchedule
+from edge.doors.schedule import WeeklySchedule
 from edge.community.settings import IntrusionZone
 from edge.community.zones import Outcome, Step, Zone, ZoneState
 from edge.events import Event, Priority

@@ -123,7 +123,7 @@ def _writable(journal: Path) -> bool:
 async def _search_here(config: BuildingConfig, request: dict) -> dict:
     """The daemon is stopped and its lock is ours: search and journal the search from this process;
     `durable` says whether the audit record reached the disk (a degraded journal only holds it)."""
-    from edge.access.credentials import CredentialStore, CredentialStoreUnavailable
+    from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable
     from edge.community.trail import TrailSearch
     from edge.journal import Journal
 

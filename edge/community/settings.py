@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from edge.access.schedule import WeeklySchedule
+from edge.doors.schedule import WeeklySchedule
 from edge.settings import Name, PointRef, Problem, References, Strict, unique
 
 if TYPE_CHECKING:

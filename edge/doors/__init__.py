@@ -7,4 +7,9 @@ together; `readers` runs each card reader (serial or OSDP) into the access path'
 `fire` releases the egress doors on a fire alarm and keeps the latch until a reset. Fail-safe or fail-secure is a property of the lock hardware, not of this code:
 a fail-safe strike (egress doors) opens when it loses power, a fail-secure one stays
 locked; the profile's release/secure commands say which relay state is "released".
+
+Who may open which door is decided locally and offline, in the order a card read flows:
+`credentials.store.CredentialStore` turns a card serial into a `Credential` (from memory),
+`clock.ClockGuard` turns the wall clock into a `TrustedTime`, and `decision.decide` turns both,
+with the door's `policy.DoorPolicy` and its `schedule`, into a `Decision` with a `reason.Reason`.
 """

@@ -28,12 +28,12 @@ import structlog
 
 from edge.drivers.cards.observations import CardRead, PinEntry, ReaderFault
 from edge.drivers.modbus.observations import Reading
-from edge.access.clock import ClockGuard, TrustedTime
-from edge.access.credential import Credential
-from edge.access.credentials import CredentialStore
-from edge.access.decision import Decision, decide
-from edge.access.door import DoorPolicy, DoorState
-from edge.access.reason import Reason
+from edge.doors.clock import ClockGuard, TrustedTime
+from edge.doors.credentials.credential import Credential
+from edge.doors.credentials.store import CredentialStore
+from edge.doors.decision import Decision, decide
+from edge.doors.policy import DoorPolicy, DoorState
+from edge.doors.reason import Reason
 from edge.doors.settings import Door, PinLockoutSettings
 from edge.doors.lock import DoorLock
 from edge.doors.lockout import Lockout, PinLockout, Scope

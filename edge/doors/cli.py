@@ -22,9 +22,9 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from edge import cli_config
-from edge.access.credential import Credential
-from edge.access.card_import import CredentialImportError, import_cards
-from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
+from edge.doors.credentials.credential import Credential
+from edge.doors.credentials.card_import import CredentialImportError, import_cards
+from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
 from edge.config import BuildingConfig
 from edge.doors.settings import ReaderProtocol
 

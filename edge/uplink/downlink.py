@@ -22,8 +22,8 @@ import structlog
 from pydantic import ValidationError
 
 from edge.runtime import pools
-from edge.access.credential import Credential
-from edge.access.credentials import CredentialStore, CredentialStoreUnavailable, Removal
+from edge.doors.credentials.credential import Credential
+from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable, Removal
 from edge.config_apply import MAX_WATCH_S, MIN_WATCH_S, ConfigApplier
 from edge.events import Event, Priority
 from edge.uplink.kinds import UplinkKind

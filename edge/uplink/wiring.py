@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 from edge.runtime import pools
-from edge.access.credentials import CredentialStore
+from edge.doors.credentials.store import CredentialStore
 from edge.config import BuildingConfig
 from edge.config_apply import ConfigApplier
 from edge.runtime.control import Handler, check_request

@@ -24,7 +24,7 @@ from typing import Awaitable, Callable
 import structlog
 
 from edge.runtime import pools
-from edge.access.credentials import CredentialStore
+from edge.doors.credentials.store import CredentialStore
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions
 from edge.config import BuildingConfig

@@ -18,7 +18,7 @@ Prints one JSON object:
   status page streams attached (`edge.hil.bench.page_watchers`, its own process, as browsers
   are); page_messages says the streams were live. The page must not move these numbers.
 * decisions_per_s: pure `decide` calls (granting path, no PIN) per second.
-* import_10k_rows_s: `import_cards` (edge.access.card_import) of a 10,000-row CSV.
+* import_10k_rows_s: `import_cards` (edge.doors.credentials.card_import) of a 10,000-row CSV.
 
 Run: python -m edge.hil.bench.access [--taps 2000]
 """
@@ -48,11 +48,11 @@ from edge.drivers.modbus.profile import load_profile
 from edge.drivers.modbus.tables import Function
 from edge.drivers.osdp.keys import generate_key_file, load_key
 from edge import config as building_config
-from edge.access.clock import TrustedTime
-from edge.access.card_import import import_cards
-from edge.access.credentials import CredentialStore, Enrolment
-from edge.access.decision import decide
-from edge.access.door import DoorPolicy, DoorState
+from edge.doors.clock import TrustedTime
+from edge.doors.credentials.card_import import import_cards
+from edge.doors.credentials.store import CredentialStore, Enrolment
+from edge.doors.decision import decide
+from edge.doors.policy import DoorPolicy, DoorState
 from edge.doors.wiring import credentials_path
 from edge.hil.bench.stats import percentile
 from edge.hil.line import SerialLine

@@ -47,8 +47,8 @@ from pathlib import Path
 import paho.mqtt.client as paho
 
 from edge import config as building_config
-from edge.access.card_import import import_cards
-from edge.access.credentials import CredentialStore
+from edge.doors.credentials.card_import import import_cards
+from edge.doors.credentials.store import CredentialStore
 from edge.doors.wiring import credentials_path
 from edge.drivers.cards.em4100 import encode_frame
 from edge.drivers.modbus.profile import load_profile

@@ -389,8 +389,8 @@ def tap_keys(taps: int, rounds: int) -> dict[str, Any]:
     from edge.drivers.cards.framing import Framing
     from edge.drivers.modbus.profile import load_profile
     from edge import config as building_config
-    from edge.access.card_import import import_cards
-    from edge.access.credentials import CredentialStore
+    from edge.doors.credentials.card_import import import_cards
+    from edge.doors.credentials.store import CredentialStore
     from edge.doors.wiring import credentials_path
     from edge.hil.bench import access
     from edge.hil.line import SerialLine

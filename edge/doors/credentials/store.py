@@ -34,11 +34,11 @@ from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 import structlog
 from pydantic import BeforeValidator, Field
 
-from edge.access.credential import Credential, CredentialStatus, Tenancy
-from edge.access.pin import PIN_PATTERN, PinHash
+from edge.doors.credentials.credential import Credential, CredentialStatus, Tenancy
+from edge.doors.credentials.pin import PIN_PATTERN, PinHash
 from edge.journal.faults import describe
 
-log = structlog.get_logger("edge.access")
+log = structlog.get_logger("edge.doors.credentials")
 
 SCHEMA_VERSION = "1"
 _COLUMNS = (
@@ -291,7 +291,7 @@ class CredentialStore:
     @_one_writer
     def issue_all(self, enrolments: Iterable[tuple[int, Enrolment]]) -> tuple[int, dict[int, str]]:
         """Hash many enrolments, each with its line in a file, against the store as it is, and write
-        them in one transaction (`edge.access.card_import`). A row the store cannot take (an ID
+        them in one transaction (`edge.doors.credentials.card_import`). A row the store cannot take (an ID
         number it cannot read, the same card as an earlier row) is left out: {line: why}."""
         refused: dict[int, str] = {}
         credentials: dict[str, Credential] = {}

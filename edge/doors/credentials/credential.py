@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from edge.access.pin import PinHash
-from edge.access.schedule import WeeklySchedule
+from edge.doors.credentials.pin import PinHash
+from edge.doors.schedule import WeeklySchedule
 
 HexKey = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from edge.access.credentials import CredentialStore, Enrolment
+from edge.doors.credentials.store import CredentialStore, Enrolment
 
 MAX_IMPORT_BYTES = 32 * 2**20  # ~300,000 cards: an estate, never one building; read whole, so capped
 _CSV_REQUIRED = ("serial", "tenant", "valid_from", "valid_until", "paid_through")

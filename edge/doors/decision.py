@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge.access.clock import TrustedTime
-from edge.access.credential import Credential, CredentialStatus
-from edge.access.door import DoorPolicy, DoorState
-from edge.access.reason import Reason
+from edge.doors.clock import TrustedTime
+from edge.doors.credentials.credential import Credential, CredentialStatus
+from edge.doors.policy import DoorPolicy, DoorState
+from edge.doors.reason import Reason
 
 
 @dataclass(frozen=True, slots=True)
