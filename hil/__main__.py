@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from edge.hil import report
-from edge.hil.runner import SCENARIOS, listing, run
+from edge.hil.runner import run
+from edge.hil.scenario_files import SCENARIOS, listing
 from edge.hil.scenario import ScenarioError, json_schema
 
 

@@ -27,7 +27,8 @@ from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.pty import pty_pair
 from edge.hil.rig import load_rig
 from edge.config import BUILT_IN_PROFILES
-from edge.hil.runner import SCENARIOS, data_root, play
+from edge.hil.runner import play
+from edge.hil.scenario_files import SCENARIOS, data_root
 from edge.hil.scenario import SCHEMA_FILE, ScenarioError, load
 from edge.drivers.modbus.profile import load_profile
 
