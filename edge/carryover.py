@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
+from pydantic import BaseModel
 
 from edge.runtime import pools
 from edge.conditions import Active, ActiveConditions, AtRestart, ending_kinds, raising_kinds
@@ -38,6 +39,7 @@ GONE = "source_gone_from_config"
 RESTARTED = "gateway_restarted"
 # Sources that are the gateway's own parts, not names in the config.
 OWN_SOURCES = frozenset({"fire", "journal", "uplink", "gateway", "state", "clock", "credentials", "care", "readers"})
+MAX_DEPTH = 3  # sections nest named things this deep at most (community.zones[].inputs)
 
 
 def open_conditions(path: Path, conditions: ActiveConditions) -> list[Active]:
@@ -49,11 +51,23 @@ def open_conditions(path: Path, conditions: ActiveConditions) -> list[Active]:
 
 
 def configured_names(config: BuildingConfig) -> frozenset[str]:
-    """Every name a condition's source can be."""
-    community = config.community
-    groups: list[Iterable[object]] = [config.doors, config.readers, config.devices, config.circuits, config.pressure_points,
-                                      config.cameras, community.detectors, community.inputs, community.zones]
-    return OWN_SOURCES | {str(getattr(item, "name")) for group in groups for item in group}
+    """Every name a condition's source can be: the gateway's own parts and every named thing in any
+    section of the config (doors, readers, devices, circuits, cameras, smoke detectors, zones...),
+    whichever feature declared it."""
+    names: set[str] = set(OWN_SOURCES)
+
+    def walk(value: object, depth: int) -> None:
+        if isinstance(value, list | tuple):
+            for item in value:
+                walk(item, depth)
+        elif isinstance(value, BaseModel) and depth <= MAX_DEPTH:
+            if isinstance(name := getattr(value, "name", None), str):
+                names.add(name)
+            for field in type(value).model_fields:
+                walk(getattr(value, field), depth + 1)
+
+    walk(config, 0)
+    return frozenset(names)
 
 
 def ending(condition: Active, reason: str) -> Event:

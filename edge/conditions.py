@@ -68,6 +68,7 @@ class Rule:
     end_key: Callable[[StoredEvent], str] | None = None  # how an end event names it (default: `key`)
     lasts_s: float | Callable[[StoredEvent], float] | None = None  # one-shot: ends by itself after this
     at_restart: AtRestart = AtRestart.END
+    listed_as: str | None = None  # a state a safety action creates, also listed by key under this name (the uplink's `state`)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,15 @@ class ActiveConditions:
 
     def rule_of(self, kind: str) -> Rule | None:
         return self._raising.get(kind)
+
+    def listed(self, active: Iterable[Active]) -> dict[str, list[str]]:
+        """The states safety actions created, by their rules' `listed_as` (e.g. cut_circuits: the circuits' names)."""
+        lists: dict[str, list[str]] = {rule.listed_as: [] for rule in self.rules if rule.listed_as}
+        for condition in active:
+            rule = self._raising.get(condition.kind)
+            if rule is not None and rule.listed_as:
+                lists[rule.listed_as].append(condition.key)
+        return lists
 
 
 def raising_kinds(rules: Iterable[Rule]) -> frozenset[str]:

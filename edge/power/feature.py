@@ -4,6 +4,6 @@ points` shows water points too, as both run in the same field points."""
 from edge.feature import Feature
 
 FEATURE = Feature(
-    "power", order=20, settings="edge.power.settings", kinds="edge.power.kinds", wiring="edge.power.wiring",
+    "power", order=20, settings="edge.power.settings", kinds="edge.power.kinds", conditions="edge.power.conditions", wiring="edge.power.wiring",
     wanted=lambda config: bool(config.circuits and config.devices), commands=("edge.power.cli",), tiles="edge.power.tiles",
 )

@@ -31,7 +31,6 @@ from edge.config import BuildingConfig
 from edge.config_apply import ConfigApplier
 from edge.runtime.deadline import Deadline
 from edge.events import Event, Priority
-from edge.power.kinds import PowerKind
 from edge.uplink.kinds import LinkBody, UplinkKind
 from edge.journal import Journal
 from edge.runtime.pools import Pool
@@ -279,9 +278,9 @@ class Uplink:
     async def _state(self, args: dict) -> dict:
         """What is active in the building now (the cloud's `state` command): the same conditions the
         page, edge status and /metrics show, folded from the journal on the reads pool."""
-        active = await pools.call(Pool.READS, open_conditions, self.journal.path, ActiveConditions())
-        return {"head_seq": self.journal.head_seq, "active": [c.as_json() for c in active],
-                "cut_circuits": [c.key for c in active if c.kind == PowerKind.TRIP_CONFIRMED]}
+        conditions = ActiveConditions()
+        active = await pools.call(Pool.READS, open_conditions, self.journal.path, conditions)
+        return {"head_seq": self.journal.head_seq, "active": [c.as_json() for c in active]} | conditions.listed(active)
 
     def _config_digest(self) -> str:
         return self.config_apply.digest if self.config_apply is not None else self.config_digest
