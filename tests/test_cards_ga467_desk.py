@@ -18,7 +18,7 @@ from edge.hil.card_sim import CardReaderSim
 from edge.hil.ga467_sim import SimulatedIdReader
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL
+from conftest import building
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,11 +28,8 @@ CARD = "0100AB12CD"
 
 
 def _config(write_config, desk_port: str):
-    return write_config(MINIMAL + f"""
-readers:
-  - {{name: desk, protocol: ga467, port: {desk_port}, baud: 115200}}
-  - {{name: front-reader, protocol: em4100, port: /dev/null}}
-""")
+    return write_config(building({"readers": [{"name": "desk", "protocol": "ga467", "port": desk_port, "baud": 115200},
+                                              {"name": "front-reader", "protocol": "em4100", "port": "/dev/null"}]}))
 
 
 def _dates(config, valid_until: str = "2099-01-01") -> list[str]:

@@ -13,17 +13,14 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import MINIMAL, Daemon
+from conftest import Daemon, building, doors_io, io_lock, merged
 
 from edge.hil.broker import free_port
 
-ONE_DOOR = """
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {io_port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}}]
-readers: [{{name: front-reader, protocol: em4100, port: {reader_port}}}]
-doors:
-  - {{name: front, readers: [front-reader], groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}}}}
-"""
+def one_door(io_port: int, reader_port: Path) -> dict:
+    """A door, its card reader on `reader_port` and its lock on doors-io at `io_port`: all a building needs."""
+    return merged(doors_io(io_port, poll_s=None), {"readers": [{"name": "front-reader", "protocol": "em4100", "port": str(reader_port)}],
+                                                   "doors": [{"name": "front", "readers": ["front-reader"], "groups": ["entrances"], "lock": io_lock(1)}]})
 NOT_FOR_ONE_DOOR = {
     "aiohttp", "prometheus_client", "edge.status.server",  # the status server
     "paho", "cryptography", "edge.uplink.worker",  # the uplink
@@ -64,16 +61,15 @@ def _top_and_full(modules: set[str]) -> set[str]:
 
 
 def test_a_one_door_building_without_page_or_uplink_loads_neither(write_config, building_dir):
-    config = write_config(MINIMAL + ONE_DOOR.format(io_port=free_port(), reader_port=building_dir / "no-reader")
-                          + "http: {enabled: false}\n")
+    config = write_config(building(one_door(free_port(), building_dir / "no-reader"), {"http": {"enabled": False}}))
     imported = _top_and_full(_imported_until_ready(config, building_dir))
     assert {"edge.doors.access", "edge.fieldbus.devices", "pymodbus"} <= imported  # what a door needs, and the list is read right
     assert imported & NOT_FOR_ONE_DOOR == set()
 
 
 def test_the_page_and_the_uplink_are_loaded_where_the_config_has_them(write_config, building_dir):
-    config = write_config(MINIMAL + ONE_DOOR.format(io_port=free_port(), reader_port=building_dir / "no-reader")
-                          + f"http: {{port: 0}}\nuplink: {{enabled: true, host: 127.0.0.1, port: {free_port()}}}\n")
+    config = write_config(building(one_door(free_port(), building_dir / "no-reader"), {
+        "http": {"port": 0}, "uplink": {"enabled": True, "host": "127.0.0.1", "port": free_port()}}))
     imported = _top_and_full(_imported_until_ready(config, building_dir))
     assert {"aiohttp", "prometheus_client", "edge.status.server", "paho", "cryptography", "edge.uplink.worker"} <= imported
     assert imported & {"osdp", "edge.community.notifier", "cv2"} == set()

@@ -14,7 +14,7 @@ from edge.doors.fire import FireRelease
 from edge.journal import EventQuery, read_events
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL, REPO, Daemon, edge
+from conftest import REPO, Daemon, building, doors_io, edge, io_lock, merged
 from field_rig import SimulatorThread, journal_until
 
 
@@ -111,17 +111,11 @@ def test_a_module_that_also_holds_a_lift_car_gets_no_block_write(write_config):
     would hold the car it must let go, so its egress doors are released one by one."""
     from edge.config import device_profiles, load
 
-    doors = """
-buses: [{name: doors-bus, type: tcp, host: 127.0.0.1, port: 502}]
-devices: [{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8}]
-doors: [{name: front, egress: true, lock: {device: doors-io, release: release_1, secure: secure_1}}]
-"""
-    camera = """
-cameras: [{name: lift-1-cam, source: lift.mjpeg, hold: {device: doors-io, hold: release_7, resume: secure_7}}]
-"""
+    doors = merged(doors_io(502, poll_s=None, timeout_s=None), {"doors": [{"name": "front", "egress": True, "lock": io_lock(1)}]})
+    camera = {"cameras": [{"name": "lift-1-cam", "source": "lift.mjpeg", "hold": {"device": "doors-io", "hold": "release_7", "resume": "secure_7"}}]}
     blocks = []
-    for text in (MINIMAL + doors, MINIMAL + doors + camera):
-        config = load(write_config(text))
+    for house in (building(doors), building(doors, camera)):
+        config = load(write_config(house))
         locks = {door.name: DoorLock(door.name, door.lock, Bus(), None, lambda: True) for door in config.doors}
         blocks.append(FireRelease.for_building(config, locks, Bus(), Journal(), device_profiles(config)).block_devices)
     assert blocks == [frozenset({"doors-io"}), frozenset()]
@@ -133,12 +127,8 @@ def test_edge_fire_reset_is_refused_while_the_panel_still_signals_fire(write_con
     io = SimulatedDevice(load_profile(REPO / "drivers" / "modbus" / "profiles" / "generic-dio8.yaml"), 1)
     io.set_value("input_8", True)  # the panel signals fire from the start
     with SimulatorThread([io]) as port:
-        config = write_config(MINIMAL + f"""
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}]
-doors: [{{name: front, egress: true, lock: {{device: doors-io, release: release_1, secure: secure_1}}}}]
-fire_alarm: doors-io.input_8
-""")
+        config = write_config(building(doors_io(port, poll_s=0.1), {"doors": [{"name": "front", "egress": True, "lock": io_lock(1)}],
+                                                               "fire_alarm": "doors-io.input_8"}))
         journal = config.parent / "state" / "journal.db"
         with Daemon(config, stop_s=10, strict=True):
             journal_until(lambda: journal.exists() and read_events(journal, EventQuery(kinds=("alarm.fire_release",))))

@@ -212,14 +212,12 @@ def test_udev_rules_name_each_identity_under_dev_edge_with_the_services_group(wr
     import subprocess
     import sys
 
-    from conftest import MINIMAL
+    from conftest import building
 
-    path = write_config(MINIMAL + """
-udev:
-  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: BUS1SERIAL}
-  - {name: elevator-cam, subsystem: video4linux, usb_path: "pci-0000:00:14.0-usb-0:1.4:1.0"}
-buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
-""")
+    path = write_config(building({
+        "udev": [{"name": "rs485-1", "vendor_id": "0403", "product_id": "6001", "serial": "BUS1SERIAL"},
+                 {"name": "elevator-cam", "subsystem": "video4linux", "usb_path": "pci-0000:00:14.0-usb-0:1.4:1.0"}],
+        "buses": [{"name": "line-1", "type": "rtu", "port": "udev:rs485-1"}]}))
     result = subprocess.run([sys.executable, "-m", "edge.cli", "udev-rules", "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     rules = [line for line in result.stdout.splitlines() if not line.startswith("#")]
@@ -234,31 +232,22 @@ def test_the_daemon_opens_a_udev_port_through_its_link_and_journals_an_absent_ad
     """In a container udev knows no such adapter: the daemon runs, says the adapter is absent, and the reader is offline."""
     import sqlite3
     import subprocess
-    import time
 
-    from conftest import MINIMAL, Daemon
+    from conftest import Daemon, building
+    from edge.hil.waiting import until_sync
 
-    path = write_config(MINIMAL + """
-http: {enabled: false}
-udev:
-  - {name: reader-main, vendor_id: "1a86", product_id: "7523", serial: NOT-PLUGGED-IN}
-readers:
-  - {name: front-reader, protocol: em4100, port: "udev:reader-main"}
-""")
+    path = write_config(building({
+        "http": {"enabled": False}, "udev": [{"name": "reader-main", "vendor_id": "1a86", "product_id": "7523", "serial": "NOT-PLUGGED-IN"}],
+        "readers": [{"name": "front-reader", "protocol": "em4100", "port": "udev:reader-main"}]}))
     journal = path.parent / "state" / "journal.db"
     daemon = Daemon(path, stderr=subprocess.PIPE, text=True).start()
     try:
-        deadline = time.monotonic() + 20
         def reader_fault() -> bool:
-            try:
-                return bool(read_events(journal, EventQuery(kinds=("fault.reader",), limit=1)))
-            except (FileNotFoundError, sqlite3.OperationalError):  # the daemon is still creating the journal
-                return False
-
-        while not reader_fault():
             assert daemon.poll() is None, daemon.process.stderr.read()
-            assert time.monotonic() < deadline, "no reader fault journaled"
-            time.sleep(0.05)
+            return bool(read_events(journal, EventQuery(kinds=("fault.reader",), limit=1)))
+
+        # FileNotFoundError, OperationalError: the daemon is still creating the journal
+        until_sync(reader_fault, 20, "a reader fault journaled", ignore=(FileNotFoundError, sqlite3.OperationalError))
         assert daemon.stop(timeout_s=10) == 0
     finally:
         daemon.kill()
@@ -269,17 +258,14 @@ readers:
 
 
 def test_doctor_judges_a_udev_port_by_the_devices_that_match_it(write_config, monkeypatch, nodes):
-    from conftest import MINIMAL
+    from conftest import building
     from edge import config as building_config
     from edge.status import doctor
 
-    path = write_config(MINIMAL + """
-udev:
-  - {name: rs485-1, vendor_id: "0403", product_id: "6001"}
-  - {name: reader-main, vendor_id: "1a86", product_id: "7523"}
-buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
-readers: [{name: front, protocol: em4100, port: "udev:reader-main"}]
-""")
+    path = write_config(building({
+        "udev": [{"name": "rs485-1", "vendor_id": "0403", "product_id": "6001"}, {"name": "reader-main", "vendor_id": "1a86", "product_id": "7523"}],
+        "buses": [{"name": "line-1", "type": "rtu", "port": "udev:rs485-1"}],
+        "readers": [{"name": "front", "protocol": "em4100", "port": "udev:reader-main"}]}))
     config = building_config.load(path)
     twins = [Device(nodes("ttyUSB0"), FTDI), Device(nodes("ttyUSB1"), FTDI)]
     monkeypatch.setattr(doctor, "present_devices", lambda subsystems: twins)
@@ -368,23 +354,20 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
 
 def test_the_gateway_wakes_the_workers_it_runs_for_each_identity(write_config):
     """The identity-to-workers map names exactly the jobs the gateway starts on those links."""
-    from conftest import MINIMAL
+    from conftest import building
     from edge import config as building_config
     from edge.gateway import Gateway
     from edge.hotplug import workers_by_identity
 
-    path = write_config(MINIMAL + """
-http: {enabled: false}
-udev:
-  - {name: rs485-1, vendor_id: "0403", product_id: "6001", serial: NOT-PLUGGED-IN}
-  - {name: reader-main, vendor_id: "1a86", product_id: "7523", serial: NOT-PLUGGED-IN}
-  - {name: osdp-line, vendor_id: "1a86", product_id: "7523", serial: ALSO-NOT-PLUGGED-IN}
-buses: [{name: line-1, type: rtu, port: "udev:rs485-1"}]
-devices: [{name: io, bus: line-1, address: 1, profile: generic-dio8}]
-readers:
-  - {name: front-reader, protocol: em4100, port: "udev:reader-main"}
-  - {name: lobby, protocol: osdp, port: "udev:osdp-line", osdp_address: 1, osdp_key: {file: secrets/building.key}}
-""")
+    path = write_config(building({
+        "http": {"enabled": False},
+        "udev": [{"name": "rs485-1", "vendor_id": "0403", "product_id": "6001", "serial": "NOT-PLUGGED-IN"},
+                 {"name": "reader-main", "vendor_id": "1a86", "product_id": "7523", "serial": "NOT-PLUGGED-IN"},
+                 {"name": "osdp-line", "vendor_id": "1a86", "product_id": "7523", "serial": "ALSO-NOT-PLUGGED-IN"}],
+        "buses": [{"name": "line-1", "type": "rtu", "port": "udev:rs485-1"}],
+        "devices": [{"name": "io", "bus": "line-1", "address": 1, "profile": "generic-dio8"}],
+        "readers": [{"name": "front-reader", "protocol": "em4100", "port": "udev:reader-main"},
+                    {"name": "lobby", "protocol": "osdp", "port": "udev:osdp-line", "osdp_address": 1, "osdp_key": {"file": "secrets/building.key"}}]}))
     config = building_config.load(path)
     users = workers_by_identity(config)
 

@@ -25,13 +25,18 @@ from edge.hil.osdp_pd import SimulatedOsdpReader
 from edge.hil.pty import pty_pair
 from edge.hil.waiting import until
 
-from conftest import MINIMAL, REPO
+from conftest import REPO, building, doors_io, io_lock
 
 pytestmark = pytest.mark.timeout(60)
 
 BAUD = 115200
 TENANT_CARD = 0xD41B81
 UNKNOWN_CARD = 0x00BEEF
+
+
+def osdp_reader(name: str, port: str, address: int, key: str, **more) -> dict:
+    """An OSDP reader at `address` on the line `port`, its secure-channel key in secrets/`key`.key."""
+    return {"name": name, "protocol": "osdp", "port": str(port), **more, "osdp_address": address, "osdp_key": {"file": f"secrets/{key}.key"}}
 
 
 def _enrol(config, serial: bytes) -> None:
@@ -49,15 +54,9 @@ def test_osdp_tap_unlocks_the_door_and_the_reader_shows_grant_and_deny(write_con
         simulator = FieldSimulator([io])
         port = await simulator.start_tcp()
         with pty_pair() as (gateway_end, reader_end):
-            config = building_config.load(write_config(MINIMAL + f"""
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
-readers:
-  - {{name: front-reader, protocol: osdp, port: {gateway_end}, baud: {BAUD}, osdp_address: 1, osdp_key: {{file: secrets/front.key}}}}
-doors:
-  - {{name: front, readers: [front-reader], groups: [entrances], unlock_s: 0.5,
-      lock: {{device: doors-io, release: release_1, secure: secure_1}}}}
-"""))
+            config = building_config.load(write_config(building(doors_io(port), {
+                "readers": [osdp_reader("front-reader", gateway_end, 1, "front", baud=BAUD)],
+                "doors": [{"name": "front", "readers": ["front-reader"], "groups": ["entrances"], "unlock_s": 0.5, "lock": io_lock(1)}]})))
             _enrol(config, TENANT_CARD.to_bytes(3, "big"))
             journal = await Journal.open(config.journal_path)
             fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
@@ -101,13 +100,9 @@ doors:
 def test_osdp_readers_on_one_port_share_one_bus(write_config, building_dir: Path) -> None:
     for name in ("a", "b", "c"):
         generate_key_file(building_dir / "secrets" / f"{name}.key")
-    config = building_config.load(write_config(MINIMAL + """
-readers:
-  - {name: lobby-a, protocol: osdp, port: /dev/ttyRS485-1, baud: 115200, osdp_address: 1, osdp_key: {file: secrets/a.key}}
-  - {name: lobby-b, protocol: osdp, port: /dev/ttyRS485-1, baud: 115200, osdp_address: 2, osdp_key: {file: secrets/b.key}}
-  - {name: garage, protocol: osdp, port: /dev/ttyRS485-2, osdp_address: 1, osdp_key: {file: secrets/c.key}}
-  - {name: side, protocol: em4100, port: /dev/ttyUSB0}
-"""))
+    config = building_config.load(write_config(building({"readers": [
+        osdp_reader("lobby-a", "/dev/ttyRS485-1", 1, "a", baud=115200), osdp_reader("lobby-b", "/dev/ttyRS485-1", 2, "b", baud=115200),
+        osdp_reader("garage", "/dev/ttyRS485-2", 1, "c"), {"name": "side", "protocol": "em4100", "port": "/dev/ttyUSB0"}]})))
 
     async def workers():
         return reader_workers(config.readers, ReaderInbox(asyncio.get_running_loop()))
@@ -119,24 +114,17 @@ readers:
 
 
 @pytest.mark.parametrize(("second", "message"), [
-    ("{name: b, protocol: osdp, port: /dev/ttyRS485-1, baud: 9600, osdp_address: 2, osdp_key: {file: secrets/b.key}}",
-     "share one bus: baud 9600"),
-    ("{name: b, protocol: osdp, port: /dev/ttyRS485-1, baud: 115200, osdp_address: 1, osdp_key: {file: secrets/b.key}}",
-     "OSDP address 1 on /dev/ttyRS485-1 is already used by 'a'"),
-    ("{name: b, protocol: osdp, port: /dev/ttyRS485-2, osdp_address: 1, osdp_key: {env: OSDP_TEST_KEY}}",
-     "must be a key file"),
+    (osdp_reader("b", "/dev/ttyRS485-1", 2, "b", baud=9600), "share one bus: baud 9600"),
+    (osdp_reader("b", "/dev/ttyRS485-1", 1, "b", baud=115200), "OSDP address 1 on /dev/ttyRS485-1 is already used by 'a'"),
+    (osdp_reader("b", "/dev/ttyRS485-2", 1, "b") | {"osdp_key": {"env": "OSDP_TEST_KEY"}}, "must be a key file"),
 ])
 
 
-def test_osdp_config_cross_checks(write_config, building_dir: Path, monkeypatch, second: str, message: str) -> None:
+def test_osdp_config_cross_checks(write_config, building_dir: Path, monkeypatch, second: dict, message: str) -> None:
     monkeypatch.setenv("OSDP_TEST_KEY", "00" * 16)
     for name in ("a", "b"):
         generate_key_file(building_dir / "secrets" / f"{name}.key")
-    path = write_config(MINIMAL + f"""
-readers:
-  - {{name: a, protocol: osdp, port: /dev/ttyRS485-1, baud: 115200, osdp_address: 1, osdp_key: {{file: secrets/a.key}}}}
-  - {second}
-""")
+    path = write_config(building({"readers": [osdp_reader("a", "/dev/ttyRS485-1", 1, "a", baud=115200), second]}))
     with pytest.raises(ConfigError, match=message):
         building_config.load(path)
 
