@@ -6,8 +6,8 @@ a bounded queue and one task; the door never waits on the SD card). The event
 carries the credential key's first 12 hex digits, never the serial, and the time from
 the frame's last byte to the decision. At a card+PIN reader the card waits up to
 `pin_wait_s` for its PIN (the scrypt check runs in a thread); without one it is denied
-`pin_required`. A reader with an indicator (OSDP: LED and buzzer) shows the decision; that
-call waits on the reader driver's lock, so it runs in a thread after the unlock has started.
+`pin_required`. A reader with an indicator (OSDP: LED and buzzer) shows the decision after
+the unlock has started (edge/doors/indication.py).
 Reader faults and their clearing are journaled through a `FaultLimiter`; garbage on a card
 line (dropped frames, tallied by the inbox) as `fault.reader_garbage`, one per reader and
 cause per minute with a count (`Throttle`), so a flood costs a handful of events.
@@ -35,6 +35,7 @@ from edge.doors.decision import Decision, decide
 from edge.doors.policy import DoorPolicy, DoorState
 from edge.doors.reason import Reason
 from edge.doors.settings import Door, PinLockoutSettings
+from edge.doors.indication import Indication
 from edge.doors.lock import DoorLock
 from edge.doors.lockout import Lockout, PinLockout, Scope
 from edge.doors.machine import DoorAlarm, DoorMachine
@@ -97,7 +98,7 @@ class AccessPath:
         self.inbox = inbox
         self.wall, self.mono = wall, mono
         self.pin_wait_s = pin_wait_s
-        self.indicators = indicators or {}
+        self.indication = Indication(indicators or {}, self._helper)
         self.reader_faults = FaultLimiter()
         self.lockout = PinLockout(pin_lockout)
         self.garbage = Throttle(window_s=GARBAGE_WINDOW_S)
@@ -110,8 +111,6 @@ class AccessPath:
         self._pending: dict[str, _PendingCard] = {}
         self._group: asyncio.TaskGroup | None = None  # run()'s: PIN checks and indications are its helpers
         self._pin_checks: dict[str, asyncio.Task[None]] = {}  # one PIN check per reader at a time
-        self._indications: dict[str, asyncio.Task[None]] = {}  # one indicator call per reader at a time
-        self._next_indication: dict[str, bool] = {}  # the latest decision waiting for its reader's indicator
         self.unassigned_reads = 0
         self.pins_ignored = 0
 
@@ -257,7 +256,7 @@ class AccessPath:
             point.machine = point.machine.grant(decided, door.unlock_s)
             if point.lock is not None:
                 point.lock.open_for(door.unlock_s)
-        self._indicate(read.reader, decision.granted)
+        self.indication.show(read.reader, decision.granted)
         body = {
             "door": door.name,
             "reader": read.reader,
@@ -350,25 +349,6 @@ class AccessPath:
     def _garbage(self, key: object, count: int) -> None:
         reader, cause = key if key != OVERFLOW_KEY else ("readers", "other")  # type: ignore[misc]
         self.record(Event(DoorKind.READER_GARBAGE, Priority.FAULT, reader, {"cause": cause, "count": count}))
-
-    def _indicate(self, reader: str, granted: bool) -> None:
-        """Show a decision on the reader, on the devices pool (the call waits on the driver's lock).
-        One call per reader at a time; a newer decision replaces one still waiting for it."""
-        if reader not in self.indicators:
-            return
-        self._next_indication[reader] = granted
-        if reader not in self._indications:
-            task = self._helper(self._show(reader), f"indicate:{reader}")
-            self._indications[reader] = task
-            task.add_done_callback(lambda _, reader=reader: self._indications.pop(reader, None))
-
-    async def _show(self, reader: str) -> None:
-        indicate = self.indicators[reader]
-        while (granted := self._next_indication.pop(reader, None)) is not None:
-            try:
-                await pools.call(Pool.DEVICES, indicate, reader, granted)
-            except Exception:  # noqa: BLE001 - an indicator that fails shows nothing; the decision stands
-                log.exception("reader indication failed", reader=reader)
 
     def _helper(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         """A short helper of the access path, in run()'s group: it ends with the path, never alone."""

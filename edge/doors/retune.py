@@ -57,7 +57,8 @@ async def _apply(doors: Doors, change: Change) -> list[str]:
             supervisor.start(job, started.jobs[job])
         applied.append(f"{job}: {'started' if job not in was else 'stopped' if job not in now else 'restarted'}")
     gone = {reader.name for job in moved for reader in was.get(job, ())}
-    doors.access.indicators = {name: show for name, show in doors.access.indicators.items() if name not in gone} | started.indicators
+    indication = doors.access.indication
+    indication.indicators = {name: show for name, show in indication.indicators.items() if name not in gone} | started.indicators
     doors.config = running
     if old.doors != new.doors or old.access != new.access:
         doors.access.retune(running.doors, ZoneInfo(running.building.timezone), running.access.pin_lockout)
