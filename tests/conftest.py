@@ -51,6 +51,16 @@ def write_config(building_dir: Path):
     return write
 
 
+@pytest.fixture(params=["tcp", "rtu"])
+def modbus_line(request):
+    """A simulator's line to the poller, once over Modbus TCP and once over RTU on a socat pty pair
+    (modbus_rig.Line): `link = await modbus_line.start(simulator)`."""
+    from modbus_rig import Line
+
+    with Line(request.param) as line:
+        yield line
+
+
 @pytest.fixture
 def unit_to_analyze(tmp_path: Path) -> Path:
     """systemd/edge.service in tmp_path, its ExecStart pointing at a stand-in `edge` (systemd-analyze
@@ -138,6 +148,21 @@ def doors_io(port: int | None, *, poll_s: float | None = 0.05, timeout_s: float 
 def io_lock(relay: int, device: str = "doors-io") -> dict:
     """A door's `lock:` on relay `relay` of an IO module: release_N opens it, secure_N locks it."""
     return {"device": device, "release": f"release_{relay}", "secure": f"secure_{relay}"}
+
+
+def one_device(name: str, profile: str) -> dict:
+    """A building with one device `name` of `profile` at unit 1 of a Modbus TCP bus `b` (a config only
+    loaded: the test of a local profile's problems)."""
+    return building(modbus_tcp(None, timeout_s=None, name="b"), {"devices": [{"name": name, "bus": "b", "address": 1, "profile": profile}]})
+
+
+def problems_of(path: Path) -> list[str]:
+    """The problems (FILE:LINE:COL: path: message) loading the config at `path` raises; it must raise."""
+    from edge.config import ConfigError, load
+
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    return [str(problem) for problem in caught.value.problems]
 
 
 def one_circuit(port: int, *, poll_s: float = 0.1, **safety: Any) -> dict:

@@ -68,6 +68,35 @@ class Running:
             await self.task
 
 
+class Line:
+    """The way from a simulator to the poller, for a test run over both: Modbus TCP on loopback
+    ("tcp"), or RTU at 19200 baud over a socat pty pair ("rtu"); conftest's `modbus_line` fixture."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._pair = contextlib.ExitStack()
+        self.pair = None
+
+    def __enter__(self) -> Line:
+        if self.kind == "rtu":
+            from edge.hil.pty import pty_pair
+
+            self.pair = self._pair.enter_context(pty_pair())
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._pair.close()
+
+    async def start(self, simulator: FieldSimulator):
+        """Start `simulator` on this line; the poller's link to it."""
+        if self.kind == "tcp":
+            return TcpLink("127.0.0.1", await simulator.start_tcp())
+        from edge.drivers.modbus.wire import SerialLink
+
+        await simulator.start_rtu(self.pair.b, baudrate=19200)
+        return SerialLink(self.pair.a, baudrate=19200)
+
+
 async def tcp_rig(*devices: SimulatedDevice) -> tuple[FieldSimulator, TcpLink]:
     simulator = FieldSimulator(list(devices))
     port = await simulator.start_tcp()

@@ -13,7 +13,6 @@ from pymodbus.constants import ExcCodes
 
 from edge.drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
 from edge.drivers.modbus.poller import Poller
-from edge.drivers.modbus.wire import SerialLink
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.tables import Function
 from edge.conditions import ActiveConditions
@@ -21,7 +20,6 @@ from edge.journal import EventQuery, read_events
 from edge.status.health import Disk, Probe, verdict
 from edge.status.view import BuildingView
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
-from edge.hil.pty import pty_pair
 
 from modbus_rig import WAIT_S, Running, one_device_bus, spec, tcp_rig, wait_for
 
@@ -61,13 +59,13 @@ class Unflashed(SimulatedDevice):
         return super().read(function, address, count)
 
 
-async def _unidentified_then_identified(link_of, start) -> dict:
+async def _unidentified_then_identified(line) -> dict:
     profile = Profile.model_validate(RCM)
     device = Unflashed(profile, 4)
     simulator = FieldSimulator([device])
-    link = await start(simulator)
+    link = await line.start(simulator)
     queue: asyncio.Queue = asyncio.Queue()
-    poller = Poller([spec("rcm", profile, link_of(link), 4, probe_min_s=0.05, probe_max_s=0.2)], queue)
+    poller = Poller([spec("rcm", profile, link, 4, probe_min_s=0.05, probe_max_s=0.2)], queue)
     seen: list = []
     try:
         async with Running(poller):
@@ -99,22 +97,9 @@ def _judge(found: dict) -> None:
     assert not [o for o in found["after"] if isinstance(o, Reading) and o.point == "temperature"], "fw1 drops it"
 
 
-def test_an_identify_answered_with_an_exception_polls_the_base_map_and_is_retried_over_tcp():
-    async def start(simulator):
-        return await simulator.start_tcp()
-
-    from edge.drivers.modbus.wire import TcpLink
-
-    _judge(asyncio.run(_unidentified_then_identified(lambda port: TcpLink("127.0.0.1", port), start)))
-
-
-def test_an_identify_answered_with_an_exception_polls_the_base_map_and_is_retried_over_rtu():
-    with pty_pair() as pair:
-        async def start(simulator):
-            await simulator.start_rtu(pair.b, baudrate=19200)
-            return pair.a
-
-        _judge(asyncio.run(_unidentified_then_identified(lambda path: SerialLink(path, baudrate=19200), start)))
+def test_an_identify_answered_with_an_exception_polls_the_base_map_and_is_retried(modbus_line):
+    """Over Modbus TCP and over an RTU line."""
+    _judge(asyncio.run(_unidentified_then_identified(modbus_line)))
 
 
 def test_an_unidentified_device_is_a_named_fault_in_the_journal_every_view_and_healthz(write_config, building_dir: Path):

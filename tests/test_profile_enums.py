@@ -10,11 +10,10 @@ import pytest
 from pydantic import ValidationError
 
 from edge.drivers.modbus.poller import Poller
-from edge.drivers.modbus.wire import SerialLink, TcpLink
+from edge.drivers.modbus.wire import TcpLink
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import SimulatedDevice
-from edge.hil.pty import pty_pair
 
 from field_rig import BUILT_IN, WireSimulator
 from modbus_rig import ONCE, Running, spec
@@ -27,13 +26,13 @@ def _float_words(value: float) -> list[int]:
     return list(struct.unpack(">HH", struct.pack(">f", value)))
 
 
-async def _meter(link_of, start) -> dict:
+async def _meter(line) -> dict:
     meter = SimulatedDevice(SDM630.model_copy(update={"interval_s": ONCE}), 1)
     meter.set_value("baud_rate", 2.0)  # b9600
     meter.set_value("voltage_l1", 231.5)
     simulator = WireSimulator([meter])
-    link = await start(simulator)
-    poller = Poller([spec("meter", SDM630, link_of(link), 1, timeout_s=1.0)], asyncio.Queue())
+    link = await line.start(simulator)
+    poller = Poller([spec("meter", SDM630, link, 1, timeout_s=1.0)], asyncio.Queue())
     try:
         async with Running(poller):
             before = await poller.read_now("meter", ["baud_rate", "voltage_l1"])
@@ -57,20 +56,9 @@ def _judge(found: dict) -> None:
                                struct.pack(">BHHB", 16, BAUD, 2, 4) + struct.pack(">f", 4.0)], "2.5 never reached the meter"
 
 
-def test_a_float_coded_setup_register_has_labels_and_its_argument_takes_only_its_codes_over_tcp():
-    async def start(simulator):
-        return await simulator.start_tcp()
-
-    _judge(asyncio.run(_meter(lambda port: TcpLink("127.0.0.1", port), start)))
-
-
-def test_the_same_over_an_rtu_line():
-    with pty_pair() as pair:
-        async def start(simulator):
-            await simulator.start_rtu(pair.b, baudrate=19200)
-            return pair.a
-
-        _judge(asyncio.run(_meter(lambda path: SerialLink(path, baudrate=19200), start)))
+def test_a_float_coded_setup_register_has_labels_and_its_argument_takes_only_its_codes(modbus_line):
+    """Over Modbus TCP and over an RTU line."""
+    _judge(asyncio.run(_meter(modbus_line)))
 
 
 class Deaf(SimulatedDevice):

@@ -10,13 +10,11 @@ import pytest
 from pydantic import ValidationError
 
 from edge.drivers.modbus.poller import Poller
-from edge.drivers.modbus.wire import SerialLink, TcpLink
 from edge.drivers.modbus.profile import Profile
 from edge import config as building_config
 from edge.hil.modbus_sim import SimulatedDevice
-from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL
+from conftest import MINIMAL, one_device, problems_of
 from field_rig import WireSimulator
 from modbus_rig import ONCE, Running, spec
 
@@ -43,11 +41,11 @@ RELAY = {
 }
 
 
-async def _writes(link_of, start) -> list[bytes]:
+async def _writes(line) -> list[bytes]:
     profile = Profile.model_validate(RELAY)
     simulator = WireSimulator([SimulatedDevice(profile, 1)])
-    link = await start(simulator)
-    poller = Poller([spec("relay", profile, link_of(link), 1, timeout_s=1.0)], asyncio.Queue())
+    link = await line.start(simulator)
+    poller = Poller([spec("relay", profile, link, 1, timeout_s=1.0)], asyncio.Queue())
     try:
         async with Running(poller):
             outcomes = [await poller.write_command("relay", name) for name in ("on_fc05", "on_manual", "off", "toggle")]
@@ -67,20 +65,9 @@ def _judge(writes: list[bytes]) -> None:
     assert trim[:6] == bytes.fromhex("1000140002" "04") and struct.unpack(">f", trim[6:]) == (-2.25,)
 
 
-def test_fc05_sends_0xff00_for_on_a_vendor_word_only_as_raw_word_and_floats_keep_their_fraction_over_tcp():
-    async def start(simulator):
-        return await simulator.start_tcp()
-
-    _judge(asyncio.run(_writes(lambda port: TcpLink("127.0.0.1", port), start)))
-
-
-def test_the_same_frames_over_an_rtu_line():
-    with pty_pair() as pair:
-        async def start(simulator):
-            await simulator.start_rtu(pair.b, baudrate=19200)
-            return pair.a
-
-        _judge(asyncio.run(_writes(lambda path: SerialLink(path, baudrate=19200), start)))
+def test_fc05_sends_0xff00_for_on_a_vendor_word_only_as_raw_word_and_floats_keep_their_fraction(modbus_line):
+    """Over Modbus TCP and over an RTU line: the same frames."""
+    _judge(asyncio.run(_writes(modbus_line)))
 
 
 def test_an_fc05_value_that_is_neither_on_nor_off_and_a_byte_argument_are_load_errors_at_their_line(write_config, building_dir):
@@ -92,13 +79,7 @@ commands:
   - {name: set_gain, function: holding, address: 4, argument: {type: uint8, min: 0, max: 200}}
   - {name: flash, function: holding, address: 5, raw_word: 0x0203}
 """)
-    path = write_config(MINIMAL + """
-buses: [{name: b, type: tcp, host: 127.0.0.1}]
-devices: [{name: r, bus: b, address: 1, profile: relay-x}]
-""")
-    with pytest.raises(building_config.ConfigError) as caught:
-        building_config.load(path)
-    found = [str(p) for p in caught.value.problems]
+    found = problems_of(write_config(one_device("r", "relay-x")))
     profile = str(building_dir / "profiles" / "relay-x.yaml")
     assert any(p.startswith(profile + ":5:5: commands.0: ") and "FC05 sends a coil ON (0xFF00) or OFF (0x0000)" in p
                and "raw_word: 0x5500" in p for p in found), found
@@ -112,23 +93,14 @@ points:
   - {name: mode, function: holding, address: 0, type: uint16, enum: {0: off, 1: on, 2: auto}}
   - {name: on, function: coil, address: 0, type: bool}
 """)
-    path = write_config(MINIMAL + """
-buses: [{name: b, type: tcp, host: 127.0.0.1}]
-devices: [{name: s, bus: b, address: 1, profile: switch}]
-""")
-    with pytest.raises(building_config.ConfigError) as caught:
-        building_config.load(path)
-    found = [str(p) for p in caught.value.problems]
+    found = problems_of(write_config(one_device("s", "switch")))
     profile = str(building_dir / "profiles" / "switch.yaml")
     assert any(p.startswith(profile + ":3:") and "off is read as the boolean false, not as the word" in p
                and "quote it ('off')" in p for p in found), found
     assert any(p.startswith(profile + ":3:") and "on is read as the boolean true" in p for p in found), found
     assert any(p.startswith(profile + ":4:") and "points.1.name: on is read as the boolean true" in p for p in found), found
 
-    config = write_config(MINIMAL.replace("id: test-house", "id: yes"))
-    with pytest.raises(building_config.ConfigError) as caught:
-        building_config.load(config)
-    (problem,) = [str(p) for p in caught.value.problems]
+    (problem,) = problems_of(write_config(MINIMAL.replace("id: test-house", "id: yes")))  # text: the unquoted yes is the point
     assert ":2:3: building.id: yes is read as the boolean true" in problem and "quote it ('yes')" in problem
 
 
@@ -138,11 +110,7 @@ points:
   - {name: mode, function: holding, address: 0, type: uint16, enum: {0: 'off', 1: "on"}}
   - {name: running, function: coil, address: 0, type: bool, alarms: [{when: true, text: running}]}
 """)
-    path = write_config(MINIMAL + """
-buses: [{name: b, type: tcp, host: 127.0.0.1}]
-devices: [{name: s, bus: b, address: 1, profile: switch}]
-""")
-    assert building_config.load(path).devices[0].name == "s"
+    assert building_config.load(write_config(one_device("s", "switch"))).devices[0].name == "s"
 
 
 def test_profile_level_checks_without_a_file():

@@ -19,18 +19,18 @@ from edge.hil.pty import pty_pair
 
 from access_rig import enrol
 from vision_media import EBIKE, EMPTY_CAR, need_shared, write_clip
-from conftest import MINIMAL, Daemon
-from field_rig import PROFILES, SimulatorThread, devices, edge_cli, journal_until, points_config, socket_ready
+from conftest import Daemon, building, merged, modbus_device, modbus_tcp
+from field_rig import PROFILES, SimulatorThread, devices, edge_cli, journal_until, points_building, socket_ready
 
 pytestmark = pytest.mark.timeout(120)
 
 TENANT = b"\x01\x00\x12\x93\xd8"
-DOOR = """
-readers:
-  - {{name: hall-reader, protocol: em4100, port: {port}}}
-doors:
-  - {{name: hall, readers: [hall-reader], groups: [entrances]}}
-"""
+
+
+def door(name: str, port: str) -> dict:
+    """Door `name` of the entrances group and its card reader `name`-reader on the pty `port`."""
+    return {"readers": [{"name": f"{name}-reader", "protocol": "em4100", "port": port}],
+            "doors": [{"name": name, "readers": [f"{name}-reader"], "groups": ["entrances"]}]}
 
 
 def port_fds(pid: int, port: str) -> dict[str, str]:
@@ -55,8 +55,8 @@ def test_a_threshold_changed_under_a_running_daemon_takes_effect_without_reopeni
     monitor, breaker, tank = devices()  # 10 A on the circuit, whose alarm limit is 32 A
     field = SimulatorThread([monitor, breaker, tank])
     with pty_pair() as cards, field as modbus_port:
-        config = points_config(write_config, modbus_port)
-        config.write_text(config.read_text() + DOOR.format(port=cards.b))
+        house = merged(points_building(modbus_port), door("hall", cards.b))
+        config = write_config(house)
         enrol(building_config.load(config), TENANT)
         with Daemon(config) as daemon, CardReaderSim(cards.a, "em4100") as reader:
             journal_until(lambda: socket_ready(config), what="the control socket")
@@ -67,7 +67,8 @@ def test_a_threshold_changed_under_a_running_daemon_takes_effect_without_reopeni
             assert connections >= 1 and fds
             assert not daemon.events("power.trip_sent")
 
-            config.write_text(config.read_text().replace("over_current_a: {alarm: 32,", "over_current_a: {alarm: 8,"))
+            house["circuits"][0]["safety"]["over_current_a"]["alarm"] = 8  # was 32
+            write_config(house)
             code, out, err = edge_cli(capsys, "reload", "--config", str(config), "--operator", "tech-7")
 
             assert code == 0, err
@@ -96,14 +97,15 @@ def test_a_line_changed_restarts_the_field_bus_alone(write_config, capsys):
     monitor, breaker, tank = devices()
     field = SimulatorThread([monitor, breaker, tank])
     with pty_pair() as cards, field as modbus_port:
-        config = points_config(write_config, modbus_port)
-        config.write_text(config.read_text() + DOOR.format(port=cards.b))
+        house = merged(points_building(modbus_port), door("hall", cards.b))
+        config = write_config(house)
         with Daemon(config) as daemon:
             journal_until(lambda: socket_ready(config), what="the control socket")
             journal_until(lambda: field.simulator.connections and port_fds(daemon.process.pid, cards.b), what="the lines open")
             connections, fds = field.simulator.connections, port_fds(daemon.process.pid, cards.b)
 
-            config.write_text(config.read_text().replace("timeout_s: 0.3", "timeout_s: 0.4"))
+            house["buses"][0]["timeout_s"] = 0.4  # was 0.3
+            write_config(house)
             code, out, err = edge_cli(capsys, "reload", "--config", str(config))
 
             assert code == 0, err
@@ -117,7 +119,8 @@ def test_a_line_changed_restarts_the_field_bus_alone(write_config, capsys):
 
 def test_a_reader_added_starts_alone_and_an_invalid_file_changes_nothing(write_config, capsys):
     with pty_pair() as first, pty_pair() as second:
-        config = write_config(MINIMAL + DOOR.format(port=first.b))
+        house = building(door("hall", first.b))
+        config = write_config(house)
         enrol(building_config.load(config), TENANT)
         good = config.read_text()
         with Daemon(config) as daemon, CardReaderSim(first.a, "em4100") as hall, CardReaderSim(second.a, "em4100") as yard:
@@ -125,22 +128,22 @@ def test_a_reader_added_starts_alone_and_an_invalid_file_changes_nothing(write_c
             journal_until(lambda: port_fds(daemon.process.pid, first.b), what="the first reader's port open")
             fds = port_fds(daemon.process.pid, first.b)
 
-            config.write_text(good.replace("groups: [entrances]}", "groups: [entrances], held_open_s: -3}"))
+            write_config(house | {"doors": [{**house["doors"][0], "held_open_s": -3}]})
             code, out, err = edge_cli(capsys, "reload", "--config", str(config))
             assert code == 78
             assert f"{config}:" in err and "held_open_s" in err and "unchanged" in err
             (refused,) = journal_until(lambda: daemon.events("config.reload_refused"), what="the refusal journaled")
             assert any("held_open_s" in problem for problem in refused.body["problems"])
             for too_much in ("# " + "x" * 10 * 2**20 + "\n", "extra: " + "[" * 100_000 + "]" * 100_000 + "\n"):  # 10 MB; deep
-                config.write_text(good + too_much)
+                config.write_text(good + too_much)  # text: the file's size and depth are the point
                 code, out, err = edge_cli(capsys, "reload", "--config", str(config))
                 assert code == 78 and f"{config}:" in err and "unchanged" in err, err[-500:]
             assert len(journal_until(lambda: len(daemon.events("config.reload_refused")) == 3 and daemon.events("config.reload_refused"),
                                      what="every refusal journaled")) == 3
             assert not daemon.events("config.reloaded")
 
-            config.write_text(good.replace("readers:\n", f"readers:\n  - {{name: yard-reader, protocol: em4100, port: {second.b}}}\n")
-                              .replace("doors:\n", "doors:\n  - {name: yard, readers: [yard-reader], groups: [entrances]}\n"))
+            house = merged(door("yard", second.b), house)  # the yard's reader and door first in their lists
+            write_config(house)
             daemon.process.send_signal(signal.SIGHUP)
             (reloaded,) = journal_until(lambda: daemon.events("config.reloaded"), what="the reload on SIGHUP")
             assert reloaded.body["via"] == "signal" and reloaded.body["restart"] is False
@@ -152,21 +155,21 @@ def test_a_reader_added_starts_alone_and_an_invalid_file_changes_nothing(write_c
             journal_until(lambda: granted_at(daemon, "hall"), what="a card granted at the first reader")
             assert port_fds(daemon.process.pid, first.b) == fds
 
-            config.write_text(config.read_text().replace(f"  - {{name: hall-reader, protocol: em4100, port: {first.b}}}\n", "")
-                              .replace("readers: [hall-reader], ", ""))
+            house["readers"] = [reader for reader in house["readers"] if reader["name"] != "hall-reader"]
+            house["doors"] = [{"name": "hall", "groups": ["entrances"]} if d["name"] == "hall" else d for d in house["doors"]]
+            write_config(house)
             code, out, err = edge_cli(capsys, "reload", "--config", str(config))
             assert code == 0 and "reader:hall-reader: stopped" in out and "yard" not in out, err
             journal_until(lambda: not port_fds(daemon.process.pid, first.b), what="the removed reader's port closed")
 
 
-FIRE_DOORS = """
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.05}}]
-doors:
-  - {{name: front, groups: [entrances], lock: {{device: doors-io, release: release_1, secure: secure_1}}, fail: safe, egress: true,
-      unlock_s: 0.5, held_open_s: 30}}
-fire_alarm: doors-io.input_8
-"""
+def fire_doors(port: int) -> dict:
+    """The front door, failing safe on the IO module at `port`, released by the fire panel's input 8."""
+    return building(modbus_tcp(port, timeout_s=0.5, name="doors-bus"), {
+        "devices": [modbus_device("doors-io", 1, "generic-dio8", poll_s=0.05, bus="doors-bus")],
+        "doors": [{"name": "front", "groups": ["entrances"], "lock": {"device": "doors-io", "release": "release_1", "secure": "secure_1"},
+                   "fail": "safe", "egress": True, "unlock_s": 0.5, "held_open_s": 30}],
+        "fire_alarm": "doors-io.input_8"})
 
 
 def test_a_reload_during_a_fire_keeps_the_doors_released_in_place_and_across_its_restart(write_config, capsys):
@@ -174,18 +177,21 @@ def test_a_reload_during_a_fire_keeps_the_doors_released_in_place_and_across_its
     io.set_value("input_8", True)  # the panel says fire from the start
     field = SimulatorThread([io])
     with field as modbus_port:
-        config = write_config(MINIMAL + FIRE_DOORS.format(port=modbus_port))
+        doors = fire_doors(modbus_port)
+        config = write_config(doors)
         with Daemon(config) as daemon:
             journal_until(lambda: daemon.events("alarm.fire_release"), what="the fire release")
             journal_until(lambda: io.value_of("relay_1"), what="the egress door released")
             journal_until(lambda: socket_ready(config), what="the control socket")
 
-            config.write_text(config.read_text().replace("held_open_s: 30", "held_open_s: 60"))
+            doors["doors"][0]["held_open_s"] = 60  # was 30
+            write_config(doors)
             code, out, err = edge_cli(capsys, "reload", "--config", str(config))
             assert code == 0 and "door front: in place" in out, err
             assert io.value_of("relay_1")
 
-            config.write_text(config.read_text().replace("poll_s: 0.05", "poll_s: 0.1"))
+            doors["devices"][0]["poll_s"] = 0.1  # was 0.05
+            write_config(doors)
             code, out, err = edge_cli(capsys, "reload", "--config", str(config))
             assert code == 0, err
             assert "restart: devices added or removed, or a device's profile or polling changed" in out and "restarting" in out
@@ -200,17 +206,17 @@ def test_a_reload_during_a_fire_keeps_the_doors_released_in_place_and_across_its
             assert daemon.process.poll() is None
 
 
-CAMERAS = """
-cameras:
-  - {{name: lift-1-cam, elevator: lift-1, source: {clip}, analysis_fps: 5, collect: {{enabled: true, every_s: 5, cap_mb: 1}}}}
-  - {{name: lift-2-cam, elevator: lift-2, source: {clip}, analysis_fps: 5, collect: {{enabled: true, every_s: 5, cap_mb: 1}}}}
-"""
+def cameras(clip: Path) -> dict:
+    """Two lifts' cameras on the same clip, collecting frames."""
+    return building({"cameras": [{"name": f"lift-{n}-cam", "elevator": f"lift-{n}", "source": str(clip), "analysis_fps": 5,
+                                  "collect": {"enabled": True, "every_s": 5, "cap_mb": 1}} for n in (1, 2)]})
 
 
 def test_a_camera_changed_restarts_its_own_guard_alone(write_config, tmp_path, capsys):
     need_shared()
     clip = write_clip(tmp_path / "car.avi", [EBIKE / EMPTY_CAR] * 300, (320, 180), fps=10.0)
-    config = write_config(MINIMAL + CAMERAS.format(clip=clip))
+    lifts = cameras(clip)
+    config = write_config(lifts)
     with Daemon(config) as daemon:
         def started(camera: str) -> list:
             return [e for e in daemon.events("vision.mode") if e.source == camera]
@@ -218,9 +224,8 @@ def test_a_camera_changed_restarts_its_own_guard_alone(write_config, tmp_path, c
         journal_until(lambda: started("lift-1-cam") and started("lift-2-cam"), timeout_s=60, what="both guards started")
         journal_until(lambda: socket_ready(config), what="the control socket")
 
-        text = config.read_text()
-        at = text.index("name: lift-2-cam")
-        config.write_text(text[:at] + text[at:].replace("analysis_fps: 5", "analysis_fps: 4", 1))
+        lifts["cameras"][1]["analysis_fps"] = 4  # lift-2-cam's, was 5
+        write_config(lifts)
         code, out, err = edge_cli(capsys, "reload", "--config", str(config))
 
         assert code == 0, err

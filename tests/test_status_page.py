@@ -101,19 +101,12 @@ def test_a_held_lift_car_is_an_alarm_on_the_page_until_the_car_is_let_go(write_c
 
     moped = EBIKE / "images" / "etoiles_2024-01-01_12-07-27.jpg"
     clip = write_clip(tmp_path / "car.avi", [EBIKE / EMPTY_CAR] * 10 + [moped] * 20 + [EBIKE / EMPTY_CAR] * 300, (640, 360), fps=5.0)
-    camera = f"""
-cameras:
-  - name: lift-1-cam
-    elevator: lift-1
-    source: {clip}
-    region: [[0.05, 0.3], [0.95, 0.3], [0.95, 1.0], [0.05, 1.0]]
-    analysis_fps: 5
-    model: {manifest}
-    hold: {{device: doors-io, hold: release_7, resume: secure_7}}
-    hold_classes: [motorcycle]
-    leave_s: 1
-    qualification: {{report: {tmp_path / "eval.json"}, min_recall: 0.5, max_false_hold: 0.5, min_ebike_frames: 1, min_negative_frames: 1}}
-"""
+    camera = {"cameras": [{
+        "name": "lift-1-cam", "elevator": "lift-1", "source": str(clip), "region": [[0.05, 0.3], [0.95, 0.3], [0.95, 1.0], [0.05, 1.0]],
+        "analysis_fps": 5, "model": str(manifest), "hold": {"device": "doors-io", "hold": "release_7", "resume": "secure_7"},
+        "hold_classes": ["motorcycle"], "leave_s": 1,
+        "qualification": {"report": str(tmp_path / "eval.json"), "min_recall": 0.5, "max_false_hold": 0.5, "min_ebike_frames": 1,
+                          "min_negative_frames": 1}}]}
 
     def camera_state() -> str:
         return "document.querySelector('[data-camera=\"lift-1-cam\"]')?.dataset.state"
