@@ -32,7 +32,7 @@ from edge.power.kinds import PowerKind
 from edge.uplink import pull, snapshots
 from edge.config_apply import MAX_WATCH_S, MAX_YAML_BYTES, MIN_WATCH_S, WATCH_S
 from edge.uplink.commands import CommandOutcome
-from edge.uplink.push import Lane
+from edge.uplink.push import PushLane
 from edge.uplink.signing import MAX_DOWNLINK_BYTES, MAX_TTL_S, DownlinkKind
 from edge.uplink.topics import WIRE_VERSION
 
@@ -212,7 +212,7 @@ def schemas() -> dict[str, Any]:
         "Event": event,
         "EventBatch": {
             "type": "object", "title": "EventBatch", "required": ["v", "building", "lane", "events"],
-            "properties": {**header, "lane": {"enum": [Lane.BACKLOG, Lane.ALARM],
+            "properties": {**header, "lane": {"enum": _enum(PushLane),
                                               "description": "alarm: every alarm-priority event, at once, ahead of the backlog"},
                            "events": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Event"}}},
         },
@@ -322,8 +322,8 @@ def _examples() -> dict[str, Any]:
                                  str(PowerKind.TRIP_CONFIRMED), Priority.ALARM, "f2-kitchen", {"circuit": "f2-kitchen", "breaker": "f2-cb"})
     reading = StoredEvent(43, "019aeb3c-2100-7e22-9b5c-1d0e9f8a7b6c", t + 1_000_000_000, 913_000_000_000, str(Kind.POINT_READING),
                           Priority.TELEMETRY, "f2-monitor", {"point": "phase_a_current", "value": 12.3, "unit": "A"})
-    alarm_batch, _ = encode_batch("hillside-court-7", Lane.ALARM, [trip_sent, trip_confirmed], 1 << 20)
-    backlog_batch, _ = encode_batch("hillside-court-7", Lane.BACKLOG, [reading], 1 << 20)
+    alarm_batch, _ = encode_batch("hillside-court-7", PushLane.ALARM, [trip_sent, trip_confirmed], 1 << 20)
+    backlog_batch, _ = encode_batch("hillside-court-7", PushLane.BACKLOG, [reading], 1 << 20)
     jpeg = b"\xff\xd8\xff\xe0example\xff\xd9"
     return {
         "alarm": json.loads(alarm_batch), "backlog": json.loads(backlog_batch),

@@ -49,10 +49,10 @@ async def _drain(queue: asyncio.Queue) -> None:
 
 
 def test_a_waiter_cancelled_in_the_lane_neither_blocks_nor_loses_the_wire():
-    from edge.drivers.modbus.lane import Lane, Priority
+    from edge.drivers.modbus.lane import WireLane, Priority
 
     async def scenario():
-        lane = Lane()
+        lane = WireLane()
         order: list[str] = []
         await lane.acquire(Priority.POLL)
 

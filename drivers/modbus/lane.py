@@ -22,8 +22,8 @@ class Priority(IntEnum):
     POLL = 1
 
 
-class Lane:
-    """An asyncio lock whose waiters are served by priority, then in arrival order.
+class WireLane:
+    """One wire's turns: an asyncio lock whose waiters are served by priority, then in arrival order.
 
     Waiters are tasks (one poll task per wire plus the commands in flight), so the heap is
     as bounded as they are.

@@ -22,7 +22,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.bit_message import WriteSingleCoilRequest
 
 from edge.drivers.modbus.frames import classify_rtu, classify_tcp
-from edge.drivers.modbus.lane import Lane, Priority
+from edge.drivers.modbus.lane import WireLane, Priority
 from edge.drivers.modbus.observations import FaultKind
 from edge.drivers.modbus.plan import Read
 from edge.drivers.modbus.tables import Function
@@ -67,7 +67,7 @@ class Bus:
 
     def __init__(self, link: Link, timeout_s: float) -> None:
         self.link = link
-        self.lane = Lane()
+        self.lane = WireLane()
         self._timeout_s = timeout_s
         self._client: Client | None = None
         self._received = b""

@@ -39,6 +39,7 @@ import time
 import structlog
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 from edge import kinds
@@ -65,7 +66,9 @@ ALARM_KINDS = kinds.ALARMS
 log = structlog.get_logger("edge.uplink")
 
 
-class Lane:
+class PushLane(StrEnum):
+    """Which of the session's two lanes a batch went on: its `lane` on the wire."""
+
     BACKLOG = "backlog"
     ALARM = "alarm"
 
@@ -81,7 +84,7 @@ class Batching:
 
 @dataclass(slots=True)
 class _Batch:
-    lane: str
+    lane: PushLane
     seqs: list[int]
     through: int  # the backlog has read (sent or skipped) every seq up to here
     payload: bytes
@@ -98,7 +101,7 @@ class PushStats:
     undeliverable: int = 0  # sessions that ended with a single event unacknowledged (it is retried, not skipped)
 
 
-def encode_batch(building: str, lane: str, events: list[StoredEvent] | list[wire.Encoded], max_bytes: int) -> tuple[bytes, int]:
+def encode_batch(building: str, lane: PushLane, events: list[StoredEvent] | list[wire.Encoded], max_bytes: int) -> tuple[bytes, int]:
     """The wire form of a batch, as many events as fit in `max_bytes` (at least one); returns (payload, count)."""
     header = {"v": WIRE_VERSION, "building": building, "lane": lane}
     parts = wire.fit(events, max_bytes - len(wire.message(header, [])))
@@ -218,8 +221,8 @@ class Pusher:
         events = await alarms.read(ALARM_READ, after=after, shape=wire.encoded)
         fresh = [e for e in events if not self.progress.skip(e.seq)]
         while fresh:
-            payload, count = encode_batch(self.topics.building, Lane.ALARM, fresh, self.batch_cap)
-            batch = _Batch(Lane.ALARM, [e.seq for e in fresh[:count]], fresh[count - 1].seq, payload)
+            payload, count = encode_batch(self.topics.building, PushLane.ALARM, fresh, self.batch_cap)
+            batch = _Batch(PushLane.ALARM, [e.seq for e in fresh[:count]], fresh[count - 1].seq, payload)
             self.progress.alarms_in_flight.update(batch.seqs)
             self._publish(connection, batch, None)
             fresh = fresh[count:]
@@ -231,8 +234,8 @@ class Pusher:
             notices = [await self.held.get(), *self.held.pending()]
             fresh = [_held_event(n) for n in notices if self._undelivered(n)]
             while fresh:
-                payload, count = encode_batch(self.topics.building, Lane.ALARM, fresh, self.batch_cap)
-                batch = _Batch(Lane.ALARM, [e.seq for e in fresh[:count]], fresh[count - 1].seq, payload)
+                payload, count = encode_batch(self.topics.building, PushLane.ALARM, fresh, self.batch_cap)
+                batch = _Batch(PushLane.ALARM, [e.seq for e in fresh[:count]], fresh[count - 1].seq, payload)
                 self.progress.alarms_in_flight.update(batch.seqs)
                 log.warning("uplink sends alarms the journal holds in memory", seqs=batch.seqs,
                             kinds=sorted({e.kind for e in fresh[:count]}))
@@ -266,9 +269,9 @@ class Pusher:
             self._dirty = True
             self.acked.set()
             return None, events[-1].seq
-        payload, count = encode_batch(self.topics.building, Lane.BACKLOG, sendable, self.batch_cap)
+        payload, count = encode_batch(self.topics.building, PushLane.BACKLOG, sendable, self.batch_cap)
         last = sendable[count - 1].seq if count < len(sendable) else events[-1].seq
-        return _Batch(Lane.BACKLOG, [e.seq for e in sendable[:count]], last, payload), last
+        return _Batch(PushLane.BACKLOG, [e.seq for e in sendable[:count]], last, payload), last
 
     def _may_send(self, batch: _Batch) -> bool:
         if self._pacer is None:
