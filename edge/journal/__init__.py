@@ -4,8 +4,8 @@
 commit: batches, commits, flush, wait_beyond, maintenance) and `outage` (the disk refusing:
 degrade and recover, retries, what is held, the seq lease, losses, the spill and its replay);
 `store` is its SQLite side, `seqmark` the seq high-water mark kept beside the file, `faults`
-tells damage from a refusing disk, and `reading` holds the read-only queries the CLI and the
-uplink use.
+tells damage from a refusing disk, `reading` holds the read-only queries the CLI and the
+uplink use, and `cli` is `edge events`, the journal read back on site.
 """
 
 from edge.journal.faults import JournalDamaged
