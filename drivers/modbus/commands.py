@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from edge.drivers.modbus.device import Device
 from edge.drivers.modbus.lane import Priority
-from edge.drivers.modbus.observations import CommandOutcome, FaultKind, Reading
+from edge.drivers.modbus.observations import FaultKind, Reading, WriteOutcome
 from edge.drivers.modbus.plan import plan_reads
 from edge.drivers.modbus.points import Match, Point
 from edge.drivers.modbus.writes import Result
@@ -24,7 +24,7 @@ from edge.drivers.modbus.wire import TransactionFailed, answer_words, read_for, 
 
 async def write_command(
     device: Device, command: str, value: float | str | None = None, *, sending: Callable[[], None] | None = None
-) -> CommandOutcome:
+) -> WriteOutcome:
     """Write a named command (with `value` if it takes an argument). The outcome is true once
     the device acknowledged it, its result register (if any) says done, and its read-back
     point (if any) shows the expected value in time; otherwise `reason` says why not, e.g.
@@ -36,7 +36,7 @@ async def write_command(
     try:
         words = command_words(profile, order, value)
     except EncodeError as error:
-        return CommandOutcome(False, f"refused: {error}", sent=False)
+        return WriteOutcome(False, f"refused: {error}", sent=False)
     for condition in order.preconditions:
         point = profile.point(condition.point)
         if point.void_if is None:
@@ -44,26 +44,26 @@ async def write_command(
         else:  # its voider is read with it: a voided precondition cannot say the command is safe
             ((seen, problem),) = (await read_now(device, [point.name])).values()
         if problem is not None:
-            return CommandOutcome(False, f"refused: cannot read {point.name} ({problem})", sent=False, refused_by=point.name)
+            return WriteOutcome(False, f"refused: cannot read {point.name} ({problem})", sent=False, refused_by=point.name)
         if not condition.predicate(point.enum)(seen):
-            return CommandOutcome(False, f"refused: {condition.refuse}", sent=False, refused_by=point.name)
+            return WriteOutcome(False, f"refused: {condition.refuse}", sent=False, refused_by=point.name)
     if sending is not None:
         sending()
     try:
         response = await device.transact(write_for(order, words), Priority.COMMAND)
     except TransactionFailed as failure:
         await device.failed(failure, f"write {command}")
-        return CommandOutcome(False, f"no answer: {failure.detail}")
+        return WriteOutcome(False, f"no answer: {failure.detail}")
     if response.isError():
         await device.fault(FaultKind.EXCEPTION, f"write {command}", f"write {command}: code {response.exception_code}")
-        return CommandOutcome(False, f"device answered exception {response.exception_code}")
+        return WriteOutcome(False, f"device answered exception {response.exception_code}")
     device.failing.discard(f"write {command}")
     if order.result is not None:
         refused = await _result(device, order.result)
         if refused is not None:
-            return CommandOutcome(False, refused)
+            return WriteOutcome(False, refused)
     if order.readback is None:
-        return CommandOutcome(True, "done")
+        return WriteOutcome(True, "done")
     point = profile.point(order.readback.point)
     expect = order.readback.expected(point, None if order.argument is None else order.argument.code_of(value))
     clock = device.clock
@@ -71,10 +71,10 @@ async def write_command(
     while True:
         seen, problem = await read_point(device, point)
         if problem is None and matches(seen, expect):
-            return CommandOutcome(True, "confirmed")
+            return WriteOutcome(True, "confirmed")
         if clock() >= deadline:
             shown = problem or f"{point.name} reads {seen}"
-            return CommandOutcome(False, f"not confirmed within {order.readback.within_s:g} s: {shown}")
+            return WriteOutcome(False, f"not confirmed within {order.readback.within_s:g} s: {shown}")
         await asyncio.sleep(min(0.1, max(0.0, deadline - clock())))
 
 

@@ -80,8 +80,8 @@ class PollFault:
 
 
 @dataclass(frozen=True, slots=True)
-class CommandOutcome:
-    """What became of a command: true only when confirmed; `reason` says why not (or "confirmed").
+class WriteOutcome:
+    """What became of a profile command's write: true only when confirmed; `reason` says why not (or "confirmed").
     `sent` is False when nothing reached the wire (a precondition or the argument refused it), so
     the core journals a refusal, not a command the device failed; `refused_by` names the
     precondition point that refused, so the core can try again when it reads otherwise."""

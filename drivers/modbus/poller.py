@@ -20,12 +20,12 @@ from pymodbus.pdu import ModbusPDU
 from edge.drivers.modbus import commands
 from edge.drivers.modbus.device import Device, DeviceCounters, DeviceSpec
 from edge.drivers.modbus.observations import (
-    CommandOutcome,
     DeviceIdentified,
     DeviceUnidentified,
     FaultKind,
     Observation,
     Reading,
+    WriteOutcome,
 )
 from edge.drivers.modbus.plan import Read, plan_reads
 from edge.drivers.modbus.points import Point
@@ -143,7 +143,7 @@ class Poller:
 
     async def write_command(
         self, device: str, command: str, value: float | str | None = None, *, sending: Callable[[], None] | None = None
-    ) -> CommandOutcome:
+    ) -> WriteOutcome:
         """Write a named command to `device`, ahead of polls: see `commands.write_command`."""
         return await commands.write_command(self._states[device].device, command, value, sending=sending)
 

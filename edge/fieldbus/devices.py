@@ -26,7 +26,6 @@ from typing import Any, Callable, Mapping
 import structlog
 
 from edge.drivers.modbus.observations import (
-    CommandOutcome,
     DeviceBack,
     DeviceIdentified,
     DeviceOffline,
@@ -34,6 +33,7 @@ from edge.drivers.modbus.observations import (
     Observation,
     PollFault,
     Reading,
+    WriteOutcome,
 )
 from edge.drivers.modbus.device import DeviceCounters, DeviceSpec
 from edge.drivers.modbus.poller import Poller
@@ -215,7 +215,7 @@ class FieldBus:
 
     async def send(
         self, device: str, command: str, value: float | str | None = None, *, sending: Callable[[], None] | None = None
-    ) -> CommandOutcome:
+    ) -> WriteOutcome:
         """Write a profile command, ahead of polls; the outcome is true when the device confirmed
         it (result register and read-back included) and otherwise says why not (`sent` False when
         a precondition refused it and nothing went out). `sending` runs just before the write."""
@@ -293,7 +293,7 @@ class DeviceCommands:
             outcome = await self.fieldbus.send(device, name, value if value is None or isinstance(value, str) else float(value))
         except Exception as error:  # a driver bug is a failed command, never a crash of the channel
             log.exception("device command failed", device=device, command=name)
-            outcome = CommandOutcome(False, f"gateway error: {error!r}")
+            outcome = WriteOutcome(False, f"gateway error: {error!r}")
         if not outcome.sent:
             answer = await self._refused({**audit, "request_seq": requested}, [outcome.reason])
             return {**answer, "error": f"{outcome.reason}; nothing was sent to {device}", "request_seq": requested}
