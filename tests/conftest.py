@@ -13,9 +13,11 @@ import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -150,6 +152,13 @@ def io_lock(relay: int, device: str = "doors-io") -> dict:
     return {"device": device, "release": f"release_{relay}", "secure": f"secure_{relay}"}
 
 
+def egress_door(name: str) -> dict:
+    """An egress door `name` with its card reader `name`-reader on a serial port no test opens (a config
+    only loaded, or a view of it): a grant releases it for 3 s."""
+    return {"readers": [{"name": f"{name}-reader", "protocol": "em4100", "port": "/dev/ttyUSB9"}],
+            "doors": [{"name": name, "readers": [f"{name}-reader"], "egress": True, "unlock_s": 3}]}
+
+
 def one_device(name: str, profile: str) -> dict:
     """A building with one device `name` of `profile` at unit 1 of a Modbus TCP bus `b` (a config only
     loaded: the test of a local profile's problems)."""
@@ -271,6 +280,47 @@ class Daemon:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class NotifySocket:
+    """systemd's notify socket at `path`, bound for a Daemon started with `env` (NOTIFY_SOCKET): the
+    datagrams it sends (READY=1, WATCHDOG=1, STOPPING=1), read with a deadline; closed on the way out."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.env = {"NOTIFY_SOCKET": str(path)}
+
+    def datagrams(self, until: str, deadline_s: float) -> list[str]:
+        """What arrives within `deadline_s`, up to the first datagram holding `until`."""
+        received: list[str] = []
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end and not (received and until in received[-1]):
+            self.sock.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                received.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                break
+        return received
+
+    def wait_for(self, wanted: str, timeout_s: float) -> list[str]:
+        """`datagrams` up to `wanted`; NotReached (an AssertionError) if it never came."""
+        from edge.hil.waiting import NotReached
+
+        received = self.datagrams(wanted, timeout_s)
+        if not any(wanted in datagram for datagram in received):
+            raise NotReached(f"the daemon did not send {wanted} within {timeout_s} s (it sent {received})")
+        return received
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> NotifySocket:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @contextlib.contextmanager

@@ -124,14 +124,16 @@ class Site:
         return await fetch(self.url, path, **kwargs)
 
 
-async def served_url(config, running: asyncio.Task) -> str:
+async def served_url(config, running: asyncio.Task, timeout_s: float = 20.0) -> str:
     """The url a StatusServer run in process (its task `running`) wrote to the state dir, once it has
-    (a server that ended instead fails the test)."""
+    (a server that ended instead, or one silent for `timeout_s`, fails the test)."""
     from edge.status.address import endpoint_path
 
-    while not endpoint_path(config.state_path).exists():
+    def announced() -> bool:
         assert not running.done(), running
-        await asyncio.sleep(0.02)
+        return endpoint_path(config.state_path).exists()
+
+    await waiting.until(announced, timeout_s, "the status server's address in the state dir", every_s=0.02)
     return json.loads(endpoint_path(config.state_path).read_text())["url"]
 
 

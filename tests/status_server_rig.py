@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from pathlib import Path
 
@@ -20,10 +19,10 @@ from edge.events import Event, Kind, Priority
 from edge.community.kinds import CommunityKind
 from edge.vision.kinds import VisionKind
 from edge.journal import Journal
-from edge.status.address import endpoint_path
 from edge.status.server import StatusServer
 
 from conftest import building, modbus_tcp, tank_level
+from status_rig import served_url
 
 BUILDING = building(modbus_tcp(9, name="site-bus"), {
     "http": {"port": 0}, "devices": [{"name": "water-ai", "bus": "site-bus", "address": 3, "profile": "generic-ai8"}],
@@ -90,13 +89,7 @@ async def serving(write_config, now: float | None = None):
             await journal.append(event)
         snapshot = write_snapshot(config.state_path)
         running = asyncio.create_task(server.run())
-        endpoint = endpoint_path(config.state_path)
-        deadline = asyncio.get_running_loop().time() + 20
-        while not endpoint.exists():
-            assert asyncio.get_running_loop().time() < deadline, "the status server did not announce itself"
-            assert not running.done(), running
-            await asyncio.sleep(0.02)
-        yield config, json.loads(endpoint.read_text())["url"], snapshot
+        yield config, await served_url(config, running), snapshot
     finally:
         if running is not None:
             running.cancel()

@@ -12,7 +12,7 @@ from edge.doors.kinds import DoorKind
 from edge.status.report import render
 from edge.status.view import BuildingView
 
-from conftest import building, modbus_tcp
+from conftest import building, egress_door, modbus_tcp
 
 T0 = 1_800_000_000.0
 BODY = {"door": "front", "circuit": "f1-c1", "breaker": "brk", "point": "mon.current_a", "condition": "over_threshold",
@@ -27,9 +27,7 @@ def _event(seq: int, kind: str, body: dict, at: float, source: str = "f1-c1") ->
 
 
 def _view(write_config) -> BuildingView:
-    return BuildingView(building_config.load(write_config(building({
-        "readers": [{"name": "front-reader", "protocol": "em4100", "port": "/dev/ttyUSB9"}],
-        "doors": [{"name": "front", "readers": ["front-reader"], "egress": True, "unlock_s": 3}]}))))
+    return BuildingView(building_config.load(write_config(building(egress_door("front")))))
 
 
 def test_every_alarm_kind_the_code_names_is_raised_or_ended_by_a_feature():

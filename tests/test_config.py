@@ -6,20 +6,12 @@ import json
 import subprocess
 import sys
 from os import EX_CONFIG
-from pathlib import Path
 
 import pytest
 
 from edge import config as building_config
-from edge.config import ConfigError
 
-from conftest import MINIMAL, REPO, building, modbus_tcp
-
-
-def problems_of(path: Path) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        building_config.load(path)
-    return [str(p) for p in caught.value.problems]
+from conftest import MINIMAL, REPO, building, modbus_tcp, one_device, problems_of
 
 
 def test_minimal_config_loads_with_paths_beside_the_file(write_config, building_dir):
@@ -137,7 +129,7 @@ def test_a_broken_profile_is_reported_at_its_own_line(write_config, building_dir
     (building_dir / "profiles" / "odd-meter.yaml").write_text(
         "model: odd-meter\npoints:\n  - {name: volts, function: holding, address: 0, type: float16}\n"
     )
-    path = write_config(building(modbus_tcp(None, timeout_s=None, name="b"), {"devices": [{"name": "m", "bus": "b", "address": 1, "profile": "odd-meter"}]}))
+    path = write_config(one_device("m", "odd-meter"))
     found = problems_of(path)
     assert any(p.startswith(str(building_dir / "profiles" / "odd-meter.yaml") + ":3:") and "points.0.type" in p for p in found), found
 

@@ -18,7 +18,7 @@ from edge.hil.line import SerialLine
 from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
 from edge.hil.waiting import until
 
-from conftest import MINIMAL, building, merged, modbus_device, modbus_tcp
+from conftest import MINIMAL, building, merged, modbus_device, modbus_tcp, one_device, problems_of
 from field_rig import (BREAKER_STATUS_WORD, PROFILES, circuit_building, circuit_config, circuit_devices, circuit_section, events_of,
                        run_building, run_simulated)
 
@@ -319,11 +319,7 @@ points:
 commands:
   - {name: flash, function: coil, function_code: 6, address: 1, values: [7]}
 """)
-    path = write_config(building({"buses": [{"name": "b", "type": "tcp", "host": "127.0.0.1"}],
-                                  "devices": [{"name": "r", "bus": "b", "address": 1, "profile": "odd-relay"}]}))
-    with pytest.raises(building_config.ConfigError) as caught:
-        building_config.load(path)
-    found = [str(p) for p in caught.value.problems]
+    found = problems_of(write_config(one_device("r", "odd-relay")))
     profile = str(building_dir / "profiles" / "odd-relay.yaml")
     assert any(p.startswith(profile + ":5:5: points.1: ") and "30002 is not a holding register number" in p for p in found), found
     assert any(p.startswith(profile + ":7:5: commands.0: ") and "function code 6 does not write coils" in p for p in found), found

@@ -22,7 +22,7 @@ from edge.hil.cloud import generate_keys
 from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.pty import pty_pair
 
-from conftest import MINIMAL, REPO, Daemon, edge
+from conftest import REPO, Daemon, building, doors_io, edge, io_lock
 from access_rig import KEYPAD_TENANT, PIN, enrol
 from field_rig import SimulatorThread, journal_until
 
@@ -33,29 +33,14 @@ READERS = 8
 
 def points_config(write_config, building_dir: Path, modbus: int, broker: int, readers: list[str], modem: str) -> Path:
     generate_keys(building_dir)
-    reader_lines = "\n".join(f"  - {{name: reader-{i}, protocol: wiegand, port: {port}, keypad: true}}"
-                             for i, port in enumerate(readers, 1))
-    door_lines = "\n".join(
-        f"  - {{name: door-{i}, readers: [reader-{i}], groups: [entrances], egress: true, require_pin: true, unlock_s: 0.3,"
-        f" lock: {{device: doors-io, release: release_{i}, secure: secure_{i}}}}}" for i in range(1, len(readers) + 1))
-    return write_config(MINIMAL + f"""
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {modbus}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}]
-readers:
-{reader_lines}
-doors:
-{door_lines}
-fire_alarm: doors-io.input_8
-uplink:
-  enabled: true
-  host: 127.0.0.1
-  port: {broker}
-  cloud_public_key: cloud.pub
-community:
-  contacts:
-    - {{name: landlord, role: landlord, phone: "+8613800000001"}}
-  modem: {{port: {modem}, baud: 115200, timeout_s: 5.0, retries: 3, delivery_within_s: 10}}
-""")
+    return write_config(building(doors_io(modbus, poll_s=0.1), {
+        "readers": [{"name": f"reader-{i}", "protocol": "wiegand", "port": str(port), "keypad": True} for i, port in enumerate(readers, 1)],
+        "doors": [{"name": f"door-{i}", "readers": [f"reader-{i}"], "groups": ["entrances"], "egress": True, "require_pin": True, "unlock_s": 0.3,
+                   "lock": io_lock(i)} for i in range(1, len(readers) + 1)],
+        "fire_alarm": "doors-io.input_8",
+        "uplink": {"enabled": True, "host": "127.0.0.1", "port": broker, "cloud_public_key": "cloud.pub"},
+        "community": {"contacts": [{"name": "landlord", "role": "landlord", "phone": "+8613800000001"}],
+                      "modem": {"port": str(modem), "baud": 115200, "timeout_s": 5.0, "retries": 3, "delivery_within_s": 10}}}))
 
 
 def test_eight_readers_a_dead_broker_and_a_silent_modem_starve_no_pin_reader_or_fire_latch(write_config, building_dir: Path):

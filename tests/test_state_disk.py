@@ -28,10 +28,10 @@ from edge.uplink.cursor import SyncCursor
 from edge.hil.broker import Broker
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL, REPO, Daemon, building, edge, one_circuit
+from conftest import REPO, Daemon, building, doors_io, edge, io_lock, one_circuit
 from field_rig import SimulatorThread, devices, journal_until
 from journal_disk import Ext4Disk, SmallDisk, mount_ext4_disk, mount_small_disk
-from uplink_rig import open_cloud, until
+from uplink_rig import open_cloud, until, uplink_section
 
 from edge.hil.cloud import generate_keys
 
@@ -43,30 +43,15 @@ def points_config(write_config, building_dir: Path, state: Path, run: Path, *, b
             journal: Path | None = None) -> Path:
     """A front door released by the fire panel's input, the status server on a port the kernel picks,
     the runtime dir `run` and, with a broker, the uplink."""
-    text = MINIMAL.replace("state_dir: state", f"state_dir: {state}") + f"""
-runtime_dir: {run}
-http: {{port: 0}}
-buses: [{{name: doors-bus, type: tcp, host: 127.0.0.1, port: {bus_port}, timeout_s: 0.5}}]
-devices: [{{name: doors-io, bus: doors-bus, address: 1, profile: generic-dio8, poll_s: 0.1}}]
-doors: [{{name: front, egress: true, lock: {{device: doors-io, release: release_1, secure: secure_1}}}}]
-fire_alarm: doors-io.input_8
-"""
+    house = building({"state_dir": str(state), "runtime_dir": str(run), "http": {"port": 0}}, doors_io(bus_port, poll_s=0.1),
+                     {"doors": [{"name": "front", "egress": True, "lock": io_lock(1)}], "fire_alarm": "doors-io.input_8"})
     if journal is not None:
-        text += f"journal: {{path: {journal}}}\n"
+        house["journal"] = {"path": str(journal)}
     if broker_port is not None:
         if not (building_dir / "cloud.pub").exists():
             generate_keys(building_dir)
-        text += f"""
-uplink:
-  enabled: true
-  host: 127.0.0.1
-  port: {broker_port}
-  batch_events: 200
-  batch_ms: 10
-  keepalive_s: 5
-  cloud_public_key: cloud.pub
-"""
-    return write_config(text)
+        house |= uplink_section(broker_port)
+    return write_config(house)
 
 
 def _log(path: Path) -> list[dict]:

@@ -19,7 +19,7 @@ from edge.status.tail import JournalTail
 from edge.status.view import BuildingView
 
 from community_rig import until
-from conftest import MINIMAL
+from conftest import building, egress_door
 from journal_disk import SmallDisk, mount_small_disk
 
 FAST_RETRY = JournalLimits(retry_initial_s=0.02, retry_max_s=0.1)
@@ -41,11 +41,7 @@ def _journal_messages(listener) -> list[dict]:
 
 
 def test_the_page_shows_a_fire_release_while_the_disk_is_full_and_once_only_after(write_config, disk: SmallDisk):
-    path = write_config(MINIMAL + f"""
-journal: {{path: {disk.mount / "journal.db"}}}
-readers: [{{name: stair-reader, protocol: em4100, port: /dev/ttyUSB9}}]
-doors: [{{name: stair, readers: [stair-reader], egress: true, unlock_s: 3}}]
-""")
+    path = write_config(building({"journal": {"path": str(disk.mount / "journal.db")}}, egress_door("stair")))
     config = building_config.load(path)
 
     async def scenario():

@@ -12,7 +12,8 @@ from edge.status.server import authorised
 from edge.status.tail import LISTENER_QUEUE, Listener
 from edge.status.view import BuildingView
 
-from conftest import MINIMAL
+from conftest import building, egress_door
+from status_rig import served_url
 
 T0 = 1_800_000_000.0
 
@@ -22,10 +23,7 @@ def _event(seq: int, kind: str, source: str, body: dict, at: float, priority: Pr
 
 
 def _view(write_config) -> BuildingView:
-    path = write_config(MINIMAL + """
-readers: [{name: front-reader, protocol: em4100, port: /dev/ttyUSB9}]
-doors: [{name: front, readers: [front-reader], egress: true, unlock_s: 3}]
-""")
+    path = write_config(building(egress_door("front")))
     return BuildingView(building_config.load(path))
 
 
@@ -83,15 +81,13 @@ def test_a_stream_that_cannot_keep_up_is_marked_lagged_not_grown():
 
 
 def test_the_server_serves_again_after_the_supervisor_restarts_it(write_config):
-    import json
-
     import aiohttp
 
     from edge.journal import Journal
     from edge.status.address import endpoint_path
     from edge.status.server import StatusServer
 
-    config = building_config.load(write_config(MINIMAL + "http: {port: 0}\n"))
+    config = building_config.load(write_config(building({"http": {"port": 0}})))
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
@@ -100,11 +96,7 @@ def test_the_server_serves_again_after_the_supervisor_restarts_it(write_config):
             for attempt in range(2):  # what Supervisor does: call run() again after it ended
                 running = asyncio.create_task(server.run())
                 endpoint = endpoint_path(config.state_path)
-                deadline = asyncio.get_running_loop().time() + 10
-                while not endpoint.exists():
-                    assert asyncio.get_running_loop().time() < deadline, f"run {attempt} did not announce itself"
-                    await asyncio.sleep(0.02)
-                url = json.loads(endpoint.read_text())["url"]
+                url = await served_url(config, running, timeout_s=10)  # run `attempt` announced itself
                 async with aiohttp.ClientSession() as session:
                     async with session.get(url + "api/events", timeout=aiohttp.ClientTimeout(total=10)) as answer:
                         assert answer.status == 200, f"run {attempt}"
