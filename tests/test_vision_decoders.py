@@ -99,7 +99,7 @@ def test_yolov5_documented_layout():
     rows[0, 0, :4] = [100, 200, 40, 80]; rows[0, 0, 4] = 0.9; rows[0, 0, 5 + 2] = 0.8  # class 2, score 0.72
     rows[0, 1, :4] = [300, 300, 10, 10]; rows[0, 1, 4] = 0.2; rows[0, 1, 5 + 0] = 0.9  # 0.18: below threshold
     rows[0, 2, :4] = [500, 100, 20, 20]; rows[0, 2, 4] = 0.6; rows[0, 2, 5 + 1] = 0.5  # class 1, 0.30
-    boxes, scores, classes = decoders.DECODERS["yolov5"](params, {"output0": rows}, spec, 0.25)
+    boxes, scores, classes = decoders.decoder_for(params)(params, {"output0": rows}, spec, 0.25)
     assert classes.tolist() == [2, 1]
     assert np.allclose(scores, [0.72, 0.30])
     assert np.allclose(boxes[0], [80, 160, 120, 240])
@@ -113,8 +113,9 @@ def test_letterbox_maps_boxes_back_to_the_frame():
     assert np.allclose(placement.to_frame(np.array([[0, 0, 416, 208]], np.float32), 400, 200), [[0, 0, 400, 200]])
 
 
-def test_a_family_is_a_registry_entry():
-    assert {"yolox", "yolov8", "yolov5", "gfl", "ssd", "decoded"} <= set(decoders.DECODERS)
+def test_every_family_of_the_union_has_its_decoder():
+    assert set(decoders.DECODERS) == set(manifest.FAMILIES)
+    assert {manifest.family_name(f) for f in manifest.FAMILIES} == {"yolox", "yolov8", "yolov5", "gfl", "ssd", "decoded"}
 
 
 def test_session_uses_the_given_threads_and_lets_the_caller_tune_it():

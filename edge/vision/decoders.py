@@ -2,8 +2,10 @@
 
 A decoder returns every candidate above the score threshold as (boxes [N, 4] x1y1x2y2 in the
 model's input pixels, scores [N], model class indices [N]); NMS, the class map and the mapping
-back onto the frame are shared (`runtime.py`). A new family is one function registered here and
-one parameter class in `manifest.Family`; nothing else changes.
+back onto the frame are shared (`runtime.py`). A new family is one parameter class in the
+`manifest.Family` union and one function registered here under that class; nothing else changes.
+The registry is keyed by the union's classes, not by their names typed again, and a family of the
+union without a decoder (or a decoder of a class outside it) fails this module's import.
 """
 
 from __future__ import annotations
@@ -19,15 +21,23 @@ from edge.vision import manifest as m
 Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
 Decoder = Callable[[Any, Mapping[str, np.ndarray], m.Input, float], Candidates]
 
-DECODERS: dict[str, Decoder] = {}
+DECODERS: dict[type, Decoder] = {}  # by the family's parameter class (manifest.FAMILIES)
 
 
-def decoder(family: str) -> Callable[[Decoder], Decoder]:
+def decoder(family: type) -> Callable[[Decoder], Decoder]:
+    if family not in m.FAMILIES:
+        raise TypeError(f"{family.__name__} is not an output family of manifest.Family")
+
     def register(function: Decoder) -> Decoder:
         DECODERS[family] = function
         return function
 
     return register
+
+
+def decoder_for(params: Any) -> Decoder:
+    """The decoder of a manifest's `output` (one of the union's parameter classes)."""
+    return DECODERS[type(params)]
 
 
 def output_names(params: Any) -> list[str]:
@@ -75,7 +85,7 @@ def _yolox_grid(strides: tuple[int, ...], width: int, height: int) -> tuple[np.n
     return np.concatenate(grids).astype(np.float32), np.concatenate(steps).astype(np.float32)
 
 
-@decoder("yolox")
+@decoder(m.Yolox)
 def decode_yolox(params: m.Yolox, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """Rows are (dx, dy, log w, log h) on each stride's grid, objectness, class scores (sigmoid applied)."""
     raw = _single(outputs).reshape(-1, _single(outputs).shape[-1])
@@ -95,7 +105,7 @@ def _passing(class_scores: np.ndarray, threshold: float) -> np.ndarray:
     return class_scores.max(axis=1) >= threshold if class_scores.size else np.zeros(len(class_scores), bool)
 
 
-@decoder("yolov8")
+@decoder(m.Yolov8)
 def decode_yolov8(params: m.Yolov8, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """[1, 4 + C (+ M), N]: centre boxes in input pixels, then class scores (then mask coefficients); no objectness."""
     raw = _single(outputs)[0].T
@@ -105,7 +115,7 @@ def decode_yolov8(params: m.Yolov8, outputs: Mapping[str, np.ndarray], spec: m.I
     return _best(raw[:, 4:], _cxcywh_to_xyxy(raw[:, :4]), threshold)
 
 
-@decoder("yolov5")
+@decoder(m.Yolov5)
 def decode_yolov5(params: m.Yolov5, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """[1, N, 5 + C]: centre boxes in input pixels, objectness, class scores; score = obj * cls."""
     raw = _single(outputs)[0]
@@ -118,7 +128,7 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-@decoder("gfl")
+@decoder(m.Gfl)
 def decode_gfl(params: m.Gfl, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """Generalised focal loss heads: each side's distance is the expectation of a softmax over reg_max + 1 bins."""
     all_boxes, all_scores = [], []
@@ -157,7 +167,7 @@ def ssd_priors(priors: m.SsdPriors, spec: m.Input) -> np.ndarray:
     return made
 
 
-@decoder("ssd")
+@decoder(m.Ssd)
 def decode_ssd(params: m.Ssd, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """Scores have the background first (index 0); boxes are corners, or offsets against priors."""
     scores = outputs[params.scores].reshape(-1, outputs[params.scores].shape[-1])
@@ -179,7 +189,7 @@ def decode_ssd(params: m.Ssd, outputs: Mapping[str, np.ndarray], spec: m.Input, 
     return _best(foreground, boxes, threshold)
 
 
-@decoder("decoded")
+@decoder(m.Decoded)
 def decode_decoded(params: m.Decoded, outputs: Mapping[str, np.ndarray], spec: m.Input, threshold: float) -> Candidates:
     """scores [N, C] and boxes [N, 4] already decoded by the graph (MEMD-style)."""
     scores = outputs[params.scores].reshape(-1, outputs[params.scores].shape[-1])
@@ -191,3 +201,8 @@ def decode_decoded(params: m.Decoded, outputs: Mapping[str, np.ndarray], spec: m
     if params.box_units == "normalised":
         boxes = boxes * np.array([spec.width, spec.height, spec.width, spec.height], np.float32)
     return _best(scores, boxes, threshold)
+
+
+_UNDECODED = [m.family_name(family) for family in m.FAMILIES if family not in DECODERS]
+if _UNDECODED:
+    raise TypeError(f"output families without a decoder: {', '.join(_UNDECODED)}")

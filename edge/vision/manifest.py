@@ -134,6 +134,13 @@ class Decoded(Strict):
 
 
 Family = Annotated[Union[Yolox, Yolov8, Yolov5, Gfl, Ssd, Decoded], Field(discriminator="family")]
+FAMILIES: tuple[type[Strict], ...] = get_args(get_args(Family)[0])
+"""The output families' parameter classes, read from the union: `decoders` keys its decoders by them."""
+
+
+def family_name(params: type[Strict]) -> str:
+    """The `family:` a manifest writes for a parameter class (its Literal)."""
+    return get_args(params.model_fields["family"].annotation)[0]
 
 
 class Thresholds(Strict):
@@ -266,9 +273,7 @@ class _Any(BaseModel):
 
 
 # pydantic puts the discriminator's value in an error's location; it is not a key in the file
-_FAMILY_TAGS = {"detector", "classifier"} | {
-    get_args(params.model_fields["family"].annotation)[0] for params in get_args(get_args(Family)[0])
-}
+_FAMILY_TAGS = {"detector", "classifier"} | {family_name(params) for params in FAMILIES}
 
 
 def load(path: Path) -> DetectorManifest | ClassifierManifest:

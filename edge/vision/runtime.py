@@ -114,7 +114,7 @@ class OnnxDetector:
         self.manifest = manifest
         self.session = session
         self.second_stage = second_stage
-        self._decode = decoders.DECODERS[manifest.output.family]
+        self._decode = decoders.decoder_for(manifest.output)
         self._input_name = manifest.input.name or session.get_inputs()[0].name
         self._output_names = [o.name for o in session.get_outputs()]
         thresholds = manifest.thresholds
