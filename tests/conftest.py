@@ -214,12 +214,14 @@ class Daemon:
 
     def __init__(self, config: Path, *, log: Path | None = None, stdout: Any = subprocess.DEVNULL,
                  stderr: Any = subprocess.DEVNULL, env: dict[str, str] | None = None, text: bool = False,
-                 stop_s: float = 20, strict: bool = False, python: tuple[str, ...] = (), **popen: Any) -> None:
+                 stop_s: float = 20, strict: bool = False, python: tuple[str, ...] = (), interpreter: str = sys.executable,
+                 **popen: Any) -> None:
         self.config = config
         self.journal = config.parent / "state" / "journal.db"
         self.log, self.stdout, self.stderr, self.env, self.text, self.stop_s = log, stdout, stderr, env, text, stop_s
         self.strict, self.popen = strict, popen  # more of Popen's arguments (preexec_fn)
         self.python = python  # the interpreter's own options ("-X", "importtime")
+        self.interpreter = interpreter  # another install's python (an installed wheel's venv)
         self.process: subprocess.Popen | None = None
         self._log: IO[str] | None = None
 
@@ -229,7 +231,7 @@ class Daemon:
                 self._log.close()  # the last run's, ended some other way (a SIGKILL through `process`)
             self._log = open(self.log, "a")
             self.stdout, self.stderr = self._log, subprocess.STDOUT
-        self.process = subprocess.Popen([sys.executable, *self.python, "-m", "edge.cli", "run", "--config", str(self.config)],
+        self.process = subprocess.Popen([self.interpreter, *self.python, "-m", "edge.cli", "run", "--config", str(self.config)],
                                         env=dict(os.environ, **(self.env or {})), stdout=self.stdout,
                                         stderr=self.stderr, text=self.text, **self.popen)
         return self

@@ -20,7 +20,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
 import zipfile
@@ -28,7 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from edge.hil.waiting import until_sync
+
+from conftest import REPO, Daemon, building
+from field_rig import journal_until
 
 NOT_SOURCE = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "var")
 WHEELHOUSE = REPO / "var" / "wheelhouse"  # kept between runs (var/ is ignored by git): the second run is offline
@@ -218,14 +220,13 @@ def test_the_installed_daemon_serves_its_page_health_and_metrics(installed, whee
     run(edge, "init", etc, "--building", "page-house", cwd=tmp_path)
     config = etc / "building.yaml"
     state = tmp_path / "state"
-    config.write_text(config.read_text() + f"\nstate_dir: {state}\nhttp: {{port: 0}}\n")  # a free port
+    # text: added to the file edge init wrote, as a technician edits it; the page on a free port
+    config.write_text(config.read_text() + f"\nstate_dir: {state}\nhttp: {{port: 0}}\n")
     daemon = subprocess.Popen([str(edge), "run", "--config", str(config)], cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         endpoint = state / "http.json"
-        deadline = time.monotonic() + 60
-        while not endpoint.exists() and daemon.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        until_sync(lambda: endpoint.exists() or daemon.poll() is not None, 60, "the endpoint file or the daemon's exit", every_s=0.1)
         assert endpoint.exists(), f"no endpoint file; exit {daemon.poll()}"
         url = json.loads(endpoint.read_text())["url"].rstrip("/")
 
@@ -268,3 +269,57 @@ def test_the_installed_demo_finds_its_building_and_keeps_to_its_folder(rig, tmp_
     assert (folder / "demo.yaml").is_file() and (folder / "state").is_dir()
     site = site_packages(rig, tmp_path)
     assert not list((site / "edge" / "hil").rglob("*.sqlite*")) and not (site / "var").exists()  # nothing written beside the code
+
+
+@pytest.fixture(scope="module")
+def with_lift_phone(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The installed gateway with one more feature dropped into its package: tests/lift_phone_feature's
+    `lift_phone` (written against edge/feature.py alone), no file of the gateway changed."""
+    venv = tmp_path_factory.mktemp("install-feature") / "opt-edge"
+    install(venv, wheelhouse, f"building-edge=={VERSION}")
+    shutil.copytree(LIFT_PHONE, site_packages(venv, venv.parent) / "edge" / "lift_phone")
+    return venv
+
+
+LIFT_PHONE = REPO / "tests" / "lift_phone_feature" / "lift_phone"
+
+
+def _phones(*pairs: tuple[str, str]) -> dict:
+    return building({"lift_phones": [{"name": name, "elevator": lift} for name, lift in pairs]})
+
+
+def test_a_feature_dropped_into_the_installed_package_adds_its_section_check_command_and_schema(installed, with_lift_phone, write_config, tmp_path):
+    """Issue 20: adding a feature touches no other feature's package and no shared enum."""
+    config = write_config(_phones(("lp-1", "L1"), ("lp-2", "L1")))
+    without = subprocess.run([str(installed / "bin" / "edge"), "check-config", str(config)], capture_output=True, text=True, cwd=tmp_path)
+    assert without.returncode == 78 and "lift_phones: Extra inputs are not permitted" in without.stderr  # the gateway alone has no such section
+
+    edge = str(with_lift_phone / "bin" / "edge")
+    checked = subprocess.run([edge, "check-config", str(config)], capture_output=True, text=True, cwd=tmp_path)
+    assert checked.returncode == 78, checked
+    assert f"{config}:" in checked.stderr and "lift_phones.1.elevator: elevator 'L1' has a phone already" in checked.stderr
+    run(edge, "check-config", write_config(_phones(("lp-1", "L1"), ("lp-2", "L2"))), cwd=tmp_path)
+    assert "lift-phone" in run(edge, "--help", cwd=tmp_path).stdout
+    assert "lift_phones" in json.loads(run(edge, "schema", cwd=tmp_path).stdout)["properties"]
+
+
+def test_a_feature_dropped_into_the_installed_package_is_wired_journaled_shown_and_ended(with_lift_phone, write_config, tmp_path):
+    config = write_config(_phones(("lp-1", "L1")))
+    edge = str(with_lift_phone / "bin" / "edge")
+
+    def status() -> dict | None:
+        answer = subprocess.run([edge, "status", "--json", "--config", str(config)], capture_output=True, text=True, cwd=tmp_path)
+        return json.loads(answer.stdout) if answer.stdout.startswith("{") else None
+
+    with Daemon(config, interpreter=str(with_lift_phone / "bin" / "python"), strict=True, cwd=tmp_path) as daemon:
+        raised = journal_until(lambda: daemon.events("alarm.lift_phone_off_hook"), what="the feature's wiring ran and journaled")
+        assert raised[0].source == "lp-1" and raised[0].body == {"doors_here": False}
+        shown = journal_until(lambda: (s := status()) and s.get("lift_phones") and s, what="edge status showed the feature's tile")
+        assert shown["lift_phones"] == [{"name": "lp-1", "off_hook": True}]
+        assert [(a["kind"], a["text"]) for a in shown["alarms"]] == [("alarm.lift_phone_off_hook", "Lift phone lp-1 off the hook")]
+
+        assert subprocess.run([edge, "lift-phone", "lp-9", "--config", str(config)], capture_output=True, cwd=tmp_path).returncode == 1
+        run(edge, "lift-phone", "lp-1", "--config", config, cwd=tmp_path)  # the feature's operation, over the control socket
+        journal_until(lambda: daemon.events("lift_phone.hung_up"), what="the hang-up journaled")
+        ended = status()
+        assert ended["lift_phones"] == [{"name": "lp-1", "off_hook": False}] and ended["alarms"] == []
