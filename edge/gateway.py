@@ -21,22 +21,22 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from edge.runtime import pools
+from edge import features
 from edge.carryover import carry_over
 from edge.config import BuildingConfig, device_profiles
 from edge.config_apply import ConfigApplier
 from edge.config_files import digest_of
-from edge.runtime.control import ControlServer, socket_places
-from edge.runtime.deadline import Deadline
 from edge.events import Event, Kind, Priority
 from edge.feature import Feature, Site, Stage, Wired
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
 from edge.journal.owner import JournalOwner
-from edge.runtime.notify import Systemd
 from edge.reload import Reloader, Retuner, cloud_commands_retuner, field_bus_retuner
+from edge.runtime import pools
+from edge.runtime.control import ControlServer, socket_places
+from edge.runtime.deadline import Deadline
+from edge.runtime.notify import Systemd
 from edge.runtime.pools import Pool
-from edge import features
 from edge.runtime.supervisor import Supervisor, Work
 from edge.version import VERSION
 
