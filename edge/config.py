@@ -30,7 +30,7 @@ from edge.drivers.modbus.profile import Profile
 from edge import problem_lines
 from edge import yaml_source
 from edge import features
-from edge.settings import CommandRef, LocalPath, Name, PointRef, Problem, References, Secret, Strict, UsbIdentity, unique
+from edge.settings import CommandRef, LocalPath, Name, Plugged, PointRef, Problem, References, Secret, Strict, UsbIdentity, unique
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")
@@ -316,15 +316,19 @@ _data_loc = problem_lines.without({"rtu", "tcp"})
 
 
 
+def every_plugged(config: BuildingConfig) -> list[Plugged]:
+    """The devices every feature's sections plug (readers, cameras), from each feature's `hardware`."""
+    return [plugged for settings in features.modules("settings") if hasattr(settings, "hardware") for plugged in settings.hardware(config)]
+
+
 def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[Problem]:
     """Checks that span sections; each problem is (path in the file, message)."""
     serial_ports = {b.port: f"bus {b.name!r}" for b in reversed(config.buses) if isinstance(b, SerialBus)}
     refs = References(config.devices, profiles, serial_ports)
     problems = unique(("buses",), config.buses, "bus")
     # Devices, readers and cameras all appear as event sources: one name space.
-    plugged = [(section, index, item, port, subsystem) for settings in features.modules("settings")
-               if hasattr(settings, "hardware") for section, index, item, port, subsystem in settings.hardware(config)]
-    hardware = [("devices", i, d) for i, d in enumerate(config.devices)] + [(section, i, item) for section, i, item, _, _ in plugged]
+    plugged = every_plugged(config)
+    hardware = [("devices", i, d) for i, d in enumerate(config.devices)] + [(p.section, p.index, p.item) for p in plugged]
     first: dict[str, str] = {}
     for section, index, item in hardware:
         if item.name in first:
@@ -360,7 +364,7 @@ def cross_check(config: BuildingConfig, profiles: dict[str, Profile]) -> list[Pr
     problems += unique(("udev",), config.udev, "udev identity")
     identities = {i.name: i.subsystem for i in config.udev}
     users = [(("buses", i, "port"), b.port, "tty") for i, b in enumerate(config.buses) if isinstance(b, SerialBus)]
-    users += [((section, i, "port" if subsystem == "tty" else "source"), port, subsystem) for section, i, _, port, subsystem in plugged]
+    users += [((p.section, p.index, p.field), p.port, p.subsystem) for p in plugged]
     for loc, port, subsystem in users:
         name = port.removeprefix("udev:")
         if port.startswith("udev:") and identities.get(name) != subsystem:

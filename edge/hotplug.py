@@ -28,8 +28,7 @@ from typing import Any, Callable, Protocol
 import structlog
 
 from edge.runtime import pools
-from edge.config import BuildingConfig, ConfigError, ConfigProblem, SerialBus
-from edge.doors.settings import ReaderProtocol
+from edge.config import BuildingConfig, ConfigError, ConfigProblem, SerialBus, every_plugged
 from edge.settings import UsbIdentity
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
@@ -76,15 +75,17 @@ def with_stable_ports(config: BuildingConfig) -> BuildingConfig:
     def port(value: str) -> str:
         return str(directory / value.removeprefix(PREFIX)) if value.startswith(PREFIX) else value
 
-    buses = [b.model_copy(update={"port": port(b.port)}) if isinstance(b, SerialBus) else b for b in config.buses]
-    readers = [r.model_copy(update={"port": port(r.port)}) for r in config.readers]
-    cameras = [c.model_copy(update={"source": port(c.source)}) for c in config.cameras]
-    return config.model_copy(update={"buses": buses, "readers": readers, "cameras": cameras})
+    update: dict[str, list] = {"buses": [b.model_copy(update={"port": port(b.port)}) if isinstance(b, SerialBus) else b for b in config.buses]}
+    for plugged in every_plugged(config):  # each feature's readers, cameras...
+        section = update.setdefault(plugged.section, list(getattr(config, plugged.section)))
+        section[plugged.index] = plugged.item.model_copy(update={plugged.field: port(plugged.port)})
+    return config.model_copy(update=update)
 
 
 def workers_by_identity(config: BuildingConfig) -> dict[str, set[str]]:
     """The supervised workers that open each identity's link (named as the gateway starts them):
-    the field bus for a serial bus, `reader:NAME` or `osdp:PORT` for a reader, `camera:NAME`."""
+    the field bus for a serial bus; for a feature's device, the worker its `Plugged` names
+    (`reader:NAME` or `osdp:PORT` for a reader, `camera:NAME`)."""
     directory = links_dir(config)
     users: dict[str, set[str]] = {}
 
@@ -95,11 +96,8 @@ def workers_by_identity(config: BuildingConfig) -> dict[str, set[str]]:
     for bus in config.buses:
         if isinstance(bus, SerialBus):
             use(bus.port, "fieldbus")
-    for reader in config.readers:
-        stable = str(directory / reader.port.removeprefix(PREFIX))
-        use(reader.port, f"osdp:{stable}" if reader.protocol is ReaderProtocol.OSDP else f"reader:{reader.name}")
-    for camera in config.cameras:
-        use(camera.source, f"camera:{camera.name}")
+    for plugged in every_plugged(config):
+        use(plugged.port, plugged.worker(directory))
     return users
 
 

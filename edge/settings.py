@@ -11,14 +11,15 @@ any feature's settings can import it without a cycle through the building config
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, NamedTuple, Protocol
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, model_validator
 
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.tables import Function
+from edge.drivers.strict import Strict  # every feature's models are built on it
 
 Name = Annotated[
     str,
@@ -34,13 +35,24 @@ CommandRef = Annotated[
 ]
 
 Problem = tuple[tuple, str]
+
+
+class Plugged(NamedTuple):
+    """A device a feature's section names and plugs (a reader's port, a camera's source): its name
+    shares one name space with every device; a `udev:NAME` port follows the device by identity, and
+    its worker is woken when the device comes back (edge/hotplug.py)."""
+
+    section: str
+    index: int
+    item: Any  # the section's entry, with a `name`
+    field: str  # which of its fields holds the port ("port", "source")
+    subsystem: str  # udev's: tty, video4linux
+    worker: Callable[[Path], str]  # the supervised worker that opens it, given the folder of stable links
+
+    @property
+    def port(self) -> str:
+        return getattr(self.item, self.field)
 """A cross-reference problem: its path in the file and the message; the loader adds the line."""
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo must never silently become a default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _beside_config(value: Path, info: ValidationInfo) -> Path:

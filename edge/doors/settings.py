@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from edge.drivers.modbus.profile import Profile
-from edge.settings import Name, PointRef, Problem, References, Secret, Strict, unique
+from edge.settings import Name, Plugged, PointRef, Problem, References, Secret, Strict, unique
 
 if TYPE_CHECKING:
     from edge.config import BuildingConfig
@@ -166,6 +166,11 @@ SECTIONS = {
 """The building config's sections this feature owns (edge/feature.py)."""
 
 
-def hardware(config: BuildingConfig) -> list[tuple[str, int, Reader, str, str]]:
-    """Its devices the building names and plugs: (section, index, item, port, udev subsystem)."""
-    return [("readers", i, r, r.port, "tty") for i, r in enumerate(config.readers)]
+def hardware(config: BuildingConfig) -> list[Plugged]:
+    """Its readers: one name space with every device; followed by udev identity on a `udev:NAME` port."""
+    return [Plugged("readers", i, r, "port", "tty", lambda links, r=r: _reader_worker(r, links)) for i, r in enumerate(config.readers)]
+
+
+def _reader_worker(reader: Reader, links) -> str:
+    """The worker that opens the reader's port: its own, or its OSDP line's (shared by the line's readers)."""
+    return f"osdp:{links / reader.port.removeprefix('udev:')}" if reader.protocol is ReaderProtocol.OSDP else f"reader:{reader.name}"

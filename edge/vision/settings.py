@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from edge.settings import LocalPath, Name, Problem, ReadableFile, References, Strict
+from edge.settings import LocalPath, Name, Plugged, Problem, ReadableFile, References, Strict
 
 if TYPE_CHECKING:
     from edge.config import BuildingConfig
@@ -104,6 +104,6 @@ SECTIONS = {"cameras": (list[Camera], Field(default_factory=list))}
 """The building config's sections this feature owns (edge/feature.py)."""
 
 
-def hardware(config: BuildingConfig) -> list[tuple[str, int, Camera, str, str]]:
-    """Its devices the building names and plugs: (section, index, item, port, udev subsystem)."""
-    return [("cameras", i, c, c.source, "video4linux") for i, c in enumerate(config.cameras)]
+def hardware(config: BuildingConfig) -> list[Plugged]:
+    """Its cameras: one name space with every device; followed by udev identity on a `udev:NAME` source."""
+    return [Plugged("cameras", i, c, "source", "video4linux", lambda links, c=c: f"camera:{c.name}") for i, c in enumerate(config.cameras)]
