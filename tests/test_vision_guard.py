@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.hil.waiting import until
 from edge.vision.settings import Camera
 from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, Journal, read_events
@@ -265,6 +266,7 @@ def test_the_worker_ends_when_the_daemon_is_gone(tmp_path, media):
     import multiprocessing
 
     from edge.vision import worker
+    from edge.vision.pipe import Analysed
 
     empty, ebikes = media
     clip = write_clip(tmp_path / "car.avi", [empty] * 50, SIZE)
@@ -274,7 +276,7 @@ def test_the_worker_ends_when_the_daemon_is_gone(tmp_path, media):
     process.start()
     theirs.close()
     assert ours.poll(30), "the worker sent nothing within 30 s"
-    assert ours.recv()[0] == "frame"
+    assert isinstance(ours.recv(), Analysed)
     ours.close()
     process.join(15)
     assert process.exitcode == 0, "the worker outlived the daemon"
@@ -300,10 +302,8 @@ def test_a_full_state_disk_costs_the_snapshots_and_collected_frames_not_the_guar
                 first = (await rig.wait_for(VisionKind.ELEVATOR_OBSERVED))[0]
                 seen = rig.guard.frames_seen
                 await rig.wait_for(VisionKind.VISION_MODE)
-                deadline = asyncio.get_running_loop().time() + 20
-                while rig.guard.frames_seen < seen + 10:  # the worker goes on after the failed writes
-                    assert asyncio.get_running_loop().time() < deadline, "the worker stopped analysing on a full disk"
-                    await asyncio.sleep(0.05)
+                # the worker goes on after the failed writes
+                await until(lambda: rig.guard.frames_seen >= seen + 10, 20, "the worker analysing on a full disk")
                 unsaved = not (tmp_path / "state" / first.body["snapshot"]).exists()
                 disk.free()
                 second = (await rig.wait_for(VisionKind.ELEVATOR_OBSERVED, count=2, timeout_s=60))[1]
@@ -335,10 +335,11 @@ def test_a_model_failing_on_every_frame_is_one_fault_a_minute_and_the_camera_goe
                               Serve(BrokenDetector()))
         task = asyncio.create_task(guard.run())
         try:
-            deadline = asyncio.get_running_loop().time() + 30
-            while guard.frames_seen < 30:  # three seconds of frames, each one failing in the model
-                assert not task.done() and asyncio.get_running_loop().time() < deadline, f"{guard.frames_seen} frames"
-                await asyncio.sleep(0.05)
+            def analysed() -> bool:  # three seconds of frames, each one failing in the model
+                assert not task.done(), f"{guard.frames_seen} frames"
+                return guard.frames_seen >= 30
+
+            await until(analysed, 30, lambda: f"30 frames analysed ({guard.frames_seen})")
             return [e for e in read_events(journal.path, EventQuery(limit=None)) if e.kind == VisionKind.VISION_FAULT]
         finally:
             task.cancel()

@@ -21,8 +21,8 @@ QSV, whatever the box and its FFmpeg build have); OpenCV decodes in software whe
 and a stream that will not open, or gives no frame, with hardware decoding is decoded in software
 from then on. `decoding` says which is in use.
 
-A stream that ends, breaks or cannot be opened is reported (`CameraFault`) and opened again
-with exponential backoff; the first frame after that is reported (`CameraRestored`). A
+A stream that ends, breaks or cannot be opened is reported (`CameraFault`, observations.py) and
+opened again with exponential backoff; the first frame after that is reported (`CameraRestored`). A
 stream that simply stops delivering is caught by the watchdog in `latest`: no frame for
 `stall_s` is a fault. Network reads carry OpenCV's read timeout (`stall_s`), so a hung RTSP
 server ends in a failed read and a reopen rather than a thread stuck forever.
@@ -40,6 +40,8 @@ from typing import Any
 import cv2
 import numpy as np
 import structlog
+
+from edge.drivers.camera.observations import CameraFault, CameraObservation, CameraRestored
 
 log = structlog.get_logger("edge.drivers.camera")
 
@@ -62,21 +64,6 @@ class Frame:
     mono: float
     wall: float
     prepared: Any = None  # what the consumer's `prepare` made of the image (None without one, or when it failed)
-
-
-@dataclass(frozen=True, slots=True)
-class CameraFault:
-    source: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CameraRestored:
-    source: str
-    after_s: float  # how long the camera was faulted
-
-
-CameraObservation = CameraFault | CameraRestored
 
 
 def open_stream(source: str, timeout_s: float = 5.0, hardware: bool = True) -> cv2.VideoCapture:

@@ -52,7 +52,7 @@ class WorkerChannel:
         self._loop = loop
         loop.add_reader(self._socket.fileno(), self._readable)
 
-    def send(self, message: tuple) -> bool:
+    def send(self, message: object) -> bool:
         """Queue `message` for the worker; False (counted) when the channel is broken or full."""
         data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         if self.broken is not None or len(self._outgoing) + _HEADER.size + len(data) > MAX_PENDING:

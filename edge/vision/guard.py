@@ -56,7 +56,9 @@ from edge.vision import review
 from edge.vision import worker as vision_worker
 from edge.vision.channel import WorkerChannel
 from edge.vision.confirm import Confirmation, Confirmed, Left, Release, Released, Settings, State
+from edge.drivers.camera.observations import CameraFault, CameraRestored
 from edge.vision.detection import Detection, Detector, VisionClass
+from edge.vision.pipe import Analysed, Failed, FromWorker, Snapshot, Stop, ToWorker, Watch
 from edge.vision.qualification import Verdict
 from edge.vision.speaker import Speaker
 
@@ -70,31 +72,10 @@ DetectorFactory = Callable[[], Detector]  # picklable: the worker process calls 
 
 
 @dataclass(frozen=True, slots=True)
-class Analysed:
-    """One frame as the worker saw it: detections None when the motion gate kept the model idle."""
+class ReleaseNow:
+    """A release the loop asked for (a fire), handled in the inbox's order."""
 
-    seq: int
-    mono: float
-    wall: float
-    size: tuple[int, int]  # (height, width)
-    detections: list[Detection] | None
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """The model could not be loaded or failed on a frame, or the worker ended."""
-
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CameraFault:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class CameraRestored:
-    after_s: float
+    reason: Release
 
 
 class InferenceTimes:
@@ -205,7 +186,7 @@ class ElevatorGuard:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._resume()  # never leave a car held by a guard that is gone
-            self._tell(("stop",))
+            self._tell(Stop())
             await pools.call(Pool.FILES, _end, process)
             self._channel.close()
 
@@ -213,7 +194,7 @@ class ElevatorGuard:
         """FireRelease listener (on the loop): a fire releases the car at once and holds nothing while it lasts."""
         self.machine.suspended = active
         if active:
-            self._post(("release", Release.FIRE))
+            self._post(ReleaseNow(Release.FIRE))
 
     async def release_request(self, operator: str, reason: str) -> dict[str, Any]:
         """An operator's release: audited first, then the car is let go."""
@@ -265,23 +246,13 @@ class ElevatorGuard:
                     await self._journal(VisionKind.VISION_FAULT, Priority.FAULT, {"reason": f"cannot save the hold reviews: {error}"})
 
     def _received(self, message: Any) -> None:
-        """One whole message from the worker (on the loop): typed, into the inbox."""
-        try:
-            kind = message[0]
-            if kind == "frame":
-                _, seq, mono, wall, size, found, inference_s = message
-                if inference_s is not None:
-                    self.inference.add(inference_s)
-                detections = None if found is None else [Detection(VisionClass(c), score, box) for c, score, box in found]
-                self._post(Analysed(seq, mono, wall, tuple(size), detections))
-            elif kind == "fault":
-                self._post(CameraFault(message[1]))
-            elif kind == "restored":
-                self._post(CameraRestored(message[1]))
-            elif kind == "failed":
-                self._post(Failed(message[1]))
-        except (TypeError, ValueError, IndexError) as error:
-            self._post(Failed(f"the worker sent a message the guard does not know: {type(error).__name__}"))
+        """One whole message from the worker (on the loop), into the inbox."""
+        if isinstance(message, Analysed) and message.inference_s is not None:
+            self.inference.add(message.inference_s)
+        if isinstance(message, FromWorker):
+            self._post(message)
+        else:
+            self._post(Failed(f"the worker sent a message the guard does not know: {type(message).__name__}"))
 
     def _gone(self, why: str) -> None:
         log.info("vision worker channel ended", camera=self.camera.name, why=why)
@@ -297,7 +268,7 @@ class ElevatorGuard:
         self._inbox.append(item)
         self._wake.set()
 
-    def _tell(self, message: tuple) -> None:
+    def _tell(self, message: ToWorker) -> None:
         if self._channel is not None:
             self._channel.send(message)
 
@@ -315,10 +286,10 @@ class ElevatorGuard:
                 actions = self.machine.observe(item.mono, [normalised(d, w, h) for d in item.detections])
             if self.machine.under_watch != self._watching:
                 self._watching = self.machine.under_watch
-                self._tell(("watch", self._watching))
+                self._tell(Watch(self._watching))
             await self._act(actions, item)
-        elif isinstance(item, tuple) and item[0] == "release":
-            await self._act(self.machine.release(now, item[1]), None)
+        elif isinstance(item, ReleaseNow):
+            await self._act(self.machine.release(now, item.reason), None)
         elif isinstance(item, CameraFault):
             await self._journal(VisionKind.CAMERA_FAULT, Priority.FAULT, {"reason": item.reason})
             await self._act(self.machine.release(now, Release.CAMERA_FAULT), None)
@@ -386,7 +357,7 @@ class ElevatorGuard:
         state dir at once. Nothing waits for the file: a fire or an operator's release must never
         queue behind a JPEG (the uplink sends the file after the event, once it is there)."""
         stem = f"{round(wall * 1000):013d}-{kind.split('.')[-1]}"
-        self._tell(("snapshot", seq, stem))
+        self._tell(Snapshot(seq, stem))
         return str(Path("vision") / "snapshots" / self.camera.name / f"{stem}.jpg")
 
     async def _journal(self, kind: str, priority: Priority, body: dict[str, Any]) -> int | None:

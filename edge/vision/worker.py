@@ -11,14 +11,8 @@ Two threads share the work, one per core of a small gateway: the capture thread 
 stream and prepares each frame it converts (the gate's small grey image, the model's input
 tensor), while the main thread runs the gate's comparison and the model on the frame before.
 
-Messages to the daemon (tuples, so nothing but builtins crosses the pipe):
-    ("frame", seq, mono, wall, (h, w), detections | None, inference_s | None)
-        detections: [(cls, score, (x1, y1, x2, y2))]; inference_s: how long the model ran on it
-    ("fault", reason) / ("restored", after_s) / ("failed", reason)
-Messages from the daemon:
-    ("watch", bool): run the model whatever the gate says (an object is under watch)
-    ("snapshot", seq, stem): save frame `seq` (or the newest) as STATE/vision/snapshots/CAMERA/STEM.jpg
-    ("stop",)
+The messages both ways are the small types of edge/vision/pipe.py: to the daemon each analysed
+frame, a model's failure and the stream's faults and restores; from it, watch, snapshot and stop.
 """
 
 from __future__ import annotations
@@ -37,7 +31,8 @@ from typing import Any
 import structlog
 
 from edge.vision.settings import Camera
-from edge.vision.detection import Detector
+from edge.vision.detection import Detection, Detector, VisionClass
+from edge.vision.pipe import Analysed, Failed, FromWorker, Snapshot, Stop, Watch
 
 log = structlog.get_logger("edge.vision")
 
@@ -104,7 +99,7 @@ class _Worker:
     def run(self) -> None:
         import cv2
 
-        from edge.drivers.camera.capture import CameraFault, Capture
+        from edge.drivers.camera.capture import Capture
         from edge.vision.collect import Collector, collect_dir
         from edge.vision.detection import StagedDetector
         from edge.vision.motion import MotionGate
@@ -117,17 +112,14 @@ class _Worker:
                 detector = self.spec.detector_factory()
             except Exception as error:  # noqa: BLE001 - a model that does not load must not take the camera down
                 log.exception("the model did not load", camera=self.camera.name)
-                self.conn.send(("failed", f"the model did not load: {type(error).__name__}: {error}"))
+                self.conn.send(Failed(f"the model did not load: {type(error).__name__}: {error}"))
         collector = None
         if self.camera.collect.enabled:
             collector = Collector(collect_dir(self.spec.state_dir, self.camera.name), self.camera.collect.every_s, self.camera.collect.cap_mb * 2**20)
         gate = MotionGate(self.camera.region)
 
         def observed(observation: Any) -> None:
-            if isinstance(observation, CameraFault):
-                self._send(("fault", observation.reason))
-            else:
-                self._send(("restored", observation.after_s))
+            self._send(observation)  # a CameraFault or CameraRestored, as capture made it
 
         staged = detector if isinstance(detector, StagedDetector) else None
 
@@ -160,17 +152,18 @@ class _Worker:
                         started = time.perf_counter()
                         detections = staged.infer(ready) if staged is not None and ready is not None else detector.detect(frame.image)
                         inference_s = time.perf_counter() - started
-                        found = [(str(d.cls), float(d.score), tuple(float(v) for v in d.box)) for d in detections]
+                        found = [Detection(VisionClass(d.cls), float(d.score), tuple(float(v) for v in d.box)) for d in detections]
                     except Exception as error:  # noqa: BLE001
-                        self._send(("failed", f"the model failed on a frame: {type(error).__name__}: {error}"))
-                self._send(("frame", frame.seq, frame.mono, frame.wall, frame.image.shape[:2], found, inference_s))
+                        self._send(Failed(f"the model failed on a frame: {type(error).__name__}: {error}"))
+                height, width = frame.image.shape[:2]
+                self._send(Analysed(frame.seq, frame.mono, frame.wall, (height, width), found, inference_s))
                 next_at = max(next_at + period, time.monotonic())
                 capture.want_from(next_at)  # frames before the next analysis are grabbed, never converted
                 self._commands(max(0.0, next_at - time.monotonic()))
         finally:
             capture.stop(3.0)
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, message: FromWorker) -> None:
         with self._sending:
             self.conn.send(message)
 
@@ -179,11 +172,11 @@ class _Worker:
         while not self.stopping and self.conn.poll(wait_s):
             wait_s = 0.0
             message = self.conn.recv()
-            if message[0] == "watch":
-                self.watching = bool(message[1])
-            elif message[0] == "snapshot":
-                self._snapshot(*message[1:])
-            elif message[0] == "stop":
+            if isinstance(message, Watch):
+                self.watching = message.on
+            elif isinstance(message, Snapshot):
+                self._snapshot(message.seq, message.stem)
+            elif isinstance(message, Stop):
                 self.stopping = True
 
     def _snapshot(self, seq: int, stem: str) -> None:

@@ -1,0 +1,66 @@
+"""What the vision worker and the guard say to each other over their pipe, one type per message.
+
+Each end matches a message by its type, not by a string tag and the position of its fields, so a
+field added to one message cannot shift another's. Pickle carries them (multiprocessing's framing,
+edge/vision/channel.py). This module and everything a message holds (the camera driver's
+observations, the detector's `Detection`) import without OpenCV or onnxruntime: the daemon reads
+a message without loading what the worker runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.drivers.camera.observations import CameraFault, CameraRestored
+from edge.vision.detection import Detection
+
+# From the worker
+
+
+@dataclass(frozen=True, slots=True)
+class Analysed:
+    """One frame as the worker saw it: detections None when the motion gate kept the model idle;
+    `inference_s` how long the model ran on it (None when it did not run)."""
+
+    seq: int
+    mono: float
+    wall: float
+    size: tuple[int, int]  # (height, width)
+    detections: list[Detection] | None
+    inference_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The model could not be loaded or failed on a frame (the guard also posts one for a message
+    it does not know)."""
+
+    reason: str
+
+
+FromWorker = Analysed | Failed | CameraFault | CameraRestored  # the stream's observations go as capture made them
+
+# From the guard
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """Run the model whatever the motion gate says (an object is under watch), or stop doing so."""
+
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Save frame `seq` (or the newest) as STATE/vision/snapshots/CAMERA/STEM.jpg."""
+
+    seq: int
+    stem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Stop capturing and end the process."""
+
+
+ToWorker = Watch | Snapshot | Stop
