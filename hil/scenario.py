@@ -11,6 +11,10 @@ The schema is pydantic, as the building config's is, and problems are reported t
 `FILE:LINE:COL: dotted.path: message`, all of them at once. Stimuli the gateway has no way to
 take yet (a clock jump, a udev hotplug) are refused here with the reason, never played as
 something else.
+
+One language, one module (its length is the language's): the step kinds are one discriminated
+union read top to bottom as the rig engineer's reference, beside the loader and the check against
+the building config that give every problem its line.
 """
 
 from __future__ import annotations
@@ -18,19 +22,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
 from edge import problem_lines, yaml_source
 from edge.config import ConfigProblem
-from edge.settings import Name, PointRef
+from edge.settings import Name, PointRef, Strict  # Strict: a misspelt expectation must never silently pass
 
 Value = Union[bool, float]
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a misspelt expectation must never silently pass."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class ConfigSource(Strict):

@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from edge.drivers.strict import Strict  # a profile is config like any other: unknown keys are errors, loaded it never changes
 
 MAX_ADDRESS = 65535
 MODBUS_MAX_REGISTERS_PER_READ = 125
@@ -117,12 +119,6 @@ def converted_address(data: Any) -> Any:
         return data  # the field validators report what is wrong with them
     address = protocol_address(written, Addressing(data["addressing"]), function)
     return {**data, "address": address, "addressing": "protocol"}
-
-
-class Strict(BaseModel):
-    """A part of a profile: unknown keys are errors, and a loaded profile never changes."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]

@@ -27,7 +27,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import Field, StringConstraints, ValidationError
 
 from edge.runtime import pools
 from edge.bus import Subscriber
@@ -39,6 +39,7 @@ from edge.doors.kinds import DoorKind
 from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower
 from edge.runtime.pools import Pool
+from edge.settings import Strict
 from edge.state_files import StateFile
 
 log = structlog.get_logger("edge.community.inactivity")
@@ -50,10 +51,8 @@ _Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 _Hours = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")]
 
 
-class Care(BaseModel):
+class Care(Strict):
     """One resident's watch."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     tenant: _Id
     limit_hours: float = Field(gt=0, le=24 * 14)

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, model_validator
 
 from edge import problem_lines
 from edge.runtime import pools
@@ -26,6 +26,7 @@ from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.journal.follower import Follower
 from edge.runtime.pools import Pool
+from edge.settings import Strict
 
 MAX_ROWS = 500
 SCAN_PAGE = 2000
@@ -34,10 +35,8 @@ KEY_PREFIX = 12  # as edge/doors/access.py journals a credential
 _Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-class TrailRequest(BaseModel):
+class TrailRequest(Strict):
     """What a search may ask; pydantic lists every problem at once."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     operator: _Id = Field(description="Staff id of whoever asks: required, journaled.")
     tenant: _Id | None = Field(None, description="Tenant id (the credential store's tenant).")

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
+from edge.settings import Strict
 from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 
@@ -112,10 +113,8 @@ _Reason = Annotated[
 ]
 
 
-class RecloseCommand(BaseModel):
+class RecloseCommand(Strict):
     """An operator's audited request to close a breaker the gateway (or anyone) opened."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     circuit: _Name = Field(description="Circuit to re-energise.")
     breaker: _Name = Field(description="Breaker to close.")

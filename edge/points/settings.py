@@ -8,19 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from edge.points.power_cut import PowerCutPolicy
+from edge.settings import Strict
 from edge.points.transition import Severity
 
 _DURATION = dict(ge=0, le=3600, allow_inf_nan=False)
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Limits(_Settings):
+class Limits(Strict):
     """A warning and/or alarm limit, raised after `duration_s`, cleared with hysteresis."""
 
     warning: float | None
@@ -123,7 +120,7 @@ class LowLimits(Limits):
         return self
 
 
-class Staleness(_Settings):
+class Staleness(Strict):
     """A point with no reading for this many poll intervals is stale: the gateway is blind."""
 
     after_intervals: int = Field(
@@ -132,7 +129,7 @@ class Staleness(_Settings):
     severity: Severity = Field(Severity.WARNING, description="Severity of the stale condition.")
 
 
-class CircuitSafety(_Settings):
+class CircuitSafety(Strict):
     """Limits for one floor distribution circuit and what to do on an alarm."""
 
     over_current_a: OverCurrentLimits | None = Field(
@@ -158,7 +155,7 @@ class CircuitSafety(_Settings):
         return self
 
 
-class LoopSensor(_Settings):
+class LoopSensor(Strict):
     """A 4-20 mA transmitter: its span in engineering units and its fault band."""
 
     unit: str = Field("", max_length=16, description="Engineering unit of the span, e.g. MPa, bar, m.")
@@ -190,7 +187,7 @@ class LoopSensor(_Settings):
         return low <= value <= high
 
 
-class _WaterPointSafety(_Settings):
+class _WaterPointSafety(Strict):
     """A hydrant riser or fire-water tank sensor on a 4-20 mA loop; readings arrive in mA."""
 
     sensor: LoopSensor

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import math
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.points.transition import Quantity
+from edge.settings import Strict
 
 
-class TelemetrySettings(BaseModel):
+class TelemetrySettings(Strict):
     """How a point's readings are reported upstream; unset fields take the quantity's default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     deadband: float | None = Field(
         None, ge=0, allow_inf_nan=False,

@@ -11,9 +11,10 @@ import hashlib
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
 from edge import problem_lines, yaml_source
+from edge.settings import Strict
 from edge.config import ConfigProblem as ManifestProblem  # a manifest's problems read like the config's: FILE:LINE:COL: path: message
 from edge.vision.detection import VisionClass
 
@@ -31,12 +32,6 @@ def spdx_id(licence: str) -> str:
     """The licence's SPDX id: its first word (the rest of the field may explain it), what --accept-licence takes."""
     words = licence.split()
     return words[0] if words else ""
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors: a typo in a manifest must never become a silent default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Input(Strict):

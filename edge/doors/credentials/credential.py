@@ -13,10 +13,11 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
 from edge.doors.credentials.pin import PinHash
 from edge.doors.schedule import WeeklySchedule
+from edge.settings import Strict
 
 HexKey = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -45,10 +46,10 @@ Names = Annotated[
 ]
 
 
-class Tenancy(BaseModel):
+class Tenancy(Strict):
     """Who holds a card, where and when it opens: the part a building manager writes."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     tenant: str = Field(min_length=1, description="opaque tenant id from the management system")
     status: CredentialStatus = CredentialStatus.active
