@@ -19,9 +19,9 @@ from edge.drivers.modbus.tables import (
     Name,
     Order,
     Severity,
-    Strict,
     converted_address,
 )
+from edge.drivers.strict import Strict
 
 
 class Match(Strict):

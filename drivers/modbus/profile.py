@@ -25,8 +25,8 @@ from edge.drivers.modbus.tables import (
     ModelId,
     Name,
     Order,
-    Strict,
 )
+from edge.drivers.strict import Strict
 from edge.drivers.modbus.writes import Command, check_command
 
 

@@ -12,8 +12,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from edge.drivers.strict import Strict  # a profile is config like any other: unknown keys are errors, loaded it never changes
-
 MAX_ADDRESS = 65535
 MODBUS_MAX_REGISTERS_PER_READ = 125
 MODBUS_MAX_BITS_PER_READ = 2000

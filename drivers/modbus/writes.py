@@ -20,9 +20,9 @@ from edge.drivers.modbus.tables import (
     Label,
     Name,
     Order,
-    Strict,
     converted_address,
 )
+from edge.drivers.strict import Strict
 
 
 class ReadBack(Strict):
