@@ -8,6 +8,7 @@ no test imports another. Waiting for something is the rig's own `edge.hil.waitin
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -19,10 +20,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable
 from typing import IO, Any
 
 import pytest
 import yaml
+
+from bodies_rig import typed_bodies_keep_to_their_models  # noqa: F401 - after each test of a gateway: its typed bodies kept
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -163,6 +167,15 @@ def one_device(name: str, profile: str) -> dict:
     """A building with one device `name` of `profile` at unit 1 of a Modbus TCP bus `b` (a config only
     loaded: the test of a local profile's problems)."""
     return building(modbus_tcp(None, timeout_s=None, name="b"), {"devices": [{"name": name, "bus": "b", "address": 1, "profile": profile}]})
+
+
+def profile_problems(write_config, building_dir: Path, model: str, text: str, device: str = "d") -> tuple[str, list[str]]:
+    """A local profile `model` (its YAML `text`, in the building's profiles/; text, since its problems
+    name their FILE:LINE:COL) and the problems a building with one `device` of it raises: (the profile's
+    path, the problems)."""
+    path = building_dir / "profiles" / f"{model}.yaml"
+    path.write_text(text)
+    return str(path), problems_of(write_config(one_device(device, model)))
 
 
 def problems_of(path: Path) -> list[str]:
@@ -323,6 +336,18 @@ class NotifySocket:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@contextlib.asynccontextmanager
+async def in_background(work: Awaitable) -> AsyncIterator[asyncio.Task]:
+    """`work` (a server's or a worker's run()) as a task while the block runs: cancelled and awaited on
+    the way out, also when the test failed, so none outlives its test."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.wire import TcpLink
 from edge.drivers.modbus.profile import Profile, load_profile
 from edge.drivers.modbus.tables import Function
-from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
+from edge.hil.modbus_sim import FaultPlan, FieldSimulator, SimulatedDevice
 
 from conftest import building, modbus_device, modbus_tcp
 
@@ -27,6 +27,14 @@ ONCE = 3600.0  # a poll interval long enough that a test sees exactly one pass
 
 def profile(model: str, **changes) -> Profile:
     return load_profile(PROFILES / f"{model}.yaml").model_copy(update=changes)
+
+
+def faulty(model: str, unit_id: int, fault: FaultPlan, **changes) -> tuple[Profile, SimulatedDevice]:
+    """A shipped profile (with `changes`, as `profile`) and a device of it at `unit_id` answering as `fault` says."""
+    prof = profile(model, **changes)
+    device = SimulatedDevice(prof, unit_id)
+    device.fault = fault
+    return prof, device
 
 
 def spec(name: str, prof: Profile, link, unit_id: int, **options) -> DeviceSpec:
@@ -101,6 +109,21 @@ async def tcp_rig(*devices: SimulatedDevice) -> tuple[FieldSimulator, TcpLink]:
     simulator = FieldSimulator(list(devices))
     port = await simulator.start_tcp()
     return simulator, TcpLink("127.0.0.1", port)
+
+
+@contextlib.asynccontextmanager
+async def polled(served: list[SimulatedDevice] | FieldSimulator, specs_of: Callable[[TcpLink], list[DeviceSpec]],
+                 queue: asyncio.Queue) -> AsyncIterator[Poller]:
+    """The devices `served` (or a simulator of them a test reads the requests of) on loopback TCP and a
+    Poller of the specs `specs_of(link)` gives, putting its observations on `queue`, running (`Running`)
+    while the block runs; the poller stops, then the simulator, also when the test failed."""
+    simulator = served if isinstance(served, FieldSimulator) else FieldSimulator(list(served))
+    link = TcpLink("127.0.0.1", await simulator.start_tcp())
+    try:
+        async with Running(Poller(specs_of(link), queue)) as poller:
+            yield poller
+    finally:
+        await simulator.stop()
 
 
 class FlashingRelayModule(SimulatedDevice):

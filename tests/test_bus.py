@@ -9,6 +9,7 @@ from pathlib import Path
 from edge.bus import Bus
 from edge.events import Event, Kind, Priority
 from edge.doors.kinds import DoorKind
+from edge.hil.waiting import until
 from edge.journal import Journal
 
 
@@ -64,8 +65,7 @@ def test_a_subscriber_waiting_for_a_notice_ends_on_cancel():
             task = asyncio.create_task(listen())
             await asyncio.sleep(0)
             bus.admit(1, decision(1))
-            while not heard:
-                await asyncio.sleep(0)
+            await until(lambda: heard, 5, "the notice heard", every_s=0)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             assert task.cancelled() and heard == [1]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from edge.drivers.camera.capture import Capture, CameraFault, CameraRestored, grab_one
+from edge.hil.waiting import until_sync
 from vision_media import EMPTY_CAR, EBIKE, labelled, need_shared, write_clip
 
 
@@ -36,17 +37,16 @@ class Seen:
 
 def frames_until(capture: Capture, predicate, timeout_s: float = 20.0):
     """Take newest frames until one satisfies `predicate`; returns the frames taken."""
-    taken, seq = [], 0
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        frame = capture.latest(seq, timeout_s=1.0)
-        if frame is None:
-            continue
-        taken.append(frame)
-        seq = frame.seq
-        if predicate(frame):
-            return taken
-    raise AssertionError(f"within {timeout_s} s no frame met the condition; took {[f.seq for f in taken]}")
+    taken = []
+
+    def met() -> bool:
+        frame = capture.latest(taken[-1].seq if taken else 0, timeout_s=1.0)  # blocks up to 1 s for a newer one
+        if frame is not None:
+            taken.append(frame)
+        return frame is not None and predicate(frame)
+
+    until_sync(met, timeout_s, lambda: f"a frame meeting the condition (took {[f.seq for f in taken]})", every_s=0)
+    return taken
 
 
 @pytest.fixture
@@ -150,10 +150,7 @@ def test_frames_before_the_next_analysis_are_grabbed_but_not_converted(clip: Pat
     capture.want_from(due)
     capture.start()
     try:
-        deadline = time.monotonic() + 20.0
-        while capture.grabbed < 10:
-            assert time.monotonic() < deadline, f"within 20 s the reader grabbed only {capture.grabbed} frames"
-            time.sleep(0.05)
+        until_sync(lambda: capture.grabbed >= 10, 20.0, lambda: f"10 frames grabbed (only {capture.grabbed})")
         assert capture.retrieved == 0 and capture.latest(0, timeout_s=0.0) is None
         capture.want_from(time.monotonic())  # the analysis is due now
         frame = capture.latest(0, timeout_s=10.0)

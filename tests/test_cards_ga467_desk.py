@@ -17,6 +17,7 @@ from edge.doors.wiring import credentials_path
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.ga467_sim import SimulatedIdReader
 from edge.hil.pty import pty_pair
+from edge.hil.waiting import until_sync
 
 from conftest import building
 
@@ -50,9 +51,7 @@ def test_the_desk_reads_the_id_card_then_issues_and_renews_with_the_store_s_hash
         config = building_config.load(config_path)
 
         def access_card_after_id() -> None:
-            deadline = time.monotonic() + 10
-            while (0x30, 0x01) not in id_reader.requests and time.monotonic() < deadline:
-                time.sleep(0.02)  # the ID card is read first
+            until_sync(lambda: (0x30, 0x01) in id_reader.requests, 10, "the ID card read first", every_s=0.02)
             time.sleep(0.3)
             with CardReaderSim(cards.a, "em4100") as reader:
                 reader.present(bytes.fromhex(CARD))
@@ -108,9 +107,7 @@ def test_a_desk_session_survives_noise_and_a_cut_short_reply():
 
             def reader() -> None:
                 for answer in answers:
-                    deadline = time.monotonic() + 5
-                    while not reader_end.in_waiting and time.monotonic() < deadline:
-                        time.sleep(0.005)
+                    until_sync(lambda: reader_end.in_waiting, 5, "the desk's request", every_s=0.005)
                     reader_end.read(reader_end.in_waiting)
                     reader_end.write(answer)
 

@@ -18,6 +18,7 @@ import urllib.request
 
 from edge import config as building_config
 from edge.cli import _parser
+from edge.hil.waiting import until_sync
 from edge.journal import EventQuery, read_events
 from edge.version import VERSION
 
@@ -113,18 +114,14 @@ def test_a_status_port_another_process_holds_is_one_fault_then_the_server_waits_
                 return []  # the daemon has not made its journal yet
             return [e for e in events if e.kind.startswith("fault.")]
 
-        deadline = time.monotonic() + 60
-        while not faults() and daemon.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        until_sync(lambda: faults() or daemon.poll() is not None, 60, "a fault journaled, or the daemon's exit", every_s=0.2)
         first = faults()
         assert [e.kind for e in first] == ["fault.status_port_in_use"], [(e.kind, e.body) for e in first]
         assert first[0].body["port"] == port and first[0].body["holder"] and f"pid {os.getpid()}" in first[0].body["holder"]
 
         squatter.close()  # the other program goes: the server takes its port without a restart
         endpoint = state / "http.json"
-        deadline = time.monotonic() + 90
-        while not endpoint.exists() and daemon.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        until_sync(lambda: endpoint.exists() or daemon.poll() is not None, 90, "the status server's address, or the daemon's exit", every_s=0.2)
         url = json.loads(endpoint.read_text())["url"]
         assert url == f"http://127.0.0.1:{port}/"
         with urllib.request.urlopen(url + "metrics", timeout=10) as answer:

@@ -11,7 +11,7 @@ import pytest
 
 from edge import config as building_config
 
-from conftest import MINIMAL, REPO, building, modbus_tcp, one_device, problems_of
+from conftest import MINIMAL, REPO, building, modbus_tcp, problems_of, profile_problems
 
 
 def test_minimal_config_loads_with_paths_beside_the_file(write_config, building_dir):
@@ -126,12 +126,9 @@ def test_exported_schema_is_current():
 
 
 def test_a_broken_profile_is_reported_at_its_own_line(write_config, building_dir):
-    (building_dir / "profiles" / "odd-meter.yaml").write_text(
-        "model: odd-meter\npoints:\n  - {name: volts, function: holding, address: 0, type: float16}\n"
-    )
-    path = write_config(one_device("m", "odd-meter"))
-    found = problems_of(path)
-    assert any(p.startswith(str(building_dir / "profiles" / "odd-meter.yaml") + ":3:") and "points.0.type" in p for p in found), found
+    profile, found = profile_problems(write_config, building_dir, "odd-meter",
+                                      "model: odd-meter\npoints:\n  - {name: volts, function: holding, address: 0, type: float16}\n", device="m")
+    assert any(p.startswith(profile + ":3:") and "points.0.type" in p for p in found), found
 
 
 def test_points_must_exist_in_the_device_profile(write_config):

@@ -4,53 +4,34 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from edge.hil.waiting import until_sync
 from edge.journal import EventQuery, read_events
 
-from conftest import MINIMAL, Daemon
-
-
-def _datagrams(sock: socket.socket, until: str, deadline_s: float) -> list[str]:
-    received: list[str] = []
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        sock.settimeout(max(0.01, end - time.monotonic()))
-        try:
-            received.append(sock.recv(4096).decode())
-        except TimeoutError:
-            break
-        if until in received[-1]:
-            break
-    return received
+from conftest import Daemon, NotifySocket, building
 
 
 def test_daemon_notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm(write_config, building_dir):
-    config = write_config(MINIMAL)
-    notify_path = building_dir / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(notify_path))
-    daemon = Daemon(config, env={"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "200000"},
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).start()
+    config = write_config(building())
+    notify = NotifySocket(building_dir / "notify.sock")
+    daemon = Daemon(config, env={**notify.env, "WATCHDOG_USEC": "200000"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True).start()
     try:
-        ready = _datagrams(sock, "READY=1", 20)
-        assert any("READY=1" in m for m in ready), ready
-        pings = [m for m in _datagrams(sock, "never", 0.6) if m == "WATCHDOG=1"]
+        notify.wait_for("READY=1", 20)
+        pings = [m for m in notify.datagrams("never", 0.6) if m == "WATCHDOG=1"]
         assert len(pings) >= 3, "the main loop pings at half the watchdog interval"
         sent = time.monotonic()
         daemon.process.send_signal(signal.SIGTERM)
-        stopping = _datagrams(sock, "STOPPING=1", 5)
-        assert any("STOPPING=1" in m for m in stopping)
+        notify.wait_for("STOPPING=1", 5)
         out, err = daemon.process.communicate(timeout=5)
         assert time.monotonic() - sent < 5
     finally:
         daemon.kill()
-        sock.close()
+        notify.close()
     assert daemon.poll() == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     started = next(line for line in lines if line["event"] == "gateway started")
@@ -62,15 +43,13 @@ def test_daemon_notifies_systemd_pings_the_watchdog_and_stops_cleanly_on_sigterm
 
 
 def test_daemon_starts_over_a_damaged_journal_and_keeps_the_old_file(write_config, building_dir):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     state = building_dir / "state"
     state.mkdir()
     (state / "journal.db").write_bytes(b"\x00garbage" * 512)
     daemon = Daemon(config, stdout=subprocess.PIPE, text=True).start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list(state.glob("journal.db.corrupt-*")):
-            time.sleep(0.05)
+        until_sync(lambda: list(state.glob("journal.db.corrupt-*")), 20, "the damaged journal set aside")
         time.sleep(0.5)
         daemon.process.send_signal(signal.SIGTERM)
         daemon.process.communicate(timeout=10)

@@ -8,12 +8,10 @@ named by then is not in the process.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-from conftest import Daemon, building, doors_io, io_lock, merged
+from conftest import Daemon, NotifySocket, building, doors_io, io_lock, merged
 
 from edge.hil.broker import free_port
 
@@ -33,26 +31,16 @@ NOT_FOR_ONE_DOOR = {
 
 def _imported_until_ready(config: Path, building_dir: Path) -> set[str]:
     """Every module `edge run` on `config` imported by the time it sent READY=1."""
-    notify_path = building_dir / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(notify_path))
-    daemon = Daemon(config, python=("-X", "importtime"), env={"NOTIFY_SOCKET": str(notify_path)},
-                    stderr=subprocess.PIPE, text=True).start()
+    notify = NotifySocket(building_dir / "notify.sock")
+    daemon = Daemon(config, python=("-X", "importtime"), env=notify.env, stderr=subprocess.PIPE, text=True).start()
     try:
-        deadline = time.monotonic() + 60
-        ready = False
-        while not ready and time.monotonic() < deadline and daemon.poll() is None:
-            sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                ready = b"READY=1" in sock.recv(4096)
-            except TimeoutError:
-                break
-        assert ready, f"no READY=1 (exit {daemon.poll()})"
+        ready = notify.datagrams("READY=1", 60)
+        assert any("READY=1" in datagram for datagram in ready), f"no READY=1 (exit {daemon.poll()})"
         daemon.process.send_signal(signal.SIGTERM)
         _, err = daemon.process.communicate(timeout=20)
     finally:
         daemon.kill()
-        sock.close()
+        notify.close()
     return {line.split("|")[2].strip() for line in err.splitlines() if line.startswith("import time:") and line.count("|") == 2}
 
 

@@ -9,6 +9,7 @@ from edge.drivers.modbus.profile import load_profile
 from edge.drivers.modbus.tables import Function
 from edge.journal import EventQuery, read_events
 from edge.hil.modbus_sim import Fault, FaultPlan, SimulatedDevice
+from edge.hil.waiting import until
 
 from conftest import REPO
 from modbus_rig import one_device_bus
@@ -21,14 +22,11 @@ def test_readings_reach_subscribers_and_an_offline_device_is_journaled(write_con
         currents: list[float] = []
         async with one_device_bus(write_config, monitor, "f1-monitor", "generic-efm8", bus="floor-1", timeout_s=0.2,
                                   subscriptions=[("f1-monitor.current_a", lambda reading: currents.append(reading.value))]) as (config, fieldbus):
-            while len(currents) < 3:
-                await asyncio.sleep(0.02)
+            await until(lambda: len(currents) >= 3, 20, "three readings", every_s=0.02)
             monitor.fault = FaultPlan(Fault.SILENT)
-            while fieldbus.is_online("f1-monitor"):
-                await asyncio.sleep(0.05)
+            await until(lambda: not fieldbus.is_online("f1-monitor"), 20, "the silent monitor offline")
             monitor.fault = None
-            while not fieldbus.is_online("f1-monitor"):
-                await asyncio.sleep(0.05)
+            await until(lambda: fieldbus.is_online("f1-monitor"), 20, "the monitor back online")
         return config, currents
 
     config, currents = asyncio.run(scenario())
@@ -55,10 +53,7 @@ variants:
         leakage: list[float] = []
         async with one_device_bus(write_config, relay, "rcm", "rcm-relay", timeout_s=0.2,
                                   subscriptions=[("rcm.leakage_ma", lambda reading: leakage.append(reading.value))]) as (config, fieldbus):
-            deadline = asyncio.get_running_loop().time() + 10
-            while not leakage:
-                assert asyncio.get_running_loop().time() < deadline, "no leakage reading within 10 s"
-                await asyncio.sleep(0.02)
+            await until(lambda: leakage, 10, "a leakage reading", every_s=0.02)
         return config, leakage
 
     config, leakage = asyncio.run(scenario())

@@ -13,6 +13,7 @@ from edge.doors.lock import DoorLock
 from edge.doors.fire import FireRelease
 from edge.journal import EventQuery, read_events
 from edge.hil.modbus_sim import SimulatedDevice
+from edge.hil.waiting import until
 
 from conftest import REPO, Daemon, building, doors_io, edge, io_lock, merged
 from field_rig import SimulatorThread, journal_until
@@ -159,10 +160,7 @@ def test_a_pulse_door_released_at_start_is_released_again_after_the_longest_puls
         fire = FireRelease({"front": lock}, bus, journal)
         holder.append(fire)
         fire.trigger("panel")
-        deadline = asyncio.get_running_loop().time() + 5
-        while bus.writes.count(("io-1", "release_1")) < 2:
-            assert asyncio.get_running_loop().time() < deadline, f"release not written again: {bus.writes}"
-            await asyncio.sleep(0.02)
+        await until(lambda: bus.writes.count(("io-1", "release_1")) >= 2, 5, lambda: f"release written again ({bus.writes})", every_s=0.02)
         assert await fire.reset("tech-1")
         return bus.writes, unconfirmed
 
@@ -215,8 +213,7 @@ def test_a_fire_during_a_reset_releases_right_after_its_secure_writes_and_stays_
         fire.trigger("panel")
         await asyncio.gather(*fire._tasks)
         reset = asyncio.create_task(fire.reset("tech-1"))
-        while not any(command.startswith("secure") for _, command in bus.writes):
-            await asyncio.sleep(0.005)
+        await until(lambda: any(command.startswith("secure") for _, command in bus.writes), 10, "the reset securing", every_s=0.005)
         fire.trigger("panel")  # the panel again, while the doors are being secured
         assert await reset
         await asyncio.gather(*fire._tasks)

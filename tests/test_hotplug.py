@@ -195,11 +195,7 @@ def test_the_worker_follows_the_monitor_and_ends_on_cancel(tmp_path, nodes):
         worker = asyncio.create_task(hotplug.run(monitor))
         monitor.send(Device(usb0, FTDI, action="remove"))
         monitor.send(Device(usb1, FTDI, action="add"))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5
-        while _target(tmp_path, "rs485-1") != usb1:
-            assert loop.time() < deadline, "the link did not follow the monitor's events"
-            await asyncio.sleep(0.01)
+        await until(lambda: _target(tmp_path, "rs485-1") == usb1, 5, "the link following the monitor's events", every_s=0.01)
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
         assert monitor.started and worker.cancelled()
@@ -234,7 +230,6 @@ def test_the_daemon_opens_a_udev_port_through_its_link_and_journals_an_absent_ad
     import subprocess
 
     from conftest import Daemon, building
-    from edge.hil.waiting import until_sync
 
     path = write_config(building({
         "http": {"enabled": False}, "udev": [{"name": "reader-main", "vendor_id": "1a86", "product_id": "7523", "serial": "NOT-PLUGGED-IN"}],
@@ -301,15 +296,17 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
 
     async def tap_until_read(inbox: ReaderInbox, timeout_s: float = 15.0) -> CardRead:
         """Present the card (again each second: bytes sent before the port opens are flushed) until it is read."""
-        async with asyncio.timeout(timeout_s):
-            while True:
-                with CardReaderSim(str(reader_end), "em4100") as sim:
-                    sim.present(card)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        while not isinstance(item := await inbox.get(), CardRead):
-                            pass
-                        return item
+        async def tapped() -> CardRead | None:
+            with CardReaderSim(str(reader_end), "em4100") as sim:
+                sim.present(card)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    while not isinstance(item := await inbox.get(), CardRead):
+                        pass
+                    return item
+            return None
+
+        return await until(tapped, timeout_s, "the card read", every_s=0)
 
     def failures():
         return read_events(tmp_path / "journal.db", EventQuery(kinds=(Kind.TASK_FAILED,), limit=None))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL, Daemon
+from conftest import Daemon, NotifySocket, building
 from journal_disk import SmallDisk, mount_small_disk
 from uplink_rig import cloud_online, journaled, until
 
@@ -26,18 +24,6 @@ B = "test-house"
 @pytest.fixture
 def disk(tmp_path: Path):
     yield from mount_small_disk(tmp_path / "disk", size="4m")
-
-
-def _wait_for_datagram(sock: socket.socket, wanted: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            if wanted in sock.recv(4096).decode():
-                return
-        except TimeoutError:
-            break
-    raise TimeoutError(f"the daemon did not send {wanted} within {timeout_s} s")
 
 
 def _kinds(path: Path, pattern: str) -> list:
@@ -54,14 +40,12 @@ def test_daemon_on_a_read_only_journal_disk_keeps_running_and_catches_up_when_wr
         await journal.close()
 
     asyncio.run(history())
-    config = write_config(MINIMAL + f"journal:\n  path: {path}\n")
+    config = write_config(building({"journal": {"path": str(path)}}))
     disk.read_only()
-    notify = building_dir / "notify.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(notify))
-    daemon = Daemon(config, log=building_dir / "daemon.log", env={"NOTIFY_SOCKET": str(notify)}).start()
+    notify = NotifySocket(building_dir / "notify.sock")
+    daemon = Daemon(config, log=building_dir / "daemon.log", env=notify.env).start()
     try:
-        _wait_for_datagram(sock, "READY=1", 30)  # the building runs although its journal cannot be written
+        notify.wait_for("READY=1", 30)  # the building runs although its journal cannot be written
         assert daemon.poll() is None
         assert not list(disk.mount.glob("journal.db.corrupt-*"))
         disk.writable()
@@ -69,7 +53,7 @@ def test_daemon_on_a_read_only_journal_disk_keeps_running_and_catches_up_when_wr
         assert daemon.stop(timeout_s=10) == 0
     finally:
         daemon.kill()
-        sock.close()
+        notify.close()
     assert not list(disk.mount.glob("journal.db.corrupt-*")), "a read-only disk is not damage"
     events = read_events(path, EventQuery(limit=None))
     assert [e.seq for e in events[:3]] == [1, 2, 3] and all(e.kind == "telemetry.reading" for e in events[:3])

@@ -7,6 +7,8 @@ the kernel's own ENOSPC and EROFS, not a simulation of them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,25 @@ from edge.hil.waiting import until
 from journal_disk import SmallDisk, mount_small_disk
 
 FAST_RETRY = JournalLimits(retry_initial_s=0.05, retry_max_s=0.2, maintenance_every_s=3600, telemetry_retention_s=None)
+
+
+@contextlib.asynccontextmanager
+async def degraded(path: Path, limits: JournalLimits) -> AsyncIterator[Journal]:
+    """The journal at `path` opened on a disk that refuses it (degraded from the start); closed on the
+    way out, also when the test failed."""
+    journal = await Journal.open(path, limits)
+    try:
+        assert journal.degraded
+        yield journal
+    finally:
+        await journal.close()
+
+
+async def recovered(journal: Journal, restore, what: str) -> None:
+    """`restore()` the disk, then the journal's recovery within 10 s and a flush that says all is written."""
+    restore()
+    await until(lambda: not journal.degraded, 10.0, what, every_s=0.01)
+    assert await journal.flush()
 
 
 @pytest.fixture
@@ -93,9 +114,7 @@ def test_a_disk_that_fills_while_running_releases_waiting_producers_and_writes_t
             assert await journal.flush() is False, "a degraded journal says it holds events in memory"
             more = [event(Priority.FAULT, "fault.timeout", n=i) for i in range(10)]
             seqs += [await journal.append(e) for e in more]
-            disk.free()
-            await until(lambda: not journal.degraded, 10.0, "recovery after space was freed", every_s=0.01)
-            assert await journal.flush()
+            await recovered(journal, disk.free, "recovery after space was freed")
         finally:
             await journal.close()
         return first, big + more, seqs
@@ -117,19 +136,13 @@ def test_a_full_buffer_drops_the_oldest_least_important_events_and_journals_the_
     disk.fill()
 
     async def scenario():
-        journal = await Journal.open(path, limits)
-        try:
-            assert journal.degraded
+        async with degraded(path, limits) as journal:
             appended: list[tuple[Event, int]] = []
             for i in range(150):
                 priority = Priority.ALARM if i % 30 == 0 else Priority.FAULT if i % 5 == 0 else Priority.TELEMETRY
                 e = event(priority, f"{priority.name.lower()}.test", n=i)
                 appended.append((e, await journal.append(e)))
-            disk.free()
-            await until(lambda: not journal.degraded, 10.0, "recovery after space was freed", every_s=0.01)
-            assert await journal.flush()
-        finally:
-            await journal.close()
+            await recovered(journal, disk.free, "recovery after space was freed")
         return appended
 
     appended = asyncio.run(scenario())
@@ -160,16 +173,10 @@ def test_a_journal_directory_that_cannot_be_made_holds_events_unnumbered_until_i
     disk.read_only()
 
     async def scenario():
-        journal = await Journal.open(path, FAST_RETRY)
-        try:
-            assert journal.degraded
+        async with degraded(path, FAST_RETRY) as journal:
             first = event(Priority.ACCESS, "access.decision")
             assert await journal.append(first) is None, "no file and no seq mark: the seq is not known yet"
-            disk.writable()
-            await until(lambda: not journal.degraded, 10.0, "recovery once the directory could be made", every_s=0.01)
-            assert await journal.flush()
-        finally:
-            await journal.close()
+            await recovered(journal, disk.writable, "recovery once the directory could be made")
         return first
 
     first = asyncio.run(scenario())
@@ -217,9 +224,7 @@ def test_fire_release_and_reset_on_a_full_disk_complete_and_are_journaled_once_i
     disk.fill()
 
     async def scenario():
-        journal = await Journal.open(path, FAST_RETRY)
-        try:
-            assert journal.degraded
+        async with degraded(path, FAST_RETRY) as journal:
             relays, holder = Relays(), []
 
             async def unconfirmed(door: str, command: str) -> None:
@@ -233,11 +238,7 @@ def test_fire_release_and_reset_on_a_full_disk_complete_and_are_journaled_once_i
             await until(lambda: ("io-1", "release_1") in relays.writes, 10.0, "the egress door's release", every_s=0.01)
             assert await asyncio.wait_for(fire.reset("tech-1"), 5), "a technician's reset does not wait on the disk"
             assert ("io-1", "secure_1") in relays.writes
-            disk.free()
-            await until(lambda: not journal.degraded, 10.0, "recovery after space was freed", every_s=0.01)
-            assert await journal.flush()
-        finally:
-            await journal.close()
+            await recovered(journal, disk.free, "recovery after space was freed")
 
     asyncio.run(scenario())
     kinds = [e.kind for e in read_events(path, EventQuery(kinds=("alarm.fire_*",), limit=None))]

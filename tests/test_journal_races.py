@@ -7,11 +7,14 @@ the test decides exactly when the batch in flight becomes durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from edge.hil.waiting import until
 from edge.events import Event, Priority
 from edge.journal import EventQuery, Journal, JournalError, JournalLimits, read_events
 from edge.journal.store import Store
@@ -51,6 +54,19 @@ async def in_flight(store: GatedStore) -> None:
         raise TimeoutError("no batch reached the writer thread")
 
 
+@contextlib.asynccontextmanager
+async def gated(path: Path, limits: JournalLimits) -> AsyncIterator[tuple[GatedStore, Journal]]:
+    """A journal on a GatedStore (its writer holds each batch at the gate until the test sets it); on
+    the way out the gate opens and the journal closes, also when the test failed."""
+    store = GatedStore(path, limits)
+    journal = await Journal.open(path, limits, store=store)
+    try:
+        yield store, journal
+    finally:
+        store.gate.set()
+        await journal.close()
+
+
 def stored_seqs(path: Path) -> dict[str, int]:
     return {e.id: e.seq for e in read_events(path, EventQuery(limit=None))}
 
@@ -59,9 +75,7 @@ def test_flush_waits_for_the_batch_in_flight_to_be_durable(tmp_path: Path):
     path = tmp_path / "j.db"
 
     async def scenario():
-        store = GatedStore(path, LIMITS)
-        journal = await Journal.open(path, LIMITS, store=store)
-        try:
+        async with gated(path, LIMITS) as (store, journal):
             first = event(0)
             producer = asyncio.create_task(journal.append(first))
             await in_flight(store)  # the batch left the queue: nothing is queued, one batch is being written
@@ -72,9 +86,6 @@ def test_flush_waits_for_the_batch_in_flight_to_be_durable(tmp_path: Path):
             assert await asyncio.wait_for(flush, 10) is True
             assert first.id in stored_seqs(path), "when flush returns, the event is on disk"
             assert await producer == stored_seqs(path)[first.id]
-        finally:
-            store.gate.set()
-            await journal.close()
 
     asyncio.run(scenario())
 
@@ -83,9 +94,7 @@ def test_an_append_after_a_flush_gets_the_seq_its_event_is_stored_under(tmp_path
     path = tmp_path / "j.db"
 
     async def scenario():
-        store = GatedStore(path, LIMITS)
-        journal = await Journal.open(path, LIMITS, store=store)
-        try:
+        async with gated(path, LIMITS) as (store, journal):
             a = asyncio.create_task(journal.append(event(0)))
             await in_flight(store)  # batch 1 (A) in flight; what follows queues as batch 2
             b_event, c_event = event(1), event(2)
@@ -98,9 +107,6 @@ def test_an_append_after_a_flush_gets_the_seq_its_event_is_stored_under(tmp_path
             store.gate.set()
             seqs = await asyncio.wait_for(asyncio.gather(a, b, c), 10)
             await asyncio.wait_for(flush, 10)
-        finally:
-            store.gate.set()
-            await journal.close()
         return seqs, b_event, c_event
 
     (a, b, c), b_event, c_event = asyncio.run(scenario())
@@ -155,9 +161,7 @@ def test_a_commit_that_hangs_degrades_the_journal_so_nobody_waits_on_it(tmp_path
     limits = JournalLimits(maintenance_every_s=3600, telemetry_retention_s=None, stall_s=0.05, retry_initial_s=0.05)
 
     async def scenario():
-        store = GatedStore(path, limits)
-        journal = await Journal.open(path, limits, store=store)
-        try:
+        async with gated(path, limits) as (store, journal):
             first, second = event(0), event(1)
             producer = asyncio.create_task(journal.append(first))
             await in_flight(store)
@@ -165,14 +169,8 @@ def test_a_commit_that_hangs_degrades_the_journal_so_nobody_waits_on_it(tmp_path
             assert journal.degraded and not store.gate.is_set()
             later = await journal.append(second)  # held in memory, no wait
             store.gate.set()
-            deadline = asyncio.get_running_loop().time() + 10
-            while journal.degraded:
-                assert asyncio.get_running_loop().time() < deadline, "the journal did not recover after the commit ended"
-                await asyncio.sleep(0.01)
+            await until(lambda: not journal.degraded, 10, "the journal recovered after the commit ended", every_s=0.01)
             assert await journal.flush()
-        finally:
-            store.gate.set()
-            await journal.close()
         return {first.id: seq, second.id: later}
 
     returned = asyncio.run(scenario())

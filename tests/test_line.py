@@ -15,6 +15,7 @@ import serial
 from edge.drivers.cards.framing import Framing
 from edge.hil.line import SerialLine
 from edge.hil.pty import pty_pair
+from edge.hil.waiting import until_sync
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,9 +58,7 @@ def test_bytes_arrive_intact_and_in_order_both_ways():
             gateway.write(payload[::-1])
             assert device.read(len(payload)) == payload[::-1]
         # The relay counts a write after it returns, which can be just after the reader has the bytes.
-        deadline = time.monotonic() + 5
-        while line.stats().to_device.delivered < len(payload) and time.monotonic() < deadline:
-            time.sleep(0.01)
+        until_sync(lambda: line.stats().to_device.delivered >= len(payload), 5, "every byte to the device counted", every_s=0.01)
         stats = line.stats()
     assert stats.to_gateway.received == stats.to_gateway.delivered == len(payload)
     assert stats.to_device.delivered == len(payload)

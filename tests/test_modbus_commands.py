@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from edge.drivers.modbus.observations import Reading
-from edge.drivers.modbus.poller import Poller
-from edge.hil.modbus_sim import Fault, FaultPlan, SimulatedDevice
+from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until
 
-from modbus_rig import ONCE, WAIT_S, FlashingRelayModule, Running, profile, spec, tcp_rig, wait_for
+from modbus_rig import ONCE, WAIT_S, FlashingRelayModule, polled, profile, spec, wait_for
 
 FC_WRITE_COIL = 5
 
@@ -18,24 +17,20 @@ def test_an_unlock_overtakes_a_queued_poll():
     async def scenario():
         busy = SimulatedDevice(profile("generic-dio8", interval_s=ONCE), 1)
         door = SimulatedDevice(profile("generic-dio8", interval_s=0.02), 2)
-        simulator, link = await tcp_rig(busy, door)
         queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
-        poller = Poller([spec("busy", busy.profile, link, 1, timeout_s=3.0), spec("door", door.profile, link, 2, timeout_s=3.0)], queue)
-        try:
-            async with Running(poller):
-                await wait_for(queue, lambda o: isinstance(o, Reading) and o.device == "door")
-                drain = asyncio.create_task(_drain(queue))
-                busy.fault = FaultPlan(Fault.SLOW, delay_s=0.5)  # its next answer holds the wire
-                holding = asyncio.create_task(poller.write_command("busy", "release_1"))
-                await until(lambda: poller.queued("door") == 1, WAIT_S, "the door's next poll queueing behind the slow write", every_s=0.005)
-                unlock = asyncio.create_task(poller.write_command("door", "release_1"))
-                await until(lambda: poller.queued("door") == 2, WAIT_S, "the unlock queueing", every_s=0.005)
-                assert await asyncio.wait_for(unlock, WAIT_S)
-                holding.cancel()
-                drain.cancel()
-                await asyncio.gather(holding, drain, return_exceptions=True)
-        finally:
-            await simulator.stop()
+        simulator = FieldSimulator([busy, door])
+        async with polled(simulator, lambda link: [spec("busy", busy.profile, link, 1, timeout_s=3.0), spec("door", door.profile, link, 2, timeout_s=3.0)], queue) as poller:
+            await wait_for(queue, lambda o: isinstance(o, Reading) and o.device == "door")
+            drain = asyncio.create_task(_drain(queue))
+            busy.fault = FaultPlan(Fault.SLOW, delay_s=0.5)  # its next answer holds the wire
+            holding = asyncio.create_task(poller.write_command("busy", "release_1"))
+            await until(lambda: poller.queued("door") == 1, WAIT_S, "the door's next poll queueing behind the slow write", every_s=0.005)
+            unlock = asyncio.create_task(poller.write_command("door", "release_1"))
+            await until(lambda: poller.queued("door") == 2, WAIT_S, "the unlock queueing", every_s=0.005)
+            assert await asyncio.wait_for(unlock, WAIT_S)
+            holding.cancel()
+            drain.cancel()
+            await asyncio.gather(holding, drain, return_exceptions=True)
         log = list(simulator.requests)
         slow_write = log.index((1, FC_WRITE_COIL))
         assert log[slow_write + 1] == (2, FC_WRITE_COIL), f"after the slow write the wire went to {log[slow_write + 1]}"
@@ -107,16 +102,12 @@ def test_an_fc06_only_device_takes_a_typed_value_written_with_fc06():
     async def scenario():
         device = SimulatedDevice(CONTROLLER, 1)
         device.functions = frozenset({FC_READ_HOLDING, FC_WRITE_REGISTER})  # answers FC16 with ILLEGAL_FUNCTION
-        simulator, link = await tcp_rig(device)
-        poller = Poller([spec("ctl", CONTROLLER, link, 1)], asyncio.Queue())
-        try:
-            async with Running(poller):
-                done = await poller.write_command("ctl", "set_pressure", 4.5)
-                block = await poller.write_command("ctl", "set_pressure_fc16")
-                out_of_range = await poller.write_command("ctl", "set_pressure", 17.0)
-                missing = await poller.write_command("ctl", "set_pressure")
-        finally:
-            await simulator.stop()
+        simulator = FieldSimulator([device])
+        async with polled(simulator, lambda link: [spec("ctl", CONTROLLER, link, 1)], asyncio.Queue()) as poller:
+            done = await poller.write_command("ctl", "set_pressure", 4.5)
+            block = await poller.write_command("ctl", "set_pressure_fc16")
+            out_of_range = await poller.write_command("ctl", "set_pressure", 17.0)
+            missing = await poller.write_command("ctl", "set_pressure")
         assert done.confirmed and done.reason == "confirmed"
         assert device.read(Function.HOLDING, 100, 1) == [45]
         assert (1, FC_WRITE_REGISTER) in simulator.requests
@@ -130,13 +121,9 @@ def test_an_fc06_only_device_takes_a_typed_value_written_with_fc06():
 def test_a_float_given_at_run_time_is_written_as_two_registers_in_the_devices_word_order():
     async def scenario():
         device = SimulatedDevice(CONTROLLER, 1)
-        simulator, link = await tcp_rig(device)
-        poller = Poller([spec("ctl", CONTROLLER, link, 1)], asyncio.Queue())
-        try:
-            async with Running(poller):
-                done = await poller.write_command("ctl", "set_flow", 12.75)
-        finally:
-            await simulator.stop()
+        simulator = FieldSimulator([device])
+        async with polled(simulator, lambda link: [spec("ctl", CONTROLLER, link, 1)], asyncio.Queue()) as poller:
+            done = await poller.write_command("ctl", "set_flow", 12.75)
         assert done.confirmed
         high, low = struct.unpack(">HH", struct.pack(">f", 12.75))
         assert device.read(Function.HOLDING, 200, 2) == [low, high]  # CDAB: the low word first
@@ -149,17 +136,13 @@ def test_a_device_timed_pulse_is_one_fc05_word_and_the_module_ends_it():
     async def scenario():
         dio = profile("generic-dio8", interval_s=0.02)
         module = FlashingRelayModule(dio, 1)
-        simulator, link = await tcp_rig(module)
         queue: asyncio.Queue = asyncio.Queue(maxsize=10_000)
-        poller = Poller([spec("io", dio, link, 1)], queue)
         seen: list = []
-        try:
-            async with Running(poller):
-                done = await poller.write_command("io", "pulse_2", 0.3)
-                await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "relay_2" and o.value is True, seen)
-                await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "relay_2" and o.value is False, seen)
-        finally:
-            await simulator.stop()
+        simulator = FieldSimulator([module])
+        async with polled(simulator, lambda link: [spec("io", dio, link, 1)], queue) as poller:
+            done = await poller.write_command("io", "pulse_2", 0.3)
+            await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "relay_2" and o.value is True, seen)
+            await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "relay_2" and o.value is False, seen)
         assert done.confirmed
         assert [r for r in simulator.requests if r[1] in (5, 15)] == [(1, 5)], "one write; the module ended the pulse"
         assert not module.flashes
@@ -177,14 +160,9 @@ def test_a_pulse_word_reaches_the_module_as_the_manual_gives_it():
             return super().write(function, address, values)
 
     async def scenario():
-        simulator, link = await tcp_rig(Recording(dio, 1))
-        poller = Poller([spec("io", dio, link, 1)], asyncio.Queue())
-        try:
-            async with Running(poller):
-                assert await poller.write_command("io", "pulse_1", 0.7)
-                assert await poller.write_command("io", "release_1")
-        finally:
-            await simulator.stop()
+        async with polled([Recording(dio, 1)], lambda link: [spec("io", dio, link, 1)], asyncio.Queue()) as poller:
+            assert await poller.write_command("io", "pulse_1", 0.7)
+            assert await poller.write_command("io", "release_1")
         assert words == [(0x0200, 7), (0, 1)]  # 7 x 100 ms; the plain coil as the standard ON
 
     asyncio.run(scenario())
@@ -230,14 +208,9 @@ class InterlockedBreaker(SimulatedDevice):
 def test_a_result_register_says_why_the_device_refused():
     async def scenario():
         refusing, willing = InterlockedBreaker(MCCB, 1, 3), InterlockedBreaker(MCCB, 2, 2)
-        simulator, link = await tcp_rig(refusing, willing)
-        poller = Poller([spec("a", MCCB, link, 1), spec("b", MCCB, link, 2)], asyncio.Queue())
-        try:
-            async with Running(poller):
-                refused = await poller.write_command("a", "trip")
-                done = await poller.write_command("b", "trip")
-        finally:
-            await simulator.stop()
+        async with polled([refusing, willing], lambda link: [spec("a", MCCB, link, 1), spec("b", MCCB, link, 2)], asyncio.Queue()) as poller:
+            refused = await poller.write_command("a", "trip")
+            done = await poller.write_command("b", "trip")
         assert not refused and refused.reason == "refused by the device: refused_interlock"
         assert done and done.reason == "done"
 

@@ -12,8 +12,9 @@ from edge.drivers.modbus.wire import SerialLink
 from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, Ramp, SimulatedDevice, wire_break
 from edge.hil.pty import pty_pair
+from edge.hil.waiting import until
 
-from modbus_rig import ONCE, Running, profile, reading_of, spec, tcp_rig, wait_for
+from modbus_rig import ONCE, WAIT_S, Running, faulty, polled, profile, reading_of, spec, tcp_rig, wait_for
 
 
 def test_readings_in_engineering_units_in_two_requests():
@@ -25,16 +26,11 @@ def test_readings_in_engineering_units_in_two_requests():
         device.set_value("cable_temp_3", 61.5)
         device.set_value("temperature_alarm", True)
         device.set_value("trip_state", True)
-        simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("efm", efm, link, 2)], queue)
-        try:
-            async with Running(poller):
-                seen: list[Observation] = []
-                while len({o.point for o in seen if isinstance(o, Reading)}) < len(efm.points):
-                    await wait_for(queue, lambda o: True, seen)
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("efm", efm, link, 2)], queue) as poller:
+            seen: list[Observation] = []
+            while len({o.point for o in seen if isinstance(o, Reading)}) < len(efm.points):
+                await wait_for(queue, lambda o: True, seen)
         values = {o.point: o.value for o in seen if isinstance(o, Reading)}
         assert values["current_a"] == 10.25  # float32 in CDAB order
         assert values["leakage_ma"] == 320
@@ -74,26 +70,20 @@ def test_silent_device_goes_offline_is_probed_and_comes_back():
         brk = profile("generic-breaker", interval_s=0.05)
         device = SimulatedDevice(brk, 1)
         device.set_value("current", 4.0)
-        simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("brk", brk, link, 1)], queue)
-        try:
-            async with Running(poller):
-                await wait_for(queue, reading_of("brk", "current"))
-                device.fault = FaultPlan(Fault.SILENT)
-                seen: list[Observation] = []
-                offline = await wait_for(queue, lambda o: isinstance(o, DeviceOffline), seen)
-                assert offline == DeviceOffline("brk", FaultKind.TIMEOUT)
-                assert not poller.is_online("brk")
-                timeouts = poller.counters["brk"].timeouts
-                while poller.counters["brk"].timeouts < timeouts + 2:  # probes keep failing
-                    await asyncio.sleep(0.05)
-                device.fault = None
-                device.set_value("current", 5.5)
-                await wait_for(queue, lambda o: isinstance(o, DeviceBack), seen)
-                back = await wait_for(queue, reading_of("brk", "current"), seen)
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("brk", brk, link, 1)], queue) as poller:
+            await wait_for(queue, reading_of("brk", "current"))
+            device.fault = FaultPlan(Fault.SILENT)
+            seen: list[Observation] = []
+            offline = await wait_for(queue, lambda o: isinstance(o, DeviceOffline), seen)
+            assert offline == DeviceOffline("brk", FaultKind.TIMEOUT)
+            assert not poller.is_online("brk")
+            timeouts = poller.counters["brk"].timeouts
+            await until(lambda: poller.counters["brk"].timeouts >= timeouts + 2, WAIT_S, "two more probes failing")
+            device.fault = None
+            device.set_value("current", 5.5)
+            await wait_for(queue, lambda o: isinstance(o, DeviceBack), seen)
+            back = await wait_for(queue, reading_of("brk", "current"), seen)
         assert back.value == 5.5
         assert poller.is_online("brk")
         faults = [o for o in seen if isinstance(o, PollFault)]
@@ -127,23 +117,15 @@ def test_one_dead_device_does_not_stop_another_on_its_own_link():
 
 def test_exception_responses_are_counted_and_keep_the_device_online():
     async def scenario():
-        pt = profile("generic-pt485", interval_s=0.05)
-        device = SimulatedDevice(pt, 7)
-        device.fault = FaultPlan(Fault.EXCEPTION, exception_code=2)
-        simulator, link = await tcp_rig(device)
+        pt, device = faulty("generic-pt485", 7, FaultPlan(Fault.EXCEPTION, exception_code=2), interval_s=0.05)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("riser", pt, link, 7)], queue)
-        try:
-            async with Running(poller):
-                seen: list[Observation] = []
-                await wait_for(queue, lambda o: isinstance(o, PollFault), seen)
-                while poller.counters["riser"].exceptions < 4:
-                    await asyncio.sleep(0.05)
-                device.fault = None
-                device.set_value("pressure", 0.62)
-                reading = await wait_for(queue, reading_of("riser", "pressure"), seen)
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("riser", pt, link, 7)], queue) as poller:
+            seen: list[Observation] = []
+            await wait_for(queue, lambda o: isinstance(o, PollFault), seen)
+            await until(lambda: poller.counters["riser"].exceptions >= 4, WAIT_S, "four exception answers counted")
+            device.fault = None
+            device.set_value("pressure", 0.62)
+            reading = await wait_for(queue, reading_of("riser", "pressure"), seen)
         assert reading.value == pytest.approx(0.62)
         faults = [o for o in seen if isinstance(o, PollFault)]
         assert all(f.kind is FaultKind.EXCEPTION and "code 2" in f.detail for f in faults)
@@ -156,17 +138,10 @@ def test_exception_responses_are_counted_and_keep_the_device_online():
 
 def test_slow_answer_past_the_timeout_counts_as_timeout():
     async def scenario():
-        lvl = profile("generic-level", interval_s=0.05)
-        device = SimulatedDevice(lvl, 1)
-        device.fault = FaultPlan(Fault.SLOW, delay_s=1.0)
-        simulator, link = await tcp_rig(device)
+        lvl, device = faulty("generic-level", 1, FaultPlan(Fault.SLOW, delay_s=1.0), interval_s=0.05)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("tank", lvl, link, 1, timeout_s=0.2, retries=1, offline_after=5)], queue)
-        try:
-            async with Running(poller):
-                fault = await wait_for(queue, lambda o: isinstance(o, PollFault))
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("tank", lvl, link, 1, timeout_s=0.2, retries=1, offline_after=5)], queue) as poller:
+            fault = await wait_for(queue, lambda o: isinstance(o, PollFault))
         assert fault.kind is FaultKind.TIMEOUT
         assert poller.counters["tank"].timeouts >= 2  # the try and its retry
 
@@ -175,19 +150,12 @@ def test_slow_answer_past_the_timeout_counts_as_timeout():
 
 def test_cut_frames_count_as_short_frames_on_tcp():
     async def scenario():
-        lvl = profile("generic-level", interval_s=0.05)
-        device = SimulatedDevice(lvl, 1)
-        device.fault = FaultPlan(Fault.SHORT)
-        simulator, link = await tcp_rig(device)
+        lvl, device = faulty("generic-level", 1, FaultPlan(Fault.SHORT), interval_s=0.05)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("tank", lvl, link, 1)], queue)
-        try:
-            async with Running(poller):
-                fault = await wait_for(queue, lambda o: isinstance(o, PollFault))
-                device.fault = None
-                await wait_for(queue, reading_of("tank", "level"))  # the rebuilt client reads again
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("tank", lvl, link, 1)], queue) as poller:
+            fault = await wait_for(queue, lambda o: isinstance(o, PollFault))
+            device.fault = None
+            await wait_for(queue, reading_of("tank", "level"))  # the rebuilt client reads again
         assert fault.kind is FaultKind.SHORT_FRAME
         assert poller.counters["tank"].short_frames >= 1
 
@@ -204,16 +172,11 @@ def test_undecodable_values_are_faults_not_readings():
         device.play("ch2_ma", wire_break())  # 0 mA is a real reading: the safety rules call it a sensor fault
         device.set_registers(Function.INPUT, 4, [0x7FC0, 0x0000])  # ch3: NaN
         device.set_registers(Function.INPUT, 6, [0x4220, 0x0000])  # ch4: 40 mA, past valid_max
-        simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("ai", ai, link, 3)], queue)
         seen: list[Observation] = []
-        try:
-            async with Running(poller):
-                for _ in range(3):
-                    await wait_for(queue, reading_of("ai", "ch8_ma"), seen)
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("ai", ai, link, 3)], queue) as poller:
+            for _ in range(3):
+                await wait_for(queue, reading_of("ai", "ch8_ma"), seen)
         readings = {o.point: o.value for o in seen if isinstance(o, Reading)}
         faults = {o.detail.split(":")[0] for o in seen if isinstance(o, PollFault) and o.kind is FaultKind.DECODE}
         assert readings["ch1_ma"] == 12.0 and readings["ch2_ma"] == 0.0
@@ -230,19 +193,14 @@ def test_write_with_read_back_confirmed_and_unconfirmed():
         brk = profile("generic-breaker", interval_s=ONCE)
         device = SimulatedDevice(brk, 1)
         device.set_value("closed", True)
-        simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("brk", brk, link, 1)], queue)
-        try:
-            async with Running(poller):
-                assert (await poller.write_command("brk", "trip")).confirmed is True
-                assert device.value_of("closed") is False
-                device.follow_commands = False  # the motor operator is jammed
-                unconfirmed = await poller.write_command("brk", "close")
-                device.fault = FaultPlan(Fault.EXCEPTION, exception_code=4)
-                refused = await poller.write_command("brk", "close")
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("brk", brk, link, 1)], queue) as poller:
+            assert (await poller.write_command("brk", "trip")).confirmed is True
+            assert device.value_of("closed") is False
+            device.follow_commands = False  # the motor operator is jammed
+            unconfirmed = await poller.write_command("brk", "close")
+            device.fault = FaultPlan(Fault.EXCEPTION, exception_code=4)
+            refused = await poller.write_command("brk", "close")
         assert unconfirmed.confirmed is False and refused.confirmed is False
         assert unconfirmed.reason == "not confirmed within 5 s: closed reads False"
         assert refused.reason == "refused: cannot read local_mode (the device answered with an exception)"
@@ -259,14 +217,9 @@ def test_register_block_command_and_coil_block_command():
         fire = SimulatedDevice(efm, 1)
         fire.set_value("trip_state", True)
         doors = SimulatedDevice(dio, 2)
-        simulator, link = await tcp_rig(fire, doors)
-        poller = Poller([spec("efm", efm, link, 1), spec("doors", dio, link, 2)], asyncio.Queue())
-        try:
-            async with Running(poller):
-                reset = await poller.write_command("efm", "reset")
-                released = await poller.write_command("doors", "release_all")
-        finally:
-            await simulator.stop()
+        async with polled([fire, doors], lambda link: [spec("efm", efm, link, 1), spec("doors", dio, link, 2)], asyncio.Queue()) as poller:
+            reset = await poller.write_command("efm", "reset")
+            released = await poller.write_command("doors", "release_all")
         assert reset.confirmed is True and fire.value_of("trip_state") is False
         assert released.confirmed is True and all(doors.value_of(f"relay_{i}") for i in range(1, 9))
 
@@ -342,22 +295,17 @@ def test_an_unchanged_answer_is_reported_again_and_a_change_at_once():
         device = SimulatedDevice(ai, 4)
         for channel in range(1, 9):
             device.set_value(f"ch{channel}_ma", 4.0)
-        simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
-        poller = Poller([spec("ai", ai, link, 4)], queue)
         seen: list[Observation] = []
-        try:
-            async with Running(poller):
-                for _ in range(3):
-                    await wait_for(queue, reading_of("ai", "ch8_ma"), seen)
-                device.set_value("ch1_ma", 12.5)
-                await wait_for(queue, lambda o: reading_of("ai", "ch1_ma")(o) and o.value == 12.5, seen)
-                device.set_registers(Function.INPUT, 4, [0x7FC0, 0x0000])  # ch3: NaN
-                await wait_for(queue, lambda o: isinstance(o, PollFault), seen)
-                device.set_value("ch3_ma", 7.0)
-                await wait_for(queue, lambda o: reading_of("ai", "ch3_ma")(o) and o.value == 7.0, seen)
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("ai", ai, link, 4)], queue):
+            for _ in range(3):
+                await wait_for(queue, reading_of("ai", "ch8_ma"), seen)
+            device.set_value("ch1_ma", 12.5)
+            await wait_for(queue, lambda o: reading_of("ai", "ch1_ma")(o) and o.value == 12.5, seen)
+            device.set_registers(Function.INPUT, 4, [0x7FC0, 0x0000])  # ch3: NaN
+            await wait_for(queue, lambda o: isinstance(o, PollFault), seen)
+            device.set_value("ch3_ma", 7.0)
+            await wait_for(queue, lambda o: reading_of("ai", "ch3_ma")(o) and o.value == 7.0, seen)
         ch1 = [o for o in seen if isinstance(o, Reading) and o.point == "ch1_ma"]
         assert [o.value for o in ch1][:3] == [4.0, 4.0, 4.0] and ch1[-1].value == 12.5
         assert all(a.mono < b.mono for a, b in zip(ch1, ch1[1:]))  # each poll reported with its own time

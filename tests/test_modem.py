@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +11,7 @@ from edge.drivers.modem.at import AtModem, ModemError, NoAnswer, NoNetwork, SimL
 from edge.drivers.modem.pdu import decode_submit, parse_status_report, submit_pdus
 from edge.hil.modem_sim import Mode, ModemSimulator, status_report_pdu
 from edge.hil.pty import pty_pair
+from edge.hil.waiting import until_sync
 
 
 def test_pin_signal_registration_a_long_chinese_message_and_its_delivery_reports():
@@ -23,9 +23,12 @@ def test_pin_signal_registration_a_long_chinese_message_and_its_delivery_reports
         references = driver.send("+8613800000001", text)
         assert len(references) == 3, "UCS2: 67 characters a part"
         reports = []
-        deadline = time.monotonic() + 5
-        while len(reports) < 3 and time.monotonic() < deadline:
-            reports += driver.poll()
+
+        def three_reports() -> bool:
+            reports.extend(driver.poll())
+            return len(reports) >= 3
+
+        until_sync(three_reports, 5, "three status reports", every_s=0)
         driver.close()
     assert modem.messages[0].text == text and modem.messages[0].number == "+8613800000001"
     assert sorted(r.reference for r in reports) == sorted(references) and all(r.delivered for r in reports)

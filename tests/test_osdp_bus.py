@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import osdp
@@ -43,6 +44,16 @@ async def _online(bus: OsdpBus, reader: str = "front", timeout: float = 8.0) -> 
     await until(lambda: bus.is_online(reader), timeout, "reader online", every_s=0.02)
 
 
+@contextlib.asynccontextmanager
+async def _front_reader(key_file: Path) -> AsyncIterator[tuple[SimulatedOsdpReader, OsdpBus]]:
+    """The front reader (a simulated PD at address 1, its key in `key_file`) on a socat pty pair and the
+    gateway's OSDP bus to it, once it is online; both closed on the way out."""
+    with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, load_key(key_file)) as pd:
+        async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
+            await _online(bus)
+            yield pd, bus
+
+
 def _run(scenario: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(scenario())
 
@@ -51,24 +62,22 @@ def test_card_read_arrives_with_secure_channel_and_grant_lights_the_reader(tmp_p
     key_file = _key(tmp_path)
 
     async def scenario() -> None:
-        with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, load_key(key_file)) as pd:
-            async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
-                await _online(bus)
-                assert pd.secure
-                pd.tap(0xD41B81)
-                read = await _next(bus, CardRead)
-                assert isinstance(read, CardRead) and read.serial == bytes.fromhex("D41B81")
-                before = len(pd.commands())
-                assert bus.grant("front") and bus.set_output("front", 0, True, 500)
-                led = pd.wait_command(osdp.Command.LED, before)
-                buzzer = pd.wait_command(osdp.Command.Buzzer, before)
-                output = pd.wait_command(osdp.Command.Output, before)
-                assert led and led.command["on_color"] == osdp.CommandLEDColor.Green
-                assert buzzer and buzzer.command["rep_count"] == 1
-                assert output and output.command["output_no"] == 0 and output.command["timer_count"] == 5
-                assert bus.deny("front")
-                red = pd.wait_command(osdp.Command.LED, before + 3)
-                assert red and red.command["on_color"] == osdp.CommandLEDColor.Red
+        async with _front_reader(key_file) as (pd, bus):
+            assert pd.secure
+            pd.tap(0xD41B81)
+            read = await _next(bus, CardRead)
+            assert isinstance(read, CardRead) and read.serial == bytes.fromhex("D41B81")
+            before = len(pd.commands())
+            assert bus.grant("front") and bus.set_output("front", 0, True, 500)
+            led = pd.wait_command(osdp.Command.LED, before)
+            buzzer = pd.wait_command(osdp.Command.Buzzer, before)
+            output = pd.wait_command(osdp.Command.Output, before)
+            assert led and led.command["on_color"] == osdp.CommandLEDColor.Green
+            assert buzzer and buzzer.command["rep_count"] == 1
+            assert output and output.command["output_no"] == 0 and output.command["timer_count"] == 5
+            assert bus.deny("front")
+            red = pd.wait_command(osdp.Command.LED, before + 3)
+            assert red and red.command["on_color"] == osdp.CommandLEDColor.Red
 
     _run(scenario)
 
@@ -117,17 +126,15 @@ def test_silent_reader_is_an_offline_fault_then_comes_back(tmp_path: Path) -> No
     key_file = _key(tmp_path)
 
     async def scenario() -> None:
-        with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, load_key(key_file)) as pd:
-            async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
-                await _online(bus)
-                pd.go_silent()
-                fault = await _next(bus, ReaderFault)
-                assert isinstance(fault, ReaderFault) and fault.reason is FaultReason.OFFLINE
-                pd.resume()
-                back = await _next(bus, ReaderRestored)
-                assert isinstance(back, ReaderRestored) and back.reason is FaultReason.OFFLINE
-                pd.tap(0x000002)
-                assert isinstance(await _next(bus, CardRead), CardRead)
+        async with _front_reader(key_file) as (pd, bus):
+            pd.go_silent()
+            fault = await _next(bus, ReaderFault)
+            assert isinstance(fault, ReaderFault) and fault.reason is FaultReason.OFFLINE
+            pd.resume()
+            back = await _next(bus, ReaderRestored)
+            assert isinstance(back, ReaderRestored) and back.reason is FaultReason.OFFLINE
+            pd.tap(0x000002)
+            assert isinstance(await _next(bus, CardRead), CardRead)
 
     _run(scenario)
 
@@ -229,14 +236,12 @@ def test_link_checks_never_take_libosdp_s_lock_on_the_loop(tmp_path: Path, monke
         Lock=new_lock, Event=threading.Event, Thread=threading.Thread))
 
     async def scenario() -> None:
-        with pty_pair() as (gateway, device), SimulatedOsdpReader(device, BAUD, 1, load_key(key_file)) as pd:
-            async with OsdpBus(gateway, BAUD, [OsdpReader("front", 1, key_file)]) as bus:
-                await _online(bus)
-                pd.go_silent()
-                assert isinstance(await _next(bus, ReaderFault), ReaderFault)
-                pd.resume()  # the checks disable and re-enable the reader until it answers
-                assert isinstance(await _next(bus, ReaderRestored), ReaderRestored)
-                bus.check()
+        async with _front_reader(key_file) as (pd, bus):
+            pd.go_silent()
+            assert isinstance(await _next(bus, ReaderFault), ReaderFault)
+            pd.resume()  # the checks disable and re-enable the reader until it answers
+            assert isinstance(await _next(bus, ReaderRestored), ReaderRestored)
+            bus.check()
 
     loop_thread = threading.get_ident()
     _run(scenario)

@@ -14,7 +14,7 @@ from edge.drivers.modbus.profile import Profile
 from edge import config as building_config
 from edge.hil.modbus_sim import SimulatedDevice
 
-from conftest import MINIMAL, one_device, problems_of
+from conftest import MINIMAL, one_device, problems_of, profile_problems
 from field_rig import WireSimulator
 from modbus_rig import ONCE, Running, spec
 
@@ -71,16 +71,14 @@ def test_fc05_sends_0xff00_for_on_a_vendor_word_only_as_raw_word_and_floats_keep
 
 
 def test_an_fc05_value_that_is_neither_on_nor_off_and_a_byte_argument_are_load_errors_at_their_line(write_config, building_dir):
-    (building_dir / "profiles" / "relay-x.yaml").write_text("""model: relay-x
+    profile, found = profile_problems(write_config, building_dir, "relay-x", """model: relay-x
 points:
   - {name: relay_1, function: coil, address: 0, type: bool}
 commands:
   - {name: toggle, function: coil, function_code: 5, address: 0, values: [0x5500]}
   - {name: set_gain, function: holding, address: 4, argument: {type: uint8, min: 0, max: 200}}
   - {name: flash, function: holding, address: 5, raw_word: 0x0203}
-""")
-    found = problems_of(write_config(one_device("r", "relay-x")))
-    profile = str(building_dir / "profiles" / "relay-x.yaml")
+""", device="r")
     assert any(p.startswith(profile + ":5:5: commands.0: ") and "FC05 sends a coil ON (0xFF00) or OFF (0x0000)" in p
                and "raw_word: 0x5500" in p for p in found), found
     assert any(p.startswith(profile + ":6:") and "an argument cannot be uint8: a write sets whole registers" in p for p in found), found
@@ -88,13 +86,11 @@ commands:
 
 
 def test_yaml_booleans_where_a_word_is_meant_name_the_trap_and_the_fix_in_profiles_and_configs(write_config, building_dir):
-    (building_dir / "profiles" / "switch.yaml").write_text("""model: switch
+    profile, found = profile_problems(write_config, building_dir, "switch", """model: switch
 points:
   - {name: mode, function: holding, address: 0, type: uint16, enum: {0: off, 1: on, 2: auto}}
   - {name: on, function: coil, address: 0, type: bool}
-""")
-    found = problems_of(write_config(one_device("s", "switch")))
-    profile = str(building_dir / "profiles" / "switch.yaml")
+""", device="s")
     assert any(p.startswith(profile + ":3:") and "off is read as the boolean false, not as the word" in p
                and "quote it ('off')" in p for p in found), found
     assert any(p.startswith(profile + ":3:") and "on is read as the boolean true" in p for p in found), found

@@ -54,8 +54,12 @@ def test_the_page_shows_a_fire_release_while_the_disk_is_full_and_once_only_afte
             following = asyncio.create_task(tail.run())
             listener = tail.listen()
             disk.fill()
-            while not journal.degraded:  # the WAL may still have room for a commit or two
-                await journal.append(Event(Kind.POINT_READING, Priority.TELEMETRY, "mon", {"point": "p", "value": 1, "pad": "x" * 2000}))
+            async def degraded() -> bool:  # the WAL may still have room for a commit or two
+                if not journal.degraded:
+                    await journal.append(Event(Kind.POINT_READING, Priority.TELEMETRY, "mon", {"point": "p", "value": 1, "pad": "x" * 2000}))
+                return journal.degraded
+
+            await until(degraded, what="the journal degraded by the full disk")
             head = journal.head_seq
             fire = await journal.append(Event(DoorKind.FIRE_RELEASE, Priority.ALARM, "fire", {"source": "panel"}))
             shown: list[dict] = []

@@ -7,6 +7,7 @@ import itertools
 from pathlib import Path
 
 from edge.events import Kind
+from edge.hil.waiting import until
 from edge.journal import EventQuery, Journal, read_events
 from edge.runtime.supervisor import Backoff, Supervisor
 
@@ -42,8 +43,7 @@ def test_a_failing_worker_is_restarted_and_journaled_while_others_keep_running(t
 
         supervisor.start("reader-gate", flaky)
         supervisor.start("meter-1", healthy)
-        while attempts < 6:
-            await asyncio.sleep(0.01)
+        await until(lambda: attempts >= 6, 20, "six attempts", every_s=0.01)
         ticks_during_failures = healthy_ticks
         await supervisor.stop()
         await journal.close()
@@ -150,8 +150,8 @@ def test_a_task_group_failure_journals_each_cause_with_its_traceback(tmp_path: P
 
         supervisor.start("field-points", field_points)
         await asyncio.wait_for(failed.wait(), 10)
-        while not read_events(tmp_path / "j.db", EventQuery(kinds=(Kind.TASK_FAILED,), limit=None)):
-            await asyncio.sleep(0.01)
+        await until(lambda: read_events(tmp_path / "j.db", EventQuery(kinds=(Kind.TASK_FAILED,), limit=None)), 20, "task.failed journaled",
+                    every_s=0.01)
         await supervisor.stop()
         await journal.close()
 

@@ -38,39 +38,39 @@ async def _synced_gateway(config_path):
     return journal, store, uplink, task
 
 
-def test_a_cancel_landing_as_the_push_loop_is_woken_still_ends_the_uplink(write_config, building_dir):
-    async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            for turns in TURNS:
-                journal, store, uplink, task = await _synced_gateway(config_path)
-                uplink.pusher.wake()
-                await _turns(turns)
-                task.cancel()
-                stopped = await _stops(task)
-                await stop_gateway(journal, store, uplink, task)
-                assert stopped, f"the uplink still ran 10 s after a cancel {turns} loop turns after a wake"
+async def _cancel_after_each_turn(write_config, building_dir, wake, what: str) -> None:
+    """For each of TURNS loop turns: a gateway synced with a mosquitto, woken by `wake(journal, uplink,
+    turns)` (it may give a task to await once the uplink is cancelled), cancelled that many turns
+    later; the uplink must end within 10 s each time."""
+    with Broker() as broker:
+        config_path = uplink_config(write_config, building_dir, broker.port)
+        for turns in TURNS:
+            journal, store, uplink, task = await _synced_gateway(config_path)
+            woken = await wake(journal, uplink, turns)
+            await _turns(turns)
+            task.cancel()
+            stopped = await _stops(task)
+            if woken is not None:
+                await woken
+            await stop_gateway(journal, store, uplink, task)
+            assert stopped, f"the uplink still ran 10 s after a cancel {turns} loop turns after {what}"
 
-    asyncio.run(scenario())
+
+def test_a_cancel_landing_as_the_push_loop_is_woken_still_ends_the_uplink(write_config, building_dir):
+    async def wake(journal, uplink, turns):
+        uplink.pusher.wake()
+
+    asyncio.run(_cancel_after_each_turn(write_config, building_dir, wake, "a wake"))
 
 
 def test_a_cancel_landing_as_a_commit_wakes_the_uplink_still_ends_it(write_config, building_dir):
-    async def scenario():
-        with Broker() as broker:
-            config_path = uplink_config(write_config, building_dir, broker.port)
-            for turns in TURNS:
-                journal, store, uplink, task = await _synced_gateway(config_path)
-                head = journal.head_seq
-                appended = asyncio.create_task(journal.append(reading(turns)))
-                assert await journal.wait_beyond(head, 10)  # this task and the uplink wake in the same turn
-                await _turns(turns)
-                task.cancel()
-                stopped = await _stops(task)
-                await appended
-                await stop_gateway(journal, store, uplink, task)
-                assert stopped, f"the uplink still ran 10 s after a cancel {turns} loop turns after a commit"
+    async def commit(journal, uplink, turns):
+        head = journal.head_seq
+        appended = asyncio.create_task(journal.append(reading(turns)))
+        assert await journal.wait_beyond(head, 10)  # this task and the uplink wake in the same turn
+        return appended
 
-    asyncio.run(scenario())
+    asyncio.run(_cancel_after_each_turn(write_config, building_dir, commit, "a commit"))
 
 
 async def _deaf() -> None:
