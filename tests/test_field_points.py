@@ -18,7 +18,7 @@ from edge.hil.line import SerialLine
 from edge.hil.modbus_sim import Fault, FaultPlan, FieldSimulator, SimulatedDevice, wire_break
 from edge.hil.waiting import until
 
-from conftest import MINIMAL, building, merged, modbus_device, modbus_tcp, one_device, problems_of
+from conftest import MINIMAL, building, merged, modbus_device, modbus_tcp, profile_problems
 from field_rig import (BREAKER_STATUS_WORD, PROFILES, circuit_building, circuit_config, circuit_devices, circuit_section, events_of,
                        run_building, run_simulated)
 
@@ -311,16 +311,14 @@ def test_a_trip_refused_in_local_mode_is_journaled_with_its_reason_and_never_wri
 
 
 def test_new_profile_fields_are_reported_at_their_line_in_the_profile(write_config, building_dir):
-    (building_dir / "profiles" / "odd-relay.yaml").write_text("""model: odd-relay
+    profile, found = profile_problems(write_config, building_dir, "odd-relay", """model: odd-relay
 addressing: modicon
 points:
   - {name: leakage, function: input, address: 30007, type: uint16, void_if: {point: ct_open, when: true}}
   - {name: mode, function: holding, address: 30002, type: uint16}
 commands:
   - {name: flash, function: coil, function_code: 6, address: 1, values: [7]}
-""")
-    found = problems_of(write_config(one_device("r", "odd-relay")))
-    profile = str(building_dir / "profiles" / "odd-relay.yaml")
+""", device="r")
     assert any(p.startswith(profile + ":5:5: points.1: ") and "30002 is not a holding register number" in p for p in found), found
     assert any(p.startswith(profile + ":7:5: commands.0: ") and "function code 6 does not write coils" in p for p in found), found
 
