@@ -20,7 +20,7 @@ from edge.hil import waiting
 from edge.hil.modbus_sim import SimulatedDevice
 
 from conftest import building, modbus_device, modbus_tcp
-from field_rig import simulated
+from field_rig import on_free_port, simulated
 
 
 def devices() -> dict[str, SimulatedDevice]:
@@ -89,13 +89,8 @@ async def run_gateway(config_path, scenario):
 
 
 async def gateway_on(simulator, config_of, scenario):
-    """`run_gateway` on the config `config_of(port)` writes for `simulator`, started on a free TCP port
-    for the run and stopped after it (also when the scenario failed)."""
-    port = await simulator.start_tcp()
-    try:
-        return await run_gateway(config_of(port), scenario)
-    finally:
-        await simulator.stop()
+    """`run_gateway` (the whole gateway in process) on `simulator`, as field_rig's `on_free_port` runs it."""
+    return await on_free_port(simulator, config_of, lambda path: run_gateway(path, scenario))
 
 
 DOORS = {"doors": [{"name": "gate"}, {"name": "unit-301"}]}  # the trail's two doors, for `building`

@@ -23,7 +23,7 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.waiting import until_sync
 
-from conftest import REPO, Daemon, building, modbus_device, modbus_tcp, one_circuit
+from conftest import REPO, Daemon, building, modbus_device, modbus_tcp, one_circuit, riser_pressure, tank_level
 
 PROFILES = REPO / "drivers" / "modbus" / "profiles"
 BUILT_IN = load_profiles(PROFILES)
@@ -128,9 +128,7 @@ def points_building(port: int) -> dict:
     tank on an 8-channel analogue input."""
     config = building(one_circuit(port, stale={"after_intervals": 20}), {"devices": [modbus_device("ai", 3, "generic-ai8")]})
     config["circuits"][0] = {**config["circuits"][0], "leakage": "mon.leakage_ma"}
-    config["pressure_points"] = [{"name": "tank-roof", "point": "ai.ch1_ma", "tank": "roof", "safety": {
-        "measures": "level", "sensor": {"unit": "m", "value_at_4ma": 0.0, "value_at_20ma": 5.0},
-        "low_level": {"warning": 3.0, "alarm": 2.0, "duration_s": 0.2}, "stale": {"after_intervals": 20}}}]
+    config["pressure_points"] = [tank_level("tank-roof", "ai.ch1_ma", duration_s=0.2, hysteresis=None, stale={"after_intervals": 20})]
     return config
 
 
@@ -168,10 +166,7 @@ def circuit_section(policy: str = "trip") -> dict:
                       "leakage": "mon.leakage_ma", "breaker": "brk", "safety": {
                           "over_current_a": {"warning": 28, "alarm": 32, "duration_s": 0.3, "hysteresis": 2},
                           "leakage_ma": {"alarm": 500, "duration_s": 0.2}, "power_cut": policy, "stale": {"after_intervals": 10}}}],
-        "pressure_points": [{"name": "riser-1", "point": "ai.ch1_ma", "riser": "1", "safety": {
-            "measures": "pressure", "sensor": {"value_at_4ma": 0.0, "value_at_20ma": 1.6},
-            "low_pressure": {"warning": 0.25, "alarm": 0.15, "duration_s": 0.2, "hysteresis": 0.02},
-            "stale": {"after_intervals": 10}}}],
+        "pressure_points": [riser_pressure("riser-1", "ai.ch1_ma", duration_s=0.2, unit="", stale={"after_intervals": 10})],
     }
 
 
@@ -204,14 +199,19 @@ async def run_building(config_path: Path, scenario) -> building_config.BuildingC
     return config
 
 
-async def run_simulated(simulator: FieldSimulator, config_of, scenario) -> building_config.BuildingConfig:
-    """`run_building` on the config `config_of(port)` writes for `simulator`, started on a free TCP port
-    for the run and stopped after it (also when the scenario failed)."""
+async def on_free_port(simulator: FieldSimulator, config_of, run):
+    """`run(path)` on the config `config_of(port)` writes for `simulator`, started on a free TCP port for
+    the run and stopped after it (also when the run failed)."""
     port = await simulator.start_tcp()
     try:
-        return await run_building(config_of(port), scenario)
+        return await run(config_of(port))
     finally:
         await simulator.stop()
+
+
+async def run_simulated(simulator: FieldSimulator, config_of, scenario) -> building_config.BuildingConfig:
+    """`run_building` (FieldBus and FieldPoints in process) on `simulator`, as `on_free_port` runs it."""
+    return await on_free_port(simulator, config_of, lambda path: run_building(path, scenario))
 
 
 def circuit_config(write_config, port: int, policy: str = "trip") -> Path:

@@ -13,7 +13,7 @@ import pytest
 from edge.conditions import ActiveConditions
 from edge.journal import EventQuery, read_events
 
-from conftest import MINIMAL, edge
+from conftest import building, edge
 from field_rig import journal_until, points_daemon
 
 pytestmark = pytest.mark.timeout(180)
@@ -88,7 +88,7 @@ def test_the_carry_over_never_ends_a_condition_this_run_raised(write_config, tmp
     from edge.uplink.kinds import UplinkKind
     from edge.journal import Journal
 
-    config = load(write_config(MINIMAL))
+    config = load(write_config(building()))
 
     async def scenario():
         journal = await Journal.open(config.journal_path)

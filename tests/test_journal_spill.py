@@ -143,11 +143,12 @@ def test_a_new_journal_file_is_0640_whatever_the_umask(tmp_path: Path):
 
 
 HELD_THEN_KILLED = """
-import asyncio, sys
+import asyncio, contextlib, sys
 from pathlib import Path
 import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries only seqs
 from edge.events import Event, Priority
+from edge.hil import waiting
 from edge.journal import Journal, JournalLimits
 
 async def main():
@@ -157,10 +158,8 @@ async def main():
     for n in range(4):
         seq = await journal.append(Event(kind="access.decision", priority=Priority.ACCESS, source="door-1", body={"n": n}))
         print(seq, flush=True)
-    for _ in range(500):  # the lease is written off the loop: give it a moment (an old journal never writes one)
-        if list(Path(sys.argv[2]).glob("*.spill-lease.json")):
-            break
-        await asyncio.sleep(0.01)
+    with contextlib.suppress(waiting.NotReached):  # the lease is written off the loop: give it a moment (an old journal never writes one)
+        await waiting.until(lambda: list(Path(sys.argv[2]).glob("*.spill-lease.json")), 5, "the spill lease", every_s=0.01)
     print("waited", flush=True)
     await asyncio.sleep(3600)  # killed here, holding its events
 

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 from pymodbus.constants import ExcCodes
 
+from edge.hil.waiting import until
 from edge.drivers.modbus.observations import DeviceIdentified, DeviceUnidentified, Reading
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.profile import Profile
@@ -111,15 +112,10 @@ def test_an_unidentified_device_is_a_named_fault_in_the_journal_every_view_and_h
         device = Unflashed(Profile.model_validate(RCM), 1)
         states = []
         async with one_device_bus(write_config, device, "rcm", "rcm-family") as (config, fieldbus):
-            deadline = asyncio.get_running_loop().time() + WAIT_S
-            while fieldbus.unidentified("rcm") is None or device.identify_reads < 2:
-                assert asyncio.get_running_loop().time() < deadline, "never unidentified"
-                await asyncio.sleep(0.02)
+            await until(lambda: fieldbus.unidentified("rcm") is not None and device.identify_reads >= 2, WAIT_S, "unidentified", every_s=0.02)
             states.append(fieldbus.device_state("rcm"))
             device.flashed = True
-            while fieldbus.unidentified("rcm") is not None:
-                assert asyncio.get_running_loop().time() < deadline + WAIT_S, "never identified"
-                await asyncio.sleep(0.02)
+            await until(lambda: fieldbus.unidentified("rcm") is None, WAIT_S, "identified", every_s=0.02)
             states.append(fieldbus.device_state("rcm"))
         return config, states
 

@@ -7,7 +7,7 @@ import json
 
 from edge.journal import EventQuery, read_events
 
-from conftest import MINIMAL, edge
+from conftest import building, edge
 from field_rig import journal_until, points_daemon
 
 
@@ -68,7 +68,7 @@ def test_daemon_trips_on_over_current_shows_points_and_recloses_only_on_a_valid_
 
 
 def test_breaker_close_without_a_daemon_says_so_and_exits_69(write_config):
-    config = write_config(MINIMAL)
+    config = write_config(building())
     result = edge("breaker", "close", "f1-c1", "--operator", "tech-7", "--reason", "cable replaced and tested",
                    "--config", str(config))
     assert result.returncode == 69
