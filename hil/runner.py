@@ -42,7 +42,8 @@ from edge.hil.daemon import Daemon, DaemonFailed
 from edge.hil.expectations import NEAREST, POLL_S, expect
 from edge.hil.modem_sim import ModemSimulator
 from edge.hil.report import ScenarioResult, StepResult
-from edge.hil.rig import PhysicalRig, RigFile, RigProblem, SimulatedRig, load_rig
+from edge.hil.physical_rig import PhysicalRig, RigFile, load_rig
+from edge.hil.rig import RigProblem, SimulatedRig
 from edge.hil.scenario_files import Skipped, data_root, keep_state, scenario_paths
 from edge.hil.staging import ScenarioProblems, run_edge
 from edge.hil.waiting import by_deadline
