@@ -6,6 +6,10 @@ scripts (constant, ramp, step, noise, a 4-20 mA loop with a broken wire) and tak
 faults on demand: no answer, an exception code, a slow answer, a corrupted CRC, a frame
 cut short. Commands from the profile move their read-back point, as the real device would.
 
+One simulator, so one module (its length is the device's): the value scripts, the faults and the
+pymodbus server that plays them (a handler that stays silent, answers late or cuts a frame where
+a real line would) only mean something together.
+
 Run: python -m edge.hil.modbus_sim --profile drivers/modbus/profiles/generic-breaker.yaml --port 5020
 """
 

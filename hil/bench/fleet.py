@@ -21,6 +21,9 @@ mosquitto, W ingest workers (`edge-fleet ingest`) into a PostgreSQL started here
 
 The default run is short enough for a 2-core machine (about two minutes); `--gateways 200 --events
 2000 --rate 10 --live-s 60` is the full run of docs/fleet.md.
+
+One benchmark, one file: it is long because it starts the whole fleet it measures (PostgreSQL,
+mosquitto, the gateways, the workers), and each figure keeps its baseline from the same run beside it.
 """
 
 from __future__ import annotations

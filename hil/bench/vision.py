@@ -51,6 +51,9 @@ Prints one JSON object:
 
 Only the JSON goes to standard output; logs (of this process and the workers) go to stderr.
 
+One benchmark, one file: it is long because each figure sets up the camera, the model and the
+gateway its own way to be fair to its baseline, and they share the clip, the model and the run.
+
 Needs ../shared/data (the images and models/yolox_nano.onnx) and edge/vision/runtime.py.
 Run: python -m edge.hil.bench.vision [--trials 20] [--seconds 10] [--taps 1200] [--tap-rounds 3]
 """
