@@ -191,7 +191,7 @@ def _previous_config(args: argparse.Namespace, problems: list[str], code: int) -
 def _reload(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    request = {"op": "config.reload"} | ({"operator": args.operator} if args.operator else {})
+    request = {"op": control.GatewayOp.CONFIG_RELOAD} | ({"operator": args.operator} if args.operator else {})
     try:
         answer = control.ask(control.socket_for_file(args.config), request)
     except control.DaemonUnavailable as error:

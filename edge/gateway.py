@@ -28,12 +28,13 @@ from edge.config_apply import ConfigApplier
 from edge.config_files import digest_of
 from edge.events import Event, Kind, Priority
 from edge.feature import Feature, Site, Stage, Wired
+from edge.fieldbus import DeviceOp
 from edge.hotplug import assemble_hotplug, with_stable_ports, workers_by_identity
 from edge.journal import Journal, JournalLimits
 from edge.journal.owner import JournalOwner
 from edge.reload import Reloader, Retuner, cloud_commands_retuner, field_bus_retuner
 from edge.runtime import pools
-from edge.runtime.control import ControlServer, socket_places
+from edge.runtime.control import ControlServer, GatewayOp, socket_places
 from edge.runtime.deadline import Deadline
 from edge.runtime.notify import Systemd
 from edge.runtime.pools import Pool
@@ -146,8 +147,8 @@ class Gateway:
         devices = self.devices = DeviceCommands(fieldbus, journal, reserved={
             (c.breaker, "close"): f"{c.breaker} closes circuit {c.name}: use `edge breaker close {c.name}`, which checks its alarms"
             for c in self.config.circuits if c.breaker}, cloud_allowed=frozenset(self.config.cloud_commands))
-        site.control["device.command"], site.control["device.read"] = devices.command, devices.read
-        site.cloud["device.command"] = devices.cloud_command
+        site.control[DeviceOp.COMMAND], site.control[DeviceOp.READ] = devices.command, devices.read
+        site.cloud[DeviceOp.COMMAND] = devices.cloud_command
         self.retuners.append(cloud_commands_retuner(devices))
         return work
 
@@ -167,7 +168,7 @@ class Gateway:
         """The fleet's config watch, the features that import slowly (the camera, the uplink, the
         page), and the control socket with every feature's operations."""
         work: dict[str, Work] = {}
-        site.control["config.reload"] = self._reload_request
+        site.control[GatewayOp.CONFIG_RELOAD] = self._reload_request
         work["reload-on-hangup"] = self._reload_on_hangup
         # A config from the fleet (edge/config_apply.py): applied by the reloader, watched on /healthz's verdict.
         self.config_apply = ConfigApplier(self.config_path, site.journal, lambda: self.reloader, lambda: self.loaded,

@@ -23,6 +23,7 @@ from os import EX_CONFIG, EX_NOINPUT, EX_NOPERM, EX_UNAVAILABLE  # sysexits code
 from pathlib import Path
 
 from edge import cli_config
+from edge.community.feature import CommunityOp
 from edge.config import BuildingConfig
 
 
@@ -60,7 +61,7 @@ def _trail(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
-    request = {"op": "trail.search", "operator": args.operator, "via": "site", "after_seq": args.after_seq, "limit": args.limit}
+    request = {"op": CommunityOp.TRAIL_SEARCH, "operator": args.operator, "via": "site", "after_seq": args.after_seq, "limit": args.limit}
     request |= {k: v for k in ("tenant", "credential", "door", "since", "until") if (v := getattr(args, k)) is not None}
     try:
         answer = control.ask(control.socket_path(config), request)
@@ -149,7 +150,7 @@ def _ack(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
-    request = {"op": "alarm.ack", "operator": args.operator}
+    request = {"op": CommunityOp.ALARM_ACK, "operator": args.operator}
     request |= {"incident": args.incident} if args.incident else {"area": args.area}
     return control.command("edge alarm ack", config, request,
                            lambda answer: f"acknowledged: {', '.join(answer['acknowledged'])}")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from dataclasses import field as default
 from typing import TYPE_CHECKING
 
+from edge.community.feature import CommunityOp
 from edge.community.settings import CommunitySafety
 from edge.community.trail import TrailSearch
 from edge.config import BuildingConfig
@@ -83,7 +84,7 @@ def assemble_community(
     def credentials():  # a building without doors has no cards to search by tenant
         return doors.access.store if doors is not None else None
 
-    community = Community(None, None, work={}, control={"trail.search": TrailSearch(journal, credentials)})
+    community = Community(None, None, work={}, control={CommunityOp.TRAIL_SEARCH: TrailSearch(journal, credentials)})
     if not settings.active:
         return community
     # A building without alarm inputs or anyone to tell never loads the notifier, the modem or the alarm rules.
@@ -99,7 +100,7 @@ def assemble_community(
         config.building.id, config.building.timezone, settings, journal, uplink_up=up, cloud_took=took, sms=sms
     )
     community.work["community-notifier"] = notifier.run
-    community.control["alarm.ack"] = notifier.acknowledge
+    community.control[CommunityOp.ALARM_ACK] = notifier.acknowledge
     if fieldbus is not None and (settings.detectors or settings.inputs):
         fire = doors.fire if doors is not None else None
         alarms = community.alarms = AlarmInputs(
@@ -107,7 +108,7 @@ def assemble_community(
             state_dir=config.state_path, timezone=config.building.timezone,
         )
         if alarms.arming is not None:
-            community.control["zone.arm"] = alarms.arming.command
+            community.control[CommunityOp.ZONE_ARM] = alarms.arming.command
         if fire is not None:
             watch_smoke(settings, fieldbus, fire)
         for button in settings.ack_buttons:
@@ -119,7 +120,7 @@ def assemble_community(
             {c.name for c in settings.contacts}, settings.inactivity_check_s,
         )
         community.work["inactivity-watch"] = watch.run
-        community.control["care.set"] = watch.set_care
+        community.control[CommunityOp.CARE_SET] = watch.set_care
     return community
 
 

@@ -26,6 +26,7 @@ from edge.doors.credentials.credential import Credential
 from edge.doors.credentials.card_import import CredentialImportError, import_cards
 from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
 from edge.config import BuildingConfig
+from edge.doors.feature import DoorOp
 from edge.doors.settings import ReaderProtocol
 
 
@@ -119,7 +120,7 @@ def _with_store(args: argparse.Namespace, action) -> int:
             print(f"edge credentials: {error}", file=sys.stderr)
             return EX_IOERR
     if args.credentials_command in ("import", "revoke", "issue") and code in (0, EX_DATAERR):
-        _ask_daemon(config, {"op": "credentials.reload"})
+        _ask_daemon(config, {"op": DoorOp.CREDENTIALS_RELOAD})
     return code
 
 
@@ -337,7 +338,7 @@ def _fire_reset(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
-    return control.command("edge fire reset", config, {"op": "fire.reset", "operator": args.operator},
+    return control.command("edge fire reset", config, {"op": DoorOp.FIRE_RESET, "operator": args.operator},
                            lambda answer: f"fire release ended by {args.operator}: {', '.join(answer.get('doors', []))} secured")
 
 
@@ -347,6 +348,6 @@ def _door_unlock(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
-    request = {"op": "door.unlock", "door": args.door, "operator": args.operator, "reason": args.reason}
+    request = {"op": DoorOp.UNLOCK, "door": args.door, "operator": args.operator, "reason": args.reason}
     return control.command("edge door unlock", config, request,
                            lambda answer: f"door {args.door} unlocked for one pulse by {args.operator}")

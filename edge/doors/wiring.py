@@ -14,6 +14,7 @@ from edge.runtime import pools
 from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable
 from edge.config import BuildingConfig, device_profiles
 from edge.doors.settings import Lock
+from edge.doors.feature import DoorOp
 from edge.doors.access import AccessPath
 from edge.doors.lock import DoorLock
 from edge.events import Event, Priority
@@ -134,7 +135,7 @@ def wire(site: Site) -> Wired:
     from edge.doors import retune
 
     doors = assemble_doors(site.config, site.journal, site.fieldbus, site.prepared.get("doors"))
-    control: dict = {"credentials.reload": doors.reload_request, "door.unlock": doors.access.remote_unlock}
+    control: dict = {DoorOp.CREDENTIALS_RELOAD: doors.reload_request, DoorOp.UNLOCK: doors.access.remote_unlock}
     if doors.fire is not None:
-        control["fire.reset"] = doors.fire.reset_request
+        control[DoorOp.FIRE_RESET] = doors.fire.reset_request
     return Wired(doors, doors.work, control, retuner=retune.retuner(doors))

@@ -5,3 +5,13 @@ whoever subscribes, device faults journaled; `DeviceCommands`: any command a pro
 point read now); `cli` is `edge device command|read|show`, which the daemon never imports. Not to be
 confused with edge/bus.py, the in-process bus of journaled events.
 """
+
+from enum import StrEnum
+
+
+class DeviceOp(StrEnum):
+    """The field bus's operations on the control socket: served by the gateway (devices.py's
+    DeviceCommands), asked by cli.py; device.command also as a signed cloud command."""
+
+    COMMAND = "device.command"
+    READ = "device.read"

@@ -19,6 +19,7 @@ from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 from typing import Any
 
 from edge import cli_config
+from edge.fieldbus import DeviceOp
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -67,7 +68,7 @@ def _command(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
-    request = {"op": "device.command", "device": args.device, "command": args.command, "value": args.arg,
+    request = {"op": DeviceOp.COMMAND, "device": args.device, "command": args.command, "value": args.arg,
                "operator": args.operator or getpass.getuser(), "reason": args.reason}
     return control.command("edge device command", config, request,
                            lambda answer: f"{args.device} {args.command}: {answer.get('outcome', 'done')}")
@@ -79,7 +80,7 @@ def _read(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
-    request = {"op": "device.read", "device": args.device, "points": ",".join(args.points) or None}
+    request = {"op": DeviceOp.READ, "device": args.device, "points": ",".join(args.points) or None}
     try:
         answer = control.ask(control.socket_path(config), request)
     except control.DaemonUnavailable as error:

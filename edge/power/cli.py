@@ -17,6 +17,7 @@ import time
 from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 
 from edge import cli_config
+from edge.power.feature import PowerOp
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -79,6 +80,6 @@ def _breaker_close(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
-    request = {"op": "breaker.close", "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
+    request = {"op": PowerOp.BREAKER_CLOSE, "circuit": args.circuit, "operator": args.operator, "reason": args.reason}
     return control.command("edge breaker close", config, request,
                            lambda answer: f"breaker of circuit {args.circuit} closed and confirmed")

@@ -5,8 +5,9 @@ what power adds is the technician's and the cloud's re-close, which checks a cir
 from __future__ import annotations
 
 from edge.feature import Site, Wired
+from edge.power.feature import PowerOp
 
 
 def wire(site: Site) -> Wired:
     assert site.field is not None, "circuits are wired with the field points"
-    return Wired(site.field, control={"breaker.close": site.field.reclose})
+    return Wired(site.field, control={PowerOp.BREAKER_CLOSE: site.field.reclose})

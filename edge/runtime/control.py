@@ -21,6 +21,7 @@ import re
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from enum import StrEnum
 from os import EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,6 +39,13 @@ MAX_FIELDS = 24
 MAX_TEXT = 500  # a reason, an operator id, a door name: what a person types, journaled as it came
 READ_WITHIN_S = 5.0
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class GatewayOp(StrEnum):
+    """The daemon's own operations (edge/gateway.py serves them); a feature declares its own in
+    its feature.py (DoorOp, PowerOp, ...), edge/fieldbus its DeviceOp."""
+
+    CONFIG_RELOAD = "config.reload"
 
 
 def socket_places(config: BuildingConfig) -> list[Path]:
@@ -147,7 +155,7 @@ class ControlServer:
     def __init__(self, path: Path | Sequence[Path], handlers: Mapping[str, Handler]) -> None:
         self.places = [path] if isinstance(path, Path) else list(path)
         self.path = self.places[0]
-        self.handlers = dict(handlers)
+        self.handlers = {str(op): handler for op, handler in handlers.items()}  # the wire's names, not the features' enums
 
     async def _listen(self, path: Path) -> asyncio.AbstractServer:
         path.parent.mkdir(parents=True, exist_ok=True)

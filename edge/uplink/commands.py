@@ -46,7 +46,7 @@ class CommandTable:
         """Add a handler: `await handler(args) -> detail`; raise CommandFailed to say no."""
         if name in self._handlers:
             raise ValueError(f"command {name!r} already has a handler")
-        self._handlers[name] = handler
+        self._handlers[str(name)] = handler  # the wire's name, whichever feature's enum gave it
 
     @property
     def names(self) -> list[str]:

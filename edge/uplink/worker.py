@@ -38,6 +38,7 @@ from edge.runtime.supervisor import Backoff
 from edge.uplink.commands import CommandTable
 from edge.uplink.cursor import SyncCursor
 from edge.uplink.downlink import Downlink
+from edge.uplink.feature import UplinkCommand
 from edge.uplink.mqtt import BrokerSettings, Connection, ConnectionLost, Will
 from edge.uplink.push import Batching, Pusher
 from edge.uplink.replay import NonceBook
@@ -104,11 +105,11 @@ class Uplink:
         self.cursor = SyncCursor(state, journal)  # on a refusing disk: in memory, and says so
         self.nonces = NonceBook(state)
         self.commands = commands or CommandTable()
-        self.commands.register("status.snapshot", self._status_snapshot)
-        self.commands.register("state", self._state)
+        self.commands.register(UplinkCommand.STATUS_SNAPSHOT, self._status_snapshot)
+        self.commands.register(UplinkCommand.STATE, self._state)
         self.config_apply = config_apply  # the fleet's config.apply and config.get (edge/config_apply.py)
         if config_apply is not None:
-            self.commands.register("config.get", config_apply.get)
+            self.commands.register(UplinkCommand.CONFIG_GET, config_apply.get)
         self.pusher = Pusher(
             journal, self.cursor, self.topics,
             Batching(uplink.batch_events, uplink.batch_ms / 1000, uplink.batch_bytes, uplink.bandwidth_bytes_per_s),

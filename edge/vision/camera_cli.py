@@ -20,6 +20,7 @@ from os import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT  # sysexits codes
 from pathlib import Path
 
 from edge import cli_config
+from edge.vision.feature import VisionOp
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -95,7 +96,7 @@ def _release(args: argparse.Namespace) -> int:
     config = cli_config.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
-    request = {"op": "elevator.release", "elevator": args.elevator, "operator": args.operator, "reason": args.reason}
+    request = {"op": VisionOp.ELEVATOR_RELEASE, "elevator": args.elevator, "operator": args.operator, "reason": args.reason}
 
     def done(answer: dict) -> str:
         held = [r["elevator"] or r["camera"] for r in answer.get("released", []) if r.get("was_holding")]
@@ -127,7 +128,7 @@ def _review(args: argparse.Namespace) -> int:
     if not args.operator or not (args.confirm or args.deny):
         print("edge elevator review: a review needs --operator and --confirm or --deny SEEN", file=sys.stderr)
         return 2
-    request = {"op": "elevator.review", "elevator": args.elevator, "hold": args.hold, "operator": args.operator, "via": "cli",
+    request = {"op": VisionOp.ELEVATOR_REVIEW, "elevator": args.elevator, "hold": args.hold, "operator": args.operator, "via": "cli",
                "outcome": "confirm" if args.confirm else "deny", "seen": "ebike" if args.confirm else args.deny}
 
     def done(answer: dict) -> str:

@@ -23,6 +23,7 @@ from edge.runtime.supervisor import Work
 from edge.vision.detection import Detector
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import verdict
+from edge.vision.feature import VisionOp
 from edge.vision.settings import Camera
 
 log = structlog.get_logger("edge.vision")
@@ -89,7 +90,7 @@ def assemble_vision(config: BuildingConfig, journal: Journal, fieldbus: FieldBus
         return await review_request(guards, request)
 
     work: dict[str, Work] = {f"camera:{name}": guard.run for name, guard in guards.items()}
-    return Vision(guards, work, {"elevator.release": release, "elevator.review": reviewed}, wire)
+    return Vision(guards, work, {VisionOp.ELEVATOR_RELEASE: release, VisionOp.ELEVATOR_REVIEW: reviewed}, wire)
 
 
 async def review_request(guards: dict[str, ElevatorGuard], request: dict[str, Any]) -> dict[str, Any]:
