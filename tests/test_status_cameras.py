@@ -20,22 +20,22 @@ from edge.status.view import BuildingView
 from status_rig import fetch, until
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, write_clip
 from vision_rig import camera_event
-from conftest import MINIMAL_FORMAT, Daemon, edge
+from conftest import Daemon, building, edge
 
 pytestmark = pytest.mark.timeout(180)
 
-BUILDING = MINIMAL_FORMAT + """http: {{port: 0}}
-"""  # the building both configs share; their cameras follow
+COLLECT = {"enabled": True, "every_s": 5, "cap_mb": 1}
 
-CONFIG = BUILDING + """cameras:
-  - name: lift-1-cam
-    elevator: lift-1
-    source: {clip}
-    analysis_fps: 5
-    stall_s: 1
-    region: [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]
-    collect: {{enabled: true, every_s: 5, cap_mb: 1}}
-"""
+
+def lift_cameras(*cameras: dict) -> dict:
+    """The building (its page on a free port) with `cameras`."""
+    return building({"http": {"port": 0}, "cameras": list(cameras)})
+
+
+def lift_1(clip: Path) -> dict:
+    """Lift 1's camera on `clip`, watching the car's floor and collecting frames."""
+    return {"name": "lift-1-cam", "elevator": "lift-1", "source": str(clip), "analysis_fps": 5, "stall_s": 1,
+            "region": [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]], "collect": COLLECT}
 
 
 def _camera_line(output: str) -> str:
@@ -51,7 +51,7 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
     need_shared()
     frames = [EBIKE / EMPTY_CAR] * 100 + labelled("person", 1) * 100  # 20 s at 10 fps
     clip = write_clip(tmp_path / "car.avi", frames, (320, 180), fps=10.0)
-    config_path = write_config(CONFIG.format(clip=clip))
+    config_path = write_config(lift_cameras(lift_1(clip)))
     config = load(config_path)
 
     def kinds() -> list[str]:
@@ -95,19 +95,6 @@ def test_status_shows_the_camera_mode_reason_stream_and_frame_age_with_and_witho
     asyncio.run(scenario())
 
 
-METRICS_CONFIG = BUILDING + """cameras:
-  - name: lift-1-cam
-    elevator: lift-1
-    source: {clip}
-    model: {model}
-    analysis_fps: 4
-    stall_s: 2
-  - name: lift-2-cam
-    elevator: lift-2
-    source: {missing}
-    stall_s: 1
-    collect: {{enabled: true, every_s: 5, cap_mb: 1}}
-"""
 
 
 def _cameras(text: str) -> dict[tuple[str, str], dict[str, float]]:
@@ -144,8 +131,10 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
     people = labelled("person", 6)
     frames = [EBIKE / EMPTY_CAR if n % 2 == 0 else people[n // 2 % len(people)] for n in range(120)]  # 60 s at 10 fps
     clip = write_clip(tmp_path / "car.avi", frames, (320, 180), fps=10.0, repeat=5)
-    config_path = write_config(METRICS_CONFIG.format(
-        clip=clip, model=building_dir / "state" / "models" / "yolox_nano" / "manifest.yaml", missing=tmp_path / "unplugged.avi"))
+    model = building_dir / "state" / "models" / "yolox_nano" / "manifest.yaml"
+    config_path = write_config(lift_cameras(
+        {"name": "lift-1-cam", "elevator": "lift-1", "source": str(clip), "model": str(model), "analysis_fps": 4, "stall_s": 2},
+        {"name": "lift-2-cam", "elevator": "lift-2", "source": str(tmp_path / "unplugged.avi"), "stall_s": 1, "collect": COLLECT}))
     endpoint = building_dir / "state" / "http.json"
 
     async def scrape() -> str:
@@ -213,7 +202,7 @@ def test_metrics_show_each_camera_stream_frames_model_time_and_mode_from_a_real_
 
 
 def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
-    config = load(write_config(CONFIG.format(clip=tmp_path / "car.avi")))
+    config = load(write_config(lift_cameras(lift_1(tmp_path / "car.avi"))))
     view = BuildingView(config)
     assert "the guard has not started" in render(config, {**view.snapshot(2_000), "source": "journal", "journal": {}})
 
@@ -239,7 +228,7 @@ def test_the_view_folds_mode_faults_and_a_new_run(write_config, tmp_path):
 
 
 def test_a_held_car_is_an_active_alarm_until_its_release_and_a_would_hold_is_shown(write_config, tmp_path):
-    config = load(write_config(CONFIG.format(clip=tmp_path / "car.avi")))
+    config = load(write_config(lift_cameras(lift_1(tmp_path / "car.avi"))))
     view = BuildingView(config)
 
     def seen() -> tuple[dict, list, str]:
@@ -270,11 +259,8 @@ def test_a_held_car_is_an_active_alarm_until_its_release_and_a_would_hold_is_sho
 def test_doctor_grabs_a_frame_from_each_camera_and_names_the_one_that_gives_none(write_config, tmp_path):
     need_shared()
     clip = write_clip(tmp_path / "car.avi", [EBIKE / EMPTY_CAR] * 10, (320, 180), fps=10.0)
-    text = CONFIG.format(clip=clip) + f"""  - name: lift-2-cam
-    elevator: lift-2
-    source: {tmp_path / 'unplugged.avi'}
-"""
-    result = edge("doctor", "--config", str(write_config(text)))
+    cameras = lift_cameras(lift_1(clip), {"name": "lift-2-cam", "elevator": "lift-2", "source": str(tmp_path / "unplugged.avi")})
+    result = edge("doctor", "--config", str(write_config(cameras)))
     assert result.returncode == 1, result.stdout  # lift-2's camera gives nothing
     lines = result.stdout.splitlines()
     good = next(line for line in lines if "camera lift-1-cam" in line)
