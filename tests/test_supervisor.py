@@ -75,8 +75,7 @@ def test_a_worker_that_ran_long_enough_restarts_from_the_shortest_delay(tmp_path
             raise RuntimeError("device answered garbage")
 
         supervisor.start("meter-2", sometimes_stable)
-        while runs < 6:
-            await asyncio.sleep(0.01)
+        await until(lambda: runs >= 6, 20, "six runs", every_s=0.01)
         await supervisor.stop()
         await journal.close()
 
@@ -106,13 +105,9 @@ def test_a_wake_while_the_worker_runs_restarts_it_right_after_its_next_failure_o
         await asyncio.sleep(0)
         woken = supervisor.wake("reader:front"), supervisor.wake("reader:front"), supervisor.wake("reader:nobody")
         fail.set()
-        async with asyncio.timeout(10):  # far inside the 30-60 s backoff
-            while attempts < 2:
-                await asyncio.sleep(0.01)
+        await until(lambda: attempts >= 2, 10, "the woken restart", every_s=0.01)  # far inside the 30-60 s backoff
         fail.set()  # the second failure: no wake left, so the backoff holds it
-        async with asyncio.timeout(10):
-            while supervisor.failures["reader:front"] < 2:
-                await asyncio.sleep(0.01)
+        await until(lambda: supervisor.failures["reader:front"] >= 2, 10, "the second failure counted", every_s=0.01)
         after = attempts  # counted as it entered the backoff: only a wake could restart it now
         await supervisor.stop()
         await journal.close()
