@@ -39,6 +39,11 @@ class Detection:
     score: float
     box: tuple[float, float, float, float]
 
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        """Pickled as a constructor call: the vision worker sends every detection of every frame,
+        and a slots dataclass's own pickling (__getstate__/__setstate__ in Python) costs more."""
+        return Detection, (self.cls, self.score, self.box)
+
 
 class Detector(Protocol):
     """A loaded model: one BGR uint8 frame (H, W, 3) in, detections above its thresholds out.
