@@ -24,9 +24,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from edge import problem_lines, yaml_source
-from edge.config import ConfigProblem
-from edge.settings import Name, PointRef, Strict  # Strict: a misspelt expectation must never silently pass
+from edge.config import problem_lines
+from edge.config import yaml_source
+from edge.config.building import ConfigProblem
+from edge.uplink.commands import CommandOutcome
+from edge.config.settings import Name, PointRef, Strict  # Strict: a misspelt expectation must never silently pass
 
 Value = Union[bool, float]
 
@@ -162,7 +164,7 @@ class CloudCommand(Strict):
 
     cloud_command: str = Field(min_length=1)
     args: dict[str, Any] = Field(default_factory=dict)
-    outcome: Literal["done", "failed", "unknown_command"] = "done"
+    outcome: CommandOutcome = CommandOutcome.DONE
     within_ms: int = Field(10_000, gt=0, le=600_000)
 
 
