@@ -24,11 +24,10 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from edge.config import problem_lines
-from edge.config import yaml_source
-from edge.config.building import ConfigProblem
+from edge import problem_lines, yaml_source
+from edge.config import ConfigProblem
 from edge.uplink.commands import CommandOutcome
-from edge.config.settings import Name, PointRef, Strict  # Strict: a misspelt expectation must never silently pass
+from edge.settings import Name, PointRef, Strict  # Strict: a misspelt expectation must never silently pass
 
 Value = Union[bool, float]
 
