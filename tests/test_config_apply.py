@@ -1,4 +1,4 @@
-"""A building config from the fleet (edge/config_apply.py): `edge-fleet config push` against a real
+"""A building config from the fleet (edge/config/apply.py): `edge-fleet config push` against a real
 mosquitto and `edge run` as a subprocess. A signed valid file is applied, answered and kept after its
 watch; unsigned, badly signed, oversized and invalid pushes change nothing; a signed file that breaks
 the building (a reader on a port that is not there: /healthz 503) is rolled back by the gateway on
@@ -18,15 +18,15 @@ from pathlib import Path
 import paho.mqtt.client as paho
 import pytest
 
-from edge.config import load
-from edge.config_files import ConfigFiles, Watch, at_start, digest_of, note_clean_stop
+from edge.config.building import load
+from edge.config.files import ConfigFiles, Watch, at_start, digest_of, note_clean_stop
 from edge.fleet import keys
 from edge.hil.broker import Broker
 from edge.hil.waiting import until_sync
 from edge.journal import EventQuery, read_events
 from edge.uplink.signing import DownlinkKind, Envelope, seal
 
-from conftest import MINIMAL, Daemon
+from conftest import MINIMAL, Daemon, as_yaml, building
 
 B = "test-house"
 MQTT_PASSWORD = "mqtt-" + secrets.token_hex(12)
@@ -36,19 +36,15 @@ def fleet(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str
     return subprocess.run([sys.executable, "-m", "edge.fleet.cli", *args], capture_output=True, text=True, timeout=timeout_s)
 
 
-def building_text(port: int, public: Path, name: str = "", extra: str = "") -> str:
-    return MINIMAL.lstrip("\n").replace("  timezone", (f"  name: {name}\n" if name else "") + "  timezone") + f"""
-uplink:
-  enabled: true
-  host: 127.0.0.1
-  port: {port}
-  batch_ms: 10
-  keepalive_s: 5
-  username: edge
-  password: {{file: secrets/mqtt.pass}}
-  cloud_public_key: {public}
-http: {{port: 0}}
-{extra}"""
+def building_text(port: int, public: Path, name: str = "", extra: dict | None = None, http: dict | None = None) -> str:
+    """The file the fleet pushes: the building (`name`d if given) with its uplink to the mosquitto at
+    `port` as user edge, the cloud's key `public`, `http` (a free port without), `extra` merged in."""
+    house = building({"uplink": {"enabled": True, "host": "127.0.0.1", "port": port, "batch_ms": 10, "keepalive_s": 5, "username": "edge",
+                                 "password": {"file": "secrets/mqtt.pass"}, "cloud_public_key": str(public)},
+                      "http": http or {"port": 0}}, extra or {})
+    if name:
+        house["building"] = {"id": house["building"]["id"], "name": name} | house["building"]
+    return as_yaml(house)
 
 
 class Site(Daemon):
@@ -166,7 +162,7 @@ def test_unsigned_badly_signed_oversized_and_invalid_pushes_change_nothing(site,
     assert "a building config is at most" in refused_big.stderr
 
     invalid = tmp_path / "invalid.yaml"
-    invalid.write_text(text.replace("port: 0", "port: seventy") + "readers:\n  - {name: r1, protocol: em4100}\n")
+    invalid.write_text(building_text(broker.port, public, name="Changed By A Stranger", http={"port": "seventy"}, extra={"readers": [{"name": "r1", "protocol": "em4100"}]}))
     refused = fleet(*base, "config", "push", B, str(invalid), "--version", "11")
     assert refused.returncode == 1
     detail = results(refused.stdout)[0]["detail"]
@@ -186,9 +182,9 @@ def test_a_signed_config_that_breaks_the_building_is_rolled_back_by_the_gateway(
     daemon, broker, base, private, public = site
     original = daemon.config.read_bytes()
     broken = tmp_path / "broken.yaml"
-    broken.write_text(building_text(broker.port, public, extra=(
-        f"readers:\n  - {{name: lobby-reader, protocol: em4100, port: {tmp_path / 'no-such-tty'}}}\n"
-        "doors:\n  - {name: lobby, readers: [lobby-reader]}\n")))
+    broken.write_text(building_text(broker.port, public, extra={
+        "readers": [{"name": "lobby-reader", "protocol": "em4100", "port": str(tmp_path / "no-such-tty")}],
+        "doors": [{"name": "lobby", "readers": ["lobby-reader"]}]}))
 
     done = fleet(*base, "config", "push", B, str(broken), "--watch-s", "8")
     assert done.returncode == 1, (done.stdout, done.stderr, daemon.log.read_text()[-3000:])
@@ -234,7 +230,7 @@ def test_a_signed_config_that_cuts_the_building_off_the_fleet_is_rolled_back_wit
     with Broker() as elsewhere:  # a broker the building can reach, and the fleet never listens on
         pass
     lost = tmp_path / "lost.yaml"
-    lost.write_text(building_text(elsewhere.port, public).replace("http: {port: 0}", "http: {enabled: false}"))
+    lost.write_text(building_text(elsewhere.port, public, http={"enabled": False}))
 
     done = fleet(*base, "config", "push", B, str(lost), "--watch-s", "6")
     assert done.returncode == 1, (done.stdout, done.stderr, daemon.log.read_text()[-3000:])
@@ -246,14 +242,10 @@ def test_a_signed_config_that_cuts_the_building_off_the_fleet_is_rolled_back_wit
 
 
 def test_config_get_shows_a_secret_by_its_reference_and_withholds_any_field_named_like_one(building_dir, write_config, monkeypatch):
-    from edge.config_apply import public_view
+    from edge.config.apply import public_view
 
     monkeypatch.setenv("EDGE_TEST_MQTT_PASSWORD", "hunter2-" + secrets.token_hex(8))
-    config = load(write_config(MINIMAL + """
-uplink:
-  username: edge
-  password: {env: EDGE_TEST_MQTT_PASSWORD}
-"""))
+    config = load(write_config(building({"uplink": {"username": "edge", "password": {"env": "EDGE_TEST_MQTT_PASSWORD"}}})))
     shown = public_view(config)
     assert shown["uplink"]["password"] == {"env": "EDGE_TEST_MQTT_PASSWORD"}
     assert shown["building"]["secret"] == {"file": str(building_dir / "secrets" / "building.key")}
@@ -290,10 +282,10 @@ def test_a_daemon_that_keeps_falling_over_after_an_apply_is_rolled_back_by_edge_
 
 
 def test_a_config_under_watch_that_does_not_start_is_rolled_back_at_once_not_left_exiting_78(building_dir, write_config):
-    good = write_config(MINIMAL)
+    good = write_config(building())
     files = ConfigFiles(good)
     files.previous.write_bytes(good.read_bytes())
-    good.write_text(MINIMAL + "  building_secret_typo: true\n")  # valid when applied, say; not now
+    good.write_text(MINIMAL + "  building_secret_typo: true\n")  # valid when applied, say; not now (text: a file that does not read)
     Watch(version=4, nonce="n" * 32, digest=digest_of(good.read_bytes()), previous_digest=digest_of(files.previous.read_bytes()),
           watch_s=120, deadline_at=time.time() + 120, restart=True).write(files.watch)
     log = building_dir / "daemon.log"

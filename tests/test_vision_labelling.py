@@ -15,24 +15,17 @@ from pathlib import Path
 import pytest
 
 from edge import cli
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.events import Event, Priority
 from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, Journal, read_events
 from edge.status.server import StatusServer
 from status_rig import served_url
 from vision_media import EBIKE, labelled, need_shared
+from vision_rig import page_camera
 
 SECRET = "page-token-label-1"
 OBSERVED = "1765100000009-ebike_observed.jpg"  # the newest
-
-
-def building(write_config, tmp_path: Path, token: bool):
-    (tmp_path / "secrets" / "page.key").write_text(SECRET)
-    text = ("building:\n  id: test-house\n  timezone: Asia/Shanghai\n  secret: {file: secrets/building.key}\nstate_dir: state\n"
-            + ("http: {port: 0, token: {file: secrets/page.key}}\n" if token else "http: {port: 0}\n")
-            + "cameras:\n  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}\n")
-    return write_config(text)
 
 
 def frames_on_disk(state: Path) -> list[str]:
@@ -72,7 +65,7 @@ async def serve(config, token: bool, work):
 
 
 def test_frames_are_listed_labelled_with_the_token_journaled_and_exported(write_config, tmp_path, capsys):
-    path = building(write_config, tmp_path, token=True)
+    path = page_camera(write_config, tmp_path, SECRET, token=True)
     config = building_config.load(path)
     names = frames_on_disk(config.state_path)
 
@@ -132,7 +125,7 @@ def test_frames_are_listed_labelled_with_the_token_journaled_and_exported(write_
 
 
 def test_without_a_token_the_page_lists_frames_but_never_writes_a_label(write_config, tmp_path):
-    config = building_config.load(building(write_config, tmp_path, token=False))
+    config = building_config.load(page_camera(write_config, tmp_path, SECRET, token=False))
     names = frames_on_disk(config.state_path)
 
     async def work(session, url):
@@ -157,7 +150,7 @@ def test_an_operator_labels_a_frame_with_one_key_in_chromium(write_config, tmp_p
 
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (./dev installs it)")
-    config = building_config.load(building(write_config, tmp_path, token=True))
+    config = building_config.load(page_camera(write_config, tmp_path, SECRET, token=True))
     frames_on_disk(config.state_path)
 
     async def work(session, url):

@@ -14,28 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge import cli
 from edge.vision.kinds import VisionKind
 from edge.vision.qualification import file_sha256, verdict
 from edge.vision.settings import Camera
 from tests.vision_data import EBIKE, MANIFESTS, MODELS, need
-from conftest import MINIMAL_FORMAT
+from conftest import building
 from vision_media import EMPTY_CAR, labelled, write_clip
-from vision_rig import camera_event, site_model
+from vision_rig import FLOOR, camera_event, lift_camera, lift_io, site_model
 
 YOLOX = MANIFESTS / "yolox_nano.yaml"
-BUILDING = MINIMAL_FORMAT + """buses:
-  - {{name: rs485-1, type: tcp, host: 127.0.0.1, port: 5020}}
-devices:
-  - {{name: io-lift, bus: rs485-1, address: 9, profile: generic-dio8}}
-cameras:
-  - name: lift-1-cam
-    elevator: lift-1
-    source: /dev/null
-    model: {model}
-    region: [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]
-"""
+
+
+def reasons_building(model: Path, **camera) -> dict:
+    """Lift 1's camera (on /dev/null) with `model` over the car's floor, `camera` more of its settings,
+    beside the lift's IO module."""
+    return building(lift_io(), {"cameras": [lift_camera("/dev/null", model=str(model), region=[list(corner) for corner in FLOOR], **camera)]})
 
 
 def installed_base_model(folder: Path) -> Path:
@@ -92,8 +87,8 @@ def test_eval_names_the_hold_class_the_base_model_cannot_output_and_its_report_q
 
 def test_status_and_doctor_list_every_reason_the_guard_is_not_holding(tmp_path, write_config, capsys):
     model = installed_base_model(tmp_path / "models" / "yolox_nano")
-    path = write_config(BUILDING.format(model=model) + "    hold: {device: io-lift, hold: release_7, resume: secure_7}\n"
-                        "    qualification: {report: eval.json, min_ebike_frames: 300, min_negative_frames: 300}\n")
+    path = write_config(reasons_building(model, hold={"device": "io-lift", "hold": "release_7", "resume": "secure_7"},
+                                         qualification={"report": "eval.json", "min_ebike_frames": 300, "min_negative_frames": 300}))
     report = path.parent / "eval.json"
     report.write_text(json.dumps({"manifest_sha256": file_sha256(model), "hold_classes": ["ebike"], "cannot_output": [],
                                   "ebike_recall": {"k": 11, "n": 12, "rate": 0.917}, "false_hold_rate": {"k": 3, "n": 40, "rate": 0.075}}))
@@ -118,7 +113,7 @@ def test_status_and_doctor_list_every_reason_the_guard_is_not_holding(tmp_path, 
     assert not guard.passed and "3 reason(s)" in guard.found and "label 288 more" in guard.found  # a relay is wired: it should hold
 
     # without a relay the camera observes by design: the doctor lists why and passes it
-    path.write_text(path.read_text().replace("    hold: {device: io-lift, hold: release_7, resume: secure_7}\n", ""))
+    write_config(reasons_building(model, qualification={"report": "eval.json", "min_ebike_frames": 300, "min_negative_frames": 300}))
     guard = {r.check: r for r in doctor.check_guards(building_config.load(path))}["guard lift-1-cam"]
     assert guard.passed and "no hold relay is configured" in guard.found and "OBSERVE" in guard.found
 
@@ -126,7 +121,7 @@ def test_status_and_doctor_list_every_reason_the_guard_is_not_holding(tmp_path, 
 def test_the_page_view_keeps_every_reason_a_camera_gave_at_start(write_config, tmp_path):
     from edge.status.view import BuildingView
 
-    config = building_config.load(write_config(BUILDING.format(model=tmp_path / "m.yaml")))
+    config = building_config.load(write_config(reasons_building(tmp_path / "m.yaml")))
     view = BuildingView(config)
     reasons = ["no hold relay is configured", "the model cannot output ebike: its class map has bicycle, motorcycle, person"]
     view.apply(camera_event(1, VisionKind.VISION_MODE, {"mode": "observe", "reason": "; ".join(reasons), "reasons": reasons}))

@@ -14,24 +14,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.cli import main
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.replay import REGION_COLOUR, replay
-from conftest import MINIMAL_FORMAT
+from conftest import building
 from vision_media import EBIKE, EMPTY_CAR, MODELS, labelled, need_shared, read, write_clip
+from vision_rig import lift_camera
 
 MANIFEST = Path(__file__).resolve().parent.parent / "models" / "yolox_nano.yaml"
 SIZE = (640, 360)
 REGION = [(0.1, 0.5), (0.9, 0.5), (0.9, 1.0), (0.1, 1.0)]
-CONFIG = MINIMAL_FORMAT + """cameras:
-  - name: lift-1-cam
-    elevator: lift-1
-    source: {clip}
-    analysis_fps: 5
-    model: {model}
-    region: [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]
-"""
+
+
+def replay_building(clip: Path, model: Path = MANIFEST) -> dict:
+    """Lift 1's camera on `clip`, analysed at 5 fps with `model` over the car's floor."""
+    return building({"cameras": [lift_camera(clip, analysis_fps=5, model=str(model), region=[list(corner) for corner in REGION])]})
 
 
 def frames_of(path: Path) -> list[np.ndarray]:
@@ -61,7 +59,7 @@ def clip(tmp_path: Path) -> Path:
 def test_replay_writes_the_annotated_clip_with_the_real_base_model(tmp_path, write_config, clip, capsys):
     if not MANIFEST.is_file() or not (MODELS / "yolox_nano.onnx").is_file():
         pytest.skip(f"{MANIFEST} or {MODELS / 'yolox_nano.onnx'} is absent: the replay test needs the real base model")
-    config = write_config(CONFIG.format(clip=clip, model=MANIFEST))
+    config = write_config(replay_building(clip))
     out = tmp_path / "annotated.mp4"
 
     code = main(["vision", "replay", "--config", str(config), "--source", str(clip), "--out", str(out),
@@ -112,7 +110,7 @@ def _thumb(image: np.ndarray) -> np.ndarray:
 
 
 def test_replay_counts_the_confirmations_and_holds_the_guard_would_make(tmp_path, write_config, clip):
-    config = building_config.load(write_config(CONFIG.format(clip=clip, model=MANIFEST)))
+    config = building_config.load(write_config(replay_building(clip)))
     camera = config.cameras[0].model_copy(update={"leave_s": 1.0})
     detector = EbikeFrames(labelled("ebike", 1)[0])
 
@@ -126,7 +124,7 @@ def test_replay_counts_the_confirmations_and_holds_the_guard_would_make(tmp_path
 
 
 def test_replay_refuses_a_missing_clip_and_an_unwritable_out(tmp_path, write_config, capsys):
-    config = write_config(CONFIG.format(clip=tmp_path / "none.avi", model=MANIFEST))
+    config = write_config(replay_building(tmp_path / "none.avi"))
 
     assert main(["vision", "replay", "--config", str(config), "--source", str(tmp_path / "none.avi"), "--out", str(tmp_path / "a.mp4")]) == 66
     assert "no clip" in capsys.readouterr().err
@@ -135,7 +133,7 @@ def test_replay_refuses_a_missing_clip_and_an_unwritable_out(tmp_path, write_con
 def test_replay_refuses_a_file_that_is_no_video_and_an_out_it_cannot_write(tmp_path, write_config, clip, capsys):
     if not (MODELS / "yolox_nano.onnx").is_file():
         pytest.skip(f"{MODELS / 'yolox_nano.onnx'} is absent: the replay test needs the real base model")
-    config = write_config(CONFIG.format(clip=clip, model=MANIFEST))
+    config = write_config(replay_building(clip))
     base = ["vision", "replay", "--config", str(config), "--model-file", str(MODELS / "yolox_nano.onnx")]
     text = tmp_path / "notes.avi"
     text.write_text("not a video")

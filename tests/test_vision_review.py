@@ -14,13 +14,15 @@ import json
 import pytest
 
 from edge.conditions import all_rules
+from edge.hil import waiting
 from edge.vision.kinds import KINDS as VISION_KINDS, VisionKind
 from edge.vision import review
 from edge.vision.evaluation import wilson
 from edge.vision.qualification import file_sha256, verdict
 from edge.vision.wiring import review_request
 from status_rig import served_url
-from vision_rig import Rig, camera, pending_hold, review_guard, site_model
+from conftest import building, in_background
+from vision_rig import Rig, camera, lift_camera, page_camera, pending_hold, review_guard, site_model
 from vision_media import write_clip
 
 SIZE = (320, 180)
@@ -128,42 +130,36 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
     token the review is journaled with who and `via: page`; without a token the page is read-only."""
     import aiohttp
 
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.journal import EventQuery, Journal, read_events
     from edge.status.server import StatusServer
 
     secret = "page-token-7f3a"
-    (tmp_path / "secrets" / "page.key").write_text(secret)
-    text = ("building:\n  id: test-house\n  timezone: Asia/Shanghai\n  secret: {file: secrets/building.key}\nstate_dir: state\n"
-            + ("http: {port: 0, token: {file: secrets/page.key}}\n" if token else "http: {port: 0}\n")
-            + "cameras:\n  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}\n")
-    config = building_config.load(write_config(text))
+    config = building_config.load(page_camera(write_config, tmp_path, secret, token))
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
         guard = review_guard(journal, config)
         hold = await pending_hold(journal, guard)
         server = StatusServer(config, journal, cameras={"lift-1-cam": guard})
-        running = asyncio.create_task(server.run())
         try:
-            url = await served_url(config, running)
-            headers = {"Authorization": f"Bearer {secret}"} if token else {}
-            body = {"hold": hold, "outcome": "deny", "seen": "bicycle", "operator": "manager-2"}
-            async with aiohttp.ClientSession(headers=headers) as session:
-                async with session.get(f"{url}api/status") as answer:
-                    status = await answer.json()
-                async with session.post(f"{url}api/cameras/lift-1-cam/review", json=body) as answer:
-                    code, said = answer.status, await answer.text()
-                async with session.post(f"{url}api/cameras/lift-1-cam/review", json=body) as answer:
-                    second = answer.status
-            if token:
-                async with aiohttp.ClientSession() as stranger:
-                    async with stranger.post(f"{url}api/cameras/lift-1-cam/review", json=body) as answer:
-                        assert answer.status == 401
-            return status, code, said, second, read_events(journal.path, EventQuery(limit=None))
+            async with in_background(server.run()) as running:
+                url = await served_url(config, running)
+                headers = {"Authorization": f"Bearer {secret}"} if token else {}
+                body = {"hold": hold, "outcome": "deny", "seen": "bicycle", "operator": "manager-2"}
+                async with aiohttp.ClientSession(headers=headers) as session:
+                    async with session.get(f"{url}api/status") as answer:
+                        status = await answer.json()
+                    async with session.post(f"{url}api/cameras/lift-1-cam/review", json=body) as answer:
+                        code, said = answer.status, await answer.text()
+                    async with session.post(f"{url}api/cameras/lift-1-cam/review", json=body) as answer:
+                        second = answer.status
+                if token:
+                    async with aiohttp.ClientSession() as stranger:
+                        async with stranger.post(f"{url}api/cameras/lift-1-cam/review", json=body) as answer:
+                            assert answer.status == 401
+                return status, code, said, second, read_events(journal.path, EventQuery(limit=None))
         finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
             await journal.close()
 
     status, code, said, second, events = asyncio.run(scenario())
@@ -180,13 +176,12 @@ def test_the_page_reviews_a_hold_only_with_its_token_and_journals_who(write_conf
 def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_through_the_daemons_socket(write_config, tmp_path, capsys):
     """The CLI as a technician runs it, against the control socket the daemon serves (its handlers as
     assembled by edge.vision.wiring): listing needs no daemon, a review goes through it."""
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.cli import main
     from edge.runtime.control import ControlServer, socket_places
     from edge.journal import EventQuery, Journal, read_events
 
-    path = write_config("building:\n  id: test-house\n  timezone: Asia/Shanghai\n  secret: {file: secrets/building.key}\n"
-                        "state_dir: state\ncameras:\n  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}\n")
+    path = write_config(building({"cameras": [lift_camera("/dev/null")]}))
     config = building_config.load(path)
 
     async def scenario():
@@ -198,19 +193,16 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
         async def reviewed(request):
             return await review_request({"lift-1-cam": guard}, request)
 
-        server = asyncio.create_task(ControlServer(socket_places(config), {"elevator.review": reviewed}).run())
         try:
-            while not socket_places(config)[0].exists():
-                await asyncio.sleep(0.01)
-            listed = await asyncio.to_thread(main, ["elevator", "review", "-c", str(path)])
-            listing = capsys.readouterr().out
-            code = await asyncio.to_thread(main, ["elevator", "review", "-c", str(path), "--hold", str(hold),
-                                                  "--deny", "wheelchair", "--operator", "T-17"])
-            said = capsys.readouterr()
-            return hold, listed, listing, code, said, read_events(journal.path, EventQuery(limit=None))
+            async with in_background(ControlServer(socket_places(config), {"elevator.review": reviewed}).run()):
+                await waiting.until(lambda: socket_places(config)[0].exists(), 10, "the control socket", every_s=0.01)
+                listed = await asyncio.to_thread(main, ["elevator", "review", "-c", str(path)])
+                listing = capsys.readouterr().out
+                code = await asyncio.to_thread(main, ["elevator", "review", "-c", str(path), "--hold", str(hold),
+                                                      "--deny", "wheelchair", "--operator", "T-17"])
+                said = capsys.readouterr()
+                return hold, listed, listing, code, said, read_events(journal.path, EventQuery(limit=None))
         finally:
-            server.cancel()
-            await asyncio.gather(server, return_exceptions=True)
             await journal.close()
 
     hold, listed, listing, code, said, events = asyncio.run(scenario())
@@ -226,13 +218,12 @@ def test_edge_elevator_review_lists_the_holds_awaiting_review_and_denies_one_thr
 def test_the_clouds_elevator_review_command_runs_the_same_operation(write_config, tmp_path):
     """Every control operation is also a signed cloud command (edge/uplink/wiring.py): the cloud's
     elevator.review is the daemon's own, journaled with via cloud, and a refusal is a failed command."""
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.journal import EventQuery, Journal, read_events
     from edge.uplink.commands import CommandFailed
     from edge.uplink.wiring import as_command
 
-    config = building_config.load(write_config("building:\n  id: test-house\n  timezone: Asia/Shanghai\n"
-                                               "  secret: {file: secrets/building.key}\nstate_dir: state\n"))
+    config = building_config.load(write_config(building()))
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
@@ -262,7 +253,7 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
     from browser_rig import CHROMIUM, Chromium
     from status_rig import until
 
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.events import Event, Priority
     from edge.journal import EventQuery, Journal, read_events
     from edge.status.server import StatusServer
@@ -270,10 +261,7 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (./dev installs it)")
     secret = "page-token-review-2"
-    (tmp_path / "secrets" / "page.key").write_text(secret)
-    config = building_config.load(write_config(
-        "building:\n  id: test-house\n  timezone: Asia/Shanghai\n  secret: {file: secrets/building.key}\nstate_dir: state\n"
-        "http: {port: 0, token: {file: secrets/page.key}}\ncameras:\n  - {name: lift-1-cam, elevator: lift-1, source: /dev/null}\n"))
+    config = building_config.load(page_camera(write_config, tmp_path, secret, token=True))
 
     async def scenario():
         journal = await Journal.open(config.journal_path)
@@ -281,24 +269,22 @@ def test_a_manager_denies_a_hold_from_the_page_in_chromium(write_config, tmp_pat
         await journal.append(Event(VisionKind.VISION_MODE, Priority.FAULT, "lift-1-cam", {"mode": "hold", "reason": "qualified (test)"}))
         hold = await pending_hold(journal, guard)
         await journal.append(Event(VisionKind.ELEVATOR_RELEASED, Priority.ALARM, "lift-1-cam", {"reason": "left", "held_s": 9.0}))  # reviewed after
-        running = asyncio.create_task(StatusServer(config, journal, cameras={"lift-1-cam": guard}).run())
         try:
-            url = await served_url(config, running)
-            async with Chromium("about:blank") as browser:
-                await browser.send("Network.enable")
-                await browser.send("Network.setExtraHTTPHeaders", headers={"Authorization": f"Bearer {secret}"})
-                await browser.send("Page.navigate", url=url)
-                pram = f"document.querySelector('.review[data-hold=\"{hold}\"] button[data-seen=\"stroller\"]')"
-                await until(lambda: browser.evaluate(f"!!{pram}"), 30, "the hold's review buttons")
-                await browser.evaluate(f"localStorage.setItem('edge-operator', 'manager-2'); {pram}.click()")
-                await until(lambda: browser.evaluate(
-                    "document.querySelector('[data-camera=\"lift-1-cam\"]')?.dataset.state === 'observe mode'"), 20,
-                    "the camera shown back in observe mode")
-                shown = await browser.evaluate("document.querySelector('[data-camera=\"lift-1-cam\"]').textContent")
-            return hold, shown, read_events(journal.path, EventQuery(limit=None))
+            async with in_background(StatusServer(config, journal, cameras={"lift-1-cam": guard}).run()) as running:
+                url = await served_url(config, running)
+                async with Chromium("about:blank") as browser:
+                    await browser.send("Network.enable")
+                    await browser.send("Network.setExtraHTTPHeaders", headers={"Authorization": f"Bearer {secret}"})
+                    await browser.send("Page.navigate", url=url)
+                    pram = f"document.querySelector('.review[data-hold=\"{hold}\"] button[data-seen=\"stroller\"]')"
+                    await until(lambda: browser.evaluate(f"!!{pram}"), 30, "the hold's review buttons")
+                    await browser.evaluate(f"localStorage.setItem('edge-operator', 'manager-2'); {pram}.click()")
+                    await until(lambda: browser.evaluate(
+                        "document.querySelector('[data-camera=\"lift-1-cam\"]')?.dataset.state === 'observe mode'"), 20,
+                        "the camera shown back in observe mode")
+                    shown = await browser.evaluate("document.querySelector('[data-camera=\"lift-1-cam\"]').textContent")
+                return hold, shown, read_events(journal.path, EventQuery(limit=None))
         finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
             await journal.close()
 
     hold, shown, events = asyncio.run(scenario())

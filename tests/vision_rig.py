@@ -10,16 +10,39 @@ from pathlib import Path
 import numpy as np
 
 from edge.events import Priority, StoredEvent
+from edge.hil import waiting
 from edge.journal import EventQuery, Journal, read_events
 from edge.vision.detection import Detection, VisionClass
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import Verdict, file_sha256
 from edge.vision.settings import Camera
-from vision_media import read
+from conftest import building
+from vision_media import read, write_clip
 
 SIZE = (320, 180)
 ON_FLOOR = (100.0, 60.0, 220.0, 170.0)  # pixels of a 320x180 frame; stands on the lower half
 FLOOR = [(0.1, 0.5), (0.9, 0.5), (0.9, 1.0), (0.1, 1.0)]
+
+
+def lift_camera(source: Path | str, lift: int = 1, **more) -> dict:
+    """Lift `lift`'s camera (lift-N-cam) in a building's `cameras:` on the stream or clip `source`,
+    with `more` of its settings (region, model, hold, ...)."""
+    return {"name": f"lift-{lift}-cam", "elevator": f"lift-{lift}", "source": str(source), **more}
+
+
+def lift_io() -> dict:
+    """The lift's IO module io-lift (unit 9) whose relays hold and resume a car, on bus rs485-1 (a
+    config only loaded: nothing listens at its port)."""
+    return {"buses": [{"name": "rs485-1", "type": "tcp", "host": "127.0.0.1", "port": 5020}],
+            "devices": [{"name": "io-lift", "bus": "rs485-1", "address": 9, "profile": "generic-dio8"}]}
+
+
+def page_camera(write_config, folder: Path, secret: str, token: bool) -> Path:
+    """A building with lift 1's camera (on /dev/null) and its status page on a free port, guarded by the
+    token `secret` (secrets/page.key in `folder`) if `token`."""
+    (folder / "secrets" / "page.key").write_text(secret)
+    http = {"port": 0, "token": {"file": "secrets/page.key"}} if token else {"port": 0}
+    return write_config(building({"http": http, "cameras": [lift_camera("/dev/null")]}))
 
 
 class LabelledDetector:
@@ -108,8 +131,7 @@ class Rig:
 
     async def wait_for(self, kind: str, count: int = 1, timeout_s: float = 30.0, **body) -> list:
         """The journaled events of `kind` (with the given body values), once `count` are there."""
-        seq, deadline = 0, asyncio.get_running_loop().time() + timeout_s
-        while True:
+        async def journaled() -> list | None:
             ended = self.task.done()  # looked at before the journal: what it journaled before it ended is read below
             found = [e for e in await self.events() if e.kind == kind and all(e.body.get(k) == v for k, v in body.items())]
             if len(found) >= count:
@@ -117,21 +139,26 @@ class Rig:
             if ended:
                 self.task.result()  # the guard crashed: say how
                 raise AssertionError(f"the guard ended without journaling {count} {kind} {body or ''}")
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise AssertionError(f"within {timeout_s} s no {count} {kind} {body or ''} was journaled; got {[(e.kind, e.body) for e in await self.events()]}")
-            seq = self.journal.head_seq
-            await self.journal.wait_beyond(seq, min(remaining, 0.5))
+            await self.journal.wait_beyond(self.journal.head_seq, 0.5)  # the next commit, not a fixed sleep
+            return None
+
+        def missed() -> str:
+            got = [(e.kind, e.body) for e in read_events(self.journal.path, EventQuery(limit=None))]
+            return f"{count} {kind} {body or ''} journaled (got {got})"
+
+        return await waiting.until(journaled, timeout_s, missed, every_s=0)
+
+
+def visit(tmp_path: Path, media, after: int) -> tuple[Path, list[Path]]:
+    """The clip of an e-bike's visit (conftest's `media`): the empty car for 10 frames, the e-bike's
+    images 10 times over, the empty car for `after` frames; (the clip, the e-bike images)."""
+    empty, ebikes = media
+    return write_clip(tmp_path / "car.avi", [empty] * 10 + ebikes * 10 + [empty] * after, SIZE), ebikes
 
 
 def wait_for_file(path: Path, timeout_s: float = 10.0) -> None:
     """The worker writes the snapshot after the event names it (nothing waits for a JPEG)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not path.is_file():
-        assert time.monotonic() < deadline, f"{path} was not written within {timeout_s} s"
-        time.sleep(0.05)
+    waiting.until_sync(path.is_file, timeout_s, f"{path} written")
 
 
 def site_model(folder: Path) -> Path:
