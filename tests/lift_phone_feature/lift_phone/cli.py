@@ -5,6 +5,7 @@ import json
 
 from edge import cli_config
 from edge.config import load
+from edge.lift_phone.feature import LiftPhoneOp
 from edge.runtime import control
 
 
@@ -16,6 +17,6 @@ def add_commands(commands) -> None:
 
 
 def _hang_up(args: argparse.Namespace) -> int:
-    answer = control.ask(control.socket_path(load(args.config)), {"op": "lift_phone.hang_up", "phone": args.phone}, timeout_s=10)
+    answer = control.ask(control.socket_path(load(args.config)), {"op": LiftPhoneOp.HANG_UP, "phone": args.phone}, timeout_s=10)
     print(json.dumps(answer))
     return 0 if answer.get("ok") else 1

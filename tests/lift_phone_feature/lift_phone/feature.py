@@ -1,3 +1,5 @@
+from enum import StrEnum
+
 from edge.feature import Feature, Stage
 
 FEATURE = Feature(
@@ -5,3 +7,9 @@ FEATURE = Feature(
     conditions="edge.lift_phone.conditions", wiring="edge.lift_phone.wiring", wanted=lambda config: bool(config.lift_phones),
     stage=Stage.LATER, commands=("edge.lift_phone.cli",), tiles="edge.lift_phone.tiles",
 )
+
+
+class LiftPhoneOp(StrEnum):
+    """Its operations, named once: wiring.py serves them, cli.py asks for them."""
+
+    HANG_UP = "lift_phone.hang_up"

@@ -4,6 +4,7 @@ import asyncio
 
 from edge.events import Event, Priority
 from edge.feature import Site, Wired
+from edge.lift_phone.feature import LiftPhoneOp
 from edge.lift_phone.kinds import LiftPhoneKind
 
 
@@ -22,4 +23,4 @@ def wire(site: Site) -> Wired:
         await site.journal.append(Event(LiftPhoneKind.HUNG_UP, Priority.ALARM, str(request["phone"])))
         return {"ok": True}
 
-    return Wired(phones, {"lift-phones": ring}, control={"lift_phone.hang_up": hang_up})
+    return Wired(phones, {"lift-phones": ring}, control={LiftPhoneOp.HANG_UP: hang_up})
