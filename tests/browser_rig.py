@@ -16,6 +16,8 @@ from pathlib import Path
 
 import aiohttp
 
+from edge.hil import waiting
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--window-size=1280,1000"]
@@ -44,20 +46,15 @@ class Chromium:
     async def _connect(self) -> None:
         active = self.profile / "DevToolsActivePort"
         deadline = asyncio.get_running_loop().time() + 30
-        while not (active.exists() and active.read_text().count("\n") >= 1):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("chromium did not open its DevTools port within 30 s")
-            await asyncio.sleep(0.05)
+        await waiting.until(lambda: active.exists() and active.read_text().count("\n") >= 1, 30, "chromium's DevTools port")
         port = int(active.read_text().splitlines()[0])
         self.session = aiohttp.ClientSession()
-        while True:
+
+        async def opened_pages() -> list[dict]:
             async with self.session.get(f"http://127.0.0.1:{port}/json/list") as answer:
-                pages = [t for t in await answer.json() if t["type"] == "page"]
-            if pages:
-                break
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("chromium opened no page")
-            await asyncio.sleep(0.05)
+                return [t for t in await answer.json() if t["type"] == "page"]
+
+        pages = await waiting.until(opened_pages, max(0.0, deadline - asyncio.get_running_loop().time()), "a page chromium opened")
         self.socket = await self.session.ws_connect(pages[0]["webSocketDebuggerUrl"], max_msg_size=0)
 
     async def send(self, method: str, **params) -> dict:

@@ -102,7 +102,7 @@ def test_the_wheels_hold_the_gateway_and_its_files_and_the_rig_apart(wheelhouse)
     gateway = zipfile.ZipFile(next(wheelhouse.glob(f"building_edge-{VERSION}-*.whl")))
     names = set(gateway.namelist())
     for shipped in ("edge/status/page/index.html", "edge/status/page/page.js", "edge/status/page/page.css",
-                    "edge/starter.yaml", "edge/shipped/systemd/edge.service", "edge/shipped/systemd/99-edge-serial.rules",
+                    "edge/config/starter.yaml", "edge/shipped/systemd/edge.service", "edge/shipped/systemd/99-edge-serial.rules",
                     "edge/shipped/config/example.yaml", "edge/shipped/config/schema.json"):
         assert shipped in names, shipped
     for manifest in (REPO / "models").glob("*.yaml"):
@@ -135,7 +135,7 @@ def test_the_wheels_hold_the_gateway_and_its_files_and_the_rig_apart(wheelhouse)
 def test_the_installed_package_is_its_own_not_the_repository(installed, wheelhouse, tmp_path):
     site = site_packages(installed, tmp_path)
     found = run(installed / "bin" / "python", "-c",
-                "import edge, edge.drivers.modbus, edge.config as c, edge.version as v, edge.shipped as s; "
+                "import edge, edge.drivers.modbus, edge.config.building as c, edge.version as v, edge.shipped as s; "
                 "print(edge.__file__); print(edge.drivers.modbus.__file__); print(c.BUILT_IN_PROFILES); print(v.VERSION); "
                 "print(s.file('systemd', 'edge.service'))", cwd=tmp_path)
     edge_file, drivers_file, profiles, version, unit = found.stdout.splitlines()
@@ -143,7 +143,7 @@ def test_the_installed_package_is_its_own_not_the_repository(installed, wheelhou
         assert Path(path).is_relative_to(site), (path, site)
         assert not Path(path).is_relative_to(REPO), path
     assert sorted(p.name for p in Path(profiles).glob("*.yaml")) == sorted(p.name for p in (REPO / "drivers" / "modbus" / "profiles").glob("*.yaml"))
-    assert (Path(edge_file).parent / "starter.yaml").is_file()
+    assert (Path(edge_file).parent / "config" / "starter.yaml").is_file()
     assert Path(unit).read_bytes() == packaged(wheelhouse, "edge/shipped/systemd/edge.service")
     assert b"ExecStart=/opt/edge/bin/edge run" in Path(unit).read_bytes()
     assert version == VERSION
