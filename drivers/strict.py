@@ -3,7 +3,7 @@ model manifests, the rig's scenarios) and what else it validates as it comes (a 
 watch, an operator's request).
 
 It lives with the drivers because they are the lowest layer (a device profile is config too, and
-the drivers import nothing above them); `edge.settings` hands it on to the features.
+the drivers import nothing above them); `edge.config.settings` hands it on to the features.
 """
 
 from __future__ import annotations

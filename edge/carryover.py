@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from edge.runtime import pools
 from edge.conditions import Active, ActiveConditions, AtRestart, ending_kinds, raising_kinds
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.events import Event, Kind, Priority
 from edge.power.kinds import PowerKind
 from edge.doors.kinds import DoorKind

@@ -18,9 +18,11 @@ import sys
 from os import EX_CANTCREAT, EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 
-from edge import cli_config, config as building_config, features
+from edge import features
+from edge.config import cli as config_cli
+from edge.config import building as building_config
 from edge import logs
-from edge.config import DEFAULT_CONFIG, ConfigError
+from edge.config.building import DEFAULT_CONFIG, ConfigError
 from edge.version import VERSION
 
 EXIT_GRACE_S = 1.0  # after the gateway's stop (4 s), for calls still running in threads; systemd kills at 10 s
@@ -54,7 +56,7 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the gateway (what systemd starts)", description=(
         "Validate the building config, open the journal and run every configured driver until SIGTERM. "
         "Logs go to stdout: JSON lines under systemd, readable on a terminal."))
-    cli_config.add_option(run)
+    config_cli.add_option(run)
     run.add_argument("--state-dir", type=Path, help="override state_dir from the config (journal and credentials)")
     run.set_defaults(handler=_run)
     if daemon:
@@ -78,7 +80,7 @@ def _parser(daemon: bool = False) -> argparse.ArgumentParser:
         "under the same PID. Exit 0 when applied, 78 when the file has a problem (each is printed; nothing changed), "
         "69 when the daemon is not running. `systemctl reload edge` runs this."))
     reload.add_argument("--operator", help="your staff id, journaled with the reload")
-    cli_config.add_option(reload)
+    config_cli.add_option(reload)
     reload.set_defaults(handler=_reload)
 
     init = commands.add_parser("init", help="write a starter building config and a new building secret", description=(
@@ -127,7 +129,7 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"edge check-config: two files given ({args.file} and --config {args.config_option}); give one", file=sys.stderr)
         return 2
     args.file = args.file or args.config_option or DEFAULT_CONFIG
-    config = cli_config.load_or_report(args.file, summary=True)
+    config = config_cli.load_or_report(args.file, summary=True)
     if config is None:
         return EX_CONFIG
     print(
@@ -141,12 +143,12 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from edge import config_files
+    from edge.config import files as config_files
 
     rolled_back = config_files.at_start(args.config)  # a config from the fleet that keeps the daemon falling over is undone first
     if rolled_back:
         print(rolled_back, file=sys.stderr)
-    config = cli_config.load_or_report(args.config, summary=True)
+    config = config_cli.load_or_report(args.config, summary=True)
     if config is None:
         return _previous_config(args, [], EX_CONFIG)
     if args.state_dir is not None:
@@ -176,7 +178,7 @@ def _run(args: argparse.Namespace) -> int:
 def _previous_config(args: argparse.Namespace, problems: list[str], code: int) -> int:
     """A config from the fleet that does not start is rolled back and the daemon started again on the
     previous one (an exit 78 would leave the building down: systemd does not restart it)."""
-    from edge import config_files
+    from edge.config import files as config_files
 
     line, restored = config_files.failed_start(args.config, problems)
     if line is not None:
@@ -210,7 +212,7 @@ def _reload(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
-    from edge import starter
+    from edge.config import starter
 
     try:
         config, secret = starter.write(args.dir, args.building)

@@ -73,7 +73,7 @@ class Kind(StrEnum):
     HOTPLUG_REMOVED = "fault.device_removed"
     HOTPLUG_AMBIGUOUS = "fault.device_ambiguous"
     HOTPLUG_FLAPPING = "fault.device_flapping"
-    # A building config from the fleet (edge/config_apply.py): applied, refused, watched, rolled back.
+    # A building config from the fleet (edge/config/apply.py): applied, refused, watched, rolled back.
     CONFIG_APPLIED = "config.applied"
     CONFIG_APPLY_REFUSED = "config.apply_refused"  # invalid: every problem answered, nothing changed
     CONFIG_KEPT = "config.kept"  # healthy at the end of its watch

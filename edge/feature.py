@@ -23,7 +23,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
     from edge.fieldbus.devices import FieldBus
     from edge.journal import Journal
     from edge.power.points import FieldPoints

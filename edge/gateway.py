@@ -23,9 +23,9 @@ import structlog
 
 from edge import features
 from edge.carryover import carry_over
-from edge.config import BuildingConfig, device_profiles
-from edge.config_apply import ConfigApplier
-from edge.config_files import digest_of
+from edge.config.building import BuildingConfig, device_profiles
+from edge.config.apply import ConfigApplier
+from edge.config.files import digest_of
 from edge.events import Event, Kind, Priority
 from edge.feature import Feature, Site, Stage, Wired
 from edge.fieldbus import DeviceOp
@@ -68,7 +68,7 @@ def journal_limits(config: BuildingConfig) -> JournalLimits:
 
 def config_digest(path: Path) -> str:
     """Short hash of the config file, reported upstream so the cloud knows what runs (the same
-    hash a config from the fleet is named by: edge/config_files.py)."""
+    hash a config from the fleet is named by: edge/config/files.py)."""
     return digest_of(path.read_bytes())
 
 
@@ -170,7 +170,7 @@ class Gateway:
         work: dict[str, Work] = {}
         site.control[GatewayOp.CONFIG_RELOAD] = self._reload_request
         work["reload-on-hangup"] = self._reload_on_hangup
-        # A config from the fleet (edge/config_apply.py): applied by the reloader, watched on /healthz's verdict.
+        # A config from the fleet (edge/config/apply.py): applied by the reloader, watched on /healthz's verdict.
         self.config_apply = ConfigApplier(self.config_path, site.journal, lambda: self.reloader, lambda: self.loaded,
                                           lambda: self.status.health if self.status is not None else None, lambda: self.digest,
                                           linked=lambda: self.uplink.connected.is_set() if self.uplink is not None else None)

@@ -28,8 +28,8 @@ from typing import Any, Callable, Protocol
 import structlog
 
 from edge.runtime import pools
-from edge.config import BuildingConfig, ConfigError, ConfigProblem, SerialBus, every_plugged
-from edge.settings import UsbIdentity
+from edge.config.building import BuildingConfig, ConfigError, ConfigProblem, SerialBus, every_plugged
+from edge.config.settings import UsbIdentity
 from edge.events import Event, Kind, Priority
 from edge.journal import Journal
 from edge.runtime.pools import Pool

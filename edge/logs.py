@@ -13,7 +13,7 @@ from typing import TextIO
 
 import structlog
 
-from edge.config import LogFormat
+from edge.config.building import LogFormat
 
 
 def configure(format: LogFormat = LogFormat.AUTO, level: str = "info", stream: TextIO | None = None) -> None:

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.runtime import pools
-from edge.config import BuildingConfig, ConfigError
+from edge.config.building import BuildingConfig, ConfigError
 from edge.events import Event, Kind, Priority
 from edge.hotplug import with_stable_ports
 from edge.runtime.pools import Pool

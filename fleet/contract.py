@@ -29,7 +29,7 @@ from edge.events import Kind, Priority, StoredEvent
 from edge.fleet.body_sites import body_schema
 from edge.power.kinds import PowerKind
 from edge.uplink import pull, snapshots
-from edge.config_apply import MAX_WATCH_S, MAX_YAML_BYTES, MIN_WATCH_S, WATCH_S
+from edge.config.apply import MAX_WATCH_S, MAX_YAML_BYTES, MIN_WATCH_S, WATCH_S
 from edge.uplink.commands import CommandOutcome
 from edge.uplink.push import PushLane
 from edge.uplink.signing import MAX_DOWNLINK_BYTES, MAX_TTL_S, DownlinkKind
@@ -145,7 +145,7 @@ def schemas() -> dict[str, Any]:
                                                                                                    "key": {"type": "string"}}}]}}}},
         "ConfigApplyBody": {
             "type": "object", "required": ["version", "yaml"],
-            "description": "A building config from the fleet (edge/config_apply.py): checked as check-config does, written, applied, "
+            "description": "A building config from the fleet (edge/config/apply.py): checked as check-config does, written, applied, "
                            "watched for watch_s seconds and rolled back if it breaks the building. Answered on commands/result as "
                            "command config.apply (detail: version, ok, applied, restart, digest, previous_digest, problems, watch_s).",
             "properties": {"version": {"type": "integer", "minimum": 1, "description": "older or equal to the last applied: a redelivery"},

@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.doors.wiring import credentials_path
 from edge.status.report import daemon_url
 from edge.hil.demo_building import DemoBuilding, enrol_demo_tenants

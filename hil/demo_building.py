@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from edge.drivers.modbus.profile import load_profile
-from edge.config import BUILT_IN_PROFILES
+from edge.config.building import BUILT_IN_PROFILES
 from edge.doors.credentials.store import CredentialStore, Enrolment
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice, wire_break

@@ -19,8 +19,9 @@ from pydantic import Field, ValidationError, model_validator
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from edge import problem_lines, yaml_source
-from edge.config import BuildingConfig, ConfigProblem
+from edge.config import problem_lines
+from edge.config import yaml_source
+from edge.config.building import BuildingConfig, ConfigProblem
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.registers import Value, decode_point
 from edge.drivers.modbus.tables import Function

@@ -27,7 +27,7 @@ from typing import Any
 
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.registers import Value
-from edge.config import BuildingConfig, ConfigProblem, SerialBus
+from edge.config.building import BuildingConfig, ConfigProblem, SerialBus
 from edge.hil import scenario as sc
 from edge.hil.card_sim import CardReaderSim
 from edge.drivers.osdp.keys import load_key

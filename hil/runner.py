@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 from cryptography.hazmat.primitives import serialization
 
-from edge.config import BuildingConfig, device_profiles
+from edge.config.building import BuildingConfig, device_profiles
 from edge.events import Priority, StoredEvent
 from edge.journal import EventQuery, read_events
 from edge.hil import scenario as sc

@@ -24,10 +24,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
-from edge import problem_lines, yaml_source
-from edge.config import ConfigProblem
+from edge.config import problem_lines
+from edge.config import yaml_source
+from edge.config.building import ConfigProblem
 from edge.uplink.commands import CommandOutcome
-from edge.settings import Name, PointRef, Strict  # Strict: a misspelt expectation must never silently pass
+from edge.config.settings import Name, PointRef, Strict  # Strict: a misspelt expectation must never silently pass
 
 Value = Union[bool, float]
 

@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
-from edge import yaml_source
+from edge.config import yaml_source
 from edge.doors.credentials.store import CredentialStore, Enrolment
-from edge.config import BUILT_IN_PROFILES, BuildingConfig, ConfigError, ConfigProblem, load as load_config
+from edge.config.building import BUILT_IN_PROFILES, BuildingConfig, ConfigError, ConfigProblem, load as load_config
 from edge.doors.wiring import credentials_path
 from edge.drivers.osdp.keys import generate_key_file
 from edge.hil import scenario as sc

@@ -8,10 +8,10 @@ import asyncio
 from datetime import date
 from pathlib import Path
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.doors.credentials.credential import Credential
 from edge.doors.credentials.store import CredentialStore
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind
 from edge.gateway import Gateway

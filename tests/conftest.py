@@ -180,7 +180,7 @@ def profile_problems(write_config, building_dir: Path, model: str, text: str, de
 
 def problems_of(path: Path) -> list[str]:
     """The problems (FILE:LINE:COL: path: message) loading the config at `path` raises; it must raise."""
-    from edge.config import ConfigError, load
+    from edge.config.building import ConfigError, load
 
     with pytest.raises(ConfigError) as caught:
         load(path)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from edge.drivers.modbus.profile import load_profile, load_profiles
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.cli import main as edge_main
-from edge.config import device_profiles
+from edge.config.building import device_profiles
 from edge.power.points import FieldPoints
 from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Kind, Priority
 from edge.power.kinds import PowerKind
 from edge.journal import EventQuery, Journal, JournalLimits, read_events

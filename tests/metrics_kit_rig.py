@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from edge.drivers.modbus.profile import load_profile
-from edge.config import BUILT_IN_PROFILES
+from edge.config.building import BUILT_IN_PROFILES
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.broker import Broker
 from conftest import Daemon, merged, modbus_device, modbus_tcp, riser_pressure, tank_level

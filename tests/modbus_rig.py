@@ -158,8 +158,8 @@ async def one_device_bus(write_config, device: SimulatedDevice, name: str, profi
     """`device` (unit 1, polled every 50 ms) on a simulator of its own, a building with it as `name` on
     TCP bus `bus`, and that building's FieldBus running in process, each (point, callback) of
     `subscriptions` subscribed before it runs; yields the config and the field bus; all stopped after."""
-    from edge import config as building_config
-    from edge.config import device_profiles
+    from edge.config import building as building_config
+    from edge.config.building import device_profiles
     from edge.fieldbus.devices import FieldBus, PointKey, device_specs
     from edge.journal import Journal
 

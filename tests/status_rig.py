@@ -16,8 +16,8 @@ from datetime import date
 import aiohttp
 
 from edge.drivers.modbus.profile import load_profile
-from edge import config as building_config
-from edge.config import BUILT_IN_PROFILES
+from edge.config import building as building_config
+from edge.config.building import BUILT_IN_PROFILES
 from edge.doors.credentials.store import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
 from edge.hil import waiting

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.events import Event, Kind, Priority
 from edge.community.kinds import CommunityKind
 from edge.vision.kinds import VisionKind

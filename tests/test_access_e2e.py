@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from edge.drivers.modbus.profile import load_profile
-from edge import config as building_config
-from edge.config import device_profiles
+from edge.config import building as building_config
+from edge.config.building import device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus.devices import FieldBus, PointKey, device_specs
 from edge.journal import EventQuery, Journal, read_events

@@ -12,8 +12,8 @@ import asyncio
 import pytest
 
 from edge.drivers.modbus.profile import load_profile
-from edge import config as building_config
-from edge.config import device_profiles
+from edge.config import building as building_config
+from edge.config.building import device_profiles
 from edge.doors.settings import Lock
 from edge.doors.lock import DoorLock
 from edge.doors.wiring import assemble_doors

@@ -82,7 +82,7 @@ def test_the_carry_over_never_ends_a_condition_this_run_raised(write_config, tmp
     import asyncio
 
     from edge.carryover import carry_over
-    from edge.config import load
+    from edge.config.building import load
     from edge.events import Event, Kind, Priority
     from edge.doors.kinds import DoorKind
     from edge.uplink.kinds import UplinkKind

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.cli import main
 from edge.runtime.control import ControlServer, ask
 from edge.vision.kinds import VisionKind

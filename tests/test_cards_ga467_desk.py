@@ -10,7 +10,7 @@ import serial
 
 from edge.drivers.cards.ga467 import encode_basic_info, encode_reply
 from edge.drivers.cards.ga467_desk import Ga467Desk
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.doors.credentials.store import CredentialStore
 from edge.cli import main
 from edge.doors.wiring import credentials_path

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.cli import _parser
 from edge.hil.waiting import until_sync
 from edge.journal import EventQuery, read_events

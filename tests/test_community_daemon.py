@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from edge.config import load
+from edge.config.building import load
 from edge.hil.broker import Broker
 from edge.hil.cloud import generate_keys
 from edge.hil.modbus_sim import FieldSimulator

@@ -13,7 +13,7 @@ import pytest
 from edge.doors.credentials.store import CredentialStore
 from edge.community.inactivity import Care, InactivityWatch, LastPass, overdue
 from edge.community.notifier import Notifier
-from edge.config import load
+from edge.config.building import load
 from edge.runtime.control import DaemonUnavailable, ask, socket_path
 from edge.events import Event, Kind, Priority
 from edge.community.kinds import CommunityKind

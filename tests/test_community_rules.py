@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.community.routing import Incident, RoutingTable
 from edge.community.settings import AlarmKind, CommunitySafety
 from edge.community.smoke import Change, DetectorState, Finding, Trouble

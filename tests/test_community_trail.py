@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from edge.community.trail import TrailRequest, parse_request
-from edge.config import load
+from edge.config.building import load
 from edge.hil.broker import Broker
 from edge.hil.cloud import generate_keys
 

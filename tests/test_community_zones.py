@@ -12,7 +12,7 @@ import pytest
 from edge.community.zones import Outcome, Zone, ZoneState
 from edge.runtime.control import ask, socket_path
 from edge.doors.credentials.store import CredentialStore, Enrolment
-from edge.config import load
+from edge.config.building import load
 from edge.doors.wiring import credentials_path
 from edge.doors.readers import REPEAT_GAP_S
 from edge.hil.card_sim import CardReaderSim

@@ -9,7 +9,7 @@ from os import EX_CONFIG
 
 import pytest
 
-from edge import config as building_config
+from edge.config import building as building_config
 
 from conftest import MINIMAL, REPO, building, modbus_tcp, problems_of, profile_problems
 

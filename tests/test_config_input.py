@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge import yaml_source
+from edge.config import yaml_source
 
 from conftest import MINIMAL
 

@@ -8,7 +8,7 @@ import json
 import time
 
 from edge.drivers.modbus.profile import load_profile
-from edge.config import load
+from edge.config.building import load
 from edge.journal import EventQuery, read_events
 from edge.hil.broker import Broker
 from edge.hil.cloud import Cloud

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.journal import EventQuery, read_events
 
 from conftest import REPO

@@ -15,8 +15,8 @@ from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.tables import Function
 from edge.drivers.modbus.writes import Command
 from edge.drivers.modbus.registers import command_words
-from edge import config as building_config
-from edge.config import device_profiles
+from edge.config import building as building_config
+from edge.config.building import device_profiles
 from edge.fieldbus.devices import DeviceCommands, FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events
 from edge.uplink.commands import CommandOutcome, CommandTable

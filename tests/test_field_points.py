@@ -8,8 +8,8 @@ import pytest
 
 from edge.drivers.modbus.profile import load_profile
 from edge.drivers.modbus.tables import Function
-from edge import config as building_config
-from edge.config import device_profiles
+from edge.config import building as building_config
+from edge.config.building import device_profiles
 from edge.power.points import FieldPoints
 from edge.fieldbus.devices import FieldBus, PointKey, device_specs
 from edge.points.status_file import PointState, Snapshot, as_rows, read_snapshot, render_table

@@ -110,7 +110,7 @@ def test_the_latch_is_saved_removed_by_reset_and_an_unreadable_one_still_release
 def test_a_module_that_also_holds_a_lift_car_gets_no_block_write(write_config):
     """release_all sets every relay of the module: with a camera's car-hold relay on it, a fire
     would hold the car it must let go, so its egress doors are released one by one."""
-    from edge.config import device_profiles, load
+    from edge.config.building import device_profiles, load
 
     doors = merged(doors_io(502, poll_s=None, timeout_s=None), {"doors": [{"name": "front", "egress": True, "lock": io_lock(1)}]})
     camera = {"cameras": [{"name": "lift-1-cam", "source": "lift.mjpeg", "hold": {"device": "doors-io", "hold": "release_7", "resume": "secure_7"}}]}

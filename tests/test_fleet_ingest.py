@@ -152,7 +152,7 @@ def test_evicted_ranges_are_pulled_once_and_recorded_absent_never_asked_for_agai
     are pulled, the page says why they are gone, and they are recorded absent; the watermark passes them."""
     import asyncio
 
-    from edge.config import load
+    from edge.config.building import load
     from edge.events import Event, Kind, Priority
     from edge.community.kinds import CommunityKind
     from edge.journal import Journal, JournalLimits

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError
-from edge.settings import UsbIdentity
+from edge.config.building import ConfigError
+from edge.config.settings import UsbIdentity
 from edge.hotplug import Hotplug
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil.waiting import until, until_sync
@@ -254,7 +254,7 @@ def test_the_daemon_opens_a_udev_port_through_its_link_and_journals_an_absent_ad
 
 def test_doctor_judges_a_udev_port_by_the_devices_that_match_it(write_config, monkeypatch, nodes):
     from conftest import building
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.status import doctor
 
     path = write_config(building({
@@ -352,7 +352,7 @@ def test_a_reader_plugged_back_in_restarts_at_once_not_at_the_supervisors_backof
 def test_the_gateway_wakes_the_workers_it_runs_for_each_identity(write_config):
     """The identity-to-workers map names exactly the jobs the gateway starts on those links."""
     from conftest import building
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.gateway import Gateway
     from edge.hotplug import workers_by_identity
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Kind, Priority
 from edge.journal import EventQuery, Journal, read_events
 from edge.hil.waiting import until_sync

@@ -13,9 +13,9 @@ import pytest
 from edge.drivers.cards.observations import FaultReason, ReaderFault, ReaderRestored
 from edge.drivers.modbus.profile import load_profile
 from edge.drivers.osdp.keys import generate_key_file, load_key
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.doors.credentials.store import CredentialStore, Enrolment
-from edge.config import ConfigError, device_profiles
+from edge.config.building import ConfigError, device_profiles
 from edge.doors.wiring import assemble_doors, credentials_path
 from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import EventQuery, Journal, read_events

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.profile import Profile
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.hil.modbus_sim import SimulatedDevice
 
 from conftest import MINIMAL, one_device, problems_of, profile_problems

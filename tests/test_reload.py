@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.drivers.modbus.profile import load_profile
 from edge.gateway import config_digest
 from edge.hil.card_sim import CardReaderSim

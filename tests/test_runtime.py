@@ -14,7 +14,7 @@ import pytest
 
 from edge.drivers.modbus.profile import load_profile
 from edge.runtime import pools
-from edge.config import load
+from edge.config.building import load
 from edge.journal import EventQuery, read_events
 from edge.hil.broker import unreachable_broker
 from edge.hil.card_sim import CardReaderSim

@@ -26,7 +26,7 @@ from edge.hil.__main__ import main as hil_main
 from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 from edge.hil.pty import pty_pair
 from edge.hil.physical_rig import load_rig
-from edge.config import BUILT_IN_PROFILES
+from edge.config.building import BUILT_IN_PROFILES
 from edge.hil.runner import play
 from edge.hil.scenario_files import SCENARIOS, data_root
 from edge.hil.scenario import SCHEMA_FILE, ScenarioError, load

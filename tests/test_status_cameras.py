@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import load
+from edge.config.building import load
 from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, read_events
 from edge.status.report import render

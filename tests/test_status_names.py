@@ -3,7 +3,7 @@ reading, the building's zone, each alarm row named by its point, a camera's last
 
 from __future__ import annotations
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.events import Priority, StoredEvent
 from edge.status.view import BuildingView
 

@@ -140,7 +140,7 @@ def _demo_with_smoke(folder: Path):
     """The demo building (hil/demo_building.py, config/demo.yaml) and one smoke detector in unit 301,
     so the page can be shown with a smoke alarm; everything else is the demo as `./dev demo` runs it."""
     from edge.drivers.modbus.profile import load_profile
-    from edge.config import BUILT_IN_PROFILES
+    from edge.config.building import BUILT_IN_PROFILES
     from edge.hil.demo_building import DemoBuilding, devices
     from edge.hil.modbus_sim import FieldSimulator, SimulatedDevice
 
@@ -182,7 +182,7 @@ def test_the_demo_building_reads_for_a_property_manager_normal_cut_and_smoke(tmp
     Asia/Shanghai with date and zone, severity on each alarm, kinds in words, the cut circuit at the top,
     no value beside the roof tank's sensor fault, smoke among the alarms. Each state's screenshot is taken
     after its texts are found in the DOM (EDGE_SCREENSHOTS=docs writes them into docs/ for the README)."""
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.doors.wiring import credentials_path
     from edge.hil.demo_building import enrol_demo_tenants
 

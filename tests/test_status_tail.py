@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.events import Event, Kind, Priority
 from edge.doors.kinds import DoorKind
 from edge.journal import Journal, JournalLimits

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.events import Priority, StoredEvent
 from edge.status.health import MIN_FREE_BYTES, Disk, Probe, verdict
 from edge.status.server import authorised

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sqlite3
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.uplink.kinds import UplinkKind
 from edge.uplink.mqtt import BrokerSettings, Connection

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.journal import Journal
 from edge.uplink.worker import Uplink

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.journal import Journal
 from edge.hil.broker import Broker

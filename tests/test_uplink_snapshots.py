@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.uplink.kinds import UplinkKind
 from edge.vision.kinds import VisionKind

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.journal import EventQuery, Journal, read_events
 from edge.uplink.worker import Uplink

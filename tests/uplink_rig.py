@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from cryptography.hazmat.primitives import serialization
 
 from edge.doors.credentials.store import CredentialStore
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.journal import EventQuery, Journal, JournalLimits, read_events
 from edge.uplink.worker import Uplink

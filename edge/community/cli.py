@@ -22,16 +22,16 @@ import sys
 from os import EX_CONFIG, EX_NOINPUT, EX_NOPERM, EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 
-from edge import cli_config
+from edge.config import cli as config_cli
 from edge.community.feature import CommunityOp
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     trail = commands.add_parser("trail", help="where and when a tenant (or anyone at a door) passed; audited", description=(
         "Entry-trail search over the journal. Entry records are personal data: --operator is required and every "
         "search is journaled (privacy.trail_searched) with who asked, for what and how many rows."))
-    cli_config.add_option(trail)
+    config_cli.add_option(trail)
     whom = trail.add_argument_group("whose trail (at least one)")
     whom.add_argument("--tenant", help="tenant id, as in the credential store")
     whom.add_argument("--credential", help="credential key or a prefix of at least 12 hex digits")
@@ -47,7 +47,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     alarm = commands.add_parser("alarm", help="community alarms: acknowledge through the running daemon")
     actions = alarm.add_subparsers(dest="alarm_command", required=True, metavar="ACTION")
     ack = actions.add_parser("ack", help="acknowledge an alarm (stops its escalation; journaled)")
-    cli_config.add_option(ack)
+    config_cli.add_option(ack)
     target = ack.add_mutually_exclusive_group(required=True)
     target.add_argument("--incident", help="the alarm's event id (notify.* events carry it as incident)")
     target.add_argument("--area", help="every open alarm of this area ('*': all)")
@@ -58,7 +58,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _trail(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": CommunityOp.TRAIL_SEARCH, "operator": args.operator, "via": "site", "after_seq": args.after_seq, "limit": args.limit}
@@ -147,7 +147,7 @@ async def _search_here(config: BuildingConfig, request: dict) -> dict:
 def _ack(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": CommunityOp.ALARM_ACK, "operator": args.operator}

@@ -1,7 +1,7 @@
 """The `community:` section of the building config: detectors, alarm inputs, charging areas,
 who is told of what, and the SMS modem.
 
-Kept apart from edge/config.py (which appends it to BuildingConfig) so the community
+Kept apart from edge/config/building.py (which appends it to BuildingConfig) so the community
 safety part reads as one file; `check` holds the checks that span sections (a route naming
 a contact that does not exist, an escalation that comes back to itself), reported with
 the config's other problems, all at once.
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import Field
 
 from edge.doors.schedule import WeeklySchedule
-from edge.settings import Name, PointRef, Problem, References, Strict, unique
+from edge.config.settings import Name, PointRef, Problem, References, Strict, unique
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
 
 Phone = Annotated[str, Field(pattern=r"^\+?[0-9]{3,20}$", description="E.164 or national number, digits only.")]
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
-from edge import problem_lines
+from edge.config import problem_lines
 from edge.runtime import pools
 from edge.events import Event, Priority, StoredEvent
 from edge.community.kinds import CommunityKind
@@ -26,7 +26,7 @@ from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.journal.follower import Follower
 from edge.runtime.pools import Pool
-from edge.settings import Strict
+from edge.config.settings import Strict
 
 MAX_ROWS = 500
 SCAN_PAGE = 2000

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from edge.community.feature import CommunityOp
 from edge.community.settings import CommunitySafety
 from edge.community.trail import TrailSearch
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.runtime.control import Handler
 from edge.feature import Site, Wired
 from edge.journal import Journal

@@ -21,11 +21,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from edge import cli_config
+from edge.config import cli as config_cli
 from edge.doors.credentials.credential import Credential
 from edge.doors.credentials.card_import import CredentialImportError, import_cards
 from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable, Enrolment, parse_serial
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.doors.feature import DoorOp
 from edge.doors.settings import ReaderProtocol
 
@@ -77,7 +77,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     issue.set_defaults(handler=_issue)
 
     for parser in (importing, listing, show, revoke, issue):
-        cli_config.add_option(parser)
+        config_cli.add_option(parser)
 
     door = commands.add_parser("door", help="open a door through the running daemon (audited)")
     door_actions = door.add_subparsers(dest="door_command", required=True, metavar="ACTION")
@@ -87,7 +87,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     unlock.add_argument("door", help="door name from the building config")
     unlock.add_argument("--operator", required=True, help="your staff id, journaled")
     unlock.add_argument("--reason", default="", help="why, journaled (e.g. 'delivery for flat 402')")
-    cli_config.add_option(unlock)
+    config_cli.add_option(unlock)
     unlock.set_defaults(handler=_door_unlock)
 
     fire = commands.add_parser("fire", help="fire release: reset after an alarm")
@@ -97,13 +97,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "1 when there was nothing to reset or a fire input still reads active (or its state is not known: "
         "never read, stale, its device offline; the doors then stay released), 69 when the daemon is not running."))
     reset.add_argument("--operator", required=True, help="technician id, journaled")
-    cli_config.add_option(reset)
+    config_cli.add_option(reset)
     reset.set_defaults(handler=_fire_reset)
 
 
 def _with_store(args: argparse.Namespace, action) -> int:
     """Load the config, open the store, run `action(store, config) -> exit code`, tell the daemon."""
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     path = config.state_path / "credentials.db"
@@ -335,7 +335,7 @@ def read_one_card(port: str, protocol: str, baud: int, wait_s: float) -> bytes:
 def _fire_reset(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     return control.command("edge fire reset", config, {"op": DoorOp.FIRE_RESET, "operator": args.operator},
@@ -345,7 +345,7 @@ def _fire_reset(args: argparse.Namespace) -> int:
 def _door_unlock(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": DoorOp.UNLOCK, "door": args.door, "operator": args.operator, "reason": args.reason}

@@ -36,7 +36,7 @@ import structlog
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.observations import Reading
 from edge.runtime import pools
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.doors.lock import CommandBus, DoorLock
 from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field, model_validator
 
 from edge.drivers.modbus.profile import Profile
-from edge.settings import Name, Plugged, PointRef, Problem, References, Secret, Strict, unique
+from edge.config.settings import Name, Plugged, PointRef, Problem, References, Secret, Strict, unique
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
 
 
 class ReaderProtocol(StrEnum):

@@ -12,7 +12,7 @@ import structlog
 from edge.drivers.modbus.profile import Profile
 from edge.runtime import pools
 from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable
-from edge.config import BuildingConfig, device_profiles
+from edge.config.building import BuildingConfig, device_profiles
 from edge.doors.settings import Lock
 from edge.doors.feature import DoorOp
 from edge.doors.access import AccessPath

@@ -18,7 +18,7 @@ import time
 from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 from typing import Any
 
-from edge import cli_config
+from edge.config import cli as config_cli
 from edge.fieldbus import DeviceOp
 
 
@@ -37,7 +37,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                          help="the value of a command that takes one, in its unit (or a label of its codes, e.g. b9600)")
     command.add_argument("--reason", required=True, help="why (10-500 characters): it is journaled")
     command.add_argument("--operator", default=None, help="your staff id (default: your login name)")
-    cli_config.add_option(command)
+    config_cli.add_option(command)
     command.set_defaults(handler=_command)
 
     read = actions.add_parser("read", help="read points now, with units", description=(
@@ -46,12 +46,12 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     read.add_argument("device", help="device name from the config")
     read.add_argument("points", nargs="*", metavar="POINT", help="point names from its profile (default: all)")
     read.add_argument("--json", action="store_true", help="one JSON object per point per line")
-    cli_config.add_option(read)
+    config_cli.add_option(read)
     read.set_defaults(handler=_read)
 
     show = actions.add_parser("show", help="list a device's points and commands from its profile (no daemon needed)")
     show.add_argument("device", help="device name from the config")
-    cli_config.add_option(show)
+    config_cli.add_option(show)
     show.set_defaults(handler=_show)
 
 
@@ -65,7 +65,7 @@ def _number_or_label(text: str) -> float | str:
 def _command(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config, summary=True)
+    config = config_cli.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     request = {"op": DeviceOp.COMMAND, "device": args.device, "command": args.command, "value": args.arg,
@@ -77,7 +77,7 @@ def _command(args: argparse.Namespace) -> int:
 def _read(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config, summary=True)
+    config = config_cli.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     request = {"op": DeviceOp.READ, "device": args.device, "points": ",".join(args.points) or None}
@@ -162,9 +162,9 @@ def render_all(rows: list[dict[str, Any]]) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from edge.config import ConfigError, device_profiles
+    from edge.config.building import ConfigError, device_profiles
 
-    config = cli_config.load_or_report(args.config, summary=True)
+    config = config_cli.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     device = next((d for d in config.devices if d.name == args.device), None)

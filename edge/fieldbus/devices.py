@@ -39,7 +39,7 @@ from edge.drivers.modbus.device import DeviceCounters, DeviceSpec
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.wire import Link, SerialLink, TcpLink
 from edge.drivers.modbus.profile import Profile
-from edge.config import BuildingConfig, SerialBus
+from edge.config.building import BuildingConfig, SerialBus
 from edge.events import Event, Kind, Priority
 from edge.runtime import pools
 from edge.journal import Journal

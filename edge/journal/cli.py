@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone
 from os import EX_CONFIG, EX_DATAERR, EX_NOINPUT  # sysexits codes
 from pathlib import Path
 
-from edge import cli_config
+from edge.config import cli as config_cli
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
 
@@ -29,7 +29,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "or relative to now (30m, 2h, 7d). --kind and --source accept '*' wildcards, e.g. --kind 'alarm.*'."),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  edge events --since 2h --kind 'alarm.*'\n  edge events --since 1d --priority access\n  edge events --source door-main --limit 0 --json > door.jsonl")
-    cli_config.add_option(events)
+    config_cli.add_option(events)
     events.add_argument("--journal", type=Path, help="read this journal file instead of the configured one")
     events.add_argument("--since", type=_when, help="only events at or after this time")
     events.add_argument("--until", type=_when, help="only events before this time")
@@ -46,7 +46,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _events(args: argparse.Namespace) -> int:
     path = args.journal
     if path is None:
-        config = cli_config.load_or_report(args.config, summary=True)
+        config = config_cli.load_or_report(args.config, summary=True)
         if config is None:
             return EX_CONFIG
         path = config.journal_path

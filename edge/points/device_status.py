@@ -14,7 +14,7 @@ from typing import Any
 
 from edge.drivers.modbus.points import Point, PointAlarm
 from edge.drivers.modbus.profile import Profile
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.events import Event, Kind, Priority
 from edge.fieldbus.devices import PointKey
 from edge.points import Change, Severity, Transition

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from edge.settings import Strict
+from edge.config.settings import Strict
 from edge.points.transition import Change, Condition, Quantity, Severity, Transition
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from edge.points.power_cut import PowerCutPolicy
-from edge.settings import Strict
+from edge.config.settings import Strict
 from edge.points.transition import Severity
 
 _DURATION = dict(ge=0, le=3600, allow_inf_nan=False)

@@ -13,7 +13,7 @@ import math
 from pydantic import Field
 
 from edge.points.transition import Quantity
-from edge.settings import Strict
+from edge.config.settings import Strict
 
 
 class TelemetrySettings(Strict):

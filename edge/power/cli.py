@@ -16,7 +16,7 @@ import sys
 import time
 from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 
-from edge import cli_config
+from edge.config import cli as config_cli
 from edge.power.feature import PowerOp
 
 
@@ -24,7 +24,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     points = commands.add_parser("points", help="show each field point's last value, age and state", description=(
         "Read the daemon's status snapshot (written every 2 s into the state dir) and show every circuit and "
         "pressure point: last value, unit, age and state (ok, warning, alarm, sensor_fault, stale, offline)."))
-    cli_config.add_option(points)
+    config_cli.add_option(points)
     points.add_argument("--json", action="store_true", help="one JSON object per point per line")
     points.add_argument("--all", action="store_true", help=(
         "every point of every device (voltages, energies, clocks, serials too): value, unit, state, age, the point "
@@ -40,7 +40,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     close.add_argument("circuit", help="circuit name from the config")
     close.add_argument("--operator", required=True, help="your staff id: you take responsibility for re-energising")
     close.add_argument("--reason", required=True, help="why it is safe now (10-500 characters)")
-    cli_config.add_option(close)
+    config_cli.add_option(close)
     close.set_defaults(handler=_breaker_close)
 
 
@@ -48,7 +48,7 @@ def _points(args: argparse.Namespace) -> int:
     from edge.fieldbus import cli as device_cli
     from edge.points import status_file
 
-    config = cli_config.load_or_report(args.config, summary=True)
+    config = config_cli.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     if args.all:
@@ -77,7 +77,7 @@ def _points(args: argparse.Namespace) -> int:
 def _breaker_close(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config, summary=True)
+    config = config_cli.load_or_report(args.config, summary=True)
     if config is None:
         return EX_CONFIG
     request = {"op": PowerOp.BREAKER_CLOSE, "circuit": args.circuit, "operator": args.operator, "reason": args.reason}

@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.points.device_status import StatusPoint, status_event, status_points
 from edge.drivers.modbus.observations import Reading
 from edge.drivers.modbus.profile import Profile

@@ -10,11 +10,11 @@ from pydantic import Field
 
 from edge.points.power_cut import PowerCutPolicy
 from edge.points.settings import CircuitSafety
-from edge.settings import Name, PointRef, Problem, References, Strict, unique
+from edge.config.settings import Name, PointRef, Problem, References, Strict, unique
 from edge.points.telemetry import TelemetrySettings
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
 
 
 class Circuit(Strict):

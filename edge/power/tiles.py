@@ -10,7 +10,7 @@ from edge.power.kinds import PowerKind
 from edge.tiles import PointView, band, keep_points, label, point_state
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
     from edge.events import StoredEvent
     from edge.status.view import BuildingView
 

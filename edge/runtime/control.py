@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StringConstraints, ValidationError, model_validator
 
-from edge.config import DEFAULT_RUNTIME_DIR, BuildingConfig
+from edge.config.building import DEFAULT_RUNTIME_DIR, BuildingConfig
 
 log = structlog.get_logger("edge.runtime.control")
 
@@ -69,8 +69,8 @@ def socket_for_file(path: Path) -> Path:
     problem (`edge reload` must reach the daemon to have the refusal journaled): its runtime_dir and
     state_dir are read as written (a line scan of the file's first MiB, so a file too large or too
     deep for the YAML reader still names them), the defaults otherwise."""
-    from edge import yaml_source
-    from edge.config import DEFAULT_STATE_DIR, ConfigError, load
+    from edge.config import yaml_source
+    from edge.config.building import DEFAULT_STATE_DIR, ConfigError, load
 
     try:
         return socket_path(load(path))

@@ -8,15 +8,15 @@ import json
 import sys
 from os import EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 
-from edge import cli_config
-from edge.config import ConfigError, load
+from edge.config import cli as config_cli
+from edge.config.building import ConfigError, load
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     status = commands.add_parser("status", help="one screen: every bus, device, door, point, alarm, uplink, clock, disk", description=(
         "Show the building at a glance. Through the running daemon's local status server when it runs; otherwise from "
         "the journal and the config alone, and the first line says so. Exit 69 when there is neither a daemon nor a journal."))
-    cli_config.add_option(status)
+    config_cli.add_option(status)
     status.add_argument("--json", action="store_true", help="the status as one JSON object")
     status.set_defaults(handler=_status)
 
@@ -24,20 +24,20 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "Check the config, the state directory and disk, each serial port (present, usable by the service user), each Modbus "
         "device (answers), the broker (reachable, TLS verified) and the clock (synchronised). Each check prints PASS or FAIL "
         "with the exact fix. Exit 0 when every check passed, 1 otherwise. While the daemon runs, devices are judged by it."))
-    cli_config.add_option(doctor)
+    config_cli.add_option(doctor)
     doctor.set_defaults(handler=_doctor)
 
     rules = commands.add_parser("udev-rules", help="print udev rules giving each configured USB device a stable /dev/edge/ name",
                                 description="Print udev rules for the config's udev: identities: each gets /dev/edge/NAME and the "
                                 "group the service is in (dialout for serial adapters, video for cameras).")
-    cli_config.add_option(rules)
+    config_cli.add_option(rules)
     rules.set_defaults(handler=_udev_rules)
 
 
 def _status(args: argparse.Namespace) -> int:
     from edge.status import report
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     status = report.from_daemon(config) or report.from_journal(config)
@@ -54,7 +54,7 @@ def _status(args: argparse.Namespace) -> int:
 def _udev_rules(args: argparse.Namespace) -> int:
     from edge.hotplug import udev_rules
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     print(udev_rules(config))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from edge.drivers.modbus.observations import Observation, PollFault, Reading
 from edge.drivers.modbus.poller import Poller
-from edge.config import BuildingConfig, ConfigError, SerialBus, device_profiles, load
+from edge.config.building import BuildingConfig, ConfigError, SerialBus, device_profiles, load
 from edge.fieldbus.devices import device_specs
 from edge.hotplug import PREFIX, matches, present_devices
 from edge.status.clock import ntp_synchronised

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.status.clock import ntp_synchronised
 from edge.status.address import endpoint_places
 from edge.status.tail import fold_journal

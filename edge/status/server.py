@@ -31,7 +31,7 @@ import structlog
 from aiohttp import web
 
 from edge.runtime import pools
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.events import Event, Kind, Priority
 from edge.fieldbus.devices import FieldBus
 from edge.journal import Journal

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from edge.settings import Secret, Strict
+from edge.config.settings import Secret, Strict
 
 
 class HttpSettings(Strict):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edge.conditions import ActiveConditions, Severity
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.events import Kind, Priority, StoredEvent
 from edge.tiles import Tiles, tiles_of
 

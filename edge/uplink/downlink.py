@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from edge.runtime import pools
 from edge.doors.credentials.credential import Credential
 from edge.doors.credentials.store import CredentialStore, CredentialStoreUnavailable, Removal
-from edge.config_apply import MAX_WATCH_S, MIN_WATCH_S, ConfigApplier
+from edge.config.apply import MAX_WATCH_S, MIN_WATCH_S, ConfigApplier
 from edge.events import Event, Priority
 from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal
@@ -82,7 +82,7 @@ class Downlink:
         self.commands = commands
         self.page_bytes = page_bytes
         self.on_credentials = on_credentials
-        self.config = config  # the building config from the fleet (edge/config_apply.py); None: refused
+        self.config = config  # the building config from the fleet (edge/config/apply.py); None: refused
         self.stats = DownlinkStats()
         self.refusals = Refusals(journal)
 
@@ -195,7 +195,7 @@ class Downlink:
 
 
     async def _config(self, envelope: Envelope, message: Message, connection: Connection) -> None:
-        """A building config from the fleet: checked, written, applied and watched (edge/config_apply.py);
+        """A building config from the fleet: checked, written, applied and watched (edge/config/apply.py);
         the outcome, with every problem, goes back as the result of a `config.apply` command. The answer
         is waited for (its PUBACK, a few seconds at most): an apply that restarts the daemon comes next."""
         if self.config is None:

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from edge.settings import Problem, ReadableFile, References, Secret, Strict
+from edge.config.settings import Problem, ReadableFile, References, Secret, Strict
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
 
 
 class Tls(Strict):

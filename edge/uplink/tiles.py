@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from edge.uplink.kinds import UplinkKind
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
     from edge.events import StoredEvent
     from edge.status.view import BuildingView
 

@@ -6,8 +6,8 @@ from typing import Callable, Mapping
 
 from edge.runtime import pools
 from edge.doors.credentials.store import CredentialStore
-from edge.config import BuildingConfig
-from edge.config_apply import ConfigApplier
+from edge.config.building import BuildingConfig
+from edge.config.apply import ConfigApplier
 from edge.runtime.control import Handler, check_request
 from edge.runtime.deadline import Deadline
 from edge.doors.wiring import Doors, open_store

@@ -27,8 +27,8 @@ from edge.runtime import pools
 from edge.doors.credentials.store import CredentialStore
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions
-from edge.config import BuildingConfig
-from edge.config_apply import ConfigApplier
+from edge.config.building import BuildingConfig
+from edge.config.apply import ConfigApplier
 from edge.runtime.deadline import Deadline
 from edge.events import Event, Priority
 from edge.uplink.kinds import LinkBody, UplinkKind
@@ -107,7 +107,7 @@ class Uplink:
         self.commands = commands or CommandTable()
         self.commands.register(UplinkCommand.STATUS_SNAPSHOT, self._status_snapshot)
         self.commands.register(UplinkCommand.STATE, self._state)
-        self.config_apply = config_apply  # the fleet's config.apply and config.get (edge/config_apply.py)
+        self.config_apply = config_apply  # the fleet's config.apply and config.get (edge/config/apply.py)
         if config_apply is not None:
             self.commands.register(UplinkCommand.CONFIG_GET, config_apply.get)
         self.pusher = Pusher(

@@ -19,7 +19,7 @@ import sys
 from os import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT  # sysexits codes
 from pathlib import Path
 
-from edge import cli_config
+from edge.config import cli as config_cli
 from edge.vision.feature import VisionOp
 
 
@@ -32,7 +32,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     release.add_argument("--elevator", help="elevator (or camera) name; default: every guarded car")
     release.add_argument("--operator", required=True, help="your staff id, journaled")
     release.add_argument("--reason", default="", help="why, journaled")
-    cli_config.add_option(release)
+    config_cli.add_option(release)
     release.set_defaults(handler=_release)
 
     reviewing = elevator_actions.add_parser("review", help="confirm or deny a hold (audited); list holds awaiting review", description=(
@@ -47,7 +47,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     verdicts.add_argument("--deny", metavar="SEEN", help="what was there instead: wheelchair, stroller, bicycle, person, empty, other")
     reviewing.add_argument("--elevator", help="elevator (or camera) name")
     reviewing.add_argument("--operator", help="your staff id, journaled")
-    cli_config.add_option(reviewing)
+    config_cli.add_option(reviewing)
     reviewing.set_defaults(handler=_review)
 
     vision = _group(commands, "vision", help="elevator camera tools", description="Tools for the elevator e-bike guard.")
@@ -55,7 +55,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "Write the frames collect mode saved (STATE_DIR/vision/collect) as OUT/images, empty OUT/labels and "
         "OUT/classes.txt, which CVAT and Label Studio open as a YOLO dataset."))
     export.add_argument("--out", type=Path, required=True, help="a new (or empty) folder")
-    cli_config.add_option(export)
+    config_cli.add_option(export)
     export.set_defaults(handler=_export)
     importing = vision.add_parser("import", help="read a labelled YOLO dataset back for `edge vision eval`", description=(
         "Read DATASET (classes.txt, images/, labels/) as labelled in a tool and write OUT/labels.csv, OUT/images "
@@ -74,10 +74,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     replay.add_argument("--model", type=Path, metavar="MANIFEST", help="another detector manifest than the camera's")
     replay.add_argument("--model-file", type=Path, metavar="FILE", help="the model file, when it is not beside the manifest")
     replay.add_argument("--threads", type=int, help="onnxruntime threads (default: the camera's)")
-    cli_config.add_option(replay)
+    config_cli.add_option(replay)
     replay.set_defaults(handler=_replay)
     status = vision.add_parser("status", help="whether each camera may hold the car, or only observes, and why")
-    cli_config.add_option(status)
+    config_cli.add_option(status)
     status.set_defaults(handler=_status)
 
 
@@ -93,7 +93,7 @@ def _group(commands: argparse._SubParsersAction, name: str, **kwargs) -> argpars
 def _release(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     request = {"op": VisionOp.ELEVATOR_RELEASE, "elevator": args.elevator, "operator": args.operator, "reason": args.reason}
@@ -108,7 +108,7 @@ def _release(args: argparse.Namespace) -> int:
 def _review(args: argparse.Namespace) -> int:
     from edge.runtime import control
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     if args.hold is None:
@@ -153,7 +153,7 @@ def _report_sha(camera) -> str | None:
 def _export(args: argparse.Namespace) -> int:
     from edge.vision.collect import DatasetError, export_yolo
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     try:
@@ -180,7 +180,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     cameras = [c for c in config.cameras if args.camera in (None, c.name)]
@@ -230,7 +230,7 @@ def said(found) -> str:
 def _status(args: argparse.Namespace) -> int:
     from edge.vision.qualification import verdict
 
-    config = cli_config.load_or_report(args.config)
+    config = config_cli.load_or_report(args.config)
     if config is None:
         return EX_CONFIG
     if not config.cameras:

@@ -98,7 +98,7 @@ def _group(commands: argparse._SubParsersAction, name: str, **kwargs) -> argpars
 
 
 def _state_options(parser: argparse.ArgumentParser) -> None:
-    from edge.config import DEFAULT_CONFIG
+    from edge.config.building import DEFAULT_CONFIG
 
     parser.add_argument("--config", "-c", type=Path, default=DEFAULT_CONFIG, help=f"building config, for its state_dir (default {DEFAULT_CONFIG})")
     parser.add_argument("--state-dir", type=Path, help="the state directory (instead of the config's)")
@@ -107,7 +107,7 @@ def _state_options(parser: argparse.ArgumentParser) -> None:
 def _state_dir(args: argparse.Namespace) -> Path | None:
     if args.state_dir is not None:
         return args.state_dir
-    from edge import config as building_config
+    from edge.config import building as building_config
 
     try:
         return building_config.load(args.config).state_path

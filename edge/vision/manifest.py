@@ -13,9 +13,10 @@ from typing import Annotated, Literal, Union, get_args
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, field_validator, model_validator
 
-from edge import problem_lines, yaml_source
-from edge.settings import Strict
-from edge.config import ConfigProblem as ManifestProblem  # a manifest's problems read like the config's: FILE:LINE:COL: path: message
+from edge.config import problem_lines
+from edge.config import yaml_source
+from edge.config.settings import Strict
+from edge.config.building import ConfigProblem as ManifestProblem  # a manifest's problems read like the config's: FILE:LINE:COL: path: message
 from edge.vision.detection import VisionClass
 
 

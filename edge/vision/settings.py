@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from edge.settings import LocalPath, Name, Plugged, Problem, ReadableFile, References, Strict
+from edge.config.settings import LocalPath, Name, Plugged, Problem, ReadableFile, References, Strict
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
 
 
 class HoldRelay(Strict):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from edge.vision.kinds import VisionKind
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
     from edge.events import StoredEvent
     from edge.status.view import BuildingView
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from edge.config import BuildingConfig
+from edge.config.building import BuildingConfig
 from edge.runtime.control import Handler
 from edge.doors.wiring import Doors
 from edge.fieldbus.devices import FieldBus

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from edge.points.settings import WaterPointSafety
-from edge.settings import Name, PointRef, Problem, References, Strict, unique
+from edge.config.settings import Name, PointRef, Problem, References, Strict, unique
 from edge.points.telemetry import TelemetrySettings
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
 
 
 class PressurePoint(Strict):

@@ -9,7 +9,7 @@ from edge.events import Kind
 from edge.tiles import PointView, band, keep_points, label, point_state
 
 if TYPE_CHECKING:
-    from edge.config import BuildingConfig
+    from edge.config.building import BuildingConfig
     from edge.events import StoredEvent
     from edge.status.view import BuildingView
 

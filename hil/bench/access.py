@@ -47,7 +47,7 @@ from edge.drivers.cards.framing import Framing
 from edge.drivers.modbus.profile import load_profile
 from edge.drivers.modbus.tables import Function
 from edge.drivers.osdp.keys import generate_key_file, load_key
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.doors.clock import TrustedTime
 from edge.doors.credentials.card_import import import_cards
 from edge.doors.credentials.store import CredentialStore, Enrolment

@@ -79,7 +79,7 @@ def _config(root: Path, name: str, port: int, public: Path) -> Path:
 
 
 async def _gateways(root: Path, names: list[str], port: int, public: Path) -> None:
-    from edge.config import load
+    from edge.config.building import load
     from edge.journal import Journal, JournalLimits
     from edge.uplink.worker import Uplink
 

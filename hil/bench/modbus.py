@@ -40,8 +40,8 @@ from edge.drivers.modbus.device import DeviceSpec
 from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.wire import SerialLink, TcpLink, read_request
 from edge.drivers.modbus.profile import Profile, load_profile
-from edge import config as building_config
-from edge.config import device_profiles
+from edge.config import building as building_config
+from edge.config.building import device_profiles
 from edge.power.points import FieldPoints
 from edge.fieldbus.devices import FieldBus, device_specs
 from edge.journal import Journal

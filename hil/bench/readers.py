@@ -33,7 +33,7 @@ from pathlib import Path
 
 from edge.drivers.modbus.profile import load_profile
 from edge.drivers.modbus.tables import Function
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.doors.credentials.store import CredentialStore, Enrolment
 from edge.doors.wiring import credentials_path
 from edge.hil.bench.stats import percentile

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import paho.mqtt.client as paho
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.doors.credentials.card_import import import_cards
 from edge.doors.credentials.store import CredentialStore
 from edge.doors.wiring import credentials_path

@@ -25,7 +25,7 @@ import paho.mqtt.client as paho
 import structlog
 from cryptography.hazmat.primitives import serialization
 
-from edge.config import load
+from edge.config.building import load
 from edge.events import Event, Priority
 from edge.journal import Journal, JournalLimits
 from edge.uplink.worker import Uplink

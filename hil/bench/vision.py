@@ -391,7 +391,7 @@ def tap_keys(taps: int, rounds: int) -> dict[str, Any]:
 
     from edge.drivers.cards.framing import Framing
     from edge.drivers.modbus.profile import load_profile
-    from edge import config as building_config
+    from edge.config import building as building_config
     from edge.doors.credentials.card_import import import_cards
     from edge.doors.credentials.store import CredentialStore
     from edge.doors.wiring import credentials_path

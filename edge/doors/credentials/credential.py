@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, PlainSerializer, model_
 
 from edge.doors.credentials.pin import PinHash
 from edge.doors.schedule import WeeklySchedule
-from edge.settings import Strict
+from edge.config.settings import Strict
 
 HexKey = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 

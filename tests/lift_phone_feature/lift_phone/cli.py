@@ -3,15 +3,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge import cli_config
-from edge.config import load
+from edge.config import cli as config_cli
+from edge.config.building import load
 from edge.lift_phone.feature import LiftPhoneOp
 from edge.runtime import control
 
 
 def add_commands(commands) -> None:
     hang_up = commands.add_parser("lift-phone", help="hang up a lift's emergency phone through the running daemon")
-    cli_config.add_option(hang_up)
+    config_cli.add_option(hang_up)
     hang_up.add_argument("phone")
     hang_up.set_defaults(handler=_hang_up)
 

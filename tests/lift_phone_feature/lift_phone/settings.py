@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from edge.settings import Name, Problem, References, Strict
+from edge.config.settings import Name, Problem, References, Strict
 
 
 class LiftPhone(Strict):

@@ -32,7 +32,7 @@ def write(directory: Path, building_id: str) -> tuple[Path, Path]:
     existing = [str(path) for path in (config, secret) if os.path.lexists(path)]
     if existing:
         raise StarterExists(f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; nothing was written")
-    text = resources.files("edge").joinpath("starter.yaml").read_text(encoding="utf-8").replace("BUILDING_ID", building_id)
+    text = resources.files("edge.config").joinpath("starter.yaml").read_text(encoding="utf-8").replace("BUILDING_ID", building_id)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     secret.parent.mkdir(mode=0o700, exist_ok=True)
     _create(secret, secrets.token_hex(SECRET_BYTES) + "\n")

@@ -4,7 +4,7 @@ The schema is pydantic (so the JSON Schema in config/schema.json comes from the 
 models). `BuildingConfig` composes the sections: the building's shared parts (buses, devices,
 point alarms, the journal, udev identities) are here; each feature declares its own in its
 package (`SECTIONS` in edge/<feature>/settings.py, found through edge/features.py), built from
-edge/settings.py. The checks that span sections run after validation: those of the shared parts
+edge/config/settings.py. The checks that span sections run after validation: those of the shared parts
 here (two devices on one Modbus address), then each feature's own `check` (a door naming a
 reader that does not exist). Every problem is reported at once as
 `FILE:LINE:COL: dotted.path: message`, because a technician on site fixes them in one go.
@@ -27,10 +27,10 @@ from pydantic import Field, ValidationError, create_model, field_validator
 
 from edge.drivers.modbus.points import PointAlarm
 from edge.drivers.modbus.profile import Profile
-from edge import problem_lines
-from edge import yaml_source
+from edge.config import problem_lines
+from edge.config import yaml_source
 from edge import features
-from edge.settings import CommandRef, LocalPath, Name, Plugged, PointRef, Problem, References, Secret, Strict, UsbIdentity, unique
+from edge.config.settings import CommandRef, LocalPath, Name, Plugged, PointRef, Problem, References, Secret, Strict, UsbIdentity, unique
 
 DEFAULT_CONFIG = Path("/etc/edge/building.yaml")
 DEFAULT_STATE_DIR = Path("/var/lib/edge")

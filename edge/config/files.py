@@ -20,10 +20,10 @@ from pathlib import Path
 
 import structlog
 
-from edge import config as building_config
+from edge.config import building as building_config
 from edge.state_files import remove_durably, sync_directory, write_atomically
 
-log = structlog.get_logger("edge.config_files")
+log = structlog.get_logger("edge.config.files")
 
 CRASH_STARTS = 2  # starts during a watch that no clean stop came before: a crash loop
 JOURNAL_PROBLEMS = 20  # lines kept in the journal's record of a refusal

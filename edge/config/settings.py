@@ -3,7 +3,7 @@ secrets, paths beside the config file, USB identities, and the lookups a feature
 cross-reference check uses.
 
 Each feature keeps its own models and checks (edge/doors/settings.py, edge/vision/settings.py,
-...) and `edge.config.BuildingConfig` composes them; they share these parts so a name, a
+...) and `edge.config.building.BuildingConfig` composes them; they share these parts so a name, a
 DEVICE.POINT or a secret means the same in every section. This module imports no feature, so
 any feature's settings can import it without a cycle through the building config.
 """

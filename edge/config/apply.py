@@ -14,7 +14,7 @@ run` counts its starts in the marker before it loads the config), the previous f
 applied, and `config.rolled_back` says why. Healthy at the deadline: `config.kept`, the marker goes.
 
 The files beside the config, and what `edge run` does with them before it loads the config, are
-edge/config_files.py.
+edge/config/files.py.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from typing import Any, Awaitable, Callable
 import structlog
 from pydantic import BaseModel
 
-from edge import yaml_source
+from edge.config import yaml_source
 from edge.runtime import pools
 from edge.carryover import open_conditions
 from edge.conditions import ActiveConditions, Severity
 from edge.events import Event, Kind, Priority
 from edge.uplink.kinds import UplinkKind
 from edge.runtime.pools import Pool
-from edge.settings import Secret
-from edge.config_files import (
+from edge.config.settings import Secret
+from edge.config.files import (
     JOURNAL_PROBLEMS,
     ConfigFiles,
     Watch,
@@ -51,7 +51,7 @@ from edge.config_files import (
 )
 from edge.state_files import remove_durably, write_atomically
 
-log = structlog.get_logger("edge.config_apply")
+log = structlog.get_logger("edge.config.apply")
 
 MAX_YAML_BYTES = yaml_source.MAX_BYTES  # what check-config reads at most; the downlink takes up to 4 MiB
 WATCH_S = 120.0  # how long an apply is watched unless the push says otherwise

@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from edge import config as building_config
-from edge.config import DEFAULT_CONFIG, BuildingConfig, ConfigError
+from edge.config import building as building_config
+from edge.config.building import DEFAULT_CONFIG, BuildingConfig, ConfigError
 
 
 def add_option(parser: argparse.ArgumentParser) -> None:

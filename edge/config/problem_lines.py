@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from edge.yaml_source import Document
+from edge.config.yaml_source import Document
 
 Loc = tuple[Any, ...]
 
