@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,7 +24,8 @@ from edge.fleet import keys
 from edge.fleet.localdb import LocalPostgres
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL, Daemon, as_yaml
+from conftest import Daemon, as_yaml
+from conftest import building as house  # `building` is this gateway's id here
 from uplink_rig import uplink_section
 
 
@@ -47,24 +49,28 @@ def event_for(n: int) -> Event:
     """Mostly telemetry; every 7th an alarm-priority power event (which must travel on the alarm lane)."""
     if n % 7 == 3:
         return Event(kind=PowerKind.TRIP_CONFIRMED, priority=Priority.ALARM, source=f"c{n % 5}",
-                     body={"circuit": f"c{n % 5}", "breaker": "cb", "reason": "overcurrent", "outcome": "confirmed",
-                           "readback": "open", "severity": None, "detail": "ok"})
+                     body={"circuit": f"c{n % 5}", "breaker": "cb", "reason": "over_current", "outcome": "confirmed",
+                           "readback": "open", "severity": None, "detail": "confirmed", "point": "m1.phase_a_current",
+                           "reading": 41.2, "threshold": 32.0, "unit": "A"})
     return Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source="m1",
-                 body={"point": "phase_a_current", "value": round(10 + n % 13 * 0.1, 2), "unit": "A", "n": n})
+                 body={"point": "m1.phase_a_current", "quantity": "phase_current", "value": round(10 + n % 13 * 0.1, 2), "unit": "A",
+                       "n": n})
 
 
 class Gateway(Daemon):
     """One building: a config in its own folder, a journal written before it starts, `edge run` as a subprocess."""
 
-    def __init__(self, root: Path, building: str, broker_port: int, public_key: Path, extra: str = "", batch_events: int = 200) -> None:
+    def __init__(self, root: Path, building: str, broker_port: int, public_key: Path, batch_events: int = 200, **uplink: Any) -> None:
+        """`uplink`: more of its uplink section (bandwidth_bytes_per_s=..., batch_bytes=...)."""
         self.building = building
         self.dir = root / building
         (self.dir / "secrets").mkdir(parents=True, exist_ok=True)
         (self.dir / "secrets" / "building.key").write_text(os.urandom(32).hex())
         super().__init__(self.dir / "building.yaml", log=self.dir / "daemon.log", stop_s=15)
-        uplink = uplink_section(broker_port)
-        uplink["uplink"].update(batch_events=batch_events, cloud_public_key=str(public_key))
-        self.config.write_text(MINIMAL.replace("test-house", building).lstrip("\n") + as_yaml(uplink) + extra)
+        config = house(uplink_section(broker_port), {"http": {"port": 0}})  # its page on a free port, as write_config does
+        config["building"]["id"] = building
+        config["uplink"].update(batch_events=batch_events, cloud_public_key=str(public_key), **uplink)
+        self.config.write_text(as_yaml(config))
 
     def prepare(self, events: int) -> None:
         async def write() -> None:
@@ -77,6 +83,15 @@ class Gateway(Daemon):
 
     def journaled(self) -> list:
         return read_events(load(self.config).journal_path, EventQuery(limit=None))
+
+
+def prepared(root: Path, broker_port: int, public_key: Path, events: int, *buildings: str, **options: Any) -> list[Gateway]:
+    """A Gateway for each of `buildings` (in folders under `root`, its uplink to the mosquitto at
+    `broker_port`; `options` as Gateway takes them), each with `events` journaled before it starts."""
+    gateways = [Gateway(root, building, broker_port, public_key, **options) for building in buildings]
+    for gateway in gateways:
+        gateway.prepare(events)
+    return gateways
 
 
 class Ingest:

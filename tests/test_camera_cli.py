@@ -4,11 +4,13 @@ and `edge elevator release` through the real control socket."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 from pathlib import Path
 
 import pytest
 
+from edge.hil.waiting import NotReached, until
 from edge.config import building as building_config
 from edge.cli import main
 from edge.runtime.control import ControlServer, ask
@@ -19,21 +21,15 @@ from edge.vision.collect import CLASSES
 from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import Verdict
 from edge.vision.wiring import assemble_vision
-from conftest import MINIMAL
+from conftest import building, in_background
+from vision_rig import FLOOR, lift_camera, lift_io
 from vision_media import EBIKE, EMPTY_CAR, labelled, need_shared, write_clip
 
 
 
-def camera_config(write_config, clip: Path, extra: str = "") -> Path:
-    return write_config(MINIMAL + f"""
-cameras:
-  - name: lift-1-cam
-    elevator: lift-1
-    source: {clip}
-    analysis_fps: 10
-    region: [[0.1, 0.5], [0.9, 0.5], [0.9, 1.0], [0.1, 1.0]]
-    collect: {{enabled: true, every_s: 0.5, cap_mb: 1}}
-{extra}""")
+def camera_config(write_config, clip: Path) -> Path:
+    return write_config(building({"cameras": [lift_camera(clip, analysis_fps=10, region=[list(corner) for corner in FLOOR],
+                                                          collect={"enabled": True, "every_s": 0.5, "cap_mb": 1})]}))
 
 
 @pytest.fixture
@@ -55,16 +51,12 @@ def test_collect_export_label_import(tmp_path, write_config, clip, capsys):
         vision = assemble_vision(config, journal, None, None)
         assert list(vision.work) == ["camera:lift-1-cam"] and vision.control.keys() == {"elevator.release", "elevator.review"}
         guard = vision.guards["lift-1-cam"]
-        task = asyncio.create_task(guard.run())
         try:
-            for _ in range(400):
-                if len(list(collected.glob("*.jpg"))) >= 3:
-                    break
-                await asyncio.sleep(0.05)
-            seen = guard.frames_seen
+            async with in_background(guard.run()):
+                with contextlib.suppress(NotReached):  # fewer than 3 is judged below, with what was seen
+                    await until(lambda: len(list(collected.glob("*.jpg"))) >= 3, 20, "three frames collected")
+                seen = guard.frames_seen
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await journal.close()
         return seen
 
@@ -105,7 +97,7 @@ def test_status_says_observe_and_why(tmp_path, write_config, clip, capsys):
 
 
 def test_a_camera_without_model_or_collect_is_not_opened(tmp_path, write_config, clip):
-    path = write_config(MINIMAL + f"cameras:\n  - {{name: cam, source: {clip}}}\n")
+    path = write_config(building({"cameras": [{"name": "cam", "source": str(clip)}]}))
     config = building_config.load(path)
 
     async def scenario():
@@ -138,16 +130,8 @@ def test_the_gateway_wires_the_camera_and_its_release_command(tmp_path, write_co
 
 
 def test_hold_relay_commands_are_checked_against_the_profile(write_config, clip):
-    path = write_config(MINIMAL + f"""
-buses:
-  - {{name: rs485-1, type: tcp, host: 127.0.0.1, port: 5020}}
-devices:
-  - {{name: io-lift, bus: rs485-1, address: 9, profile: generic-dio8}}
-cameras:
-  - name: lift-1-cam
-    source: {clip}
-    hold: {{device: io-lift, hold: release_7, resume: secure_99}}
-""")
+    path = write_config(building(lift_io(), {"cameras": [
+        {"name": "lift-1-cam", "source": str(clip), "hold": {"device": "io-lift", "hold": "release_7", "resume": "secure_99"}}]}))
     with pytest.raises(building_config.ConfigError) as error:
         building_config.load(path)
     assert "cameras.0.hold" in str(error.value) and "secure_99" in str(error.value)
@@ -167,19 +151,14 @@ def test_elevator_release_through_the_control_socket_is_audited(tmp_path, clip):
         async def release(request):
             return await release_request({"lift-1-cam": guard}, request)
 
-        server = asyncio.create_task(ControlServer(socket, {"elevator.release": release}).run())
         try:
-            for _ in range(200):
-                if socket.exists():
-                    break
-                await asyncio.sleep(0.01)
-            request = {"op": "elevator.release", "elevator": "lift-1", "operator": "tech-7", "reason": "rider asked"}
-            answer = await asyncio.to_thread(ask, socket, request, 10.0)
-            refused = await asyncio.to_thread(ask, socket, {"op": "elevator.release", "reason": "x"}, 10.0)
-            return answer, refused, read_events(journal.path, EventQuery(limit=None))
+            async with in_background(ControlServer(socket, {"elevator.release": release}).run()):
+                await until(socket.exists, 2, "the control socket", every_s=0.01)
+                request = {"op": "elevator.release", "elevator": "lift-1", "operator": "tech-7", "reason": "rider asked"}
+                answer = await asyncio.to_thread(ask, socket, request, 10.0)
+                refused = await asyncio.to_thread(ask, socket, {"op": "elevator.release", "reason": "x"}, 10.0)
+                return answer, refused, read_events(journal.path, EventQuery(limit=None))
         finally:
-            server.cancel()
-            await asyncio.gather(server, return_exceptions=True)
             await journal.close()
 
     answer, refused, events = asyncio.run(scenario())

@@ -13,7 +13,7 @@ from edge.hil.broker import Broker
 
 from conftest import REPO
 
-from fleet_rig import Gateway, Ingest, cloud_keys, postgres, query, until  # noqa: F401 - fixtures
+from fleet_rig import Ingest, cloud_keys, postgres, prepared, query, until  # noqa: F401 - fixtures
 
 
 def fleet(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
@@ -35,8 +35,7 @@ def test_keygen_writes_a_private_key_only_its_owner_reads_and_never_overwrites_i
 def test_pull_command_credentials_and_watch_against_a_running_gateway(tmp_path, cloud_keys):
     private, public = cloud_keys
     with Broker() as broker:
-        gateway = Gateway(tmp_path, "c1", broker.port, public, "  bandwidth_bytes_per_s: 20000\n")
-        gateway.prepare(2500)
+        (gateway,) = prepared(tmp_path, broker.port, public, 2500, "c1", bandwidth_bytes_per_s=20000)
         base = ("--broker", f"127.0.0.1:{broker.port}", "--key", str(private))
         try:
             gateway.start()
@@ -79,8 +78,7 @@ def test_pull_command_credentials_and_watch_against_a_running_gateway(tmp_path, 
 def test_status_and_gaps_read_what_the_workers_stored(tmp_path, postgres, cloud_keys):
     private, public = cloud_keys
     with Broker() as broker:
-        gateway = Gateway(tmp_path, "s1", broker.port, public)
-        gateway.prepare(800)
+        (gateway,) = prepared(tmp_path, broker.port, public, 800, "s1")
         with Ingest(tmp_path, broker.port, postgres.dsn, 1, private), gateway:
             until(lambda: query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='s1'") and
                   query(postgres.dsn, "SELECT watermark FROM buildings WHERE building='s1'")[0][0] >= 800, 60)

@@ -12,10 +12,11 @@ import os
 
 import paho.mqtt.client as paho
 
+from edge.hil import waiting
 from edge.hil.broker import Broker
 
 from conftest import running
-from fleet_rig import (Gateway, Ingest, assert_exactly_once, cloud_keys, postgres, query, until)  # noqa: F401 - fixtures
+from fleet_rig import (Gateway, Ingest, assert_exactly_once, cloud_keys, postgres, prepared, query, until)  # noqa: F401 - fixtures
 
 PREPARED = 1500
 
@@ -30,9 +31,7 @@ def _drained(dsn: str, gateways: list[Gateway], at_least: int = PREPARED):
 def test_gateways_drain_through_shared_workers_once_with_alarms_on_their_lane(tmp_path, postgres, cloud_keys):
     private, public = cloud_keys
     with Broker() as broker:
-        gateways = [Gateway(tmp_path, f"b{i}", broker.port, public) for i in range(3)]
-        for g in gateways:
-            g.prepare(PREPARED)
+        gateways = prepared(tmp_path, broker.port, public, PREPARED, *(f"b{i}" for i in range(3)))
         with Ingest(tmp_path, broker.port, postgres.dsn, 2, private), running(*gateways):
             until(_drained(postgres.dsn, gateways), 90, what="every building drained")
             until(lambda: {s for (s,) in query(postgres.dsn, "SELECT state FROM buildings")} == {"online"}, 30)
@@ -54,9 +53,7 @@ def test_a_worker_killed_mid_drain_loses_and_duplicates_nothing(tmp_path, postgr
     because the broker sends it again (to the restarted worker, whose session it kept)."""
     _, public = cloud_keys
     with Broker() as broker:
-        gateways = [Gateway(tmp_path, f"k{i}", broker.port, public, "  bandwidth_bytes_per_s: 60000\n") for i in range(2)]
-        for g in gateways:
-            g.prepare(4000)
+        gateways = prepared(tmp_path, broker.port, public, 4000, *(f"k{i}" for i in range(2)), bandwidth_bytes_per_s=60000)
         with Ingest(tmp_path, broker.port, postgres.dsn, 2, None, "--batch-messages", "20", "--batch-ms", "100") as ingest, running(*gateways):
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 1000, 60, what="the drain under way")
             victim = ingest.pids()[0]
@@ -74,9 +71,7 @@ def test_postgres_stopped_for_a_while_nothing_acknowledged_is_uncommitted(tmp_pa
     """No key, so no gap repair: a message acknowledged without its COMMIT would be missing for good."""
     _, public = cloud_keys
     with Broker() as broker:
-        gateways = [Gateway(tmp_path, f"p{i}", broker.port, public, "  bandwidth_bytes_per_s: 60000\n") for i in range(2)]
-        for g in gateways:
-            g.prepare(3000)
+        gateways = prepared(tmp_path, broker.port, public, 3000, *(f"p{i}" for i in range(2)), bandwidth_bytes_per_s=60000)
         with Ingest(tmp_path, broker.port, postgres.dsn, 2) as ingest, running(*gateways):
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 500, 60, what="the drain under way")
             postgres.stop("immediate")  # a crash: whatever was not committed is gone
@@ -95,9 +90,7 @@ def test_a_broker_restart_is_repaired_by_signed_pulls(tmp_path, postgres, cloud_
     to a worker: the gateways' status says how far they are synced, the gap is pulled and filled."""
     private, public = cloud_keys
     with Broker() as broker:
-        gateways = [Gateway(tmp_path, f"r{i}", broker.port, public, "  bandwidth_bytes_per_s: 80000\n") for i in range(2)]
-        for g in gateways:
-            g.prepare(3000)
+        gateways = prepared(tmp_path, broker.port, public, 3000, *(f"r{i}" for i in range(2)), bandwidth_bytes_per_s=80000)
         with Ingest(tmp_path, broker.port, postgres.dsn, 2, private), running(*gateways):
             until(lambda: query(postgres.dsn, "SELECT count(*) FROM events")[0][0] > 1000, 60, what="the drain under way")
             broker.restart()
@@ -115,7 +108,8 @@ def test_malformed_oversized_and_schema_breaking_messages_are_kept_aside_and_the
             client.connect("127.0.0.1", broker.port)
             client.loop_start()
             good = {"seq": 1, "id": "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3e", "time": "2026-12-01T09:20:00.000000Z", "mono_ns": 5,
-                    "kind": "telemetry.point", "priority": "telemetry", "source": "m", "body": {"point": "p", "value": 1.5}}
+                    "kind": "telemetry.point", "priority": "telemetry", "source": "m",
+                    "body": {"point": "m.p", "quantity": "water_pressure", "value": 1.5, "unit": "MPa"}}
             odd = {**good, "seq": 2, "id": "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3f", "kind": "power.trip_confirmed", "priority": "alarm",
                    "body": {"reason": 7, "note": "bad\u0000byte"}}
             batch = lambda *events: json.dumps({"v": 1, "building": "x1", "lane": "alarm", "events": list(events)})  # noqa: E731
@@ -171,10 +165,15 @@ def test_evicted_ranges_are_pulled_once_and_recorded_absent_never_asked_for_agai
                 else:
                     await journal.append(Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source="m",
                                                body={"point": "p", "value": 1.0}, wall_ns=old + n))
-            deadline = time.monotonic() + 60
-            while sum(e.seq <= 600 for e in gateway.journaled()) >= 300 and time.monotonic() < deadline:
-                await asyncio.sleep(0.3)  # maintenance runs with a commit once due: give it one (an alarm, kept)
+
+            async def evicted() -> bool:
+                if sum(e.seq <= 600 for e in gateway.journaled()) < 300:
+                    return True
+                # maintenance runs with a commit once due: give it one (an alarm, kept)
                 await journal.append(Event(kind=CommunityKind.SMOKE_ALARM, priority=Priority.ALARM, source="room-2", body={"area": "b"}))
+                return False
+
+            await waiting.until(evicted, 60, "retention evicting the old telemetry", every_s=0.3)
             await journal.close()
 
         asyncio.run(prepare())
@@ -214,8 +213,7 @@ def test_command_results_and_snapshots_are_stored_once_with_their_sha256(tmp_pat
 
     private, public = cloud_keys
     with Broker() as broker:
-        gateway = Gateway(tmp_path, "m1", broker.port, public)
-        gateway.prepare(50)
+        (gateway,) = prepared(tmp_path, broker.port, public, 50, "m1")
         with Ingest(tmp_path, broker.port, postgres.dsn, 2, private), gateway:
             done = subprocess.run([sys.executable, "-m", "edge.fleet.cli", "--broker", f"127.0.0.1:{broker.port}", "--key", str(private),
                                    "command", "m1", "status.snapshot"], capture_output=True, text=True, timeout=60)

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
@@ -17,7 +16,7 @@ from edge.fleet.contract import document
 from edge.fleet.link import BrokerOptions, Link
 from edge.hil.broker import Broker
 
-from fleet_rig import Gateway, cloud_keys, until  # noqa: F401 - fixtures
+from fleet_rig import cloud_keys, prepared, until  # noqa: F401 - fixtures
 
 
 def _validator(schema_name: str) -> Draft202012Validator:
@@ -30,8 +29,7 @@ def test_a_gateway_speaks_the_contract_alarms_on_their_lane_compact_json_and_a_w
     private, public = cloud_keys
     with Broker() as broker:
         # a batch cap above what the alarm lane reads at once (256 alarms): the backlog must still not carry alarms
-        gateway = Gateway(tmp_path, "w1", broker.port, public, "  batch_bytes: 4194304\n", batch_events=5000)
-        gateway.prepare(4000)
+        (gateway,) = prepared(tmp_path, broker.port, public, 4000, "w1", batch_bytes=4194304, batch_events=5000)
         link = Link(BrokerOptions(port=broker.port), "wire-watcher", subscriptions=("edge/v1/+/#",), queue_size=100_000).start()
         seen: list = []
         try:
@@ -51,9 +49,12 @@ def test_a_gateway_speaks_the_contract_alarms_on_their_lane_compact_json_and_a_w
             assert done.returncode == 0, done.stderr
             births = [json.loads(m.payload) for m in seen if m.topic.endswith("/status")]
             gateway.stop(signal.SIGKILL)  # no goodbye: the broker sends the will
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not any(m.topic.endswith("/status") and b'"offline"' in m.payload for m in seen):
+
+            def will_sent() -> bool:
                 collect(0.5)
+                return any(m.topic.endswith("/status") and b'"offline"' in m.payload for m in seen)
+
+            until(will_sent, 30, what="the broker's will: offline")
         finally:
             gateway.stop()
             link.close()

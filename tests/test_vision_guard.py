@@ -10,6 +10,7 @@ model runs end to end in `test_the_real_base_model_runs_in_the_guard`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.hil.waiting import until
+from edge.hil.waiting import NotReached, until
 from edge.vision.settings import Camera
 from edge.vision.kinds import VisionKind
 from edge.journal import EventQuery, Journal, read_events
@@ -26,11 +27,10 @@ from edge.vision.guard import ElevatorGuard
 from edge.vision.qualification import Verdict, file_sha256, verdict
 from edge.vision.wiring import release_request
 from vision_media import MODELS, labelled, write_clip
-from vision_rig import SIZE, LabelledDetector, Relay, Rig, Serve, camera, site_model, wait_for_file
+from vision_rig import SIZE, LabelledDetector, Relay, Rig, Serve, camera, site_model, visit, wait_for_file
 
 def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothing(tmp_path, media):
-    empty, ebikes = media
-    clip = write_clip(tmp_path / "car.avi", [empty] * 10 + ebikes * 10 + [empty] * 30, SIZE)
+    clip, ebikes = visit(tmp_path, media, after=30)
 
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), False, ebikes) as rig:
@@ -64,8 +64,7 @@ def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothin
 
 
 def test_qualified_hold_warns_and_releases_when_the_ebike_has_left(tmp_path, media):
-    empty, ebikes = media
-    clip = write_clip(tmp_path / "car.avi", [empty] * 10 + ebikes * 10 + [empty] * 40, SIZE)
+    clip, ebikes = visit(tmp_path, media, after=40)
 
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), True, ebikes) as rig:
@@ -89,8 +88,7 @@ def test_an_empty_still_car_runs_no_inference(tmp_path, media):
     async def scenario():
         async with Rig(tmp_path, camera(tmp_path, clip), True, ebikes) as rig:
             await rig.wait_for(VisionKind.VISION_MODE)
-            while rig.guard.frames_seen < 20:  # frames that reached the gate
-                await asyncio.sleep(0.05)
+            await until(lambda: rig.guard.frames_seen >= 20, 30, "20 frames at the gate")
             return rig
 
     rig = asyncio.run(scenario())
@@ -116,8 +114,8 @@ def test_a_hold_ends_at_once_on_fire_operator_time_limit_and_camera_fault(tmp_pa
             released = (await rig.wait_for(VisionKind.ELEVATOR_RELEASED))[0]
             # The e-bike is still in the car: more frames are analysed, and none holds it again.
             analysed = rig.guard.frames_analysed
-            while how != "camera_fault" and rig.guard.frames_analysed < analysed + 10:
-                await asyncio.sleep(0.05)
+            if how != "camera_fault":
+                await until(lambda: rig.guard.frames_analysed >= analysed + 10, 30, "10 more frames analysed")
             holds = [e for e in await rig.events() if e.kind == VisionKind.ELEVATOR_HOLD]
             return rig, released, answer, holds
 
@@ -220,10 +218,8 @@ def test_the_real_base_model_runs_in_the_guard(tmp_path, media):
         guard = ElevatorGuard(cam, journal, Relay(), tmp_path / "state", Verdict(False, "test"), BaseModel(manifest))
         task = asyncio.create_task(guard.run())
         try:
-            for _ in range(600):
-                if guard.frames_analysed >= 3 or task.done():
-                    break
-                await asyncio.sleep(0.05)
+            with contextlib.suppress(NotReached):  # fewer frames, or a worker that ended, is judged below
+                await until(lambda: guard.frames_analysed >= 3 or task.done(), 30, "three frames analysed")
             kinds = [e.kind for e in read_events(journal.path, EventQuery(limit=None))]
             return guard.frames_analysed, kinds
         finally:
