@@ -175,11 +175,16 @@ def _examples() -> dict[str, Any]:
 
     t = 1_796_000_000_000_000_000
     trip_sent = StoredEvent(41, "019aeb3c-1f40-7c2a-9d3e-5b8f0a1c2d3e", t, 912_000_000_000, str(PowerKind.TRIP_SENT), Priority.ALARM,
-                            "f2-kitchen", {"circuit": "f2-kitchen", "breaker": "f2-cb", "reason": "overcurrent", "value": 41.2})
+                            "f2-kitchen", {"circuit": "f2-kitchen", "breaker": "f2-cb", "reason": "over_current",
+                                           "point": "f2-monitor.phase_a_current", "reading": 41.2, "threshold": 32.0})
     trip_confirmed = StoredEvent(42, "019aeb3c-2010-7d11-8a4b-0c9d8e7f6a5b", t + 180_000_000, 912_180_000_000,
-                                 str(PowerKind.TRIP_CONFIRMED), Priority.ALARM, "f2-kitchen", {"circuit": "f2-kitchen", "breaker": "f2-cb"})
+                                 str(PowerKind.TRIP_CONFIRMED), Priority.ALARM, "f2-kitchen", {
+                                     "circuit": "f2-kitchen", "breaker": "f2-cb", "reason": "over_current", "outcome": "confirmed",
+                                     "readback": "open", "severity": None, "detail": "confirmed", "point": "f2-monitor.phase_a_current",
+                                     "reading": 41.2, "threshold": 32.0, "unit": "A"})
     reading = StoredEvent(43, "019aeb3c-2100-7e22-9b5c-1d0e9f8a7b6c", t + 1_000_000_000, 913_000_000_000, str(Kind.POINT_READING),
-                          Priority.TELEMETRY, "f2-monitor", {"point": "phase_a_current", "value": 12.3, "unit": "A"})
+                          Priority.TELEMETRY, "f2-monitor", {"point": "f2-monitor.phase_a_current", "quantity": "phase_current",
+                                                             "value": 12.3, "unit": "A"})
     alarm_batch, _ = encode_batch("hillside-court-7", PushLane.ALARM, [trip_sent, trip_confirmed], 1 << 20)
     backlog_batch, _ = encode_batch("hillside-court-7", PushLane.BACKLOG, [reading], 1 << 20)
     jpeg = b"\xff\xd8\xff\xe0example\xff\xd9"

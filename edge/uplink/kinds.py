@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from edge.event_words import Body
 from edge.events import Kinds
 
 
@@ -25,11 +26,9 @@ class UplinkKind(StrEnum):
     DOWNLINK_DROPPED = "fault.downlink_dropped"
 
 
-class LinkBody(BaseModel):
+class LinkBody(Body):
     """Why the link to the broker went down or came up: the broker's or the client's words, cut short
     (a body, not a log line). Typed, so the fleet contract states it and the ingest checks it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     detail: str = Field(max_length=300, description="What the connection said, at most 300 characters.")
 

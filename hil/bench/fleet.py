@@ -61,10 +61,12 @@ def _event(n: int, live: bool = False):
 
     if n % 50 == 7:
         return Event(kind=PowerKind.TRIP_CONFIRMED, priority=Priority.ALARM, source=f"c{n % 9}",
-                     body={"circuit": f"c{n % 9}", "breaker": "cb", "reason": "overcurrent", "outcome": "confirmed",
-                           "readback": "open", "severity": None, "detail": "bench"})
+                     body={"circuit": f"c{n % 9}", "breaker": "cb", "reason": "over_current", "outcome": "confirmed",
+                           "readback": "open", "severity": None, "detail": "bench", "point": "m1.phase_a_current",
+                           "reading": 41.2, "threshold": 32.0, "unit": "A"})
     return Event(kind=Kind.POINT_READING, priority=Priority.TELEMETRY, source="m1",
-                 body={"point": "phase_a_current", "value": round(10 + n % 17 * 0.1, 2), "unit": "A", "n": n, "live": live})
+                 body={"point": "m1.phase_a_current", "quantity": "phase_current", "value": round(10 + n % 17 * 0.1, 2), "unit": "A",
+                       "n": n, "live": live})
 
 
 def _config(root: Path, name: str, port: int, public: Path) -> Path:
