@@ -33,14 +33,6 @@ from edge.hil.scenario import SCHEMA_FILE, ScenarioError, load
 from edge.drivers.modbus.profile import load_profile
 
 BUILDING = SCENARIOS / "buildings" / "rig-house.yaml"
-QUIET = """
-devices:
-  f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
-  f1-breaker: {values: {closed: true}}
-  water-ai: {values: {ch1_ma: 11.5}}
-"""
-
-
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # the e-bike images and model weights
 
 
@@ -53,19 +45,23 @@ def test_canonical_scenario(path: Path):
     assert result.outcome == "passed", report.text([result])
 
 
+# The rig house's simulated devices at healthy readings, written in a scenario as `devices: HEALTHY`.
+HEALTHY = """devices:
+  f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
+  f1-breaker: {values: {closed: true}}
+  water-ai: {values: {ch1_ma: 11.5}}"""
+
+
 def _scenario(tmp_path: Path, text: str, name: str = "scenario.yaml") -> Path:
     path = tmp_path / name
-    path.write_text(textwrap.dedent(text).lstrip("\n").replace("BUILDING", str(BUILDING)))
+    path.write_text(textwrap.dedent(text).lstrip("\n").replace("BUILDING", str(BUILDING)).replace("devices: HEALTHY", HEALTHY))
     return path
 
 
 WRONG = """
 name: a tenant behind on rent is let in (wrong on purpose)
 config: {file: BUILDING}
-devices:
-  f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
-  f1-breaker: {values: {closed: true}}
-  water-ai: {values: {ch1_ma: 11.5}}
+devices: HEALTHY
 tenants:
   bob: {card: 0100A1B2C3, paid_through: -6}
 steps:
@@ -285,10 +281,7 @@ def test_absence_cloud_and_memory_expectations_fail_when_they_are_wrong(tmp_path
         name: three wrong expectations
         config: {file: BUILDING}
         cloud: true
-        devices:
-          f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
-          f1-breaker: {values: {closed: true}}
-          water-ai: {values: {ch1_ma: 11.5}}
+        devices: HEALTHY
         steps:
           - expect_cloud: exactly_once
             within_ms: 15000
@@ -481,10 +474,7 @@ def test_an_event_without_a_field_it_must_have_fails_naming_the_field(tmp_path):
     path = _scenario(tmp_path, """
         name: has
         config: {file: BUILDING}
-        devices:
-          f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
-          f1-breaker: {values: {closed: true}}
-          water-ai: {values: {ch1_ma: 11.5}}
+        devices: HEALTHY
         steps:
           - expect: gateway.started
             has: [version, pid]
@@ -509,10 +499,7 @@ def test_an_expectation_first_looked_at_after_its_deadline_fails_however_true_it
     path = _scenario(tmp_path, """
         name: deadlines that the steps before them used up
         config: {file: BUILDING}
-        devices:
-          f1-monitor: {values: {current_a: 12, current_b: 11, current_c: 9, leakage_ma: 20}}
-          f1-breaker: {values: {closed: true}}
-          water-ai: {values: {ch1_ma: 11.5}}
+        devices: HEALTHY
         steps:
           - wait_s: 0.1
           - expect_none: alarm.door_forced
