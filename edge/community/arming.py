@@ -30,7 +30,7 @@ from edge.community.kinds import CommunityKind
 from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.runtime.pools import Pool
-from edge.state_files import StateFile
+from edge.runtime.state_files import StateFile
 
 log = structlog.get_logger("edge.community.arming")
 

@@ -40,7 +40,7 @@ from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower
 from edge.runtime.pools import Pool
 from edge.config.settings import Strict
-from edge.state_files import StateFile
+from edge.runtime.state_files import StateFile
 
 log = structlog.get_logger("edge.community.inactivity")
 

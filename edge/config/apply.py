@@ -49,7 +49,7 @@ from edge.config.files import (
     record_version,
     restore,
 )
-from edge.state_files import remove_durably, write_atomically
+from edge.runtime.state_files import remove_durably, write_atomically
 
 log = structlog.get_logger("edge.config.apply")
 

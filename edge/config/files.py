@@ -21,7 +21,7 @@ from pathlib import Path
 import structlog
 
 from edge.config import building as building_config
-from edge.state_files import remove_durably, sync_directory, write_atomically
+from edge.runtime.state_files import remove_durably, sync_directory, write_atomically
 
 log = structlog.get_logger("edge.config.files")
 

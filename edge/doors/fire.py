@@ -42,7 +42,7 @@ from edge.events import Event, Priority
 from edge.doors.kinds import DoorKind
 from edge.journal import Journal
 from edge.runtime.pools import Pool
-from edge.state_files import remove_durably, write_atomically
+from edge.runtime.state_files import remove_durably, write_atomically
 
 log = structlog.get_logger("edge.doors.fire")
 

@@ -45,7 +45,7 @@ from edge.runtime import pools
 from edge.journal import Journal
 from edge.points.status_file import SNAPSHOT_EVERY_S
 from edge.runtime.pools import Pool
-from edge.state_files import StateFile, write_atomically
+from edge.runtime.state_files import StateFile, write_atomically
 
 log = structlog.get_logger("edge.fieldbus.devices")
 

@@ -51,7 +51,7 @@ from edge.points import (
     reclose_request,
 )
 from edge.points.status_rule import StatusRule
-from edge.state_files import StateFile, write_atomically
+from edge.runtime.state_files import StateFile, write_atomically
 
 if TYPE_CHECKING:
     from edge.power.points import FieldPoint

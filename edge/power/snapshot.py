@@ -19,7 +19,7 @@ from edge.journal import Journal
 from edge.points.status_file import SNAPSHOT_EVERY_S, SNAPSHOT_NAME, PointState, PointStatus, point_state, write_snapshot
 from edge.runtime.pools import Pool
 from edge.points import Condition, Quantity, TripCommand
-from edge.state_files import StateFile
+from edge.runtime.state_files import StateFile
 
 if TYPE_CHECKING:
     from edge.power.points import FieldPoint

@@ -29,7 +29,7 @@ from typing import Any
 import structlog
 
 from edge.journal.faults import describe
-from edge.state_files import StateFile
+from edge.runtime.state_files import StateFile
 
 log = structlog.get_logger("edge.uplink")
 
