@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from edge import kinds as event_kinds
+from edge.events import kinds as event_kinds
 from edge.events import Priority
 
 EDGE_SOURCE = Path(__import__("edge").__file__).parent

@@ -2,7 +2,7 @@
 
 Nothing here is written twice. The envelopes' fields and enums come from the gateway's own code
 (`StoredEvent.as_dict`, `Priority`, the push lanes, `CommandOutcome`, `DownlinkKind`, the pull
-limits, the snapshot cap); every event kind is in `edge.kinds` (the shared parts' `Kind` and each
+limits, the snapshot cap); every event kind is in `edge.events.kinds` (the shared parts' `Kind` and each
 feature's own enum), described in its words. Where a feature has typed a kind's body (a pydantic
 model in its `Kinds`), the body's schema is that model's; the other bodies are plain dicts built
 where each event is made, so their schema is read from those places in the source
@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from edge import kinds as event_kinds
+from edge.events import kinds as event_kinds
 from edge.events import Kind, Priority, StoredEvent
 from edge.fleet.body_sites import body_schema
 from edge.power.kinds import PowerKind

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from edge import kinds
+from edge.events import kinds
 from edge.journal import EventQuery, read_events
 
 TYPED: tuple[str, ...] = tuple(str(k) for k in kinds.every() if kinds.body(str(k)) is not None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from edge.bus import Bus
+from edge.events.bus import Bus
 from edge.events import Event, Kind, Priority
 from edge.doors.kinds import DoorKind
 from edge.hil.waiting import until

@@ -4,7 +4,7 @@ then ends (edge/conditions.py and each feature's CONDITIONS)."""
 from __future__ import annotations
 
 from edge.config import building as building_config
-from edge import kinds
+from edge.events import kinds
 from edge.conditions import ActiveConditions, all_rules, ending_kinds, raising_kinds
 from edge.events import Kind, Priority, StoredEvent
 from edge.power.kinds import PowerKind

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 import pytest
 
-from edge import kinds
+from edge.events import kinds
 from edge.events import Kinds
 
 

@@ -7,7 +7,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from edge import kinds
+from edge.events import kinds
 from edge.fleet.contract import DOCUMENT, _body_name, document, event_validator, render
 
 

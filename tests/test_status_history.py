@@ -10,7 +10,7 @@ import os
 import aiohttp
 import pytest
 
-from edge import kinds
+from edge.events import kinds
 from edge.status.cameras import SNAPSHOT_MAX_BYTES
 from edge.status.history import ALARM_PAGE_MAX
 from status_server_rig import SNAPSHOT, WEEK_RAISES, serving

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 from bodies_rig import EMITTING, TYPED, disagreements
-from edge import kinds
+from edge.events import kinds
 from edge.fleet.body_sites import body_sites
 
 TESTS = Path(__file__).resolve().parent

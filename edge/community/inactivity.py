@@ -30,7 +30,7 @@ import structlog
 from pydantic import Field, StringConstraints, ValidationError
 
 from edge.runtime import pools
-from edge.bus import Subscriber
+from edge.events.bus import Subscriber
 from edge.community.notifier import Alarm, Notifier
 from edge.community.settings import AlarmKind, Route
 from edge.events import Event, Priority

@@ -2,7 +2,7 @@
 and how (the SMS path), the care watch, intrusion zones and trail searches, with their words
 on the page.
 
-Composed by `edge.kinds` (see there); a wire name never changes once journaled.
+Composed by `edge.events.kinds` (see there); a wire name never changes once journaled.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from edge.event_words import Body
+from edge.events.words import Body
 from edge.events import Kinds
 
 

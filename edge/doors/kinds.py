@@ -1,7 +1,7 @@
 """The doors' event kinds: decisions, door alarms, locks, readers, the clock and credential guards,
 the fire release, with their words on the page.
 
-Composed by `edge.kinds` (see there); a wire name never changes once journaled.
+Composed by `edge.events.kinds` (see there); a wire name never changes once journaled.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pydantic import Field
 
 from edge.doors.reason import Reason
 from edge.drivers.cards.observations import FaultReason
-from edge.event_words import Body
+from edge.events.words import Body
 from edge.events import Kinds
 
 

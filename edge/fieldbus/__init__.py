@@ -3,7 +3,7 @@
 `devices` is the service the daemon runs (`FieldBus`: one poller for every RS-485 line, readings to
 whoever subscribes, device faults journaled; `DeviceCommands`: any command a profile defines, any
 point read now); `cli` is `edge device command|read|show`, which the daemon never imports. Not to be
-confused with edge/bus.py, the in-process bus of journaled events.
+confused with edge/events/bus.py, the in-process bus of journaled events.
 """
 
 from enum import StrEnum

@@ -11,7 +11,7 @@ its own thread pool. A `Follower` is that loop's parts, written once:
   must survive a restart it is saved through the owner's `mark` (the uplink cursor's marks).
 
 It sees only what is committed. A live part that must hear an event before the disk takes it
-(a card while the disk refuses writes) listens on the bus (`edge.bus`) instead.
+(a card while the disk refuses writes) listens on the bus (`edge.events.bus`) instead.
 """
 
 from __future__ import annotations

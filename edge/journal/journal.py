@@ -39,7 +39,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Sequence
 
-from edge.bus import Bus
+from edge.events.bus import Bus
 from edge.events import Event
 from edge.journal import spill
 from edge.journal.outage import OutageBuffer

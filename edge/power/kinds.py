@@ -1,7 +1,7 @@
 """The power cut's event kinds: a trip sent, confirmed, refused or withdrawn, and a re-close
 requested, refused or confirmed, with their words on the page.
 
-Composed by `edge.kinds` (see there); a wire name never changes once journaled.
+Composed by `edge.events.kinds` (see there); a wire name never changes once journaled.
 The point conditions (`alarm.raised`, `alarm.cleared`) and readings stay in `edge.events.Kind`:
 circuits and water points both raise them.
 """
@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from edge.event_words import Body
+from edge.events.words import Body
 from edge.events import Kinds
 from edge.points.power_cut import TripReason
 

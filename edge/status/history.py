@@ -15,7 +15,7 @@ from aiohttp import web
 from edge.conditions import ActiveConditions, Severity, ending_kinds, raising_kinds
 from edge.events import Priority
 from edge.journal import EventQuery, read_events
-from edge.kinds import table as event_words
+from edge.events.kinds import table as event_words
 from edge.status.tail import dumps
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class History:
         return web.json_response(history, dumps=dumps)
 
     async def _words(self, request: web.Request) -> web.Response:
-        """Event kinds in words (every part's, composed by edge/kinds.py), fetched once by the page."""
+        """Event kinds in words (every part's, composed by edge/events/kinds.py), fetched once by the page."""
         return web.json_response(event_words(), headers={"Cache-Control": "max-age=3600"})
 
 

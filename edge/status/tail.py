@@ -10,7 +10,7 @@ A listener's queue is bounded: a browser that cannot keep up is told to reload i
 
 While the disk refuses writes the journal's head stands still, and a page folded only from the
 journal would show the building as it was when the disk stopped (doors released by a fire shown
-locked). So the tail also listens on the bus (`edge.bus`): while the journal is degraded, events
+locked). So the tail also listens on the bus (`edge.events.bus`): while the journal is degraded, events
 it has admitted but not written are folded in as an overlay, after everything committed; once
 they are written the follower passes over the ones already shown.
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from edge.bus import Notice, Subscriber
+from edge.events.bus import Notice, Subscriber
 from edge.events import Kind, Priority, StoredEvent
 from edge.journal import EventQuery, Journal, read_events
 from edge.journal.follower import Follower

@@ -1,7 +1,7 @@
 """The uplink's event kinds: what the cloud sent (refused, dropped, applied, answered) and the
 connection's state, with their words on the page.
 
-Composed by `edge.kinds` (see there); a wire name never changes once journaled.
+Composed by `edge.events.kinds` (see there); a wire name never changes once journaled.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from edge.event_words import Body
+from edge.events.words import Body
 from edge.events import Kinds
 
 

@@ -26,7 +26,7 @@ never polls the file.
 One exception to "read only from the journal": while the disk refuses writes the journal holds
 its events in memory and its head stops, so an alarm (the journal's own `journal_unavailable`
 first) would wait for the disk to reach the cloud. Those alarms, numbered and held, are taken
-from the bus (`edge.bus`) and sent on the alarm lane at once; acknowledged, they are skipped
+from the bus (`edge.events.bus`) and sent on the alarm lane at once; acknowledged, they are skipped
 when the journal writes them later, and the cloud drops a duplicate by id anyway.
 """
 
@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from edge import kinds
-from edge.bus import Notice
+from edge.events import kinds
+from edge.events.bus import Notice
 from edge.events import Priority, StoredEvent
 from edge.journal import Journal
 from edge.journal.follower import Follower

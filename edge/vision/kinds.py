@@ -3,7 +3,7 @@ reviews and camera faults, with their words on the page.
 
 Imports nothing of OpenCV or onnxruntime: every gateway's registry reads it.
 
-Composed by `edge.kinds` (see there); a wire name never changes once journaled.
+Composed by `edge.events.kinds` (see there); a wire name never changes once journaled.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from edge.event_words import Body
+from edge.events.words import Body
 from edge.events import Kinds
 from edge.vision.confirm import Release
 from edge.vision.detection import VisionClass

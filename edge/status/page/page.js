@@ -1,6 +1,6 @@
 // The live status page: one snapshot, then server-sent events. Read-only; no build step.
 // Written for a property manager: names from the config, units, the building's own time zone
-// (never the browser's), event kinds in words (edge/event_words.py), no value beside a fault.
+// (never the browser's), event kinds in words (edge/events/words.py), no value beside a fault.
 "use strict";
 const PRIORITIES = ["telemetry", "fault", "access", "alarm"];
 const MAX_EVENTS = 200, MAX_SERIES = 400, SHOWN_EVENTS = 100, HISTORY_PAGE = 20;

@@ -1,7 +1,7 @@
 """The shared parts' event kinds (`edge.events.Kind`) in a property manager's words.
 
 The journal speaks in kinds (`power.trip_confirmed`) because the cloud and the tests match on
-them; the status page shows these words instead (`edge.kinds.words`). `Kinds` refuses a kind
+them; the status page shows these words instead (`edge.events.kinds.words`). `Kinds` refuses a kind
 without words, so a kind added to `Kind` gets its words here in the same commit; a feature's
 kinds have theirs beside them, in the feature's kinds.py.
 

@@ -26,7 +26,7 @@ import structlog
 
 from edge.events import Event
 
-log = structlog.get_logger("edge.bus")
+log = structlog.get_logger("edge.events.bus")
 
 QUEUE = 256  # notices a subscriber may hold before its oldest is dropped
 

@@ -4,6 +4,10 @@ Every observation that matters, decision, command, alarm and fault becomes an `E
 before it goes anywhere else (the journal is the outbox). The id is a UUIDv7, so ids
 are globally unique and sort by creation time across gateways; the per-gateway `seq`
 is assigned by the journal when the event is appended, and never repeats.
+
+Beside the record: every kind, composed from the shared parts' and each feature's (`kinds`), the
+shared parts' words and bodies (`words`) and the live bus of journaled events (`bus`). This module
+imports none of them, so a feature's kinds import the record without composing the registry.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ class Kind(StrEnum):
     devices and hotplug, a config from the fleet, field points' conditions and readings.
 
     A feature declares its own kinds in its package (edge/doors/kinds.py, edge/vision/kinds.py,
-    edge/uplink/kinds.py, edge/community/kinds.py, edge/power/kinds.py) and `edge.kinds`
+    edge/uplink/kinds.py, edge/community/kinds.py, edge/power/kinds.py) and `edge.events.kinds`
     composes them with these."""
 
     GATEWAY_STARTED = "gateway.started"
@@ -95,7 +99,7 @@ class Kind(StrEnum):
 class Kinds:
     """One feature's event kinds: its enum (the wire names), each kind in a property manager's
     words (the page shows these), and, where the feature has typed a body, its pydantic model
-    (the fleet contract publishes that model's schema). `edge.kinds` composes every feature's."""
+    (the fleet contract publishes that model's schema). `edge.events.kinds` composes every feature's."""
 
     feature: str
     enum: type[StrEnum]

@@ -1,6 +1,6 @@
 """Every event kind the gateway writes, composed from the parts that declare them.
 
-The shared parts' kinds are `edge.events.Kind` (words in edge/event_words.py); each feature
+The shared parts' kinds are `edge.events.Kind` (words in edge/events/words.py); each feature
 declares its own in its package (`edge/<feature>/kinds.py`: a StrEnum, its words and any typed
 bodies, as one `Kinds`, named by its `Feature`). Whatever must know every kind reads it here: the uplink's alarm lane,
 the page's words, the fleet contract (docs/uplink.asyncapi.yaml) and its ingest's validator. A new
@@ -13,7 +13,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel
 
-from edge import event_words, features
+from edge import features
+from edge.events import words as event_words
 from edge.events import Kinds
 
 FEATURES: tuple[Kinds, ...] = (event_words.KINDS, *(module.KINDS for module in features.modules("kinds")))
