@@ -41,11 +41,13 @@ def disagreements(kind: str, body: dict) -> list[str]:
     model = kinds.body(kind)
     if model is None:
         return []
+    declared = {field.alias or name for name, field in model.model_fields.items()}
+    undeclared = [f"{name}: not declared by {model.__name__}" for name in sorted(set(body) - declared)]
     try:
-        parsed = model.model_validate_json(json.dumps(body), strict=True)
+        model.model_validate_json(json.dumps(body), strict=True)
     except ValidationError as invalid:
-        return [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in invalid.errors()]
-    return [f"{name}: not declared by {model.__name__}" for name in sorted(parsed.model_extra or {})]
+        return [f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in invalid.errors()] + undeclared
+    return undeclared
 
 
 def journal_disagreements(path: Path) -> list[str]:
