@@ -18,7 +18,7 @@ from edge.drivers.modbus.profile import Profile, load_profile
 from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import FaultPlan, FieldSimulator, SimulatedDevice
 
-from conftest import building, modbus_device, modbus_tcp
+from conftest import building, in_background, modbus_device, modbus_tcp
 
 PROFILES = Path(__file__).resolve().parent.parent / "drivers" / "modbus" / "profiles"
 WAIT_S = 10.0  # a safety net so a broken test fails instead of hanging; never a timing assertion
@@ -171,11 +171,9 @@ async def one_device_bus(write_config, device: SimulatedDevice, name: str, profi
     fieldbus = FieldBus(device_specs(config, device_profiles(config)), journal)
     for point, callback in subscriptions:
         fieldbus.subscribe(PointKey.parse(point), callback)
-    running = asyncio.create_task(fieldbus.run())
     try:
-        yield config, fieldbus
+        async with in_background(fieldbus.run()):
+            yield config, fieldbus
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await simulator.stop()
         await journal.close()

@@ -14,6 +14,7 @@ from edge.hil.modem_sim import Mode, ModemSimulator
 from edge.hil.pty import pty_pair
 
 from community_rig import events, until
+from conftest import in_background
 
 
 def _settings(port: str, **extra) -> CommunitySafety:
@@ -29,12 +30,10 @@ async def _notifier(tmp_path, settings, cloud_took, scenario):
     journal = await Journal.open(tmp_path / "journal.db")
     notifier = Notifier("test-house", "Asia/Shanghai", settings, journal, uplink_up=lambda: True, cloud_took=cloud_took,
                         sms=SmsSender(settings.modem))
-    running = asyncio.create_task(notifier.run())
     try:
-        await scenario(notifier)
+        async with in_background(notifier.run()):
+            await scenario(notifier)
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await notifier.sms.close()
         await journal.close()
     return journal.path

@@ -21,6 +21,7 @@ from edge.hil.pty import pty_pair
 
 from community_rig import community_config, devices, events, gateway_on, run_gateway, until
 from journal_disk import mount_failing_card
+from conftest import in_background
 
 def zone_config(port: int, card_port: str | None = None) -> dict:
     """The community building with the unit's window and door as intrusion inputs of zone unit-301 (exit and
@@ -199,8 +200,7 @@ def test_a_tenants_card_arms_and_disarms_the_zone_while_the_state_disk_is_read_o
                     async for notice in everything:
                         heard.append(notice)
 
-                listening = asyncio.create_task(listen())
-                try:
+                async with in_background(listen()):
                     state_card.fail()
                     assert state_card.read_only
                     await until(lambda: gateway.journal.degraded, what="the journal degraded")
@@ -217,9 +217,6 @@ def test_a_tenants_card_arms_and_disarms_the_zone_while_the_state_disk_is_read_o
                     granted = said("access.decision")[-1].body["credential"]
                     assert [n.body.get("by") for n in said("community.zone") if n.body["outcome"] in ("arming", "disarmed")] == \
                         [f"card:{granted}", f"card:{granted}"]
-                finally:
-                    listening.cancel()
-                    await asyncio.gather(listening, return_exceptions=True)
 
         tapped = [0.0]
         return await gateway_on(FieldSimulator(list(sim.values())), lambda port: enrol(write_config(zone_config(port, card_port))),

@@ -12,6 +12,8 @@ import pytest
 from edge.hil.waiting import until
 from edge.runtime.control import MAX_TEXT, ControlServer, ask
 
+from conftest import in_background
+
 GOOD = {"op": "door.unlock", "door": "front", "operator": "tech-4", "reason": "delivery for flat 402"}
 
 
@@ -55,14 +57,10 @@ def test_every_bad_request_gets_an_error_reply_and_never_reaches_a_handler(tmp_p
 
     async def scenario():
         server = ControlServer(tmp_path / "control.sock", {"door.unlock": unlock})
-        serving = asyncio.create_task(server.run())
-        try:
+        async with in_background(server.run()):
             await until(lambda: (tmp_path / "control.sock").exists(), 10, "the control socket", every_s=0.01)
             answers = {name: await asyncio.to_thread(_send, tmp_path / "control.sock", payload) for name, payload in BAD.items()}
             good = await asyncio.to_thread(ask, tmp_path / "control.sock", GOOD)
-        finally:
-            serving.cancel()
-            await asyncio.gather(serving, return_exceptions=True)
         return answers, good
 
     answers, good = asyncio.run(scenario())

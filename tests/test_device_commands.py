@@ -25,7 +25,7 @@ from edge.hil.modbus_sim import SimulatedDevice
 from edge.hil.pty import pty_pair
 from edge.hil.waiting import until_sync
 
-from conftest import MINIMAL, Daemon, building, merged, modbus_device, modbus_rtu, modbus_tcp
+from conftest import MINIMAL, Daemon, building, in_background, merged, modbus_device, modbus_rtu, modbus_tcp
 from field_rig import BUILT_IN, SimulatorLoop, WireSimulator, edge_cli, socket_ready
 
 REASON = "commissioning the panel, ticket 4411"
@@ -174,13 +174,11 @@ def test_the_cloud_runs_only_the_commands_the_config_allows_and_hears_the_real_o
         devices = DeviceCommands(fieldbus, journal, cloud_allowed=frozenset(config.cloud_commands))
         table = CommandTable()
         table.register("device.command", as_command("device.command", devices.cloud_command))
-        running = asyncio.create_task(fieldbus.run())
         try:
-            allowed = await table.run("device.command", {"device": "io", "command": "release_2", "reason": REASON, "operator": "cloud-ops"})
-            denied = await table.run("device.command", {"device": "io", "command": "release_1", "reason": REASON, "operator": "cloud-ops"})
+            async with in_background(fieldbus.run()):
+                allowed = await table.run("device.command", {"device": "io", "command": "release_2", "reason": REASON, "operator": "cloud-ops"})
+                denied = await table.run("device.command", {"device": "io", "command": "release_1", "reason": REASON, "operator": "cloud-ops"})
         finally:
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
             await simulator.stop()
             await journal.close()
         return config, allowed, denied, simulator.writes(1)

@@ -15,6 +15,8 @@ from edge.doors.readers import ReaderInbox, ReaderWorker, RepeatFilter
 from edge.hil.card_sim import CardReaderSim
 from edge.hil.waiting import until_sync
 
+from conftest import in_background
+
 pytestmark = pytest.mark.timeout(60)
 CARD = b"\x01\x00\x12\x93\xd8"
 
@@ -64,23 +66,21 @@ def test_an_unplugged_reader_is_a_fault_and_reads_again_when_it_returns(tmp_path
                     await asyncio.sleep(0.2)
 
         socat = _socat(sim_end, gateway_end)
-        task = asyncio.create_task(supervised())
         try:
-            await asyncio.sleep(0.3)
-            with CardReaderSim(str(sim_end), "em4100") as sim:
-                sim.present(CARD)
-                first = await _next(inbox, CardRead)
-            socat.terminate()
-            socat.wait()
-            fault = await _next(inbox, ReaderFault)
-            socat = _socat(sim_end, gateway_end)
-            await asyncio.sleep(1.0)  # the restarted worker opens the new port
-            with CardReaderSim(str(sim_end), "em4100") as sim:
-                sim.present(CARD)
-                again = await _next(inbox, CardRead)
+            async with in_background(supervised()):
+                await asyncio.sleep(0.3)
+                with CardReaderSim(str(sim_end), "em4100") as sim:
+                    sim.present(CARD)
+                    first = await _next(inbox, CardRead)
+                socat.terminate()
+                socat.wait()
+                fault = await _next(inbox, ReaderFault)
+                socat = _socat(sim_end, gateway_end)
+                await asyncio.sleep(1.0)  # the restarted worker opens the new port
+                with CardReaderSim(str(sim_end), "em4100") as sim:
+                    sim.present(CARD)
+                    again = await _next(inbox, CardRead)
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             socat.terminate()
             socat.wait()
         return first, fault, again, failures

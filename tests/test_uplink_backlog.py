@@ -11,6 +11,7 @@ from edge.uplink.worker import Uplink
 from edge.hil.broker import Broker
 
 from uplink_rig import assert_exactly_once_in_order, journaled, open_cloud, open_store, until, uplink_config
+from conftest import in_background
 
 B = "test-house"
 
@@ -29,13 +30,11 @@ async def drain(config_path, broker: Broker, building_dir, events: int, timeout_
     await cloud.start()
     store = open_store(config_path)
     uplink = Uplink(config, "cafe", journal, lambda: store)
-    task = asyncio.create_task(uplink.run())
     try:
-        await until(lambda: uplink.pusher.synced_seq >= journal.head_seq, timeout_s=timeout_s)
-        await until(lambda: cloud.received >= journal.head_seq, timeout_s=timeout_s)
+        async with in_background(uplink.run()):
+            await until(lambda: uplink.pusher.synced_seq >= journal.head_seq, timeout_s=timeout_s)
+            await until(lambda: cloud.received >= journal.head_seq, timeout_s=timeout_s)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
         uplink.close()
         store.close()
         await journal.close()

@@ -28,6 +28,7 @@ from edge.vision.qualification import Verdict, file_sha256, verdict
 from edge.vision.wiring import release_request
 from vision_media import MODELS, labelled, write_clip
 from vision_rig import SIZE, LabelledDetector, Relay, Rig, Serve, camera, site_model, visit, wait_for_file
+from conftest import in_background
 
 def test_observe_mode_journals_what_it_would_do_with_a_snapshot_and_holds_nothing(tmp_path, media):
     clip, ebikes = visit(tmp_path, media, after=30)
@@ -216,15 +217,13 @@ def test_the_real_base_model_runs_in_the_guard(tmp_path, media):
     async def scenario():
         journal = await Journal.open(tmp_path / "journal.db")
         guard = ElevatorGuard(cam, journal, Relay(), tmp_path / "state", Verdict(False, "test"), BaseModel(manifest))
-        task = asyncio.create_task(guard.run())
         try:
-            with contextlib.suppress(NotReached):  # fewer frames, or a worker that ended, is judged below
-                await until(lambda: guard.frames_analysed >= 3 or task.done(), 30, "three frames analysed")
-            kinds = [e.kind for e in read_events(journal.path, EventQuery(limit=None))]
-            return guard.frames_analysed, kinds
+            async with in_background(guard.run()) as task:
+                with contextlib.suppress(NotReached):  # fewer frames, or a worker that ended, is judged below
+                    await until(lambda: guard.frames_analysed >= 3 or task.done(), 30, "three frames analysed")
+                kinds = [e.kind for e in read_events(journal.path, EventQuery(limit=None))]
+                return guard.frames_analysed, kinds
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await journal.close()
 
     analysed, kinds = asyncio.run(scenario())
@@ -329,17 +328,15 @@ def test_a_model_failing_on_every_frame_is_one_fault_a_minute_and_the_camera_goe
         journal = await Journal.open(tmp_path / "journal.db")
         guard = ElevatorGuard(camera(tmp_path, clip), journal, relay, tmp_path / "state", Verdict(True, "test"),
                               Serve(BrokenDetector()))
-        task = asyncio.create_task(guard.run())
         try:
-            def analysed() -> bool:  # three seconds of frames, each one failing in the model
-                assert not task.done(), f"{guard.frames_seen} frames"
-                return guard.frames_seen >= 30
+            async with in_background(guard.run()) as task:
+                def analysed() -> bool:  # three seconds of frames, each one failing in the model
+                    assert not task.done(), f"{guard.frames_seen} frames"
+                    return guard.frames_seen >= 30
 
-            await until(analysed, 30, lambda: f"30 frames analysed ({guard.frames_seen})")
-            return [e for e in read_events(journal.path, EventQuery(limit=None)) if e.kind == VisionKind.VISION_FAULT]
+                await until(analysed, 30, lambda: f"30 frames analysed ({guard.frames_seen})")
+                return [e for e in read_events(journal.path, EventQuery(limit=None)) if e.kind == VisionKind.VISION_FAULT]
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await journal.close()
 
     relay = Relay()

@@ -23,6 +23,7 @@ from edge.status.server import StatusServer
 from status_rig import served_url
 from vision_media import EBIKE, labelled, need_shared
 from vision_rig import page_camera
+from conftest import in_background
 
 SECRET = "page-token-label-1"
 OBSERVED = "1765100000009-ebike_observed.jpg"  # the newest
@@ -50,17 +51,15 @@ async def serve(config, token: bool, work):
     await journal.append(Event(VisionKind.ELEVATOR_OBSERVED, Priority.FAULT, "lift-1-cam", {
         "camera": "lift-1-cam", "class": "ebike", "box": [0.2, 0.3, 0.6, 0.9], "snapshot": f"vision/snapshots/lift-1-cam/{OBSERVED}"}))
     server = StatusServer(config, journal)
-    running = asyncio.create_task(server.run())
     try:
-        url = await served_url(config, running)
-        import aiohttp
+        async with in_background(server.run()) as running:
+            url = await served_url(config, running)
+            import aiohttp
 
-        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {SECRET}"} if token else {}) as session:
-            result = await work(session, url)
-        return result, read_events(journal.path, EventQuery(limit=None))
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {SECRET}"} if token else {}) as session:
+                result = await work(session, url)
+            return result, read_events(journal.path, EventQuery(limit=None))
     finally:
-        running.cancel()
-        await asyncio.gather(running, return_exceptions=True)
         await journal.close()
 
 
