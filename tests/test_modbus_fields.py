@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 
 from edge.drivers.modbus.observations import Reading
-from edge.drivers.modbus.poller import Poller
 from edge.drivers.modbus.profile import Profile
 from edge.drivers.modbus.tables import Function
 from edge.hil.modbus_sim import SimulatedDevice
 
-from modbus_rig import ONCE, Running, spec, tcp_rig, wait_for
+from modbus_rig import ONCE, polled, spec, wait_for
 
 
 def _profile(document: dict) -> Profile:
@@ -23,15 +22,11 @@ async def _one_pass(profile: Profile, setup) -> dict[str, object]:
     """Poll a device once; the value of every point reported."""
     device = SimulatedDevice(profile, 1)
     setup(device)
-    simulator, link = await tcp_rig(device)
     queue: asyncio.Queue = asyncio.Queue()
     seen: list = []
-    try:
-        async with Running(Poller([spec("dev", profile, link, 1)], queue)):
-            while len({o.point for o in seen if isinstance(o, Reading)}) < len(profile.points):
-                await wait_for(queue, lambda o: True, seen)
-    finally:
-        await simulator.stop()
+    async with polled([device], lambda link: [spec("dev", profile, link, 1)], queue):
+        while len({o.point for o in seen if isinstance(o, Reading)}) < len(profile.points):
+            await wait_for(queue, lambda o: True, seen)
     return {o.point: o.value for o in seen if isinstance(o, Reading)}
 
 
@@ -71,18 +66,14 @@ def test_a_voider_in_another_table_and_interval_is_read_first_in_the_same_visit(
         device = SimulatedDevice(profile, 1)
         device.set_registers(Function.INPUT, 6, [0])
         device.set_registers(Function.DISCRETE, 3, [1])
-        simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
         seen: list = []
-        try:
-            async with Running(Poller([spec("dev", profile, link, 1)], queue)):
-                for _ in range(3):  # the ct_break group is due once (ONCE); leakage's every 50 ms
-                    await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "leakage", seen)
-                device.set_registers(Function.DISCRETE, 3, [0])
-                device.set_registers(Function.INPUT, 6, [35])
-                await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "leakage" and o.value == 35, seen)
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("dev", profile, link, 1)], queue):
+            for _ in range(3):  # the ct_break group is due once (ONCE); leakage's every 50 ms
+                await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "leakage", seen)
+            device.set_registers(Function.DISCRETE, 3, [0])
+            device.set_registers(Function.INPUT, 6, [35])
+            await wait_for(queue, lambda o: isinstance(o, Reading) and o.point == "leakage" and o.value == 35, seen)
         leakage = [o.value for o in seen if isinstance(o, Reading) and o.point == "leakage"]
         assert leakage[:3] == [None, None, None] and leakage[-1] == 35
 
@@ -217,15 +208,11 @@ def test_a_firmware_register_picks_the_profile_variant_each_device_is_polled_by(
             device.set_registers(Function.INPUT, 100, list(struct.unpack(">2H", struct.pack(">f", 27.5))))
             device.set_registers(Function.HOLDING, 0, [300])
             device.set_registers(Function.HOLDING, 10, [100])
-        simulator, link = await tcp_rig(old, new)
         queue: asyncio.Queue = asyncio.Queue()
         seen: list = []
-        try:
-            async with Running(Poller([spec("old", profile, link, 1), spec("new", profile, link, 2)], queue)):
-                while len({(o.device, o.point) for o in seen if isinstance(o, Reading)}) < 4:
-                    await wait_for(queue, lambda o: True, seen)
-        finally:
-            await simulator.stop()
+        async with polled([old, new], lambda link: [spec("old", profile, link, 1), spec("new", profile, link, 2)], queue):
+            while len({(o.device, o.point) for o in seen if isinstance(o, Reading)}) < 4:
+                await wait_for(queue, lambda o: True, seen)
         identified = {o.device: o for o in seen if isinstance(o, DeviceIdentified)}
         assert identified["old"] == DeviceIdentified("old", 0x0105, None)
         assert identified["new"] == DeviceIdentified("new", 0x0201, "fw2")

@@ -50,15 +50,11 @@ def test_each_point_keeps_its_own_interval():
         device = SimulatedDevice(pt, 1)
         device.set_value("pressure", 0.5)
         device.set_value("pressure_kpa", 500.0)
-        simulator, link = await tcp_rig(device)
         queue: asyncio.Queue = asyncio.Queue()
         seen: list[Observation] = []
-        try:
-            async with Running(Poller([spec("riser", pt, link, 1)], queue)):
-                for _ in range(5):
-                    await wait_for(queue, reading_of("riser", "pressure"), seen)
-        finally:
-            await simulator.stop()
+        async with polled([device], lambda link: [spec("riser", pt, link, 1)], queue):
+            for _ in range(5):
+                await wait_for(queue, reading_of("riser", "pressure"), seen)
         kpa = [o for o in seen if isinstance(o, Reading) and o.point == "pressure_kpa"]
         assert len(kpa) == 1 and kpa[0].value == pytest.approx(500.0)
 
