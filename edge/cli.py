@@ -18,10 +18,9 @@ import sys
 from os import EX_CANTCREAT, EX_CONFIG, EX_UNAVAILABLE  # sysexits codes
 from pathlib import Path
 
-from edge import features
-from edge.config import cli as config_cli
+from edge import features, logs
 from edge.config import building as building_config
-from edge import logs
+from edge.config import cli as config_cli
 from edge.config.building import DEFAULT_CONFIG, ConfigError
 from edge.version import VERSION
 

@@ -14,8 +14,8 @@ from enum import StrEnum
 from pydantic import BaseModel
 
 from edge import features
-from edge.events import words as event_words
 from edge.events import Kinds
+from edge.events import words as event_words
 
 FEATURES: tuple[Kinds, ...] = (event_words.KINDS, *(module.KINDS for module in features.modules("kinds")))
 
