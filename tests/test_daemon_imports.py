@@ -26,6 +26,7 @@ NOT_FOR_ONE_DOOR = {
     "edge.community.notifier", "edge.drivers.modem.at",  # community safety's notifications and the SMS modem
     "edge.power.points", "cv2", "onnxruntime", "numpy",  # field points, the camera
     "edge.doors.cli", "edge.power.cli", "edge.vision.cli", "edge.fieldbus.cli",  # the technician's commands
+    "edge.events.bodies", "edge.doors.bodies", "edge.power.bodies",  # the typed bodies: for the contract and the tests
 }
 
 

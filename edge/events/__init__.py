@@ -12,6 +12,7 @@ imports none of them, so a feature's kinds import the record without composing t
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from collections.abc import Mapping
@@ -98,19 +99,30 @@ class Kind(StrEnum):
 @dataclass(frozen=True)
 class Kinds:
     """One feature's event kinds: its enum (the wire names), each kind in a property manager's
-    words (the page shows these), and, where the feature has typed a body, its pydantic model
-    (the fleet contract publishes that model's schema). `edge.events.kinds` composes every feature's."""
+    words (the page shows these), and the module of its typed bodies, where it has typed them
+    (`BODIES`: kind -> pydantic model; the fleet contract publishes their schemas). The models are
+    named, not imported: a door's start never builds them. `edge.events.kinds` composes every feature's."""
 
     feature: str
     enum: type[StrEnum]
     words: Mapping[StrEnum, str]
-    bodies: Mapping[StrEnum, type[BaseModel]] = field(default_factory=dict)
+    bodies: str | None = None
 
     def __post_init__(self) -> None:
         missing = [str(kind) for kind in self.enum if not self.words.get(kind, "").strip()]
-        strangers = [str(kind) for kind in (*self.words, *self.bodies) if not isinstance(kind, self.enum)]
+        strangers = [str(kind) for kind in self.words if not isinstance(kind, self.enum)]
         if missing or strangers:
-            raise ValueError(f"{self.feature}: kinds without words {missing}, words or bodies for kinds not its own {strangers}")
+            raise ValueError(f"{self.feature}: kinds without words {missing}, words for kinds not its own {strangers}")
+
+    def typed(self) -> Mapping[StrEnum, type[BaseModel]]:
+        """Its typed bodies, imported now (the contract, the ingest, the tests)."""
+        if self.bodies is None:
+            return {}
+        typed = importlib.import_module(self.bodies).BODIES
+        strangers = [str(kind) for kind in typed if not isinstance(kind, self.enum)]
+        if strangers:
+            raise ValueError(f"{self.feature}: bodies for kinds not its own {strangers}")
+        return typed
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,7 +54,7 @@ def words(kind: str) -> str:
 def body(kind: str) -> type[BaseModel] | None:
     """The typed body a feature declared for the kind, if it did."""
     found = _BY_NAME.get(kind)
-    return found[0].bodies.get(found[1]) if found is not None else None
+    return found[0].typed().get(found[1]) if found is not None else None
 
 
 def table() -> dict[str, str]:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
-
-from edge.events.words import Body
 from edge.events import Kinds
 
 
@@ -26,13 +23,6 @@ class UplinkKind(StrEnum):
     DOWNLINK_DROPPED = "fault.downlink_dropped"
 
 
-class LinkBody(Body):
-    """Why the link to the broker went down or came up: the broker's or the client's words, cut short
-    (a body, not a log line). Typed, so the fleet contract states it and the ingest checks it."""
-
-    detail: str = Field(max_length=300, description="What the connection said, at most 300 characters.")
-
-
 KINDS = Kinds("uplink", UplinkKind, {
     UplinkKind.DOWNLINK_REFUSED: "Message from the cloud refused",
     UplinkKind.CREDENTIALS_APPLIED: "Cards updated from the cloud",
@@ -43,4 +33,4 @@ KINDS = Kinds("uplink", UplinkKind, {
     UplinkKind.UPLINK_UP: "Cloud connection up",
     UplinkKind.SNAPSHOT_UNSENT: "Camera picture not sent to the cloud",
     UplinkKind.DOWNLINK_DROPPED: "Message from the cloud dropped",
-}, bodies={UplinkKind.UPLINK_DOWN: LinkBody, UplinkKind.UPLINK_UP: LinkBody})
+}, bodies="edge.uplink.bodies")

@@ -31,7 +31,8 @@ from edge.config.building import BuildingConfig
 from edge.config.apply import ConfigApplier
 from edge.runtime.deadline import Deadline
 from edge.events import Event, Priority
-from edge.uplink.kinds import LinkBody, UplinkKind
+from edge.uplink.bodies import LinkBody
+from edge.uplink.kinds import UplinkKind
 from edge.journal import Journal
 from edge.runtime.pools import Pool
 from edge.runtime.supervisor import Backoff
