@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from edge.events import Kind
+
 if TYPE_CHECKING:
     from edge.config.building import BuildingConfig
     from edge.events import StoredEvent
@@ -76,14 +78,26 @@ class PointView:
                 "limits": self.limits, "history": self.history}
 
 
-def keep_points(points: dict[str, dict[str, PointView]], older: dict[str, dict[str, PointView]]) -> dict[str, dict[str, PointView]]:
-    """After a reload: each point still configured keeps its readings, with the new config's names and limits."""
-    for owner, views in points.items():
-        for ref, view in views.items():
-            kept = older.get(owner, {}).get(ref)
-            if kept is not None:
-                view.quantity, view.value, view.at, view.history = kept.quantity, kept.value, kept.at, kept.history
-    return points
+class PointTiles:
+    """The tiles of one feature's field points (circuits, water points): owner -> point -> view,
+    set up by the feature from its config; readings folded here, rows given by the feature."""
+
+    def __init__(self) -> None:
+        self.points: dict[str, dict[str, PointView]] = {}
+
+    def keep(self, older: PointTiles) -> None:
+        """After a reload: each point still configured keeps its readings, with the new config's names and limits."""
+        for owner, views in self.points.items():
+            for ref, view in views.items():
+                kept = older.points.get(owner, {}).get(ref)
+                if kept is not None:
+                    view.quantity, view.value, view.at, view.history = kept.quantity, kept.value, kept.at, kept.history
+
+    def apply(self, event: StoredEvent, at: float) -> None:
+        if event.kind == Kind.POINT_READING:
+            view = self.points.get(event.source, {}).get(event.body.get("point", ""))
+            if view is not None:
+                view.reading(event.body, at)
 
 
 def point_state(view: BuildingView, owner: str, point: str) -> str:

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edge.events import Kind
 from edge.power.kinds import PowerKind
-from edge.tiles import PointView, band, keep_points, label, point_state
+from edge.tiles import PointTiles, PointView, band, label, point_state
 
 if TYPE_CHECKING:
     from edge.config.building import BuildingConfig
-    from edge.events import StoredEvent
     from edge.status.view import BuildingView
 
 
-class Tiles:
+class Tiles(PointTiles):
     def __init__(self, config: BuildingConfig) -> None:
-        self.points: dict[str, dict[str, PointView]] = {}  # circuit -> point -> view
+        super().__init__()  # circuit -> point -> view
         for circuit in config.circuits:
             safety = circuit.safety
             owned = [(ref, safety.over_current_a, _phase(circuit.currents, n), "A") for n, ref in enumerate(circuit.currents)]
@@ -27,15 +25,6 @@ class Tiles:
             group = label(circuit) or f"Circuit {circuit.name}, floor {circuit.floor}, box {circuit.box}"
             self.points[circuit.name] = {ref: PointView(ref, unit=unit, title=title, group=group, limits=band(limits, low=False))
                                          for ref, limits, title, unit in owned}
-
-    def keep(self, older: Tiles) -> None:
-        self.points = keep_points(self.points, older.points)
-
-    def apply(self, event: StoredEvent, at: float) -> None:
-        if event.kind == Kind.POINT_READING:
-            view = self.points.get(event.source, {}).get(event.body.get("point", ""))
-            if view is not None:
-                view.reading(event.body, at)
 
     def snapshot(self, now: float, view: BuildingView) -> dict[str, Any]:
         cut = {c.key: c.as_json() for c in view.active.now(now) if c.kind == PowerKind.TRIP_CONFIRMED}

@@ -5,31 +5,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from edge.events import Kind
-from edge.tiles import PointView, band, keep_points, label, point_state
+from edge.tiles import PointTiles, PointView, band, label, point_state
 
 if TYPE_CHECKING:
     from edge.config.building import BuildingConfig
-    from edge.events import StoredEvent
     from edge.status.view import BuildingView
 
 
-class Tiles:
+class Tiles(PointTiles):
     def __init__(self, config: BuildingConfig) -> None:
-        self.points: dict[str, dict[str, PointView]] = {}  # water point -> its one point -> view
+        super().__init__()  # water point -> its one point -> view
         for water in config.pressure_points:
             limits = getattr(water.safety, "low_pressure", None) or getattr(water.safety, "low_level", None)
             self.points[water.name] = {water.point: PointView(water.point, unit=water.safety.sensor.unit, title=_title(water),
                                                               group="Fire water", limits=band(limits, low=True))}
-
-    def keep(self, older: Tiles) -> None:
-        self.points = keep_points(self.points, older.points)
-
-    def apply(self, event: StoredEvent, at: float) -> None:
-        if event.kind == Kind.POINT_READING:
-            view = self.points.get(event.source, {}).get(event.body.get("point", ""))
-            if view is not None:
-                view.reading(event.body, at)
 
     def snapshot(self, now: float, view: BuildingView) -> dict[str, Any]:
         return {"points": [point.row(owner, "pressure_point", point_state(view, owner, ref), now)
